@@ -1,0 +1,61 @@
+"""What ``sioctl dev`` runs: settings for a local server and the child command serving them."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+
+from sioctl.cluster.settings import Settings
+
+from .config import FileConfig, build_settings
+
+DEFAULT_BIND = "127.0.0.1:7001"
+DEFAULT_ENV = "local"
+# Restarts should be quick: connections get this long to finish before the old server goes.
+GRACEFUL_TIMEOUT = 3.0
+
+
+def dev_settings(
+    *,
+    app: str | None,
+    bind: str,
+    workers: int,
+    redis: str | None,
+    redis_channel: str | None,
+    env_name: str,
+    run_dir: str | None,
+    cwd: str,
+    environ: Mapping[str, str],
+) -> Settings:
+    """Settings for a development server: debug logging, an access log on stdout.
+
+    Raises click.BadParameter / click.UsageError with one line, as ``start`` does.
+    """
+    options = {
+        "app": app,
+        "bind": (bind,),
+        "workers": workers,
+        "redis": redis,
+        "redis_channel": redis_channel,
+        "env": env_name,
+        "run_dir": run_dir,
+        "log_level": "debug",
+        "access_logfile": "-",
+        "graceful_timeout": GRACEFUL_TIMEOUT,
+        "daemon": False,
+    }
+    return build_settings(options, FileConfig(), cwd=cwd, environ=environ, cpu_count=1)
+
+
+def child_command(settings: Settings) -> list[str]:
+    """One standalone worker for one worker, else the sticky cluster's master."""
+    if settings.workers == 1:
+        return [sys.executable, "-m", "sioctl.worker", "--listen", settings.binds[0]]
+    return [sys.executable, "-m", "sioctl.cluster"]
+
+
+
+
+def stop_timeout(settings: Settings) -> float:
+    """How long a restart waits for the old server before killing it."""
+    return settings.graceful_timeout + 5.0

@@ -1,0 +1,256 @@
+"""The ``sioctl`` command: start, stop, status and dev."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+from typing import Any
+
+import click
+
+import sioctl
+from sioctl.cluster.settings import Settings, mask_url
+
+from . import config, daemon, dev, reloader, rundir, status, stopping
+from .options import (
+    app_argument,
+    bind_option,
+    env,
+    option,
+    redis_channel_option,
+    redis_option,
+    run_dir_option,
+)
+
+
+def _say(message: str) -> None:
+    click.echo(message, err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(sioctl.__version__, "-V", "--version", prog_name="sioctl")
+def cli() -> None:
+    """Run a python-socketio app on every core, with sticky sessions and Redis."""
+
+
+@cli.command()
+@app_argument()
+@option(
+    "--sticky",
+    is_flag=True,
+    help="Route each client IP to the same worker. Always on: sticky is the only mode; the "
+    "flag is accepted so egg-scripts command lines keep working.",
+)
+@option("-w", "--workers", type=click.IntRange(min=1), envvar=env("WORKERS"),
+        help="Number of worker processes (default: the number of CPUs).")
+@bind_option("Default 0.0.0.0:7001.")
+@redis_option()
+@redis_channel_option()
+@option("--daemon/--no-daemon", default=None, envvar=env("DAEMON"),
+        help="Run in the background; returns once every worker serves.")
+@option("--title", envvar=env("TITLE"),
+        help="Cluster name, for stop/status and the run directory (default sioctl-PORT).")
+@option("--env", "env_name", envvar=env("ENV"), metavar="ENV",
+        help="Environment name, exported to the app as SIOCTL_ENV.")
+@option("-c", "--config", "config_file", envvar=env("CONFIG"), metavar="FILE",
+        help="gunicorn config file (path, file:PATH or python:MODULE); default ./gunicorn.conf.py "
+        "if it exists. Options and SIOCTL_* variables override it.")
+@run_dir_option()
+@option("--timeout", type=click.FloatRange(min=0), envvar=env("TIMEOUT"), metavar="S",
+        help="Kill a worker silent for this long (default 30).")
+@option("--graceful-timeout", type=click.FloatRange(min=0), envvar=env("GRACEFUL_TIMEOUT"),
+        metavar="S", help="Time workers get to finish on stop (default 30).")
+@option("--keepalive", type=click.FloatRange(min=0), envvar=env("KEEPALIVE"), metavar="S",
+        help="Keep-alive timeout of idle HTTP connections (default 2).")
+@option("--worker-connections", type=click.IntRange(min=1), envvar=env("WORKER_CONNECTIONS"),
+        metavar="N", help="Most connections one worker serves at once (default 1000).")
+@option("--backlog", type=click.IntRange(min=1), envvar=env("BACKLOG"), metavar="N",
+        help="Listen backlog (default 2048).")
+@option("--log-level", type=click.Choice(config.LOG_LEVELS, case_sensitive=False),
+        envvar=env("LOG_LEVEL"), help="Log level (default info).")
+@option("--access-logfile", envvar=env("ACCESS_LOGFILE"), metavar="FILE",
+        help="Access log file, '-' for stdout (default: none).")
+@option("--error-logfile", envvar=env("ERROR_LOGFILE"), metavar="FILE",
+        help="Error log file, '-' for stderr (default '-'; with --daemon, RUN_DIR/sioctl.log).")
+@option("--pidfile", envvar=env("PIDFILE"), metavar="FILE",
+        help="Also write the master's pid here (it is always in RUN_DIR/master.pid).")
+@option("--chdir", envvar=env("CHDIR"), metavar="DIR",
+        help="Directory to load the app from (default: the current directory).")
+@option("--print-config", is_flag=True,
+        help="Print the resolved settings as JSON (passwords masked) and exit.")
+def start(sticky: bool, config_file: str | None, print_config: bool, **options: Any) -> None:
+    """Start a cluster serving APP.
+
+    APP is module:attr (default: SIOCTL_APP, or wsgi_app from the config file). Settings come
+    from the options, then SIOCTL_* variables, then the gunicorn config file.
+    """
+    cwd = os.getcwd()
+    options["env"] = options.pop("env_name")
+    settings = _start_settings(config_file, options, cwd)
+    if print_config:
+        shown = dataclasses.asdict(settings)
+        if settings.redis_url:
+            shown["redis_url"] = mask_url(settings.redis_url)
+        click.echo(json.dumps(shown, indent=2))
+        return
+    base = os.path.dirname(settings.run_dir)
+    found = stopping.probe(base, settings.title)
+    if found is not None and found.answering:
+        raise click.ClickException(
+            f"a sioctl cluster titled '{settings.title}' is already running (pid {found.pid}); "
+            "pick another --title or stop it first"
+        )
+    urls = ", ".join(config.listen_urls(settings))
+    if settings.daemon:
+        try:
+            outcome = daemon.start(settings)
+        except OSError as exc:
+            raise click.ClickException(f"cannot start the master: {exc}") from None
+        if outcome.ok:
+            click.echo(f"sioctl: {settings.title} started (pid {outcome.pid}) on {urls}, "
+                       f"logs in {outcome.log_path}")
+            return
+        _say(f"sioctl: {settings.title} failed to start: {outcome.message}")
+        if outcome.message.startswith("the master exited"):
+            lines = daemon.tail(outcome.log_path)
+            if lines:
+                _say(f"last lines of {outcome.log_path}:")
+                for line in lines:
+                    _say(f"  {line}")
+        sys.exit(1)
+    if settings.env:
+        os.environ["SIOCTL_ENV"] = settings.env
+    os.chdir(settings.chdir)
+    # Imported only here: the master is not needed to stop, inspect or build settings.
+    from sioctl.cluster.arbiter import Arbiter
+
+    sys.exit(Arbiter(settings).run())
+
+
+def _start_settings(location: str | None, options: dict[str, Any], cwd: str) -> Settings:
+    """Settings from the config file, then SIOCTL_* variables and options laid over it."""
+    location = location or config.default_config_file(cwd)
+    file_config = config.load_config_file(location) if location else config.FileConfig()
+    if file_config.ignored:
+        ignored = ", ".join(file_config.ignored)
+        _say(f"sioctl: ignoring gunicorn settings that do not apply: {ignored}")
+    return config.build_settings(
+        options, file_config, cwd=cwd, environ=os.environ, cpu_count=os.cpu_count()
+    )
+
+
+@cli.command()
+@option("--title", envvar=env("TITLE"), help="Stop only this cluster.")
+@option("--pidfile", metavar="FILE", help="Stop the master whose pid is in FILE.")
+@run_dir_option()
+@option("--timeout", type=click.FloatRange(min=0), default=stopping.DEFAULT_STOP_TIMEOUT,
+        show_default=True, metavar="S",
+        help="Kill (SIGKILL) the master if it still runs after this long.")
+@option("--force", is_flag=True, help="Stop at once instead of letting connections finish.")
+def stop(title: str | None, pidfile: str | None, run_dir: str | None, timeout: float,
+         force: bool) -> None:
+    """Stop a cluster (by title or pidfile), or every cluster under the run directory."""
+    graceful = not force
+    if title and pidfile:
+        raise click.UsageError("give --title or --pidfile, not both")
+    if pidfile:
+        if not stopping.stop_pidfile(pidfile, graceful=graceful, timeout=timeout, say=_say):
+            sys.exit(1)
+        return
+    base = rundir.resolve_base(run_dir, os.environ)
+    found_all = _find(base, title)
+    stopped = 0
+    for found in found_all:
+        message = stopping.stale_message(base, found)
+        if message:
+            _say(message)
+            continue
+        if stopping.stop_found(base, found, graceful=graceful, timeout=timeout, say=_say):
+            stopped += 1
+    if not stopped:
+        _nothing_running(base, title)
+
+
+@cli.command(name="status")
+@option("--title", envvar=env("TITLE"), help="Show only this cluster.")
+@run_dir_option()
+@option("--json", "as_json", is_flag=True,
+        help="Print the masters' raw replies: one object with --title, else a list.")
+def status_command(title: str | None, run_dir: str | None, as_json: bool) -> None:
+    """Show each running cluster and its workers."""
+    base = rundir.resolve_base(run_dir, os.environ)
+    replies = []
+    for found in _find(base, title):
+        message = stopping.stale_message(base, found)
+        if message:
+            _say(message)
+        elif found.reply is None:
+            _say(f"sioctl: '{found.title}' (pid {found.pid}) does not answer on its control socket")
+        else:
+            replies.append(found.reply)
+    if not replies:
+        _nothing_running(base, title)
+    if as_json:
+        click.echo(json.dumps(replies[0] if title else replies, indent=2))
+        return
+    now = time.time()
+    click.echo("\n\n".join(status.render(reply, now) for reply in replies))
+
+
+def _find(base: str, title: str | None) -> list[stopping.Found]:
+    if title:
+        found = stopping.probe(base, title)
+        return [found] if found else []
+    return [f for t in rundir.known_titles(base) if (f := stopping.probe(base, t))]
+
+
+def _nothing_running(base: str, title: str | None) -> None:
+    if title:
+        _say(f"sioctl: no sioctl cluster titled '{title}' under {base}")
+    else:
+        _say("sioctl: no sioctl cluster is running")
+    sys.exit(1)
+
+
+@cli.command(name="dev")
+@app_argument()
+@option("-b", "--bind", default=dev.DEFAULT_BIND, show_default=True, metavar="HOST:PORT",
+        help="Address to listen on.")
+@option("-w", "--workers", type=click.IntRange(min=1), default=1, show_default=True,
+        help="More than one runs the sticky cluster locally.")
+@redis_option()
+@redis_channel_option()
+@option("--env", "env_name", default=dev.DEFAULT_ENV, show_default=True, metavar="ENV",
+        help="Environment name, exported to the app as SIOCTL_ENV.")
+@run_dir_option()
+@option("--reload/--no-reload", default=True,
+        help="Restart when a .py file under the current directory changes (default on).")
+def dev_command(app: str | None, bind: str, workers: int, redis: str | None,
+                redis_channel: str | None, env_name: str, run_dir: str | None,
+                reload: bool) -> None:
+    """Serve APP for development: debug logs, restart on code changes."""
+    cwd = os.getcwd()
+    settings = dev.dev_settings(app=app, bind=bind, workers=workers, redis=redis,
+                                redis_channel=redis_channel, env_name=env_name,
+                                run_dir=run_dir, cwd=cwd, environ=os.environ)
+    url = config.listen_urls(settings)[0]
+    _say(f"sioctl dev: serving {settings.app} on {url} "
+         f"({settings.workers} worker{'s' if settings.workers > 1 else ''}, "
+         f"{'reloading on changes' if reload else 'no reload'}); Ctrl-C to stop")
+    code = reloader.supervise(
+        dev.child_command(settings),
+        env=daemon.child_environ(settings, os.environ),
+        cwd=settings.chdir,
+        reload=reload,
+        stop_timeout=dev.stop_timeout(settings),
+        log=_say,
+    )
+    sys.exit(code)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="sioctl")

@@ -1,0 +1,69 @@
+"""Rendering the master's status reply as text for ``sioctl status``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+COLUMNS = ("SLOT", "PID", "STATE", "UPTIME", "RESTARTS", "CONNS", "SESSIONS", "PENDING")
+
+
+def human_duration(seconds: float | None) -> str:
+    """``42s``, ``3m12s``, ``2h05m`` or ``3d04h``; ``-`` when unknown."""
+    if seconds is None:
+        return "-"
+    total = max(0, int(seconds))
+    if total < 60:
+        return f"{total}s"
+    if total < 3600:
+        return f"{total // 60}m{total % 60:02d}s"
+    if total < 86400:
+        return f"{total // 3600}h{total % 3600 // 60:02d}m"
+    return f"{total // 86400}d{total % 86400 // 3600:02d}h"
+
+
+def _uptime(started_at: Any, now: float) -> str:
+    if not isinstance(started_at, (int, float)) or started_at <= 0:
+        return "-"
+    return human_duration(now - started_at)
+
+
+def _cell(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> list[str]:
+    """Left-aligned columns two spaces apart."""
+    widths = [len(h) for h in header]
+    for row in rows:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=False)]
+    lines = []
+    for row in (header, *rows):
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
+    return lines
+
+
+def render(reply: dict[str, Any], now: float) -> str:
+    """A header line for the cluster and a table of its worker slots."""
+    title = reply.get("title", "?")
+    uptime = _uptime(reply.get("started_at"), now)
+    header = (
+        f"{title}: master pid {_cell(reply.get('pid'))}, up {uptime}, {reply.get('state', '?')}"
+    )
+    binds = ", ".join(str(b) for b in reply.get("binds") or []) or "-"
+    lines = [header, f"  binds: {binds}", f"  redis: {reply.get('redis') or '-'}"]
+    rows = [
+        [
+            _cell(slot.get("slot")),
+            _cell(slot.get("pid")),
+            _cell(slot.get("state")),
+            _uptime(slot.get("started_at"), now) if slot.get("pid") else "-",
+            _cell(slot.get("restarts")),
+            _cell(slot.get("connections")),
+            _cell(slot.get("sessions")),
+            _cell(slot.get("pending")),
+        ]
+        for slot in reply.get("slots") or []
+    ]
+    lines.extend(table(rows, COLUMNS))
+    return "\n".join(lines)

@@ -1,0 +1,51 @@
+"""The channel between the master and one worker: a SOCK_SEQPACKET Unix socket pair.
+
+Each datagram is one JSON object; a ``conn`` message carries exactly one file descriptor (the
+accepted client connection) as SCM_RIGHTS ancillary data. SOCK_SEQPACKET keeps message boundaries,
+so a message and its descriptor always arrive together, and the worker sees end-of-file as soon as
+the master's end is closed (for instance because the master died).
+
+Master → worker:
+    {"t": "conn", "addr": [host, port]}   + 1 fd: serve this client connection
+Worker → master:
+    {"t": "ready", "pid": N}              the app is loaded and the worker serves
+    {"t": "boot_error", "message": "..."} the worker cannot start; it exits with WORKER_BOOT_ERROR
+    {"t": "stats", "connections": N, "sessions": M}   heartbeat, about once a second
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from typing import Any
+
+CONN = "conn"
+READY = "ready"
+BOOT_ERROR = "boot_error"
+STATS = "stats"
+
+# Plenty for any message above; a datagram longer than this is a protocol error.
+MAX_MESSAGE = 65536
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    return json.dumps(message, separators=(",", ":")).encode()
+
+
+def decode(data: bytes) -> dict[str, Any]:
+    """Parse one datagram; raises ValueError if it is not a JSON object with a type."""
+    message = json.loads(data)
+    if not isinstance(message, dict) or not isinstance(message.get("t"), str):
+        raise ValueError(f"not a channel message: {data[:100]!r}")
+    return message
+
+
+def socketpair() -> tuple[socket.socket, socket.socket]:
+    """A (master_end, worker_end) pair; the master's end is non-blocking, the worker's inheritable.
+
+    Both ends are created close-on-exec; the worker's end is made inheritable only for the child
+    that is spawned with it, so no other process keeps a copy (which would hide the master's death).
+    """
+    master_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    master_end.setblocking(False)
+    return master_end, worker_end

@@ -1,0 +1,66 @@
+"""Which worker slot serves a client, and what a slot holds while its worker is away.
+
+The slot depends only on the client's IP address and the number of workers, through crc32 (never
+Python's per-process randomised ``hash()``), so every connection of one client, on every master
+restart and every node with the same worker count, reaches the same slot.
+"""
+
+from __future__ import annotations
+
+import collections
+import socket
+import zlib
+
+
+def slot_for_address(host: str, workers: int) -> int:
+    """The slot (0 ≤ slot < workers) that serves clients from ``host`` (an IPv4 or IPv6 literal).
+
+    IPv4-mapped IPv6 addresses (``::ffff:1.2.3.4``, as a dual-stack listener reports IPv4 peers)
+    hash like the IPv4 address, so a client keeps its slot whichever listener it reaches.
+    """
+    if ":" in host:
+        packed = socket.inet_pton(socket.AF_INET6, host.split("%", 1)[0])
+        if packed[:12] == b"\0" * 10 + b"\xff\xff":
+            packed = packed[12:]
+    else:
+        packed = socket.inet_pton(socket.AF_INET, host)
+    return zlib.crc32(packed) % workers
+
+
+class PendingQueue:
+    """Client connections waiting for their slot's worker, oldest first, at most ``limit``.
+
+    Holds (socket, address) pairs. ``push`` refuses past the bound so that the caller closes the
+    connection and logs it: a slot whose worker is gone or stuck must not hold descriptors without
+    end, because they are shared with every other slot through the process's open-file limit.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._items: collections.deque[tuple[socket.socket, tuple[str, int]]] = (
+            collections.deque()
+        )
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def push(self, conn: socket.socket, address: tuple[str, int]) -> bool:
+        """Queue a connection; False (and nothing queued) when the queue is full."""
+        if len(self._items) >= self.limit:
+            return False
+        self._items.append((conn, address))
+        return True
+
+    def peek(self) -> tuple[socket.socket, tuple[str, int]]:
+        return self._items[0]
+
+    def pop(self) -> tuple[socket.socket, tuple[str, int]]:
+        return self._items.popleft()
+
+    def close_all(self) -> int:
+        """Close every queued connection; returns how many there were."""
+        count = len(self._items)
+        while self._items:
+            conn, _ = self._items.popleft()
+            conn.close()
+        return count

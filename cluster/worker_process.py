@@ -1,0 +1,120 @@
+"""One worker process as the master sees it: its process, its channel and what it last reported."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from typing import Any
+
+from . import channel
+from .settings import SETTINGS_ENV, SLOT_ENV, Settings
+
+PR_SET_PDEATHSIG = 1
+
+STARTING = "starting"
+READY = "ready"
+DRAINING = "draining"
+STOPPED = "stopped"
+
+
+def prepare_child() -> None:
+    """Runs in a child of the master before exec: its own process group, death with the master.
+
+    In its own process group a worker does not receive the terminal's Ctrl-C: the master alone
+    decides how workers stop (gracefully on SIGINT). PR_SET_PDEATHSIG has Linux SIGKILL the child
+    when the master dies; the worker also exits when its channel reaches end-of-file, and this
+    covers a worker too stuck to notice (and redis-server, which has no channel).
+    """
+    os.setpgid(0, 0)
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+class WorkerProcess:
+    """A started worker. ``state`` moves starting → ready → draining → stopped."""
+
+    def __init__(self, slot: int, process: subprocess.Popen[bytes], chan: socket.socket) -> None:
+        self.slot = slot
+        self.process = process
+        self.channel = chan
+        self.state = STARTING
+        self.started_at = time.time()
+        self.started_monotonic = time.monotonic()
+        self.last_heartbeat = time.monotonic()
+        self.connections = 0
+        self.sessions = 0
+        self.boot_error: str | None = None
+        self.kill_deadline: float | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def signal(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signum)
+
+    def note(self, message: dict[str, Any]) -> None:
+        """Record a message the worker sent."""
+        kind = message["t"]
+        self.last_heartbeat = time.monotonic()
+        if kind == channel.READY and self.state == STARTING:
+            self.state = READY
+        elif kind == channel.STATS:
+            self.connections = int(message.get("connections", 0))
+            self.sessions = int(message.get("sessions", 0))
+        elif kind == channel.BOOT_ERROR:
+            self.boot_error = str(message.get("message", "unknown error"))
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "pid": self.pid,
+            "state": self.state,
+            "started_at": self.started_at,
+            "connections": self.connections,
+            "sessions": self.sessions,
+        }
+
+
+def spawn_worker(settings: Settings, slot: int, redis_url: str | None) -> WorkerProcess:
+    """Start ``python -m sioctl.worker`` for ``slot`` as a fresh process (never a fork).
+
+    The master must not fork itself into workers: eventlet, which the workers import, hooks
+    fork(), and a fresh interpreter loads the user's code anew on every (re)spawn.
+    """
+    master_end, worker_end = channel.socketpair()
+    worker_settings = Settings.from_json(settings.to_json())
+    worker_settings.redis_url = redis_url
+    env = dict(os.environ)
+    env[SETTINGS_ENV] = worker_settings.to_json()
+    env[SLOT_ENV] = str(slot)
+    try:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "sioctl.worker",
+                "--channel-fd",
+                str(worker_end.fileno()),
+                "--slot",
+                str(slot),
+            ],
+            pass_fds=(worker_end.fileno(),),
+            env=env,
+            cwd=settings.chdir or None,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=prepare_child,
+        )
+    except BaseException:
+        master_end.close()
+        raise
+    finally:
+        worker_end.close()
+    return WorkerProcess(slot, process, master_end)

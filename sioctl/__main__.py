@@ -1,0 +1,3 @@
+from sioctl.cli.main import main
+
+main()

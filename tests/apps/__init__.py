@@ -1,0 +1,1 @@
+"""Socket.IO applications the end-to-end tests run under sioctl."""

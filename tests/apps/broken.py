@@ -1,0 +1,3 @@
+"""An app module that fails at import time, for the boot-error tests."""
+
+raise RuntimeError("broken app: this module always fails to import")

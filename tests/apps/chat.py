@@ -1,0 +1,65 @@
+"""A plain python-socketio app: no manager, no async_mode, as a user would write it.
+
+Events answer with an ack so tests can ask which worker serves them and what the worker saw.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import socketio
+
+sio = socketio.Server(cors_allowed_origins="*")
+
+
+def _slot() -> int:
+    return int(os.environ.get("SIOCTL_WORKER_SLOT", "-1"))
+
+
+@sio.event
+def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+    sio.save_session(sid, {"remote_addr": environ.get("REMOTE_ADDR")})
+
+
+@sio.event
+def whoami(sid: str, data: Any = None) -> dict[str, Any]:
+    """Which worker serves this session, and the client address that worker saw."""
+    session = sio.get_session(sid)
+    return {
+        "slot": _slot(),
+        "pid": os.getpid(),
+        "remote_addr": session.get("remote_addr"),
+        "sid": sid,
+    }
+
+
+@sio.event
+def echo(sid: str, data: Any = None) -> Any:
+    return data
+
+
+@sio.event
+def join(sid: str, room: str) -> dict[str, Any]:
+    sio.enter_room(sid, room)
+    return {"room": room, "slot": _slot()}
+
+
+@sio.event
+def leave(sid: str, room: str) -> dict[str, Any]:
+    sio.leave_room(sid, room)
+    return {"room": room, "slot": _slot()}
+
+
+@sio.event
+def broadcast(sid: str, data: Any = None) -> bool:
+    """Emit 'news' to every client on every worker."""
+    sio.emit("news", data)
+    return True
+
+
+@sio.event
+def to_room(sid: str, message: dict[str, Any]) -> bool:
+    """Emit 'news' with message['data'] to the members of message['room'] only."""
+    sio.emit("news", message.get("data"), to=message["room"])
+    return True

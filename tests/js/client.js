@@ -1,0 +1,147 @@
+// A socket.io-client session driven by one JSON argument, for the sioctl end-to-end tests.
+//
+//   node client.js '{"url": "http://127.0.0.1:PORT", "localAddress": "127.0.0.5",
+//                    "transports": ["polling", "websocket"], "timeout": 10000,
+//                    "actions": [{"op": "upgrade"}, {"op": "emit", "event": "whoami"},
+//                                {"op": "ready"}, {"op": "wait", "event": "news"}]}'
+//
+// Prints one JSON object per line: {"op": "connect", "id", "opened_with", "transport"} once
+// connected, then one line per action, then {"op": "done"}; on failure {"op": "error", "message"}
+// and exit status 1.
+// Actions:
+//   emit    {event, args: [...], ack: true}  -> {"op": "emit", "event", "ack": <reply>}
+//            (ack false: no reply awaited -> {"op": "emit", "event"})
+//   wait    {event, timeout}   -> {"op": "wait", "event", "args": [...]}  (next such event,
+//                                 including ones that arrived before the action started)
+//   upgrade {timeout}          -> {"op": "upgrade", "transport": "websocket"}
+//   ready   {}                 -> {"op": "ready"}  (lets the caller act at this point)
+//   sleep   {ms}               -> {"op": "sleep"}
+"use strict";
+
+const http = require("http");
+const { io } = require("socket.io-client");
+
+function print(obj) {
+  process.stdout.write(JSON.stringify(obj) + "\n");
+}
+
+function fail(message) {
+  print({ op: "error", message: String(message) });
+  process.exit(1);
+}
+
+function withTimeout(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+async function main() {
+  const spec = JSON.parse(process.argv[2] || "{}");
+  const timeout = spec.timeout || 10000;
+  const options = {
+    transports: spec.transports || ["polling", "websocket"],
+    reconnection: false,
+    timeout,
+  };
+  if (spec.localAddress) {
+    // localAddress alone reaches only the websocket transport; an agent binds both.
+    options.agent = new http.Agent({ localAddress: spec.localAddress, keepAlive: true });
+    options.localAddress = spec.localAddress;
+  }
+  const socket = io(spec.url, options);
+  // The transport the engine.io session opened with (it may upgrade before "connect").
+  let openedWith = null;
+  socket.io.on("open", () => {
+    openedWith = socket.io.engine.transport.name;
+  });
+
+  // Every event from connect on, so a wait also sees events that arrived before it began.
+  const inbox = [];
+  const waiters = [];
+  socket.onAny((event, ...args) => {
+    const index = waiters.findIndex((w) => w.event === event);
+    if (index >= 0) {
+      const [waiter] = waiters.splice(index, 1);
+      waiter.resolve(args);
+    } else {
+      inbox.push({ event, args });
+    }
+  });
+  function nextEvent(event) {
+    const index = inbox.findIndex((m) => m.event === event);
+    if (index >= 0) {
+      return Promise.resolve(inbox.splice(index, 1)[0].args);
+    }
+    return new Promise((resolve) => waiters.push({ event, resolve }));
+  }
+
+  await withTimeout(
+    new Promise((resolve, reject) => {
+      socket.once("connect", resolve);
+      socket.once("connect_error", reject);
+    }),
+    timeout,
+    "connect",
+  );
+  print({
+    op: "connect",
+    id: socket.id,
+    opened_with: openedWith,
+    transport: socket.io.engine.transport.name,
+  });
+
+  for (const action of spec.actions || []) {
+    const ms = action.timeout || timeout;
+    switch (action.op) {
+      case "emit": {
+        const args = action.args || [];
+        if (action.ack === false) {
+          socket.emit(action.event, ...args);
+          print({ op: "emit", event: action.event });
+        } else {
+          const reply = await withTimeout(
+            socket.timeout(ms).emitWithAck(action.event, ...args),
+            ms + 1000,
+            `ack of ${action.event}`,
+          );
+          print({ op: "emit", event: action.event, ack: reply });
+        }
+        break;
+      }
+      case "wait": {
+        const args = await withTimeout(nextEvent(action.event), ms, `event ${action.event}`);
+        print({ op: "wait", event: action.event, args });
+        break;
+      }
+      case "upgrade": {
+        const engine = socket.io.engine;
+        if (engine.transport.name !== "websocket") {
+          await withTimeout(
+            new Promise((resolve) => engine.once("upgrade", resolve)),
+            ms,
+            "websocket upgrade",
+          );
+        }
+        print({ op: "upgrade", transport: engine.transport.name });
+        break;
+      }
+      case "ready":
+        print({ op: "ready" });
+        break;
+      case "sleep":
+        await new Promise((resolve) => setTimeout(resolve, action.ms || 0));
+        print({ op: "sleep" });
+        break;
+      default:
+        throw new Error(`unknown action ${JSON.stringify(action)}`);
+    }
+  }
+  socket.disconnect();
+  print({ op: "done" });
+  process.exit(0);
+}
+
+main().catch((err) => fail(err && err.message ? err.message : err));

@@ -1,0 +1,150 @@
+"""Load the user's app from a ``module:attribute`` spec and find the socketio.Server in it."""
+
+from __future__ import annotations
+
+import importlib
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import socketio
+
+from sioctl.worker.errors import BootError
+
+# Attribute names that wrappers commonly keep the wrapped app or server under; searched first.
+# socketio.WSGIApp keeps the Server as ``engineio_app`` and the other app as ``wsgi_app``,
+# Flask keeps middleware as ``wsgi_app``, Flask-SocketIO keeps the Server as ``server``.
+WRAPPER_ATTRIBUTES = (
+    "engineio_app",
+    "wsgi_app",
+    "app",
+    "application",
+    "server",
+    "sio",
+    "socketio",
+    "__wrapped__",
+)
+SEARCH_DEPTH = 4
+SEARCH_LIMIT = 500  # objects looked at, so a huge object graph cannot stall the boot
+
+
+@dataclass
+class LoadedApp:
+    """What the worker serves: a WSGI callable, and the socketio.Server inside it."""
+
+    wsgi_app: Callable[..., Any]
+    server: socketio.Server
+
+
+def split_spec(spec: str) -> tuple[str, str, bool]:
+    """Split ``module:attr.path`` or ``module:factory()`` into (module, attr path, call it).
+
+    Raises BootError for a spec that does not have that shape.
+    """
+    module_name, sep, attr = spec.strip().partition(":")
+    if not sep:
+        attr = "app"
+    call = attr.endswith("()")
+    if call:
+        attr = attr[:-2]
+    names = attr.split(".")
+    if not module_name or not all(name.isidentifier() for name in names):
+        raise BootError(f"cannot load app {spec!r}: expected MODULE:ATTRIBUTE or MODULE:FACTORY()")
+    return module_name, attr, call
+
+
+def load_object(spec: str) -> Any:
+    """Import the module named by ``spec`` and return the attribute (or the factory's result)."""
+    module_name, attr, call = split_spec(spec)
+    try:
+        module = importlib.import_module(module_name)
+    except BaseException as exc:  # a broken module may raise anything, SystemExit included
+        raise BootError(f"cannot load app {spec!r}: {_describe(exc)}") from exc
+    obj: Any = module
+    for name in attr.split("."):
+        try:
+            obj = getattr(obj, name)
+        except AttributeError:
+            raise BootError(
+                f"cannot load app {spec!r}: module {module_name!r} has no attribute {attr!r}"
+            ) from None
+    if call:
+        if not callable(obj):
+            raise BootError(f"cannot load app {spec!r}: {attr!r} is not callable")
+        try:
+            obj = obj()
+        except BaseException as exc:
+            raise BootError(f"cannot load app {spec!r}: {attr}() failed: {_describe(exc)}") from exc
+    return obj
+
+
+def find_server(obj: Any) -> socketio.Server | None:
+    """The socketio.Server that ``obj`` is or wraps, by a bounded breadth-first search."""
+    seen: set[int] = set()
+    queue: deque[tuple[Any, int]] = deque([(obj, 0)])
+    while queue and len(seen) < SEARCH_LIMIT:
+        current, depth = queue.popleft()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, socketio.Server):
+            return current
+        if depth >= SEARCH_DEPTH:
+            continue
+        for child in _children(current):
+            queue.append((child, depth + 1))
+    return None
+
+
+def load_app(spec: str) -> LoadedApp:
+    """Load ``spec`` and return what to serve; raises BootError with a one-line message."""
+    obj = load_object(spec)
+    if isinstance(obj, socketio.AsyncServer):
+        raise BootError(
+            f"cannot load app {spec!r}: it is a socketio.AsyncServer; sioctl serves a "
+            "socketio.Server with async_mode='eventlet'"
+        )
+    server = find_server(obj)
+    if server is None:
+        raise BootError(f"cannot load app {spec!r}: no socketio.Server found in it")
+    if server.async_mode != "eventlet":
+        raise BootError(
+            f"cannot load app {spec!r}: its socketio.Server uses async_mode "
+            f"{server.async_mode!r}; sioctl needs async_mode='eventlet'"
+        )
+    # A bare Server (or a holder that is not WSGI, like Flask-SocketIO's SocketIO) is served
+    # through socketio.WSGIApp; a WSGI app wrapping the server keeps its other routes.
+    if obj is server or not callable(obj):
+        return LoadedApp(socketio.WSGIApp(server), server)
+    return LoadedApp(obj, server)
+
+
+def _children(obj: Any) -> list[Any]:
+    children: list[Any] = []
+    for name in WRAPPER_ATTRIBUTES:
+        try:
+            value = getattr(obj, name, None)
+        except Exception:  # a property may raise anything
+            continue
+        if value is not None:
+            children.append(value)
+    try:
+        namespace = vars(obj)
+    except TypeError:
+        return children
+    if isinstance(namespace, dict):
+        children.extend(v for v in namespace.values() if not _is_plain_data(v))
+    return children
+
+
+def _is_plain_data(value: Any) -> bool:
+    return value is None or isinstance(value, (str, bytes, int, float, bool, type))
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ModuleNotFoundError):
+        text = str(exc)
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__

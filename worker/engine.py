@@ -1,0 +1,60 @@
+"""Make engine.io advertise the ping interval that is configured, fractions included."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import engineio
+from engineio import packet
+
+
+class _ExactPingIntervalQueue:
+    """A session's outgoing queue that rewrites the OPEN packet's ``pingInterval``.
+
+    python-engineio builds the OPEN packet with ``int(ping_interval + grace) * 1000``, which
+    truncates before scaling: 0.3 s is advertised as 0 ms and JS clients then drop with
+    "ping timeout". The OPEN packet is the first thing queued on a new session, so fixing it
+    here changes nothing else about the server. Everything but ``put`` goes to the real queue.
+    """
+
+    def __init__(self, queue: Any, server: engineio.Server) -> None:
+        self._queue = queue
+        self._server = server
+
+    def put(self, item: Any, *args: Any, **kwargs: Any) -> Any:
+        if (
+            isinstance(item, packet.Packet)
+            and item.packet_type == packet.OPEN
+            and isinstance(item.data, dict)
+            and "pingInterval" in item.data
+        ):
+            item.data["pingInterval"] = advertised_ping_interval(self._server)
+        return self._queue.put(item, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._queue, name)
+
+
+class ExactPingIntervalMixin:
+    """engineio.Server mixin whose sessions advertise round(interval * 1000) ms."""
+
+    def create_queue(self, *args: Any, **kwargs: Any) -> Any:
+        queue = super().create_queue(*args, **kwargs)  # type: ignore[misc]
+        return _ExactPingIntervalQueue(queue, self)
+
+
+def advertised_ping_interval(server: engineio.Server) -> int:
+    """The ping interval in whole milliseconds, as configured (grace period included)."""
+    return round((server.ping_interval + server.ping_interval_grace_period) * 1000)
+
+
+def fix_ping_interval(eio: engineio.Server) -> None:
+    """Swap ``eio`` (the user's engine.io server) to a subclass with the exact interval.
+
+    The instance keeps its state and the user's own subclass, if any; only the session queues
+    it creates from now on change.
+    """
+    if isinstance(eio, ExactPingIntervalMixin):
+        return
+    base = type(eio)
+    eio.__class__ = type(f"ExactPingInterval{base.__name__}", (ExactPingIntervalMixin, base), {})

@@ -1,0 +1,286 @@
+"""The worker process: load the app, take connections, serve them, drain on SIGTERM.
+
+Run as ``python -m sioctl.worker`` (``__main__`` monkey-patches first), either in a cluster
+(``--channel-fd FD --slot N``: connections arrive from the master over the channel) or
+standalone (``--listen HOST:PORT``: the worker binds and accepts itself, for ``sioctl dev``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import eventlet
+import eventlet.hubs
+import eventlet.queue
+from eventlet.patcher import original
+
+from sioctl.cluster import channel as proto
+from sioctl.cluster.settings import (
+    SETTINGS_ENV,
+    WORKER_BOOT_ERROR,
+    Settings,
+    parse_bind,
+)
+from sioctl.worker import access_log, app_loader, drain, engine, manager
+from sioctl.worker.errors import BootError
+from sioctl.worker.fd_listener import Channel, accept_connections, receive_connections
+from sioctl.worker.gate import DrainGate
+from sioctl.worker.http_server import HttpServer
+
+LOG_FORMAT = "[%(asctime)s] [{who} pid %(process)d] %(levelname)s %(message)s"
+LOG_DATEFMT = "%Y-%m-%d %H:%M:%S"
+HEARTBEAT_INTERVAL = 1.0
+
+
+@dataclass
+class Options:
+    channel_fd: int | None
+    slot: int | None
+    listen: str | None
+
+
+def parse_args(argv: list[str] | None = None) -> Options:
+    """The command line; exits with status 2 and a usage line when it is wrong."""
+    parser = argparse.ArgumentParser(prog="python -m sioctl.worker")
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--channel-fd", type=int, help="the master channel's fd (cluster mode)")
+    mode.add_argument("--listen", metavar="HOST:PORT", help="bind and serve alone")
+    parser.add_argument("--slot", type=int, help="this worker's slot number (cluster mode)")
+    args = parser.parse_args(argv)
+    return Options(args.channel_fd, args.slot, args.listen)
+
+
+def setup_logging(settings: Settings, slot: int | None) -> logging.Logger:
+    """Configure python logging (stderr or settings.errorlog) and return the worker's logger."""
+    who = "worker" if slot is None else f"worker {slot}"
+    if settings.errorlog and settings.errorlog != "-":
+        handler: logging.Handler = logging.FileHandler(settings.errorlog)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT.format(who=who), LOG_DATEFMT))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    level = logging.getLevelName(str(settings.loglevel).upper())
+    root.setLevel(level if isinstance(level, int) else logging.INFO)
+    return logging.getLogger("sioctl.worker")
+
+
+def prepare_environment(settings: Settings) -> None:
+    """chdir to settings.chdir (and import from there) and apply settings.raw_env."""
+    if settings.chdir:
+        try:
+            os.chdir(settings.chdir)
+        except OSError as exc:
+            raise BootError(f"cannot chdir to {settings.chdir!r}: {exc.strerror}") from exc
+    here = os.getcwd()
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    for item in settings.raw_env:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise BootError(f"raw_env entry {item!r} is not KEY=VALUE")
+        os.environ[key] = value
+
+
+def load(settings: Settings, logger: logging.Logger) -> tuple[Callable[..., Any], Any, str]:
+    """Load and prepare the app: (WSGI app to serve, its socketio.Server, manager description)."""
+    prepare_environment(settings)
+    loaded = app_loader.load_app(settings.app)
+    engine.fix_ping_interval(loaded.server.eio)
+    quiet_library_handlers()
+    described = manager.install_manager(
+        loaded.server, settings.redis_url, settings.redis_channel, logger
+    )
+    return loaded.wsgi_app, loaded.server, described
+
+
+def quiet_library_handlers() -> None:
+    """Drop the bare stderr handlers python-socketio/engineio add to their default loggers.
+
+    Their records also reach our root handler, so each line would be printed twice, once
+    without the worker's prefix.
+    """
+    for name in ("engineio.server", "socketio.server"):
+        library_logger = logging.getLogger(name)
+        for handler in list(library_logger.handlers):
+            if type(handler) is logging.StreamHandler and handler.stream is sys.stderr:
+                library_logger.removeHandler(handler)
+
+
+def listen(address: str, backlog: int) -> Any:
+    """A green listening socket on HOST:PORT (never SO_REUSEPORT); raises BootError."""
+    try:
+        host, port = parse_bind(address)
+    except ValueError as exc:
+        raise BootError(str(exc)) from exc
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        # eventlet.listen sets SO_REUSEPORT by default, so a stale server on the same port
+        # would silently share the connections.
+        return eventlet.listen((host, port), family=family, backlog=backlog, reuse_port=False)
+    except OSError as exc:
+        raise BootError(f"cannot listen on {address}: {exc.strerror or exc}") from exc
+
+
+def url_of(sock: Any) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def exit_now(code: int = 0) -> None:
+    """Leave at once, without waiting for green threads (flushes the logs first)."""
+    for handler in logging.getLogger().handlers:
+        try:
+            handler.flush()
+        except Exception:
+            pass
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def open_sessions(server: Any) -> int:
+    """engine.io sessions not yet closed (closed ones linger in eio.sockets for a while)."""
+    return sum(1 for session in list(server.eio.sockets.values()) if not session.closed)
+
+
+def heartbeat(channel: Channel, http: HttpServer, server: Any) -> None:
+    """Tell the master our connection and session counts about once a second."""
+    while True:
+        message = {
+            "t": proto.STATS,
+            "connections": http.open_connections(),
+            "sessions": open_sessions(server),
+        }
+        try:
+            channel.send(message)
+        except OSError:
+            exit_now(0)  # the master is gone
+        eventlet.sleep(HEARTBEAT_INTERVAL)
+
+
+def install_signals() -> int:
+    """SIGQUIT/SIGINT exit at once; SIGTERM makes the returned fd readable (drain request).
+
+    Signal handlers may run in the middle of any green thread, so the SIGTERM handler only
+    writes to a pipe; a green thread waiting on it does the drain.
+    """
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(read_fd, False)
+    os.set_blocking(write_fd, False)
+    # The green os.write would try to switch to the hub, which a handler running inside the
+    # hub's own loop must not do.
+    real_os: Any = original("os")
+
+    def on_term(signum: int, frame: Any) -> None:
+        try:
+            real_os.write(write_fd, b"T")
+        except OSError:
+            pass
+
+    def on_quit(signum: int, frame: Any) -> None:
+        exit_now(0)
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGQUIT, on_quit)
+    signal.signal(signal.SIGINT, on_quit)
+    return read_fd
+
+
+def wait_for_term(read_fd: int) -> None:
+    while True:
+        eventlet.hubs.trampoline(read_fd, read=True)
+        try:
+            if os.read(read_fd, 64):
+                return
+        except BlockingIOError:
+            continue
+
+
+def start_deadline(seconds: float, logger: logging.Logger) -> None:
+    """Exit after ``seconds`` whatever the green threads are doing (a real OS thread)."""
+    threading: Any = original("threading")
+    real_time: Any = original("time")
+
+    def expire() -> None:
+        real_time.sleep(max(0.0, seconds))
+        logger.warning("graceful timeout (%gs) passed; exiting", seconds)
+        exit_now(0)
+
+    threading.Thread(target=expire, name="sioctl-drain-deadline", daemon=True).start()
+
+
+def report_boot_error(
+    error: BootError, channel: Channel | None, logger: logging.Logger
+) -> int:
+    logger.debug("boot failed", exc_info=True)
+    message = str(error).strip().splitlines()[0] if str(error).strip() else "boot failed"
+    if channel is not None:
+        try:
+            channel.send({"t": proto.BOOT_ERROR, "message": message})
+        except OSError:
+            pass
+    else:
+        print(f"error: {message}", file=sys.stderr, flush=True)
+    return WORKER_BOOT_ERROR
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the worker; returns (or exits with) the process status."""
+    options = parse_args(argv)
+    channel = Channel(options.channel_fd) if options.channel_fd is not None else None
+    try:
+        settings = Settings.from_environ()
+    except (KeyError, ValueError, TypeError) as exc:
+        logger = logging.getLogger("sioctl.worker")
+        detail = "not set" if isinstance(exc, KeyError) else f"invalid ({exc})"
+        return report_boot_error(BootError(f"{SETTINGS_ENV} is {detail}"), channel, logger)
+    logger = setup_logging(settings, options.slot)
+    try:
+        listener = listen(options.listen, settings.backlog) if options.listen else None
+        app, server, described = load(settings, logger)
+    except BootError as exc:
+        return report_boot_error(exc, channel, logger)
+    except Exception as exc:  # a bug or something unforeseen: still one line for the user
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        error = BootError(f"worker failed to start: {type(exc).__name__}: {text}".rstrip(": "))
+        return report_boot_error(error, channel, logger)
+
+    term_fd = install_signals()
+    gate = DrainGate(access_log.errors_logged(app, logger))
+    wsgi_app: Callable[..., Any] = gate
+    access_logger = access_log.make_access_logger(settings)
+    if access_logger is not None:
+        wsgi_app = access_log.AccessLogMiddleware(gate, access_logger)
+    connections: eventlet.queue.LightQueue = eventlet.queue.LightQueue()
+    http = HttpServer(wsgi_app, settings, connections)
+    eventlet.spawn(http.serve_forever)
+
+    if channel is not None:
+        eventlet.spawn(receive_connections, channel, connections, logger, lambda: exit_now(0))
+        channel.send({"t": proto.READY, "pid": os.getpid()})
+        eventlet.spawn(heartbeat, channel, http, server)
+        logger.info("serving %s (%s)", settings.app, described)
+    else:
+        eventlet.spawn(accept_connections, listener, connections)
+        logger.info("serving %s (%s)", settings.app, described)
+        logger.info("listening on %s", url_of(listener))
+
+    wait_for_term(term_fd)
+    started = time.monotonic()
+    start_deadline(settings.graceful_timeout, logger)
+    if listener is not None:
+        listener.close()  # standalone: nobody else should be handed to us now
+    drain.drain(gate, server.eio, http, settings.graceful_timeout, logger)
+    logger.debug("drain took %.2fs", time.monotonic() - started)
+    exit_now(0)
+    return 0

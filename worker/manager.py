@@ -1,0 +1,94 @@
+"""Join the user's socketio.Server to the other workers through Redis."""
+
+from __future__ import annotations
+
+import logging
+import time
+from urllib.parse import urlsplit
+
+import redis
+import socketio
+
+from sioctl.cluster.settings import MASK, mask_url
+from sioctl.worker.errors import BootError
+
+PING_TIMEOUT = 3.0
+# How long a new worker waits for its Redis listener to subscribe before it reports ready.
+SUBSCRIBE_TIMEOUT = 5.0
+# redis-py 8 lowered the default pool limit to 100 connections; RedisManager then fails under
+# 100+ concurrent emits ("Too many connections") and drops messages. Restore the old,
+# effectively unlimited pool (connections are only opened when that many emits overlap).
+REDIS_MAX_CONNECTIONS = 2**31 - 1
+
+
+def check_redis(url: str, timeout: float = PING_TIMEOUT) -> None:
+    """Ping the Redis at ``url``; raises BootError naming the masked url and the reason."""
+    try:
+        client = redis.Redis.from_url(
+            url, socket_connect_timeout=timeout, socket_timeout=timeout
+        )
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BootError(f"cannot reach Redis at {mask_url(url)}: {_scrub(reason, url)}") from exc
+
+
+def install_manager(
+    server: socketio.Server, redis_url: str | None, channel: str, logger: logging.Logger
+) -> str:
+    """Give ``server`` its client manager and start it; returns a description for the log.
+
+    With a Redis url the server gets a RedisManager, unless the app chose its own manager
+    (anything but the default in-memory socketio.Manager), which is kept. The manager is
+    initialized now rather than on the first connection, so its Redis listener already runs
+    when the first client arrives. Raises BootError when Redis cannot be reached.
+    """
+    description = "in-memory manager"
+    if type(server.manager) is not socketio.Manager:
+        description = f"the app's own {type(server.manager).__name__}"
+    elif redis_url:
+        check_redis(redis_url)
+        manager = socketio.RedisManager(
+            redis_url,
+            channel=channel,
+            logger=logger,
+            redis_options={"max_connections": REDIS_MAX_CONNECTIONS},
+        )
+        server.manager = manager
+        manager.set_server(server)
+        server.manager_initialized = False
+        description = f"Redis at {mask_url(redis_url)}, channel {channel!r}"
+    if not server.manager_initialized:
+        server.manager_initialized = True
+        try:
+            server.manager.initialize()
+        except Exception as exc:
+            raise BootError(f"cannot start the client manager ({description}): {exc}") from exc
+    if isinstance(server.manager, socketio.RedisManager):
+        wait_until_subscribed(server, description)
+    return description
+
+
+def wait_until_subscribed(server: socketio.Server, description: str) -> None:
+    """Return once the manager's listener has subscribed to its channel.
+
+    The listener subscribes in a background task; a worker that reported ready before that
+    would miss the broadcasts other workers publish in between.
+    """
+    deadline = time.monotonic() + SUBSCRIBE_TIMEOUT
+    while True:
+        pubsub = getattr(server.manager, "pubsub", None)
+        if pubsub is not None and pubsub.subscribed:
+            return
+        if time.monotonic() > deadline:
+            raise BootError(f"the {description} listener did not subscribe within "
+                            f"{SUBSCRIBE_TIMEOUT:g}s")
+        server.sleep(0.01)
+
+
+def _scrub(text: str, url: str) -> str:
+    password = urlsplit(url).password
+    return text.replace(password, MASK) if password else text
