@@ -164,9 +164,9 @@ def build_settings(
     """Lay ``options`` (click's values, None when not given) over the config file's values.
 
     ``options`` keys: app, bind (tuple), workers, redis, redis_channel, title, env, run_dir,
-    timeout, graceful_timeout, keepalive, worker_connections, backlog, log_level,
-    access_logfile, error_logfile, pidfile, chdir, daemon. Raises click.BadParameter or
-    click.UsageError with one line for anything unusable.
+    timeout, graceful_timeout, keepalive, worker_connections, backlog, pending_limit, log_level,
+    access_logfile, error_logfile, pidfile, certfile, keyfile, chdir, daemon. Raises
+    click.BadParameter or click.UsageError with one line for anything unusable.
     """
     file_values = file_config.values
 
@@ -227,6 +227,7 @@ def build_settings(
         ("keepalive", "keepalive", 2.0, 0.0),
         ("worker_connections", "worker_connections", 1000, 1),
         ("backlog", "backlog", 2048, 1),
+        ("pending_limit", "pending_limit", 1024, 1),
     ):
         value = pick(option, setting, default)
         if value < minimum:
@@ -259,6 +260,7 @@ def build_settings(
         keepalive=float(numbers["keepalive"]),
         worker_connections=int(numbers["worker_connections"]),
         backlog=int(numbers["backlog"]),
+        pending_limit=int(numbers["pending_limit"]),
         loglevel=loglevel,
         accesslog=_absolute(pick("access_logfile", "accesslog", None), cwd),
         errorlog=_absolute(pick("error_logfile", "errorlog", "-"), cwd) or "-",
@@ -278,7 +280,7 @@ def build_settings(
         if file_values.get(name) is not None:
             setattr(settings, name, file_values[name])
     for name in ("certfile", "keyfile"):
-        setattr(settings, name, _absolute(file_values.get(name), cwd))
+        setattr(settings, name, _absolute(pick(name, name, None), cwd))
     if bool(settings.certfile) != bool(settings.keyfile):
         raise click.BadParameter("certfile and keyfile must be given together",
                                  param_hint="'-c' / '--config'")

@@ -69,6 +69,9 @@ def cli() -> None:
         metavar="N", help="Most connections one worker serves at once (default 1000).")
 @option("--backlog", type=click.IntRange(min=1), envvar=env("BACKLOG"), metavar="N",
         help="Listen backlog (default 2048).")
+@option("--pending-limit", type=click.IntRange(min=1), envvar=env("PENDING_LIMIT"), metavar="N",
+        help="Connections the master holds per slot while its worker is not ready or not "
+        "reading; past this they are closed and logged (default 1024).")
 @option("--log-level", type=click.Choice(config.LOG_LEVELS, case_sensitive=False),
         envvar=env("LOG_LEVEL"), help="Log level (default info).")
 @option("--access-logfile", envvar=env("ACCESS_LOGFILE"), metavar="FILE",
@@ -77,6 +80,9 @@ def cli() -> None:
         help="Error log file, '-' for stderr (default '-'; with --daemon, RUN_DIR/sioctl.log).")
 @option("--pidfile", envvar=env("PIDFILE"), metavar="FILE",
         help="Also write the master's pid here (it is always in RUN_DIR/master.pid).")
+@option("--certfile", envvar=env("CERTFILE"), metavar="FILE",
+        help="TLS certificate (PEM); with --keyfile the workers serve https and wss.")
+@option("--keyfile", envvar=env("KEYFILE"), metavar="FILE", help="TLS private key (PEM).")
 @option("--chdir", envvar=env("CHDIR"), metavar="DIR",
         help="Directory to load the app from (default: the current directory).")
 @option("--print-config", is_flag=True,

@@ -81,7 +81,12 @@ class Slot:
         }
         if self.worker is not None:
             info.update(self.worker.describe())
-        info.update(restarts=self.restarts, pending=len(self.pending), dropped=self.dropped)
+        info.update(
+            restarts=self.restarts,
+            pending=len(self.pending),
+            dropped=self.dropped,
+            standby_pid=self.standby.pid if self.standby is not None else None,
+        )
         return info
 
 

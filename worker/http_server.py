@@ -8,6 +8,7 @@ loop. That also gives the drain what it needs: the open connections and whether 
 from __future__ import annotations
 
 import itertools
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,7 @@ import eventlet.wsgi
 
 from sioctl.cluster.settings import Settings
 from sioctl.worker.fd_listener import ConnectionQueue
+from sioctl.worker.tls import HANDSHAKE_TIMEOUT
 
 
 class _NoListener:
@@ -28,13 +30,27 @@ class _NoListener:
         return "sioctl-channel"
 
 
+class _NoTlsListener(_NoListener):
+    """eventlet.wsgi sets wsgi.url_scheme to https when its listener has do_handshake."""
+
+    def do_handshake(self) -> None:
+        """Never called: only its presence matters."""
+
+
 class HttpServer:
     """Runs the WSGI app on every connection put on ``connections``."""
 
-    def __init__(self, app: Callable[..., Any], settings: Settings, connections: ConnectionQueue):
+    def __init__(
+        self,
+        app: Callable[..., Any],
+        settings: Settings,
+        connections: ConnectionQueue,
+        tls: ssl.SSLContext | None = None,
+    ):
         self.connections = connections
+        self._tls = tls
         self._server = eventlet.wsgi.Server(
-            _NoListener(),
+            _NoTlsListener() if tls is not None else _NoListener(),
             ("", 0),
             app,
             keepalive=settings.keepalive > 0,
@@ -64,6 +80,8 @@ class HttpServer:
 
     def _serve_one(self, key: int, state: list[Any]) -> None:
         try:
+            if self._tls is not None:
+                state[1] = self._handshake(state[1])
             self._server.process_request(state)
         except Exception:
             pass  # eventlet.wsgi ends a broken connection the same way: close it, move on
@@ -72,6 +90,14 @@ class HttpServer:
             state[2] = eventlet.wsgi.STATE_CLOSE
             eventlet.greenio.shutdown_safe(state[1])
             state[1].close()
+
+    def _handshake(self, sock: Any) -> Any:
+        """The connection wrapped in TLS; raises when the handshake fails (the caller closes)."""
+        assert self._tls is not None
+        sock.settimeout(HANDSHAKE_TIMEOUT)
+        tls_sock = self._tls.wrap_socket(sock, server_side=True)
+        tls_sock.settimeout(None)
+        return tls_sock
 
     def open_connections(self) -> int:
         """Open client connections, counting those still waiting on the queue."""

@@ -30,7 +30,7 @@ from sioctl.cluster.settings import (
     Settings,
     parse_bind,
 )
-from sioctl.worker import access_log, app_loader, drain, engine, manager
+from sioctl.worker import access_log, app_loader, drain, engine, manager, tls
 from sioctl.worker.errors import BootError
 from sioctl.worker.fd_listener import Channel, accept_connections, receive_connections
 from sioctl.worker.gate import DrainGate
@@ -248,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         listener = listen(options.listen, settings.backlog) if options.listen else None
         app, server, described = load(settings, logger)
+        tls_context = tls.server_context(settings)
     except BootError as exc:
         return report_boot_error(exc, channel, logger)
     except Exception as exc:  # a bug or something unforeseen: still one line for the user
@@ -262,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     if access_logger is not None:
         wsgi_app = access_log.AccessLogMiddleware(gate, access_logger)
     connections: eventlet.queue.LightQueue = eventlet.queue.LightQueue()
-    http = HttpServer(wsgi_app, settings, connections)
+    http = HttpServer(wsgi_app, settings, connections, tls_context)
     eventlet.spawn(http.serve_forever)
 
     if channel is not None:
