@@ -246,9 +246,14 @@ def dev_command(app: str | None, bind: str, workers: int, redis: str | None,
     _say(f"sioctl dev: serving {settings.app} on {url} "
          f"({settings.workers} worker{'s' if settings.workers > 1 else ''}, "
          f"{'reloading on changes' if reload else 'no reload'}); Ctrl-C to stop")
+    child_env = daemon.child_environ(settings, os.environ)
+    if reload:
+        # A .pyc is trusted when the source's size and mtime (whole seconds) match; a quick
+        # same-size save right after a restart would then run the old code.
+        child_env["PYTHONDONTWRITEBYTECODE"] = "1"
     code = reloader.supervise(
         dev.child_command(settings),
-        env=daemon.child_environ(settings, os.environ),
+        env=child_env,
         cwd=settings.chdir,
         reload=reload,
         stop_timeout=dev.stop_timeout(settings),

@@ -16,6 +16,10 @@
 //   upgrade {timeout}          -> {"op": "upgrade", "transport": "websocket"}
 //   ready   {}                 -> {"op": "ready"}  (lets the caller act at this point)
 //   sleep   {ms}               -> {"op": "sleep"}
+//   state   {}                 -> {"op": "state", "connected", "transport", "pings",
+//                                 "disconnects": [reasons], "ping_interval"}  (pings: engine.io
+//                                 pings received since connect; ping_interval: the value the
+//                                 server advertised in its OPEN packet, in ms)
 "use strict";
 
 const http = require("http");
@@ -57,6 +61,13 @@ async function main() {
   socket.io.on("open", () => {
     openedWith = socket.io.engine.transport.name;
   });
+  // What the state action reports: pings the engine received, and why the socket disconnected.
+  let pings = 0;
+  const disconnects = [];
+  socket.io.on("ping", () => {
+    pings += 1;
+  });
+  socket.on("disconnect", (reason) => disconnects.push(reason));
 
   // Every event from connect on, so a wait also sees events that arrived before it began.
   const inbox = [];
@@ -135,6 +146,19 @@ async function main() {
         await new Promise((resolve) => setTimeout(resolve, action.ms || 0));
         print({ op: "sleep" });
         break;
+      case "state": {
+        const engine = socket.io.engine;
+        print({
+          op: "state",
+          connected: socket.connected,
+          transport: engine ? engine.transport.name : null,
+          pings,
+          disconnects,
+          // engine.io-client keeps the handshake's value in a private field.
+          ping_interval: engine ? (engine._pingInterval ?? engine.pingInterval ?? null) : null,
+        });
+        break;
+      }
       default:
         throw new Error(`unknown action ${JSON.stringify(action)}`);
     }

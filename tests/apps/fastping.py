@@ -1,0 +1,33 @@
+"""Apps with sub-second ping intervals, for the ping-interval tests.
+
+python-engineio advertises ``int(ping_interval + grace) * 1000`` ms in its OPEN packet, so a
+fractional interval is truncated; sioctl's workers advertise what is configured.
+
+- ``sio``: 0.3 s interval, 1 s timeout; stock engine.io advertises 0 ms instead of 300 ms.
+- ``tight``: 0.5 s interval, 0.4 s timeout; stock engine.io advertises 0 ms, so a JS client
+  expects a ping within 0.4 s, gets one every 0.5 s, and drops with "ping timeout".
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import socketio
+
+sio = socketio.Server(ping_interval=0.3, ping_timeout=1, cors_allowed_origins="*")
+tight = socketio.Server(ping_interval=0.5, ping_timeout=0.4, cors_allowed_origins="*")
+
+
+def whoami(sid: str, data: Any = None) -> dict[str, Any]:
+    return {"slot": int(os.environ.get("SIOCTL_WORKER_SLOT", "-1")), "pid": os.getpid()}
+
+
+def echo(sid: str, data: Any = None) -> Any:
+    return data
+
+
+sio.on("whoami", whoami)
+sio.on("echo", echo)
+tight.on("whoami", whoami)
+tight.on("echo", echo)
