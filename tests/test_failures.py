@@ -150,23 +150,66 @@ def test_sighup_replaces_workers_one_slot_at_a_time(
 
     cluster.signal(signal.SIGHUP)
 
-    observations: list[list[dict[str, Any]]] = []
+    # Sample the status often: a replacement takes a fraction of a second to boot.
+    samples: list[dict[int, dict[str, Any]]] = []
 
-    def all_replaced(status: dict[str, Any]) -> bool:
-        observations.append(status["slots"])
-        return all(
-            s["pid"] not in (None, before[s["slot"]]) and s["state"] == "ready"
+    def all_replaced() -> dict[str, Any] | None:
+        status = cluster.try_status()
+        if status is None:
+            return None
+        samples.append({s["slot"]: s for s in status["slots"]})
+        done = all(
+            s["pid"] not in (None, before[s["slot"]])
+            and s["state"] == "ready"
+            and s["standby_pid"] is None
             for s in status["slots"]
         )
+        return status if done else None
 
-    status = cluster.wait_for(all_replaced, 60.0, what="every slot to get a new ready worker")
+    status = wait_until(all_replaced, 60.0, 0.02, "every slot to get a new ready worker")
     assert status["state"] == "running"
-    for seen in observations:
-        not_ready = [s["slot"] for s in seen if s["state"] != "ready"]
-        assert len(not_ready) <= 1, f"several slots out of service at once: {seen}"
-    assert wait_for_exit(list(before.values()), GRACEFUL_TIMEOUT + MARGIN) == []
-
     after = {s["slot"]: s["pid"] for s in status["slots"]}
+
+    for seen in samples:
+        # One slot at a time, and never a slot without a ready worker.
+        standing_by = [slot for slot, s in seen.items() if s["standby_pid"] is not None]
+        assert len(standing_by) <= 1, f"several replacements at once: {seen}"
+        for slot, s in seen.items():
+            assert s["state"] == "ready" and s["pid"], f"slot {slot} out of service: {seen}"
+            # While a replacement boots the old worker keeps serving; the standby is the one
+            # that takes over.
+            if s["standby_pid"] is not None:
+                assert s["pid"] == before[slot], seen
+                assert s["standby_pid"] == after[slot], seen
+        # In order: slot 1 is touched only once slot 0 has its new worker.
+        if seen[1]["standby_pid"] is not None or seen[1]["pid"] != before[1]:
+            assert seen[0]["pid"] == after[0], f"slot 1 restarted before slot 0: {seen}"
+
+    # The samples did watch each replacement boot (else the checks above prove nothing).
+    for slot in range(WORKERS):
+        assert any(seen[slot]["standby_pid"] == after[slot] for seen in samples), (
+            f"no sample saw slot {slot}'s replacement starting"
+        )
+
+    # Each old worker is told to drain only after its replacement is ready, and then exits.
+    assert wait_for_exit(list(before.values()), GRACEFUL_TIMEOUT + MARGIN) == []
+    # A dead pid may not be reaped (and logged) yet: wait for the master to say so.
+    exit_lines = [f"slot {slot}: old worker pid {pid} exited" for slot, pid in before.items()]
+    wait_until(
+        lambda: all(line in cluster.log_text() for line in exit_lines),
+        MARGIN,
+        what="the master to log each old worker's exit",
+    )
+    log = cluster.log_text()
+    for slot in range(WORKERS):
+        ready = log.find(f"slot {slot}: worker pid {after[slot]} ready")
+        draining = log.find(f"slot {slot}: draining old worker pid {before[slot]}")
+        exited = log.find(f"slot {slot}: old worker pid {before[slot]} exited")
+        assert -1 < ready < draining < exited, f"slot {slot} out of order:\n{log}"
+    assert log.find(f"slot 0: worker pid {after[0]} ready") < log.find(
+        "slot 1: starting its replacement worker"
+    ), log
+
     for slot, client in clients.items():
 
         def back(client: BoundClient = client, slot: int = slot) -> bool:
