@@ -12,9 +12,11 @@ import contextlib
 import errno
 import logging
 import os
+import resource
 import selectors
 import signal
 import socket
+import sys
 import time
 from collections import deque
 from typing import Any
@@ -105,10 +107,12 @@ class Arbiter:
         self.listeners: list[socket.socket] = []
         self.listening = False
         self.accept_paused_until = 0.0
+        self.control_paused_until: float | None = None
         self.control: ControlServer | None = None
         self.redis: RedisServer | None = None
         self.redis_url: str | None = settings.redis_url
         self.stop_deadline: float | None = None
+        self.pending_total_limit = settings.pending_limit * settings.workers
         self.exit_code = 0
         self.ready_fd: int | None = None
         self._wakeup: tuple[int, int] | None = None
@@ -122,7 +126,17 @@ class Arbiter:
         boot is known (this is how ``sioctl start --daemon`` learns it).
         """
         self.ready_fd = ready_fd
-        configure_logging(self.settings, "master")
+        try:
+            configure_logging(self.settings, "master")
+        except OSError as exc:
+            print(f"error: cannot open error log {self.settings.errorlog}: {exc.strerror}",
+                  file=sys.stderr)
+            self._report_ready(f"error: cannot open error log {self.settings.errorlog}")
+            return 1
+        soft_limit = raise_open_file_limit()
+        # Leave room for listeners, channels, logs, control clients and Redis.
+        reserve = 64 + 4 * self.settings.workers
+        self.pending_total_limit = min(self.pending_total_limit, max(16, soft_limit - reserve))
         try:
             try:
                 self._boot()
@@ -170,15 +184,21 @@ class Arbiter:
 
     def _write_pidfiles(self) -> None:
         for path in filter(None, [self.settings.master_pidfile, self.settings.pidfile]):
-            with open(path, "w") as f:
-                f.write(f"{os.getpid()}\n")
+            try:
+                with open(path, "w") as f:
+                    f.write(f"{os.getpid()}\n")
+            except OSError as exc:
+                raise BootError(f"cannot write pidfile {path}: {exc.strerror}") from None
 
     def _start_embedded_redis(self) -> None:
         try:
             self.redis = RedisServer(self.settings.run_dir, unix_socket=True)
             self.redis.start()
         except (RedisServerNotFound, RedisServerError) as exc:
-            raise BootError(str(exc)) from None
+            # Its message ends with redis-server's own log; keep the last line on the one line.
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            message = lines[0] if len(lines) < 2 else f"{lines[0].rstrip(':')}: {lines[-1]}"
+            raise BootError(message) from None
         self.redis_url = self.redis.url
 
     def _redis_description(self) -> str:
@@ -238,8 +258,14 @@ class Arbiter:
             self._tick()
 
     def _select_timeout(self) -> float:
-        # Heartbeats arrive every second; a one-second tick is enough for every deadline.
-        return 0.0 if self.signals else 1.0
+        # Heartbeats arrive every second, so a one-second tick is enough for most deadlines;
+        # respawns after a short backoff should not wait for it.
+        if self.signals:
+            return 0.0
+        respawns = [s.respawn_at for s in self.slots if s.respawn_at is not None]
+        if respawns:
+            return max(0.0, min(1.0, min(respawns) - time.monotonic()))
+        return 1.0
 
     def _tick(self) -> None:
         now = time.monotonic()
@@ -248,6 +274,9 @@ class Arbiter:
                 if slot.respawn_at is not None and slot.respawn_at <= now:
                     self._spawn(slot)
             self._check_heartbeats(now)
+            for slot in self.slots:
+                if slot.pending and slot.worker is not None and slot.worker.state == READY:
+                    self._flush(slot)
             resume = self.state == RUNNING and now >= self.accept_paused_until
             if resume and not self.listening:
                 self._start_accepting()
@@ -272,12 +301,18 @@ class Arbiter:
             for worker in alive:
                 worker.signal(signal.SIGKILL)
             self.stop_deadline = None
+        if self.control_paused_until is not None and now >= self.control_paused_until:
+            self.control_paused_until = None
+            if self.control is not None:
+                self._watch(self.control.sock, self._on_control_accept)
         if self.control is not None:
             for conn in self.control.expired():
                 self._unwatch(conn)
                 self.control.forget(conn)
 
     def _check_heartbeats(self, now: float) -> None:
+        if self.settings.timeout <= 0:
+            return  # as in gunicorn, 0 turns the check off
         for worker in self._all_workers():
             if worker.state in (STARTING, READY) and worker.process.poll() is None:
                 silent = now - worker.last_heartbeat
@@ -335,7 +370,10 @@ class Arbiter:
 
     def _dispatch(self, conn: socket.socket, address: tuple[str, int]) -> None:
         slot = self.slots[slot_for_address(address[0], len(self.slots))]
-        if slot.pending.push(conn, address):
+        # The per-slot bound alone would let one stuck slot use up every descriptor and stop
+        # accepting for all; the total stays below the open-file limit.
+        total = sum(len(s.pending) for s in self.slots)
+        if total < self.pending_total_limit and slot.pending.push(conn, address):
             self._flush(slot)
             return
         conn.close()
@@ -367,8 +405,11 @@ class Arbiter:
                 # drain instead of blocking the loop and every other slot.
                 self._set_channel_events(worker, selectors.EVENT_READ | selectors.EVENT_WRITE)
                 return
-            except OSError:
-                return  # the worker is gone; the reaper respawns it and calls us again
+            except OSError as exc:
+                if exc.errno not in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN):
+                    # ETOOMANYREFS, ENOBUFS: passing conditions; the tick tries again.
+                    log.warning("slot %d: cannot hand a connection over: %s", slot.index, exc)
+                return  # otherwise the worker is gone; its replacement gets the queue
             slot.pending.pop()
             conn.close()
         self._set_channel_events(worker, selectors.EVENT_READ)
@@ -386,7 +427,12 @@ class Arbiter:
             worker = spawn_worker(self.settings, slot.index, self.redis_url)
         except OSError as exc:
             log.error("slot %d: cannot start a worker: %s", slot.index, exc)
-            self._schedule_respawn(slot, quick=True)
+            if standby:
+                # The slot's worker keeps serving; a later HUP can try again.
+                log.error("rolling restart stopped at slot %d", slot.index)
+                self.rolling.clear()
+            else:
+                self._schedule_respawn(slot, quick=True)
             return
         if standby:
             slot.standby = worker
@@ -419,7 +465,10 @@ class Arbiter:
             self._unwatch(chan)
             return
         if mask & selectors.EVENT_WRITE:
-            self._flush(self.slots[worker.slot])
+            if worker is self.slots[worker.slot].worker:
+                self._flush(self.slots[worker.slot])
+            else:
+                self._set_channel_events(worker, selectors.EVENT_READ)
         if not mask & selectors.EVENT_READ:
             return
         for _ in range(100):
@@ -467,6 +516,8 @@ class Arbiter:
     def _retire(self, worker: WorkerProcess) -> None:
         """Drain a worker that has been replaced: it finishes its sessions, then exits."""
         worker.state = DRAINING
+        # Nothing more is handed to it; a channel left watched for writing would spin the loop.
+        self._set_channel_events(worker, selectors.EVENT_READ)
         worker.kill_deadline = time.monotonic() + self.settings.graceful_timeout
         worker.signal(signal.SIGTERM)
         self.retiring.append(worker)
@@ -479,10 +530,11 @@ class Arbiter:
                 continue
             self._unwatch(worker.channel)
             worker.channel.close()
+            was_ready = worker.state in (READY, DRAINING)
             worker.state = STOPPED
-            self._on_worker_exit(worker, status)
+            self._on_worker_exit(worker, status, was_ready)
 
-    def _on_worker_exit(self, worker: WorkerProcess, status: int) -> None:
+    def _on_worker_exit(self, worker: WorkerProcess, status: int, was_ready: bool) -> None:
         slot = self.slots[worker.slot]
         how = describe_exit(status)
         if worker in self.retiring:
@@ -508,7 +560,7 @@ class Arbiter:
             log.error("rolling restart stopped at slot %d: %s", slot.index, reason)
             self.rolling.clear()
             return
-        quick = worker.state != READY or time.monotonic() - worker.started_monotonic < QUICK_DEATH
+        quick = not was_ready or time.monotonic() - worker.started_monotonic < QUICK_DEATH
         if worker.boot_error or status == WORKER_BOOT_ERROR:
             log.error("slot %d: worker could not start: %s", slot.index, reason)
             quick = True
@@ -578,7 +630,15 @@ class Arbiter:
 
     def _on_control_accept(self, sock: socket.socket, mask: int) -> None:
         assert self.control is not None
-        conn = self.control.accept()
+        try:
+            conn = self.control.accept()
+        except OSError as exc:
+            # Out of descriptors: stop watching for a moment instead of spinning (the socket
+            # stays readable) or dying; the tick watches it again.
+            log.error("cannot accept a control client: %s", exc.strerror or exc)
+            self._unwatch(sock)
+            self.control_paused_until = time.monotonic() + EMFILE_PAUSE
+            return
         if conn is not None:
             self._watch(conn, self._on_control_read)
 
@@ -598,6 +658,7 @@ class Arbiter:
             "app": self.settings.app,
             "binds": [display_address(sock) for sock in self.listeners],
             "redis": self._redis_description(),
+            "graceful_timeout": self.settings.graceful_timeout,
             "slots": [slot.describe() for slot in self.slots],
         }
 
@@ -641,6 +702,23 @@ class Arbiter:
             self._spawn(slot, standby=True)
             return
         log.info("rolling restart done")
+
+
+def raise_open_file_limit() -> int:
+    """Raise the soft open-file limit to the hard one; returns the soft limit now in force.
+
+    Every waiting connection is a descriptor in the master; the common soft limit of 1024 is
+    far below what the hard limit allows.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20
 
 
 def describe_exit(status: int) -> str:

@@ -11,13 +11,13 @@ class ListenError(Exception):
     """A bind address could not be listened on; the message names it and says why."""
 
 
-def open_listener(bind: str, backlog: int) -> socket.socket:
+def open_listener(bind: str, backlog: int, v6only: bool = False) -> socket.socket:
     """A non-blocking listening TCP socket for ``HOST:PORT`` / ``[V6]:PORT``.
 
     SO_REUSEADDR lets a restarted master bind while old connections sit in TIME_WAIT; there is
     deliberately no SO_REUSEPORT (eventlet.listen's default), with which a stale server on the same
-    port would silently take a share of the connections. IPv6 listeners are IPv6-only so that an
-    IPv4 and an IPv6 bind on the same port can coexist.
+    port would silently take a share of the connections. An IPv6 listener serves IPv4 too
+    (dual-stack, as gunicorn's) unless ``v6only``, which lets an IPv4 bind share its port.
     """
     try:
         host, port = parse_bind(bind)
@@ -34,7 +34,7 @@ def open_listener(bind: str, backlog: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1 if v6only else 0)
         sock.bind(address)
         sock.listen(backlog)
     except OSError as exc:
@@ -47,9 +47,18 @@ def open_listener(bind: str, backlog: int) -> socket.socket:
 def open_listeners(binds: list[str], backlog: int) -> list[socket.socket]:
     """Listen on every bind address, or on none: on failure the ones opened are closed again."""
     opened: list[socket.socket] = []
+    ipv4_ports = set()
+    for bind in binds:
+        try:
+            host, port = parse_bind(bind)
+        except ValueError as exc:
+            raise ListenError(str(exc)) from None
+        if ":" not in host:
+            ipv4_ports.add(port)
     try:
         for bind in binds:
-            opened.append(open_listener(bind, backlog))
+            host, port = parse_bind(bind)
+            opened.append(open_listener(bind, backlog, v6only=port in ipv4_ports))
     except ListenError:
         for sock in opened:
             sock.close()
