@@ -22,7 +22,7 @@ import click
 
 from sioctl.cluster.settings import DEFAULT_PORT, Settings, mask_url, parse_bind
 
-from . import rundir
+from . import appdir, rundir
 
 # gunicorn settings that mean the same thing here; any other gunicorn setting in a config file
 # is ignored with a warning (worker_class, threads, server hooks, ...).
@@ -167,6 +167,12 @@ def build_settings(
     timeout, graceful_timeout, keepalive, worker_connections, backlog, pending_limit, log_level,
     access_logfile, error_logfile, pidfile, certfile, keyfile, chdir, daemon. Raises
     click.BadParameter or click.UsageError with one line for anything unusable.
+
+    The app is ``module:attr`` or an app directory (see :mod:`.appdir`); with no app given,
+    the ``--chdir`` directory (else ``cwd``) serves if it is laid out as one. For an app
+    directory, ``app`` becomes its absolute path, ``chdir`` defaults to it, ``env`` to
+    ``prod``, and its config is read here: a mistake in it raises :class:`.appdir.AppError`
+    (exit 1), and its ``io.redis`` is the Redis URL unless ``redis`` is given.
     """
     file_values = file_config.values
 
@@ -178,15 +184,26 @@ def build_settings(
             return file_values[setting]
         return default
 
+    # An explicit --chdir stays the workers' working directory (an app directory is loaded from
+    # its absolute path regardless); with no APP it is also where an app directory is sought.
+    chdir_given = pick("chdir", "chdir", None)
+    if chdir_given:
+        chdir_given = os.path.normpath(os.path.join(cwd, os.path.expanduser(chdir_given)))
+        if not os.path.isdir(chdir_given):
+            raise click.BadParameter(f"{chdir_given} is not a directory", param_hint="'--chdir'")
     app = pick("app", "wsgi_app", None)
-    if not app:
+    app_dir = appdir.resolve(app, cwd=cwd, default_dir=chdir_given or cwd)
+    if app_dir:
+        app = app_dir
+    elif not app:
         raise click.UsageError(
-            "no app given: pass APP (module:attr), set SIOCTL_APP, "
-            "or set wsgi_app in the config file"
+            "no app given: pass APP (module:attr or an app directory), set SIOCTL_APP, "
+            "set wsgi_app in the config file, or run in an app directory"
         )
-    problem = check_app(app)
-    if problem:
-        raise click.BadParameter(problem, param_hint="APP")
+    else:
+        problem = check_app(app)
+        if problem:
+            raise click.BadParameter(problem, param_hint="APP")
 
     bind_option = split_binds(options.get("bind") or ())
     binds = bind_option or list(file_values.get("bind") or []) or [DEFAULT_BIND]
@@ -201,7 +218,13 @@ def build_settings(
         raise click.BadParameter(f"{workers} is not a number of workers >= 1",
                                  param_hint="'-w' / '--workers'")
 
-    redis_url = options.get("redis") or None
+    env = options.get("env") or None
+    app_config = None
+    if app_dir:
+        env = env or appdir.DEFAULT_ENV
+        app_config = appdir.read_config(app_dir, env)
+    # Precedence: --redis, then SIOCTL_REDIS (both reach us as the option), then io.redis.
+    redis_url = options.get("redis") or (app_config and app_config.redis_url) or None
     if redis_url:
         problem = check_redis_url(redis_url)
         if problem:
@@ -235,10 +258,7 @@ def build_settings(
             raise click.BadParameter(f"{value} is below {minimum}", param_hint=hint)
         numbers[option] = value
 
-    chdir = pick("chdir", "chdir", None) or cwd
-    chdir = os.path.normpath(os.path.join(cwd, os.path.expanduser(chdir)))
-    if not os.path.isdir(chdir):
-        raise click.BadParameter(f"{chdir} is not a directory", param_hint="'--chdir'")
+    chdir = chdir_given or app_dir or cwd
 
     base = rundir.resolve_base(options.get("run_dir"), environ)
     daemon = options.get("daemon")
@@ -253,7 +273,7 @@ def build_settings(
         redis_channel=options.get("redis_channel") or "socketio",
         title=title,
         run_dir=rundir.cluster_dir(base, title),
-        env=options.get("env") or None,
+        env=env,
         chdir=chdir,
         timeout=float(numbers["timeout"]),
         graceful_timeout=float(numbers["graceful_timeout"]),

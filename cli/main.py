@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shlex
 import sys
 import time
 from typing import Any
@@ -14,7 +15,8 @@ import click
 import sioctl
 from sioctl.cluster.settings import Settings, mask_url
 
-from . import config, daemon, dev, reloader, rundir, status, stopping
+from . import config, daemon, dev, reloader, rundir, skeleton, status, stopping
+from .appdir import AppError
 from .options import (
     app_argument,
     bind_option,
@@ -54,7 +56,8 @@ def cli() -> None:
 @option("--title", envvar=env("TITLE"),
         help="Cluster name, for stop/status and the run directory (default sioctl-PORT).")
 @option("--env", "env_name", envvar=env("ENV"), metavar="ENV",
-        help="Environment name, exported to the app as SIOCTL_ENV.")
+        help="Environment name, exported to the app as SIOCTL_ENV; an app directory reads "
+        "config/config_ENV.py (default prod there).")
 @option("-c", "--config", "config_file", envvar=env("CONFIG"), metavar="FILE",
         help="gunicorn config file (path, file:PATH or python:MODULE); default ./gunicorn.conf.py "
         "if it exists. Options and SIOCTL_* variables override it.")
@@ -84,14 +87,17 @@ def cli() -> None:
         help="TLS certificate (PEM); with --keyfile the workers serve https and wss.")
 @option("--keyfile", envvar=env("KEYFILE"), metavar="FILE", help="TLS private key (PEM).")
 @option("--chdir", envvar=env("CHDIR"), metavar="DIR",
-        help="Directory to load the app from (default: the current directory).")
+        help="Working directory of the workers, where module:attr apps are imported from "
+        "(default: the app directory, else the current directory).")
 @option("--print-config", is_flag=True,
         help="Print the resolved settings as JSON (passwords masked) and exit.")
 def start(sticky: bool, config_file: str | None, print_config: bool, **options: Any) -> None:
     """Start a cluster serving APP.
 
-    APP is module:attr (default: SIOCTL_APP, or wsgi_app from the config file). Settings come
-    from the options, then SIOCTL_* variables, then the gunicorn config file.
+    APP is module:attr or an app directory (app/router.py, config/config_*.py); default:
+    SIOCTL_APP, wsgi_app from the config file, or the current directory if it is an app
+    directory. Settings come from the options, then SIOCTL_* variables, then the gunicorn
+    config file; an app directory's io.redis comes last.
     """
     cwd = os.getcwd()
     options["env"] = options.pop("env_name")
@@ -229,15 +235,20 @@ def _nothing_running(base: str, title: str | None) -> None:
         help="More than one runs the sticky cluster locally.")
 @redis_option()
 @redis_channel_option()
-@option("--env", "env_name", default=dev.DEFAULT_ENV, show_default=True, metavar="ENV",
-        help="Environment name, exported to the app as SIOCTL_ENV.")
+@option("--env", "env_name", default=dev.DEFAULT_ENV, show_default=True, envvar=env("ENV"),
+        metavar="ENV", help="Environment name, exported to the app as SIOCTL_ENV; an app "
+        "directory reads config/config_ENV.py.")
 @run_dir_option()
 @option("--reload/--no-reload", default=True,
-        help="Restart when a .py file under the current directory changes (default on).")
+        help="Restart when a .py file under the app directory (or the current directory) "
+        "changes (default on).")
 def dev_command(app: str | None, bind: str, workers: int, redis: str | None,
                 redis_channel: str | None, env_name: str, run_dir: str | None,
                 reload: bool) -> None:
-    """Serve APP for development: debug logs, restart on code changes."""
+    """Serve APP for development: debug logs, restart on code changes.
+
+    APP is module:attr or an app directory; default: SIOCTL_APP, or the current directory.
+    """
     cwd = os.getcwd()
     settings = dev.dev_settings(app=app, bind=bind, workers=workers, redis=redis,
                                 redis_channel=redis_channel, env_name=env_name,
@@ -254,12 +265,36 @@ def dev_command(app: str | None, bind: str, workers: int, redis: str | None,
     code = reloader.supervise(
         dev.child_command(settings),
         env=child_env,
+        # An app directory is its own chdir, so that is what the reloader watches.
         cwd=settings.chdir,
         reload=reload,
         stop_timeout=dev.stop_timeout(settings),
         log=_say,
     )
     sys.exit(code)
+
+
+@cli.command(name="init")
+@click.argument("directory", metavar="DIR")
+@option("--force", is_flag=True,
+        help="Write into a non-empty DIR, replacing files of the same names.")
+def init_command(directory: str, force: bool) -> None:
+    """Write a small working chat app to DIR, laid out as an app directory.
+
+    It has a router, a chat controller, an auth and a logging middleware, per-environment
+    config and a test; `sioctl dev` serves it as it is.
+    """
+    try:
+        written = skeleton.write(directory, force=force)
+    except skeleton.SkeletonError as exc:
+        raise AppError(str(exc)) from None
+    except OSError as exc:
+        raise AppError(f"cannot write {directory}: {exc.strerror or exc}") from None
+    click.echo(f"sioctl: wrote {len(written)} files to {directory}")
+    click.echo("Next steps:")
+    click.echo(f"  cd {shlex.quote(directory)}")
+    click.echo(f"  sioctl dev      # serves it on http://{dev.DEFAULT_BIND}, restarting on changes")
+    click.echo('  pytest test     # needs: pip install pytest "python-socketio[client]"')
 
 
 def main() -> None:

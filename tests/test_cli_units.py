@@ -466,3 +466,116 @@ def test_supervise_without_reload_returns_the_child_status(tmp_path: Path) -> No
 def test_stopping_probe_of_a_dir_without_run_files(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     assert stopping.probe(str(tmp_path), "empty") is None
+
+
+# --- app directories -------------------------------------------------------------------------
+
+
+def _app_dir(root: Path, default: str = "", **env_files: str) -> Path:
+    """An app directory under ``root``: config_default.py holding ``default``, plus
+    config_<env>.py files from ``env_files``."""
+    (root / "config").mkdir(parents=True)
+    (root / "config" / "config_default.py").write_text(default)
+    for env_name, text in env_files.items():
+        (root / "config" / f"config_{env_name}.py").write_text(text)
+    return root
+
+
+def test_app_dir_argument_resolves_to_absolute_path_with_prod_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = _app_dir(tmp_path / "proj", "keys = ['k']\n",
+                   prod="io = {'redis': {'host': '127.0.0.2', 'port': 6390, 'password': 's3'}}\n")
+    monkeypatch.chdir(tmp_path)
+    shown = _print_config(tmp_path, ["proj"])
+    assert (shown["app"], shown["chdir"], shown["env"]) == (str(app), str(app), "prod")
+    # io.redis of config_prod.py is the Redis URL, its password masked.
+    assert shown["redis_url"] == "redis://:***@127.0.0.2:6390/0"
+    # --redis, then SIOCTL_REDIS, beat the app's config.
+    assert _print_config(tmp_path, ["./proj", "--redis", "redis://127.0.0.3:1/0"],
+                         {"SIOCTL_REDIS": "redis://127.0.0.4:1/0"})["redis_url"] == \
+        "redis://127.0.0.3:1/0"
+    assert _print_config(tmp_path, [str(app)], {"SIOCTL_REDIS": "redis://127.0.0.4:1/0"})[
+        "redis_url"] == "redis://127.0.0.4:1/0"
+    # --env (or SIOCTL_ENV) picks another config file: config_local.py does not exist here.
+    local = _print_config(tmp_path, ["proj"], {"SIOCTL_ENV": "local"})
+    assert (local["env"], local["redis_url"]) == ("local", None)
+
+
+def test_current_directory_is_the_default_app(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    app = _app_dir(tmp_path / "proj", "io = {'redis': 'redis://127.0.0.5:6379/2'}\n")
+    monkeypatch.chdir(app)
+    shown = _print_config(tmp_path, [])
+    assert (shown["app"], shown["chdir"], shown["env"]) == (str(app), str(app), "prod")
+    assert shown["redis_url"] == "redis://127.0.0.5:6379/2"
+    # An explicit --chdir stays the working directory; the app still loads from its own path.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    moved = _print_config(tmp_path, [str(app), "--chdir", str(elsewhere)])
+    assert (moved["app"], moved["chdir"]) == (str(app), str(elsewhere))
+    # With no APP, --chdir names the directory to look for an app in.
+    monkeypatch.chdir(elsewhere)
+    assert _print_config(tmp_path, ["--chdir", str(app)])["app"] == str(app)
+
+
+def test_module_reference_still_works_beside_a_package_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A package directory named like the module is no app directory: the name stays a module.
+    (tmp_path / "mypkg").mkdir()
+    (tmp_path / "mypkg" / "__init__.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+    shown = _print_config(tmp_path, ["mypkg"])
+    assert (shown["app"], shown["chdir"], shown["env"]) == ("mypkg", str(tmp_path), None)
+    shown = _print_config(tmp_path, ["mypkg.app:sio"])
+    assert (shown["app"], shown["env"]) == ("mypkg.app:sio", None)
+
+
+@pytest.mark.parametrize(
+    ("app", "message"),
+    [("./missing", "'./missing' is not a directory"), ("plain/", "is not an app directory")],
+)
+def test_a_path_that_is_no_app_dir_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, app: str, message: str
+) -> None:
+    (tmp_path / "plain").mkdir()
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["start", app, "--print-config"],
+                                env=_isolated_env(tmp_path))
+    assert result.exit_code == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and message in errors[0]
+
+
+def test_app_config_error_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    app = _app_dir(tmp_path / "proj", "io = {'init': {'ping_interval': 25}}\n",
+                   prod="io = {'init': {'ping_interval': 'fast'}}\n")
+    result = CliRunner().invoke(cli, ["start", str(app), "--print-config"],
+                                env=_isolated_env(tmp_path))
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "sioctl: error: config/config_prod.py: io.init.ping_interval: expected a number of "
+        "seconds, got str 'fast'"
+    ]
+    # dev reads config_local.py instead, which is fine here.
+    settings = dev.dev_settings(app=str(app), bind="127.0.0.1:7005", workers=1, redis=None,
+                                redis_channel=None, env_name="local", run_dir=str(tmp_path),
+                                cwd=str(tmp_path), environ={})
+    assert (settings.app, settings.chdir, settings.env) == (str(app), str(app), "local")
+
+
+def test_dev_resolves_app_dir_and_honours_sioctl_env(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    app = _app_dir(tmp_path / "proj", "", staging="keys = 3\n")
+    monkeypatch.chdir(app)
+    settings = dev.dev_settings(app=None, bind="127.0.0.1:7005", workers=1, redis=None,
+                                redis_channel=None, env_name="local", run_dir=str(tmp_path),
+                                cwd=str(app), environ={})
+    assert (settings.app, settings.chdir) == (str(app), str(app))
+    env = _isolated_env(tmp_path)
+    env["SIOCTL_ENV"] = "staging"
+    result = CliRunner().invoke(cli, ["dev", "--no-reload"], env=env)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("sioctl: error: config/config_staging.py: keys: ")

@@ -33,6 +33,7 @@ from sioctl.cluster.settings import (
 from sioctl.worker import access_log, app_loader, drain, engine, manager, tls
 from sioctl.worker.errors import BootError
 from sioctl.worker.fd_listener import Channel, accept_connections, receive_connections
+from sioctl.worker.framework.application import load_app_dir
 from sioctl.worker.gate import DrainGate
 from sioctl.worker.http_server import HttpServer
 
@@ -94,7 +95,11 @@ def prepare_environment(settings: Settings) -> None:
 def load(settings: Settings, logger: logging.Logger) -> tuple[Callable[..., Any], Any, str]:
     """Load and prepare the app: (WSGI app to serve, its socketio.Server, manager description)."""
     prepare_environment(settings)
-    loaded = app_loader.load_app(settings.app)
+    if os.path.isabs(settings.app) and os.path.isdir(settings.app):
+        app = load_app_dir(settings.app, settings.env, settings.redis_url)
+        loaded = app_loader.LoadedApp(app.wsgi_app, app.sio)
+    else:
+        loaded = app_loader.load_app(settings.app)
     engine.fix_ping_interval(loaded.server.eio)
     quiet_library_handlers()
     described = manager.install_manager(
@@ -249,6 +254,10 @@ def main(argv: list[str] | None = None) -> int:
         listener = listen(options.listen, settings.backlog) if options.listen else None
         app, server, described = load(settings, logger)
         tls_context = tls.server_context(settings)
+        try:
+            access_logger = access_log.make_access_logger(settings)
+        except OSError as exc:
+            raise BootError(f"cannot open access log {settings.accesslog}: {exc.strerror}") from exc
     except BootError as exc:
         return report_boot_error(exc, channel, logger)
     except Exception as exc:  # a bug or something unforeseen: still one line for the user
@@ -259,7 +268,6 @@ def main(argv: list[str] | None = None) -> int:
     term_fd = install_signals()
     gate = DrainGate(access_log.errors_logged(app, logger))
     wsgi_app: Callable[..., Any] = gate
-    access_logger = access_log.make_access_logger(settings)
     if access_logger is not None:
         wsgi_app = access_log.AccessLogMiddleware(gate, access_logger)
     connections: eventlet.queue.LightQueue = eventlet.queue.LightQueue()

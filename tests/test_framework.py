@@ -1,0 +1,298 @@
+"""The egg-socket.io style app framework, through `sioctl start --sticky` with 2 workers.
+
+The app is tests/apps/fwapp: its middleware writes each step to the file named by FWAPP_TRACE,
+so the tests see the order of before and after halves, even those that run at disconnect.
+"""
+
+from __future__ import annotations
+
+import queue
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from clients import BoundClient, ips_for_slot, make_client, wait_until
+
+from sioctl.worker.framework.session import encode_cookie
+
+APP_DIR = Path(__file__).resolve().parent / "apps" / "fwapp"
+KEYS = ["test-key-new", "test-key-old"]
+# How long a test waits to be sure that something does NOT arrive.
+QUIET = 1.0
+
+
+class Trace:
+    """The lines the app's middleware and routes wrote."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def lines(self) -> list[str]:
+        return self.path.read_text().splitlines() if self.path.exists() else []
+
+    def wait_for(self, line: str, timeout: float = 10.0) -> None:
+        wait_until(lambda: line in self.lines(), timeout, what=repr(line))
+
+    def index(self, line: str) -> int:
+        lines = self.lines()
+        assert line in lines, f"{line!r} not in the trace:\n" + "\n".join(lines)
+        return lines.index(line)
+
+
+@pytest.fixture
+def trace(tmp_path: Path) -> Trace:
+    return Trace(tmp_path / "trace.txt")
+
+
+@pytest.fixture
+def app_cluster(start_cluster: Any, trace: Trace) -> Callable[..., Any]:
+    """``app_cluster(env="prod", app_dir=APP_DIR)``: 2 sticky workers serving the app dir."""
+
+    def start(env: str = "prod", app_dir: Path = APP_DIR) -> Any:
+        return start_cluster(
+            app=str(app_dir), extra_args=["--env", env], env={"FWAPP_TRACE": str(trace.path)}
+        )
+
+    return start
+
+
+@pytest.fixture
+def clients() -> Iterator[Callable[..., BoundClient]]:
+    """``client(source_ip, **kwargs)``: a client from that address, shut down after the test."""
+    made: list[BoundClient] = []
+
+    def client(source_ip: str = "127.0.0.2", **kwargs: Any) -> BoundClient:
+        kwargs.setdefault("reconnection", False)
+        made.append(make_client(source_ip, **kwargs))
+        return made[-1]
+
+    yield client
+    for c in made:
+        c.shutdown()
+
+
+def refusal(client: BoundClient, url: str, **kwargs: Any) -> Any:
+    """Connect expecting a refusal; returns the connect_error data the client received."""
+    errors: queue.Queue[Any] = queue.Queue()
+    client.on("connect_error", errors.put)
+    with pytest.raises(Exception, match="failed to connect"):
+        client.connect(url, **kwargs)
+    return errors.get(timeout=10)
+
+
+def test_connection_middleware_order_and_after_halves_at_disconnect(
+    app_cluster: Any, clients: Any, trace: Trace
+) -> None:
+    cluster = app_cluster()
+    client = clients()
+    client.record("welcome")
+    client.connect(f"{cluster.url}?token=good&tag=A")
+    sid = client.get_sid("/")
+    # Emitted by the middleware before next(): it still reaches the client, after CONNECT.
+    assert client.next_event("welcome") == {"greeting": "hello", "id": sid}
+    assert trace.index("conn / A before") < trace.index("auth A accepted")
+    assert client.call("join", "room-1", timeout=10) == sorted([sid, "room-1"])
+    assert "auth A after" not in trace.lines()
+
+    client.disconnect()
+    trace.wait_for("conn / A after")
+    lines = trace.lines()
+    disconnecting = next(i for i, s in enumerate(lines) if s.startswith("route disconnecting /"))
+    assert "room-1" in lines[disconnecting], "rooms are still there while disconnecting"
+    assert (
+        disconnecting
+        < trace.index("route disconnect /")
+        < trace.index("auth A after")
+        < trace.index("conn / A after")
+    )
+
+
+def test_refusals_reach_connect_error_and_run_no_after_halves(
+    app_cluster: Any, clients: Any, trace: Trace
+) -> None:
+    cluster = app_cluster()
+    raised = refusal(clients(), f"{cluster.url}?token=bad&tag=B")
+    assert raised == {"message": "bad token"}
+    silent = refusal(clients(), f"{cluster.url}?token=silent&tag=C")
+    assert "auth" in silent["message"] and "next()" in silent["message"]
+    # The auth middleware is the innermost: the outer layer saw both attempts start...
+    assert "conn / B before" in trace.lines() and "conn / C before" in trace.lines()
+    # ...and the refusals ran no code after next() (there was no connection to end).
+    good = clients()
+    good.connect(f"{cluster.url}?token=good&tag=D")
+    assert good.call("ping", "still serving", timeout=10) == {"pong": "still serving"}
+    assert not any(line.endswith(("B after", "C after")) for line in trace.lines())
+
+
+def test_packet_middleware_controllers_and_acks(
+    app_cluster: Any, clients: Any, trace: Trace
+) -> None:
+    cluster = app_cluster()
+    client = clients()
+    client.connect(f"{cluster.url}?token=good")
+    assert client.call("ping", "x", timeout=10) == {"pong": "x"}
+    assert (
+        trace.index("packet ping before")
+        < trace.index("controller ping 'x'")
+        < trace.index("packet ping after")
+    )
+    # ctx.ack() with several values answers the ack with all of them.
+    assert client.call("two_values", timeout=10) == ("first", "second")
+
+
+def test_dropped_packets_get_no_answer(app_cluster: Any, clients: Any, trace: Trace) -> None:
+    cluster = app_cluster()
+    client = clients()
+    client.connect(f"{cluster.url}?token=good")
+    answers: queue.Queue[Any] = queue.Queue()
+    client.emit("blocked", "y", callback=lambda *a: answers.put(a))
+    with pytest.raises(queue.Empty):
+        answers.get(timeout=QUIET)
+    assert "packet blocked before" in trace.lines()
+    assert "packet blocked after" not in trace.lines()
+    assert "controller ping 'y'" not in trace.lines()
+    assert client.call("ping", "after drop", timeout=10) == {"pong": "after drop"}
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [("boom", "controller boom"), ("boom_in_middleware", "middleware boom")],
+)
+def test_exceptions_reach_the_client_as_error_and_the_log_once(
+    app_cluster: Any, clients: Any, trace: Trace, event: str, message: str
+) -> None:
+    cluster = app_cluster()
+    client = clients()
+    errors = client.record("error")
+    client.connect(f"{cluster.url}?token=good")
+    client.emit(event)
+    assert errors.get(timeout=10) == {"message": message, "event": event}
+    trace.wait_for(f"route error {event} {message}")
+    # The socket stays up.
+    assert client.connected
+    assert client.call("ping", "alive", timeout=10) == {"pong": "alive"}
+    log = cluster.log_text().splitlines()
+    failures = [line for line in log if f"event {event!r} failed" in line]
+    assert len(failures) == 1, cluster.log_text()
+
+
+def test_namespaces_rooms_and_broadcasts_across_workers(
+    app_cluster: Any, clients: Any
+) -> None:
+    cluster = app_cluster()
+    first = clients(ips_for_slot(0, 2)[0])
+    second = clients(ips_for_slot(1, 2)[0])
+    third = clients(ips_for_slot(1, 2)[0])
+    for c in (first, second, third):
+        c.record("said")
+        c.record("shouted")
+        c.connect(f"{cluster.url}?token=good", namespaces=["/", "/chat"])
+    slots = {c.call("whoami", timeout=10)["slot"] for c in (first, second)}
+    assert slots == {0, 1}
+
+    assert first.call("join", "lobby", timeout=10)
+    assert second.call("join", "lobby", timeout=10)
+    assert first.call("to_room", ("lobby", "hi room"), timeout=10) == "sent"
+    assert second.next_event("said") == "hi room"
+    assert first.call("shout", "hi all", timeout=10) == "sent"
+    assert second.next_event("shouted") == "hi all"
+    assert third.next_event("shouted") == "hi all"
+    # socket.to() and socket.broadcast skip the sender; the room skips non-members.
+    with pytest.raises(queue.Empty):
+        first.next_event("said", timeout=QUIET)
+    with pytest.raises(queue.Empty):
+        third.next_event("said", timeout=0.1)
+    with pytest.raises(queue.Empty):
+        first.next_event("shouted", timeout=0.1)
+
+    assert first.call("echo", [1, "two"], namespace="/chat", timeout=10) == [[1, "two"]]
+    info = first.call("whoami", namespace="/chat", timeout=10)
+    assert info["namespace"] == "/chat" and info["id"] == first.get_sid("/chat")
+
+
+def test_custom_ids_from_generate_id(app_cluster: Any, clients: Any) -> None:
+    cluster = app_cluster(env="ids")
+    for slot, uid in ((0, "41"), (1, "42")):
+        client = clients(ips_for_slot(slot, 2)[0])
+        client.connect(f"{cluster.url}?token=good&uid={uid}", namespaces=["/", "/chat"])
+        info = client.call("whoami", timeout=10)
+        assert info["id"] == client.get_sid("/") == f"user-{uid}"
+        assert info["slot"] == slot
+        assert client.get_sid("/chat") == f"user-{uid}"
+    # The same id twice on one worker is refused, with the reason.
+    again = clients(ips_for_slot(1, 2)[0])
+    assert refusal(again, f"{cluster.url}?token=good&uid=42") == {
+        "message": "socket id 'user-42' is already in use"
+    }
+
+
+def test_session_from_a_signed_cookie(app_cluster: Any, clients: Any) -> None:
+    cluster = app_cluster()
+    data = {"user": "ada", "roles": ["admin"]}
+    cases = [
+        (encode_cookie(data, KEYS), data),
+        (encode_cookie(data, KEYS[1:]), data),  # signed with the older key, still listed
+        (encode_cookie(data, ["a-key-nobody-configured"]), {}),
+        (encode_cookie(data, KEYS)[:-3] + "AAA", {}),  # tampered signature
+        ("garbage", {}),
+    ]
+    for cookie, expected in cases:
+        client = clients()
+        client.connect(f"{cluster.url}?token=good", headers={"Cookie": f"SIOCTL_SESS={cookie}"})
+        assert client.call("whoami", timeout=10)["session"] == expected, cookie
+        client.disconnect()
+
+
+BROKEN_APPS = [
+    (
+        "config/config_default.py",
+        ('"packet_middleware": ["trace_packet", "guard"]',
+         '"packet_middleware": ["trace_packet", "gaurd"]'),
+        "config/config_default.py: io.namespace./.packet_middleware: unknown middleware 'gaurd'",
+    ),
+    (
+        "config/config_default.py",
+        ('custom = {"greeting": "hello"}', 'custom = {"greeting": "hello"}\nredis_url = "x"'),
+        "config/config_default.py: redis_url: unknown config key",
+    ),
+    (
+        "config/config_default.py",
+        ('"ping_interval": 5', '"ping_interval": "5"'),
+        "config/config_default.py: io.init.ping_interval: expected a number of seconds",
+    ),
+    (
+        "app/router.py",
+        ('app.io.of("/chat").route("echo", util.echo)',
+         'app.io.of("/nope").route("echo", util.echo)'),
+        "app/router.py: route 'echo' on namespace '/nope', which io.namespace does not configure",
+    ),
+    (
+        "app/router.py",
+        ('app.io.route("shout", chat.shout)', 'app.io.route("ping", chat.shout)'),
+        "app/router.py: event 'ping' on '/' is routed twice",
+    ),
+]
+
+
+@pytest.mark.parametrize(("file", "edit", "message"), BROKEN_APPS,
+                         ids=["middleware", "config-key", "type", "namespace", "twice"])
+def test_mistakes_are_boot_errors_naming_file_and_key(
+    run_sioctl: Any, tmp_path: Path, redis_url: str, file: str, edit: tuple[str, str],
+    message: str,
+) -> None:
+    app_dir = tmp_path / "app-copy"
+    shutil.copytree(APP_DIR, app_dir)
+    target = app_dir / file
+    text = target.read_text()
+    assert edit[0] in text
+    target.write_text(text.replace(edit[0], edit[1]))
+    result = run_sioctl(
+        "start", str(app_dir), "-w", "2", "-b", "127.0.0.1:0", "--redis", redis_url,
+        "--run-dir", str(tmp_path / "run"), "--title", "broken",
+    )
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert message in output, output
+    assert "Traceback" not in output

@@ -1,0 +1,20 @@
+"""The app framework in the style of egg-socket.io: what app code imports.
+
+``Controller`` is the base of class-based controllers. The package imports its parts lazily:
+the CLI reads an app's configuration through ``sioctl.worker.framework.config`` and should not
+pay for (or be able to reach) the socket.io runtime while doing so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["Controller"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Controller":
+        from .controller import Controller
+
+        return Controller
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
