@@ -158,18 +158,19 @@ def _start_settings(location: str | None, options: dict[str, Any], cwd: str) -> 
 @option("--title", envvar=env("TITLE"), help="Stop only this cluster.")
 @option("--pidfile", metavar="FILE", help="Stop the master whose pid is in FILE.")
 @run_dir_option()
-@option("--timeout", type=click.FloatRange(min=0), default=stopping.DEFAULT_STOP_TIMEOUT,
-        show_default=True, metavar="S",
-        help="Kill (SIGKILL) the master if it still runs after this long.")
+@option("--timeout", type=click.FloatRange(min=0), default=None, metavar="S",
+        help="Kill (SIGKILL) the master if it still runs after this long (default: the "
+        "cluster's graceful timeout + 5 s, or 35 s when it does not say).")
 @option("--force", is_flag=True, help="Stop at once instead of letting connections finish.")
-def stop(title: str | None, pidfile: str | None, run_dir: str | None, timeout: float,
+def stop(title: str | None, pidfile: str | None, run_dir: str | None, timeout: float | None,
          force: bool) -> None:
     """Stop a cluster (by title or pidfile), or every cluster under the run directory."""
     graceful = not force
     if title and pidfile:
         raise click.UsageError("give --title or --pidfile, not both")
     if pidfile:
-        if not stopping.stop_pidfile(pidfile, graceful=graceful, timeout=timeout, say=_say):
+        wait = timeout if timeout is not None else stopping.DEFAULT_STOP_TIMEOUT
+        if not stopping.stop_pidfile(pidfile, graceful=graceful, timeout=wait, say=_say):
             sys.exit(1)
         return
     base = rundir.resolve_base(run_dir, os.environ)
@@ -180,7 +181,8 @@ def stop(title: str | None, pidfile: str | None, run_dir: str | None, timeout: f
         if message:
             _say(message)
             continue
-        if stopping.stop_found(base, found, graceful=graceful, timeout=timeout, say=_say):
+        wait = timeout if timeout is not None else stopping.stop_timeout(found)
+        if stopping.stop_found(base, found, graceful=graceful, timeout=wait, say=_say):
             stopped += 1
     if not stopped:
         _nothing_running(base, title)

@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from types import FrameType
 
+from sioctl.cluster.lifetime import die_with_parent
+
 # Directories that never hold the app's own code, or hold a great deal of someone else's.
 SKIP_DIRS = frozenset({"node_modules", "__pycache__", "site-packages", "dist-packages", "venv",
                        "env", "build", "dist"})
@@ -93,7 +95,8 @@ def supervise(
 
     def launch() -> subprocess.Popen[bytes]:
         # A session of its own: Ctrl-C reaches only us, and we stop the child in order.
-        return subprocess.Popen(argv, env=dict(env), cwd=cwd, start_new_session=True)
+        # If the supervisor is killed outright, its server must not live on holding the port.
+        return subprocess.Popen(argv, env=dict(env), cwd=cwd, preexec_fn=die_with_parent())
 
     try:
         files = snapshot(cwd) if reload else {}

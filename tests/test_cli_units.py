@@ -579,3 +579,11 @@ def test_dev_resolves_app_dir_and_honours_sioctl_env(tmp_path: Path,
     result = CliRunner().invoke(cli, ["dev", "--no-reload"], env=env)
     assert result.exit_code == 1
     assert result.stderr.startswith("sioctl: error: config/config_staging.py: keys: ")
+
+
+def test_stop_waits_for_the_clusters_own_graceful_timeout() -> None:
+    from sioctl.cli.stopping import DEFAULT_STOP_TIMEOUT, Found, stop_timeout
+
+    assert stop_timeout(Found("t", {"graceful_timeout": 60.0}, 1)) == 65.0
+    assert stop_timeout(Found("t", {"state": "running"}, 1)) == DEFAULT_STOP_TIMEOUT
+    assert stop_timeout(Found("t", None, 1)) == DEFAULT_STOP_TIMEOUT

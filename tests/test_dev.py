@@ -13,6 +13,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -309,3 +310,20 @@ def test_dev_workers_runs_the_sticky_cluster_with_embedded_redis(dev_server: Any
     left = wait_for_exit([master, *worker_pids.values(), *redis_pids], 15.0)
     assert left == [], f"still running after sioctl dev exited: {left}"
     assert not pid_alive(master)
+
+
+def test_a_killed_dev_supervisor_takes_its_server_along(dev_server: Any) -> None:
+    dev = dev_server()
+    served = dev.wait_version(1)
+    children = dev.note_children()
+    assert served["pid"] in children
+    assert dev.proc is not None
+    dev.proc.kill()  # no chance to clean up: the kernel must end the server
+    dev.proc.wait(EXIT_TIMEOUT)
+    assert wait_for_exit(children, EXIT_TIMEOUT) == [], "the dev server outlived its supervisor"
+    # The port is free again for the next `sioctl dev`.
+    with socket.socket() as probe:
+        # As a server binds: connections in TIME_WAIT do not count, a listener would.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(("127.0.0.1", dev.port))
+        probe.listen(1)
