@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 exec .venv/bin/sioctl start --sticky -w "${WORKERS:-2}" -b "${BIND:-127.0.0.1:7001}" \
-    --chdir examples chat:app "$@"
+    examples/chat "$@"

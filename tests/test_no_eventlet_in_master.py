@@ -33,6 +33,12 @@ with contextlib.redirect_stdout(out):
     cli.main(["start", "tests.apps.chat:sio", "--sticky", "-w", "2", "-b", "127.0.0.1:7001",
               "--print-config"], prog_name="sioctl", standalone_mode=False)
 json.loads(out.getvalue())
+# An app directory: the CLI reads its config files too.
+out = io.StringIO()
+with contextlib.redirect_stdout(out):
+    cli.main(["start", "examples/chat", "-w", "2", "--print-config"], prog_name="sioctl",
+             standalone_mode=False)
+assert json.loads(out.getvalue())["app"].endswith("chat")
 print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in {green})))
 """
 

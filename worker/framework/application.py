@@ -23,6 +23,7 @@ from .session import SessionLoader
 log = logging.getLogger("sioctl.app")
 
 ROUTER_FILE = os.path.join("app", "router.py")
+HTTP_FILE = os.path.join("app", "http.py")
 SYSTEM_EVENTS = {"disconnect", "disconnecting", "error"}
 Handler = Callable[[Context], Any]
 
@@ -244,12 +245,29 @@ class Application:
         self.config = config
         self.app_dir = config.app_dir
         self.sio = FrameworkServer(config.generate_id, **server_options(config))
-        self.wsgi_app = socketio.WSGIApp(
-            self.sio, socketio_path=config.init.get("path", "socket.io")
-        )
         self.factories = load_factories(self.app_dir)
+        self.wsgi_app = socketio.WSGIApp(
+            self.sio, self._http_app(), socketio_path=config.init.get("path", "socket.io")
+        )
         self.io = IoRouter(self, load_controllers(self.app_dir))
         self.sessions = SessionLoader(config, session_redis(config, redis_url), log)
+
+    def _http_app(self) -> Callable[..., Any] | None:
+        """The app's own HTTP side: ``app/http.py``'s ``http(app)`` returns a WSGI app that
+        serves every request outside the socket.io path (pages, login views, APIs)."""
+        path = os.path.join(self.app_dir, HTTP_FILE)
+        if not os.path.isfile(path):
+            return None
+        factory = getattr(load_module(self.app_dir, path), "http", None)
+        if not callable(factory):
+            raise BootError(f"{HTTP_FILE}: define http(app) returning a WSGI application")
+        try:
+            wsgi_app = factory(self)
+        except Exception as exc:
+            raise BootError(f"{HTTP_FILE}: http(app) failed: {type(exc).__name__}: {exc}") from exc
+        if not callable(wsgi_app):
+            raise BootError(f"{HTTP_FILE}: http(app) must return a WSGI application")
+        return wsgi_app
 
     def middleware_layers(
         self, names: list[str], namespace: str, kind: str

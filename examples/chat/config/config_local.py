@@ -1,0 +1,2 @@
+# sioctl dev: let pages from other local origins connect.
+io = {"init": {"cors": True}}
