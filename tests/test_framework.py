@@ -6,8 +6,10 @@ so the tests see the order of before and after halves, even those that run at di
 
 from __future__ import annotations
 
+import os
 import queue
 import shutil
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -296,3 +298,52 @@ def test_mistakes_are_boot_errors_naming_file_and_key(
     output = result.stdout + result.stderr
     assert message in output, output
     assert "Traceback" not in output
+
+
+def test_custom_ids_are_unique_across_workers(app_cluster: Any, clients: Any) -> None:
+    cluster = app_cluster(env="ids")
+    on_slot0, on_slot1 = ips_for_slot(0, 2)[0], ips_for_slot(1, 2)[0]
+    first = clients(on_slot0)
+    first.connect(f"{cluster.url}?token=good&uid=7")
+    assert refusal(clients(on_slot1), f"{cluster.url}?token=good&uid=7") == {
+        "message": "socket id 'user-7' is already in use"
+    }
+    # A connection its middleware refused holds no claim.
+    refusal(clients(on_slot0), f"{cluster.url}?token=bad&uid=8")
+    clients(on_slot1).connect(f"{cluster.url}?token=good&uid=8")
+    # Once the holder leaves, the id is free on every worker.
+    first.disconnect()
+    later = clients(on_slot1)
+    wait_until(lambda: _connects(later, f"{cluster.url}?token=good&uid=7"), 10,
+               what="user-7 to be free")
+    assert later.get_sid("/") == "user-7"
+
+
+def test_a_respawned_worker_takes_over_its_slots_ids(app_cluster: Any, clients: Any) -> None:
+    cluster = app_cluster(env="ids")
+    client = clients(ips_for_slot(0, 2)[0], reconnection=True)
+    client.connect(f"{cluster.url}?token=good&uid=9")
+    old_pid = client.call("whoami", timeout=10)["pid"]
+    os.kill(old_pid, signal.SIGKILL)
+    # The client reconnects to its slot's new worker and keeps its id at once, although the
+    # dead worker's claim has not expired.
+    info = wait_until(lambda: _whoami_if_new(client, old_pid), 20, what="a reconnect")
+    assert info["id"] == "user-9" and info["slot"] == 0
+
+
+def _connects(client: BoundClient, url: str) -> bool:
+    try:
+        client.connect(url)
+    except Exception:
+        return False
+    return True
+
+
+def _whoami_if_new(client: BoundClient, old_pid: int) -> dict[str, Any] | None:
+    if not client.connected:
+        return None
+    try:
+        info = client.call("whoami", timeout=2)
+    except Exception:
+        return None
+    return info if info["pid"] != old_pid else None

@@ -26,6 +26,7 @@ from eventlet.patcher import original
 from sioctl.cluster import channel as proto
 from sioctl.cluster.settings import (
     SETTINGS_ENV,
+    SLOT_ENV,
     WORKER_BOOT_ERROR,
     Settings,
     parse_bind,
@@ -96,7 +97,8 @@ def load(settings: Settings, logger: logging.Logger) -> tuple[Callable[..., Any]
     """Load and prepare the app: (WSGI app to serve, its socketio.Server, manager description)."""
     prepare_environment(settings)
     if os.path.isabs(settings.app) and os.path.isdir(settings.app):
-        app = load_app_dir(settings.app, settings.env, settings.redis_url)
+        owner = f"{socket.gethostname()}/{settings.title}/{os.environ.get(SLOT_ENV, 'dev')}"
+        app = load_app_dir(settings.app, settings.env, settings.redis_url, owner)
         loaded = app_loader.LoadedApp(app.wsgi_app, app.sio)
     else:
         loaded = app_loader.load_app(settings.app)

@@ -16,6 +16,7 @@ from sioctl.worker.errors import BootError
 from .config import AppConfig, ConfigError, NamespaceConfig, load_config
 from .context import Context, SocketHandle
 from .controller import ControllerTree, load_controllers
+from .ids import IdClaims
 from .loading import load_module
 from .middleware import Middleware, NextNotCalled, load_factories, run_chain
 from .session import SessionLoader
@@ -157,6 +158,7 @@ class FrameworkNamespace(socketio.Namespace):
                     handler(ctx)
                 except Exception:
                     log.exception("%s handler of %s failed", event, self.namespace)
+        self.app.sio.claims.release(self.namespace, sid)
         conn.disconnected.set()
 
     def on_packet(self, event: str, sid: str, args: tuple[Any, ...]) -> Any:
@@ -204,12 +206,16 @@ class FrameworkServer(socketio.Server):
 
     python-socketio asks ``eio.generate_id()`` (no arguments) for a new socket id while it
     handles a CONNECT packet; this server knows which handshake that is and hands the
-    generator its environ. An id already in use is refused before the socket exists.
+    generator its environ. An id already in use, here or on another worker (see ids.py), is
+    refused before the socket exists.
     """
 
-    def __init__(self, id_generator: Callable[[dict[str, Any]], str] | None, **kwargs: Any):
+    def __init__(
+        self, id_generator: Callable[[dict[str, Any]], str] | None, owner: str, **kwargs: Any
+    ):
         super().__init__(**kwargs)
         self.id_generator = id_generator
+        self.claims = IdClaims(self, owner)
         self._pending_id = threading.local()
         if id_generator is not None:
             default = self.eio.generate_id
@@ -224,7 +230,8 @@ class FrameworkServer(socketio.Server):
             sid = self.id_generator(self.environ.get(eio_sid, {}))
             if not isinstance(sid, str) or not sid:
                 raise ValueError(f"io.generate_id returned {sid!r}, not a non-empty string")
-            if sid in self.manager.rooms.get(namespace, {}).get(None, {}):
+            in_use = sid in self.manager.rooms.get(namespace, {}).get(None, {})
+            if in_use or not self.claims.claim(namespace, sid):
                 raise ValueError(f"socket id {sid!r} is already in use")
         except Exception as exc:
             log.warning("refusing a connection to %s: %s", namespace, exc)
@@ -236,15 +243,19 @@ class FrameworkServer(socketio.Server):
             super()._handle_connect(eio_sid, namespace, data)
         finally:
             self._pending_id.value = None
+            if not self.manager.is_connected(sid, namespace):
+                self.claims.release(namespace, sid)  # refused by its middleware
 
 
 class Application:
     """``app`` as the router, middleware factories and controllers see it."""
 
-    def __init__(self, config: AppConfig, redis_url: str | None = None) -> None:
+    def __init__(
+        self, config: AppConfig, redis_url: str | None = None, owner: str = "sioctl"
+    ) -> None:
         self.config = config
         self.app_dir = config.app_dir
-        self.sio = FrameworkServer(config.generate_id, **server_options(config))
+        self.sio = FrameworkServer(config.generate_id, owner, **server_options(config))
         self.factories = load_factories(self.app_dir)
         self.wsgi_app = socketio.WSGIApp(
             self.sio, self._http_app(), socketio_path=config.init.get("path", "socket.io")
@@ -346,16 +357,19 @@ def server_options(config: AppConfig) -> dict[str, Any]:
     return options
 
 
-def load_app_dir(app_dir: str, env: str | None, redis_url: str | None = None) -> Application:
+def load_app_dir(
+    app_dir: str, env: str | None, redis_url: str | None = None, owner: str = "sioctl"
+) -> Application:
     """Load and set up the app in ``app_dir`` for ``env``; raises BootError with one line.
 
     ``redis_url`` is the cluster's Redis (from --redis or the embedded one), used by a
-    Redis-backed session store when io.redis does not name one.
+    Redis-backed session store when io.redis does not name one. ``owner`` names this worker's
+    slot cluster-wide (host, cluster title, slot): it owns the custom socket ids it hands out.
     """
     try:
         config = load_config(app_dir, env)
     except ConfigError as exc:
         raise BootError(str(exc)) from exc
-    app = Application(config, redis_url)
+    app = Application(config, redis_url, owner)
     app.setup()
     return app
