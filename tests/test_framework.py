@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from clients import BoundClient, ips_for_slot, make_client, wait_until
 
-from sioctl.worker.framework.session import encode_cookie
+from sioctl.worker.framework.config import load_config
+from sioctl.worker.framework.session import encode_cookie, new_redis_session_cookie
 
 APP_DIR = Path(__file__).resolve().parent / "apps" / "fwapp"
 KEYS = ["test-key-new", "test-key-old"]
@@ -347,3 +349,23 @@ def _whoami_if_new(client: BoundClient, old_pid: int) -> dict[str, Any] | None:
     except Exception:
         return None
     return info if info["pid"] != old_pid else None
+
+
+def test_redis_backed_sessions_load_and_save(
+    app_cluster: Any, clients: Any, redis_url: str
+) -> None:
+    cluster = app_cluster(env="redisess")
+    config = load_config(str(APP_DIR), "redisess")
+    store = redis.Redis.from_url(redis_url)
+    header = new_redis_session_cookie({"user": "grace"}, config, store)
+    cookie = header.split(";", 1)[0]
+    assert "grace" not in cookie  # only a signed id travels
+    first = clients(ips_for_slot(0, 2)[0])
+    first.connect(f"{cluster.url}?token=good", headers={"Cookie": cookie})
+    assert first.call("whoami", timeout=10)["session"] == {"user": "grace"}
+    assert first.call("remember", "blue", timeout=10) == "saved"
+    first.disconnect()
+    # Another worker reads what the first one saved.
+    second = clients(ips_for_slot(1, 2)[0])
+    second.connect(f"{cluster.url}?token=good", headers={"Cookie": cookie})
+    assert second.call("whoami", timeout=10)["session"] == {"user": "grace", "remembered": "blue"}

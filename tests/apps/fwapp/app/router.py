@@ -8,6 +8,7 @@ def setup(app):
     app.io.route("blocked", chat.ping)
     app.io.route("whoami", chat.whoami)
     app.io.route("join", chat.join)
+    app.io.route("remember", chat.remember)
     app.io.route("to_room", chat.to_room)
     app.io.route("shout", chat.shout)
     app.io.route("disconnecting", util.disconnecting)

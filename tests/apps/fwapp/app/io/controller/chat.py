@@ -26,6 +26,11 @@ class ChatController(Controller):
             "remote_addr": self.ctx.request.get("REMOTE_ADDR"),
         }
 
+    def remember(self):
+        self.ctx.session["remembered"] = self.ctx.args[0]
+        self.ctx.session.save()
+        return "saved"
+
     def join(self):
         self.ctx.socket.join(self.ctx.args[0])
         return sorted(self.ctx.socket.rooms)
