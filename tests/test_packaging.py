@@ -24,7 +24,9 @@ def test_wheel_contains_every_subpackage_and_the_command(tmp_path: Path) -> None
     (wheel,) = tmp_path.glob("sioctl-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for folder in ("cluster", "worker", "cli"):
-        sources = sorted(p.name for p in (REPO_ROOT / folder).glob("*.py"))
+        # Subpackages (worker/framework, worker/gateway) must be listed in pyproject.toml.
+        sources = sorted(p.relative_to(REPO_ROOT / folder).as_posix()
+                         for p in (REPO_ROOT / folder).rglob("*.py"))
         assert sources, folder
         for name in sources:
             assert f"sioctl/{folder}/{name}" in names, f"{folder}/{name} missing from {wheel.name}"

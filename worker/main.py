@@ -98,7 +98,8 @@ def load(settings: Settings, logger: logging.Logger) -> tuple[Callable[..., Any]
     prepare_environment(settings)
     if os.path.isabs(settings.app) and os.path.isdir(settings.app):
         owner = f"{socket.gethostname()}/{settings.title}/{os.environ.get(SLOT_ENV, 'dev')}"
-        app = load_app_dir(settings.app, settings.env, settings.redis_url, owner)
+        app = load_app_dir(settings.app, settings.env, settings.redis_url, owner,
+                           settings.redis_channel)
         loaded = app_loader.LoadedApp(app.wsgi_app, app.sio)
     else:
         loaded = app_loader.load_app(settings.app)

@@ -12,6 +12,10 @@ import redis
 import socketio
 
 from sioctl.worker.errors import BootError
+from sioctl.worker.gateway.http import TransportMessageApp
+from sioctl.worker.gateway.plugin import Gateway
+from sioctl.worker.gateway.protocol import REQUEST_MESSAGE, parse_gateway_config
+from sioctl.worker.gateway.registry import MemoryRegistry, RedisRegistry, Registry
 
 from .config import AppConfig, ConfigError, NamespaceConfig, load_config
 from .context import Context, SocketHandle
@@ -94,6 +98,8 @@ class FrameworkNamespace(socketio.Namespace):
         self.packet_layers = app.middleware_layers(settings.packet_middleware, name,
                                                    "packet_middleware")
         self.connections: dict[str, Connection] = {}
+        # The signed-message gateway serves the default namespace when socket_config is set.
+        self.gateway = app.gateway if name == "/" else None
 
     def trigger_event(self, event: str, *args: Any) -> Any:
         if event == "connect":
@@ -109,6 +115,11 @@ class FrameworkNamespace(socketio.Namespace):
 
     def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
         server = self.app.sio
+        if self.gateway is not None:
+            reason = self.gateway.check_handshake(auth)
+            if reason is not None:
+                log.info("%s %s refused by the gateway: %s", self.namespace, sid, reason)
+                raise socketio.exceptions.ConnectionRefusedError(reason)
         socket = SocketHandle(server, sid, self.namespace)
         ctx = Context(self.app, socket, environ, auth, self.app.sessions.load(environ))
         conn = Connection(ctx, server)
@@ -124,6 +135,8 @@ class FrameworkNamespace(socketio.Namespace):
                 message = str(reason) or type(reason).__name__
             log.info("%s %s refused: %s", self.namespace, sid, message)
             raise socketio.exceptions.ConnectionRefusedError(message)
+        if self.gateway is not None:
+            self.gateway.on_connect(sid, socket, auth)
         # Emits made by the middleware go out once python-socketio has sent the CONNECT reply,
         # which it does right after this handler returns.
         server.start_background_task(socket.release)
@@ -158,6 +171,8 @@ class FrameworkNamespace(socketio.Namespace):
                     handler(ctx)
                 except Exception:
                     log.exception("%s handler of %s failed", event, self.namespace)
+        if self.gateway is not None:
+            self.gateway.on_disconnect(sid)
         self.app.sio.claims.release(self.namespace, sid)
         conn.disconnected.set()
 
@@ -167,6 +182,9 @@ class FrameworkNamespace(socketio.Namespace):
             return self.app.sio.not_handled
         ctx = conn.ctx.for_packet(event, args)
         handler = self.routes.get(event) if event not in SYSTEM_EVENTS else None
+        if handler is None and self.gateway is not None and event == REQUEST_MESSAGE:
+            gateway = self.gateway
+            handler = lambda ctx: gateway.handle(ctx.socket.id, ctx.args)  # noqa: E731
         result: list[Any] = []
 
         def run_controller() -> None:
@@ -251,15 +269,22 @@ class Application:
     """``app`` as the router, middleware factories and controllers see it."""
 
     def __init__(
-        self, config: AppConfig, redis_url: str | None = None, owner: str = "sioctl"
+        self,
+        config: AppConfig,
+        redis_url: str | None = None,
+        owner: str = "sioctl",
+        channel: str = "socketio",
     ) -> None:
         self.config = config
         self.app_dir = config.app_dir
         self.sio = FrameworkServer(config.generate_id, owner, **server_options(config))
         self.factories = load_factories(self.app_dir)
-        self.wsgi_app = socketio.WSGIApp(
+        self.gateway = make_gateway(config, self.sio, config.redis_url or redis_url, channel)
+        self.wsgi_app: Callable[..., Any] = socketio.WSGIApp(
             self.sio, self._http_app(), socketio_path=config.init.get("path", "socket.io")
         )
+        if self.gateway is not None:
+            self.wsgi_app = TransportMessageApp(self.gateway, self.wsgi_app)
         self.io = IoRouter(self, load_controllers(self.app_dir))
         self.sessions = SessionLoader(config, session_redis(config, redis_url), log)
 
@@ -324,6 +349,25 @@ class Application:
 
 
 
+def make_gateway(
+    config: AppConfig, server: socketio.Server, redis_url: str | None, channel: str
+) -> Gateway | None:
+    """The signed-message gateway, when ``socket_config`` names at least one app."""
+    if not config.socket_config:
+        return None
+    try:
+        gateway_config = parse_gateway_config(config.socket_config, config.gateway or None)
+    except ValueError as exc:
+        raise BootError(f"{config.where(str(exc).split(':', 1)[0])}: "
+                        f"{str(exc).split(':', 1)[-1].strip()}") from None
+    registry: Registry
+    if redis_url:
+        registry = RedisRegistry(redis.Redis.from_url(redis_url), prefix=f"{channel}:gw:")
+    else:
+        registry = MemoryRegistry()
+    return Gateway(server, gateway_config, registry)
+
+
 def session_redis(config: AppConfig, redis_url: str | None) -> redis.Redis | None:
     """The Redis client of a Redis-backed session store (None for cookie sessions)."""
     if config.session_store != "redis":
@@ -358,18 +402,23 @@ def server_options(config: AppConfig) -> dict[str, Any]:
 
 
 def load_app_dir(
-    app_dir: str, env: str | None, redis_url: str | None = None, owner: str = "sioctl"
+    app_dir: str,
+    env: str | None,
+    redis_url: str | None = None,
+    owner: str = "sioctl",
+    channel: str = "socketio",
 ) -> Application:
     """Load and set up the app in ``app_dir`` for ``env``; raises BootError with one line.
 
     ``redis_url`` is the cluster's Redis (from --redis or the embedded one), used by a
     Redis-backed session store when io.redis does not name one. ``owner`` names this worker's
     slot cluster-wide (host, cluster title, slot): it owns the custom socket ids it hands out.
+    ``channel`` is the cluster's Redis channel, which also prefixes the gateway's registry.
     """
     try:
         config = load_config(app_dir, env)
     except ConfigError as exc:
         raise BootError(str(exc)) from exc
-    app = Application(config, redis_url, owner)
+    app = Application(config, redis_url, owner, channel)
     app.setup()
     return app

@@ -25,7 +25,7 @@ CONFIG_DIR = "config"
 DEFAULT_FILE = "config_default.py"
 ROUTER_FILE = os.path.join("app", "router.py")
 
-TOP_LEVEL_KEYS = {"keys", "io", "session", "socket_config", "custom"}
+TOP_LEVEL_KEYS = {"keys", "io", "session", "socket_config", "gateway", "custom"}
 IO_KEYS = {"init", "namespace", "redis", "generate_id"}
 INIT_KEYS = {
     "ping_interval",
@@ -72,6 +72,7 @@ class AppConfig:
     session_max_age: float | None = None
     session_redis_prefix: str = "sioctl:sess:"
     socket_config: dict[str, Any] = field(default_factory=dict)
+    gateway: dict[str, Any] = field(default_factory=dict)
     custom: dict[str, Any] = field(default_factory=dict)
     # Which file gave each dotted key its final value, for messages raised after merging.
     origin: dict[str, str] = field(default_factory=dict)
@@ -199,6 +200,8 @@ def _apply(config: AppConfig, merged: dict[str, Any]) -> None:
         config.socket_config = _expect(
             config, "socket_config", merged["socket_config"], (dict,), "a dict"
         )
+    if "gateway" in merged:
+        config.gateway = _expect(config, "gateway", merged["gateway"], (dict,), "a dict")
     if "custom" in merged:
         config.custom = _expect(config, "custom", merged["custom"], (dict,), "a dict")
 

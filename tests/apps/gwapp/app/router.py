@@ -1,0 +1,2 @@
+def setup(app):
+    """The gateway needs no routes: requestMessage is built in."""

@@ -1,0 +1,279 @@
+"""The gateway inside a worker: ids on connect, ``requestMessage`` in, ``responseMessage`` out.
+
+Every client of the default namespace gets a userId and hears ``saveId``; a signed
+``requestMessage`` asks for its id again, sends to another client by client id or userId
+(wherever it lives: the registry is shared through Redis and the emit crosses workers through
+python-socketio's Redis manager), takes over its previous userId after a reconnect, or
+broadcasts to its app. Anything refused is answered with ``deny`` and never dispatched.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import socketio
+
+from . import protocol as p
+from .registry import Registry, RegistryError
+
+log = logging.getLogger("sioctl.gateway")
+
+NAMESPACE = "/"
+# Registry entries live this long unless renewed; a dead worker's clients vanish after it.
+REGISTRY_TTL = 60.0
+REFRESH_EVERY = REGISTRY_TTL / 3
+CLIENT_ACTIONS = {p.REQUEST_ID, p.SEND_TO_OTHERS, p.RE_CONNECT_AND_UPDATES, p.BROADCAST}
+
+
+def app_room(app: str) -> str:
+    return f"gw:app:{app}"
+
+
+class Denied(Exception):
+    """A request refused; ``reason`` goes back to the client, ``fields`` names bad fields."""
+
+    def __init__(self, reason: str, fields: list[str] | None = None, disconnect: bool = True):
+        super().__init__(reason)
+        self.reason = reason
+        self.fields = fields or []
+        self.disconnect = disconnect
+
+
+@dataclass
+class Client:
+    """What this worker knows of one of its sockets."""
+
+    user_id: str
+    app: str | None = None
+
+
+class Gateway:
+    """The gateway of one worker's socketio.Server."""
+
+    def __init__(self, server: socketio.Server, config: p.GatewayConfig, registry: Registry):
+        self.server = server
+        self.config = config
+        self.registry = registry
+        self.clients: dict[str, Client] = {}
+        self._refreshing = False
+
+    # ------------------------------------------------------------------------------ connect
+
+    def check_handshake(self, auth: Any) -> str | None:
+        """Why the handshake must be refused, or None. Apps with ``handshake_sign`` demand a
+        signed ``auth`` ({app, timestamp, sign}); a handshake naming an app must sign for it."""
+        auth = auth if isinstance(auth, dict) else {}
+        app = auth.get("app")
+        required = [name for name, spec in self.config.apps.items() if spec.handshake_sign]
+        if app is None:
+            if required and len(required) == len(self.config.apps):
+                return "the handshake must carry a signed auth {app, timestamp, sign}"
+            return None
+        if not isinstance(app, str):
+            return "auth.app must be a string"
+        timestamp = auth.get("timestamp")
+        if not isinstance(timestamp, int) or isinstance(timestamp, bool):
+            return "auth.timestamp must be an integer (ms since the epoch)"
+        return p.verify(self.config, app, timestamp, auth.get("sign"), p.now_ms(),
+                        nonce=auth.get("nonce"), payload=None)
+
+    def on_connect(self, sid: str, socket: Any, auth: Any) -> None:
+        """Give the new socket its userId, register it, and tell it with ``saveId``."""
+        auth = auth if isinstance(auth, dict) else {}
+        user_id = auth.get("userId")
+        if not (isinstance(user_id, str) and _is_uuid(user_id)):
+            user_id = str(uuid.uuid4())
+        app = auth.get("app") if isinstance(auth.get("app"), str) else None
+        self.clients[sid] = Client(user_id, app)
+        try:
+            self.registry.register(sid, user_id, app)
+        except RegistryError as exc:
+            log.warning("gateway: cannot register %s: %s", sid, exc)
+        if app is not None:
+            self.server.enter_room(sid, app_room(app), namespace=NAMESPACE)
+        socket.emit(p.RESPONSE_MESSAGE, self._save_id(sid))
+        self._start_refreshing()
+
+    def on_disconnect(self, sid: str) -> None:
+        self.clients.pop(sid, None)
+        try:
+            self.registry.unregister(sid)
+        except RegistryError as exc:
+            log.warning("gateway: cannot unregister %s (it expires by itself): %s", sid, exc)
+
+    def _save_id(self, sid: str) -> dict[str, Any]:
+        client = self.clients[sid]
+        return p.parse_msg(p.SAVE_ID, {"socketId": sid, "userId": client.user_id},
+                           _meta(client.app, sid, client.user_id))
+
+    def _start_refreshing(self) -> None:
+        if not self._refreshing:
+            self._refreshing = True
+            self.server.start_background_task(self._refresh_forever)
+
+    def _refresh_forever(self) -> None:
+        while True:
+            self.server.sleep(REFRESH_EVERY)
+            sids = list(self.clients)
+            if sids:
+                try:
+                    self.registry.refresh(sids)
+                except RegistryError as exc:
+                    log.warning("gateway: cannot refresh %d registry entries: %s", len(sids), exc)
+
+    # ------------------------------------------------------------------------ requestMessage
+
+    def handle(self, sid: str, args: list[Any]) -> Any:
+        """Handle one ``requestMessage``; returns the acknowledgement for the sender."""
+        try:
+            return self._dispatch(sid, args)
+        except Denied as denied:
+            return self._deny(sid, denied)
+
+    def _dispatch(self, sid: str, args: list[Any]) -> Any:
+        client = self.clients.get(sid)
+        if client is None:
+            raise Denied("not connected", disconnect=False)
+        if len(args) != 1:
+            raise Denied(f"requestMessage takes one envelope, got {len(args)} arguments")
+        envelope = args[0]
+        fields = p.check_envelope(envelope)
+        if fields:
+            raise Denied("malformed envelope", fields)
+        meta, data = envelope["meta"], envelope["data"]
+        app = meta["app"]
+        reason = p.verify(self.config, app, meta["timestamp"], meta["sign"], p.now_ms(),
+                          nonce=meta.get("nonce"), payload=data.get("payload"))
+        if reason is not None:
+            raise Denied(reason)
+        self.check_nonce(app, meta.get("nonce"))
+        action = data["action"]
+        if action not in CLIENT_ACTIONS:
+            raise Denied(f"unknown action {action!r}" if action not in p.ACTIONS
+                         else f"action {action!r} is not accepted from clients")
+        self._join_app(sid, client, app)
+        if action == p.REQUEST_ID:
+            message = self._save_id(sid)
+            self._send(sid, message)
+            return message
+        if action == p.SEND_TO_OTHERS:
+            return self._send_to_others(sid, client, app, meta["target"], data.get("payload"))
+        if action == p.RE_CONNECT_AND_UPDATES:
+            return self._reconnect(sid, client, app, meta, data.get("payload"))
+        return self._broadcast(sid, client, app, data.get("payload"))
+
+    def check_nonce(self, app: str, nonce: Any) -> None:
+        """For apps signing with HMAC: raise Denied when ``nonce`` was seen within the window
+        (a replay). Nonces are remembered in the shared registry, so a replay to another
+        worker or node is caught too."""
+        if self.config.apps[app].scheme != p.HMAC_SHA256:
+            return
+        try:
+            fresh = self.registry.claim_nonce(app, str(nonce), 2 * self.config.window_seconds)
+        except RegistryError as exc:
+            log.warning("gateway: cannot check a nonce: %s", exc)
+            raise Denied("temporarily unavailable, try again", disconnect=False) from None
+        if not fresh:
+            raise Denied("replayed nonce")
+
+    def _join_app(self, sid: str, client: Client, app: str) -> None:
+        if client.app == app:
+            return
+        if client.app is not None:
+            self.server.leave_room(sid, app_room(client.app), namespace=NAMESPACE)
+        client.app = app
+        self.server.enter_room(sid, app_room(app), namespace=NAMESPACE)
+        try:
+            self.registry.set_app(sid, app)
+        except RegistryError as exc:
+            log.warning("gateway: cannot record the app of %s: %s", sid, exc)
+
+    def _send_to_others(
+        self, sid: str, client: Client, app: str, target: str, payload: Any
+    ) -> dict[str, Any]:
+        message = p.parse_exchange_msg(payload, {**_meta(app, sid, client.user_id),
+                                                 "target": target})
+        delivered_to = self.deliver(target, message)
+        if delivered_to is None:
+            raise Denied(f"target {target!r} is not online", disconnect=False)
+        return {"status": 200, "success": True, "target": target}
+
+    def deliver(self, target: str, message: dict[str, Any]) -> str | None:
+        """Send ``message`` to the client id or userId ``target`` on whatever worker holds it;
+        returns its client id, or None when it is not online. Raises Denied if the registry is
+        unreachable."""
+        try:
+            target_sid = self.registry.resolve(target)
+        except RegistryError as exc:
+            log.warning("gateway: cannot look up a target: %s", exc)
+            raise Denied("temporarily unavailable, try again", disconnect=False) from None
+        if target_sid is None:
+            return None
+        self._send(target_sid, message)
+        return target_sid
+
+    def _reconnect(
+        self, sid: str, client: Client, app: str, meta: dict[str, Any], payload: Any
+    ) -> dict[str, Any]:
+        previous = meta.get("userId")
+        if previous is None and isinstance(payload, dict):
+            previous = payload.get("userId")
+        if not isinstance(previous, str) or not previous:
+            raise Denied("reconnectAndUpdates needs the previous userId", ["meta.userId"],
+                         disconnect=False)
+        try:
+            self.registry.rebind(previous, sid)
+        except RegistryError as exc:
+            log.warning("gateway: cannot rebind a userId: %s", exc)
+            raise Denied("temporarily unavailable, try again", disconnect=False) from None
+        client.user_id = previous
+        message = p.parse_msg(p.RE_CONNECT_UPDATED, {"socketId": sid, "userId": previous},
+                              _meta(app, sid, previous))
+        self._send(sid, message)
+        return message
+
+    def _broadcast(self, sid: str, client: Client, app: str, payload: Any) -> dict[str, Any]:
+        message = p.parse_broadcast_msg(payload, _meta(app, sid, client.user_id))
+        self.server.emit(p.RESPONSE_MESSAGE, message, room=app_room(app), skip_sid=sid,
+                         namespace=NAMESPACE)
+        return {"status": 200, "success": True}
+
+    def _send(self, sid: str, message: dict[str, Any]) -> None:
+        self.server.emit(p.RESPONSE_MESSAGE, message, to=sid, namespace=NAMESPACE)
+
+    def _deny(self, sid: str, denied: Denied) -> dict[str, Any]:
+        client = self.clients.get(sid)
+        payload: dict[str, Any] = {"reason": denied.reason}
+        if denied.fields:
+            payload["fields"] = denied.fields
+        message = p.parse_deny_msg(payload, _meta(client.app if client else None, sid,
+                                                  client.user_id if client else None))
+        log.info("gateway: denied a request from %s: %s%s", sid, denied.reason,
+                 f" ({', '.join(denied.fields)})" if denied.fields else "")
+        self._send(sid, message)
+        if denied.disconnect and self.config.disconnect_on_deny:
+            # After the acknowledgement, which python-socketio sends once we return.
+            self.server.start_background_task(self._disconnect_soon, sid)
+        return message
+
+    def _disconnect_soon(self, sid: str) -> None:
+        self.server.sleep(0.05)
+        self.server.disconnect(sid, namespace=NAMESPACE)
+
+
+def _meta(app: str | None, sid: str, user_id: str | None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"client": sid, "userId": user_id}
+    if app is not None:
+        meta = {"app": app, **meta}
+    return meta
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,433 @@
+"""Who is online: socket id (sid) <-> userId <-> app, for the message gateway.
+
+Two implementations of one interface, :class:`Registry`:
+
+- :class:`RedisRegistry` shares the registry between every worker and node through Redis.
+- :class:`MemoryRegistry` keeps it in plain dicts, for a single worker without Redis.
+
+Every entry expires by itself after ``ttl`` seconds unless :meth:`Registry.refresh` renews it,
+so the clients of a worker that died vanish without anyone cleaning up after it.
+
+Redis layout (``{prefix}`` is the caller's key prefix)::
+
+    {prefix}client:{sid}          hash {"user": userId, "app": app}      PX ttl
+                                  ("app" is absent until the socket's app is known)
+    {prefix}user:{userId}         string: the sid this userId reaches    PX ttl
+    {prefix}nonce:{app}:{nonce}   string "1", SET NX PX                  PX nonce ttl
+
+A sid is online while its client key exists. A userId is online while its user key names a sid
+that is online: a user key whose socket has gone is a stale mapping, not a live user.
+
+The registry is called from eventlet green threads with a monkey-patched redis client; it starts
+no threads of its own. Redis failures raise :class:`RegistryError` whose message names the
+operation and the error class only, never keys, passwords or URLs.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+import redis
+
+__all__ = ["MemoryRegistry", "Registry", "RegistryError", "RedisRegistry"]
+
+DEFAULT_TTL = 60.0
+# sids renewed per pipeline round trip by refresh(): bounds the size of one request.
+_REFRESH_CHUNK = 500
+
+_T = TypeVar("_T")
+
+
+class RegistryError(Exception):
+    """The registry's storage failed (Redis unreachable, timed out or refused the command)."""
+
+
+class Registry(Protocol):
+    """Who is online. Every method raises RegistryError when the storage fails."""
+
+    @property
+    def ttl(self) -> float:
+        """Seconds an entry lives unless refreshed; callers refresh well within it."""
+        ...
+
+    def register(self, sid: str, user_id: str, app: str | None = None) -> None:
+        """Record a newly connected socket: ``sid`` carries ``user_id`` (and ``app`` when known);
+        ``user_id`` now reaches ``sid``. Replaces whatever was recorded for ``sid`` before."""
+        ...
+
+    def set_app(self, sid: str, app: str) -> bool:
+        """Record the app of an online socket. False (nothing written) when ``sid`` is not online:
+        a socket that has gone is never brought back."""
+        ...
+
+    def resolve(self, target: str) -> str | None:
+        """The online sid that ``target`` (a sid or a userId) reaches, or None when offline."""
+        ...
+
+    def user_of(self, sid: str) -> str | None:
+        """The userId an online socket carries, or None."""
+        ...
+
+    def app_of(self, sid: str) -> str | None:
+        """The app of an online socket, or None (offline, or app not known yet)."""
+        ...
+
+    def rebind(self, user_id: str, sid: str) -> bool:
+        """Make ``user_id`` reach the online socket ``sid``, which from now on carries it (after a
+        reconnect). The userId ``sid`` carried before stops reaching it. False (nothing written)
+        when ``sid`` is not online."""
+        ...
+
+    def unregister(self, sid: str) -> None:
+        """Forget a socket. Its userId is forgotten only if it still reaches this sid, so a user
+        already rebound to a newer socket stays online there."""
+        ...
+
+    def refresh(self, sids: Iterable[str]) -> None:
+        """Renew the TTL of these sockets and of the userIds they carry; sids not online are
+        skipped."""
+        ...
+
+    def claim_nonce(self, app: str, nonce: str, ttl_seconds: float) -> bool:
+        """True the first time ``nonce`` is seen for ``app`` within ``ttl_seconds``; False on a
+        replay."""
+        ...
+
+
+def _ttl_ms(seconds: float) -> int:
+    """A positive TTL in whole milliseconds (Redis PX/PEXPIRE take integers > 0)."""
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"ttl must be a positive number of seconds, got {seconds!r}")
+    return max(1, math.ceil(seconds * 1000))
+
+
+def _text(value: Any) -> str | None:
+    """A Redis reply as str, whether or not the client decodes responses."""
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Redis
+
+
+# Delete the client key; delete the user key only if it still names this sid.
+# KEYS: client key, user key; ARGV: sid.
+_UNREGISTER_LUA = """
+redis.call('DEL', KEYS[1])
+if redis.call('GET', KEYS[2]) == ARGV[1] then
+  redis.call('DEL', KEYS[2])
+end
+return 1
+"""
+
+# Set the app of a live client only: HSET on a missing key would resurrect it without a TTL.
+# KEYS: client key; ARGV: app.
+_SET_APP_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'app', ARGV[1])
+return 1
+"""
+
+# Point a userId at a live client and make the client carry it; the userId the client carried
+# before (read by the caller, re-checked here) stops reaching it.
+# KEYS: client key, new user key, previous user key (= new user key when none);
+# ARGV: sid, user id, ttl ms, previous user id ('' when none).
+_REBIND_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local previous = redis.call('HGET', KEYS[1], 'user')
+if previous == false then previous = '' end
+if previous ~= ARGV[4] then return -1 end
+if KEYS[3] ~= KEYS[2] and redis.call('GET', KEYS[3]) == ARGV[1] then
+  redis.call('DEL', KEYS[3])
+end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[3])
+redis.call('HSET', KEYS[1], 'user', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
+
+class RedisRegistry(Registry):
+    """The registry in Redis, shared by every worker and node using the same ``prefix``."""
+
+    def __init__(self, client: redis.Redis, prefix: str, ttl: float = DEFAULT_TTL) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._ttl = float(ttl)
+        self._ttl_ms = _ttl_ms(ttl)
+        # register_script only wraps the source; nothing is sent to Redis until first use.
+        self._unregister = client.register_script(_UNREGISTER_LUA)
+        self._set_app = client.register_script(_SET_APP_LUA)
+        self._rebind = client.register_script(_REBIND_LUA)
+
+    @property
+    def ttl(self) -> float:
+        return self._ttl
+
+    def _client_key(self, sid: str) -> str:
+        return f"{self._prefix}client:{sid}"
+
+    def _user_key(self, user_id: str) -> str:
+        return f"{self._prefix}user:{user_id}"
+
+    def _call(self, operation: str, action: Callable[[], _T]) -> _T:
+        """Run ``action``, turning any Redis failure into a RegistryError.
+
+        The original exception is not chained: its text can name the server's address, and a
+        logged traceback would show it.
+        """
+        try:
+            return action()
+        except redis.RedisError as exc:
+            raise RegistryError(
+                f"registry {operation} failed: Redis error ({type(exc).__name__})"
+            ) from None
+
+    def register(self, sid: str, user_id: str, app: str | None = None) -> None:
+        client_key = self._client_key(sid)
+
+        def run() -> None:
+            pipe = self._client.pipeline(transaction=True)
+            pipe.delete(client_key)
+            pipe.hset(client_key, "user", user_id)
+            if app is not None:
+                pipe.hset(client_key, "app", app)
+            pipe.pexpire(client_key, self._ttl_ms)
+            pipe.set(self._user_key(user_id), sid, px=self._ttl_ms)
+            pipe.execute()
+
+        self._call("register", run)
+
+    def set_app(self, sid: str, app: str) -> bool:
+        return bool(
+            self._call("set_app", lambda: self._set_app(keys=[self._client_key(sid)], args=[app]))
+        )
+
+    def resolve(self, target: str) -> str | None:
+        def run() -> str | None:
+            pipe = self._client.pipeline(transaction=False)
+            pipe.exists(self._client_key(target))
+            pipe.get(self._user_key(target))
+            is_client, mapped = pipe.execute()
+            if is_client:
+                return target
+            sid = _text(mapped)
+            if sid is not None and self._client.exists(self._client_key(sid)):
+                return sid
+            return None
+
+        return self._call("resolve", run)
+
+    def user_of(self, sid: str) -> str | None:
+        return _text(
+            self._call("user_of", lambda: self._client.hget(self._client_key(sid), "user"))
+        )
+
+    def app_of(self, sid: str) -> str | None:
+        return _text(self._call("app_of", lambda: self._client.hget(self._client_key(sid), "app")))
+
+    def rebind(self, user_id: str, sid: str) -> bool:
+        client_key = self._client_key(sid)
+        new_key = self._user_key(user_id)
+
+        def run() -> bool:
+            # Two attempts: the script refuses (-1) if the client's userId changed between the
+            # read and the script, e.g. a concurrent rebind of the same socket.
+            for _ in range(2):
+                previous = _text(self._client.hget(client_key, "user"))
+                previous_key = self._user_key(previous) if previous is not None else new_key
+                result = int(
+                    self._rebind(
+                        keys=[client_key, new_key, previous_key],
+                        args=[sid, user_id, self._ttl_ms, previous or ""],
+                    )
+                )
+                if result != -1:
+                    return result == 1
+            return False
+
+        return self._call("rebind", run)
+
+    def unregister(self, sid: str) -> None:
+        client_key = self._client_key(sid)
+
+        def run() -> None:
+            user_id = _text(self._client.hget(client_key, "user"))
+            if user_id is None:
+                self._client.delete(client_key)
+                return
+            self._unregister(keys=[client_key, self._user_key(user_id)], args=[sid])
+
+        self._call("unregister", run)
+
+    def refresh(self, sids: Iterable[str]) -> None:
+        sid_list = list(sids)
+
+        def run() -> None:
+            for start in range(0, len(sid_list), _REFRESH_CHUNK):
+                chunk = sid_list[start : start + _REFRESH_CHUNK]
+                pipe = self._client.pipeline(transaction=False)
+                for sid in chunk:
+                    key = self._client_key(sid)
+                    pipe.pexpire(key, self._ttl_ms)
+                    pipe.hget(key, "user")
+                replies = pipe.execute()
+                # replies alternate: PEXPIRE result (1 when the client key exists), its user.
+                users = set()
+                for alive, user in zip(replies[::2], replies[1::2], strict=True):
+                    user_id = _text(user)
+                    if alive and user_id is not None:
+                        users.add(user_id)
+                if not users:
+                    continue
+                pipe = self._client.pipeline(transaction=False)
+                for user_id in users:
+                    pipe.pexpire(self._user_key(user_id), self._ttl_ms)
+                pipe.execute()
+
+        self._call("refresh", run)
+
+    def claim_nonce(self, app: str, nonce: str, ttl_seconds: float) -> bool:
+        key = f"{self._prefix}nonce:{app}:{nonce}"
+        ttl_ms = _ttl_ms(ttl_seconds)
+        return bool(
+            self._call("claim_nonce", lambda: self._client.set(key, "1", nx=True, px=ttl_ms))
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# In process
+
+
+@dataclass
+class _Client:
+    user: str
+    app: str | None
+    expires: float
+
+
+@dataclass
+class _User:
+    sid: str
+    expires: float
+
+
+class MemoryRegistry(Registry):
+    """The registry in this process only: for one worker without Redis.
+
+    ``clock`` (seconds, monotonic) decides expiry; tests may pass their own.
+    """
+
+    def __init__(
+        self, ttl: float = DEFAULT_TTL, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        _ttl_ms(ttl)  # validates
+        self._ttl = float(ttl)
+        self._clock = clock
+        self._clients: dict[str, _Client] = {}
+        self._users: dict[str, _User] = {}
+        self._nonces: dict[tuple[str, str], float] = {}
+        self._next_sweep = clock()
+
+    @property
+    def ttl(self) -> float:
+        return self._ttl
+
+    def _now(self) -> float:
+        """The clock, after dropping expired entries at most about once a second (so nonces and
+        dead users never pile up, without scanning everything on every call)."""
+        now = self._clock()
+        if now >= self._next_sweep:
+            self._next_sweep = now + 1.0
+            self._clients = {k: v for k, v in self._clients.items() if v.expires > now}
+            self._users = {k: v for k, v in self._users.items() if v.expires > now}
+            self._nonces = {k: v for k, v in self._nonces.items() if v > now}
+        return now
+
+    def _live_client(self, sid: str, now: float) -> _Client | None:
+        entry = self._clients.get(sid)
+        return entry if entry is not None and entry.expires > now else None
+
+    def _live_user(self, user_id: str, now: float) -> _User | None:
+        entry = self._users.get(user_id)
+        return entry if entry is not None and entry.expires > now else None
+
+    def register(self, sid: str, user_id: str, app: str | None = None) -> None:
+        expires = self._now() + self._ttl
+        self._clients[sid] = _Client(user_id, app, expires)
+        self._users[user_id] = _User(sid, expires)
+
+    def set_app(self, sid: str, app: str) -> bool:
+        entry = self._live_client(sid, self._now())
+        if entry is None:
+            return False
+        entry.app = app
+        return True
+
+    def resolve(self, target: str) -> str | None:
+        now = self._now()
+        if self._live_client(target, now) is not None:
+            return target
+        user = self._live_user(target, now)
+        if user is not None and self._live_client(user.sid, now) is not None:
+            return user.sid
+        return None
+
+    def user_of(self, sid: str) -> str | None:
+        entry = self._live_client(sid, self._now())
+        return entry.user if entry is not None else None
+
+    def app_of(self, sid: str) -> str | None:
+        entry = self._live_client(sid, self._now())
+        return entry.app if entry is not None else None
+
+    def rebind(self, user_id: str, sid: str) -> bool:
+        now = self._now()
+        entry = self._live_client(sid, now)
+        if entry is None:
+            return False
+        previous = self._users.get(entry.user)
+        if entry.user != user_id and previous is not None and previous.sid == sid:
+            del self._users[entry.user]
+        entry.user = user_id
+        entry.expires = now + self._ttl
+        self._users[user_id] = _User(sid, now + self._ttl)
+        return True
+
+    def unregister(self, sid: str) -> None:
+        entry = self._clients.pop(sid, None)
+        if entry is None:
+            return
+        user = self._users.get(entry.user)
+        if user is not None and user.sid == sid:
+            del self._users[entry.user]
+
+    def refresh(self, sids: Iterable[str]) -> None:
+        now = self._now()
+        expires = now + self._ttl
+        for sid in sids:
+            entry = self._live_client(sid, now)
+            if entry is None:
+                continue
+            entry.expires = expires
+            user = self._live_user(entry.user, now)
+            if user is not None:
+                user.expires = expires
+
+    def claim_nonce(self, app: str, nonce: str, ttl_seconds: float) -> bool:
+        _ttl_ms(ttl_seconds)  # validates
+        now = self._now()
+        key = (app, nonce)
+        expires = self._nonces.get(key)
+        if expires is not None and expires > now:
+            return False
+        self._nonces[key] = now + ttl_seconds
+        return True
