@@ -48,6 +48,8 @@ class Client:
 
     user_id: str
     app: str | None = None
+    # The app whose signature the handshake carried (checked by check_handshake).
+    signed_app: str | None = None
 
 
 class Gateway:
@@ -86,8 +88,9 @@ class Gateway:
         user_id = auth.get("userId")
         if not (isinstance(user_id, str) and _is_uuid(user_id)):
             user_id = str(uuid.uuid4())
+        # check_handshake has refused any handshake that names an app without signing for it.
         app = auth.get("app") if isinstance(auth.get("app"), str) else None
-        self.clients[sid] = Client(user_id, app)
+        self.clients[sid] = Client(user_id, app, signed_app=app)
         try:
             self.registry.register(sid, user_id, app)
         except RegistryError as exc:
@@ -150,6 +153,8 @@ class Gateway:
         if reason is not None:
             raise Denied(reason)
         self.check_nonce(app, meta.get("nonce"))
+        if self.config.apps[app].handshake_sign and client.signed_app != app:
+            raise Denied(f"app {app!r} requires a handshake signed for it")
         action = data["action"]
         if action not in CLIENT_ACTIONS:
             raise Denied(f"unknown action {action!r}" if action not in p.ACTIONS
