@@ -20,6 +20,7 @@
 //                                 "disconnects": [reasons], "ping_interval"}  (pings: engine.io
 //                                 pings received since connect; ping_interval: the value the
 //                                 server advertised in its OPEN packet, in ms)
+// Spec option "auth": the CONNECT auth payload (e.g. {"userId": ..., "app", "timestamp", "sign"}).
 "use strict";
 
 const http = require("http");
@@ -50,6 +51,9 @@ async function main() {
     reconnection: false,
     timeout,
   };
+  if (spec.auth !== undefined) {
+    options.auth = spec.auth;
+  }
   if (spec.localAddress) {
     // localAddress alone reaches only the websocket transport; an agent binds both.
     options.agent = new http.Agent({ localAddress: spec.localAddress, keepAlive: true });

@@ -79,8 +79,14 @@ class Gateway:
         timestamp = auth.get("timestamp")
         if not isinstance(timestamp, int) or isinstance(timestamp, bool):
             return "auth.timestamp must be an integer (ms since the epoch)"
-        return p.verify(self.config, app, timestamp, auth.get("sign"), p.now_ms(),
-                        nonce=auth.get("nonce"), payload=None)
+        reason = p.verify(self.config, app, timestamp, auth.get("sign"), p.now_ms(),
+                          nonce=auth.get("nonce"), payload=None)
+        if reason is None:
+            try:
+                self.check_nonce(app, auth.get("nonce"))  # a signed handshake is used once
+            except Denied as denied:
+                reason = denied.reason
+        return reason
 
     def on_connect(self, sid: str, socket: Any, auth: Any) -> None:
         """Give the new socket its userId, register it, and tell it with ``saveId``."""
