@@ -11,6 +11,7 @@ import socketio
 
 from sioctl.cluster.settings import MASK, mask_url
 from sioctl.worker.errors import BootError
+from sioctl.worker.messaging.manager import SioctlRedisManager
 
 PING_TIMEOUT = 3.0
 # How long a new worker waits for its Redis listener to subscribe before it reports ready.
@@ -51,7 +52,7 @@ def install_manager(
         description = f"the app's own {type(server.manager).__name__}"
     elif redis_url:
         check_redis(redis_url)
-        manager = socketio.RedisManager(
+        manager = SioctlRedisManager(
             redis_url,
             channel=channel,
             logger=logger,
@@ -67,7 +68,7 @@ def install_manager(
             server.manager.initialize()
         except Exception as exc:
             raise BootError(f"cannot start the client manager ({description}): {exc}") from exc
-    if isinstance(server.manager, socketio.RedisManager):
+    if isinstance(server.manager, SioctlRedisManager):
         wait_until_subscribed(server, description)
     return description
 
@@ -80,8 +81,7 @@ def wait_until_subscribed(server: socketio.Server, description: str) -> None:
     """
     deadline = time.monotonic() + SUBSCRIBE_TIMEOUT
     while True:
-        pubsub = getattr(server.manager, "pubsub", None)
-        if pubsub is not None and pubsub.subscribed:
+        if server.manager.subscribed:
             return
         if time.monotonic() > deadline:
             raise BootError(f"the {description} listener did not subscribe within "

@@ -1,0 +1,155 @@
+"""The client manager every worker uses: python-socketio's pub/sub protocol, hardened.
+
+- Publishing goes through :class:`Publisher` (one connection, batches, a bounded queue).
+- Listening goes through :class:`Listener` (reconnects and resubscribes, never dies).
+- Targeted delivery: each worker also listens on a channel of its own, and records in Redis
+  which worker owns each of its sockets. An emit (or a disconnect, a room change, an ack) for
+  one socket goes to the owner's channel only; a socket of this worker is not published at all.
+  Room emits and broadcasts still go to the shared channel.
+
+Messages are python-socketio's own (``method``, ``host_id``...), so a worker running the stock
+RedisManager on the shared channel still understands the broadcasts.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis
+import socketio
+
+from .listener import Listener
+from .publisher import Publisher
+
+# A socket's owner record outlives a dead worker by at most this long.
+OWNER_TTL = 60.0
+OWNER_REFRESH = OWNER_TTL / 3
+# The methods that address one socket ("sid") and can go to its owner alone.
+SOCKET_METHODS = {"disconnect", "enter_room", "leave_room"}
+
+
+class SioctlRedisManager(socketio.PubSubManager):
+    """A Redis client manager for sioctl workers (see the module docstring)."""
+
+    name = "sioctl-redis"
+
+    def __init__(
+        self,
+        url: str,
+        channel: str = "socketio",
+        logger: logging.Logger | None = None,
+        redis_options: dict[str, Any] | None = None,
+        max_queue: int = 100_000,
+    ) -> None:
+        super().__init__(channel=channel, write_only=False, logger=logger)
+        self.redis_url = url
+        self.redis_options = dict(redis_options or {})
+        self.max_queue = max_queue
+        self.own_channel = f"{channel}:w:{self.host_id}"
+        # Lookups of other workers' sockets (a plain pooled client: short GETs).
+        self.redis = self._new_client()
+        self.publisher: Publisher | None = None
+        self.listener: Listener | None = None
+
+    # ----------------------------------------------------------------------- connections
+
+    def _new_client(self) -> redis.Redis:
+        options: dict[str, Any] = {"health_check_interval": 10, "socket_connect_timeout": 5}
+        if not self.redis_url.startswith("unix:"):
+            # A half-open TCP connection would otherwise look like a quiet channel.
+            options["socket_keepalive"] = True
+        options.update(self.redis_options)
+        return redis.Redis.from_url(self.redis_url, **options)
+
+    def initialize(self) -> None:
+        logger = self._get_logger()
+        self.publisher = Publisher(
+            self._new_client,
+            lambda fn: self.server.start_background_task(fn),
+            self.server.sleep,
+            self.server.eio.create_event,
+            logger,
+            self.max_queue,
+        )
+        self.publisher.start()
+        self.listener = Listener(self._new_client, [self.channel, self.own_channel],
+                                 self.server.sleep, logger)
+        super().initialize()  # starts _thread, which reads _listen()
+        self.server.start_background_task(self._refresh_owners)
+
+    @property
+    def subscribed(self) -> bool:
+        return self.listener is not None and self.listener.subscribed
+
+    # ---------------------------------------------------------------------- socket owners
+
+    def _owner_key(self, namespace: str, sid: str) -> str:
+        return f"{self.channel}:owner:{namespace}:{sid}"
+
+    def connect(self, sid: str, namespace: str) -> Any:
+        sid = super().connect(sid, namespace)
+        if self.publisher is not None:
+            self.publisher.command("set", self._owner_key(namespace, sid), self.host_id,
+                                   "px", int(OWNER_TTL * 1000))
+        return sid
+
+    def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> Any:
+        if self.publisher is not None and self.is_connected(sid, namespace):
+            self.publisher.command("del", self._owner_key(namespace, sid))
+        return super().basic_disconnect(sid, namespace, **kwargs)
+
+    def _refresh_owners(self) -> None:
+        while True:
+            self.server.sleep(OWNER_REFRESH)
+            if self.publisher is None:
+                continue
+            for namespace, rooms in list(self.rooms.items()):
+                for sid in list(rooms.get(None, {})):
+                    self.publisher.command("pexpire", self._owner_key(namespace, sid),
+                                           int(OWNER_TTL * 1000))
+
+    def _owner_of(self, sid: Any, namespace: str) -> str | None:
+        """The host id of the worker that owns socket ``sid``, if one does."""
+        if not isinstance(sid, str):
+            return None
+        try:
+            owner = self.redis.get(self._owner_key(namespace, sid))
+        except redis.RedisError as exc:
+            self._get_logger().warning("cannot look up the owner of a socket: %s", exc)
+            return None
+        return owner.decode() if isinstance(owner, bytes) else owner
+
+    # ------------------------------------------------------------------------ publishing
+
+    def _publish(self, data: dict[str, Any]) -> None:
+        channel = self._route(data)
+        if channel is None or self.publisher is None:
+            return
+        self.publisher.publish(channel, self.json.dumps(data))
+
+    def _route(self, data: dict[str, Any]) -> str | None:
+        """The channel for a message: None (nobody else needs it), a worker's own, or the
+        shared channel."""
+        method = data.get("method")
+        namespace = data.get("namespace") or "/"
+        if method == "callback":
+            return f"{self.channel}:w:{data['host_id']}"
+        if method == "emit":
+            target = data.get("room")
+        elif method in SOCKET_METHODS:
+            target = data.get("sid")
+        else:
+            return self.channel
+        if target is None:
+            return self.channel
+        if self.is_connected(target, namespace):
+            return None  # ours: already handled locally
+        owner = self._owner_of(target, namespace)
+        if owner is not None:
+            return f"{self.channel}:w:{owner}"
+        return self.channel  # a room (or a socket nobody claims): everyone may have members
+
+    def _listen(self) -> Any:
+        assert self.listener is not None
+        yield from self.listener.messages()

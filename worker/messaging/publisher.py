@@ -1,0 +1,132 @@
+"""One connection per worker that sends everything the worker writes to Redis, in batches.
+
+python-socketio's RedisManager publishes from the emitting green thread through a connection
+pool: with redis-py 8's pool of 100, a burst of concurrent emits fails with "Too many
+connections", and every emit made while Redis is away is lost. Here emits only append to a
+bounded queue; one green thread drains it into pipelines over a single connection, keeps what
+it could not send while Redis is away, and drops (counting and logging) only when the queue
+is full.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+# Commands sent per pipeline round trip.
+BATCH = 512
+RETRY_FIRST = 0.1
+RETRY_MAX = 2.0
+DROP_LOG_EVERY = 5.0
+
+
+@dataclass
+class PublisherStats:
+    published: int = 0
+    batches: int = 0
+    dropped: int = 0
+    connected: bool = False
+
+
+class Publisher:
+    """Queues Redis commands and sends them from one green thread.
+
+    ``connect()`` returns a fresh redis client; ``spawn(fn)`` starts a background task and
+    ``sleep(s)``/``make_event()`` come from the server's async mode, so this runs under
+    eventlet without importing it.
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[], Any],
+        spawn: Callable[[Callable[[], None]], Any],
+        sleep: Callable[[float], None],
+        make_event: Callable[[], Any],
+        logger: logging.Logger,
+        max_queue: int = 100_000,
+    ) -> None:
+        self._connect = connect
+        self._spawn = spawn
+        self._sleep = sleep
+        self._wake = make_event()
+        self.logger = logger
+        self.max_queue = max_queue
+        self.queue: collections.deque[tuple[Any, ...]] = collections.deque()
+        self.stats = PublisherStats()
+        self._client: Any = None
+        self._last_drop_log = 0.0
+        self._started = False
+
+    def start(self) -> None:
+        if not self._started:
+            self._started = True
+            self._spawn(self._run)
+
+    def publish(self, channel: str, data: bytes | str) -> None:
+        """Queue a PUBLISH; never blocks and never raises."""
+        self.command("publish", channel, data)
+
+    def command(self, *args: Any) -> None:
+        """Queue any Redis command (SET, DEL, PEXPIRE...) to go out with the next batch."""
+        if len(self.queue) >= self.max_queue:
+            self.queue.popleft()
+            self.stats.dropped += 1
+            now = time.monotonic()
+            if now - self._last_drop_log >= DROP_LOG_EVERY:
+                self._last_drop_log = now
+                self.logger.error(
+                    "Redis publish queue full (%d): dropping the oldest messages, %d dropped so "
+                    "far", self.max_queue, self.stats.dropped)
+        self.queue.append(args)
+        self._wake.set()
+
+    def _run(self) -> None:
+        delay = RETRY_FIRST
+        while True:
+            if not self.queue:
+                self._wake.clear()
+                if not self.queue:
+                    self._wake.wait(1.0)
+                continue
+            try:
+                if self._client is None:
+                    self._client = self._connect()
+                self._send_batch()
+            except Exception as exc:
+                if self.stats.connected or delay == RETRY_FIRST:
+                    self.logger.error("Redis publisher: %s; %d message(s) waiting, retrying",
+                                      exc, len(self.queue))
+                self.stats.connected = False
+                self._drop_client()
+                self._sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+                continue
+            if not self.stats.connected:
+                self.stats.connected = True
+                if delay != RETRY_FIRST:
+                    self.logger.warning("Redis publisher: connected again")
+            delay = RETRY_FIRST
+
+    def _send_batch(self) -> None:
+        batch = [self.queue[i] for i in range(min(BATCH, len(self.queue)))]
+        pipe = self._client.pipeline(transaction=False)
+        for args in batch:
+            pipe.execute_command(*args)
+        # Raises on a connection error; the batch stays queued and is sent again.
+        pipe.execute(raise_on_error=False)
+        for _ in batch:
+            self.queue.popleft()
+        self.stats.published += len(batch)
+        self.stats.batches += 1
+
+    def _drop_client(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.close()
+            except Exception:
+                pass
