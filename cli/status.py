@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-COLUMNS = ("SLOT", "PID", "STATE", "UPTIME", "RESTARTS", "CONNS", "SESSIONS", "PENDING")
+COLUMNS = ("SLOT", "PID", "STATE", "UPTIME", "RESTARTS", "CONNS", "SESSIONS", "PENDING",
+           "REDIS", "QUEUED", "PUBLISHED", "DROPPED")
 
 
 def human_duration(seconds: float | None) -> str:
@@ -43,6 +44,16 @@ def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> list[str]:
     return lines
 
 
+def _redis_cells(messaging: Any) -> list[str]:
+    """REDIS (``ok`` when subscribed, else ``down``), QUEUED, PUBLISHED, DROPPED; ``-`` for a
+    worker without a Redis."""
+    if not isinstance(messaging, dict):
+        return ["-", "-", "-", "-"]
+    state = "ok" if messaging.get("subscribed") else "down"
+    return [state, _cell(messaging.get("queued")), _cell(messaging.get("published")),
+            _cell(messaging.get("dropped"))]
+
+
 def render(reply: dict[str, Any], now: float) -> str:
     """A header line for the cluster and a table of its worker slots."""
     title = reply.get("title", "?")
@@ -62,6 +73,7 @@ def render(reply: dict[str, Any], now: float) -> str:
             _cell(slot.get("connections")),
             _cell(slot.get("sessions")),
             _cell(slot.get("pending")),
+            *_redis_cells(slot.get("messaging")),
         ]
         for slot in reply.get("slots") or []
     ]

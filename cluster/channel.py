@@ -10,7 +10,9 @@ Master → worker:
 Worker → master:
     {"t": "ready", "pid": N}              the app is loaded and the worker serves
     {"t": "boot_error", "message": "..."} the worker cannot start; it exits with WORKER_BOOT_ERROR
-    {"t": "stats", "connections": N, "sessions": M}   heartbeat, about once a second
+    {"t": "stats", "connections": N, "sessions": M, "messaging": {...}}
+                                          heartbeat, about once a second; "messaging" holds
+                                          the Redis figures when the worker has a Redis
 """
 
 from __future__ import annotations

@@ -34,6 +34,8 @@ class WorkerProcess:
         self.connections = 0
         self.sessions = 0
         self.boot_error: str | None = None
+        # The worker's Redis figures (subscribed, queued, published, dropped...), if it has any.
+        self.messaging: dict[str, Any] | None = None
         self.kill_deadline: float | None = None
 
     @property
@@ -53,6 +55,8 @@ class WorkerProcess:
         elif kind == channel.STATS:
             self.connections = int(message.get("connections", 0))
             self.sessions = int(message.get("sessions", 0))
+            messaging = message.get("messaging")
+            self.messaging = messaging if isinstance(messaging, dict) else None
         elif kind == channel.BOOT_ERROR:
             self.boot_error = str(message.get("message", "unknown error"))
 
@@ -63,6 +67,7 @@ class WorkerProcess:
             "started_at": self.started_at,
             "connections": self.connections,
             "sessions": self.sessions,
+            "messaging": self.messaging,
         }
 
 

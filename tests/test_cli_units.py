@@ -342,7 +342,8 @@ def test_status_and_stop_through_the_control_socket(tmp_path: Path) -> None:
         lines = result.stdout.splitlines()
         assert lines[0] == f"chat: master pid {master.proc.pid}, up 3m12s, running"
         assert lines[3].split() == list(status.COLUMNS)
-        assert lines[4].split() == ["0", "4242", "ready", "1m05s", "1", "3", "2", "0"]
+        assert lines[4].split() == ["0", "4242", "ready", "1m05s", "1", "3", "2", "0",
+                                    "-", "-", "-", "-"]
 
         result = CliRunner().invoke(cli, ["status", "--title", "chat", "--json"], env=env)
         assert json.loads(result.stdout)["slots"][0]["pid"] == 4242
@@ -374,7 +375,8 @@ def test_render_slot_without_process() -> None:
                         "restarts": 4, "connections": 0, "sessions": 0, "pending": 7}]}
     lines = status.render(reply, now=110.0).splitlines()
     assert lines[0] == "t: master pid 1, up 10s, booting"
-    assert lines[-1].split() == ["1", "-", "backoff", "-", "4", "0", "0", "7"]
+    assert lines[-1].split() == ["1", "-", "backoff", "-", "4", "0", "0", "7",
+                                 "-", "-", "-", "-"]
 
 
 # --- daemon handshake ------------------------------------------------------------------------

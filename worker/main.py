@@ -164,11 +164,14 @@ def open_sessions(server: Any) -> int:
 def heartbeat(channel: Channel, http: HttpServer, server: Any) -> None:
     """Tell the master our connection and session counts about once a second."""
     while True:
-        message = {
+        message: dict[str, Any] = {
             "t": proto.STATS,
             "connections": http.open_connections(),
             "sessions": open_sessions(server),
         }
+        figures = getattr(server.manager, "figures", None)
+        if callable(figures):
+            message["messaging"] = figures()
         try:
             channel.send(message)
         except OSError:

@@ -27,8 +27,10 @@ class Listener:
         channels: list[str],
         sleep: Callable[[float], None],
         logger: logging.Logger,
+        subscribed_again: Callable[[], None] = lambda: None,
     ) -> None:
         self._connect = connect
+        self._subscribed_again = subscribed_again
         self.channels = channels
         self._sleep = sleep
         self.logger = logger
@@ -58,9 +60,10 @@ class Listener:
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         pubsub.subscribe(*self.channels)
         self._pubsub = pubsub
+        self.subscribed = True
         if self.resubscriptions:
             self.logger.warning("Redis listener: subscribed again to %s", ", ".join(self.channels))
-        self.subscribed = True
+            self._subscribed_again()
 
     def _lost(self, exc: Exception, delay: float) -> None:
         if self.subscribed or not self.resubscriptions:

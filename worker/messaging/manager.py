@@ -51,6 +51,7 @@ class SioctlRedisManager(socketio.PubSubManager):
         self.redis = self._new_client()
         self.publisher: Publisher | None = None
         self.listener: Listener | None = None
+        self._lookups_failing = False
 
     # ----------------------------------------------------------------------- connections
 
@@ -71,16 +72,32 @@ class SioctlRedisManager(socketio.PubSubManager):
             self.server.eio.create_event,
             logger,
             self.max_queue,
+            listening=lambda: self.subscribed,
+            reconnected=self._claim_owned_sockets,
         )
         self.publisher.start()
         self.listener = Listener(self._new_client, [self.channel, self.own_channel],
-                                 self.server.sleep, logger)
+                                 self.server.sleep, logger, self._reclaim_now)
         super().initialize()  # starts _thread, which reads _listen()
         self.server.start_background_task(self._refresh_owners)
 
     @property
     def subscribed(self) -> bool:
         return self.listener is not None and self.listener.subscribed
+
+    def figures(self) -> dict[str, Any]:
+        """What ``sioctl status`` and the metrics show about this worker's Redis traffic."""
+        stats = self.publisher.stats if self.publisher is not None else None
+        return {
+            "subscribed": self.subscribed,
+            "resubscriptions": self.listener.resubscriptions if self.listener else 0,
+            "queued": len(self.publisher.queue) if self.publisher is not None else 0,
+            "published": stats.published if stats else 0,
+            "batches": stats.batches if stats else 0,
+            "dropped": stats.dropped if stats else 0,
+            "delayed": stats.delayed if stats else 0,
+            "outages": stats.outages if stats else 0,
+        }
 
     # ---------------------------------------------------------------------- socket owners
 
@@ -102,12 +119,31 @@ class SioctlRedisManager(socketio.PubSubManager):
     def _refresh_owners(self) -> None:
         while True:
             self.server.sleep(OWNER_REFRESH)
-            if self.publisher is None:
-                continue
+            self._claim_owned_sockets()
+
+    def _claim_owned_sockets(self) -> None:
+        """(Re)write the owner record of every socket of this worker. SET, not PEXPIRE: a
+        restarted Redis has lost them, and emits to those sockets would go to every worker."""
+        if self.publisher is None:
+            return
+        for namespace, rooms in list(self.rooms.items()):
+            for sid in list(rooms.get(None, {})):
+                self.publisher.command("set", self._owner_key(namespace, sid), self.host_id,
+                                       "px", int(OWNER_TTL * 1000))
+
+    def _reclaim_now(self) -> None:
+        """Back on a Redis that may have lost everything: write the owner records at once,
+        before this worker hears (and answers) anything, so targeted emits find it again."""
+        try:
+            pipe = self.redis.pipeline(transaction=False)
             for namespace, rooms in list(self.rooms.items()):
                 for sid in list(rooms.get(None, {})):
-                    self.publisher.command("pexpire", self._owner_key(namespace, sid),
-                                           int(OWNER_TTL * 1000))
+                    pipe.set(self._owner_key(namespace, sid), self.host_id,
+                             px=int(OWNER_TTL * 1000))
+            pipe.execute()
+        except redis.RedisError as exc:
+            self._get_logger().warning("cannot record socket owners yet (%s); retrying later",
+                                       exc)
 
     def _owner_of(self, sid: Any, namespace: str) -> str | None:
         """The host id of the worker that owns socket ``sid``, if one does."""
@@ -116,8 +152,14 @@ class SioctlRedisManager(socketio.PubSubManager):
         try:
             owner = self.redis.get(self._owner_key(namespace, sid))
         except redis.RedisError as exc:
-            self._get_logger().warning("cannot look up the owner of a socket: %s", exc)
+            if not self._lookups_failing:
+                self._lookups_failing = True
+                self._get_logger().warning("cannot look up socket owners (%s); sending to "
+                                           "every worker until Redis answers", exc)
             return None
+        if self._lookups_failing:
+            self._lookups_failing = False
+            self._get_logger().info("socket owner lookups work again")
         return owner.decode() if isinstance(owner, bytes) else owner
 
     # ------------------------------------------------------------------------ publishing

@@ -22,6 +22,11 @@ BATCH = 512
 RETRY_FIRST = 0.1
 RETRY_MAX = 2.0
 DROP_LOG_EVERY = 5.0
+# After an outage, what was queued waits until this worker has subscribed again and then this
+# long more, so that the other workers (retrying on the same schedule) are listening too:
+# pub/sub delivers only to whoever is subscribed at that moment.
+RESUBSCRIBE_WAIT = 5.0
+SETTLE = 1.0
 
 
 @dataclass
@@ -29,6 +34,9 @@ class PublisherStats:
     published: int = 0
     batches: int = 0
     dropped: int = 0
+    # Messages that waited out a Redis outage in the queue.
+    delayed: int = 0
+    outages: int = 0
     connected: bool = False
 
 
@@ -48,8 +56,12 @@ class Publisher:
         make_event: Callable[[], Any],
         logger: logging.Logger,
         max_queue: int = 100_000,
+        listening: Callable[[], bool] = lambda: True,
+        reconnected: Callable[[], None] = lambda: None,
     ) -> None:
         self._connect = connect
+        self._listening = listening
+        self._reconnected = reconnected
         self._spawn = spawn
         self._sleep = sleep
         self._wake = make_event()
@@ -86,6 +98,7 @@ class Publisher:
 
     def _run(self) -> None:
         delay = RETRY_FIRST
+        outage_started: float | None = None
         while True:
             if not self.queue:
                 self._wake.clear()
@@ -95,21 +108,38 @@ class Publisher:
             try:
                 if self._client is None:
                     self._client = self._connect()
+                    self._client.ping()
+                    if outage_started is not None:
+                        self._after_outage(outage_started)
+                        outage_started = None
                 self._send_batch()
             except Exception as exc:
-                if self.stats.connected or delay == RETRY_FIRST:
-                    self.logger.error("Redis publisher: %s; %d message(s) waiting, retrying",
-                                      exc, len(self.queue))
+                if outage_started is None:
+                    outage_started = time.monotonic()
+                    self.stats.outages += 1
+                    self.logger.error("Redis publisher: %s; queueing until Redis is back "
+                                      "(%d message(s) waiting)", exc, len(self.queue))
                 self.stats.connected = False
                 self._drop_client()
                 self._sleep(delay)
                 delay = min(delay * 2, RETRY_MAX)
                 continue
-            if not self.stats.connected:
-                self.stats.connected = True
-                if delay != RETRY_FIRST:
-                    self.logger.warning("Redis publisher: connected again")
+            self.stats.connected = True
             delay = RETRY_FIRST
+
+    def _after_outage(self, started: float) -> None:
+        """Back from an outage: wait for the listeners, then say what the queue held."""
+        deadline = time.monotonic() + RESUBSCRIBE_WAIT
+        while not self._listening() and time.monotonic() < deadline:
+            self._sleep(0.05)
+        self._sleep(SETTLE)
+        self._reconnected()
+        waiting = len(self.queue)
+        self.stats.delayed += waiting
+        # Counted and said once: subscribers that are not back yet miss what follows.
+        self.logger.warning("Redis publisher: Redis is back after %.1fs; sending %d queued "
+                            "message(s) (%d delayed by outages so far)",
+                            time.monotonic() - started, waiting, self.stats.delayed)
 
     def _send_batch(self) -> None:
         batch = [self.queue[i] for i in range(min(BATCH, len(self.queue)))]
