@@ -1,0 +1,47 @@
+"""Messages to the gateway's clients from outside the cluster: a cron job, a web backend.
+
+Anything with access to the cluster's Redis can emit: python-socketio's own
+``socketio.RedisManager(url, channel=..., write_only=True)`` speaks the protocol every worker
+listens to, for events, rooms and socket ids. :class:`ExternalGateway` adds what needs the
+gateway's registry: sending to a userId, and broadcasting to an app, as ``responseMessage``.
+It is trusted like the Redis it writes to; the HTTP API is the signed way in for others.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+import socketio
+
+from . import protocol as p
+from .plugin import NAMESPACE, app_room
+from .registry import RedisRegistry
+
+
+class ExternalGateway:
+    """Send gateway messages into a running cluster through its Redis.
+
+    ``channel`` is the cluster's Redis channel (``--redis-channel``, default ``socketio``).
+    """
+
+    def __init__(self, redis_url: str, channel: str = "socketio") -> None:
+        self.registry = RedisRegistry(redis.Redis.from_url(redis_url), prefix=f"{channel}:gw:")
+        self.emitter = socketio.RedisManager(redis_url, channel=channel, write_only=True)
+
+    def send(self, target: str, payload: Any, app: str, user_id: str | None = None) -> bool:
+        """Deliver ``payload`` to ``target`` (a client id or a userId) as an ``exchange``;
+        False when it is not online."""
+        sid = self.registry.resolve(target)
+        if sid is None:
+            return False
+        message = p.parse_exchange_msg(
+            payload, {"app": app, "client": "external", "userId": user_id, "target": target}
+        )
+        self.emitter.emit(p.RESPONSE_MESSAGE, message, room=sid, namespace=NAMESPACE)
+        return True
+
+    def broadcast(self, app: str, payload: Any) -> None:
+        """Send ``payload`` as a ``broadcast`` to every client of ``app``."""
+        message = p.parse_broadcast_msg(payload, {"app": app, "client": "external"})
+        self.emitter.emit(p.RESPONSE_MESSAGE, message, room=app_room(app), namespace=NAMESPACE)
