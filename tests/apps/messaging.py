@@ -90,3 +90,24 @@ def manager_stats(sid: str, data: Any = None) -> dict[str, Any]:
     if listener is not None:
         result.update(subscribed=listener.subscribed, resubscriptions=listener.resubscriptions)
     return result
+
+
+@sio.event
+def query(sid: str, order: dict[str, Any]) -> dict[str, Any]:
+    """Run a global query on this worker's manager: fetch, join, leave or disconnect."""
+    manager = sio.manager
+    kind, room = order["kind"], order.get("room")
+    timeout = float(order.get("timeout", 2.0))
+    try:
+        if kind == "fetch":
+            return {"sockets": manager.fetch_sockets(room, timeout=timeout)}
+        if kind == "rooms_of":
+            return {"rooms": manager.rooms_of(order["sid"], timeout=timeout)}
+        if kind == "join":
+            return {"count": manager.sockets_join(order["target"], room, timeout=timeout)}
+        if kind == "leave":
+            return {"count": manager.sockets_leave(order["target"], room, timeout=timeout)}
+        return {"count": manager.disconnect_sockets(room, timeout=timeout)}
+    except Exception as exc:  # QueryTimeout: say so, with what the others answered
+        return {"error": type(exc).__name__, "message": str(exc),
+                "answered": len(getattr(exc, "answers", []))}

@@ -21,6 +21,9 @@ import socketio
 
 from .listener import Listener
 from .publisher import Publisher
+from .queries import Queries, QueryTimeout
+
+__all__ = ["QueryTimeout", "SioctlRedisManager"]
 
 # A socket's owner record outlives a dead worker by at most this long.
 OWNER_TTL = 60.0
@@ -52,6 +55,7 @@ class SioctlRedisManager(socketio.PubSubManager):
         self.publisher: Publisher | None = None
         self.listener: Listener | None = None
         self._lookups_failing = False
+        self.queries = Queries(self)
 
     # ----------------------------------------------------------------------- connections
 
@@ -192,6 +196,53 @@ class SioctlRedisManager(socketio.PubSubManager):
             return f"{self.channel}:w:{owner}"
         return self.channel  # a room (or a socket nobody claims): everyone may have members
 
+    def publish_raw(self, channel: str, data: dict[str, Any]) -> None:
+        """Queue ``data`` for ``channel`` as it is (no routing)."""
+        if self.publisher is not None:
+            self.publisher.publish(channel, self.json.dumps(data))
+
     def _listen(self) -> Any:
         assert self.listener is not None
-        yield from self.listener.messages()
+        for raw in self.listener.messages():
+            try:
+                data = self.json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(data, dict) and self.queries.handle(data):
+                continue
+            yield data
+
+    # ------------------------------------------------------------------- global queries
+
+    def fetch_sockets(
+        self, room: str | None = None, namespace: str = "/", timeout: float = 2.0
+    ) -> list[dict[str, Any]]:
+        """Every socket in ``room`` (all when None) on every worker and node, each as
+        ``{"sid", "rooms"}``. Raises QueryTimeout when a worker does not answer in time."""
+        answers = self.queries.ask("fetch", room, namespace, timeout)
+        return [socket for answer in answers for socket in answer.get("sockets", [])]
+
+    def rooms_of(self, sid: str, namespace: str = "/", timeout: float = 2.0) -> list[str]:
+        """The rooms of socket ``sid``, wherever it is ([] when it is nowhere)."""
+        for socket in self.fetch_sockets(sid, namespace, timeout):
+            if socket["sid"] == sid:
+                return list(socket["rooms"])
+        return []
+
+    def sockets_join(self, target: str, room: str | None = None, namespace: str = "/",
+                     timeout: float = 2.0) -> int:
+        """Make every socket in ``room`` (all when None) join ``target``; returns how many."""
+        answers = self.queries.ask("join", room, namespace, timeout, target=target)
+        return sum(int(answer.get("count", 0)) for answer in answers)
+
+    def sockets_leave(self, target: str, room: str | None = None, namespace: str = "/",
+                      timeout: float = 2.0) -> int:
+        """Make every socket in ``room`` (all when None) leave ``target``; returns how many."""
+        answers = self.queries.ask("leave", room, namespace, timeout, target=target)
+        return sum(int(answer.get("count", 0)) for answer in answers)
+
+    def disconnect_sockets(self, room: str | None = None, namespace: str = "/",
+                           timeout: float = 2.0) -> int:
+        """Disconnect every socket in ``room`` (all when None); returns how many."""
+        answers = self.queries.ask("disconnect", room, namespace, timeout)
+        return sum(int(answer.get("count", 0)) for answer in answers)
