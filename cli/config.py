@@ -212,6 +212,11 @@ def build_settings(
             parse_bind(bind)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="'-b' / '--bind'") from None
+    if options.get("metrics_bind"):
+        try:
+            parse_bind(options["metrics_bind"])
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="'--metrics-bind'") from None
 
     workers = pick("workers", "workers", cpu_count or 1)
     if not isinstance(workers, int) or workers < 1:
@@ -281,6 +286,7 @@ def build_settings(
         worker_connections=int(numbers["worker_connections"]),
         backlog=int(numbers["backlog"]),
         pending_limit=int(numbers["pending_limit"]),
+        metrics_bind=options.get("metrics_bind") or None,
         loglevel=loglevel,
         accesslog=_absolute(pick("access_logfile", "accesslog", None), cwd),
         errorlog=_absolute(pick("error_logfile", "errorlog", "-"), cwd) or "-",

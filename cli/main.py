@@ -70,6 +70,8 @@ def cli() -> None:
         help="Keep-alive timeout of idle HTTP connections (default 2).")
 @option("--worker-connections", type=click.IntRange(min=1), envvar=env("WORKER_CONNECTIONS"),
         metavar="N", help="Most connections one worker serves at once (default 1000).")
+@option("--metrics-bind", envvar=env("METRICS_BIND"), metavar="HOST:PORT",
+        help="Serve Prometheus metrics for the whole cluster at http://HOST:PORT/metrics.")
 @option("--backlog", type=click.IntRange(min=1), envvar=env("BACKLOG"), metavar="N",
         help="Listen backlog (default 2048).")
 @option("--pending-limit", type=click.IntRange(min=1), envvar=env("PENDING_LIMIT"), metavar="N",

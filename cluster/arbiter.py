@@ -23,8 +23,9 @@ from typing import Any
 
 from . import channel
 from .control import ControlError, ControlServer
-from .listeners import ListenError, display_address, open_listeners
+from .listeners import ListenError, display_address, open_listener, open_listeners
 from .logs import configure_logging
+from .metrics import MetricsServer
 from .redis_server import RedisServer, RedisServerError, RedisServerNotFound
 from .settings import WORKER_BOOT_ERROR, Settings, mask_url
 from .slots import PendingQueue, slot_for_address
@@ -70,6 +71,7 @@ class Slot:
         self.quick_deaths = 0
         self.respawn_at: float | None = None
         self.dropped = 0
+        self.handoffs = 0
         self.last_drop_log = 0.0
 
     def describe(self) -> dict[str, Any]:
@@ -87,6 +89,7 @@ class Slot:
             restarts=self.restarts,
             pending=len(self.pending),
             dropped=self.dropped,
+            handoffs=self.handoffs,
             standby_pid=self.standby.pid if self.standby is not None else None,
         )
         return info
@@ -109,6 +112,7 @@ class Arbiter:
         self.accept_paused_until = 0.0
         self.control_paused_until: float | None = None
         self.control: ControlServer | None = None
+        self.metrics: MetricsServer | None = None
         self.redis: RedisServer | None = None
         self.redis_url: str | None = settings.redis_url
         self.stop_deadline: float | None = None
@@ -160,6 +164,13 @@ class Arbiter:
             self.listeners = open_listeners(s.binds, s.backlog)
         except ListenError as exc:
             raise BootError(str(exc)) from None
+        if s.metrics_bind:
+            try:
+                metrics_sock = open_listener(s.metrics_bind, 64)
+            except ListenError as exc:
+                raise BootError(f"metrics: {exc}") from None
+            self.metrics = MetricsServer(metrics_sock, self.status)
+            self._watch(metrics_sock, self._on_metrics_accept)
         self._write_pidfiles()
         self._install_signals()
         if self.redis_url is None and s.workers > 1:
@@ -232,6 +243,8 @@ class Arbiter:
             sock.close()
         if self.control is not None:
             self.control.close()
+        if self.metrics is not None:
+            self.metrics.close()
         if self.redis is not None:
             self.redis.stop()
         for path in filter(None, [self.settings.master_pidfile, self.settings.pidfile]):
@@ -305,6 +318,10 @@ class Arbiter:
             self.control_paused_until = None
             if self.control is not None:
                 self._watch(self.control.sock, self._on_control_accept)
+        if self.metrics is not None:
+            for conn in self.metrics.expired():
+                self._unwatch(conn)
+                self.metrics.forget(conn)
         if self.control is not None:
             for conn in self.control.expired():
                 self._unwatch(conn)
@@ -412,6 +429,7 @@ class Arbiter:
                 return  # otherwise the worker is gone; its replacement gets the queue
             slot.pending.pop()
             conn.close()
+            slot.handoffs += 1
         self._set_channel_events(worker, selectors.EVENT_READ)
 
     def _set_channel_events(self, worker: WorkerProcess, events: int) -> None:
@@ -647,6 +665,30 @@ class Arbiter:
         if not self.control.read(conn):
             self._unwatch(conn)
             self.control.forget(conn)
+
+    def _on_metrics_accept(self, sock: socket.socket, mask: int) -> None:
+        assert self.metrics is not None
+        try:
+            conn = self.metrics.accept()
+        except OSError as exc:
+            log.error("cannot accept a metrics scrape: %s", exc.strerror or exc)
+            return
+        if conn is not None:
+            self.selector.register(conn, selectors.EVENT_READ, self._on_metrics_io)
+
+    def _on_metrics_io(self, conn: socket.socket, mask: int) -> None:
+        assert self.metrics is not None
+        done = False
+        if mask & selectors.EVENT_READ and self.metrics.on_readable(conn):
+            if self.metrics.scrapes[conn.fileno()].reply:
+                self.selector.modify(conn, selectors.EVENT_WRITE, self._on_metrics_io)
+            else:
+                done = True
+        if mask & selectors.EVENT_WRITE:
+            done = self.metrics.on_writable(conn)
+        if done:
+            self._unwatch(conn)
+            self.metrics.forget(conn)
 
     def status(self) -> dict[str, Any]:
         """What ``sioctl status`` shows: the cluster and one entry per slot."""

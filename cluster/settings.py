@@ -58,6 +58,8 @@ class Settings:
     proc_name: str | None = None
     raw_env: list[str] = field(default_factory=list)
     daemon: bool = False
+    # HOST:PORT where the master serves Prometheus metrics; None: no metrics.
+    metrics_bind: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))

@@ -1,0 +1,169 @@
+"""Prometheus metrics for the whole cluster, served by the master on ``--metrics-bind``.
+
+The master already knows every figure (its own counters, and what each worker reports in its
+heartbeat), so one scrape of the master covers every worker. The page is rendered with
+prometheus-client from the same status reply ``sioctl status`` shows; the socket is served
+from the master's selector loop without blocking it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+# A scraper that connects and sends nothing is dropped after this long.
+REQUEST_TIMEOUT = 5.0
+MAX_HEAD = 8192
+
+# (status key of a slot, metric name, help, counter?)
+SLOT_FIGURES = [
+    ("connections", "sioctl_worker_connections", "Open client connections of the worker", False),
+    ("sessions", "sioctl_worker_sessions", "Engine.IO sessions of the worker", False),
+    ("restarts", "sioctl_worker_restarts", "Times the slot's worker was respawned", True),
+    ("handoffs", "sioctl_handoffs", "Connections handed to the slot's workers", True),
+    ("pending", "sioctl_pending_connections", "Connections waiting for the slot's worker", False),
+    ("dropped", "sioctl_dropped_connections", "Connections closed because the slot's queue was "
+     "full", True),
+]
+# (key of a worker's "messaging" figures, metric name, help, counter?)
+REDIS_FIGURES = [
+    ("queued", "sioctl_redis_publish_queue", "Messages waiting to be published", False),
+    ("published", "sioctl_redis_published", "Commands sent to Redis", True),
+    ("batches", "sioctl_redis_batches", "Pipelined batches sent to Redis", True),
+    ("dropped", "sioctl_redis_dropped", "Messages dropped because the publish queue was full",
+     True),
+    ("delayed", "sioctl_redis_delayed", "Messages that waited out a Redis outage", True),
+    ("outages", "sioctl_redis_outages", "Redis outages seen by the publisher", True),
+    ("resubscriptions", "sioctl_redis_resubscriptions", "Times the listener lost its "
+     "subscription", True),
+]
+
+
+class StatusCollector:
+    """A prometheus-client collector reading the master's status at each scrape."""
+
+    def __init__(self, status: Callable[[], dict[str, Any]]) -> None:
+        self.status = status
+
+    def collect(self) -> Iterator[Metric]:
+        status = self.status()
+        slots = status.get("slots", [])
+        ready = GaugeMetricFamily("sioctl_workers_ready", "Slots whose worker is ready")
+        ready.add_metric([], sum(1 for s in slots if s.get("state") == "ready"))
+        yield ready
+        yield from _per_slot(slots, SLOT_FIGURES, lambda s: s)
+        subscribed = GaugeMetricFamily("sioctl_redis_subscribed",
+                                       "1 when the worker's Redis listener is subscribed",
+                                       labels=["slot"])
+        for slot in slots:
+            messaging = slot.get("messaging")
+            if isinstance(messaging, dict):
+                subscribed.add_metric([str(slot["slot"])], 1 if messaging.get("subscribed") else 0)
+        yield subscribed
+        yield from _per_slot(slots, REDIS_FIGURES, lambda s: s.get("messaging"))
+
+
+def _per_slot(
+    slots: list[dict[str, Any]],
+    figures: list[tuple[str, str, str, bool]],
+    source: Callable[[dict[str, Any]], Any],
+) -> Iterator[Metric]:
+    for key, name, help_text, counter in figures:
+        family: Metric = (CounterMetricFamily if counter else GaugeMetricFamily)(
+            name, help_text, labels=["slot"])
+        for slot in slots:
+            values = source(slot)
+            if isinstance(values, dict) and isinstance(values.get(key), (int, float)):
+                family.add_metric([str(slot["slot"])], values[key])  # type: ignore[attr-defined]
+        yield family
+
+
+class _Scrape:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.head = b""
+        self.reply = b""
+        self.deadline = time.monotonic() + REQUEST_TIMEOUT
+
+
+class MetricsServer:
+    """Answers ``GET /metrics`` on its own listening socket, driven by the master's loop."""
+
+    def __init__(self, listener: socket.socket, status: Callable[[], dict[str, Any]]) -> None:
+        self.sock = listener
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(StatusCollector(status))
+        self.scrapes: dict[int, _Scrape] = {}
+
+    def accept(self) -> socket.socket | None:
+        try:
+            conn, _ = self.sock.accept()
+        except BlockingIOError:
+            return None
+        conn.setblocking(False)
+        self.scrapes[conn.fileno()] = _Scrape(conn)
+        return conn
+
+    def on_readable(self, conn: socket.socket) -> bool:
+        """Read the request; True once a reply is ready to send (or the scraper is gone)."""
+        scrape = self.scrapes[conn.fileno()]
+        try:
+            chunk = conn.recv(4096)
+        except BlockingIOError:
+            return False
+        except OSError:
+            chunk = b""
+        if not chunk:
+            return True
+        scrape.head += chunk
+        if b"\r\n\r\n" not in scrape.head and len(scrape.head) < MAX_HEAD:
+            return False
+        scrape.reply = self._reply(scrape.head)
+        return True
+
+    def _reply(self, head: bytes) -> bytes:
+        request_line = head.split(b"\r\n", 1)[0].split()
+        if len(request_line) < 2 or request_line[0] != b"GET":
+            return _http(405, b"use GET /metrics\n", b"text/plain")
+        if request_line[1].split(b"?")[0] != b"/metrics":
+            return _http(404, b"see /metrics\n", b"text/plain")
+        return _http(200, generate_latest(self.registry), b"text/plain; version=0.0.4")
+
+    def on_writable(self, conn: socket.socket) -> bool:
+        """Send what is left of the reply; True when done."""
+        scrape = self.scrapes[conn.fileno()]
+        try:
+            sent = conn.send(scrape.reply)
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+        scrape.reply = scrape.reply[sent:]
+        return not scrape.reply
+
+    def expired(self) -> list[socket.socket]:
+        now = time.monotonic()
+        return [s.sock for s in self.scrapes.values() if s.deadline < now]
+
+    def forget(self, conn: socket.socket) -> None:
+        self.scrapes.pop(conn.fileno(), None)
+        conn.close()
+
+    def close(self) -> None:
+        for scrape in list(self.scrapes.values()):
+            with contextlib.suppress(OSError):
+                scrape.sock.close()
+        self.scrapes.clear()
+        self.sock.close()
+
+
+def _http(status: int, body: bytes, content_type: bytes) -> bytes:
+    reason = {200: b"OK", 404: b"Not Found", 405: b"Method Not Allowed"}[status]
+    return (b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
+            b"Connection: close\r\n\r\n" % (status, reason, content_type, len(body)) + body)

@@ -1,0 +1,1 @@
+"""Benchmark variants of the test apps."""
