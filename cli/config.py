@@ -287,6 +287,8 @@ def build_settings(
         backlog=int(numbers["backlog"]),
         pending_limit=int(numbers["pending_limit"]),
         metrics_bind=options.get("metrics_bind") or None,
+        redis_transport=options.get("redis_transport") or "pubsub",
+        redis_stream_maxlen=int(options.get("redis_stream_maxlen") or 10_000),
         loglevel=loglevel,
         accesslog=_absolute(pick("access_logfile", "accesslog", None), cwd),
         errorlog=_absolute(pick("error_logfile", "errorlog", "-"), cwd) or "-",

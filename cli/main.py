@@ -70,6 +70,12 @@ def cli() -> None:
         help="Keep-alive timeout of idle HTTP connections (default 2).")
 @option("--worker-connections", type=click.IntRange(min=1), envvar=env("WORKER_CONNECTIONS"),
         metavar="N", help="Most connections one worker serves at once (default 1000).")
+@option("--redis-transport", type=click.Choice(["pubsub", "streams"]),
+        envvar=env("REDIS_TRANSPORT"),
+        help="pubsub (default), or streams: a worker that loses Redis for a while receives "
+        "what was published meanwhile, in order, exactly once.")
+@option("--redis-stream-maxlen", type=click.IntRange(min=100), envvar=env("REDIS_STREAM_MAXLEN"),
+        metavar="N", help="Entries each stream keeps (streams transport; default 10000).")
 @option("--metrics-bind", envvar=env("METRICS_BIND"), metavar="HOST:PORT",
         help="Serve Prometheus metrics for the whole cluster at http://HOST:PORT/metrics.")
 @option("--backlog", type=click.IntRange(min=1), envvar=env("BACKLOG"), metavar="N",

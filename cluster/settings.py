@@ -32,6 +32,9 @@ class Settings:
     # None: in-memory manager with one worker, an embedded redis-server with more.
     redis_url: str | None = None
     redis_channel: str = "socketio"
+    # "pubsub", or "streams" for the no-loss transport (worker/messaging/streams.py).
+    redis_transport: str = "pubsub"
+    redis_stream_maxlen: int = 10_000
     title: str = "sioctl"
     run_dir: str = ""
     env: str | None = None

@@ -106,7 +106,8 @@ def load(settings: Settings, logger: logging.Logger) -> tuple[Callable[..., Any]
     engine.fix_ping_interval(loaded.server.eio)
     quiet_library_handlers()
     described = manager.install_manager(
-        loaded.server, settings.redis_url, settings.redis_channel, logger
+        loaded.server, settings.redis_url, settings.redis_channel, logger,
+        settings.redis_transport, settings.redis_stream_maxlen,
     )
     return loaded.wsgi_app, loaded.server, described
 

@@ -38,11 +38,17 @@ def check_redis(url: str, timeout: float = PING_TIMEOUT) -> None:
 
 
 def install_manager(
-    server: socketio.Server, redis_url: str | None, channel: str, logger: logging.Logger
+    server: socketio.Server,
+    redis_url: str | None,
+    channel: str,
+    logger: logging.Logger,
+    transport: str = "pubsub",
+    stream_maxlen: int = 10_000,
 ) -> str:
     """Give ``server`` its client manager and start it; returns a description for the log.
 
-    With a Redis url the server gets a RedisManager, unless the app chose its own manager
+    With a Redis url the server gets sioctl's Redis manager (pub/sub, or Redis Streams when
+    ``transport`` is "streams"), unless the app chose its own manager
     (anything but the default in-memory socketio.Manager), which is kept. The manager is
     initialized now rather than on the first connection, so its Redis listener already runs
     when the first client arrives. Raises BootError when Redis cannot be reached.
@@ -57,11 +63,13 @@ def install_manager(
             channel=channel,
             logger=logger,
             redis_options={"max_connections": REDIS_MAX_CONNECTIONS},
+            transport=transport,
+            stream_maxlen=stream_maxlen,
         )
         server.manager = manager
         manager.set_server(server)
         server.manager_initialized = False
-        description = f"Redis at {mask_url(redis_url)}, channel {channel!r}"
+        description = f"Redis at {mask_url(redis_url)}, channel {channel!r}, {transport}"
     if not server.manager_initialized:
         server.manager_initialized = True
         try:

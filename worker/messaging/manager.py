@@ -14,14 +14,16 @@ RedisManager on the shared channel still understands the broadcasts.
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 import redis
 import socketio
 
 from .listener import Listener
-from .publisher import Publisher
+from .publisher import Publisher, stream_key
 from .queries import Queries, QueryTimeout
+from .streams import StreamListener
 
 __all__ = ["QueryTimeout", "SioctlRedisManager"]
 
@@ -44,8 +46,14 @@ class SioctlRedisManager(socketio.PubSubManager):
         logger: logging.Logger | None = None,
         redis_options: dict[str, Any] | None = None,
         max_queue: int = 100_000,
+        transport: str = "pubsub",
+        stream_maxlen: int = 10_000,
     ) -> None:
         super().__init__(channel=channel, write_only=False, logger=logger)
+        if transport not in ("pubsub", "streams"):
+            raise ValueError(f"transport: 'pubsub' or 'streams', not {transport!r}")
+        self.transport = transport
+        self.stream_maxlen = stream_maxlen
         self.redis_url = url
         self.redis_options = dict(redis_options or {})
         self.max_queue = max_queue
@@ -53,7 +61,7 @@ class SioctlRedisManager(socketio.PubSubManager):
         # Lookups of other workers' sockets (a plain pooled client: short GETs).
         self.redis = self._new_client()
         self.publisher: Publisher | None = None
-        self.listener: Listener | None = None
+        self.listener: Listener | StreamListener | None = None
         self._lookups_failing = False
         self.queries = Queries(self)
 
@@ -78,10 +86,12 @@ class SioctlRedisManager(socketio.PubSubManager):
             self.max_queue,
             listening=lambda: self.subscribed,
             reconnected=self._claim_owned_sockets,
+            stream_maxlen=self.stream_maxlen if self.transport == "streams" else None,
         )
         self.publisher.start()
-        self.listener = Listener(self._new_client, [self.channel, self.own_channel],
-                                 self.server.sleep, logger, self._reclaim_now)
+        reader = StreamListener if self.transport == "streams" else Listener
+        self.listener = reader(self._new_client, [self.channel, self.own_channel],
+                               self.server.sleep, logger, self._reclaim_now)
         super().initialize()  # starts _thread, which reads _listen()
         self.server.start_background_task(self._refresh_owners)
 
@@ -130,6 +140,10 @@ class SioctlRedisManager(socketio.PubSubManager):
         restarted Redis has lost them, and emits to those sockets would go to every worker."""
         if self.publisher is None:
             return
+        if self.transport == "streams":
+            # This worker's own stream goes away with it (within OWNER_TTL).
+            self.publisher.command("pexpire", stream_key(self.own_channel),
+                                   int(OWNER_TTL * 1000))
         for namespace, rooms in list(self.rooms.items()):
             for sid in list(rooms.get(None, {})):
                 self.publisher.command("set", self._owner_key(namespace, sid), self.host_id,
@@ -170,9 +184,8 @@ class SioctlRedisManager(socketio.PubSubManager):
 
     def _publish(self, data: dict[str, Any]) -> None:
         channel = self._route(data)
-        if channel is None or self.publisher is None:
-            return
-        self.publisher.publish(channel, self.json.dumps(data))
+        if channel is not None:
+            self.publish_raw(channel, data)
 
     def _route(self, data: dict[str, Any]) -> str | None:
         """The channel for a message: None (nobody else needs it), a worker's own, or the
@@ -199,6 +212,9 @@ class SioctlRedisManager(socketio.PubSubManager):
     def publish_raw(self, channel: str, data: dict[str, Any]) -> None:
         """Queue ``data`` for ``channel`` as it is (no routing)."""
         if self.publisher is not None:
+            if self.transport == "streams":
+                # Readers drop a message id seen before: a batch may be sent twice.
+                data = {**data, "mid": uuid.uuid4().hex}
             self.publisher.publish(channel, self.json.dumps(data))
 
     def _listen(self) -> Any:
@@ -208,7 +224,13 @@ class SioctlRedisManager(socketio.PubSubManager):
                 data = self.json.loads(raw)
             except ValueError:
                 continue
-            if isinstance(data, dict) and self.queries.handle(data):
+            if not isinstance(data, dict):
+                continue
+            mid = data.get("mid")
+            if isinstance(self.listener, StreamListener) and isinstance(mid, str):
+                if not self.listener.first_time(mid):
+                    continue
+            if self.queries.handle(data):
                 continue
             yield data
 

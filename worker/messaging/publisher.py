@@ -29,6 +29,11 @@ RESUBSCRIBE_WAIT = 5.0
 SETTLE = 1.0
 
 
+def stream_key(channel: str) -> str:
+    """The stream that carries ``channel``'s messages in streams mode."""
+    return f"{channel}:stream"
+
+
 @dataclass
 class PublisherStats:
     published: int = 0
@@ -58,8 +63,11 @@ class Publisher:
         max_queue: int = 100_000,
         listening: Callable[[], bool] = lambda: True,
         reconnected: Callable[[], None] = lambda: None,
+        stream_maxlen: int | None = None,
     ) -> None:
         self._connect = connect
+        # With a max length, messages go to Redis Streams (see streams.py) instead of pub/sub.
+        self.stream_maxlen = stream_maxlen
         self._listening = listening
         self._reconnected = reconnected
         self._spawn = spawn
@@ -79,8 +87,13 @@ class Publisher:
             self._spawn(self._run)
 
     def publish(self, channel: str, data: bytes | str) -> None:
-        """Queue a PUBLISH; never blocks and never raises."""
-        self.command("publish", channel, data)
+        """Queue a PUBLISH (or, in streams mode, an XADD to the channel's stream, trimmed to
+        about ``stream_maxlen`` entries); never blocks and never raises."""
+        if self.stream_maxlen is None:
+            self.command("publish", channel, data)
+        else:
+            self.command("xadd", stream_key(channel), "MAXLEN", "~", self.stream_maxlen, "*",
+                         "d", data)
 
     def command(self, *args: Any) -> None:
         """Queue any Redis command (SET, DEL, PEXPIRE...) to go out with the next batch."""
