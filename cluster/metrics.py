@@ -15,7 +15,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 
 # A scraper that connects and sends nothing is dropped after this long.
 REQUEST_TIMEOUT = 5.0
@@ -67,6 +72,21 @@ class StatusCollector:
                 subscribed.add_metric([str(slot["slot"])], 1 if messaging.get("subscribed") else 0)
         yield subscribed
         yield from _per_slot(slots, REDIS_FIGURES, lambda s: s.get("messaging"))
+        yield _latency(slots)
+
+
+def _latency(slots: list[dict[str, Any]]) -> Metric:
+    family = HistogramMetricFamily(
+        "sioctl_redis_delivery_seconds",
+        "Time from another worker's publish to this worker's handling of a message",
+        labels=["slot"],
+    )
+    for slot in slots:
+        latency = (slot.get("messaging") or {}).get("latency")
+        if isinstance(latency, dict) and isinstance(latency.get("buckets"), dict):
+            buckets = [(bound, float(n)) for bound, n in latency["buckets"].items()]
+            family.add_metric([str(slot["slot"])], buckets, float(latency.get("sum", 0.0)))
+    return family
 
 
 def _per_slot(

@@ -30,7 +30,8 @@ def test_metrics_cover_every_worker(start_cluster: Any, connect: Any) -> None:
     def page() -> str | None:
         text = requests.get(url, timeout=10).text
         sessions = [sample(text, "sioctl_worker_sessions", s) for s in (0, 1)]
-        return text if sessions == [1.0, 2.0] else None
+        heard = [sample(text, "sioctl_redis_delivery_seconds_count", s) for s in (0, 1)]
+        return text if sessions == [1.0, 2.0] and all(heard) else None
 
     text = wait_until(page, 10, what="both workers' heartbeats in the metrics")
     assert sample(text, "sioctl_workers_ready") == 2.0
@@ -44,6 +45,13 @@ def test_metrics_cover_every_worker(start_cluster: Any, connect: Any) -> None:
     published = [sample(text, "sioctl_redis_published_total", s) or 0 for s in (0, 1)]
     assert published[0] >= 1 and published[1] >= 2
     assert "# TYPE sioctl_worker_restarts_total counter" in text
+    # Each worker heard the other's broadcasts through Redis and timed them.
+    for slot in (0, 1):
+        assert (sample(text, "sioctl_redis_delivery_seconds_count", slot) or 0) >= 1
+        inf = re.search(rf'^sioctl_redis_delivery_seconds_bucket{{le="\+Inf",slot="{slot}"}} '
+                        rf'(\S+)$', text, re.M)
+        assert inf and float(inf.group(1)) == sample(
+            text, "sioctl_redis_delivery_seconds_count", slot)
 
     assert requests.get(f"http://127.0.0.1:{port}/other", timeout=10).status_code == 404
     assert requests.post(url, timeout=10).status_code == 405

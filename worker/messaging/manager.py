@@ -14,12 +14,14 @@ RedisManager on the shared channel still understands the broadcasts.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from typing import Any
 
 import redis
 import socketio
 
+from .latency import LatencyHistogram
 from .listener import Listener
 from .publisher import Publisher, stream_key
 from .queries import Queries, QueryTimeout
@@ -64,6 +66,7 @@ class SioctlRedisManager(socketio.PubSubManager):
         self.listener: Listener | StreamListener | None = None
         self._lookups_failing = False
         self.queries = Queries(self)
+        self.latency = LatencyHistogram()
 
     # ----------------------------------------------------------------------- connections
 
@@ -111,6 +114,7 @@ class SioctlRedisManager(socketio.PubSubManager):
             "dropped": stats.dropped if stats else 0,
             "delayed": stats.delayed if stats else 0,
             "outages": stats.outages if stats else 0,
+            "latency": self.latency.figures(),
         }
 
     # ---------------------------------------------------------------------- socket owners
@@ -212,9 +216,11 @@ class SioctlRedisManager(socketio.PubSubManager):
     def publish_raw(self, channel: str, data: dict[str, Any]) -> None:
         """Queue ``data`` for ``channel`` as it is (no routing)."""
         if self.publisher is not None:
+            # The send time, for the delivery latency the receivers measure.
+            data = {**data, "ts": time.time()}
             if self.transport == "streams":
                 # Readers drop a message id seen before: a batch may be sent twice.
-                data = {**data, "mid": uuid.uuid4().hex}
+                data["mid"] = uuid.uuid4().hex
             self.publisher.publish(channel, self.json.dumps(data))
 
     def _listen(self) -> Any:
@@ -226,6 +232,9 @@ class SioctlRedisManager(socketio.PubSubManager):
                 continue
             if not isinstance(data, dict):
                 continue
+            sent = data.get("ts")
+            if isinstance(sent, (int, float)) and data.get("host_id") != self.host_id:
+                self.latency.observe(time.time() - sent)
             mid = data.get("mid")
             if isinstance(self.listener, StreamListener) and isinstance(mid, str):
                 if not self.listener.first_time(mid):
