@@ -44,6 +44,8 @@ REDIS_FIGURES = [
     ("dropped", "sioctl_redis_dropped", "Messages dropped because the publish queue was full",
      True),
     ("delayed", "sioctl_redis_delayed", "Messages that waited out a Redis outage", True),
+    ("lost", "sioctl_redis_lost", "Messages from other workers that never arrived (pub/sub "
+     "gaps)", True),
     ("outages", "sioctl_redis_outages", "Redis outages seen by the publisher", True),
     ("resubscriptions", "sioctl_redis_resubscriptions", "Times the listener lost its "
      "subscription", True),

@@ -89,6 +89,7 @@ def manager_stats(sid: str, data: Any = None) -> dict[str, Any]:
         )
     if listener is not None:
         result.update(subscribed=listener.subscribed, resubscriptions=listener.resubscriptions)
+    result["lost"] = getattr(manager, "lost", None)
     return result
 
 

@@ -38,8 +38,8 @@ class Listener:
         self.resubscriptions = 0
         self._pubsub: Any = None
 
-    def messages(self) -> Iterator[bytes]:
-        """The data of every message on the channels, resubscribing as often as needed."""
+    def messages(self) -> Iterator[tuple[str, bytes]]:
+        """(channel, data) of every message on the channels, resubscribing as needed."""
         delay = RETRY_FIRST
         while True:
             try:
@@ -53,7 +53,9 @@ class Listener:
                 delay = min(delay * 2, RETRY_MAX)
                 continue
             if message is not None and message.get("type") in ("message", "pmessage"):
-                yield message["data"]
+                channel = message["channel"]
+                yield (channel.decode() if isinstance(channel, bytes) else channel,
+                       message["data"])
 
     def _subscribe(self) -> None:
         client = self._connect()

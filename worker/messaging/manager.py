@@ -67,6 +67,12 @@ class SioctlRedisManager(socketio.PubSubManager):
         self._lookups_failing = False
         self.queries = Queries(self)
         self.latency = LatencyHistogram()
+        # Per-channel sequence numbers of what this worker publishes, and the gaps it sees in
+        # what others publish: pub/sub's losses, counted.
+        self._sent_seq: dict[str, int] = {}
+        self._last_seq: dict[tuple[str, str], int] = {}
+        self.lost = 0
+        self._last_loss_log = 0.0
 
     # ----------------------------------------------------------------------- connections
 
@@ -115,6 +121,7 @@ class SioctlRedisManager(socketio.PubSubManager):
             "delayed": stats.delayed if stats else 0,
             "outages": stats.outages if stats else 0,
             "latency": self.latency.figures(),
+            "lost": self.lost,
         }
 
     # ---------------------------------------------------------------------- socket owners
@@ -216,8 +223,12 @@ class SioctlRedisManager(socketio.PubSubManager):
     def publish_raw(self, channel: str, data: dict[str, Any]) -> None:
         """Queue ``data`` for ``channel`` as it is (no routing)."""
         if self.publisher is not None:
-            # The send time, for the delivery latency the receivers measure.
+            # The send time, for the delivery latency the receivers measure; the sequence
+            # number, for the losses they count.
             data = {**data, "ts": time.time()}
+            # A callback's host_id names its receiver, not its sender: no sequence for it.
+            if data.get("method") != "callback":
+                data["seq"] = self._sent_seq[channel] = self._sent_seq.get(channel, 0) + 1
             if self.transport == "streams":
                 # Readers drop a message id seen before: a batch may be sent twice.
                 data["mid"] = uuid.uuid4().hex
@@ -225,13 +236,14 @@ class SioctlRedisManager(socketio.PubSubManager):
 
     def _listen(self) -> Any:
         assert self.listener is not None
-        for raw in self.listener.messages():
+        for channel, raw in self.listener.messages():
             try:
                 data = self.json.loads(raw)
             except ValueError:
                 continue
             if not isinstance(data, dict):
                 continue
+            self._count_gap(channel, data)
             sent = data.get("ts")
             if isinstance(sent, (int, float)) and data.get("host_id") != self.host_id:
                 self.latency.observe(time.time() - sent)
@@ -242,6 +254,26 @@ class SioctlRedisManager(socketio.PubSubManager):
             if self.queries.handle(data):
                 continue
             yield data
+
+    def _count_gap(self, channel: str, data: dict[str, Any]) -> None:
+        """Count the messages a publisher sent on ``channel`` that never arrived here."""
+        seq, host = data.get("seq"), data.get("host_id")
+        if not isinstance(seq, int) or not isinstance(host, str):
+            return
+        key = (host, channel)
+        last = self._last_seq.get(key)
+        if last is not None and seq > last + 1:
+            missing = seq - last - 1
+            self.lost += missing
+            now = time.monotonic()
+            if now - self._last_loss_log >= 5.0:
+                self._last_loss_log = now
+                self._get_logger().error(
+                    "lost %d message(s) from worker %s on %s (not subscribed when they were "
+                    "published; --redis-transport streams keeps them); %d lost so far",
+                    missing, host[:8], channel, self.lost)
+        if last is None or seq > last:
+            self._last_seq[key] = seq
 
     # ------------------------------------------------------------------- global queries
 

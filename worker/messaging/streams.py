@@ -53,7 +53,8 @@ class StreamListener:
         self._last: dict[str, str] = {}
         self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
 
-    def messages(self) -> Iterator[bytes]:
+    def messages(self) -> Iterator[tuple[str, bytes]]:
+        """(stream, data) of every entry added to the streams, in order, forever."""
         delay = RETRY_FIRST
         while True:
             try:
@@ -73,7 +74,7 @@ class StreamListener:
                     self._last[key] = entry_id
                     data = fields.get(b"d", fields.get("d"))
                     if data is not None:
-                        yield data
+                        yield key, data
 
     def _start(self) -> None:
         client = self._connect()
