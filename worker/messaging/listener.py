@@ -18,8 +18,14 @@ RETRY_MAX = 2.0
 POLL = 1.0
 
 
-class Listener:
-    """Yields the messages published on ``channels``, forever."""
+class Reader:
+    """The reconnect loop shared by the pub/sub listener and the stream reader: subclasses
+    open a connection (``_open``), read a batch of (channel, data) (``_read``) and close."""
+
+    # How the logs name this reader, and what it is not doing while Redis is away.
+    name = "Redis listener"
+    lost_state = "NOT SUBSCRIBED"
+    back_state = "subscribed again"
 
     def __init__(
         self,
@@ -30,52 +36,66 @@ class Listener:
         subscribed_again: Callable[[], None] = lambda: None,
     ) -> None:
         self._connect = connect
-        self._subscribed_again = subscribed_again
         self.channels = channels
         self._sleep = sleep
         self.logger = logger
+        self._subscribed_again = subscribed_again
         self.subscribed = False
         self.resubscriptions = 0
-        self._pubsub: Any = None
+        self._conn: Any = None
 
     def messages(self) -> Iterator[tuple[str, bytes]]:
-        """(channel, data) of every message on the channels, resubscribing as needed."""
+        """(channel, data) of every message, forever, reconnecting as often as needed."""
         delay = RETRY_FIRST
         while True:
             try:
-                if self._pubsub is None:
-                    self._subscribe()
+                if self._conn is None:
+                    self._conn = self._open()
+                    self.subscribed = True
                     delay = RETRY_FIRST
-                message = self._pubsub.get_message(ignore_subscribe_messages=True, timeout=POLL)
+                    if self.resubscriptions:
+                        self.logger.warning("%s: %s to %s", self.name, self.back_state,
+                                            ", ".join(self.channels))
+                        self._subscribed_again()
+                batch = self._read()
             except Exception as exc:
-                self._lost(exc, delay)
+                self._lost(exc)
                 self._sleep(delay)
                 delay = min(delay * 2, RETRY_MAX)
                 continue
-            if message is not None and message.get("type") in ("message", "pmessage"):
-                channel = message["channel"]
-                yield (channel.decode() if isinstance(channel, bytes) else channel,
-                       message["data"])
+            yield from batch
 
-    def _subscribe(self) -> None:
-        client = self._connect()
-        pubsub = client.pubsub(ignore_subscribe_messages=True)
-        pubsub.subscribe(*self.channels)
-        self._pubsub = pubsub
-        self.subscribed = True
-        if self.resubscriptions:
-            self.logger.warning("Redis listener: subscribed again to %s", ", ".join(self.channels))
-            self._subscribed_again()
+    def _open(self) -> Any:
+        raise NotImplementedError
 
-    def _lost(self, exc: Exception, delay: float) -> None:
+    def _read(self) -> list[tuple[str, bytes]]:
+        raise NotImplementedError
+
+    def _lost(self, exc: Exception) -> None:
         if self.subscribed or not self.resubscriptions:
             self.resubscriptions += 1
             # Loud: while this lasts, this worker hears nothing from the others.
-            self.logger.error("Redis listener: NOT SUBSCRIBED (%s); resubscribing", exc)
+            self.logger.error("%s: %s (%s); retrying", self.name, self.lost_state, exc)
         self.subscribed = False
-        pubsub, self._pubsub = self._pubsub, None
-        if pubsub is not None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
             try:
-                pubsub.close()
+                conn.close()
             except Exception:
                 pass
+
+
+class Listener(Reader):
+    """Yields the messages published on ``channels`` (pub/sub), forever."""
+
+    def _open(self) -> Any:
+        pubsub = self._connect().pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(*self.channels)
+        return pubsub
+
+    def _read(self) -> list[tuple[str, bytes]]:
+        message = self._conn.get_message(ignore_subscribe_messages=True, timeout=POLL)
+        if message is None or message.get("type") not in ("message", "pmessage"):
+            return []
+        channel = message["channel"]
+        return [(channel.decode() if isinstance(channel, bytes) else channel, message["data"])]

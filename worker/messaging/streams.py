@@ -15,68 +15,33 @@ blocking XREAD instead of being pushed to.
 from __future__ import annotations
 
 import collections
-import logging
-from collections.abc import Callable, Iterator
 from typing import Any
 
+from .listener import Reader
 from .publisher import stream_key
 
-RETRY_FIRST = 0.1
-RETRY_MAX = 2.0
 BLOCK_MS = 1000
 COUNT = 512
 # Message ids remembered to drop a batch sent twice.
 SEEN = 20_000
 
 
-class StreamListener:
+class StreamListener(Reader):
     """Yields the messages added to the streams of ``channels``, forever, in order."""
 
-    def __init__(
-        self,
-        connect: Callable[[], Any],
-        channels: list[str],
-        sleep: Callable[[float], None],
-        logger: logging.Logger,
-        subscribed_again: Callable[[], None] = lambda: None,
-    ) -> None:
-        self._connect = connect
-        self.keys = [stream_key(c) for c in channels]
-        self._sleep = sleep
-        self.logger = logger
-        self._subscribed_again = subscribed_again
-        self.subscribed = False
-        self.resubscriptions = 0
+    name = "Redis stream reader"
+    lost_state = "NOT READING"
+    back_state = "reading again from where it stopped,"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.keys = [stream_key(c) for c in self.channels]
         self.duplicates = 0
         self.trimmed = 0
-        self._client: Any = None
         self._last: dict[str, str] = {}
         self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
 
-    def messages(self) -> Iterator[tuple[str, bytes]]:
-        """(stream, data) of every entry added to the streams, in order, forever."""
-        delay = RETRY_FIRST
-        while True:
-            try:
-                if self._client is None:
-                    self._start()
-                    delay = RETRY_FIRST
-                replies = self._client.xread(self._last, count=COUNT, block=BLOCK_MS)
-            except Exception as exc:
-                self._lost(exc)
-                self._sleep(delay)
-                delay = min(delay * 2, RETRY_MAX)
-                continue
-            for key, entries in replies or []:
-                key = key.decode() if isinstance(key, bytes) else key
-                for entry_id, fields in entries:
-                    entry_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-                    self._last[key] = entry_id
-                    data = fields.get(b"d", fields.get("d"))
-                    if data is not None:
-                        yield key, data
-
-    def _start(self) -> None:
+    def _open(self) -> Any:
         client = self._connect()
         for key in self.keys:
             if key not in self._last:
@@ -85,11 +50,19 @@ class StreamListener:
                 self._last[key] = _id(newest[0][0]) if newest else "0-0"
             else:
                 self._count_trimmed(client, key)
-        self._client = client
-        self.subscribed = True
-        if self.resubscriptions:
-            self.logger.warning("Redis stream reader: reading again from where it stopped")
-            self._subscribed_again()
+        return client
+
+    def _read(self) -> list[tuple[str, bytes]]:
+        batch = []
+        for key, entries in self._conn.xread(self._last, count=COUNT, block=BLOCK_MS) or []:
+            key = _id(key)
+            for entry_id, fields in entries:
+                # Read on from here after any reconnection: nothing skipped, nothing twice.
+                self._last[key] = _id(entry_id)
+                data = fields.get(b"d", fields.get("d"))
+                if data is not None:
+                    batch.append((key, data))
+        return batch
 
     def _count_trimmed(self, client: Any, key: str) -> None:
         """Say so when the stream was trimmed past what this reader had read (lost)."""
@@ -100,18 +73,6 @@ class StreamListener:
             self.logger.error("Redis stream reader: %s was trimmed past the last message read "
                               "during the outage: messages were lost; raise "
                               "--redis-stream-maxlen", key)
-
-    def _lost(self, exc: Exception) -> None:
-        if self.subscribed or not self.resubscriptions:
-            self.resubscriptions += 1
-            self.logger.error("Redis stream reader: NOT READING (%s); retrying", exc)
-        self.subscribed = False
-        client, self._client = self._client, None
-        if client is not None:
-            try:
-                client.close()
-            except Exception:
-                pass
 
     def first_time(self, message_id: str) -> bool:
         """False for a message id already handled (a batch the publisher sent twice)."""
