@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import ipaddress
 import os
 import re
 import sys
@@ -42,6 +43,7 @@ APPLICABLE = (
     "certfile",
     "keyfile",
     "forwarded_allow_ips",
+    "proxy_protocol",
     "pidfile",
     "daemon",
     "proc_name",
@@ -309,6 +311,16 @@ def build_settings(
             setattr(settings, name, file_values[name])
     for name in ("certfile", "keyfile"):
         setattr(settings, name, _absolute(pick(name, name, None), cwd))
+    if options.get("forwarded_allow_ips"):
+        settings.forwarded_allow_ips = split_binds([options["forwarded_allow_ips"]])
+    for entry in settings.forwarded_allow_ips:
+        try:
+            if entry != "*":
+                ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise click.BadParameter(f"{entry!r} is not an address, a network or '*'",
+                                     param_hint="'--forwarded-allow-ips'") from None
+    settings.proxy_protocol = bool(pick("proxy_protocol", "proxy_protocol", False))
     if bool(settings.certfile) != bool(settings.keyfile):
         raise click.BadParameter("certfile and keyfile must be given together",
                                  param_hint="'-c' / '--config'")

@@ -76,6 +76,12 @@ def cli() -> None:
         "what was published meanwhile, in order, exactly once.")
 @option("--redis-stream-maxlen", type=click.IntRange(min=100), envvar=env("REDIS_STREAM_MAXLEN"),
         metavar="N", help="Entries each stream keeps (streams transport; default 10000).")
+@option("--proxy-protocol/--no-proxy-protocol", default=None, envvar=env("PROXY_PROTOCOL"),
+        help="Every connection starts with a PROXY protocol v1/v2 header (nginx stream "
+        "proxy_protocol, HAProxy send-proxy): slots and REMOTE_ADDR use the client it names.")
+@option("--forwarded-allow-ips", envvar=env("FORWARDED_ALLOW_IPS"), metavar="IPS",
+        help="Comma-separated addresses or networks (or '*') of proxies whose Forwarded / "
+        "X-Forwarded-For / X-Real-IP headers name the client (default: none).")
 @option("--metrics-bind", envvar=env("METRICS_BIND"), metavar="HOST:PORT",
         help="Serve Prometheus metrics for the whole cluster at http://HOST:PORT/metrics.")
 @option("--backlog", type=click.IntRange(min=1), envvar=env("BACKLOG"), metavar="N",
@@ -305,6 +311,49 @@ def init_command(directory: str, force: bool) -> None:
     click.echo(f"  cd {shlex.quote(directory)}")
     click.echo(f"  sioctl dev      # serves it on http://{dev.DEFAULT_BIND}, restarting on changes")
     click.echo('  pytest test     # needs: pip install pytest "python-socketio[client]"')
+
+
+@cli.command(name="nginx")
+@option("--node", "nodes", multiple=True, required=True, metavar="HOST:PORT",
+        help="A sioctl node to send clients to; repeatable.")
+@option("--listen", metavar="[HOST:]PORT",
+        help="Where nginx listens (default 80, or 443 with --tls).")
+@option("--server-name", metavar="NAME", help="nginx server_name (default _, any name).")
+@option("--tls", is_flag=True, help="nginx terminates TLS; needs --certfile and --keyfile.")
+@option("--certfile", metavar="FILE", help="TLS certificate chain (PEM) for nginx.")
+@option("--keyfile", metavar="FILE", help="TLS private key (PEM) for nginx.")
+@option("--stream", is_flag=True,
+        help="Pass TCP with a PROXY protocol header (nodes run --proxy-protocol) instead of "
+        "proxying HTTP with X-Forwarded-For (nodes run --forwarded-allow-ips).")
+def nginx_command(nodes: tuple[str, ...], listen: str | None, server_name: str | None,
+                  tls: bool, certfile: str | None, keyfile: str | None, stream: bool) -> None:
+    """Print an nginx.conf that puts nginx in front of the given sioctl nodes.
+
+    With several nodes, nginx picks one by `hash $remote_addr consistent`, so each client
+    keeps reaching the same node.
+    """
+    from . import nginx
+
+    if tls and not (certfile and keyfile):
+        raise click.ClickException("--tls needs --certfile and --keyfile")
+    if (certfile or keyfile) and not tls:
+        raise click.ClickException("--certfile and --keyfile go with --tls")
+    if stream and server_name:
+        raise click.ClickException("--server-name does not apply to --stream (TCP has no names)")
+    try:
+        addresses = [nginx.parse_address(node) for node in nodes]
+        where = nginx.parse_listen(listen) if listen else None
+        tls_files = nginx.Tls(certfile, keyfile) if certfile and keyfile else None
+        if stream:
+            module = nginx.DEBIAN_STREAM_MODULE
+            text = nginx.stream_config(addresses, listen=where, tls=tls_files,
+                                       stream_module=module if os.path.exists(module) else None)
+        else:
+            text = nginx.http_config(addresses, listen=where, server_name=server_name,
+                                     tls=tls_files)
+    except nginx.NginxConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(text, nl=False)
 
 
 def main() -> None:

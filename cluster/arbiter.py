@@ -22,7 +22,9 @@ from collections import deque
 from typing import Any
 
 from . import channel
+from .client_address import TrustedProxies
 from .control import ControlError, ControlServer
+from .inspector import RECHECK, WAIT, Inspection, Inspector, Outcome
 from .listeners import ListenError, display_address, open_listener, open_listeners
 from .logs import configure_logging
 from .metrics import MetricsServer
@@ -117,6 +119,11 @@ class Arbiter:
         self.redis_url: str | None = settings.redis_url
         self.stop_deadline: float | None = None
         self.pending_total_limit = settings.pending_limit * settings.workers
+        self.inspector = Inspector(settings.proxy_protocol,
+                                   TrustedProxies(settings.forwarded_allow_ips))
+        # Inspections with part of a header in: looked at again every RECHECK seconds.
+        self.rechecks: list[Inspection] = []
+        self.last_inspect_log = 0.0
         self.exit_code = 0
         self.ready_fd: int | None = None
         self._wakeup: tuple[int, int] | None = None
@@ -239,6 +246,9 @@ class Arbiter:
             worker.channel.close()
         for slot in self.slots:
             slot.pending.close_all()
+        for inspection in list(self.inspector.pending.values()):
+            inspection.conn.close()
+        self.inspector.pending.clear()
         for sock in self.listeners:
             sock.close()
         if self.control is not None:
@@ -275,12 +285,16 @@ class Arbiter:
         # respawns after a short backoff should not wait for it.
         if self.signals:
             return 0.0
+        if self.rechecks:
+            return RECHECK
         respawns = [s.respawn_at for s in self.slots if s.respawn_at is not None]
         if respawns:
             return max(0.0, min(1.0, min(respawns) - time.monotonic()))
         return 1.0
 
     def _tick(self) -> None:
+        if self.inspector.pending:
+            self._check_inspections()
         now = time.monotonic()
         if self.state != STOPPING:
             for slot in self.slots:
@@ -383,7 +397,55 @@ class Arbiter:
                     self.accept_paused_until = time.monotonic() + EMFILE_PAUSE
                     return
                 continue  # ECONNABORTED and friends: that client is gone already
-            self._dispatch(conn, (address[0], address[1]))
+            peer = (address[0], address[1])
+            if self.inspector.needed(peer):
+                inspection = self.inspector.start(conn, peer)
+                self.selector.register(conn, selectors.EVENT_READ, self._on_inspect)
+                self._inspected(inspection, self.inspector.step(inspection))
+            else:
+                self._dispatch(conn, peer)
+
+    def _on_inspect(self, conn: socket.socket, mask: int) -> None:
+        inspection = self.inspector.pending.get(conn.fileno())
+        if inspection is None:
+            self._unwatch(conn)
+            return
+        outcome = self.inspector.step(inspection)
+        if outcome is WAIT:
+            # Part of the header is in; peeking leaves it readable, so poll instead of spin.
+            self._unwatch(conn)
+            self.rechecks.append(inspection)
+            return
+        self._inspected(inspection, outcome)
+
+    def _inspected(self, inspection: Inspection, outcome: Outcome) -> None:
+        """Dispatch an inspected connection, drop it, or let it wait (WAIT)."""
+        if outcome is WAIT:
+            return
+        conn = inspection.conn
+        self.inspector.finish(inspection)
+        self._unwatch(conn)
+        if inspection in self.rechecks:
+            self.rechecks.remove(inspection)
+        if outcome.address is not None:
+            self._dispatch(conn, outcome.address)
+            return
+        conn.close()
+        now = time.monotonic()
+        if now - self.last_inspect_log >= 1.0:
+            self.last_inspect_log = now
+            log.warning("closed a connection from %s: %s (%d bad, %d timed out so far)",
+                        inspection.peer[0], outcome.error, self.inspector.errors,
+                        self.inspector.timeouts)
+
+    def _check_inspections(self) -> None:
+        for inspection in list(self.rechecks):
+            self._inspected(inspection, self.inspector.step(inspection))
+        now = time.monotonic()
+        for inspection in list(self.inspector.pending.values()):
+            if inspection not in self.rechecks and now >= inspection.deadline:
+                # Sent nothing at all: the selector never woke for it.
+                self._inspected(inspection, self.inspector.step(inspection))
 
     def _dispatch(self, conn: socket.socket, address: tuple[str, int]) -> None:
         slot = self.slots[slot_for_address(address[0], len(self.slots))]
@@ -701,6 +763,9 @@ class Arbiter:
             "binds": [display_address(sock) for sock in self.listeners],
             "redis": self._redis_description(),
             "graceful_timeout": self.settings.graceful_timeout,
+            "inspection": {"pending": len(self.inspector.pending),
+                           "errors": self.inspector.errors,
+                           "timeouts": self.inspector.timeouts},
             "slots": [slot.describe() for slot in self.slots],
         }
 

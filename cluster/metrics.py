@@ -75,6 +75,16 @@ class StatusCollector:
         yield subscribed
         yield from _per_slot(slots, REDIS_FIGURES, lambda s: s.get("messaging"))
         yield _latency(slots)
+        inspection = status.get("inspection") or {}
+        for key, name, help_text in (
+            ("errors", "sioctl_client_address_errors", "Connections closed for a bad or missing "
+             "PROXY header"),
+            ("timeouts", "sioctl_client_address_timeouts", "Connections closed for sending no "
+             "complete PROXY header or request head in time"),
+        ):
+            counter = CounterMetricFamily(name, help_text)
+            counter.add_metric([], inspection.get(key, 0))
+            yield counter
 
 
 def _latency(slots: list[dict[str, Any]]) -> Metric:

@@ -56,7 +56,10 @@ class Settings:
     limit_request_field_size: int = 8190
     certfile: str | None = None
     keyfile: str | None = None
-    forwarded_allow_ips: list[str] = field(default_factory=lambda: ["127.0.0.1", "::1"])
+    # Peers whose Forwarded / X-Forwarded-For / X-Real-IP headers name the client (empty: none).
+    forwarded_allow_ips: list[str] = field(default_factory=list)
+    # Every connection starts with a PROXY protocol (v1 or v2) header.
+    proxy_protocol: bool = False
     pidfile: str | None = None
     proc_name: str | None = None
     raw_env: list[str] = field(default_factory=list)
