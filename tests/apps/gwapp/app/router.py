@@ -1,2 +1,3 @@
 def setup(app):
-    """The gateway needs no routes: requestMessage is built in."""
+    """The gateway needs no routes (requestMessage is built in); whoami locates a client."""
+    app.io.route("whoami", app.io.controller.info.whoami)
