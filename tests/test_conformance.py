@@ -1,0 +1,491 @@
+"""Protocol conformance through ``sioctl start --sticky`` with 2 workers, over the raw wire.
+
+Written from the specifications, not through a Socket.IO client library (which would hide
+deviations): Engine.IO v4 (socketio/engine.io-protocol README) and Socket.IO v5
+(socketio/socket.io-protocol README). Each test checks one MUST and is named after the section
+that states it. HTTP long-polling goes through ``requests`` sessions bound to a 127.0.0.x source
+address; websockets through websocket-client over a socket bound the same way, so every session
+stays on the worker its address hashes to, and the tests cover both worker slots.
+
+MUSTs the server does not meet yet are not tested here; issue 7 lists them.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import websocket
+from clients import bound_session, ips_for_slot
+from conftest import Cluster
+
+WORKERS = 2
+SLOTS = list(range(WORKERS))
+# Every wait is bounded: a reply the specification requires arrives well within this.
+TIMEOUT = 5.0
+SEP = "\x1e"
+
+
+@pytest.fixture(scope="module")
+def chat(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """One cluster of the chat app for the whole module (booting one per test is too slow)."""
+    cluster = Cluster("tests.apps.chat:sio", WORKERS, redis_url, (), {}, _log_dir(tmp_path_factory))
+    try:
+        yield cluster.start()
+    finally:
+        survivors = cluster.stop()
+        assert not survivors, f"worker processes outlived their master: {survivors}"
+
+
+@pytest.fixture(scope="module")
+def fastping(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A cluster whose app pings every 0.3 s (tests/apps/fastping.py), for the heartbeat."""
+    cluster = Cluster(
+        "tests.apps.fastping:sio", WORKERS, redis_url, (), {}, _log_dir(tmp_path_factory)
+    )
+    try:
+        yield cluster.start()
+    finally:
+        survivors = cluster.stop()
+        assert not survivors, f"worker processes outlived their master: {survivors}"
+
+
+def _log_dir(factory: pytest.TempPathFactory) -> Path:
+    return factory.mktemp("conformance")
+
+
+class Polling:
+    """A raw HTTP long-polling client from one source address."""
+
+    def __init__(self, cluster: Cluster, source_ip: str) -> None:
+        self.base = f"{cluster.url}/socket.io/"
+        self.http = bound_session(source_ip)
+        self.sid = ""
+
+    def url(self, query: str) -> str:
+        return f"{self.base}?{query}"
+
+    def get(self, query: str) -> requests.Response:
+        return self.http.get(self.url(query), timeout=TIMEOUT)
+
+    def post(self, query: str, body: str | bytes) -> requests.Response:
+        return self.http.post(self.url(query), data=body, timeout=TIMEOUT)
+
+    def open(self) -> dict[str, Any]:
+        """Handshake; returns the OPEN packet's JSON payload and remembers the sid."""
+        reply = self.get("EIO=4&transport=polling")
+        assert reply.status_code == 200, reply.text
+        assert reply.text.startswith("0{"), f"not an OPEN packet: {reply.text!r}"
+        handshake: dict[str, Any] = json.loads(reply.text[1:])
+        self.sid = handshake["sid"]
+        return handshake
+
+    def send(self, *packets: str) -> requests.Response:
+        """POST the packets as one payload."""
+        return self.post(f"EIO=4&transport=polling&sid={self.sid}", SEP.join(packets))
+
+    def poll(self) -> list[str]:
+        """One GET; returns the packets of its payload."""
+        reply = self.get(f"EIO=4&transport=polling&sid={self.sid}")
+        assert reply.status_code == 200, reply.text
+        return reply.text.split(SEP)
+
+    def connect_namespace(self) -> str:
+        """Handshake and Socket.IO CONNECT to "/"; returns the Socket.IO sid."""
+        self.open()
+        assert self.send("40").status_code == 200
+        packets = self.poll()
+        assert packets[0].startswith("40{"), packets
+        return str(json.loads(packets[0][2:])["sid"])
+
+    def close(self) -> None:
+        if self.sid:
+            # Engine.IO "close" packet, so the worker drops the session at once.
+            try:
+                self.send("1")
+            except requests.RequestException:
+                pass
+        self.http.close()
+
+
+def open_websocket(cluster: Cluster, source_ip: str, query: str) -> websocket.WebSocket:
+    """A websocket to /socket.io/?query from ``source_ip``."""
+    sock = socket.create_connection(
+        ("127.0.0.1", cluster.port), timeout=TIMEOUT, source_address=(source_ip, 0)
+    )
+    try:
+        return websocket.create_connection(
+            f"ws://127.0.0.1:{cluster.port}/socket.io/?{query}", socket=sock, timeout=TIMEOUT
+        )
+    except BaseException:
+        sock.close()
+        raise
+
+
+def receive(ws: websocket.WebSocket, skip_pings: bool = True) -> str | bytes:
+    """The next frame: text as str, binary as bytes (Engine.IO pings answered and skipped, and
+    noops skipped: python-engineio also sends a `noop` on the websocket during an upgrade)."""
+    while True:
+        opcode, data = ws.recv_data()
+        if opcode == websocket.ABNF.OPCODE_TEXT:
+            text = data.decode()
+            if skip_pings and text == "2":
+                ws.send("3")
+                continue
+            if skip_pings and text == "6":
+                continue
+            return text
+        return bytes(data)
+
+
+def ws_open(cluster: Cluster, source_ip: str) -> tuple[websocket.WebSocket, dict[str, Any]]:
+    """A websocket-only Engine.IO session; returns it and its OPEN payload."""
+    ws = open_websocket(cluster, source_ip, "EIO=4&transport=websocket")
+    first = receive(ws)
+    assert isinstance(first, str) and first.startswith("0{"), f"not an OPEN packet: {first!r}"
+    return ws, json.loads(first[1:])
+
+
+def check_open_payload(handshake: dict[str, Any], upgrades: list[str]) -> None:
+    assert set(handshake) == {"sid", "upgrades", "pingInterval", "pingTimeout", "maxPayload"}
+    assert isinstance(handshake["sid"], str) and handshake["sid"]
+    assert handshake["upgrades"] == upgrades
+    for key in ("pingInterval", "pingTimeout", "maxPayload"):
+        assert isinstance(handshake[key], int) and handshake[key] > 0, (key, handshake)
+
+
+def ip(slot: int, index: int = 0) -> str:
+    """A source address the master serves from ``slot``."""
+    candidates = ips_for_slot(slot, WORKERS)
+    return candidates[index % len(candidates)]
+
+
+# --- Engine.IO v4: Transports > HTTP long-polling ---------------------------------------------
+
+
+@pytest.mark.parametrize("query", ["transport=polling", "EIO=abc&transport=polling"])
+def test_eio_polling_query_parameters_missing_eio(chat: Cluster, query: str) -> None:
+    """Query parameters: "If a mandatory query parameter is missing, then the server MUST
+    respond with an HTTP 400 error status." (EIO missing or not a version.)"""
+    client = Polling(chat, ip(0))
+    assert client.get(query).status_code == 400
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_eio_polling_sending_data_unknown_sid(chat: Cluster, slot: int) -> None:
+    """Sending data: "The server MUST return an HTTP 400 response if the session ID (from the
+    `sid` query parameter) is not known." """
+    client = Polling(chat, ip(slot))
+    assert client.post("EIO=4&transport=polling&sid=unknown-sid", "40").status_code == 400
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_eio_polling_receiving_data_unknown_sid(chat: Cluster, slot: int) -> None:
+    """Receiving data: "The server MUST return an HTTP 400 response if the session ID (from the
+    `sid` query parameter) is not known." """
+    client = Polling(chat, ip(slot))
+    assert client.get("EIO=4&transport=polling&sid=unknown-sid").status_code == 400
+
+
+# --- Engine.IO v4: Transports > WebSocket -----------------------------------------------------
+
+
+@pytest.mark.parametrize("query", ["transport=websocket", "EIO=abc&transport=websocket"])
+def test_eio_websocket_query_parameters_missing_eio(chat: Cluster, query: str) -> None:
+    """WebSocket: "If a mandatory query parameter is missing, then the server MUST close the
+    WebSocket connection." (Refusing the upgrade is the earliest close.)"""
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        open_websocket(chat, ip(1), query)
+    assert refused.value.status_code == 400
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_eio_websocket_one_connection_per_session(chat: Cluster, slot: int) -> None:
+    """WebSocket: "A client MUST NOT open more than one WebSocket connection per session. Should
+    it happen, the server MUST close the WebSocket connection." """
+    client = Polling(chat, ip(slot, 1))
+    client.open()
+    query = f"EIO=4&transport=websocket&sid={client.sid}"
+    first = open_websocket(chat, ip(slot, 1), query)
+    try:
+        first.send("2probe")
+        assert receive(first) == "3probe"
+        first.send("5")
+        with pytest.raises(websocket.WebSocketBadStatusException):
+            second = open_websocket(chat, ip(slot, 1), query)
+            second.close()
+    finally:
+        first.close()
+
+
+# --- Engine.IO v4: Protocol > Handshake -------------------------------------------------------
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_eio_handshake_open_packet_fields(chat: Cluster, slot: int) -> None:
+    """Handshake: "If the server accepts the connection, then it MUST respond with an `open`
+    packet with the following JSON-encoded payload: sid, upgrades, pingInterval, pingTimeout,
+    maxPayload." (HTTP long-polling: upgrades to websocket.)"""
+    client = Polling(chat, ip(slot))
+    try:
+        check_open_payload(client.open(), ["websocket"])
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_eio_handshake_websocket_open_packet_fields(chat: Cluster, slot: int) -> None:
+    """Handshake: the server "MUST respond with an `open` packet" with sid, upgrades,
+    pingInterval, pingTimeout, maxPayload. (WebSocket-only session: nothing to upgrade to.)"""
+    ws, handshake = ws_open(chat, ip(slot))
+    try:
+        check_open_payload(handshake, [])
+    finally:
+        ws.close()
+
+
+# --- Engine.IO v4: Protocol > Heartbeat -------------------------------------------------------
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_eio_heartbeat_server_pings_polling(fastping: Cluster, slot: int) -> None:
+    """Heartbeat: "At a given interval (the `pingInterval` value sent in the handshake) the
+    server sends a `ping` packet and the client has ... (the `pingTimeout` value) to send a
+    `pong` packet back." (HTTP long-polling; the app pings every 0.3 s.)"""
+    client = Polling(fastping, ip(slot))
+    try:
+        client.open()
+        for _ in range(3):
+            assert client.poll() == ["2"]
+            assert client.send("3").status_code == 200
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_eio_heartbeat_server_pings_websocket(fastping: Cluster, slot: int) -> None:
+    """Heartbeat: "At a given interval (the `pingInterval` value sent in the handshake) the
+    server sends a `ping` packet" the client answers with a `pong`. (WebSocket.)"""
+    ws, _ = ws_open(fastping, ip(slot))
+    try:
+        for _ in range(3):
+            assert receive(ws, skip_pings=False) == "2"
+            ws.send("3")
+    finally:
+        ws.close()
+
+
+# --- Engine.IO v4: Protocol > Upgrade ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_eio_upgrade_probe(chat: Cluster, slot: int) -> None:
+    """Upgrade: the server MUST "send a `noop` packet to any pending `GET` request (if
+    applicable) to cleanly close HTTP long-polling transport" and "respond with a `pong` packet
+    with the string `probe` in the payload"; the client's `upgrade` packet completes it."""
+    source = ip(slot, 2)
+    client = Polling(chat, source)
+    client.connect_namespace()
+    pending: dict[str, Any] = {}
+
+    def long_poll() -> None:
+        with bound_session(source) as http:
+            try:
+                reply = http.get(
+                    client.url(f"EIO=4&transport=polling&sid={client.sid}"), timeout=TIMEOUT
+                )
+                pending["reply"] = (reply.status_code, reply.text)
+            except requests.RequestException as exc:
+                pending["reply"] = exc
+
+    poller = threading.Thread(target=long_poll, daemon=True)
+    poller.start()
+    ws = open_websocket(chat, source, f"EIO=4&transport=websocket&sid={client.sid}")
+    try:
+        ws.send("2probe")
+        assert receive(ws) == "3probe"
+        poller.join(TIMEOUT + 1)
+        assert pending.get("reply") == (200, "6")
+        ws.send("5")
+        # The session now lives on the websocket.
+        ws.send('421["echo","upgraded"]')
+        assert receive(ws) == '431["upgraded"]'
+    finally:
+        ws.close()
+
+
+# --- Engine.IO v4: Packet encoding ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_eio_polling_payload_separator(chat: Cluster, slot: int) -> None:
+    """Packet encoding > HTTP long-polling: "The packets are separated by the record separator
+    character: `\\x1e`" (both in a POST body and in a GET response)."""
+    client = Polling(chat, ip(slot, 1))
+    try:
+        client.connect_namespace()
+        assert client.send('421["echo","a"]', '422["echo","b"]').status_code == 200
+        packets = client.poll()
+        while len(packets) < 2:
+            packets += client.poll()
+        assert packets == ['431["a"]', '432["b"]']
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_eio_polling_binary_base64(chat: Cluster, slot: int) -> None:
+    """Packet encoding > HTTP long-polling: "Binary payloads MUST be base64-encoded and prefixed
+    with a `b` character" (the server's binary ACK attachment comes back as `bAQID`)."""
+    client = Polling(chat, ip(slot, 2))
+    try:
+        client.connect_namespace()
+        event = '451-1["echo",{"_placeholder":true,"num":0}]'
+        assert client.send(event, "bAQID").status_code == 200
+        packets = client.poll()
+        while len(packets) < 2:
+            packets += client.poll()
+        assert packets == ['461-1[{"_placeholder":true,"num":0}]', "bAQID"]
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_eio_websocket_binary_frames(chat: Cluster, slot: int) -> None:
+    """Packet encoding > WebSocket: "Each Engine.IO packet is sent in its own WebSocket frame"
+    and "Binary payloads are sent as is, without modification." """
+    ws, _ = ws_open(chat, ip(slot, 1))
+    try:
+        ws.send("40")
+        assert str(receive(ws)).startswith("40{")
+        ws.send('451-7["echo",{"_placeholder":true,"num":0}]')
+        ws.send_binary(b"\x01\x02\x03\x04")
+        assert receive(ws) == '461-7[{"_placeholder":true,"num":0}]'
+        assert receive(ws) == b"\x01\x02\x03\x04"
+    finally:
+        ws.close()
+
+
+# --- Socket.IO v5: Exchange protocol > Connection to a namespace ------------------------------
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_sio_connect_default_namespace(chat: Cluster, slot: int) -> None:
+    """Connection to a namespace: "The server MUST respond with ... a `CONNECT` packet if the
+    connection is successful, with the session ID in the payload" (HTTP long-polling)."""
+    client = Polling(chat, ip(slot))
+    try:
+        client.open()
+        assert client.send("40").status_code == 200
+        packets = client.poll()
+        assert packets[0].startswith("40{"), packets
+        assert set(json.loads(packets[0][2:])) == {"sid"}
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_sio_connect_default_namespace_websocket(chat: Cluster, slot: int) -> None:
+    """Connection to a namespace: "The server MUST respond with ... a `CONNECT` packet if the
+    connection is successful, with the session ID in the payload" (WebSocket)."""
+    ws, handshake = ws_open(chat, ip(slot, 2))
+    try:
+        ws.send("40")
+        reply = receive(ws)
+        assert isinstance(reply, str) and reply.startswith("40{"), reply
+        data = json.loads(reply[2:])
+        assert set(data) == {"sid"} and isinstance(data["sid"], str)
+        # Socket.IO v5: the Socket id differs from the Engine.IO session id.
+        assert data["sid"] != handshake["sid"]
+    finally:
+        ws.close()
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_sio_connect_with_payload(chat: Cluster, slot: int) -> None:
+    """Connection to a namespace (with an additional payload): the server MUST still answer a
+    successful `CONNECT` with `{ sid: ... }`."""
+    ws, _ = ws_open(chat, ip(slot))
+    try:
+        ws.send('40{"token":"123"}')
+        reply = receive(ws)
+        assert isinstance(reply, str) and reply.startswith("40{"), reply
+        assert set(json.loads(reply[2:])) == {"sid"}
+    finally:
+        ws.close()
+
+
+# --- Socket.IO v5: Exchange protocol > Sending and receiving data, Acknowledgement ------------
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_sio_event_and_ack(chat: Cluster, slot: int) -> None:
+    """Acknowledgement: "The receiver MUST respond with an `ACK` packet with the same event ID"
+    and its payload "MUST be an array (possibly empty)." (WebSocket and HTTP long-polling.)"""
+    ws, _ = ws_open(chat, ip(slot, 1))
+    try:
+        ws.send("40")
+        assert str(receive(ws)).startswith("40{")
+        ws.send('4212["echo",{"a":[1,"2",true]}]')
+        assert receive(ws) == '4312[{"a":[1,"2",true]}]'
+        ws.send('4213["echo"]')
+        ack = receive(ws)
+        assert isinstance(ack, str) and ack.startswith("4313")
+        assert isinstance(json.loads(ack[4:]), list)
+    finally:
+        ws.close()
+    client = Polling(chat, ip(slot, 2))
+    try:
+        client.connect_namespace()
+        assert client.send('4214["echo","polled"]').status_code == 200
+        assert client.poll() == ['4314["polled"]']
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_sio_binary_event_and_binary_ack(chat: Cluster, slot: int) -> None:
+    """Acknowledgement (with binary data): a `BINARY_EVENT` with an id MUST be answered with an
+    acknowledgement of the same id; binary data comes back as `BINARY_ACK` plus attachments."""
+    ws, _ = ws_open(chat, ip(slot, 2))
+    try:
+        ws.send("40")
+        assert str(receive(ws)).startswith("40{")
+        ws.send('452-15["echo",[{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]]')
+        ws.send_binary(b"\x01\x02")
+        ws.send_binary(b"\x03\x04")
+        assert receive(ws) == (
+            '462-15[[{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]]'
+        )
+        assert receive(ws) == b"\x01\x02"
+        assert receive(ws) == b"\x03\x04"
+    finally:
+        ws.close()
+
+
+def test_sio_server_event_reaches_both_workers(chat: Cluster) -> None:
+    """Sending and receiving data: the server's `EVENT` arrives as `42[...]` with a non-empty
+    array payload, on a client of each worker (the emit crosses workers through Redis)."""
+    sockets = []
+    try:
+        for slot in SLOTS:
+            ws, _ = ws_open(chat, ip(slot, 3))
+            ws.send("40")
+            assert str(receive(ws)).startswith("40{")
+            sockets.append(ws)
+        sockets[0].send('42["broadcast","hello"]')
+        for ws in sockets:
+            frame = receive(ws)
+            while not str(frame).startswith("42"):
+                frame = receive(ws)
+            payload = json.loads(str(frame)[2:])
+            assert payload == ["news", "hello"]
+    finally:
+        for ws in sockets:
+            ws.close()
