@@ -742,7 +742,7 @@ class Arbiter:
         assert self.metrics is not None
         done = False
         if mask & selectors.EVENT_READ and self.metrics.on_readable(conn):
-            if self.metrics.scrapes[conn.fileno()].reply:
+            if self.metrics.has_reply(conn):
                 self.selector.modify(conn, selectors.EVENT_WRITE, self._on_metrics_io)
             else:
                 done = True

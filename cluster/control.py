@@ -10,9 +10,10 @@ import contextlib
 import json
 import os
 import socket
-import time
 from collections.abc import Callable
 from typing import Any
+
+from .peers import Peer, PeerTable
 
 MAX_REQUEST = 65536
 # A client that connects and says nothing is dropped after this long.
@@ -56,13 +57,6 @@ def is_answering(path: str) -> bool:
     return True
 
 
-class _Client:
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.buffer = b""
-        self.deadline = time.monotonic() + REQUEST_TIMEOUT
-
-
 class ControlServer:
     """The listening side, driven by the master's selector loop.
 
@@ -74,7 +68,6 @@ class ControlServer:
     def __init__(self, path: str, handler: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
         self.path = path
         self.handler = handler
-        self.clients: dict[int, _Client] = {}
         if os.path.exists(path):
             if is_answering(path):
                 raise ControlError(f"another master already answers on {path}")
@@ -88,16 +81,11 @@ class ControlServer:
         os.chmod(path, 0o600)
         self.sock.listen(16)
         self.sock.setblocking(False)
+        self.clients = PeerTable(self.sock, lambda conn: Peer(conn, REQUEST_TIMEOUT))
 
     def accept(self) -> socket.socket | None:
         """Accept one client; returns its socket for the caller to watch, or None."""
-        try:
-            conn, _ = self.sock.accept()
-        except BlockingIOError:
-            return None
-        conn.setblocking(False)
-        self.clients[conn.fileno()] = _Client(conn)
-        return conn
+        return self.clients.accept()
 
     def read(self, conn: socket.socket) -> bool:
         """Read from a client and answer once a whole line is in.
@@ -105,7 +93,7 @@ class ControlServer:
         Returns False when the client is done; the caller then stops watching it and calls
         ``forget``.
         """
-        client = self.clients.get(conn.fileno())
+        client = self.clients.get(conn)
         if client is None:
             return False
         try:
@@ -135,17 +123,12 @@ class ControlServer:
 
     def expired(self) -> list[socket.socket]:
         """Clients that said nothing useful within REQUEST_TIMEOUT."""
-        now = time.monotonic()
-        return [c.sock for c in self.clients.values() if c.deadline < now]
+        return self.clients.expired()
 
     def forget(self, conn: socket.socket) -> None:
-        self.clients.pop(conn.fileno(), None)
-        conn.close()
+        self.clients.forget(conn)
 
     def close(self) -> None:
-        for client in list(self.clients.values()):
-            client.sock.close()
-        self.clients.clear()
-        self.sock.close()
+        self.clients.close()
         with contextlib.suppress(OSError):
             os.unlink(self.path)

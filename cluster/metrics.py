@@ -8,9 +8,7 @@ from the master's selector loop without blocking it.
 
 from __future__ import annotations
 
-import contextlib
 import socket
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -21,6 +19,8 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
+
+from .peers import Peer, PeerTable
 
 # A scraper that connects and sends nothing is dropped after this long.
 REQUEST_TIMEOUT = 5.0
@@ -116,12 +116,10 @@ def _per_slot(
         yield family
 
 
-class _Scrape:
+class _Scrape(Peer):
     def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.head = b""
+        super().__init__(sock, REQUEST_TIMEOUT)
         self.reply = b""
-        self.deadline = time.monotonic() + REQUEST_TIMEOUT
 
 
 class MetricsServer:
@@ -131,20 +129,18 @@ class MetricsServer:
         self.sock = listener
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(StatusCollector(status))
-        self.scrapes: dict[int, _Scrape] = {}
+        self.scrapes: PeerTable[_Scrape] = PeerTable(listener, _Scrape)
 
     def accept(self) -> socket.socket | None:
-        try:
-            conn, _ = self.sock.accept()
-        except BlockingIOError:
-            return None
-        conn.setblocking(False)
-        self.scrapes[conn.fileno()] = _Scrape(conn)
-        return conn
+        return self.scrapes.accept()
+
+    def has_reply(self, conn: socket.socket) -> bool:
+        scrape = self.scrapes.get(conn)
+        return scrape is not None and bool(scrape.reply)
 
     def on_readable(self, conn: socket.socket) -> bool:
         """Read the request; True once a reply is ready to send (or the scraper is gone)."""
-        scrape = self.scrapes[conn.fileno()]
+        scrape = self.scrapes.peers[conn.fileno()]
         try:
             chunk = conn.recv(4096)
         except BlockingIOError:
@@ -153,10 +149,10 @@ class MetricsServer:
             chunk = b""
         if not chunk:
             return True
-        scrape.head += chunk
-        if b"\r\n\r\n" not in scrape.head and len(scrape.head) < MAX_HEAD:
+        scrape.buffer += chunk
+        if b"\r\n\r\n" not in scrape.buffer and len(scrape.buffer) < MAX_HEAD:
             return False
-        scrape.reply = self._reply(scrape.head)
+        scrape.reply = self._reply(scrape.buffer)
         return True
 
     def _reply(self, head: bytes) -> bytes:
@@ -169,7 +165,7 @@ class MetricsServer:
 
     def on_writable(self, conn: socket.socket) -> bool:
         """Send what is left of the reply; True when done."""
-        scrape = self.scrapes[conn.fileno()]
+        scrape = self.scrapes.peers[conn.fileno()]
         try:
             sent = conn.send(scrape.reply)
         except BlockingIOError:
@@ -180,19 +176,13 @@ class MetricsServer:
         return not scrape.reply
 
     def expired(self) -> list[socket.socket]:
-        now = time.monotonic()
-        return [s.sock for s in self.scrapes.values() if s.deadline < now]
+        return self.scrapes.expired()
 
     def forget(self, conn: socket.socket) -> None:
-        self.scrapes.pop(conn.fileno(), None)
-        conn.close()
+        self.scrapes.forget(conn)
 
     def close(self) -> None:
-        for scrape in list(self.scrapes.values()):
-            with contextlib.suppress(OSError):
-                scrape.sock.close()
-        self.scrapes.clear()
-        self.sock.close()
+        self.scrapes.close()
 
 
 def _http(status: int, body: bytes, content_type: bytes) -> bytes:
