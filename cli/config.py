@@ -166,9 +166,9 @@ def build_settings(
     """Lay ``options`` (click's values, None when not given) over the config file's values.
 
     ``options`` keys: app, bind (tuple), workers, redis, redis_channel, title, env, run_dir,
-    timeout, graceful_timeout, keepalive, worker_connections, backlog, pending_limit, log_level,
-    access_logfile, error_logfile, pidfile, certfile, keyfile, chdir, daemon. Raises
-    click.BadParameter or click.UsageError with one line for anything unusable.
+    timeout, graceful_timeout, connect_timeout, keepalive, worker_connections, backlog,
+    pending_limit, log_level, access_logfile, error_logfile, pidfile, certfile, keyfile, chdir,
+    daemon. Raises click.BadParameter or click.UsageError with one line for anything unusable.
 
     The app is ``module:attr`` or an app directory (see :mod:`.appdir`); with no app given,
     the ``--chdir`` directory (else ``cwd``) serves if it is laid out as one. For an app
@@ -254,6 +254,7 @@ def build_settings(
     for option, setting, default, minimum in (
         ("timeout", "timeout", 30.0, 0.0),
         ("graceful_timeout", "graceful_timeout", 30.0, 0.0),
+        ("connect_timeout", "connect_timeout", 45.0, 0.0),
         ("keepalive", "keepalive", 2.0, 0.0),
         ("worker_connections", "worker_connections", 1000, 1),
         ("backlog", "backlog", 2048, 1),
@@ -284,6 +285,7 @@ def build_settings(
         chdir=chdir,
         timeout=float(numbers["timeout"]),
         graceful_timeout=float(numbers["graceful_timeout"]),
+        connect_timeout=float(numbers["connect_timeout"]),
         keepalive=float(numbers["keepalive"]),
         worker_connections=int(numbers["worker_connections"]),
         backlog=int(numbers["backlog"]),

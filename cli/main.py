@@ -66,6 +66,9 @@ def cli() -> None:
         help="Kill a worker silent for this long (default 30).")
 @option("--graceful-timeout", type=click.FloatRange(min=0), envvar=env("GRACEFUL_TIMEOUT"),
         metavar="S", help="Time workers get to finish on stop (default 30).")
+@option("--connect-timeout", type=click.FloatRange(min=0), envvar=env("CONNECT_TIMEOUT"),
+        metavar="S", help="Close a session that has not connected to a namespace after this "
+        "long (default 45, as the Node server; 0: never).")
 @option("--keepalive", type=click.FloatRange(min=0), envvar=env("KEEPALIVE"), metavar="S",
         help="Keep-alive timeout of idle HTTP connections (default 2).")
 @option("--worker-connections", type=click.IntRange(min=1), envvar=env("WORKER_CONNECTIONS"),

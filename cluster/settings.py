@@ -42,6 +42,8 @@ class Settings:
     # Seconds without a heartbeat after which the master kills a worker (gunicorn's timeout).
     timeout: float = 30.0
     graceful_timeout: float = 30.0
+    # Seconds a new Engine.IO session has to send its first Socket.IO CONNECT (0: no limit).
+    connect_timeout: float = 45.0
     keepalive: float = 2.0
     worker_connections: int = 1000
     backlog: int = 2048

@@ -13,9 +13,9 @@ import socketio
 from sioctl.cluster.settings import mask_url
 from sioctl.worker import app_loader
 from sioctl.worker.addresses import parse_address
-from sioctl.worker.engine import advertised_ping_interval
 from sioctl.worker.errors import BootError
 from sioctl.worker.gate import DrainGate
+from sioctl.worker.protocol.ping_interval import advertised_ping_interval
 
 
 @pytest.fixture
@@ -160,7 +160,7 @@ def test_units_do_not_import_eventlet():
     # importable without it (checked in a fresh interpreter: other tests may import it).
     code = (
         "import sys\n"
-        "import sioctl.worker.app_loader, sioctl.worker.manager, sioctl.worker.engine\n"
+        "import sioctl.worker.app_loader, sioctl.worker.manager, sioctl.worker.protocol\n"
         "import sioctl.worker.gate, sioctl.worker.addresses\n"
         "assert 'eventlet' not in sys.modules, 'eventlet imported'\n"
     )

@@ -31,7 +31,7 @@ from sioctl.cluster.settings import (
     Settings,
     parse_bind,
 )
-from sioctl.worker import access_log, app_loader, drain, engine, manager, tls
+from sioctl.worker import access_log, app_loader, drain, manager, protocol, tls
 from sioctl.worker.errors import BootError
 from sioctl.worker.fd_listener import Channel, accept_connections, receive_connections
 from sioctl.worker.framework.application import load_app_dir
@@ -103,7 +103,7 @@ def load(settings: Settings, logger: logging.Logger) -> tuple[Callable[..., Any]
         loaded = app_loader.LoadedApp(app.wsgi_app, app.sio)
     else:
         loaded = app_loader.load_app(settings.app)
-    engine.fix_ping_interval(loaded.server.eio)
+    protocol.install(loaded.server, settings.connect_timeout)
     quiet_library_handlers()
     described = manager.install_manager(
         loaded.server, settings.redis_url, settings.redis_channel, logger,

@@ -1,0 +1,25 @@
+"""Engine.IO v4 / Socket.IO v5 as the specifications say, on top of python-engineio/socketio.
+
+The worker installs these on the app's server when it loads it: python-engineio and
+python-socketio keep doing the work, and the small deviations from the specifications
+(listed in docs/design.md, "Protocol conformance") are corrected around them. Nothing here
+imports eventlet, so the modules stay importable anywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import engineio_rules, ping_interval, socketio_rules
+
+# The reference server's default connectTimeout: a session that has not sent its first CONNECT
+# by then is closed.
+DEFAULT_CONNECT_TIMEOUT = 45.0
+
+
+def install(server: Any, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT) -> None:
+    """Make ``server`` (a socketio.Server, possibly the user's subclass) and its engine.io
+    server follow the specifications; sessions created from now on are covered."""
+    ping_interval.fix_ping_interval(server.eio)
+    engineio_rules.make_conformant(server.eio)
+    socketio_rules.make_conformant(server, connect_timeout)

@@ -1,0 +1,309 @@
+"""Engine.IO v4 rules that python-engineio does not enforce, added around it.
+
+Each rule names the section of the Engine.IO v4 specification (socketio/engine.io-protocol,
+README) it implements. python-engineio keeps doing all the work; this module answers the
+requests it would answer wrongly, validates what clients send before it sees it, and closes a
+session where the specification says so. It is installed on a live ``engineio.Server`` by
+:func:`sioctl.worker.protocol.install`, which swaps the server's class (the instance keeps its
+state) and makes every new session a :class:`ConformantSocket`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+from urllib.parse import parse_qs
+
+import engineio
+from engineio import exceptions, packet
+from engineio.socket import Socket
+
+# Packet types a client may send. OPEN and NOOP only ever go from server to client, and since v4
+# so does PING (Protocol > Heartbeat), except for the "probe" of an upgrade (Protocol > Upgrade).
+CLIENT_POLLING_TYPES = frozenset({packet.CLOSE, packet.PONG, packet.MESSAGE})
+CLIENT_WEBSOCKET_TYPES = frozenset({packet.CLOSE, packet.PONG, packet.MESSAGE, packet.UPGRADE})
+SUPPORTED_METHODS = frozenset({"GET", "POST", "OPTIONS"})
+RECORD_SEPARATOR = "\x1e"
+
+
+class InvalidPacket(exceptions.EngineIOError):
+    """What a client sent is not an Engine.IO packet it may send; the session is closed."""
+
+
+class DuplicateRequest(exceptions.EngineIOError):
+    """A second GET or POST while one is active on the same session; the session is closed."""
+
+
+def decode_packet(encoded: str | bytes) -> packet.Packet:
+    """Decode one Engine.IO packet; raises :class:`InvalidPacket` with the reason."""
+    if isinstance(encoded, str) and (not encoded or not encoded[0].isdigit()) \
+            and not encoded.startswith("b"):
+        raise InvalidPacket(f"not an Engine.IO packet: {encoded[:20]!r}")
+    if isinstance(encoded, str) and encoded.startswith("b"):
+        try:
+            # python-engineio's decoder skips characters outside the alphabet.
+            base64.b64decode(encoded[1:], validate=True)
+        except binascii.Error:
+            raise InvalidPacket("binary packet is not valid base64") from None
+    try:
+        return packet.Packet(encoded_packet=encoded)
+    except (ValueError, binascii.Error, IndexError) as exc:
+        raise InvalidPacket(f"undecodable Engine.IO packet ({exc})") from None
+
+
+def decode_payload(body: str) -> list[packet.Packet]:
+    """Decode a polling payload (Packet encoding > HTTP long-polling): packets separated by
+    ``\\x1e``, binary ones as ``b`` + base64. An empty body or any bad packet is invalid.
+
+    python-engineio also refuses payloads of more than 16 packets and then drops every packet
+    in them while answering 200; a client that batches more (engine.io-client sends up to
+    ``maxPayload`` bytes) must not lose messages, so only the byte limit applies here.
+    """
+    if not body:
+        raise InvalidPacket("empty payload")
+    packets = [decode_packet(encoded) for encoded in body.split(RECORD_SEPARATOR)]
+    for pkt in packets:
+        if pkt.packet_type not in CLIENT_POLLING_TYPES:
+            raise InvalidPacket(f"packet type {pkt.packet_type} may not be sent by a client")
+    return packets
+
+
+class ConformantSocket(Socket):
+    """An Engine.IO session that enforces the transport rules of the specification.
+
+    Installed by changing the class of the sessions python-engineio creates, so it adds no
+    ``__init__``; its own state lives in class-level defaults shadowed per instance.
+    """
+
+    _get_active = False
+    _post_active = False
+    _closed_by_client = False
+
+    def receive(self, pkt: packet.Packet) -> None:
+        if pkt.packet_type == packet.CLOSE:
+            self._closed_by_client = True
+        super().receive(pkt)
+
+    def handle_get_request(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if _is_websocket_upgrade(environ):
+            return super().handle_get_request(environ, start_response)
+        # Transports > HTTP long-polling > Receiving data: "a client MUST NOT have more than one
+        # active GET request. Should it happen, the server MUST return an HTTP 400 error status
+        # and close the session." (python-engineio leaves the second GET waiting forever.)
+        if self._get_active:
+            self._close_for_error("a second concurrent GET")
+            raise DuplicateRequest("a second concurrent GET request")
+        self._get_active = True
+        try:
+            packets = super().handle_get_request(environ, start_response)
+        finally:
+            self._get_active = False
+        if packets == [] and self._closed_by_client:
+            # The client's CLOSE packet ended this poll: answer it with a noop, as the
+            # reference server does, rather than an empty (undecodable) payload.
+            return [packet.Packet(packet.NOOP)]
+        return packets
+
+    def handle_post_request(self, environ: dict[str, Any]) -> None:
+        # Transports > HTTP long-polling > Sending data: "a client MUST NOT have more than one
+        # active POST request. Should it happen, the server MUST return an HTTP 400 error status
+        # and close the session."
+        if self._post_active:
+            self._close_for_error("a second concurrent POST")
+            raise DuplicateRequest("a second concurrent POST request")
+        self._post_active = True
+        try:
+            body = self._read_body(environ)
+            try:
+                packets = decode_payload(body)
+            except InvalidPacket:
+                # An invalid packet closes the session (the official test suite, "closes the
+                # session upon invalid packet format"); python-engineio answered 200 or hung.
+                self._close_for_error("an invalid packet")
+                raise
+            for pkt in packets:
+                self.receive(pkt)
+        finally:
+            self._post_active = False
+
+    def _read_body(self, environ: dict[str, Any]) -> str:
+        limit = self.server.max_http_buffer_size
+        stream = environ["wsgi.input"]
+        if environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
+            raw = stream.read(limit + 1)
+        else:
+            try:
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                self._close_for_error("an invalid Content-Length")
+                raise InvalidPacket("invalid Content-Length") from None
+            if length > limit:
+                self._close_for_error("an oversized payload")
+                raise exceptions.ContentTooLongError()
+            raw = stream.read(length)
+        if len(raw) > limit:
+            self._close_for_error("an oversized payload")
+            raise exceptions.ContentTooLongError()
+        try:
+            return str(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            self._close_for_error("a payload that is not UTF-8")
+            raise InvalidPacket("payload is not UTF-8") from None
+
+    def _close_for_error(self, what: str) -> None:
+        """Close the session now, without waiting for its queue to drain.
+
+        python-engineio's own error path calls ``disconnect()``, which waits for the queue to
+        be read by a GET that may never come: the request then hangs. This close does not wait;
+        the server's ``disconnect()`` that follows finds the session closed and only forgets it.
+        """
+        self.server._log_error_once(
+            f"closing session {self.sid}: {what}", f"sioctl-protocol-{what}"
+        )
+        self.close(wait=False, abort=False, reason=self.server.reason.TRANSPORT_ERROR)
+
+    def _upgrade_websocket(self, environ: dict[str, Any], start_response: Any) -> Any:
+        # Transports > WebSocket: "A client MUST NOT open more than one WebSocket connection per
+        # session. Should it happen, the server MUST close the WebSocket connection."
+        # python-engineio raises here, which reaches the HTTP server as a 500.
+        if self.upgraded or self.upgrading:
+            self.server._log_error_once(
+                f"refusing a second websocket for session {self.sid}", "sioctl-second-websocket"
+            )
+            return self.server._bad_request("Session already has a websocket")
+        return super()._upgrade_websocket(environ, start_response)
+
+    def _websocket_handler(self, ws: Any) -> Any:
+        """Serve the websocket with every incoming frame checked first.
+
+        python-engineio decodes frames outside any error handling: a malformed one raises out of
+        the handler, and eventlet then writes an ``HTTP/1.1 500`` status line onto the upgraded
+        connection. Frames of a type a client may not send are silently dropped there. Here
+        both close the session and the websocket (the official test suite: "closes the session
+        upon invalid packet format").
+        """
+        guarded = _GuardedWebSocket(ws, self)
+        try:
+            return super()._websocket_handler(guarded)
+        except InvalidPacket as exc:
+            # Raised during the upgrade's probe exchange, outside python-engineio's read loop:
+            # the probe websocket is closed and the session goes on over polling.
+            self.upgrading = False
+            self.server._log_error_once(
+                f"closing the upgrade websocket of {self.sid}: {exc}", "sioctl-invalid-probe"
+            )
+            ws.close()
+            return []
+
+
+class _GuardedWebSocket:
+    """The websocket python-engineio reads, with each frame validated as it arrives.
+
+    An invalid frame raises :class:`InvalidPacket` from ``wait()``. In python-engineio's read
+    loop that ends the loop and closes the session; during an upgrade it reaches
+    :meth:`ConformantSocket._websocket_handler`.
+    """
+
+    def __init__(self, ws: Any, session: ConformantSocket) -> None:
+        self._ws = ws
+        self._session = session
+
+    def wait(self) -> Any:
+        frame = self._ws.wait()
+        if frame is None:
+            return None
+        try:
+            pkt = decode_packet(frame)
+            allowed = pkt.packet_type in CLIENT_WEBSOCKET_TYPES or (
+                self._session.upgrading and pkt.packet_type == packet.PING and pkt.data == "probe"
+            )
+            if not allowed:
+                raise InvalidPacket(f"packet type {pkt.packet_type} may not be sent here")
+        except InvalidPacket as exc:
+            if not self._session.upgrading:  # during a probe, the handler logs it
+                self._session.server._log_error_once(
+                    f"closing session {self._session.sid}: {exc}", "sioctl-invalid-ws-packet"
+                )
+            raise
+        return frame
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ws, name)
+
+
+def _is_websocket_upgrade(environ: dict[str, Any]) -> bool:
+    connection = [s.strip() for s in environ.get("HTTP_CONNECTION", "").lower().split(",")]
+    return "upgrade" in connection and environ.get("HTTP_UPGRADE", "").lower() == "websocket"
+
+
+class _ConformantSessions(dict):
+    """``eio.sockets`` that turns every session stored in it into a :class:`ConformantSocket`.
+
+    python-engineio creates sessions as ``engineio.socket.Socket(server, sid)`` inside its
+    ``_handle_connect`` and stores them here before serving their first request, so this is
+    the one place to change their class without copying that method.
+    """
+
+    def __setitem__(self, sid: str, session: Any) -> None:
+        if type(session) is Socket:
+            session.__class__ = ConformantSocket
+        super().__setitem__(sid, session)
+
+
+class ConformantEngineMixin:
+    """``engineio.Server`` mixin: request-level rules of the specification."""
+
+    sockets: dict[str, Any]
+
+    def handle_request(self, environ: dict[str, Any], start_response: Any) -> Any:
+        problem = request_problem(environ)
+        if problem:
+            server: Any = self
+            server._log_error_once(problem, f"sioctl-bad-request-{problem}")
+            response = server._bad_request(problem)
+            start_response(response["status"], response["headers"] + server._cors_headers(environ))
+            return [response["response"]]
+        return super().handle_request(environ, start_response)  # type: ignore[misc]
+
+    def _ok(self, packets: Any = None, headers: Any = None, jsonp_index: Any = None) -> Any:
+        response = super()._ok(packets, headers, jsonp_index)  # type: ignore[misc]
+        if packets is None:
+            # Transports > HTTP long-polling > Sending data: "To indicate success, the server
+            # MUST return an HTTP 200 response, with the string `ok` in the response body."
+            response["response"] = b"ok"
+        return response
+
+
+def request_problem(environ: dict[str, Any]) -> str | None:
+    """Why this Engine.IO request must be refused with a 400 before python-engineio sees it."""
+    method = environ.get("REQUEST_METHOD", "")
+    if method not in SUPPORTED_METHODS:
+        # Protocol > Handshake: "the client MUST send an HTTP GET request"; data goes by POST.
+        # python-engineio answers 405; the official test suite expects 400 ("fails with an
+        # invalid request method").
+        return f"Unsupported method {method}"
+    if method == "OPTIONS":
+        return None  # a CORS preflight carries no Engine.IO query
+    query = parse_qs(environ.get("QUERY_STRING", ""))
+    if "transport" not in query:
+        # Transports > HTTP long-polling > Query parameters: "If a mandatory query parameter
+        # is missing, then the server MUST respond with an HTTP 400 error status."
+        # python-engineio assumes polling. (Transports > WebSocket: likewise, the server MUST
+        # close the WebSocket connection; refusing the upgrade is the earliest close.)
+        return "Missing transport"
+    if method == "POST" and "sid" not in query:
+        return "Missing sid"
+    return None
+
+
+def make_conformant(eio: engineio.Server) -> None:
+    """Make ``eio`` (already running or not) follow the rules above from now on."""
+    if isinstance(eio, ConformantEngineMixin):
+        return
+    base = type(eio)
+    eio.__class__ = type(f"Conformant{base.__name__}", (ConformantEngineMixin, base), {})
+    sessions = _ConformantSessions()
+    for sid, session in eio.sockets.items():
+        sessions[sid] = session
+    eio.sockets = sessions

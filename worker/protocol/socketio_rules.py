@@ -1,0 +1,189 @@
+"""Socket.IO v5 rules that python-socketio does not enforce, added around it.
+
+Each rule names the section of the Socket.IO v5 specification (socketio/socket.io-protocol,
+README) it implements. Packets are validated before python-socketio dispatches them; a packet
+the specification says the receiver must close the connection for closes the Engine.IO session
+(the client sees its transport end), and the log says why once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import socketio
+from socketio import packet
+
+# A client never sends CONNECT_ERROR: only the server refuses a namespace.
+CLIENT_TYPES = frozenset({
+    packet.CONNECT, packet.DISCONNECT, packet.EVENT, packet.ACK,
+    packet.BINARY_EVENT, packet.BINARY_ACK,
+})
+BINARY_TYPES = frozenset({packet.BINARY_EVENT, packet.BINARY_ACK})
+# The reference server's message for an unknown namespace (the official test suite checks it).
+INVALID_NAMESPACE = "Invalid namespace"
+
+
+class InvalidPacket(ValueError):
+    """A Socket.IO packet the receiver must close the connection for."""
+
+
+def packet_problem(pkt: Any) -> str | None:
+    """What makes a decoded client packet invalid, or None."""
+    if pkt.packet_type not in CLIENT_TYPES:
+        return f"packet type {pkt.packet_type!r} may not be sent by a client"
+    if pkt.namespace is not None and not isinstance(pkt.namespace, str):
+        return "namespace is not a string"
+    if pkt.packet_type == packet.CONNECT and pkt.data is not None \
+            and not isinstance(pkt.data, dict):
+        # Connection to a namespace: the optional payload is an object ({"token": "123"}).
+        return "CONNECT payload is not an object"
+    if pkt.packet_type in (packet.EVENT, packet.BINARY_EVENT):
+        # Sending and receiving data: "The payload is mandatory and MUST be a non-empty array.
+        # If that's not the case, then the receiver MUST close the connection." Its first item
+        # is the event name.
+        if not isinstance(pkt.data, list) or not pkt.data:
+            return "EVENT payload is not a non-empty array"
+        if not isinstance(pkt.data[0], str):
+            return "EVENT name is not a string"
+    if pkt.packet_type in (packet.ACK, packet.BINARY_ACK):
+        # Acknowledgement: "The payload is mandatory and MUST be an array (possibly empty)",
+        # and it answers the event ID it carries.
+        if not isinstance(pkt.data, list):
+            return "ACK payload is not an array"
+        if pkt.id is None:
+            return "ACK without an id"
+    if pkt.packet_type in BINARY_TYPES and getattr(pkt, "attachment_count", 1) < 1:
+        # Packet encoding > Format: binary packets carry "<# of binary attachments>-".
+        return "binary packet without attachments"
+    return None
+
+
+class ConformantServerMixin:
+    """``socketio.Server`` mixin: packet validation, the CONNECT-first rule, the connect
+    timeout and the ``CONNECT_ERROR`` shape for unknown namespaces.
+
+    State lives in ``_sioctl_state`` (set by :func:`make_conformant`), since the mixin is
+    installed by changing the class of a server that already exists.
+    """
+
+    _sioctl_state: ProtocolState
+
+    def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
+        result = super()._handle_eio_connect(eio_sid, environ)  # type: ignore[misc]
+        timeout = self._sioctl_state.connect_timeout
+        if timeout > 0:
+            server: Any = self
+            server.start_background_task(self._sioctl_connect_deadline, eio_sid, timeout)
+        return result
+
+    def _sioctl_connect_deadline(self, eio_sid: str, timeout: float) -> None:
+        """Close a session that has not connected to any namespace ``timeout`` s after opening
+        (the reference server's ``connectTimeout``; Connection to a namespace: "At the beginning
+        of a Socket.IO session, the client MUST send a CONNECT packet")."""
+        server: Any = self
+        server.sleep(timeout)
+        if eio_sid in server.environ and eio_sid not in self._sioctl_state.connected:
+            self._sioctl_close(eio_sid, f"no CONNECT packet within {timeout:g} s")
+
+    def _handle_eio_message(self, eio_sid: str, data: Any) -> Any:
+        try:
+            self._sioctl_check(eio_sid, data)
+        except InvalidPacket as exc:
+            self._sioctl_close(eio_sid, str(exc))
+            return None
+        return super()._handle_eio_message(eio_sid, data)  # type: ignore[misc]
+
+    def _sioctl_check(self, eio_sid: str, data: Any) -> None:
+        """Raise :class:`InvalidPacket` unless ``data`` may go on to python-socketio."""
+        server: Any = self
+        state = self._sioctl_state
+        if eio_sid in server._binary_packet:
+            # Packet encoding > Format: a binary packet is followed by its attachments, each an
+            # Engine.IO binary message; text in their place is a broken packet.
+            if not isinstance(data, bytes) and server.packet_class is packet.Packet:
+                raise InvalidPacket("text packet where a binary attachment was due")
+            return
+        if isinstance(data, bytes) and server.packet_class is packet.Packet:
+            raise InvalidPacket("binary attachment without a binary packet")
+        if not isinstance(data, (str, bytes)):
+            raise InvalidPacket("Engine.IO message is not a Socket.IO packet")
+        try:
+            pkt = server.packet_class(encoded_packet=data)
+        except Exception as exc:  # the decoder raises ValueError, TypeError, JSON errors...
+            raise InvalidPacket(f"undecodable Socket.IO packet ({exc})") from None
+        problem = packet_problem(pkt)
+        if problem:
+            raise InvalidPacket(problem)
+        if pkt.packet_type == packet.CONNECT:
+            state.connected.add(eio_sid)
+        elif eio_sid not in state.connected:
+            # Connection to a namespace: "If the server does not receive a CONNECT packet
+            # first, then it MUST close the connection immediately."
+            raise InvalidPacket("first packet is not a CONNECT")
+
+    def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> Any:
+        server: Any = self
+        name = namespace or "/"
+        if not namespace_served(server, name):
+            # Connection to a namespace: a refused connection gets a CONNECT_ERROR whose payload
+            # is {"message": ...}; python-socketio sends a bare string for an unknown one.
+            server._send_packet(eio_sid, server.packet_class(
+                packet.CONNECT_ERROR, data={"message": INVALID_NAMESPACE}, namespace=name))
+            return None
+        return super()._handle_connect(eio_sid, namespace, data)  # type: ignore[misc]
+
+    def _handle_eio_disconnect(self, eio_sid: str, *args: Any) -> Any:
+        self._sioctl_state.connected.discard(eio_sid)
+        return super()._handle_eio_disconnect(eio_sid, *args)  # type: ignore[misc]
+
+    def _sioctl_close(self, eio_sid: str, why: str) -> None:
+        """Close the Engine.IO session now; the client sees its transport end.
+
+        Not ``eio.disconnect()``: that waits until a polling client has read the CLOSE packet,
+        and this runs inside the request that delivered the bad packet.
+        """
+        server: Any = self
+        server.eio._log_error_once(
+            f"closing session {eio_sid}: {why}", f"sioctl-invalid-sio-{why.split(' (')[0]}"
+        )
+        session = server.eio.sockets.get(eio_sid)
+        if session is not None and not session.closed:
+            session.close(wait=False, abort=False, reason=server.eio.reason.TRANSPORT_ERROR)
+
+
+class ProtocolState:
+    """Per-server state of the rules: which sessions sent a CONNECT, and the deadline."""
+
+    def __init__(self, connect_timeout: float) -> None:
+        self.connect_timeout = connect_timeout
+        self.connected: set[str] = set()
+
+
+def namespace_served(server: socketio.Server, namespace: str) -> bool:
+    """Whether python-socketio would accept a CONNECT to ``namespace`` (its own test)."""
+    namespaces = server.namespaces
+    return (
+        namespace in server.handlers
+        or namespace in server.namespace_handlers
+        or namespaces == "*"
+        or namespace in (namespaces or ())
+    )
+
+
+def make_conformant(server: socketio.Server, connect_timeout: float) -> None:
+    """Make ``server`` follow the rules above from now on; ``connect_timeout`` 0 disables the
+    deadline for the first CONNECT."""
+    if isinstance(server, ConformantServerMixin):
+        server._sioctl_state.connect_timeout = connect_timeout
+        return
+    base = type(server)
+    server.__class__ = type(f"Conformant{base.__name__}", (ConformantServerMixin, base), {})
+    server._sioctl_state = ProtocolState(connect_timeout)
+    # python-socketio registered its engine.io handlers as bound methods when it was built;
+    # point those at the methods of the new class. A handler someone else put there (the admin
+    # UI's, which calls the server's method itself) stays.
+    handlers = server.eio.handlers
+    for event, name in (("connect", "_handle_eio_connect"), ("message", "_handle_eio_message"),
+                        ("disconnect", "_handle_eio_disconnect")):
+        if getattr(handlers.get(event), "__self__", None) is server:
+            handlers[event] = getattr(server, name)
