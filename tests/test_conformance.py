@@ -514,6 +514,29 @@ def test_eio_heartbeat_server_pings_websocket(fastping: Cluster, slot: int) -> N
         ws.close()
 
 
+@pytest.mark.parametrize("slot", SLOTS)
+def test_eio_heartbeat_ping_timeout_polling(fastping: Cluster, slot: int) -> None:
+    """Heartbeat: "If the server does not receive a `pong` packet back, then it SHOULD consider
+    that the connection is closed": a poll after pingInterval + pingTimeout without a pong gets
+    the 400 of a closed session (the official test suite: "closes the session upon ping
+    timeout"). The app pings every 0.3 s and waits 1 s for the pong."""
+    client = Polling(fastping, ip(slot, 3))
+    client.open()
+    time.sleep(2.0)  # well past 0.3 s + 1 s, without polling or answering
+    assert client.get(f"EIO=4&transport=polling&sid={client.sid}").status_code == 400
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_eio_heartbeat_ping_timeout_websocket(fastping: Cluster, slot: int) -> None:
+    """Heartbeat: a websocket client that never answers the server's pings is closed."""
+    ws, _ = ws_open(fastping, ip(slot, 4))
+    try:
+        frames = assert_ws_closed(ws)
+        assert "2" in frames  # it was pinged first
+    finally:
+        ws.close()
+
+
 # --- Engine.IO v4: Protocol > Upgrade ---------------------------------------------------------
 
 
@@ -697,6 +720,44 @@ def test_sio_connect_unknown_namespace(chat: Cluster, slot: int) -> None:
         assert client.poll() == ['44/random,{"message":"Invalid namespace"}']
     finally:
         client.close()
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_sio_connect_custom_namespace(chat: Cluster, slot: int) -> None:
+    """Connection to a namespace (custom namespace, with an additional payload): the server
+    MUST respond with a `CONNECT` packet with the session ID, or a `CONNECT_ERROR` packet if
+    the connection is not allowed (`{ message: ... }`, from the app's refusal)."""
+    ws, _ = ws_open(chat, ip(slot, 10))
+    try:
+        ws.send('40/admin,{"token":"wrong"}')
+        assert receive(ws) == '44/admin,{"message":"Not authorized"}'
+        ws.send('40/admin,{"token":"secret"}')
+        reply = str(receive(ws))
+        assert reply.startswith("40/admin,{"), reply
+        assert set(json.loads(reply[len("40/admin,"):])) == {"sid"}
+        ws.send('42/admin,5["echo","admin"]')
+        assert receive(ws) == '43/admin,5["admin"]'
+    finally:
+        ws.close()
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_sio_disconnect_custom_namespace(chat: Cluster, slot: int) -> None:
+    """Disconnection from a namespace: "No response is expected from the other side. The
+    low-level connection MAY be kept alive if the client is connected to another namespace."
+    (After leaving /admin, the default namespace goes on over the same websocket.)"""
+    ws, _ = ws_open(chat, ip(slot, 11))
+    try:
+        ws.send("40")
+        assert str(receive(ws)).startswith("40{")
+        ws.send('40/admin,{"token":"secret"}')
+        assert str(receive(ws)).startswith("40/admin,{")
+        ws.send("41/admin,")
+        ws.send('42/admin,6["echo","gone"]')  # ignored: no longer connected to /admin
+        ws.send('427["echo","main"]')
+        assert receive(ws) == '437["main"]'
+    finally:
+        ws.close()
 
 
 @pytest.mark.parametrize(

@@ -63,3 +63,15 @@ def to_room(sid: str, message: dict[str, Any]) -> bool:
     """Emit 'news' with message['data'] to the members of message['room'] only."""
     sio.emit("news", message.get("data"), to=message["room"])
     return True
+
+
+@sio.on("connect", namespace="/admin")
+def admin_connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+    """A namespace that only lets in clients whose CONNECT carries {"token": "secret"}."""
+    if not isinstance(auth, dict) or auth.get("token") != "secret":
+        raise socketio.exceptions.ConnectionRefusedError("Not authorized")
+
+
+@sio.on("echo", namespace="/admin")
+def admin_echo(sid: str, data: Any = None) -> Any:
+    return data
