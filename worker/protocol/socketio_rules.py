@@ -86,23 +86,25 @@ class ConformantServerMixin:
             self._sioctl_close(eio_sid, f"no CONNECT packet within {timeout:g} s")
 
     def _handle_eio_message(self, eio_sid: str, data: Any) -> Any:
-        try:
-            self._sioctl_check(eio_sid, data)
-        except InvalidPacket as exc:
-            self._sioctl_close(eio_sid, str(exc))
-            return None
-        return super()._handle_eio_message(eio_sid, data)  # type: ignore[misc]
-
-    def _sioctl_check(self, eio_sid: str, data: Any) -> None:
-        """Raise :class:`InvalidPacket` unless ``data`` may go on to python-socketio."""
         server: Any = self
-        state = self._sioctl_state
         if eio_sid in server._binary_packet:
             # Packet encoding > Format: a binary packet is followed by its attachments, each an
             # Engine.IO binary message; text in their place is a broken packet.
             if not isinstance(data, bytes) and server.packet_class is packet.Packet:
-                raise InvalidPacket("text packet where a binary attachment was due")
-            return
+                self._sioctl_close(eio_sid, "text packet where a binary attachment was due")
+                return None
+            return super()._handle_eio_message(eio_sid, data)  # type: ignore[misc]
+        try:
+            pkt = self._sioctl_decode(eio_sid, data)
+        except InvalidPacket as exc:
+            self._sioctl_close(eio_sid, str(exc))
+            return None
+        self._sioctl_dispatch(eio_sid, pkt)
+        return None
+
+    def _sioctl_decode(self, eio_sid: str, data: Any) -> Any:
+        """The client's packet, decoded and checked; raises :class:`InvalidPacket`."""
+        server: Any = self
         if isinstance(data, bytes) and server.packet_class is packet.Packet:
             raise InvalidPacket("binary attachment without a binary packet")
         if not isinstance(data, (str, bytes)):
@@ -114,12 +116,35 @@ class ConformantServerMixin:
         problem = packet_problem(pkt)
         if problem:
             raise InvalidPacket(problem)
+        connected = self._sioctl_state.connected
         if pkt.packet_type == packet.CONNECT:
-            state.connected.add(eio_sid)
-        elif eio_sid not in state.connected:
+            connected.add(eio_sid)
+        elif eio_sid not in connected:
             # Connection to a namespace: "If the server does not receive a CONNECT packet
             # first, then it MUST close the connection immediately."
             raise InvalidPacket("first packet is not a CONNECT")
+        return pkt
+
+    def _sioctl_dispatch(self, eio_sid: str, pkt: Any) -> None:
+        """Hand a checked packet to python-socketio's handlers, as its _handle_eio_message
+        does after decoding (decoding it there again would parse every payload twice)."""
+        server: Any = self
+        kind = pkt.packet_type
+        if kind == packet.CONNECT:
+            server._handle_connect(eio_sid, pkt.namespace, pkt.data)
+        elif kind == packet.DISCONNECT:
+            server._handle_disconnect(eio_sid, pkt.namespace, server.reason.CLIENT_DISCONNECT)
+        elif kind == packet.EVENT:
+            server._handle_event(eio_sid, pkt.namespace, pkt.id, pkt.data)
+        elif kind == packet.ACK:
+            server._handle_ack(eio_sid, pkt.namespace, pkt.id, pkt.data)
+        elif not server.manager.sid_from_eio_sid(eio_sid, pkt.namespace or "/"):
+            # A binary packet for a namespace the client is not connected to: python-socketio
+            # raises here; it is dropped like the plain packets of such a client.
+            server.logger.warning("binary packet from %s for a namespace it has not joined",
+                                  eio_sid)
+        else:
+            server._binary_packet[eio_sid] = pkt  # BINARY_EVENT / BINARY_ACK: attachments next
 
     def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> Any:
         server: Any = self
