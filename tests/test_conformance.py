@@ -650,6 +650,26 @@ def test_eio_websocket_binary_frames(chat: Cluster, slot: int) -> None:
         ws.close()
 
 
+@pytest.mark.parametrize("slot", SLOTS)
+def test_eio_websocket_large_frames(chat: Cluster, slot: int) -> None:
+    """Packet encoding > WebSocket: each packet in its own frame, binary "as is": a 300 KB text
+    event and a 300 KB binary attachment (masked by the client, RFC 6455 5.3) come back intact."""
+    ws, _ = ws_open(chat, ip(slot, 12))
+    try:
+        ws.send("40")
+        assert str(receive(ws)).startswith("40{")
+        text = "".join(chr(0x61 + n % 26) for n in range(300_000))
+        ws.send(f'428["echo","{text}"]')
+        assert receive(ws) == f'438["{text}"]'
+        blob = bytes(n % 251 for n in range(300_000))
+        ws.send('451-9["echo",{"_placeholder":true,"num":0}]')
+        ws.send_binary(blob)
+        assert receive(ws) == '461-9[{"_placeholder":true,"num":0}]'
+        assert receive(ws) == blob
+    finally:
+        ws.close()
+
+
 # --- Socket.IO v5: Exchange protocol > Connection to a namespace ------------------------------
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import eventlet
 import eventlet.hubs
 import eventlet.queue
+import eventlet.websocket
 from eventlet.patcher import original
 
 from sioctl.cluster import channel as proto
@@ -31,7 +32,7 @@ from sioctl.cluster.settings import (
     Settings,
     parse_bind,
 )
-from sioctl.worker import access_log, app_loader, drain, manager, protocol, tls
+from sioctl.worker import access_log, app_loader, drain, manager, protocol, tls, ws_mask
 from sioctl.worker.errors import BootError
 from sioctl.worker.fd_listener import Channel, accept_connections, receive_connections
 from sioctl.worker.framework.application import load_app_dir
@@ -273,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         return report_boot_error(error, channel, logger)
 
     term_fd = install_signals()
+    ws_mask.install(eventlet.websocket.RFC6455WebSocket)
     gate = DrainGate(access_log.errors_logged(app, logger))
     wsgi_app: Callable[..., Any] = gate
     if access_logger is not None:
