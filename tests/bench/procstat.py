@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -80,7 +80,7 @@ class Snapshot:
     machine: tuple[int, int]
 
 
-def snapshot(roles: dict[str, Iterable[int]]) -> Snapshot:
+def snapshot(roles: Mapping[str, Iterable[int]]) -> Snapshot:
     """The CPU seconds of each role's processes ({role: pids}), of this process and of the
     machine, now."""
     times = os.times()

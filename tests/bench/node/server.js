@@ -19,6 +19,7 @@ if (cluster.isPrimary) {
   const httpServer = http.createServer();
   setupMaster(httpServer, { loadBalancingMethod: "least-connection" });
   setupPrimary();
+  // sticky passes the first chunk as a Buffer: it needs the structured-clone serialization.
   cluster.setupPrimary({ serialization: "advanced" });
   let ready = 0;
   for (let i = 0; i < workers; i++) {
