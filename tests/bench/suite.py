@@ -67,9 +67,11 @@ def event_loop_runner() -> Any:
 
 
 async def run_config(system: systems.System, plan: scenarios.Plan, round_no: int,
-                     log: list[dict[str, Any]]) -> None:
+                     log: list[dict[str, Any]], plan_filter: list[str] | None = None) -> None:
     """Every scenario against ``system``; appends one record per scenario to ``log``."""
     for name, scenario in scenarios.scenarios(plan):
+        if plan_filter and name not in plan_filter:
+            continue
         record: dict[str, Any] = {"round": round_no, "system": system.name,
                                   "workers": system.workers, "scenario": name}
         began = time.monotonic()
@@ -90,7 +92,7 @@ async def run_config(system: systems.System, plan: scenarios.Plan, round_no: int
 
 
 def run_all(configs: list[tuple[str, int]], rounds: int, plan: scenarios.Plan, work: Path,
-            log: list[dict[str, Any]], run: Any) -> None:
+            log: list[dict[str, Any]], run: Any, only: list[str] | None = None) -> None:
     """Every round over every configuration, one redis-server on a free port for them all."""
     with RedisServer(str(work / "redis"), unix_socket=False) as server:
         redis_pid = int(server.pid or 0)
@@ -107,7 +109,7 @@ def run_all(configs: list[tuple[str, int]], rounds: int, plan: scenarios.Plan, w
                 print(f"round {round_no}/{rounds}: {system.label}", flush=True)
                 try:
                     with system:
-                        run(run_config(system, plan, round_no, log))
+                        run(run_config(system, plan, round_no, log, only))
                 except RuntimeError as exc:  # it did not start: say so, go on with the others
                     print(f"  could not start: {exc}", flush=True)
                     log.append({"round": round_no, "system": name, "workers": workers,
@@ -123,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="run these systems only")
     parser.add_argument("--workers", nargs="+", type=int, choices=(1, 2), default=None,
                         help="run these worker counts only")
+    parser.add_argument("--scenarios", nargs="+", default=None,
+                        help="run these scenarios only (names as in the report's JSON)")
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--keep-logs", action="store_true", help="keep the servers' logs")
     parser.add_argument("--report-only", action="store_true",
@@ -138,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                if (args.only is None or name in args.only)
                and (args.workers is None or w in args.workers)]
     command = "make bench-quick" if args.quick else "make bench"
-    if args.only or args.workers or args.rounds:
+    if args.only or args.workers or args.rounds or args.scenarios:
         command = "python tests/bench/suite.py " + " ".join(argv or sys.argv[1:])
     raise_fd_limit()
     run = event_loop_runner()
@@ -147,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="siobench-"))
     info = report.machine_info()
     try:
-        run_all(configs, rounds, plan, work, log, run)
+        run_all(configs, rounds, plan, work, log, run, args.scenarios)
     finally:
         if args.keep_logs:
             print(f"server logs kept in {work}")
