@@ -24,6 +24,7 @@ import dataclasses
 import json
 import resource
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -47,6 +48,16 @@ from sioctl.cluster.redis_server import RedisServer  # noqa: E402
 # (system, workers), in the order of the first round.
 CONFIGS = [("python-socketio", 1), ("nginx", 1), ("node", 1), ("sioctl", 1),
            ("nginx", 2), ("node", 2), ("sioctl", 2)]
+
+
+def interrupt_on_sigterm() -> None:
+    """Make SIGTERM stop the run like Ctrl-C does: through the cleanup that stops every
+    process started (a plain SIGTERM would end this process and orphan the servers)."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def raise_fd_limit() -> None:
@@ -145,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only or args.workers or args.rounds or args.scenarios:
         command = "python tests/bench/suite.py " + " ".join(argv or sys.argv[1:])
     raise_fd_limit()
+    interrupt_on_sigterm()
     run = event_loop_runner()
     began = time.monotonic()
     log: list[dict[str, Any]] = []

@@ -76,6 +76,8 @@ class System:
         self.work = Path(tempfile.mkdtemp(prefix=f"bench-{self.name}-", dir=log_dir))
         self.procs: list[subprocess.Popen[bytes]] = []
         self.uses_redis = False
+        # PSS of the server processes when the first idle phase began (still fresh).
+        self.baseline_kib: int | None = None
 
     @property
     def label(self) -> str:
