@@ -73,7 +73,7 @@ CHARTS = {
     "idle-1k": ("KiB/conn", "server µs/conn"),
     "idle-10k": ("KiB/conn", "held"),
 }
-HEADLINE = [("handoff", "conn/s"), ("echo-saturation", "msgs/s"),
+HEADLINE = [("handoff", "conn/s"), ("handoff", "front µs/conn"), ("echo-saturation", "msgs/s"),
             ("echo-saturation", "server µs/msg"), ("targeted", "msgs/s"),
             ("broadcast", "deliveries/s"), ("idle-10k", "KiB/conn"), ("idle-1k", "KiB/conn")]
 
@@ -241,6 +241,40 @@ def headline(results: list[dict[str, Any]]) -> list[str]:
     return lines + [""]
 
 
+def ratios(results: list[dict[str, Any]]) -> list[str]:
+    """sioctl's headline figures divided by each alternative's, at the same worker count."""
+    tables = {s: Table(results, s) for s, _ in HEADLINE}
+    configs = _configs(results)
+    pairs = [(("sioctl", w), other) for other in configs if other[0] != "sioctl"
+             for w in (other[1],) if ("sioctl", w) in configs]
+    if not pairs:
+        return []
+    header = ["figure"] + [f"sioctl {w}w ÷ {_label(other)}" for (_, w), other in pairs]
+    lines = ["| " + " | ".join(header) + " |", "|---" + "|--:" * len(pairs) + "|"]
+    for scenario, metric in HEADLINE:
+        cells = [f"{scenario}: {metric}"]
+        for mine, other in pairs:
+            a, b = tables[scenario].median(mine, metric), tables[scenario].median(other, metric)
+            cells.append("–" if math.isnan(a) or math.isnan(b) or b == 0 else f"{a / b:.2f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def other_load(results: list[dict[str, Any]]) -> str:
+    """A sentence on the CPU that other processes took during the measured phases."""
+    values = []
+    for r in results:
+        u = r.get("usage")
+        if u and u["seconds"]:
+            ours = (sum(u["roles"].values()) + u["own"]) / u["seconds"]
+            values.append(max(0.0, u["machine_busy"] * CPUS - ours))
+    if not values:
+        return ""
+    return (f"- Other load (processes that were neither servers nor the generator): median"
+            f" {_median(values):.2f} cores, at most {max(values):.2f} cores of {CPUS}, over the"
+            " measured phases.")
+
+
 def generator_notes(results: list[dict[str, Any]]) -> list[str]:
     """Where the load generator or the machine may have limited what was measured."""
     notes = []
@@ -259,6 +293,8 @@ def generator_notes(results: list[dict[str, Any]]) -> list[str]:
     if not notes:
         notes.append(f"- The load generator stayed below {SATURATED:.0%} of a core in every"
                      " measurement.")
+    if other_load(results):
+        notes.append(other_load(results))
     for scenario in SCENARIOS:
         table = Table(results, scenario)
         for config in _configs(table.records):
@@ -370,6 +406,10 @@ def write(path: Path, data: dict[str, Any]) -> None:
         "",
     ]
     lines += headline(results)
+    lines += ["⚠: the load generator used ≥ 90% of a core there (see the end of the report).",
+              "", "Ratios (above 1: sioctl's figure is the larger; for µs/msg and KiB/conn"
+              " smaller is better):", ""]
+    lines += ratios(results)
     for scenario, (title, text) in SCENARIOS.items():
         if not any(r["scenario"] == scenario for r in results):
             continue
