@@ -135,8 +135,29 @@ def close_all(sessions: list[Session]) -> None:
 
 
 async def settle(seconds: float = 0.5) -> None:
-    """Let the servers finish tearing down what the previous phase closed."""
+    """Pause ``seconds``: the servers finish what the last step left them to do."""
     await asyncio.sleep(seconds)
+
+
+# The servers count as quiet below this much CPU (cores, all processes together), and are
+# waited for at most QUIET_WAIT seconds.
+QUIET_CORES = 0.15
+QUIET_WAIT = 60.0
+
+
+async def quiesce(system: System, minimum: float) -> float:
+    """Wait at least ``minimum`` seconds, then until the server processes are quiet (they may
+    still be tearing down thousands of closed sessions, which would slow the next phase's
+    connects); returns the seconds waited. Bounded by QUIET_WAIT."""
+    started = now()
+    await asyncio.sleep(minimum)
+    roles = system.roles()
+    while now() - started < QUIET_WAIT:
+        before = procstat.snapshot(roles)
+        await asyncio.sleep(0.25)
+        if procstat.usage(before, procstat.snapshot(roles)).server < QUIET_CORES * 0.25:
+            break
+    return now() - started
 
 
 # --------------------------------------------------------------------------- hand-off
@@ -167,7 +188,7 @@ async def handoff(system: System, plan: Plan) -> Result:
     meter = Meter(system)
     await asyncio.gather(*(connector() for _ in range(plan.handoff_concurrency)))
     used = meter.stop()
-    await settle(plan.settle)
+    await quiesce(system, plan.settle)
     done = len(latencies)
     front = used.roles.get("front", 0.0)
     metrics = {
@@ -219,7 +240,7 @@ async def echo(system: System, plan: Plan, rate: float | None) -> Result:
         used = meter.stop()
     finally:
         close_all(sessions)
-    await settle(plan.settle)
+    await quiesce(system, plan.settle)
     answered = len(latencies)
     metrics = {
         "msgs/s": answered / used.seconds,
@@ -362,7 +383,7 @@ async def targeted(system: System, plan: Plan) -> Result:
         used = meter.stop()
     finally:
         close_all(everyone)
-    await settle(plan.settle)
+    await quiesce(system, plan.settle)
     delivered = len(seen)
     window = max(last_arrival, end) - started
     metrics = {
@@ -418,7 +439,7 @@ async def broadcast(system: System, plan: Plan) -> Result:
         used = meter.stop()
     finally:
         close_all(sessions)
-    await settle(plan.settle)
+    await quiesce(system, plan.settle)
     delivered = len(latencies)
     window = max(last_arrival, requested) - started
     metrics = {
@@ -443,7 +464,7 @@ async def idle(system: System, plan: Plan, count: int) -> Result:
     """Hold ``count`` idle websocket sessions (or as many as the system takes within the time
     bound): server memory (PSS) per held connection, and CPU per connection opened."""
     ips = source_ips()
-    # Memory is measured from the system as it started: the idle phases run first, and a
+    # Memory is measured from the system as it started (the first idle phase runs first): a
     # heap that an earlier phase grew would hand its freed memory to these sessions unseen.
     if system.baseline_kib is None:
         system.baseline_kib = server_pss_kib(system)
@@ -458,7 +479,7 @@ async def idle(system: System, plan: Plan, count: int) -> Result:
         held = sum(1 for s in sessions if s.is_open)
     finally:
         close_all(sessions)
-    await settle(plan.settle + count / 5000)
+    await quiesce(system, plan.settle)
     metrics = {
         "held": float(held),
         "KiB/conn": (after_kib - before_kib) / held if held else math.nan,
@@ -474,10 +495,10 @@ Scenario = Callable[[System, Plan], Any]
 
 
 def scenarios(plan: Plan) -> list[tuple[str, Scenario]]:
-    """The scenarios of a run, in the order each system goes through them: idle connections
-    first, while the servers' memory is still what a fresh start gives."""
-    steps: list[tuple[str, Scenario]] = [
-        (f"idle-{count // 1000}k", _idle_of(count)) for count in sorted(plan.idle_counts)]
+    """The scenarios of a run, in the order each system goes through them: the smallest idle
+    phase first, while the servers' memory is what a fresh start gives."""
+    counts = sorted(plan.idle_counts)
+    steps: list[tuple[str, Scenario]] = [(f"idle-{counts[0] // 1000}k", _idle_of(counts[0]))]
     steps += [
         ("handoff", handoff),
         ("echo-fixed", lambda s, p: echo(s, p, p.echo_rate)),
@@ -485,6 +506,9 @@ def scenarios(plan: Plan) -> list[tuple[str, Scenario]]:
         ("targeted", targeted),
         ("broadcast", broadcast),
     ]
+    # The larger idle phases last: tearing down 10k sessions keeps a worker busy for seconds,
+    # and their memory is measured from the fresh system's anyway (see idle()).
+    steps += [(f"idle-{count // 1000}k", _idle_of(count)) for count in counts[1:]]
     return steps
 
 
