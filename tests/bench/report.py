@@ -32,7 +32,9 @@ SCENARIOS: dict[str, tuple[str, str]] = {
         " then close) per second, {handoff_concurrency} being opened at once for {seconds:g} s."
         " *front µs/conn* is the CPU of whatever owns the listening socket and passes the"
         " connection on (sioctl's master, the Node primary, nginx) per connection: the cost of"
-        " the hand-off. The single python-socketio process is the straight-to-a-worker case.",
+        " the hand-off. The single python-socketio process is the straight-to-a-worker case."
+        " *failed*: connections not established within 3 s (each holds one of the connectors"
+        " for those 3 s, so a few of them lower the rate).",
     ),
     "echo-fixed": (
         "Echo with ack, fixed load",
