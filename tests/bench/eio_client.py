@@ -1,0 +1,233 @@
+"""A raw Socket.IO v5 / Engine.IO v4 speaker over one websocket, on asyncio, for load generation.
+
+One :class:`Session` is one client: it opens a TCP connection from a chosen 127.x source
+address, upgrades it to a websocket by hand, connects the default namespace and then sends
+events (with or without an ack) and hands the events it receives to a callback. It answers
+Engine.IO pings. It knows nothing else: no polling, no binary packets, no reconnects, no other
+namespace. It is an ``asyncio.Protocol`` parsing frames in ``data_received`` so that thousands
+of sessions in one process cost little CPU per message; python-socketio's own client would
+be what limits the measured rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from typing import Any, cast
+
+# Engine.IO packet types (first character of a frame) and Socket.IO packet types (second).
+EIO_OPEN, EIO_CLOSE, EIO_PING, EIO_PONG, EIO_MESSAGE = "0", "1", "2", "3", "4"
+SIO_CONNECT, SIO_EVENT, SIO_ACK, SIO_CONNECT_ERROR = "0", "2", "3", "4"
+
+# Websocket opcodes.
+OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+
+EventHandler = Callable[["Session", str, Any], None]
+
+
+def _frame(opcode: int, payload: bytes) -> bytes:
+    """A final, masked client frame. The mask key is zero: RFC 6455 wants client frames masked
+    (servers refuse unmasked ones) but lets the key be any value, and a zero key spares the
+    load generator the XOR while the server still does its full unmasking work."""
+    n = len(payload)
+    if n < 126:
+        header = bytes((0x80 | opcode, 0x80 | n))
+    elif n < 65536:
+        header = bytes((0x80 | opcode, 0x80 | 126)) + n.to_bytes(2, "big")
+    else:
+        header = bytes((0x80 | opcode, 0x80 | 127)) + n.to_bytes(8, "big")
+    return header + b"\0\0\0\0" + payload
+
+
+class Session(asyncio.Protocol):
+    """One Socket.IO client session; create it with :func:`connect`.
+
+    ``sid`` is the namespace session id (what ``emit(to=...)`` takes); ``on_event`` is called
+    as ``on_event(session, name, first_argument)`` for every event the server sends.
+    """
+
+    def __init__(self, host: str, port: int, on_event: EventHandler | None) -> None:
+        self.host, self.port = host, port
+        self.on_event = on_event
+        self.sid = ""
+        self.closed = asyncio.get_running_loop().create_future()
+        self._connected = asyncio.get_running_loop().create_future()
+        self._transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+        self._upgraded = False
+        self._fragments: list[bytes] = []
+        self._next_ack = 0
+        self._acks: dict[int, asyncio.Future[Any]] = {}
+
+    # ------------------------------------------------------------------ asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not subclass asyncio.Transport but have its methods.
+        self._transport = cast(asyncio.Transport, transport)
+        key = "c2lvY3RsLWJlbmNoLWtleQ=="  # any 16 bytes in base64; the server only echoes a hash
+        self._transport.write(
+            f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
+            f"Host: {self.host}:{self.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+
+    def data_received(self, data: bytes) -> None:
+        buf = self._buffer
+        buf += data
+        if not self._upgraded:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            status = bytes(buf[: buf.find(b"\r\n")])
+            del buf[: end + 4]
+            if b" 101 " not in status:
+                self._fail(ConnectionError(f"websocket upgrade refused: {status!r}"))
+                return
+            self._upgraded = True
+        # Parse every complete frame; server frames are never masked.
+        pos, size = 0, len(buf)
+        while size - pos >= 2:
+            first, second = buf[pos], buf[pos + 1]
+            length = second & 0x7F
+            head = 2
+            if length == 126:
+                if size - pos < 4:
+                    break
+                length = int.from_bytes(buf[pos + 2 : pos + 4], "big")
+                head = 4
+            elif length == 127:
+                if size - pos < 10:
+                    break
+                length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+                head = 10
+            if size - pos < head + length:
+                break
+            payload = bytes(buf[pos + head : pos + head + length])
+            pos += head + length
+            self._frame_received(first & 0x80, first & 0x0F, payload)
+        if pos:
+            del buf[:pos]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        error = exc or ConnectionError("connection closed")
+        self._fail(error)
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    # ------------------------------------------------------------------------ frames
+
+    def _frame_received(self, fin: int, opcode: int, payload: bytes) -> None:
+        if opcode == OP_CONT or not fin:
+            # A fragmented message: rare for the small packets of a benchmark, but legal.
+            self._fragments.append(payload)
+            if not fin:
+                return
+            payload, self._fragments = b"".join(self._fragments), []
+            opcode = OP_TEXT
+        if opcode == OP_TEXT:
+            self._packet_received(payload.decode())
+        elif opcode == OP_PING:
+            self._send(OP_PONG, payload)
+        elif opcode == OP_CLOSE:
+            self.close()
+
+    def _packet_received(self, packet: str) -> None:
+        kind = packet[:1]
+        if kind == EIO_MESSAGE:
+            sio_kind = packet[1:2]
+            if sio_kind == SIO_EVENT:
+                args = json.loads(packet[packet.index("[", 2) :])
+                if self.on_event is not None:
+                    self.on_event(self, args[0], args[1] if len(args) > 1 else None)
+            elif sio_kind == SIO_ACK:
+                start = packet.index("[", 2)
+                future = self._acks.pop(int(packet[2:start]), None)
+                if future is not None and not future.done():
+                    args = json.loads(packet[start:])
+                    future.set_result(args[0] if args else None)
+            elif sio_kind == SIO_CONNECT and not self._connected.done():
+                self.sid = json.loads(packet[2:])["sid"]
+                self._connected.set_result(None)
+            elif sio_kind == SIO_CONNECT_ERROR:
+                self._fail(ConnectionError(f"namespace connect refused: {packet!r}"))
+        elif kind == EIO_PING:
+            self._send(OP_TEXT, (EIO_PONG + packet[1:]).encode())
+        elif kind == EIO_OPEN:
+            self._send(OP_TEXT, (EIO_MESSAGE + SIO_CONNECT).encode())
+        elif kind == EIO_CLOSE:
+            self.close()
+
+    def _send(self, opcode: int, payload: bytes) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(_frame(opcode, payload))
+
+    def _fail(self, error: Exception) -> None:
+        if not self._connected.done():
+            self._connected.set_exception(error)
+        for future in self._acks.values():
+            if not future.done():
+                future.set_exception(error)
+        self._acks.clear()
+        if self._transport is not None:
+            self._transport.close()
+
+    # ---------------------------------------------------------------------- public
+
+    @property
+    def is_open(self) -> bool:
+        """True while the connection stands."""
+        return not self.closed.done()
+
+    def emit(self, event: str, data: Any) -> None:
+        """Send ``event`` with ``data``, asking for no ack."""
+        body = json.dumps([event, data], separators=(",", ":"))
+        self._send(OP_TEXT, (EIO_MESSAGE + SIO_EVENT + body).encode())
+
+    def call(self, event: str, data: Any) -> asyncio.Future[Any]:
+        """Send ``event`` with ``data``; the future gets the first argument of the server's ack
+        (or the connection's error). The caller bounds the wait."""
+        ack_id = self._next_ack
+        self._next_ack += 1
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._acks[ack_id] = future
+        body = json.dumps([event, data], separators=(",", ":"))
+        self._send(OP_TEXT, f"{EIO_MESSAGE}{SIO_EVENT}{ack_id}{body}".encode())
+        return future
+
+    def close(self) -> None:
+        """Close the TCP connection at once (no closing handshake); never raises."""
+        if self._transport is not None:
+            self._transport.close()
+
+    def abort(self) -> None:
+        """Reset the connection (RST): no TIME_WAIT left behind on either side."""
+        if self._transport is not None:
+            self._transport.abort()
+
+
+async def connect(host: str, port: int, source_ip: str, timeout: float = 10.0,
+                  on_event: EventHandler | None = None) -> Session:
+    """A connected session from ``source_ip`` (TCP, websocket upgrade, Engine.IO open and the
+    namespace connect), within ``timeout`` seconds; raises OSError, ConnectionError or
+    TimeoutError otherwise (and leaves nothing open)."""
+    loop = asyncio.get_running_loop()
+    session = Session(host, port, on_event)
+
+    async def opening() -> None:
+        await loop.create_connection(lambda: session, host, port, local_addr=(source_ip, 0))
+        await session._connected
+
+    try:
+        await asyncio.wait_for(opening(), timeout)
+    except BaseException:
+        session.abort()
+        raise
+    return session
+
+
+def now() -> float:
+    """The clock that latency stamps use (one process, so sender and receiver agree)."""
+    return time.perf_counter()
+

@@ -1,0 +1,112 @@
+"""Where a sioctl worker spends its CPU under one of the suite's scenarios (py-spy).
+
+Run from the repository root (py-spy comes with the ``bench`` extra)::
+
+    python tests/bench/profile_worker.py [--scenario echo-saturation] [--workers 2]
+                                         [--seconds 10] [--top 25] [--out DIR]
+
+Starts a sioctl cluster (one redis-server on a free port when --workers > 1), runs the
+scenario for --seconds while ``py-spy record`` samples every worker (and the master), then
+prints, per process, the functions with the most samples: *self* (the function itself was
+running) and *total* (it was on the stack). The collapsed stacks stay in --out for flame graphs
+(``py-spy``'s raw format, one line per stack). Everything stops by itself at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import dataclasses
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parents[1]
+for _path in (str(REPO_ROOT), str(BENCH_DIR)):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+import scenarios  # noqa: E402
+import systems  # noqa: E402
+from suite import event_loop_runner, raise_fd_limit  # noqa: E402
+
+from sioctl.cluster.redis_server import RedisServer  # noqa: E402
+
+
+def hot_functions(collapsed: Path, top: int) -> list[str]:
+    """The ``top`` functions by self and by total samples in a py-spy raw (collapsed) file."""
+    own: collections.Counter[str] = collections.Counter()
+    total: collections.Counter[str] = collections.Counter()
+    samples = 0
+    for line in collapsed.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        samples += n
+        frames = stack.split(";")
+        own[frames[-1]] += n
+        for frame in set(frames):
+            total[frame] += n
+    if not samples:
+        return ["  (no samples)"]
+    lines = [f"  {samples} samples; self:"]
+    lines += [f"    {n / samples:6.1%}  {f}" for f, n in own.most_common(top)]
+    lines += ["  total (on the stack):"]
+    lines += [f"    {n / samples:6.1%}  {f}" for f, n in total.most_common(top)]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    names = [name for name, _ in scenarios.scenarios(scenarios.Plan.full())]
+    parser.add_argument("--scenario", choices=names, default="echo-saturation")
+    parser.add_argument("--workers", type=int, choices=(1, 2), default=2)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--out", type=Path, default=None, help="where the stacks go")
+    args = parser.parse_args(argv)
+    out = args.out or Path(tempfile.mkdtemp(prefix="sioprof-"))
+    out.mkdir(parents=True, exist_ok=True)
+    plan = dataclasses.replace(scenarios.Plan.full(), seconds=args.seconds)
+    scenario = dict(scenarios.scenarios(plan))[args.scenario]
+    raise_fd_limit()
+    run = event_loop_runner()
+    with RedisServer(str(out / "redis"), unix_socket=False) as redis_server:
+        system = systems.make("sioctl", args.workers, redis_server.url,
+                              int(redis_server.pid or 0), out)
+        with system:
+            roles = system.roles()
+            targets = {f"worker-{pid}": pid for pid in roles["workers"]}
+            targets[f"master-{roles['front'][0]}"] = roles["front"][0]
+            spies: dict[str, subprocess.Popen[bytes]] = {}
+            try:
+                for name, pid in targets.items():
+                    # --duration bounds the recording; it ends by itself.
+                    spies[name] = subprocess.Popen(
+                        [str(Path(sys.executable).parent / "py-spy"), "record", "--pid",
+                         str(pid), "--format", "raw", "--nolineno", "--rate", "200", "--duration",
+                         str(int(args.seconds + 4)), "--output", str(out / f"{name}.txt")],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                result: Any = run(scenario(system, plan))
+                print(f"{args.scenario}: " + ", ".join(
+                    f"{k} {v:.4g}" for k, v in result.metrics.items()))
+            finally:
+                for spy in spies.values():
+                    try:
+                        spy.wait(args.seconds + 30)
+                    except subprocess.TimeoutExpired:
+                        spy.kill()
+                        spy.wait()
+    for name in targets:
+        path = out / f"{name}.txt"
+        print(f"\n{name} ({path}):")
+        print("\n".join(hot_functions(path, args.top) if path.exists() else ["  (no file)"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
