@@ -6,10 +6,12 @@ so the tests see the order of before and after halves, even those that run at di
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import shutil
 import signal
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from clients import BoundClient, ips_for_slot, make_client, wait_until
 
 from sioctl.worker.framework.config import load_config
 from sioctl.worker.framework.session import encode_cookie, new_redis_session_cookie
+from sioctl.worker.messaging.owners import OWNED_TTL
 
 APP_DIR = Path(__file__).resolve().parent / "apps" / "fwapp"
 KEYS = ["test-key-new", "test-key-old"]
@@ -331,6 +334,57 @@ def test_a_respawned_worker_takes_over_its_slots_ids(app_cluster: Any, clients: 
     # dead worker's claim has not expired.
     info = wait_until(lambda: _whoami_if_new(client, old_pid), 20, what="a reconnect")
     assert info["id"] == "user-9" and info["slot"] == 0
+
+
+def test_emits_follow_an_id_to_its_new_worker(
+    app_cluster: Any, clients: Any, redis_url: str
+) -> None:
+    """A worker remembers for a while which worker owns a socket id (worker/messaging/owners.py).
+    When that owner dies and the id comes back on its replacement, an emit sent on the stale
+    memory reaches nobody's channel; it is passed to the shared channel and still arrives."""
+    cluster = app_cluster(env="ids")
+    sender = clients(ips_for_slot(0, 2)[0])
+    sender.connect(f"{cluster.url}?token=good&uid=5")
+    target = clients(ips_for_slot(1, 2)[0], reconnection=True)
+    heard: queue.Queue[Any] = queue.Queue()
+    target.on("said", heard.put)
+    target.connect(f"{cluster.url}?token=good&uid=9")
+    # Only the shared channel is watched: a pattern subscription would also count as a
+    # receiver of the dead worker's channel, and hide that nobody listens there.
+    shared = redis.Redis.from_url(redis_url, socket_timeout=5).pubsub()
+    shared.subscribe("socketio")
+    assert shared.get_message(timeout=5.0)["type"] == "subscribe"
+
+    def on_shared() -> list[dict[str, Any]]:
+        seen = []
+        while (message := shared.get_message(timeout=0.5)) is not None:
+            if message["type"] == "message":
+                seen.append(json.loads(message["data"]))
+        return seen
+
+    try:
+        # Until the sender's worker has found user-9's owner: the emit no longer goes to the
+        # shared channel (the owner record is written just after the connect, and "nobody" is
+        # remembered for a moment).
+        def sent_to_owner() -> bool:
+            assert sender.call("to_room", ("user-9", "before"), timeout=10) == "sent"
+            assert heard.get(timeout=10) == "before"
+            return not [data for data in on_shared() if data.get("data") == ["before"]]
+
+        wait_until(sent_to_owner, 10, what="an emit routed to user-9's worker")
+        old_pid = target.call("whoami", timeout=10)["pid"]
+        remembered_at = time.monotonic()
+        os.kill(old_pid, signal.SIGKILL)
+        wait_until(lambda: _whoami_if_new(target, old_pid), 20, what="a reconnect")
+        on_shared()
+        assert sender.call("to_room", ("user-9", "after"), timeout=10) == "sent"
+        assert heard.get(timeout=10) == "after"
+        forwarded = [data for data in on_shared() if data.get("forwarded")]
+    finally:
+        shared.close()
+    if time.monotonic() - remembered_at < OWNED_TTL - 1:
+        # Still within the remembered answer: the emit went the stale way and was passed on.
+        assert [data["data"] for data in forwarded] == [["after"]]
 
 
 def _connects(client: BoundClient, url: str) -> bool:

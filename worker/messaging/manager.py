@@ -23,6 +23,7 @@ import socketio
 
 from .latency import LatencyHistogram
 from .listener import Listener
+from .owners import OwnerCache
 from .publisher import Publisher, stream_key
 from .queries import Queries, QueryTimeout
 from .streams import StreamListener
@@ -65,6 +66,7 @@ class SioctlRedisManager(socketio.PubSubManager):
         self.publisher: Publisher | None = None
         self.listener: Listener | StreamListener | None = None
         self._lookups_failing = False
+        self.owners = OwnerCache()
         self.queries = Queries(self)
         self.latency = LatencyHistogram()
         # Per-channel sequence numbers of what this worker publishes, and the gaps it sees in
@@ -96,6 +98,7 @@ class SioctlRedisManager(socketio.PubSubManager):
             listening=lambda: self.subscribed,
             reconnected=self._claim_owned_sockets,
             stream_maxlen=self.stream_maxlen if self.transport == "streams" else None,
+            unheard=self._unheard,
         )
         self.publisher.start()
         reader = StreamListener if self.transport == "streams" else Listener
@@ -131,6 +134,7 @@ class SioctlRedisManager(socketio.PubSubManager):
 
     def connect(self, sid: str, namespace: str) -> Any:
         sid = super().connect(sid, namespace)
+        self.owners.forget(namespace, sid)
         if self.publisher is not None:
             self.publisher.command("set", self._owner_key(namespace, sid), self.host_id,
                                    "px", int(OWNER_TTL * 1000))
@@ -178,6 +182,9 @@ class SioctlRedisManager(socketio.PubSubManager):
         """The host id of the worker that owns socket ``sid``, if one does."""
         if not isinstance(sid, str):
             return None
+        known, cached = self.owners.get(namespace, sid)
+        if known:
+            return cached
         try:
             owner = self.redis.get(self._owner_key(namespace, sid))
         except redis.RedisError as exc:
@@ -189,7 +196,9 @@ class SioctlRedisManager(socketio.PubSubManager):
         if self._lookups_failing:
             self._lookups_failing = False
             self._get_logger().info("socket owner lookups work again")
-        return owner.decode() if isinstance(owner, bytes) else owner
+        found = owner.decode() if isinstance(owner, bytes) else owner
+        self.owners.put(namespace, sid, found)
+        return found
 
     # ------------------------------------------------------------------------ publishing
 
@@ -205,12 +214,7 @@ class SioctlRedisManager(socketio.PubSubManager):
         namespace = data.get("namespace") or "/"
         if method == "callback":
             return f"{self.channel}:w:{data['host_id']}"
-        if method == "emit":
-            target = data.get("room")
-        elif method in SOCKET_METHODS:
-            target = data.get("sid")
-        else:
-            return self.channel
+        target = _target_of(data)
         if target is None:
             return self.channel
         if self.is_connected(target, namespace):
@@ -220,14 +224,37 @@ class SioctlRedisManager(socketio.PubSubManager):
             return f"{self.channel}:w:{owner}"
         return self.channel  # a room (or a socket nobody claims): everyone may have members
 
-    def publish_raw(self, channel: str, data: dict[str, Any]) -> None:
+    def _unheard(self, channel: str, raw: Any) -> None:
+        """A message for one worker's channel that nobody received (that worker is gone, or
+        this worker's owner cache was stale): send it to the shared channel instead, where the
+        socket's worker, if any, takes it."""
+        if not channel.startswith(f"{self.channel}:w:"):
+            return
+        try:
+            data = self.json.loads(raw)
+        except ValueError:
+            return
+        target = _target_of(data) if isinstance(data, dict) else None
+        if target is not None:
+            self.owners.forget(data.get("namespace") or "/", target)
+            self._forward(data)
+
+    def _forward(self, data: dict[str, Any]) -> None:
+        """Send another worker's targeted message on to the shared channel, as that worker's
+        (its host_id stays, so its callbacks still come back to it)."""
+        forwarded = {key: value for key, value in data.items() if key not in ("seq", "mid")}
+        forwarded["forwarded"] = True
+        self.publish_raw(self.channel, forwarded, sequenced=False)
+
+    def publish_raw(self, channel: str, data: dict[str, Any], sequenced: bool = True) -> None:
         """Queue ``data`` for ``channel`` as it is (no routing)."""
         if self.publisher is not None:
             # The send time, for the delivery latency the receivers measure; the sequence
             # number, for the losses they count.
-            data = {**data, "ts": time.time()}
-            # A callback's host_id names its receiver, not its sender: no sequence for it.
-            if data.get("method") != "callback":
+            data = {**data, "ts": data.get("ts") or time.time()}
+            # A callback's host_id names its receiver, not its sender, and a forwarded message
+            # keeps its sender's host_id: no sequence for them (they would look like gaps).
+            if sequenced and data.get("method") != "callback":
                 data["seq"] = self._sent_seq[channel] = self._sent_seq.get(channel, 0) + 1
             if self.transport == "streams":
                 # Readers drop a message id seen before: a batch may be sent twice.
@@ -253,7 +280,21 @@ class SioctlRedisManager(socketio.PubSubManager):
                     continue
             if self.queries.handle(data):
                 continue
+            if channel == self.own_channel and self._not_here(data):
+                # Sent here on a stale owner record (the socket now lives on another worker,
+                # e.g. an io.generate_id id that reconnected elsewhere): pass it on.
+                self._forward(data)
+                continue
             yield data
+
+    def _not_here(self, data: dict[str, Any]) -> bool:
+        """Whether ``data`` targets one socket that is not connected to this worker."""
+        target = _target_of(data)
+        if target is None or data.get("forwarded"):
+            return False
+        namespace = data.get("namespace") or "/"
+        return not (self.is_connected(target, namespace)
+                    or self.is_pre_connected(target, namespace))
 
     def _count_gap(self, channel: str, data: dict[str, Any]) -> None:
         """Count the messages a publisher sent on ``channel`` that never arrived here."""
@@ -309,3 +350,13 @@ class SioctlRedisManager(socketio.PubSubManager):
         """Disconnect every socket in ``room`` (all when None); returns how many."""
         answers = self.queries.ask("disconnect", room, namespace, timeout)
         return sum(int(answer.get("count", 0)) for answer in answers)
+
+
+def _target_of(data: dict[str, Any]) -> Any:
+    """The one socket (or room) a message addresses: an emit's room, a socket method's sid."""
+    method = data.get("method")
+    if method == "emit":
+        return data.get("room")
+    if method in SOCKET_METHODS:
+        return data.get("sid")
+    return None

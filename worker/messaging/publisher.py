@@ -64,8 +64,11 @@ class Publisher:
         listening: Callable[[], bool] = lambda: True,
         reconnected: Callable[[], None] = lambda: None,
         stream_maxlen: int | None = None,
+        unheard: Callable[[str, Any], None] | None = None,
     ) -> None:
         self._connect = connect
+        # Called with (channel, data) for each PUBLISH that no subscriber received.
+        self._unheard = unheard
         # With a max length, messages go to Redis Streams (see streams.py) instead of pub/sub.
         self.stream_maxlen = stream_maxlen
         self._listening = listening
@@ -160,11 +163,16 @@ class Publisher:
         for args in batch:
             pipe.execute_command(*args)
         # Raises on a connection error; the batch stays queued and is sent again.
-        pipe.execute(raise_on_error=False)
+        results = pipe.execute(raise_on_error=False)
         for _ in batch:
             self.queue.popleft()
         self.stats.published += len(batch)
         self.stats.batches += 1
+        if self._unheard is not None:
+            # PUBLISH answers how many subscribers got the message.
+            for args, received in zip(batch, results, strict=True):
+                if args[0] == "publish" and received == 0:
+                    self._unheard(args[1], args[2])
 
     def _drop_client(self) -> None:
         client, self._client = self._client, None

@@ -1,0 +1,74 @@
+"""A worker's memory of which worker owns which socket, so that a targeted emit need not ask
+Redis every time.
+
+Looking the owner up in Redis was a blocking round trip on every emit to a socket of another
+worker (and on every emit to a room, whose name is looked up the same way and found nowhere):
+the largest cost of a targeted emit in the benchmarks (docs/benchmarks.md). The answers are
+kept for a short while:
+
+- "owned by worker W" for ``OWNED_TTL`` s. A socket id normally lives on one worker, but with
+  ``io.generate_id`` a client may come back with the same id on another worker; a message then
+  sent to W on the strength of a stale entry is not lost: W passes a targeted message for a
+  socket it does not have to the shared channel (see ``SioctlRedisManager._listen``).
+- "nobody" (a room name, or a socket not connected yet) for ``UNKNOWN_TTL`` s; such a message
+  goes to the shared channel, which reaches every worker, so a stale entry only costs traffic.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+OWNED_TTL = 10.0
+UNKNOWN_TTL = 2.0
+MAX_ENTRIES = 50_000
+
+
+class OwnerCache:
+    """Recent owner lookups, bounded in age and in number (least recently used go first)."""
+
+    def __init__(
+        self,
+        owned_ttl: float = OWNED_TTL,
+        unknown_ttl: float = UNKNOWN_TTL,
+        max_entries: int = MAX_ENTRIES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.owned_ttl = owned_ttl
+        self.unknown_ttl = unknown_ttl
+        self.max_entries = max_entries
+        self._clock = clock
+        self._entries: OrderedDict[tuple[str, str], tuple[str | None, float]] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, namespace: str, sid: str) -> tuple[bool, str | None]:
+        """``(True, owner)`` when a fresh answer is known (owner None: nobody), else
+        ``(False, None)``."""
+        key = (namespace, sid)
+        entry = self._entries.get(key)
+        if entry is None or entry[1] <= self._clock():
+            if entry is not None:
+                del self._entries[key]
+            self.misses += 1
+            return False, None
+        self._entries.move_to_end(key)
+        self.hits += 1
+        return True, entry[0]
+
+    def put(self, namespace: str, sid: str, owner: str | None) -> None:
+        """Remember Redis's answer for ``sid`` (None: no worker owns it)."""
+        ttl = self.owned_ttl if owner is not None else self.unknown_ttl
+        key = (namespace, sid)
+        self._entries[key] = (owner, self._clock() + ttl)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def forget(self, namespace: str, sid: str) -> None:
+        """Drop what is known of ``sid`` (it connected or left here, so the answer changed)."""
+        self._entries.pop((namespace, sid), None)
+
+    def __len__(self) -> int:
+        return len(self._entries)
