@@ -128,7 +128,10 @@ def decode_packet_v3(encoded: str | bytes) -> packet.Packet:
         except (binascii.Error, ValueError):
             raise InvalidPacket("binary packet is not valid base64") from None
         return packet.Packet(packet.MESSAGE, data)
-    return decode_packet(encoded)
+    pkt = decode_packet(encoded)
+    if not packet.OPEN <= pkt.packet_type <= packet.NOOP:
+        raise InvalidPacket(f"no packet type {pkt.packet_type} in Engine.IO 3")
+    return pkt
 
 
 def decode_text_payload(body: str) -> list[packet.Packet]:
