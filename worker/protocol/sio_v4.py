@@ -77,12 +77,16 @@ class SocketIOv4Mixin:
     def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
         result = super()._handle_eio_connect(eio_sid, environ)  # type: ignore[misc]
         if is_v2_client(self, eio_sid):
-            # v4 > Connection to the default namespace: implicit, no CONNECT from the client.
-            # The CONNECT-first rule and the connect timeout are satisfied by it.
-            self._sioctl_state.connected.add(eio_sid)
+            # v4 > Connection to the default namespace: implicit, no CONNECT from the client;
+            # it counts as the session's first CONNECT (it may connect other namespaces next).
             server: Any = self
             if namespace_served(server, "/"):
+                self._sioctl_state.connected.add(eio_sid)
                 server._handle_connect(eio_sid, "/", None)
+                if server.manager.sid_from_eio_sid(eio_sid, "/") is None:
+                    # Refused: as with the reference server, the connect timeout closes the
+                    # session unless the client connects another namespace first.
+                    self._sioctl_state.connected.discard(eio_sid)
         return result
 
     def _handle_eio_message(self, eio_sid: str, data: Any) -> Any:
