@@ -341,6 +341,31 @@ def test_unknown_namespace_gets_the_v2_error_packet(chat: Cluster, slot: int) ->
         client.close()
 
 
+@pytest.mark.parametrize("slot", SLOTS)
+def test_namespace_connect_with_a_query(chat: Cluster, slot: int) -> None:
+    """v4 > CONNECT: the client sends `0/chat,` (no payload), or `0/chat?<query>,`; the server
+    answers with a bare `40/chat,` and, as the reference server, hands the query over as the
+    connection's auth payload."""
+    client = Polling3(chat, ip(slot, 9))
+    try:
+        client.open()
+        client.send("40/chat?token=abc&lang=fr,")
+        assert client.poll_packets() == ["40/chat,"]
+        client.send('42/chat,7["auth"]')
+        assert client.poll_packets() == ['43/chat,7[{"token":"abc","lang":"fr"}]']
+    finally:
+        client.close()
+    plain = Polling3(chat, ip(slot, 10))
+    try:
+        plain.open()
+        plain.send("40/chat,")
+        assert plain.poll_packets() == ["40/chat,"]
+        plain.send('42/chat,8["auth"]')
+        assert plain.poll_packets() == ["43/chat,8[]"]  # no auth: the handler returns None
+    finally:
+        plain.close()
+
+
 # --- Bad input -----------------------------------------------------------------------------------
 
 

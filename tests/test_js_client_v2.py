@@ -230,6 +230,18 @@ def test_namespaces_of_an_app_directory(fwapp: Cluster, node: Any, transports: l
     finish(v2)
 
 
+def test_namespace_query_is_the_auth_payload(chat: Cluster, node: Any) -> None:
+    """`io('/chat', {query})` of a v2 client reaches the connect handler as its auth."""
+    v2 = node({
+        "url": chat.url, "localAddress": SLOT1[6],
+        "namespaces": [{"name": "/chat", "query": {"token": "abc"}}],
+        "actions": [{"op": "emit", "event": "auth", "namespace": "/chat"}],
+    })
+    assert set(v2.expect("connect")["namespaces"]) == {"/", "/chat"}
+    assert v2.expect("emit")["ack"] == {"token": "abc"}
+    finish(v2)
+
+
 def test_refused_connection_reaches_the_v2_error_handler(fwapp: Cluster, node: Any) -> None:
     """A connection middleware's refusal is an ERROR packet whose payload is the message, as
     the Socket.IO 2 server sent it."""

@@ -63,3 +63,14 @@ def to_room(sid: str, message: dict[str, Any]) -> bool:
     """Emit 'news' with message['data'] to the members of message['room'] only."""
     sio.emit("news", message.get("data"), to=message["room"])
     return True
+
+
+@sio.on("connect", namespace="/chat")
+def chat_connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+    """/chat keeps the auth payload its client sent (v2 clients: the namespace's query)."""
+    sio.save_session(sid, {"auth": auth}, namespace="/chat")
+
+
+@sio.on("auth", namespace="/chat")
+def chat_auth(sid: str, data: Any = None) -> Any:
+    return sio.get_session(sid, namespace="/chat")["auth"]
