@@ -406,6 +406,42 @@ def test_server_closes_a_client_that_stops_pinging(fastping: Cluster, slot: int)
     assert ended, "the server kept a silent session open"
 
 
+@pytest.mark.parametrize("slot", SLOTS)
+def test_silent_websocket_is_closed(fastping: Cluster, slot: int) -> None:
+    """The same over a websocket: the server ends a session whose client never pings (the v3
+    test suite: "closes the session upon ping timeout")."""
+    ws = open_websocket(fastping, ip(slot, 10), "EIO=3&transport=websocket")
+    deadline = time.monotonic() + 20
+    frames: list[Any] = []
+    closed = False
+    try:
+        while not closed and time.monotonic() < deadline:
+            try:
+                opcode, data = ws.recv_data()
+            except websocket.WebSocketConnectionClosedException:
+                closed = True
+                continue
+            except (TimeoutError, websocket.WebSocketTimeoutException):
+                continue
+            closed = opcode == websocket.ABNF.OPCODE_CLOSE
+            frames.append(data)
+    finally:
+        ws.close()
+    assert closed, f"the server kept a silent websocket open; it sent {frames!r}"
+    # Like the reference server, it ends the transport (no close packet is owed).
+    assert frames[0].startswith(b"0{")
+
+
+def test_ping_after_the_timeout_finds_the_session_gone(fastping: Cluster) -> None:
+    """The v3 test suite's "closes the session upon ping timeout": a client silent for longer
+    than pingInterval + pingTimeout (1.3 s here) that pings again gets a 400."""
+    client = Polling3(fastping, ip(0, 9))
+    client.open()
+    time.sleep(2.0)  # past pingInterval + pingTimeout: the point of the test
+    assert client.send("2").status_code == 400
+    client.http.close()
+
+
 # --- allow_eio3 off ------------------------------------------------------------------------------
 
 
