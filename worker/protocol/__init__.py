@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import eio3, engineio_rules, ping_interval, sio_v4, socketio_rules
+from . import eio3_handshake, engineio_rules, ping_interval, sio_v4, socketio_rules
 
 # The reference server's default connectTimeout: a session that has not sent its first CONNECT
 # by then is closed.
@@ -26,5 +26,5 @@ def install(
     handshake gets a 400 saying how to allow them."""
     ping_interval.fix_ping_interval(server.eio)
     engineio_rules.make_conformant(server.eio)
-    eio3.install(server.eio, allow_eio3)
+    eio3_handshake.install(server.eio, allow_eio3)
     socketio_rules.make_conformant(server, connect_timeout, (sio_v4.SocketIOv4Mixin,))
