@@ -41,7 +41,7 @@ class Eio3Packet(packet.Packet):
 
 
 class Eio3Session(ConformantSocket):
-    """An Engine.IO session of protocol 3 (created by :func:`open_session` only)."""
+    """An Engine.IO session of protocol 3 (created by :func:`.eio3_handshake.open_session`)."""
 
     # Whether polling responses carry binary as base64 (the handshake asked with b64=1).
     b64 = False

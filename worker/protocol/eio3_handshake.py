@@ -23,9 +23,6 @@ REFUSAL = (
     "Engine.IO protocol 3 (EIO=3, Socket.IO v2 clients) is not enabled on this server; "
     "start it with --allow-eio3 (SIOCTL_ALLOW_EIO3=1) to serve them"
 )
-
-
-
 # Where a handshake's own query waits while python-engineio's checks see it as EIO=4.
 ORIGINAL_QUERY = "sioctl.eio3_query"
 
