@@ -1,7 +1,8 @@
 """The real socket.io-client@2 (Socket.IO v2, Engine.IO 3; tests/js/client_v2.js) next to the
 v4 client (tests/js/client.js) and python clients, through ``sioctl start --sticky
 --allow-eio3`` with 2 workers: every transport, acks, binary, namespaces and refusals, rooms and
-broadcasts crossing both protocols and both workers, the gateway's flow, and the heartbeat.
+broadcasts crossing both protocols, both workers and two nodes, the gateway's flow, and the
+heartbeat.
 """
 
 from __future__ import annotations
@@ -192,6 +193,36 @@ def test_rooms_across_protocols_and_workers(
     # The outsider's first news is a broadcast sent after both room messages.
     assert outsider.call("broadcast", "sentinel", timeout=10) is True
     assert news.get(timeout=10) == "sentinel"
+
+
+@pytest.fixture(scope="module")
+def other_node(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A second node of the chat app: its own master and workers, the same Redis."""
+    yield from _cluster("tests.apps.chat:sio", redis_url, tmp_path_factory, "--allow-eio3")
+
+
+def test_broadcasts_across_nodes(chat: Cluster, other_node: Cluster, node: Any) -> None:
+    """A v4 client on one node and a v2 client on another hear each other's broadcasts."""
+    v4 = node({
+        "url": other_node.url, "localAddress": SLOT0[6],
+        "actions": [{"op": "wait", "event": "news"},
+                    {"op": "emit", "event": "broadcast", "args": ["from node B"]}],
+    }, v2=False)
+    v4.expect("connect")
+    v2 = node({
+        "url": chat.url, "localAddress": SLOT1[7],
+        "actions": [{"op": "emit", "event": "broadcast", "args": ["from node A"]},
+                    {"op": "wait", "event": "news"},
+                    {"op": "wait", "event": "news"}],
+    })
+    v2.expect("connect")
+    assert v2.expect("emit")["ack"] is True
+    assert v2.expect("wait")["args"] == ["from node A"]
+    assert v2.expect("wait")["args"] == ["from node B"]
+    finish(v2)
+    assert v4.expect("wait")["args"] == ["from node A"]
+    assert v4.expect("emit")["ack"] is True
+    finish(v4)
 
 
 # --- Namespaces and refusals (an egg-socket.io style app directory) ------------------------------
