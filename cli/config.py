@@ -166,7 +166,7 @@ def build_settings(
     """Lay ``options`` (click's values, None when not given) over the config file's values.
 
     ``options`` keys: app, bind (tuple), workers, redis, redis_channel, title, env, run_dir,
-    timeout, graceful_timeout, connect_timeout, keepalive, worker_connections, backlog,
+    timeout, graceful_timeout, connect_timeout, allow_eio3, keepalive, worker_connections, backlog,
     pending_limit, log_level, access_logfile, error_logfile, pidfile, certfile, keyfile, chdir,
     daemon. Raises click.BadParameter or click.UsageError with one line for anything unusable.
 
@@ -323,6 +323,11 @@ def build_settings(
             raise click.BadParameter(f"{entry!r} is not an address, a network or '*'",
                                      param_hint="'--forwarded-allow-ips'") from None
     settings.proxy_protocol = bool(pick("proxy_protocol", "proxy_protocol", False))
+    # --allow-eio3 / SIOCTL_ALLOW_EIO3, then the app directory's io.init.allow_eio3.
+    allow_eio3 = options.get("allow_eio3")
+    if allow_eio3 is None and app_config is not None:
+        allow_eio3 = app_config.init.get("allow_eio3")
+    settings.allow_eio3 = bool(allow_eio3)
     if bool(settings.certfile) != bool(settings.keyfile):
         raise click.BadParameter("certfile and keyfile must be given together",
                                  param_hint="'-c' / '--config'")

@@ -26,6 +26,7 @@ def dev_settings(
     run_dir: str | None,
     cwd: str,
     environ: Mapping[str, str],
+    allow_eio3: bool | None = None,
 ) -> Settings:
     """Settings for a development server: debug logging, an access log on stdout.
 
@@ -43,6 +44,7 @@ def dev_settings(
         "access_logfile": "-",
         "graceful_timeout": GRACEFUL_TIMEOUT,
         "daemon": False,
+        "allow_eio3": allow_eio3,
     }
     return build_settings(options, FileConfig(), cwd=cwd, environ=environ, cpu_count=1)
 

@@ -69,6 +69,9 @@ def cli() -> None:
 @option("--connect-timeout", type=click.FloatRange(min=0), envvar=env("CONNECT_TIMEOUT"),
         metavar="S", help="Close a session that has not connected to a namespace after this "
         "long (default 45, as the Node server; 0: never).")
+@option("--allow-eio3/--no-allow-eio3", default=None, envvar=env("ALLOW_EIO3"),
+        help="Also serve Socket.IO v2 clients (Engine.IO protocol 3), as the Node server's "
+        "allowEIO3; default: the app directory's io.init.allow_eio3, else off.")
 @option("--keepalive", type=click.FloatRange(min=0), envvar=env("KEEPALIVE"), metavar="S",
         help="Keep-alive timeout of idle HTTP connections (default 2).")
 @option("--worker-connections", type=click.IntRange(min=1), envvar=env("WORKER_CONNECTIONS"),
@@ -258,12 +261,15 @@ def _nothing_running(base: str, title: str | None) -> None:
         metavar="ENV", help="Environment name, exported to the app as SIOCTL_ENV; an app "
         "directory reads config/config_ENV.py.")
 @run_dir_option()
+@option("--allow-eio3/--no-allow-eio3", default=None, envvar=env("ALLOW_EIO3"),
+        help="Also serve Socket.IO v2 clients (Engine.IO protocol 3); default: the app "
+        "directory's io.init.allow_eio3, else off.")
 @option("--reload/--no-reload", default=True,
         help="Restart when a .py file under the app directory (or the current directory) "
         "changes (default on).")
 def dev_command(app: str | None, bind: str, workers: int, redis: str | None,
                 redis_channel: str | None, env_name: str, run_dir: str | None,
-                reload: bool) -> None:
+                allow_eio3: bool | None, reload: bool) -> None:
     """Serve APP for development: debug logs, restart on code changes.
 
     APP is module:attr or an app directory; default: SIOCTL_APP, or the current directory.
@@ -271,7 +277,8 @@ def dev_command(app: str | None, bind: str, workers: int, redis: str | None,
     cwd = os.getcwd()
     settings = dev.dev_settings(app=app, bind=bind, workers=workers, redis=redis,
                                 redis_channel=redis_channel, env_name=env_name,
-                                run_dir=run_dir, cwd=cwd, environ=os.environ)
+                                run_dir=run_dir, cwd=cwd, environ=os.environ,
+                                allow_eio3=allow_eio3)
     url = config.listen_urls(settings)[0]
     _say(f"sioctl dev: serving {settings.app} on {url} "
          f"({settings.workers} worker{'s' if settings.workers > 1 else ''}, "

@@ -119,6 +119,8 @@ io = {
     "init": {
         "ping_interval": 25,
         "ping_timeout": 20,
+        # True also serves Socket.IO v2 clients (egg-socket.io's), as --allow-eio3 does.
+        "allow_eio3": False,
     },
     # Middleware named by file (app/io/middleware/<name>.py), run in this order.
     "namespace": {

@@ -44,6 +44,8 @@ class Settings:
     graceful_timeout: float = 30.0
     # Seconds a new Engine.IO session has to send its first Socket.IO CONNECT (0: no limit).
     connect_timeout: float = 45.0
+    # Serve Socket.IO v2 clients (Engine.IO protocol 3) beside v3/v4 ones (Node's allowEIO3).
+    allow_eio3: bool = False
     keepalive: float = 2.0
     worker_connections: int = 1000
     backlog: int = 2048

@@ -589,3 +589,29 @@ def test_stop_waits_for_the_clusters_own_graceful_timeout() -> None:
     assert stop_timeout(Found("t", {"graceful_timeout": 60.0}, 1)) == 65.0
     assert stop_timeout(Found("t", {"state": "running"}, 1)) == DEFAULT_STOP_TIMEOUT
     assert stop_timeout(Found("t", None, 1)) == DEFAULT_STOP_TIMEOUT
+
+
+def test_allow_eio3_from_flag_env_and_app_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Off by default; --allow-eio3 or SIOCTL_ALLOW_EIO3 turns it on.
+    assert _print_config(tmp_path, ["app:app"])["allow_eio3"] is False
+    assert _print_config(tmp_path, ["app:app", "--allow-eio3"])["allow_eio3"] is True
+    assert _print_config(tmp_path, ["app:app"], {"SIOCTL_ALLOW_EIO3": "1"})["allow_eio3"] is True
+    # An app directory's io.init.allow_eio3 applies unless the command line says otherwise.
+    _app_dir(tmp_path / "proj", "io = {'init': {'allow_eio3': True}}\n")
+    monkeypatch.chdir(tmp_path)
+    assert _print_config(tmp_path, ["proj"])["allow_eio3"] is True
+    assert _print_config(tmp_path, ["proj", "--no-allow-eio3"])["allow_eio3"] is False
+    settings = dev.dev_settings(app="proj", bind="127.0.0.1:7001", workers=1, redis=None,
+                                redis_channel=None, env_name="local", run_dir=None,
+                                cwd=str(tmp_path), environ={}, allow_eio3=None)
+    assert settings.allow_eio3 is True
+
+
+def test_allow_eio3_in_app_config_must_be_a_bool(tmp_path: Path) -> None:
+    _app_dir(tmp_path / "proj", "io = {'init': {'allow_eio3': 'yes'}}\n")
+    result = CliRunner().invoke(cli, ["start", "--print-config", str(tmp_path / "proj")],
+                                env=_isolated_env(tmp_path))
+    assert result.exit_code == 1
+    assert "io.init.allow_eio3" in result.output and "True or False" in result.output

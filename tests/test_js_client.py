@@ -21,11 +21,12 @@ LINE_TIMEOUT = 20.0
 
 
 class NodeClient:
-    """tests/js/client.js running in node; its JSON output lines read as they come."""
+    """tests/js/client.js (or ``script``) running in node; its JSON output lines read as they
+    come."""
 
-    def __init__(self, spec: dict[str, Any]) -> None:
+    def __init__(self, spec: dict[str, Any], script: str = "client.js") -> None:
         self.proc = subprocess.Popen(
-            ["node", str(JS_DIR / "client.js"), json.dumps(spec)],
+            ["node", str(JS_DIR / script), json.dumps(spec)],
             cwd=JS_DIR,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

@@ -104,7 +104,7 @@ def load(settings: Settings, logger: logging.Logger) -> tuple[Callable[..., Any]
         loaded = app_loader.LoadedApp(app.wsgi_app, app.sio)
     else:
         loaded = app_loader.load_app(settings.app)
-    protocol.install(loaded.server, settings.connect_timeout)
+    protocol.install(loaded.server, settings.connect_timeout, settings.allow_eio3)
     quiet_library_handlers()
     described = manager.install_manager(
         loaded.server, settings.redis_url, settings.redis_channel, logger,

@@ -75,3 +75,14 @@ def admin_connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
 @sio.on("echo", namespace="/admin")
 def admin_echo(sid: str, data: Any = None) -> Any:
     return data
+
+
+@sio.on("connect", namespace="/chat")
+def chat_connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+    """/chat keeps the auth payload its client sent (v2 clients: the namespace's query)."""
+    sio.save_session(sid, {"auth": auth}, namespace="/chat")
+
+
+@sio.on("auth", namespace="/chat")
+def chat_auth(sid: str, data: Any = None) -> Any:
+    return sio.get_session(sid, namespace="/chat")["auth"]

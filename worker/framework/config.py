@@ -37,6 +37,8 @@ INIT_KEYS = {
     "allow_upgrades",
     "http_compression",
     "cookie",
+    # Socket.IO v2 clients too (egg-socket.io's clients); read by the CLI (--allow-eio3).
+    "allow_eio3",
 }
 NAMESPACE_KEYS = {"connection_middleware", "packet_middleware"}
 REDIS_KEYS = {"host", "port", "password", "db", "username", "path"}
@@ -231,7 +233,7 @@ def _apply_init(config: AppConfig, value: Any) -> None:
     if "path" in init:
         path = _expect(config, "io.init.path", init["path"], (str,), "a URL path")
         init["path"] = path.strip("/") or "socket.io"
-    for key in ("allow_upgrades", "http_compression"):
+    for key in ("allow_upgrades", "http_compression", "allow_eio3"):
         if key in init:
             _expect(config, f"io.init.{key}", init[key], (bool,), "True or False")
     if "cookie" in init and init["cookie"] is not None:

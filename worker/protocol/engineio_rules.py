@@ -116,9 +116,9 @@ class ConformantSocket(Socket):
         self._expire_if_silent()
         self._post_active = True
         try:
-            body = self._read_body(environ)
+            raw = self._read_body(environ)
             try:
-                packets = decode_payload(body)
+                packets = self.decode_post_body(raw, environ)
             except InvalidPacket:
                 # An invalid packet closes the session (the official test suite, "closes the
                 # session upon invalid packet format"); python-engineio answered 200 or hung.
@@ -137,7 +137,27 @@ class ConformantSocket(Socket):
         if not self.check_ping_timeout():
             raise exceptions.SocketIsClosedError("ping timeout")
 
-    def _read_body(self, environ: dict[str, Any]) -> str:
+    def decode_post_body(self, raw: bytes, environ: dict[str, Any]) -> list[packet.Packet]:
+        """The packets of a POST body (Engine.IO v4 framing); raises :class:`InvalidPacket`."""
+        try:
+            body = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidPacket("payload is not UTF-8") from None
+        return decode_payload(body)
+
+    def check_websocket_frame(self, frame: str | bytes) -> str | bytes:
+        """The frame python-engineio should see for one a client sent on the websocket;
+        raises :class:`InvalidPacket` for one it may not send (Engine.IO v4: binary frames
+        are bare messages, text frames typed packets)."""
+        pkt = decode_packet(frame)
+        allowed = pkt.packet_type in CLIENT_WEBSOCKET_TYPES or (
+            self.upgrading and pkt.packet_type == packet.PING and pkt.data == "probe"
+        )
+        if not allowed:
+            raise InvalidPacket(f"packet type {pkt.packet_type} may not be sent here")
+        return frame
+
+    def _read_body(self, environ: dict[str, Any]) -> bytes:
         limit = self.server.max_http_buffer_size
         stream = environ["wsgi.input"]
         if environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
@@ -155,11 +175,7 @@ class ConformantSocket(Socket):
         if len(raw) > limit:
             self._close_for_error("an oversized payload")
             raise exceptions.ContentTooLongError()
-        try:
-            return str(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            self._close_for_error("a payload that is not UTF-8")
-            raise InvalidPacket("payload is not UTF-8") from None
+        return bytes(raw)
 
     def _close_for_error(self, what: str) -> None:
         """Close the session now, without waiting for its queue to drain.
@@ -224,19 +240,13 @@ class _GuardedWebSocket:
         if frame is None:
             return None
         try:
-            pkt = decode_packet(frame)
-            allowed = pkt.packet_type in CLIENT_WEBSOCKET_TYPES or (
-                self._session.upgrading and pkt.packet_type == packet.PING and pkt.data == "probe"
-            )
-            if not allowed:
-                raise InvalidPacket(f"packet type {pkt.packet_type} may not be sent here")
+            return self._session.check_websocket_frame(frame)
         except InvalidPacket as exc:
             if not self._session.upgrading:  # during a probe, the handler logs it
                 self._session.server._log_error_once(
                     f"closing session {self._session.sid}: {exc}", "sioctl-invalid-ws-packet"
                 )
             raise
-        return frame
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._ws, name)

@@ -195,14 +195,19 @@ def namespace_served(server: socketio.Server, namespace: str) -> bool:
     )
 
 
-def make_conformant(server: socketio.Server, connect_timeout: float) -> None:
+def make_conformant(
+    server: socketio.Server, connect_timeout: float, mixins: tuple[type, ...] = ()
+) -> None:
     """Make ``server`` follow the rules above from now on; ``connect_timeout`` 0 disables the
-    deadline for the first CONNECT."""
+    deadline for the first CONNECT. ``mixins`` go before the rules in the new class (they
+    may use ``_sioctl_state``)."""
     if isinstance(server, ConformantServerMixin):
         server._sioctl_state.connect_timeout = connect_timeout
         return
     base = type(server)
-    server.__class__ = type(f"Conformant{base.__name__}", (ConformantServerMixin, base), {})
+    server.__class__ = type(
+        f"Conformant{base.__name__}", (*mixins, ConformantServerMixin, base), {}
+    )
     server._sioctl_state = ProtocolState(connect_timeout)
     # python-socketio registered its engine.io handlers as bound methods when it was built;
     # point those at the methods of the new class. A handler someone else put there (the admin
