@@ -182,6 +182,8 @@ class TrustedProxies:
     def trusts(self, host: str) -> bool:
         if self.any:
             return True
+        if not self.networks:
+            return False  # the usual case, asked on every accept: no address parsing
         try:
             address = ipaddress.ip_address(host.split("%", 1)[0])
         except ValueError:

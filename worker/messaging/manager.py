@@ -73,6 +73,10 @@ class SioctlRedisManager(socketio.PubSubManager):
         # what others publish: pub/sub's losses, counted.
         self._sent_seq: dict[str, int] = {}
         self._last_seq: dict[tuple[str, str], int] = {}
+        # Sequence numbers of this worker's channel that arrived forwarded, before their gap.
+        self._recovered: dict[tuple[str, str], set[int]] = {}
+        # The first sequence number heard per (publisher, channel): gaps are counted after it.
+        self._first_seq: dict[tuple[str, str], int] = {}
         self.lost = 0
         self._last_loss_log = 0.0
 
@@ -237,13 +241,18 @@ class SioctlRedisManager(socketio.PubSubManager):
         target = _target_of(data) if isinstance(data, dict) else None
         if target is not None:
             self.owners.forget(data.get("namespace") or "/", target)
-            self._forward(data)
+            # A live worker whose subscription had dropped for a moment gets it this way too;
+            # "orig" tells it not to count as lost what it will see a gap for on its channel.
+            seq = data.get("seq")
+            self._forward(data, [channel, seq] if isinstance(seq, int) else None)
 
-    def _forward(self, data: dict[str, Any]) -> None:
+    def _forward(self, data: dict[str, Any], orig: list[Any] | None = None) -> None:
         """Send another worker's targeted message on to the shared channel, as that worker's
         (its host_id stays, so its callbacks still come back to it)."""
         forwarded = {key: value for key, value in data.items() if key not in ("seq", "mid")}
         forwarded["forwarded"] = True
+        if orig is not None:
+            forwarded["orig"] = orig
         self.publish_raw(self.channel, forwarded, sequenced=False)
 
     def publish_raw(self, channel: str, data: dict[str, Any], sequenced: bool = True) -> None:
@@ -296,15 +305,38 @@ class SioctlRedisManager(socketio.PubSubManager):
         return not (self.is_connected(target, namespace)
                     or self.is_pre_connected(target, namespace))
 
+    def _count_recovered(self, data: dict[str, Any]) -> None:
+        """A message meant for this worker's channel that came forwarded (see ``_unheard``):
+        it is not lost, whether or not its gap on that channel has shown yet."""
+        orig, host = data.get("orig"), data.get("host_id")
+        if not (isinstance(orig, list) and len(orig) == 2 and orig[0] == self.own_channel
+                and isinstance(orig[1], int) and isinstance(host, str)):
+            return
+        key = (host, self.own_channel)
+        last = self._last_seq.get(key)
+        if last is not None and self._first_seq.get(key, last) < orig[1] <= last:
+            self.lost -= 1  # its gap was counted already
+        else:
+            self._recovered.setdefault(key, set()).add(orig[1])
+
     def _count_gap(self, channel: str, data: dict[str, Any]) -> None:
         """Count the messages a publisher sent on ``channel`` that never arrived here."""
+        if data.get("forwarded"):
+            self._count_recovered(data)
         seq, host = data.get("seq"), data.get("host_id")
         if not isinstance(seq, int) or not isinstance(host, str):
             return
         key = (host, channel)
         last = self._last_seq.get(key)
-        if last is not None and seq > last + 1:
-            missing = seq - last - 1
+        recovered = self._recovered.get(key)
+        arrived_forwarded = 0
+        if recovered:
+            arrived_forwarded = sum(1 for s in recovered if last is not None and last < s < seq)
+            recovered.difference_update([s for s in recovered if s < seq])
+            if not recovered:
+                del self._recovered[key]
+        if last is not None and seq > last + 1 + arrived_forwarded:
+            missing = seq - last - 1 - arrived_forwarded
             self.lost += missing
             now = time.monotonic()
             if now - self._last_loss_log >= 5.0:
@@ -313,6 +345,8 @@ class SioctlRedisManager(socketio.PubSubManager):
                     "lost %d message(s) from worker %s on %s (not subscribed when they were "
                     "published; --redis-transport streams keeps them); %d lost so far",
                     missing, host[:8], channel, self.lost)
+        if last is None:
+            self._first_seq[key] = seq
         if last is None or seq > last:
             self._last_seq[key] = seq
 
