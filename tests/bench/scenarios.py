@@ -205,15 +205,15 @@ async def handoff(system: System, plan: Plan) -> Result:
 # ------------------------------------------------------------------------------- echo
 
 
-async def echo(system: System, plan: Plan, rate: float | None) -> Result:
+async def echo(system: System, plan: Plan, rate: float | None, text: str = "hello") -> Result:
     """Echo with ack from ``echo_clients`` clients: at ``rate`` msgs/s offered in all (spread
     evenly over time and clients), or, with ``rate`` None, at saturation (every client sends its
-    next message as soon as the previous one is answered)."""
+    next message as soon as the previous one is answered). ``text`` is the message's text."""
     ips = source_ips()
     sessions, _ = await open_sessions(system.port, plan.echo_clients, ips, now() + 30.0)
     latencies: list[float] = []
     timeouts = 0
-    payload = {"text": "hello", "n": 42}
+    payload = {"text": text, "n": 42}
     try:
         _check_enough(sessions, plan.echo_clients)
         meter = Meter(system)

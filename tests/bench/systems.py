@@ -103,7 +103,8 @@ class System:
     def _spawn(self, argv: list[str], log_name: str, **kwargs: Any) -> subprocess.Popen[bytes]:
         """Start ``argv`` in a session of its own, its output going to a log file."""
         with open(self.work / log_name, "ab") as log:
-            proc = subprocess.Popen(argv, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=log,
+            proc = subprocess.Popen(argv, cwd=kwargs.pop("cwd", REPO_ROOT),
+                                    stdin=subprocess.DEVNULL, stdout=log,
                                     stderr=subprocess.STDOUT, start_new_session=True, **kwargs)
         self.procs.append(proc)
         return proc
