@@ -255,6 +255,20 @@ SHARED_REDIS = "shared"
 StartCluster = Callable[..., Cluster]
 
 
+def module_cluster(
+    app: str, workers: int, redis_url: str | None, log_dir: Path, *args: str,
+    env: dict[str, str] | None = None,
+) -> Iterator[Cluster]:
+    """Yield a started cluster, then stop it and check no worker outlived its master: the body
+    of a module-scoped cluster fixture (``yield from module_cluster(...)``)."""
+    cluster = Cluster(app, workers, redis_url, args, env or {}, log_dir)
+    try:
+        yield cluster.start()
+    finally:
+        survivors = cluster.stop()
+        assert not survivors, f"worker processes outlived their master: {survivors}"
+
+
 @pytest.fixture
 def start_cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StartCluster]:
     """Factory: ``start_cluster(app="tests.apps.chat:sio", workers=2, redis_url=SHARED_REDIS,

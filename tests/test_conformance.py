@@ -27,7 +27,7 @@ import pytest
 import requests
 import websocket
 from clients import bound_session, ips_for_slot
-from conftest import Cluster
+from conftest import Cluster, module_cluster
 
 WORKERS = 2
 SLOTS = list(range(WORKERS))
@@ -39,39 +39,24 @@ SEP = "\x1e"
 @pytest.fixture(scope="module")
 def chat(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """One cluster of the chat app for the whole module (booting one per test is too slow)."""
-    cluster = Cluster("tests.apps.chat:sio", WORKERS, redis_url, (), {}, _log_dir(tmp_path_factory))
-    try:
-        yield cluster.start()
-    finally:
-        survivors = cluster.stop()
-        assert not survivors, f"worker processes outlived their master: {survivors}"
+    yield from module_cluster("tests.apps.chat:sio", WORKERS, redis_url, _log_dir(tmp_path_factory))
 
 
 @pytest.fixture(scope="module")
 def fastping(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """A cluster whose app pings every 0.3 s (tests/apps/fastping.py), for the heartbeat."""
-    cluster = Cluster(
-        "tests.apps.fastping:sio", WORKERS, redis_url, (), {}, _log_dir(tmp_path_factory)
+    yield from module_cluster(
+        "tests.apps.fastping:sio", WORKERS, redis_url, _log_dir(tmp_path_factory)
     )
-    try:
-        yield cluster.start()
-    finally:
-        survivors = cluster.stop()
-        assert not survivors, f"worker processes outlived their master: {survivors}"
 
 
 @pytest.fixture(scope="module")
 def strict(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """The chat app with a 1 s connect timeout (``--connect-timeout``), for the CONNECT rule."""
-    cluster = Cluster(
-        "tests.apps.chat:sio", WORKERS, redis_url, ("--connect-timeout", "1"), {},
-        _log_dir(tmp_path_factory),
+    yield from module_cluster(
+        "tests.apps.chat:sio", WORKERS, redis_url, _log_dir(tmp_path_factory),
+        "--connect-timeout", "1",
     )
-    try:
-        yield cluster.start()
-    finally:
-        survivors = cluster.stop()
-        assert not survivors, f"worker processes outlived their master: {survivors}"
 
 
 def _log_dir(factory: pytest.TempPathFactory) -> Path:
@@ -84,6 +69,7 @@ class Polling:
     def __init__(self, cluster: Cluster, source_ip: str) -> None:
         self.base = f"{cluster.url}/socket.io/"
         self.http = bound_session(source_ip)
+        self.source_ip = source_ip
         self.sid = ""
 
     def url(self, query: str) -> str:
@@ -122,6 +108,11 @@ class Polling:
         assert packets[0].startswith("40{"), packets
         return str(json.loads(packets[0][2:])["sid"])
 
+    def pending_get(self) -> PendingGet:
+        """A long-polling GET of this session, sent from another connection of the same
+        address and left waiting in a thread; ``result()`` gives (status, body) once it ends."""
+        return PendingGet(self)
+
     def close(self) -> None:
         if self.sid:
             # Engine.IO "close" packet, so the worker drops the session at once.
@@ -130,6 +121,31 @@ class Polling:
             except requests.RequestException:
                 pass
         self.http.close()
+
+
+class PendingGet:
+    """See :meth:`Polling.pending_get`."""
+
+    def __init__(self, client: Polling) -> None:
+        self.reply: tuple[int, str] | Exception | None = None
+        self._url = client.url(f"EIO=4&transport=polling&sid={client.sid}")
+        self._http = bound_session(client.source_ip)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            reply = self._http.get(self._url, timeout=TIMEOUT)
+            self.reply = (reply.status_code, reply.text)
+        except requests.RequestException as exc:
+            self.reply = exc
+        finally:
+            self._http.close()
+
+    def result(self) -> tuple[int, str] | Exception | None:
+        """Wait (bounded) for the GET to end; None if it has not."""
+        self._thread.join(TIMEOUT + 1)
+        return self.reply
 
 
 def open_websocket(cluster: Cluster, source_ip: str, query: str) -> websocket.WebSocket:
@@ -282,24 +298,13 @@ def test_eio_polling_receiving_data_one_active_get(chat: Cluster, slot: int) -> 
     """Receiving data: "a client MUST NOT have more than one active `GET` request. Should it
     happen, the server MUST return an HTTP 400 error status and close the session." (The first
     GET ends with the `close` packet, as in the official test suite.)"""
-    source = ip(slot, 3)
-    client = Polling(chat, source)
+    client = Polling(chat, ip(slot, 3))
     client.open()
-    first: dict[str, Any] = {}
-
-    def long_poll() -> None:
-        with bound_session(source) as http:
-            reply = http.get(client.url(f"EIO=4&transport=polling&sid={client.sid}"),
-                             timeout=TIMEOUT)
-            first["reply"] = (reply.status_code, reply.text)
-
-    poller = threading.Thread(target=long_poll, daemon=True)
-    poller.start()
+    first = client.pending_get()
     time.sleep(0.5)  # let the first GET reach the worker and wait there
     second = client.get(f"EIO=4&transport=polling&sid={client.sid}")
-    poller.join(TIMEOUT + 1)
     assert second.status_code == 400
-    assert first.get("reply") == (200, "1")
+    assert first.result() == (200, "1")
     assert client.get(f"EIO=4&transport=polling&sid={client.sid}").status_code == 400
 
 
@@ -368,23 +373,12 @@ def test_eio_polling_payload_of_many_packets(chat: Cluster, slot: int) -> None:
 def test_eio_polling_close_packet(chat: Cluster, slot: int) -> None:
     """Protocol: the `close` packet "is used to indicate that a transport can be closed": the
     pending GET ends (with a `noop`, as in the official test suite) and the session is gone."""
-    source = ip(slot, 6)
-    client = Polling(chat, source)
+    client = Polling(chat, ip(slot, 6))
     client.open()
-    pending: dict[str, Any] = {}
-
-    def long_poll() -> None:
-        with bound_session(source) as http:
-            reply = http.get(client.url(f"EIO=4&transport=polling&sid={client.sid}"),
-                             timeout=TIMEOUT)
-            pending["reply"] = (reply.status_code, reply.text)
-
-    poller = threading.Thread(target=long_poll, daemon=True)
-    poller.start()
+    pending = client.pending_get()
     time.sleep(0.5)  # the GET is waiting on the worker
     assert client.send("1").status_code == 200
-    poller.join(TIMEOUT + 1)
-    assert pending.get("reply") == (200, "6")
+    assert pending.result() == (200, "6")
     assert client.get(f"EIO=4&transport=polling&sid={client.sid}").status_code == 400
 
 
@@ -548,26 +542,12 @@ def test_eio_upgrade_probe(chat: Cluster, slot: int) -> None:
     source = ip(slot, 2)
     client = Polling(chat, source)
     client.connect_namespace()
-    pending: dict[str, Any] = {}
-
-    def long_poll() -> None:
-        with bound_session(source) as http:
-            try:
-                reply = http.get(
-                    client.url(f"EIO=4&transport=polling&sid={client.sid}"), timeout=TIMEOUT
-                )
-                pending["reply"] = (reply.status_code, reply.text)
-            except requests.RequestException as exc:
-                pending["reply"] = exc
-
-    poller = threading.Thread(target=long_poll, daemon=True)
-    poller.start()
+    pending = client.pending_get()
     ws = open_websocket(chat, source, f"EIO=4&transport=websocket&sid={client.sid}")
     try:
         ws.send("2probe")
         assert receive(ws) == "3probe"
-        poller.join(TIMEOUT + 1)
-        assert pending.get("reply") == (200, "6")
+        assert pending.result() == (200, "6")
         ws.send("5")
         # The session now lives on the websocket.
         ws.send('421["echo","upgraded"]')

@@ -21,7 +21,7 @@ import pytest
 import requests
 import websocket
 from clients import bound_session, ips_for_slot
-from conftest import Cluster
+from conftest import Cluster, module_cluster
 
 from sioctl.worker.protocol import eio3_payload
 
@@ -33,12 +33,7 @@ _LENGTH = re.compile(r"(\d+):")
 
 def _cluster(app: str, redis_url: str, factory: pytest.TempPathFactory,
              *args: str) -> Iterator[Cluster]:
-    cluster = Cluster(app, WORKERS, redis_url, args, {}, factory.mktemp("eio3"))
-    try:
-        yield cluster.start()
-    finally:
-        survivors = cluster.stop()
-        assert not survivors, f"worker processes outlived their master: {survivors}"
+    yield from module_cluster(app, WORKERS, redis_url, factory.mktemp("eio3"), *args)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from clients import BoundClient, ips_for_slot, make_client
-from conftest import Cluster
+from conftest import Cluster, module_cluster
 from test_gateway import SIG_APP, SIG_KEY, GwClient, assert_success
 from test_js_client import JS_DIR, NodeClient
 
@@ -41,12 +41,7 @@ SLOT1 = ips_for_slot(1, WORKERS, _ADDRESSES)
 
 def _cluster(app: str, redis_url: str, factory: pytest.TempPathFactory, *args: str,
              env: dict[str, str] | None = None) -> Iterator[Cluster]:
-    cluster = Cluster(app, WORKERS, redis_url, args, env or {}, factory.mktemp("jsv2"))
-    try:
-        yield cluster.start()
-    finally:
-        survivors = cluster.stop()
-        assert not survivors, f"worker processes outlived their master: {survivors}"
+    yield from module_cluster(app, WORKERS, redis_url, factory.mktemp("jsv2"), *args, env=env)
 
 
 @pytest.fixture(scope="module")

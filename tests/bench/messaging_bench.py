@@ -47,6 +47,7 @@ for _path in (str(REPO_ROOT), str(TESTS_DIR), str(BENCH_DIR)):
 
 import redis  # noqa: E402
 from clients import free_port, ips_for_slot, pid_alive, wait_for_exit  # noqa: E402
+from procstat import CLK_TCK, cpu_seconds, machine_ticks  # noqa: E402
 from raw_client import RawClient  # noqa: E402
 
 from sioctl.cluster.control import ControlError, request  # noqa: E402
@@ -68,30 +69,9 @@ SAMPLE_EVERY = 0.1
 STOP_TIMEOUT = 40.0
 # Own CPU above this fraction of one core: the load generator may be what limits the rate.
 SATURATED = 0.9
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # ----------------------------------------------------------------------------- /proc
-
-
-def proc_cpu(pid: int) -> float:
-    """CPU seconds (user + system) that process ``pid`` used so far; 0.0 once it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
-    except OSError:
-        return 0.0
-    fields = stat.rsplit(")", 1)[1].split()
-    # After the command name: state is field 3; utime and stime are fields 14 and 15.
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def machine_ticks() -> tuple[int, int]:
-    """(busy, total) jiffies of all CPUs since boot, from /proc/stat."""
-    with open("/proc/stat") as f:
-        values = [int(v) for v in f.readline().split()[1:]]
-    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
-    return sum(values) - idle, sum(values)
 
 
 @dataclass
@@ -109,7 +89,7 @@ def sample(pids: dict[str, int]) -> Sample:
     times = os.times()
     return Sample(
         at=time.monotonic(),
-        servers={role: proc_cpu(pid) for role, pid in pids.items()},
+        servers={role: cpu_seconds(pid) for role, pid in pids.items()},
         own=times.user + times.system,
         machine=machine_ticks(),
     )
