@@ -8,6 +8,7 @@ the specification says the receiver must close the connection for closes the Eng
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import socketio
@@ -69,21 +70,35 @@ class ConformantServerMixin:
     _sioctl_state: ProtocolState
 
     def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
-        result = super()._handle_eio_connect(eio_sid, environ)  # type: ignore[misc]
-        timeout = self._sioctl_state.connect_timeout
-        if timeout > 0:
-            server: Any = self
-            server.start_background_task(self._sioctl_connect_deadline, eio_sid, timeout)
-        return result
+        state = self._sioctl_state
+        if state.connect_timeout > 0:
+            state.awaiting[eio_sid] = time.monotonic() + state.connect_timeout
+            if not state.sweeping:
+                state.sweeping = True
+                server: Any = self
+                server.start_background_task(self._sioctl_sweep_unconnected)
+        return super()._handle_eio_connect(eio_sid, environ)  # type: ignore[misc]
 
-    def _sioctl_connect_deadline(self, eio_sid: str, timeout: float) -> None:
-        """Close a session that has not connected to any namespace ``timeout`` s after opening
-        (the reference server's ``connectTimeout``; Connection to a namespace: "At the beginning
-        of a Socket.IO session, the client MUST send a CONNECT packet")."""
+    def _sioctl_sweep_unconnected(self) -> None:
+        """Close the sessions that have not connected to any namespace ``connect_timeout`` s
+        after opening (the reference server's ``connectTimeout``; Connection to a namespace: "At
+        the beginning of a Socket.IO session, the client MUST send a CONNECT packet").
+
+        One green thread for the server, looking every second (or half the timeout) at the few
+        sessions still waiting: a sleeping green thread per session cost ~15 KiB each for as
+        long as the timeout, connected or not (docs/benchmarks.md, idle connections)."""
         server: Any = self
-        server.sleep(timeout)
-        if eio_sid in server.environ and eio_sid not in self._sioctl_state.connected:
-            self._sioctl_close(eio_sid, f"no CONNECT packet within {timeout:g} s")
+        state = self._sioctl_state
+        while True:
+            server.sleep(min(1.0, state.connect_timeout / 2) if state.connect_timeout > 0 else 1.0)
+            now = time.monotonic()
+            for eio_sid, deadline in list(state.awaiting.items()):
+                if eio_sid in state.connected or eio_sid not in server.environ:
+                    state.awaiting.pop(eio_sid, None)
+                elif deadline <= now:
+                    state.awaiting.pop(eio_sid, None)
+                    self._sioctl_close(
+                        eio_sid, f"no CONNECT packet within {state.connect_timeout:g} s")
 
     def _handle_eio_message(self, eio_sid: str, data: Any) -> Any:
         server: Any = self
@@ -119,6 +134,7 @@ class ConformantServerMixin:
         connected = self._sioctl_state.connected
         if pkt.packet_type == packet.CONNECT:
             connected.add(eio_sid)
+            self._sioctl_state.awaiting.pop(eio_sid, None)
         elif eio_sid not in connected:
             # Connection to a namespace: "If the server does not receive a CONNECT packet
             # first, then it MUST close the connection immediately."
@@ -159,6 +175,7 @@ class ConformantServerMixin:
 
     def _handle_eio_disconnect(self, eio_sid: str, *args: Any) -> Any:
         self._sioctl_state.connected.discard(eio_sid)
+        self._sioctl_state.awaiting.pop(eio_sid, None)
         return super()._handle_eio_disconnect(eio_sid, *args)  # type: ignore[misc]
 
     def _sioctl_close(self, eio_sid: str, why: str) -> None:
@@ -177,11 +194,14 @@ class ConformantServerMixin:
 
 
 class ProtocolState:
-    """Per-server state of the rules: which sessions sent a CONNECT, and the deadline."""
+    """Per-server state of the rules: which sessions sent a CONNECT, and which still must."""
 
     def __init__(self, connect_timeout: float) -> None:
         self.connect_timeout = connect_timeout
         self.connected: set[str] = set()
+        # Sessions with no CONNECT yet -> when they are closed for it (monotonic seconds).
+        self.awaiting: dict[str, float] = {}
+        self.sweeping = False
 
 
 def namespace_served(server: socketio.Server, namespace: str) -> bool:
