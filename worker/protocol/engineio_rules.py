@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import time
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -76,6 +77,7 @@ class ConformantSocket(Socket):
     ``__init__``; its own state lives in class-level defaults shadowed per instance.
     """
 
+    last_ping: float | None  # python-engineio's: when the last ping went out, None while waiting
     _get_active = False
     _post_active = False
     _closed_by_client = False
@@ -84,6 +86,34 @@ class ConformantSocket(Socket):
         if pkt.packet_type == packet.CLOSE:
             self._closed_by_client = True
         super().receive(pkt)
+
+    def schedule_ping(self) -> None:
+        """Send the next ping after ``ping_interval`` from a hub timer.
+
+        python-engineio parks a green thread in ``sleep(ping_interval)`` for every session
+        between two pings; a parked green thread keeps its stack, about 10 KiB, so that was a
+        sixth of an idle websocket's memory (docs/benchmarks.md, idle connections). Under
+        eventlet a timer does the same wait for a few hundred bytes; other async modes keep
+        python-engineio's way.
+        """
+        if self.server.async_mode != "eventlet":
+            super().schedule_ping()
+            return
+        if self.last_ping:  # python-engineio's rule: one wait cycle at a time
+            self.last_ping = None
+            from eventlet.hubs import get_hub  # only here: this module must not load eventlet
+
+            get_hub().schedule_call_global(self.server.ping_interval, self._ping_now)
+
+    def _ping_now(self) -> None:
+        """The timer's end: python-engineio's ``_send_ping`` without its sleep. It runs in the
+        hub, so it must not block: queueing the packet does not."""
+        try:
+            if not self.closing and not self.closed:
+                self.last_ping = time.time()
+                self.send(packet.Packet(packet.PING))
+        except Exception:  # the hub would print it and go on; say it in our log instead
+            self.server.logger.exception("%s: sending a ping failed", self.sid)
 
     def handle_get_request(self, environ: dict[str, Any], start_response: Any) -> Any:
         if _is_websocket_upgrade(environ):
