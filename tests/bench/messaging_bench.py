@@ -47,7 +47,7 @@ for _path in (str(REPO_ROOT), str(TESTS_DIR), str(BENCH_DIR)):
 
 import redis  # noqa: E402
 from clients import free_port, ips_for_slot, pid_alive, wait_for_exit  # noqa: E402
-from procstat import CLK_TCK, cpu_seconds, machine_ticks  # noqa: E402
+from procstat import CLK_TCK, cpu_model, cpu_seconds, machine_ticks  # noqa: E402
 from raw_client import RawClient  # noqa: E402
 
 from sioctl.cluster.control import ControlError, request  # noqa: E402
@@ -350,12 +350,7 @@ def measure(result: Round, trigger: RawClient, receiver: RawClient, pids: dict[s
 
 def machine_info() -> dict[str, str]:
     """The machine and software the run used."""
-    model = "unknown"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+    model = cpu_model()
     versions = {}
     for dist in ("sioctl", "python-socketio", "python-engineio", "eventlet", "redis",
                  "websocket-client"):

@@ -7,7 +7,6 @@ rounds; nothing is judged against a threshold.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import importlib.metadata
 import json
@@ -19,6 +18,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from procstat import cpu_model
 from systems import LABELS, NGINX, NODE_DIR, REPO_ROOT, SYSTEMS
 
 # Own CPU above this share of one core: the load generator (one process) may limit the rate.
@@ -94,12 +94,7 @@ def _first_line(argv: list[str]) -> str:
 
 def machine_info() -> dict[str, str]:
     """The machine, the date and the versions of everything the run used."""
-    model = "unknown"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+    model = cpu_model()
     info = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "cpus": str(os.cpu_count()),
