@@ -50,6 +50,10 @@ BACKOFF_MAX = 15.0
 EMFILE_PAUSE = 0.5
 # How long workers get to exit after SIGQUIT before they are killed.
 QUIT_GRACE = 2.0
+# A worker silent for this many heartbeat intervals (two heartbeats late) is stalled: it is handed
+# nothing until it answers again. Never later than half of --timeout, so a stalled worker stops
+# receiving well before the heartbeat check kills it.
+STALL_INTERVALS = 3
 
 
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGCHLD)
@@ -75,6 +79,8 @@ class Slot:
         self.dropped = 0
         self.handoffs = 0
         self.last_drop_log = 0.0
+        # Connections taken back from a dead worker's channel, unread, for the next worker.
+        self.requeued = 0
 
     def describe(self) -> dict[str, Any]:
         info: dict[str, Any] = {
@@ -94,6 +100,7 @@ class Slot:
             handoffs=self.handoffs,
             standby_pid=self.standby.pid if self.standby is not None else None,
         )
+        info.update(requeued=self.requeued)
         return info
 
 
@@ -243,7 +250,7 @@ class Arbiter:
             if worker.process.poll() is None:
                 worker.signal(signal.SIGKILL)
                 worker.process.wait()
-            worker.channel.close()
+            worker.close_channel()
         for slot in self.slots:
             slot.pending.close_all()
         for inspection in list(self.inspector.pending.values()):
@@ -341,7 +348,29 @@ class Arbiter:
                 self._unwatch(conn)
                 self.control.forget(conn)
 
+    def _stall_after(self) -> float:
+        """Seconds of silence after which a ready worker is handed nothing more."""
+        after = STALL_INTERVALS * channel.HEARTBEAT_INTERVAL
+        if self.settings.timeout > 0:
+            after = min(after, self.settings.timeout / 2)
+        return after
+
     def _check_heartbeats(self, now: float) -> None:
+        stall_after = self._stall_after()
+        for slot in self.slots:
+            worker = slot.worker
+            if (worker is not None and worker.state == READY and worker.stalled_since is None
+                    and now - worker.last_heartbeat > stall_after):
+                # Whatever we send now would sit unread in its channel; the slot's queue holds
+                # new connections instead, until it answers or its replacement is ready.
+                worker.stalled_since = now
+                log.warning(
+                    "slot %d: worker pid %d silent for %.1fs; its new connections wait in the "
+                    "slot's queue",
+                    slot.index,
+                    worker.pid,
+                    now - worker.last_heartbeat,
+                )
         if self.settings.timeout <= 0:
             return  # as in gunicorn, 0 turns the check off
         for worker in self._all_workers():
@@ -472,7 +501,7 @@ class Arbiter:
     def _flush(self, slot: Slot) -> None:
         """Hand the slot's waiting connections to its worker until its channel is full."""
         worker = slot.worker
-        if worker is None or worker.state != READY:
+        if worker is None or worker.state != READY or worker.stalled_since is not None:
             return
         while slot.pending:
             conn, address = slot.pending.peek()
@@ -568,9 +597,22 @@ class Arbiter:
                 log.warning("slot %d: worker pid %d sent %s", worker.slot, worker.pid, exc)
                 continue
             was_ready = worker.state == READY
+            last_heard = worker.last_heartbeat
             worker.note(message)
             if worker.state == READY and not was_ready:
                 self._on_worker_ready(worker)
+            elif worker.stalled_since is not None:
+                self._on_worker_answers(worker, worker.last_heartbeat - last_heard)
+
+    def _on_worker_answers(self, worker: WorkerProcess, silent: float) -> None:
+        """A stalled worker spoke again (SIGCONT, or it was only busy): it receives again."""
+        worker.stalled_since = None
+        slot = self.slots[worker.slot]
+        if worker is not slot.worker:
+            return
+        log.info("slot %d: worker pid %d answers again after %.1fs of silence; handing it %d "
+                 "waiting connection(s)", slot.index, worker.pid, silent, len(slot.pending))
+        self._flush(slot)
 
     def _on_worker_ready(self, worker: WorkerProcess) -> None:
         slot = self.slots[worker.slot]
@@ -609,10 +651,31 @@ class Arbiter:
             if status is None:
                 continue
             self._unwatch(worker.channel)
-            worker.channel.close()
+            self._take_back(worker)
+            worker.close_channel()
             was_ready = worker.state in (READY, DRAINING)
             worker.state = STOPPED
             self._on_worker_exit(worker, status, was_ready)
+
+    def _take_back(self, worker: WorkerProcess) -> None:
+        """Put the connections a dead worker never read back at the head of its slot's queue,
+        for the next worker (or close them when the cluster stops)."""
+        if worker.worker_end is None:
+            return
+        unread = channel.take_back(worker.worker_end)
+        if not unread:
+            return
+        slot = self.slots[worker.slot]
+        if self.state == STOPPING:
+            for conn, _ in unread:
+                conn.close()
+            log.info("slot %d: closed %d connection(s) worker pid %d never read", slot.index,
+                     len(unread), worker.pid)
+            return
+        slot.pending.requeue(unread)
+        slot.requeued += len(unread)
+        log.warning("slot %d: took back %d connection(s) worker pid %d never read; they go to "
+                    "the next worker", slot.index, len(unread), worker.pid)
 
     def _on_worker_exit(self, worker: WorkerProcess, status: int, was_ready: bool) -> None:
         slot = self.slots[worker.slot]

@@ -32,6 +32,8 @@ SLOT_FIGURES = [
     ("sessions", "sioctl_worker_sessions", "Engine.IO sessions of the worker", False),
     ("restarts", "sioctl_worker_restarts", "Times the slot's worker was respawned", True),
     ("handoffs", "sioctl_handoffs", "Connections handed to the slot's workers", True),
+    ("requeued", "sioctl_requeued_connections", "Connections taken back unread from a dead "
+     "worker's channel and handed to the next worker", True),
     ("pending", "sioctl_pending_connections", "Connections waiting for the slot's worker", False),
     ("dropped", "sioctl_dropped_connections", "Connections closed because the slot's queue was "
      "full", True),
