@@ -25,10 +25,12 @@ from . import channel
 from .client_address import TrustedProxies
 from .control import ControlError, ControlServer
 from .inspector import RECHECK, WAIT, Inspection, Inspector, Outcome
+from .lifetime import describe_exit
 from .listeners import ListenError, display_address, open_listener, open_listeners
 from .logs import configure_logging
 from .metrics import MetricsServer
 from .redis_server import RedisServer, RedisServerError, RedisServerNotFound
+from .redis_supervisor import RedisSupervisor
 from .settings import WORKER_BOOT_ERROR, Settings, mask_url
 from .slots import PendingQueue, slot_for_address
 from .worker_process import DRAINING, READY, STARTING, STOPPED, WorkerProcess, spawn_worker
@@ -123,6 +125,7 @@ class Arbiter:
         self.control: ControlServer | None = None
         self.metrics: MetricsServer | None = None
         self.redis: RedisServer | None = None
+        self.redis_watch: RedisSupervisor | None = None
         self.redis_url: str | None = settings.redis_url
         self.stop_deadline: float | None = None
         self.pending_total_limit = settings.pending_limit * settings.workers
@@ -225,6 +228,7 @@ class Arbiter:
             message = lines[0] if len(lines) < 2 else f"{lines[0].rstrip(':')}: {lines[-1]}"
             raise BootError(message) from None
         self.redis_url = self.redis.url
+        self.redis_watch = RedisSupervisor(self.redis)
 
     def _redis_description(self) -> str:
         if self.redis_url is None:
@@ -295,6 +299,10 @@ class Arbiter:
         if self.rechecks:
             return RECHECK
         respawns = [s.respawn_at for s in self.slots if s.respawn_at is not None]
+        if self.redis_watch is not None:
+            redis_check = self.redis_watch.next_check(time.monotonic())
+            if redis_check is not None:
+                respawns.append(time.monotonic() + redis_check)
         if respawns:
             return max(0.0, min(1.0, min(respawns) - time.monotonic()))
         return 1.0
@@ -308,6 +316,8 @@ class Arbiter:
                 if slot.respawn_at is not None and slot.respawn_at <= now:
                     self._spawn(slot)
             self._check_heartbeats(now)
+            if self.redis_watch is not None:
+                self.redis_watch.check(now)
             for slot in self.slots:
                 if slot.pending and slot.worker is not None and slot.worker.state == READY:
                     self._flush(slot)
@@ -830,6 +840,7 @@ class Arbiter:
                            "errors": self.inspector.errors,
                            "timeouts": self.inspector.timeouts},
             "slots": [slot.describe() for slot in self.slots],
+            "embedded_redis": self.redis_watch.describe() if self.redis_watch else None,
         }
 
     def _begin_stop(self, graceful: bool) -> None:
@@ -889,14 +900,3 @@ def raise_open_file_limit() -> int:
         except (ValueError, OSError):
             pass
     return soft if soft != resource.RLIM_INFINITY else 1 << 20
-
-
-def describe_exit(status: int) -> str:
-    """``exited with status 1`` / ``was killed by SIGKILL`` for a Popen return code."""
-    if status < 0:
-        try:
-            name = signal.Signals(-status).name
-        except ValueError:
-            name = f"signal {-status}"
-        return f"was killed by {name}"
-    return f"exited with status {status}"
