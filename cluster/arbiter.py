@@ -53,8 +53,8 @@ EMFILE_PAUSE = 0.5
 # How long workers get to exit after SIGQUIT before they are killed.
 QUIT_GRACE = 2.0
 # A worker silent for this many heartbeat intervals (two heartbeats late) is stalled: it is handed
-# nothing until it answers again. Never later than half of --timeout, so a stalled worker stops
-# receiving well before the heartbeat check kills it.
+# nothing until it answers again. Never later than half of --timeout (so a stalled worker stops
+# receiving well before the heartbeat check kills it), never sooner than 1.5 intervals.
 STALL_INTERVALS = 3
 
 
@@ -363,7 +363,8 @@ class Arbiter:
         after = STALL_INTERVALS * channel.HEARTBEAT_INTERVAL
         if self.settings.timeout > 0:
             after = min(after, self.settings.timeout / 2)
-        return after
+        # Never within one interval of the last heartbeat: a healthy worker would flap.
+        return max(after, 1.5 * channel.HEARTBEAT_INTERVAL)
 
     def _check_heartbeats(self, now: float) -> None:
         stall_after = self._stall_after()
