@@ -16,6 +16,7 @@ from typing import Any
 
 import socketio
 
+from ..protocol.nesting import MAX_DEPTH, deeper_than
 from . import protocol as p
 from .registry import Registry, RegistryError
 
@@ -61,6 +62,9 @@ class Gateway:
         self.registry = registry
         self.clients: dict[str, Client] = {}
         self._refreshing = False
+        # The Socket.IO packet rules close a session whose event nests too deeply; a
+        # requestMessage is let through so that its sender gets a deny (see _dispatch).
+        server.events_checking_depth = frozenset({p.REQUEST_MESSAGE})
 
     # ------------------------------------------------------------------------------ connect
 
@@ -153,6 +157,9 @@ class Gateway:
         if fields:
             raise Denied("malformed envelope", fields)
         meta, data = envelope["meta"], envelope["data"]
+        if deeper_than(data.get("payload"), MAX_DEPTH):
+            # python-socketio would recurse over it when sending it on (RecursionError).
+            raise Denied(f"payload nested deeper than {MAX_DEPTH} levels", ["data.payload"])
         app = meta["app"]
         reason = p.verify(self.config, app, meta["timestamp"], meta["sign"], p.now_ms(),
                           nonce=meta.get("nonce"), payload=data.get("payload"))
