@@ -63,7 +63,7 @@ class TransportMessageApp:
                           nonce=body.get("nonce"), payload=body.get("message"))
         if reason is None:
             try:
-                self.gateway.check_nonce(body["app"], body.get("nonce"))
+                self.gateway.check_replay(body["app"], body.get("nonce"), body["sign"], None)
             except Denied as denied:
                 if not denied.disconnect:  # the registry is away, not the caller's fault
                     return 503, _body(503, denied.reason)
