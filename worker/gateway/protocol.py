@@ -26,6 +26,12 @@ client for as long as the window lasts (±300 s by default). ``md5(secret + data
 to length extension, and md5 itself is broken for collisions. HMAC-SHA256 binds the signature
 to the exact payload and to a single-use nonce; the server remembers nonces for the window
 (in Redis), so a captured envelope can neither be altered nor replayed.
+
+An md5 app may refuse replays too (``md5_replay``: ``same_socket`` or ``refuse``, see
+:class:`AppSpec`): a captured signature then cannot be used from another connection or over
+HTTP, though it still signs any payload for the socket that used it first. Neither scheme
+protects against someone holding a client: the key signs in the client, so whoever has the
+client's code has the key.
 """
 
 from __future__ import annotations
