@@ -14,6 +14,8 @@ from typing import Any
 import socketio
 from socketio import packet
 
+from . import nesting
+
 # A client never sends CONNECT_ERROR: only the server refuses a namespace.
 CLIENT_TYPES = frozenset({
     packet.CONNECT, packet.DISCONNECT, packet.EVENT, packet.ACK,
@@ -57,6 +59,20 @@ def packet_problem(pkt: Any) -> str | None:
         # Packet encoding > Format: binary packets carry "<# of binary attachments>-".
         return "binary packet without attachments"
     return None
+
+
+def too_deep(server: Any, pkt: Any, encoded: str | bytes) -> bool:
+    """Whether an event's or ack's arguments nest deeper than nesting.MAX_DEPTH (python-socketio
+    would recurse over them when they are sent on). Events named in the server's
+    ``events_checking_depth`` are let through: their handler refuses deep data itself."""
+    if pkt.packet_type not in (packet.EVENT, packet.ACK, *BINARY_TYPES):
+        return False
+    if not nesting.text_may_nest_deeper(encoded):
+        return False
+    if pkt.packet_type in (packet.EVENT, packet.BINARY_EVENT) \
+            and pkt.data[0] in getattr(server, "events_checking_depth", ()):
+        return False
+    return nesting.deeper_than(pkt.data)
 
 
 class ConformantServerMixin:
@@ -131,6 +147,8 @@ class ConformantServerMixin:
         problem = packet_problem(pkt)
         if problem:
             raise InvalidPacket(problem)
+        if too_deep(server, pkt, data):
+            raise InvalidPacket(f"arguments nested deeper than {nesting.MAX_DEPTH} levels")
         connected = self._sioctl_state.connected
         if pkt.packet_type == packet.CONNECT:
             connected.add(eio_sid)
