@@ -360,7 +360,10 @@ class SioctlRedisManager(socketio.PubSubManager):
         if data.get("forwarded"):
             self._count_recovered(data)
         seq, host = data.get("seq"), data.get("host_id")
-        if not isinstance(seq, int) or not isinstance(host, str):
+        if not isinstance(seq, int) or not isinstance(host, str) or host == self.host_id:
+            # This worker's own broadcasts come back to it on the shared channel, but its
+            # clients had them already (delivered here first): a gap in them is nobody's loss.
+            # Counting it too made `lost` twice what the clients missed (issue 13, item 10).
             return
         key = (host, channel)
         last = self._last_seq.get(key)
