@@ -6,11 +6,19 @@ websocket clients (websocket-client).
 
 from __future__ import annotations
 
+import base64
+import json
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import websocket
 from clients import wait_until
+from conftest import Cluster, module_cluster
+from test_conformance import Polling, assert_polling_closed, assert_ws_closed, ip, receive
+from test_conformance import ws_open as conformance_ws_open
 from test_messaging import (  # noqa: F401
     APP,
     OwnRedis,
@@ -72,3 +80,138 @@ def test_pubsub_lost_equals_what_clients_missed_both_ways(
     # The master's status (and so the metrics) shows the same figures once stats come in.
     wait_until(lambda: [s["messaging"]["lost"] for s in cluster.status()["slots"]]
                == [lost_a, lost_b], 5, what="status to show the workers' lost figures")
+
+
+# ------------------------------------------------- item 11: bounded binary attachments
+
+# python-engineio's default max_http_buffer_size, which sioctl passes through unchanged.
+LIMIT = 1_000_000
+FRAME = 500_000
+
+
+@pytest.fixture(scope="module")
+def chat(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    yield from module_cluster("tests.apps.chat:sio", 2, redis_url,
+                              tmp_path_factory.mktemp("attachments"))
+
+
+def ws_connected(cluster: Cluster, source_ip: str) -> websocket.WebSocket:
+    """A websocket session connected to the "/" namespace."""
+    ws, _ = conformance_ws_open(cluster, source_ip)
+    ws.send("40")
+    assert str(receive(ws)).startswith("40{")
+    return ws
+
+
+def header(count: int, ack: int = 1) -> str:
+    """A BINARY_EVENT 'echo' announcing ``count`` attachments, each referenced once."""
+    placeholders = [{"_placeholder": True, "num": n} for n in range(count)]
+    return f"45{count}-{ack}" + json.dumps(["echo", placeholders], separators=(",", ":"))
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def echo_works(cluster: Cluster, source_ip: str) -> bool:
+    ws = ws_connected(cluster, source_ip)
+    try:
+        ws.send('4233["echo","still here"]')
+        return receive(ws) == '4333["still here"]'
+    finally:
+        ws.close()
+
+
+@pytest.mark.parametrize(
+    "packet",
+    ['451000000-1["echo",{"_placeholder":true,"num":0}]',
+     '452-1["echo",{"_placeholder":true,"num":0}]',
+     '451-1["echo",{"_placeholder":true,"num":5}]'],
+    ids=["a-million-announced", "more-announced-than-referenced", "placeholder-out-of-range"],
+)
+def test_attachment_count_must_match_placeholders(chat: Cluster, packet: str) -> None:
+    """A binary packet that announces attachments its data does not refer to is refused at
+    once: the session closes before any attachment is sent, with one log line."""
+    ws = ws_connected(chat, ip(0, 20))
+    try:
+        ws.send(packet)
+        assert_ws_closed(ws)
+    finally:
+        ws.close()
+    assert "attachment count does not match its placeholders" in chat.log_text()
+    assert "Traceback" not in chat.log_text()
+    assert echo_works(chat, ip(0, 21))
+
+
+def test_attachments_past_max_http_buffer_size_close(chat: Cluster) -> None:
+    """300 announced (and referenced) attachments of 500 KB: the session closes once the packet
+    passes max_http_buffer_size (at the third frame), and the worker does not keep the frames.
+    The client sends up to 40 (20 MB; the kernel's buffers take several MB whether or not the
+    worker reads), then the server must end the websocket."""
+    pid = chat.worker_pids()[1]
+    ws = ws_connected(chat, ip(1, 20))
+    before = rss_kib(pid)
+    try:
+        ws.send(header(300))
+        blob = b"\x00" * FRAME
+        sent = 0
+        for _ in range(40):
+            try:
+                ws.send_binary(blob)
+            except (OSError, websocket.WebSocketException):
+                break  # closed by the server already
+            sent += 1
+        assert_ws_closed(ws)
+    finally:
+        ws.close()
+    grown = rss_kib(pid) - before
+    print(f"attachments past the budget: closed; {sent} frames of {FRAME} bytes accepted by "
+          f"the socket; worker RSS grew {grown} KiB")
+    assert "binary packet larger than max_http_buffer_size" in chat.log_text()
+    assert "Traceback" not in chat.log_text()
+    # The packet held (at most the limit) plus the frames being read and unmasked; without the
+    # limit the 20 MB stay.
+    assert grown * 1024 <= 5 * LIMIT, f"worker RSS grew {grown} KiB"
+    assert echo_works(chat, ip(1, 21))
+
+
+@pytest.mark.parametrize("slot", [0, 1])
+def test_binary_event_with_several_attachments_works(chat: Cluster, slot: int) -> None:
+    """Legitimate binary events still work: three attachments over a websocket (together just
+    under max_http_buffer_size) and over polling (base64 in one POST)."""
+    ws = ws_connected(chat, ip(slot, 22))
+    blobs = [bytes([n]) * 330_000 for n in range(3)]
+    try:
+        ws.send(header(3, ack=7))
+        for blob in blobs:
+            ws.send_binary(blob)
+        assert receive(ws) == "463-7" + json.dumps(
+            [[{"_placeholder": True, "num": n} for n in range(3)]], separators=(",", ":"))
+        assert [receive(ws) for _ in blobs] == blobs
+    finally:
+        ws.close()
+    client = Polling(chat, ip(slot, 23))
+    small = [bytes([n, n + 1, n + 2]) for n in range(3)]
+    try:
+        client.connect_namespace()
+        attachments = ["b" + base64.b64encode(blob).decode() for blob in small]
+        assert client.send(header(3, ack=8), *attachments).status_code == 200
+        packets: list[str] = []
+        while len(packets) < 4:
+            packets += [p for p in client.poll() if p != "2"]
+        assert packets[0].startswith("463-8[")
+        assert [base64.b64decode(p[1:]) for p in packets[1:4]] == small
+    finally:
+        client.close()
+
+
+def test_polling_attachment_count_refused(chat: Cluster) -> None:
+    """The same refusal over HTTP long-polling."""
+    client = Polling(chat, ip(0, 24))
+    client.connect_namespace()
+    assert client.send('451000000-1["echo",{"_placeholder":true,"num":0}]', "bAQID"
+                       ).status_code == 200
+    assert_polling_closed(client)
