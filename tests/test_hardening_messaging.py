@@ -30,6 +30,29 @@ from test_messaging import (  # noqa: F401
     own_redis,
 )
 
+from sioctl.worker.messaging.publisher import GUARDED_XADD
+
+# ------------------------------------------------- item 9: streams, a worker's stream
+
+
+def test_guarded_xadd_only_for_the_recorded_owner(own_redis: OwnRedis) -> None:  # noqa: F811
+    """The streams transport's XADD for one socket (publisher.GUARDED_XADD), on a real Redis:
+    added only while the owner record names that worker, and a stream it creates expires."""
+    client = own_redis.client()
+    stream, owner_key = "socketio:w:old:stream", "socketio:owner:/:user-9"
+    args = (GUARDED_XADD, 2, stream, owner_key, "old", 10_000, "data", 60_000)
+    try:
+        client.set(owner_key, "old", px=60_000)
+        assert client.eval(*args) is not None
+        assert client.xlen(stream) == 1
+        assert 0 < client.pttl(stream) <= 60_000
+        client.set(owner_key, "new", px=60_000)  # the socket came back on another worker
+        assert client.eval(*args) is None
+        assert client.xlen(stream) == 1
+    finally:
+        client.close()
+
+
 # ------------------------------------------------------------------ item 10: lost, exactly
 
 

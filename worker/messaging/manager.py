@@ -103,6 +103,7 @@ class SioctlRedisManager(socketio.PubSubManager):
             reconnected=self._claim_owned_sockets,
             stream_maxlen=self.stream_maxlen if self.transport == "streams" else None,
             unheard=self._unheard,
+            stream_ttl=OWNER_TTL,
         )
         self.publisher.start()
         reader = StreamListener if self.transport == "streams" else Listener
