@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import websocket
-from clients import wait_until
+from clients import free_port, wait_until
 from conftest import Cluster, module_cluster
 from test_conformance import Polling, assert_polling_closed, assert_ws_closed, ip, receive
 from test_conformance import ws_open as conformance_ws_open
@@ -29,6 +30,7 @@ from test_messaging import (  # noqa: F401
     new_tag,
     own_redis,
 )
+from test_metrics import sample
 
 from sioctl.worker.messaging.publisher import GUARDED_XADD
 
@@ -64,7 +66,9 @@ def test_pubsub_lost_equals_what_clients_missed_both_ways(
     ``lost`` (in ``sioctl status`` too) is the number of messages its client did not get.
     To a socket: on the other worker's channel; to a room both clients are in: on the shared
     channel, which a worker also hears its own messages on."""
-    cluster = start_cluster(APP, redis_url=own_redis.url)
+    port = free_port()
+    cluster = start_cluster(APP, redis_url=own_redis.url,
+                            extra_args=["--metrics-bind", f"127.0.0.1:{port}"])
     slots = clients_on_slots(connect, cluster)
     (a, wa), (b, wb) = slots[0][0], slots[1][0]
     inbox_a, inbox_b = inbox_for(a), inbox_for(b)
@@ -100,9 +104,13 @@ def test_pubsub_lost_equals_what_clients_missed_both_ways(
           f"counted {lost_a}")
     assert not ab.errors and not ba.errors
     assert (lost_a, lost_b) == (missed_by_a, missed_by_b)
-    # The master's status (and so the metrics) shows the same figures once stats come in.
+    # The master's status (sioctl status --json) and the metrics show the same figures once
+    # the workers' next stats come in.
     wait_until(lambda: [s["messaging"]["lost"] for s in cluster.status()["slots"]]
                == [lost_a, lost_b], 5, what="status to show the workers' lost figures")
+    page = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    assert [sample(page, "sioctl_redis_lost_total", slot) for slot in (0, 1)] == [
+        lost_a, lost_b]
 
 
 # ------------------------------------------------- item 11: bounded binary attachments
