@@ -160,8 +160,10 @@ def echo_works(cluster: Cluster, source_ip: str) -> bool:
     "packet",
     ['451000000-1["echo",{"_placeholder":true,"num":0}]',
      '452-1["echo",{"_placeholder":true,"num":0}]',
-     '451-1["echo",{"_placeholder":true,"num":5}]'],
-    ids=["a-million-announced", "more-announced-than-referenced", "placeholder-out-of-range"],
+     '451-1["echo",{"_placeholder":true,"num":5}]',
+     '451-1["echo",{"_placeholder":true,"num":0.0}]'],
+    ids=["a-million-announced", "more-announced-than-referenced", "placeholder-out-of-range",
+         "placeholder-not-an-integer"],
 )
 def test_attachment_count_must_match_placeholders(chat: Cluster, packet: str) -> None:
     """A binary packet that announces attachments its data does not refer to is refused at

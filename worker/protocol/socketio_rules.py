@@ -78,7 +78,10 @@ def attachment_problem(pkt: Any) -> str | None:
             stack.extend(item)
         elif isinstance(item, dict):
             if item.get("_placeholder") and "num" in item:
-                nums.add(item["num"])  # python-socketio's own test for a placeholder
+                # python-socketio's own test for a placeholder; it indexes a list with num,
+                # so 0.0 or "0" would fail there (and True would pass as 1).
+                num = item["num"]
+                nums.add(num if type(num) is int else repr(num))
             else:
                 stack.extend(item.values())
     if nums != set(range(count)):
