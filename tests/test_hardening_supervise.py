@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import socketio
 from clients import (
     BoundClient,
     children_of,
     free_port,
     ips_for_slot,
+    make_client,
     wait_for_exit,
 )
 from prometheus_client import CollectorRegistry, generate_latest
@@ -324,3 +326,87 @@ def test_redis_that_cannot_start_again_is_retried_with_backoff(tmp_path: Path) -
         assert supervisor.restarts == 4
     finally:
         server.stop()
+
+
+# --------------------------------------------- 8: what a restarted Redis lost is written again
+
+FWAPP = Path(__file__).resolve().parent / "apps" / "fwapp"
+
+
+def kill_embedded_redis(cluster: Any) -> None:
+    """SIGKILL the cluster's embedded redis-server and wait for the master's new one."""
+    [redis_pid] = children_of(cluster.pid, "redis-server")
+    os.kill(redis_pid, signal.SIGKILL)
+    assert wait_for_exit([redis_pid], 5.0) == []
+    deadline = time.monotonic() + REDIS_BACK_WAIT
+    while time.monotonic() < deadline:
+        embedded = cluster.status()["embedded_redis"]
+        if embedded["state"] == "up" and embedded["pid"] != redis_pid:
+            return
+        time.sleep(0.1)
+    raise AssertionError("the embedded redis-server did not come back")
+
+
+def test_socket_id_claims_survive_a_redis_restart(
+    start_cluster: Callable[..., Any], connect: Callable[..., BoundClient],
+) -> None:
+    """io.generate_id ids stay unique across workers after the embedded Redis lost its data:
+    the worker holding an id writes its claim again, so the same id on the other worker is
+    still refused (before: the claim was gone, and both workers accepted the id)."""
+    cluster = start_cluster(app=str(FWAPP), workers=WORKERS, redis_url=None,
+                            extra_args=["--env", "ids"])
+    holder = connect(f"{cluster.url}?token=good&uid=7", ips_for_slot(1, WORKERS)[0])
+    kill_embedded_redis(cluster)
+
+    def second_is_refused() -> bool:
+        errors: queue.Queue[Any] = queue.Queue()
+        second = make_client(ips_for_slot(0, WORKERS)[0], reconnection=False)
+        second.on("connect_error", errors.put)
+        try:
+            second.connect(f"{cluster.url}?token=good&uid=7")
+        except socketio.exceptions.ConnectionError:
+            return "already in use" in str(errors.get(timeout=5))
+        finally:
+            second.shutdown()
+        return False
+
+    # The claim comes back as soon as the holder's worker has resubscribed (about a second).
+    deadline = time.monotonic() + REDIS_BACK_WAIT
+    refused = False
+    while time.monotonic() < deadline and not refused:
+        time.sleep(0.5)
+        refused = second_is_refused()
+    assert refused, "user-7 was accepted on a second worker while the first still holds it"
+    assert holder.connected
+
+
+def test_gateway_users_stay_reachable_after_a_redis_restart(
+    start_cluster: Callable[..., Any],
+) -> None:
+    """The gateway's registry of who is online lives in Redis: a worker writes its sockets'
+    entries again once Redis is back (before: the online user answered 404 until it
+    reconnected)."""
+    from test_gateway import APP_DIR, EXCHANGE, SLOT1, GwClient, http_body
+    from test_hardening_gateway import ENV, post
+
+    cluster = start_cluster(app=str(APP_DIR), workers=WORKERS, redis_url=None,
+                            extra_args=["--env", "prod"], env=ENV)
+    user = GwClient(SLOT1[0])
+    session = requests.Session()
+    try:
+        user.connect(cluster.url)
+        assert post(session, cluster, http_body(user.user_id, "before")).status_code == 200
+        assert user.expect(EXCHANGE)["data"]["payload"] == "before"
+        kill_embedded_redis(cluster)
+        deadline = time.monotonic() + REDIS_BACK_WAIT
+        answered = 0
+        while time.monotonic() < deadline:
+            answered = post(session, cluster, http_body(user.user_id, "after")).status_code
+            if answered == 200:
+                break
+            time.sleep(0.2)
+        assert answered == 200
+        assert user.expect(EXCHANGE)["data"]["payload"] == "after"
+    finally:
+        user.sio.shutdown()
+        session.close()

@@ -190,16 +190,39 @@ class Gateway:
         if not self._refreshing:
             self._refreshing = True
             self.server.start_background_task(self._refresh_forever)
+            # Redis back after an outage (the embedded one restarted without persistence, say):
+            # put our sockets back at once rather than at the next refresh.
+            hooks = getattr(self.server.manager, "when_redis_back", None)
+            if hooks is not None:
+                hooks.append(self.refresh)
 
     def _refresh_forever(self) -> None:
         while True:
             self.server.sleep(REFRESH_EVERY)
-            sids = list(self.clients)
-            if sids:
-                try:
-                    self.registry.refresh(sids)
-                except RegistryError as exc:
-                    log.warning("gateway: cannot refresh %d registry entries: %s", len(sids), exc)
+            self.refresh()
+
+    def refresh(self) -> None:
+        """Renew the registry entries of this worker's sockets, and write again those the
+        registry has lost (a Redis restarted without its data) while the socket is still here.
+        A userId that another socket has meanwhile taken stays with that socket."""
+        sids = list(self.clients)
+        if not sids:
+            return
+        try:
+            missing = self.registry.refresh(sids)
+            restored = 0
+            for sid in missing:
+                client = self.clients.get(sid)
+                if client is None or self.registry.resolve(client.user_id) not in (None, sid):
+                    continue
+                self.registry.register(sid, client.user_id, client.app)
+                restored += 1
+        except RegistryError as exc:
+            log.warning("gateway: cannot refresh %d registry entries: %s", len(sids), exc)
+            return
+        if restored:
+            log.info("gateway: wrote %d registry entr%s again (the registry had lost them)",
+                     restored, "y" if restored == 1 else "ies")
 
     # ------------------------------------------------------------------------ requestMessage
 

@@ -107,9 +107,9 @@ class Registry(Protocol):
         already rebound to a newer socket stays online there."""
         ...
 
-    def refresh(self, sids: Iterable[str]) -> None:
-        """Renew the TTL of these sockets and of the userIds they carry; sids not online are
-        skipped."""
+    def refresh(self, sids: Iterable[str]) -> list[str]:
+        """Renew the TTL of these sockets and of the userIds they carry. Returns the sids that
+        are not online (nothing renewed): a restarted Redis may have lost them."""
         ...
 
     def claim_nonce(self, app: str, nonce: str, ttl_seconds: float) -> bool:
@@ -314,10 +314,11 @@ class RedisRegistry(Registry):
 
         self._call("unregister", run)
 
-    def refresh(self, sids: Iterable[str]) -> None:
+    def refresh(self, sids: Iterable[str]) -> list[str]:
         sid_list = list(sids)
+        missing: list[str] = []
 
-        def run() -> None:
+        def run() -> list[str]:
             for start in range(0, len(sid_list), _REFRESH_CHUNK):
                 chunk = sid_list[start : start + _REFRESH_CHUNK]
                 pipe = self._client.pipeline(transaction=False)
@@ -328,18 +329,21 @@ class RedisRegistry(Registry):
                 replies = pipe.execute()
                 # replies alternate: PEXPIRE result (1 when the client key exists), its user.
                 users = set()
-                for alive, user in zip(replies[::2], replies[1::2], strict=True):
+                for sid, alive, user in zip(chunk, replies[::2], replies[1::2], strict=True):
                     user_id = _text(user)
                     if alive and user_id is not None:
                         users.add(user_id)
+                    else:
+                        missing.append(sid)
                 if not users:
                     continue
                 pipe = self._client.pipeline(transaction=False)
                 for user_id in users:
                     pipe.pexpire(self._user_key(user_id), self._ttl_ms)
                 pipe.execute()
+            return missing
 
-        self._call("refresh", run)
+        return self._call("refresh", run)
 
     def claim_nonce(self, app: str, nonce: str, ttl_seconds: float) -> bool:
         key = f"{self._prefix}nonce:{app}:{nonce}"
@@ -470,17 +474,20 @@ class MemoryRegistry(Registry):
         if user is not None and user.sid == sid:
             del self._users[entry.user]
 
-    def refresh(self, sids: Iterable[str]) -> None:
+    def refresh(self, sids: Iterable[str]) -> list[str]:
         now = self._now()
         expires = now + self._ttl
+        missing = []
         for sid in sids:
             entry = self._live_client(sid, now)
             if entry is None:
+                missing.append(sid)
                 continue
             entry.expires = expires
             user = self._live_user(entry.user, now)
             if user is not None:
                 user.expires = expires
+        return missing
 
     def claim_nonce(self, app: str, nonce: str, ttl_seconds: float) -> bool:
         _ttl_ms(ttl_seconds)  # validates

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -79,6 +80,10 @@ class SioctlRedisManager(socketio.PubSubManager):
         self._first_seq: dict[tuple[str, str], int] = {}
         self.lost = 0
         self._last_loss_log = 0.0
+        # Run (each in a background task) whenever the listener is back on a Redis that may
+        # have lost everything: the gateway registry and socket id claims write themselves
+        # again, as the owner records do.
+        self.when_redis_back: list[Callable[[], None]] = []
 
     # ----------------------------------------------------------------------- connections
 
@@ -210,6 +215,8 @@ class SioctlRedisManager(socketio.PubSubManager):
         except redis.RedisError as exc:
             self._get_logger().warning("cannot record socket owners yet (%s); retrying later",
                                        exc)
+        for callback in self.when_redis_back:
+            self.server.start_background_task(callback)
 
     def _owner_of(self, sid: Any, namespace: str) -> str | None:
         """The host id of the worker that owns socket ``sid``, if one does."""
