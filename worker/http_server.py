@@ -48,7 +48,7 @@ REFUSAL = (
 REFUSAL_LINGER = 1.0
 REFUSAL_LINGER_BYTES = 64 * 1024
 # Refusals answered at once; past this (a flood) refused connections are just closed.
-MAX_ANSWERING = 64
+MAX_ANSWERING = 512
 REFUSAL_LOG_INTERVAL = 10.0
 # Waiting connections looked at, oldest first, for one to close when the worker is full.
 MAKE_ROOM_CANDIDATES = 64
