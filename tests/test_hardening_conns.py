@@ -232,10 +232,11 @@ def test_a_tls_handshake_that_never_completes_is_cut(
 
 def test_idle_sockets_filling_the_pool_give_way_to_real_clients(start_cluster: Any) -> None:
     """The issue's 1010 idle sockets against 1000 connections, as 25 against 20: the slot keeps
-    serving real clients, and idle sockets are closed to make room (default timeouts, so no
-    timeout cuts them during the test)."""
+    serving real clients, and idle sockets are closed to make room (a 60 s header timeout, so
+    no timeout cuts them during the test)."""
     cluster = start_cluster(app=APP, workers=1, redis_url=None,
-                            extra_args=["--worker-connections", "20"])
+                            extra_args=["--worker-connections", "20"],
+                            env={"SIOCTL_HEADER_TIMEOUT": "60"})
     idle = [raw_socket(cluster) for _ in range(25)]
     try:
         cluster.wait_for(lambda s: s["slots"][0]["connections"] >= 20, what="a full pool")
@@ -249,6 +250,7 @@ def test_idle_sockets_filling_the_pool_give_way_to_real_clients(start_cluster: A
         closed = sum(1 for sock in idle if closed_by_server(sock))
         print(f"idle sockets closed to make room: {closed} of {len(idle)}")
         assert closed >= 5
+        assert "closing the longest idle one" in cluster.log_text()
     finally:
         for sock in idle:
             sock.close()
@@ -288,7 +290,7 @@ def test_a_full_worker_refuses_with_503_counted_and_logged_once(start_cluster: A
         assert f'sioctl_refused_connections_total{{slot="0"}} {refusals}.0' in metrics
         shown = run_sioctl("status", "--run-dir", cluster.run_base, "--title", cluster.title)
         assert "REFUSED" in shown.stdout, shown.stdout + shown.stderr
-        lines = [line for line in cluster.log_text().splitlines() if "refus" in line]
+        lines = [line for line in cluster.log_text().splitlines() if "with 503" in line]
         assert len(lines) == 1, lines
     finally:
         for client in clients:

@@ -7,8 +7,8 @@ loop. That also gives the drain what it needs: the open connections and whether 
 At most ``worker_connections`` are served at once. When a new one arrives at a full worker,
 the connection that has waited longest for a request is closed to make room for it (idle and
 slow clients never lock real ones out); when none is waiting, the new connection is refused
-with a 503 and Retry-After, counted in ``refused`` (the heartbeat reports it) and logged at
-most once per REFUSAL_LOG_INTERVAL.
+with a 503 and Retry-After, counted in ``refused`` (the heartbeat reports it). Both are logged
+once, then as a count at most every LOG_INTERVAL.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ REFUSAL_LINGER = 1.0
 REFUSAL_LINGER_BYTES = 64 * 1024
 # Refusals answered at once; past this (a flood) refused connections are just closed.
 MAX_ANSWERING = 512
-REFUSAL_LOG_INTERVAL = 10.0
+LOG_INTERVAL = 10.0
 # Waiting connections looked at, oldest first, for one to close when the worker is full.
 MAKE_ROOM_CANDIDATES = 64
 
@@ -111,8 +111,16 @@ class HttpServer:
         # Connections refused because the worker was full, since it started.
         self.refused = 0
         self._answering = 0
-        self._refusal_logged_at: float | None = None
-        self._refused_unlogged = 0
+        self._refusals_log = _Occurrences(
+            self._logger,
+            f"refusing connections with 503: all {self._capacity} worker connections are busy, "
+            "none idle (--worker-connections; counted as refused in status and metrics)",
+            "refused %d more connections with 503 in the last %.0fs (worker full)")
+        self._make_room_log = _Occurrences(
+            self._logger,
+            f"all {self._capacity} worker connections in use: closing the longest idle one for "
+            "each new connection (--worker-connections)",
+            "closed %d more idle connections to make room in the last %.0fs")
 
     def serve_forever(self) -> None:
         """Take connections from the queue and serve each in its own green thread.
@@ -169,13 +177,14 @@ class HttpServer:
                 break
             if not _has_input(conn.sock):
                 conn.cut("closed to make room: the worker was full")
+                self._make_room_log.note()
                 return True
         return False
 
     def _refuse(self, sock: Any, addr: Any) -> None:
         """Answer 503 + Retry-After and close (count it, log it at most once in a while)."""
         self.refused += 1
-        self._log_refusal()
+        self._refusals_log.note()
         if self._tls is not None or self._answering >= MAX_ANSWERING:
             # Over TLS the answer would need a handshake first: the client sees a close.
             _close(sock)
@@ -200,23 +209,6 @@ class HttpServer:
             self._answering -= 1
             _close(sock)
 
-    def _log_refusal(self) -> None:
-        now = time.monotonic()
-        self._refused_unlogged += 1
-        if self._refusal_logged_at is None:
-            self._logger.warning(
-                "refusing connections with 503: all %d worker connections are busy, none idle "
-                "(--worker-connections; counted as refused in status and metrics, logged at "
-                "most every %gs)", self._capacity, REFUSAL_LOG_INTERVAL)
-        elif now - self._refusal_logged_at >= REFUSAL_LOG_INTERVAL:
-            self._logger.warning(
-                "refused %d more connections with 503 in the last %.0fs (worker full)",
-                self._refused_unlogged, now - self._refusal_logged_at)
-        else:
-            return
-        self._refusal_logged_at = now
-        self._refused_unlogged = 0
-
     def open_connections(self) -> int:
         """Open client connections, counting those still waiting on the queue."""
         return len(self._open) + self.connections.qsize()
@@ -239,6 +231,30 @@ class HttpServer:
                 eventlet.greenio.shutdown_safe(state[1])
                 closed += 1
         return closed
+
+
+class _Occurrences:
+    """Logs the first occurrence of something in full, then a count at most every LOG_INTERVAL
+    (only when it happens again), so a flood costs a line every few seconds."""
+
+    def __init__(self, logger: logging.Logger, first: str, later: str) -> None:
+        self._logger = logger
+        self._first = first
+        self._later = later  # formatted with (count, seconds)
+        self._logged_at: float | None = None
+        self._unlogged = 0
+
+    def note(self) -> None:
+        now = time.monotonic()
+        self._unlogged += 1
+        if self._logged_at is None:
+            self._logger.warning("%s (logged again at most every %gs)", self._first, LOG_INTERVAL)
+        elif now - self._logged_at >= LOG_INTERVAL:
+            self._logger.warning(self._later, self._unlogged, now - self._logged_at)
+        else:
+            return
+        self._logged_at = now
+        self._unlogged = 0
 
 
 def _has_input(sock: Any) -> bool:
