@@ -344,6 +344,15 @@ def test_an_oversized_body_gets_413_and_is_not_read(quick_cluster: Cluster) -> N
         sock.close()
     assert get_status(cluster, sid).startswith("HTTP/1.1 400")  # the session was closed
 
+    # Any request whose unread body is large ends its connection rather than being drained:
+    # here python-engineio's 400 for an unknown session.
+    with raw_socket(cluster) as sock:
+        sock.sendall(
+            b"POST /socket.io/?EIO=4&transport=polling&sid=nosuchsession HTTP/1.1\r\n"
+            b"Host: x\r\nContent-Length: %d\r\n\r\n" % announced)
+        assert read_response(sock)[0].startswith("HTTP/1.1 400")
+        assert _send_until_refused(sock, announced, seconds=10.0) < announced
+
 
 # ----------------------------------------------------------------------------- helpers
 
