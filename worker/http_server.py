@@ -132,7 +132,7 @@ class HttpServer:
             sock, addr = self.connections.get()
             sock.settimeout(None)
             if not self._pool.free() and not self._make_room():
-                self._refuse(sock, addr)
+                self._refuse(sock)
                 continue
             conn = Connection(next(self._ids), sock, addr, self._waiting)
             self._open[conn.key] = conn
@@ -149,6 +149,9 @@ class HttpServer:
             pass  # eventlet.wsgi ends a broken connection the same way: close it, move on
         finally:
             conn.closed()
+            if conn.cut_reason is not None:
+                self._logger.debug("closed a connection from %s: %s", conn.state[0][0],
+                                   conn.cut_reason)
             self._open.pop(conn.key, None)
             conn.state[2] = eventlet.wsgi.STATE_CLOSE
             eventlet.greenio.shutdown_safe(conn.sock)
@@ -181,7 +184,7 @@ class HttpServer:
                 return True
         return False
 
-    def _refuse(self, sock: Any, addr: Any) -> None:
+    def _refuse(self, sock: Any) -> None:
         """Answer 503 + Retry-After and close (count it, log it at most once in a while)."""
         self.refused += 1
         self._refusals_log.note()
