@@ -44,6 +44,8 @@ class Connection:
     connections, oldest first, which this keeps up to date.
     """
 
+    __slots__ = ("key", "state", "requests", "cut_reason", "_waiting", "_timer")
+
     def __init__(
         self, key: int, sock: Any, addr: Any, waiting: OrderedDict[int, Connection]
     ) -> None:
