@@ -166,7 +166,8 @@ def build_settings(
     """Lay ``options`` (click's values, None when not given) over the config file's values.
 
     ``options`` keys: app, bind (tuple), workers, redis, redis_channel, title, env, run_dir,
-    timeout, graceful_timeout, connect_timeout, allow_eio3, keepalive, worker_connections, backlog,
+    timeout, graceful_timeout, connect_timeout, allow_eio3, keepalive, header_timeout,
+    worker_connections, backlog,
     pending_limit, log_level, access_logfile, error_logfile, pidfile, certfile, keyfile, chdir,
     daemon. Raises click.BadParameter or click.UsageError with one line for anything unusable.
 
@@ -256,6 +257,7 @@ def build_settings(
         ("graceful_timeout", "graceful_timeout", 30.0, 0.0),
         ("connect_timeout", "connect_timeout", 45.0, 0.0),
         ("keepalive", "keepalive", 2.0, 0.0),
+        ("header_timeout", "header_timeout", 10.0, 0.0),
         ("worker_connections", "worker_connections", 1000, 1),
         ("backlog", "backlog", 2048, 1),
         ("pending_limit", "pending_limit", 1024, 1),
@@ -287,6 +289,7 @@ def build_settings(
         graceful_timeout=float(numbers["graceful_timeout"]),
         connect_timeout=float(numbers["connect_timeout"]),
         keepalive=float(numbers["keepalive"]),
+        header_timeout=float(numbers["header_timeout"]),
         worker_connections=int(numbers["worker_connections"]),
         backlog=int(numbers["backlog"]),
         pending_limit=int(numbers["pending_limit"]),

@@ -73,7 +73,12 @@ def cli() -> None:
         help="Also serve Socket.IO v2 clients (Engine.IO protocol 3), as the Node server's "
         "allowEIO3; default: the app directory's io.init.allow_eio3, else off.")
 @option("--keepalive", type=click.FloatRange(min=0), envvar=env("KEEPALIVE"), metavar="S",
-        help="Keep-alive timeout of idle HTTP connections (default 2).")
+        help="Close an HTTP connection idle this long between two requests (default 2; 0: "
+        "no keep-alive).")
+@option("--header-timeout", type=click.FloatRange(min=0), envvar=env("HEADER_TIMEOUT"),
+        metavar="S", help="Close a connection that has not sent a complete request head this "
+        "long after it arrived (TLS handshake included), or after a later request began "
+        "(default 10; 0: no limit).")
 @option("--worker-connections", type=click.IntRange(min=1), envvar=env("WORKER_CONNECTIONS"),
         metavar="N", help="Most connections one worker serves at once (default 1000).")
 @option("--redis-transport", type=click.Choice(["pubsub", "streams"]),

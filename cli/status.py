@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 COLUMNS = ("SLOT", "PID", "STATE", "UPTIME", "RESTARTS", "CONNS", "SESSIONS", "PENDING",
+           "REFUSED",
            "REDIS", "QUEUED", "PUBLISHED", "DROPPED")
 
 
@@ -92,6 +93,7 @@ def render(reply: dict[str, Any], now: float) -> str:
             _cell(slot.get("connections")),
             _cell(slot.get("sessions")),
             _cell(slot.get("pending")),
+            _cell(slot.get("refused")),
             *_redis_cells(slot.get("messaging")),
         ]
         for slot in reply.get("slots") or []

@@ -37,6 +37,8 @@ SLOT_FIGURES = [
     ("pending", "sioctl_pending_connections", "Connections waiting for the slot's worker", False),
     ("dropped", "sioctl_dropped_connections", "Connections closed because the slot's queue was "
      "full", True),
+    ("refused", "sioctl_refused_connections", "Connections the slot's worker answered 503 "
+     "because all its --worker-connections were busy (since the worker started)", True),
 ]
 # (key of a worker's "messaging" figures, metric name, help, counter?)
 REDIS_FIGURES = [

@@ -46,7 +46,12 @@ class Settings:
     connect_timeout: float = 45.0
     # Serve Socket.IO v2 clients (Engine.IO protocol 3) beside v3/v4 ones (Node's allowEIO3).
     allow_eio3: bool = False
+    # Seconds an idle keep-alive connection waits for its next request (0: no keep-alive).
     keepalive: float = 2.0
+    # Seconds a new connection has to deliver its first complete request head (TLS handshake
+    # included), and a later request on a kept-alive connection its head once it has begun
+    # (0: no limit). See worker/connection.py.
+    header_timeout: float = 10.0
     worker_connections: int = 1000
     backlog: int = 2048
     # Connections held per slot while its worker is not ready or not reading.

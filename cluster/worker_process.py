@@ -42,6 +42,8 @@ class WorkerProcess:
         self.last_heartbeat = time.monotonic()
         self.connections = 0
         self.sessions = 0
+        # Connections the worker refused (503) because it was full, since it started.
+        self.refused = 0
         self.boot_error: str | None = None
         # The worker's Redis figures (subscribed, queued, published, dropped...), if it has any.
         self.messaging: dict[str, Any] | None = None
@@ -67,6 +69,7 @@ class WorkerProcess:
         elif kind == channel.STATS:
             self.connections = int(message.get("connections", 0))
             self.sessions = int(message.get("sessions", 0))
+            self.refused = int(message.get("refused", 0))
             messaging = message.get("messaging")
             self.messaging = messaging if isinstance(messaging, dict) else None
         elif kind == channel.BOOT_ERROR:
@@ -85,6 +88,7 @@ class WorkerProcess:
             "started_at": self.started_at,
             "connections": self.connections,
             "sessions": self.sessions,
+            "refused": self.refused,
             "messaging": self.messaging,
         }
 

@@ -305,7 +305,8 @@ class _MasterStandIn:
             "title": self.title, "pid": self.proc.pid, "started_at": now - 192,
             "binds": ["http://127.0.0.1:7001"], "redis": "in-memory", "state": "running",
             "slots": [{"slot": 0, "pid": 4242, "state": "ready", "started_at": now - 65,
-                       "restarts": 1, "connections": 3, "sessions": 2, "pending": 0}],
+                       "restarts": 1, "connections": 3, "sessions": 2, "pending": 0,
+                       "refused": 5}],
         }
 
     def serve(self) -> None:
@@ -342,7 +343,7 @@ def test_status_and_stop_through_the_control_socket(tmp_path: Path) -> None:
         lines = result.stdout.splitlines()
         assert lines[0] == f"chat: master pid {master.proc.pid}, up 3m12s, running"
         assert lines[3].split() == list(status.COLUMNS)
-        assert lines[4].split() == ["0", "4242", "ready", "1m05s", "1", "3", "2", "0",
+        assert lines[4].split() == ["0", "4242", "ready", "1m05s", "1", "3", "2", "0", "5",
                                     "-", "-", "-", "-"]
 
         result = CliRunner().invoke(cli, ["status", "--title", "chat", "--json"], env=env)
@@ -375,7 +376,7 @@ def test_render_slot_without_process() -> None:
                         "restarts": 4, "connections": 0, "sessions": 0, "pending": 7}]}
     lines = status.render(reply, now=110.0).splitlines()
     assert lines[0] == "t: master pid 1, up 10s, booting"
-    assert lines[-1].split() == ["1", "-", "backoff", "-", "4", "0", "0", "7",
+    assert lines[-1].split() == ["1", "-", "backoff", "-", "4", "0", "0", "7", "-",
                                  "-", "-", "-", "-"]
 
 

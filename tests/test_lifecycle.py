@@ -244,12 +244,14 @@ def test_run_dir_permissions_and_status_command(
     header = next(i for i, line in enumerate(lines) if line.split()[:1] == ["SLOT"])
     assert lines[header].split() == [
         "SLOT", "PID", "STATE", "UPTIME", "RESTARTS", "CONNS", "SESSIONS", "PENDING",
+        "REFUSED",
         "REDIS", "QUEUED", "PUBLISHED", "DROPPED",
     ]
     rows = [line.split() for line in lines[header + 1 :] if line.strip()]
     assert {int(row[0]): int(row[1]) for row in rows} == pids, result.stdout
     assert [row[2] for row in rows] == ["ready"] * WORKERS, result.stdout
-    assert [row[8] for row in rows] == ["ok"] * WORKERS, result.stdout  # subscribed
+    redis_column = lines[header].split().index("REDIS")
+    assert [row[redis_column] for row in rows] == ["ok"] * WORKERS, result.stdout  # subscribed
 
     result = run_sioctl(
         "status", "--title", cluster.title, "--run-dir", cluster.run_base, "--json"

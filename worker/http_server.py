@@ -3,22 +3,55 @@
 eventlet.wsgi.server() wants a listening socket; our connections arrive on a queue instead, so
 this runs eventlet's own per-connection handler (wsgi.Server.process_request) from a small
 loop. That also gives the drain what it needs: the open connections and whether each is idle.
+
+At most ``worker_connections`` are served at once. When a new one arrives at a full worker,
+the connection that has waited longest for a request is closed to make room for it (idle and
+slow clients never lock real ones out); when none is waiting, the new connection is refused
+with a 503 and Retry-After, counted in ``refused`` (the heartbeat reports it). Both are logged
+once, then as a count at most every LOG_INTERVAL.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
+import socket
 import ssl
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 import eventlet
 import eventlet.greenio
 import eventlet.wsgi
+from eventlet.patcher import original
 
 from sioctl.cluster.settings import Settings
+from sioctl.worker.connection import Connection, TimedProtocol
 from sioctl.worker.fd_listener import ConnectionQueue
 from sioctl.worker.tls import HANDSHAKE_TIMEOUT
+
+# The kernel's select: the green one would switch to the hub even with a zero timeout.
+_select: Any = original("select")
+
+# What a client of a full worker is told, and how long it is told to wait.
+RETRY_AFTER = 5
+REFUSAL_BODY = b"The server is serving all the connections it can; retry later.\n"
+REFUSAL = (
+    b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: %d\r\nConnection: close\r\n"
+    b"Content-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s"
+    % (RETRY_AFTER, len(REFUSAL_BODY), REFUSAL_BODY)
+)
+# A refused connection gets this long to take its 503 (what it sent meanwhile is read and
+# dropped, so closing does not reset the connection before the client has read the answer).
+REFUSAL_LINGER = 1.0
+REFUSAL_LINGER_BYTES = 64 * 1024
+# Refusals answered at once; past this (a flood) refused connections are just closed.
+MAX_ANSWERING = 512
+LOG_INTERVAL = 10.0
+# Waiting connections looked at, oldest first, for one to close when the worker is full.
+MAKE_ROOM_CANDIDATES = 64
 
 
 class _NoListener:
@@ -46,13 +79,16 @@ class HttpServer:
         settings: Settings,
         connections: ConnectionQueue,
         tls: ssl.SSLContext | None = None,
+        logger: logging.Logger | None = None,
     ):
         self.connections = connections
         self._tls = tls
+        self._logger = logger or logging.getLogger("sioctl.worker")
         self._server = eventlet.wsgi.Server(
             _NoTlsListener() if tls is not None else _NoListener(),
             ("", 0),
             app,
+            protocol=TimedProtocol,
             keepalive=settings.keepalive > 0,
             log_output=False,
             url_length_limit=settings.limit_request_line
@@ -61,43 +97,120 @@ class HttpServer:
             # Tracebacks must not reach clients; the app's errors are logged by our middleware.
             debug=False,
         )
-        # GreenPool.spawn blocks when full, so at most worker_connections are served at once
-        # and the rest wait on the queue (eventlet.wsgi.server's own cap would be 1024).
-        self._pool = eventlet.GreenPool(max(1, settings.worker_connections))
-        # id -> eventlet's [addr, socket, state] for every open connection.
-        self._open: dict[int, list[Any]] = {}
+        # Read by TimedProtocol (eventlet's own ``keepalive`` stays a flag: given a number, it
+        # would also time out a new connection's first read after that many seconds).
+        self._server.header_timeout = settings.header_timeout
+        self._server.keepalive_timeout = settings.keepalive
+        self._header_timeout = settings.header_timeout
+        self._capacity = max(1, settings.worker_connections)
+        self._pool = eventlet.GreenPool(self._capacity)
+        self._open: dict[int, Connection] = {}
+        # The connections waiting for a request head, longest waiting first.
+        self._waiting: OrderedDict[int, Connection] = OrderedDict()
         self._ids = itertools.count()
+        # Connections refused because the worker was full, since it started.
+        self.refused = 0
+        self._answering = 0
+        self._refusals_log = _Occurrences(
+            self._logger,
+            f"refusing connections with 503: all {self._capacity} worker connections are busy, "
+            "none idle (--worker-connections; counted as refused in status and metrics)",
+            "refused %d more connections with 503 in the last %.0fs (worker full)")
+        self._make_room_log = _Occurrences(
+            self._logger,
+            f"all {self._capacity} worker connections in use: closing the longest idle one for "
+            "each new connection (--worker-connections)",
+            "closed %d more idle connections to make room in the last %.0fs")
 
     def serve_forever(self) -> None:
-        """Take connections from the queue and serve each in its own green thread."""
+        """Take connections from the queue and serve each in its own green thread.
+
+        Never blocks on a full worker for longer than a closed idle connection takes to end,
+        so nothing piles up on the queue unseen.
+        """
         while True:
             sock, addr = self.connections.get()
             sock.settimeout(None)
-            state = [addr, sock, eventlet.wsgi.STATE_IDLE]
-            key = next(self._ids)
-            self._open[key] = state
-            self._pool.spawn(self._serve_one, key, state)
+            if not self._pool.free() and not self._make_room():
+                self._refuse(sock)
+                continue
+            conn = Connection(next(self._ids), sock, addr, self._waiting)
+            self._open[conn.key] = conn
+            # From its arrival: the TLS handshake and the first request head count.
+            conn.deadline(self._header_timeout, "no complete request head in time")
+            self._pool.spawn(self._serve_one, conn)
 
-    def _serve_one(self, key: int, state: list[Any]) -> None:
+    def _serve_one(self, conn: Connection) -> None:
         try:
             if self._tls is not None:
-                state[1] = self._handshake(state[1])
-            self._server.process_request(state)
+                self._handshake(conn)
+            self._server.process_request(conn.state)
         except Exception:
             pass  # eventlet.wsgi ends a broken connection the same way: close it, move on
         finally:
-            self._open.pop(key, None)
-            state[2] = eventlet.wsgi.STATE_CLOSE
-            eventlet.greenio.shutdown_safe(state[1])
-            state[1].close()
+            conn.closed()
+            if conn.cut_reason is not None:
+                self._logger.debug("closed a connection from %s: %s", conn.state[0][0],
+                                   conn.cut_reason)
+            self._open.pop(conn.key, None)
+            conn.state[2] = eventlet.wsgi.STATE_CLOSE
+            eventlet.greenio.shutdown_safe(conn.sock)
+            conn.sock.close()
 
-    def _handshake(self, sock: Any) -> Any:
-        """The connection wrapped in TLS; raises when the handshake fails (the caller closes)."""
+    def _handshake(self, conn: Connection) -> None:
+        """Wrap the connection in TLS; raises when the handshake fails (the caller closes)."""
         assert self._tls is not None
-        sock.settimeout(HANDSHAKE_TIMEOUT)
-        tls_sock = self._tls.wrap_socket(sock, server_side=True)
-        tls_sock.settimeout(None)
-        return tls_sock
+        conn.sock.settimeout(HANDSHAKE_TIMEOUT)
+        # Handshake after the wrapped socket is in conn.state, so a deadline shuts down the
+        # socket the handshake is reading (wrapping detaches the plain one).
+        conn.state[1] = self._tls.wrap_socket(
+            conn.sock, server_side=True, do_handshake_on_connect=False)
+        conn.sock.do_handshake()
+        conn.sock.settimeout(None)
+
+    def _make_room(self) -> bool:
+        """Close the connection that has waited longest for a request; False if none waits.
+
+        One with bytes ready to read is not idle, only not yet scheduled (a burst of new
+        clients): it is left alone. The pool slot frees once the closed one's green thread
+        has ended, which it does at once (its read returns).
+        """
+        for checked, conn in enumerate(list(self._waiting.values())):
+            if checked >= MAKE_ROOM_CANDIDATES:
+                break
+            if not _has_input(conn.sock):
+                conn.cut("closed to make room: the worker was full")
+                self._make_room_log.note()
+                return True
+        return False
+
+    def _refuse(self, sock: Any) -> None:
+        """Answer 503 + Retry-After and close (count it, log it at most once in a while)."""
+        self.refused += 1
+        self._refusals_log.note()
+        if self._tls is not None or self._answering >= MAX_ANSWERING:
+            # Over TLS the answer would need a handshake first: the client sees a close.
+            _close(sock)
+            return
+        self._answering += 1
+        eventlet.spawn_n(self._answer_refusal, sock)
+
+    def _answer_refusal(self, sock: Any) -> None:
+        try:
+            with eventlet.Timeout(REFUSAL_LINGER, False):
+                sock.sendall(REFUSAL)
+                sock.shutdown(socket.SHUT_WR)
+                received = 0
+                while received < REFUSAL_LINGER_BYTES:
+                    chunk = sock.recv(16384)
+                    if not chunk:
+                        break
+                    received += len(chunk)
+        except OSError:
+            pass
+        finally:
+            self._answering -= 1
+            _close(sock)
 
     def open_connections(self) -> int:
         """Open client connections, counting those still waiting on the queue."""
@@ -113,10 +226,51 @@ class HttpServer:
         Busy connections are marked to close after the request they are serving.
         """
         closed = 0
-        for state in list(self._open.values()):
+        for conn in list(self._open.values()):
+            state = conn.state
             previous = state[2]
             state[2] = eventlet.wsgi.STATE_CLOSE
             if previous == eventlet.wsgi.STATE_IDLE:
                 eventlet.greenio.shutdown_safe(state[1])
                 closed += 1
         return closed
+
+
+class _Occurrences:
+    """Logs the first occurrence of something in full, then a count at most every LOG_INTERVAL
+    (only when it happens again), so a flood costs a line every few seconds."""
+
+    def __init__(self, logger: logging.Logger, first: str, later: str) -> None:
+        self._logger = logger
+        self._first = first
+        self._later = later  # formatted with (count, seconds)
+        self._logged_at: float | None = None
+        self._unlogged = 0
+
+    def note(self) -> None:
+        now = time.monotonic()
+        self._unlogged += 1
+        if self._logged_at is None:
+            self._logger.warning("%s (logged again at most every %gs)", self._first, LOG_INTERVAL)
+        elif now - self._logged_at >= LOG_INTERVAL:
+            self._logger.warning(self._later, self._unlogged, now - self._logged_at)
+        else:
+            return
+        self._logged_at = now
+        self._unlogged = 0
+
+
+def _has_input(sock: Any) -> bool:
+    """Whether bytes wait unread on ``sock`` (or it is closed): a poll that never blocks."""
+    try:
+        readable, _, _ = _select.select([sock.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    return bool(readable)
+
+
+def _close(sock: Any) -> None:
+    try:
+        sock.close()
+    except OSError:
+        pass

@@ -170,6 +170,7 @@ def heartbeat(channel: Channel, http: HttpServer, server: Any) -> None:
             "t": proto.STATS,
             "connections": http.open_connections(),
             "sessions": open_sessions(server),
+            "refused": http.refused,
         }
         figures = getattr(server.manager, "figures", None)
         if callable(figures):
@@ -280,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     if access_logger is not None:
         wsgi_app = access_log.AccessLogMiddleware(gate, access_logger)
     connections: eventlet.queue.LightQueue = eventlet.queue.LightQueue()
-    http = HttpServer(wsgi_app, settings, connections, tls_context)
+    http = HttpServer(wsgi_app, settings, connections, tls_context, logger)
     eventlet.spawn(http.serve_forever)
 
     if channel is not None:

@@ -26,6 +26,11 @@ CLIENT_POLLING_TYPES = frozenset({packet.CLOSE, packet.PONG, packet.MESSAGE})
 CLIENT_WEBSOCKET_TYPES = frozenset({packet.CLOSE, packet.PONG, packet.MESSAGE, packet.UPGRADE})
 SUPPORTED_METHODS = frozenset({"GET", "POST", "OPTIONS"})
 RECORD_SEPARATOR = "\x1e"
+# WSGI environ key of a callable the worker's HTTP server provides: the response then closes the
+# connection instead of reading and dropping an unread request body (worker/connection.py).
+CLOSE_CONNECTION = "sioctl.close_connection"
+# Set on the environ of a POST whose body is over max_http_buffer_size: answered 413, not 400.
+_TOO_LARGE = "sioctl.body_too_large"
 
 
 class InvalidPacket(exceptions.EngineIOError):
@@ -45,7 +50,7 @@ def decode_packet(encoded: str | bytes) -> packet.Packet:
         try:
             # python-engineio's decoder skips characters outside the alphabet.
             base64.b64decode(encoded[1:], validate=True)
-        except binascii.Error:
+        except (binascii.Error, ValueError):  # ValueError: not ASCII ("bé")
             raise InvalidPacket("binary packet is not valid base64") from None
     try:
         return packet.Packet(encoded_packet=encoded)
@@ -199,13 +204,22 @@ class ConformantSocket(Socket):
                 self._close_for_error("an invalid Content-Length")
                 raise InvalidPacket("invalid Content-Length") from None
             if length > limit:
-                self._close_for_error("an oversized payload")
-                raise exceptions.ContentTooLongError()
+                # Refused before reading a byte of it; the response closes the connection so
+                # the body is not read afterwards either.
+                self._refuse_too_large(environ)
             raw = stream.read(length)
         if len(raw) > limit:
-            self._close_for_error("an oversized payload")
-            raise exceptions.ContentTooLongError()
+            self._refuse_too_large(environ)
         return bytes(raw)
+
+    def _refuse_too_large(self, environ: dict[str, Any]) -> None:
+        """Close the session and raise; the request gets a 413 and its connection closes."""
+        environ[_TOO_LARGE] = True
+        close_connection = environ.get(CLOSE_CONNECTION)
+        if callable(close_connection):
+            close_connection()
+        self._close_for_error("an oversized payload")
+        raise exceptions.ContentTooLongError()
 
     def _close_for_error(self, what: str) -> None:
         """Close the session now, without waiting for its queue to drain.
@@ -314,7 +328,15 @@ class ConformantEngineMixin:
             response = server._bad_request(problem)
             start_response(response["status"], response["headers"] + server._cors_headers(environ))
             return [response["response"]]
-        return super().handle_request(environ, start_response)  # type: ignore[misc]
+
+        def respond(status: str, headers: Any, exc_info: Any = None) -> Any:
+            if environ.get(_TOO_LARGE):
+                # python-engineio answers 400 to every error of a POST; an oversized body is
+                # 413 (Content Too Large), as the Node server answers it.
+                status = "413 Payload Too Large"
+            return start_response(status, headers, exc_info)
+
+        return super().handle_request(environ, respond)  # type: ignore[misc]
 
     def _ok(self, packets: Any = None, headers: Any = None, jsonp_index: Any = None) -> Any:
         response = super()._ok(packets, headers, jsonp_index)  # type: ignore[misc]

@@ -1,0 +1,163 @@
+"""One client connection in the worker, and the deadlines that cut it while it is idle.
+
+A connection is *waiting* from its arrival until its first request head is complete, and again
+between two requests on a kept-alive connection; it is *busy* while a request is served, and a
+long-poll GET waiting for data or an open websocket is busy for as long as it lasts. Only a
+waiting connection is ever cut:
+
+- by the header timeout (``--header-timeout``, 10 s): a new connection must have delivered a
+  complete request head that long after it reached the worker, TLS handshake included; a later
+  request on a kept-alive connection must complete its head that long after it began;
+- by the keep-alive timeout (``--keepalive``, 2 s): a kept-alive connection may sit idle that
+  long between two requests;
+- when the worker is full and a new connection arrives (see worker/http_server.py).
+
+Each deadline is one hub timer that shuts the socket down; the green thread reading it then
+sees the end of the stream and eventlet.wsgi closes the connection. eventlet.wsgi has no such
+deadlines itself: its ``keepalive`` number is a per-read socket timeout (a client sending a
+byte a second never trips it), applied to the first request too, and nothing bounds the headers.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+import eventlet.greenio
+import eventlet.wsgi
+from eventlet.hubs import get_hub
+
+from sioctl.worker.protocol.engineio_rules import CLOSE_CONNECTION
+
+WAITING = "waiting"
+BUSY = "busy"
+# An unread request body up to this size is read and dropped so the connection can serve its
+# next request (what eventlet.wsgi does with any size); a bigger one closes the connection.
+DRAIN_LIMIT = 64 * 1024
+
+
+class Connection:
+    """A client connection: eventlet's per-connection state plus ours.
+
+    ``state`` is the ``[address, socket, eventlet state, connection]`` list eventlet.wsgi's
+    handler takes (it uses the first three items); ``waiting`` is the server's table of waiting
+    connections, oldest first, which this keeps up to date.
+    """
+
+    __slots__ = ("key", "state", "requests", "cut_reason", "_waiting", "_timer")
+
+    def __init__(
+        self, key: int, sock: Any, addr: Any, waiting: OrderedDict[int, Connection]
+    ) -> None:
+        self.key = key
+        self.state: list[Any] = [addr, sock, eventlet.wsgi.STATE_IDLE, self]
+        self.requests = 0
+        self.cut_reason: str | None = None
+        self._waiting = waiting
+        self._timer: Any = None
+        self.wait()
+
+    @property
+    def sock(self) -> Any:
+        return self.state[1]
+
+    @property
+    def phase(self) -> str:
+        return WAITING if self.key in self._waiting else BUSY
+
+    def wait(self, seconds: float = 0.0, why: str = "") -> None:
+        """Now waiting for a request head; cut after ``seconds`` (0: no deadline)."""
+        self._waiting[self.key] = self
+        self._waiting.move_to_end(self.key)
+        self.deadline(seconds, why)
+
+    def deadline(self, seconds: float, why: str) -> None:
+        """Cut the connection after ``seconds`` unless it becomes busy first (0: never)."""
+        self._cancel()
+        if seconds > 0:
+            self._timer = get_hub().schedule_call_global(seconds, self.cut, why)
+
+    def busy(self) -> None:
+        """A request head is complete: no deadline until the response is over."""
+        self._cancel()
+        self._waiting.pop(self.key, None)
+
+    def closed(self) -> None:
+        """The connection is gone: forget it."""
+        self.busy()
+
+    def cut(self, why: str) -> None:
+        """Shut the socket down (from a timer or another green thread); its reader ends it."""
+        self._timer = None
+        if self.cut_reason is None:
+            self.cut_reason = why
+        self._waiting.pop(self.key, None)
+        try:
+            eventlet.greenio.shutdown_safe(self.sock)
+        except Exception:  # already closed or broken: it is ending anyway
+            pass
+
+    def _cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+class _BoundedInput(eventlet.wsgi.Input):
+    """A request body eventlet drains only up to DRAIN_LIMIT bytes (then the connection closes).
+
+    After each response eventlet reads and throws away whatever body the app left unread, so
+    the connection can carry the next request: a 100 MB Content-Length the app refused was read
+    in full. Raising OSError here is eventlet's own signal to close instead of draining.
+    """
+
+    def discard(self, buffer_size: int = 16 << 10) -> None:
+        left = DRAIN_LIMIT
+        while left > 0:
+            data = self.read(min(buffer_size, left))
+            if not data:
+                return
+            left -= len(data)
+        if not self.read(1):
+            return  # exactly DRAIN_LIMIT bytes were left
+        raise OSError("request body too large to drain; closing the connection")
+
+
+class TimedProtocol(eventlet.wsgi.HttpProtocol):
+    """eventlet.wsgi's connection handler with the header and keep-alive deadlines.
+
+    The server it is given carries ``header_timeout`` and ``keepalive_timeout`` (seconds).
+    """
+
+    def handle_one_request(self) -> None:
+        conn: Connection = self.conn_state[3]
+        if conn.requests:
+            # Between two requests: idle until the next one starts, then its head has
+            # header_timeout to arrive.
+            conn.wait(self.server.keepalive_timeout, "idle past the keep-alive timeout")
+            if not self._next_request_started():
+                self.close_connection = 1
+                return
+            conn.deadline(self.server.header_timeout, "no complete request head in time")
+        conn.requests += 1
+        super().handle_one_request()
+
+    def _next_request_started(self) -> bool:
+        """Wait for the first byte of the next request; False when the connection ended."""
+        try:
+            return bool(self.rfile.peek(1))
+        except (OSError, ValueError):  # reset, shut down by a deadline, or a closed file
+            return False
+
+    def get_environ(self) -> dict[str, Any]:
+        # Called once the request head is complete, before the app runs.
+        self.conn_state[3].busy()
+        environ: dict[str, Any] = super().get_environ()
+        environ["eventlet.input"].__class__ = _BoundedInput
+        environ[CLOSE_CONNECTION] = self._close_after_response
+        return environ
+
+    def _close_after_response(self) -> None:
+        """The response says ``Connection: close`` and no unread body is drained (for an app
+        refusing a request whose body it will not read)."""
+        self.close_connection = 1
