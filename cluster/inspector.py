@@ -90,7 +90,7 @@ class Inspector:
                 head = conn.recv(HEAD_MAX, socket.MSG_PEEK)
                 if not head:
                     return self._error("closed before its request")
-                client = forwarded_client(head)
+                client = forwarded_client(head, self.trusted)
                 if client is NEED_MORE:
                     return self._wait(inspection, False)
                 if isinstance(client, str):
