@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -54,6 +55,21 @@ def _redis_cells(messaging: Any) -> list[str]:
             _cell(messaging.get("dropped"))]
 
 
+def embedded_redis_line(info: Any, now: float) -> str:
+    """``redis-server pid 123, up 3m12s, 1 restart`` or ``redis-server down since 12:04:05
+    (7s), 2 restarts``; empty when the cluster has no embedded Redis."""
+    if not isinstance(info, dict):
+        return ""
+    restarts = info.get("restarts", 0)
+    counted = f"{restarts} restart{'' if restarts == 1 else 's'}"
+    since = info.get("since")
+    if info.get("state") == "up":
+        return f"redis-server pid {_cell(info.get('pid'))}, up {_uptime(since, now)}, {counted}"
+    clock = time.strftime("%H:%M:%S", time.localtime(since)) if since else "?"
+    starting = ", restarting" if info.get("state") == "starting" else ""
+    return f"redis-server down since {clock} ({_uptime(since, now)}{starting}), {counted}"
+
+
 def render(reply: dict[str, Any], now: float) -> str:
     """A header line for the cluster and a table of its worker slots."""
     title = reply.get("title", "?")
@@ -63,6 +79,9 @@ def render(reply: dict[str, Any], now: float) -> str:
     )
     binds = ", ".join(str(b) for b in reply.get("binds") or []) or "-"
     lines = [header, f"  binds: {binds}", f"  redis: {reply.get('redis') or '-'}"]
+    embedded = embedded_redis_line(reply.get("embedded_redis"), now)
+    if embedded:
+        lines[-1] += f"; {embedded}"
     rows = [
         [
             _cell(slot.get("slot")),

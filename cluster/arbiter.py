@@ -25,10 +25,12 @@ from . import channel
 from .client_address import TrustedProxies
 from .control import ControlError, ControlServer
 from .inspector import PARK, WAIT, Inspection, Inspector, Outcome
+from .lifetime import describe_exit
 from .listeners import ListenError, display_address, open_listener, open_listeners
 from .logs import configure_logging
 from .metrics import MetricsServer
 from .redis_server import RedisServer, RedisServerError, RedisServerNotFound
+from .redis_supervisor import RedisSupervisor
 from .settings import WORKER_BOOT_ERROR, Settings, mask_url
 from .slots import PendingQueue, slot_for_address
 from .worker_process import DRAINING, READY, STARTING, STOPPED, WorkerProcess, spawn_worker
@@ -50,6 +52,10 @@ BACKOFF_MAX = 15.0
 EMFILE_PAUSE = 0.5
 # How long workers get to exit after SIGQUIT before they are killed.
 QUIT_GRACE = 2.0
+# A worker silent for this many heartbeat intervals (two heartbeats late) is stalled: it is handed
+# nothing until it answers again. Never later than half of --timeout (so a stalled worker stops
+# receiving well before the heartbeat check kills it), never sooner than 1.5 intervals.
+STALL_INTERVALS = 3
 
 
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGCHLD)
@@ -75,6 +81,8 @@ class Slot:
         self.dropped = 0
         self.handoffs = 0
         self.last_drop_log = 0.0
+        # Connections taken back from a dead worker's channel, unread, for the next worker.
+        self.requeued = 0
 
     def describe(self) -> dict[str, Any]:
         info: dict[str, Any] = {
@@ -94,6 +102,7 @@ class Slot:
             handoffs=self.handoffs,
             standby_pid=self.standby.pid if self.standby is not None else None,
         )
+        info.update(requeued=self.requeued)
         return info
 
 
@@ -116,6 +125,7 @@ class Arbiter:
         self.control: ControlServer | None = None
         self.metrics: MetricsServer | None = None
         self.redis: RedisServer | None = None
+        self.redis_watch: RedisSupervisor | None = None
         self.redis_url: str | None = settings.redis_url
         self.stop_deadline: float | None = None
         self.pending_total_limit = settings.pending_limit * settings.workers
@@ -219,6 +229,7 @@ class Arbiter:
             message = lines[0] if len(lines) < 2 else f"{lines[0].rstrip(':')}: {lines[-1]}"
             raise BootError(message) from None
         self.redis_url = self.redis.url
+        self.redis_watch = RedisSupervisor(self.redis)
 
     def _redis_description(self) -> str:
         if self.redis_url is None:
@@ -244,7 +255,7 @@ class Arbiter:
             if worker.process.poll() is None:
                 worker.signal(signal.SIGKILL)
                 worker.process.wait()
-            worker.channel.close()
+            worker.close_channel()
         for slot in self.slots:
             slot.pending.close_all()
         for inspection in list(self.inspector.pending.values()):
@@ -292,6 +303,10 @@ class Arbiter:
         if inspection_deadline is not None:
             timeout = max(0.0, min(timeout, inspection_deadline - time.monotonic()))
         respawns = [s.respawn_at for s in self.slots if s.respawn_at is not None]
+        if self.redis_watch is not None:
+            redis_check = self.redis_watch.next_check(time.monotonic())
+            if redis_check is not None:
+                respawns.append(time.monotonic() + redis_check)
         if respawns:
             return max(0.0, min(timeout, min(respawns) - time.monotonic()))
         return timeout
@@ -305,6 +320,8 @@ class Arbiter:
                 if slot.respawn_at is not None and slot.respawn_at <= now:
                     self._spawn(slot)
             self._check_heartbeats(now)
+            if self.redis_watch is not None:
+                self.redis_watch.check(now)
             for slot in self.slots:
                 if slot.pending and slot.worker is not None and slot.worker.state == READY:
                     self._flush(slot)
@@ -345,7 +362,30 @@ class Arbiter:
                 self._unwatch(conn)
                 self.control.forget(conn)
 
+    def _stall_after(self) -> float:
+        """Seconds of silence after which a ready worker is handed nothing more."""
+        after = STALL_INTERVALS * channel.HEARTBEAT_INTERVAL
+        if self.settings.timeout > 0:
+            after = min(after, self.settings.timeout / 2)
+        # Never within one interval of the last heartbeat: a healthy worker would flap.
+        return max(after, 1.5 * channel.HEARTBEAT_INTERVAL)
+
     def _check_heartbeats(self, now: float) -> None:
+        stall_after = self._stall_after()
+        for slot in self.slots:
+            worker = slot.worker
+            if (worker is not None and worker.state == READY and worker.stalled_since is None
+                    and now - worker.last_heartbeat > stall_after):
+                # Whatever we send now would sit unread in its channel; the slot's queue holds
+                # new connections instead, until it answers or its replacement is ready.
+                worker.stalled_since = now
+                log.warning(
+                    "slot %d: worker pid %d silent for %.1fs; its new connections wait in the "
+                    "slot's queue",
+                    slot.index,
+                    worker.pid,
+                    now - worker.last_heartbeat,
+                )
         if self.settings.timeout <= 0:
             return  # as in gunicorn, 0 turns the check off
         for worker in self._all_workers():
@@ -471,7 +511,7 @@ class Arbiter:
     def _flush(self, slot: Slot) -> None:
         """Hand the slot's waiting connections to its worker until its channel is full."""
         worker = slot.worker
-        if worker is None or worker.state != READY:
+        if worker is None or worker.state != READY or worker.stalled_since is not None:
             return
         while slot.pending:
             conn, address = slot.pending.peek()
@@ -567,9 +607,22 @@ class Arbiter:
                 log.warning("slot %d: worker pid %d sent %s", worker.slot, worker.pid, exc)
                 continue
             was_ready = worker.state == READY
+            last_heard = worker.last_heartbeat
             worker.note(message)
             if worker.state == READY and not was_ready:
                 self._on_worker_ready(worker)
+            elif worker.stalled_since is not None:
+                self._on_worker_answers(worker, worker.last_heartbeat - last_heard)
+
+    def _on_worker_answers(self, worker: WorkerProcess, silent: float) -> None:
+        """A stalled worker spoke again (SIGCONT, or it was only busy): it receives again."""
+        worker.stalled_since = None
+        slot = self.slots[worker.slot]
+        if worker is not slot.worker:
+            return
+        log.info("slot %d: worker pid %d answers again after %.1fs of silence; handing it %d "
+                 "waiting connection(s)", slot.index, worker.pid, silent, len(slot.pending))
+        self._flush(slot)
 
     def _on_worker_ready(self, worker: WorkerProcess) -> None:
         slot = self.slots[worker.slot]
@@ -608,10 +661,31 @@ class Arbiter:
             if status is None:
                 continue
             self._unwatch(worker.channel)
-            worker.channel.close()
+            self._take_back(worker)
+            worker.close_channel()
             was_ready = worker.state in (READY, DRAINING)
             worker.state = STOPPED
             self._on_worker_exit(worker, status, was_ready)
+
+    def _take_back(self, worker: WorkerProcess) -> None:
+        """Put the connections a dead worker never read back at the head of its slot's queue,
+        for the next worker (or close them when the cluster stops)."""
+        if worker.worker_end is None:
+            return
+        unread = channel.take_back(worker.worker_end)
+        if not unread:
+            return
+        slot = self.slots[worker.slot]
+        if self.state == STOPPING:
+            for conn, _ in unread:
+                conn.close()
+            log.info("slot %d: closed %d connection(s) worker pid %d never read", slot.index,
+                     len(unread), worker.pid)
+            return
+        slot.pending.requeue(unread)
+        slot.requeued += len(unread)
+        log.warning("slot %d: took back %d connection(s) worker pid %d never read; they go to "
+                    "the next worker", slot.index, len(unread), worker.pid)
 
     def _on_worker_exit(self, worker: WorkerProcess, status: int, was_ready: bool) -> None:
         slot = self.slots[worker.slot]
@@ -767,6 +841,7 @@ class Arbiter:
                            "timeouts": self.inspector.timeouts,
                            "refused": self.inspector.refused},
             "slots": [slot.describe() for slot in self.slots],
+            "embedded_redis": self.redis_watch.describe() if self.redis_watch else None,
         }
 
     def _begin_stop(self, graceful: bool) -> None:
@@ -826,14 +901,3 @@ def raise_open_file_limit() -> int:
         except (ValueError, OSError):
             pass
     return soft if soft != resource.RLIM_INFINITY else 1 << 20
-
-
-def describe_exit(status: int) -> str:
-    """``exited with status 1`` / ``was killed by SIGKILL`` for a Popen return code."""
-    if status < 0:
-        try:
-            name = signal.Signals(-status).name
-        except ValueError:
-            name = f"signal {-status}"
-        return f"was killed by {name}"
-    return f"exited with status {status}"

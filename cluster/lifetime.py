@@ -1,4 +1,5 @@
-"""Children that die with the process that started them (workers, redis-server, dev servers)."""
+"""Children that die with the process that started them (workers, redis-server, dev servers),
+and how their end is told."""
 
 from __future__ import annotations
 
@@ -36,3 +37,14 @@ def die_with_parent() -> Callable[[], None] | None:
             os._exit(1)
 
     return preexec
+
+
+def describe_exit(status: int) -> str:
+    """``exited with status 1`` / ``was killed by SIGKILL`` for a Popen return code."""
+    if status < 0:
+        try:
+            name = signal.Signals(-status).name
+        except ValueError:
+            name = f"signal {-status}"
+        return f"was killed by {name}"
+    return f"exited with status {status}"

@@ -32,6 +32,8 @@ SLOT_FIGURES = [
     ("sessions", "sioctl_worker_sessions", "Engine.IO sessions of the worker", False),
     ("restarts", "sioctl_worker_restarts", "Times the slot's worker was respawned", True),
     ("handoffs", "sioctl_handoffs", "Connections handed to the slot's workers", True),
+    ("requeued", "sioctl_requeued_connections", "Connections taken back unread from a dead "
+     "worker's channel and handed to the next worker", True),
     ("pending", "sioctl_pending_connections", "Connections waiting for the slot's worker", False),
     ("dropped", "sioctl_dropped_connections", "Connections closed because the slot's queue was "
      "full", True),
@@ -75,6 +77,7 @@ class StatusCollector:
         yield subscribed
         yield from _per_slot(slots, REDIS_FIGURES, lambda s: s.get("messaging"))
         yield _latency(slots)
+        yield from _embedded_redis(status.get("embedded_redis"))
         inspection = status.get("inspection") or {}
         for key, name, help_text in (
             ("errors", "sioctl_client_address_errors", "Connections closed for a bad or missing "
@@ -87,6 +90,21 @@ class StatusCollector:
             counter = CounterMetricFamily(name, help_text)
             counter.add_metric([], inspection.get(key, 0))
             yield counter
+
+
+def _embedded_redis(info: Any) -> Iterator[Metric]:
+    """Whether the master's own redis-server serves, and how often it was restarted (nothing
+    when the cluster uses another Redis, or none)."""
+    if not isinstance(info, dict):
+        return
+    up = GaugeMetricFamily("sioctl_embedded_redis_up",
+                           "1 when the embedded redis-server answers, 0 while it is down")
+    up.add_metric([], 1 if info.get("state") == "up" else 0)
+    yield up
+    restarts = CounterMetricFamily("sioctl_embedded_redis_restarts",
+                                   "Times the master started its embedded redis-server again")
+    restarts.add_metric([], info.get("restarts", 0))
+    yield restarts
 
 
 def _latency(slots: list[dict[str, Any]]) -> Metric:

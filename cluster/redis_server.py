@@ -3,6 +3,8 @@
 The master starts one private redis-server (no persistence, Unix socket by default) that its
 workers share through python-socketio's RedisManager. The server dies with the process that
 started it (``PR_SET_DEATHSIG`` on Linux), so a killed master never leaves a Redis behind.
+:meth:`RedisServer.launch`, :meth:`RedisServer.poll` and :meth:`RedisServer.answers` let a
+caller restart it without blocking (see ``redis_supervisor``).
 """
 
 from __future__ import annotations
@@ -162,7 +164,47 @@ class RedisServer:
         ]
         return argv
 
+    def launch(self) -> None:
+        """Start redis-server again with the same address and settings, without waiting for it:
+        :meth:`answers` says when it serves, :meth:`poll` whether it exited.
+
+        Raises RedisServerError when it cannot be run at all.
+        """
+        if self._proc is not None:
+            raise RedisServerError("redis-server is already started")
+        if not self.unix_socket and self.port is None:
+            raise RedisServerError("launch() needs the port chosen by start()")
+        self._popen(self.executable or find_redis_server())
+
+    def poll(self) -> int | None:
+        """redis-server's exit status once it has exited (it is then reaped), else None."""
+        if self._proc is None:
+            return None
+        return self._proc.poll()
+
+    def answers(self, timeout: float = 0.2) -> bool:
+        """True when redis-server answers one PING within ``timeout`` seconds."""
+        client = self._client(timeout)
+        try:
+            return bool(client.ping())
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            return False
+        finally:
+            client.close()
+
+    def log_tail(self) -> str:
+        """The last line redis-server wrote to its log."""
+        return self._log_tail(1)
+
     def _launch(self, executable: str, timeout: float) -> None:
+        self._popen(executable)
+        try:
+            self._wait_for_ping(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _popen(self, executable: str) -> None:
         if self.unix_socket:
             # A socket file left by a killed predecessor would make redis refuse to start.
             try:
@@ -183,27 +225,22 @@ class RedisServer:
         except OSError as exc:
             self._close_log()
             raise RedisServerError(f"cannot run {executable}: {exc}") from exc
-        try:
-            self._wait_for_ping(timeout)
-        except BaseException:
-            self.stop()
-            raise
 
-    def _client(self) -> redis.Redis:
+    def _client(self, timeout: float = 1.0) -> redis.Redis:
         # One quick attempt per call: the wait loop does the retrying, and must notice between
         # attempts that the server exited.
         if self.unix_socket:
             return redis.Redis(
                 unix_socket_path=self.socket_path,
-                socket_timeout=1.0,
-                socket_connect_timeout=1.0,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
                 retry=Retry(NoBackoff(), 0),
             )
         return redis.Redis(
             host=self.host,
             port=self.port or 0,
-            socket_timeout=1.0,
-            socket_connect_timeout=1.0,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0),
         )
 

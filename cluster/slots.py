@@ -51,6 +51,14 @@ class PendingQueue:
         self._items.append((conn, address))
         return True
 
+    def requeue(self, items: list[tuple[socket.socket, tuple[str, int]]]) -> None:
+        """Put connections back at the head of the queue, in their order, past the bound.
+
+        For connections that were handed to a worker that died before reading them: they
+        were accepted before anything waiting now, and closing them would lose them.
+        """
+        self._items.extendleft(reversed(items))
+
     def peek(self) -> tuple[socket.socket, tuple[str, int]]:
         return self._items[0]
 

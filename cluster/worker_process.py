@@ -23,10 +23,19 @@ STOPPED = "stopped"
 class WorkerProcess:
     """A started worker. ``state`` moves starting → ready → draining → stopped."""
 
-    def __init__(self, slot: int, process: subprocess.Popen[bytes], chan: socket.socket) -> None:
+    def __init__(
+        self,
+        slot: int,
+        process: subprocess.Popen[bytes],
+        chan: socket.socket,
+        worker_end: socket.socket | None = None,
+    ) -> None:
         self.slot = slot
         self.process = process
         self.channel = chan
+        # Our copy of the worker's end of the channel: read only after the worker exited, to
+        # take back the connections it never read (channel.take_back).
+        self.worker_end = worker_end
         self.state = STARTING
         self.started_at = time.time()
         self.started_monotonic = time.monotonic()
@@ -37,6 +46,9 @@ class WorkerProcess:
         # The worker's Redis figures (subscribed, queued, published, dropped...), if it has any.
         self.messaging: dict[str, Any] | None = None
         self.kill_deadline: float | None = None
+        # When the master noticed the worker had gone silent (monotonic); None while it answers.
+        # A stalled worker is handed nothing: its connections wait in the slot's queue.
+        self.stalled_since: float | None = None
 
     @property
     def pid(self) -> int:
@@ -60,10 +72,16 @@ class WorkerProcess:
         elif kind == channel.BOOT_ERROR:
             self.boot_error = str(message.get("message", "unknown error"))
 
+    def close_channel(self) -> None:
+        """Close the master's end and its copy of the worker's end."""
+        self.channel.close()
+        if self.worker_end is not None:
+            self.worker_end.close()
+
     def describe(self) -> dict[str, Any]:
         return {
             "pid": self.pid,
-            "state": self.state,
+            "state": "stalled" if self.stalled_since is not None else self.state,
             "started_at": self.started_at,
             "connections": self.connections,
             "sessions": self.sessions,
@@ -104,7 +122,8 @@ def spawn_worker(settings: Settings, slot: int, redis_url: str | None) -> Worker
         )
     except BaseException:
         master_end.close()
-        raise
-    finally:
         worker_end.close()
-    return WorkerProcess(slot, process, master_end)
+        raise
+    # The master keeps the worker's end (not inheritable: no later child gets a copy) to take
+    # back what the worker leaves unread if it dies.
+    return WorkerProcess(slot, process, master_end, worker_end)

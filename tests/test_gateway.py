@@ -140,6 +140,12 @@ def envelope_at(
     }
 
 
+def signed_auth(app: str = SIG_APP, key: str = SIG_KEY, **extra: Any) -> dict[str, Any]:
+    """A handshake auth signed for ``app`` (md5), plus ``extra`` (e.g. userId=...)."""
+    timestamp = now_ms()
+    return {"app": app, "timestamp": timestamp, "sign": sign(app, key, timestamp), **extra}
+
+
 def assert_success(ack: Any, target: str | None = None) -> None:
     expected: dict[str, Any] = {"status": 200, "success": True}
     if target is not None:
@@ -238,12 +244,14 @@ def test_save_id_on_connect_and_request_id(
     assert again["data"]["payload"] == {"socketId": a.sid, "userId": a.user_id}
     assert again["meta"]["app"] == SIG_APP
 
-    # A valid uuid in the handshake auth is kept; anything else is replaced by a fresh one.
+    # A valid uuid in a signed handshake's auth is kept (a userId nobody holds); anything else,
+    # or an unsigned claim (test_hardening_gateway), is replaced by a fresh one.
     kept = str(uuid.uuid4())
     b = client(SLOT1[0])
-    assert b.connect(cluster.url, auth={"userId": kept})["data"]["payload"]["userId"] == kept
+    assert b.connect(cluster.url, auth=signed_auth(userId=kept))[
+        "data"]["payload"]["userId"] == kept
     c = client(SLOT1[1])
-    c.connect(cluster.url, auth={"userId": "not-a-uuid"})
+    c.connect(cluster.url, auth=signed_auth(userId="not-a-uuid"))
     assert c.user_id not in ("not-a-uuid", kept, a.user_id)
     uuid.UUID(c.user_id)
     for each in (a, b, c):
@@ -252,7 +260,7 @@ def test_save_id_on_connect_and_request_id(
     # The JS client: saveId on connect, requestId answered (the handshake userId kept).
     js_user = str(uuid.uuid4())
     js = node({
-        "url": cluster.url, "localAddress": SLOT1[2], "auth": {"userId": js_user},
+        "url": cluster.url, "localAddress": SLOT1[2], "auth": signed_auth(userId=js_user),
         "actions": [
             {"op": "wait", "event": RESPONSE_MESSAGE},
             {"op": "emit", "event": REQUEST_MESSAGE,
@@ -392,12 +400,12 @@ def test_reconnect_flow(gateway: Any, client: Any) -> None:
     assert sender.sio.connected and second.sio.connected
     second.assert_quiet()
 
-    # A reconnect presenting the userId in the handshake auth works as well (worker 0 now).
+    # A reconnect presenting the userId in a signed handshake works as well (worker 0 now).
     second.sio.disconnect()
     third = client(SLOT0[2])
     wait_until(lambda: _action(sender.request(SEND_TO_OTHERS, target=old_user, payload=0))
                == DENY, TIMEOUT, interval=0.1, what="the second socket to leave")
-    third.connect(cluster.url, auth={"userId": old_user})
+    third.connect(cluster.url, auth=signed_auth(userId=old_user))
     assert third.user_id == old_user
     assert_success(sender.request(SEND_TO_OTHERS, target=old_user, payload="third"), old_user)
     assert third.expect(EXCHANGE)["data"]["payload"] == "third"

@@ -20,6 +20,7 @@ from redis.retry import Retry
 
 from sioctl.worker.gateway.registry import (
     MemoryRegistry,
+    Rebind,
     RedisRegistry,
     Registry,
     RegistryError,
@@ -123,7 +124,7 @@ def test_unknown_targets_are_offline(make: Callable[..., Setup]) -> None:
     assert reg.user_of("nobody") is None
     assert reg.app_of("nobody") is None
     assert reg.set_app("nobody", "appOne") is False
-    assert reg.rebind("user-x", "nobody") is False
+    assert reg.rebind("user-x", "nobody") == Rebind(False)
     assert reg.resolve("user-x") is None
     reg.unregister("nobody")  # harmless
     reg.refresh(["nobody"])  # harmless
@@ -159,12 +160,35 @@ def test_unregister_removes_client_and_user(make: Callable[..., Setup]) -> None:
         assert not setup.redis.keys(setup.prefix + "*")
 
 
+def test_rebind_never_moves_a_live_users_id_silently(make: Callable[..., Setup]) -> None:
+    reg = make().registry
+    reg.register("owner", "user-u", "appOne")
+    reg.register("claimant", "user-fresh", "appOne")
+    # Refused, and the answer names the live holder; nothing moved.
+    assert reg.rebind("user-u", "claimant") == Rebind(False, "owner")
+    assert reg.resolve("user-u") == "owner"
+    assert reg.user_of("claimant") == "user-fresh"
+    assert reg.resolve("user-fresh") == "claimant"
+    # Taken over: moved, and the answer names the holder that lost it.
+    assert reg.rebind("user-u", "claimant", take_over=True) == Rebind(True, "owner")
+    assert reg.resolve("user-u") == "claimant"
+    assert reg.resolve("user-fresh") is None
+    # A userId whose socket has gone (a stale mapping) is free to claim.
+    reg.register("third", "user-t", "appOne")
+    reg.unregister("claimant")
+    reg.register("fourth", "user-4", "appOne")
+    assert reg.rebind("user-t", "fourth").ok is False
+    reg.unregister("third")
+    assert reg.rebind("user-t", "fourth") == Rebind(True)
+
+
 def test_rebind_survives_the_old_socket_leaving(make: Callable[..., Setup]) -> None:
     reg = make().registry
     reg.register("old-sid", "user-u", "appOne")
-    # The reconnected socket got a fresh userId, then presents its previous one.
+    # The reconnected socket got a fresh userId, then presents its previous one (the old
+    # socket still online: only a take-over moves it).
     reg.register("new-sid", "user-fresh", "appOne")
-    assert reg.rebind("user-u", "new-sid") is True
+    assert reg.rebind("user-u", "new-sid", take_over=True) == Rebind(True, "old-sid")
     assert reg.resolve("user-u") == "new-sid"
     assert reg.user_of("new-sid") == "user-u"
     # The fresh userId no longer reaches the socket that gave it up.
@@ -182,7 +206,7 @@ def test_rebind_survives_the_old_socket_leaving(make: Callable[..., Setup]) -> N
 def test_rebind_to_the_same_user_is_harmless(make: Callable[..., Setup]) -> None:
     reg = make().registry
     reg.register("sid-a", "user-a", "appOne")
-    assert reg.rebind("user-a", "sid-a") is True
+    assert reg.rebind("user-a", "sid-a") == Rebind(True)
     assert reg.resolve("user-a") == "sid-a"
     assert reg.user_of("sid-a") == "user-a"
 
@@ -225,7 +249,7 @@ def test_refresh_renews_the_rebound_user(make: Callable[..., Setup]) -> None:
     setup = make(ttl=REFRESH_TTL)
     reg = setup.registry
     reg.register("sid-a", "user-fresh", "appOne")
-    assert reg.rebind("user-u", "sid-a")
+    assert reg.rebind("user-u", "sid-a").ok
     for _ in range(5):
         setup.advance(REFRESH_TTL / 4)
         reg.refresh(["sid-a"])
@@ -278,7 +302,7 @@ def test_redis_decoding_client(redis_url: str) -> None:
     assert reg.resolve("user-a") == "sid-a"
     assert reg.user_of("sid-a") == "user-a"
     assert reg.app_of("sid-a") == "appOne"
-    assert reg.rebind("user-b", "sid-a") is True
+    assert reg.rebind("user-b", "sid-a") == Rebind(True)
     assert reg.resolve("user-b") == "sid-a"
     reg.refresh(["sid-a"])
     reg.unregister("sid-a")
@@ -308,7 +332,7 @@ def test_redis_registry_is_shared_between_clients(redis_url: str) -> None:
     assert worker_two.resolve("user-u") == "sid-a"
     # The user reconnects to worker two; worker one learns of the old disconnect late.
     worker_two.register("sid-b", "user-fresh", "appOne")
-    assert worker_two.rebind("user-u", "sid-b") is True
+    assert worker_two.rebind("user-u", "sid-b", take_over=True) == Rebind(True, "sid-a")
     worker_one.unregister("sid-a")
     assert worker_one.resolve("user-u") == "sid-b"
     first.close()

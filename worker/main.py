@@ -41,7 +41,7 @@ from sioctl.worker.http_server import HttpServer
 
 LOG_FORMAT = "[%(asctime)s] [{who} pid %(process)d] %(levelname)s %(message)s"
 LOG_DATEFMT = "%Y-%m-%d %H:%M:%S"
-HEARTBEAT_INTERVAL = 1.0
+HEARTBEAT_INTERVAL = proto.HEARTBEAT_INTERVAL
 
 
 @dataclass

@@ -116,7 +116,7 @@ class FrameworkNamespace(socketio.Namespace):
     def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
         server = self.app.sio
         if self.gateway is not None:
-            reason = self.gateway.check_handshake(auth)
+            reason = self.gateway.check_handshake(auth, sid)
             if reason is not None:
                 log.info("%s %s refused by the gateway: %s", self.namespace, sid, reason)
                 raise socketio.exceptions.ConnectionRefusedError(reason)
@@ -136,7 +136,7 @@ class FrameworkNamespace(socketio.Namespace):
             log.info("%s %s refused: %s", self.namespace, sid, message)
             raise socketio.exceptions.ConnectionRefusedError(message)
         if self.gateway is not None:
-            self.gateway.on_connect(sid, socket, auth)
+            self.gateway.on_connect(sid, socket, auth, vouched_user_id=conn.ctx.user_id)
         # Emits made by the middleware go out once python-socketio has sent the CONNECT reply,
         # which it does right after this handler returns.
         server.start_background_task(socket.release)

@@ -104,6 +104,9 @@ class Context:
         self.error: BaseException | None = None
         self.acked = False
         self.ack_values: tuple[Any, ...] = ()
+        # The gateway's userId for this socket, when the app's connection middleware has
+        # authenticated the user and sets it (before next()); None leaves it to the gateway.
+        self.user_id: str | None = None
 
     def for_packet(self, event: str, args: tuple[Any, ...]) -> Context:
         """A context for one incoming packet, sharing the connection's socket and session."""

@@ -27,6 +27,14 @@ RELEASE_SCRIPT = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
 """
+# Renew a claim that is ours, or write it again if Redis lost it (restarted without its
+# data); 0 when another slot holds it now.
+RENEW_SCRIPT = """
+local holder = redis.call('get', KEYS[1])
+if holder ~= false and holder ~= ARGV[1] then return 0 end
+redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
 
 
 class IdClaims:
@@ -83,17 +91,33 @@ class IdClaims:
         if not self._renewing:
             self._renewing = True
             self.server.start_background_task(self._renew_forever)
+            # Redis back after an outage: claims it lost are written again at once.
+            hooks = getattr(self.server.manager, "when_redis_back", None)
+            if hooks is not None:
+                hooks.append(self.renew)
 
     def _renew_forever(self) -> None:
         while True:
             self.server.sleep(RENEW_EVERY)
-            keys = list(self.claimed)
-            if not keys:
-                continue
-            try:
-                pipe = self._redis().pipeline(transaction=False)
-                for key in keys:
-                    pipe.pexpire(key, int(CLAIM_TTL * 1000))
-                pipe.execute()
-            except Exception as exc:
-                log.warning("cannot renew %d socket id claim(s) in Redis: %s", len(keys), exc)
+            self.renew()
+
+    def renew(self) -> None:
+        """Renew this worker's claims, writing again those Redis has lost."""
+        keys = list(self.claimed)
+        if not keys:
+            return
+        try:
+            redis = self._redis()
+            renew = redis.register_script(RENEW_SCRIPT)
+            pipe = redis.pipeline(transaction=False)
+            for key in keys:
+                renew(keys=[key], args=[self.owner, int(CLAIM_TTL * 1000)], client=pipe)
+            held = pipe.execute()
+        except Exception as exc:
+            log.warning("cannot renew %d socket id claim(s) in Redis: %s", len(keys), exc)
+            return
+        lost = [key for key, ok in zip(keys, held, strict=True) if not ok]
+        if lost:
+            self.claimed.difference_update(lost)  # theirs now: warn once, never release it
+            log.warning("%d socket id claim(s) of this worker are held elsewhere now: %s",
+                        len(lost), ", ".join(lost[:5]))

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ..protocol.nesting import MAX_DEPTH, deeper_than
 from . import protocol as p
 from .plugin import Denied, Gateway
 
@@ -48,15 +49,21 @@ class TransportMessageApp:
         try:
             body = json.loads(raw)
         except (ValueError, RecursionError):
+            log.info("gateway: refused an HTTP message: the body is not JSON")
             return 422, _body(422, "the body is not JSON", fields=["body"])
         fields = p.check_http_body(body)
         if fields:
             return 422, _body(422, "malformed body", fields=fields)
+        if deeper_than(body["message"], MAX_DEPTH):
+            # Sent on, python-socketio would recurse over it (RecursionError, a 500).
+            too_deep = f"message nested deeper than {MAX_DEPTH} levels"
+            log.info("gateway: refused an HTTP message: %s", too_deep)
+            return 422, _body(422, too_deep, fields=["message"])
         reason = p.verify(self.config, body["app"], body["timestamp"], body["sign"], p.now_ms(),
                           nonce=body.get("nonce"), payload=body.get("message"))
         if reason is None:
             try:
-                self.gateway.check_nonce(body["app"], body.get("nonce"))
+                self.gateway.check_replay(body["app"], body.get("nonce"), body["sign"], None)
             except Denied as denied:
                 if not denied.disconnect:  # the registry is away, not the caller's fault
                     return 503, _body(503, denied.reason)

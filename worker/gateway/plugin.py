@@ -5,6 +5,26 @@ Every client of the default namespace gets a userId and hears ``saveId``; a sign
 (wherever it lives: the registry is shared through Redis and the emit crosses workers through
 python-socketio's Redis manager), takes over its previous userId after a reconnect, or
 broadcasts to its app. Anything refused is answered with ``deny`` and never dispatched.
+
+Who may carry a userId
+----------------------
+userIds are not secrets (every message's ``meta.userId`` shows the sender's), so presenting one
+proves nothing. A socket gets a fresh uuid4 unless it proves a claim:
+
+- ``auth.userId`` in the handshake counts only when the handshake is signed for an app
+  (``auth`` = ``{app, timestamp, sign, userId}``, checked as any signed request), and a
+  ``reconnectAndUpdates`` is a signed request itself. A signature proves the client belongs
+  to the app, not that it is that user: such a claim gets a userId no live socket holds (the
+  reconnect it is meant for) and never one a live socket holds. The claim is then refused: the
+  handshake goes on with a fresh uuid (logged once), ``reconnectAndUpdates`` gets a ``deny``
+  and the socket stays connected. The live owner notices nothing.
+- The app's own authentication vouches for a userId: a connection middleware sets
+  ``ctx.user_id``. That claim wins even over a live socket: the previous owner gets a ``deny``
+  (``userId taken over by a newer connection``) and is disconnected (a server-side disconnect:
+  clients do not reconnect by themselves, so two tabs do not take it back and forth). A socket
+  whose userId the app set cannot switch to another with ``reconnectAndUpdates``.
+
+An unsigned ``auth.userId`` is ignored (logged once), as is anything but a uuid in a signed one.
 """
 
 from __future__ import annotations
@@ -16,6 +36,7 @@ from typing import Any
 
 import socketio
 
+from ..protocol.nesting import MAX_DEPTH, deeper_than
 from . import protocol as p
 from .registry import Registry, RegistryError
 
@@ -50,6 +71,8 @@ class Client:
     app: str | None = None
     # The app whose signature the handshake carried (checked by check_handshake).
     signed_app: str | None = None
+    # The app's connection middleware set the userId (ctx.user_id): it is not to be changed.
+    vouched: bool = False
 
 
 class Gateway:
@@ -61,12 +84,16 @@ class Gateway:
         self.registry = registry
         self.clients: dict[str, Client] = {}
         self._refreshing = False
+        # The Socket.IO packet rules close a session whose event nests too deeply; a
+        # requestMessage is let through so that its sender gets a deny (see _dispatch).
+        server.events_checking_depth = frozenset({p.REQUEST_MESSAGE})
 
     # ------------------------------------------------------------------------------ connect
 
-    def check_handshake(self, auth: Any) -> str | None:
+    def check_handshake(self, auth: Any, sid: str | None = None) -> str | None:
         """Why the handshake must be refused, or None. Apps with ``handshake_sign`` demand a
-        signed ``auth`` ({app, timestamp, sign}); a handshake naming an app must sign for it."""
+        signed ``auth`` ({app, timestamp, sign}); a handshake naming an app must sign for it.
+        ``sid`` is the socket being connected (the owner of an md5 signature it uses first)."""
         auth = auth if isinstance(auth, dict) else {}
         app = auth.get("app")
         required = [name for name, spec in self.config.apps.items() if spec.handshake_sign]
@@ -83,28 +110,69 @@ class Gateway:
                           nonce=auth.get("nonce"), payload=None)
         if reason is None:
             try:
-                self.check_nonce(app, auth.get("nonce"))  # a signed handshake is used once
+                self.check_replay(app, auth.get("nonce"), auth.get("sign"), sid)
             except Denied as denied:
                 reason = denied.reason
         return reason
 
-    def on_connect(self, sid: str, socket: Any, auth: Any) -> None:
-        """Give the new socket its userId, register it, and tell it with ``saveId``."""
+    def on_connect(
+        self, sid: str, socket: Any, auth: Any, vouched_user_id: str | None = None
+    ) -> None:
+        """Give the new socket its userId, register it, and tell it with ``saveId``.
+
+        The userId is a fresh uuid4 unless the claim is proven (see the module docstring):
+        ``vouched_user_id`` (set by the app's connection middleware) or a uuid in ``auth.userId``
+        of a signed handshake."""
         auth = auth if isinstance(auth, dict) else {}
-        user_id = auth.get("userId")
-        if not (isinstance(user_id, str) and _is_uuid(user_id)):
-            user_id = str(uuid.uuid4())
         # check_handshake has refused any handshake that names an app without signing for it.
         app = auth.get("app") if isinstance(auth.get("app"), str) else None
-        self.clients[sid] = Client(user_id, app, signed_app=app)
+        client = Client(str(uuid.uuid4()), app, signed_app=app)
+        self.clients[sid] = client
         try:
-            self.registry.register(sid, user_id, app)
+            self.registry.register(sid, client.user_id, app)
         except RegistryError as exc:
             log.warning("gateway: cannot register %s: %s", sid, exc)
+        if vouched_user_id is not None and not (isinstance(vouched_user_id, str)
+                                                and vouched_user_id):
+            log.warning("gateway: ctx.user_id must be a non-empty string, not %s: ignored",
+                        type(vouched_user_id).__name__)
+            vouched_user_id = None
+        if vouched_user_id is not None:
+            self._claim_on_connect(sid, client, vouched_user_id, take_over=True)
+            client.vouched = client.user_id == vouched_user_id
+        else:
+            claimed = auth.get("userId")
+            if claimed is not None and app is None:
+                log.info("gateway: %s presented a userId in an unsigned handshake: "
+                         "it gets a fresh one", sid)
+            elif isinstance(claimed, str) and _is_uuid(claimed):
+                self._claim_on_connect(sid, client, claimed, take_over=False)
         if app is not None:
             self.server.enter_room(sid, app_room(app), namespace=NAMESPACE)
         socket.emit(p.RESPONSE_MESSAGE, self._save_id(sid))
         self._start_refreshing()
+
+    def _claim_on_connect(self, sid: str, client: Client, user_id: str, take_over: bool) -> None:
+        """Move a proven claim's userId onto the new socket, or leave it its fresh one."""
+        try:
+            result = self.registry.rebind(user_id, sid, take_over=take_over)
+        except RegistryError as exc:
+            log.warning("gateway: cannot give %s the userId it claimed: %s", sid, exc)
+            return
+        if not result.ok:
+            log.info("gateway: %s claimed a userId %s: it gets a fresh one", sid,
+                     "held by a live socket" if result.holder else "but is not registered")
+            return
+        client.user_id = user_id
+        if result.holder is not None:
+            self._evict(result.holder, sid)
+
+    def _evict(self, holder: str, by: str) -> None:
+        """Tell the socket that lost its userId to ``by``, and disconnect it (on any worker)."""
+        log.info("gateway: %s took over the userId of %s, which is disconnected", by, holder)
+        self._send(holder, p.parse_deny_msg({"reason": "userId taken over by a newer connection"},
+                                            {"client": holder, "target": holder}))
+        self.server.start_background_task(self._disconnect_soon, holder)
 
     def on_disconnect(self, sid: str) -> None:
         self.clients.pop(sid, None)
@@ -122,16 +190,39 @@ class Gateway:
         if not self._refreshing:
             self._refreshing = True
             self.server.start_background_task(self._refresh_forever)
+            # Redis back after an outage (the embedded one restarted without persistence, say):
+            # put our sockets back at once rather than at the next refresh.
+            hooks = getattr(self.server.manager, "when_redis_back", None)
+            if hooks is not None:
+                hooks.append(self.refresh)
 
     def _refresh_forever(self) -> None:
         while True:
             self.server.sleep(REFRESH_EVERY)
-            sids = list(self.clients)
-            if sids:
-                try:
-                    self.registry.refresh(sids)
-                except RegistryError as exc:
-                    log.warning("gateway: cannot refresh %d registry entries: %s", len(sids), exc)
+            self.refresh()
+
+    def refresh(self) -> None:
+        """Renew the registry entries of this worker's sockets, and write again those the
+        registry has lost (a Redis restarted without its data) while the socket is still here.
+        A userId that another socket has meanwhile taken stays with that socket."""
+        sids = list(self.clients)
+        if not sids:
+            return
+        try:
+            missing = self.registry.refresh(sids)
+            restored = 0
+            for sid in missing:
+                client = self.clients.get(sid)
+                if client is None or self.registry.resolve(client.user_id) not in (None, sid):
+                    continue
+                self.registry.register(sid, client.user_id, client.app)
+                restored += 1
+        except RegistryError as exc:
+            log.warning("gateway: cannot refresh %d registry entries: %s", len(sids), exc)
+            return
+        if restored:
+            log.info("gateway: wrote %d registry entr%s again (the registry had lost them)",
+                     restored, "y" if restored == 1 else "ies")
 
     # ------------------------------------------------------------------------ requestMessage
 
@@ -153,12 +244,15 @@ class Gateway:
         if fields:
             raise Denied("malformed envelope", fields)
         meta, data = envelope["meta"], envelope["data"]
+        if deeper_than(data.get("payload"), MAX_DEPTH):
+            # python-socketio would recurse over it when sending it on (RecursionError).
+            raise Denied(f"payload nested deeper than {MAX_DEPTH} levels", ["data.payload"])
         app = meta["app"]
         reason = p.verify(self.config, app, meta["timestamp"], meta["sign"], p.now_ms(),
                           nonce=meta.get("nonce"), payload=data.get("payload"))
         if reason is not None:
             raise Denied(reason)
-        self.check_nonce(app, meta.get("nonce"))
+        self.check_replay(app, meta.get("nonce"), meta["sign"], sid)
         if self.config.apps[app].handshake_sign and client.signed_app != app:
             raise Denied(f"app {app!r} requires a handshake signed for it")
         action = data["action"]
@@ -176,19 +270,36 @@ class Gateway:
             return self._reconnect(sid, client, app, meta, data.get("payload"))
         return self._broadcast(sid, client, app, data.get("payload"))
 
-    def check_nonce(self, app: str, nonce: Any) -> None:
-        """For apps signing with HMAC: raise Denied when ``nonce`` was seen within the window
-        (a replay). Nonces are remembered in the shared registry, so a replay to another
-        worker or node is caught too."""
-        if self.config.apps[app].scheme != p.HMAC_SHA256:
-            return
+    def check_replay(self, app: str, nonce: Any, sign: Any, owner: str | None) -> None:
+        """Raise Denied when a validly signed request of ``app`` is a replay.
+
+        hmac-sha256: its ``nonce`` was seen within the window. md5 with ``md5_replay``:
+        ``sign`` was used within the window by another socket than ``owner`` (same_socket),
+        or at all (refuse); ``owner`` None (an HTTP call) has no connection to reuse it on, so
+        any earlier use makes it a replay. What was seen lives in the shared registry, so a
+        replay to another worker or node is caught too. A signature stays valid for up to
+        twice the window (a timestamp may be ``window_seconds`` ahead or behind), so it is
+        remembered that long."""
+        spec = self.config.apps[app]
+        ttl = 2 * self.config.window_seconds
         try:
-            fresh = self.registry.claim_nonce(app, str(nonce), 2 * self.config.window_seconds)
+            if spec.scheme == p.HMAC_SHA256:
+                fresh = self.registry.claim_nonce(app, str(nonce), ttl)
+                what = "nonce"
+            elif spec.md5_replay != p.REPLAY_ALLOW:
+                if spec.md5_replay == p.REPLAY_REFUSE or owner is None:
+                    user = "once:" + uuid.uuid4().hex  # nobody else has it
+                else:
+                    user = "socket:" + owner
+                fresh = self.registry.claim_signature(app, str(sign), user, ttl)
+                what = "signature"
+            else:
+                return
         except RegistryError as exc:
-            log.warning("gateway: cannot check a nonce: %s", exc)
+            log.warning("gateway: cannot check for a replay: %s", exc)
             raise Denied("temporarily unavailable, try again", disconnect=False) from None
         if not fresh:
-            raise Denied("replayed nonce")
+            raise Denied(f"replayed {what}")
 
     def _join_app(self, sid: str, client: Client, app: str) -> None:
         if client.app == app:
@@ -235,11 +346,20 @@ class Gateway:
         if not isinstance(previous, str) or not previous:
             raise Denied("reconnectAndUpdates needs the previous userId", ["meta.userId"],
                          disconnect=False)
+        if client.vouched and previous != client.user_id:
+            raise Denied("the app set this socket's userId", disconnect=False)
         try:
-            self.registry.rebind(previous, sid)
+            result = self.registry.rebind(previous, sid)
+            if not result.ok and result.holder is None:
+                # This socket's own entry is gone (Redis lost it): record it again, then retry.
+                self.registry.register(sid, client.user_id, client.app)
+                result = self.registry.rebind(previous, sid)
         except RegistryError as exc:
             log.warning("gateway: cannot rebind a userId: %s", exc)
             raise Denied("temporarily unavailable, try again", disconnect=False) from None
+        if not result.ok:
+            # A signature proves the app, not the user: a live owner keeps its userId.
+            raise Denied("the userId is held by another live connection", disconnect=False)
         client.user_id = previous
         message = p.parse_msg(p.RE_CONNECT_UPDATED, {"socketId": sid, "userId": previous},
                               _meta(app, sid, previous))

@@ -26,6 +26,12 @@ client for as long as the window lasts (±300 s by default). ``md5(secret + data
 to length extension, and md5 itself is broken for collisions. HMAC-SHA256 binds the signature
 to the exact payload and to a single-use nonce; the server remembers nonces for the window
 (in Redis), so a captured envelope can neither be altered nor replayed.
+
+An md5 app may refuse replays too (``md5_replay``: ``same_socket`` or ``refuse``, see
+:class:`AppSpec`): a captured signature then cannot be used from another connection or over
+HTTP, though it still signs any payload for the socket that used it first. Neither scheme
+protects against someone holding a client: the key signs in the client, so whoever has the
+client's code has the key.
 """
 
 from __future__ import annotations
@@ -78,7 +84,13 @@ _SIGN_LENGTH = {MD5: 32, HMAC_SHA256: 64}
 # Nonces become Redis keys: keep them short.
 MAX_NONCE_LENGTH = 128
 
-APP_KEYS = ("key", "key_env", "scheme", "handshake_sign")
+# md5_replay: what the md5 scheme does with a signature it has already accepted.
+REPLAY_ALLOW = "allow"
+REPLAY_SAME_SOCKET = "same_socket"
+REPLAY_REFUSE = "refuse"
+MD5_REPLAY_MODES = (REPLAY_ALLOW, REPLAY_SAME_SOCKET, REPLAY_REFUSE)
+
+APP_KEYS = ("key", "key_env", "scheme", "handshake_sign", "md5_replay")
 GATEWAY_KEYS = ("window_seconds", "disconnect_on_deny", "http_path", "http_max_body", "cors")
 
 
@@ -197,6 +209,11 @@ class AppSpec:
     scheme: str = MD5
     # When True the socket.io handshake itself must carry a valid signature in its auth.
     handshake_sign: bool = False
+    # md5 only: "allow" (every use of a valid signature, as egg-socket.io clients expect),
+    # "same_socket" (a signature is remembered with the socket that used it first; any other
+    # socket or HTTP call presenting it within the window is refused) or "refuse" (a signature
+    # is accepted once). hmac-sha256 always refuses replays (its nonce).
+    md5_replay: str = REPLAY_ALLOW
 
 
 @dataclass(frozen=True)
@@ -281,7 +298,13 @@ def _app_spec(name: str, settings: Any) -> AppSpec:
         raise ValueError(
             f"{path}.handshake_sign: expected True or False, got {_type(handshake_sign)}"
         )
-    return AppSpec(key=key, scheme=scheme, handshake_sign=handshake_sign)
+    md5_replay = settings.get("md5_replay", REPLAY_ALLOW)
+    if md5_replay not in MD5_REPLAY_MODES:
+        raise ValueError(f"{path}.md5_replay: expected one of {', '.join(MD5_REPLAY_MODES)}")
+    if scheme != MD5 and md5_replay != REPLAY_ALLOW:
+        raise ValueError(f"{path}.md5_replay: only for the md5 scheme ({scheme} refuses "
+                         "replays by its nonce)")
+    return AppSpec(key=key, scheme=scheme, handshake_sign=handshake_sign, md5_replay=md5_replay)
 
 
 def _gateway_options(gateway: Any) -> dict[str, Any]:

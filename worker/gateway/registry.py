@@ -14,6 +14,8 @@ Redis layout (``{prefix}`` is the caller's key prefix)::
                                   ("app" is absent until the socket's app is known)
     {prefix}user:{userId}         string: the sid this userId reaches    PX ttl
     {prefix}nonce:{app}:{nonce}   string "1", SET NX PX                  PX nonce ttl
+    {prefix}sign:{app}:{sign}     string: who used this md5 signature    PX signature ttl
+                                  first (md5_replay)
 
 A sid is online while its client key exists. A userId is online while its user key names a sid
 that is online: a user key whose socket has gone is a stale mapping, not a live user.
@@ -33,7 +35,7 @@ from typing import Any, Protocol, TypeVar
 
 import redis
 
-__all__ = ["MemoryRegistry", "Registry", "RegistryError", "RedisRegistry"]
+__all__ = ["MemoryRegistry", "Rebind", "Registry", "RegistryError", "RedisRegistry"]
 
 DEFAULT_TTL = 60.0
 # sids renewed per pipeline round trip by refresh(): bounds the size of one request.
@@ -44,6 +46,20 @@ _T = TypeVar("_T")
 
 class RegistryError(Exception):
     """The registry's storage failed (Redis unreachable, timed out or refused the command)."""
+
+
+@dataclass(frozen=True)
+class Rebind:
+    """What :meth:`Registry.rebind` did.
+
+    ``ok``: the userId now reaches the socket. ``holder``: the other online socket the userId
+    reached before: it kept the userId (``ok`` False, a claim refused) or lost it to a
+    ``take_over`` (``ok`` True; the caller tells it). ``ok`` False with no holder: the socket
+    itself is not online.
+    """
+
+    ok: bool
+    holder: str | None = None
 
 
 class Registry(Protocol):
@@ -76,10 +92,14 @@ class Registry(Protocol):
         """The app of an online socket, or None (offline, or app not known yet)."""
         ...
 
-    def rebind(self, user_id: str, sid: str) -> bool:
+    def rebind(self, user_id: str, sid: str, take_over: bool = False) -> Rebind:
         """Make ``user_id`` reach the online socket ``sid``, which from now on carries it (after a
-        reconnect). The userId ``sid`` carried before stops reaching it. False (nothing written)
-        when ``sid`` is not online."""
+        reconnect). The userId ``sid`` carried before stops reaching it.
+
+        A userId that reaches another online socket is never moved silently: nothing is written
+        and the answer names that holder, unless ``take_over``, which moves it and names the
+        holder that lost it. Nothing is written either when ``sid`` is not online. The check
+        and the move are one atomic step, so two claims of one userId cannot both win."""
         ...
 
     def unregister(self, sid: str) -> None:
@@ -87,14 +107,20 @@ class Registry(Protocol):
         already rebound to a newer socket stays online there."""
         ...
 
-    def refresh(self, sids: Iterable[str]) -> None:
-        """Renew the TTL of these sockets and of the userIds they carry; sids not online are
-        skipped."""
+    def refresh(self, sids: Iterable[str]) -> list[str]:
+        """Renew the TTL of these sockets and of the userIds they carry. Returns the sids that
+        are not online (nothing renewed): a restarted Redis may have lost them."""
         ...
 
     def claim_nonce(self, app: str, nonce: str, ttl_seconds: float) -> bool:
         """True the first time ``nonce`` is seen for ``app`` within ``ttl_seconds``; False on a
         replay."""
+        ...
+
+    def claim_signature(self, app: str, sign: str, owner: str, ttl_seconds: float) -> bool:
+        """True when ``sign`` is new for ``app`` within ``ttl_seconds`` (it is then remembered
+        with ``owner``) or was first used by this same ``owner``; False on a replay by
+        anyone else. An owner nobody else has (a random one) makes every reuse a replay."""
         ...
 
 
@@ -130,6 +156,18 @@ return 1
 
 # Set the app of a live client only: HSET on a missing key would resurrect it without a TTL.
 # KEYS: client key; ARGV: app.
+# Remember who used a signature first; answer whether this user is that one.
+# KEYS: signature key; ARGV: owner, ttl ms.
+_CLAIM_SIGNATURE_LUA = """
+local first = redis.call('GET', KEYS[1])
+if first == false then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+if first == ARGV[1] then return 1 end
+return 0
+"""
+
 _SET_APP_LUA = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'app', ARGV[1])
@@ -137,21 +175,29 @@ return 1
 """
 
 # Point a userId at a live client and make the client carry it; the userId the client carried
-# before (read by the caller, re-checked here) stops reaching it.
+# before (read by the caller, re-checked here) stops reaching it. A userId reaching another
+# live client is left alone ({2, holder}) unless ARGV[6] is '1' (take over: {1, holder}).
 # KEYS: client key, new user key, previous user key (= new user key when none);
-# ARGV: sid, user id, ttl ms, previous user id ('' when none).
+# ARGV: sid, user id, ttl ms, previous user id ('' when none), client key prefix, take over.
+# Returns {result, holder}: 0 client offline, -1 its userId changed meanwhile, 1 done.
 _REBIND_LUA = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0, ''} end
 local previous = redis.call('HGET', KEYS[1], 'user')
 if previous == false then previous = '' end
-if previous ~= ARGV[4] then return -1 end
+if previous ~= ARGV[4] then return {-1, ''} end
+local holder = redis.call('GET', KEYS[2])
+if holder == false or holder == ARGV[1] or redis.call('EXISTS', ARGV[5] .. holder) == 0 then
+  holder = ''
+elseif ARGV[6] ~= '1' then
+  return {2, holder}
+end
 if KEYS[3] ~= KEYS[2] and redis.call('GET', KEYS[3]) == ARGV[1] then
   redis.call('DEL', KEYS[3])
 end
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[3])
 redis.call('HSET', KEYS[1], 'user', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return 1
+return {1, holder}
 """
 
 
@@ -167,6 +213,7 @@ class RedisRegistry(Registry):
         self._unregister = client.register_script(_UNREGISTER_LUA)
         self._set_app = client.register_script(_SET_APP_LUA)
         self._rebind = client.register_script(_REBIND_LUA)
+        self._claim_signature = client.register_script(_CLAIM_SIGNATURE_LUA)
 
     @property
     def ttl(self) -> float:
@@ -234,25 +281,24 @@ class RedisRegistry(Registry):
     def app_of(self, sid: str) -> str | None:
         return _text(self._call("app_of", lambda: self._client.hget(self._client_key(sid), "app")))
 
-    def rebind(self, user_id: str, sid: str) -> bool:
+    def rebind(self, user_id: str, sid: str, take_over: bool = False) -> Rebind:
         client_key = self._client_key(sid)
         new_key = self._user_key(user_id)
 
-        def run() -> bool:
+        def run() -> Rebind:
             # Two attempts: the script refuses (-1) if the client's userId changed between the
             # read and the script, e.g. a concurrent rebind of the same socket.
             for _ in range(2):
                 previous = _text(self._client.hget(client_key, "user"))
                 previous_key = self._user_key(previous) if previous is not None else new_key
-                result = int(
-                    self._rebind(
-                        keys=[client_key, new_key, previous_key],
-                        args=[sid, user_id, self._ttl_ms, previous or ""],
-                    )
+                result, holder = self._rebind(
+                    keys=[client_key, new_key, previous_key],
+                    args=[sid, user_id, self._ttl_ms, previous or "",
+                          self._client_key(""), "1" if take_over else "0"],
                 )
-                if result != -1:
-                    return result == 1
-            return False
+                if int(result) != -1:
+                    return Rebind(int(result) == 1, _text(holder) or None)
+            return Rebind(False)
 
         return self._call("rebind", run)
 
@@ -268,10 +314,11 @@ class RedisRegistry(Registry):
 
         self._call("unregister", run)
 
-    def refresh(self, sids: Iterable[str]) -> None:
+    def refresh(self, sids: Iterable[str]) -> list[str]:
         sid_list = list(sids)
+        missing: list[str] = []
 
-        def run() -> None:
+        def run() -> list[str]:
             for start in range(0, len(sid_list), _REFRESH_CHUNK):
                 chunk = sid_list[start : start + _REFRESH_CHUNK]
                 pipe = self._client.pipeline(transaction=False)
@@ -282,18 +329,21 @@ class RedisRegistry(Registry):
                 replies = pipe.execute()
                 # replies alternate: PEXPIRE result (1 when the client key exists), its user.
                 users = set()
-                for alive, user in zip(replies[::2], replies[1::2], strict=True):
+                for sid, alive, user in zip(chunk, replies[::2], replies[1::2], strict=True):
                     user_id = _text(user)
                     if alive and user_id is not None:
                         users.add(user_id)
+                    else:
+                        missing.append(sid)
                 if not users:
                     continue
                 pipe = self._client.pipeline(transaction=False)
                 for user_id in users:
                     pipe.pexpire(self._user_key(user_id), self._ttl_ms)
                 pipe.execute()
+            return missing
 
-        self._call("refresh", run)
+        return self._call("refresh", run)
 
     def claim_nonce(self, app: str, nonce: str, ttl_seconds: float) -> bool:
         key = f"{self._prefix}nonce:{app}:{nonce}"
@@ -301,6 +351,12 @@ class RedisRegistry(Registry):
         return bool(
             self._call("claim_nonce", lambda: self._client.set(key, "1", nx=True, px=ttl_ms))
         )
+
+    def claim_signature(self, app: str, sign: str, owner: str, ttl_seconds: float) -> bool:
+        key = f"{self._prefix}sign:{app}:{sign}"
+        ttl_ms = _ttl_ms(ttl_seconds)
+        return bool(self._call("claim_signature", lambda: self._claim_signature(
+            keys=[key], args=[owner, ttl_ms])))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -335,6 +391,7 @@ class MemoryRegistry(Registry):
         self._clients: dict[str, _Client] = {}
         self._users: dict[str, _User] = {}
         self._nonces: dict[tuple[str, str], float] = {}
+        self._signs: dict[tuple[str, str], tuple[str, float]] = {}
         self._next_sweep = clock()
 
     @property
@@ -350,6 +407,7 @@ class MemoryRegistry(Registry):
             self._clients = {k: v for k, v in self._clients.items() if v.expires > now}
             self._users = {k: v for k, v in self._users.items() if v.expires > now}
             self._nonces = {k: v for k, v in self._nonces.items() if v > now}
+            self._signs = {k: v for k, v in self._signs.items() if v[1] > now}
         return now
 
     def _live_client(self, sid: str, now: float) -> _Client | None:
@@ -389,18 +447,24 @@ class MemoryRegistry(Registry):
         entry = self._live_client(sid, self._now())
         return entry.app if entry is not None else None
 
-    def rebind(self, user_id: str, sid: str) -> bool:
+    def rebind(self, user_id: str, sid: str, take_over: bool = False) -> Rebind:
         now = self._now()
         entry = self._live_client(sid, now)
         if entry is None:
-            return False
+            return Rebind(False)
+        user = self._live_user(user_id, now)
+        holder = None
+        if user is not None and user.sid != sid and self._live_client(user.sid, now) is not None:
+            holder = user.sid
+            if not take_over:
+                return Rebind(False, holder)
         previous = self._users.get(entry.user)
         if entry.user != user_id and previous is not None and previous.sid == sid:
             del self._users[entry.user]
         entry.user = user_id
         entry.expires = now + self._ttl
         self._users[user_id] = _User(sid, now + self._ttl)
-        return True
+        return Rebind(True, holder)
 
     def unregister(self, sid: str) -> None:
         entry = self._clients.pop(sid, None)
@@ -410,17 +474,20 @@ class MemoryRegistry(Registry):
         if user is not None and user.sid == sid:
             del self._users[entry.user]
 
-    def refresh(self, sids: Iterable[str]) -> None:
+    def refresh(self, sids: Iterable[str]) -> list[str]:
         now = self._now()
         expires = now + self._ttl
+        missing = []
         for sid in sids:
             entry = self._live_client(sid, now)
             if entry is None:
+                missing.append(sid)
                 continue
             entry.expires = expires
             user = self._live_user(entry.user, now)
             if user is not None:
                 user.expires = expires
+        return missing
 
     def claim_nonce(self, app: str, nonce: str, ttl_seconds: float) -> bool:
         _ttl_ms(ttl_seconds)  # validates
@@ -430,4 +497,14 @@ class MemoryRegistry(Registry):
         if expires is not None and expires > now:
             return False
         self._nonces[key] = now + ttl_seconds
+        return True
+
+    def claim_signature(self, app: str, sign: str, owner: str, ttl_seconds: float) -> bool:
+        _ttl_ms(ttl_seconds)  # validates
+        now = self._now()
+        key = (app, sign)
+        first = self._signs.get(key)
+        if first is not None and first[1] > now:
+            return first[0] == owner
+        self._signs[key] = (owner, now + ttl_seconds)
         return True

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -79,6 +80,10 @@ class SioctlRedisManager(socketio.PubSubManager):
         self._first_seq: dict[tuple[str, str], int] = {}
         self.lost = 0
         self._last_loss_log = 0.0
+        # Run (each in a background task) whenever the listener is back on a Redis that may
+        # have lost everything: the gateway registry and socket id claims write themselves
+        # again, as the owner records do.
+        self.when_redis_back: list[Callable[[], None]] = []
 
     # ----------------------------------------------------------------------- connections
 
@@ -103,6 +108,7 @@ class SioctlRedisManager(socketio.PubSubManager):
             reconnected=self._claim_owned_sockets,
             stream_maxlen=self.stream_maxlen if self.transport == "streams" else None,
             unheard=self._unheard,
+            stream_ttl=OWNER_TTL,
         )
         self.publisher.start()
         reader = StreamListener if self.transport == "streams" else Listener
@@ -136,16 +142,43 @@ class SioctlRedisManager(socketio.PubSubManager):
     def _owner_key(self, namespace: str, sid: str) -> str:
         return f"{self.channel}:owner:{namespace}:{sid}"
 
+    def pre_connect(self, eio_sid: str, namespace: str) -> Any:
+        sid = super().pre_connect(eio_sid, namespace)
+        if sid is not None and self.transport == "streams":
+            # Before the client hears CONNECT: from then on no guarded XADD (GUARDED_XADD)
+            # can put a message for this socket on the stream of a worker it left.
+            self._record_owner_now(namespace, sid)
+        return sid
+
     def connect(self, sid: str, namespace: str) -> Any:
         sid = super().connect(sid, namespace)
         self.owners.forget(namespace, sid)
-        if self.publisher is not None:
+        if self.publisher is not None and self.transport == "pubsub":
             self.publisher.command("set", self._owner_key(namespace, sid), self.host_id,
                                    "px", int(OWNER_TTL * 1000))
         return sid
 
+    def _record_owner_now(self, namespace: str, sid: str) -> None:
+        """Write the owner record of ``sid`` at once (one round trip); while Redis does not
+        answer, queue it with the rest instead of holding every connect up."""
+        key = self._owner_key(namespace, sid)
+        if not self._lookups_failing:
+            try:
+                self.redis.set(key, self.host_id, px=int(OWNER_TTL * 1000))
+                return
+            except redis.RedisError as exc:
+                self._lookups_failing = True
+                self._get_logger().warning("cannot record socket owners (%s); queueing them "
+                                           "until Redis answers", exc)
+        if self.publisher is not None:
+            self.publisher.command("set", key, self.host_id, "px", int(OWNER_TTL * 1000))
+
     def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> Any:
-        if self.publisher is not None and self.is_connected(sid, namespace):
+        if self.publisher is not None and (
+            self.is_connected(sid, namespace)
+            # Streams mode recorded a socket refused by its connect handler too.
+            or (self.transport == "streams" and self.is_pre_connected(sid, namespace))
+        ):
             self.publisher.command("del", self._owner_key(namespace, sid))
         return super().basic_disconnect(sid, namespace, **kwargs)
 
@@ -178,9 +211,12 @@ class SioctlRedisManager(socketio.PubSubManager):
                     pipe.set(self._owner_key(namespace, sid), self.host_id,
                              px=int(OWNER_TTL * 1000))
             pipe.execute()
+            self._lookups_failing = False
         except redis.RedisError as exc:
             self._get_logger().warning("cannot record socket owners yet (%s); retrying later",
                                        exc)
+        for callback in self.when_redis_back:
+            self.server.start_background_task(callback)
 
     def _owner_of(self, sid: Any, namespace: str) -> str | None:
         """The host id of the worker that owns socket ``sid``, if one does."""
@@ -208,8 +244,14 @@ class SioctlRedisManager(socketio.PubSubManager):
 
     def _publish(self, data: dict[str, Any]) -> None:
         channel = self._route(data)
-        if channel is not None:
-            self.publish_raw(channel, data)
+        if channel is None:
+            return
+        guard = None
+        owner = channel.removeprefix(f"{self.channel}:w:")
+        if owner != channel and data.get("method") != "callback":
+            # Streams mode: only while the socket's owner record still names that worker.
+            guard = (self._owner_key(data.get("namespace") or "/", _target_of(data)), owner)
+        self.publish_raw(channel, data, guard=guard)
 
     def _route(self, data: dict[str, Any]) -> str | None:
         """The channel for a message: None (nobody else needs it), a worker's own, or the
@@ -255,8 +297,10 @@ class SioctlRedisManager(socketio.PubSubManager):
             forwarded["orig"] = orig
         self.publish_raw(self.channel, forwarded, sequenced=False)
 
-    def publish_raw(self, channel: str, data: dict[str, Any], sequenced: bool = True) -> None:
-        """Queue ``data`` for ``channel`` as it is (no routing)."""
+    def publish_raw(self, channel: str, data: dict[str, Any], sequenced: bool = True,
+                    guard: tuple[str, str] | None = None) -> None:
+        """Queue ``data`` for ``channel`` as it is (no routing); ``guard``: see
+        ``Publisher.publish``."""
         if self.publisher is not None:
             # The send time, for the delivery latency the receivers measure; the sequence
             # number, for the losses they count.
@@ -268,7 +312,7 @@ class SioctlRedisManager(socketio.PubSubManager):
             if self.transport == "streams":
                 # Readers drop a message id seen before: a batch may be sent twice.
                 data["mid"] = uuid.uuid4().hex
-            self.publisher.publish(channel, self.json.dumps(data))
+            self.publisher.publish(channel, self.json.dumps(data), guard)
 
     def _listen(self) -> Any:
         assert self.listener is not None
@@ -324,7 +368,10 @@ class SioctlRedisManager(socketio.PubSubManager):
         if data.get("forwarded"):
             self._count_recovered(data)
         seq, host = data.get("seq"), data.get("host_id")
-        if not isinstance(seq, int) or not isinstance(host, str):
+        if not isinstance(seq, int) or not isinstance(host, str) or host == self.host_id:
+            # This worker's own broadcasts come back to it on the shared channel, but its
+            # clients had them already (delivered here first): a gap in them is nobody's loss.
+            # Counting it too made `lost` twice what the clients missed (issue 13, item 10).
             return
         key = (host, channel)
         last = self._last_seq.get(key)

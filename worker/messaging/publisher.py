@@ -29,9 +29,26 @@ RESUBSCRIBE_WAIT = 5.0
 SETTLE = 1.0
 
 
+STREAM_SUFFIX = ":stream"
+
+# Streams mode, a message for one socket on its owner's stream: added only while the socket's
+# owner record (KEYS[2]) still names that owner (ARGV[1]); otherwise nil, and the sender passes
+# the message on (the owner died, or the socket moved; see SioctlRedisManager._unheard). XADD
+# has no receiver count, so without this check an entry for a socket that came back on another
+# worker lands on a stream nobody reads any more, silently. A stream this creates expires
+# (ARGV[4] ms) unless its worker keeps renewing it: the stream of a dead worker whose sockets'
+# records are still alive must not come back for good.
+GUARDED_XADD = """
+if redis.call('get', KEYS[2]) ~= ARGV[1] then return false end
+local id = redis.call('xadd', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'd', ARGV[3])
+if redis.call('pttl', KEYS[1]) == -1 then redis.call('pexpire', KEYS[1], ARGV[4]) end
+return id
+"""
+
+
 def stream_key(channel: str) -> str:
     """The stream that carries ``channel``'s messages in streams mode."""
-    return f"{channel}:stream"
+    return f"{channel}{STREAM_SUFFIX}"
 
 
 @dataclass
@@ -65,12 +82,15 @@ class Publisher:
         reconnected: Callable[[], None] = lambda: None,
         stream_maxlen: int | None = None,
         unheard: Callable[[str, Any], None] | None = None,
+        stream_ttl: float = 60.0,
     ) -> None:
         self._connect = connect
         # Called with (channel, data) for each PUBLISH that no subscriber received.
         self._unheard = unheard
         # With a max length, messages go to Redis Streams (see streams.py) instead of pub/sub.
         self.stream_maxlen = stream_maxlen
+        # How long a worker's stream outlives its last renewal (GUARDED_XADD).
+        self.stream_ttl_ms = int(stream_ttl * 1000)
         self._listening = listening
         self._reconnected = reconnected
         self._spawn = spawn
@@ -89,11 +109,19 @@ class Publisher:
             self._started = True
             self._spawn(self._run)
 
-    def publish(self, channel: str, data: bytes | str) -> None:
+    def publish(self, channel: str, data: bytes | str,
+                guard: tuple[str, str] | None = None) -> None:
         """Queue a PUBLISH (or, in streams mode, an XADD to the channel's stream, trimmed to
-        about ``stream_maxlen`` entries); never blocks and never raises."""
+        about ``stream_maxlen`` entries); never blocks and never raises.
+
+        ``guard`` = (key, value), streams mode: add the entry only while ``key`` holds
+        ``value``, and report it as unheard otherwise (pub/sub needs no guard: PUBLISH says how
+        many received it)."""
         if self.stream_maxlen is None:
             self.command("publish", channel, data)
+        elif guard is not None:
+            self.command("eval", GUARDED_XADD, 2, stream_key(channel), guard[0], guard[1],
+                         self.stream_maxlen, data, self.stream_ttl_ms)
         else:
             self.command("xadd", stream_key(channel), "MAXLEN", "~", self.stream_maxlen, "*",
                          "d", data)
@@ -169,10 +197,13 @@ class Publisher:
         self.stats.published += len(batch)
         self.stats.batches += 1
         if self._unheard is not None:
-            # PUBLISH answers how many subscribers got the message.
-            for args, received in zip(batch, results, strict=True):
-                if args[0] == "publish" and received == 0:
+            for args, result in zip(batch, results, strict=True):
+                if args[0] == "publish" and result == 0:
+                    # PUBLISH answers how many subscribers got the message: nobody did.
                     self._unheard(args[1], args[2])
+                elif args[0] == "eval" and result is None:
+                    # A guarded XADD refused (see GUARDED_XADD).
+                    self._unheard(args[3][: -len(STREAM_SUFFIX)], args[7])
 
     def _drop_client(self) -> None:
         client, self._client = self._client, None

@@ -14,6 +14,8 @@ from typing import Any
 import socketio
 from socketio import packet
 
+from . import nesting
+
 # A client never sends CONNECT_ERROR: only the server refuses a namespace.
 CLIENT_TYPES = frozenset({
     packet.CONNECT, packet.DISCONNECT, packet.EVENT, packet.ACK,
@@ -56,6 +58,51 @@ def packet_problem(pkt: Any) -> str | None:
     if pkt.packet_type in BINARY_TYPES and getattr(pkt, "attachment_count", 1) < 1:
         # Packet encoding > Format: binary packets carry "<# of binary attachments>-".
         return "binary packet without attachments"
+    return None
+
+
+def too_deep(server: Any, pkt: Any, encoded: str | bytes) -> bool:
+    """Whether an event's or ack's arguments nest deeper than nesting.MAX_DEPTH (python-socketio
+    would recurse over them when they are sent on). Events named in the server's
+    ``events_checking_depth`` are let through: their handler refuses deep data itself."""
+    if pkt.packet_type not in (packet.EVENT, packet.ACK, *BINARY_TYPES):
+        return False
+    if not nesting.text_may_nest_deeper(encoded):
+        return False
+    if pkt.packet_type in (packet.EVENT, packet.BINARY_EVENT) \
+            and pkt.data[0] in getattr(server, "events_checking_depth", ()):
+        return False
+    return nesting.deeper_than(pkt.data)
+
+
+def attachment_problem(pkt: Any) -> str | None:
+    """What is wrong with the attachments a binary packet announces, or None.
+
+    Packet encoding > Format: the header announces "<# of binary attachments>-" and its data
+    holds one ``{"_placeholder": true, "num": n}`` per attachment, numbered from 0 (the JS and
+    Python encoders both number them so). The announced count must be exactly the placeholders'
+    numbers 0..count-1: a count that nothing refers to would only make the server wait for, and
+    hold, that many frames (issue 13: 1,000,000 announced, 300 MB held). As each placeholder
+    takes at least 29 bytes of the header, which is one message of at most
+    ``max_http_buffer_size``, this also caps the count (about 34,000 at the 1 MB default)."""
+    count = getattr(pkt, "attachment_count", 0)
+    nums: set[Any] = set()
+    stack = [pkt.data]
+    while stack:  # a loop, not recursion: the header may be nested deep
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            if item.get("_placeholder") and "num" in item:
+                # python-socketio's own test for a placeholder; it indexes a list with num,
+                # so 0.0 or "0" would fail there (and True would pass as 1).
+                num = item["num"]
+                nums.add(num if type(num) is int else repr(num))
+            else:
+                stack.extend(item.values())
+    if nums != set(range(count)):
+        return (f"binary packet's attachment count does not match its placeholders "
+                f"(announced {count}, referenced {len(nums)})")
     return None
 
 
@@ -108,6 +155,8 @@ class ConformantServerMixin:
             if not isinstance(data, bytes) and server.packet_class is packet.Packet:
                 self._sioctl_close(eio_sid, "text packet where a binary attachment was due")
                 return None
+            if not self._sioctl_within_budget(eio_sid, data):
+                return None
             return super()._handle_eio_message(eio_sid, data)  # type: ignore[misc]
         try:
             pkt = self._sioctl_decode(eio_sid, data)
@@ -131,6 +180,13 @@ class ConformantServerMixin:
         problem = packet_problem(pkt)
         if problem:
             raise InvalidPacket(problem)
+        if too_deep(server, pkt, data):
+            raise InvalidPacket(f"arguments nested deeper than {nesting.MAX_DEPTH} levels")
+        if pkt.packet_type in BINARY_TYPES and server.packet_class is packet.Packet:
+            problem = attachment_problem(pkt)
+            if problem:
+                raise InvalidPacket(problem)
+            pkt.sioctl_bytes = len(data)  # the header counts toward the packet's budget
         connected = self._sioctl_state.connected
         if pkt.packet_type == packet.CONNECT:
             connected.add(eio_sid)
@@ -140,6 +196,23 @@ class ConformantServerMixin:
             # first, then it MUST close the connection immediately."
             raise InvalidPacket("first packet is not a CONNECT")
         return pkt
+
+    def _sioctl_within_budget(self, eio_sid: str, data: Any) -> bool:
+        """Count one attachment toward its packet's size; past ``max_http_buffer_size`` (the
+        most one polling POST may carry, so the most a packet can be over polling) drop the
+        packet and close the session. False when closed."""
+        server: Any = self
+        pending = server._binary_packet[eio_sid]
+        limit = server.eio.max_http_buffer_size
+        size = getattr(pending, "sioctl_bytes", 0) + len(data)
+        if size > limit:
+            # Forget what was held at once; the session may take a moment to go.
+            server._binary_packet.pop(eio_sid, None)
+            self._sioctl_close(eio_sid, f"binary packet larger than max_http_buffer_size "
+                                        f"({size} > {limit} bytes)")
+            return False
+        pending.sioctl_bytes = size
+        return True
 
     def _sioctl_dispatch(self, eio_sid: str, pkt: Any) -> None:
         """Hand a checked packet to python-socketio's handlers, as its _handle_eio_message
