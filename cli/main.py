@@ -91,8 +91,9 @@ def cli() -> None:
         help="Every connection starts with a PROXY protocol v1/v2 header (nginx stream "
         "proxy_protocol, HAProxy send-proxy): slots and REMOTE_ADDR use the client it names.")
 @option("--forwarded-allow-ips", envvar=env("FORWARDED_ALLOW_IPS"), metavar="IPS",
-        help="Comma-separated addresses or networks (or '*') of proxies whose Forwarded / "
-        "X-Forwarded-For / X-Real-IP headers name the client (default: none).")
+        help="Comma-separated addresses or networks (or '*') of proxies whose X-Forwarded-For "
+        "/ Forwarded / X-Real-IP headers name the client: the rightmost address not listed "
+        "here (default: none).")
 @option("--metrics-bind", envvar=env("METRICS_BIND"), metavar="HOST:PORT",
         help="Serve Prometheus metrics for the whole cluster at http://HOST:PORT/metrics.")
 @option("--backlog", type=click.IntRange(min=1), envvar=env("BACKLOG"), metavar="N",

@@ -24,7 +24,7 @@ from typing import Any
 from . import channel
 from .client_address import TrustedProxies
 from .control import ControlError, ControlServer
-from .inspector import RECHECK, WAIT, Inspection, Inspector, Outcome
+from .inspector import PARK, WAIT, Inspection, Inspector, Outcome
 from .lifetime import describe_exit
 from .listeners import ListenError, display_address, open_listener, open_listeners
 from .logs import configure_logging
@@ -131,8 +131,6 @@ class Arbiter:
         self.pending_total_limit = settings.pending_limit * settings.workers
         self.inspector = Inspector(settings.proxy_protocol,
                                    TrustedProxies(settings.forwarded_allow_ips))
-        # Inspections with part of a header in: looked at again every RECHECK seconds.
-        self.rechecks: list[Inspection] = []
         self.last_inspect_log = 0.0
         self.exit_code = 0
         self.ready_fd: int | None = None
@@ -158,6 +156,9 @@ class Arbiter:
         # Leave room for listeners, channels, logs, control clients and Redis.
         reserve = 64 + 4 * self.settings.workers
         self.pending_total_limit = min(self.pending_total_limit, max(16, soft_limit - reserve))
+        # Slow headers may hold at most half the descriptors left; the queues need the rest.
+        self.inspector.total_limit = min(self.inspector.total_limit,
+                                         max(16, (soft_limit - reserve) // 2))
         try:
             try:
                 self._boot()
@@ -296,16 +297,19 @@ class Arbiter:
         # respawns after a short backoff should not wait for it.
         if self.signals:
             return 0.0
-        if self.rechecks:
-            return RECHECK
+        timeout = 1.0
+        # The oldest inspection's deadline (they are kept in deadline order): nothing to scan.
+        inspection_deadline = self.inspector.next_deadline()
+        if inspection_deadline is not None:
+            timeout = max(0.0, min(timeout, inspection_deadline - time.monotonic()))
         respawns = [s.respawn_at for s in self.slots if s.respawn_at is not None]
         if self.redis_watch is not None:
             redis_check = self.redis_watch.next_check(time.monotonic())
             if redis_check is not None:
                 respawns.append(time.monotonic() + redis_check)
         if respawns:
-            return max(0.0, min(1.0, min(respawns) - time.monotonic()))
-        return 1.0
+            return max(0.0, min(timeout, min(respawns) - time.monotonic()))
+        return timeout
 
     def _tick(self) -> None:
         if self.inspector.pending:
@@ -451,22 +455,21 @@ class Arbiter:
             self._unwatch(conn)
             return
         outcome = self.inspector.step(inspection)
-        if outcome is WAIT:
-            # Part of the header is in; peeking leaves it readable, so poll instead of spin.
+        if outcome is PARK:
+            # Readable for good without more bytes (half-closed): only its deadline is left.
             self._unwatch(conn)
-            self.rechecks.append(inspection)
             return
+        # WAIT leaves it watched: the inspector made it readable again only once more bytes
+        # than it peeked at are in.
         self._inspected(inspection, outcome)
 
     def _inspected(self, inspection: Inspection, outcome: Outcome) -> None:
-        """Dispatch an inspected connection, drop it, or let it wait (WAIT)."""
-        if outcome is WAIT:
+        """Dispatch an inspected connection, drop it, or let it wait (WAIT, PARK)."""
+        if outcome is WAIT or outcome is PARK:
             return
         conn = inspection.conn
         self.inspector.finish(inspection)
         self._unwatch(conn)
-        if inspection in self.rechecks:
-            self.rechecks.remove(inspection)
         if outcome.address is not None:
             self._dispatch(conn, outcome.address)
             return
@@ -474,18 +477,14 @@ class Arbiter:
         now = time.monotonic()
         if now - self.last_inspect_log >= 1.0:
             self.last_inspect_log = now
-            log.warning("closed a connection from %s: %s (%d bad, %d timed out so far)",
-                        inspection.peer[0], outcome.error, self.inspector.errors,
-                        self.inspector.timeouts)
+            log.warning("closed a connection from %s: %s (%d bad, %d timed out, %d refused "
+                        "so far)", inspection.peer[0], outcome.error, self.inspector.errors,
+                        self.inspector.timeouts, self.inspector.refused)
 
     def _check_inspections(self) -> None:
-        for inspection in list(self.rechecks):
+        # Only those past their deadline, from the front: one last look, then closed.
+        for inspection in self.inspector.due(time.monotonic()):
             self._inspected(inspection, self.inspector.step(inspection))
-        now = time.monotonic()
-        for inspection in list(self.inspector.pending.values()):
-            if inspection not in self.rechecks and now >= inspection.deadline:
-                # Sent nothing at all: the selector never woke for it.
-                self._inspected(inspection, self.inspector.step(inspection))
 
     def _dispatch(self, conn: socket.socket, address: tuple[str, int]) -> None:
         slot = self.slots[slot_for_address(address[0], len(self.slots))]
@@ -839,7 +838,8 @@ class Arbiter:
             "graceful_timeout": self.settings.graceful_timeout,
             "inspection": {"pending": len(self.inspector.pending),
                            "errors": self.inspector.errors,
-                           "timeouts": self.inspector.timeouts},
+                           "timeouts": self.inspector.timeouts,
+                           "refused": self.inspector.refused},
             "slots": [slot.describe() for slot in self.slots],
             "embedded_redis": self.redis_watch.describe() if self.redis_watch else None,
         }

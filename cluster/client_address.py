@@ -9,7 +9,8 @@ without ever taking bytes the worker needs:
   untouched.
 - Trusted forwarded headers (``--forwarded-allow-ips``): for connections from those peers the
   master peeks at the HTTP request head (MSG_PEEK: nothing is consumed) and takes the client
-  from ``Forwarded``, ``X-Forwarded-For`` or ``X-Real-IP``.
+  from ``X-Forwarded-For``, ``Forwarded`` or ``X-Real-IP``: the rightmost address that is not
+  a trusted proxy, since what a client sent itself stands on the left.
 
 Both parsers work on bytes and return ``NEED_MORE`` until enough has arrived; the caller bounds
 the size and the time.
@@ -119,52 +120,115 @@ def _port(text: str) -> int:
     return int(text)
 
 
-def forwarded_client(head: bytes) -> str | None | NeedMore:
+def forwarded_client(head: bytes, trusted: TrustedProxies | None = None) -> str | None | NeedMore:
     """The client address named by a request head's forwarded headers, None when it names
-    none (use the peer's), NEED_MORE until the head is complete. Never raises."""
+    none we can use (use the peer's), NEED_MORE until the head is complete. Never raises.
+
+    Proxies append to ``X-Forwarded-For`` and ``Forwarded``, after whatever the client sent:
+    only the entries on the right were written by proxies. The client is the rightmost entry
+    that is not itself one of the ``trusted`` proxies (nginx's ``real_ip_recursive``); an
+    entry that is no IP address (``unknown``, an obfuscated ``_id``, garbage) ends the walk
+    with None. ``X-Forwarded-For`` is read first (every common proxy sets or appends it),
+    then ``Forwarded``, then ``X-Real-IP``: a header the proxy does not touch passes through
+    as the client wrote it, so the proxy must set or append the first one present.
+    """
     end = head.find(b"\r\n\r\n")
     if end < 0:
         return NEED_MORE if len(head) < HEAD_MAX else None
-    headers: dict[str, str] = {}
+    headers: dict[str, list[str]] = {}
     for line in head[:end].split(b"\r\n")[1:]:
         name, sep, value = line.partition(b":")
         if sep:
             key = name.strip().lower().decode("latin-1")
-            headers.setdefault(key, value.strip().decode("latin-1"))
-    for candidate in (_from_forwarded(headers.get("forwarded")),
-                      _first(headers.get("x-forwarded-for")),
-                      _first(headers.get("x-real-ip"))):
-        if candidate is not None:
-            return candidate
+            headers.setdefault(key, []).append(value.strip().decode("latin-1"))
+    if "x-forwarded-for" in headers:
+        # Several header lines are one list, in order (RFC 9110 5.3).
+        entries = ",".join(headers["x-forwarded-for"]).split(",")
+        return _rightmost_client([_host(e.strip()) for e in entries if e.strip()], trusted)
+    if "forwarded" in headers:
+        return _rightmost_client(forwarded_for(",".join(headers["forwarded"])), trusted)
+    if "x-real-ip" in headers:
+        return _ip(headers["x-real-ip"][-1])
     return None
 
 
-def _first(value: str | None) -> str | None:
-    """The leftmost address of a comma-separated list: the original client."""
-    if not value:
-        return None
-    return _ip(value.split(",")[0].strip())
+def _rightmost_client(hops: list[str | None], trusted: TrustedProxies | None) -> str | None:
+    """The rightmost address of ``hops`` that is not a trusted proxy; None at an entry that
+    is no address; the leftmost when every one is a trusted proxy."""
+    for hop in reversed(hops):
+        if hop is None or trusted is None or not trusted.lists(hop):
+            return hop
+    return hops[0] if hops else None
 
 
-def _from_forwarded(value: str | None) -> str | None:
-    """``for=`` of the first element of an RFC 7239 ``Forwarded`` header."""
-    if not value:
-        return None
-    for pair in value.split(",")[0].split(";"):
-        key, _, item = pair.strip().partition("=")
-        if key.lower() == "for":
-            item = item.strip('"')
-            if item.startswith("["):
-                item = item[1 : item.find("]")]
-            elif item.count(":") == 1:
-                item = item.split(":")[0]
-            return _ip(item)
-    return None
+def forwarded_for(value: str) -> list[str | None]:
+    """The ``for=`` node of every element of an RFC 7239 ``Forwarded`` value, in order: its IP
+    address, or None when it is missing or no IP (``unknown``, an obfuscated ``_id``)."""
+    nodes: list[str | None] = []
+    for element in _split_quoted(value, ","):
+        node = None
+        for pair in _split_quoted(element, ";"):
+            key, _, item = pair.strip().partition("=")
+            if key.strip().lower() == "for":
+                node = _host(_unquote(item.strip()))
+                break
+        nodes.append(node)
+    return nodes
+
+
+def _split_quoted(text: str, separator: str) -> list[str]:
+    """``text`` split at ``separator`` outside quoted strings (with backslash escapes)."""
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = escaped = False
+    for char in text:
+        if escaped:
+            escaped = False
+        elif quoted and char == "\\":
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char == separator and not quoted:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    parts.append("".join(current))
+    return [part for part in parts if part.strip()]
+
+
+def _unquote(text: str) -> str:
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        text = text[1:-1]
+        out, escaped = [], False
+        for char in text:
+            if char == "\\" and not escaped:
+                escaped = True
+                continue
+            out.append(char)
+            escaped = False
+        return "".join(out)
+    return text
+
+
+def _host(text: str) -> str | None:
+    """The IP address of a node: ``1.2.3.4``, ``1.2.3.4:80``, ``[2001:db8::1]:80``,
+    ``2001:db8::1``; None for anything else."""
+    if text.startswith("["):
+        close = text.find("]")
+        rest = text[close + 1 :] if close > 0 else "x"
+        if close < 0 or (rest and not (rest[0] == ":" and rest[1:].isdigit())):
+            return None
+        return _ip(text[1:close])
+    if text.count(":") == 1:
+        host, _, port = text.partition(":")
+        return _ip(host) if port.isdigit() else None
+    return _ip(text)
 
 
 def _ip(text: str) -> str | None:
     try:
-        return str(ipaddress.ip_address(text))
+        return str(ipaddress.ip_address(text.strip()))
     except ValueError:
         return None
 
@@ -180,8 +244,15 @@ class TrustedProxies:
         return self.any or bool(self.networks)
 
     def trusts(self, host: str) -> bool:
+        """True when connections from ``host`` may name their client (``*``: any host)."""
         if self.any:
             return True
+        return self.lists(host)
+
+    def lists(self, host: str) -> bool:
+        """True when ``host`` is in a listed address or network. ``*`` lists nothing: it
+        trusts whoever connects, not the addresses inside a forwarded header, so with ``*``
+        the rightmost entry of the header is the client."""
         if not self.networks:
             return False  # the usual case, asked on every accept: no address parsing
         try:

@@ -86,6 +86,8 @@ class StatusCollector:
              "PROXY header"),
             ("timeouts", "sioctl_client_address_timeouts", "Connections closed for sending no "
              "complete PROXY header or request head in time"),
+            ("refused", "sioctl_client_address_refused", "Connections closed at once because "
+             "their peer, or all peers, had too many connections waiting for a header"),
         ):
             counter = CounterMetricFamily(name, help_text)
             counter.add_metric([], inspection.get(key, 0))

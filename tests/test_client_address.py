@@ -77,18 +77,55 @@ def head(*headers: str) -> bytes:
 
 
 def test_forwarded_headers() -> None:
-    assert forwarded_client(head("X-Forwarded-For: 203.0.113.5, 10.0.0.2")) == "203.0.113.5"
     assert forwarded_client(head("X-Real-IP: 198.51.100.7")) == "198.51.100.7"
     assert forwarded_client(head('Forwarded: for="[2001:db8::1]:4711";proto=http')) == (
         "2001:db8::1")
-    assert forwarded_client(head("Forwarded: for=192.0.2.60:80, for=10.0.0.1")) == "192.0.2.60"
-    # Forwarded wins over X-Forwarded-For.
-    assert forwarded_client(head("X-Forwarded-For: 1.1.1.1", "Forwarded: for=2.2.2.2")) == (
-        "2.2.2.2")
     assert forwarded_client(head("X-Forwarded-For: not-an-address")) is None
     assert forwarded_client(head()) is None
     assert forwarded_client(b"GET / HTTP/1.1\r\nX-Forwarded-For: 1.2.3.4\r\n") is NEED_MORE
     assert forwarded_client(b"x" * 9000) is None  # no head within the bound: the peer's address
+
+
+PROXIES = TrustedProxies(["127.0.0.1", "10.0.0.0/8"])
+
+
+@pytest.mark.parametrize(("headers", "client"), [
+    # A proxy appends what it saw: whatever stands left of it, the client wrote.
+    (["X-Forwarded-For: 6.6.6.6, 203.0.113.5"], "203.0.113.5"),
+    (["X-Forwarded-For: 6.6.6.6, 203.0.113.5, 10.0.0.2"], "203.0.113.5"),  # two proxies
+    (["X-Forwarded-For: 6.6.6.6", "X-Forwarded-For: 203.0.113.5"], "203.0.113.5"),  # two lines
+    (["X-Forwarded-For: 203.0.113.5:5000, 10.0.0.2"], "203.0.113.5"),
+    (["X-Forwarded-For: 6.6.6.6, [2001:db8::5]:443"], "2001:db8::5"),
+    (["X-Forwarded-For: 6.6.6.6,2001:db8::5"], "2001:db8::5"),
+    (["X-Forwarded-For: 10.0.0.7, 127.0.0.1"], "10.0.0.7"),  # every hop a proxy: the leftmost
+    # An entry that is no address ends the walk: the TCP peer's address is used.
+    (["X-Forwarded-For: 6.6.6.6, unknown"], None),
+    (["X-Forwarded-For: 203.0.113.5, garbage, 10.0.0.2"], None),
+    # RFC 7239: the last elements are the proxies'; quoted IPv6 with a port, obfuscated nodes.
+    (["Forwarded: for=6.6.6.6, for=192.0.2.60;proto=http;by=10.0.0.1"], "192.0.2.60"),
+    (['Forwarded: for=6.6.6.6, for="[2001:db8:cafe::17]:4711", for=10.0.0.3'],
+     "2001:db8:cafe::17"),
+    (['Forwarded: for="192.0.2.43:47011"'], "192.0.2.43"),
+    (["Forwarded: for=6.6.6.6", "Forwarded: For=192.0.2.61"], "192.0.2.61"),
+    (['Forwarded: for="6.6.6.6, for=7.7.7.7";by=x, for=192.0.2.62'], "192.0.2.62"),
+    (["Forwarded: for=6.6.6.6, for=_hidden, for=10.0.0.1"], None),
+    (["Forwarded: for=6.6.6.6, for=unknown"], None),
+    (["Forwarded: for=6.6.6.6, proto=https"], None),  # the last element names no client
+    # X-Forwarded-For first: the header nginx and most proxies append to; the others pass
+    # through as the client wrote them.
+    (["Forwarded: for=6.6.6.6", "X-Forwarded-For: 6.6.6.7, 203.0.113.9"], "203.0.113.9"),
+    (["X-Real-IP: 6.6.6.6", "X-Forwarded-For: 203.0.113.9"], "203.0.113.9"),
+])
+def test_rightmost_untrusted_client(headers: list[str], client: str | None) -> None:
+    assert forwarded_client(head(*headers), PROXIES) == client
+
+
+def test_any_peer_trusts_no_hop() -> None:
+    """``*`` trusts whoever connects to name the client, not the addresses in the header."""
+    anyone = TrustedProxies(["*"])
+    assert forwarded_client(head("X-Forwarded-For: 6.6.6.6, 127.0.0.1"), anyone) == "127.0.0.1"
+    assert forwarded_client(head("X-Forwarded-For: 6.6.6.6, 203.0.113.5"), anyone) == (
+        "203.0.113.5")
 
 
 def test_trusted_proxies() -> None:
