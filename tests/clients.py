@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import queue
 import socket
+import ssl
 import time
 import urllib.parse
 from collections.abc import Callable, Sequence
@@ -258,3 +259,18 @@ def try_whoami(client: socketio.Client, timeout: float = 2.0) -> dict[str, Any] 
         return whoami(client, timeout)
     except socketio.exceptions.SocketIOError:
         return None
+
+def partial_client_hello() -> bytes:
+    """The start of a real TLS client's ClientHello, up to its first newline byte (0x0a, in
+    the extension list): eventlet.wsgi answers a full one, a "request line" with a newline,
+    with a 400 at once; this much it just waits on, as for a slow TLS client."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    tls = context.wrap_bio(incoming, outgoing, server_hostname="example.com")
+    try:
+        tls.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    hello = outgoing.read()
+    return hello.split(b"\n", 1)[0]

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import socketio
-from clients import free_port
+from clients import free_port, partial_client_hello
 from conftest import Cluster, run_sioctl
 
 APP = "tests.apps.chat:sio"
@@ -157,7 +157,7 @@ def test_idle_and_slow_connections_are_cut_but_busy_ones_are_not(quick_cluster: 
     for sock in slow:
         sock.sendall(b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nX-A: 1\r\n")
     tls_hello = raw_socket(cluster)
-    tls_hello.sendall(_client_hello())
+    tls_hello.sendall(partial_client_hello())
     kept_alive = raw_socket(cluster)
     kept_alive.sendall(HANDSHAKE)
     assert read_response(kept_alive)[0].endswith("200 OK")
@@ -215,7 +215,7 @@ def test_a_tls_handshake_that_never_completes_is_cut(
                             extra_args=["--certfile", certfile, "--keyfile", keyfile])
     silent = raw_socket(cluster)
     partial = raw_socket(cluster)
-    partial.sendall(_client_hello()[:20])
+    partial.sendall(partial_client_hello()[:20])
     try:
         assert seconds_until_closed(silent, PATIENCE) is not None
         assert seconds_until_closed(partial, PATIENCE) is not None
@@ -372,21 +372,6 @@ def _send_until_refused(sock: socket.socket, total: int, seconds: float) -> int:
             return sent
     return sent
 
-
-def _client_hello() -> bytes:
-    """The start of a real TLS client's ClientHello, up to its first newline byte (0x0a, in
-    the extension list): eventlet.wsgi answers a full one, a "request line" with a newline,
-    with a 400 at once; this much it just waits on, as for a slow TLS client."""
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    context = ssl.create_default_context()
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-    tls = context.wrap_bio(incoming, outgoing, server_hostname="example.com")
-    try:
-        tls.do_handshake()
-    except ssl.SSLWantReadError:
-        pass
-    hello = outgoing.read()
-    return hello.split(b"\n", 1)[0]
 
 
 def _certificate(directory: Any) -> tuple[str, str]:

@@ -11,13 +11,14 @@ import json
 import queue
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import redis
 import requests
 import socketio
+import test_gateway
 from clients import bound_session, wait_until
 from test_gateway import (
     APP_DIR,
@@ -55,6 +56,10 @@ ENV = {"GWAPP_CENTRAL_KEY": "central-hardening-key"}
 DEEP = 900
 
 
+# The GwClient factory fixture of test_gateway, shared.
+client = test_gateway.client
+
+
 @pytest.fixture
 def gw(start_cluster: Callable[..., Any]) -> Callable[..., Any]:
     """``gw(env="prod", workers=2)``: a cluster serving tests/apps/gwapp."""
@@ -64,20 +69,6 @@ def gw(start_cluster: Callable[..., Any]) -> Callable[..., Any]:
                              extra_args=["--env", env], env=ENV, **kwargs)
 
     return start
-
-
-@pytest.fixture
-def client() -> Iterator[Callable[..., GwClient]]:
-    """``client(source_ip)``: an unconnected GwClient, shut down after the test."""
-    made: list[GwClient] = []
-
-    def make(source_ip: str) -> GwClient:
-        made.append(GwClient(source_ip))
-        return made[-1]
-
-    yield make
-    for c in made:
-        c.sio.shutdown()
 
 
 def new_log(cluster: Any, mark: int) -> list[str]:

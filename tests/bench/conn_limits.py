@@ -25,7 +25,6 @@ import os
 import selectors
 import shutil
 import socket
-import ssl
 import statistics
 import subprocess
 import sys
@@ -37,7 +36,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
 
-from clients import free_port  # noqa: E402
+from clients import free_port, partial_client_hello  # noqa: E402
 
 from sioctl.cluster.control import ControlError, request  # noqa: E402
 
@@ -170,21 +169,6 @@ def scenario_keepalive() -> dict[str, Any]:
         cluster.stop()
 
 
-def _client_hello() -> bytes:
-    """The start of a real TLS client's ClientHello, up to its first newline byte (0x0a, in
-    the extension list): eventlet.wsgi answers a full one, a "request line" with a newline,
-    with a 400 at once; this much it just waits on, as for a slow TLS client."""
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    context = ssl.create_default_context()
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-    tls = context.wrap_bio(incoming, outgoing, server_hostname="example.com")
-    try:
-        tls.do_handshake()
-    except ssl.SSLWantReadError:
-        pass
-    hello = outgoing.read()
-    return hello.split(b"\n", 1)[0]
-
 
 def scenario_slow() -> dict[str, Any]:
     cluster = Cluster(1)
@@ -192,7 +176,7 @@ def scenario_slow() -> dict[str, Any]:
     for sock in slow:
         sock.send(b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n")
     hello = connect(cluster.port, "127.0.0.3")
-    hello.send(_client_hello())
+    hello.send(partial_client_hello())
     last = [time.monotonic()]
 
     def trickle() -> None:
