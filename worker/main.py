@@ -32,7 +32,7 @@ from sioctl.cluster.settings import (
     Settings,
     parse_bind,
 )
-from sioctl.worker import access_log, app_loader, drain, manager, protocol, tls, ws_mask
+from sioctl.worker import access_log, app_loader, drain, manager, memory, protocol, tls, ws_mask
 from sioctl.worker.errors import BootError
 from sioctl.worker.fd_listener import Channel, accept_connections, receive_connections
 from sioctl.worker.framework.application import load_app_dir
@@ -283,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     connections: eventlet.queue.LightQueue = eventlet.queue.LightQueue()
     http = HttpServer(wsgi_app, settings, connections, tls_context, logger)
     eventlet.spawn(http.serve_forever)
+    memory.log_figures_on_signal(server, http, logger)
 
     if channel is not None:
         eventlet.spawn(receive_connections, channel, connections, logger, lambda: exit_now(0))
