@@ -13,6 +13,10 @@ measures the memory; docs/design.md, "Memory after mass disconnects"):
 - python-engineio's sweep for ping timeouts held a copy of the sessions dict for a whole
   sweep (up to ``ping_timeout``).
 
+What stays is the allocator's: glibc keeps freed heap pages, which the worker hands back
+with ``malloc_trim(0)`` after a large drop in sessions (``HeapTrimmer``, tested here as a
+rule and through its log line).
+
 These tests disconnect rounds of a few hundred websockets from a real one-worker cluster and
 ask the worker (SIGUSR2, sioctl.worker.memory) what it still holds: the per-session objects and
 structures must be gone at once, without any garbage collection. They count objects; RSS
@@ -87,8 +91,10 @@ def wait_idle(cluster: Cluster) -> None:
 
 @pytest.fixture
 def cluster(start_cluster: Callable[..., Cluster]) -> Cluster:
-    # One worker (its sessions all in one process), joined to Redis as in production.
-    return start_cluster(app="tests.apps.chat:sio", workers=1)
+    # One worker (its sessions all in one process), joined to Redis as in production; it
+    # trims its heap after a drop of 100 sessions (1000 by default).
+    return start_cluster(app="tests.apps.chat:sio", workers=1,
+                         env={memory.TRIM_ENV: "100"})
 
 
 def test_disconnected_sessions_leave_nothing_behind(cluster: Cluster) -> None:
@@ -96,6 +102,9 @@ def test_disconnected_sessions_leave_nothing_behind(cluster: Cluster) -> None:
     for number in range(ROUNDS):
         sockets = [open_session(cluster.port, f"127.0.{number + 1}.{i % 250 + 2}")
                    for i in range(SOCKETS)]
+        # The heartbeat that tells the master also feeds the heap trimmer: it has seen them all.
+        cluster.wait_for(lambda s: s["slots"][0]["sessions"] == SOCKETS, timeout=10.0,
+                         what=f"{SOCKETS} sessions reported")
         held = worker_figures(cluster)
         assert held["structures"]["eio.sockets open"] == SOCKETS
         assert held["session_objects"]["ConformantSocket"] == SOCKETS
@@ -122,6 +131,12 @@ def test_disconnected_sessions_leave_nothing_behind(cluster: Cluster) -> None:
         # The master's channel and Redis connections are green sockets too (the manager's
         # pool may have opened a few more meanwhile); the clients' must all be gone.
         assert objects["GreenSocket"] <= before["session_objects"]["GreenSocket"] + 10, objects
+    # After a drop of 150 sessions (once it stopped falling, at most once per 10 s, and not
+    # when the next round's clients came first) the worker gave its free heap back.
+    deadline = time.monotonic() + 10.0
+    while "heap trimmed" not in cluster.log_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "sessions fell from 150 to 0: heap trimmed" in cluster.log_text()
 
 
 def test_dump_reports_the_heap() -> None:
@@ -131,5 +146,66 @@ def test_dump_reports_the_heap() -> None:
     assert split.get("files", 0) > 0
     arenas = memory.pymalloc_arenas()
     assert arenas["arenas"] > 0 and arenas["used_bytes"] > 0
-    heap = memory.heap_kib()
-    assert heap == {} or set(heap) == {"mapped", "in_use", "free"}
+    if memory.trim_minimum():  # glibc
+        assert set(memory.heap_kib()) == {"mapped", "in_use", "free"}
+        assert memory.malloc_trim()
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_heap_trimmer_trims_once_a_large_drop_has_settled() -> None:
+    clock = FakeClock()
+    trims: list[float] = []
+    trimmer = memory.HeapTrimmer(drop=0.5, minimum=1000, interval=10.0,
+                                 trim=lambda: trims.append(clock.now) or True, clock=clock)
+
+    def feed(*counts: int) -> None:
+        for count in counts:
+            clock.now += 1.0
+            trimmer.check(count)
+
+    feed(0, 2000, 4000, 4000)
+    feed(3500, 2500)            # a drop, but not by half
+    assert trims == []
+    feed(1000, 200)             # halved and more, but still falling fast
+    assert trims == []
+    feed(150)                   # settled: trim once
+    assert trims == [clock.now]
+    feed(150, 100, 0, 0)        # no new large drop since the trim
+    assert len(trims) == 1
+    clock.now += 10.0
+    feed(3000, 3000, 0)         # connected again and all gone
+    assert len(trims) == 1      # still falling (3000 in one step)
+    feed(0)
+    assert len(trims) == 2
+    feed(3000, 0, 0)            # within the interval of the last trim: wait
+    assert len(trims) == 2
+    clock.now += 10.0
+    feed(0)
+    assert len(trims) == 3
+
+
+def test_heap_trimmer_ignores_small_workers() -> None:
+    """A worker that never held ``minimum`` sessions never trims (nothing worth giving back)."""
+    trims: list[int] = []
+    trimmer = memory.HeapTrimmer(minimum=1000, trim=lambda: trims.append(1) or True)
+    for count in (0, 800, 900, 0, 0, 500, 0, 0):
+        trimmer.check(count)
+    assert trims == []
+
+
+def test_trim_threshold_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    if not memory.trim_minimum():
+        pytest.skip("the C library is not glibc")
+    monkeypatch.setenv(memory.TRIM_ENV, "0")
+    assert memory.trim_minimum() == 0
+    monkeypatch.setenv(memory.TRIM_ENV, "250")
+    assert memory.trim_minimum() == 250
+    monkeypatch.setenv(memory.TRIM_ENV, "many")
+    assert memory.trim_minimum() == memory.TRIM_MINIMUM

@@ -164,7 +164,11 @@ def open_sessions(server: Any) -> int:
 
 
 def heartbeat(channel: Channel, http: HttpServer, server: Any) -> None:
-    """Tell the master our connection and session counts about once a second."""
+    """Tell the master our connection and session counts about once a second (and give the
+    heap back to the system after a mass disconnect, see memory.HeapTrimmer)."""
+    logger = logging.getLogger("sioctl.worker")
+    minimum = memory.trim_minimum()
+    trimmer = memory.HeapTrimmer(logger, minimum=minimum) if minimum else None
     while True:
         message: dict[str, Any] = {
             "t": proto.STATS,
@@ -172,6 +176,8 @@ def heartbeat(channel: Channel, http: HttpServer, server: Any) -> None:
             "sessions": open_sessions(server),
             "refused": http.refused,
         }
+        if trimmer is not None:
+            trimmer.check(message["sessions"])
         figures = getattr(server.manager, "figures", None)
         if callable(figures):
             message["messaging"] = figures()

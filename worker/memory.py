@@ -1,10 +1,15 @@
-"""What a worker's memory holds, on demand.
+"""What a worker's memory holds, on demand, and giving freed heap back to the system.
 
 ``figures()`` counts the per-session structures of the server (python-engineio's sessions,
 python-socketio's rooms, our own records), the process's resident memory and what the C heap
 and Python's allocator hold. ``log_figures_on_signal`` logs them as one JSON line whenever
-the worker gets SIGUSR2 (object counts per type and tracemalloc's top lines included): a way
-to look into a live worker that costs nothing until it is asked.
+the worker gets SIGUSR2 (with object counts per type and, when tracemalloc traces, its top
+lines and growth since the last dump): a way to look into a live worker that costs nothing
+until it is asked.
+
+``HeapTrimmer`` answers what the mass-disconnect investigation found (docs/design.md,
+"Memory after mass disconnects"): the sessions' memory is freed, but glibc keeps the freed
+heap mapped; after a large drop in sessions it calls ``malloc_trim(0)``.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ import logging
 import os
 import signal
 import sys
+import time
 import tracemalloc
+from collections.abc import Callable
 from typing import Any
 
 # Object types listed in a dump: the most numerous ones.
@@ -189,8 +196,8 @@ def object_counts() -> collections.Counter[str]:
 
 def figures(server: Any, http: Any = None, objects: bool = False) -> dict[str, Any]:
     """The worker's memory figures: RSS, heap, allocator, structures; with ``objects`` also
-    the most numerous object types (walks every object: tens of ms per 10k sessions) and,
-    when tracemalloc traces, its totals and top lines."""
+    pymalloc's arenas and the most numerous object types (walks every object: tens of ms
+    per 10k sessions)."""
     result: dict[str, Any] = {
         "rss_kib": rss_kib(),
         "heap_kib": heap_kib(),
@@ -205,16 +212,32 @@ def figures(server: Any, http: Any = None, objects: bool = False) -> dict[str, A
         result["types"] = dict(counts.most_common(TOP_TYPES))
         result["session_objects"] = {name: counts.get(name, 0) for name in SESSION_TYPES}
         result["gc_count"] = list(gc.get_count())
-        if tracemalloc.is_tracing():
-            current, peak = tracemalloc.get_traced_memory()
-            snapshot = tracemalloc.take_snapshot()
-            result["tracemalloc_kib"] = {"current": current // 1024, "peak": peak // 1024}
-            result["tracemalloc_top"] = [
-                f"{stat.traceback[0].filename}:{stat.traceback[0].lineno} "
-                f"{stat.size // 1024} KiB in {stat.count}"
-                for stat in snapshot.statistics("lineno")[:TOP_TRACES]
-            ]
     return result
+
+
+def traced(previous: tracemalloc.Snapshot | None = None) -> tuple[dict[str, Any],
+                                                                 tracemalloc.Snapshot | None]:
+    """When tracemalloc traces (``PYTHONTRACEMALLOC``): its totals, the lines that hold the
+    most and, given the ``previous`` snapshot, the lines that grew most since; and the new
+    snapshot. ``({}, None)`` when it does not trace."""
+    if not tracemalloc.is_tracing():
+        return {}, None
+    current, peak = tracemalloc.get_traced_memory()
+    snapshot = tracemalloc.take_snapshot()
+
+    def line(stat: Any) -> str:
+        frame = stat.traceback[0]
+        grown = f" ({stat.size_diff // 1024:+d} KiB)" if hasattr(stat, "size_diff") else ""
+        return f"{frame.filename}:{frame.lineno} {stat.size // 1024} KiB{grown} in {stat.count}"
+
+    result: dict[str, Any] = {
+        "tracemalloc_kib": {"current": current // 1024, "peak": peak // 1024},
+        "tracemalloc_top": [line(stat) for stat in snapshot.statistics("lineno")[:TOP_TRACES]],
+    }
+    if previous is not None:
+        result["tracemalloc_growth"] = [
+            line(stat) for stat in snapshot.compare_to(previous, "lineno")[:TOP_TRACES]]
+    return result, snapshot
 
 
 def log_figures_on_signal(
@@ -241,6 +264,7 @@ def log_figures_on_signal(
             pass
 
     def dump_on_request() -> None:
+        snapshot = None  # tracemalloc's at the last dump
         while True:
             eventlet.hubs.trampoline(read_fd, read=True)
             try:
@@ -249,9 +273,83 @@ def log_figures_on_signal(
             except BlockingIOError:
                 continue
             try:
-                logger.warning("memory %s", json.dumps(figures(server, http, objects=True)))
+                result = figures(server, http, objects=True)
+                tracing, snapshot = traced(snapshot)
+                result.update(tracing)
+                logger.warning("memory %s", json.dumps(result))
             except Exception:
                 logger.exception("memory figures failed")
 
     signal.signal(signum, on_signal)
     eventlet.spawn(dump_on_request)
+
+
+TRIM_ENV = "SIOCTL_MALLOC_TRIM"
+TRIM_MINIMUM = 1000
+
+
+def trim_minimum() -> int:
+    """The drop in sessions after which the worker trims its heap: ``SIOCTL_MALLOC_TRIM``
+    (default 1000; 0 turns trimming off, for measuring what it gives), 0 too when the C
+    library is not glibc."""
+    if _LIBC is None:
+        return 0
+    try:
+        return max(0, int(os.environ.get(TRIM_ENV, TRIM_MINIMUM)))
+    except ValueError:
+        return TRIM_MINIMUM
+
+
+class HeapTrimmer:
+    """Calls ``malloc_trim(0)`` once the open sessions have dropped by a large share.
+
+    ``check(sessions)`` is called with the open session count (the heartbeat does, once a
+    second). When the count has fallen to at most ``1 - drop`` of its peak since the last trim,
+    by at least ``minimum`` sessions, and has stopped falling (it moved by less than a tenth of
+    ``minimum`` since the last check: the closing is over and its memory freed), the heap is
+    trimmed and the figures logged: at most once per ``interval`` seconds, since a trim walks
+    the whole heap.
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger | None = None,
+        drop: float = 0.5,
+        minimum: int = TRIM_MINIMUM,
+        interval: float = 10.0,
+        trim: Callable[[], bool] = malloc_trim,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.logger = logger
+        self.drop = drop
+        self.minimum = minimum
+        self.interval = interval
+        self._trim = trim
+        self._clock = clock
+        self._peak = 0
+        self._previous = 0
+        self._last: float | None = None
+        self.trims = 0
+
+    def check(self, sessions: int) -> bool:
+        """Note the session count; returns True when it trimmed the heap now."""
+        previous, self._previous = self._previous, sessions
+        self._peak = max(self._peak, sessions)
+        if self._peak - sessions < self.minimum or sessions > self._peak * (1 - self.drop):
+            return False
+        if previous - sessions >= self.minimum / 10:
+            return False  # still falling: trim once the closing is over
+        now = self._clock()
+        if self._last is not None and now - self._last < self.interval:
+            return False
+        peak, self._peak, self._last = self._peak, sessions, now
+        before = rss_kib()
+        started = time.perf_counter()
+        trimmed = self._trim()
+        self.trims += 1
+        if self.logger is not None:
+            self.logger.info(
+                "sessions fell from %d to %d: heap trimmed in %.0f ms, RSS %d -> %d MiB",
+                peak, sessions, (time.perf_counter() - started) * 1000, before // 1024,
+                rss_kib() // 1024)
+        return trimmed
