@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import collections
 import ctypes
-import ctypes.util
 import gc
 import json
 import logging
@@ -56,9 +55,10 @@ class _MallInfo2(ctypes.Structure):
 
 
 def _libc() -> Any:
-    """The C library when it is glibc (it has malloc_trim), else None."""
+    """The C library when it is glibc (it has malloc_trim), else None. The process's own
+    symbols: no library search (ctypes.util.find_library would run ldconfig)."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL(None)
     except OSError:
         return None
     return libc if hasattr(libc, "malloc_trim") else None
@@ -114,27 +114,32 @@ def malloc_trim() -> bool:
 
 def pymalloc_arenas() -> dict[str, int]:
     """pymalloc's arena figures (``sys._debugmallocstats``, which writes to the C stderr: it
-    is read back through a temporary file): arenas now held, and bytes in used blocks."""
+    is read back through a temporary file): ``arenas`` held now (1 MiB each), ``used_bytes``
+    and ``free_bytes`` in their blocks; empty when pymalloc is not the allocator
+    (``PYTHONMALLOC``, tracemalloc) or the output cannot be read."""
     import tempfile
 
     wanted = {"# arenas allocated current": "arenas", "# bytes in allocated blocks": "used_bytes",
               "# bytes in available blocks": "free_bytes"}
     found: dict[str, int] = {}
-    with tempfile.TemporaryFile(mode="w+") as out:
-        sys.stderr.flush()
-        saved = os.dup(2)
-        try:
-            os.dup2(out.fileno(), 2)
-            sys._debugmallocstats()
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-        out.seek(0)
-        for line in out:
-            name, _, value = line.partition("=")
-            key = wanted.get(name.strip())
-            if key:
-                found[key] = int(value.strip().replace(",", ""))
+    try:
+        with tempfile.TemporaryFile(mode="w+") as out:
+            sys.stderr.flush()
+            saved = os.dup(2)
+            try:
+                os.dup2(out.fileno(), 2)
+                sys._debugmallocstats()
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+            out.seek(0)
+            for line in out:
+                name, _, value = line.partition("=")
+                key = wanted.get(name.strip())
+                if key:
+                    found[key] = int(value.strip().replace(",", ""))
+    except (OSError, ValueError):
+        return {}
     return found
 
 
