@@ -278,9 +278,11 @@ def log_figures_on_signal(
             except BlockingIOError:
                 continue
             try:
+                started = time.perf_counter()
                 result = figures(server, http, objects=True)
                 tracing, snapshot = traced(snapshot)
                 result.update(tracing)
+                result["dump_ms"] = round((time.perf_counter() - started) * 1000)
                 logger.warning("memory %s", json.dumps(result))
             except Exception:
                 logger.exception("memory figures failed")

@@ -8,10 +8,11 @@ Starts a sioctl cluster (tests/bench/systems.py) serving the benchmark app, then
 ``--sessions`` idle websockets connect from 127.1.x.y (tests/bench/eio_client.py), are held
 for ``--hold`` s and reset at once; the script waits until the workers report (in the master's
 status) no session and no connection left, and then ``--settle`` s more. After each phase it
-reads each worker's RSS from /proc; at the start and after each round it sends SIGUSR2, which
-makes a worker log its memory figures (sioctl.worker.memory: per-session structures, glibc
-heap, pymalloc arenas, object counts per type, tracemalloc totals when ``--tracemalloc`` is
-on). ``--env SIOCTL_MALLOC_TRIM=0`` turns the worker's heap trim off. It prints one table and, with
+reads each worker's RSS from /proc; at the start, while the sessions are held and after each
+round it sends SIGUSR2, which makes a worker log its memory figures (sioctl.worker.memory:
+per-session structures, glibc heap, pymalloc arenas, object counts per type, tracemalloc
+totals when ``--tracemalloc`` is on, and how long the dump took). ``--env
+SIOCTL_MALLOC_TRIM=0`` turns the worker's heap trim off. It prints one table and, with
 ``--json PATH``, writes everything measured. Bounded: each connect phase has a deadline,
 each wait a timeout; every process started is stopped.
 """
@@ -129,9 +130,13 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 system.port, args.sessions, ips, now() + max(30.0, args.sessions / 50),
                 concurrency=200)
             held = sum(1 for s in sessions if s.is_open)
+            figures = await asyncio.to_thread(dump, system, pids)
+            took = [f.get("dump_ms") for _, f in sorted(figures.items())]
             row(f"round {number} held", {"held": held, "failed": failures,
                                          "connect_s": round(now() - started, 1),
-                                         "note": f"{held} held, {failures} failed"})
+                                         "figures": figures,
+                                         "note": f"{held} held, {failures} failed, "
+                                                 f"dump took {took} ms"})
             await asyncio.sleep(args.hold)
             close_all(sessions)
             del sessions
