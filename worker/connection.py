@@ -83,8 +83,11 @@ class Connection:
         self._waiting.pop(self.key, None)
 
     def closed(self) -> None:
-        """The connection is gone: forget it."""
+        """The connection is gone: forget it (and let go of it: ``state`` pointing back at
+        this connection is a reference cycle, which would keep the socket and its buffers
+        until a full pass of the cyclic garbage collector)."""
         self.busy()
+        self.state[3] = None
 
     def cut(self, why: str) -> None:
         """Shut the socket down (from a timer or another green thread); its reader ends it."""
@@ -156,6 +159,21 @@ class TimedProtocol(eventlet.wsgi.HttpProtocol):
         environ["eventlet.input"].__class__ = _BoundedInput
         environ[CLOSE_CONNECTION] = self._close_after_response
         return environ
+
+    def finish(self) -> None:
+        """eventlet's end of the connection, and the last environ let go of.
+
+        The environ holds closures over this handler (eventlet's ``eventlet.set_idle``, our
+        CLOSE_CONNECTION) and the handler holds the environ: a reference cycle, so every
+        finished connection (its socket objects, buffers, environ, websocket) waited for a
+        full pass of the cyclic garbage collector, which is rare in a process with many
+        objects. After a mass disconnect that was every connection (docs/design.md, "Memory
+        after mass disconnects").
+        """
+        try:
+            super().finish()
+        finally:
+            self.__dict__.pop("environ", None)
 
     def _close_after_response(self) -> None:
         """The response says ``Connection: close`` and no unread body is drained (for an app

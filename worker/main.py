@@ -32,7 +32,7 @@ from sioctl.cluster.settings import (
     Settings,
     parse_bind,
 )
-from sioctl.worker import access_log, app_loader, drain, manager, protocol, tls, ws_mask
+from sioctl.worker import access_log, app_loader, drain, manager, memory, protocol, tls, ws_mask
 from sioctl.worker.errors import BootError
 from sioctl.worker.fd_listener import Channel, accept_connections, receive_connections
 from sioctl.worker.framework.application import load_app_dir
@@ -164,7 +164,11 @@ def open_sessions(server: Any) -> int:
 
 
 def heartbeat(channel: Channel, http: HttpServer, server: Any) -> None:
-    """Tell the master our connection and session counts about once a second."""
+    """Tell the master our connection and session counts about once a second (and give the
+    heap back to the system after a mass disconnect, see memory.HeapTrimmer)."""
+    logger = logging.getLogger("sioctl.worker")
+    minimum = memory.trim_minimum()
+    trimmer = memory.HeapTrimmer(logger, minimum=minimum) if minimum else None
     while True:
         message: dict[str, Any] = {
             "t": proto.STATS,
@@ -172,6 +176,8 @@ def heartbeat(channel: Channel, http: HttpServer, server: Any) -> None:
             "sessions": open_sessions(server),
             "refused": http.refused,
         }
+        if trimmer is not None:
+            trimmer.check(message["sessions"])
         figures = getattr(server.manager, "figures", None)
         if callable(figures):
             message["messaging"] = figures()
@@ -283,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     connections: eventlet.queue.LightQueue = eventlet.queue.LightQueue()
     http = HttpServer(wsgi_app, settings, connections, tls_context, logger)
     eventlet.spawn(http.serve_forever)
+    memory.log_figures_on_signal(server, http, logger)
 
     if channel is not None:
         eventlet.spawn(receive_connections, channel, connections, logger, lambda: exit_now(0))

@@ -270,6 +270,7 @@ class Sioctl(System):
     """python -m sioctl start with N workers; Redis joins them when N > 1."""
 
     name = "sioctl"
+    log_level = "warning"
 
     def start(self) -> None:
         from sioctl.cluster.control import ControlError, request
@@ -280,7 +281,7 @@ class Sioctl(System):
         argv = [sys.executable, "-m", "sioctl", "start", "tests.bench.apps.bench_app:sio",
                 "-w", str(self.workers), "-b", f"127.0.0.1:{self.port}", "--run-dir", run_dir,
                 "--title", title, "--worker-connections", str(MAX_CONNECTIONS),
-                "--graceful-timeout", "3", "--log-level", "warning"]
+                "--graceful-timeout", "3", "--log-level", self.log_level]
         if self.workers > 1 and self.redis_url:
             self.uses_redis = True
             argv += ["--redis", self.redis_url]

@@ -83,6 +83,7 @@ class ConformantSocket(Socket):
     """
 
     last_ping: float | None  # python-engineio's: when the last ping went out, None while waiting
+    _ping_timer: Any = None  # the hub timer of the next ping (eventlet)
     _get_active = False
     _post_active = False
     _closed_by_client = False
@@ -108,11 +109,24 @@ class ConformantSocket(Socket):
             self.last_ping = None
             from eventlet.hubs import get_hub  # only here: this module must not load eventlet
 
-            get_hub().schedule_call_global(self.server.ping_interval, self._ping_now)
+            self._ping_timer = get_hub().schedule_call_global(
+                self.server.ping_interval, self._ping_now)
+
+    def close(self, *args: Any, **kwargs: Any) -> None:
+        """python-engineio's close, and the pending ping timer cancelled: the timer holds the
+        session (its queue, its websocket's buffers) for up to ``ping_interval`` after the
+        client has gone, which after a mass disconnect was every closed session at once."""
+        try:
+            super().close(*args, **kwargs)
+        finally:
+            timer, self._ping_timer = self._ping_timer, None
+            if timer is not None:
+                timer.cancel()
 
     def _ping_now(self) -> None:
         """The timer's end: python-engineio's ``_send_ping`` without its sleep. It runs in the
         hub, so it must not block: queueing the packet does not."""
+        self._ping_timer = None
         try:
             if not self.closing and not self.closed:
                 self.last_ping = time.time()
@@ -337,6 +351,42 @@ class ConformantEngineMixin:
             return start_response(status, headers, exc_info)
 
         return super().handle_request(environ, respond)  # type: ignore[misc]
+
+    def _service_task(self) -> None:
+        """python-engineio's sweep (close sessions past their ping timeout, forget closed
+        ones, all of them once per ``ping_timeout``), going over the session ids.
+
+        python-engineio's own sweep goes over a copy of the sessions dict, which keeps every
+        session of the sweep alive until the sweep ends, up to ``ping_timeout`` seconds after
+        its client has gone; after a mass disconnect that was every session at once (docs/
+        design.md, "Memory after mass disconnects"). Here each session is looked up at its
+        turn and nothing holds it in between.
+        """
+        server: Any = self
+        stop = server.service_task_event = server.create_event()
+        while not stop.is_set():
+            sids = list(self.sockets)
+            if not sids:
+                if stop.wait(timeout=server.ping_timeout):
+                    break
+                continue
+            interval = float(server.ping_timeout) / len(sids)
+            try:
+                for sid in sids:
+                    self._sweep_session(sid)
+                    if stop.wait(timeout=interval):
+                        return
+            except Exception:  # as python-engineio: log it, sweep on
+                server.logger.exception("service task exception")
+
+    def _sweep_session(self, sid: str) -> None:
+        session = self.sockets.get(sid)
+        if session is None:
+            return
+        if session.closed:
+            self.sockets.pop(sid, None)
+        elif not session.closing:
+            session.check_ping_timeout()
 
     def _ok(self, packets: Any = None, headers: Any = None, jsonp_index: Any = None) -> Any:
         response = super()._ok(packets, headers, jsonp_index)  # type: ignore[misc]
