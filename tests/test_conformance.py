@@ -517,6 +517,9 @@ def test_eio_heartbeat_ping_timeout_polling(fastping: Cluster, slot: int) -> Non
     client = Polling(fastping, ip(slot, 3))
     client.open()
     time.sleep(2.0)  # well past 0.3 s + 1 s, without polling or answering
+    # A fresh connection: the idle keep-alive one is closed by the worker after --keepalive
+    # (2 s), which would race with this request.
+    client.http.close()
     assert client.get(f"EIO=4&transport=polling&sid={client.sid}").status_code == 400
 
 
