@@ -22,6 +22,7 @@ Worker → master:
 
 from __future__ import annotations
 
+import array
 import json
 import os
 import socket
@@ -59,8 +60,7 @@ def take_back(worker_end: socket.socket) -> list[tuple[socket.socket, tuple[str,
     found: list[tuple[socket.socket, tuple[str, int]]] = []
     while True:
         try:
-            # MSG_DONTWAIT, not setblocking: O_NONBLOCK would change the end the worker shares.
-            data, fds, flags, _ = socket.recv_fds(worker_end, MAX_MESSAGE, 4, socket.MSG_DONTWAIT)
+            data, fds, flags = _receive_now(worker_end)
         except (BlockingIOError, ConnectionError):
             return found
         if not data and not fds:
@@ -78,6 +78,22 @@ def take_back(worker_end: socket.socket) -> list[tuple[socket.socket, tuple[str,
         if conn is None:
             for fd in fds:
                 os.close(fd)
+
+
+def _receive_now(sock: socket.socket, max_fds: int = 4) -> tuple[bytes, list[int], int]:
+    """One datagram with its fds, without waiting: BlockingIOError when there is none.
+
+    MSG_DONTWAIT, not setblocking: O_NONBLOCK would change the end the worker shares (it is
+    one open file). And recvmsg, not socket.recv_fds: before Python 3.12 recv_fds ignores its
+    flags, so a dead worker's end that was still in blocking mode blocked the master for good.
+    """
+    fds = array.array("i")
+    data, ancdata, flags, _ = sock.recvmsg(
+        MAX_MESSAGE, socket.CMSG_LEN(max_fds * fds.itemsize), socket.MSG_DONTWAIT)
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
+    return data, list(fds), flags
 
 
 def socketpair() -> tuple[socket.socket, socket.socket]:
