@@ -21,41 +21,14 @@ from urllib.parse import urlsplit
 
 import click
 
-from sioctl.cluster.settings import DEFAULT_PORT, Settings, mask_url, parse_bind
+from sioctl.cluster.settings import SPECS, TABLE, Settings, Spec, mask_url, parse_bind
 
 from . import appdir, rundir
 
-# gunicorn settings that mean the same thing here; any other gunicorn setting in a config file
-# is ignored with a warning (worker_class, threads, server hooks, ...).
-APPLICABLE = (
-    "bind",
-    "workers",
-    "timeout",
-    "graceful_timeout",
-    "keepalive",
-    "loglevel",
-    "accesslog",
-    "errorlog",
-    "access_log_format",
-    "limit_request_line",
-    "limit_request_fields",
-    "limit_request_field_size",
-    "certfile",
-    "keyfile",
-    "forwarded_allow_ips",
-    "proxy_protocol",
-    "pidfile",
-    "daemon",
-    "proc_name",
-    "raw_env",
-    "worker_connections",
-    "backlog",
-    "chdir",
-    "wsgi_app",
-)
+# gunicorn settings that mean the same thing here (the table's gunicorn keys); any other gunicorn
+# setting in a config file is ignored with a warning (worker_class, threads, server hooks, ...).
+APPLICABLE = tuple(spec.gunicorn for spec in TABLE if spec.gunicorn)
 
-LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
-DEFAULT_BIND = f"0.0.0.0:{DEFAULT_PORT}"
 _REDIS_SCHEMES = ("redis", "rediss", "unix")
 _APP = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*(:.+)?$")
 
@@ -155,6 +128,29 @@ def _absolute(path: str | None, cwd: str) -> str | None:
     return os.path.normpath(os.path.join(cwd, os.path.expanduser(path)))
 
 
+# Settings with rules of their own in build_settings; every other one is the option, else the
+# config file's value, else the table's default, checked against the table's bounds.
+_OWN_RULES = frozenset({
+    "app", "binds", "workers", "redis_url", "title", "run_dir", "env", "chdir", "accesslog",
+    "errorlog", "pidfile", "certfile", "keyfile", "forwarded_allow_ips", "allow_eio3",
+    "proc_name", "metrics_bind",
+})
+# Files named relative to where the command runs.
+_PATHS = ("accesslog", "errorlog", "pidfile", "certfile", "keyfile")
+
+
+def hint(spec: Spec) -> str:
+    """The option as click names it in an error: ``'-w' / '--workers'``."""
+    return " / ".join(f"'{decl.split('/')[0]}'" for decl in spec.flags)
+
+
+def _as_kind(spec: Spec, value: Any) -> Any:
+    # A config file may give 30 for a float or 1 for a flag; Settings holds the field's type.
+    if spec.kind in (float, int, bool):
+        return spec.kind(value)
+    return value
+
+
 def build_settings(
     options: Mapping[str, Any],
     file_config: FileConfig,
@@ -165,11 +161,10 @@ def build_settings(
 ) -> Settings:
     """Lay ``options`` (click's values, None when not given) over the config file's values.
 
-    ``options`` keys: app, bind (tuple), workers, redis, redis_channel, title, env, run_dir,
-    timeout, graceful_timeout, connect_timeout, allow_eio3, keepalive, header_timeout,
-    worker_connections, backlog,
-    pending_limit, log_level, access_logfile, error_logfile, pidfile, certfile, keyfile, chdir,
-    daemon. Raises click.BadParameter or click.UsageError with one line for anything unusable.
+    ``options`` are keyed by the click names of the settings' options (``Spec.option``: app,
+    bind (a tuple), workers, redis, log_level, access_logfile, ...) plus run_dir; an empty
+    string counts as not given, as click treats an empty ``SIOCTL_*`` variable. Raises
+    click.BadParameter or click.UsageError with one line for anything unusable.
 
     The app is ``module:attr`` or an app directory (see :mod:`.appdir`); with no app given,
     the ``--chdir`` directory (else ``cwd``) serves if it is laid out as one. For an app
@@ -179,22 +174,25 @@ def build_settings(
     """
     file_values = file_config.values
 
-    def pick(option: str, setting: str, default: Any) -> Any:
-        value = options.get(option)
-        if value is not None:
+    def pick(name: str, default: Any = None) -> Any:
+        """The option (or its SIOCTL_* variable), else the config file's value, else default."""
+        spec = SPECS[name]
+        value = options.get(spec.option)
+        if value is not None and value != "":
             return value
-        if setting in file_values and file_values[setting] is not None:
-            return file_values[setting]
+        if spec.gunicorn and file_values.get(spec.gunicorn) is not None:
+            return file_values[spec.gunicorn]
         return default
 
     # An explicit --chdir stays the workers' working directory (an app directory is loaded from
     # its absolute path regardless); with no APP it is also where an app directory is sought.
-    chdir_given = pick("chdir", "chdir", None)
+    chdir_given = pick("chdir")
     if chdir_given:
         chdir_given = os.path.normpath(os.path.join(cwd, os.path.expanduser(chdir_given)))
         if not os.path.isdir(chdir_given):
-            raise click.BadParameter(f"{chdir_given} is not a directory", param_hint="'--chdir'")
-    app = pick("app", "wsgi_app", None)
+            raise click.BadParameter(f"{chdir_given} is not a directory",
+                                     param_hint=hint(SPECS["chdir"]))
+    app = pick("app")
     app_dir = appdir.resolve(app, cwd=cwd, default_dir=chdir_given or cwd)
     if app_dir:
         app = app_dir
@@ -208,23 +206,24 @@ def build_settings(
         if problem:
             raise click.BadParameter(problem, param_hint="APP")
 
-    bind_option = split_binds(options.get("bind") or ())
-    binds = bind_option or list(file_values.get("bind") or []) or [DEFAULT_BIND]
+    binds = (split_binds(options.get("bind") or ()) or list(file_values.get("bind") or [])
+             or list(SPECS["binds"].default))
     for bind in binds:
         try:
             parse_bind(bind)
         except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="'-b' / '--bind'") from None
-    if options.get("metrics_bind"):
+            raise click.BadParameter(str(exc), param_hint=hint(SPECS["binds"])) from None
+    metrics_bind = options.get("metrics_bind") or None
+    if metrics_bind:
         try:
-            parse_bind(options["metrics_bind"])
+            parse_bind(metrics_bind)
         except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="'--metrics-bind'") from None
+            raise click.BadParameter(str(exc), param_hint=hint(SPECS["metrics_bind"])) from None
 
-    workers = pick("workers", "workers", cpu_count or 1)
+    workers = pick("workers", cpu_count or 1)
     if not isinstance(workers, int) or workers < 1:
         raise click.BadParameter(f"{workers} is not a number of workers >= 1",
-                                 param_hint="'-w' / '--workers'")
+                                 param_hint=hint(SPECS["workers"]))
 
     env = options.get("env") or None
     app_config = None
@@ -236,105 +235,64 @@ def build_settings(
     if redis_url:
         problem = check_redis_url(redis_url)
         if problem:
-            raise click.BadParameter(problem, param_hint="'--redis'")
+            raise click.BadParameter(problem, param_hint=hint(SPECS["redis_url"]))
 
     title = options.get("title") or file_values.get("proc_name") or (
-        f"sioctl-{parse_bind(binds[0])[1]}"
+        f"{SPECS['title'].default}-{parse_bind(binds[0])[1]}"
     )
     problem = rundir.check_title(title)
     if problem:
-        raise click.BadParameter(problem, param_hint="'--title'")
+        raise click.BadParameter(problem, param_hint=hint(SPECS["title"]))
 
-    loglevel = str(pick("log_level", "loglevel", "info")).lower()
-    if loglevel not in LOG_LEVELS:
-        raise click.BadParameter(
-            f"{loglevel!r} is not one of {', '.join(LOG_LEVELS)}", param_hint="'--log-level'"
-        )
+    values: dict[str, Any] = {}
+    # Choices are checked before bounds (the log level before the numbers, as always).
+    for spec in sorted(TABLE, key=lambda spec: not spec.choices):
+        if spec.name in _OWN_RULES:
+            continue
+        value = pick(spec.name, spec.default)
+        if spec.ignore_case:
+            value = str(value).lower()
+        problem = spec.problem(value)
+        if problem:
+            raise click.BadParameter(problem, param_hint=hint(spec))
+        values[spec.name] = _as_kind(spec, value)
+    for name in _PATHS:
+        values[name] = _absolute(pick(name, SPECS[name].default), cwd)
 
-    numbers: dict[str, float] = {}
-    for option, setting, default, minimum in (
-        ("timeout", "timeout", 30.0, 0.0),
-        ("graceful_timeout", "graceful_timeout", 30.0, 0.0),
-        ("connect_timeout", "connect_timeout", 45.0, 0.0),
-        ("keepalive", "keepalive", 2.0, 0.0),
-        ("header_timeout", "header_timeout", 10.0, 0.0),
-        ("worker_connections", "worker_connections", 1000, 1),
-        ("backlog", "backlog", 2048, 1),
-        ("pending_limit", "pending_limit", 1024, 1),
-    ):
-        value = pick(option, setting, default)
-        if value < minimum:
-            hint = "'--" + option.replace("_", "-") + "'"
-            raise click.BadParameter(f"{value} is below {minimum}", param_hint=hint)
-        numbers[option] = value
-
-    chdir = chdir_given or app_dir or cwd
-
-    base = rundir.resolve_base(options.get("run_dir"), environ)
-    daemon = options.get("daemon")
-    if daemon is None:
-        daemon = bool(file_values.get("daemon", False))
-
-    settings = Settings(
-        app=app,
-        binds=binds,
-        workers=workers,
-        redis_url=redis_url,
-        redis_channel=options.get("redis_channel") or "socketio",
-        title=title,
-        run_dir=rundir.cluster_dir(base, title),
-        env=env,
-        chdir=chdir,
-        timeout=float(numbers["timeout"]),
-        graceful_timeout=float(numbers["graceful_timeout"]),
-        connect_timeout=float(numbers["connect_timeout"]),
-        keepalive=float(numbers["keepalive"]),
-        header_timeout=float(numbers["header_timeout"]),
-        worker_connections=int(numbers["worker_connections"]),
-        backlog=int(numbers["backlog"]),
-        pending_limit=int(numbers["pending_limit"]),
-        metrics_bind=options.get("metrics_bind") or None,
-        redis_transport=options.get("redis_transport") or "pubsub",
-        redis_stream_maxlen=int(options.get("redis_stream_maxlen") or 10_000),
-        loglevel=loglevel,
-        accesslog=_absolute(pick("access_logfile", "accesslog", None), cwd),
-        errorlog=_absolute(pick("error_logfile", "errorlog", "-"), cwd) or "-",
-        pidfile=_absolute(pick("pidfile", "pidfile", None), cwd),
-        daemon=bool(daemon),
-        proc_name=file_values.get("proc_name") or title,
-    )
-    # Settings only the config file can give: copy them as gunicorn validated them.
-    for name in (
-        "access_log_format",
-        "limit_request_line",
-        "limit_request_fields",
-        "limit_request_field_size",
-        "forwarded_allow_ips",
-        "raw_env",
-    ):
-        if file_values.get(name) is not None:
-            setattr(settings, name, file_values[name])
-    for name in ("certfile", "keyfile"):
-        setattr(settings, name, _absolute(pick(name, name, None), cwd))
-    if options.get("forwarded_allow_ips"):
-        settings.forwarded_allow_ips = split_binds([options["forwarded_allow_ips"]])
-    for entry in settings.forwarded_allow_ips:
+    allowed = options.get("forwarded_allow_ips")
+    forwarded = (split_binds([allowed]) if allowed
+                 else list(file_values.get("forwarded_allow_ips") or []))
+    for entry in forwarded:
         try:
             if entry != "*":
                 ipaddress.ip_network(entry, strict=False)
         except ValueError:
             raise click.BadParameter(f"{entry!r} is not an address, a network or '*'",
-                                     param_hint="'--forwarded-allow-ips'") from None
-    settings.proxy_protocol = bool(pick("proxy_protocol", "proxy_protocol", False))
+                                     param_hint=hint(SPECS["forwarded_allow_ips"])) from None
     # --allow-eio3 / SIOCTL_ALLOW_EIO3, then the app directory's io.init.allow_eio3.
     allow_eio3 = options.get("allow_eio3")
     if allow_eio3 is None and app_config is not None:
         allow_eio3 = app_config.init.get("allow_eio3")
-    settings.allow_eio3 = bool(allow_eio3)
-    if bool(settings.certfile) != bool(settings.keyfile):
+    if bool(values["certfile"]) != bool(values["keyfile"]):
         raise click.BadParameter("certfile and keyfile must be given together",
                                  param_hint="'-c' / '--config'")
-    return settings
+
+    base = rundir.resolve_base(options.get("run_dir"), environ)
+    return Settings(
+        app=app,
+        binds=binds,
+        workers=workers,
+        redis_url=redis_url,
+        title=title,
+        run_dir=rundir.cluster_dir(base, title),
+        env=env,
+        chdir=chdir_given or app_dir or cwd,
+        forwarded_allow_ips=forwarded,
+        allow_eio3=bool(allow_eio3),
+        proc_name=file_values.get("proc_name") or title,
+        metrics_bind=metrics_bind,
+        **values,
+    )
 
 
 def listen_urls(settings: Settings) -> list[str]:
