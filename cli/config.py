@@ -144,11 +144,105 @@ def hint(spec: Spec) -> str:
     return " / ".join(f"'{decl.split('/')[0]}'" for decl in spec.flags)
 
 
-def _as_kind(spec: Spec, value: Any) -> Any:
-    # A config file may give 30 for a float or 1 for a flag; Settings holds the field's type.
-    if spec.kind in (float, int, bool):
-        return spec.kind(value)
-    return value
+def _bad(name: str, message: str) -> click.BadParameter:
+    return click.BadParameter(message, param_hint=hint(SPECS[name]))
+
+
+@dataclass
+class _Sources:
+    """Click's values (option or SIOCTL_* variable) and the config file's, for one command."""
+
+    options: Mapping[str, Any]
+    file_values: Mapping[str, Any]
+
+    def option(self, name: str) -> Any:
+        """The setting's option if given; an empty string counts as not given, as click
+        treats an empty ``SIOCTL_*`` variable."""
+        value = self.options.get(SPECS[name].option)
+        return None if value == "" else value
+
+    def pick(self, name: str, default: Any = None) -> Any:
+        """The option, else the config file's value, else ``default``."""
+        value = self.option(name)
+        if value is not None:
+            return value
+        key = SPECS[name].gunicorn
+        if key and self.file_values.get(key) is not None:
+            return self.file_values[key]
+        return default
+
+
+def _app_and_chdir(src: _Sources, cwd: str) -> tuple[str, str | None, str | None]:
+    """(app, its app directory or None, the --chdir directory or None)."""
+    # An explicit --chdir stays the workers' working directory (an app directory is loaded from
+    # its absolute path regardless); with no APP it is also where an app directory is sought.
+    chdir_given = src.pick("chdir")
+    if chdir_given:
+        chdir_given = os.path.normpath(os.path.join(cwd, os.path.expanduser(chdir_given)))
+        if not os.path.isdir(chdir_given):
+            raise _bad("chdir", f"{chdir_given} is not a directory")
+    app = src.pick("app")
+    app_dir = appdir.resolve(app, cwd=cwd, default_dir=chdir_given or cwd)
+    if app_dir:
+        return app_dir, app_dir, chdir_given
+    if not app:
+        raise click.UsageError(
+            "no app given: pass APP (module:attr or an app directory), set SIOCTL_APP, "
+            "set wsgi_app in the config file, or run in an app directory"
+        )
+    problem = check_app(app)
+    if problem:
+        raise click.BadParameter(problem, param_hint="APP")
+    return app, None, chdir_given
+
+
+def _binds(src: _Sources) -> tuple[list[str], str | None]:
+    """The listening binds and the metrics bind, each checked."""
+    given = split_binds(src.option("binds") or ())
+    binds = given or list(src.file_values.get("bind") or []) or list(SPECS["binds"].default)
+    metrics_bind = src.option("metrics_bind")
+    for name, checked in [("binds", bind) for bind in binds] + [("metrics_bind", metrics_bind)]:
+        try:
+            if checked:
+                parse_bind(checked)
+        except ValueError as exc:
+            raise _bad(name, str(exc)) from None
+    return binds, metrics_bind
+
+
+def _table_values(src: _Sources, cwd: str) -> dict[str, Any]:
+    """The settings without rules of their own: option, file or default, within bounds."""
+    values: dict[str, Any] = {}
+    # Choices are checked before bounds (the log level before the numbers, as always).
+    for spec in sorted(TABLE, key=lambda spec: not spec.choices):
+        if spec.name in _OWN_RULES:
+            continue
+        value = src.pick(spec.name, spec.default)
+        if spec.ignore_case:
+            value = str(value).lower()
+        problem = spec.problem(value)
+        if problem:
+            raise _bad(spec.name, problem)
+        # A config file may give 30 for a float or 1 for a flag; Settings holds the field's type.
+        values[spec.name] = spec.kind(value) if spec.kind in (float, int, bool) else value
+    for name in _PATHS:
+        values[name] = _absolute(src.pick(name, SPECS[name].default), cwd)
+    return values
+
+
+def _forwarded_allow_ips(src: _Sources) -> list[str]:
+    """Addresses and networks (or '*') of the trusted proxies, each checked."""
+    given = src.option("forwarded_allow_ips")
+    entries = (split_binds([given]) if given
+               else list(src.file_values.get("forwarded_allow_ips") or []))
+    for entry in entries:
+        try:
+            if entry != "*":
+                ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise _bad("forwarded_allow_ips",
+                       f"{entry!r} is not an address, a network or '*'") from None
+    return entries
 
 
 def build_settings(
@@ -163,8 +257,8 @@ def build_settings(
 
     ``options`` are keyed by the click names of the settings' options (``Spec.option``: app,
     bind (a tuple), workers, redis, log_level, access_logfile, ...) plus run_dir; an empty
-    string counts as not given, as click treats an empty ``SIOCTL_*`` variable. Raises
-    click.BadParameter or click.UsageError with one line for anything unusable.
+    string counts as not given. Raises click.BadParameter or click.UsageError with one line
+    for anything unusable.
 
     The app is ``module:attr`` or an app directory (see :mod:`.appdir`); with no app given,
     the ``--chdir`` directory (else ``cwd``) serves if it is laid out as one. For an app
@@ -172,112 +266,44 @@ def build_settings(
     ``prod``, and its config is read here: a mistake in it raises :class:`.appdir.AppError`
     (exit 1), and its ``io.redis`` is the Redis URL unless ``redis`` is given.
     """
-    file_values = file_config.values
-
-    def pick(name: str, default: Any = None) -> Any:
-        """The option (or its SIOCTL_* variable), else the config file's value, else default."""
-        spec = SPECS[name]
-        value = options.get(spec.option)
-        if value is not None and value != "":
-            return value
-        if spec.gunicorn and file_values.get(spec.gunicorn) is not None:
-            return file_values[spec.gunicorn]
-        return default
-
-    # An explicit --chdir stays the workers' working directory (an app directory is loaded from
-    # its absolute path regardless); with no APP it is also where an app directory is sought.
-    chdir_given = pick("chdir")
-    if chdir_given:
-        chdir_given = os.path.normpath(os.path.join(cwd, os.path.expanduser(chdir_given)))
-        if not os.path.isdir(chdir_given):
-            raise click.BadParameter(f"{chdir_given} is not a directory",
-                                     param_hint=hint(SPECS["chdir"]))
-    app = pick("app")
-    app_dir = appdir.resolve(app, cwd=cwd, default_dir=chdir_given or cwd)
-    if app_dir:
-        app = app_dir
-    elif not app:
-        raise click.UsageError(
-            "no app given: pass APP (module:attr or an app directory), set SIOCTL_APP, "
-            "set wsgi_app in the config file, or run in an app directory"
-        )
-    else:
-        problem = check_app(app)
-        if problem:
-            raise click.BadParameter(problem, param_hint="APP")
-
-    binds = (split_binds(options.get("bind") or ()) or list(file_values.get("bind") or [])
-             or list(SPECS["binds"].default))
-    for bind in binds:
-        try:
-            parse_bind(bind)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint=hint(SPECS["binds"])) from None
-    metrics_bind = options.get("metrics_bind") or None
-    if metrics_bind:
-        try:
-            parse_bind(metrics_bind)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint=hint(SPECS["metrics_bind"])) from None
-
-    workers = pick("workers", cpu_count or 1)
+    src = _Sources(options, file_config.values)
+    app, app_dir, chdir_given = _app_and_chdir(src, cwd)
+    binds, metrics_bind = _binds(src)
+    workers = src.pick("workers", cpu_count or 1)
     if not isinstance(workers, int) or workers < 1:
-        raise click.BadParameter(f"{workers} is not a number of workers >= 1",
-                                 param_hint=hint(SPECS["workers"]))
+        raise _bad("workers", f"{workers} is not a number of workers >= 1")
 
-    env = options.get("env") or None
+    env = src.option("env")
     app_config = None
     if app_dir:
         env = env or appdir.DEFAULT_ENV
         app_config = appdir.read_config(app_dir, env)
     # Precedence: --redis, then SIOCTL_REDIS (both reach us as the option), then io.redis.
-    redis_url = options.get("redis") or (app_config and app_config.redis_url) or None
+    redis_url = src.option("redis_url") or (app_config and app_config.redis_url) or None
     if redis_url:
         problem = check_redis_url(redis_url)
         if problem:
-            raise click.BadParameter(problem, param_hint=hint(SPECS["redis_url"]))
+            raise _bad("redis_url", problem)
 
-    title = options.get("title") or file_values.get("proc_name") or (
+    proc_name = src.file_values.get("proc_name")
+    title = src.option("title") or proc_name or (
         f"{SPECS['title'].default}-{parse_bind(binds[0])[1]}"
     )
     problem = rundir.check_title(title)
     if problem:
-        raise click.BadParameter(problem, param_hint=hint(SPECS["title"]))
+        raise _bad("title", problem)
 
-    values: dict[str, Any] = {}
-    # Choices are checked before bounds (the log level before the numbers, as always).
-    for spec in sorted(TABLE, key=lambda spec: not spec.choices):
-        if spec.name in _OWN_RULES:
-            continue
-        value = pick(spec.name, spec.default)
-        if spec.ignore_case:
-            value = str(value).lower()
-        problem = spec.problem(value)
-        if problem:
-            raise click.BadParameter(problem, param_hint=hint(spec))
-        values[spec.name] = _as_kind(spec, value)
-    for name in _PATHS:
-        values[name] = _absolute(pick(name, SPECS[name].default), cwd)
-
-    allowed = options.get("forwarded_allow_ips")
-    forwarded = (split_binds([allowed]) if allowed
-                 else list(file_values.get("forwarded_allow_ips") or []))
-    for entry in forwarded:
-        try:
-            if entry != "*":
-                ipaddress.ip_network(entry, strict=False)
-        except ValueError:
-            raise click.BadParameter(f"{entry!r} is not an address, a network or '*'",
-                                     param_hint=hint(SPECS["forwarded_allow_ips"])) from None
-    # --allow-eio3 / SIOCTL_ALLOW_EIO3, then the app directory's io.init.allow_eio3.
-    allow_eio3 = options.get("allow_eio3")
-    if allow_eio3 is None and app_config is not None:
-        allow_eio3 = app_config.init.get("allow_eio3")
+    values = _table_values(src, cwd)
+    forwarded = _forwarded_allow_ips(src)
     if bool(values["certfile"]) != bool(values["keyfile"]):
         raise click.BadParameter("certfile and keyfile must be given together",
                                  param_hint="'-c' / '--config'")
+    # --allow-eio3 / SIOCTL_ALLOW_EIO3, then the app directory's io.init.allow_eio3.
+    allow_eio3 = src.option("allow_eio3")
+    if allow_eio3 is None and app_config is not None:
+        allow_eio3 = app_config.init.get("allow_eio3")
 
-    base = rundir.resolve_base(options.get("run_dir"), environ)
+    base = rundir.resolve_base(src.option("run_dir"), environ)
     return Settings(
         app=app,
         binds=binds,
@@ -289,7 +315,7 @@ def build_settings(
         chdir=chdir_given or app_dir or cwd,
         forwarded_allow_ips=forwarded,
         allow_eio3=bool(allow_eio3),
-        proc_name=file_values.get("proc_name") or title,
+        proc_name=proc_name or title,
         metrics_bind=metrics_bind,
         **values,
     )
