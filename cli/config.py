@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import io
-import ipaddress
 import os
 import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import click
 
-from sioctl.cluster.settings import SPECS, TABLE, Settings, Spec, mask_url, parse_bind
+from sioctl.cluster.setting_spec import Spec
+from sioctl.cluster.settings import SPECS, TABLE, Settings, parse_bind
 
 from . import appdir, rundir
 
@@ -29,7 +28,6 @@ from . import appdir, rundir
 # setting in a config file is ignored with a warning (worker_class, threads, server hooks, ...).
 APPLICABLE = tuple(spec.gunicorn for spec in TABLE if spec.gunicorn)
 
-_REDIS_SCHEMES = ("redis", "rediss", "unix")
 _APP = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*(:.+)?$")
 
 
@@ -103,14 +101,6 @@ def default_config_file(cwd: str) -> str | None:
 def split_binds(values: tuple[str, ...] | list[str]) -> list[str]:
     """Flatten ``-b`` values; each may hold several binds separated by commas or spaces."""
     return [part for value in values for part in re.split(r"[\s,]+", value) if part]
-
-
-def check_redis_url(url: str) -> str | None:
-    """None if ``url`` looks like a Redis URL, else why not (one line, password masked)."""
-    scheme = urlsplit(url).scheme
-    if scheme not in _REDIS_SCHEMES:
-        return f"{mask_url(url)!r} is not a Redis URL (redis://, rediss:// or unix://)"
-    return None
 
 
 def check_app(app: str) -> str | None:
@@ -201,12 +191,10 @@ def _binds(src: _Sources) -> tuple[list[str], str | None]:
     given = split_binds(src.option("binds") or ())
     binds = given or list(src.file_values.get("bind") or []) or list(SPECS["binds"].default)
     metrics_bind = src.option("metrics_bind")
-    for name, checked in [("binds", bind) for bind in binds] + [("metrics_bind", metrics_bind)]:
-        try:
-            if checked:
-                parse_bind(checked)
-        except ValueError as exc:
-            raise _bad(name, str(exc)) from None
+    for name, value in (("binds", binds), ("metrics_bind", metrics_bind)):
+        problem = SPECS[name].problem(value)
+        if problem:
+            raise _bad(name, problem)
     return binds, metrics_bind
 
 
@@ -235,13 +223,9 @@ def _forwarded_allow_ips(src: _Sources) -> list[str]:
     given = src.option("forwarded_allow_ips")
     entries = (split_binds([given]) if given
                else list(src.file_values.get("forwarded_allow_ips") or []))
-    for entry in entries:
-        try:
-            if entry != "*":
-                ipaddress.ip_network(entry, strict=False)
-        except ValueError:
-            raise _bad("forwarded_allow_ips",
-                       f"{entry!r} is not an address, a network or '*'") from None
+    problem = SPECS["forwarded_allow_ips"].problem(entries)
+    if problem:
+        raise _bad("forwarded_allow_ips", problem)
     return entries
 
 
@@ -280,10 +264,9 @@ def build_settings(
         app_config = appdir.read_config(app_dir, env)
     # Precedence: --redis, then SIOCTL_REDIS (both reach us as the option), then io.redis.
     redis_url = src.option("redis_url") or (app_config and app_config.redis_url) or None
-    if redis_url:
-        problem = check_redis_url(redis_url)
-        if problem:
-            raise _bad("redis_url", problem)
+    problem = SPECS["redis_url"].problem(redis_url)
+    if problem:
+        raise _bad("redis_url", problem)
 
     proc_name = src.file_values.get("proc_name")
     title = src.option("title") or proc_name or (

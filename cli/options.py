@@ -12,7 +12,8 @@ from typing import Any, TypeVar
 
 import click
 
-from sioctl.cluster.settings import ENV_PREFIX, SPECS, Spec
+from sioctl.cluster.setting_spec import ENV_PREFIX, Spec
+from sioctl.cluster.settings import SPECS
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -1,112 +1,132 @@
 """The settings a cluster runs with, shared by the master and its workers.
 
-Each setting is declared once, as a field of :class:`Settings` carrying its :class:`Spec`: the
-default, the bounds, the command-line flag (whose ``SIOCTL_*`` variable follows from it), the
-gunicorn config key and the help text. :data:`TABLE` lists the specs; the CLI builds its click
-options (cli/options.py) and its checks (cli/config.py) from them, so nothing here imports click
-and the master can import this module. The CLI builds a :class:`Settings` from its options,
-``SIOCTL_*`` variables and gunicorn's configuration model; the master hands it to each worker as
-JSON in the ``SIOCTL_SETTINGS`` environment variable.
+Each setting is declared once, as a field of :class:`Settings` carrying its spec
+(:class:`.setting_spec.Spec`): the default, the bounds and checks, the command-line flag (whose
+``SIOCTL_*`` variable follows from it), the gunicorn config key and the help text. :data:`TABLE`
+lists the specs; the CLI builds its click options (cli/options.py) and resolves and checks
+values (cli/config.py) from them, so nothing here imports click and the master can import this
+module. The master hands the resolved Settings to each worker as JSON in the
+``SIOCTL_SETTINGS`` environment variable.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import os
-import typing
 import urllib.parse
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from .setting_spec import Spec, setting, specs_of
 
 DEFAULT_PORT = 7001
 DEFAULT_BIND = f"0.0.0.0:{DEFAULT_PORT}"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 REDIS_TRANSPORTS = ("pubsub", "streams")
+REDIS_SCHEMES = ("redis", "rediss", "unix")
 SETTINGS_ENV = "SIOCTL_SETTINGS"
 SLOT_ENV = "SIOCTL_WORKER_SLOT"
-ENV_PREFIX = "SIOCTL_"
 
 # Exit status of a worker that could not load the app or reach its Redis. The master does not
 # respawn such a worker during boot: it reports the message and stops (gunicorn does the same).
 WORKER_BOOT_ERROR = 3
 
 
-@dataclass(frozen=True)
-class Spec:
-    """How one setting is given, checked and explained: a row of the settings table.
+def parse_bind(bind: str) -> tuple[str, int]:
+    """Split ``HOST:PORT``, ``[V6]:PORT``, ``:PORT`` or ``PORT`` into (host, port).
 
-    ``flags`` are click's declarations (``("-w", "--workers")``, ``("--daemon/--no-daemon",)``);
-    a setting without flags says why in ``no_flag``. ``help`` may name ``{default}`` and
-    ``{env}``. ``name`` and ``kind`` (the field's type) are filled in from the field.
+    Raises ValueError with a message naming the bad value.
     """
-
-    default: Any = dataclasses.MISSING
-    flags: tuple[str, ...] = ()
-    metavar: str | None = None
-    minimum: int | None = None
-    choices: tuple[str, ...] = ()
-    ignore_case: bool = False
-    # The flag may be repeated (each value may also hold several, see cli/config.py).
-    multiple: bool = False
-    gunicorn: str | None = None
-    help: str = ""
-    no_flag: str = ""
-    # Only for a setting without flags that still reads a variable (the APP argument).
-    env_name: str | None = None
-    name: str = ""
-    kind: Any = None
-
-    @property
-    def long_flag(self) -> str | None:
-        """The first ``--name`` among the flags, without its ``/--no-name`` half."""
-        for decl in self.flags:
-            if decl.startswith("--"):
-                return decl.split("/")[0]
-        return None
-
-    @property
-    def option(self) -> str:
-        """The name click gives the option's value (``--log-level`` -> ``log_level``)."""
-        flag = self.long_flag
-        return flag[2:].replace("-", "_") if flag else self.name
-
-    @property
-    def env(self) -> str | None:
-        """The ``SIOCTL_*`` variable that gives this setting (``--log-level`` -> LOG_LEVEL)."""
-        if self.env_name:
-            return self.env_name
-        return ENV_PREFIX + self.option.upper() if self.flags else None
-
-    @property
-    def help_text(self) -> str:
-        """The help with its default and variable filled in."""
-        return self.help.format(default=show(self.default), env=self.env)
-
-    def problem(self, value: Any) -> str | None:
-        """None if ``value`` is within the bounds, else why not (one line)."""
-        if self.minimum is not None and value < self.minimum:
-            return f"{value} is below {self.kind(self.minimum)}"
-        if self.choices and value not in self.choices:
-            return f"{value!r} is not one of {', '.join(self.choices)}"
-        return None
+    text = bind.strip()
+    if text.startswith("unix:"):
+        raise ValueError(f"bind {bind!r}: Unix socket binds are not supported")
+    host = "0.0.0.0"
+    port_text = text
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise ValueError(f"bind {bind!r}: missing ']' after the IPv6 address")
+        host = text[1:end]
+        rest = text[end + 1 :]
+        if not rest.startswith(":"):
+            raise ValueError(f"bind {bind!r}: expected [ADDRESS]:PORT")
+        port_text = rest[1:]
+    elif ":" in text:
+        host_part, _, port_text = text.rpartition(":")
+        if ":" in host_part:
+            raise ValueError(f"bind {bind!r}: write IPv6 addresses as [ADDRESS]:PORT")
+        host = host_part or host
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ValueError(f"bind {bind!r}: port {port_text!r} is not a number") from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"bind {bind!r}: port {port} is out of range")
+    return host, port
 
 
-def show(value: Any) -> str:
-    """A default as help texts write it: 45.0 as 45, a list as its items."""
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, list):
-        return " ".join(str(item) for item in value)
-    return str(value)
+MASK = "***"
 
 
-def setting(default: Any = dataclasses.MISSING, **spec: Any) -> Any:
-    """A :class:`Settings` field with its :class:`Spec`; a list default is copied per instance."""
-    metadata = {"spec": Spec(default=default, **spec)}
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=metadata)
-    return field(default=default, metadata=metadata)
+def mask_url(url: str) -> str:
+    """``url`` with any password (in the user info or a ``password=`` query) replaced by ***.
+
+    Fit for logs, status output and error messages; secrets never reach them.
+    """
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return MASK
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostinfo = netloc.rpartition("@")
+        user, sep, _password = userinfo.partition(":")
+        netloc = f"{user}:{MASK}@{hostinfo}" if sep else f"{userinfo}@{hostinfo}"
+        # ``redis://secret@host`` means password "secret" to redis-py when there is no colon.
+        if not sep and user:
+            netloc = f"{MASK}@{hostinfo}"
+    query = parts.query
+    if query:
+        pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
+        if any(key.lower() == "password" for key, _ in pairs):
+            query = urllib.parse.urlencode(
+                [(k, MASK if k.lower() == "password" else v) for k, v in pairs], safe="*/"
+            )
+    if not netloc and "://" in url:
+        # urlunsplit drops the empty authority of ``unix:///path``; keep the url's shape.
+        text = f"{parts.scheme}://{parts.path}"
+        text += f"?{query}" if query else ""
+        return text + (f"#{parts.fragment}" if parts.fragment else "")
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def check_bind(bind: str) -> str | None:
+    """None if ``bind`` is a usable HOST:PORT, else why not (one line)."""
+    try:
+        parse_bind(bind)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def check_network(entry: str) -> str | None:
+    """None if ``entry`` is an address, a network or ``*``, else why not (one line)."""
+    try:
+        if entry != "*":
+            ipaddress.ip_network(entry, strict=False)
+    except ValueError:
+        return f"{entry!r} is not an address, a network or '*'"
+    return None
+
+
+def check_redis_url(url: str) -> str | None:
+    """None if ``url`` looks like a Redis URL, else why not (one line, password masked)."""
+    scheme = urllib.parse.urlsplit(url).scheme
+    if scheme not in REDIS_SCHEMES:
+        return f"{mask_url(url)!r} is not a Redis URL (redis://, rediss:// or unix://)"
+    return None
 
 
 @dataclass
@@ -122,7 +142,7 @@ class Settings:
     )
     binds: list[str] = setting(
         [DEFAULT_BIND], flags=("-b", "--bind"), multiple=True, metavar="HOST:PORT",
-        gunicorn="bind",
+        check=check_bind, gunicorn="bind",
         help="Address to listen on; repeatable. Default {default}. "
         "{env} may hold several, separated by spaces or commas.",
     )
@@ -133,7 +153,7 @@ class Settings:
     )
     # None: in-memory manager with one worker, an embedded redis-server with more.
     redis_url: str | None = setting(
-        None, flags=("--redis",), metavar="URL",
+        None, flags=("--redis",), metavar="URL", check=check_redis_url,
         help="Redis joining the workers (redis://, rediss://, unix://). Default: an embedded "
         "redis-server with several workers, in-memory with one.",
     )
@@ -260,7 +280,8 @@ class Settings:
     )
     # Peers whose Forwarded / X-Forwarded-For / X-Real-IP headers name the client (empty: none).
     forwarded_allow_ips: list[str] = setting(
-        [], flags=("--forwarded-allow-ips",), metavar="IPS", gunicorn="forwarded_allow_ips",
+        [], flags=("--forwarded-allow-ips",), metavar="IPS", check=check_network,
+        gunicorn="forwarded_allow_ips",
         help="Comma-separated addresses or networks (or '*') of proxies whose X-Forwarded-For "
         "/ Forwarded / X-Real-IP headers name the client: the rightmost address not listed "
         "here (default: none).",
@@ -288,7 +309,7 @@ class Settings:
     )
     # HOST:PORT where the master serves Prometheus metrics; None: no metrics.
     metrics_bind: str | None = setting(
-        None, flags=("--metrics-bind",), metavar="HOST:PORT",
+        None, flags=("--metrics-bind",), metavar="HOST:PORT", check=check_bind,
         help="Serve Prometheus metrics for the whole cluster at http://HOST:PORT/metrics.",
     )
 
@@ -315,20 +336,6 @@ class Settings:
         return os.path.join(self.run_dir, "master.pid")
 
 
-def specs_of(cls: type) -> tuple[Spec, ...]:
-    """The specs of a dataclass declared with :func:`setting`, names and kinds filled in.
-
-    Raises TypeError for a field declared without its spec: a setting is never half-added.
-    """
-    kinds = typing.get_type_hints(cls)
-    specs = []
-    for f in dataclasses.fields(cls):
-        if "spec" not in f.metadata:
-            raise TypeError(f"{cls.__name__}.{f.name} is declared without setting(...)")
-        specs.append(dataclasses.replace(f.metadata["spec"], name=f.name, kind=kinds[f.name]))
-    return tuple(specs)
-
-
 # The settings table, in the order of the Settings fields; SPECS finds a row by field name.
 TABLE: tuple[Spec, ...] = specs_of(Settings)
 SPECS: dict[str, Spec] = {spec.name: spec for spec in TABLE}
@@ -337,72 +344,3 @@ SPECS: dict[str, Spec] = {spec.name: spec for spec in TABLE}
 def default(name: str) -> Any:
     """The default of the setting ``name`` (the Settings field), e.g. 45.0 for connect_timeout."""
     return SPECS[name].default
-
-
-def parse_bind(bind: str) -> tuple[str, int]:
-    """Split ``HOST:PORT``, ``[V6]:PORT``, ``:PORT`` or ``PORT`` into (host, port).
-
-    Raises ValueError with a message naming the bad value.
-    """
-    text = bind.strip()
-    if text.startswith("unix:"):
-        raise ValueError(f"bind {bind!r}: Unix socket binds are not supported")
-    host = "0.0.0.0"
-    port_text = text
-    if text.startswith("["):
-        end = text.find("]")
-        if end < 0:
-            raise ValueError(f"bind {bind!r}: missing ']' after the IPv6 address")
-        host = text[1:end]
-        rest = text[end + 1 :]
-        if not rest.startswith(":"):
-            raise ValueError(f"bind {bind!r}: expected [ADDRESS]:PORT")
-        port_text = rest[1:]
-    elif ":" in text:
-        host_part, _, port_text = text.rpartition(":")
-        if ":" in host_part:
-            raise ValueError(f"bind {bind!r}: write IPv6 addresses as [ADDRESS]:PORT")
-        host = host_part or host
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise ValueError(f"bind {bind!r}: port {port_text!r} is not a number") from None
-    if not 0 <= port <= 65535:
-        raise ValueError(f"bind {bind!r}: port {port} is out of range")
-    return host, port
-
-
-
-MASK = "***"
-
-
-def mask_url(url: str) -> str:
-    """``url`` with any password (in the user info or a ``password=`` query) replaced by ***.
-
-    Fit for logs, status output and error messages; secrets never reach them.
-    """
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return MASK
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, hostinfo = netloc.rpartition("@")
-        user, sep, _password = userinfo.partition(":")
-        netloc = f"{user}:{MASK}@{hostinfo}" if sep else f"{userinfo}@{hostinfo}"
-        # ``redis://secret@host`` means password "secret" to redis-py when there is no colon.
-        if not sep and user:
-            netloc = f"{MASK}@{hostinfo}"
-    query = parts.query
-    if query:
-        pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
-        if any(key.lower() == "password" for key, _ in pairs):
-            query = urllib.parse.urlencode(
-                [(k, MASK if k.lower() == "password" else v) for k, v in pairs], safe="*/"
-            )
-    if not netloc and "://" in url:
-        # urlunsplit drops the empty authority of ``unix:///path``; keep the url's shape.
-        text = f"{parts.scheme}://{parts.path}"
-        text += f"?{query}" if query else ""
-        return text + (f"#{parts.fragment}" if parts.fragment else "")
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

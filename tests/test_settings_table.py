@@ -22,7 +22,8 @@ from gunicorn.config import make_settings
 
 from sioctl.cli import config, stopping
 from sioctl.cli.main import cli
-from sioctl.cluster.settings import SPECS, TABLE, Settings, Spec, setting
+from sioctl.cluster.setting_spec import Spec, setting, specs_of
+from sioctl.cluster.settings import SPECS, TABLE, Settings
 from sioctl.worker import protocol
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -57,15 +58,13 @@ def test_every_settings_field_is_a_row_of_the_table() -> None:
 
 
 def test_a_field_declared_without_its_spec_is_refused() -> None:
-    from sioctl.cluster import settings as module
-
     @dataclasses.dataclass
     class HalfAdded:
         declared: int = setting(1, flags=("--declared",), help="A setting.")
         bare: int = 2
 
     with pytest.raises(TypeError, match="HalfAdded.bare is declared without setting"):
-        module.specs_of(HalfAdded)
+        specs_of(HalfAdded)
 
 
 @pytest.mark.parametrize("spec", TABLE, ids=lambda spec: spec.name)
@@ -140,6 +139,34 @@ def test_values_below_a_bound_are_refused_from_options_and_config_files(spec: Sp
             config.build_settings(options, file_config, cwd="/", environ={}, cpu_count=1)
         assert message in info.value.message
         assert info.value.param_hint == config.hint(spec)
+
+
+# A value each check refuses: (as the option gives it, as a config file gives it or None).
+REFUSED = {
+    "binds": (("127.0.0.1:http",), ["[::1:7001"]),
+    "metrics_bind": ("unix:/tmp/m.sock", None),
+    "redis_url": ("http://user:pw@host/", None),
+    "forwarded_allow_ips": ("10.0.0.0/8,proxy", ["10.0.0.1", "proxy"]),
+}
+
+
+def test_every_check_has_a_refused_value_here() -> None:
+    assert {spec.name for spec in TABLE if spec.check} == set(REFUSED)
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED))
+def test_checked_values_are_refused_from_options_and_config_files(name: str) -> None:
+    spec = SPECS[name]
+    option_value, file_value = REFUSED[name]
+    sources = [({"app": "a:b", spec.option: option_value}, config.FileConfig())]
+    if file_value is not None:
+        assert spec.gunicorn
+        sources.append(({"app": "a:b"}, config.FileConfig(values={spec.gunicorn: file_value})))
+    for options, file_config in sources:
+        with pytest.raises(click.BadParameter) as info:
+            config.build_settings(options, file_config, cwd="/", environ={}, cpu_count=1)
+        assert info.value.param_hint == config.hint(spec)
+        assert "\n" not in info.value.message and "pw" not in info.value.message
 
 
 def test_choices_are_checked_on_config_file_values() -> None:
