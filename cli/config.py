@@ -156,9 +156,10 @@ class _Sources:
         value = self.option(name)
         if value is not None:
             return value
-        key = SPECS[name].gunicorn
-        if key and self.file_values.get(key) is not None:
-            return self.file_values[key]
+        spec = SPECS[name]
+        if spec.gunicorn and self.file_values.get(spec.gunicorn) is not None:
+            value = self.file_values[spec.gunicorn]
+            return spec.from_gunicorn(value) if spec.from_gunicorn else value
         return default
 
 

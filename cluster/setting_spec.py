@@ -36,6 +36,8 @@ class Spec:
     # The flag may be repeated (each value may also hold several, see cli/config.py).
     multiple: bool = False
     gunicorn: str | None = None
+    # Turns the value gunicorn's config model holds into this setting's (None: the same).
+    from_gunicorn: Callable[[Any], Any] | None = None
     help: str = ""
     no_flag: str = ""
     # Only for a setting without flags that still reads a variable (the APP argument).

@@ -287,8 +287,11 @@ class Settings:
         "here (default: none).",
     )
     # Every connection starts with a PROXY protocol (v1 or v2) header.
+    # gunicorn holds a mode ("off", "v1", "v2", "auto"; True is "auto"); every mode but "off"
+    # means a header on every connection, of either version.
     proxy_protocol: bool = setting(
         False, flags=("--proxy-protocol/--no-proxy-protocol",), gunicorn="proxy_protocol",
+        from_gunicorn=lambda mode: mode != "off",
         help="Every connection starts with a PROXY protocol v1/v2 header (nginx stream "
         "proxy_protocol, HAProxy send-proxy): slots and REMOTE_ADDR use the client it names.",
     )

@@ -179,6 +179,21 @@ def test_choices_are_checked_on_config_file_values() -> None:
                                   cpu_count=1)
 
 
+@pytest.mark.parametrize(
+    ("written", "on"),
+    [("False", False), ("'off'", False), ("True", True), ("'v1'", True), ("'v2'", True),
+     ("'auto'", True)],
+)
+def test_proxy_protocol_from_a_config_file(tmp_path: Path, written: str, on: bool) -> None:
+    # gunicorn holds a mode string; "off" (what False becomes) must not turn the headers on.
+    conf = tmp_path / "gunicorn.conf.py"
+    conf.write_text(f"proxy_protocol = {written}\n")
+    result = CliRunner().invoke(cli, ["start", "--print-config", "-c", str(conf), "app:app"],
+                                env=_isolated_env(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["proxy_protocol"] is on
+
+
 def test_gunicorn_keys_are_gunicorn_settings() -> None:
     known = make_settings()
     for spec in TABLE:
