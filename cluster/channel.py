@@ -81,16 +81,17 @@ def take_back(worker_end: socket.socket) -> list[tuple[socket.socket, tuple[str,
 
 
 def _receive_now(sock: socket.socket, max_fds: int = 4) -> tuple[bytes, list[int], int]:
-    """One datagram with its fds, without waiting: BlockingIOError when there is none.
+    """One datagram and its descriptors, or BlockingIOError if none is waiting.
 
-    MSG_DONTWAIT, not setblocking: O_NONBLOCK would change the end the worker shares (it is
-    one open file). And recvmsg, not socket.recv_fds: before Python 3.12 recv_fds ignores its
-    flags, so a dead worker's end that was still in blocking mode blocked the master for good.
+    MSG_DONTWAIT, not setblocking: O_NONBLOCK would change the end the worker shares (still
+    blocking when a worker died before eventlet wrapped it). Not socket.recv_fds: in Python
+    3.11 it drops its flags argument (python/cpython#128881) and would wait on an empty end.
     """
     fds = array.array("i")
-    data, ancdata, flags, _ = sock.recvmsg(
-        MAX_MESSAGE, socket.CMSG_LEN(max_fds * fds.itemsize), socket.MSG_DONTWAIT)
-    for level, kind, payload in ancdata:
+    data, ancillary, flags, _ = sock.recvmsg(
+        MAX_MESSAGE, socket.CMSG_LEN(max_fds * fds.itemsize), socket.MSG_DONTWAIT
+    )
+    for level, kind, payload in ancillary:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
     return data, list(fds), flags

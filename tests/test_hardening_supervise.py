@@ -33,7 +33,7 @@ from clients import (
 from prometheus_client import CollectorRegistry, generate_latest
 
 from sioctl.cli import status
-from sioctl.cluster import channel, redis_supervisor
+from sioctl.cluster import redis_supervisor
 from sioctl.cluster.metrics import StatusCollector
 from sioctl.cluster.redis_server import RedisServer
 from sioctl.cluster.redis_supervisor import RedisSupervisor
@@ -411,24 +411,3 @@ def test_gateway_users_stay_reachable_after_a_redis_restart(
         user.sio.shutdown()
         session.close()
 
-
-@pytest.mark.timeout(10)
-def test_take_back_never_blocks_on_a_blocking_worker_end() -> None:
-    """A worker that died before making its end non-blocking leaves it in blocking mode; taking
-    back what it never read must still return once the channel is empty (before: the master
-    hung for good in recv_fds, which ignores MSG_DONTWAIT before Python 3.12)."""
-    master_end, worker_end = channel.socketpair()
-    client, server = socket.socketpair()
-    try:
-        assert worker_end.getblocking()
-        socket.send_fds(master_end, [channel.encode({"t": channel.CONN,
-                                                     "addr": ["127.0.0.9", 4242]})],
-                        [server.fileno()])
-        taken = channel.take_back(worker_end)
-        assert [address for _, address in taken] == [("127.0.0.9", 4242)]
-        for conn, _ in taken:
-            conn.close()
-        assert channel.take_back(worker_end) == []
-    finally:
-        for sock in (master_end, worker_end, client, server):
-            sock.close()
