@@ -14,8 +14,8 @@ import socketio
 from sioctl.worker.errors import BootError
 from sioctl.worker.gateway.http import TransportMessageApp
 from sioctl.worker.gateway.plugin import Gateway
-from sioctl.worker.gateway.protocol import REQUEST_MESSAGE, parse_gateway_config
 from sioctl.worker.gateway.registry import MemoryRegistry, RedisRegistry, Registry
+from sioctl.worker.gateway.wire import REQUEST_MESSAGE, parse_gateway_config
 
 from .config import AppConfig, ConfigError, NamespaceConfig, load_config
 from .context import Context, SocketHandle
