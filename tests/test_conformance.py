@@ -59,6 +59,15 @@ def strict(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     )
 
 
+@pytest.fixture(scope="module")
+def engine_sio(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A socketio app whose event ``disconnect_everyone`` calls ``sio.eio.disconnect()``
+    (tests/apps/engine.py)."""
+    yield from module_cluster(
+        "tests.apps.engine:sio", WORKERS, redis_url, _log_dir(tmp_path_factory)
+    )
+
+
 def _log_dir(factory: pytest.TempPathFactory) -> Path:
     return factory.mktemp("conformance")
 
@@ -66,8 +75,8 @@ def _log_dir(factory: pytest.TempPathFactory) -> Path:
 class Polling:
     """A raw HTTP long-polling client from one source address."""
 
-    def __init__(self, cluster: Cluster, source_ip: str) -> None:
-        self.base = f"{cluster.url}/socket.io/"
+    def __init__(self, cluster: Cluster, source_ip: str, path: str = "socket.io") -> None:
+        self.base = f"{cluster.url}/{path}/"
         self.http = bound_session(source_ip)
         self.source_ip = source_ip
         self.sid = ""
@@ -148,14 +157,16 @@ class PendingGet:
         return self.reply
 
 
-def open_websocket(cluster: Cluster, source_ip: str, query: str) -> websocket.WebSocket:
-    """A websocket to /socket.io/?query from ``source_ip``."""
+def open_websocket(
+    cluster: Cluster, source_ip: str, query: str, path: str = "socket.io"
+) -> websocket.WebSocket:
+    """A websocket to /path/?query from ``source_ip``."""
     sock = socket.create_connection(
         ("127.0.0.1", cluster.port), timeout=TIMEOUT, source_address=(source_ip, 0)
     )
     try:
         return websocket.create_connection(
-            f"ws://127.0.0.1:{cluster.port}/socket.io/?{query}", socket=sock, timeout=TIMEOUT
+            f"ws://127.0.0.1:{cluster.port}/{path}/?{query}", socket=sock, timeout=TIMEOUT
         )
     except BaseException:
         sock.close()
@@ -397,7 +408,9 @@ def test_eio_websocket_query_parameters_missing_eio(chat: Cluster, query: str) -
 @pytest.mark.parametrize("slot", SLOTS)
 def test_eio_websocket_one_connection_per_session(chat: Cluster, slot: int) -> None:
     """WebSocket: "A client MUST NOT open more than one WebSocket connection per session. Should
-    it happen, the server MUST close the WebSocket connection." """
+    it happen, the server MUST close the WebSocket connection." As the reference server does
+    (the official test suite: "ignores WebSocket connection with same sid after upgrade"), the
+    second websocket is accepted, then closed; the session goes on over the first."""
     client = Polling(chat, ip(slot, 1))
     client.open()
     query = f"EIO=4&transport=websocket&sid={client.sid}"
@@ -406,10 +419,37 @@ def test_eio_websocket_one_connection_per_session(chat: Cluster, slot: int) -> N
         first.send("2probe")
         assert receive(first) == "3probe"
         first.send("5")
-        with pytest.raises(websocket.WebSocketBadStatusException) as refused:
-            second = open_websocket(chat, ip(slot, 1), query)
+        second = open_websocket(chat, ip(slot, 1), query)
+        try:
+            assert_ws_closed(second)
+        finally:
             second.close()
-        assert refused.value.status_code == 400
+        first.send("40")
+        assert str(receive(first)).startswith("40{")
+    finally:
+        first.close()
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_eio_websocket_one_connection_per_session_during_upgrade(chat: Cluster, slot: int) -> None:
+    """WebSocket: one connection per session, while the first one's upgrade is under way (probe
+    answered, no upgrade packet yet): the second is accepted and closed; the upgrade of the
+    first completes."""
+    client = Polling(chat, ip(slot, 3))
+    client.open()
+    query = f"EIO=4&transport=websocket&sid={client.sid}"
+    first = open_websocket(chat, ip(slot, 3), query)
+    try:
+        first.send("2probe")
+        assert receive(first) == "3probe"
+        second = open_websocket(chat, ip(slot, 3), query)
+        try:
+            assert_ws_closed(second)
+        finally:
+            second.close()
+        first.send("5")
+        first.send("40")
+        assert str(receive(first)).startswith("40{")
     finally:
         first.close()
 
@@ -579,6 +619,70 @@ def test_eio_upgrade_polling_refused_after(chat: Cluster, slot: int) -> None:
         assert receive(ws) == '432["still"]'
     finally:
         ws.close()
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_eio_upgrade_polling_refused_right_after(chat: Cluster, slot: int) -> None:
+    """Upgrade: as the official test suite sends them ("ignores HTTP requests with same sid
+    after upgrade"): probe, upgrade packet and a poll straight after; the poll gets 400."""
+    source = ip(slot, 8)
+    client = Polling(chat, source)
+    client.connect_namespace()
+    ws = open_websocket(chat, source, f"EIO=4&transport=websocket&sid={client.sid}")
+    try:
+        ws.send("2probe")
+        ws.send("5")
+        assert client.get(f"EIO=4&transport=polling&sid={client.sid}").status_code == 400
+        assert receive(ws) == "3probe"
+        ws.send('421["echo","after"]')
+        assert receive(ws) == '431["after"]'
+    finally:
+        ws.close()
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_eio_upgrade_poll_during_upgrade(chat: Cluster, slot: int) -> None:
+    """Upgrade: a poll sent once the probe is answered, just before the upgrade packet, gets
+    the 400 of an upgraded session too, however close the two are (python-engineio answered it
+    with a noop, 200), and the websocket goes on."""
+    source = ip(slot, 9)
+    client = Polling(chat, source)
+    client.connect_namespace()
+    ws = open_websocket(chat, source, f"EIO=4&transport=websocket&sid={client.sid}")
+    try:
+        ws.send("2probe")
+        assert receive(ws) == "3probe"
+        pending = client.pending_get()
+        time.sleep(0.02)  # let the poll reach the worker first
+        ws.send("5")
+        result = pending.result()
+        assert isinstance(result, tuple) and result[0] == 400, result
+        ws.send('421["echo","after"]')
+        assert receive(ws) == '431["after"]'
+    finally:
+        ws.close()
+
+
+# --- The rules survive python-engineio replacing its sessions ---------------------------------
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_rules_after_engineio_disconnect_all(engine_sio: Cluster, slot: int) -> None:
+    """python-engineio's ``disconnect()`` without a sid replaces its sessions dict
+    (``self.sockets = {}``); sessions opened after it still follow the rules (here: an invalid
+    packet gets a 400 and closes the session; python-engineio alone answers 200)."""
+    ws, _ = ws_open(engine_sio, ip(slot, 6))
+    try:
+        ws.send("40")
+        assert str(receive(ws)).startswith("40{")
+        ws.send('421["disconnect_everyone"]')
+        assert_ws_closed(ws)
+    finally:
+        ws.close()
+    client = Polling(engine_sio, ip(slot, 6))
+    client.open()
+    assert client.send("abc").status_code == 400
+    assert_polling_closed(client)
 
 
 # --- Engine.IO v4: Packet encoding ------------------------------------------------------------

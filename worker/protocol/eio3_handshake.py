@@ -129,9 +129,7 @@ def expire_if_silent(server: Any, sid: str) -> None:
         server.sockets.pop(sid, None)
 
 
-def install(eio: engineio.Server, allow_eio3: bool) -> None:
-    """Put the door on ``eio`` (a live server; its class is swapped, its state kept)."""
-    if not isinstance(eio, Eio3DoorMixin):
-        base = type(eio)
-        eio.__class__ = type(f"Eio3{base.__name__}", (Eio3DoorMixin, base), {})
-    eio.allow_eio3 = allow_eio3
+def adopt(eio: engineio.Server, allow_eio3: bool) -> None:
+    """Open or close the door on ``eio`` (whose class has :class:`Eio3DoorMixin`)."""
+    server: Any = eio
+    server.allow_eio3 = allow_eio3

@@ -3,9 +3,9 @@
 Each rule names the section of the Engine.IO v4 specification (socketio/engine.io-protocol,
 README) it implements. python-engineio keeps doing all the work; this module answers the
 requests it would answer wrongly, validates what clients send before it sees it, and closes a
-session where the specification says so. It is installed on a live ``engineio.Server`` by
-:func:`sioctl.worker.protocol.install`, which swaps the server's class (the instance keeps its
-state) and makes every new session a :class:`ConformantSocket`.
+session where the specification says so. :func:`sioctl.worker.protocol.install_engine` puts
+:class:`ConformantEngineMixin` in a live ``engineio.Server``'s class, and the server then makes
+every new session a :class:`ConformantSocket`.
 """
 
 from __future__ import annotations
@@ -26,6 +26,11 @@ CLIENT_POLLING_TYPES = frozenset({packet.CLOSE, packet.PONG, packet.MESSAGE})
 CLIENT_WEBSOCKET_TYPES = frozenset({packet.CLOSE, packet.PONG, packet.MESSAGE, packet.UPGRADE})
 SUPPORTED_METHODS = frozenset({"GET", "POST", "OPTIONS"})
 RECORD_SEPARATOR = "\x1e"
+# How long a polling request that comes during an upgrade (its websocket open) waits for the
+# upgrade packet: the reference server answers such a poll with a noop at its next check of the
+# upgrade, every 100 ms; a client that sent the upgrade packet first gets the 400 of an upgraded
+# session instead, however soon after it polls.
+UPGRADE_POLL_WAIT = 0.1
 # WSGI environ key of a callable the worker's HTTP server provides: the response then closes the
 # connection instead of reading and dropping an unread request body (worker/connection.py).
 CLOSE_CONNECTION = "sioctl.close_connection"
@@ -87,6 +92,21 @@ class ConformantSocket(Socket):
     _get_active = False
     _post_active = False
     _closed_by_client = False
+    # While a websocket upgrade is under way (its websocket open): set when it ends, completed
+    # or not. None otherwise.
+    _upgrade_settled: Any = None
+
+    def upgrade_settled(self) -> None:
+        """The upgrade under way has ended (``upgraded`` says how); wake the waiting polls."""
+        event, self._upgrade_settled = self._upgrade_settled, None
+        if event is not None:
+            event.set()
+
+    def wait_for_upgrade(self) -> None:
+        """If an upgrade is under way, wait (at most UPGRADE_POLL_WAIT) for it to end."""
+        event = self._upgrade_settled
+        if event is not None:
+            event.wait(timeout=UPGRADE_POLL_WAIT)
 
     def receive(self, pkt: packet.Packet) -> None:
         if pkt.packet_type == packet.CLOSE:
@@ -247,17 +267,6 @@ class ConformantSocket(Socket):
         )
         self.close(wait=False, abort=False, reason=self.server.reason.TRANSPORT_ERROR)
 
-    def _upgrade_websocket(self, environ: dict[str, Any], start_response: Any) -> Any:
-        # Transports > WebSocket: "A client MUST NOT open more than one WebSocket connection per
-        # session. Should it happen, the server MUST close the WebSocket connection."
-        # python-engineio raises here, which reaches the HTTP server as a 500.
-        if self.upgraded or self.upgrading:
-            self.server._log_error_once(
-                f"refusing a second websocket for session {self.sid}", "sioctl-second-websocket"
-            )
-            return self.server._bad_request("Session already has a websocket")
-        return super()._upgrade_websocket(environ, start_response)
-
     def _websocket_handler(self, ws: Any) -> Any:
         """Serve the websocket with every incoming frame checked first.
 
@@ -268,6 +277,9 @@ class ConformantSocket(Socket):
         upon invalid packet format").
         """
         guarded = _GuardedWebSocket(ws, self)
+        if self.connected and not self.upgraded:
+            # An upgrade (python-engineio's test): polling requests wait for its end from now.
+            self._upgrade_settled = self.server.create_event()
         try:
             return super()._websocket_handler(guarded)
         except InvalidPacket as exc:
@@ -279,6 +291,8 @@ class ConformantSocket(Socket):
             )
             ws.close()
             return []
+        finally:
+            self.upgrade_settled()
 
 
 class _GuardedWebSocket:
@@ -294,15 +308,20 @@ class _GuardedWebSocket:
         self._session = session
 
     def wait(self) -> Any:
+        session = self._session
+        if not session.upgrading:
+            # python-engineio reads the next frame once the upgrade packet has upgraded the
+            # session: the upgrade has ended.
+            session.upgrade_settled()
         frame = self._ws.wait()
         if frame is None:
             return None
         try:
-            return self._session.check_websocket_frame(frame)
+            return session.check_websocket_frame(frame)
         except InvalidPacket as exc:
-            if not self._session.upgrading:  # during a probe, the handler logs it
-                self._session.server._log_error_once(
-                    f"closing session {self._session.sid}: {exc}", "sioctl-invalid-ws-packet"
+            if not session.upgrading:  # during a probe, the handler logs it
+                session.server._log_error_once(
+                    f"closing session {session.sid}: {exc}", "sioctl-invalid-ws-packet"
                 )
             raise
 
@@ -319,8 +338,9 @@ class _ConformantSessions(dict):
     """``eio.sockets`` that turns every session stored in it into a :class:`ConformantSocket`.
 
     python-engineio creates sessions as ``engineio.socket.Socket(server, sid)`` inside its
-    ``_handle_connect`` and stores them here before serving their first request, so this is
-    the one place to change their class without copying that method.
+    ``_handle_connect`` (no hook chooses the class) and stores them here before sending or
+    serving anything, so this is the one place to change their class without copying that
+    method: the one class change of a session.
     """
 
     def __setitem__(self, sid: str, session: Any) -> None:
@@ -332,16 +352,43 @@ class _ConformantSessions(dict):
 class ConformantEngineMixin:
     """``engineio.Server`` mixin: request-level rules of the specification."""
 
-    sockets: dict[str, Any]
+    @property
+    def sockets(self) -> dict[str, Any]:
+        """python-engineio's sessions by sid (a :class:`_ConformantSessions`)."""
+        sessions: dict[str, Any] = self.__dict__["sockets"]
+        return sessions
+
+    @sockets.setter
+    def sockets(self, sessions: dict[str, Any]) -> None:
+        # python-engineio replaces the dict at times (``disconnect()`` without a sid does
+        # ``self.sockets = {}``): whatever it stores, sessions stored from then on still get
+        # the rules.
+        if not isinstance(sessions, _ConformantSessions):
+            conformant = _ConformantSessions()
+            for sid, session in sessions.items():
+                conformant[sid] = session
+            sessions = conformant
+        self.__dict__["sockets"] = sessions
 
     def handle_request(self, environ: dict[str, Any], start_response: Any) -> Any:
+        server: Any = self
         problem = request_problem(environ)
         if problem:
-            server: Any = self
             server._log_error_once(problem, f"sioctl-bad-request-{problem}")
             response = server._bad_request(problem)
             start_response(response["status"], response["headers"] + server._cors_headers(environ))
             return [response["response"]]
+        sid = parse_qs(environ.get("QUERY_STRING", "")).get("sid", [None])[0]
+        session = self.sockets.get(sid) if sid else None
+        if isinstance(session, ConformantSocket):
+            if _is_websocket_upgrade(environ):
+                if session.upgraded or session.upgrading:
+                    return self._close_second_websocket(environ, start_response, session)
+            else:
+                # Protocol > Upgrade: once the client has sent the upgrade packet, the session
+                # lives on the websocket and polling requests get a 400 (python-engineio's,
+                # below); one sent right after the packet may arrive before it is read.
+                session.wait_for_upgrade()
 
         def respond(status: str, headers: Any, exc_info: Any = None) -> Any:
             if environ.get(_TOO_LARGE):
@@ -351,6 +398,21 @@ class ConformantEngineMixin:
             return start_response(status, headers, exc_info)
 
         return super().handle_request(environ, respond)  # type: ignore[misc]
+
+    def _close_second_websocket(
+        self, environ: dict[str, Any], start_response: Any, session: ConformantSocket
+    ) -> Any:
+        """Transports > WebSocket: "A client MUST NOT open more than one WebSocket connection
+        per session. Should it happen, the server MUST close the WebSocket connection." As the
+        reference server does, the websocket is accepted, then closed at once; the session
+        goes on over its first one. (python-engineio answers 400 at the handshake, or raises,
+        which reached the HTTP server as a 500.)"""
+        server: Any = self
+        server._log_error_once(
+            f"closing a second websocket for session {session.sid}", "sioctl-second-websocket"
+        )
+        accept = server._async["websocket"](_close_websocket, server)
+        return accept(environ, start_response)
 
     def _service_task(self) -> None:
         """python-engineio's sweep (close sessions past their ping timeout, forget closed
@@ -419,13 +481,12 @@ def request_problem(environ: dict[str, Any]) -> str | None:
     return None
 
 
-def make_conformant(eio: engineio.Server) -> None:
-    """Make ``eio`` (already running or not) follow the rules above from now on."""
-    if isinstance(eio, ConformantEngineMixin):
-        return
-    base = type(eio)
-    eio.__class__ = type(f"Conformant{base.__name__}", (ConformantEngineMixin, base), {})
-    sessions = _ConformantSessions()
-    for sid, session in eio.sockets.items():
-        sessions[sid] = session
-    eio.sockets = sessions
+def _close_websocket(ws: Any) -> None:
+    ws.close()
+
+
+def adopt(eio: engineio.Server) -> None:
+    """Give ``eio`` (whose class has :class:`ConformantEngineMixin`) its sessions dict: the
+    sessions already open become :class:`ConformantSocket` too."""
+    server: Any = eio
+    server.sockets = vars(eio).get("sockets", {})
