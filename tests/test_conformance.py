@@ -685,6 +685,112 @@ def test_rules_after_engineio_disconnect_all(engine_sio: Cluster, slot: int) -> 
     assert_polling_closed(client)
 
 
+# --- Engine.IO without Socket.IO ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def engine_only(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A bare engineio.Server app that echoes every message (tests/apps/engine.py)."""
+    yield from module_cluster(
+        "tests.apps.engine:app", WORKERS, redis_url, _log_dir(tmp_path_factory)
+    )
+
+
+@pytest.fixture(scope="module")
+def engine_beside(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """socket.io at /socket.io/ and a bare engineio.Server at /raw/ pinging every 0.3 s."""
+    yield from module_cluster(
+        "tests.apps.engine:mixed", WORKERS, redis_url, _log_dir(tmp_path_factory)
+    )
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_engine_only_app_polling(engine_only: Cluster, slot: int) -> None:
+    """An app whose server is a bare engineio.Server is served: handshake, messages both
+    ways over long-polling."""
+    client = Polling(engine_only, ip(slot), path="engine.io")
+    try:
+        check_open_payload(client.open(), ["websocket"])
+        assert client.send("4hello").status_code == 200
+        assert client.poll() == ["4hello"]
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_engine_only_app_upgrade(engine_only: Cluster, slot: int) -> None:
+    """A bare engineio.Server's sessions upgrade to a websocket, and a second websocket for
+    the session is accepted and closed, as with socket.io."""
+    source = ip(slot, 1)
+    client = Polling(engine_only, source, path="engine.io")
+    client.open()
+    query = f"EIO=4&transport=websocket&sid={client.sid}"
+    ws = open_websocket(engine_only, source, query, path="engine.io")
+    try:
+        ws.send("2probe")
+        assert receive(ws) == "3probe"
+        ws.send("5")
+        second = open_websocket(engine_only, source, query, path="engine.io")
+        try:
+            assert_ws_closed(second)
+        finally:
+            second.close()
+        ws.send("4over the websocket")
+        assert receive(ws) == "4over the websocket"
+    finally:
+        ws.close()
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_engine_only_app_rules(engine_only: Cluster, slot: int) -> None:
+    """A bare engineio.Server gets the Engine.IO rules: a handshake without `transport` gets
+    400, an invalid packet gets 400 and closes the session (python-engineio alone: a polling
+    session, and 200)."""
+    client = Polling(engine_only, ip(slot, 2), path="engine.io")
+    assert client.get("EIO=4").status_code == 400
+    client.open()
+    assert client.send("abc").status_code == 400
+    assert_polling_closed(client)
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_engine_only_rules_after_disconnect_all(engine_only: Cluster, slot: int) -> None:
+    """After the app's ``eio.disconnect()`` (which replaces python-engineio's sessions dict),
+    new sessions of a bare engineio.Server still follow the rules."""
+    ws = open_websocket(engine_only, ip(slot, 3), "EIO=4&transport=websocket", path="engine.io")
+    try:
+        assert str(receive(ws)).startswith("0{")
+        ws.send("4disconnect-everyone")
+        assert_ws_closed(ws)
+    finally:
+        ws.close()
+    client = Polling(engine_only, ip(slot, 3), path="engine.io")
+    client.open()
+    assert client.send("abc").status_code == 400
+    assert_polling_closed(client)
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_engine_beside_socketio(engine_beside: Cluster, slot: int) -> None:
+    """An app that mounts a bare engineio.Server beside its socket.io server: both are
+    served, and the engine.io one gets the rules too, its 0.3 s ping interval advertised as
+    300 ms (python-engineio alone: 0) and an invalid packet refused."""
+    raw = Polling(engine_beside, ip(slot, 4), path="raw")
+    handshake = raw.open()
+    assert handshake["pingInterval"] == 300
+    assert raw.send("4beside").status_code == 200
+    assert raw.poll() == ["4beside"]
+    assert raw.send("abc").status_code == 400
+    assert_polling_closed(raw)
+    client = Polling(engine_beside, ip(slot, 5))
+    try:
+        client.connect_namespace()
+        assert client.send('421["echo","socket.io"]').status_code == 200
+        assert client.poll() == ['431["socket.io"]']
+    finally:
+        client.close()
+
+
 # --- Engine.IO v4: Packet encoding ------------------------------------------------------------
 
 
