@@ -345,7 +345,7 @@ class _ConformantSessions(dict):
 
     def __setitem__(self, sid: str, session: Any) -> None:
         if type(session) is Socket:
-            session.__class__ = ConformantSocket
+            session.server._sioctl_adopt_session(session)
         super().__setitem__(sid, session)
 
 
@@ -398,6 +398,10 @@ class ConformantEngineMixin:
             return start_response(status, headers, exc_info)
 
         return super().handle_request(environ, respond)  # type: ignore[misc]
+
+    def _sioctl_adopt_session(self, session: Socket) -> None:
+        """Make ``session``, just created by python-engineio, one that follows the rules."""
+        session.__class__ = ConformantSocket
 
     def _close_second_websocket(
         self, environ: dict[str, Any], start_response: Any, session: ConformantSocket

@@ -215,8 +215,14 @@ class ConformantServerMixin:
         return True
 
     def _sioctl_dispatch(self, eio_sid: str, pkt: Any) -> None:
-        """Hand a checked packet to python-socketio's handlers, as its _handle_eio_message
-        does after decoding (decoding it there again would parse every payload twice)."""
+        """Hand a checked packet to python-socketio's handler for its type.
+
+        Tracks upstream: python-socketio's ``Server._handle_eio_message`` after its decode line
+        (one handler per packet type, with these arguments; a binary packet parked in
+        ``_binary_packet`` until its attachments come). A packet type or handler signature that
+        changes there must change here. Not a super() call because that decodes the packet
+        again (4.5 us for a small event, 38 us for 2.4 KB of JSON); the one deliberate
+        difference is a binary packet for a namespace the client has not joined."""
         server: Any = self
         kind = pkt.packet_type
         if kind == packet.CONNECT:
