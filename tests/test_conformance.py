@@ -16,6 +16,7 @@ few checks follow the official test suites (engine.io-protocol and socket.io-pro
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import threading
 import time
@@ -26,8 +27,8 @@ from typing import Any
 import pytest
 import requests
 import websocket
-from clients import bound_session, ips_for_slot
-from conftest import Cluster, module_cluster
+from clients import bound_session, ips_for_slot, wait_until
+from conftest import Cluster, StartCluster, module_cluster
 
 WORKERS = 2
 SLOTS = list(range(WORKERS))
@@ -789,6 +790,31 @@ def test_engine_beside_socketio(engine_beside: Cluster, slot: int) -> None:
         assert client.poll() == ['431["socket.io"]']
     finally:
         client.close()
+
+
+def test_engine_beside_sessions_counted_and_drained(start_cluster: StartCluster) -> None:
+    """The sessions of an engineio.Server mounted beside socket.io count in the worker's
+    figures, and a drain (SIGTERM) closes them as it closes socket.io's."""
+    cluster = start_cluster(app="tests.apps.engine:mixed", workers=WORKERS,
+                            extra_args=("--graceful-timeout", "3"))
+    source = ip(0, 6)
+    raw = open_websocket(cluster, source, "EIO=4&transport=websocket", path="raw")
+    sio = open_websocket(cluster, source, "EIO=4&transport=websocket")
+    try:
+        assert str(receive(raw)).startswith("0{") and str(receive(sio)).startswith("0{")
+
+        def slot0_sessions() -> bool:
+            slots = cluster.status()["slots"]
+            return any(slot["slot"] == 0 and slot.get("sessions") == 2 for slot in slots)
+
+        wait_until(slot0_sessions, TIMEOUT, what="both sessions counted")
+        cluster.signal(signal.SIGTERM)
+        assert_ws_closed(raw)
+        assert_ws_closed(sio)
+        assert cluster.wait_exit(TIMEOUT + 3) == 0, cluster.log_text()
+    finally:
+        raw.close()
+        sio.close()
 
 
 # --- Engine.IO v4: Packet encoding ------------------------------------------------------------

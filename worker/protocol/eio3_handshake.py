@@ -86,7 +86,8 @@ class Eio3DoorMixin:
         try:
             # python-engineio's handshake, unchanged: the session it stores becomes a v3 one
             # (_sioctl_adopt_session), which sends the v3 OPEN packet and no pings; a polling
-            # handshake's response is framed the v3 way (_ok).
+            # handshake's response is framed the v3 way (_ok). (A websocket handshake is served
+            # to its end inside this call; nothing there stores a session or calls _ok.)
             return super()._handle_connect(  # type: ignore[misc]
                 environ, start_response, transport, jsonp_index)
         finally:

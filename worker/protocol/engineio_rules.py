@@ -378,7 +378,8 @@ class ConformantEngineMixin:
             response = server._bad_request(problem)
             start_response(response["status"], response["headers"] + server._cors_headers(environ))
             return [response["response"]]
-        sid = parse_qs(environ.get("QUERY_STRING", "")).get("sid", [None])[0]
+        query = environ.get("QUERY_STRING", "")
+        sid = parse_qs(query).get("sid", [None])[0] if "sid=" in query else None
         session = self.sockets.get(sid) if sid else None
         if isinstance(session, ConformantSocket):
             if _is_websocket_upgrade(environ):
