@@ -18,7 +18,7 @@ from typing import Any
 import engineio
 import socketio
 
-from . import eio3_handshake, engineio_rules, ping_interval, sio_v4, socketio_rules
+from . import eio3_handshake, engineio_server, ping_interval, sio_v4, socketio_rules
 
 # The reference server's default connectTimeout: a session that has not sent its first CONNECT
 # by then is closed.
@@ -32,7 +32,7 @@ ENGINE_MIXINS: tuple[type, ...] = (
     eio3_handshake.Eio3DoorMixin,
     # handle_request: the request-level 400s and the 413; sockets (every session stored is
     # made a ConformantSocket); _service_task; _ok.
-    engineio_rules.ConformantEngineMixin,
+    engineio_server.ConformantEngineMixin,
     # create_queue: the OPEN packet advertises the exact ping interval.
     ping_interval.ExactPingIntervalMixin,
 )
@@ -67,9 +67,9 @@ def install_engine(eio: engineio.Server, allow_eio3: bool = False) -> None:
     """Make ``eio`` (an engineio.Server, bare or a socketio.Server's) follow the Engine.IO
     specification; sessions created from now on are covered (open ones too, except for the
     rules of a session's creation). Installing again only changes the settings."""
-    if not isinstance(eio, engineio_rules.ConformantEngineMixin):
+    if not isinstance(eio, engineio_server.ConformantEngineMixin):
         _extend_class(eio, ENGINE_MIXINS, "EngineIO")
-    engineio_rules.adopt(eio)
+    engineio_server.adopt(eio)
     eio3_handshake.adopt(eio, allow_eio3)
 
 

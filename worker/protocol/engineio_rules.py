@@ -3,9 +3,8 @@
 Each rule names the section of the Engine.IO v4 specification (socketio/engine.io-protocol,
 README) it implements. python-engineio keeps doing all the work; this module answers the
 requests it would answer wrongly, validates what clients send before it sees it, and closes a
-session where the specification says so. :func:`sioctl.worker.protocol.install_engine` puts
-:class:`ConformantEngineMixin` in a live ``engineio.Server``'s class, and the server then makes
-every new session a :class:`ConformantSocket`.
+session where the specification says so. The sessions are :class:`ConformantSocket`s (the
+server's rules, :mod:`.engineio_server`, make them so).
 """
 
 from __future__ import annotations
@@ -14,9 +13,7 @@ import base64
 import binascii
 import time
 from typing import Any
-from urllib.parse import parse_qs
 
-import engineio
 from engineio import exceptions, packet
 from engineio.socket import Socket
 
@@ -24,7 +21,6 @@ from engineio.socket import Socket
 # so does PING (Protocol > Heartbeat), except for the "probe" of an upgrade (Protocol > Upgrade).
 CLIENT_POLLING_TYPES = frozenset({packet.CLOSE, packet.PONG, packet.MESSAGE})
 CLIENT_WEBSOCKET_TYPES = frozenset({packet.CLOSE, packet.PONG, packet.MESSAGE, packet.UPGRADE})
-SUPPORTED_METHODS = frozenset({"GET", "POST", "OPTIONS"})
 RECORD_SEPARATOR = "\x1e"
 # How long a polling request that comes during an upgrade (its websocket open) waits for the
 # upgrade packet: the reference server answers such a poll with a noop at its next check of the
@@ -34,8 +30,9 @@ UPGRADE_POLL_WAIT = 0.1
 # WSGI environ key of a callable the worker's HTTP server provides: the response then closes the
 # connection instead of reading and dropping an unread request body (worker/connection.py).
 CLOSE_CONNECTION = "sioctl.close_connection"
-# Set on the environ of a POST whose body is over max_http_buffer_size: answered 413, not 400.
-_TOO_LARGE = "sioctl.body_too_large"
+# Set on the environ of a POST whose body is over max_http_buffer_size: answered 413, not 400
+# (by engineio_server.ConformantEngineMixin).
+TOO_LARGE = "sioctl.body_too_large"
 
 
 class InvalidPacket(exceptions.EngineIOError):
@@ -155,7 +152,7 @@ class ConformantSocket(Socket):
             self.server.logger.exception("%s: sending a ping failed", self.sid)
 
     def handle_get_request(self, environ: dict[str, Any], start_response: Any) -> Any:
-        if _is_websocket_upgrade(environ):
+        if is_websocket_upgrade(environ):
             return super().handle_get_request(environ, start_response)
         # Transports > HTTP long-polling > Receiving data: "a client MUST NOT have more than one
         # active GET request. Should it happen, the server MUST return an HTTP 400 error status
@@ -248,7 +245,7 @@ class ConformantSocket(Socket):
 
     def _refuse_too_large(self, environ: dict[str, Any]) -> None:
         """Close the session and raise; the request gets a 413 and its connection closes."""
-        environ[_TOO_LARGE] = True
+        environ[TOO_LARGE] = True
         close_connection = environ.get(CLOSE_CONNECTION)
         if callable(close_connection):
             close_connection()
@@ -329,169 +326,6 @@ class _GuardedWebSocket:
         return getattr(self._ws, name)
 
 
-def _is_websocket_upgrade(environ: dict[str, Any]) -> bool:
+def is_websocket_upgrade(environ: dict[str, Any]) -> bool:
     connection = [s.strip() for s in environ.get("HTTP_CONNECTION", "").lower().split(",")]
     return "upgrade" in connection and environ.get("HTTP_UPGRADE", "").lower() == "websocket"
-
-
-class _ConformantSessions(dict):
-    """``eio.sockets`` that turns every session stored in it into a :class:`ConformantSocket`.
-
-    python-engineio creates sessions as ``engineio.socket.Socket(server, sid)`` inside its
-    ``_handle_connect`` (no hook chooses the class) and stores them here before sending or
-    serving anything, so this is the one place to change their class without copying that
-    method: the one class change of a session.
-    """
-
-    def __setitem__(self, sid: str, session: Any) -> None:
-        if type(session) is Socket:
-            session.server._sioctl_adopt_session(session)
-        super().__setitem__(sid, session)
-
-
-class ConformantEngineMixin:
-    """``engineio.Server`` mixin: request-level rules of the specification."""
-
-    @property
-    def sockets(self) -> dict[str, Any]:
-        """python-engineio's sessions by sid (a :class:`_ConformantSessions`)."""
-        sessions: dict[str, Any] = self.__dict__["sockets"]
-        return sessions
-
-    @sockets.setter
-    def sockets(self, sessions: dict[str, Any]) -> None:
-        # python-engineio replaces the dict at times (``disconnect()`` without a sid does
-        # ``self.sockets = {}``): whatever it stores, sessions stored from then on still get
-        # the rules.
-        if not isinstance(sessions, _ConformantSessions):
-            conformant = _ConformantSessions()
-            for sid, session in sessions.items():
-                conformant[sid] = session
-            sessions = conformant
-        self.__dict__["sockets"] = sessions
-
-    def handle_request(self, environ: dict[str, Any], start_response: Any) -> Any:
-        server: Any = self
-        problem = request_problem(environ)
-        if problem:
-            server._log_error_once(problem, f"sioctl-bad-request-{problem}")
-            response = server._bad_request(problem)
-            start_response(response["status"], response["headers"] + server._cors_headers(environ))
-            return [response["response"]]
-        query = environ.get("QUERY_STRING", "")
-        sid = parse_qs(query).get("sid", [None])[0] if "sid=" in query else None
-        session = self.sockets.get(sid) if sid else None
-        if isinstance(session, ConformantSocket):
-            if _is_websocket_upgrade(environ):
-                if session.upgraded or session.upgrading:
-                    return self._close_second_websocket(environ, start_response, session)
-            else:
-                # Protocol > Upgrade: once the client has sent the upgrade packet, the session
-                # lives on the websocket and polling requests get a 400 (python-engineio's,
-                # below); one sent right after the packet may arrive before it is read.
-                session.wait_for_upgrade()
-
-        def respond(status: str, headers: Any, exc_info: Any = None) -> Any:
-            if environ.get(_TOO_LARGE):
-                # python-engineio answers 400 to every error of a POST; an oversized body is
-                # 413 (Content Too Large), as the Node server answers it.
-                status = "413 Payload Too Large"
-            return start_response(status, headers, exc_info)
-
-        return super().handle_request(environ, respond)  # type: ignore[misc]
-
-    def _sioctl_adopt_session(self, session: Socket) -> None:
-        """Make ``session``, just created by python-engineio, one that follows the rules."""
-        session.__class__ = ConformantSocket
-
-    def _close_second_websocket(
-        self, environ: dict[str, Any], start_response: Any, session: ConformantSocket
-    ) -> Any:
-        """Transports > WebSocket: "A client MUST NOT open more than one WebSocket connection
-        per session. Should it happen, the server MUST close the WebSocket connection." As the
-        reference server does, the websocket is accepted, then closed at once; the session
-        goes on over its first one. (python-engineio answers 400 at the handshake, or raises,
-        which reached the HTTP server as a 500.)"""
-        server: Any = self
-        server._log_error_once(
-            f"closing a second websocket for session {session.sid}", "sioctl-second-websocket"
-        )
-        accept = server._async["websocket"](_close_websocket, server)
-        return accept(environ, start_response)
-
-    def _service_task(self) -> None:
-        """python-engineio's sweep (close sessions past their ping timeout, forget closed
-        ones, all of them once per ``ping_timeout``), going over the session ids.
-
-        python-engineio's own sweep goes over a copy of the sessions dict, which keeps every
-        session of the sweep alive until the sweep ends, up to ``ping_timeout`` seconds after
-        its client has gone; after a mass disconnect that was every session at once (docs/
-        design.md, "Memory after mass disconnects"). Here each session is looked up at its
-        turn and nothing holds it in between.
-        """
-        server: Any = self
-        stop = server.service_task_event = server.create_event()
-        while not stop.is_set():
-            sids = list(self.sockets)
-            if not sids:
-                if stop.wait(timeout=server.ping_timeout):
-                    break
-                continue
-            interval = float(server.ping_timeout) / len(sids)
-            try:
-                for sid in sids:
-                    self._sweep_session(sid)
-                    if stop.wait(timeout=interval):
-                        return
-            except Exception:  # as python-engineio: log it, sweep on
-                server.logger.exception("service task exception")
-
-    def _sweep_session(self, sid: str) -> None:
-        session = self.sockets.get(sid)
-        if session is None:
-            return
-        if session.closed:
-            self.sockets.pop(sid, None)
-        elif not session.closing:
-            session.check_ping_timeout()
-
-    def _ok(self, packets: Any = None, headers: Any = None, jsonp_index: Any = None) -> Any:
-        response = super()._ok(packets, headers, jsonp_index)  # type: ignore[misc]
-        if packets is None:
-            # Transports > HTTP long-polling > Sending data: "To indicate success, the server
-            # MUST return an HTTP 200 response, with the string `ok` in the response body."
-            response["response"] = b"ok"
-        return response
-
-
-def request_problem(environ: dict[str, Any]) -> str | None:
-    """Why this Engine.IO request must be refused with a 400 before python-engineio sees it."""
-    method = environ.get("REQUEST_METHOD", "")
-    if method not in SUPPORTED_METHODS:
-        # Protocol > Handshake: "the client MUST send an HTTP GET request"; data goes by POST.
-        # python-engineio answers 405; the official test suite expects 400 ("fails with an
-        # invalid request method").
-        return f"Unsupported method {method}"
-    if method == "OPTIONS":
-        return None  # a CORS preflight carries no Engine.IO query
-    query = parse_qs(environ.get("QUERY_STRING", ""))
-    if "transport" not in query:
-        # Transports > HTTP long-polling > Query parameters: "If a mandatory query parameter
-        # is missing, then the server MUST respond with an HTTP 400 error status."
-        # python-engineio assumes polling. (Transports > WebSocket: likewise, the server MUST
-        # close the WebSocket connection; refusing the upgrade is the earliest close.)
-        return "Missing transport"
-    if method == "POST" and "sid" not in query:
-        return "Missing sid"
-    return None
-
-
-def _close_websocket(ws: Any) -> None:
-    ws.close()
-
-
-def adopt(eio: engineio.Server) -> None:
-    """Give ``eio`` (whose class has :class:`ConformantEngineMixin`) its sessions dict: the
-    sessions already open become :class:`ConformantSocket` too."""
-    server: Any = eio
-    server.sockets = vars(eio).get("sockets", {})
