@@ -16,6 +16,7 @@ few checks follow the official test suites (engine.io-protocol and socket.io-pro
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import threading
 import time
@@ -26,8 +27,8 @@ from typing import Any
 import pytest
 import requests
 import websocket
-from clients import bound_session, ips_for_slot
-from conftest import Cluster, module_cluster
+from clients import bound_session, ips_for_slot, wait_until
+from conftest import Cluster, StartCluster, module_cluster
 
 WORKERS = 2
 SLOTS = list(range(WORKERS))
@@ -59,6 +60,15 @@ def strict(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     )
 
 
+@pytest.fixture(scope="module")
+def engine_sio(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A socketio app whose event ``disconnect_everyone`` calls ``sio.eio.disconnect()``
+    (tests/apps/engine.py)."""
+    yield from module_cluster(
+        "tests.apps.engine:sio", WORKERS, redis_url, _log_dir(tmp_path_factory)
+    )
+
+
 def _log_dir(factory: pytest.TempPathFactory) -> Path:
     return factory.mktemp("conformance")
 
@@ -66,8 +76,8 @@ def _log_dir(factory: pytest.TempPathFactory) -> Path:
 class Polling:
     """A raw HTTP long-polling client from one source address."""
 
-    def __init__(self, cluster: Cluster, source_ip: str) -> None:
-        self.base = f"{cluster.url}/socket.io/"
+    def __init__(self, cluster: Cluster, source_ip: str, path: str = "socket.io") -> None:
+        self.base = f"{cluster.url}/{path}/"
         self.http = bound_session(source_ip)
         self.source_ip = source_ip
         self.sid = ""
@@ -148,14 +158,16 @@ class PendingGet:
         return self.reply
 
 
-def open_websocket(cluster: Cluster, source_ip: str, query: str) -> websocket.WebSocket:
-    """A websocket to /socket.io/?query from ``source_ip``."""
+def open_websocket(
+    cluster: Cluster, source_ip: str, query: str, path: str = "socket.io"
+) -> websocket.WebSocket:
+    """A websocket to /path/?query from ``source_ip``."""
     sock = socket.create_connection(
         ("127.0.0.1", cluster.port), timeout=TIMEOUT, source_address=(source_ip, 0)
     )
     try:
         return websocket.create_connection(
-            f"ws://127.0.0.1:{cluster.port}/socket.io/?{query}", socket=sock, timeout=TIMEOUT
+            f"ws://127.0.0.1:{cluster.port}/{path}/?{query}", socket=sock, timeout=TIMEOUT
         )
     except BaseException:
         sock.close()
@@ -397,7 +409,9 @@ def test_eio_websocket_query_parameters_missing_eio(chat: Cluster, query: str) -
 @pytest.mark.parametrize("slot", SLOTS)
 def test_eio_websocket_one_connection_per_session(chat: Cluster, slot: int) -> None:
     """WebSocket: "A client MUST NOT open more than one WebSocket connection per session. Should
-    it happen, the server MUST close the WebSocket connection." """
+    it happen, the server MUST close the WebSocket connection." As the reference server does
+    (the official test suite: "ignores WebSocket connection with same sid after upgrade"), the
+    second websocket is accepted, then closed; the session goes on over the first."""
     client = Polling(chat, ip(slot, 1))
     client.open()
     query = f"EIO=4&transport=websocket&sid={client.sid}"
@@ -406,10 +420,37 @@ def test_eio_websocket_one_connection_per_session(chat: Cluster, slot: int) -> N
         first.send("2probe")
         assert receive(first) == "3probe"
         first.send("5")
-        with pytest.raises(websocket.WebSocketBadStatusException) as refused:
-            second = open_websocket(chat, ip(slot, 1), query)
+        second = open_websocket(chat, ip(slot, 1), query)
+        try:
+            assert_ws_closed(second)
+        finally:
             second.close()
-        assert refused.value.status_code == 400
+        first.send("40")
+        assert str(receive(first)).startswith("40{")
+    finally:
+        first.close()
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_eio_websocket_one_connection_per_session_during_upgrade(chat: Cluster, slot: int) -> None:
+    """WebSocket: one connection per session, while the first one's upgrade is under way (probe
+    answered, no upgrade packet yet): the second is accepted and closed; the upgrade of the
+    first completes."""
+    client = Polling(chat, ip(slot, 3))
+    client.open()
+    query = f"EIO=4&transport=websocket&sid={client.sid}"
+    first = open_websocket(chat, ip(slot, 3), query)
+    try:
+        first.send("2probe")
+        assert receive(first) == "3probe"
+        second = open_websocket(chat, ip(slot, 3), query)
+        try:
+            assert_ws_closed(second)
+        finally:
+            second.close()
+        first.send("5")
+        first.send("40")
+        assert str(receive(first)).startswith("40{")
     finally:
         first.close()
 
@@ -579,6 +620,201 @@ def test_eio_upgrade_polling_refused_after(chat: Cluster, slot: int) -> None:
         assert receive(ws) == '432["still"]'
     finally:
         ws.close()
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_eio_upgrade_polling_refused_right_after(chat: Cluster, slot: int) -> None:
+    """Upgrade: as the official test suite sends them ("ignores HTTP requests with same sid
+    after upgrade"): probe, upgrade packet and a poll straight after; the poll gets 400."""
+    source = ip(slot, 8)
+    client = Polling(chat, source)
+    client.connect_namespace()
+    ws = open_websocket(chat, source, f"EIO=4&transport=websocket&sid={client.sid}")
+    try:
+        ws.send("2probe")
+        ws.send("5")
+        assert client.get(f"EIO=4&transport=polling&sid={client.sid}").status_code == 400
+        assert receive(ws) == "3probe"
+        ws.send('421["echo","after"]')
+        assert receive(ws) == '431["after"]'
+    finally:
+        ws.close()
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_eio_upgrade_poll_during_upgrade(chat: Cluster, slot: int) -> None:
+    """Upgrade: a poll sent once the probe is answered, just before the upgrade packet, gets
+    the 400 of an upgraded session too, however close the two are (python-engineio answered it
+    with a noop, 200), and the websocket goes on."""
+    source = ip(slot, 9)
+    client = Polling(chat, source)
+    client.connect_namespace()
+    ws = open_websocket(chat, source, f"EIO=4&transport=websocket&sid={client.sid}")
+    try:
+        ws.send("2probe")
+        assert receive(ws) == "3probe"
+        pending = client.pending_get()
+        time.sleep(0.02)  # let the poll reach the worker first
+        ws.send("5")
+        result = pending.result()
+        assert isinstance(result, tuple) and result[0] == 400, result
+        ws.send('421["echo","after"]')
+        assert receive(ws) == '431["after"]'
+    finally:
+        ws.close()
+
+
+# --- The rules survive python-engineio replacing its sessions ---------------------------------
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_rules_after_engineio_disconnect_all(engine_sio: Cluster, slot: int) -> None:
+    """python-engineio's ``disconnect()`` without a sid replaces its sessions dict
+    (``self.sockets = {}``); sessions opened after it still follow the rules (here: an invalid
+    packet gets a 400 and closes the session; python-engineio alone answers 200)."""
+    ws, _ = ws_open(engine_sio, ip(slot, 6))
+    try:
+        ws.send("40")
+        assert str(receive(ws)).startswith("40{")
+        ws.send('421["disconnect_everyone"]')
+        assert_ws_closed(ws)
+    finally:
+        ws.close()
+    client = Polling(engine_sio, ip(slot, 6))
+    client.open()
+    assert client.send("abc").status_code == 400
+    assert_polling_closed(client)
+
+
+# --- Engine.IO without Socket.IO ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def engine_only(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A bare engineio.Server app that echoes every message (tests/apps/engine.py)."""
+    yield from module_cluster(
+        "tests.apps.engine:app", WORKERS, redis_url, _log_dir(tmp_path_factory)
+    )
+
+
+@pytest.fixture(scope="module")
+def engine_beside(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """socket.io at /socket.io/ and a bare engineio.Server at /raw/ pinging every 0.3 s."""
+    yield from module_cluster(
+        "tests.apps.engine:mixed", WORKERS, redis_url, _log_dir(tmp_path_factory)
+    )
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_engine_only_app_polling(engine_only: Cluster, slot: int) -> None:
+    """An app whose server is a bare engineio.Server is served: handshake, messages both
+    ways over long-polling."""
+    client = Polling(engine_only, ip(slot), path="engine.io")
+    try:
+        check_open_payload(client.open(), ["websocket"])
+        assert client.send("4hello").status_code == 200
+        assert client.poll() == ["4hello"]
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_engine_only_app_upgrade(engine_only: Cluster, slot: int) -> None:
+    """A bare engineio.Server's sessions upgrade to a websocket, and a second websocket for
+    the session is accepted and closed, as with socket.io."""
+    source = ip(slot, 1)
+    client = Polling(engine_only, source, path="engine.io")
+    client.open()
+    query = f"EIO=4&transport=websocket&sid={client.sid}"
+    ws = open_websocket(engine_only, source, query, path="engine.io")
+    try:
+        ws.send("2probe")
+        assert receive(ws) == "3probe"
+        ws.send("5")
+        second = open_websocket(engine_only, source, query, path="engine.io")
+        try:
+            assert_ws_closed(second)
+        finally:
+            second.close()
+        ws.send("4over the websocket")
+        assert receive(ws) == "4over the websocket"
+    finally:
+        ws.close()
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_engine_only_app_rules(engine_only: Cluster, slot: int) -> None:
+    """A bare engineio.Server gets the Engine.IO rules: a handshake without `transport` gets
+    400, an invalid packet gets 400 and closes the session (python-engineio alone: a polling
+    session, and 200)."""
+    client = Polling(engine_only, ip(slot, 2), path="engine.io")
+    assert client.get("EIO=4").status_code == 400
+    client.open()
+    assert client.send("abc").status_code == 400
+    assert_polling_closed(client)
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_engine_only_rules_after_disconnect_all(engine_only: Cluster, slot: int) -> None:
+    """After the app's ``eio.disconnect()`` (which replaces python-engineio's sessions dict),
+    new sessions of a bare engineio.Server still follow the rules."""
+    ws = open_websocket(engine_only, ip(slot, 3), "EIO=4&transport=websocket", path="engine.io")
+    try:
+        assert str(receive(ws)).startswith("0{")
+        ws.send("4disconnect-everyone")
+        assert_ws_closed(ws)
+    finally:
+        ws.close()
+    client = Polling(engine_only, ip(slot, 3), path="engine.io")
+    client.open()
+    assert client.send("abc").status_code == 400
+    assert_polling_closed(client)
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_engine_beside_socketio(engine_beside: Cluster, slot: int) -> None:
+    """An app that mounts a bare engineio.Server beside its socket.io server: both are
+    served, and the engine.io one gets the rules too, its 0.3 s ping interval advertised as
+    300 ms (python-engineio alone: 0) and an invalid packet refused."""
+    raw = Polling(engine_beside, ip(slot, 4), path="raw")
+    handshake = raw.open()
+    assert handshake["pingInterval"] == 300
+    assert raw.send("4beside").status_code == 200
+    assert raw.poll() == ["4beside"]
+    assert raw.send("abc").status_code == 400
+    assert_polling_closed(raw)
+    client = Polling(engine_beside, ip(slot, 5))
+    try:
+        client.connect_namespace()
+        assert client.send('421["echo","socket.io"]').status_code == 200
+        assert client.poll() == ['431["socket.io"]']
+    finally:
+        client.close()
+
+
+def test_engine_beside_sessions_counted_and_drained(start_cluster: StartCluster) -> None:
+    """The sessions of an engineio.Server mounted beside socket.io count in the worker's
+    figures, and a drain (SIGTERM) closes them as it closes socket.io's."""
+    cluster = start_cluster(app="tests.apps.engine:mixed", workers=WORKERS,
+                            extra_args=("--graceful-timeout", "3"))
+    source = ip(0, 6)
+    raw = open_websocket(cluster, source, "EIO=4&transport=websocket", path="raw")
+    sio = open_websocket(cluster, source, "EIO=4&transport=websocket")
+    try:
+        assert str(receive(raw)).startswith("0{") and str(receive(sio)).startswith("0{")
+
+        def slot0_sessions() -> bool:
+            slots = cluster.status()["slots"]
+            return any(slot["slot"] == 0 and slot.get("sessions") == 2 for slot in slots)
+
+        wait_until(slot0_sessions, TIMEOUT, what="both sessions counted")
+        cluster.signal(signal.SIGTERM)
+        assert_ws_closed(raw)
+        assert_ws_closed(sio)
+        assert cluster.wait_exit(TIMEOUT + 3) == 0, cluster.log_text()
+    finally:
+        raw.close()
+        sio.close()
 
 
 # --- Engine.IO v4: Packet encoding ------------------------------------------------------------

@@ -67,7 +67,7 @@ def test_module_that_raises_gives_one_line(app_module):
 
 def test_no_server_inside(app_module):
     name = app_module("m_plain", "def app(environ, start_response):\n    return []\n")
-    with pytest.raises(BootError, match="no socketio.Server found"):
+    with pytest.raises(BootError, match="no socketio.Server or engineio.Server found"):
         app_loader.load_app(f"{name}:app")
 
 
@@ -95,6 +95,35 @@ def test_find_server_through_wrappers():
     assert app_loader.find_server(wsgi) is sio
     assert app_loader.find_server(Middleware(Middleware(wsgi))) is sio
     assert app_loader.find_server(object()) is None
+
+
+def test_find_servers_engine_only_and_beside():
+    """A bare engineio.Server is found (and served through engineio.WSGIApp); one mounted
+    beside a socketio.Server is found with it, the socketio.Server's own engine first."""
+    eio = engineio.Server(async_mode="eventlet")
+    assert app_loader.find_servers(eio) == (None, [eio])
+    raw = engineio.Server(async_mode="eventlet")
+    sio = socketio.Server(async_mode="eventlet")
+    mixed = engineio.WSGIApp(raw, socketio.WSGIApp(sio), engineio_path="raw")
+    server, engines = app_loader.find_servers(mixed)
+    assert server is sio and set(map(id, engines)) == {id(raw), id(sio.eio)}
+    loaded = app_loader.LoadedApp(mixed, server, engines)
+    assert loaded.engines == [sio.eio, raw]
+
+
+def test_load_bare_engineio_server(app_module):
+    name = app_module("m_engine", "import engineio\neio = engineio.Server(async_mode='eventlet')\n")
+    loaded = app_loader.load_app(f"{name}:eio")
+    assert loaded.server is None and len(loaded.engines) == 1
+    assert isinstance(loaded.wsgi_app, engineio.WSGIApp)
+
+
+def test_engineio_wrong_async_mode_is_a_boot_error(app_module):
+    name = app_module(
+        "m_engine_threading", "import engineio\neio = engineio.Server(async_mode='threading')\n"
+    )
+    with pytest.raises(BootError, match="its engineio.Server uses async_mode 'threading'"):
+        app_loader.load_app(f"{name}:eio")
 
 
 def test_find_server_is_bounded():

@@ -1,13 +1,15 @@
-"""Load the user's app from a ``module:attribute`` spec and find the socketio.Server in it."""
+"""Load the user's app from a ``module:attribute`` spec and find the servers in it: its
+socketio.Server, and every engineio.Server it serves (a bare one, or one beside socket.io)."""
 
 from __future__ import annotations
 
 import importlib
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import engineio
 import socketio
 
 from sioctl.worker.errors import BootError
@@ -31,10 +33,17 @@ SEARCH_LIMIT = 500  # objects looked at, so a huge object graph cannot stall the
 
 @dataclass
 class LoadedApp:
-    """What the worker serves: a WSGI callable, and the socketio.Server inside it."""
+    """What the worker serves: a WSGI callable, the socketio.Server inside it (None for an
+    Engine.IO-only app), and every engineio.Server inside it (the socketio.Server's first)."""
 
     wsgi_app: Callable[..., Any]
-    server: socketio.Server
+    server: socketio.Server | None
+    engines: list[engineio.Server] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.server is not None:
+            eio = self.server.eio
+            self.engines[:] = [eio, *(engine for engine in self.engines if engine is not eio)]
 
 
 def split_spec(spec: str) -> tuple[str, str, bool]:
@@ -81,6 +90,16 @@ def load_object(spec: str) -> Any:
 
 def find_server(obj: Any) -> socketio.Server | None:
     """The socketio.Server that ``obj`` is or wraps, by a bounded breadth-first search."""
+    server, _engines = find_servers(obj)
+    return server
+
+
+def find_servers(obj: Any) -> tuple[socketio.Server | None, list[engineio.Server]]:
+    """The first socketio.Server that ``obj`` is or wraps, and every engineio.Server, in the
+    order a bounded breadth-first search meets them. (A socketio.Server's own engine.io server
+    is among them when the search reaches it.)"""
+    server: socketio.Server | None = None
+    engines: list[engineio.Server] = []
     seen: set[int] = set()
     queue: deque[tuple[Any, int]] = deque([(obj, 0)])
     while queue and len(seen) < SEARCH_LIMIT:
@@ -88,36 +107,55 @@ def find_server(obj: Any) -> socketio.Server | None:
         if id(current) in seen:
             continue
         seen.add(id(current))
-        if isinstance(current, socketio.Server):
-            return current
+        if isinstance(current, socketio.Server) and server is None:
+            server = current
+        elif isinstance(current, engineio.Server):
+            engines.append(current)
+            continue  # its own attributes hold no other server
         if depth >= SEARCH_DEPTH:
             continue
         for child in _children(current):
             queue.append((child, depth + 1))
-    return None
+    return server, engines
 
 
 def load_app(spec: str) -> LoadedApp:
     """Load ``spec`` and return what to serve; raises BootError with a one-line message."""
     obj = load_object(spec)
-    if isinstance(obj, socketio.AsyncServer):
+    if isinstance(obj, (socketio.AsyncServer, engineio.AsyncServer)):
         raise BootError(
-            f"cannot load app {spec!r}: it is a socketio.AsyncServer; sioctl serves a "
-            "socketio.Server with async_mode='eventlet'"
+            f"cannot load app {spec!r}: it is a {type(obj).__module__.split('.')[0]}."
+            "AsyncServer; sioctl serves a socketio.Server or engineio.Server with "
+            "async_mode='eventlet'"
         )
-    server = find_server(obj)
-    if server is None:
-        raise BootError(f"cannot load app {spec!r}: no socketio.Server found in it")
-    if server.async_mode != "eventlet":
+    server, engines = find_servers(obj)
+    if server is None and not engines:
         raise BootError(
-            f"cannot load app {spec!r}: its socketio.Server uses async_mode "
-            f"{server.async_mode!r}; sioctl needs async_mode='eventlet'"
-        )
-    # A bare Server (or a holder that is not WSGI, like Flask-SocketIO's SocketIO) is served
-    # through socketio.WSGIApp; a WSGI app wrapping the server keeps its other routes.
-    if obj is server or not callable(obj):
-        return LoadedApp(socketio.WSGIApp(server), server)
-    return LoadedApp(obj, server)
+            f"cannot load app {spec!r}: no socketio.Server or engineio.Server found in it")
+    loaded = LoadedApp(_wsgi_app(obj, server, engines), server, engines)
+    for eio in loaded.engines:
+        if eio.async_mode != "eventlet":
+            kind = "socketio.Server" if server is not None and eio is server.eio \
+                else "engineio.Server"
+            raise BootError(
+                f"cannot load app {spec!r}: its {kind} uses async_mode {eio.async_mode!r}; "
+                "sioctl needs async_mode='eventlet'"
+            )
+    return loaded
+
+
+def _wsgi_app(
+    obj: Any, server: socketio.Server | None, engines: list[engineio.Server]
+) -> Callable[..., Any]:
+    """What to serve for ``obj``: a bare server (or a holder that is not WSGI, like
+    Flask-SocketIO's SocketIO) through python-socketio's or python-engineio's WSGIApp; a WSGI
+    app wrapping the servers as it is, with its other routes."""
+    if server is not None and (obj is server or not callable(obj)):
+        return socketio.WSGIApp(server)
+    if server is None and (obj is engines[0] or not callable(obj)):
+        return engineio.WSGIApp(engines[0])
+    app: Callable[..., Any] = obj
+    return app
 
 
 def _children(obj: Any) -> list[Any]:

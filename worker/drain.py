@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import engineio
@@ -42,12 +43,13 @@ def _close_transport(eio: engineio.Server, session: Any) -> None:
 
 def drain(
     gate: DrainGate,
-    eio: engineio.Server,
+    engines: Sequence[engineio.Server],
     http: HttpServer,
     graceful_timeout: float,
     logger: logging.Logger,
 ) -> bool:
-    """Drain the worker; returns True when all connections ended before the timeout.
+    """Drain the worker (the sessions of every engine.io server in ``engines``); returns True
+    when all connections ended before the timeout.
 
     The caller enforces the hard deadline too (this may block on a stuck session close).
     """
@@ -56,11 +58,12 @@ def drain(
     http.stop_keepalive()
     logger.info(
         "draining: %d sessions, %d connections, graceful timeout %gs",
-        len(eio.sockets),
+        sum(len(eio.sockets) for eio in engines),
         http.open_connections(),
         graceful_timeout,
     )
-    close_sessions(eio)
+    for eio in engines:
+        close_sessions(eio)
     # Connections waiting for their next request would otherwise stay open until the client
     # closes them; busy ones end after their current response (keep-alive is off now).
     http.close_idle()

@@ -94,8 +94,10 @@ def prepare_environment(settings: Settings) -> None:
         os.environ[key] = value
 
 
-def load(settings: Settings, logger: logging.Logger) -> tuple[Callable[..., Any], Any, str]:
-    """Load and prepare the app: (WSGI app to serve, its socketio.Server, manager description)."""
+def load(settings: Settings, logger: logging.Logger) -> tuple[app_loader.LoadedApp, str]:
+    """Load and prepare the app: (what to serve, the manager's description for the log).
+    Every engine.io server in it gets the protocol rules; its socketio.Server, if any, the
+    Socket.IO rules and sioctl's manager."""
     prepare_environment(settings)
     if os.path.isabs(settings.app) and os.path.isdir(settings.app):
         owner = f"{socket.gethostname()}/{settings.title}/{os.environ.get(SLOT_ENV, 'dev')}"
@@ -104,13 +106,18 @@ def load(settings: Settings, logger: logging.Logger) -> tuple[Callable[..., Any]
         loaded = app_loader.LoadedApp(app.wsgi_app, app.sio)
     else:
         loaded = app_loader.load_app(settings.app)
-    protocol.install(loaded.server, settings.connect_timeout, settings.allow_eio3)
+    if loaded.server is not None:
+        protocol.install(loaded.server, settings.connect_timeout, settings.allow_eio3)
+    for eio in loaded.engines:
+        protocol.install_engine(eio, settings.allow_eio3)  # again on the server's: a no-op
     quiet_library_handlers()
+    if loaded.server is None:
+        return loaded, "Engine.IO only, no manager"
     described = redis_setup.install_manager(
         loaded.server, settings.redis_url, settings.redis_channel, logger,
         settings.redis_transport, settings.redis_stream_maxlen,
     )
-    return loaded.wsgi_app, loaded.server, described
+    return loaded, described
 
 
 def quiet_library_handlers() -> None:
@@ -158,12 +165,14 @@ def exit_now(code: int = 0) -> None:
     os._exit(code)
 
 
-def open_sessions(server: Any) -> int:
+def open_sessions(loaded: app_loader.LoadedApp) -> int:
     """engine.io sessions not yet closed (closed ones linger in eio.sockets for a while)."""
-    return sum(1 for session in list(server.eio.sockets.values()) if not session.closed)
+    return sum(
+        1 for eio in loaded.engines for session in list(eio.sockets.values()) if not session.closed
+    )
 
 
-def heartbeat(channel: Channel, http: HttpServer, server: Any) -> None:
+def heartbeat(channel: Channel, http: HttpServer, loaded: app_loader.LoadedApp) -> None:
     """Tell the master our connection and session counts about once a second (and give the
     heap back to the system after a mass disconnect, see memory.HeapTrimmer)."""
     logger = logging.getLogger("sioctl.worker")
@@ -173,12 +182,12 @@ def heartbeat(channel: Channel, http: HttpServer, server: Any) -> None:
         message: dict[str, Any] = {
             "t": master_channel.STATS,
             "connections": http.open_connections(),
-            "sessions": open_sessions(server),
+            "sessions": open_sessions(loaded),
             "refused": http.refused,
         }
         if trimmer is not None:
             trimmer.check(message["sessions"])
-        figures = getattr(server.manager, "figures", None)
+        figures = getattr(getattr(loaded.server, "manager", None), "figures", None)
         if callable(figures):
             message["messaging"] = figures()
         try:
@@ -267,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     logger = setup_logging(settings, options.slot)
     try:
         listener = listen(options.listen, settings.backlog) if options.listen else None
-        app, server, described = load(settings, logger)
+        loaded, described = load(settings, logger)
         tls_context = tls.server_context(settings)
         try:
             access_logger = access_log.make_access_logger(settings)
@@ -282,19 +291,19 @@ def main(argv: list[str] | None = None) -> int:
 
     term_fd = install_signals()
     ws_mask.install(eventlet.websocket.RFC6455WebSocket)
-    gate = DrainGate(access_log.errors_logged(app, logger))
+    gate = DrainGate(access_log.errors_logged(loaded.wsgi_app, logger))
     wsgi_app: Callable[..., Any] = gate
     if access_logger is not None:
         wsgi_app = access_log.AccessLogMiddleware(gate, access_logger)
     connections: eventlet.queue.LightQueue = eventlet.queue.LightQueue()
     http = HttpServer(wsgi_app, settings, connections, tls_context, logger)
     eventlet.spawn(http.serve_forever)
-    memory.log_figures_on_signal(server, http, logger)
+    memory.log_figures_on_signal(loaded.server or loaded.engines[0], http, logger)
 
     if channel is not None:
         eventlet.spawn(receive_connections, channel, connections, logger, lambda: exit_now(0))
         channel.send({"t": master_channel.READY, "pid": os.getpid()})
-        eventlet.spawn(heartbeat, channel, http, server)
+        eventlet.spawn(heartbeat, channel, http, loaded)
         logger.info("serving %s (%s)", settings.app, described)
     else:
         eventlet.spawn(accept_connections, listener, connections)
@@ -306,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     start_deadline(settings.graceful_timeout, logger)
     if listener is not None:
         listener.close()  # standalone: nobody else should be handed to us now
-    drain.drain(gate, server.eio, http, settings.graceful_timeout, logger)
+    drain.drain(gate, loaded.engines, http, settings.graceful_timeout, logger)
     logger.debug("drain took %.2fs", time.monotonic() - started)
     exit_now(0)
     return 0

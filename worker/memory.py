@@ -158,21 +158,22 @@ def _size(obj: Any, *names: str) -> int | None:
 def structures(server: Any, http: Any = None) -> dict[str, int]:
     """Sizes of everything that holds an entry per session or connection (the names are the
     attribute paths; absent structures are left out)."""
-    eio = server.eio
+    eio = getattr(server, "eio", server)  # an Engine.IO-only app's server is the engine
+    manager = getattr(server, "manager", None)
+    rooms = list(getattr(manager, "rooms", {}).values())
     sizes: dict[str, int | None] = {
         "eio.sockets": _size(eio, "sockets"),
         "eio.sockets open": sum(1 for s in list(eio.sockets.values()) if not s.closed),
         "sio.environ": _size(server, "environ"),
         "sio._binary_packet": _size(server, "_binary_packet"),
-        "manager.eio_to_sid": _size(server.manager, "eio_to_sid"),
-        "manager.callbacks": _size(server.manager, "callbacks"),
-        "manager rooms": sum(len(rooms) for rooms in list(server.manager.rooms.values())),
+        "manager.eio_to_sid": _size(manager, "eio_to_sid"),
+        "manager.callbacks": _size(manager, "callbacks"),
+        "manager rooms": sum(len(namespace) for namespace in rooms),
         "manager room members": sum(
-            len(members) for rooms in list(server.manager.rooms.values())
-            for members in list(rooms.values())),
+            len(members) for namespace in rooms for members in list(namespace.values())),
         "manager.pending_disconnect": sum(
-            len(v) for v in getattr(server.manager, "pending_disconnect", {}).values()),
-        "manager.owners": _size(server.manager, "owners"),
+            len(v) for v in getattr(manager, "pending_disconnect", {}).values()),
+        "manager.owners": _size(manager, "owners"),
         "protocol.connected": _size(server, "_sioctl_state", "connected"),
         "protocol.awaiting": _size(server, "_sioctl_state", "awaiting"),
         "framework.claims": _size(server, "claims", "claimed"),

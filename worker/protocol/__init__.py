@@ -1,32 +1,81 @@
 """Engine.IO v4 / Socket.IO v5 as the specifications say, on top of python-engineio/socketio.
 
-The worker installs these on the app's server when it loads it: python-engineio and
+The worker installs these on the app's servers when it loads it: python-engineio and
 python-socketio keep doing the work, and the small deviations from the specifications
 (listed in docs/design.md, "Protocol conformance") are corrected around them. Nothing here
 imports eventlet, so the modules stay importable anywhere.
+
+Each server gets its final class in one step (:func:`install_engine`, :func:`install`): the
+mixins below put in front of the server's own class (python-engineio's or python-socketio's,
+or the user's subclass of them), in the order written here, which is the order their methods
+run in. The instance keeps its state; only its class changes, once.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import engineio
+import socketio
+
 from sioctl.cluster.settings import default
 
-from . import eio3_handshake, engineio_rules, ping_interval, sio_v4, socketio_rules
+from . import eio3_handshake, engineio_server, ping_interval, sio_v4, socketio_rules
 
 # The reference server's default connectTimeout (the --connect-timeout default): a session that
 # has not sent its first CONNECT by then is closed.
 DEFAULT_CONNECT_TIMEOUT: float = default("connect_timeout")
 
+# An engineio.Server's mixins, first to last in its method resolution order:
+ENGINE_MIXINS: tuple[type, ...] = (
+    # handle_request: an EIO=3 handshake is refused or let in (its query rewritten to EIO=4)
+    # before any other rule reads the query; _handle_connect: such a handshake opens a v3
+    # session.
+    eio3_handshake.Eio3DoorMixin,
+    # handle_request: the request-level 400s and the 413; sockets (every session stored is
+    # made a ConformantSocket); _service_task; _ok.
+    engineio_server.ConformantEngineMixin,
+    # create_queue: the OPEN packet advertises the exact ping interval.
+    ping_interval.ExactPingIntervalMixin,
+)
+
+# A socketio.Server's mixins, first to last in its method resolution order:
+SERVER_MIXINS: tuple[type, ...] = (
+    # The packets of Socket.IO v2 clients rewritten to v5 before the rules check them, and the
+    # server's v5 packets rewritten to v4 on their way out; records the implicit CONNECT in the
+    # rules' _sioctl_state.
+    sio_v4.SocketIOv4Mixin,
+    # Packet validation, the CONNECT-first rule, the connect timeout, CONNECT_ERROR's shape.
+    socketio_rules.ConformantServerMixin,
+)
+
 
 def install(
-    server: Any, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, allow_eio3: bool = False
+    server: socketio.Server, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    allow_eio3: bool = False,
 ) -> None:
     """Make ``server`` (a socketio.Server, possibly the user's subclass) and its engine.io
     server follow the specifications; sessions created from now on are covered. With
     ``allow_eio3``, Socket.IO v2 clients (Engine.IO 3) are served too; without it their
-    handshake gets a 400 saying how to allow them."""
-    ping_interval.fix_ping_interval(server.eio)
-    engineio_rules.make_conformant(server.eio)
-    eio3_handshake.install(server.eio, allow_eio3)
-    socketio_rules.make_conformant(server, connect_timeout, (sio_v4.SocketIOv4Mixin,))
+    handshake gets a 400 saying how to allow them. Installing again only changes the
+    settings."""
+    install_engine(server.eio, allow_eio3)
+    if not isinstance(server, socketio_rules.ConformantServerMixin):
+        _extend_class(server, SERVER_MIXINS, "SocketIO")
+    socketio_rules.adopt(server, connect_timeout)
+
+
+def install_engine(eio: engineio.Server, allow_eio3: bool = False) -> None:
+    """Make ``eio`` (an engineio.Server, bare or a socketio.Server's) follow the Engine.IO
+    specification; sessions created from now on are covered (open ones too, except for the
+    rules of a session's creation). Installing again only changes the settings."""
+    if not isinstance(eio, engineio_server.ConformantEngineMixin):
+        _extend_class(eio, ENGINE_MIXINS, "EngineIO")
+    engineio_server.adopt(eio)
+    eio3_handshake.adopt(eio, allow_eio3)
+
+
+def _extend_class(obj: Any, mixins: tuple[type, ...], kind: str) -> None:
+    """Give ``obj`` the class ``mixins + (its class,)``: the one class change of a server."""
+    base = type(obj)
+    obj.__class__ = type(f"Sioctl{kind}{base.__name__}", (*mixins, base), {})

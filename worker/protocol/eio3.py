@@ -41,7 +41,8 @@ class Eio3Packet(packet.Packet):
 
 
 class Eio3Session(ConformantSocket):
-    """An Engine.IO session of protocol 3 (created by :func:`.eio3_handshake.open_session`)."""
+    """An Engine.IO session of protocol 3 (python-engineio's session, made one by
+    :class:`.eio3_handshake.Eio3DoorMixin` as it is stored)."""
 
     # Whether polling responses carry binary as base64 (the handshake asked with b64=1).
     b64 = False
@@ -50,6 +51,11 @@ class Eio3Session(ConformantSocket):
     last_received = 0.0
 
     def send(self, pkt: packet.Packet) -> None:
+        if pkt.packet_type == packet.OPEN and isinstance(pkt.data, dict):
+            # v3 > Anatomy of an Engine.IO session: the OPEN packet carries sid, upgrades,
+            # pingInterval and pingTimeout (maxPayload came with v4).
+            pkt = packet.Packet(packet.OPEN, {
+                key: value for key, value in pkt.data.items() if key != "maxPayload"})
         super().send(Eio3Packet(pkt, self))
 
     def receive(self, pkt: packet.Packet) -> None:

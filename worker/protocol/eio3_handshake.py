@@ -4,20 +4,22 @@ otherwise.
 
 python-engineio 4 refuses any handshake but ``EIO=4`` as the first thing it does. The mixin here
 lets an ``EIO=3`` handshake through python-engineio's other checks under an ``EIO=4`` query,
-then opens the session itself (:func:`open_session`) with the v3 OPEN packet.
+then lets python-engineio's own ``_handle_connect`` open the session: the session it creates is
+made an :class:`.eio3.Eio3Session` (which frames and heartbeats the v3 way) and the handshake's
+response is framed the v3 way.
 """
 
 from __future__ import annotations
 
 import time
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 import engineio
-from engineio import packet
 
 from .eio3 import PROTOCOL, Eio3Session
-from .ping_interval import advertised_ping_interval
 
 REFUSAL = (
     "Engine.IO protocol 3 (EIO=3, Socket.IO v2 clients) is not enabled on this server; "
@@ -27,58 +29,23 @@ REFUSAL = (
 ORIGINAL_QUERY = "sioctl.eio3_query"
 
 
+@dataclass
+class _Opening:
+    """The EIO=3 handshake python-engineio's ``_handle_connect`` is serving."""
+
+    query: dict[str, list[str]]
+    jsonp: bool
+    session: Eio3Session | None = None
+
+
+# Set while an EIO=3 handshake runs through python-engineio's _handle_connect (in the request's
+# own green thread or thread, hence a context variable); None for every other request.
+_OPENING: ContextVar[_Opening | None] = ContextVar("sioctl_eio3_opening", default=None)
+
+
 def wants_eio3(query: dict[str, list[str]]) -> bool:
     """Whether a request (its parsed query) opens an Engine.IO protocol 3 session."""
     return "sid" not in query and query.get("EIO") == [PROTOCOL]
-
-
-def open_session(
-    server: Any, environ: dict[str, Any], start_response: Any, transport: str,
-    jsonp: int | None,
-) -> Any:
-    """Open an EIO=3 session for a handshake request; returns what python-engineio's
-    ``_handle_connect`` would (a response dict, or the websocket's result).
-
-    The same steps as python-engineio's handshake, with the v3 OPEN packet (v3 > Anatomy of an
-    Engine.IO session: sid, upgrades, pingInterval, pingTimeout) and no server ping.
-    """
-    if server.start_service_task:
-        # python-engineio's monitor of sessions (it closes those that time out) starts with
-        # the first session, whatever its protocol.
-        server.start_service_task = False
-        server.service_task_handle = server.start_background_task(server._service_task)
-    query = parse_qs(environ.get("QUERY_STRING", ""))
-    sid = server.generate_id()
-    session = Eio3Session(server, sid)
-    # v3 > URLs: "b64=1 ... to signal the server that all binary data should be sent base64
-    # encoded". A JSONP client cannot take binary at all.
-    session.b64 = "b64" in query or jsonp is not None
-    session.websocket_b64 = "b64" in query
-    session.last_received = time.monotonic()
-    server.sockets[sid] = session
-    session.send(packet.Packet(packet.OPEN, {
-        "sid": sid,
-        "upgrades": server._upgrades(sid, transport),
-        "pingInterval": advertised_ping_interval(server),
-        "pingTimeout": int(server.ping_timeout * 1000),
-    }))
-    refused = server._trigger_event("connect", sid, environ, run_async=False)
-    if refused is not None and refused is not True:
-        del server.sockets[sid]
-        server.logger.warning("Application rejected connection")
-        return server._unauthorized(refused or None)
-    if transport == "websocket":
-        result = session.handle_get_request(environ, start_response)
-        if session.closed and sid in server.sockets:
-            del server.sockets[sid]
-        return result
-    session.connected = True
-    headers = []
-    if server.cookie:
-        attributes = server.cookie if isinstance(server.cookie, dict) else {
-            "name": server.cookie, "path": "/", "SameSite": "Lax"}
-        headers.append(("Set-Cookie", server._generate_sid_cookie(sid, attributes)))
-    return session.polling_response(session.poll(), jsonp, headers)
 
 
 class Eio3DoorMixin:
@@ -110,11 +77,41 @@ class Eio3DoorMixin:
 
     def _handle_connect(self, environ: dict[str, Any], start_response: Any, transport: str,
                         jsonp_index: int | None = None) -> Any:
-        if ORIGINAL_QUERY in environ:
-            environ["QUERY_STRING"] = environ.pop(ORIGINAL_QUERY)
-            return open_session(self, environ, start_response, transport, jsonp_index)
-        return super()._handle_connect(  # type: ignore[misc]
-            environ, start_response, transport, jsonp_index)
+        if ORIGINAL_QUERY not in environ:
+            return super()._handle_connect(  # type: ignore[misc]
+                environ, start_response, transport, jsonp_index)
+        environ["QUERY_STRING"] = environ.pop(ORIGINAL_QUERY)
+        opening = _Opening(parse_qs(environ["QUERY_STRING"]), jsonp_index is not None)
+        token = _OPENING.set(opening)
+        try:
+            # python-engineio's handshake, unchanged: the session it stores becomes a v3 one
+            # (_sioctl_adopt_session), which sends the v3 OPEN packet and no pings; a polling
+            # handshake's response is framed the v3 way (_ok). (A websocket handshake is served
+            # to its end inside this call; nothing there stores a session or calls _ok.)
+            return super()._handle_connect(  # type: ignore[misc]
+                environ, start_response, transport, jsonp_index)
+        finally:
+            _OPENING.reset(token)
+
+    def _sioctl_adopt_session(self, session: Any) -> None:
+        opening = _OPENING.get()
+        if opening is None:
+            super()._sioctl_adopt_session(session)  # type: ignore[misc]
+            return
+        session.__class__ = Eio3Session
+        # v3 > URLs: "b64=1 ... to signal the server that all binary data should be sent
+        # base64 encoded". A JSONP client cannot take binary at all.
+        session.b64 = "b64" in opening.query or opening.jsonp
+        session.websocket_b64 = "b64" in opening.query
+        session.last_received = time.monotonic()
+        opening.session = session
+
+    def _ok(self, packets: Any = None, headers: Any = None, jsonp_index: Any = None) -> Any:
+        opening = _OPENING.get()
+        if opening is not None and opening.session is not None and packets is not None:
+            # The polling handshake's response: the OPEN packet, framed the v3 way.
+            return opening.session.polling_response(packets, jsonp_index, headers)
+        return super()._ok(packets, headers, jsonp_index)  # type: ignore[misc]
 
 
 def expire_if_silent(server: Any, sid: str) -> None:
@@ -129,9 +126,7 @@ def expire_if_silent(server: Any, sid: str) -> None:
         server.sockets.pop(sid, None)
 
 
-def install(eio: engineio.Server, allow_eio3: bool) -> None:
-    """Put the door on ``eio`` (a live server; its class is swapped, its state kept)."""
-    if not isinstance(eio, Eio3DoorMixin):
-        base = type(eio)
-        eio.__class__ = type(f"Eio3{base.__name__}", (Eio3DoorMixin, base), {})
-    eio.allow_eio3 = allow_eio3
+def adopt(eio: engineio.Server, allow_eio3: bool) -> None:
+    """Open or close the door on ``eio`` (whose class has :class:`Eio3DoorMixin`)."""
+    server: Any = eio
+    server.allow_eio3 = allow_eio3

@@ -3,9 +3,8 @@
 Each rule names the section of the Engine.IO v4 specification (socketio/engine.io-protocol,
 README) it implements. python-engineio keeps doing all the work; this module answers the
 requests it would answer wrongly, validates what clients send before it sees it, and closes a
-session where the specification says so. It is installed on a live ``engineio.Server`` by
-:func:`sioctl.worker.protocol.install`, which swaps the server's class (the instance keeps its
-state) and makes every new session a :class:`ConformantSocket`.
+session where the specification says so. The sessions are :class:`ConformantSocket`s (the
+server's rules, :mod:`.engineio_server`, make them so).
 """
 
 from __future__ import annotations
@@ -14,9 +13,7 @@ import base64
 import binascii
 import time
 from typing import Any
-from urllib.parse import parse_qs
 
-import engineio
 from engineio import exceptions, packet
 from engineio.socket import Socket
 
@@ -24,13 +21,18 @@ from engineio.socket import Socket
 # so does PING (Protocol > Heartbeat), except for the "probe" of an upgrade (Protocol > Upgrade).
 CLIENT_POLLING_TYPES = frozenset({packet.CLOSE, packet.PONG, packet.MESSAGE})
 CLIENT_WEBSOCKET_TYPES = frozenset({packet.CLOSE, packet.PONG, packet.MESSAGE, packet.UPGRADE})
-SUPPORTED_METHODS = frozenset({"GET", "POST", "OPTIONS"})
 RECORD_SEPARATOR = "\x1e"
+# How long a polling request that comes during an upgrade (its websocket open) waits for the
+# upgrade packet: the reference server answers such a poll with a noop at its next check of the
+# upgrade, every 100 ms; a client that sent the upgrade packet first gets the 400 of an upgraded
+# session instead, however soon after it polls.
+UPGRADE_POLL_WAIT = 0.1
 # WSGI environ key of a callable the worker's HTTP server provides: the response then closes the
 # connection instead of reading and dropping an unread request body (worker/connection.py).
 CLOSE_CONNECTION = "sioctl.close_connection"
-# Set on the environ of a POST whose body is over max_http_buffer_size: answered 413, not 400.
-_TOO_LARGE = "sioctl.body_too_large"
+# Set on the environ of a POST whose body is over max_http_buffer_size: answered 413, not 400
+# (by engineio_server.ConformantEngineMixin).
+TOO_LARGE = "sioctl.body_too_large"
 
 
 class InvalidPacket(exceptions.EngineIOError):
@@ -87,6 +89,21 @@ class ConformantSocket(Socket):
     _get_active = False
     _post_active = False
     _closed_by_client = False
+    # While a websocket upgrade is under way (its websocket open): set when it ends, completed
+    # or not. None otherwise.
+    _upgrade_settled: Any = None
+
+    def upgrade_settled(self) -> None:
+        """The upgrade under way has ended (``upgraded`` says how); wake the waiting polls."""
+        event, self._upgrade_settled = self._upgrade_settled, None
+        if event is not None:
+            event.set()
+
+    def wait_for_upgrade(self) -> None:
+        """If an upgrade is under way, wait (at most UPGRADE_POLL_WAIT) for it to end."""
+        event = self._upgrade_settled
+        if event is not None:
+            event.wait(timeout=UPGRADE_POLL_WAIT)
 
     def receive(self, pkt: packet.Packet) -> None:
         if pkt.packet_type == packet.CLOSE:
@@ -135,7 +152,7 @@ class ConformantSocket(Socket):
             self.server.logger.exception("%s: sending a ping failed", self.sid)
 
     def handle_get_request(self, environ: dict[str, Any], start_response: Any) -> Any:
-        if _is_websocket_upgrade(environ):
+        if is_websocket_upgrade(environ):
             return super().handle_get_request(environ, start_response)
         # Transports > HTTP long-polling > Receiving data: "a client MUST NOT have more than one
         # active GET request. Should it happen, the server MUST return an HTTP 400 error status
@@ -228,7 +245,7 @@ class ConformantSocket(Socket):
 
     def _refuse_too_large(self, environ: dict[str, Any]) -> None:
         """Close the session and raise; the request gets a 413 and its connection closes."""
-        environ[_TOO_LARGE] = True
+        environ[TOO_LARGE] = True
         close_connection = environ.get(CLOSE_CONNECTION)
         if callable(close_connection):
             close_connection()
@@ -247,17 +264,6 @@ class ConformantSocket(Socket):
         )
         self.close(wait=False, abort=False, reason=self.server.reason.TRANSPORT_ERROR)
 
-    def _upgrade_websocket(self, environ: dict[str, Any], start_response: Any) -> Any:
-        # Transports > WebSocket: "A client MUST NOT open more than one WebSocket connection per
-        # session. Should it happen, the server MUST close the WebSocket connection."
-        # python-engineio raises here, which reaches the HTTP server as a 500.
-        if self.upgraded or self.upgrading:
-            self.server._log_error_once(
-                f"refusing a second websocket for session {self.sid}", "sioctl-second-websocket"
-            )
-            return self.server._bad_request("Session already has a websocket")
-        return super()._upgrade_websocket(environ, start_response)
-
     def _websocket_handler(self, ws: Any) -> Any:
         """Serve the websocket with every incoming frame checked first.
 
@@ -268,6 +274,9 @@ class ConformantSocket(Socket):
         upon invalid packet format").
         """
         guarded = _GuardedWebSocket(ws, self)
+        if self.connected and not self.upgraded:
+            # An upgrade (python-engineio's test): polling requests wait for its end from now.
+            self._upgrade_settled = self.server.create_event()
         try:
             return super()._websocket_handler(guarded)
         except InvalidPacket as exc:
@@ -279,6 +288,8 @@ class ConformantSocket(Socket):
             )
             ws.close()
             return []
+        finally:
+            self.upgrade_settled()
 
 
 class _GuardedWebSocket:
@@ -294,15 +305,20 @@ class _GuardedWebSocket:
         self._session = session
 
     def wait(self) -> Any:
+        session = self._session
+        if not session.upgrading:
+            # python-engineio reads the next frame once the upgrade packet has upgraded the
+            # session: the upgrade has ended.
+            session.upgrade_settled()
         frame = self._ws.wait()
         if frame is None:
             return None
         try:
-            return self._session.check_websocket_frame(frame)
+            return session.check_websocket_frame(frame)
         except InvalidPacket as exc:
-            if not self._session.upgrading:  # during a probe, the handler logs it
-                self._session.server._log_error_once(
-                    f"closing session {self._session.sid}: {exc}", "sioctl-invalid-ws-packet"
+            if not session.upgrading:  # during a probe, the handler logs it
+                session.server._log_error_once(
+                    f"closing session {session.sid}: {exc}", "sioctl-invalid-ws-packet"
                 )
             raise
 
@@ -310,122 +326,6 @@ class _GuardedWebSocket:
         return getattr(self._ws, name)
 
 
-def _is_websocket_upgrade(environ: dict[str, Any]) -> bool:
+def is_websocket_upgrade(environ: dict[str, Any]) -> bool:
     connection = [s.strip() for s in environ.get("HTTP_CONNECTION", "").lower().split(",")]
     return "upgrade" in connection and environ.get("HTTP_UPGRADE", "").lower() == "websocket"
-
-
-class _ConformantSessions(dict):
-    """``eio.sockets`` that turns every session stored in it into a :class:`ConformantSocket`.
-
-    python-engineio creates sessions as ``engineio.socket.Socket(server, sid)`` inside its
-    ``_handle_connect`` and stores them here before serving their first request, so this is
-    the one place to change their class without copying that method.
-    """
-
-    def __setitem__(self, sid: str, session: Any) -> None:
-        if type(session) is Socket:
-            session.__class__ = ConformantSocket
-        super().__setitem__(sid, session)
-
-
-class ConformantEngineMixin:
-    """``engineio.Server`` mixin: request-level rules of the specification."""
-
-    sockets: dict[str, Any]
-
-    def handle_request(self, environ: dict[str, Any], start_response: Any) -> Any:
-        problem = request_problem(environ)
-        if problem:
-            server: Any = self
-            server._log_error_once(problem, f"sioctl-bad-request-{problem}")
-            response = server._bad_request(problem)
-            start_response(response["status"], response["headers"] + server._cors_headers(environ))
-            return [response["response"]]
-
-        def respond(status: str, headers: Any, exc_info: Any = None) -> Any:
-            if environ.get(_TOO_LARGE):
-                # python-engineio answers 400 to every error of a POST; an oversized body is
-                # 413 (Content Too Large), as the Node server answers it.
-                status = "413 Payload Too Large"
-            return start_response(status, headers, exc_info)
-
-        return super().handle_request(environ, respond)  # type: ignore[misc]
-
-    def _service_task(self) -> None:
-        """python-engineio's sweep (close sessions past their ping timeout, forget closed
-        ones, all of them once per ``ping_timeout``), going over the session ids.
-
-        python-engineio's own sweep goes over a copy of the sessions dict, which keeps every
-        session of the sweep alive until the sweep ends, up to ``ping_timeout`` seconds after
-        its client has gone; after a mass disconnect that was every session at once (docs/
-        design.md, "Memory after mass disconnects"). Here each session is looked up at its
-        turn and nothing holds it in between.
-        """
-        server: Any = self
-        stop = server.service_task_event = server.create_event()
-        while not stop.is_set():
-            sids = list(self.sockets)
-            if not sids:
-                if stop.wait(timeout=server.ping_timeout):
-                    break
-                continue
-            interval = float(server.ping_timeout) / len(sids)
-            try:
-                for sid in sids:
-                    self._sweep_session(sid)
-                    if stop.wait(timeout=interval):
-                        return
-            except Exception:  # as python-engineio: log it, sweep on
-                server.logger.exception("service task exception")
-
-    def _sweep_session(self, sid: str) -> None:
-        session = self.sockets.get(sid)
-        if session is None:
-            return
-        if session.closed:
-            self.sockets.pop(sid, None)
-        elif not session.closing:
-            session.check_ping_timeout()
-
-    def _ok(self, packets: Any = None, headers: Any = None, jsonp_index: Any = None) -> Any:
-        response = super()._ok(packets, headers, jsonp_index)  # type: ignore[misc]
-        if packets is None:
-            # Transports > HTTP long-polling > Sending data: "To indicate success, the server
-            # MUST return an HTTP 200 response, with the string `ok` in the response body."
-            response["response"] = b"ok"
-        return response
-
-
-def request_problem(environ: dict[str, Any]) -> str | None:
-    """Why this Engine.IO request must be refused with a 400 before python-engineio sees it."""
-    method = environ.get("REQUEST_METHOD", "")
-    if method not in SUPPORTED_METHODS:
-        # Protocol > Handshake: "the client MUST send an HTTP GET request"; data goes by POST.
-        # python-engineio answers 405; the official test suite expects 400 ("fails with an
-        # invalid request method").
-        return f"Unsupported method {method}"
-    if method == "OPTIONS":
-        return None  # a CORS preflight carries no Engine.IO query
-    query = parse_qs(environ.get("QUERY_STRING", ""))
-    if "transport" not in query:
-        # Transports > HTTP long-polling > Query parameters: "If a mandatory query parameter
-        # is missing, then the server MUST respond with an HTTP 400 error status."
-        # python-engineio assumes polling. (Transports > WebSocket: likewise, the server MUST
-        # close the WebSocket connection; refusing the upgrade is the earliest close.)
-        return "Missing transport"
-    if method == "POST" and "sid" not in query:
-        return "Missing sid"
-    return None
-
-
-def make_conformant(eio: engineio.Server) -> None:
-    """Make ``eio`` (already running or not) follow the rules above from now on."""
-    if isinstance(eio, ConformantEngineMixin):
-        return
-    base = type(eio)
-    eio.__class__ = type(f"Conformant{base.__name__}", (ConformantEngineMixin, base), {})
-    sessions = _ConformantSessions()
-    for sid, session in eio.sockets.items():
-        sessions[sid] = session
-    eio.sockets = sessions

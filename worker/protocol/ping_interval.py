@@ -46,15 +46,3 @@ class ExactPingIntervalMixin:
 def advertised_ping_interval(server: engineio.Server) -> int:
     """The ping interval in whole milliseconds, as configured (grace period included)."""
     return round((server.ping_interval + server.ping_interval_grace_period) * 1000)
-
-
-def fix_ping_interval(eio: engineio.Server) -> None:
-    """Swap ``eio`` (the user's engine.io server) to a subclass with the exact interval.
-
-    The instance keeps its state and the user's own subclass, if any; only the session queues
-    it creates from now on change.
-    """
-    if isinstance(eio, ExactPingIntervalMixin):
-        return
-    base = type(eio)
-    eio.__class__ = type(f"ExactPingInterval{base.__name__}", (ExactPingIntervalMixin, base), {})

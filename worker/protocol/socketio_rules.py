@@ -110,8 +110,8 @@ class ConformantServerMixin:
     """``socketio.Server`` mixin: packet validation, the CONNECT-first rule, the connect
     timeout and the ``CONNECT_ERROR`` shape for unknown namespaces.
 
-    State lives in ``_sioctl_state`` (set by :func:`make_conformant`), since the mixin is
-    installed by changing the class of a server that already exists.
+    State lives in ``_sioctl_state`` (set by :func:`adopt`), since the mixin is installed by
+    changing the class of a server that already exists.
     """
 
     _sioctl_state: ProtocolState
@@ -215,8 +215,14 @@ class ConformantServerMixin:
         return True
 
     def _sioctl_dispatch(self, eio_sid: str, pkt: Any) -> None:
-        """Hand a checked packet to python-socketio's handlers, as its _handle_eio_message
-        does after decoding (decoding it there again would parse every payload twice)."""
+        """Hand a checked packet to python-socketio's handler for its type.
+
+        Tracks upstream: python-socketio's ``Server._handle_eio_message`` after its decode line
+        (one handler per packet type, with these arguments; a binary packet parked in
+        ``_binary_packet`` until its attachments come). A packet type or handler signature that
+        changes there must change here. Not a super() call because that decodes the packet
+        again (4.5 us for a small event, 38 us for 2.4 KB of JSON); the one deliberate
+        difference is a binary packet for a namespace the client has not joined."""
         server: Any = self
         kind = pkt.packet_type
         if kind == packet.CONNECT:
@@ -288,19 +294,14 @@ def namespace_served(server: socketio.Server, namespace: str) -> bool:
     )
 
 
-def make_conformant(
-    server: socketio.Server, connect_timeout: float, mixins: tuple[type, ...] = ()
-) -> None:
-    """Make ``server`` follow the rules above from now on; ``connect_timeout`` 0 disables the
-    deadline for the first CONNECT. ``mixins`` go before the rules in the new class (they
-    may use ``_sioctl_state``)."""
-    if isinstance(server, ConformantServerMixin):
-        server._sioctl_state.connect_timeout = connect_timeout
+def adopt(server: socketio.Server, connect_timeout: float) -> None:
+    """Set up the rules' state on ``server`` (whose class has :class:`ConformantServerMixin`);
+    ``connect_timeout`` 0 disables the deadline for the first CONNECT. Again on the same
+    server, only the timeout changes."""
+    state = getattr(server, "_sioctl_state", None)
+    if isinstance(state, ProtocolState):
+        state.connect_timeout = connect_timeout
         return
-    base = type(server)
-    server.__class__ = type(
-        f"Conformant{base.__name__}", (*mixins, ConformantServerMixin, base), {}
-    )
     server._sioctl_state = ProtocolState(connect_timeout)
     # python-socketio registered its engine.io handlers as bound methods when it was built;
     # point those at the methods of the new class. A handler someone else put there (the admin
