@@ -19,6 +19,8 @@ BACKOFF_MAX = 15.0
 # A worker silent for this many heartbeat intervals (two heartbeats late) is stalled: it is handed
 # nothing until it answers again.
 STALL_INTERVALS = 3
+# The shortest wait between two heartbeat checks.
+CHECK_GAP = 0.05
 
 
 def is_quick_death(ready: bool, ready_at: float, now: float) -> bool:
@@ -42,6 +44,14 @@ def restart_delay(quick_deaths: int) -> float:
     if quick_deaths <= 1:
         return 0.0
     return min(BACKOFF_FIRST * 2 ** (quick_deaths - 2), BACKOFF_MAX)
+
+
+def after_death(quick_deaths: int, ready: bool, ready_at: float, now: float) -> tuple[int, float]:
+    """What follows a death at ``now`` of a process that became ready at ``ready_at`` (or never,
+    ``ready`` False) after ``quick_deaths`` quick deaths in a row: the new count of quick deaths
+    in a row, and the seconds to wait before starting it again."""
+    count = count_quick_deaths(quick_deaths, is_quick_death(ready, ready_at, now))
+    return count, restart_delay(count)
 
 
 def stall_after(timeout: float, heartbeat_interval: float) -> float:
@@ -72,7 +82,9 @@ def next_heartbeat_check(
     stall_watch: Iterable[float], hang_watch: Iterable[float], now: float, after: float,
     timeout: float, most: float,
 ) -> float:
-    """When the heartbeat check has something to decide next, at the latest ``now + most``.
+    """When the heartbeat check has something to decide next: the first moment a watched worker
+    can be found stalled or hung, at the latest ``now + most``, and never sooner than
+    ``now + CHECK_GAP`` (a dead worker not yet reaped must not spin the loop).
 
     ``stall_watch`` holds the last-heard times of workers that can still be found stalled,
     ``hang_watch`` those of workers that can be found hung. A heartbeat that arrives meanwhile
@@ -82,7 +94,7 @@ def next_heartbeat_check(
     if timeout > 0:
         due += [last + timeout for last in hang_watch]
     # Just past the moment: the verdicts compare strictly ("more than").
-    return max(now, min([*due, now + most])) + 0.001
+    return max(min([*due, now + most]) + 0.001, now + CHECK_GAP)
 
 
 def rolling_order(slot_count: int) -> deque[int]:

@@ -84,7 +84,7 @@ class Supervisor:
                 log.error("rolling restart stopped at slot %d", slot.index)
                 self.rolling.clear()
             else:
-                self._schedule_respawn(slot, quick=True)
+                self._schedule_respawn(slot, ready=False, started=time.monotonic())
             return
         if standby:
             slot.standby = worker
@@ -93,13 +93,15 @@ class Supervisor:
         self.reactor.watch(worker.channel, functools.partial(self._on_channel, worker))
         log.info("slot %d: started worker pid %d", slot.index, worker.pid)
 
-    def _schedule_respawn(self, slot: Slot, quick: bool) -> None:
-        slot.quick_deaths = policy.count_quick_deaths(slot.quick_deaths, quick)
-        delay = policy.restart_delay(slot.quick_deaths)
+    def _schedule_respawn(self, slot: Slot, ready: bool, started: float) -> None:
+        """Start the slot's next worker after the death of one started at ``started`` that
+        became ready (``ready``) or not: at once, or after the crash-loop backoff."""
+        now = time.monotonic()
+        slot.quick_deaths, delay = policy.after_death(slot.quick_deaths, ready, started, now)
         if delay:
             log.warning("slot %d: worker keeps dying right after start; next try in %.2fs",
                         slot.index, delay)
-        slot.respawn_at = time.monotonic() + delay
+        slot.respawn_at = now + delay
         self.reactor.call_at(f"respawn slot {slot.index}", slot.respawn_at,
                              functools.partial(self._respawn, slot))
 
@@ -249,14 +251,13 @@ class Supervisor:
             log.error("rolling restart stopped at slot %d: %s", slot.index, reason)
             self.rolling.clear()
             return
-        quick = policy.is_quick_death(was_ready, worker.started_monotonic, time.monotonic())
-        if worker.boot_error or status == WORKER_BOOT_ERROR:
+        boot_failed = bool(worker.boot_error) or status == WORKER_BOOT_ERROR
+        if boot_failed:
             log.error("slot %d: worker could not start: %s", slot.index, reason)
-            quick = True
         else:
             log.error("slot %d: worker pid %d %s; respawning", slot.index, worker.pid, how)
         slot.restarts += 1
-        self._schedule_respawn(slot, quick)
+        self._schedule_respawn(slot, was_ready and not boot_failed, worker.started_monotonic)
 
     # ----------------------------------------------------------------- restarting, stopping
 
