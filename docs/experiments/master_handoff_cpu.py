@@ -7,13 +7,18 @@ around them. It starts ``sioctl start`` with two workers (embedded Redis), opens
 on-CPU time from ``/proc/<pid>/schedstat`` (nanoseconds) before and after. The master's idle
 rate, measured for one second before, is subtracted.
 
-    python docs/experiments/master_handoff_cpu.py [count] [rounds]
+With ``--syscalls``, one more round runs under ``strace -c`` attached to the master and prints
+the master's system calls per connection, by call (a figure that, unlike CPU time, does not
+move with the machine's load).
+
+    python docs/experiments/master_handoff_cpu.py [count] [rounds] [--syscalls]
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -49,9 +54,50 @@ def control(path: str, command: dict[str, object]) -> dict[str, object]:
     return dict(json.loads(data))
 
 
+def connect_many(port: int, count: int) -> None:
+    for n in range(count):
+        with socket.socket() as c:
+            c.bind((f"127.0.0.{2 + n % 8}", 0))
+            c.connect(("127.0.0.1", port))
+
+
+def handoffs(sock_path: str) -> int:
+    status = control(sock_path, {"cmd": "status"})
+    return sum(int(slot["handoffs"]) for slot in status["slots"])  # type: ignore[attr-defined]
+
+
+def count_syscalls(pid: int, port: int, count: int, sock_path: str) -> None:
+    """Print the master's system calls per connection while ``count`` connections go through."""
+    out = tempfile.mktemp(prefix="sioh-strace")
+    tracer = subprocess.Popen(["strace", "-c", "-o", out, "-p", str(pid)],
+                              stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # attached
+    before = handoffs(sock_path)
+    connect_many(port, count)
+    # The traced master is slow: wait until it has handed every connection over.
+    deadline = time.monotonic() + 60
+    while handoffs(sock_path) < before + count and time.monotonic() < deadline:
+        time.sleep(0.2)
+    tracer.send_signal(signal.SIGINT)
+    tracer.wait(30)
+    with open(out) as f:
+        lines = f.read().splitlines()
+    os.unlink(out)
+    calls = {}
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 5 and fields[0][0].isdigit() and fields[-1] != "total":
+            calls[fields[-1]] = int(fields[3])
+    total = sum(calls.values())
+    print(f"syscalls: {total / count:.2f} per connection (" + ", ".join(
+        f"{name} {n / count:.2f}" for name, n in sorted(calls.items(), key=lambda kv: -kv[1])
+        if n / count >= 0.01) + ")")
+
+
 def main() -> None:
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 3000
-    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    args = [a for a in sys.argv[1:] if a != "--syscalls"]
+    count = int(args[0]) if args else 3000
+    rounds = int(args[1]) if len(args) > 1 else 3
     port = free_port()
     run_dir = tempfile.mkdtemp(prefix="sioh")
     title = f"h{port}"
@@ -78,16 +124,15 @@ def main() -> None:
             idle_rate = (on_cpu_ns(proc.pid) - idle_start) / 1.0
             start_cpu = on_cpu_ns(proc.pid)
             start = time.monotonic()
-            for n in range(count):
-                with socket.socket() as c:
-                    c.bind((f"127.0.0.{2 + n % 8}", 0))
-                    c.connect(("127.0.0.1", port))
+            connect_many(port, count)
             # Let the master finish the last hand-offs.
             time.sleep(0.2)
             elapsed = time.monotonic() - start
             spent = on_cpu_ns(proc.pid) - start_cpu - idle_rate * elapsed
             print(f"round {round_ + 1}: {spent / count / 1000:.1f} us master CPU per connection "
                   f"({count} connections in {elapsed:.2f}s, idle {idle_rate / 1e6:.2f} ms/s)")
+        if "--syscalls" in sys.argv:
+            count_syscalls(proc.pid, port, count, sock_path)
     finally:
         proc.terminate()
         proc.wait(30)
