@@ -22,6 +22,7 @@ Worker → master:
 
 from __future__ import annotations
 
+import array
 import json
 import os
 import socket
@@ -59,8 +60,7 @@ def take_back(worker_end: socket.socket) -> list[tuple[socket.socket, tuple[str,
     found: list[tuple[socket.socket, tuple[str, int]]] = []
     while True:
         try:
-            # MSG_DONTWAIT, not setblocking: O_NONBLOCK would change the end the worker shares.
-            data, fds, flags, _ = socket.recv_fds(worker_end, MAX_MESSAGE, 4, socket.MSG_DONTWAIT)
+            data, fds, flags = _recv_fds_now(worker_end)
         except (BlockingIOError, ConnectionError):
             return found
         if not data and not fds:
@@ -78,6 +78,23 @@ def take_back(worker_end: socket.socket) -> list[tuple[socket.socket, tuple[str,
         if conn is None:
             for fd in fds:
                 os.close(fd)
+
+
+def _recv_fds_now(sock: socket.socket) -> tuple[bytes, list[int], int]:
+    """One datagram with its descriptors, or BlockingIOError if none is waiting.
+
+    Not ``socket.recv_fds(..., MSG_DONTWAIT)``: Python 3.11's recv_fds ignores its flags, and a
+    worker that died before it made its end non-blocking (O_NONBLOCK is shared with the master's
+    copy) would leave that call blocked on an empty channel for good, and the master with it.
+    MSG_DONTWAIT rather than O_NONBLOCK: the flag would change the end the worker shares.
+    """
+    fds = array.array("i")
+    data, ancdata, flags, _ = sock.recvmsg(MAX_MESSAGE, socket.CMSG_LEN(4 * fds.itemsize),
+                                           socket.MSG_DONTWAIT)
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[:len(payload) - len(payload) % fds.itemsize])
+    return data, list(fds), flags
 
 
 def socketpair() -> tuple[socket.socket, socket.socket]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 from pathlib import Path
@@ -50,3 +51,36 @@ def test_unwritable_pidfile_is_a_one_line_error(run_sioctl: Any, tmp_path: Path)
     assert result.returncode == 1
     assert f"cannot write pidfile {tmp_path / 'missing' / 'x.pid'}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# Imported by every Python process on PYTHONPATH; kills a worker before it runs any of sioctl
+# (so before it opens its end of the channel) while the marker file exists.
+DIE_EARLY = """\
+import os, signal
+if os.environ.get("SIOCTL_WORKER_SLOT") and os.path.exists(os.environ["DIE_EARLY_MARKER"]):
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_worker_that_dies_before_opening_its_channel_does_not_hang_the_master(
+    start_cluster: Any, tmp_path: Path
+) -> None:
+    # Taking back what a dead worker left unread used to block for good on its empty channel
+    # when the worker had not yet made its end non-blocking (Python 3.11's socket.recv_fds
+    # ignores MSG_DONTWAIT): the master answered nothing more, not even status.
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(DIE_EARLY)
+    marker = tmp_path / "die-early"
+    pythonpath = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+    cluster = start_cluster(workers=1, env={"PYTHONPATH": pythonpath,
+                                            "DIE_EARLY_MARKER": str(marker)})
+    first = cluster.worker_pids()[0]
+    marker.touch()
+    os.kill(first, signal.SIGKILL)
+    wait_until(lambda: cluster.log_text().count("was killed by SIGKILL") >= 3, 10,
+               what="respawned workers to die early")
+    assert cluster.status(timeout=2.0)["state"] == "running"
+    marker.unlink()
+    cluster.wait_for(lambda s: s["slots"][0]["state"] == "ready"
+                     and s["slots"][0]["pid"] != first, what="slot 0 serving again")
