@@ -51,6 +51,7 @@ class Admin:
             self._arm_expiry()
 
     def _resume_control(self) -> None:
+        log.info("accepting control clients again")
         self.reactor.watch(self.control.sock, self._on_control_accept)
 
     def _on_control_read(self, conn: socket.socket, mask: int) -> None:

@@ -124,10 +124,11 @@ class Reactor:
 
     # --------------------------------------------------------------------------------- loop
 
-    def run_once(self, on_signal: Callable[[int], None]) -> None:
-        """Wait for the next event, deadline or signal; handle what is ready, then the queued
-        signals (``on_signal(signum)`` each, in arrival order), then what is due."""
-        for key, mask in self.selector.select(self._timeout()):
+    def run_once(self, on_signal: Callable[[int], None], most: float = MAX_WAIT) -> None:
+        """Wait for the next event, deadline or signal (at most ``most`` seconds); handle what
+        is ready, then the queued signals (``on_signal(signum)`` each, in arrival order), then
+        what is due."""
+        for key, mask in self.selector.select(min(most, self._timeout())):
             key.data(key.fileobj, mask)
         while self.signals:
             on_signal(self.signals.popleft())

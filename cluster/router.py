@@ -76,6 +76,11 @@ class Router:
             self.reactor.unwatch(sock)
         self.listening = False
 
+    def _resume_accepting(self) -> None:
+        if not self.closed:
+            log.info("accepting again")
+            self.start_accepting()
+
     def _on_listener(self, sock: socket.socket, mask: int) -> None:
         for _ in range(ACCEPT_BURST):
             try:
@@ -87,7 +92,7 @@ class Router:
                     log.error("cannot accept: %s; pausing for %ss", exc.strerror, EMFILE_PAUSE)
                     self.stop_accepting()
                     self.reactor.call_later("resume accepting", EMFILE_PAUSE,
-                                            self.start_accepting)
+                                            self._resume_accepting)
                     return
                 continue  # ECONNABORTED and friends: that client is gone already
             peer = (address[0], address[1])
