@@ -83,7 +83,9 @@ class Reactor:
                 del self.deadlines[name]
                 entry[1]()
 
-    def _timeout(self) -> float:
+    def wait_time(self) -> float:
+        """How long the next select may sleep: 0 with signals queued, else until the earliest
+        deadline, at most MAX_WAIT."""
         if self.signals:
             return 0.0
         if not self.deadlines:
@@ -128,7 +130,7 @@ class Reactor:
         """Wait for the next event, deadline or signal (at most ``most`` seconds); handle what
         is ready, then the queued signals (``on_signal(signum)`` each, in arrival order), then
         what is due."""
-        for key, mask in self.selector.select(min(most, self._timeout())):
+        for key, mask in self.selector.select(min(most, self.wait_time())):
             key.data(key.fileobj, mask)
         while self.signals:
             on_signal(self.signals.popleft())

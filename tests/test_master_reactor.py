@@ -30,7 +30,7 @@ def test_named_deadlines_fire_once_in_time_order_and_a_name_moves_its_deadline()
         reactor.call_at("c", 103.0, lambda: fired.append("c"))
         reactor.call_at("b", 105.0, lambda: fired.append("b moved"))  # same name: moved
         reactor.cancel("c")
-        assert reactor._timeout() == 1.0
+        assert reactor.wait_time() == 1.0
         clock.now = 104.0
         reactor.fire_due()
         assert fired == ["a"]
@@ -40,7 +40,7 @@ def test_named_deadlines_fire_once_in_time_order_and_a_name_moves_its_deadline()
         assert fired == ["a", "b moved"]
         assert reactor.deadline("b") is None
         # Nothing due: the loop sleeps at most MAX_WAIT.
-        assert reactor._timeout() == MAX_WAIT
+        assert reactor.wait_time() == MAX_WAIT
     finally:
         reactor.close()
 
