@@ -1,11 +1,12 @@
 """Keeping the embedded redis-server alive: notice that it died, start it again, say so.
 
-The master calls :meth:`RedisSupervisor.check` on every turn of its loop (SIGCHLD wakes the loop
-when redis-server dies). A dead server is started again on the same Unix socket with the same
-settings, at once the first time and with a growing delay when it keeps dying soon after its
-start. Starting never blocks the loop: the supervisor launches the process, then checks on each
-turn whether it answers a PING. Workers need nothing from the master: their Redis clients
-reconnect to the same socket by themselves.
+The master calls :meth:`RedisSupervisor.check` when SIGCHLD reaches its loop (redis-server may
+have died) and when :meth:`RedisSupervisor.next_check` says a restart or a PING is due. A dead
+server is started again on the same Unix socket with the same settings, at once the first time
+and with a growing delay when it keeps dying soon after its start (the rules of :mod:`policy`,
+as for workers). Starting never blocks the loop: the supervisor launches the process, then
+checks on each due turn whether it answers a PING. Workers need nothing from the master: their
+Redis clients reconnect to the same socket by themselves.
 
 redis-server is launched from the master's only thread: PR_SET_PDEATHSIG fires when the *thread*
 that forked a child exits, so a helper thread would take the server down with it.
@@ -17,6 +18,7 @@ import logging
 import time
 from typing import Any
 
+from . import policy
 from .lifetime import describe_exit
 from .redis_server import RedisServer, RedisServerError
 
@@ -26,11 +28,6 @@ UP = "up"
 DOWN = "down"
 STARTING = "starting"
 
-# A server that dies sooner than this after it answered (or before it answered) counts towards
-# backoff; restart delays double from BACKOFF_FIRST up to BACKOFF_MAX (as for workers).
-QUICK_DEATH = 5.0
-BACKOFF_FIRST = 0.25
-BACKOFF_MAX = 15.0
 # A restarted server that does not answer within this long is killed and tried again.
 START_TIMEOUT = 10.0
 # How often a starting server is asked for a PING.
@@ -81,11 +78,9 @@ class RedisSupervisor:
         return None
 
     def _died(self, now: float, how: str) -> None:
-        quick = self.state == STARTING or now - self.up_at < QUICK_DEATH
-        self.quick_deaths = self.quick_deaths + 1 if quick else 0
-        delay = 0.0
-        if self.quick_deaths > 1:
-            delay = min(BACKOFF_FIRST * 2 ** (self.quick_deaths - 2), BACKOFF_MAX)
+        # A death before it answered, or soon after, counts towards backoff.
+        self.quick_deaths, delay = policy.after_death(self.quick_deaths, self.state == UP,
+                                                      self.up_at, now)
         name = "embedded redis-server" + (f" pid {self.pid}" if self.pid else "")
         if self.state == UP:
             self.since = time.time()

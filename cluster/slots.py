@@ -10,6 +10,9 @@ from __future__ import annotations
 import collections
 import socket
 import zlib
+from typing import Any
+
+from .worker_process import STOPPED, WorkerProcess
 
 
 def slot_for_address(host: str, workers: int) -> int:
@@ -72,3 +75,46 @@ class PendingQueue:
             conn, _ = self._items.popleft()
             conn.close()
         return count
+
+
+class Slot:
+    """A worker position. Clients hash to a slot, not to a process, so a respawned or restarted
+    worker serves the same clients."""
+
+    def __init__(self, index: int, pending_limit: int) -> None:
+        self.index = index
+        self.worker: WorkerProcess | None = None
+        # The replacement being started by a rolling restart, promoted once ready.
+        self.standby: WorkerProcess | None = None
+        self.pending = PendingQueue(pending_limit)
+        self.restarts = 0
+        self.quick_deaths = 0
+        # When the next worker starts after a death (monotonic); None when none is due.
+        self.respawn_at: float | None = None
+        self.dropped = 0
+        self.handoffs = 0
+        self.last_drop_log = 0.0
+        # Connections taken back from a dead worker's channel, unread, for the next worker.
+        self.requeued = 0
+
+    def describe(self) -> dict[str, Any]:
+        """What status shows for the slot: its worker's figures and the slot's own."""
+        info: dict[str, Any] = {
+            "slot": self.index,
+            "pid": None,
+            "state": "backoff" if self.respawn_at is not None else STOPPED,
+            "started_at": None,
+            "connections": 0,
+            "sessions": 0,
+        }
+        if self.worker is not None:
+            info.update(self.worker.describe())
+        info.update(
+            restarts=self.restarts,
+            pending=len(self.pending),
+            dropped=self.dropped,
+            handoffs=self.handoffs,
+            standby_pid=self.standby.pid if self.standby is not None else None,
+        )
+        info.update(requeued=self.requeued)
+        return info
