@@ -8,7 +8,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import socketio
+
 from sioctl.worker.messaging import envelope, routing
+from sioctl.worker.messaging.base import SioctlManagerBase
 from sioctl.worker.messaging.loss import LossCounter
 
 SHARED = "socketio"
@@ -253,3 +256,55 @@ def test_misdelivered_only_on_own_channel_for_a_socket_not_here() -> None:
     assert not routing.misdelivered(emit(OTHER, room="sid-gone", forwarded=True), MINE, MINE,
                                     holds)
     assert not routing.misdelivered(emit(OTHER, 1), MINE, MINE, holds)
+
+
+# --------------------------------------------- the engine-free half of the manager
+
+
+class Core(SioctlManagerBase, socketio.PubSubManager):
+    """What an engine's manager class is made of, without its Redis I/O."""
+
+    def __init__(self, transport: str = "pubsub") -> None:
+        super().__init__(channel=SHARED)
+        self._init_core(transport)
+
+
+def test_outgoing_is_heard_back_counted_on_another_worker() -> None:
+    sender, receiver = Core(), Core()
+    to = receiver.own_channel
+    wire = [sender._outgoing(to, emit(sender.host_id, room="sid-1")) for _ in range(4)]
+    assert [json.loads(w)["seq"] for w in wire] == [1, 2, 3, 4]
+    for raw in (wire[0], wire[3]):  # 2 and 3 never arrive
+        assert receiver._incoming(to, raw) is not None
+    assert receiver.lost == 2 and receiver._traffic_figures()["lost"] == 2
+    assert receiver.latency.figures()["count"] == 2
+
+
+def test_python_socketio_messages_are_read_as_they_are() -> None:
+    """python-socketio's own RedisManager sends no ts, seq or mid: nothing is counted."""
+    receiver = Core()
+    stock = json.dumps({"method": "emit", "event": "e", "data": 1, "namespace": "/",
+                        "room": None, "skip_sid": None, "callback": None, "host_id": "stock"})
+    assert receiver._incoming(SHARED, stock) == json.loads(stock)
+    assert receiver._incoming(SHARED, "not json") is None
+    assert receiver.lost == 0
+
+
+def test_streams_messages_carry_a_unique_id_and_callbacks_no_sequence() -> None:
+    core = Core("streams")
+    first = json.loads(core._outgoing(SHARED, emit(core.host_id)))
+    second = json.loads(core._outgoing(SHARED, emit(core.host_id)))
+    assert first["mid"] != second["mid"]
+    callback = json.loads(core._outgoing(SHARED, {"method": "callback", "host_id": OTHER}))
+    assert "seq" not in callback
+
+
+def test_unheard_is_passed_on_and_its_owner_forgotten() -> None:
+    core = Core()
+    other = envelope.worker_channel(SHARED, OTHER)
+    core.owners.put("/", "sid-1", OTHER)
+    raw = json.dumps(emit(core.host_id, 3, room="sid-1"))
+    message = core._pass_on_unheard(other, raw)
+    assert message is not None and message["orig"] == [other, 3]
+    assert core.owners.get("/", "sid-1") == (False, None)
+    assert core._pass_on_unheard(SHARED, raw) is None

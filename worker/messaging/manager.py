@@ -19,19 +19,14 @@ manager to share.
 from __future__ import annotations
 
 import logging
-import time
-import uuid
-from collections.abc import Callable
 from typing import Any
 
 import redis
 import socketio
 
 from . import envelope, routing
-from .latency import LatencyHistogram
+from .base import SioctlManagerBase
 from .listener import Listener
-from .loss import LossCounter
-from .owners import OwnerCache
 from .publisher import Publisher, stream_key
 from .queries import Queries, QueryTimeout
 from .streams import StreamListener
@@ -43,7 +38,7 @@ OWNER_TTL = 60.0
 OWNER_REFRESH = OWNER_TTL / 3
 
 
-class SioctlRedisManager(socketio.PubSubManager):
+class SioctlRedisManager(SioctlManagerBase, socketio.PubSubManager):
     """A Redis client manager for sioctl workers (see the module docstring)."""
 
     name = "sioctl-redis"
@@ -59,30 +54,17 @@ class SioctlRedisManager(socketio.PubSubManager):
         stream_maxlen: int = 10_000,
     ) -> None:
         super().__init__(channel=channel, write_only=False, logger=logger)
-        if transport not in ("pubsub", "streams"):
-            raise ValueError(f"transport: 'pubsub' or 'streams', not {transport!r}")
-        self.transport = transport
+        self._init_core(transport)
         self.stream_maxlen = stream_maxlen
         self.redis_url = url
         self.redis_options = dict(redis_options or {})
         self.max_queue = max_queue
-        self.own_channel = envelope.worker_channel(channel, self.host_id)
         # Lookups of other workers' sockets (a plain pooled client: short GETs).
         self.redis = self._new_client()
         self.publisher: Publisher | None = None
         self.listener: Listener | StreamListener | None = None
         self._lookups_failing = False
-        self.owners = OwnerCache()
         self.queries = Queries(self)
-        self.latency = LatencyHistogram()
-        # Per-channel sequence numbers of what this worker publishes, and the gaps it sees in
-        # what others publish: pub/sub's losses, counted.
-        self.sequencer = envelope.Sequencer()
-        self.losses = LossCounter(self.host_id, self.own_channel)
-        # Run (each in a background task) whenever the listener is back on a Redis that may
-        # have lost everything: the gateway registry and socket id claims write themselves
-        # again, as the owner records do.
-        self.when_redis_back: list[Callable[[], None]] = []
 
     # ----------------------------------------------------------------------- connections
 
@@ -132,19 +114,10 @@ class SioctlRedisManager(socketio.PubSubManager):
             "dropped": stats.dropped if stats else 0,
             "delayed": stats.delayed if stats else 0,
             "outages": stats.outages if stats else 0,
-            "latency": self.latency.figures(),
-            "lost": self.lost,
+            **self._traffic_figures(),
         }
 
-    @property
-    def lost(self) -> int:
-        """Messages other workers published that never arrived here (pub/sub's losses)."""
-        return self.losses.lost
-
     # ---------------------------------------------------------------------- socket owners
-
-    def _owner_key(self, namespace: str, sid: str) -> str:
-        return envelope.owner_key(self.channel, namespace, sid)
 
     def pre_connect(self, eio_sid: str, namespace: str) -> Any:
         sid = super().pre_connect(eio_sid, namespace)
@@ -200,20 +173,17 @@ class SioctlRedisManager(socketio.PubSubManager):
             # This worker's own stream goes away with it (within OWNER_TTL).
             self.publisher.command("pexpire", stream_key(self.own_channel),
                                    int(OWNER_TTL * 1000))
-        for namespace, rooms in list(self.rooms.items()):
-            for sid in list(rooms.get(None, {})):
-                self.publisher.command("set", self._owner_key(namespace, sid), self.host_id,
-                                       "px", int(OWNER_TTL * 1000))
+        for namespace, sid in self._owned_sockets():
+            self.publisher.command("set", self._owner_key(namespace, sid), self.host_id,
+                                   "px", int(OWNER_TTL * 1000))
 
     def _reclaim_now(self) -> None:
         """Back on a Redis that may have lost everything: write the owner records at once,
         before this worker hears (and answers) anything, so targeted emits find it again."""
         try:
             pipe = self.redis.pipeline(transaction=False)
-            for namespace, rooms in list(self.rooms.items()):
-                for sid in list(rooms.get(None, {})):
-                    pipe.set(self._owner_key(namespace, sid), self.host_id,
-                             px=int(OWNER_TTL * 1000))
+            for namespace, sid in self._owned_sockets():
+                pipe.set(self._owner_key(namespace, sid), self.host_id, px=int(OWNER_TTL * 1000))
             pipe.execute()
             self._lookups_failing = False
         except redis.RedisError as exc:
@@ -247,8 +217,7 @@ class SioctlRedisManager(socketio.PubSubManager):
     # ------------------------------------------------------------------------ publishing
 
     def _publish(self, data: dict[str, Any]) -> None:
-        namespace, target = envelope.namespace_of(data), envelope.target_of(data)
-        local = target is not None and self.is_connected(target, namespace)
+        namespace, target, local = self._addressed(data)
         owner = self._owner_of(target, namespace) if routing.needs_owner(data, local) else None
         channel = routing.route(data, self.channel, local, owner)
         if channel is not None:
@@ -257,35 +226,23 @@ class SioctlRedisManager(socketio.PubSubManager):
     def _unheard(self, channel: str, raw: Any) -> None:
         """A message for one worker's channel that nobody received: pass it on to the shared
         channel (``routing.unheard``), and forget the owner this worker had cached."""
-        data = envelope.decode(raw, self.json.loads)
-        message = routing.unheard(data, channel, self.channel) if data is not None else None
-        if data is not None and message is not None:
-            self.owners.forget(envelope.namespace_of(data), envelope.target_of(data))
+        message = self._pass_on_unheard(channel, raw)
+        if message is not None:
             self.publish_raw(self.channel, message, sequenced=False)
 
     def publish_raw(self, channel: str, data: dict[str, Any], sequenced: bool = True,
                     guard: tuple[str, str] | None = None) -> None:
         """Queue ``data`` for ``channel`` as it is (no routing), stamped
-        (``envelope.stamp``); ``guard``: see ``Publisher.publish``."""
+        (``_outgoing``); ``guard``: see ``Publisher.publish``."""
         if self.publisher is not None:
-            seq = (self.sequencer.next(channel)
-                   if sequenced and envelope.is_sequenced(data) else None)
-            mid = uuid.uuid4().hex if self.transport == "streams" else None
-            data = envelope.stamp(data, time.time(), seq, mid)
-            self.publisher.publish(channel, self.json.dumps(data), guard)
+            self.publisher.publish(channel, self._outgoing(channel, data, sequenced), guard)
 
     def _listen(self) -> Any:
         assert self.listener is not None
         for channel, raw in self.listener.messages():
-            data = envelope.decode(raw, self.json.loads)
+            data = self._incoming(channel, raw)
             if data is None:
                 continue
-            gap = self.losses.heard(channel, data)
-            if gap is not None and gap.log:
-                self._get_logger().error("%s", gap.text)
-            sent = data.get("ts")
-            if isinstance(sent, (int, float)) and data.get("host_id") != self.host_id:
-                self.latency.observe(time.time() - sent)
             mid = data.get("mid")
             if isinstance(self.listener, StreamListener) and isinstance(mid, str):
                 if not self.listener.first_time(mid):
@@ -296,10 +253,6 @@ class SioctlRedisManager(socketio.PubSubManager):
                 self.publish_raw(self.channel, envelope.forwarded(data), sequenced=False)
                 continue
             yield data
-
-    def _holds(self, sid: str, namespace: str) -> bool:
-        """Whether socket ``sid`` is connected, or connecting, here."""
-        return self.is_connected(sid, namespace) or self.is_pre_connected(sid, namespace)
 
     # ------------------------------------------------------------------- global queries
 
