@@ -6,6 +6,7 @@ test_messaging.py."""
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import socketio
@@ -308,3 +309,17 @@ def test_unheard_is_passed_on_and_its_owner_forgotten() -> None:
     assert message is not None and message["orig"] == [other, 3]
     assert core.owners.get("/", "sid-1") == (False, None)
     assert core._pass_on_unheard(SHARED, raw) is None
+
+
+def test_owner_lookup_failures_are_logged_once_per_outage(caplog: Any) -> None:
+    core = Core()
+    with caplog.at_level(logging.INFO, logger="socketio"):
+        core._owner_lookup_failed(ConnectionError("refused"))
+        core._owner_lookup_failed(ConnectionError("refused"))
+        assert core._owner_looked_up("/", "sid-1", OTHER.encode()) == OTHER
+        assert core._owner_looked_up("/", "room", None) is None
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == ["cannot look up socket owners (refused); sending to every worker until "
+                     "Redis answers", "socket owner lookups work again"]
+    assert core.owners.get("/", "sid-1") == (True, OTHER)
+    assert core.owners.get("/", "room") == (True, None)

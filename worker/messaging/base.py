@@ -49,6 +49,8 @@ class SioctlManagerBase:
         self.transport = transport
         self.own_channel = envelope.worker_channel(self.channel, self.host_id)
         self.owners = OwnerCache()
+        # Whether Redis failed the last owner lookup or record (logged once per outage).
+        self._lookups_failing = False
         self.latency = LatencyHistogram()
         # Per-channel sequence numbers of what this worker publishes, and the gaps it sees in
         # what others publish: pub/sub's losses, counted.
@@ -66,6 +68,23 @@ class SioctlManagerBase:
 
     def _owner_key(self, namespace: str, sid: str) -> str:
         return envelope.owner_key(self.channel, namespace, sid)
+
+    def _owner_lookup_failed(self, exc: Exception) -> None:
+        """A lookup of a socket's owner failed: the message goes to every worker meanwhile;
+        said once per outage."""
+        if not self._lookups_failing:
+            self._lookups_failing = True
+            self._get_logger().warning("cannot look up socket owners (%s); sending to every "
+                                       "worker until Redis answers", exc)
+
+    def _owner_looked_up(self, namespace: str, sid: str, raw: Any) -> str | None:
+        """The owner Redis answered for ``sid`` (None: nobody), remembered in the cache."""
+        if self._lookups_failing:
+            self._lookups_failing = False
+            self._get_logger().info("socket owner lookups work again")
+        found = raw.decode() if isinstance(raw, bytes) else raw
+        self.owners.put(namespace, sid, found)
+        return found
 
     def _addressed(self, data: dict[str, Any]) -> tuple[str, Any, bool]:
         """(namespace, target, local) of an outgoing message: the socket or room it addresses

@@ -63,7 +63,6 @@ class SioctlRedisManager(SioctlManagerBase, socketio.PubSubManager):
         self.redis = self._new_client()
         self.publisher: Publisher | None = None
         self.listener: Listener | StreamListener | None = None
-        self._lookups_failing = False
         self.queries = Queries(self)
 
     # ----------------------------------------------------------------------- connections
@@ -202,17 +201,9 @@ class SioctlRedisManager(SioctlManagerBase, socketio.PubSubManager):
         try:
             owner = self.redis.get(self._owner_key(namespace, sid))
         except redis.RedisError as exc:
-            if not self._lookups_failing:
-                self._lookups_failing = True
-                self._get_logger().warning("cannot look up socket owners (%s); sending to "
-                                           "every worker until Redis answers", exc)
+            self._owner_lookup_failed(exc)
             return None
-        if self._lookups_failing:
-            self._lookups_failing = False
-            self._get_logger().info("socket owner lookups work again")
-        found = owner.decode() if isinstance(owner, bytes) else owner
-        self.owners.put(namespace, sid, found)
-        return found
+        return self._owner_looked_up(namespace, sid, owner)
 
     # ------------------------------------------------------------------------ publishing
 
