@@ -9,7 +9,9 @@ import json
 import logging
 from typing import Any
 
+import pytest
 import socketio
+from socketio.async_pubsub_manager import AsyncPubSubManager
 
 from sioctl.worker.messaging import envelope, routing
 from sioctl.worker.messaging.base import SioctlManagerBase
@@ -270,8 +272,18 @@ class Core(SioctlManagerBase, socketio.PubSubManager):
         self._init_core(transport)
 
 
-def test_outgoing_is_heard_back_counted_on_another_worker() -> None:
-    sender, receiver = Core(), Core()
+class AsyncCore(SioctlManagerBase, AsyncPubSubManager):
+    """The same half under python-socketio's asyncio manager (issue 15's shell)."""
+
+    def __init__(self, transport: str = "pubsub") -> None:
+        super().__init__(channel=SHARED)
+        self._init_core(transport)
+
+
+@pytest.mark.parametrize("make", [Core, AsyncCore], ids=["eventlet", "asyncio"])
+def test_outgoing_is_heard_back_counted_on_another_worker(make: Any) -> None:
+    """A sender and a receiver of either engine's manager class: same wire, same counts."""
+    sender, receiver = make(), Core()
     to = receiver.own_channel
     wire = [sender._outgoing(to, emit(sender.host_id, room="sid-1")) for _ in range(4)]
     assert [json.loads(w)["seq"] for w in wire] == [1, 2, 3, 4]
