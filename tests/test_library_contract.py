@@ -16,6 +16,7 @@ import ast
 import importlib
 import inspect
 import json
+import re
 import subprocess
 import sys
 import warnings
@@ -675,6 +676,25 @@ def test_every_mixin_names_its_library_class(checked: dict[str, Any]) -> None:
     """A class calling super() for a method no base of its own has is a mixin for a library
     class: MIXINS says which, so its overrides are checked."""
     assert not checked["unlisted_mixins"], checked["unlisted_mixins"]
+
+
+def test_contract_libraries_are_pinned_both_ways() -> None:
+    """Every library in the contract has a lower and an upper bound in pyproject.toml, and
+    scripts/lowest_pins.py (what CI installs into .venv-lowest) gives the lower bounds."""
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    for name in contract.LIBRARIES.values():
+        # A minor release cap (<5.19), or gunicorn's next release series (<28: its releases
+        # go 23, 24, ...).
+        cap = r"[0-9]+" if name == "gunicorn" else r"[0-9]+\.[0-9]+"
+        assert re.search(rf'"{name}>=[0-9.]+,<{cap}"', pyproject), f"{name} is not capped"
+    proc = subprocess.run([sys.executable, "scripts/lowest_pins.py"], cwd=ROOT,
+                          capture_output=True, text=True, check=True)
+    pins = proc.stdout.split()
+    assert {pin.split("==")[0] for pin in pins} == {
+        "python-socketio", "python-engineio", "eventlet"}, pins
+    for pin in pins:
+        name, lowest = pin.split("==")
+        assert f'"{name}>={lowest},<' in pyproject, pin
 
 
 def test_the_scan_sees_the_known_hooks(checked: dict[str, Any]) -> None:
