@@ -35,6 +35,19 @@ PACKAGES = {"worker": "sioctl.worker", "cluster": "sioctl.cluster", "cli": "sioc
             "sioctl": "sioctl"}
 # Private names of the standard library that sioctl uses (not part of the contract).
 STDLIB_PRIVATE = {"_exit", "_debugmallocstats"}
+# Members of library classes that sioctl's subclasses and mixins use and that are documented
+# API (so not part of the contract), by the class that defines them.
+DOCUMENTED = {
+    # python-socketio's API reference: Server.sleep, start_background_task; eio, manager and
+    # logger hold what its constructor documents (client_manager, logger).
+    "socketio.server:Server": {"sleep", "start_background_task", "eio", "manager", "logger"},
+    # python-engineio's API reference: Server.create_event; logger and ping_timeout are
+    # constructor arguments.
+    "engineio.server:Server": {"create_event", "logger", "ping_timeout"},
+    # http.server.BaseHTTPRequestHandler's documented attributes, which HttpProtocol keeps.
+    "eventlet.wsgi:HttpProtocol": {"rfile", "server"},
+    "eventlet.wsgi:Input": {"read"},  # the WSGI input stream
+}
 # sioctl's own names that happen to be private names of a library class too.
 OWN_NAMES: dict[str, str] = {
     "_send": "Gateway._send (worker/gateway/plugin.py), not RFC6455WebSocket._send",
@@ -320,30 +333,32 @@ def check_process_request() -> None:
 
 
 def instance_of(class_target: str) -> Any:
-    """A small real instance of a library class, for its instance attributes."""
+    """A small real instance of a library class (``module:Class``, under any module that
+    exports it), for its instance attributes."""
+    import engineio
+    import eventlet.hubs.hub
+    import eventlet.wsgi
     import socketio
+    from engineio.socket import Socket
 
-    if class_target == "engineio:Server":
+    cls = resolve(class_target)
+    if cls is engineio.Server:
         return eio_server()
-    if class_target == "engineio.socket:Socket":
-        from engineio.socket import Socket
-
+    if cls is Socket:
         return Socket(eio_server(), "sid")
-    if class_target == "socketio:Server":
+    if cls is socketio.Server:
         return sio_server()
-    if class_target == "socketio:PubSubManager":
+    if cls is socketio.PubSubManager:
         manager = socketio.PubSubManager()
         sio_server(client_manager=manager)
         return manager
-    if class_target == "socketio:WSGIApp":
+    if cls is socketio.WSGIApp:
         return socketio.WSGIApp(sio_server())
-    if class_target == "eventlet.wsgi:Server":
-        import eventlet.wsgi
-
+    if cls is eventlet.wsgi.Server:
         return eventlet.wsgi.Server(_NoListener(), ("", 0), lambda e, s: [])
-    if class_target == "eventlet.wsgi:HttpProtocol":
+    if cls is eventlet.wsgi.HttpProtocol:
         return served_connection(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")[0]
-    if class_target == "eventlet.hubs.hub:BaseHub":
+    if cls is eventlet.hubs.hub.BaseHub:
         from eventlet.hubs import get_hub
 
         return get_hub()
@@ -423,13 +438,7 @@ def library_overrides() -> list[dict[str, str]]:
             if not isinstance(node, ast.ClassDef):
                 continue
             qualified = f"{_module_of(path)}:{node.name}"
-            library_class = None
-            if qualified in contract.MIXINS:
-                library_class = resolve(contract.MIXINS[qualified])
-            else:
-                for base in node.bases:
-                    cls = _resolve_base(base, imports)
-                    library_class = library_class or _library_class_in(cls)
+            library_class = _library_class_of(qualified, node, imports)
             if library_class is None:
                 continue
             for item in node.body:
@@ -439,6 +448,54 @@ def library_overrides() -> list[dict[str, str]]:
                                   "library": _target_of(library_class),
                                   "mro": [_target_of(c) for c in library_class.__mro__]})
     return found
+
+
+def library_attribute_uses() -> list[dict[str, str]]:
+    """Every attribute of its library class that a sioctl subclass or mixin uses through
+    ``self`` (or ``server``, the mixins' typed alias of self) without defining it itself."""
+    found = []
+    for path, tree in _sources():
+        imports = _import_map(path, tree)
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ClassDef):
+                continue
+            qualified = f"{_module_of(path)}:{node.name}"
+            library_class = _library_class_of(qualified, node, imports)
+            if library_class is None:
+                continue
+            own = {item.name for item in node.body
+                   if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))}
+            own |= {target.id for item in node.body if isinstance(item, ast.AnnAssign)
+                    for target in [item.target] if isinstance(target, ast.Name)}
+            own |= {target.id for item in node.body if isinstance(item, ast.Assign)
+                    for target in item.targets if isinstance(target, ast.Name)}
+            try:
+                instance_attributes = set(vars(instance_of(_target_of(library_class))))
+            except LookupError:
+                instance_attributes = set()
+            seen = set()
+            for use in ast.walk(node):
+                if isinstance(use, ast.Attribute) and isinstance(use.value, ast.Name) \
+                        and use.value.id in ("self", "server") and use.attr not in own \
+                        and not use.attr.startswith("__") and use.attr not in seen \
+                        and (hasattr(library_class, use.attr)
+                             or use.attr in instance_attributes):
+                    seen.add(use.attr)
+                    found.append({"class": qualified, "attribute": use.attr,
+                                  "library": _target_of(library_class),
+                                  "mro": [_target_of(c) for c in library_class.__mro__]})
+    return found
+
+
+def _library_class_of(qualified: str, node: ast.ClassDef, imports: dict[str, str]) -> Any:
+    """The library class a sioctl class extends (by its bases, or MIXINS), or None."""
+    if qualified in contract.MIXINS:
+        return resolve(contract.MIXINS[qualified])
+    for base in node.bases:
+        found = _library_class_in(_resolve_base(base, imports))
+        if found is not None:
+            return found
+    return None
 
 
 def unlisted_mixins() -> list[str]:
@@ -558,6 +615,7 @@ def child_main() -> None:
         "private_names": library_private_names(),
         "overrides": library_overrides(),
         "unlisted_mixins": unlisted_mixins(),
+        "attribute_uses": library_attribute_uses(),
     }))
 
 
@@ -672,6 +730,22 @@ def test_every_library_method_sioctl_overrides_is_listed(checked: dict[str, Any]
     assert not missing, f"not in worker/library_contract.py: {missing}"
 
 
+def test_every_undocumented_library_attribute_a_subclass_uses_is_listed(
+        checked: dict[str, Any]) -> None:
+    """What a sioctl subclass or mixin reads from its library class through ``self`` (an
+    undocumented attribute like ``Socket.upgrading``, a base-class call like
+    ``PubSubManager.is_connected``) is in the contract, unless it is documented API."""
+    missing = []
+    for use in checked["attribute_uses"]:
+        name = use["attribute"]
+        if any(name in DOCUMENTED.get(owner, ()) for owner in use["mro"]):
+            continue
+        if not any(hook.name == name and checked["owners"][hook.id] in use["mro"]
+                   for hook in HOOKS):
+            missing.append(f"{use['class']} uses {use['library']}.{name}")
+    assert not missing, f"not in worker/library_contract.py: {missing}"
+
+
 def test_every_mixin_names_its_library_class(checked: dict[str, Any]) -> None:
     """A class calling super() for a method no base of its own has is a mixin for a library
     class: MIXINS says which, so its overrides are checked."""
@@ -704,6 +778,9 @@ def test_the_scan_sees_the_known_hooks(checked: dict[str, Any]) -> None:
     assert ("ConformantServerMixin", "_handle_eio_message") in overridden
     assert ("TimedProtocol", "get_environ") in overridden
     assert ("_Loader", "load_config") in overridden
+    used = {(u["class"].split(":")[1], u["attribute"]) for u in checked["attribute_uses"]}
+    assert ("ConformantSocket", "upgrading") in used
+    assert ("SioctlRedisManager", "json") in used
     uses, accesses, _ = _private_uses()
     assert "_log_error_once" in accesses and "_apply_mask" in uses
     assert {"_handle_connect", "_bad_request", "_binary_packet"} <= set(checked["private_names"])
