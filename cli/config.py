@@ -10,53 +10,24 @@ from __future__ import annotations
 
 import contextlib
 import io
-import ipaddress
 import os
 import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import click
 
-from sioctl.cluster.settings import DEFAULT_PORT, Settings, mask_url, parse_bind
+from sioctl.cluster.setting_spec import Spec
+from sioctl.cluster.settings import SPECS, TABLE, Settings, parse_bind
 
 from . import appdir, rundir
 
-# gunicorn settings that mean the same thing here; any other gunicorn setting in a config file
-# is ignored with a warning (worker_class, threads, server hooks, ...).
-APPLICABLE = (
-    "bind",
-    "workers",
-    "timeout",
-    "graceful_timeout",
-    "keepalive",
-    "loglevel",
-    "accesslog",
-    "errorlog",
-    "access_log_format",
-    "limit_request_line",
-    "limit_request_fields",
-    "limit_request_field_size",
-    "certfile",
-    "keyfile",
-    "forwarded_allow_ips",
-    "proxy_protocol",
-    "pidfile",
-    "daemon",
-    "proc_name",
-    "raw_env",
-    "worker_connections",
-    "backlog",
-    "chdir",
-    "wsgi_app",
-)
+# gunicorn settings that mean the same thing here (the table's gunicorn keys); any other gunicorn
+# setting in a config file is ignored with a warning (worker_class, threads, server hooks, ...).
+APPLICABLE = tuple(spec.gunicorn for spec in TABLE if spec.gunicorn)
 
-LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
-DEFAULT_BIND = f"0.0.0.0:{DEFAULT_PORT}"
-_REDIS_SCHEMES = ("redis", "rediss", "unix")
 _APP = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*(:.+)?$")
 
 
@@ -132,14 +103,6 @@ def split_binds(values: tuple[str, ...] | list[str]) -> list[str]:
     return [part for value in values for part in re.split(r"[\s,]+", value) if part]
 
 
-def check_redis_url(url: str) -> str | None:
-    """None if ``url`` looks like a Redis URL, else why not (one line, password masked)."""
-    scheme = urlsplit(url).scheme
-    if scheme not in _REDIS_SCHEMES:
-        return f"{mask_url(url)!r} is not a Redis URL (redis://, rediss:// or unix://)"
-    return None
-
-
 def check_app(app: str) -> str | None:
     """None if ``app`` looks like ``module:attr`` (or a bare module), else why not."""
     if not _APP.match(app):
@@ -155,6 +118,118 @@ def _absolute(path: str | None, cwd: str) -> str | None:
     return os.path.normpath(os.path.join(cwd, os.path.expanduser(path)))
 
 
+# Settings with rules of their own in build_settings; every other one is the option, else the
+# config file's value, else the table's default, checked against the table's bounds.
+_OWN_RULES = frozenset({
+    "app", "binds", "workers", "redis_url", "title", "run_dir", "env", "chdir", "accesslog",
+    "errorlog", "pidfile", "certfile", "keyfile", "forwarded_allow_ips", "allow_eio3",
+    "proc_name", "metrics_bind",
+})
+# Files named relative to where the command runs.
+_PATHS = ("accesslog", "errorlog", "pidfile", "certfile", "keyfile")
+
+
+def hint(spec: Spec) -> str:
+    """The option as click names it in an error: ``'-w' / '--workers'``."""
+    return " / ".join(f"'{decl.split('/')[0]}'" for decl in spec.flags)
+
+
+def _bad(name: str, message: str) -> click.BadParameter:
+    return click.BadParameter(message, param_hint=hint(SPECS[name]))
+
+
+@dataclass
+class _Sources:
+    """Click's values (option or SIOCTL_* variable) and the config file's, for one command."""
+
+    options: Mapping[str, Any]
+    file_values: Mapping[str, Any]
+
+    def option(self, name: str) -> Any:
+        """The setting's option if given; an empty string counts as not given, as click
+        treats an empty ``SIOCTL_*`` variable."""
+        value = self.options.get(SPECS[name].option)
+        return None if value == "" else value
+
+    def pick(self, name: str, default: Any = None) -> Any:
+        """The option, else the config file's value, else ``default``."""
+        value = self.option(name)
+        if value is not None:
+            return value
+        spec = SPECS[name]
+        if spec.gunicorn and self.file_values.get(spec.gunicorn) is not None:
+            value = self.file_values[spec.gunicorn]
+            return spec.from_gunicorn(value) if spec.from_gunicorn else value
+        return default
+
+
+def _app_and_chdir(src: _Sources, cwd: str) -> tuple[str, str | None, str | None]:
+    """(app, its app directory or None, the --chdir directory or None)."""
+    # An explicit --chdir stays the workers' working directory (an app directory is loaded from
+    # its absolute path regardless); with no APP it is also where an app directory is sought.
+    chdir_given = src.pick("chdir")
+    if chdir_given:
+        chdir_given = os.path.normpath(os.path.join(cwd, os.path.expanduser(chdir_given)))
+        if not os.path.isdir(chdir_given):
+            raise _bad("chdir", f"{chdir_given} is not a directory")
+    app = src.pick("app")
+    app_dir = appdir.resolve(app, cwd=cwd, default_dir=chdir_given or cwd)
+    if app_dir:
+        return app_dir, app_dir, chdir_given
+    if not app:
+        raise click.UsageError(
+            "no app given: pass APP (module:attr or an app directory), set SIOCTL_APP, "
+            "set wsgi_app in the config file, or run in an app directory"
+        )
+    problem = check_app(app)
+    if problem:
+        raise click.BadParameter(problem, param_hint="APP")
+    return app, None, chdir_given
+
+
+def _binds(src: _Sources) -> tuple[list[str], str | None]:
+    """The listening binds and the metrics bind, each checked."""
+    given = split_binds(src.option("binds") or ())
+    binds = given or list(src.file_values.get("bind") or []) or list(SPECS["binds"].default)
+    metrics_bind = src.option("metrics_bind")
+    for name, value in (("binds", binds), ("metrics_bind", metrics_bind)):
+        problem = SPECS[name].problem(value)
+        if problem:
+            raise _bad(name, problem)
+    return binds, metrics_bind
+
+
+def _table_values(src: _Sources, cwd: str) -> dict[str, Any]:
+    """The settings without rules of their own: option, file or default, within bounds."""
+    values: dict[str, Any] = {}
+    # Choices are checked before bounds (the log level before the numbers, as always).
+    for spec in sorted(TABLE, key=lambda spec: not spec.choices):
+        if spec.name in _OWN_RULES:
+            continue
+        value = src.pick(spec.name, spec.default)
+        if spec.ignore_case:
+            value = str(value).lower()
+        problem = spec.problem(value)
+        if problem:
+            raise _bad(spec.name, problem)
+        # A config file may give 30 for a float or 1 for a flag; Settings holds the field's type.
+        values[spec.name] = spec.kind(value) if spec.kind in (float, int, bool) else value
+    for name in _PATHS:
+        values[name] = _absolute(src.pick(name, SPECS[name].default), cwd)
+    return values
+
+
+def _forwarded_allow_ips(src: _Sources) -> list[str]:
+    """Addresses and networks (or '*') of the trusted proxies, each checked."""
+    given = src.option("forwarded_allow_ips")
+    entries = (split_binds([given]) if given
+               else list(src.file_values.get("forwarded_allow_ips") or []))
+    problem = SPECS["forwarded_allow_ips"].problem(entries)
+    if problem:
+        raise _bad("forwarded_allow_ips", problem)
+    return entries
+
+
 def build_settings(
     options: Mapping[str, Any],
     file_config: FileConfig,
@@ -165,11 +240,10 @@ def build_settings(
 ) -> Settings:
     """Lay ``options`` (click's values, None when not given) over the config file's values.
 
-    ``options`` keys: app, bind (tuple), workers, redis, redis_channel, title, env, run_dir,
-    timeout, graceful_timeout, connect_timeout, allow_eio3, keepalive, header_timeout,
-    worker_connections, backlog,
-    pending_limit, log_level, access_logfile, error_logfile, pidfile, certfile, keyfile, chdir,
-    daemon. Raises click.BadParameter or click.UsageError with one line for anything unusable.
+    ``options`` are keyed by the click names of the settings' options (``Spec.option``: app,
+    bind (a tuple), workers, redis, log_level, access_logfile, ...) plus run_dir; an empty
+    string counts as not given. Raises click.BadParameter or click.UsageError with one line
+    for anything unusable.
 
     The app is ``module:attr`` or an app directory (see :mod:`.appdir`); with no app given,
     the ``--chdir`` directory (else ``cwd``) serves if it is laid out as one. For an app
@@ -177,164 +251,58 @@ def build_settings(
     ``prod``, and its config is read here: a mistake in it raises :class:`.appdir.AppError`
     (exit 1), and its ``io.redis`` is the Redis URL unless ``redis`` is given.
     """
-    file_values = file_config.values
-
-    def pick(option: str, setting: str, default: Any) -> Any:
-        value = options.get(option)
-        if value is not None:
-            return value
-        if setting in file_values and file_values[setting] is not None:
-            return file_values[setting]
-        return default
-
-    # An explicit --chdir stays the workers' working directory (an app directory is loaded from
-    # its absolute path regardless); with no APP it is also where an app directory is sought.
-    chdir_given = pick("chdir", "chdir", None)
-    if chdir_given:
-        chdir_given = os.path.normpath(os.path.join(cwd, os.path.expanduser(chdir_given)))
-        if not os.path.isdir(chdir_given):
-            raise click.BadParameter(f"{chdir_given} is not a directory", param_hint="'--chdir'")
-    app = pick("app", "wsgi_app", None)
-    app_dir = appdir.resolve(app, cwd=cwd, default_dir=chdir_given or cwd)
-    if app_dir:
-        app = app_dir
-    elif not app:
-        raise click.UsageError(
-            "no app given: pass APP (module:attr or an app directory), set SIOCTL_APP, "
-            "set wsgi_app in the config file, or run in an app directory"
-        )
-    else:
-        problem = check_app(app)
-        if problem:
-            raise click.BadParameter(problem, param_hint="APP")
-
-    bind_option = split_binds(options.get("bind") or ())
-    binds = bind_option or list(file_values.get("bind") or []) or [DEFAULT_BIND]
-    for bind in binds:
-        try:
-            parse_bind(bind)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="'-b' / '--bind'") from None
-    if options.get("metrics_bind"):
-        try:
-            parse_bind(options["metrics_bind"])
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="'--metrics-bind'") from None
-
-    workers = pick("workers", "workers", cpu_count or 1)
+    src = _Sources(options, file_config.values)
+    app, app_dir, chdir_given = _app_and_chdir(src, cwd)
+    binds, metrics_bind = _binds(src)
+    workers = src.pick("workers", cpu_count or 1)
     if not isinstance(workers, int) or workers < 1:
-        raise click.BadParameter(f"{workers} is not a number of workers >= 1",
-                                 param_hint="'-w' / '--workers'")
+        raise _bad("workers", f"{workers} is not a number of workers >= 1")
 
-    env = options.get("env") or None
+    env = src.option("env")
     app_config = None
     if app_dir:
         env = env or appdir.DEFAULT_ENV
         app_config = appdir.read_config(app_dir, env)
     # Precedence: --redis, then SIOCTL_REDIS (both reach us as the option), then io.redis.
-    redis_url = options.get("redis") or (app_config and app_config.redis_url) or None
-    if redis_url:
-        problem = check_redis_url(redis_url)
-        if problem:
-            raise click.BadParameter(problem, param_hint="'--redis'")
+    redis_url = src.option("redis_url") or (app_config and app_config.redis_url) or None
+    problem = SPECS["redis_url"].problem(redis_url)
+    if problem:
+        raise _bad("redis_url", problem)
 
-    title = options.get("title") or file_values.get("proc_name") or (
-        f"sioctl-{parse_bind(binds[0])[1]}"
+    proc_name = src.file_values.get("proc_name")
+    title = src.option("title") or proc_name or (
+        f"{SPECS['title'].default}-{parse_bind(binds[0])[1]}"
     )
     problem = rundir.check_title(title)
     if problem:
-        raise click.BadParameter(problem, param_hint="'--title'")
+        raise _bad("title", problem)
 
-    loglevel = str(pick("log_level", "loglevel", "info")).lower()
-    if loglevel not in LOG_LEVELS:
-        raise click.BadParameter(
-            f"{loglevel!r} is not one of {', '.join(LOG_LEVELS)}", param_hint="'--log-level'"
-        )
+    values = _table_values(src, cwd)
+    forwarded = _forwarded_allow_ips(src)
+    if bool(values["certfile"]) != bool(values["keyfile"]):
+        raise click.BadParameter("certfile and keyfile must be given together",
+                                 param_hint="'-c' / '--config'")
+    # --allow-eio3 / SIOCTL_ALLOW_EIO3, then the app directory's io.init.allow_eio3.
+    allow_eio3 = src.option("allow_eio3")
+    if allow_eio3 is None and app_config is not None:
+        allow_eio3 = app_config.init.get("allow_eio3")
 
-    numbers: dict[str, float] = {}
-    for option, setting, default, minimum in (
-        ("timeout", "timeout", 30.0, 0.0),
-        ("graceful_timeout", "graceful_timeout", 30.0, 0.0),
-        ("connect_timeout", "connect_timeout", 45.0, 0.0),
-        ("keepalive", "keepalive", 2.0, 0.0),
-        ("header_timeout", "header_timeout", 10.0, 0.0),
-        ("worker_connections", "worker_connections", 1000, 1),
-        ("backlog", "backlog", 2048, 1),
-        ("pending_limit", "pending_limit", 1024, 1),
-    ):
-        value = pick(option, setting, default)
-        if value < minimum:
-            hint = "'--" + option.replace("_", "-") + "'"
-            raise click.BadParameter(f"{value} is below {minimum}", param_hint=hint)
-        numbers[option] = value
-
-    chdir = chdir_given or app_dir or cwd
-
-    base = rundir.resolve_base(options.get("run_dir"), environ)
-    daemon = options.get("daemon")
-    if daemon is None:
-        daemon = bool(file_values.get("daemon", False))
-
-    settings = Settings(
+    base = rundir.resolve_base(src.option("run_dir"), environ)
+    return Settings(
         app=app,
         binds=binds,
         workers=workers,
         redis_url=redis_url,
-        redis_channel=options.get("redis_channel") or "socketio",
         title=title,
         run_dir=rundir.cluster_dir(base, title),
         env=env,
-        chdir=chdir,
-        timeout=float(numbers["timeout"]),
-        graceful_timeout=float(numbers["graceful_timeout"]),
-        connect_timeout=float(numbers["connect_timeout"]),
-        keepalive=float(numbers["keepalive"]),
-        header_timeout=float(numbers["header_timeout"]),
-        worker_connections=int(numbers["worker_connections"]),
-        backlog=int(numbers["backlog"]),
-        pending_limit=int(numbers["pending_limit"]),
-        metrics_bind=options.get("metrics_bind") or None,
-        redis_transport=options.get("redis_transport") or "pubsub",
-        redis_stream_maxlen=int(options.get("redis_stream_maxlen") or 10_000),
-        loglevel=loglevel,
-        accesslog=_absolute(pick("access_logfile", "accesslog", None), cwd),
-        errorlog=_absolute(pick("error_logfile", "errorlog", "-"), cwd) or "-",
-        pidfile=_absolute(pick("pidfile", "pidfile", None), cwd),
-        daemon=bool(daemon),
-        proc_name=file_values.get("proc_name") or title,
+        chdir=chdir_given or app_dir or cwd,
+        forwarded_allow_ips=forwarded,
+        allow_eio3=bool(allow_eio3),
+        proc_name=proc_name or title,
+        metrics_bind=metrics_bind,
+        **values,
     )
-    # Settings only the config file can give: copy them as gunicorn validated them.
-    for name in (
-        "access_log_format",
-        "limit_request_line",
-        "limit_request_fields",
-        "limit_request_field_size",
-        "forwarded_allow_ips",
-        "raw_env",
-    ):
-        if file_values.get(name) is not None:
-            setattr(settings, name, file_values[name])
-    for name in ("certfile", "keyfile"):
-        setattr(settings, name, _absolute(pick(name, name, None), cwd))
-    if options.get("forwarded_allow_ips"):
-        settings.forwarded_allow_ips = split_binds([options["forwarded_allow_ips"]])
-    for entry in settings.forwarded_allow_ips:
-        try:
-            if entry != "*":
-                ipaddress.ip_network(entry, strict=False)
-        except ValueError:
-            raise click.BadParameter(f"{entry!r} is not an address, a network or '*'",
-                                     param_hint="'--forwarded-allow-ips'") from None
-    settings.proxy_protocol = bool(pick("proxy_protocol", "proxy_protocol", False))
-    # --allow-eio3 / SIOCTL_ALLOW_EIO3, then the app directory's io.init.allow_eio3.
-    allow_eio3 = options.get("allow_eio3")
-    if allow_eio3 is None and app_config is not None:
-        allow_eio3 = app_config.init.get("allow_eio3")
-    settings.allow_eio3 = bool(allow_eio3)
-    if bool(settings.certfile) != bool(settings.keyfile):
-        raise click.BadParameter("certfile and keyfile must be given together",
-                                 param_hint="'-c' / '--config'")
-    return settings
 
 
 def listen_urls(settings: Settings) -> list[str]:

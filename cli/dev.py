@@ -5,11 +5,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping
 
-from sioctl.cluster.settings import Settings
+from sioctl.cluster.settings import DEFAULT_PORT, Settings
 
 from .config import FileConfig, build_settings
 
-DEFAULT_BIND = "127.0.0.1:7001"
+# Only this machine: a development server is not for others to reach.
+DEFAULT_BIND = f"127.0.0.1:{DEFAULT_PORT}"
 DEFAULT_ENV = "local"
 # Restarts should be quick: connections get this long to finish before the old server goes.
 GRACEFUL_TIMEOUT = 3.0

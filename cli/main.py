@@ -17,15 +17,7 @@ from sioctl.cluster.settings import Settings, mask_url
 
 from . import config, daemon, dev, reloader, rundir, skeleton, status, stopping
 from .appdir import AppError
-from .options import (
-    app_argument,
-    bind_option,
-    env,
-    option,
-    redis_channel_option,
-    redis_option,
-    run_dir_option,
-)
+from .options import app_argument, env, option, run_dir_option, setting_option, setting_options
 
 
 def _say(message: str) -> None:
@@ -46,75 +38,16 @@ def cli() -> None:
     help="Route each client IP to the same worker. Always on: sticky is the only mode; the "
     "flag is accepted so egg-scripts command lines keep working.",
 )
-@option("-w", "--workers", type=click.IntRange(min=1), envvar=env("WORKERS"),
-        help="Number of worker processes (default: the number of CPUs).")
-@bind_option("Default 0.0.0.0:7001.")
-@redis_option()
-@redis_channel_option()
-@option("--daemon/--no-daemon", default=None, envvar=env("DAEMON"),
-        help="Run in the background; returns once every worker serves.")
-@option("--title", envvar=env("TITLE"),
-        help="Cluster name, for stop/status and the run directory (default sioctl-PORT).")
-@option("--env", "env_name", envvar=env("ENV"), metavar="ENV",
-        help="Environment name, exported to the app as SIOCTL_ENV; an app directory reads "
-        "config/config_ENV.py (default prod there).")
+@setting_options("workers", "binds", "redis_url", "redis_channel", "daemon", "title", "env")
 @option("-c", "--config", "config_file", envvar=env("CONFIG"), metavar="FILE",
         help="gunicorn config file (path, file:PATH or python:MODULE); default ./gunicorn.conf.py "
         "if it exists. Options and SIOCTL_* variables override it.")
-@run_dir_option()
-@option("--timeout", type=click.FloatRange(min=0), envvar=env("TIMEOUT"), metavar="S",
-        help="Kill a worker silent for this long (default 30).")
-@option("--graceful-timeout", type=click.FloatRange(min=0), envvar=env("GRACEFUL_TIMEOUT"),
-        metavar="S", help="Time workers get to finish on stop (default 30).")
-@option("--connect-timeout", type=click.FloatRange(min=0), envvar=env("CONNECT_TIMEOUT"),
-        metavar="S", help="Close a session that has not connected to a namespace after this "
-        "long (default 45, as the Node server; 0: never).")
-@option("--allow-eio3/--no-allow-eio3", default=None, envvar=env("ALLOW_EIO3"),
-        help="Also serve Socket.IO v2 clients (Engine.IO protocol 3), as the Node server's "
-        "allowEIO3; default: the app directory's io.init.allow_eio3, else off.")
-@option("--keepalive", type=click.FloatRange(min=0), envvar=env("KEEPALIVE"), metavar="S",
-        help="Close an HTTP connection idle this long between two requests (default 2; 0: "
-        "no keep-alive).")
-@option("--header-timeout", type=click.FloatRange(min=0), envvar=env("HEADER_TIMEOUT"),
-        metavar="S", help="Close a connection that has not sent a complete request head this "
-        "long after it arrived (TLS handshake included), or after a later request began "
-        "(default 10; 0: no limit).")
-@option("--worker-connections", type=click.IntRange(min=1), envvar=env("WORKER_CONNECTIONS"),
-        metavar="N", help="Most connections one worker serves at once (default 1000).")
-@option("--redis-transport", type=click.Choice(["pubsub", "streams"]),
-        envvar=env("REDIS_TRANSPORT"),
-        help="pubsub (default), or streams: a worker that loses Redis for a while receives "
-        "what was published meanwhile, in order, exactly once.")
-@option("--redis-stream-maxlen", type=click.IntRange(min=100), envvar=env("REDIS_STREAM_MAXLEN"),
-        metavar="N", help="Entries each stream keeps (streams transport; default 10000).")
-@option("--proxy-protocol/--no-proxy-protocol", default=None, envvar=env("PROXY_PROTOCOL"),
-        help="Every connection starts with a PROXY protocol v1/v2 header (nginx stream "
-        "proxy_protocol, HAProxy send-proxy): slots and REMOTE_ADDR use the client it names.")
-@option("--forwarded-allow-ips", envvar=env("FORWARDED_ALLOW_IPS"), metavar="IPS",
-        help="Comma-separated addresses or networks (or '*') of proxies whose X-Forwarded-For "
-        "/ Forwarded / X-Real-IP headers name the client: the rightmost address not listed "
-        "here (default: none).")
-@option("--metrics-bind", envvar=env("METRICS_BIND"), metavar="HOST:PORT",
-        help="Serve Prometheus metrics for the whole cluster at http://HOST:PORT/metrics.")
-@option("--backlog", type=click.IntRange(min=1), envvar=env("BACKLOG"), metavar="N",
-        help="Listen backlog (default 2048).")
-@option("--pending-limit", type=click.IntRange(min=1), envvar=env("PENDING_LIMIT"), metavar="N",
-        help="Connections the master holds per slot while its worker is not ready or not "
-        "reading; past this they are closed and logged (default 1024).")
-@option("--log-level", type=click.Choice(config.LOG_LEVELS, case_sensitive=False),
-        envvar=env("LOG_LEVEL"), help="Log level (default info).")
-@option("--access-logfile", envvar=env("ACCESS_LOGFILE"), metavar="FILE",
-        help="Access log file, '-' for stdout (default: none).")
-@option("--error-logfile", envvar=env("ERROR_LOGFILE"), metavar="FILE",
-        help="Error log file, '-' for stderr (default '-'; with --daemon, RUN_DIR/sioctl.log).")
-@option("--pidfile", envvar=env("PIDFILE"), metavar="FILE",
-        help="Also write the master's pid here (it is always in RUN_DIR/master.pid).")
-@option("--certfile", envvar=env("CERTFILE"), metavar="FILE",
-        help="TLS certificate (PEM); with --keyfile the workers serve https and wss.")
-@option("--keyfile", envvar=env("KEYFILE"), metavar="FILE", help="TLS private key (PEM).")
-@option("--chdir", envvar=env("CHDIR"), metavar="DIR",
-        help="Working directory of the workers, where module:attr apps are imported from "
-        "(default: the app directory, else the current directory).")
+@setting_options(
+    "run_dir", "timeout", "graceful_timeout", "connect_timeout", "allow_eio3", "keepalive",
+    "header_timeout", "worker_connections", "redis_transport", "redis_stream_maxlen",
+    "proxy_protocol", "forwarded_allow_ips", "metrics_bind", "backlog", "pending_limit",
+    "loglevel", "accesslog", "errorlog", "pidfile", "certfile", "keyfile", "chdir",
+)
 @option("--print-config", is_flag=True,
         help="Print the resolved settings as JSON (passwords masked) and exit.")
 def start(sticky: bool, config_file: str | None, print_config: bool, **options: Any) -> None:
@@ -126,7 +59,6 @@ def start(sticky: bool, config_file: str | None, print_config: bool, **options: 
     config file; an app directory's io.redis comes last.
     """
     cwd = os.getcwd()
-    options["env"] = options.pop("env_name")
     settings = _start_settings(config_file, options, cwd)
     if print_config:
         shown = dataclasses.asdict(settings)
@@ -181,12 +113,13 @@ def _start_settings(location: str | None, options: dict[str, Any], cwd: str) -> 
 
 
 @cli.command()
-@option("--title", envvar=env("TITLE"), help="Stop only this cluster.")
+@setting_option("title", help="Stop only this cluster.")
 @option("--pidfile", metavar="FILE", help="Stop the master whose pid is in FILE.")
 @run_dir_option()
 @option("--timeout", type=click.FloatRange(min=0), default=None, metavar="S",
         help="Kill (SIGKILL) the master if it still runs after this long (default: the "
-        "cluster's graceful timeout + 5 s, or 35 s when it does not say).")
+        f"cluster's graceful timeout + {stopping.STOP_SLACK:g} s, or "
+        f"{stopping.DEFAULT_STOP_TIMEOUT:g} s when it does not say).")
 @option("--force", is_flag=True, help="Stop at once instead of letting connections finish.")
 def stop(title: str | None, pidfile: str | None, run_dir: str | None, timeout: float | None,
          force: bool) -> None:
@@ -215,7 +148,7 @@ def stop(title: str | None, pidfile: str | None, run_dir: str | None, timeout: f
 
 
 @cli.command(name="status")
-@option("--title", envvar=env("TITLE"), help="Show only this cluster.")
+@setting_option("title", help="Show only this cluster.")
 @run_dir_option()
 @option("--json", "as_json", is_flag=True,
         help="Print the masters' raw replies: one object with --title, else a list.")
@@ -257,24 +190,22 @@ def _nothing_running(base: str, title: str | None) -> None:
 
 @cli.command(name="dev")
 @app_argument()
-@option("-b", "--bind", default=dev.DEFAULT_BIND, show_default=True, metavar="HOST:PORT",
-        help="Address to listen on.")
-@option("-w", "--workers", type=click.IntRange(min=1), default=1, show_default=True,
-        help="More than one runs the sticky cluster locally.")
-@redis_option()
-@redis_channel_option()
-@option("--env", "env_name", default=dev.DEFAULT_ENV, show_default=True, envvar=env("ENV"),
-        metavar="ENV", help="Environment name, exported to the app as SIOCTL_ENV; an app "
-        "directory reads config/config_ENV.py.")
+@setting_option("binds", multiple=False, envvar=None, default=dev.DEFAULT_BIND,
+                show_default=True, help="Address to listen on.")
+@setting_option("workers", envvar=None, default=1, show_default=True,
+                help="More than one runs the sticky cluster locally.")
+@setting_options("redis_url", "redis_channel")
+@setting_option("env", default=dev.DEFAULT_ENV, show_default=True,
+                help="Environment name, exported to the app as SIOCTL_ENV; an app directory "
+                "reads config/config_ENV.py.")
 @run_dir_option()
-@option("--allow-eio3/--no-allow-eio3", default=None, envvar=env("ALLOW_EIO3"),
-        help="Also serve Socket.IO v2 clients (Engine.IO protocol 3); default: the app "
-        "directory's io.init.allow_eio3, else off.")
+@setting_option("allow_eio3", help="Also serve Socket.IO v2 clients (Engine.IO protocol 3); "
+                "default: the app directory's io.init.allow_eio3, else off.")
 @option("--reload/--no-reload", default=True,
         help="Restart when a .py file under the app directory (or the current directory) "
         "changes (default on).")
 def dev_command(app: str | None, bind: str, workers: int, redis: str | None,
-                redis_channel: str | None, env_name: str, run_dir: str | None,
+                redis_channel: str | None, env: str, run_dir: str | None,
                 allow_eio3: bool | None, reload: bool) -> None:
     """Serve APP for development: debug logs, restart on code changes.
 
@@ -282,7 +213,7 @@ def dev_command(app: str | None, bind: str, workers: int, redis: str | None,
     """
     cwd = os.getcwd()
     settings = dev.dev_settings(app=app, bind=bind, workers=workers, redis=redis,
-                                redis_channel=redis_channel, env_name=env_name,
+                                redis_channel=redis_channel, env_name=env,
                                 run_dir=run_dir, cwd=cwd, environ=os.environ,
                                 allow_eio3=allow_eio3)
     url = config.listen_urls(settings)[0]

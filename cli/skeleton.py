@@ -27,8 +27,8 @@ def setup(app):
 CONTROLLER = '''\
 \"\"\"The chat controller: each function is an action taking ctx (see app/router.py).
 
-A controller file may instead hold one sioctl.worker.framework.Controller subclass, whose
-methods are the actions and reach the context as self.ctx.
+A controller file may instead hold one Controller subclass (from sioctl import Controller),
+whose methods are the actions and reach the context as self.ctx.
 """
 
 import logging

@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from sioctl.cluster import control
+from sioctl.cluster.settings import default
 
 from . import procs, rundir
 
 # A graceful stop may take the default graceful timeout; then a little for the master to exit.
 STOP_SLACK = 5.0
-DEFAULT_STOP_TIMEOUT = 30.0 + STOP_SLACK
+DEFAULT_STOP_TIMEOUT = default("graceful_timeout") + STOP_SLACK
 
 
 @dataclass

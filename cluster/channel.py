@@ -22,6 +22,7 @@ Worker → master:
 
 from __future__ import annotations
 
+import array
 import json
 import os
 import socket
@@ -59,8 +60,7 @@ def take_back(worker_end: socket.socket) -> list[tuple[socket.socket, tuple[str,
     found: list[tuple[socket.socket, tuple[str, int]]] = []
     while True:
         try:
-            # MSG_DONTWAIT, not setblocking: O_NONBLOCK would change the end the worker shares.
-            data, fds, flags, _ = socket.recv_fds(worker_end, MAX_MESSAGE, 4, socket.MSG_DONTWAIT)
+            data, fds, flags = _receive_now(worker_end)
         except (BlockingIOError, ConnectionError):
             return found
         if not data and not fds:
@@ -78,6 +78,23 @@ def take_back(worker_end: socket.socket) -> list[tuple[socket.socket, tuple[str,
         if conn is None:
             for fd in fds:
                 os.close(fd)
+
+
+def _receive_now(sock: socket.socket, max_fds: int = 4) -> tuple[bytes, list[int], int]:
+    """One datagram and its descriptors, or BlockingIOError if none is waiting.
+
+    MSG_DONTWAIT, not setblocking: O_NONBLOCK would change the end the worker shares (still
+    blocking when a worker died before eventlet wrapped it). Not socket.recv_fds: in Python
+    3.11 it drops its flags argument (python/cpython#128881) and would wait on an empty end.
+    """
+    fds = array.array("i")
+    data, ancillary, flags, _ = sock.recvmsg(
+        MAX_MESSAGE, socket.CMSG_LEN(max_fds * fds.itemsize), socket.MSG_DONTWAIT
+    )
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
+    return data, list(fds), flags
 
 
 def socketpair() -> tuple[socket.socket, socket.socket]:

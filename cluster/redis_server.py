@@ -1,8 +1,8 @@
 """An embedded redis-server for a cluster started without ``--redis``.
 
 The master starts one private redis-server (no persistence, Unix socket by default) that its
-workers share through python-socketio's RedisManager. The server dies with the process that
-started it (``PR_SET_DEATHSIG`` on Linux), so a killed master never leaves a Redis behind.
+workers share through sioctl's Redis manager. The server dies with the process that
+started it (``PR_SET_PDEATHSIG`` on Linux), so a killed master never leaves a Redis behind.
 :meth:`RedisServer.launch`, :meth:`RedisServer.poll` and :meth:`RedisServer.answers` let a
 caller restart it without blocking (see ``redis_supervisor``).
 """

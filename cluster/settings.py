@@ -1,102 +1,37 @@
 """The settings a cluster runs with, shared by the master and its workers.
 
-The CLI builds a :class:`Settings` from its options, ``SIOCTL_*`` environment variables and
-gunicorn's configuration model; the master hands it to each worker as JSON in the
+Each setting is declared once, as a field of :class:`Settings` carrying its spec
+(:class:`.setting_spec.Spec`): the default, the bounds and checks, the command-line flag (whose
+``SIOCTL_*`` variable follows from it), the gunicorn config key and the help text. :data:`TABLE`
+lists the specs; the CLI builds its click options (cli/options.py) and resolves and checks
+values (cli/config.py) from them, so nothing here imports click and the master can import this
+module. The master hands the resolved Settings to each worker as JSON in the
 ``SIOCTL_SETTINGS`` environment variable.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import os
 import urllib.parse
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
+
+from .setting_spec import Spec, setting, specs_of
 
 DEFAULT_PORT = 7001
+DEFAULT_BIND = f"0.0.0.0:{DEFAULT_PORT}"
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+REDIS_TRANSPORTS = ("pubsub", "streams")
+REDIS_SCHEMES = ("redis", "rediss", "unix")
 SETTINGS_ENV = "SIOCTL_SETTINGS"
 SLOT_ENV = "SIOCTL_WORKER_SLOT"
 
 # Exit status of a worker that could not load the app or reach its Redis. The master does not
 # respawn such a worker during boot: it reports the message and stops (gunicorn does the same).
 WORKER_BOOT_ERROR = 3
-
-
-@dataclass
-class Settings:
-    """Everything the master and the workers need to know, JSON-serialisable."""
-
-    app: str
-    binds: list[str] = field(default_factory=lambda: [f"127.0.0.1:{DEFAULT_PORT}"])
-    workers: int = 1
-    # None: in-memory manager with one worker, an embedded redis-server with more.
-    redis_url: str | None = None
-    redis_channel: str = "socketio"
-    # "pubsub", or "streams" for the no-loss transport (worker/messaging/streams.py).
-    redis_transport: str = "pubsub"
-    redis_stream_maxlen: int = 10_000
-    title: str = "sioctl"
-    run_dir: str = ""
-    env: str | None = None
-    chdir: str = ""
-    # Seconds without a heartbeat after which the master kills a worker (gunicorn's timeout).
-    timeout: float = 30.0
-    graceful_timeout: float = 30.0
-    # Seconds a new Engine.IO session has to send its first Socket.IO CONNECT (0: no limit).
-    connect_timeout: float = 45.0
-    # Serve Socket.IO v2 clients (Engine.IO protocol 3) beside v3/v4 ones (Node's allowEIO3).
-    allow_eio3: bool = False
-    # Seconds an idle keep-alive connection waits for its next request (0: no keep-alive).
-    keepalive: float = 2.0
-    # Seconds a new connection has to deliver its first complete request head (TLS handshake
-    # included), and a later request on a kept-alive connection its head once it has begun
-    # (0: no limit). See worker/connection.py.
-    header_timeout: float = 10.0
-    worker_connections: int = 1000
-    backlog: int = 2048
-    # Connections held per slot while its worker is not ready or not reading.
-    pending_limit: int = 1024
-    loglevel: str = "info"
-    accesslog: str | None = None
-    errorlog: str = "-"
-    access_log_format: str = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
-    limit_request_line: int = 4094
-    limit_request_fields: int = 100
-    limit_request_field_size: int = 8190
-    certfile: str | None = None
-    keyfile: str | None = None
-    # Peers whose Forwarded / X-Forwarded-For / X-Real-IP headers name the client (empty: none).
-    forwarded_allow_ips: list[str] = field(default_factory=list)
-    # Every connection starts with a PROXY protocol (v1 or v2) header.
-    proxy_protocol: bool = False
-    pidfile: str | None = None
-    proc_name: str | None = None
-    raw_env: list[str] = field(default_factory=list)
-    daemon: bool = False
-    # HOST:PORT where the master serves Prometheus metrics; None: no metrics.
-    metrics_bind: str | None = None
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> Settings:
-        data = json.loads(text)
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-    @classmethod
-    def from_environ(cls) -> Settings:
-        """The settings a worker was started with (raises KeyError outside a worker)."""
-        return cls.from_json(os.environ[SETTINGS_ENV])
-
-    @property
-    def control_socket(self) -> str:
-        return os.path.join(self.run_dir, "control.sock")
-
-    @property
-    def master_pidfile(self) -> str:
-        return os.path.join(self.run_dir, "master.pid")
 
 
 def parse_bind(bind: str) -> tuple[str, int]:
@@ -132,7 +67,6 @@ def parse_bind(bind: str) -> tuple[str, int]:
     return host, port
 
 
-
 MASK = "***"
 
 
@@ -166,3 +100,250 @@ def mask_url(url: str) -> str:
         text += f"?{query}" if query else ""
         return text + (f"#{parts.fragment}" if parts.fragment else "")
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def check_bind(bind: str) -> str | None:
+    """None if ``bind`` is a usable HOST:PORT, else why not (one line)."""
+    try:
+        parse_bind(bind)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def check_network(entry: str) -> str | None:
+    """None if ``entry`` is an address, a network or ``*``, else why not (one line)."""
+    try:
+        if entry != "*":
+            ipaddress.ip_network(entry, strict=False)
+    except ValueError:
+        return f"{entry!r} is not an address, a network or '*'"
+    return None
+
+
+def check_redis_url(url: str) -> str | None:
+    """None if ``url`` looks like a Redis URL, else why not (one line, password masked)."""
+    scheme = urllib.parse.urlsplit(url).scheme
+    if scheme not in REDIS_SCHEMES:
+        return f"{mask_url(url)!r} is not a Redis URL (redis://, rediss:// or unix://)"
+    return None
+
+
+@dataclass
+class Settings:
+    """Everything the master and the workers need to know, JSON-serialisable.
+
+    The fields are the settings table; :data:`TABLE` lists their specs in this order.
+    """
+
+    app: str = setting(
+        env_name="SIOCTL_APP", gunicorn="wsgi_app",
+        no_flag="given as the APP argument (module:attr or an app directory)",
+    )
+    binds: list[str] = setting(
+        [DEFAULT_BIND], flags=("-b", "--bind"), multiple=True, metavar="HOST:PORT",
+        check=check_bind, gunicorn="bind",
+        help="Address to listen on; repeatable. Default {default}. "
+        "{env} may hold several, separated by spaces or commas.",
+    )
+    # The command line's default is the number of CPUs.
+    workers: int = setting(
+        1, flags=("-w", "--workers"), minimum=1, gunicorn="workers",
+        help="Number of worker processes (default: the number of CPUs).",
+    )
+    # None: in-memory manager with one worker, an embedded redis-server with more.
+    redis_url: str | None = setting(
+        None, flags=("--redis",), metavar="URL", check=check_redis_url,
+        help="Redis joining the workers (redis://, rediss://, unix://). Default: an embedded "
+        "redis-server with several workers, in-memory with one.",
+    )
+    redis_channel: str = setting(
+        "socketio", flags=("--redis-channel",), metavar="NAME",
+        help="Redis pub/sub channel of the socketio manager (default {default}).",
+    )
+    # "pubsub", or "streams" for the no-loss transport (worker/messaging/streams.py).
+    redis_transport: str = setting(
+        "pubsub", flags=("--redis-transport",), choices=REDIS_TRANSPORTS,
+        help="{default} (default), or streams: a worker that loses Redis for a while receives "
+        "what was published meanwhile, in order, exactly once.",
+    )
+    redis_stream_maxlen: int = setting(
+        10_000, flags=("--redis-stream-maxlen",), metavar="N", minimum=100,
+        help="Entries each stream keeps (streams transport; default {default}).",
+    )
+    # The command line's default is sioctl-PORT (the first bind's port).
+    title: str = setting(
+        "sioctl", flags=("--title",),
+        help="Cluster name, for stop/status and the run directory (default {default}-PORT).",
+    )
+    # The flag gives the base; the cluster's own directory is BASE/TITLE.
+    run_dir: str = setting(
+        "", flags=("--run-dir",), metavar="DIR",
+        help="Base of the run directories (default $XDG_RUNTIME_DIR/sioctl or ~/.sioctl/run); "
+        "each cluster uses DIR/TITLE.",
+    )
+    env: str | None = setting(
+        None, flags=("--env",), metavar="ENV",
+        help="Environment name, exported to the app as SIOCTL_ENV; an app directory reads "
+        "config/config_ENV.py (default prod there).",
+    )
+    # "": the command line's default, the app directory or else the current directory.
+    chdir: str = setting(
+        "", flags=("--chdir",), metavar="DIR", gunicorn="chdir",
+        help="Working directory of the workers, where module:attr apps are imported from "
+        "(default: the app directory, else the current directory).",
+    )
+    # Seconds without a heartbeat after which the master kills a worker (gunicorn's timeout).
+    timeout: float = setting(
+        30.0, flags=("--timeout",), metavar="S", minimum=0, gunicorn="timeout",
+        help="Kill a worker silent for this long (default {default}).",
+    )
+    graceful_timeout: float = setting(
+        30.0, flags=("--graceful-timeout",), metavar="S", minimum=0, gunicorn="graceful_timeout",
+        help="Time workers get to finish on stop (default {default}).",
+    )
+    # Seconds a new Engine.IO session has to send its first Socket.IO CONNECT (0: no limit).
+    connect_timeout: float = setting(
+        45.0, flags=("--connect-timeout",), metavar="S", minimum=0,
+        help="Close a session that has not connected to a namespace after this long "
+        "(default {default}, as the Node server; 0: never).",
+    )
+    # Serve Socket.IO v2 clients (Engine.IO protocol 3) beside v3/v4 ones (Node's allowEIO3).
+    allow_eio3: bool = setting(
+        False, flags=("--allow-eio3/--no-allow-eio3",),
+        help="Also serve Socket.IO v2 clients (Engine.IO protocol 3), as the Node server's "
+        "allowEIO3; default: the app directory's io.init.allow_eio3, else off.",
+    )
+    # Seconds an idle keep-alive connection waits for its next request (0: no keep-alive).
+    keepalive: float = setting(
+        2.0, flags=("--keepalive",), metavar="S", minimum=0, gunicorn="keepalive",
+        help="Close an HTTP connection idle this long between two requests (default {default}; "
+        "0: no keep-alive).",
+    )
+    # Seconds a new connection has to deliver its first complete request head (TLS handshake
+    # included), and a later request on a kept-alive connection its head once it has begun
+    # (0: no limit). See worker/connection.py.
+    header_timeout: float = setting(
+        10.0, flags=("--header-timeout",), metavar="S", minimum=0,
+        help="Close a connection that has not sent a complete request head this long after it "
+        "arrived (TLS handshake included), or after a later request began (default {default}; "
+        "0: no limit).",
+    )
+    worker_connections: int = setting(
+        1000, flags=("--worker-connections",), metavar="N", minimum=1,
+        gunicorn="worker_connections",
+        help="Most connections one worker serves at once (default {default}).",
+    )
+    backlog: int = setting(
+        2048, flags=("--backlog",), metavar="N", minimum=1, gunicorn="backlog",
+        help="Listen backlog (default {default}).",
+    )
+    # Connections held per slot while its worker is not ready or not reading.
+    pending_limit: int = setting(
+        1024, flags=("--pending-limit",), metavar="N", minimum=1,
+        help="Connections the master holds per slot while its worker is not ready or not "
+        "reading; past this they are closed and logged (default {default}).",
+    )
+    loglevel: str = setting(
+        "info", flags=("--log-level",), choices=LOG_LEVELS, ignore_case=True,
+        gunicorn="loglevel", help="Log level (default {default}).",
+    )
+    accesslog: str | None = setting(
+        None, flags=("--access-logfile",), metavar="FILE", gunicorn="accesslog",
+        help="Access log file, '-' for stdout (default: none).",
+    )
+    errorlog: str = setting(
+        "-", flags=("--error-logfile",), metavar="FILE", gunicorn="errorlog",
+        help="Error log file, '-' for stderr (default '{default}'; with --daemon, "
+        "RUN_DIR/sioctl.log).",
+    )
+    access_log_format: str = setting(
+        '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"',
+        gunicorn="access_log_format", no_flag="config file only, as gunicorn's access log format",
+    )
+    limit_request_line: int = setting(
+        4094, gunicorn="limit_request_line", no_flag="config file only, as gunicorn's limit",
+    )
+    limit_request_fields: int = setting(
+        100, gunicorn="limit_request_fields", no_flag="config file only, as gunicorn's limit",
+    )
+    limit_request_field_size: int = setting(
+        8190, gunicorn="limit_request_field_size", no_flag="config file only, as gunicorn's limit",
+    )
+    certfile: str | None = setting(
+        None, flags=("--certfile",), metavar="FILE", gunicorn="certfile",
+        help="TLS certificate (PEM); with --keyfile the workers serve https and wss.",
+    )
+    keyfile: str | None = setting(
+        None, flags=("--keyfile",), metavar="FILE", gunicorn="keyfile",
+        help="TLS private key (PEM).",
+    )
+    # Peers whose Forwarded / X-Forwarded-For / X-Real-IP headers name the client (empty: none).
+    forwarded_allow_ips: list[str] = setting(
+        [], flags=("--forwarded-allow-ips",), metavar="IPS", check=check_network,
+        gunicorn="forwarded_allow_ips",
+        help="Comma-separated addresses or networks (or '*') of proxies whose X-Forwarded-For "
+        "/ Forwarded / X-Real-IP headers name the client: the rightmost address not listed "
+        "here (default: none).",
+    )
+    # Every connection starts with a PROXY protocol (v1 or v2) header.
+    # gunicorn holds a mode ("off", "v1", "v2", "auto"; True is "auto"); every mode but "off"
+    # means a header on every connection, of either version.
+    proxy_protocol: bool = setting(
+        False, flags=("--proxy-protocol/--no-proxy-protocol",), gunicorn="proxy_protocol",
+        from_gunicorn=lambda mode: mode != "off",
+        help="Every connection starts with a PROXY protocol v1/v2 header (nginx stream "
+        "proxy_protocol, HAProxy send-proxy): slots and REMOTE_ADDR use the client it names.",
+    )
+    pidfile: str | None = setting(
+        None, flags=("--pidfile",), metavar="FILE", gunicorn="pidfile",
+        help="Also write the master's pid here (it is always in RUN_DIR/master.pid).",
+    )
+    proc_name: str | None = setting(
+        None, gunicorn="proc_name",
+        no_flag="--title names the cluster; the config file's proc_name is the default title",
+    )
+    raw_env: list[str] = setting(
+        [], gunicorn="raw_env", no_flag="config file only, as gunicorn's raw_env",
+    )
+    daemon: bool = setting(
+        False, flags=("--daemon/--no-daemon",), gunicorn="daemon",
+        help="Run in the background; returns once every worker serves.",
+    )
+    # HOST:PORT where the master serves Prometheus metrics; None: no metrics.
+    metrics_bind: str | None = setting(
+        None, flags=("--metrics-bind",), metavar="HOST:PORT", check=check_bind,
+        help="Serve Prometheus metrics for the whole cluster at http://HOST:PORT/metrics.",
+    )
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Settings:
+        data = json.loads(text)
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def from_environ(cls) -> Settings:
+        """The settings a worker was started with (raises KeyError outside a worker)."""
+        return cls.from_json(os.environ[SETTINGS_ENV])
+
+    @property
+    def control_socket(self) -> str:
+        return os.path.join(self.run_dir, "control.sock")
+
+    @property
+    def master_pidfile(self) -> str:
+        return os.path.join(self.run_dir, "master.pid")
+
+
+# The settings table, in the order of the Settings fields; SPECS finds a row by field name.
+TABLE: tuple[Spec, ...] = specs_of(Settings)
+SPECS: dict[str, Spec] = {spec.name: spec for spec in TABLE}
+
+
+def default(name: str) -> Any:
+    """The default of the setting ``name`` (the Settings field), e.g. 45.0 for connect_timeout."""
+    return SPECS[name].default

@@ -10,7 +10,7 @@ import pytest
 import socketio
 from clients import ips_for_slot, whoami
 
-from sioctl.worker.gateway import protocol as p
+from sioctl.worker.gateway import wire
 from sioctl.worker.gateway.external import ExternalGateway
 
 GWAPP = Path(__file__).resolve().parent / "apps" / "gwapp"
@@ -48,26 +48,26 @@ def test_external_gateway_sends_to_users_and_apps(
     client = connect(cluster, ips_for_slot(1, 2)[0])
     inbox = client.record("responseMessage")
     # A signed request puts the socket in its app; its answer says who the socket is.
-    answer = client.call("requestMessage", p.signed_request(p.REQUEST_ID, "signatureApp",
-                                                            "signature-app-key"), timeout=10)
+    answer = client.call("requestMessage", wire.signed_request(wire.REQUEST_ID, "signatureApp",
+                                                               "signature-app-key"), timeout=10)
     user_id = answer["data"]["payload"]["userId"]
     # Let the saveIds (of connect, if it came after record(), and of requestId) go by.
     while True:
         try:
-            assert inbox.get(timeout=0.5)["data"]["action"] == p.SAVE_ID
+            assert inbox.get(timeout=0.5)["data"]["action"] == wire.SAVE_ID
         except queue.Empty:
             break
 
     gateway = ExternalGateway(redis_url)
     assert gateway.send(user_id, {"invoice": 7}, app="signatureApp", user_id="billing")
     message = inbox.get(timeout=10)
-    assert message["data"] == {"action": p.EXCHANGE, "payload": {"invoice": 7}}
+    assert message["data"] == {"action": wire.EXCHANGE, "payload": {"invoice": 7}}
     assert message["meta"]["client"] == "external" and message["meta"]["userId"] == "billing"
     assert not gateway.send("nobody-online", {}, app="signatureApp")
 
     gateway.broadcast("signatureApp", "maintenance at noon")
     message = inbox.get(timeout=10)
-    assert message["data"] == {"action": p.BROADCAST, "payload": "maintenance at noon"}
+    assert message["data"] == {"action": wire.BROADCAST, "payload": "maintenance at noon"}
     gateway.broadcast("hmacApp", "not for this app")
     with pytest.raises(queue.Empty):
         inbox.get(timeout=QUIET)

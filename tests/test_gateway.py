@@ -22,7 +22,7 @@ import socketio
 from clients import bound_session, ips_for_slot, make_client, wait_until
 from test_js_client import JS_DIR, NodeClient
 
-from sioctl.worker.gateway.protocol import (
+from sioctl.worker.gateway.wire import (
     BROADCAST,
     DENY,
     EXCHANGE,

@@ -21,7 +21,7 @@ from conftest import Cluster
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sioctl.worker.gateway.protocol import (
+from sioctl.worker.gateway.wire import (
     ACTIONS,
     BROADCAST,
     DENY,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sioctl.worker.gateway import protocol as p
+from sioctl.worker.gateway import wire
 
 GWAPP = Path(__file__).resolve().parent / "apps" / "gwapp"
 ENV = {"GWAPP_CENTRAL_KEY": "central-from-env"}
@@ -16,8 +16,8 @@ STRICT = ("strictApp", "strict-app-key")
 
 
 def signed_auth(app: str, key: str) -> dict[str, Any]:
-    timestamp = p.now_ms()
-    return {"app": app, "timestamp": timestamp, "sign": p.sign(app, key, timestamp)}
+    timestamp = wire.now_ms()
+    return {"app": app, "timestamp": timestamp, "sign": wire.sign(app, key, timestamp)}
 
 
 def test_handshake_signature_required_by_the_app(start_cluster: Any, connect: Any) -> None:
@@ -28,14 +28,14 @@ def test_handshake_signature_required_by_the_app(start_cluster: Any, connect: An
     signed.disconnect()
     answers: queue.Queue[Any] = signed.record("responseMessage")
     signed.connect(cluster.url, auth=signed_auth(*STRICT))
-    reply = signed.call("requestMessage", p.signed_request(p.REQUEST_ID, *STRICT), timeout=10)
-    assert reply["data"]["action"] == p.SAVE_ID
-    assert answers.get(timeout=10)["data"]["action"] == p.SAVE_ID  # the saveId of connect
+    reply = signed.call("requestMessage", wire.signed_request(wire.REQUEST_ID, *STRICT), timeout=10)
+    assert reply["data"]["action"] == wire.SAVE_ID
+    assert answers.get(timeout=10)["data"]["action"] == wire.SAVE_ID  # the saveId of connect
 
     # No signed handshake: the socket connects (other apps allow it) but strictApp is denied.
     plain = connect(cluster, "127.0.0.3")
-    reply = plain.call("requestMessage", p.signed_request(p.REQUEST_ID, *STRICT), timeout=10)
-    assert reply["data"]["action"] == p.DENY
+    reply = plain.call("requestMessage", wire.signed_request(wire.REQUEST_ID, *STRICT), timeout=10)
+    assert reply["data"]["action"] == wire.DENY
     assert "requires a handshake signed" in reply["data"]["payload"]["reason"]
 
 

@@ -1,4 +1,4 @@
-"""The gateway's pure protocol module: messages, signatures, config parsing, validation."""
+"""The gateway's pure wire-format module: messages, signatures, config parsing, validation."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sioctl.worker.gateway import protocol
-from sioctl.worker.gateway.protocol import (
+from sioctl.worker.gateway import wire
+from sioctl.worker.gateway.wire import (
     AppSpec,
     GatewayConfig,
     check_envelope,
@@ -41,20 +41,20 @@ def hmac_config() -> GatewayConfig:
 
 
 def test_constants_match_the_wire_format():
-    assert protocol.REQUEST_MESSAGE == "requestMessage"
-    assert protocol.RESPONSE_MESSAGE == "responseMessage"
-    assert protocol.ACTIONS == {
+    assert wire.REQUEST_MESSAGE == "requestMessage"
+    assert wire.RESPONSE_MESSAGE == "responseMessage"
+    assert wire.ACTIONS == {
         "saveId", "requestId", "sendToOthers", "reconnectAndUpdates", "reconnectUpdated",
         "deny", "exchange", "broadcast", "connect", "disconnect",
     }
-    assert protocol.RE_CONNECT_AND_UPDATES == "reconnectAndUpdates"
-    assert protocol.RE_CONNECT_UPDATED == "reconnectUpdated"
+    assert wire.RE_CONNECT_AND_UPDATES == "reconnectAndUpdates"
+    assert wire.RE_CONNECT_UPDATED == "reconnectUpdated"
 
 
 def test_parse_msg_shape_timestamp_first():
-    before = protocol.now_ms()
-    msg = protocol.parse_msg("saveId", {"socketId": "a"}, {"client": "c", "userId": "u"})
-    after = protocol.now_ms()
+    before = wire.now_ms()
+    msg = wire.parse_msg("saveId", {"socketId": "a"}, {"client": "c", "userId": "u"})
+    after = wire.now_ms()
     assert list(msg) == ["meta", "data"]
     assert list(msg["meta"]) == ["timestamp", "client", "userId"]
     assert before <= msg["meta"]["timestamp"] <= after
@@ -63,18 +63,18 @@ def test_parse_msg_shape_timestamp_first():
 
 
 def test_parse_msg_defaults_and_metadata_timestamp_wins():
-    msg = protocol.parse_msg("requestId")
+    msg = wire.parse_msg("requestId")
     assert list(msg["meta"]) == ["timestamp"]
     assert msg["data"] == {"action": "requestId", "payload": None}
-    assert protocol.parse_msg("x", metadata={"timestamp": 5})["meta"] == {"timestamp": 5}
+    assert wire.parse_msg("x", metadata={"timestamp": 5})["meta"] == {"timestamp": 5}
 
 
 @pytest.mark.parametrize(
     "helper, action",
     [
-        (protocol.parse_broadcast_msg, "broadcast"),
-        (protocol.parse_deny_msg, "deny"),
-        (protocol.parse_exchange_msg, "exchange"),
+        (wire.parse_broadcast_msg, "broadcast"),
+        (wire.parse_deny_msg, "deny"),
+        (wire.parse_exchange_msg, "exchange"),
     ],
 )
 def test_fixed_action_helpers(helper, action):
@@ -85,7 +85,7 @@ def test_fixed_action_helpers(helper, action):
 
 def test_module_is_pure_stdlib():
     code = (
-        "import sys; import sioctl.worker.gateway.protocol; "
+        "import sys; import sioctl.worker.gateway.wire, sioctl.worker.gateway.protocol; "
         "bad = {'eventlet', 'socketio', 'engineio', 'redis'} & set(sys.modules); "
         "print(sorted(bad))"
     )
@@ -98,7 +98,7 @@ def test_module_is_pure_stdlib():
 
 def test_sign_known_vector():
     expected = hashlib.md5(b"signatureAppk1700000000000").hexdigest()
-    assert protocol.sign(APP, KEY, TS) == expected
+    assert wire.sign(APP, KEY, TS) == expected
     assert expected == "f7bf5999113046e949370f3da17f93bf"
 
 
@@ -106,38 +106,38 @@ def test_sign_hmac_known_vector():
     payload = {"b": 1, "a": "é", "n": [1, None]}
     message = 'central\n1700000000000\nnonce1\n{"a":"é","b":1,"n":[1,null]}'
     expected = hmac.new(b"k", message.encode("utf-8"), hashlib.sha256).hexdigest()
-    assert protocol.sign_hmac("central", KEY, TS, "nonce1", payload) == expected
+    assert wire.sign_hmac("central", KEY, TS, "nonce1", payload) == expected
 
 
 def test_verify_md5_accepts_valid_sign():
-    assert verify(md5_config(), APP, TS, protocol.sign(APP, KEY, TS), TS) is None
+    assert verify(md5_config(), APP, TS, wire.sign(APP, KEY, TS), TS) is None
 
 
 @pytest.mark.parametrize("offset", [-WINDOW_MS, WINDOW_MS, 0, 1, -1])
 def test_window_edges_accepted(offset):
     ts = TS + offset
-    assert verify(md5_config(), APP, ts, protocol.sign(APP, KEY, ts), TS) is None
+    assert verify(md5_config(), APP, ts, wire.sign(APP, KEY, ts), TS) is None
 
 
 @pytest.mark.parametrize("offset", [-WINDOW_MS - 1, WINDOW_MS + 1, 10**9, -(10**9)])
 def test_beyond_window_refused_expired_and_future(offset):
     ts = TS + offset
-    reason = verify(md5_config(), APP, ts, protocol.sign(APP, KEY, ts), TS)
+    reason = verify(md5_config(), APP, ts, wire.sign(APP, KEY, ts), TS)
     assert reason == "timestamp outside the allowed window (±300 s)"
 
 
 def test_window_is_configurable():
     config = md5_config(window_seconds=2)
     ts = TS - 2001
-    assert verify(config, APP, ts, protocol.sign(APP, KEY, ts), TS) == (
+    assert verify(config, APP, ts, wire.sign(APP, KEY, ts), TS) == (
         "timestamp outside the allowed window (±2 s)"
     )
     ts = TS - 2000
-    assert verify(config, APP, ts, protocol.sign(APP, KEY, ts), TS) is None
+    assert verify(config, APP, ts, wire.sign(APP, KEY, ts), TS) is None
 
 
 def test_unknown_app():
-    assert verify(md5_config(), "other", TS, protocol.sign("other", KEY, TS), TS) == (
+    assert verify(md5_config(), "other", TS, wire.sign("other", KEY, TS), TS) == (
         "unknown app 'other'"
     )
     assert verify(md5_config(), 5, TS, "x", TS) == "unknown app (a int, not a name)"
@@ -162,17 +162,17 @@ def test_wrong_sign_is_bad_signature(bad_sign):
 
 @pytest.mark.parametrize("bad_ts", [None, "1700000000000", 1.7e12, True, [TS]])
 def test_wrong_timestamp_type(bad_ts):
-    assert verify(md5_config(), APP, bad_ts, protocol.sign(APP, KEY, TS), TS) == "bad timestamp"
+    assert verify(md5_config(), APP, bad_ts, wire.sign(APP, KEY, TS), TS) == "bad timestamp"
 
 
 def test_sign_for_another_key_refused():
-    assert verify(md5_config(), APP, TS, protocol.sign(APP, "other", TS), TS) == "bad signature"
+    assert verify(md5_config(), APP, TS, wire.sign(APP, "other", TS), TS) == "bad signature"
 
 
 def test_hmac_scheme_binds_payload_and_nonce():
     config = hmac_config()
     payload = {"text": "hi", "n": 1}
-    good = protocol.sign_hmac("central", KEY, TS, "n1", payload)
+    good = wire.sign_hmac("central", KEY, TS, "n1", payload)
     assert verify(config, "central", TS, good, TS, "n1", payload) is None
     assert verify(config, "central", TS, good, TS, "n1", {"text": "bye", "n": 1}) == (
         "bad signature"
@@ -180,7 +180,7 @@ def test_hmac_scheme_binds_payload_and_nonce():
     assert verify(config, "central", TS, good, TS, "n2", payload) == "bad signature"
     assert verify(config, "central", TS, good, TS, None, payload) == "missing nonce"
     # The md5 signature is refused for an hmac app.
-    assert verify(config, "central", TS, protocol.sign("central", KEY, TS), TS, "n1", payload) == (
+    assert verify(config, "central", TS, wire.sign("central", KEY, TS), TS, "n1", payload) == (
         "bad signature"
     )
 
@@ -196,29 +196,29 @@ def test_hmac_unserialisable_payload_is_bad_signature():
 
 
 def test_signed_request_md5_verifies():
-    env = protocol.signed_request("sendToOthers", APP, KEY, {"x": 1}, target="t", client="c",
+    env = wire.signed_request("sendToOthers", APP, KEY, {"x": 1}, target="t", client="c",
                                   user_id="u")
     assert check_envelope(env) == []
     meta = env["meta"]
     assert list(meta) == ["timestamp", "app", "sign", "client", "userId", "target"]
     assert env["data"] == {"action": "sendToOthers", "payload": {"x": 1}}
-    assert verify(md5_config(), APP, meta["timestamp"], meta["sign"], protocol.now_ms()) is None
+    assert verify(md5_config(), APP, meta["timestamp"], meta["sign"], wire.now_ms()) is None
 
 
 def test_signed_request_hmac_verifies_and_nonces_differ():
-    first = protocol.signed_request("broadcast", "central", KEY, ["p"], scheme="hmac-sha256")
-    second = protocol.signed_request("broadcast", "central", KEY, ["p"], scheme="hmac-sha256")
+    first = wire.signed_request("broadcast", "central", KEY, ["p"], scheme="hmac-sha256")
+    second = wire.signed_request("broadcast", "central", KEY, ["p"], scheme="hmac-sha256")
     assert check_envelope(first) == []
     meta = first["meta"]
     assert meta["nonce"] != second["meta"]["nonce"]
     assert "target" not in meta and "client" not in meta
-    assert verify(hmac_config(), "central", meta["timestamp"], meta["sign"], protocol.now_ms(),
+    assert verify(hmac_config(), "central", meta["timestamp"], meta["sign"], wire.now_ms(),
                   meta["nonce"], first["data"]["payload"]) is None
 
 
 def test_signed_request_unknown_scheme():
     with pytest.raises(ValueError, match="scheme"):
-        protocol.signed_request("broadcast", APP, KEY, scheme="sha1")
+        wire.signed_request("broadcast", APP, KEY, scheme="sha1")
 
 
 # ---------------------------------------------------------------- configuration
@@ -417,7 +417,7 @@ envelope_like = st.fixed_dictionaries(
                       ("timestamp", "app", "sign", "client", "userId", "target", "nonce")},
         ) | json_values,
         "data": st.fixed_dictionaries(
-            {}, optional={"action": field_values | st.sampled_from(sorted(protocol.ACTIONS)),
+            {}, optional={"action": field_values | st.sampled_from(sorted(wire.ACTIONS)),
                           "payload": json_values},
         ) | json_values,
     },

@@ -37,7 +37,8 @@ from test_gateway import (
     signed_auth,
 )
 
-from sioctl.worker.gateway.protocol import (
+from sioctl.worker.gateway.registry import MemoryRegistry, RedisRegistry, Registry
+from sioctl.worker.gateway.wire import (
     DENY,
     EXCHANGE,
     RE_CONNECT_AND_UPDATES,
@@ -48,7 +49,6 @@ from sioctl.worker.gateway.protocol import (
     parse_gateway_config,
     signed_request,
 )
-from sioctl.worker.gateway.registry import MemoryRegistry, RedisRegistry, Registry
 from sioctl.worker.protocol.nesting import MAX_DEPTH
 
 ENV = {"GWAPP_CENTRAL_KEY": "central-hardening-key"}

@@ -410,3 +410,4 @@ def test_gateway_users_stay_reachable_after_a_redis_restart(
     finally:
         user.sio.shutdown()
         session.close()
+

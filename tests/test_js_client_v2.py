@@ -20,7 +20,7 @@ from conftest import Cluster, module_cluster
 from test_gateway import SIG_APP, SIG_KEY, GwClient, assert_success
 from test_js_client import JS_DIR, NodeClient
 
-from sioctl.worker.gateway.protocol import (
+from sioctl.worker.gateway.wire import (
     EXCHANGE,
     RE_CONNECT_AND_UPDATES,
     RE_CONNECT_UPDATED,

@@ -18,7 +18,7 @@ from test_nginx_e2e import (  # noqa: F401
     stream_module,
 )
 
-from sioctl.worker.gateway import protocol as p
+from sioctl.worker.gateway import wire
 
 GWAPP = Path(__file__).resolve().parent / "apps" / "gwapp"
 ENV = {"GWAPP_CENTRAL_KEY": "central-behind-nginx"}
@@ -45,24 +45,24 @@ def test_gateway_messages_cross_nodes_behind_nginx(
     assert by_node[0] and by_node[1], "nginx sent 40 client addresses to one node"
     sender, target = by_node[0][0], by_node[1][0]
     inbox: queue.Queue[Any] = target.record("responseMessage")
-    me = target.call("requestMessage", p.signed_request(p.REQUEST_ID, APP, KEY), timeout=10)
+    me = target.call("requestMessage", wire.signed_request(wire.REQUEST_ID, APP, KEY), timeout=10)
     user_id = me["data"]["payload"]["userId"]
 
     def next_exchange() -> dict[str, Any]:
         while True:
             message = inbox.get(timeout=10)
-            if message["data"]["action"] == p.EXCHANGE:
+            if message["data"]["action"] == wire.EXCHANGE:
                 return message
 
-    ack = sender.call("requestMessage", p.signed_request(
-        p.SEND_TO_OTHERS, APP, KEY, payload={"hi": "from node 0"}, target=user_id), timeout=10)
+    ack = sender.call("requestMessage", wire.signed_request(
+        wire.SEND_TO_OTHERS, APP, KEY, payload={"hi": "from node 0"}, target=user_id), timeout=10)
     assert ack == {"status": 200, "success": True, "target": user_id}
     assert next_exchange()["data"]["payload"] == {"hi": "from node 0"}
 
     # A web page's call, from a third address, through nginx, to whichever node.
-    timestamp = p.now_ms()
+    timestamp = wire.now_ms()
     body = {"timestamp": timestamp, "app": APP, "target": user_id, "userId": "web",
-            "sign": p.sign(APP, KEY, timestamp), "message": "over http"}
+            "sign": wire.sign(APP, KEY, timestamp), "message": "over http"}
     reply = bound_session("127.0.0.30").post(front.url + "/api/transportMessage", json=body,
                                              timeout=10)
     assert reply.status_code == 200, reply.text

@@ -160,7 +160,7 @@ def test_units_do_not_import_eventlet():
     # importable without it (checked in a fresh interpreter: other tests may import it).
     code = (
         "import sys\n"
-        "import sioctl.worker.app_loader, sioctl.worker.manager, sioctl.worker.protocol\n"
+        "import sioctl.worker.app_loader, sioctl.worker.redis_setup, sioctl.worker.protocol\n"
         "import sioctl.worker.gate, sioctl.worker.addresses\n"
         "assert 'eventlet' not in sys.modules, 'eventlet imported'\n"
     )

@@ -19,7 +19,7 @@ import eventlet.hubs
 import eventlet.queue
 from eventlet.patcher import original
 
-from sioctl.cluster import channel as proto
+from sioctl.cluster import channel as master_channel
 from sioctl.worker.addresses import parse_address
 
 # After monkey-patching, socket.socket(fileno=fd) can report the wrong family for an IPv6 fd;
@@ -40,7 +40,7 @@ class Channel:
 
     def send(self, message: dict[str, Any]) -> None:
         """Send one message; blocks this green thread only while the channel is full."""
-        data = proto.encode(message)
+        data = master_channel.encode(message)
         while True:
             try:
                 self._sock.send(data)
@@ -57,7 +57,7 @@ class Channel:
         """
         while True:
             try:
-                data, fds, flags, _ = _socket.recv_fds(self._sock, proto.MAX_MESSAGE, 4)
+                data, fds, flags, _ = _socket.recv_fds(self._sock, master_channel.MAX_MESSAGE, 4)
             except BlockingIOError:
                 eventlet.hubs.trampoline(self.fd, read=True)
                 continue
@@ -105,8 +105,8 @@ def receive_connections(
         try:
             if truncated:
                 raise ValueError("message too long or with too many fds")
-            message = proto.decode(data)
-            if message["t"] != proto.CONN:
+            message = master_channel.decode(data)
+            if message["t"] != master_channel.CONN:
                 raise ValueError(f"unexpected message type {message['t']!r}")
             if len(fds) != 1:
                 raise ValueError(f"conn message with {len(fds)} fds instead of 1")

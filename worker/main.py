@@ -24,7 +24,7 @@ import eventlet.queue
 import eventlet.websocket
 from eventlet.patcher import original
 
-from sioctl.cluster import channel as proto
+from sioctl.cluster import channel as master_channel
 from sioctl.cluster.settings import (
     SETTINGS_ENV,
     SLOT_ENV,
@@ -32,7 +32,7 @@ from sioctl.cluster.settings import (
     Settings,
     parse_bind,
 )
-from sioctl.worker import access_log, app_loader, drain, manager, memory, protocol, tls, ws_mask
+from sioctl.worker import access_log, app_loader, drain, memory, protocol, redis_setup, tls, ws_mask
 from sioctl.worker.errors import BootError
 from sioctl.worker.fd_listener import Channel, accept_connections, receive_connections
 from sioctl.worker.framework.application import load_app_dir
@@ -41,7 +41,7 @@ from sioctl.worker.http_server import HttpServer
 
 LOG_FORMAT = "[%(asctime)s] [{who} pid %(process)d] %(levelname)s %(message)s"
 LOG_DATEFMT = "%Y-%m-%d %H:%M:%S"
-HEARTBEAT_INTERVAL = proto.HEARTBEAT_INTERVAL
+HEARTBEAT_INTERVAL = master_channel.HEARTBEAT_INTERVAL
 
 
 @dataclass
@@ -106,7 +106,7 @@ def load(settings: Settings, logger: logging.Logger) -> tuple[Callable[..., Any]
         loaded = app_loader.load_app(settings.app)
     protocol.install(loaded.server, settings.connect_timeout, settings.allow_eio3)
     quiet_library_handlers()
-    described = manager.install_manager(
+    described = redis_setup.install_manager(
         loaded.server, settings.redis_url, settings.redis_channel, logger,
         settings.redis_transport, settings.redis_stream_maxlen,
     )
@@ -171,7 +171,7 @@ def heartbeat(channel: Channel, http: HttpServer, server: Any) -> None:
     trimmer = memory.HeapTrimmer(logger, minimum=minimum) if minimum else None
     while True:
         message: dict[str, Any] = {
-            "t": proto.STATS,
+            "t": master_channel.STATS,
             "connections": http.open_connections(),
             "sessions": open_sessions(server),
             "refused": http.refused,
@@ -246,7 +246,7 @@ def report_boot_error(
     message = str(error).strip().splitlines()[0] if str(error).strip() else "boot failed"
     if channel is not None:
         try:
-            channel.send({"t": proto.BOOT_ERROR, "message": message})
+            channel.send({"t": master_channel.BOOT_ERROR, "message": message})
         except OSError:
             pass
     else:
@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if channel is not None:
         eventlet.spawn(receive_connections, channel, connections, logger, lambda: exit_now(0))
-        channel.send({"t": proto.READY, "pid": os.getpid()})
+        channel.send({"t": master_channel.READY, "pid": os.getpid()})
         eventlet.spawn(heartbeat, channel, http, server)
         logger.info("serving %s (%s)", settings.app, described)
     else:

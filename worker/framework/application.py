@@ -14,8 +14,8 @@ import socketio
 from sioctl.worker.errors import BootError
 from sioctl.worker.gateway.http import TransportMessageApp
 from sioctl.worker.gateway.plugin import Gateway
-from sioctl.worker.gateway.protocol import REQUEST_MESSAGE, parse_gateway_config
 from sioctl.worker.gateway.registry import MemoryRegistry, RedisRegistry, Registry
+from sioctl.worker.gateway.wire import REQUEST_MESSAGE, parse_gateway_config
 
 from .config import AppConfig, ConfigError, NamespaceConfig, load_config
 from .context import Context, SocketHandle
@@ -273,13 +273,14 @@ class Application:
         config: AppConfig,
         redis_url: str | None = None,
         owner: str = "sioctl",
-        channel: str = "socketio",
+        redis_channel: str = "socketio",
     ) -> None:
         self.config = config
         self.app_dir = config.app_dir
         self.sio = FrameworkServer(config.generate_id, owner, **server_options(config))
         self.factories = load_factories(self.app_dir)
-        self.gateway = make_gateway(config, self.sio, config.redis_url or redis_url, channel)
+        self.gateway = make_gateway(config, self.sio, config.redis_url or redis_url,
+                                    redis_channel)
         self.wsgi_app: Callable[..., Any] = socketio.WSGIApp(
             self.sio, self._http_app(), socketio_path=config.init.get("path", "socket.io")
         )
@@ -350,7 +351,7 @@ class Application:
 
 
 def make_gateway(
-    config: AppConfig, server: socketio.Server, redis_url: str | None, channel: str
+    config: AppConfig, server: socketio.Server, redis_url: str | None, redis_channel: str
 ) -> Gateway | None:
     """The signed-message gateway, when ``socket_config`` names at least one app."""
     if not config.socket_config:
@@ -362,7 +363,7 @@ def make_gateway(
                         f"{str(exc).split(':', 1)[-1].strip()}") from None
     registry: Registry
     if redis_url:
-        registry = RedisRegistry(redis.Redis.from_url(redis_url), prefix=f"{channel}:gw:")
+        registry = RedisRegistry(redis.Redis.from_url(redis_url), prefix=f"{redis_channel}:gw:")
     else:
         registry = MemoryRegistry()
     return Gateway(server, gateway_config, registry)
@@ -406,19 +407,19 @@ def load_app_dir(
     env: str | None,
     redis_url: str | None = None,
     owner: str = "sioctl",
-    channel: str = "socketio",
+    redis_channel: str = "socketio",
 ) -> Application:
     """Load and set up the app in ``app_dir`` for ``env``; raises BootError with one line.
 
     ``redis_url`` is the cluster's Redis (from --redis or the embedded one), used by a
     Redis-backed session store when io.redis does not name one. ``owner`` names this worker's
     slot cluster-wide (host, cluster title, slot): it owns the custom socket ids it hands out.
-    ``channel`` is the cluster's Redis channel, which also prefixes the gateway's registry.
+    ``redis_channel`` is the cluster's Redis channel, which also prefixes the gateway's registry.
     """
     try:
         config = load_config(app_dir, env)
     except ConfigError as exc:
         raise BootError(str(exc)) from exc
-    app = Application(config, redis_url, owner, channel)
+    app = Application(config, redis_url, owner, redis_channel)
     app.setup()
     return app

@@ -1,2 +1,3 @@
 """The signed message gateway: ``requestMessage``/``responseMessage`` between clients, and
-``POST /api/transportMessage``. ``protocol`` (pure stdlib) is usable by Python clients too."""
+``POST /api/transportMessage``. ``wire`` (the wire format, pure stdlib) is usable by Python
+clients too; ``protocol`` is its former name, kept for their imports."""

@@ -14,7 +14,7 @@ from typing import Any
 import redis
 import socketio
 
-from . import protocol as p
+from . import wire
 from .plugin import NAMESPACE, app_room
 from .registry import RedisRegistry
 
@@ -35,13 +35,13 @@ class ExternalGateway:
         sid = self.registry.resolve(target)
         if sid is None:
             return False
-        message = p.parse_exchange_msg(
+        message = wire.parse_exchange_msg(
             payload, {"app": app, "client": "external", "userId": user_id, "target": target}
         )
-        self.emitter.emit(p.RESPONSE_MESSAGE, message, room=sid, namespace=NAMESPACE)
+        self.emitter.emit(wire.RESPONSE_MESSAGE, message, room=sid, namespace=NAMESPACE)
         return True
 
     def broadcast(self, app: str, payload: Any) -> None:
         """Send ``payload`` as a ``broadcast`` to every client of ``app``."""
-        message = p.parse_broadcast_msg(payload, {"app": app, "client": "external"})
-        self.emitter.emit(p.RESPONSE_MESSAGE, message, room=app_room(app), namespace=NAMESPACE)
+        message = wire.parse_broadcast_msg(payload, {"app": app, "client": "external"})
+        self.emitter.emit(wire.RESPONSE_MESSAGE, message, room=app_room(app), namespace=NAMESPACE)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..protocol.nesting import MAX_DEPTH, deeper_than
-from . import protocol as p
+from . import wire
 from .plugin import Denied, Gateway
 
 log = logging.getLogger("sioctl.gateway")
@@ -51,7 +51,7 @@ class TransportMessageApp:
         except (ValueError, RecursionError):
             log.info("gateway: refused an HTTP message: the body is not JSON")
             return 422, _body(422, "the body is not JSON", fields=["body"])
-        fields = p.check_http_body(body)
+        fields = wire.check_http_body(body)
         if fields:
             return 422, _body(422, "malformed body", fields=fields)
         if deeper_than(body["message"], MAX_DEPTH):
@@ -59,8 +59,8 @@ class TransportMessageApp:
             too_deep = f"message nested deeper than {MAX_DEPTH} levels"
             log.info("gateway: refused an HTTP message: %s", too_deep)
             return 422, _body(422, too_deep, fields=["message"])
-        reason = p.verify(self.config, body["app"], body["timestamp"], body["sign"], p.now_ms(),
-                          nonce=body.get("nonce"), payload=body.get("message"))
+        reason = wire.verify(self.config, body["app"], body["timestamp"], body["sign"],
+                             wire.now_ms(), nonce=body.get("nonce"), payload=body.get("message"))
         if reason is None:
             try:
                 self.gateway.check_replay(body["app"], body.get("nonce"), body["sign"], None)
@@ -71,7 +71,7 @@ class TransportMessageApp:
         if reason is not None:
             log.info("gateway: refused an HTTP message: %s", reason)
             return 401, _body(401, reason)
-        message = p.parse_exchange_msg(body["message"], {
+        message = wire.parse_exchange_msg(body["message"], {
             "app": body["app"], "client": "http", "userId": body.get("userId"),
             "target": body["target"],
         })

@@ -37,7 +37,7 @@ from typing import Any
 import socketio
 
 from ..protocol.nesting import MAX_DEPTH, deeper_than
-from . import protocol as p
+from . import wire
 from .registry import Registry, RegistryError
 
 log = logging.getLogger("sioctl.gateway")
@@ -46,7 +46,7 @@ NAMESPACE = "/"
 # Registry entries live this long unless renewed; a dead worker's clients vanish after it.
 REGISTRY_TTL = 60.0
 REFRESH_EVERY = REGISTRY_TTL / 3
-CLIENT_ACTIONS = {p.REQUEST_ID, p.SEND_TO_OTHERS, p.RE_CONNECT_AND_UPDATES, p.BROADCAST}
+CLIENT_ACTIONS = {wire.REQUEST_ID, wire.SEND_TO_OTHERS, wire.RE_CONNECT_AND_UPDATES, wire.BROADCAST}
 
 
 def app_room(app: str) -> str:
@@ -78,7 +78,7 @@ class Client:
 class Gateway:
     """The gateway of one worker's socketio.Server."""
 
-    def __init__(self, server: socketio.Server, config: p.GatewayConfig, registry: Registry):
+    def __init__(self, server: socketio.Server, config: wire.GatewayConfig, registry: Registry):
         self.server = server
         self.config = config
         self.registry = registry
@@ -86,7 +86,7 @@ class Gateway:
         self._refreshing = False
         # The Socket.IO packet rules close a session whose event nests too deeply; a
         # requestMessage is let through so that its sender gets a deny (see _dispatch).
-        server.events_checking_depth = frozenset({p.REQUEST_MESSAGE})
+        server.events_checking_depth = frozenset({wire.REQUEST_MESSAGE})
 
     # ------------------------------------------------------------------------------ connect
 
@@ -106,8 +106,8 @@ class Gateway:
         timestamp = auth.get("timestamp")
         if not isinstance(timestamp, int) or isinstance(timestamp, bool):
             return "auth.timestamp must be an integer (ms since the epoch)"
-        reason = p.verify(self.config, app, timestamp, auth.get("sign"), p.now_ms(),
-                          nonce=auth.get("nonce"), payload=None)
+        reason = wire.verify(self.config, app, timestamp, auth.get("sign"), wire.now_ms(),
+                             nonce=auth.get("nonce"), payload=None)
         if reason is None:
             try:
                 self.check_replay(app, auth.get("nonce"), auth.get("sign"), sid)
@@ -149,7 +149,7 @@ class Gateway:
                 self._claim_on_connect(sid, client, claimed, take_over=False)
         if app is not None:
             self.server.enter_room(sid, app_room(app), namespace=NAMESPACE)
-        socket.emit(p.RESPONSE_MESSAGE, self._save_id(sid))
+        socket.emit(wire.RESPONSE_MESSAGE, self._save_id(sid))
         self._start_refreshing()
 
     def _claim_on_connect(self, sid: str, client: Client, user_id: str, take_over: bool) -> None:
@@ -170,8 +170,9 @@ class Gateway:
     def _evict(self, holder: str, by: str) -> None:
         """Tell the socket that lost its userId to ``by``, and disconnect it (on any worker)."""
         log.info("gateway: %s took over the userId of %s, which is disconnected", by, holder)
-        self._send(holder, p.parse_deny_msg({"reason": "userId taken over by a newer connection"},
-                                            {"client": holder, "target": holder}))
+        self._send(holder, wire.parse_deny_msg(
+            {"reason": "userId taken over by a newer connection"},
+            {"client": holder, "target": holder}))
         self.server.start_background_task(self._disconnect_soon, holder)
 
     def on_disconnect(self, sid: str) -> None:
@@ -183,8 +184,8 @@ class Gateway:
 
     def _save_id(self, sid: str) -> dict[str, Any]:
         client = self.clients[sid]
-        return p.parse_msg(p.SAVE_ID, {"socketId": sid, "userId": client.user_id},
-                           _meta(client.app, sid, client.user_id))
+        return wire.parse_msg(wire.SAVE_ID, {"socketId": sid, "userId": client.user_id},
+                              _meta(client.app, sid, client.user_id))
 
     def _start_refreshing(self) -> None:
         if not self._refreshing:
@@ -240,7 +241,7 @@ class Gateway:
         if len(args) != 1:
             raise Denied(f"requestMessage takes one envelope, got {len(args)} arguments")
         envelope = args[0]
-        fields = p.check_envelope(envelope)
+        fields = wire.check_envelope(envelope)
         if fields:
             raise Denied("malformed envelope", fields)
         meta, data = envelope["meta"], envelope["data"]
@@ -248,8 +249,8 @@ class Gateway:
             # python-socketio would recurse over it when sending it on (RecursionError).
             raise Denied(f"payload nested deeper than {MAX_DEPTH} levels", ["data.payload"])
         app = meta["app"]
-        reason = p.verify(self.config, app, meta["timestamp"], meta["sign"], p.now_ms(),
-                          nonce=meta.get("nonce"), payload=data.get("payload"))
+        reason = wire.verify(self.config, app, meta["timestamp"], meta["sign"], wire.now_ms(),
+                             nonce=meta.get("nonce"), payload=data.get("payload"))
         if reason is not None:
             raise Denied(reason)
         self.check_replay(app, meta.get("nonce"), meta["sign"], sid)
@@ -257,16 +258,16 @@ class Gateway:
             raise Denied(f"app {app!r} requires a handshake signed for it")
         action = data["action"]
         if action not in CLIENT_ACTIONS:
-            raise Denied(f"unknown action {action!r}" if action not in p.ACTIONS
+            raise Denied(f"unknown action {action!r}" if action not in wire.ACTIONS
                          else f"action {action!r} is not accepted from clients")
         self._join_app(sid, client, app)
-        if action == p.REQUEST_ID:
+        if action == wire.REQUEST_ID:
             message = self._save_id(sid)
             self._send(sid, message)
             return message
-        if action == p.SEND_TO_OTHERS:
+        if action == wire.SEND_TO_OTHERS:
             return self._send_to_others(sid, client, app, meta["target"], data.get("payload"))
-        if action == p.RE_CONNECT_AND_UPDATES:
+        if action == wire.RE_CONNECT_AND_UPDATES:
             return self._reconnect(sid, client, app, meta, data.get("payload"))
         return self._broadcast(sid, client, app, data.get("payload"))
 
@@ -283,11 +284,11 @@ class Gateway:
         spec = self.config.apps[app]
         ttl = 2 * self.config.window_seconds
         try:
-            if spec.scheme == p.HMAC_SHA256:
+            if spec.scheme == wire.HMAC_SHA256:
                 fresh = self.registry.claim_nonce(app, str(nonce), ttl)
                 what = "nonce"
-            elif spec.md5_replay != p.REPLAY_ALLOW:
-                if spec.md5_replay == p.REPLAY_REFUSE or owner is None:
+            elif spec.md5_replay != wire.REPLAY_ALLOW:
+                if spec.md5_replay == wire.REPLAY_REFUSE or owner is None:
                     user = "once:" + uuid.uuid4().hex  # nobody else has it
                 else:
                     user = "socket:" + owner
@@ -316,8 +317,8 @@ class Gateway:
     def _send_to_others(
         self, sid: str, client: Client, app: str, target: str, payload: Any
     ) -> dict[str, Any]:
-        message = p.parse_exchange_msg(payload, {**_meta(app, sid, client.user_id),
-                                                 "target": target})
+        message = wire.parse_exchange_msg(payload, {**_meta(app, sid, client.user_id),
+                                                    "target": target})
         delivered_to = self.deliver(target, message)
         if delivered_to is None:
             raise Denied(f"target {target!r} is not online", disconnect=False)
@@ -361,27 +362,27 @@ class Gateway:
             # A signature proves the app, not the user: a live owner keeps its userId.
             raise Denied("the userId is held by another live connection", disconnect=False)
         client.user_id = previous
-        message = p.parse_msg(p.RE_CONNECT_UPDATED, {"socketId": sid, "userId": previous},
-                              _meta(app, sid, previous))
+        message = wire.parse_msg(wire.RE_CONNECT_UPDATED, {"socketId": sid, "userId": previous},
+                                 _meta(app, sid, previous))
         self._send(sid, message)
         return message
 
     def _broadcast(self, sid: str, client: Client, app: str, payload: Any) -> dict[str, Any]:
-        message = p.parse_broadcast_msg(payload, _meta(app, sid, client.user_id))
-        self.server.emit(p.RESPONSE_MESSAGE, message, room=app_room(app), skip_sid=sid,
+        message = wire.parse_broadcast_msg(payload, _meta(app, sid, client.user_id))
+        self.server.emit(wire.RESPONSE_MESSAGE, message, room=app_room(app), skip_sid=sid,
                          namespace=NAMESPACE)
         return {"status": 200, "success": True}
 
     def _send(self, sid: str, message: dict[str, Any]) -> None:
-        self.server.emit(p.RESPONSE_MESSAGE, message, to=sid, namespace=NAMESPACE)
+        self.server.emit(wire.RESPONSE_MESSAGE, message, to=sid, namespace=NAMESPACE)
 
     def _deny(self, sid: str, denied: Denied) -> dict[str, Any]:
         client = self.clients.get(sid)
         payload: dict[str, Any] = {"reason": denied.reason}
         if denied.fields:
             payload["fields"] = denied.fields
-        message = p.parse_deny_msg(payload, _meta(client.app if client else None, sid,
-                                                  client.user_id if client else None))
+        message = wire.parse_deny_msg(payload, _meta(client.app if client else None, sid,
+                                                     client.user_id if client else None))
         log.info("gateway: denied a request from %s: %s%s", sid, denied.reason,
                  f" ({', '.join(denied.fields)})" if denied.fields else "")
         self._send(sid, message)

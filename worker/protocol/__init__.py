@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from sioctl.cluster.settings import default
+
 from . import eio3_handshake, engineio_rules, ping_interval, sio_v4, socketio_rules
 
-# The reference server's default connectTimeout: a session that has not sent its first CONNECT
-# by then is closed.
-DEFAULT_CONNECT_TIMEOUT = 45.0
+# The reference server's default connectTimeout (the --connect-timeout default): a session that
+# has not sent its first CONNECT by then is closed.
+DEFAULT_CONNECT_TIMEOUT: float = default("connect_timeout")
 
 
 def install(

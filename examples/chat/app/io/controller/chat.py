@@ -1,6 +1,6 @@
 import os
 
-from sioctl.worker.framework import Controller
+from sioctl import Controller
 
 
 def worker_name():

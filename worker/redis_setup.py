@@ -1,4 +1,8 @@
-"""Join the user's socketio.Server to the other workers through Redis."""
+"""Join the user's socketio.Server to the other workers through Redis: check that Redis answers,
+install and start sioctl's client manager (worker/messaging), wait until it has subscribed.
+
+Not to be confused with ``worker/messaging/manager.py``, the manager class itself.
+"""
 
 from __future__ import annotations
 
@@ -40,7 +44,7 @@ def check_redis(url: str, timeout: float = PING_TIMEOUT) -> None:
 def install_manager(
     server: socketio.Server,
     redis_url: str | None,
-    channel: str,
+    redis_channel: str,
     logger: logging.Logger,
     transport: str = "pubsub",
     stream_maxlen: int = 10_000,
@@ -60,7 +64,7 @@ def install_manager(
         check_redis(redis_url)
         manager = SioctlRedisManager(
             redis_url,
-            channel=channel,
+            channel=redis_channel,
             logger=logger,
             redis_options={"max_connections": REDIS_MAX_CONNECTIONS},
             transport=transport,
@@ -69,7 +73,7 @@ def install_manager(
         server.manager = manager
         manager.set_server(server)
         server.manager_initialized = False
-        description = f"Redis at {mask_url(redis_url)}, channel {channel!r}, {transport}"
+        description = f"Redis at {mask_url(redis_url)}, channel {redis_channel!r}, {transport}"
     if not server.manager_initialized:
         server.manager_initialized = True
         try:

@@ -1,0 +1,500 @@
+"""The gateway's wire format, signatures and configuration, in plain stdlib Python.
+
+Server and Python clients share this module; it imports neither eventlet, socketio nor redis.
+
+Wire format (kept exactly as existing Node/JS clients speak it): the client emits the event
+``requestMessage`` with an envelope, the server answers on ``responseMessage``::
+
+    {"meta": {"timestamp": <ms since epoch>, "app": "...", "sign": "...",
+              "client": "<sender client id>", "userId": "...", "target": "..."},
+     "data": {"action": "...", "payload": <any JSON>}}
+
+Signatures
+----------
+``md5`` (the default, what existing clients send): ``md5(app + key + str(timestamp))`` as
+lowercase hex, the timestamp being the integer milliseconds the client put in ``meta``.
+
+``hmac-sha256`` (opt-in per app, ``scheme: "hmac-sha256"``): hex HMAC-SHA256 keyed with the
+app's key over ``"\\n".join([app, str(timestamp), nonce, canonical_json(payload)])``, where the
+nonce travels in ``meta.nonce`` and canonical JSON is ``json.dumps(payload, sort_keys=True,
+separators=(",", ":"), ensure_ascii=False)``.
+
+Why HMAC is stronger: the md5 signature covers only the app name and the timestamp, not the
+payload, the action or the target. Anyone who sees one envelope (a proxy log, a shared network,
+the browser's devtools) can reuse its ``timestamp``/``sign`` pair to send any payload to any
+client for as long as the window lasts (±300 s by default). ``md5(secret + data)`` is also open
+to length extension, and md5 itself is broken for collisions. HMAC-SHA256 binds the signature
+to the exact payload and to a single-use nonce; the server remembers nonces for the window
+(in Redis), so a captured envelope can neither be altered nor replayed.
+
+An md5 app may refuse replays too (``md5_replay``: ``same_socket`` or ``refuse``, see
+:class:`AppSpec`): a captured signature then cannot be used from another connection or over
+HTTP, though it still signs any payload for the socket that used it first. Neither scheme
+protects against someone holding a client: the key signs in the client, so whoever has the
+client's code has the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import math
+import os
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+REQUEST_MESSAGE = "requestMessage"
+RESPONSE_MESSAGE = "responseMessage"
+
+SAVE_ID = "saveId"
+REQUEST_ID = "requestId"
+SEND_TO_OTHERS = "sendToOthers"
+RE_CONNECT_AND_UPDATES = "reconnectAndUpdates"
+RE_CONNECT_UPDATED = "reconnectUpdated"
+DENY = "deny"
+EXCHANGE = "exchange"
+BROADCAST = "broadcast"
+CONNECT = "connect"
+DISCONNECT = "disconnect"
+
+ACTIONS = frozenset(
+    {
+        SAVE_ID,
+        REQUEST_ID,
+        SEND_TO_OTHERS,
+        RE_CONNECT_AND_UPDATES,
+        RE_CONNECT_UPDATED,
+        DENY,
+        EXCHANGE,
+        BROADCAST,
+        CONNECT,
+        DISCONNECT,
+    }
+)
+
+MD5 = "md5"
+HMAC_SHA256 = "hmac-sha256"
+SCHEMES = (MD5, HMAC_SHA256)
+# Hex digest lengths; a sign of any other length is refused before comparing.
+_SIGN_LENGTH = {MD5: 32, HMAC_SHA256: 64}
+# Nonces become Redis keys: keep them short.
+MAX_NONCE_LENGTH = 128
+
+# md5_replay: what the md5 scheme does with a signature it has already accepted.
+REPLAY_ALLOW = "allow"
+REPLAY_SAME_SOCKET = "same_socket"
+REPLAY_REFUSE = "refuse"
+MD5_REPLAY_MODES = (REPLAY_ALLOW, REPLAY_SAME_SOCKET, REPLAY_REFUSE)
+
+APP_KEYS = ("key", "key_env", "scheme", "handshake_sign", "md5_replay")
+GATEWAY_KEYS = ("window_seconds", "disconnect_on_deny", "http_path", "http_max_body", "cors")
+
+
+# ---------------------------------------------------------------- messages
+
+
+def now_ms() -> int:
+    """Milliseconds since the epoch, as JavaScript's ``Date.now()``."""
+    return time.time_ns() // 1_000_000
+
+
+def parse_msg(
+    action: str, payload: Any = None, metadata: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """``{"meta": {"timestamp": now, **metadata}, "data": {"action": action, "payload": payload}}``.
+
+    A ``timestamp`` in ``metadata`` replaces the current time (as the JS spread does).
+    """
+    return {
+        "meta": {"timestamp": now_ms(), **(metadata or {})},
+        "data": {"action": action, "payload": payload},
+    }
+
+
+def parse_broadcast_msg(
+    payload: Any = None, metadata: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """A ``broadcast`` message (see :func:`parse_msg`)."""
+    return parse_msg(BROADCAST, payload, metadata)
+
+
+def parse_deny_msg(
+    payload: Any = None, metadata: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """A ``deny`` message (see :func:`parse_msg`); the payload usually carries the reason."""
+    return parse_msg(DENY, payload, metadata)
+
+
+def parse_exchange_msg(
+    payload: Any = None, metadata: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """An ``exchange`` message (see :func:`parse_msg`): what a target receives."""
+    return parse_msg(EXCHANGE, payload, metadata)
+
+
+# ---------------------------------------------------------------- signatures
+
+
+def sign(app: str, key: str, timestamp: int) -> str:
+    """The md5 scheme's signature: lowercase hex ``md5(app + key + str(timestamp))``."""
+    return hashlib.md5((app + key + str(timestamp)).encode("utf-8")).hexdigest()
+
+
+# verify() takes a parameter named ``sign``, which hides the function there.
+_sign_md5 = sign
+
+
+def canonical_json(payload: Any) -> str:
+    """The payload as the HMAC scheme signs it: sorted keys, no spaces, non-ASCII kept.
+
+    Raises TypeError/ValueError/RecursionError for values JSON cannot represent.
+    """
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def sign_hmac(app: str, key: str, timestamp: int, nonce: str, payload: Any) -> str:
+    """The hmac-sha256 scheme's signature: hex HMAC-SHA256(key, app \\n timestamp \\n nonce \\n
+    canonical_json(payload)).
+
+    Raises TypeError/ValueError for a payload that is not JSON (or not UTF-8 encodable).
+    """
+    message = "\n".join([app, str(timestamp), nonce, canonical_json(payload)])
+    return hmac.new(key.encode("utf-8"), message.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def signed_request(
+    action: str,
+    app: str,
+    key: str,
+    payload: Any = None,
+    target: str | None = None,
+    client: str | None = None,
+    user_id: str | None = None,
+    scheme: str = MD5,
+) -> dict[str, Any]:
+    """A complete signed ``requestMessage`` envelope, for clients.
+
+    Meta holds timestamp, app, sign, then client/userId/target when given; the hmac-sha256
+    scheme adds a fresh random ``nonce``. Raises ValueError for an unknown scheme.
+    """
+    if scheme not in SCHEMES:
+        raise ValueError(f"scheme: expected one of {', '.join(SCHEMES)}, got {scheme!r}")
+    timestamp = now_ms()
+    meta: dict[str, Any] = {"timestamp": timestamp, "app": app}
+    if scheme == HMAC_SHA256:
+        nonce = secrets.token_hex(16)
+        meta["sign"] = sign_hmac(app, key, timestamp, nonce, payload)
+    else:
+        meta["sign"] = sign(app, key, timestamp)
+    for name, value in (("client", client), ("userId", user_id), ("target", target)):
+        if value is not None:
+            meta[name] = value
+    if scheme == HMAC_SHA256:
+        meta["nonce"] = nonce
+    return {"meta": meta, "data": {"action": action, "payload": payload}}
+
+
+# ---------------------------------------------------------------- configuration
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    """One app allowed to use the gateway. The key never shows in repr()."""
+
+    key: str = field(repr=False)
+    scheme: str = MD5
+    # When True the socket.io handshake itself must carry a valid signature in its auth.
+    handshake_sign: bool = False
+    # md5 only: "allow" (every use of a valid signature, as egg-socket.io clients expect),
+    # "same_socket" (a signature is remembered with the socket that used it first; any other
+    # socket or HTTP call presenting it within the window is refused) or "refuse" (a signature
+    # is accepted once). hmac-sha256 always refuses replays (its nonce).
+    md5_replay: str = REPLAY_ALLOW
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """The gateway's settings: the apps (from ``socket_config``) and the ``gateway`` options."""
+
+    apps: dict[str, AppSpec] = field(default_factory=dict)
+    window_seconds: float = 300
+    disconnect_on_deny: bool = True
+    http_path: str = "/api/transportMessage"
+    http_max_body: int = 65536
+    # None: no CORS headers; "*": any origin; a list: exactly these origins.
+    cors: str | list[str] | None = None
+
+    @property
+    def enabled(self) -> bool:
+        """True when at least one app is configured (the plugin is on)."""
+        return bool(self.apps)
+
+
+def parse_gateway_config(
+    socket_config: Mapping[str, Any] | None, gateway: Mapping[str, Any] | None = None
+) -> GatewayConfig:
+    """Check and convert the app config's ``socket_config`` and ``gateway`` sections.
+
+    Raises ValueError whose message starts with the key path, e.g.
+    ``socket_config.signatureApp.key: expected a non-empty string``. Messages name types,
+    never values, in ``socket_config`` (a misplaced secret must not reach a log); a missing
+    ``key_env`` variable is named, its value never.
+    """
+    apps: dict[str, AppSpec] = {}
+    if socket_config is None:
+        socket_config = {}
+    if not isinstance(socket_config, Mapping):
+        raise ValueError(
+            f"socket_config: expected a dict of app name -> settings, got {_type(socket_config)}"
+        )
+    for name, settings in socket_config.items():
+        apps[_app_name(name)] = _app_spec(name, settings)
+    options = _gateway_options(gateway)
+    return GatewayConfig(apps=apps, **options)
+
+
+def _type(value: Any) -> str:
+    return type(value).__name__
+
+
+def _app_name(name: Any) -> str:
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"socket_config: app names must be non-empty strings, got {_type(name)}")
+    return name
+
+
+def _app_spec(name: str, settings: Any) -> AppSpec:
+    path = f"socket_config.{name}"
+    if not isinstance(settings, Mapping):
+        raise ValueError(
+            f"{path}: expected a dict with 'key' or 'key_env', got {_type(settings)}"
+        )
+    for option in settings:
+        if option not in APP_KEYS:
+            shown = option if isinstance(option, str) else _type(option)
+            raise ValueError(f"{path}.{shown}: unknown key (known: {', '.join(APP_KEYS)})")
+    if ("key" in settings) == ("key_env" in settings):
+        raise ValueError(f"{path}: expected exactly one of 'key' or 'key_env'")
+    if "key" in settings:
+        key = settings["key"]
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"{path}.key: expected a non-empty string")
+    else:
+        variable = settings["key_env"]
+        if not isinstance(variable, str) or not variable:
+            raise ValueError(f"{path}.key_env: expected the name of an environment variable")
+        key = os.environ.get(variable, "")
+        if not key:
+            raise ValueError(f"{path}.key_env: environment variable {variable} is not set or empty")
+    scheme = settings.get("scheme", MD5)
+    if scheme not in SCHEMES:
+        raise ValueError(f"{path}.scheme: expected one of {', '.join(SCHEMES)}")
+    handshake_sign = settings.get("handshake_sign", False)
+    if not isinstance(handshake_sign, bool):
+        raise ValueError(
+            f"{path}.handshake_sign: expected True or False, got {_type(handshake_sign)}"
+        )
+    md5_replay = settings.get("md5_replay", REPLAY_ALLOW)
+    if md5_replay not in MD5_REPLAY_MODES:
+        raise ValueError(f"{path}.md5_replay: expected one of {', '.join(MD5_REPLAY_MODES)}")
+    if scheme != MD5 and md5_replay != REPLAY_ALLOW:
+        raise ValueError(f"{path}.md5_replay: only for the md5 scheme ({scheme} refuses "
+                         "replays by its nonce)")
+    return AppSpec(key=key, scheme=scheme, handshake_sign=handshake_sign, md5_replay=md5_replay)
+
+
+def _gateway_options(gateway: Any) -> dict[str, Any]:
+    if gateway is None:
+        return {}
+    if not isinstance(gateway, Mapping):
+        raise ValueError(f"gateway: expected a dict, got {_type(gateway)}")
+    for option in gateway:
+        if option not in GATEWAY_KEYS:
+            shown = option if isinstance(option, str) else repr(option)
+            raise ValueError(f"gateway.{shown}: unknown key (known: {', '.join(GATEWAY_KEYS)})")
+    options: dict[str, Any] = {}
+    if "window_seconds" in gateway:
+        window = gateway["window_seconds"]
+        if not _is_number(window) or not 0 < window < math.inf:
+            raise ValueError(f"gateway.window_seconds: expected a number above 0, got {window!r}")
+        options["window_seconds"] = window
+    if "disconnect_on_deny" in gateway:
+        flag = gateway["disconnect_on_deny"]
+        if not isinstance(flag, bool):
+            raise ValueError(f"gateway.disconnect_on_deny: expected True or False, got {flag!r}")
+        options["disconnect_on_deny"] = flag
+    if "http_path" in gateway:
+        http_path = gateway["http_path"]
+        if not isinstance(http_path, str) or not http_path.startswith("/"):
+            raise ValueError(
+                f"gateway.http_path: expected a URL path starting with '/', got {http_path!r}"
+            )
+        options["http_path"] = http_path
+    if "http_max_body" in gateway:
+        limit = gateway["http_max_body"]
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0:
+            raise ValueError(f"gateway.http_max_body: expected a number of bytes above 0, "
+                             f"got {limit!r}")
+        options["http_max_body"] = limit
+    if "cors" in gateway:
+        options["cors"] = _cors(gateway["cors"])
+    return options
+
+
+def _cors(value: Any) -> str | list[str] | None:
+    # A single origin is accepted as a one-element list.
+    if value is None:
+        return None
+    if value == "*":
+        return "*"
+    if isinstance(value, str) and value:
+        return [value]
+    if isinstance(value, list) and value and all(isinstance(o, str) and o for o in value):
+        return list(value)
+    raise ValueError(f"gateway.cors: expected None, '*' or a list of origins, got {value!r}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value)
+
+
+def _is_timestamp(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_envelope(obj: Any) -> list[str]:
+    """The paths of the fields that make ``obj`` a malformed ``requestMessage`` envelope.
+
+    Empty when well-formed. ``["envelope"]`` when ``obj`` is not a dict; ``["meta"]`` /
+    ``["data"]`` when those are not dicts. Checks: meta.timestamp int ms (not bool), meta.app
+    non-empty string, meta.sign string, meta.client / meta.userId string or absent (null counts
+    as absent), meta.nonce non-empty string of at most 128 characters or absent, data.action
+    string, meta.target non-empty string when the action is sendToOthers. Other keys are
+    ignored. Never raises.
+    """
+    if not isinstance(obj, dict):
+        return ["envelope"]
+    failed: list[str] = []
+    meta = obj.get("meta")
+    data = obj.get("data")
+    action = data.get("action") if isinstance(data, dict) else None
+    if not isinstance(meta, dict):
+        failed.append("meta")
+    else:
+        if not _is_timestamp(meta.get("timestamp")):
+            failed.append("meta.timestamp")
+        if not _is_text(meta.get("app")):
+            failed.append("meta.app")
+        if not isinstance(meta.get("sign"), str):
+            failed.append("meta.sign")
+        for name in ("client", "userId"):
+            if meta.get(name) is not None and not isinstance(meta[name], str):
+                failed.append(f"meta.{name}")
+        target = meta.get("target")
+        if action == SEND_TO_OTHERS:
+            if not _is_text(target):
+                failed.append("meta.target")
+        elif target is not None and not isinstance(target, str):
+            failed.append("meta.target")
+        if meta.get("nonce") is not None and not _is_nonce(meta["nonce"]):
+            failed.append("meta.nonce")
+    if not isinstance(data, dict):
+        failed.append("data")
+    elif not isinstance(action, str):
+        failed.append("data.action")
+    return failed
+
+
+def _is_nonce(value: Any) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= MAX_NONCE_LENGTH
+
+
+def check_http_body(obj: Any) -> list[str]:
+    """The fields that make ``obj`` a malformed ``POST /api/transportMessage`` body.
+
+    Expects ``{"timestamp": int ms, "app": str, "target": str, "userId": str (optional),
+    "sign": str, "message": any JSON (required, may be null)}`` plus ``nonce`` (optional
+    string) for hmac-sha256 apps, where ``message`` is the signed payload. ``["body"]`` when
+    ``obj`` is not a dict. Empty when well-formed. Never raises.
+    """
+    if not isinstance(obj, dict):
+        return ["body"]
+    failed: list[str] = []
+    if not _is_timestamp(obj.get("timestamp")):
+        failed.append("timestamp")
+    for name in ("app", "target"):
+        if not _is_text(obj.get(name)):
+            failed.append(name)
+    if obj.get("userId") is not None and not isinstance(obj["userId"], str):
+        failed.append("userId")
+    if not isinstance(obj.get("sign"), str):
+        failed.append("sign")
+    if "message" not in obj:
+        failed.append("message")
+    if obj.get("nonce") is not None and not _is_nonce(obj["nonce"]):
+        failed.append("nonce")
+    return failed
+
+
+def verify(
+    config: GatewayConfig,
+    app: Any,
+    timestamp_ms: Any,
+    sign: Any,
+    now_ms: int,
+    nonce: Any = None,
+    payload: Any = None,
+) -> str | None:
+    """None when the signature is valid for ``app`` at ``now_ms``, else the reason.
+
+    Reasons: ``unknown app 'x'``, ``timestamp outside the allowed window (±300 s)`` (expired
+    or in the future; exactly ±window is accepted), ``bad timestamp``, ``missing nonce``
+    (hmac-sha256 apps), ``bad signature`` (also for a sign of the wrong type or length).
+    The comparison takes constant time. Whether a nonce was seen before is the caller's check
+    (it needs shared storage). Never raises.
+    """
+    spec = config.apps.get(app) if isinstance(app, str) else None
+    if spec is None:
+        return f"unknown app {_short_repr(app)}"
+    if not _is_timestamp(timestamp_ms):
+        return "bad timestamp"
+    # Checked before signing: it also keeps absurd integers away from str().
+    if abs(timestamp_ms - now_ms) > config.window_seconds * 1000:
+        return f"timestamp outside the allowed window (±{config.window_seconds:g} s)"
+    if (
+        not isinstance(sign, str)
+        or len(sign) != _SIGN_LENGTH[spec.scheme]
+        or not sign.isascii()
+    ):
+        return "bad signature"
+    if spec.scheme == HMAC_SHA256:
+        if not _is_nonce(nonce):
+            return "missing nonce"
+        try:
+            expected = sign_hmac(app, spec.key, timestamp_ms, nonce, payload)
+        except (TypeError, ValueError, RecursionError):
+            return "bad signature"
+    else:
+        expected = _sign_md5(app, spec.key, timestamp_ms)
+    if not hmac.compare_digest(expected.encode("ascii"), sign.encode("ascii")):
+        return "bad signature"
+    return None
+
+
+def _short_repr(value: Any, limit: int = 64) -> str:
+    # Reasons go back to the client and into the log: never echo a huge or odd value whole.
+    if not isinstance(value, str):
+        return f"(a {type(value).__name__}, not a name)"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
