@@ -204,7 +204,7 @@ HOOKS: tuple[Hook, ...] = (
     Hook(f"{SIO}.packet_class", ATTRIBUTE, None, (P_SOCKETIO, P_SIOV4, FRAMEWORK)),
     Hook(f"{SIO}.handlers", ATTRIBUTE, None, (P_SOCKETIO,)),
     Hook(f"{SIO}.namespace_handlers", ATTRIBUTE, None, (P_SOCKETIO, MEMORY)),
-    Hook(f"{SIO}.manager_initialized", ATTRIBUTE, None, ("worker/manager.py",),
+    Hook(f"{SIO}.manager_initialized", ATTRIBUTE, None, ("worker/redis_setup.py",),
          "the manager is initialized on the first connection unless this is set"),
     Hook(f"{SIO}.reason", ATTRIBUTE, None, (P_SOCKETIO,),
          "the disconnect reasons (python-socketio >= 5.12)"),
