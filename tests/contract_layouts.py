@@ -81,12 +81,92 @@ def check_sockets_layout() -> None:
             super().__setitem__(sid, session)
 
     eio = eio_server()
+    # A plain instance attribute (ConformantEngineMixin's property shadows it).
+    assert "sockets" in vars(eio) and not hasattr(type(eio), "sockets"), type(eio).sockets
     eio.sockets = Recording()
     status, body, _ = wsgi_call(eio_app(eio), "GET", "EIO=4&transport=polling")
     assert status.startswith("200"), status
     assert len(stored) == 1, f"sessions stored by item assignment: {stored}"
     assert type(stored[0][1]) is Socket, f"stored {type(stored[0][1])!r}, not Socket"
     assert eio.sockets[stored[0][0]] is stored[0][1]
+
+
+def check_handle_connect() -> None:
+    """A handshake's steps in python-engineio's _handle_connect, in order (the EIO=3 door and
+    ConformantEngineMixin change the session's class as it is stored and rely on the rest)."""
+    from engineio import packet
+    from engineio.socket import Socket
+
+    steps: list[Any] = []
+
+    class Session(Socket):
+        def send(self, pkt: Any) -> None:
+            steps.append(("send", pkt.packet_type))
+            super().send(pkt)
+
+        def schedule_ping(self) -> None:
+            steps.append("schedule_ping")
+
+        def poll(self) -> Any:
+            steps.append("poll")
+            return super().poll()
+
+    class Sessions(dict):
+        def __setitem__(self, sid: str, session: Any) -> None:
+            assert type(session) is Socket, f"stored {type(session)!r}, not Socket"
+            assert session.sid == sid and session.server is eio, (session.sid, sid)
+            session.__class__ = Session
+            steps.append("stored")
+            super().__setitem__(sid, session)
+
+    eio = eio_server()
+    eio.sockets = Sessions()
+    ok = eio._ok
+
+    def recording_ok(packets: Any = None, **kwargs: Any) -> Any:
+        steps.append(("_ok", [pkt.packet_type for pkt in packets or []], sorted(kwargs)))
+        return ok(packets, **kwargs)
+
+    eio._ok = recording_ok
+    status, body, _ = wsgi_call(eio_app(eio), "GET", "EIO=4&transport=polling")
+    assert status.startswith("200"), (status, body)
+    assert steps == ["stored", ("send", packet.OPEN), "schedule_ping", "poll",
+                     ("_ok", [packet.OPEN], ["headers", "jsonp_index"])], steps
+
+
+def check_async_websocket() -> None:
+    """``_async["websocket"](handler, server)`` is a WSGI app that accepts the websocket and
+    runs ``handler(ws)`` (under eventlet, as the worker runs)."""
+    import engineio
+    import eventlet
+    import eventlet.wsgi
+    from eventlet.green import socket
+
+    eio = engineio.Server(async_mode="eventlet")
+    ran: list[Any] = []
+
+    def handler(ws: Any) -> None:
+        ran.append(ws)
+        ws.close()
+
+    app = eio._async["websocket"](handler, eio)
+    server = eventlet.wsgi.Server(_NoListener(), ("", 0), app, log_output=False, debug=False)
+    ours, theirs = socket.socketpair()
+    theirs.sendall(b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n"
+                   b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                   b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                   b"Sec-WebSocket-Version: 13\r\n\r\n")
+    with eventlet.Timeout(5):
+        eventlet.spawn(server.process_request, [("127.0.0.1", 1), ours, eventlet.wsgi.STATE_IDLE])
+        received = b""
+        while b"\r\n\r\n" not in received or not ran:
+            chunk = theirs.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+    theirs.close()
+    assert received.startswith(b"HTTP/1.1 101"), received[:200]
+    assert len(ran) == 1 and callable(getattr(ran[0], "close", None)), ran
 
 
 def check_eio_handlers() -> None:
@@ -301,6 +381,8 @@ def instance_of(class_target: str) -> Any:
 LAYOUTS: dict[str, Callable[[], None]] = {
     "engineio:Server.sockets (layout)": check_sockets_layout,
     "engineio:Server.handlers (layout)": check_eio_handlers,
+    "engineio:Server._handle_connect (layout)": check_handle_connect,
+    "engineio:Server._async (layout)": check_async_websocket,
     "engineio.base_server:default_logger (layout)": check_logger("engineio.server"),
     "engineio.socket:Socket.queue (layout)": check_open_packet_first,
     "engineio.socket:Socket.last_ping (layout)": check_last_ping,

@@ -162,7 +162,8 @@ def test_contract_libraries_are_pinned_both_ways() -> None:
 def test_the_scan_sees_the_known_hooks(checked: dict[str, Any]) -> None:
     """The completeness scans find what they must (so an empty result means something)."""
     overridden = {(o["class"].split(":")[1], o["method"]) for o in checked["overrides"]}
-    assert ("ConformantSocket", "_upgrade_websocket") in overridden
+    assert ("ConformantSocket", "_websocket_handler") in overridden
+    assert ("ConformantEngineMixin", "_service_task") in overridden
     assert ("ConformantServerMixin", "_handle_eio_message") in overridden
     assert ("TimedProtocol", "get_environ") in overridden
     assert ("_Loader", "load_config") in overridden

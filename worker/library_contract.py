@@ -41,7 +41,7 @@ LIBRARIES = {
 class Hook:
     """One thing sioctl relies on in a library."""
 
-    target: str  # "engineio.socket:Socket._upgrade_websocket"
+    target: str  # "engineio.socket:Socket._websocket_handler"
     kind: str
     params: tuple[str, ...] | None  # parameter names (no self); None: not a callable we check
     used_in: tuple[str, ...]  # sioctl source files (repository paths)
@@ -53,7 +53,7 @@ class Hook:
 
     @property
     def path(self) -> tuple[str, ...]:
-        """The attribute path inside the module (``("Socket", "_upgrade_websocket")``)."""
+        """The attribute path inside the module (``("Socket", "_websocket_handler")``)."""
         return tuple(self.target.split(":", 1)[1].split("."))
 
     @property
@@ -79,6 +79,7 @@ MANAGER = "socketio:PubSubManager"
 WSGI = "eventlet.wsgi"
 
 P_ENGINEIO = "worker/protocol/engineio_rules.py"
+P_SERVER = "worker/protocol/engineio_server.py"
 P_EIO3 = "worker/protocol/eio3.py"
 P_HANDSHAKE = "worker/protocol/eio3_handshake.py"
 P_PING = "worker/protocol/ping_interval.py"
@@ -93,49 +94,49 @@ MEMORY = "worker/memory.py"
 HOOKS: tuple[Hook, ...] = (
     # ------------------------------------------------------------ python-engineio: the server
     Hook(f"{EIO}.handle_request", OVERRIDE, ("environ", "start_response"),
-         (P_ENGINEIO, P_HANDSHAKE),
-         "request checks before python-engineio's; EIO=3 handshakes let in as EIO=4"),
+         (P_SERVER, P_HANDSHAKE),
+         "request checks before python-engineio's (400s, 413, a second websocket closed, a "
+         "poll during an upgrade held); EIO=3 handshakes let in as EIO=4"),
     Hook(f"{EIO}._handle_connect", OVERRIDE, ("environ", "start_response", "transport",
                                               "jsonp_index"), (P_HANDSHAKE,),
-         "the EIO=3 door opens its own sessions here; the others go on to python-engineio"),
-    Hook(f"{EIO}._handle_connect", COPY, ("environ", "start_response", "transport",
-                                          "jsonp_index"), (P_HANDSHAKE,),
-         "open_session repeats its steps (service task start, sid, session stored in sockets, "
-         "OPEN packet, connect event, refusal, websocket or polling answer, sid cookie) with "
-         "the v3 OPEN packet: a new step upstream must be added there too"),
-    Hook(f"{EIO}._bad_request", CALL, ("message",), (P_ENGINEIO, P_HANDSHAKE),
+         "an EIO=3 handshake puts its own query back and runs python-engineio's, unchanged, "
+         "with a context variable set; the others go straight on to python-engineio"),
+    Hook(f"{EIO}._handle_connect", LAYOUT, None, (P_SERVER, P_HANDSHAKE, P_EIO3),
+         "its steps, in this order: the session built as engineio.socket.Socket(self, sid) "
+         "and stored with sockets[sid] = s (where _sioctl_adopt_session changes its class), "
+         "then the OPEN packet sent with s.send(), s.schedule_ping(), and a polling "
+         "handshake answered with self._ok(s.poll(), headers=..., jsonp_index=...)"),
+    Hook(f"{EIO}._bad_request", CALL, ("message",), (P_SERVER, P_HANDSHAKE),
          "returns a response dict with status, headers, response"),
-    Hook(f"{EIO}._cors_headers", CALL, ("environ",), (P_ENGINEIO, P_HANDSHAKE),
+    Hook(f"{EIO}._cors_headers", CALL, ("environ",), (P_SERVER, P_HANDSHAKE),
          "returns a list of header tuples"),
-    Hook(f"{EIO}._ok", OVERRIDE, ("packets", "headers", "jsonp_index"), (P_ENGINEIO,),
-         "returns a response dict; the body of a POST's answer is replaced by b'ok'"),
+    Hook(f"{EIO}._ok", OVERRIDE, ("packets", "headers", "jsonp_index"), (P_SERVER, P_HANDSHAKE),
+         "returns a response dict; the body of a POST's answer is replaced by b'ok'; the "
+         "EIO=3 polling handshake's answer (the packets of s.poll()) is framed the v3 way"),
     Hook(f"{EIO}._log_error_once", CALL, ("message", "message_key"),
-         (P_ENGINEIO, P_HANDSHAKE, P_SOCKETIO)),
-    Hook(f"{EIO}._service_task", OVERRIDE, (), (P_ENGINEIO,),
+         (P_ENGINEIO, P_SERVER, P_HANDSHAKE, P_SOCKETIO)),
+    Hook(f"{EIO}._service_task", OVERRIDE, (), (P_SERVER,),
          "the session sweep, rewritten to hold no session between two looks; tracks "
          "python-engineio's: check_ping_timeout on each open session, closed ones forgotten"),
-    Hook(f"{EIO}._service_task", CALL, (), (P_HANDSHAKE,),
-         "started by open_session as python-engineio starts it with the first session"),
-    Hook(f"{EIO}._upgrades", CALL, ("sid", "transport"), (P_HANDSHAKE,)),
-    Hook(f"{EIO}._trigger_event", CALL, ("event", "*args", "**kwargs"), (P_HANDSHAKE,),
-         "called with run_async=False; returns the handler's result"),
-    Hook(f"{EIO}._generate_sid_cookie", CALL, ("sid", "attributes"), (P_HANDSHAKE,)),
-    Hook(f"{EIO}._unauthorized", CALL, ("message",), (P_HANDSHAKE,)),
+    Hook(f"{EIO}._async", LAYOUT, None, (P_SERVER,),
+         "the async driver's table: _async['websocket'](handler, server) is a WSGI app that "
+         "accepts a websocket and runs handler(ws) on it (a second websocket is accepted "
+         "there, then closed)"),
     Hook(f"{EIO}.create_queue", OVERRIDE, ("*args", "**kwargs"), (P_PING,),
          "each session's queue comes from here"),
-    Hook(f"{EIO}.generate_id", PATCH, (), (FRAMEWORK, P_HANDSHAKE),
+    Hook(f"{EIO}.generate_id", PATCH, (), (FRAMEWORK,),
          "replaced on the instance: python-socketio asks it for every new socket id"),
     Hook(f"{EIO}.sockets", LAYOUT, None,
-         (P_ENGINEIO, P_HANDSHAKE, P_SIOV4, P_SOCKETIO, "worker/drain.py", "worker/main.py",
+         (P_SERVER, P_HANDSHAKE, P_SIOV4, P_SOCKETIO, "worker/drain.py", "worker/main.py",
           MEMORY),
-         "a dict sid -> Socket that _handle_connect fills with sockets[sid] = Socket(...) "
-         "before the session's first request, and that may be replaced by a dict subclass"),
+         "a plain instance attribute (ConformantEngineMixin's sockets property shadows it and "
+         "keeps the dict in __dict__['sockets']), a dict sid -> Socket that _handle_connect "
+         "fills with sockets[sid] = Socket(...) before the session's first request, and that "
+         "python-engineio may replace by assignment"),
     Hook(f"{EIO}.handlers", LAYOUT, None, (P_SOCKETIO,),
          "a dict event -> handler; socketio.Server registers its bound _handle_eio_connect, "
          "_handle_eio_message and _handle_eio_disconnect there when it is built"),
-    Hook(f"{EIO}.start_service_task", ATTRIBUTE, None, (P_HANDSHAKE,)),
-    Hook(f"{EIO}.service_task_handle", ATTRIBUTE, None, (P_HANDSHAKE,)),
-    Hook(f"{EIO}.service_task_event", ATTRIBUTE, None, (P_ENGINEIO,),
+    Hook(f"{EIO}.service_task_event", ATTRIBUTE, None, (P_SERVER,),
          "the event that stops the service task (set by shutdown)"),
     Hook(f"{EIO}.ping_interval_grace_period", ATTRIBUTE, None, (P_PING,)),
     Hook(f"{EIO}.reason", ATTRIBUTE, None, (P_ENGINEIO, P_EIO3, P_SOCKETIO, "worker/drain.py"),
@@ -143,38 +144,49 @@ HOOKS: tuple[Hook, ...] = (
     Hook("engineio.base_server:default_logger", LAYOUT, None, ("worker/main.py",),
          "the library's logger is named 'engineio.server'"),
     # ------------------------------------------------------------ python-engineio: a session
-    Hook(f"{SOCKET}.__init__", CALL, ("server", "sid"), (P_HANDSHAKE,)),
     Hook(f"{SOCKET}.queue", LAYOUT, None, (P_PING,),
          "the OPEN packet, with pingInterval in its data, is the first thing put on it"),
-    Hook(f"{SOCKET}._upgrade_websocket", OVERRIDE, ("environ", "start_response"),
-         (P_ENGINEIO,)),
     Hook(f"{SOCKET}._websocket_handler", OVERRIDE, ("ws",), (P_ENGINEIO,),
-         "reads frames with ws.wait() (None at the end); its result is the WSGI response"),
+         "reads frames with ws.wait() (None at the end); its result is the WSGI response; "
+         "an upgrade when connected is already set on entry"),
     Hook(f"{SOCKET}.schedule_ping", OVERRIDE, (), (P_ENGINEIO, P_EIO3),
-         "called after each PONG to start the next ping cycle"),
+         "called by _handle_connect after the OPEN packet and after each PONG, to start the "
+         "next ping cycle"),
     Hook(f"{SOCKET}._send_ping", COPY, (), (P_ENGINEIO,),
          "ConformantSocket._ping_now is its body without the sleep, run from a hub timer"),
     Hook(f"{SOCKET}.last_ping", LAYOUT, None, (P_ENGINEIO,),
          "set at construction (python-engineio >= 4.14) and to None while a ping cycle "
          "waits: schedule_ping starts a cycle only when it is set"),
     Hook(f"{SOCKET}.handle_get_request", OVERRIDE, ("environ", "start_response"),
-         (P_ENGINEIO, P_EIO3, P_HANDSHAKE)),
+         (P_ENGINEIO, P_EIO3)),
     Hook(f"{SOCKET}.handle_post_request", OVERRIDE, ("environ",), (P_ENGINEIO,),
          "re-implemented: reads and decodes the body itself, then receive() for each packet"),
     Hook(f"{SOCKET}.receive", OVERRIDE, ("pkt",), (P_ENGINEIO, P_EIO3)),
-    Hook(f"{SOCKET}.send", OVERRIDE, ("pkt",), (P_EIO3,)),
+    Hook(f"{SOCKET}.send", OVERRIDE, ("pkt",), (P_EIO3,),
+         "_handle_connect sends the OPEN packet through it (an EIO=3 session drops maxPayload)"),
     Hook(f"{SOCKET}.close", OVERRIDE, ("wait", "abort", "reason"), (P_ENGINEIO,)),
-    Hook(f"{SOCKET}.check_ping_timeout", OVERRIDE, (), (P_ENGINEIO, P_EIO3, P_HANDSHAKE),
+    Hook(f"{SOCKET}.check_ping_timeout", OVERRIDE, (), (P_ENGINEIO, P_EIO3, P_SERVER,
+                                                      P_HANDSHAKE),
          "False (and the session closed) when the client is gone"),
     Hook(f"{SOCKET}.poll", OVERRIDE, (), (P_EIO3,),
-         "raises engineio.exceptions.QueueEmpty when nothing came in time"),
-    Hook(f"{SOCKET}.server", ATTRIBUTE, None, (P_ENGINEIO, P_EIO3)),
-    Hook(f"{SOCKET}.sid", ATTRIBUTE, None, (P_ENGINEIO, P_EIO3)),
-    Hook(f"{SOCKET}.upgrading", ATTRIBUTE, None, (P_ENGINEIO,)),
-    Hook(f"{SOCKET}.upgraded", ATTRIBUTE, None, (P_ENGINEIO,)),
-    Hook(f"{SOCKET}.closing", ATTRIBUTE, None, (P_ENGINEIO,)),
-    Hook(f"{SOCKET}.closed", ATTRIBUTE, None, (P_ENGINEIO, "worker/main.py", MEMORY)),
-    Hook(f"{SOCKET}.connected", ATTRIBUTE, None, (P_HANDSHAKE,)),
+         "raises engineio.exceptions.QueueEmpty when nothing came in time; _handle_connect "
+         "answers a polling handshake with what it returns"),
+    Hook(f"{SOCKET}.server", ATTRIBUTE, None, (P_ENGINEIO, P_EIO3, P_SERVER)),
+    Hook(f"{SOCKET}.sid", ATTRIBUTE, None, (P_ENGINEIO, P_EIO3, P_SERVER)),
+    Hook(f"{SOCKET}.upgrading", ATTRIBUTE, None, (P_ENGINEIO, P_SERVER),
+         "set by _websocket_handler when an upgrade's websocket opens (connected already set) "
+         "and cleared when the UPGRADE packet (or a failed probe) ends it, before the next "
+         "ws.wait(): upgrade_settled runs at that wait"),
+    Hook(f"{SOCKET}.upgraded", ATTRIBUTE, None, (P_ENGINEIO, P_SERVER),
+         "set with the UPGRADE packet, before upgrading is cleared; set at once (with "
+         "connected) for a websocket-only session: upgrading or upgraded means the session "
+         "already has its websocket"),
+    Hook(f"{SOCKET}.closing", ATTRIBUTE, None, (P_ENGINEIO, P_SERVER)),
+    Hook(f"{SOCKET}.closed", ATTRIBUTE, None, (P_ENGINEIO, P_SERVER, P_HANDSHAKE,
+                                                "worker/main.py", MEMORY)),
+    Hook(f"{SOCKET}.connected", ATTRIBUTE, None, (P_ENGINEIO,),
+         "set by _handle_connect before a polling handshake's answer; False while a "
+         "websocket-only handshake's _websocket_handler starts"),
     Hook("engineio.packet:Packet.encode", OVERRIDE, ("b64",), (P_EIO3,),
          "python-engineio's websocket writer encodes each packet with pkt.encode()"),
     # ------------------------------------------------------------ python-socketio: the server
@@ -284,7 +296,7 @@ HOOKS: tuple[Hook, ...] = (
 # Mixins that sioctl puts on a library's class (by building a subclass of the live object's
 # class), so their methods override that class's: "sioctl module:Class" -> library target.
 MIXINS: dict[str, str] = {
-    "sioctl.worker.protocol.engineio_rules:ConformantEngineMixin": EIO,
+    "sioctl.worker.protocol.engineio_server:ConformantEngineMixin": EIO,
     "sioctl.worker.protocol.eio3_handshake:Eio3DoorMixin": EIO,
     "sioctl.worker.protocol.ping_interval:ExactPingIntervalMixin": EIO,
     "sioctl.worker.protocol.socketio_rules:ConformantServerMixin": SIO,
