@@ -169,6 +169,37 @@ def check_async_websocket() -> None:
     assert len(ran) == 1 and callable(getattr(ran[0], "close", None)), ran
 
 
+def check_websocket_states() -> None:
+    """The session's upgrading / upgraded / connected at each ``ws.wait()`` of
+    python-engineio's _websocket_handler, for an upgrade and for a websocket-only session."""
+    from engineio.socket import Socket
+
+    class WebSocket:
+        def __init__(self, session: Any, frames: list[Any]) -> None:
+            self.session, self.frames, self.seen = session, frames, []
+
+        def wait(self) -> Any:
+            s = self.session
+            self.seen.append((s.connected, s.upgrading, s.upgraded))
+            return self.frames.pop(0)
+
+        def send(self, data: Any) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    upgrade = Socket(eio_server(), "sid")
+    upgrade.connected = True  # as _handle_connect leaves a polling session
+    ws = WebSocket(upgrade, ["2probe", "5", None])
+    upgrade._websocket_handler(ws)
+    assert ws.seen == [(True, True, False), (True, True, False), (True, False, True)], ws.seen
+    direct = Socket(eio_server(), "sid")
+    ws = WebSocket(direct, [None])
+    direct._websocket_handler(ws)
+    assert ws.seen == [(True, False, True)], ws.seen
+
+
 def check_eio_handlers() -> None:
     sio = sio_server()
     for event in ("connect", "message", "disconnect"):
@@ -386,6 +417,7 @@ LAYOUTS: dict[str, Callable[[], None]] = {
     "engineio.base_server:default_logger (layout)": check_logger("engineio.server"),
     "engineio.socket:Socket.queue (layout)": check_open_packet_first,
     "engineio.socket:Socket.last_ping (layout)": check_last_ping,
+    "engineio.socket:Socket._websocket_handler (layout)": check_websocket_states,
     "socketio:Server._binary_packet (layout)": check_binary_packet,
     "socketio:Server.environ (layout)": check_sio_environ,
     "socketio.base_server:default_logger (layout)": check_logger("socketio.server"),

@@ -149,6 +149,11 @@ HOOKS: tuple[Hook, ...] = (
     Hook(f"{SOCKET}._websocket_handler", OVERRIDE, ("ws",), (P_ENGINEIO,),
          "reads frames with ws.wait() (None at the end); its result is the WSGI response; "
          "an upgrade when connected is already set on entry"),
+    Hook(f"{SOCKET}._websocket_handler", LAYOUT, None, (P_ENGINEIO, P_SERVER),
+         "the session at each ws.wait(): in an upgrade (connected already set) upgrading "
+         "and not upgraded until the UPGRADE packet, then upgraded and no longer upgrading "
+         "before the next wait; a websocket-only session connected and upgraded at its "
+         "first wait"),
     Hook(f"{SOCKET}.schedule_ping", OVERRIDE, (), (P_ENGINEIO, P_EIO3),
          "called by _handle_connect after the OPEN packet and after each PONG, to start the "
          "next ping cycle"),
