@@ -1,0 +1,321 @@
+"""Every part of python-engineio, python-socketio, eventlet and gunicorn that sioctl relies on
+beyond their documented API: private members, methods we override, undocumented attributes and
+data layouts, and what we patch.
+
+sioctl corrects python-engineio and python-socketio from the inside, so a release of either that
+renames a private method or changes a dict's shape would not fail loudly: it would quietly undo
+a correction. This list is the contract. ``tests/test_library_contract.py`` checks every entry
+against the installed libraries (that the member exists, with the parameter names below, and
+that each layout holds on small real objects), so an upgrade fails in one test that names the
+hook; and it checks that the list is complete (a private name of these libraries used anywhere
+in sioctl, or a library method a sioctl class overrides, that is not listed fails the test).
+
+Nothing here is imported by the worker: the module only lists. A ``target`` is
+``module:Qualified.name``; ``params`` are the parameter names of the library's function as we
+rely on them (``self`` left out; ``*args``/``**kwargs`` written so), or None for an attribute.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Kinds of reliance.
+OVERRIDE = "override"  # a sioctl class (or a mixin put on the library's class) redefines it
+CALL = "call"  # sioctl calls it
+COPY = "copy"  # sioctl re-implements its body: track upstream changes to it by hand
+ATTRIBUTE = "attribute"  # sioctl reads or writes it (undocumented)
+LAYOUT = "layout"  # sioctl relies on the shape of what it holds (checked on real objects)
+PATCH = "patch"  # sioctl replaces it on the library's class or on a live instance
+KINDS = (OVERRIDE, CALL, COPY, ATTRIBUTE, LAYOUT, PATCH)
+
+# Distribution names of the libraries, by top-level module.
+LIBRARIES = {
+    "engineio": "python-engineio",
+    "socketio": "python-socketio",
+    "eventlet": "eventlet",
+    "gunicorn": "gunicorn",
+}
+
+
+@dataclass(frozen=True)
+class Hook:
+    """One thing sioctl relies on in a library."""
+
+    target: str  # "engineio.socket:Socket._websocket_handler"
+    kind: str
+    params: tuple[str, ...] | None  # parameter names (no self); None: not a callable we check
+    used_in: tuple[str, ...]  # sioctl source files (repository paths)
+    note: str = ""  # what must hold, or what to track upstream
+
+    @property
+    def module(self) -> str:
+        return self.target.split(":", 1)[0]
+
+    @property
+    def path(self) -> tuple[str, ...]:
+        """The attribute path inside the module (``("Socket", "_websocket_handler")``)."""
+        return tuple(self.target.split(":", 1)[1].split("."))
+
+    @property
+    def name(self) -> str:
+        """The member's own name (the last part of the target)."""
+        return self.path[-1]
+
+    @property
+    def library(self) -> str:
+        """The distribution that provides it (``python-engineio``...)."""
+        return LIBRARIES[self.module.split(".")[0]]
+
+    @property
+    def id(self) -> str:
+        """A unique name for the entry, as tests show it."""
+        return f"{self.target} ({self.kind})"
+
+
+EIO = "engineio:Server"
+SOCKET = "engineio.socket:Socket"
+SIO = "socketio:Server"
+MANAGER = "socketio:PubSubManager"
+WSGI = "eventlet.wsgi"
+
+P_ENGINEIO = "worker/protocol/engineio_rules.py"
+P_SERVER = "worker/protocol/engineio_server.py"
+P_EIO3 = "worker/protocol/eio3.py"
+P_HANDSHAKE = "worker/protocol/eio3_handshake.py"
+P_PING = "worker/protocol/ping_interval.py"
+P_SOCKETIO = "worker/protocol/socketio_rules.py"
+P_SIOV4 = "worker/protocol/sio_v4.py"
+FRAMEWORK = "worker/framework/application.py"
+MESSAGING = "worker/messaging/manager.py"
+# The engine-free half of the manager, a mixin put before PubSubManager.
+MESSAGING_BASE = "worker/messaging/base.py"
+CONNECTION = "worker/connection.py"
+HTTP = "worker/http_server.py"
+MEMORY = "worker/memory.py"
+
+HOOKS: tuple[Hook, ...] = (
+    # ------------------------------------------------------------ python-engineio: the server
+    Hook(f"{EIO}.handle_request", OVERRIDE, ("environ", "start_response"),
+         (P_SERVER, P_HANDSHAKE),
+         "request checks before python-engineio's (400s, 413, a second websocket closed, a "
+         "poll during an upgrade held); EIO=3 handshakes let in as EIO=4"),
+    Hook(f"{EIO}._handle_connect", OVERRIDE, ("environ", "start_response", "transport",
+                                              "jsonp_index"), (P_HANDSHAKE,),
+         "an EIO=3 handshake puts its own query back and runs python-engineio's, unchanged, "
+         "with a context variable set; the others go straight on to python-engineio"),
+    Hook(f"{EIO}._handle_connect", LAYOUT, None, (P_SERVER, P_HANDSHAKE, P_EIO3),
+         "its steps, in this order: the session built as engineio.socket.Socket(self, sid) "
+         "and stored with sockets[sid] = s (where _sioctl_adopt_session changes its class), "
+         "then the OPEN packet sent with s.send(), s.schedule_ping(), and a polling "
+         "handshake answered with self._ok(s.poll(), headers=..., jsonp_index=...)"),
+    Hook(f"{EIO}._bad_request", CALL, ("message",), (P_SERVER, P_HANDSHAKE),
+         "returns a response dict with status, headers, response"),
+    Hook(f"{EIO}._cors_headers", CALL, ("environ",), (P_SERVER, P_HANDSHAKE),
+         "returns a list of header tuples"),
+    Hook(f"{EIO}._ok", OVERRIDE, ("packets", "headers", "jsonp_index"), (P_SERVER, P_HANDSHAKE),
+         "returns a response dict; the body of a POST's answer is replaced by b'ok'; the "
+         "EIO=3 polling handshake's answer (the packets of s.poll()) is framed the v3 way"),
+    Hook(f"{EIO}._log_error_once", CALL, ("message", "message_key"),
+         (P_ENGINEIO, P_SERVER, P_HANDSHAKE, P_SOCKETIO)),
+    Hook(f"{EIO}._service_task", OVERRIDE, (), (P_SERVER,),
+         "the session sweep, rewritten to hold no session between two looks; tracks "
+         "python-engineio's: check_ping_timeout on each open session, closed ones forgotten"),
+    Hook(f"{EIO}._async", LAYOUT, None, (P_SERVER,),
+         "the async driver's table: _async['websocket'](handler, server) is a WSGI app that "
+         "accepts a websocket and runs handler(ws) on it (a second websocket is accepted "
+         "there, then closed)"),
+    Hook(f"{EIO}.create_queue", OVERRIDE, ("*args", "**kwargs"), (P_PING,),
+         "each session's queue comes from here"),
+    Hook(f"{EIO}.generate_id", PATCH, (), (FRAMEWORK,),
+         "replaced on the instance: python-socketio asks it for every new socket id"),
+    Hook(f"{EIO}.sockets", LAYOUT, None,
+         (P_SERVER, P_HANDSHAKE, P_SIOV4, P_SOCKETIO, "worker/drain.py", "worker/main.py",
+          MEMORY),
+         "a plain instance attribute (ConformantEngineMixin's sockets property shadows it and "
+         "keeps the dict in __dict__['sockets']), a dict sid -> Socket that _handle_connect "
+         "fills with sockets[sid] = Socket(...) before the session's first request, and that "
+         "python-engineio may replace by assignment"),
+    Hook(f"{EIO}.handlers", LAYOUT, None, (P_SOCKETIO,),
+         "a dict event -> handler; socketio.Server registers its bound _handle_eio_connect, "
+         "_handle_eio_message and _handle_eio_disconnect there when it is built"),
+    Hook(f"{EIO}.service_task_event", ATTRIBUTE, None, (P_SERVER,),
+         "the event that stops the service task (set by shutdown)"),
+    Hook(f"{EIO}.ping_interval_grace_period", ATTRIBUTE, None, (P_PING,)),
+    Hook(f"{EIO}.reason", ATTRIBUTE, None, (P_ENGINEIO, P_EIO3, P_SOCKETIO, "worker/drain.py"),
+         "the disconnect reasons (python-engineio >= 4.11)"),
+    Hook("engineio.base_server:default_logger", LAYOUT, None, ("worker/main.py",),
+         "the library's logger is named 'engineio.server'"),
+    # ------------------------------------------------------------ python-engineio: a session
+    Hook(f"{SOCKET}.queue", LAYOUT, None, (P_PING,),
+         "the OPEN packet, with pingInterval in its data, is the first thing put on it"),
+    Hook(f"{SOCKET}._websocket_handler", OVERRIDE, ("ws",), (P_ENGINEIO,),
+         "reads frames with ws.wait() (None at the end); its result is the WSGI response; "
+         "an upgrade when connected is already set on entry"),
+    Hook(f"{SOCKET}._websocket_handler", LAYOUT, None, (P_ENGINEIO, P_SERVER),
+         "the session at each ws.wait(): in an upgrade (connected already set) upgrading "
+         "and not upgraded until the UPGRADE packet, then upgraded and no longer upgrading "
+         "before the next wait; a websocket-only session connected and upgraded at its "
+         "first wait"),
+    Hook(f"{SOCKET}.schedule_ping", OVERRIDE, (), (P_ENGINEIO, P_EIO3),
+         "called by _handle_connect after the OPEN packet and after each PONG, to start the "
+         "next ping cycle"),
+    Hook(f"{SOCKET}._send_ping", COPY, (), (P_ENGINEIO,),
+         "ConformantSocket._ping_now is its body without the sleep, run from a hub timer"),
+    Hook(f"{SOCKET}.last_ping", LAYOUT, None, (P_ENGINEIO,),
+         "set at construction (python-engineio >= 4.14) and to None while a ping cycle "
+         "waits: schedule_ping starts a cycle only when it is set"),
+    Hook(f"{SOCKET}.handle_get_request", OVERRIDE, ("environ", "start_response"),
+         (P_ENGINEIO, P_EIO3)),
+    Hook(f"{SOCKET}.handle_post_request", OVERRIDE, ("environ",), (P_ENGINEIO,),
+         "re-implemented: reads and decodes the body itself, then receive() for each packet"),
+    Hook(f"{SOCKET}.receive", OVERRIDE, ("pkt",), (P_ENGINEIO, P_EIO3)),
+    Hook(f"{SOCKET}.send", OVERRIDE, ("pkt",), (P_EIO3,),
+         "_handle_connect sends the OPEN packet through it (an EIO=3 session drops maxPayload)"),
+    Hook(f"{SOCKET}.close", OVERRIDE, ("wait", "abort", "reason"), (P_ENGINEIO,)),
+    Hook(f"{SOCKET}.check_ping_timeout", OVERRIDE, (), (P_ENGINEIO, P_EIO3, P_SERVER,
+                                                      P_HANDSHAKE),
+         "False (and the session closed) when the client is gone"),
+    Hook(f"{SOCKET}.poll", OVERRIDE, (), (P_EIO3,),
+         "raises engineio.exceptions.QueueEmpty when nothing came in time; _handle_connect "
+         "answers a polling handshake with what it returns"),
+    Hook(f"{SOCKET}.server", ATTRIBUTE, None, (P_ENGINEIO, P_EIO3, P_SERVER)),
+    Hook(f"{SOCKET}.sid", ATTRIBUTE, None, (P_ENGINEIO, P_EIO3, P_SERVER)),
+    Hook(f"{SOCKET}.upgrading", ATTRIBUTE, None, (P_ENGINEIO, P_SERVER),
+         "set by _websocket_handler when an upgrade's websocket opens (connected already set) "
+         "and cleared when the UPGRADE packet (or a failed probe) ends it, before the next "
+         "ws.wait(): upgrade_settled runs at that wait"),
+    Hook(f"{SOCKET}.upgraded", ATTRIBUTE, None, (P_ENGINEIO, P_SERVER),
+         "set with the UPGRADE packet, before upgrading is cleared; set at once (with "
+         "connected) for a websocket-only session: upgrading or upgraded means the session "
+         "already has its websocket"),
+    Hook(f"{SOCKET}.closing", ATTRIBUTE, None, (P_ENGINEIO, P_SERVER)),
+    Hook(f"{SOCKET}.closed", ATTRIBUTE, None, (P_ENGINEIO, P_SERVER, P_HANDSHAKE,
+                                                "worker/main.py", MEMORY)),
+    Hook(f"{SOCKET}.connected", ATTRIBUTE, None, (P_ENGINEIO,),
+         "set by _handle_connect before a polling handshake's answer; False while a "
+         "websocket-only handshake's _websocket_handler starts"),
+    Hook("engineio.packet:Packet.encode", OVERRIDE, ("b64",), (P_EIO3,),
+         "python-engineio's websocket writer encodes each packet with pkt.encode()"),
+    # ------------------------------------------------------------ python-socketio: the server
+    Hook(f"{SIO}._handle_eio_connect", OVERRIDE, ("eio_sid", "environ"),
+         (P_SOCKETIO, P_SIOV4)),
+    Hook(f"{SIO}._handle_eio_message", OVERRIDE, ("eio_sid", "data"), (P_SOCKETIO, P_SIOV4)),
+    Hook(f"{SIO}._handle_eio_message", COPY, ("eio_sid", "data"), (P_SOCKETIO,),
+         "_sioctl_dispatch repeats its dispatch by packet type after decoding (CONNECT, "
+         "DISCONNECT, EVENT, ACK, binary ones into _binary_packet)"),
+    Hook(f"{SIO}._handle_eio_disconnect", OVERRIDE, ("eio_sid", "reason"), (P_SOCKETIO,)),
+    Hook(f"{SIO}._send_packet", OVERRIDE, ("eio_sid", "pkt"), (P_SIOV4,)),
+    Hook(f"{SIO}._send_packet", CALL, ("eio_sid", "pkt"), (P_SOCKETIO, FRAMEWORK)),
+    Hook(f"{SIO}._handle_connect", OVERRIDE, ("eio_sid", "namespace", "data"),
+         (P_SOCKETIO, FRAMEWORK)),
+    Hook(f"{SIO}._handle_connect", CALL, ("eio_sid", "namespace", "data"),
+         (P_SOCKETIO, P_SIOV4)),
+    Hook(f"{SIO}._handle_connect", COPY, ("eio_sid", "namespace", "data"), (P_SOCKETIO,),
+         "namespace_served repeats its test of whether a namespace is served"),
+    Hook(f"{SIO}._handle_disconnect", CALL, ("eio_sid", "namespace", "reason"),
+         (P_SOCKETIO,)),
+    Hook(f"{SIO}._handle_event", CALL, ("eio_sid", "namespace", "id", "data"), (P_SOCKETIO,)),
+    Hook(f"{SIO}._handle_ack", CALL, ("eio_sid", "namespace", "id", "data"), (P_SOCKETIO,)),
+    Hook(f"{SIO}._binary_packet", LAYOUT, None, (P_SOCKETIO, MEMORY),
+         "a dict eio_sid -> the binary packet whose attachments are still coming"),
+    Hook(f"{SIO}.environ", LAYOUT, None, (P_SOCKETIO, FRAMEWORK, MEMORY),
+         "a dict eio_sid -> the WSGI environ of the session's handshake"),
+    Hook(f"{SIO}.packet_class", ATTRIBUTE, None, (P_SOCKETIO, P_SIOV4, FRAMEWORK)),
+    Hook(f"{SIO}.handlers", ATTRIBUTE, None, (P_SOCKETIO,)),
+    Hook(f"{SIO}.namespace_handlers", ATTRIBUTE, None, (P_SOCKETIO, MEMORY)),
+    Hook(f"{SIO}.manager_initialized", ATTRIBUTE, None, ("worker/redis_setup.py",),
+         "the manager is initialized on the first connection unless this is set"),
+    Hook(f"{SIO}.reason", ATTRIBUTE, None, (P_SOCKETIO,),
+         "the disconnect reasons (python-socketio >= 5.12)"),
+    Hook("socketio.base_server:default_logger", LAYOUT, None, ("worker/main.py",),
+         "the library's logger is named 'socketio.server'"),
+    Hook("socketio:Namespace.trigger_event", OVERRIDE, ("event", "*args"), (FRAMEWORK,),
+         "a disconnect handler is given (sid, reason) (python-socketio >= 5.12)"),
+    Hook("socketio:WSGIApp.engineio_app", ATTRIBUTE, None, ("worker/app_loader.py",),
+         "where the loader finds the server inside a WSGIApp"),
+    # ------------------------------------------------------------ python-socketio: the manager
+    Hook(f"{MANAGER}.rooms", LAYOUT, None, (FRAMEWORK, MESSAGING, MESSAGING_BASE, MEMORY),
+         "rooms[namespace][None] holds every connected socket: {sid: eio_sid}"),
+    Hook(f"{MANAGER}.eio_to_sid", ATTRIBUTE, None, (MEMORY,)),
+    Hook(f"{MANAGER}.callbacks", ATTRIBUTE, None, (MEMORY,)),
+    Hook(f"{MANAGER}.pending_disconnect", ATTRIBUTE, None, (MEMORY,)),
+    Hook(f"{MANAGER}._publish", OVERRIDE, ("data",), (MESSAGING,),
+         "every message to other workers goes through it"),
+    Hook(f"{MANAGER}._publish", LAYOUT, None, (MESSAGING,),
+         "its messages: emit carries room and namespace; disconnect, enter_room and "
+         "leave_room carry sid; callback carries host_id; all carry method and host_id"),
+    Hook(f"{MANAGER}._listen", OVERRIDE, (), (MESSAGING,),
+         "a generator of received messages, read by the thread initialize() starts"),
+    Hook(f"{MANAGER}._get_logger", CALL, (), (MESSAGING, MESSAGING_BASE)),
+    Hook(f"{MANAGER}.json", ATTRIBUTE, None, (MESSAGING_BASE,),
+         "the server's JSON module, set by set_server (python-socketio >= 5.16.1)"),
+    Hook(f"{MANAGER}.host_id", ATTRIBUTE, None,
+         (MESSAGING, MESSAGING_BASE, "worker/messaging/queries.py"),
+         "this manager's id in its messages"),
+    Hook(f"{MANAGER}.initialize", OVERRIDE, (), (MESSAGING,)),
+    Hook(f"{MANAGER}.pre_connect", OVERRIDE, ("eio_sid", "namespace"), (MESSAGING,)),
+    Hook(f"{MANAGER}.connect", OVERRIDE, ("sid", "namespace"), (MESSAGING,)),
+    Hook(f"{MANAGER}.basic_disconnect", OVERRIDE, ("sid", "namespace", "**kwargs"),
+         (MESSAGING,)),
+    Hook(f"{MANAGER}.is_pre_connected", CALL, ("sid", "namespace"),
+         (MESSAGING, MESSAGING_BASE)),
+    Hook(f"{MANAGER}.is_connected", CALL, ("sid", "namespace"),
+         (MESSAGING, MESSAGING_BASE)),
+    Hook(f"{MANAGER}.channel", ATTRIBUTE, None,
+         (MESSAGING, MESSAGING_BASE, "worker/messaging/queries.py")),
+    Hook(f"{MANAGER}.server", ATTRIBUTE, None, (MESSAGING, "worker/messaging/queries.py"),
+         "the socketio.Server, set by set_server"),
+    # ------------------------------------------------------------ eventlet
+    Hook("eventlet.websocket:RFC6455WebSocket._apply_mask", PATCH,
+         ("data", "mask", "length", "offset"), ("worker/ws_mask.py", "worker/main.py"),
+         "a static method; replaced by ws_mask.apply_mask"),
+    Hook(f"{WSGI}:Server.__init__", CALL,
+         ("socket", "address", "app", "log", "environ", "max_http_version", "protocol",
+          "minimum_chunk_size", "log_x_forwarded_for", "keepalive", "log_output", "log_format",
+          "url_length_limit", "debug", "socket_timeout", "capitalize_response_headers"),
+         (HTTP,), "given a stand-in listener: it reads family and getsockname(), and serves "
+         "https when the listener has do_handshake"),
+    Hook(f"{WSGI}:Server.process_request", CALL, ("conn_state",), (HTTP,),
+         "eventlet.wsgi's handler of one connection, run without its accept loop"),
+    Hook(f"{WSGI}:Server.process_request", LAYOUT, None, (HTTP, CONNECTION),
+         "conn_state is the list [address, socket, state]; a 4th item is carried along; "
+         "state STATE_CLOSE makes the connection close after its request"),
+    Hook(f"{WSGI}:Server.keepalive", ATTRIBUTE, None, (HTTP,),
+         "read per request: False answers Connection: close from then on"),
+    Hook(f"{WSGI}:STATE_IDLE", ATTRIBUTE, None, (HTTP, CONNECTION)),
+    Hook(f"{WSGI}:STATE_CLOSE", ATTRIBUTE, None, (HTTP,)),
+    Hook(f"{WSGI}:MAX_REQUEST_LINE", ATTRIBUTE, None, (HTTP,)),
+    Hook(f"{WSGI}:HttpProtocol.handle_one_request", OVERRIDE, (), (CONNECTION,)),
+    Hook(f"{WSGI}:HttpProtocol.get_environ", OVERRIDE, (), (CONNECTION,),
+         "called once a request head is complete; environ['eventlet.input'] is an Input"),
+    Hook(f"{WSGI}:HttpProtocol.finish", OVERRIDE, (), (CONNECTION,)),
+    Hook(f"{WSGI}:HttpProtocol.conn_state", ATTRIBUTE, None, (CONNECTION,)),
+    Hook(f"{WSGI}:HttpProtocol.close_connection", ATTRIBUTE, None, (CONNECTION,)),
+    Hook(f"{WSGI}:Input.discard", OVERRIDE, ("buffer_size",), (CONNECTION,),
+         "called after each response to drain the unread body; OSError closes instead"),
+    Hook("eventlet.hubs.hub:BaseHub.timers", ATTRIBUTE, None, (MEMORY,)),
+    Hook("eventlet.hubs.hub:BaseHub.next_timers", ATTRIBUTE, None, (MEMORY,)),
+    # ------------------------------------------------------------ gunicorn
+    Hook("gunicorn.app.base:Application.load_config", OVERRIDE, (), ("cli/config.py",)),
+    Hook("gunicorn.app.base:Application.init", OVERRIDE, ("parser", "opts", "args"),
+         ("cli/config.py",)),
+    Hook("gunicorn.app.base:Application.load", OVERRIDE, (), ("cli/config.py",)),
+    Hook("gunicorn.app.base:Application.load_config_from_file", CALL, ("filename",),
+         ("cli/config.py",), "returns the names the file set; loader.cfg.settings holds them"),
+)
+
+# Mixins that sioctl puts on a library's class (by building a subclass of the live object's
+# class), so their methods override that class's: "sioctl module:Class" -> library target.
+MIXINS: dict[str, str] = {
+    "sioctl.worker.protocol.engineio_server:ConformantEngineMixin": EIO,
+    "sioctl.worker.protocol.eio3_handshake:Eio3DoorMixin": EIO,
+    "sioctl.worker.protocol.ping_interval:ExactPingIntervalMixin": EIO,
+    "sioctl.worker.protocol.socketio_rules:ConformantServerMixin": SIO,
+    "sioctl.worker.protocol.sio_v4:SocketIOv4Mixin": SIO,
+    "sioctl.worker.messaging.base:SioctlManagerBase": MANAGER,
+}
+
+
+def private_hooks() -> list[Hook]:
+    """The entries whose member is private to its library (a leading underscore)."""
+    return [hook for hook in HOOKS if hook.name.startswith("_") and not hook.name.startswith("__")]
