@@ -87,6 +87,8 @@ P_SOCKETIO = "worker/protocol/socketio_rules.py"
 P_SIOV4 = "worker/protocol/sio_v4.py"
 FRAMEWORK = "worker/framework/application.py"
 MESSAGING = "worker/messaging/manager.py"
+# The engine-free half of the manager, a mixin put before PubSubManager.
+MESSAGING_BASE = "worker/messaging/base.py"
 CONNECTION = "worker/connection.py"
 HTTP = "worker/http_server.py"
 MEMORY = "worker/memory.py"
@@ -232,7 +234,7 @@ HOOKS: tuple[Hook, ...] = (
     Hook("socketio:WSGIApp.engineio_app", ATTRIBUTE, None, ("worker/app_loader.py",),
          "where the loader finds the server inside a WSGIApp"),
     # ------------------------------------------------------------ python-socketio: the manager
-    Hook(f"{MANAGER}.rooms", LAYOUT, None, (FRAMEWORK, MESSAGING, MEMORY),
+    Hook(f"{MANAGER}.rooms", LAYOUT, None, (FRAMEWORK, MESSAGING, MESSAGING_BASE, MEMORY),
          "rooms[namespace][None] holds every connected socket: {sid: eio_sid}"),
     Hook(f"{MANAGER}.eio_to_sid", ATTRIBUTE, None, (MEMORY,)),
     Hook(f"{MANAGER}.callbacks", ATTRIBUTE, None, (MEMORY,)),
@@ -244,19 +246,23 @@ HOOKS: tuple[Hook, ...] = (
          "leave_room carry sid; callback carries host_id; all carry method and host_id"),
     Hook(f"{MANAGER}._listen", OVERRIDE, (), (MESSAGING,),
          "a generator of received messages, read by the thread initialize() starts"),
-    Hook(f"{MANAGER}._get_logger", CALL, (), (MESSAGING,)),
-    Hook(f"{MANAGER}.json", ATTRIBUTE, None, (MESSAGING,),
+    Hook(f"{MANAGER}._get_logger", CALL, (), (MESSAGING, MESSAGING_BASE)),
+    Hook(f"{MANAGER}.json", ATTRIBUTE, None, (MESSAGING_BASE,),
          "the server's JSON module, set by set_server (python-socketio >= 5.16.1)"),
-    Hook(f"{MANAGER}.host_id", ATTRIBUTE, None, (MESSAGING, "worker/messaging/queries.py"),
+    Hook(f"{MANAGER}.host_id", ATTRIBUTE, None,
+         (MESSAGING, MESSAGING_BASE, "worker/messaging/queries.py"),
          "this manager's id in its messages"),
     Hook(f"{MANAGER}.initialize", OVERRIDE, (), (MESSAGING,)),
     Hook(f"{MANAGER}.pre_connect", OVERRIDE, ("eio_sid", "namespace"), (MESSAGING,)),
     Hook(f"{MANAGER}.connect", OVERRIDE, ("sid", "namespace"), (MESSAGING,)),
     Hook(f"{MANAGER}.basic_disconnect", OVERRIDE, ("sid", "namespace", "**kwargs"),
          (MESSAGING,)),
-    Hook(f"{MANAGER}.is_pre_connected", CALL, ("sid", "namespace"), (MESSAGING,)),
-    Hook(f"{MANAGER}.is_connected", CALL, ("sid", "namespace"), (MESSAGING,)),
-    Hook(f"{MANAGER}.channel", ATTRIBUTE, None, (MESSAGING, "worker/messaging/queries.py")),
+    Hook(f"{MANAGER}.is_pre_connected", CALL, ("sid", "namespace"),
+         (MESSAGING, MESSAGING_BASE)),
+    Hook(f"{MANAGER}.is_connected", CALL, ("sid", "namespace"),
+         (MESSAGING, MESSAGING_BASE)),
+    Hook(f"{MANAGER}.channel", ATTRIBUTE, None,
+         (MESSAGING, MESSAGING_BASE, "worker/messaging/queries.py")),
     Hook(f"{MANAGER}.server", ATTRIBUTE, None, (MESSAGING, "worker/messaging/queries.py"),
          "the socketio.Server, set by set_server"),
     # ------------------------------------------------------------ eventlet
@@ -306,6 +312,7 @@ MIXINS: dict[str, str] = {
     "sioctl.worker.protocol.ping_interval:ExactPingIntervalMixin": EIO,
     "sioctl.worker.protocol.socketio_rules:ConformantServerMixin": SIO,
     "sioctl.worker.protocol.sio_v4:SocketIOv4Mixin": SIO,
+    "sioctl.worker.messaging.base:SioctlManagerBase": MANAGER,
 }
 
 

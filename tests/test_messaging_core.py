@@ -1,0 +1,337 @@
+"""The engine-free messaging core, in process: envelopes (worker/messaging/envelope.py), loss
+accounting (loss.py) and forwarding decisions (routing.py). The same cases run end to end, on
+real clusters and a real Redis, in test_messaging_loss.py, test_hardening_messaging.py and
+test_messaging.py."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pytest
+import socketio
+from socketio.async_pubsub_manager import AsyncPubSubManager
+
+from sioctl.worker.messaging import envelope, routing
+from sioctl.worker.messaging.base import SioctlManagerBase
+from sioctl.worker.messaging.loss import LossCounter
+
+SHARED = "socketio"
+ME, OTHER, THIRD = "me-host", "other-host", "third-host"
+MINE = envelope.worker_channel(SHARED, ME)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def emit(host: str, seq: int | None = None, room: str | None = None,
+         **extra: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {"method": "emit", "event": "e", "data": 1, "namespace": "/",
+                            "room": room, "skip_sid": None, "callback": None,
+                            "host_id": host, **extra}
+    if seq is not None:
+        data["seq"] = seq
+    return data
+
+
+def hear(counter: LossCounter, channel: str, host: str, seqs: list[int]) -> None:
+    for seq in seqs:
+        counter.heard(channel, emit(host, seq))
+
+
+# --------------------------------------------------------------------------- envelopes
+
+
+def test_stamp_adds_time_sequence_and_message_id_and_keeps_the_body() -> None:
+    body = emit(OTHER)
+    sent = envelope.stamp(body, 12.5, seq=7, mid="abc")
+    assert sent == {**body, "ts": 12.5, "seq": 7, "mid": "abc"}
+    assert "seq" not in body  # a copy
+    assert envelope.stamp({**body, "ts": 3.0}, 12.5)["ts"] == 3.0  # an earlier send time stays
+
+
+def test_sequencer_counts_per_channel() -> None:
+    sequencer = envelope.Sequencer()
+    assert [sequencer.next("a"), sequencer.next("a"), sequencer.next("b")] == [1, 2, 1]
+
+
+def test_callbacks_are_not_sequenced() -> None:
+    assert envelope.is_sequenced(emit(ME))
+    assert not envelope.is_sequenced({"method": "callback", "host_id": OTHER})
+
+
+def test_forwarded_keeps_the_sender_and_drops_sequence_and_message_id() -> None:
+    data = envelope.stamp(emit(OTHER, room="sid-1"), 1.0, seq=4, mid="m")
+    message = envelope.forwarded(data, (MINE, 4))
+    assert message["host_id"] == OTHER and message["forwarded"] is True
+    assert message["orig"] == [MINE, 4] and "seq" not in message and "mid" not in message
+    # Through JSON, as on the wire, it reads back the same.
+    assert envelope.origin_of(json.loads(json.dumps(message))) == (OTHER, MINE, 4)
+    assert envelope.origin_of(data) is None
+    assert "orig" not in envelope.forwarded(data)
+
+
+def test_decode_ignores_what_is_not_an_object() -> None:
+    assert envelope.decode(b'{"method": "emit"}') == {"method": "emit"}
+    assert envelope.decode(b"[1]") is None
+    assert envelope.decode(b"not json") is None
+
+
+def test_target_and_channel_names() -> None:
+    assert envelope.target_of(emit(OTHER, room="r")) == "r"
+    assert envelope.target_of({"method": "disconnect", "sid": "s"}) == "s"
+    assert envelope.target_of({"method": "close_room", "room": "r"}) is None
+    assert envelope.worker_of(MINE, SHARED) == ME
+    assert envelope.worker_of(SHARED, SHARED) is None
+    assert envelope.owner_key(SHARED, "/chat", "s") == "socketio:owner:/chat:s"
+
+
+# ----------------------------------------------------------------------- loss counting
+
+
+def test_first_sequence_number_is_not_a_gap_and_later_gaps_are_counted() -> None:
+    counter = LossCounter(ME, MINE)
+    hear(counter, SHARED, OTHER, [41, 42])  # joined late: 1..40 are not this worker's loss
+    assert counter.lost == 0
+    gap = counter.heard(SHARED, emit(OTHER, 46))
+    assert gap is not None and (gap.missing, gap.host, gap.channel, gap.total) == (
+        3, OTHER, SHARED, 3)
+    assert "lost 3 message(s) from worker other-ho on socketio" in gap.text
+
+
+def test_series_are_per_sender_and_per_channel() -> None:
+    counter = LossCounter(ME, MINE)
+    hear(counter, SHARED, OTHER, [1, 2])
+    hear(counter, MINE, OTHER, [1, 2])
+    hear(counter, SHARED, THIRD, [10, 11])
+    hear(counter, SHARED, OTHER, [5])  # 3, 4 lost on the shared channel only
+    hear(counter, MINE, OTHER, [3])
+    assert counter.lost == 2
+
+
+def test_own_broadcast_gaps_are_not_counted() -> None:
+    """A worker hears its own broadcasts back on the shared channel; its clients had them
+    already, so a gap in them is nobody's loss (issue 13, item 10)."""
+    counter = LossCounter(ME, MINE)
+    hear(counter, SHARED, ME, [1, 2, 9])
+    assert counter.lost == 0
+
+
+def test_unsequenced_messages_are_ignored() -> None:
+    counter = LossCounter(ME, MINE)
+    hear(counter, SHARED, OTHER, [1])
+    assert counter.heard(SHARED, {"method": "callback", "host_id": ME}) is None
+    assert counter.heard(SHARED, {"method": "emit", "host_id": OTHER, "seq": "2"}) is None
+    hear(counter, SHARED, OTHER, [2])
+    assert counter.lost == 0
+
+
+def test_resubscribe_gap_counts_what_was_published_meanwhile() -> None:
+    """The subscription drops and comes back: the next number reveals the messages missed;
+    a message heard twice or out of order is not a loss and does not move the series back."""
+    counter = LossCounter(ME, MINE)
+    hear(counter, MINE, OTHER, [1, 2, 3])
+    hear(counter, MINE, OTHER, [8, 9])  # 4..7 published while not subscribed
+    assert counter.lost == 4
+    hear(counter, MINE, OTHER, [9, 5, 10])
+    assert counter.lost == 4
+    hear(counter, MINE, OTHER, [20])  # a second outage
+    assert counter.lost == 13
+
+
+def forwarded_to_me(seq: int) -> dict[str, Any]:
+    """Message ``seq`` of OTHER for this worker's channel, unheard there and passed on."""
+    message = routing.unheard(emit(OTHER, seq, room="sid-1"), MINE, SHARED)
+    assert message is not None
+    return message
+
+
+def test_forwarded_before_its_gap_is_recovered() -> None:
+    counter = LossCounter(ME, MINE)
+    hear(counter, MINE, OTHER, [1, 2])
+    counter.heard(SHARED, forwarded_to_me(3))
+    counter.heard(SHARED, forwarded_to_me(4))
+    hear(counter, MINE, OTHER, [6])  # 3, 4 came forwarded: only 5 is lost
+    assert counter.lost == 1
+
+
+def test_forwarded_after_its_gap_is_recovered() -> None:
+    counter = LossCounter(ME, MINE)
+    hear(counter, MINE, OTHER, [1, 2, 5])
+    assert counter.lost == 2
+    counter.heard(SHARED, forwarded_to_me(3))
+    assert counter.lost == 1
+
+
+def test_forwarded_before_the_first_number_is_not_counted_either_way() -> None:
+    counter = LossCounter(ME, MINE)
+    counter.heard(SHARED, forwarded_to_me(3))
+    hear(counter, MINE, OTHER, [7, 8])
+    assert counter.lost == 0
+    counter.heard(SHARED, forwarded_to_me(6))  # before the first number heard: no gap counted
+    hear(counter, MINE, OTHER, [9])
+    assert counter.lost == 0
+
+
+def test_forwarded_for_another_worker_changes_nothing() -> None:
+    counter = LossCounter(ME, MINE)
+    hear(counter, MINE, OTHER, [1])
+    other_channel = envelope.worker_channel(SHARED, THIRD)
+    message = routing.unheard(emit(OTHER, 2, room="sid-1"), other_channel, SHARED)
+    assert message is not None
+    counter.heard(SHARED, message)
+    hear(counter, MINE, OTHER, [3])
+    assert counter.lost == 1
+
+
+def test_loss_lines_are_logged_at_most_every_five_seconds() -> None:
+    clock = Clock()
+    counter = LossCounter(ME, MINE, clock=clock)
+    hear(counter, SHARED, OTHER, [1])
+    logged = []
+    for seq in (3, 5, 7):
+        gap = counter.heard(SHARED, emit(OTHER, seq))
+        assert gap is not None
+        logged.append(gap.log)
+        clock.now += 2.0
+    assert logged == [True, False, False]
+    clock.now += 0.1
+    gap = counter.heard(SHARED, emit(OTHER, 9))
+    assert gap is not None and gap.log and gap.total == 4
+
+
+# --------------------------------------------------------------------------- routing
+
+
+def test_route_to_owner_shared_or_nowhere() -> None:
+    to_socket = emit(ME, room="sid-1")
+    assert routing.route(to_socket, SHARED, local=True, owner=None) is None
+    assert routing.route(to_socket, SHARED, local=False, owner=OTHER) == "socketio:w:other-host"
+    assert routing.route(to_socket, SHARED, local=False, owner=None) == SHARED
+    assert routing.route(emit(ME), SHARED, local=False, owner=None) == SHARED  # broadcast
+    callback = {"method": "callback", "host_id": OTHER, "sid": "s", "namespace": "/", "id": 1,
+                "args": []}
+    assert routing.route(callback, SHARED, local=False, owner=None) == "socketio:w:other-host"
+
+
+def test_owner_is_looked_up_only_for_a_socket_elsewhere() -> None:
+    assert routing.needs_owner(emit(ME, room="sid-1"), local=False)
+    assert not routing.needs_owner(emit(ME, room="sid-1"), local=True)
+    assert not routing.needs_owner(emit(ME), local=False)
+    assert not routing.needs_owner({"method": "callback", "host_id": OTHER}, local=False)
+
+
+def test_streams_guard_names_the_owner_record() -> None:
+    data = emit(ME, room="sid-1", namespace="/chat")
+    to = envelope.worker_channel(SHARED, OTHER)
+    assert routing.guard(data, SHARED, to) == ("socketio:owner:/chat:sid-1", OTHER)
+    assert routing.guard(data, SHARED, SHARED) is None
+    assert routing.guard({"method": "callback", "host_id": OTHER}, SHARED, to) is None
+
+
+def test_unheard_on_a_worker_channel_goes_to_the_shared_channel() -> None:
+    other = envelope.worker_channel(SHARED, OTHER)
+    message = routing.unheard(emit(ME, 5, room="sid-1"), other, SHARED)
+    assert message is not None
+    assert message["forwarded"] is True and message["orig"] == [other, 5]
+    assert message["host_id"] == ME  # its callbacks still come back to the sender
+    assert routing.unheard(emit(ME, room="sid-1"), other, SHARED) == {
+        **emit(ME, room="sid-1"), "forwarded": True}
+    assert routing.unheard(emit(ME, 5), other, SHARED) is None  # a broadcast: nothing to do
+    assert routing.unheard(emit(ME, 5, room="sid-1"), SHARED, SHARED) is None
+
+
+def test_misdelivered_only_on_own_channel_for_a_socket_not_here() -> None:
+    here = {("/", "sid-here")}
+
+    def holds(sid: str, namespace: str) -> bool:
+        return (namespace, sid) in here
+
+    assert routing.misdelivered(emit(OTHER, 1, room="sid-gone"), MINE, MINE, holds)
+    assert not routing.misdelivered(emit(OTHER, 1, room="sid-here"), MINE, MINE, holds)
+    assert not routing.misdelivered(emit(OTHER, 1, room="sid-gone"), SHARED, MINE, holds)
+    assert not routing.misdelivered(emit(OTHER, room="sid-gone", forwarded=True), MINE, MINE,
+                                    holds)
+    assert not routing.misdelivered(emit(OTHER, 1), MINE, MINE, holds)
+
+
+# --------------------------------------------- the engine-free half of the manager
+
+
+class Core(SioctlManagerBase, socketio.PubSubManager):
+    """What an engine's manager class is made of, without its Redis I/O."""
+
+    def __init__(self, transport: str = "pubsub") -> None:
+        super().__init__(channel=SHARED)
+        self._init_core(transport)
+
+
+class AsyncCore(SioctlManagerBase, AsyncPubSubManager):
+    """The same half under python-socketio's asyncio manager (issue 15's shell)."""
+
+    def __init__(self, transport: str = "pubsub") -> None:
+        super().__init__(channel=SHARED)
+        self._init_core(transport)
+
+
+@pytest.mark.parametrize("make", [Core, AsyncCore], ids=["eventlet", "asyncio"])
+def test_outgoing_is_heard_back_counted_on_another_worker(make: Any) -> None:
+    """A sender and a receiver of either engine's manager class: same wire, same counts."""
+    sender, receiver = make(), Core()
+    to = receiver.own_channel
+    wire = [sender._outgoing(to, emit(sender.host_id, room="sid-1")) for _ in range(4)]
+    assert [json.loads(w)["seq"] for w in wire] == [1, 2, 3, 4]
+    for raw in (wire[0], wire[3]):  # 2 and 3 never arrive
+        assert receiver._incoming(to, raw) is not None
+    assert receiver.lost == 2 and receiver._traffic_figures()["lost"] == 2
+    assert receiver.latency.figures()["count"] == 2
+
+
+def test_python_socketio_messages_are_read_as_they_are() -> None:
+    """python-socketio's own RedisManager sends no ts, seq or mid: nothing is counted."""
+    receiver = Core()
+    stock = json.dumps({"method": "emit", "event": "e", "data": 1, "namespace": "/",
+                        "room": None, "skip_sid": None, "callback": None, "host_id": "stock"})
+    assert receiver._incoming(SHARED, stock) == json.loads(stock)
+    assert receiver._incoming(SHARED, "not json") is None
+    assert receiver.lost == 0
+
+
+def test_streams_messages_carry_a_unique_id_and_callbacks_no_sequence() -> None:
+    core = Core("streams")
+    first = json.loads(core._outgoing(SHARED, emit(core.host_id)))
+    second = json.loads(core._outgoing(SHARED, emit(core.host_id)))
+    assert first["mid"] != second["mid"]
+    callback = json.loads(core._outgoing(SHARED, {"method": "callback", "host_id": OTHER}))
+    assert "seq" not in callback
+
+
+def test_unheard_is_passed_on_and_its_owner_forgotten() -> None:
+    core = Core()
+    other = envelope.worker_channel(SHARED, OTHER)
+    core.owners.put("/", "sid-1", OTHER)
+    raw = json.dumps(emit(core.host_id, 3, room="sid-1"))
+    message = core._pass_on_unheard(other, raw)
+    assert message is not None and message["orig"] == [other, 3]
+    assert core.owners.get("/", "sid-1") == (False, None)
+    assert core._pass_on_unheard(SHARED, raw) is None
+
+
+def test_owner_lookup_failures_are_logged_once_per_outage(caplog: Any) -> None:
+    core = Core()
+    with caplog.at_level(logging.INFO, logger="socketio"):
+        core._owner_lookup_failed(ConnectionError("refused"))
+        core._owner_lookup_failed(ConnectionError("refused"))
+        assert core._owner_looked_up("/", "sid-1", OTHER.encode()) == OTHER
+        assert core._owner_looked_up("/", "room", None) is None
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == ["cannot look up socket owners (refused); sending to every worker until "
+                     "Redis answers", "socket owner lookups work again"]
+    assert core.owners.get("/", "sid-1") == (True, OTHER)
+    assert core.owners.get("/", "room") == (True, None)
