@@ -51,5 +51,5 @@ def test_the_worker_plugs_the_gateway_in() -> None:
     assert gateway_plugin in PLUGINS
     assert issubclass(GatewayPlugin, Plugin)
     # Every hook the framework calls is one the gateway overrides.
-    for hook in ("refuse", "connected", "disconnected", "routes", "wrap_wsgi"):
+    for hook in ("refuse", "connected", "disconnected", "routes", "wrap_wsgi", "redis_back"):
         assert getattr(GatewayPlugin, hook) is not getattr(Plugin, hook), hook

@@ -137,6 +137,8 @@ class FrameworkNamespace(socketio.Namespace):
             raise socketio.exceptions.ConnectionRefusedError(message)
         for plugin in self.plugins:
             plugin.connected(conn.ctx)
+        if self.plugins:
+            self.app.watch_redis_back()
         # Emits made by the middleware go out once python-socketio has sent the CONNECT reply,
         # which it does right after this handler returns.
         server.start_background_task(socket.release)
@@ -289,8 +291,20 @@ class Application:
         )
         for plugin in self.plugins:
             self.wsgi_app = plugin.wrap_wsgi(self.wsgi_app)
+        self._watching_redis = False
         self.io = IoRouter(self, load_controllers(self.app_dir))
         self.sessions = SessionLoader(config, session_redis(config, redis_url), log)
+
+    def watch_redis_back(self) -> None:
+        """Have the plugins' ``redis_back`` called whenever the manager is back on Redis.
+
+        Called at the first connection: the worker installs its manager after the app loads."""
+        if self._watching_redis:
+            return
+        self._watching_redis = True
+        hooks = getattr(self.sio.manager, "when_redis_back", None)
+        if hooks is not None:
+            hooks.extend(plugin.redis_back for plugin in self.plugins)
 
     def _http_app(self) -> Callable[..., Any] | None:
         """The app's own HTTP side: ``app/http.py``'s ``http(app)`` returns a WSGI app that

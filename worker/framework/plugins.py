@@ -55,5 +55,10 @@ class Plugin:
         """The worker's WSGI application with this plugin's HTTP endpoints in front."""
         return app
 
+    def redis_back(self) -> None:
+        """The cluster's Redis is back after an outage and may have lost everything: write
+        again at once what this plugin keeps there (called in a background task, only once a
+        socket of its namespace has connected)."""
+
 
 PluginFactory = Callable[["Application"], "Plugin | None"]

@@ -49,6 +49,11 @@ class GatewayPlugin(Plugin):
     def wrap_wsgi(self, app: WSGIApp) -> WSGIApp:
         return TransportMessageApp(self.gateway, app)
 
+    def redis_back(self) -> None:
+        # The embedded Redis restarted without persistence, say: put our sockets back in the
+        # registry at once rather than at the next periodic refresh.
+        self.gateway.refresh()
+
 
 def gateway_plugin(app: Application) -> GatewayPlugin | None:
     """The signed-message gateway, when ``socket_config`` names at least one app; its registry

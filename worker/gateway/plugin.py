@@ -167,11 +167,6 @@ class Gateway:
         if not self._refreshing:
             self._refreshing = True
             self.server.start_background_task(self._refresh_forever)
-            # Redis back after an outage (the embedded one restarted without persistence, say):
-            # put our sockets back at once rather than at the next refresh.
-            hooks = getattr(self.server.manager, "when_redis_back", None)
-            if hooks is not None:
-                hooks.append(self.refresh)
 
     def _refresh_forever(self) -> None:
         while True:
