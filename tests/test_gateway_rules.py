@@ -33,7 +33,7 @@ def test_the_rules_module_does_no_io() -> None:
                 if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module.split(".")[0] for node in ast.walk(tree)
                  if isinstance(node, ast.ImportFrom) and node.module and node.level == 0}
-    assert imported <= {"__future__", "uuid", "dataclasses", "typing"}
+    assert imported <= {"__future__", "json", "uuid", "dataclasses", "typing"}
 
 
 def test_handshake_refusals() -> None:
@@ -91,3 +91,23 @@ def test_connect_claims() -> None:
     assert rules.connect_claim({"userId": user}, None, None) is None  # unsigned handshake
     assert rules.connect_claim({"userId": "not-a-uuid"}, "md5app", None) is None
     assert rules.connect_claim(None, "md5app", None) is None
+
+
+def test_http_messages_are_checked_for_form_and_signature() -> None:
+    import json
+
+    body = {"timestamp": NOW, "app": "md5app", "target": "someone", "userId": None,
+            "sign": wire.sign("md5app", "k1", NOW), "message": {"hello": 1}}
+    assert rules.check_http_message(CONFIG, json.dumps(body).encode(), NOW) == body
+    refusals = {
+        b"{": (422, "the body is not JSON", ["body"]),
+        json.dumps({**body, "sign": 5}).encode(): (422, "malformed body", ["sign"]),
+        json.dumps({**body, "sign": "0" * 32}).encode(): (401, "bad signature", []),
+    }
+    for raw, expected in refusals.items():
+        with pytest.raises(rules.Refused) as refused:
+            rules.check_http_message(CONFIG, raw, NOW)
+        assert (refused.value.status, refused.value.message, refused.value.fields) == expected
+    exchange = rules.http_exchange(body)
+    assert exchange["meta"]["client"] == "http" and exchange["meta"]["target"] == "someone"
+    assert exchange["data"]["payload"] == {"hello": 1}

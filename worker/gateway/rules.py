@@ -8,6 +8,7 @@ registry between the same calls.
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +67,48 @@ def check_request(config: wire.GatewayConfig, args: list[Any], now_ms: int) -> d
     if reason is not None:
         raise Denied(reason)
     return envelope
+
+
+class Refused(Exception):
+    """An HTTP message refused: ``status`` and ``message`` go back to the caller, ``fields``
+    names bad fields; ``logged`` is False where the refusal is not worth a log line."""
+
+    def __init__(self, status: int, message: str, fields: list[str] | None = None,
+                 logged: bool = True) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.fields = fields or []
+        self.logged = logged
+
+
+def check_http_message(config: wire.GatewayConfig, raw: bytes, now_ms: int) -> dict[str, Any]:
+    """The body of a ``POST /api/transportMessage`` whose form and signature are right; raises
+    Refused (422: not JSON, malformed, nested too deeply; 401: the signature). Its replay
+    check comes next."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise Refused(422, "the body is not JSON", ["body"]) from None
+    fields = wire.check_http_body(body)
+    if fields:
+        raise Refused(422, "malformed body", fields, logged=False)
+    if deeper_than(body["message"], MAX_DEPTH):
+        # Sent on, python-socketio would recurse over it (RecursionError, a 500).
+        raise Refused(422, f"message nested deeper than {MAX_DEPTH} levels", ["message"])
+    reason = wire.verify(config, body["app"], body["timestamp"], body["sign"], now_ms,
+                         nonce=body.get("nonce"), payload=body.get("message"))
+    if reason is not None:
+        raise Refused(401, reason)
+    return body
+
+
+def http_exchange(body: dict[str, Any]) -> dict[str, Any]:
+    """The ``exchange`` a checked HTTP message sends to its target."""
+    return wire.parse_exchange_msg(body["message"], {
+        "app": body["app"], "client": "http", "userId": body.get("userId"),
+        "target": body["target"],
+    })
 
 
 def check_rights(
