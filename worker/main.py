@@ -37,11 +37,14 @@ from sioctl.worker.errors import BootError
 from sioctl.worker.fd_listener import Channel, accept_connections, receive_connections
 from sioctl.worker.framework.application import load_app_dir
 from sioctl.worker.gate import DrainGate
+from sioctl.worker.gateway.mount import gateway_plugin
 from sioctl.worker.http_server import HttpServer
 
 LOG_FORMAT = "[%(asctime)s] [{who} pid %(process)d] %(levelname)s %(message)s"
 LOG_DATEFMT = "%Y-%m-%d %H:%M:%S"
 HEARTBEAT_INTERVAL = master_channel.HEARTBEAT_INTERVAL
+# The plugins an app directory's config may turn on (the gateway: socket_config).
+PLUGINS = (gateway_plugin,)
 
 
 @dataclass
@@ -102,7 +105,7 @@ def load(settings: Settings, logger: logging.Logger) -> tuple[app_loader.LoadedA
     if os.path.isabs(settings.app) and os.path.isdir(settings.app):
         owner = f"{socket.gethostname()}/{settings.title}/{os.environ.get(SLOT_ENV, 'dev')}"
         app = load_app_dir(settings.app, settings.env, settings.redis_url, owner,
-                           settings.redis_channel)
+                           settings.redis_channel, plugins=PLUGINS)
         loaded = app_loader.LoadedApp(app.wsgi_app, app.sio)
     else:
         loaded = app_loader.load_app(settings.app)

@@ -182,8 +182,9 @@ def structures(server: Any, http: Any = None) -> dict[str, int]:
     }
     for name, handler in getattr(server, "namespace_handlers", {}).items():
         sizes[f"namespace {name} connections"] = _size(handler, "connections")
-        gateway = getattr(handler, "gateway", None)
-        if gateway is not None and name == "/":
+        gateway = next((getattr(plugin, "gateway", None) for plugin in
+                        getattr(handler, "plugins", ()) if hasattr(plugin, "gateway")), None)
+        if gateway is not None:
             sizes["gateway.clients"] = _size(gateway, "clients")
             for attr in ("_clients", "_users", "_nonces"):
                 sizes[f"gateway.registry.{attr}"] = _size(gateway, "registry", attr)

@@ -12,10 +12,6 @@ import redis
 import socketio
 
 from sioctl.worker.errors import BootError
-from sioctl.worker.gateway.http import TransportMessageApp
-from sioctl.worker.gateway.plugin import Gateway
-from sioctl.worker.gateway.registry import MemoryRegistry, RedisRegistry, Registry
-from sioctl.worker.gateway.wire import REQUEST_MESSAGE, parse_gateway_config
 
 from .config import AppConfig, ConfigError, NamespaceConfig, load_config
 from .context import Context, SocketHandle
@@ -23,6 +19,7 @@ from .controller import ControllerTree, load_controllers
 from .ids import IdClaims
 from .loading import load_module
 from .middleware import Middleware, NextNotCalled, load_factories, run_chain
+from .plugins import Plugin, PluginFactory
 from .session import SessionLoader
 
 log = logging.getLogger("sioctl.app")
@@ -98,8 +95,11 @@ class FrameworkNamespace(socketio.Namespace):
         self.packet_layers = app.middleware_layers(settings.packet_middleware, name,
                                                    "packet_middleware")
         self.connections: dict[str, Connection] = {}
-        # The signed-message gateway serves the default namespace when socket_config is set.
-        self.gateway = app.gateway if name == "/" else None
+        self.plugins = [plugin for plugin in app.plugins if plugin.namespace == name]
+        # Events the plugins serve where the app routes none (the first plugin wins).
+        self.plugin_routes: dict[str, Handler] = {}
+        for plugin in reversed(self.plugins):
+            self.plugin_routes.update(plugin.routes())
 
     def trigger_event(self, event: str, *args: Any) -> Any:
         if event == "connect":
@@ -115,11 +115,11 @@ class FrameworkNamespace(socketio.Namespace):
 
     def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
         server = self.app.sio
-        if self.gateway is not None:
-            reason = self.gateway.check_handshake(auth, sid)
-            if reason is not None:
-                log.info("%s %s refused by the gateway: %s", self.namespace, sid, reason)
-                raise socketio.exceptions.ConnectionRefusedError(reason)
+        for plugin in self.plugins:
+            refusal = plugin.refuse(sid, auth)
+            if refusal is not None:
+                log.info("%s %s refused by the %s: %s", self.namespace, sid, plugin.name, refusal)
+                raise socketio.exceptions.ConnectionRefusedError(refusal)
         socket = SocketHandle(server, sid, self.namespace)
         ctx = Context(self.app, socket, environ, auth, self.app.sessions.load(environ))
         conn = Connection(ctx, server)
@@ -135,8 +135,10 @@ class FrameworkNamespace(socketio.Namespace):
                 message = str(reason) or type(reason).__name__
             log.info("%s %s refused: %s", self.namespace, sid, message)
             raise socketio.exceptions.ConnectionRefusedError(message)
-        if self.gateway is not None:
-            self.gateway.on_connect(sid, socket, auth, vouched_user_id=conn.ctx.user_id)
+        for plugin in self.plugins:
+            plugin.connected(conn.ctx)
+        if self.plugins:
+            self.app.watch_redis_back()
         # Emits made by the middleware go out once python-socketio has sent the CONNECT reply,
         # which it does right after this handler returns.
         server.start_background_task(socket.release)
@@ -171,8 +173,8 @@ class FrameworkNamespace(socketio.Namespace):
                     handler(ctx)
                 except Exception:
                     log.exception("%s handler of %s failed", event, self.namespace)
-        if self.gateway is not None:
-            self.gateway.on_disconnect(sid)
+        for plugin in self.plugins:
+            plugin.disconnected(sid)
         self.app.sio.claims.release(self.namespace, sid)
         conn.disconnected.set()
 
@@ -181,10 +183,9 @@ class FrameworkNamespace(socketio.Namespace):
         if conn is None:
             return self.app.sio.not_handled
         ctx = conn.ctx.for_packet(event, args)
-        handler = self.routes.get(event) if event not in SYSTEM_EVENTS else None
-        if handler is None and self.gateway is not None and event == REQUEST_MESSAGE:
-            gateway = self.gateway
-            handler = lambda ctx: gateway.handle(ctx.socket.id, ctx.args)  # noqa: E731
+        handler = None
+        if event not in SYSTEM_EVENTS:
+            handler = self.routes.get(event) or self.plugin_routes.get(event)
         result: list[Any] = []
 
         def run_controller() -> None:
@@ -274,20 +275,36 @@ class Application:
         redis_url: str | None = None,
         owner: str = "sioctl",
         redis_channel: str = "socketio",
+        plugins: tuple[PluginFactory, ...] = (),
     ) -> None:
         self.config = config
         self.app_dir = config.app_dir
+        # The Redis the app's parts share: io.redis, else the cluster's (None: no Redis).
+        self.redis_url = config.redis_url or redis_url
+        self.redis_channel = redis_channel
         self.sio = FrameworkServer(config.generate_id, owner, **server_options(config))
         self.factories = load_factories(self.app_dir)
-        self.gateway = make_gateway(config, self.sio, config.redis_url or redis_url,
-                                    redis_channel)
+        self.plugins: list[Plugin] = [
+            plugin for plugin in (factory(self) for factory in plugins) if plugin is not None]
         self.wsgi_app: Callable[..., Any] = socketio.WSGIApp(
             self.sio, self._http_app(), socketio_path=config.init.get("path", "socket.io")
         )
-        if self.gateway is not None:
-            self.wsgi_app = TransportMessageApp(self.gateway, self.wsgi_app)
+        for plugin in self.plugins:
+            self.wsgi_app = plugin.wrap_wsgi(self.wsgi_app)
+        self._watching_redis = False
         self.io = IoRouter(self, load_controllers(self.app_dir))
         self.sessions = SessionLoader(config, session_redis(config, redis_url), log)
+
+    def watch_redis_back(self) -> None:
+        """Have the plugins' ``redis_back`` called whenever the manager is back on Redis.
+
+        Called at the first connection: the worker installs its manager after the app loads."""
+        if self._watching_redis:
+            return
+        self._watching_redis = True
+        hooks = getattr(self.sio.manager, "when_redis_back", None)
+        if hooks is not None:
+            hooks.extend(plugin.redis_back for plugin in self.plugins)
 
     def _http_app(self) -> Callable[..., Any] | None:
         """The app's own HTTP side: ``app/http.py``'s ``http(app)`` returns a WSGI app that
@@ -350,25 +367,6 @@ class Application:
 
 
 
-def make_gateway(
-    config: AppConfig, server: socketio.Server, redis_url: str | None, redis_channel: str
-) -> Gateway | None:
-    """The signed-message gateway, when ``socket_config`` names at least one app."""
-    if not config.socket_config:
-        return None
-    try:
-        gateway_config = parse_gateway_config(config.socket_config, config.gateway or None)
-    except ValueError as exc:
-        raise BootError(f"{config.where(str(exc).split(':', 1)[0])}: "
-                        f"{str(exc).split(':', 1)[-1].strip()}") from None
-    registry: Registry
-    if redis_url:
-        registry = RedisRegistry(redis.Redis.from_url(redis_url), prefix=f"{redis_channel}:gw:")
-    else:
-        registry = MemoryRegistry()
-    return Gateway(server, gateway_config, registry)
-
-
 def session_redis(config: AppConfig, redis_url: str | None) -> redis.Redis | None:
     """The Redis client of a Redis-backed session store (None for cookie sessions)."""
     if config.session_store != "redis":
@@ -408,18 +406,20 @@ def load_app_dir(
     redis_url: str | None = None,
     owner: str = "sioctl",
     redis_channel: str = "socketio",
+    plugins: tuple[PluginFactory, ...] = (),
 ) -> Application:
     """Load and set up the app in ``app_dir`` for ``env``; raises BootError with one line.
 
     ``redis_url`` is the cluster's Redis (from --redis or the embedded one), used by a
     Redis-backed session store when io.redis does not name one. ``owner`` names this worker's
     slot cluster-wide (host, cluster title, slot): it owns the custom socket ids it hands out.
-    ``redis_channel`` is the cluster's Redis channel, which also prefixes the gateway's registry.
+    ``redis_channel`` is the cluster's Redis channel (plugins prefix their Redis keys with it).
+    ``plugins`` are factories ``factory(app)`` of the plugins the app's config may turn on.
     """
     try:
         config = load_config(app_dir, env)
     except ConfigError as exc:
         raise BootError(str(exc)) from exc
-    app = Application(config, redis_url, owner, redis_channel)
+    app = Application(config, redis_url, owner, redis_channel, plugins)
     app.setup()
     return app

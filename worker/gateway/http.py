@@ -13,8 +13,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..protocol.nesting import MAX_DEPTH, deeper_than
-from . import wire
+from . import rules, wire
 from .plugin import Denied, Gateway
 
 log = logging.getLogger("sioctl.gateway")
@@ -47,41 +46,29 @@ class TransportMessageApp:
         if raw is None:
             return 413, _body(413, f"the body is over {self.config.http_max_body} bytes")
         try:
-            body = json.loads(raw)
-        except (ValueError, RecursionError):
-            log.info("gateway: refused an HTTP message: the body is not JSON")
-            return 422, _body(422, "the body is not JSON", fields=["body"])
-        fields = wire.check_http_body(body)
-        if fields:
-            return 422, _body(422, "malformed body", fields=fields)
-        if deeper_than(body["message"], MAX_DEPTH):
-            # Sent on, python-socketio would recurse over it (RecursionError, a 500).
-            too_deep = f"message nested deeper than {MAX_DEPTH} levels"
-            log.info("gateway: refused an HTTP message: %s", too_deep)
-            return 422, _body(422, too_deep, fields=["message"])
-        reason = wire.verify(self.config, body["app"], body["timestamp"], body["sign"],
-                             wire.now_ms(), nonce=body.get("nonce"), payload=body.get("message"))
-        if reason is None:
-            try:
-                self.gateway.check_replay(body["app"], body.get("nonce"), body["sign"], None)
-            except Denied as denied:
-                if not denied.disconnect:  # the registry is away, not the caller's fault
-                    return 503, _body(503, denied.reason)
-                reason = denied.reason
-        if reason is not None:
-            log.info("gateway: refused an HTTP message: %s", reason)
-            return 401, _body(401, reason)
-        message = wire.parse_exchange_msg(body["message"], {
-            "app": body["app"], "client": "http", "userId": body.get("userId"),
-            "target": body["target"],
-        })
+            body = rules.check_http_message(self.config, raw, wire.now_ms())
+            self._check_replay(body)
+        except rules.Refused as refused:
+            if refused.logged:
+                log.info("gateway: refused an HTTP message: %s", refused.message)
+            return refused.status, _body(refused.status, refused.message, fields=refused.fields)
         try:
-            delivered_to = self.gateway.deliver(body["target"], message)
+            delivered_to = self.gateway.deliver(body["target"], rules.http_exchange(body))
         except Denied as denied:
             return 503, _body(503, denied.reason)
         if delivered_to is None:
             return 404, _body(404, f"target {body['target']!r} is not online")
         return 200, _body(200, "delivered", success=True)
+
+    def _check_replay(self, body: dict[str, Any]) -> None:
+        """Raise Refused when the signed body is a replay (401), or the registry that would
+        tell is away (503: not the caller's fault)."""
+        try:
+            self.gateway.check_replay(body["app"], body.get("nonce"), body["sign"], None)
+        except Denied as denied:
+            if not denied.disconnect:
+                raise rules.Refused(503, denied.reason, logged=False) from None
+            raise rules.Refused(401, denied.reason) from None
 
     def _reply(
         self,

@@ -36,9 +36,11 @@ from typing import Any
 
 import socketio
 
-from ..protocol.nesting import MAX_DEPTH, deeper_than
-from . import wire
+from . import rules, wire
 from .registry import Registry, RegistryError
+from .rules import CLIENT_ACTIONS, Denied
+
+__all__ = ["CLIENT_ACTIONS", "NAMESPACE", "Client", "Denied", "Gateway", "app_room"]
 
 log = logging.getLogger("sioctl.gateway")
 
@@ -46,21 +48,10 @@ NAMESPACE = "/"
 # Registry entries live this long unless renewed; a dead worker's clients vanish after it.
 REGISTRY_TTL = 60.0
 REFRESH_EVERY = REGISTRY_TTL / 3
-CLIENT_ACTIONS = {wire.REQUEST_ID, wire.SEND_TO_OTHERS, wire.RE_CONNECT_AND_UPDATES, wire.BROADCAST}
 
 
 def app_room(app: str) -> str:
     return f"gw:app:{app}"
-
-
-class Denied(Exception):
-    """A request refused; ``reason`` goes back to the client, ``fields`` names bad fields."""
-
-    def __init__(self, reason: str, fields: list[str] | None = None, disconnect: bool = True):
-        super().__init__(reason)
-        self.reason = reason
-        self.fields = fields or []
-        self.disconnect = disconnect
 
 
 @dataclass
@@ -76,7 +67,8 @@ class Client:
 
 
 class Gateway:
-    """The gateway of one worker's socketio.Server."""
+    """The gateway of one worker's socketio.Server: the I/O (registry, emits, disconnects)
+    around the decisions of :mod:`.rules`."""
 
     def __init__(self, server: socketio.Server, config: wire.GatewayConfig, registry: Registry):
         self.server = server
@@ -94,23 +86,10 @@ class Gateway:
         """Why the handshake must be refused, or None. Apps with ``handshake_sign`` demand a
         signed ``auth`` ({app, timestamp, sign}); a handshake naming an app must sign for it.
         ``sid`` is the socket being connected (the owner of an md5 signature it uses first)."""
-        auth = auth if isinstance(auth, dict) else {}
-        app = auth.get("app")
-        required = [name for name, spec in self.config.apps.items() if spec.handshake_sign]
-        if app is None:
-            if required and len(required) == len(self.config.apps):
-                return "the handshake must carry a signed auth {app, timestamp, sign}"
-            return None
-        if not isinstance(app, str):
-            return "auth.app must be a string"
-        timestamp = auth.get("timestamp")
-        if not isinstance(timestamp, int) or isinstance(timestamp, bool):
-            return "auth.timestamp must be an integer (ms since the epoch)"
-        reason = wire.verify(self.config, app, timestamp, auth.get("sign"), wire.now_ms(),
-                             nonce=auth.get("nonce"), payload=None)
-        if reason is None:
+        reason = rules.handshake_refusal(self.config, auth, wire.now_ms())
+        if reason is None and isinstance(auth, dict) and isinstance(auth.get("app"), str):
             try:
-                self.check_replay(app, auth.get("nonce"), auth.get("sign"), sid)
+                self.check_replay(auth["app"], auth.get("nonce"), auth.get("sign"), sid)
             except Denied as denied:
                 reason = denied.reason
         return reason
@@ -137,16 +116,13 @@ class Gateway:
             log.warning("gateway: ctx.user_id must be a non-empty string, not %s: ignored",
                         type(vouched_user_id).__name__)
             vouched_user_id = None
-        if vouched_user_id is not None:
-            self._claim_on_connect(sid, client, vouched_user_id, take_over=True)
-            client.vouched = client.user_id == vouched_user_id
-        else:
-            claimed = auth.get("userId")
-            if claimed is not None and app is None:
-                log.info("gateway: %s presented a userId in an unsigned handshake: "
-                         "it gets a fresh one", sid)
-            elif isinstance(claimed, str) and _is_uuid(claimed):
-                self._claim_on_connect(sid, client, claimed, take_over=False)
+        if vouched_user_id is None and auth.get("userId") is not None and app is None:
+            log.info("gateway: %s presented a userId in an unsigned handshake: "
+                     "it gets a fresh one", sid)
+        claim = rules.connect_claim(auth, app, vouched_user_id)
+        if claim is not None:
+            self._claim_on_connect(sid, client, *claim)
+            client.vouched = vouched_user_id is not None and client.user_id == vouched_user_id
         if app is not None:
             self.server.enter_room(sid, app_room(app), namespace=NAMESPACE)
         socket.emit(wire.RESPONSE_MESSAGE, self._save_id(sid))
@@ -191,11 +167,6 @@ class Gateway:
         if not self._refreshing:
             self._refreshing = True
             self.server.start_background_task(self._refresh_forever)
-            # Redis back after an outage (the embedded one restarted without persistence, say):
-            # put our sockets back at once rather than at the next refresh.
-            hooks = getattr(self.server.manager, "when_redis_back", None)
-            if hooks is not None:
-                hooks.append(self.refresh)
 
     def _refresh_forever(self) -> None:
         while True:
@@ -238,28 +209,12 @@ class Gateway:
         client = self.clients.get(sid)
         if client is None:
             raise Denied("not connected", disconnect=False)
-        if len(args) != 1:
-            raise Denied(f"requestMessage takes one envelope, got {len(args)} arguments")
-        envelope = args[0]
-        fields = wire.check_envelope(envelope)
-        if fields:
-            raise Denied("malformed envelope", fields)
+        envelope = rules.check_request(self.config, args, wire.now_ms())
         meta, data = envelope["meta"], envelope["data"]
-        if deeper_than(data.get("payload"), MAX_DEPTH):
-            # python-socketio would recurse over it when sending it on (RecursionError).
-            raise Denied(f"payload nested deeper than {MAX_DEPTH} levels", ["data.payload"])
         app = meta["app"]
-        reason = wire.verify(self.config, app, meta["timestamp"], meta["sign"], wire.now_ms(),
-                             nonce=meta.get("nonce"), payload=data.get("payload"))
-        if reason is not None:
-            raise Denied(reason)
         self.check_replay(app, meta.get("nonce"), meta["sign"], sid)
-        if self.config.apps[app].handshake_sign and client.signed_app != app:
-            raise Denied(f"app {app!r} requires a handshake signed for it")
         action = data["action"]
-        if action not in CLIENT_ACTIONS:
-            raise Denied(f"unknown action {action!r}" if action not in wire.ACTIONS
-                         else f"action {action!r} is not accepted from clients")
+        rules.check_rights(self.config, app, action, client.signed_app)
         self._join_app(sid, client, app)
         if action == wire.REQUEST_ID:
             message = self._save_id(sid)
@@ -272,35 +227,23 @@ class Gateway:
         return self._broadcast(sid, client, app, data.get("payload"))
 
     def check_replay(self, app: str, nonce: Any, sign: Any, owner: str | None) -> None:
-        """Raise Denied when a validly signed request of ``app`` is a replay.
-
-        hmac-sha256: its ``nonce`` was seen within the window. md5 with ``md5_replay``:
-        ``sign`` was used within the window by another socket than ``owner`` (same_socket),
-        or at all (refuse); ``owner`` None (an HTTP call) has no connection to reuse it on, so
-        any earlier use makes it a replay. What was seen lives in the shared registry, so a
-        replay to another worker or node is caught too. A signature stays valid for up to
-        twice the window (a timestamp may be ``window_seconds`` ahead or behind), so it is
-        remembered that long."""
-        spec = self.config.apps[app]
-        ttl = 2 * self.config.window_seconds
+        """Raise Denied when a validly signed request of ``app`` is a replay (see
+        :func:`.rules.replay_claim`; ``owner`` is the socket, None for an HTTP call). What was
+        seen lives in the shared registry, so a replay to another worker or node is caught
+        too."""
+        claim = rules.replay_claim(self.config, app, nonce, sign, owner)
+        if claim is None:
+            return
         try:
-            if spec.scheme == wire.HMAC_SHA256:
-                fresh = self.registry.claim_nonce(app, str(nonce), ttl)
-                what = "nonce"
-            elif spec.md5_replay != wire.REPLAY_ALLOW:
-                if spec.md5_replay == wire.REPLAY_REFUSE or owner is None:
-                    user = "once:" + uuid.uuid4().hex  # nobody else has it
-                else:
-                    user = "socket:" + owner
-                fresh = self.registry.claim_signature(app, str(sign), user, ttl)
-                what = "signature"
+            if claim.what == "nonce":
+                fresh = self.registry.claim_nonce(app, claim.value, claim.ttl)
             else:
-                return
+                fresh = self.registry.claim_signature(app, claim.value, claim.owner, claim.ttl)
         except RegistryError as exc:
             log.warning("gateway: cannot check for a replay: %s", exc)
             raise Denied("temporarily unavailable, try again", disconnect=False) from None
         if not fresh:
-            raise Denied(f"replayed {what}")
+            raise Denied(f"replayed {claim.what}")
 
     def _join_app(self, sid: str, client: Client, app: str) -> None:
         if client.app == app:
@@ -402,10 +345,3 @@ def _meta(app: str | None, sid: str, user_id: str | None) -> dict[str, Any]:
         meta = {"app": app, **meta}
     return meta
 
-
-def _is_uuid(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True
