@@ -18,8 +18,8 @@ from clients import free_port
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from sioctl.worker.gateway.memory_registry import MemoryRegistry
 from sioctl.worker.gateway.registry import (
-    MemoryRegistry,
     Rebind,
     RedisRegistry,
     Registry,

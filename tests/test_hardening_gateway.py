@@ -37,7 +37,8 @@ from test_gateway import (
     signed_auth,
 )
 
-from sioctl.worker.gateway.registry import MemoryRegistry, RedisRegistry, Registry
+from sioctl.worker.gateway.memory_registry import MemoryRegistry
+from sioctl.worker.gateway.registry import RedisRegistry, Registry
 from sioctl.worker.gateway.wire import (
     DENY,
     EXCHANGE,

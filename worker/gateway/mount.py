@@ -16,8 +16,9 @@ from sioctl.worker.framework.plugins import Handler, Plugin, WSGIApp
 
 from . import wire
 from .http import TransportMessageApp
+from .memory_registry import MemoryRegistry
 from .plugin import NAMESPACE, Gateway
-from .registry import MemoryRegistry, RedisRegistry, Registry
+from .registry import RedisRegistry, Registry
 
 if TYPE_CHECKING:
     from sioctl.worker.framework.application import Application
