@@ -137,8 +137,7 @@ class FrameworkNamespace(socketio.Namespace):
             raise socketio.exceptions.ConnectionRefusedError(message)
         for plugin in self.plugins:
             plugin.connected(conn.ctx)
-        if self.plugins:
-            self.app.watch_redis_back()
+        self.app.watch_redis_back()
         # Emits made by the middleware go out once python-socketio has sent the CONNECT reply,
         # which it does right after this handler returns.
         server.start_background_task(socket.release)
@@ -296,7 +295,8 @@ class Application:
         self.sessions = SessionLoader(config, session_redis(config, redis_url), log)
 
     def watch_redis_back(self) -> None:
-        """Have the plugins' ``redis_back`` called whenever the manager is back on Redis.
+        """Have the socket id claims renewed and the plugins' ``redis_back`` called whenever the
+        manager is back on a Redis that may have lost everything.
 
         Called at the first connection: the worker installs its manager after the app loads."""
         if self._watching_redis:
@@ -304,6 +304,7 @@ class Application:
         self._watching_redis = True
         hooks = getattr(self.sio.manager, "when_redis_back", None)
         if hooks is not None:
+            hooks.append(self.sio.claims.renew)
             hooks.extend(plugin.redis_back for plugin in self.plugins)
 
     def _http_app(self) -> Callable[..., Any] | None:

@@ -91,10 +91,6 @@ class IdClaims:
         if not self._renewing:
             self._renewing = True
             self.server.start_background_task(self._renew_forever)
-            # Redis back after an outage: claims it lost are written again at once.
-            hooks = getattr(self.server.manager, "when_redis_back", None)
-            if hooks is not None:
-                hooks.append(self.renew)
 
     def _renew_forever(self) -> None:
         while True:
@@ -102,7 +98,8 @@ class IdClaims:
             self.renew()
 
     def renew(self) -> None:
-        """Renew this worker's claims, writing again those Redis has lost."""
+        """Renew this worker's claims, writing again those Redis has lost (also called by the
+        application as soon as the manager is back on Redis after an outage)."""
         keys = list(self.claimed)
         if not keys:
             return
