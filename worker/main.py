@@ -39,6 +39,7 @@ from sioctl.worker.framework.application import load_app_dir
 from sioctl.worker.gate import DrainGate
 from sioctl.worker.gateway.mount import gateway_plugin
 from sioctl.worker.http_server import HttpServer
+from sioctl.worker.signal_pipe import signal_pipe, wait_for_signal
 
 LOG_FORMAT = "[%(asctime)s] [{who} pid %(process)d] %(levelname)s %(message)s"
 LOG_DATEFMT = "%Y-%m-%d %H:%M:%S"
@@ -201,41 +202,14 @@ def heartbeat(channel: Channel, http: HttpServer, loaded: app_loader.LoadedApp) 
 
 
 def install_signals() -> int:
-    """SIGQUIT/SIGINT exit at once; SIGTERM makes the returned fd readable (drain request).
-
-    Signal handlers may run in the middle of any green thread, so the SIGTERM handler only
-    writes to a pipe; a green thread waiting on it does the drain.
-    """
-    read_fd, write_fd = os.pipe()
-    os.set_blocking(read_fd, False)
-    os.set_blocking(write_fd, False)
-    # The green os.write would try to switch to the hub, which a handler running inside the
-    # hub's own loop must not do.
-    real_os: Any = original("os")
-
-    def on_term(signum: int, frame: Any) -> None:
-        try:
-            real_os.write(write_fd, b"T")
-        except OSError:
-            pass
+    """SIGQUIT/SIGINT exit at once; SIGTERM makes the returned fd readable (drain request)."""
 
     def on_quit(signum: int, frame: Any) -> None:
         exit_now(0)
 
-    signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGQUIT, on_quit)
     signal.signal(signal.SIGINT, on_quit)
-    return read_fd
-
-
-def wait_for_term(read_fd: int) -> None:
-    while True:
-        eventlet.hubs.trampoline(read_fd, read=True)
-        try:
-            if os.read(read_fd, 64):
-                return
-        except BlockingIOError:
-            continue
+    return signal_pipe(signal.SIGTERM)
 
 
 def start_deadline(seconds: float, logger: logging.Logger) -> None:
@@ -313,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         logger.info("serving %s (%s)", settings.app, described)
         logger.info("listening on %s", url_of(listener))
 
-    wait_for_term(term_fd)
+    wait_for_signal(term_fd)
     started = time.monotonic()
     start_deadline(settings.graceful_timeout, logger)
     if listener is not None:

@@ -252,33 +252,19 @@ def log_figures_on_signal(
 ) -> None:
     """From now on, ``signum`` makes the worker log ``memory {json of figures(...)}`` once.
 
-    The handler only writes to a pipe (a handler may run inside the hub, where nothing may
-    block); a green thread does the counting.
+    The handler only writes to a pipe (worker/signal_pipe.py); a green thread does the
+    counting.
     """
     import eventlet
-    import eventlet.hubs
-    from eventlet.patcher import original
 
-    read_fd, write_fd = os.pipe()
-    os.set_blocking(read_fd, False)
-    os.set_blocking(write_fd, False)
-    real_os: Any = original("os")
+    from sioctl.worker.signal_pipe import signal_pipe, wait_for_signal
 
-    def on_signal(number: int, frame: Any) -> None:
-        try:
-            real_os.write(write_fd, b"M")
-        except OSError:
-            pass
+    read_fd = signal_pipe(signum)
 
     def dump_on_request() -> None:
         snapshot = None  # tracemalloc's at the last dump
         while True:
-            eventlet.hubs.trampoline(read_fd, read=True)
-            try:
-                if not os.read(read_fd, 64):
-                    return
-            except BlockingIOError:
-                continue
+            wait_for_signal(read_fd)
             try:
                 started = time.perf_counter()
                 result = figures(server, http, objects=True)
@@ -289,7 +275,6 @@ def log_figures_on_signal(
             except Exception:
                 logger.exception("memory figures failed")
 
-    signal.signal(signum, on_signal)
     eventlet.spawn(dump_on_request)
 
 
