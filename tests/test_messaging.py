@@ -145,7 +145,12 @@ class Inbox:
 
     def wait(self, tag: str, n: int, timeout: float = DELIVERY_TIMEOUT) -> collections.Counter[int]:
         """Wait until ``n`` distinct messages of ``tag`` arrived; returns their counts."""
-        wait_until(lambda: len(self.of(tag)) >= n, timeout, what=f"{n} messages tagged {tag}")
+        try:
+            wait_until(lambda: len(self.of(tag)) >= n, timeout,
+                       what=f"{n} messages tagged {tag}")
+        except AssertionError as exc:
+            # How many did arrive tells a slow path from a lost message.
+            raise AssertionError(f"{exc} ({len(self.of(tag))} arrived)") from None
         return self.of(tag)
 
 
