@@ -86,6 +86,19 @@ def library_overrides() -> list[dict[str, str]]:
     """Every method a sioctl class defines that its library class also has: the class, the
     method, the library class (by its base classes, or MIXINS for a mixin)."""
     found = []
+    for qualified, node, library_class in library_subclasses():
+        for item in node.body:
+            if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) \
+                    and not item.name.startswith("__") and hasattr(library_class, item.name):
+                found.append({"class": qualified, "method": item.name,
+                              "library": target_of(library_class),
+                              "mro": [target_of(c) for c in library_class.__mro__]})
+    return found
+
+
+def library_subclasses() -> Iterator[tuple[str, ast.ClassDef, Any]]:
+    """(qualified name, class node, library class) of every sioctl class that extends a
+    library class, by its bases or as a mixin named in MIXINS."""
     for path, tree in sources():
         imports = import_map(path, tree)
         for node in ast.walk(tree):
@@ -93,51 +106,36 @@ def library_overrides() -> list[dict[str, str]]:
                 continue
             qualified = f"{module_of(path)}:{node.name}"
             library_class = library_class_of(qualified, node, imports)
-            if library_class is None:
-                continue
-            for item in node.body:
-                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) \
-                        and not item.name.startswith("__") and hasattr(library_class, item.name):
-                    found.append({"class": qualified, "method": item.name,
-                                  "library": target_of(library_class),
-                                  "mro": [target_of(c) for c in library_class.__mro__]})
-    return found
+            if library_class is not None:
+                yield qualified, node, library_class
 
 
 def library_attribute_uses() -> list[dict[str, str]]:
     """Every attribute of its library class that a sioctl subclass or mixin uses through
     ``self`` (or ``server``, the mixins' typed alias of self) without defining it itself."""
     found = []
-    for path, tree in sources():
-        imports = import_map(path, tree)
-        for node in ast.walk(tree):
-            if not isinstance(node, ast.ClassDef):
-                continue
-            qualified = f"{module_of(path)}:{node.name}"
-            library_class = library_class_of(qualified, node, imports)
-            if library_class is None:
-                continue
-            own = {item.name for item in node.body
-                   if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))}
-            own |= {target.id for item in node.body if isinstance(item, ast.AnnAssign)
-                    for target in [item.target] if isinstance(target, ast.Name)}
-            own |= {target.id for item in node.body if isinstance(item, ast.Assign)
-                    for target in item.targets if isinstance(target, ast.Name)}
-            try:
-                instance_attributes = set(vars(instance_of(target_of(library_class))))
-            except LookupError:
-                instance_attributes = set()
-            seen = set()
-            for use in ast.walk(node):
-                if isinstance(use, ast.Attribute) and isinstance(use.value, ast.Name) \
-                        and use.value.id in ("self", "server") and use.attr not in own \
-                        and not use.attr.startswith("__") and use.attr not in seen \
-                        and (hasattr(library_class, use.attr)
-                             or use.attr in instance_attributes):
-                    seen.add(use.attr)
-                    found.append({"class": qualified, "attribute": use.attr,
-                                  "library": target_of(library_class),
-                                  "mro": [target_of(c) for c in library_class.__mro__]})
+    for qualified, node, library_class in library_subclasses():
+        own = {item.name for item in node.body
+               if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        own |= {target.id for item in node.body if isinstance(item, ast.AnnAssign)
+                for target in [item.target] if isinstance(target, ast.Name)}
+        own |= {target.id for item in node.body if isinstance(item, ast.Assign)
+                for target in item.targets if isinstance(target, ast.Name)}
+        try:
+            instance_attributes = set(vars(instance_of(target_of(library_class))))
+        except LookupError:
+            instance_attributes = set()
+        seen = set()
+        for use in ast.walk(node):
+            if isinstance(use, ast.Attribute) and isinstance(use.value, ast.Name) \
+                    and use.value.id in ("self", "server") and use.attr not in own \
+                    and not use.attr.startswith("__") and use.attr not in seen \
+                    and (hasattr(library_class, use.attr)
+                         or use.attr in instance_attributes):
+                seen.add(use.attr)
+                found.append({"class": qualified, "attribute": use.attr,
+                              "library": target_of(library_class),
+                              "mro": [target_of(c) for c in library_class.__mro__]})
     return found
 
 
