@@ -13,12 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sioctl.worker.gateway import wire
+from sioctl.worker.gateway.config import AppSpec, GatewayConfig, parse_gateway_config
 from sioctl.worker.gateway.wire import (
-    AppSpec,
-    GatewayConfig,
     check_envelope,
     check_http_body,
-    parse_gateway_config,
     verify,
 )
 

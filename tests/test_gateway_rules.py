@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from sioctl.worker.gateway import rules, wire
+from sioctl.worker.gateway.config import parse_gateway_config
 
 NOW = 1_700_000_000_000
-CONFIG = wire.parse_gateway_config({
+CONFIG = parse_gateway_config({
     "md5app": {"key": "k1"},
     "signed": {"key": "k2", "handshake_sign": True},
     "hmacapp": {"key": "k3", "scheme": "hmac-sha256"},
@@ -44,7 +45,7 @@ def test_handshake_refusals() -> None:
     signed = {"app": "signed", "timestamp": NOW, "sign": wire.sign("signed", "k2", NOW)}
     assert rules.handshake_refusal(CONFIG, signed, NOW) is None
     assert rules.handshake_refusal(CONFIG, {**signed, "sign": "0" * 32}, NOW) == "bad signature"
-    only_signed = wire.parse_gateway_config({"signed": {"key": "k2", "handshake_sign": True}})
+    only_signed = parse_gateway_config({"signed": {"key": "k2", "handshake_sign": True}})
     assert "must carry a signed auth" in str(rules.handshake_refusal(only_signed, {}, NOW))
 
 

@@ -37,6 +37,7 @@ from test_gateway import (
     signed_auth,
 )
 
+from sioctl.worker.gateway.config import parse_gateway_config
 from sioctl.worker.gateway.memory_registry import MemoryRegistry
 from sioctl.worker.gateway.registry import RedisRegistry, Registry
 from sioctl.worker.gateway.wire import (
@@ -47,7 +48,6 @@ from sioctl.worker.gateway.wire import (
     REQUEST_ID,
     REQUEST_MESSAGE,
     SEND_TO_OTHERS,
-    parse_gateway_config,
     signed_request,
 )
 from sioctl.worker.protocol.nesting import MAX_DEPTH

@@ -15,6 +15,7 @@ from sioctl.worker.errors import BootError
 from sioctl.worker.framework.plugins import Handler, Plugin, WSGIApp
 
 from . import wire
+from .config import parse_gateway_config
 from .http import TransportMessageApp
 from .memory_registry import MemoryRegistry
 from .plugin import NAMESPACE, Gateway
@@ -63,7 +64,7 @@ def gateway_plugin(app: Application) -> GatewayPlugin | None:
     if not config.socket_config:
         return None
     try:
-        gateway_config = wire.parse_gateway_config(config.socket_config, config.gateway or None)
+        gateway_config = parse_gateway_config(config.socket_config, config.gateway or None)
     except ValueError as exc:
         raise BootError(f"{config.where(str(exc).split(':', 1)[0])}: "
                         f"{str(exc).split(':', 1)[-1].strip()}") from None

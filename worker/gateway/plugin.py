@@ -37,6 +37,7 @@ from typing import Any
 import socketio
 
 from . import rules, wire
+from .config import GatewayConfig
 from .registry import Registry, RegistryError
 from .rules import CLIENT_ACTIONS, Denied
 
@@ -70,7 +71,7 @@ class Gateway:
     """The gateway of one worker's socketio.Server: the I/O (registry, emits, disconnects)
     around the decisions of :mod:`.rules`."""
 
-    def __init__(self, server: socketio.Server, config: wire.GatewayConfig, registry: Registry):
+    def __init__(self, server: socketio.Server, config: GatewayConfig, registry: Registry):
         self.server = server
         self.config = config
         self.registry = registry

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..protocol.nesting import MAX_DEPTH, deeper_than
 from . import wire
+from .config import GatewayConfig
 
 CLIENT_ACTIONS = {wire.REQUEST_ID, wire.SEND_TO_OTHERS, wire.RE_CONNECT_AND_UPDATES, wire.BROADCAST}
 
@@ -29,7 +30,7 @@ class Denied(Exception):
         self.disconnect = disconnect
 
 
-def handshake_refusal(config: wire.GatewayConfig, auth: Any, now_ms: int) -> str | None:
+def handshake_refusal(config: GatewayConfig, auth: Any, now_ms: int) -> str | None:
     """Why a handshake's ``auth`` must be refused before any replay check, or None. Apps with
     ``handshake_sign`` demand a signed ``auth`` ({app, timestamp, sign}); a handshake naming an
     app must sign for it."""
@@ -49,7 +50,7 @@ def handshake_refusal(config: wire.GatewayConfig, auth: Any, now_ms: int) -> str
                        nonce=auth.get("nonce"), payload=None)
 
 
-def check_request(config: wire.GatewayConfig, args: list[Any], now_ms: int) -> dict[str, Any]:
+def check_request(config: GatewayConfig, args: list[Any], now_ms: int) -> dict[str, Any]:
     """The envelope of a ``requestMessage`` whose form and signature are right; raises Denied.
     (Its replay check and :func:`check_rights` come next.)"""
     if len(args) != 1:
@@ -82,7 +83,7 @@ class Refused(Exception):
         self.logged = logged
 
 
-def check_http_message(config: wire.GatewayConfig, raw: bytes, now_ms: int) -> dict[str, Any]:
+def check_http_message(config: GatewayConfig, raw: bytes, now_ms: int) -> dict[str, Any]:
     """The body of a ``POST /api/transportMessage`` whose form and signature are right; raises
     Refused (422: not JSON, malformed, nested too deeply; 401: the signature). Its replay
     check comes next."""
@@ -112,7 +113,7 @@ def http_exchange(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_rights(
-    config: wire.GatewayConfig, app: str, action: Any, signed_app: str | None
+    config: GatewayConfig, app: str, action: Any, signed_app: str | None
 ) -> None:
     """Raise Denied unless a socket whose handshake was signed for ``signed_app`` may ask for
     ``action`` in ``app``."""
@@ -135,7 +136,7 @@ class ReplayClaim:
 
 
 def replay_claim(
-    config: wire.GatewayConfig, app: str, nonce: Any, sign: Any, sid: str | None
+    config: GatewayConfig, app: str, nonce: Any, sign: Any, sid: str | None
 ) -> ReplayClaim | None:
     """The claim that proves a validly signed request of ``app`` is no replay, or None (md5
     with ``md5_replay: allow``).
