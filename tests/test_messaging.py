@@ -123,7 +123,8 @@ def _tag_of(data: dict[str, Any]) -> str | None:
 
 
 class Inbox:
-    """Counts the 'msg' events a client receives: {tag: Counter(i)}."""
+    """Counts the 'msg' events a client receives: {tag: Counter(i)}. Make it before asking for
+    the messages: the client drops events that arrive while it has no handler for them."""
 
     def __init__(self, client: BoundClient) -> None:
         self.lock = threading.Lock()
@@ -299,8 +300,9 @@ def test_owner_lookups_are_remembered(
     try:
         before = _get_calls(stats)
         tag = new_tag("cached")
+        inbox = inbox_for(b)  # listening before the first message can arrive
         assert a.call("send_to", {"to": wb["sid"], "n": 200, "tag": tag}) == 200
-        assert inbox_for(b).wait(tag, 200) == collections.Counter(range(200))
+        assert inbox.wait(tag, 200) == collections.Counter(range(200))
         lookups = _get_calls(stats) - before
     finally:
         stats.close()
@@ -500,8 +502,9 @@ def _routed_to(monitor: Monitor, sender: BoundClient, receiver: BoundClient,
                worker: dict[str, Any]) -> bool:
     """Send one message to ``receiver``; True if it went on ``worker``'s own channel."""
     tag = new_tag("route")
+    inbox = inbox_for(receiver)
     sender.call("send_to", {"to": worker["sid"], "n": 1, "tag": tag}, timeout=DELIVERY_TIMEOUT)
-    inbox_for(receiver).wait(tag, 1)
+    inbox.wait(tag, 1)
     barrier(sender, receiver, worker["sid"])
     return [channel for channel, _ in monitor.tagged(tag)] == [worker["own_channel"]]
 
@@ -509,9 +512,10 @@ def _routed_to(monitor: Monitor, sender: BoundClient, receiver: BoundClient,
 def _delivered(sender: BoundClient, receiver: BoundClient, sid: str) -> bool:
     """Send one message from ``sender``'s worker to ``sid``; True if it arrives within 1 s."""
     tag = new_tag("probe")
+    inbox = inbox_for(receiver)
     sender.call("send_to", {"to": sid, "n": 1, "tag": tag}, timeout=DELIVERY_TIMEOUT)
     try:
-        inbox_for(receiver).wait(tag, 1, timeout=1.0)
+        inbox.wait(tag, 1, timeout=1.0)
     except AssertionError:
         return False
     return True
