@@ -1,7 +1,8 @@
 """The engine-free messaging core, in process: envelopes (worker/messaging/envelope.py), loss
-accounting (loss.py) and forwarding decisions (routing.py). The same cases run end to end, on
-real clusters and a real Redis, in test_messaging_loss.py, test_hardening_messaging.py and
-test_messaging.py."""
+accounting (loss.py), forwarding decisions (routing.py) and the global queries' tally
+(tally.py). The same cases run end to end, on real clusters and a real Redis, in
+test_messaging_loss.py, test_hardening_messaging.py, test_messaging.py and
+test_global_queries.py."""
 
 from __future__ import annotations
 
