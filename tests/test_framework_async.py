@@ -35,7 +35,7 @@ FILES = {
             for event in ("echo", "acked", "boom", "rooms", "tell_room"):
                 app.io.route(event, getattr(chat, event))
             app.io.route("plain_action", app.io.controller.plain.shout)
-            app.io.route("disconnect", chat.gone)
+            app.io.route("disconnect", chat.gone_badly if app.config.custom else chat.gone)
             app.io.route("error", chat.failed)
     """,
     # Connection middleware: its after-half runs at disconnect.
@@ -54,6 +54,8 @@ FILES = {
                 await asyncio.sleep(0)
                 await next()
                 app.trace.append(f"auth after {auth.get('name')}")
+                if auth.get("fail_after"):
+                    raise RuntimeError("the after-half failed")
             return middleware
     """,
     "app/io/middleware/timing.py": """
@@ -101,8 +103,14 @@ FILES = {
             async def gone(self):
                 self.app.trace.append(f"disconnect route {self.ctx.args[0]}")
 
+            async def gone_badly(self):
+                raise RuntimeError("the disconnect route failed")
+
             def failed(self):
                 self.app.trace.append(f"error route {self.ctx.error}")
+    """,
+    "config/config_failing.py": """
+        custom = {"failing": True}
     """,
     # A plain (sync) controller function on asyncio: called as it is.
     "app/io/controller/plain.py": """
@@ -280,6 +288,32 @@ def test_refusals_reach_connect_error(app: Any, auth: dict[str, Any], message: s
 
     asyncio.run(scenario())
     assert app.trace == (["auth before bob"] if middleware_ran else [])
+
+
+def test_failures_at_disconnect_are_logged_and_the_rest_still_runs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    app: Any = load_async_app_dir(str(write_app(tmp_path, FILES)), "failing",
+                                  plugins=(Recorder,))
+
+    async def scenario() -> None:
+        client = PollingClient(app.asgi_app)
+        await client.open({"name": "cat", "fail_after": True})
+        await client.until('2["hello"')
+        await client.send("1")
+        await settled(app, "auth after cat")
+        await app.sio.shutdown()
+
+    with caplog.at_level("ERROR", logger="sioctl.app"):
+        asyncio.run(scenario())
+    assert app.trace == ["auth before cat", "plugin connected cat", "plugin disconnected",
+                         "auth after cat"]
+    failures = [(r.getMessage(), str(r.exc_info[1]) if r.exc_info else None)
+                for r in caplog.records]
+    assert failures == [
+        ("disconnect handler of / failed", "the disconnect route failed"),
+        ("connection middleware of / failed after disconnect", "the after-half failed"),
+    ]
 
 
 def test_rooms_reach_the_other_sockets(app: Any) -> None:
