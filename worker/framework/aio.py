@@ -56,10 +56,8 @@ async def run_steps(steps: list[Step]) -> None:
     for step in steps:
         try:
             await settle(step.call())
-        except Exception:
-            if not step.guarded:
-                raise
-            log.exception("%s failed", step.what)
+        except Exception as exc:
+            step.failed(exc)
 
 
 class _Rest:
@@ -167,11 +165,8 @@ class AsyncFrameworkNamespace(NamespaceCore, socketio.AsyncNamespace):
         NamespaceCore.__init__(self, app, name, settings)
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
-        if event == "connect":
-            return await self.on_connect(*args)
-        if event == "disconnect":
-            return await self.on_disconnect(args[0], args[1] if len(args) > 1 else None)
-        return await self.on_packet(event, args[0], args[1:])
+        handler, arguments = self.dispatch(event, args)
+        return await handler(*arguments)
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
         server = self.app.sio

@@ -41,13 +41,10 @@ log = logging.getLogger("sioctl.app")
 def run_steps(steps: list[Step]) -> None:
     """Call ``steps`` in order; a guarded step's failure is logged and the next one runs."""
     for step in steps:
-        if not step.guarded:
-            step.call()
-            continue
         try:
             step.call()
-        except Exception:
-            log.exception("%s failed", step.what)
+        except Exception as exc:
+            step.failed(exc)
 
 
 class Connection(ConnectionState):
@@ -67,11 +64,8 @@ class FrameworkNamespace(NamespaceCore, socketio.Namespace):
         NamespaceCore.__init__(self, app, name, settings)
 
     def trigger_event(self, event: str, *args: Any) -> Any:
-        if event == "connect":
-            return self.on_connect(*args)
-        if event == "disconnect":
-            return self.on_disconnect(args[0], args[1] if len(args) > 1 else None)
-        return self.on_packet(event, args[0], args[1:])
+        handler, arguments = self.dispatch(event, args)
+        return handler(*arguments)
 
     def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
         server = self.app.sio

@@ -51,6 +51,12 @@ class Step:
     call: Callable[[], Any]
     guarded: bool = False
 
+    def failed(self, exc: Exception) -> None:
+        """The step raised ``exc``: logged when the step is guarded, raised again if not."""
+        if not self.guarded:
+            raise exc
+        log.error("%s failed", self.what, exc_info=exc)
+
 
 class ConnectionState:
     """A socket that reached its connection middleware: its ctx, and whether the middleware
@@ -79,6 +85,22 @@ class NamespaceCore:
         self.plugins = [plugin for plugin in app.plugins if plugin.namespace == name]
         # Events the plugins serve where the app routes none (the first plugin wins).
         self.plugin_routes: dict[str, Handler] = plugin_routes(self.plugins)
+
+    def dispatch(self, event: str, args: tuple[Any, ...]) -> tuple[Callable[..., Any],
+                                                                   tuple[Any, ...]]:
+        """The shell's handler of what python-socketio triggers, and its arguments:
+        ``on_connect(sid, environ, auth)``, ``on_disconnect(sid, reason)`` (no reason from
+        older callers) or ``on_packet(event, sid, args)``."""
+        if event == "connect":
+            return self.on_connect, args
+        if event == "disconnect":
+            return self.on_disconnect, (args[0], args[1] if len(args) > 1 else None)
+        return self.on_packet, (event, args[0], args[1:])
+
+    # The shell's handlers, plain on eventlet, coroutines on asyncio.
+    on_connect: Callable[..., Any]
+    on_disconnect: Callable[..., Any]
+    on_packet: Callable[..., Any]
 
     @property
     def routes(self) -> dict[str, Handler]:
