@@ -7,8 +7,10 @@ Redis is back. :class:`NamespaceCore` holds one namespace's decisions: which plu
 handshake, what a refused connection is told, how a ctx is built, which handler an event gets,
 what a packet answers, what is logged, and the steps of a disconnect in their order.
 
-Neither calls a handler, a middleware or a hook, nor talks to a server: a shell does, by plain
-calls on eventlet (``application.py``) or by awaiting on asyncio (``aio.py``). A shell supplies
+At run time neither calls a handler, a middleware or a hook, nor talks to a server: a shell
+does, by plain calls on eventlet (``application.py``) or by awaiting on asyncio (``aio.py``). At
+load, AppCore calls the app's factories, ``setup(app)`` and ``http(app)``: plain functions on
+either engine. A shell supplies
 :meth:`AppCore.make_server`, :meth:`AppCore.mount_http`, :meth:`AppCore.make_sessions` and its
 ``namespace_class`` (a ``NamespaceCore`` mixed into python-socketio's ``Namespace`` or
 ``AsyncNamespace``), and runs the :class:`Step` lists the core hands it.
