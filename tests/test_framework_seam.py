@@ -62,8 +62,8 @@ def test_the_worker_plugs_the_gateway_in() -> None:
 
 # The engine-free core of the framework (docs/design.md §7, "Core and shells"): what both
 # shells share. ids.py and session.py do blocking Redis I/O and belong to the eventlet side.
-CORE = ("core.py", "onion.py", "routing.py", "context.py", "middleware.py", "controller.py",
-        "config.py", "loading.py", "plugins.py")
+CORE = ("core.py", "namespace.py", "onion.py", "routing.py", "context.py", "middleware.py",
+        "controller.py", "config.py", "loading.py", "plugins.py")
 SHELLS = {"application.py": "sioctl.worker.framework.aio",
           "aio.py": "sioctl.worker.framework.application"}
 
@@ -83,5 +83,5 @@ def test_the_core_names_no_engine_and_no_shell() -> None:
 def test_each_shell_stands_on_the_core_alone() -> None:
     for name, other in SHELLS.items():
         modules = imported_modules(FRAMEWORK / name)
-        assert "sioctl.worker.framework.core" in modules, name
+        assert {"sioctl.worker.framework.core", "sioctl.worker.framework.namespace"} <= modules
         assert not any(m.startswith(other) for m in modules), name

@@ -33,8 +33,9 @@ from sioctl.worker.errors import BootError
 
 from .config import NamespaceConfig
 from .context import SocketCore
-from .core import AppCore, ConnectionState, NamespaceCore, Step, load_app, server_options
+from .core import AppCore, load_app, server_options
 from .middleware import Middleware
+from .namespace import ConnectionState, NamespaceCore, Step
 from .onion import NextNotCalled, Turn
 from .plugins import Plugin, PluginFactory
 from .session import SessionLoader

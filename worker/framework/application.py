@@ -20,18 +20,11 @@ from sioctl.worker.errors import BootError
 
 from .config import AppConfig, NamespaceConfig
 from .context import SocketHandle
-from .core import (
-    AppCore,
-    ConnectionState,
-    NamespaceCore,
-    Step,
-    checked_id,
-    id_in_use,
-    load_app,
-)
+from .core import AppCore, checked_id, id_in_use, load_app
 from .core import server_options as core_server_options
 from .ids import IdClaims
 from .middleware import NextNotCalled, run_chain
+from .namespace import ConnectionState, NamespaceCore, Step
 from .plugins import PluginFactory
 from .session import SessionLoader
 
