@@ -1,7 +1,8 @@
 """The asyncio (async) shell of the framework: the same core, awaited on a socketio.AsyncServer.
 
-Every decision comes from :mod:`.core`, :mod:`.onion`, :mod:`.routing` and :mod:`.context`, as
-in the eventlet shell (``application.py``); this module only awaits. The rules of the shell:
+Every decision comes from :mod:`.core`, :mod:`.namespace`, :mod:`.onion`, :mod:`.routing` and
+:mod:`.context`, as in the eventlet shell (``application.py``); this module only awaits. The
+rules of the shell:
 
 - a middleware, controller action, ``Controller`` method, route handler or plugin hook may be
   ``async def``; a plain one is called as it is, on the event loop, and what it returns is

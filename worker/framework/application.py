@@ -1,9 +1,9 @@
 """An app directory turned into a socketio.Server: the eventlet (sync) shell of the framework.
 
-Everything the framework decides lives in :mod:`.core` (and :mod:`.onion`, :mod:`.routing`,
-:mod:`.context`); this module makes those decisions happen with plain calls on green threads:
-it calls the middleware, handlers and plugin hooks, waits on events, and talks to a
-``socketio.Server``. ``aio.py`` is the same shell for asyncio.
+Everything the framework decides lives in :mod:`.core` and :mod:`.namespace` (and :mod:`.onion`,
+:mod:`.routing`, :mod:`.context`); this module makes those decisions happen with plain calls on
+green threads: it calls the middleware, handlers and plugin hooks, waits on events, and talks to
+a ``socketio.Server``. ``aio.py`` is the same shell for asyncio.
 """
 
 from __future__ import annotations
