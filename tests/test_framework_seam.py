@@ -58,3 +58,30 @@ def test_the_worker_plugs_the_gateway_in() -> None:
     # Every hook the framework calls is one the gateway overrides.
     for hook in ("refuse", "connected", "disconnected", "routes", "wrap_wsgi", "redis_back"):
         assert getattr(GatewayPlugin, hook) is not getattr(Plugin, hook), hook
+
+
+# The engine-free core of the framework (docs/design.md §7, "Core and shells"): what both
+# shells share. ids.py and session.py do blocking Redis I/O and belong to the eventlet side.
+CORE = ("core.py", "namespace.py", "onion.py", "routing.py", "context.py", "middleware.py",
+        "controller.py", "config.py", "loading.py", "plugins.py")
+SHELLS = {"application.py": "sioctl.worker.framework.aio",
+          "aio.py": "sioctl.worker.framework.application"}
+
+
+def test_the_core_names_no_engine_and_no_shell() -> None:
+    for name in CORE:
+        modules = imported_modules(FRAMEWORK / name)
+        engine = sorted(m for m in modules if m.startswith((
+            "eventlet", "asyncio", "sioctl.worker.framework.application",
+            "sioctl.worker.framework.aio")))
+        assert engine == [], name
+        # python-socketio's refusal exception is shared by Server and AsyncServer.
+        assert {m for m in modules if m.startswith("socketio")} <= {
+            "socketio.exceptions", "socketio.exceptions.ConnectionRefusedError"}, name
+
+
+def test_each_shell_stands_on_the_core_alone() -> None:
+    for name, other in SHELLS.items():
+        modules = imported_modules(FRAMEWORK / name)
+        assert {"sioctl.worker.framework.core", "sioctl.worker.framework.namespace"} <= modules
+        assert not any(m.startswith(other) for m in modules), name

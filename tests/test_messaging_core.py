@@ -1,7 +1,8 @@
 """The engine-free messaging core, in process: envelopes (worker/messaging/envelope.py), loss
-accounting (loss.py) and forwarding decisions (routing.py). The same cases run end to end, on
-real clusters and a real Redis, in test_messaging_loss.py, test_hardening_messaging.py and
-test_messaging.py."""
+accounting (loss.py), forwarding decisions (routing.py) and the global queries' tally
+(tally.py). The same cases run end to end, on real clusters and a real Redis, in
+test_messaging_loss.py, test_hardening_messaging.py, test_messaging.py and
+test_global_queries.py."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 import socketio
 from socketio.async_pubsub_manager import AsyncPubSubManager
 
-from sioctl.worker.messaging import envelope, routing
+from sioctl.worker.messaging import envelope, routing, tally
 from sioctl.worker.messaging.base import SioctlManagerBase
 from sioctl.worker.messaging.loss import LossCounter
 
@@ -335,3 +336,52 @@ def test_owner_lookup_failures_are_logged_once_per_outage(caplog: Any) -> None:
                      "Redis answers", "socket owner lookups work again"]
     assert core.owners.get("/", "sid-1") == (True, OTHER)
     assert core.owners.get("/", "room") == (True, None)
+
+
+# ------------------------------------------------------------------ global queries (tally.py)
+
+
+def test_a_question_expects_every_subscriber_and_at_least_the_asker() -> None:
+    assert tally.expected_workers([(b"socketio", 3)]) == 3
+    assert tally.expected_workers([(b"socketio", 0)]) == 1  # not subscribed yet: itself
+    for unreadable in ([], None, [()], [(b"socketio", "many")]):
+        assert tally.expected_workers(unreadable) == 1
+
+
+def test_a_tally_completes_with_the_expected_answers_and_reports_a_partial_one() -> None:
+    tallies = tally.Tallies(ME)
+    count = tallies.start("q1", 2)
+    question = tally.question("fetch", "team", "/", "q1", ME, MINE)
+    assert tallies.heard(question) == tally.Heard(ours=True, answer=False)  # its own, back
+    assert tallies.heard({**question, "host_id": OTHER}) == tally.Heard(ours=True, answer=True)
+
+    first = tally.reply(question, ME, ["a"], {"a": ["a", "team"]})
+    assert tallies.heard(first) == tally.Heard(ours=True)
+    with pytest.raises(tally.QueryTimeout) as caught:
+        count.result(1.5)
+    assert str(caught.value) == "1 of 2 workers answered within 1.5s"
+    assert caught.value.answers == [first]
+
+    second = tally.reply(question, OTHER, [])
+    assert tallies.heard(second) == tally.Heard(ours=True, completed=count)
+    assert count.result(1.5) == [first, second]
+    tallies.stop("q1")
+    # A late answer to a closed question is still a query message, but counts nowhere.
+    assert tallies.heard(tally.reply(question, THIRD, ["c"])) == tally.Heard(ours=True)
+    assert count.answers == [first, second]
+    assert tallies.heard(emit(OTHER)) == tally.Heard(ours=False)
+
+
+def test_answers_say_what_each_kind_did_and_go_back_to_the_asker() -> None:
+    fetch = tally.question("fetch", None, "/chat", "q2", OTHER, "socketio:other")
+    assert tally.answerable(fetch) == ("fetch", "/chat")
+    assert tally.reply(fetch, ME, ["a", "b"], {"a": ["a", "r"]}) == {
+        "method": tally.REPLY, "request_id": "q2", "host_id": ME,
+        "sockets": [{"sid": "a", "rooms": ["a", "r"]}, {"sid": "b", "rooms": []}]}
+    join = tally.question("join", "r", "", "q3", OTHER, "socketio:other", target="vip")
+    assert join["target"] == "vip"
+    assert tally.answerable(join) == ("join", "/")
+    assert tally.reply(join, ME, ["a", "b"])["count"] == 2
+    assert tally.answerable({**join, "kind": "explode"}) is None
+    assert tally.reply_channel(join, ME) == "socketio:other"
+    assert tally.reply_channel(join, OTHER) is None  # its own question: counted at once

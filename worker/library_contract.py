@@ -231,6 +231,9 @@ HOOKS: tuple[Hook, ...] = (
          "the library's logger is named 'socketio.server'"),
     Hook("socketio:Namespace.trigger_event", OVERRIDE, ("event", "*args"), (FRAMEWORK,),
          "a disconnect handler is given (sid, reason) (python-socketio >= 5.12)"),
+    Hook("socketio:AsyncNamespace.trigger_event", OVERRIDE, ("event", "*args"),
+         ("worker/framework/aio.py",),
+         "awaited by AsyncServer; a disconnect handler is given (sid, reason)"),
     Hook("socketio:WSGIApp.engineio_app", ATTRIBUTE, None, ("worker/app_loader.py",),
          "where the loader finds the server inside a WSGIApp"),
     # ------------------------------------------------------------ python-socketio: the manager

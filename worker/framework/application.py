@@ -1,9 +1,14 @@
-"""An app directory turned into a socketio.Server: config, middleware, controllers, routes."""
+"""An app directory turned into a socketio.Server: the eventlet (sync) shell of the framework.
+
+Everything the framework decides lives in :mod:`.core` and :mod:`.namespace` (and :mod:`.onion`,
+:mod:`.routing`, :mod:`.context`); this module makes those decisions happen with plain calls on
+green threads: it calls the middleware, handlers and plugin hooks, waits on events, and talks to
+a ``socketio.Server``. ``aio.py`` is the same shell for asyncio.
+"""
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -13,131 +18,60 @@ import socketio
 
 from sioctl.worker.errors import BootError
 
-from .config import AppConfig, ConfigError, NamespaceConfig, load_config
-from .context import Context, SocketHandle
-from .controller import ControllerTree, load_controllers
+from .config import AppConfig, NamespaceConfig
+from .context import SocketHandle
+from .core import AppCore, checked_id, id_in_use, load_app
+from .core import server_options as core_server_options
 from .ids import IdClaims
-from .loading import load_module
-from .middleware import Middleware, NextNotCalled, load_factories, run_chain
-from .plugins import Plugin, PluginFactory
+from .middleware import NextNotCalled, run_chain
+from .namespace import ConnectionState, NamespaceCore, Step
+from .plugins import PluginFactory
 from .session import SessionLoader
 
 log = logging.getLogger("sioctl.app")
 
-ROUTER_FILE = os.path.join("app", "router.py")
-HTTP_FILE = os.path.join("app", "http.py")
-SYSTEM_EVENTS = {"disconnect", "disconnecting", "error"}
-Handler = Callable[[Context], Any]
+
+def run_steps(steps: list[Step]) -> None:
+    """Call ``steps`` in order; a guarded step's failure is logged and the next one runs."""
+    for step in steps:
+        try:
+            step.call()
+        except Exception as exc:
+            step.failed(exc)
 
 
-class NamespaceRouter:
-    """``app.io.of(name)``: the routes of one namespace."""
+class Connection(ConnectionState):
+    """A connected socket: its context and the events its connection chain's thread uses."""
 
-    def __init__(self, app: Application, name: str) -> None:
-        self.app = app
-        self.name = name
-        self.routes: dict[str, Handler] = {}
-
-    def route(self, event: str, handler: Handler) -> None:
-        """Send ``event`` packets of this namespace to ``handler(ctx)`` (a controller action)."""
-        if not isinstance(event, str) or not event:
-            raise BootError(f"{ROUTER_FILE}: event names are non-empty strings, got {event!r}")
-        if not callable(handler):
-            raise BootError(f"{ROUTER_FILE}: the handler of {event!r} on {self.name!r} is not "
-                            f"callable: {handler!r}")
-        if self.name not in self.app.config.namespaces:
-            raise BootError(
-                f"{ROUTER_FILE}: route {event!r} on namespace {self.name!r}, which io.namespace "
-                f"does not configure (configured: {', '.join(self.app.config.namespaces)})"
-            )
-        if event in self.routes:
-            raise BootError(f"{ROUTER_FILE}: event {event!r} on {self.name!r} is routed twice")
-        self.routes[event] = handler
-
-
-class IoRouter:
-    """``app.io``: routes (``route``/``of``) and the app's controllers."""
-
-    def __init__(self, app: Application, controller: ControllerTree) -> None:
-        self.controller = controller
-        self._app = app
-        self.namespaces: dict[str, NamespaceRouter] = {}
-
-    def of(self, namespace: str) -> NamespaceRouter:
-        if namespace not in self.namespaces:
-            self.namespaces[namespace] = NamespaceRouter(self._app, namespace)
-        return self.namespaces[namespace]
-
-    def route(self, event: str, handler: Handler) -> None:
-        """Route ``event`` of the default namespace ``/``."""
-        self.of("/").route(event, handler)
-
-
-class Connection:
-    """A connected socket: its context and the thread running its connection middleware."""
-
-    def __init__(self, ctx: Context, server: socketio.Server) -> None:
-        self.ctx = ctx
+    def __init__(self, ctx: Any, server: socketio.Server) -> None:
+        super().__init__(ctx)
         self.decided = server.eio.create_event()
         self.disconnected = server.eio.create_event()
-        self.accepted = False
-        self.refusal: BaseException | None = None
 
 
-class FrameworkNamespace(socketio.Namespace):
+class FrameworkNamespace(NamespaceCore, socketio.Namespace):
     """Every event of one namespace goes through its middleware chains to its routes."""
 
-    def __init__(self, app: Application, name: str, settings: NamespaceConfig) -> None:
-        super().__init__(name)
-        self.app = app
-        self.connection_layers = app.middleware_layers(settings.connection_middleware, name,
-                                                       "connection_middleware")
-        self.packet_layers = app.middleware_layers(settings.packet_middleware, name,
-                                                   "packet_middleware")
-        self.connections: dict[str, Connection] = {}
-        self.plugins = [plugin for plugin in app.plugins if plugin.namespace == name]
-        # Events the plugins serve where the app routes none (the first plugin wins).
-        self.plugin_routes: dict[str, Handler] = {}
-        for plugin in reversed(self.plugins):
-            self.plugin_routes.update(plugin.routes())
+    def __init__(self, app: AppCore, name: str, settings: NamespaceConfig) -> None:
+        socketio.Namespace.__init__(self, name)
+        NamespaceCore.__init__(self, app, name, settings)
 
     def trigger_event(self, event: str, *args: Any) -> Any:
-        if event == "connect":
-            return self.on_connect(*args)
-        if event == "disconnect":
-            return self.on_disconnect(args[0], args[1] if len(args) > 1 else None)
-        return self.on_packet(event, args[0], args[1:])
-
-    @property
-    def routes(self) -> dict[str, Handler]:
-        router = self.app.io.namespaces.get(self.namespace)
-        return router.routes if router else {}
+        handler, arguments = self.dispatch(event, args)
+        return handler(*arguments)
 
     def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
         server = self.app.sio
         for plugin in self.plugins:
-            refusal = plugin.refuse(sid, auth)
-            if refusal is not None:
-                log.info("%s %s refused by the %s: %s", self.namespace, sid, plugin.name, refusal)
-                raise socketio.exceptions.ConnectionRefusedError(refusal)
+            self.check_refusal(plugin, plugin.refuse(sid, auth), sid)
         socket = SocketHandle(server, sid, self.namespace)
-        ctx = Context(self.app, socket, environ, auth, self.app.sessions.load(environ))
+        ctx = self.new_context(socket, environ, auth, self.app.sessions.load(environ))
         conn = Connection(ctx, server)
-        self.connections[sid] = conn
+        self.new_connection(conn)
         server.start_background_task(self._run_connection_chain, conn)
         conn.decided.wait()
-        if not conn.accepted:
-            self.connections.pop(sid, None)
-            reason = conn.refusal
-            if isinstance(reason, NextNotCalled):
-                message = f"connection refused: {reason}"
-            else:
-                message = str(reason) or type(reason).__name__
-            log.info("%s %s refused: %s", self.namespace, sid, message)
-            raise socketio.exceptions.ConnectionRefusedError(message)
-        for plugin in self.plugins:
-            plugin.connected(conn.ctx)
-        self.app.watch_redis_back()
+        self.check_accepted(conn)
+        run_steps(self.connected_steps(conn))
         # Emits made by the middleware go out once python-socketio has sent the CONNECT reply,
         # which it does right after this handler returns.
         server.start_background_task(socket.release)
@@ -152,39 +86,24 @@ class FrameworkNamespace(socketio.Namespace):
         try:
             run_chain(self.connection_layers, conn.ctx, accept_and_wait)
         except BaseException as exc:  # a refusal, or an after-half failing at disconnect
-            if not conn.accepted:
-                conn.refusal = exc
-            else:
-                log.exception("connection middleware of %s failed after disconnect",
-                              self.namespace)
+            self.chain_ended(conn, exc)
         finally:
             conn.decided.set()
 
     def on_disconnect(self, sid: str, reason: Any) -> None:
-        conn = self.connections.pop(sid, None)
-        if conn is None:
+        found = self.disconnect_steps(sid, reason)
+        if found is None:
             return
-        ctx = conn.ctx.for_packet("disconnect", (reason,))
-        for event in ("disconnecting", "disconnect"):
-            handler = self.routes.get(event)
-            if handler is not None:
-                try:
-                    handler(ctx)
-                except Exception:
-                    log.exception("%s handler of %s failed", event, self.namespace)
-        for plugin in self.plugins:
-            plugin.disconnected(sid)
-        self.app.sio.claims.release(self.namespace, sid)
+        conn, steps = found
+        run_steps(steps)
         conn.disconnected.set()
 
     def on_packet(self, event: str, sid: str, args: tuple[Any, ...]) -> Any:
-        conn = self.connections.get(sid)
-        if conn is None:
-            return self.app.sio.not_handled
-        ctx = conn.ctx.for_packet(event, args)
-        handler = None
-        if event not in SYSTEM_EVENTS:
-            handler = self.routes.get(event) or self.plugin_routes.get(event)
+        not_handled = self.app.sio.not_handled
+        ctx = self.packet_context(sid, event, args)
+        if ctx is None:
+            return not_handled
+        handler = self.handler_for(event)
         result: list[Any] = []
 
         def run_controller() -> None:
@@ -194,29 +113,14 @@ class FrameworkNamespace(socketio.Namespace):
         try:
             run_chain(self.packet_layers, ctx, run_controller)
         except NextNotCalled as exc:
-            log.debug("%s %s: packet %r dropped: %s", self.namespace, sid, event, exc)
-            return self.app.sio.not_handled
+            self.dropped(ctx, exc)
+            return not_handled
         except Exception as exc:
-            self._report(ctx, exc)
-            return self.app.sio.not_handled
-        if handler is None:
-            return self.app.sio.not_handled
-        if ctx.acked:
-            return ctx.ack_values
-        return result[0] if result else None
-
-    def _report(self, ctx: Context, exc: Exception) -> None:
-        """An exception while handling a packet: the log once, the client an ``error`` event."""
-        log.error("%s %s: event %r failed: %s: %s", self.namespace, ctx.socket.id, ctx.event,
-                  type(exc).__name__, exc, exc_info=exc)
-        ctx.socket.emit("error", {"message": str(exc) or type(exc).__name__, "event": ctx.event})
-        handler = self.routes.get("error")
-        if handler is not None:
-            ctx.error = exc
-            try:
-                handler(ctx)
-            except Exception:
-                log.exception("error handler of %s failed", self.namespace)
+            payload, steps = self.failed(ctx, exc)
+            ctx.socket.emit("error", payload)
+            run_steps(steps)
+            return not_handled
+        return self.answer(ctx, handler, result, not_handled)
 
 
 class FrameworkServer(socketio.Server):
@@ -245,12 +149,10 @@ class FrameworkServer(socketio.Server):
             return
         namespace = namespace or "/"
         try:
-            sid = self.id_generator(self.environ.get(eio_sid, {}))
-            if not isinstance(sid, str) or not sid:
-                raise ValueError(f"io.generate_id returned {sid!r}, not a non-empty string")
+            sid = checked_id(self.id_generator(self.environ.get(eio_sid, {})))
             in_use = sid in self.manager.rooms.get(namespace, {}).get(None, {})
             if in_use or not self.claims.claim(namespace, sid):
-                raise ValueError(f"socket id {sid!r} is already in use")
+                raise id_in_use(sid)
         except Exception as exc:
             log.warning("refusing a connection to %s: %s", namespace, exc)
             self._send_packet(eio_sid, self.packet_class(
@@ -265,107 +167,22 @@ class FrameworkServer(socketio.Server):
                 self.claims.release(namespace, sid)  # refused by its middleware
 
 
-class Application:
-    """``app`` as the router, middleware factories and controllers see it."""
+class Application(AppCore):
+    """``app`` on eventlet: a :class:`FrameworkServer` behind a ``socketio.WSGIApp``."""
 
-    def __init__(
-        self,
-        config: AppConfig,
-        redis_url: str | None = None,
-        owner: str = "sioctl",
-        redis_channel: str = "socketio",
-        plugins: tuple[PluginFactory, ...] = (),
-    ) -> None:
-        self.config = config
-        self.app_dir = config.app_dir
-        # The Redis the app's parts share: io.redis, else the cluster's (None: no Redis).
-        self.redis_url = config.redis_url or redis_url
-        self.redis_channel = redis_channel
-        self.sio = FrameworkServer(config.generate_id, owner, **server_options(config))
-        self.factories = load_factories(self.app_dir)
-        self.plugins: list[Plugin] = [
-            plugin for plugin in (factory(self) for factory in plugins) if plugin is not None]
+    namespace_class = FrameworkNamespace
+
+    def make_server(self, owner: str) -> FrameworkServer:
+        return FrameworkServer(self.config.generate_id, owner, **server_options(self.config))
+
+    def mount_http(self, http_app: Callable[..., Any] | None) -> None:
         self.wsgi_app: Callable[..., Any] = socketio.WSGIApp(
-            self.sio, self._http_app(), socketio_path=config.init.get("path", "socket.io")
-        )
+            self.sio, http_app, socketio_path=self.config.init.get("path", "socket.io"))
         for plugin in self.plugins:
             self.wsgi_app = plugin.wrap_wsgi(self.wsgi_app)
-        self._watching_redis = False
-        self.io = IoRouter(self, load_controllers(self.app_dir))
-        self.sessions = SessionLoader(config, session_redis(config, redis_url), log)
 
-    def watch_redis_back(self) -> None:
-        """Have the socket id claims renewed and the plugins' ``redis_back`` called whenever the
-        manager is back on a Redis that may have lost everything.
-
-        Called at the first connection: the worker installs its manager after the app loads."""
-        if self._watching_redis:
-            return
-        self._watching_redis = True
-        hooks = getattr(self.sio.manager, "when_redis_back", None)
-        if hooks is not None:
-            hooks.append(self.sio.claims.renew)
-            hooks.extend(plugin.redis_back for plugin in self.plugins)
-
-    def _http_app(self) -> Callable[..., Any] | None:
-        """The app's own HTTP side: ``app/http.py``'s ``http(app)`` returns a WSGI app that
-        serves every request outside the socket.io path (pages, login views, APIs)."""
-        path = os.path.join(self.app_dir, HTTP_FILE)
-        if not os.path.isfile(path):
-            return None
-        factory = getattr(load_module(self.app_dir, path), "http", None)
-        if not callable(factory):
-            raise BootError(f"{HTTP_FILE}: define http(app) returning a WSGI application")
-        try:
-            wsgi_app = factory(self)
-        except Exception as exc:
-            raise BootError(f"{HTTP_FILE}: http(app) failed: {type(exc).__name__}: {exc}") from exc
-        if not callable(wsgi_app):
-            raise BootError(f"{HTTP_FILE}: http(app) must return a WSGI application")
-        return wsgi_app
-
-    def middleware_layers(
-        self, names: list[str], namespace: str, kind: str
-    ) -> list[tuple[str, Middleware]]:
-        layers = []
-        for name in names:
-            factory = self.factories.get(name)
-            if factory is None:
-                known = ", ".join(sorted(self.factories)) or "none"
-                where = self.config.where(f"io.namespace.{namespace}.{kind}")
-                raise BootError(f"{where}: unknown middleware {name!r} (app/io/middleware "
-                                f"has: {known})")
-            try:
-                middleware = factory(self)
-            except Exception as exc:
-                raise BootError(f"app/io/middleware/{name}.py: {name}(app) failed: "
-                                f"{type(exc).__name__}: {exc}") from exc
-            if not callable(middleware):
-                raise BootError(f"app/io/middleware/{name}.py: {name}(app) must return "
-                                "middleware(ctx, next)")
-            layers.append((name, middleware))
-        return layers
-
-    def setup(self) -> None:
-        """Run app/router.py's setup(app), then register every configured namespace."""
-        router_path = os.path.join(self.app_dir, ROUTER_FILE)
-        if os.path.isfile(router_path):
-            module = load_module(self.app_dir, router_path)
-            setup = getattr(module, "setup", None)
-            if not callable(setup):
-                raise BootError(f"{ROUTER_FILE}: define setup(app)")
-            try:
-                setup(self)
-            except BootError as exc:
-                message = str(exc)
-                prefix = "" if message.startswith(ROUTER_FILE) else f"{ROUTER_FILE}: "
-                raise BootError(prefix + message) from exc
-            except Exception as exc:
-                raise BootError(f"{ROUTER_FILE}: setup(app) failed: {type(exc).__name__}: "
-                                f"{exc}") from exc
-        for name, settings in self.config.namespaces.items():
-            self.sio.register_namespace(FrameworkNamespace(self, name, settings))
-
+    def make_sessions(self, redis_url: str | None) -> SessionLoader:
+        return SessionLoader(self.config, session_redis(self.config, redis_url), log)
 
 
 def session_redis(config: AppConfig, redis_url: str | None) -> redis.Redis | None:
@@ -381,24 +198,7 @@ def session_redis(config: AppConfig, redis_url: str | None) -> redis.Redis | Non
 
 def server_options(config: AppConfig) -> dict[str, Any]:
     """socketio.Server keyword arguments from ``io.init``."""
-    init = config.init
-    options: dict[str, Any] = {"async_mode": "eventlet"}
-    renames = {
-        "ping_interval": "ping_interval",
-        "ping_timeout": "ping_timeout",
-        "max_http_buffer_size": "max_http_buffer_size",
-        "transports": "transports",
-        "allow_upgrades": "allow_upgrades",
-        "http_compression": "http_compression",
-        "cookie": "cookie",
-    }
-    for key, option in renames.items():
-        if key in init:
-            options[option] = init[key]
-    if "cors" in init:
-        cors = init["cors"]
-        options["cors_allowed_origins"] = "*" if cors is True else ([] if cors is False else cors)
-    return options
+    return {"async_mode": "eventlet", **core_server_options(config)}
 
 
 def load_app_dir(
@@ -417,10 +217,6 @@ def load_app_dir(
     ``redis_channel`` is the cluster's Redis channel (plugins prefix their Redis keys with it).
     ``plugins`` are factories ``factory(app)`` of the plugins the app's config may turn on.
     """
-    try:
-        config = load_config(app_dir, env)
-    except ConfigError as exc:
-        raise BootError(str(exc)) from exc
-    app = Application(config, redis_url, owner, redis_channel, plugins)
-    app.setup()
+    app = load_app(Application, app_dir, env, redis_url, owner, redis_channel, plugins)
+    assert isinstance(app, Application)
     return app

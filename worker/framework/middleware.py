@@ -1,6 +1,7 @@
 """Middleware: ``app/io/middleware/<name>.py`` exports a factory ``<name>(app)`` that returns
-``middleware(ctx, next)``. Chains run Koa-style: each layer calls ``next()`` to run the rest, and
-its code after ``next()`` runs once the rest has finished."""
+``middleware(ctx, next)``. Chains run Koa-style (the rules are in :mod:`.onion`): each layer
+calls ``next()`` to run the rest, and its code after ``next()`` runs once the rest has finished.
+:func:`run_chain` is the sync shell; ``aio.run_chain_async`` the async one."""
 
 from __future__ import annotations
 
@@ -12,24 +13,20 @@ from sioctl.worker.errors import BootError
 
 from .context import Context
 from .loading import load_module, python_files, relative
+from .onion import NextNotCalled, Turn
 
 if TYPE_CHECKING:
-    from .application import Application
+    from .core import AppCore
+
+__all__ = ["MIDDLEWARE_DIR", "Middleware", "NextNotCalled", "load_factories", "run_chain"]
 
 MIDDLEWARE_DIR = os.path.join("app", "io", "middleware")
 
-Middleware = Callable[[Context, Callable[[], None]], Any]
+# next() returns None on eventlet, an awaitable on asyncio.
+Middleware = Callable[[Context, Callable[[], Any]], Any]
 
 
-class NextNotCalled(Exception):
-    """A middleware returned without calling ``next()``; ``name`` says which."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(f"middleware {name!r} returned without calling next()")
-        self.name = name
-
-
-def load_factories(app_dir: str) -> dict[str, Callable[[Application], Middleware]]:
+def load_factories(app_dir: str) -> dict[str, Callable[[AppCore], Middleware]]:
     """Every middleware factory of the app by name; raises BootError naming a broken file."""
     factories = {}
     base = os.path.join(app_dir, MIDDLEWARE_DIR)
@@ -47,7 +44,8 @@ def load_factories(app_dir: str) -> dict[str, Callable[[Application], Middleware
 def run_chain(
     layers: list[tuple[str, Middleware]], ctx: Context, innermost: Callable[[], None]
 ) -> None:
-    """Run ``layers`` around ``innermost``; raises NextNotCalled when a layer skips ``next()``.
+    """Run ``layers`` around ``innermost`` by plain calls (the sync shell of :mod:`.onion`);
+    raises NextNotCalled when a layer skips ``next()``.
 
     Exceptions from any layer propagate to the caller (after unwinding the outer layers).
     """
@@ -57,17 +55,13 @@ def run_chain(
             innermost()
             return
         name, middleware = layers[index]
-        called = False
+        turn = Turn(name)
 
         def next_() -> None:
-            nonlocal called
-            if called:
-                raise RuntimeError(f"middleware {name!r} called next() twice")
-            called = True
+            turn.enter_next()
             call(index + 1)
 
         middleware(ctx, next_)
-        if not called:
-            raise NextNotCalled(name)
+        turn.returned()
 
     call(0)

@@ -11,6 +11,15 @@ Order on one namespace: ``refuse`` (before the connection middleware) → the ap
 middleware → ``connected`` (once they accepted) → packets → the app's ``disconnecting`` /
 ``disconnect`` routes → ``disconnected``. A plugin route serves an event the app does not route
 itself, inside the namespace's packet middleware like any route.
+
+Engines: on eventlet (the sync shell) every hook is a plain method. On asyncio (the async shell,
+``aio.py``) ``refuse``, ``connected``, ``disconnected`` and ``redis_back`` may be ``async def``
+and are awaited; a plain one is called as it is, on the event loop (so it must not block: a
+hook that does blocking I/O needs an async variant), and whatever it returns is awaited if it is
+awaitable. A plugin with an ``async def`` hook is refused when an eventlet app loads
+(:data:`ASYNC_HOOKS`). ``routes`` and the web-app wrappers run once, at load, on either engine;
+the async shell wraps its ASGI app with ``wrap_asgi`` and refuses a plugin that overrides
+``wrap_wsgi`` alone (its HTTP endpoints would silently be missing).
 """
 
 from __future__ import annotations
@@ -21,10 +30,14 @@ from typing import TYPE_CHECKING, Any
 from .context import Context
 
 if TYPE_CHECKING:
-    from .application import Application
+    from .core import AppCore
 
 Handler = Callable[[Context], Any]
 WSGIApp = Callable[..., Any]
+ASGIApp = Callable[..., Any]
+
+#: The hooks the async shell awaits when they are ``async def``.
+ASYNC_HOOKS = ("refuse", "connected", "disconnected", "redis_back")
 
 
 class Plugin:
@@ -55,10 +68,15 @@ class Plugin:
         """The worker's WSGI application with this plugin's HTTP endpoints in front."""
         return app
 
+    def wrap_asgi(self, app: ASGIApp) -> ASGIApp:
+        """The worker's ASGI application (asyncio engine) with this plugin's HTTP endpoints in
+        front."""
+        return app
+
     def redis_back(self) -> None:
         """The cluster's Redis is back after an outage and may have lost everything: write
         again at once what this plugin keeps there (called in a background task, only once a
         socket of its namespace has connected)."""
 
 
-PluginFactory = Callable[["Application"], "Plugin | None"]
+PluginFactory = Callable[["AppCore"], "Plugin | None"]

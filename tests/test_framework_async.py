@@ -1,0 +1,357 @@
+"""The framework's async shell (worker/framework/aio.py), in process: an app directory with
+``async def`` middleware and controllers loaded on a real ``socketio.AsyncServer``, a plugin with
+async and plain hooks, and a Socket.IO client speaking Engine.IO long-polling to the server's
+ASGI app through real ASGI calls under ``asyncio.run`` (no network, no worker: this is the
+framework's composition, python-socketio's own dispatch included).
+
+The same app behaviours run on eventlet, end to end, in test_framework.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sioctl.worker.errors import BootError
+from sioctl.worker.framework.aio import AsyncApplication, load_async_app_dir
+from sioctl.worker.framework.config import load_config
+from sioctl.worker.framework.core import AppCore
+from sioctl.worker.framework.plugins import Plugin
+
+FILES = {
+    "config/config_default.py": """
+        io = {"namespace": {"/": {"connection_middleware": ["auth"],
+                                  "packet_middleware": ["timing", "plain"]}}}
+    """,
+    "app/router.py": """
+        def setup(app):
+            app.trace = []
+            chat = app.io.controller.chat
+            for event in ("echo", "acked", "boom", "rooms", "tell_room"):
+                app.io.route(event, getattr(chat, event))
+            app.io.route("plain_action", app.io.controller.plain.shout)
+            app.io.route("disconnect", chat.gone_badly if app.config.custom else chat.gone)
+            app.io.route("error", chat.failed)
+    """,
+    # Connection middleware: its after-half runs at disconnect.
+    "app/io/middleware/auth.py": """
+        import asyncio
+
+        def auth(app):
+            async def middleware(ctx, next):
+                auth = ctx.auth or {}
+                app.trace.append(f"auth before {auth.get('name')}")
+                if auth.get("refuse"):
+                    raise PermissionError(auth["refuse"])
+                if auth.get("skip"):
+                    return
+                await ctx.socket.emit("hello", "held until the CONNECT reply")
+                await asyncio.sleep(0)
+                await next()
+                app.trace.append(f"auth after {auth.get('name')}")
+                if auth.get("fail_after"):
+                    raise RuntimeError("the after-half failed")
+            return middleware
+    """,
+    "app/io/middleware/timing.py": """
+        def timing(app):
+            async def middleware(ctx, next):
+                app.trace.append(f"timing before {ctx.event}")
+                await next()
+                app.trace.append(f"timing after {ctx.event}")
+            return middleware
+    """,
+    # A plain middleware on asyncio returns next().
+    "app/io/middleware/plain.py": """
+        def plain(app):
+            def middleware(ctx, next):
+                app.trace.append(f"plain {ctx.event}")
+                if ctx.event == "drop":
+                    return None
+                return next()
+            return middleware
+    """,
+    "app/io/controller/chat.py": """
+        import asyncio
+        from sioctl import Controller
+
+        class Chat(Controller):
+            async def echo(self):
+                await self.ctx.socket.emit("echoed", *self.ctx.args)
+                return {"echo": self.ctx.args}
+
+            async def acked(self):
+                await asyncio.sleep(0)
+                self.ctx.ack("acked", 1)
+                return "ignored: the ack counts"
+
+            async def boom(self):
+                raise RuntimeError("kaboom")
+
+            async def rooms(self):
+                await self.ctx.socket.join("team")
+                return sorted(self.ctx.socket.rooms)
+
+            async def tell_room(self):
+                await self.ctx.socket.to("team").emit("told", self.ctx.args[0])
+
+            async def gone(self):
+                self.app.trace.append(f"disconnect route {self.ctx.args[0]}")
+
+            async def gone_badly(self):
+                raise RuntimeError("the disconnect route failed")
+
+            def failed(self):
+                self.app.trace.append(f"error route {self.ctx.error}")
+    """,
+    "config/config_failing.py": """
+        custom = {"failing": True}
+    """,
+    # A plain (sync) controller function on asyncio: called as it is.
+    "app/io/controller/plain.py": """
+        def shout(ctx):
+            return ctx.args[0].upper()
+    """,
+}
+
+
+def write_app(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    return root
+
+
+class Recorder(Plugin):
+    """A plugin with an async ``refuse`` and ``disconnected``, a plain ``connected``, and a
+    route; it writes to the app's trace."""
+
+    name = "recorder"
+
+    def __init__(self, app: AppCore) -> None:
+        self.app = app
+
+    async def refuse(self, sid: str, auth: Any) -> str | None:
+        await asyncio.sleep(0)
+        return "the recorder says no" if (auth or {}).get("plugin_no") else None
+
+    def connected(self, ctx: Any) -> None:
+        self.app.trace.append(f"plugin connected {(ctx.auth or {}).get('name')}")  # type: ignore[attr-defined]
+
+    async def disconnected(self, sid: str) -> None:
+        await asyncio.sleep(0)
+        self.app.trace.append("plugin disconnected")  # type: ignore[attr-defined]
+
+    def routes(self) -> dict[str, Any]:
+        async def ping(ctx: Any) -> str:
+            return f"pong {ctx.args[0]}"
+
+        return {"ping": ping, "echo": lambda ctx: "the app's route wins"}
+
+
+class PollingClient:
+    """A Socket.IO v5 client over Engine.IO v4 long-polling, calling the ASGI app directly."""
+
+    def __init__(self, asgi_app: Any) -> None:
+        self.app = asgi_app
+        self.eio_sid = ""
+        self.packets: list[str] = []
+
+    async def _request(self, method: str, body: str = "") -> str:
+        query = "EIO=4&transport=polling" + (f"&sid={self.eio_sid}" if self.eio_sid else "")
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+                 "method": method, "scheme": "http", "path": "/socket.io/",
+                 "raw_path": b"/socket.io/", "query_string": query.encode(), "root_path": "",
+                 "headers": [(b"host", b"127.0.0.1"),
+                             (b"content-length", str(len(body.encode())).encode())],
+                 "client": ("127.0.0.1", 40000),
+                 "server": ("127.0.0.1", 80)}
+        received = False
+        response: dict[str, Any] = {"body": b""}
+
+        async def receive() -> dict[str, Any]:
+            nonlocal received
+            if not received:
+                received = True
+                return {"type": "http.request", "body": body.encode(), "more_body": False}
+            await asyncio.Event().wait()  # this client never hangs up mid-request
+            raise AssertionError("unreachable")
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                response["status"] = message["status"]
+            else:
+                response["body"] += message.get("body", b"")
+
+        await asyncio.wait_for(self.app(scope, receive, send), 10)
+        assert response["status"] == 200, response
+        return response["body"].decode()
+
+    async def open(self, auth: dict[str, Any]) -> None:
+        handshake = await self._request("GET")
+        assert handshake.startswith("0")
+        self.eio_sid = json.loads(handshake[1:])["sid"]
+        await self.send("0" + json.dumps(auth))
+
+    async def send(self, socketio_packet: str) -> None:
+        assert await self._request("POST", "4" + socketio_packet) == "OK"
+
+    async def until(self, wanted: str) -> list[str]:
+        """Poll until a packet starting with ``wanted`` arrives; returns what came up to it."""
+        for _ in range(20):
+            for index, packet in enumerate(self.packets):
+                if packet.startswith(wanted):
+                    seen, self.packets = self.packets[: index + 1], self.packets[index + 1:]
+                    return seen
+            body = await self._request("GET")
+            self.packets += [p[1:] for p in body.split("\x1e") if p.startswith("4")]
+        raise AssertionError(f"no {wanted!r} packet; got {self.packets}")
+
+
+async def settled(app: Any, line: str) -> None:
+    """Let the loop run until ``line`` is in the trace (tasks the server started)."""
+    for _ in range(1000):
+        if line in app.trace:
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"{line!r} not in the trace: {app.trace}")
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> AsyncApplication:
+    return load_async_app_dir(str(write_app(tmp_path, FILES)), "prod", plugins=(Recorder,))
+
+
+def test_async_middleware_controllers_and_plugin_hooks(app: Any) -> None:
+    async def scenario() -> None:
+        client = PollingClient(app.asgi_app)
+        await client.open({"name": "ann"})
+        seen = await client.until('2["hello"')
+        assert seen[0].startswith('0{"sid":')  # the CONNECT reply before the held emit
+        assert app.trace == ["auth before ann", "plugin connected ann"]
+
+        await client.send('21["echo","x"]')
+        assert await client.until("31") == ['2["echoed","x"]', '31[{"echo":["x"]}]']
+        await client.send('22["acked"]')
+        assert await client.until("32") == ['32["acked",1]']
+        await client.send('23["ping",7]')
+        assert await client.until("33") == ['33["pong 7"]']
+        await client.send('24["plain_action","hey"]')
+        assert await client.until("34") == ['34["HEY"]']
+        await client.send('25["rooms"]')
+        [rooms] = await client.until("35")
+        assert "team" in json.loads(rooms[2:])[0]
+        assert app.trace[2:5] == ["timing before echo", "plain echo", "timing after echo"]
+
+        # A packet middleware that skips next(): no answer, and the outer after-half unwound.
+        await client.send('26["drop"]')
+        await settled(app, "plain drop")
+        assert "timing after drop" not in app.trace
+        await client.send('27["boom"]')
+        seen = await client.until('2["error"')
+        assert seen == ['2["error",{"message":"kaboom","event":"boom"}]']
+        await settled(app, "error route kaboom")
+        await client.send('28["echo","y"]')
+        assert await client.until("3") == ['2["echoed","y"]', '38[{"echo":["y"]}]']
+
+        # The disconnect: the app's route, the plugin's hook, then the after-halves.
+        before = len(app.trace)
+        await client.send("1")
+        await settled(app, "auth after ann")
+        assert app.trace[before:] == ["disconnect route client disconnect",
+                                      "plugin disconnected", "auth after ann"]
+        await app.sio.shutdown()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(("auth", "message", "middleware_ran"), [
+    ({"name": "bob", "refuse": "no entry"}, "no entry", True),
+    ({"name": "bob", "skip": True},
+     "connection refused: middleware 'auth' returned without calling next()", True),
+    ({"name": "bob", "plugin_no": True}, "the recorder says no", False),
+])
+def test_refusals_reach_connect_error(app: Any, auth: dict[str, Any], message: str,
+                                      middleware_ran: bool) -> None:
+    async def scenario() -> None:
+        client = PollingClient(app.asgi_app)
+        await client.open(auth)
+        [refused] = await client.until("4")
+        assert json.loads(refused[1:]) == {"message": message}
+        await app.sio.shutdown()
+
+    asyncio.run(scenario())
+    assert app.trace == (["auth before bob"] if middleware_ran else [])
+
+
+def test_failures_at_disconnect_are_logged_and_the_rest_still_runs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    app: Any = load_async_app_dir(str(write_app(tmp_path, FILES)), "failing",
+                                  plugins=(Recorder,))
+
+    async def scenario() -> None:
+        client = PollingClient(app.asgi_app)
+        await client.open({"name": "cat", "fail_after": True})
+        await client.until('2["hello"')
+        await client.send("1")
+        await settled(app, "auth after cat")
+        await app.sio.shutdown()
+
+    with caplog.at_level("ERROR", logger="sioctl.app"):
+        asyncio.run(scenario())
+    assert app.trace == ["auth before cat", "plugin connected cat", "plugin disconnected",
+                         "auth after cat"]
+    failures = [(r.getMessage(), str(r.exc_info[1]) if r.exc_info else None)
+                for r in caplog.records]
+    assert failures == [
+        ("disconnect handler of / failed", "the disconnect route failed"),
+        ("connection middleware of / failed after disconnect", "the after-half failed"),
+    ]
+
+
+def test_rooms_reach_the_other_sockets(app: Any) -> None:
+    async def scenario() -> None:
+        one, two = PollingClient(app.asgi_app), PollingClient(app.asgi_app)
+        for client, name in ((one, "one"), (two, "two")):
+            await client.open({"name": name})
+            await client.until('2["hello"')
+            await client.send('21["rooms"]')
+            await client.until("31")
+        await one.send('22["tell_room","hi"]')
+        assert await two.until('2["told"') == ['2["told","hi"]']
+        await one.until("32")
+        assert not [p for p in one.packets if "told" in p]  # the sender is skipped
+        await app.sio.shutdown()
+
+    asyncio.run(scenario())
+
+
+def test_what_the_shells_refuse_at_load(tmp_path: Path) -> None:
+    write_app(tmp_path, FILES)
+
+    class Blocking(AsyncApplication):
+        awaits = False  # a shell that calls hooks without awaiting them, as eventlet's
+
+    with pytest.raises(BootError, match=r"recorder plugin defines async hooks \(refuse, "
+                                        r"disconnected\): it needs the asyncio engine"):
+        Blocking(load_config(str(tmp_path), "prod"), plugins=(Recorder,))
+
+    class WsgiOnly(Plugin):
+        name = "wsgi-only"
+
+        def wrap_wsgi(self, app: Any) -> Any:
+            return app
+
+    with pytest.raises(BootError, match="wsgi-only plugin serves HTTP through wrap_wsgi only"):
+        load_async_app_dir(str(tmp_path), "prod", plugins=(lambda app: WsgiOnly(),))
+
+    (tmp_path / "config" / "config_redis.py").write_text('session = {"store": "redis"}\n')
+    with pytest.raises(BootError, match="'redis' session store is not served on asyncio"):
+        load_async_app_dir(str(tmp_path), "redis", redis_url="redis://127.0.0.1:1/0")
