@@ -85,6 +85,10 @@ P_HANDSHAKE = "worker/protocol/eio3_handshake.py"
 P_PING = "worker/protocol/ping_interval.py"
 P_SOCKETIO = "worker/protocol/socketio_rules.py"
 P_SIOV4 = "worker/protocol/sio_v4.py"
+# The engine-free core of the protocol rules (worker/protocol/core/): it overrides and copies
+# nothing of a server or session class; only its packet codec and one copied test are here.
+P_CORE_EIO3 = "worker/protocol/core/eio3_rules.py"
+P_CORE_SIO = "worker/protocol/core/sio_rules.py"
 FRAMEWORK = "worker/framework/application.py"
 MESSAGING = "worker/messaging/manager.py"
 # The engine-free half of the manager, a mixin put before PubSubManager.
@@ -194,7 +198,7 @@ HOOKS: tuple[Hook, ...] = (
     Hook(f"{SOCKET}.connected", ATTRIBUTE, None, (P_ENGINEIO,),
          "set by _handle_connect before a polling handshake's answer; False while a "
          "websocket-only handshake's _websocket_handler starts"),
-    Hook("engineio.packet:Packet.encode", OVERRIDE, ("b64",), (P_EIO3,),
+    Hook("engineio.packet:Packet.encode", OVERRIDE, ("b64",), (P_CORE_EIO3,),
          "python-engineio's websocket writer encodes each packet with pkt.encode()"),
     # ------------------------------------------------------------ python-socketio: the server
     Hook(f"{SIO}._handle_eio_connect", OVERRIDE, ("eio_sid", "environ"),
@@ -210,7 +214,7 @@ HOOKS: tuple[Hook, ...] = (
          (P_SOCKETIO, FRAMEWORK)),
     Hook(f"{SIO}._handle_connect", CALL, ("eio_sid", "namespace", "data"),
          (P_SOCKETIO, P_SIOV4)),
-    Hook(f"{SIO}._handle_connect", COPY, ("eio_sid", "namespace", "data"), (P_SOCKETIO,),
+    Hook(f"{SIO}._handle_connect", COPY, ("eio_sid", "namespace", "data"), (P_CORE_SIO,),
          "namespace_served repeats its test of whether a namespace is served"),
     Hook(f"{SIO}._handle_disconnect", CALL, ("eio_sid", "namespace", "reason"),
          (P_SOCKETIO,)),

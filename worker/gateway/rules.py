@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from ..protocol.nesting import MAX_DEPTH, deeper_than
+from ..protocol.core.nesting import MAX_DEPTH, deeper_than
 from . import wire
 
 CLIENT_ACTIONS = {wire.REQUEST_ID, wire.SEND_TO_OTHERS, wire.RE_CONNECT_AND_UPDATES, wire.BROADCAST}

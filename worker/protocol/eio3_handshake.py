@@ -6,7 +6,8 @@ python-engineio 4 refuses any handshake but ``EIO=4`` as the first thing it does
 lets an ``EIO=3`` handshake through python-engineio's other checks under an ``EIO=4`` query,
 then lets python-engineio's own ``_handle_connect`` open the session: the session it creates is
 made an :class:`.eio3.Eio3Session` (which frames and heartbeats the v3 way) and the handshake's
-response is framed the v3 way.
+response is framed the v3 way. (Shell: the door's decisions, :func:`wants_eio3`, the EIO=4
+query, the base64 flags, are :mod:`.core.eio3_rules`'s.)
 """
 
 from __future__ import annotations
@@ -15,16 +16,16 @@ import time
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs
 
 import engineio
 
-from .eio3 import PROTOCOL, Eio3Session
+from .core import eio3_rules
+from .core.eio3_rules import REFUSAL, wants_eio3
+from .eio3 import Eio3Session
 
-REFUSAL = (
-    "Engine.IO protocol 3 (EIO=3, Socket.IO v2 clients) is not enabled on this server; "
-    "start it with --allow-eio3 (SIOCTL_ALLOW_EIO3=1) to serve them"
-)
+__all__ = ["ORIGINAL_QUERY", "REFUSAL", "Eio3DoorMixin", "adopt", "expire_if_silent",
+           "wants_eio3"]
 # Where a handshake's own query waits while python-engineio's checks see it as EIO=4.
 ORIGINAL_QUERY = "sioctl.eio3_query"
 
@@ -41,11 +42,6 @@ class _Opening:
 # Set while an EIO=3 handshake runs through python-engineio's _handle_connect (in the request's
 # own green thread or thread, hence a context variable); None for every other request.
 _OPENING: ContextVar[_Opening | None] = ContextVar("sioctl_eio3_opening", default=None)
-
-
-def wants_eio3(query: dict[str, list[str]]) -> bool:
-    """Whether a request (its parsed query) opens an Engine.IO protocol 3 session."""
-    return "sid" not in query and query.get("EIO") == [PROTOCOL]
 
 
 class Eio3DoorMixin:
@@ -69,8 +65,7 @@ class Eio3DoorMixin:
             # (origin, transport, JSONP index) see an EIO=4 query, and _handle_connect puts
             # the real one back before anything else reads it.
             environ[ORIGINAL_QUERY] = environ.get("QUERY_STRING", "")
-            query["EIO"] = ["4"]
-            environ["QUERY_STRING"] = urlencode(query, doseq=True)
+            environ["QUERY_STRING"] = eio3_rules.as_eio4_query(query)
         elif "sid" in query:
             expire_if_silent(self, query["sid"][0])
         return super().handle_request(environ, start_response)  # type: ignore[misc]
@@ -99,10 +94,8 @@ class Eio3DoorMixin:
             super()._sioctl_adopt_session(session)  # type: ignore[misc]
             return
         session.__class__ = Eio3Session
-        # v3 > URLs: "b64=1 ... to signal the server that all binary data should be sent
-        # base64 encoded". A JSONP client cannot take binary at all.
-        session.b64 = "b64" in opening.query or opening.jsonp
-        session.websocket_b64 = "b64" in opening.query
+        session.b64, session.websocket_b64 = eio3_rules.binary_as_base64(
+            opening.query, opening.jsonp)
         session.last_received = time.monotonic()
         opening.session = session
 
