@@ -32,7 +32,7 @@ from .core.eio_session import UPGRADE_POLL_WAIT, SessionRules
 __all__ = [
     "CLIENT_POLLING_TYPES", "CLIENT_WEBSOCKET_TYPES", "CLOSE_CONNECTION", "RECORD_SEPARATOR",
     "TOO_LARGE", "UPGRADE_POLL_WAIT", "ConformantSocket", "DuplicateRequest", "InvalidPacket",
-    "decode_packet", "decode_payload", "is_websocket_upgrade",
+    "SessionRulesMixin", "decode_packet", "decode_payload", "is_websocket_upgrade",
 ]
 
 # WSGI environ key of a callable the worker's HTTP server provides: the response then closes the
@@ -43,17 +43,15 @@ CLOSE_CONNECTION = "sioctl.close_connection"
 TOO_LARGE = "sioctl.body_too_large"
 
 
-class ConformantSocket(Socket):
-    """An Engine.IO session that enforces the transport rules of the specification.
+class SessionRulesMixin:
+    """What the sync and async sessions share: the core's state machine, and the event the
+    polls wait on during an upgrade (``set()`` is a plain call for either engine's event).
 
     Installed by changing the class of the sessions python-engineio creates, so it adds no
-    ``__init__``; its own state is a :class:`SessionRules` made on first use, and the
-    engine's handles (the ping timer, the upgrade event) in class-level defaults shadowed per
-    instance.
+    ``__init__``: the state is made on first use, and the engine's handles live in
+    class-level defaults shadowed per instance.
     """
 
-    last_ping: float | None  # python-engineio's: when the last ping went out, None while waiting
-    _ping_timer: Any = None  # the hub timer of the next ping (eventlet)
     # While a websocket upgrade is under way (its websocket open): set when it ends, completed
     # or not. None otherwise.
     _upgrade_settled: Any = None
@@ -72,6 +70,13 @@ class ConformantSocket(Socket):
         event, self._upgrade_settled = self._upgrade_settled, None
         if event is not None:
             event.set()
+
+
+class ConformantSocket(SessionRulesMixin, Socket):
+    """An Engine.IO session that enforces the transport rules of the specification."""
+
+    last_ping: float | None  # python-engineio's: when the last ping went out, None while waiting
+    _ping_timer: Any = None  # the hub timer of the next ping (eventlet)
 
     def wait_for_upgrade(self) -> None:
         """If an upgrade is under way, wait (at most UPGRADE_POLL_WAIT) for it to end."""

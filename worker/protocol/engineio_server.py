@@ -15,31 +15,36 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import engineio
+from engineio.async_socket import AsyncSocket
 from engineio.socket import Socket
 
 from .core import eio_rules
 from .core.eio_rules import is_websocket_upgrade
 from .engineio_rules import TOO_LARGE, ConformantSocket
 
+# The session classes python-engineio creates (sync, asyncio): the ones stored sessions are
+# converted from.
+_LIBRARY_SESSIONS = (Socket, AsyncSocket)
+
 
 class _ConformantSessions(dict):
     """``eio.sockets`` that hands every session stored in it to the server's
     ``_sioctl_adopt_session`` (which makes it a :class:`ConformantSocket`, or an EIO=3 one).
 
-    python-engineio creates sessions as ``engineio.socket.Socket(server, sid)`` inside its
-    ``_handle_connect`` (no hook chooses the class) and stores them here before sending or
-    serving anything, so this is the one place to change their class without copying that
-    method: the one class change of a session.
+    python-engineio creates sessions as ``engineio.socket.Socket(server, sid)`` (``AsyncSocket``
+    on asyncio) inside its ``_handle_connect`` (no hook chooses the class) and stores them here
+    before sending or serving anything, so this is the one place to change their class without
+    copying that method: the one class change of a session.
     """
 
     def __setitem__(self, sid: str, session: Any) -> None:
-        if type(session) is Socket:
+        if type(session) in _LIBRARY_SESSIONS:
             session.server._sioctl_adopt_session(session)
         super().__setitem__(sid, session)
 
 
-class ConformantEngineMixin:
-    """``engineio.Server`` mixin: request-level rules of the specification."""
+class SessionsDictMixin:
+    """``sockets`` as a :class:`_ConformantSessions`, for the sync and async servers."""
 
     @property
     def sockets(self) -> dict[str, Any]:
@@ -58,6 +63,10 @@ class ConformantEngineMixin:
                 conformant[sid] = session
             sessions = conformant
         self.__dict__["sockets"] = sessions
+
+
+class ConformantEngineMixin(SessionsDictMixin):
+    """``engineio.Server`` mixin: request-level rules of the specification."""
 
     def handle_request(self, environ: dict[str, Any], start_response: Any) -> Any:
         server: Any = self
