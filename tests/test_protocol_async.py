@@ -62,9 +62,9 @@ class Client:
 
 
 def make_app(connect_timeout: float = 45, ping_interval: float = PING_INTERVAL,
-             **kwargs: Any) -> tuple[Any, Any]:
-    sio = socketio.AsyncServer(async_mode="asgi", ping_interval=ping_interval, ping_timeout=5,
-                               **kwargs)
+             ping_timeout: float = 5, **kwargs: Any) -> tuple[Any, Any]:
+    sio = socketio.AsyncServer(async_mode="asgi", ping_interval=ping_interval,
+                               ping_timeout=ping_timeout, **kwargs)
 
     @sio.on("echo")
     async def echo(sid: str, data: Any) -> Any:
@@ -75,7 +75,9 @@ def make_app(connect_timeout: float = 45, ping_interval: float = PING_INTERVAL,
 
 
 def run(coroutine: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(coroutine, 30))
+    """Run a scenario, bounded: a hang is a failure, well before python-engineio's own
+    timeouts (ping_interval + ping_timeout) would end it some other way."""
+    return asyncio.run(asyncio.wait_for(coroutine, 10))
 
 
 def test_install_picks_the_async_shells_by_class() -> None:
@@ -194,5 +196,94 @@ def test_connect_timeout_closes_a_silent_session() -> None:
         # The sweep closes the session: the waiting poll gets its CLOSE packet.
         assert await client.get() == (200, b"1")
         assert sio._sioctl_state.awaiting == {}
+
+    run(scenario())
+
+
+class WebSocket:
+    """A websocket to ``app`` for the session ``sid``, as ASGI messages: frames go in with
+    ``push``, what the server sends comes out of ``sent``."""
+
+    def __init__(self, app: Any, sid: str) -> None:
+        self.incoming: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.sent: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.incoming.put_nowait({"type": "websocket.connect"})
+        scope = {"type": "websocket", "path": "/socket.io/",
+                 "query_string": f"EIO=4&transport=websocket&sid={sid}".encode(),
+                 "headers": [(b"connection", b"Upgrade"), (b"upgrade", b"websocket")]}
+        self.task = asyncio.ensure_future(app(scope, self.incoming.get, self.sent.put))
+
+    def push(self, text: str) -> None:
+        self.incoming.put_nowait({"type": "websocket.receive", "text": text})
+
+    async def next(self) -> dict[str, Any]:
+        """The next message the server sent (bounded by run()'s timeout)."""
+        return await self.sent.get()
+
+    async def closed(self) -> bool:
+        """Whether the server closes the websocket, having sent no more than a noop and a
+        CLOSE packet first. Waits on the messages, never on the server's own task: python-
+        engineio's read loop swallows a cancellation, which would hide a hang."""
+        for _ in range(3):
+            message = await self.next()
+            if message["type"] == "websocket.close":
+                return True
+            assert message["type"] == "websocket.accept" or message.get("text") in ("6", "1")
+        return False
+
+    async def frame(self) -> str:
+        while True:
+            message = await self.next()
+            if message["type"] == "websocket.send":
+                return str(message["text"])
+            assert message["type"] == "websocket.accept", message
+
+
+def test_upgrade_then_polls_are_refused_and_a_second_websocket_is_closed() -> None:
+    async def scenario() -> None:
+        sio, app = make_app(ping_interval=25, ping_timeout=20)
+        client = Client(app)
+        await client.open()
+        session = sio.eio.sockets[client.sid]
+        ws = WebSocket(app, client.sid)
+        ws.push("2probe")
+        assert await ws.frame() == "3probe"
+        assert session.upgrading and session.rules.upgrade_pending
+        assert await client.get() == (200, b"6")  # python-engineio's noop ends the poll
+        ws.push("5")
+        while session.rules.upgrade_pending:  # settles at the next read of the websocket
+            await asyncio.sleep(0)
+        assert session.upgraded
+        assert (await client.get())[0] == 400
+        second = WebSocket(app, client.sid)
+        assert [(await second.next())["type"] for _ in range(2)] == [
+            "websocket.accept", "websocket.close"]
+        await second.task
+        assert not session.closed  # the session goes on over its first websocket
+        assert await ws.frame() == "6"  # python-engineio's answer to the UPGRADE packet
+        ws.push("40")
+        assert (await ws.frame()).startswith("40{")
+        ws.push("0")  # OPEN: a client may not send it (python-engineio would ignore it)
+        assert await ws.closed()
+        await ws.task
+        assert session.closed
+
+    run(scenario())
+
+
+def test_a_bad_probe_closes_only_the_probe_websocket() -> None:
+    async def scenario() -> None:
+        sio, app = make_app(ping_interval=25, ping_timeout=20)
+        client = Client(app)
+        await client.open()
+        session = sio.eio.sockets[client.sid]
+        ws = WebSocket(app, client.sid)
+        ws.push("x")  # python-engineio's decoder raises out of its handler for this one
+        assert await ws.closed()
+        await ws.task
+        assert not session.upgrading and not session.upgraded and not session.closed
+        assert not session.rules.upgrade_pending
+        assert await client.post(b"40") == (200, b"ok")  # polling goes on
+        assert (await client.get())[1].startswith(b"40{")
 
     run(scenario())
