@@ -88,8 +88,6 @@ def test_install_picks_the_async_shells_by_class() -> None:
     before = type(sio.eio)
     protocol.install(sio, connect_timeout=3)  # again: only the settings change
     assert type(sio.eio) is before and sio._sioctl_state.connect_timeout == 3
-    with pytest.raises(ValueError, match="allow_eio3"):
-        protocol.install_engine(sio.eio, allow_eio3=True)
     sync = socketio.Server(async_mode="threading")
     protocol.install(sync)
     assert isinstance(sync.eio, protocol.ENGINE_MIXINS[0])
@@ -285,5 +283,54 @@ def test_a_bad_probe_closes_only_the_probe_websocket() -> None:
         assert not session.rules.upgrade_pending
         assert await client.post(b"40") == (200, b"ok")  # polling goes on
         assert (await client.get())[1].startswith(b"40{")
+
+    run(scenario())
+
+
+def v3_packets(body: bytes) -> list[str]:
+    """The packets of a v3 text payload (``<length>:<packet>``...; ASCII bodies here)."""
+    text, packets = body.decode(), []
+    while text:
+        length, _, rest = text.partition(":")
+        packets.append(rest[:int(length)])
+        text = rest[int(length):]
+    return packets
+
+
+def test_eio3_handshakes_are_refused_unless_allowed() -> None:
+    async def scenario() -> None:
+        _, app = make_app()
+        status, body = await Client(app).request("GET", "EIO=3&transport=polling")
+        assert status == 400 and b"--allow-eio3" in body
+
+    run(scenario())
+
+
+def test_eio3_session_on_asyncio() -> None:
+    async def scenario() -> None:
+        sio, app = make_app(ping_interval=25)
+        protocol.install(sio, allow_eio3=True)
+        client = Client(app)
+        status, body = await client.request("GET", "EIO=3&transport=polling")
+        assert status == 200
+        packets = v3_packets(body)
+        handshake = json.loads(packets[0][1:])
+        assert packets[0][0] == "0" and "maxPayload" not in handshake
+        assert handshake["pingInterval"] == 25000
+        query = f"EIO=3&transport=polling&sid={handshake['sid']}"
+        session = sio.eio.sockets[handshake["sid"]]
+        assert type(session).__name__ == "AsyncEio3Session"
+        assert session.rules.ping_due is None  # v3: the client pings
+        # v4 > Connection to the default namespace: connected without a CONNECT.
+        while "40" not in packets:  # bounded by run()'s timeout
+            packets = v3_packets((await client.request("GET", query))[1])
+        assert await client.request("POST", query, b"6:2probe") == (200, b"ok")
+        assert v3_packets((await client.request("GET", query))[1]) == ["3probe"]
+        assert await client.request("POST", query, b'13:421["echo",7]') == (200, b"ok")
+        assert v3_packets((await client.request("GET", query))[1]) == ["431[7]"]
+        # A namespace nobody serves: v4's ERROR with the bare message.
+        assert await client.request("POST", query, b"16:40/chat?token=1,") == (200, b"ok")
+        assert v3_packets((await client.request("GET", query))[1]) == [
+            '44/chat,"Invalid namespace"']
 
     run(scenario())

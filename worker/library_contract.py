@@ -92,6 +92,7 @@ P_CORE_SIO = "worker/protocol/core/sio_rules.py"
 # The async shells over the same core (served end to end by issue 15's asyncio engine).
 P_ASYNC_ENGINE = "worker/protocol/async_engineio.py"
 P_ASYNC_SIO = "worker/protocol/async_socketio.py"
+P_ASYNC_EIO3 = "worker/protocol/async_eio3.py"
 AEIO = "engineio:AsyncServer"
 ASOCKET = "engineio.async_socket:AsyncSocket"
 ASIO = "socketio:AsyncServer"
@@ -300,25 +301,36 @@ HOOKS: tuple[Hook, ...] = (
          "replaced by assignment at times (tests/test_protocol_async.py sees its sessions "
          "converted)"),
     Hook(f"{AEIO}.reason", ATTRIBUTE, None, (P_ASYNC_ENGINE, P_ASYNC_SIO)),
-    Hook(f"{ASOCKET}.receive", OVERRIDE, ("pkt",), (P_ASYNC_ENGINE,)),
-    Hook(f"{ASOCKET}.schedule_ping", OVERRIDE, (), (P_ASYNC_ENGINE,),
+    Hook(f"{AEIO}._handle_connect", OVERRIDE, ("environ", "transport", "jsonp_index"),
+         (P_ASYNC_EIO3,), "as the sync one, without start_response"),
+    Hook(f"{ASOCKET}.receive", OVERRIDE, ("pkt",), (P_ASYNC_ENGINE, P_ASYNC_EIO3)),
+    Hook(f"{ASOCKET}.send", OVERRIDE, ("pkt",), (P_ASYNC_EIO3,)),
+    Hook(f"{ASOCKET}.poll", OVERRIDE, (), (P_ASYNC_EIO3,),
+         "raises engineio.exceptions.QueueEmpty when nothing came in time"),
+    Hook(f"{ASOCKET}.check_ping_timeout", OVERRIDE, (), (P_ASYNC_EIO3,)),
+    Hook(f"{ASOCKET}.schedule_ping", OVERRIDE, (), (P_ASYNC_ENGINE, P_ASYNC_EIO3),
          "a plain method (not a coroutine), called from inside the loop"),
     Hook(f"{ASOCKET}._send_ping", COPY, (), (P_ASYNC_ENGINE,),
          "AsyncConformantSocket._ping_now is its body without the sleep, from a loop timer"),
     Hook(f"{ASOCKET}.close", OVERRIDE, ("wait", "abort", "reason"), (P_ASYNC_ENGINE,)),
-    Hook(f"{ASOCKET}.handle_get_request", OVERRIDE, ("environ",), (P_ASYNC_ENGINE,)),
+    Hook(f"{ASOCKET}.handle_get_request", OVERRIDE, ("environ",),
+         (P_ASYNC_ENGINE, P_ASYNC_EIO3)),
     Hook(f"{ASOCKET}.handle_post_request", OVERRIDE, ("environ",), (P_ASYNC_ENGINE,),
          "re-implemented: environ['wsgi.input'].read(n) is awaited"),
     Hook(f"{ASOCKET}.check_ping_timeout", CALL, (), (P_ASYNC_ENGINE,)),
     Hook(f"{ASOCKET}._websocket_handler", OVERRIDE, ("ws",), (P_ASYNC_ENGINE,),
          "reads frames with await ws.wait(), as the sync one"),
-    Hook(f"{ASIO}._handle_eio_connect", OVERRIDE, ("eio_sid", "environ"), (P_ASYNC_SIO,)),
-    Hook(f"{ASIO}._handle_eio_message", OVERRIDE, ("eio_sid", "data"), (P_ASYNC_SIO,)),
+    Hook(f"{ASIO}._handle_eio_connect", OVERRIDE, ("eio_sid", "environ"),
+         (P_ASYNC_SIO, P_ASYNC_EIO3)),
+    Hook(f"{ASIO}._handle_eio_message", OVERRIDE, ("eio_sid", "data"),
+         (P_ASYNC_SIO, P_ASYNC_EIO3)),
+    Hook(f"{ASIO}._send_packet", OVERRIDE, ("eio_sid", "pkt"), (P_ASYNC_EIO3,)),
     Hook(f"{ASIO}._handle_eio_message", COPY, ("eio_sid", "data"), (P_ASYNC_SIO,),
          "_sioctl_dispatch repeats its dispatch by packet type, as the sync one"),
     Hook(f"{ASIO}._handle_eio_disconnect", OVERRIDE, ("eio_sid", "reason"), (P_ASYNC_SIO,)),
     Hook(f"{ASIO}._handle_connect", OVERRIDE, ("eio_sid", "namespace", "data"),
          (P_ASYNC_SIO,)),
+    Hook(f"{ASIO}._handle_connect", CALL, ("eio_sid", "namespace", "data"), (P_ASYNC_EIO3,)),
     Hook(f"{ASIO}._send_packet", CALL, ("eio_sid", "pkt"), (P_ASYNC_SIO,)),
     Hook(f"{ASIO}._handle_disconnect", CALL, ("eio_sid", "namespace", "reason"),
          (P_ASYNC_SIO,)),
@@ -327,7 +339,7 @@ HOOKS: tuple[Hook, ...] = (
     Hook(f"{ASIO}._handle_ack", CALL, ("eio_sid", "namespace", "id", "data"), (P_ASYNC_SIO,)),
     Hook(f"{ASIO}._binary_packet", ATTRIBUTE, None, (P_ASYNC_SIO,)),
     Hook(f"{ASIO}.environ", ATTRIBUTE, None, (P_ASYNC_SIO,)),
-    Hook(f"{ASIO}.packet_class", ATTRIBUTE, None, (P_ASYNC_SIO,)),
+    Hook(f"{ASIO}.packet_class", ATTRIBUTE, None, (P_ASYNC_SIO, P_ASYNC_EIO3)),
     Hook(f"{ASIO}.reason", ATTRIBUTE, None, (P_ASYNC_SIO,)),
     # ------------------------------------------------------------ eventlet
     Hook("eventlet.websocket:RFC6455WebSocket._apply_mask", PATCH,
@@ -378,6 +390,10 @@ MIXINS: dict[str, str] = {
     "sioctl.worker.protocol.sio_v4:SocketIOv4Mixin": SIO,
     "sioctl.worker.protocol.async_engineio:AsyncConformantEngineMixin": AEIO,
     "sioctl.worker.protocol.async_socketio:AsyncConformantServerMixin": ASIO,
+    # The door's part on python-engineio's base_server methods (_ok), for both engines.
+    "sioctl.worker.protocol.eio3_handshake:Eio3DoorBase": EIO,
+    "sioctl.worker.protocol.async_eio3:AsyncEio3DoorMixin": AEIO,
+    "sioctl.worker.protocol.async_eio3:AsyncSocketIOv4Mixin": ASIO,
     "sioctl.worker.messaging.base:SioctlManagerBase": MANAGER,
 }
 

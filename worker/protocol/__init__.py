@@ -21,6 +21,7 @@ import socketio
 from sioctl.cluster.settings import default
 
 from . import (
+    async_eio3,
     async_engineio,
     async_socketio,
     eio3_handshake,
@@ -59,15 +60,21 @@ SERVER_MIXINS: tuple[type, ...] = (
 
 
 # The same rules on python-engineio's / python-socketio's asyncio servers (the async shells over
-# the same core; issue 15's engine serves them). Engine.IO 3 / Socket.IO v4 are not there yet.
+# the same core; issue 15's engine serves them), in the same order.
 ASYNC_ENGINE_MIXINS: tuple[type, ...] = (
-    # handle_request (the request translated once), _make_response (413), sockets,
-    # _service_task, _ok.
+    # _sioctl_screen (of the translated request): EIO=3 handshakes refused or let in as EIO=4;
+    # _handle_connect: such a handshake opens a v3 session.
+    async_eio3.AsyncEio3DoorMixin,
+    # handle_request (the request translated once, then screened), _make_response (413),
+    # sockets, _service_task, _ok.
     async_engineio.AsyncConformantEngineMixin,
     # create_queue: its put() hands python-engineio the queue's own coroutine.
     ping_interval.ExactPingIntervalMixin,
 )
-ASYNC_SERVER_MIXINS: tuple[type, ...] = (async_socketio.AsyncConformantServerMixin,)
+ASYNC_SERVER_MIXINS: tuple[type, ...] = (
+    async_eio3.AsyncSocketIOv4Mixin,
+    async_socketio.AsyncConformantServerMixin,
+)
 
 
 def install(
@@ -79,7 +86,7 @@ def install(
     With ``allow_eio3``, Socket.IO v2 clients (Engine.IO 3) are served too; without it their
     handshake gets a 400 saying how to allow them. Installing again only changes the
     settings. An AsyncServer gets the async shells (not served end to end before the asyncio
-    engine); it cannot take ``allow_eio3`` yet (ValueError)."""
+    engine)."""
     install_engine(server.eio, allow_eio3)
     mixins = ASYNC_SERVER_MIXINS if isinstance(server, socketio.AsyncServer) else SERVER_MIXINS
     if not isinstance(server, mixins[-1]):  # the rules' mixin, last in either tuple
@@ -93,15 +100,13 @@ def install_engine(eio: engineio.Server | engineio.AsyncServer, allow_eio3: bool
     except for the rules of a session's creation). Installing again only changes the
     settings."""
     if isinstance(eio, engineio.AsyncServer):
-        if allow_eio3:
-            raise ValueError("Engine.IO 3 clients (allow_eio3) are not served on asyncio yet")
         if not isinstance(eio, async_engineio.AsyncConformantEngineMixin):
             _extend_class(eio, ASYNC_ENGINE_MIXINS, "EngineIO")
         async_engineio.adopt(eio)
-        return
-    if not isinstance(eio, engineio_server.ConformantEngineMixin):
-        _extend_class(eio, ENGINE_MIXINS, "EngineIO")
-    engineio_server.adopt(eio)
+    else:
+        if not isinstance(eio, engineio_server.ConformantEngineMixin):
+            _extend_class(eio, ENGINE_MIXINS, "EngineIO")
+        engineio_server.adopt(eio)
     eio3_handshake.adopt(eio, allow_eio3)
 
 

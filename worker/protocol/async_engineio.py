@@ -10,8 +10,7 @@ timer for the next ping, an ``asyncio.Event`` the polls wait on). Not served end
 the asyncio engine that serves them is issue 15; tests/test_protocol_async.py drives them in
 process through python-engineio's ASGI app.
 
-Not here yet: Engine.IO 3 (Socket.IO v2 clients) on asyncio; :func:`sioctl.worker.protocol.
-install_engine` refuses ``allow_eio3`` for an ``AsyncServer``.
+Engine.IO 3 (Socket.IO v2 clients) on asyncio: :mod:`.async_eio3`.
 """
 
 from __future__ import annotations
@@ -114,7 +113,7 @@ class AsyncConformantSocket(SessionRulesMixin, AsyncSocket):
             await self._expire_if_silent()
             raw = await self._read_body(environ)
             try:
-                packets = eio_rules.decode_post_body(raw)
+                packets = self.decode_post_body(raw, environ)
             except InvalidPacket:
                 await self._close_for_error("an invalid packet")
                 raise
@@ -128,6 +127,15 @@ class AsyncConformantSocket(SessionRulesMixin, AsyncSocket):
         of a closed session (python-engineio's sweep may be up to a ping_timeout late)."""
         if not await self.check_ping_timeout():
             raise exceptions.SocketIsClosedError("ping timeout")
+
+    def decode_post_body(self, raw: bytes, environ: dict[str, Any]) -> list[packet.Packet]:
+        """The packets of a POST body (Engine.IO v4 framing); raises :class:`InvalidPacket`."""
+        return eio_rules.decode_post_body(raw)
+
+    def check_websocket_frame(self, frame: str | bytes) -> str | bytes:
+        """The frame python-engineio should see for one a client sent on the websocket;
+        raises :class:`InvalidPacket` for one it may not send."""
+        return eio_rules.check_websocket_frame(frame, self.upgrading)
 
     async def _read_body(self, environ: dict[str, Any]) -> bytes:
         limit = self.server.max_http_buffer_size
@@ -188,7 +196,7 @@ class _AsyncGuardedWebSocket:
         if frame is None:
             return None
         try:
-            return eio_rules.check_websocket_frame(frame, session.upgrading)
+            return session.check_websocket_frame(frame)
         except InvalidPacket as exc:
             if not session.upgrading:
                 session.server._log_error_once(
@@ -210,29 +218,38 @@ class AsyncConformantEngineMixin(SessionsDictMixin):
         session.__class__ = AsyncConformantSocket
 
     async def handle_request(self, *args: Any, **kwargs: Any) -> Any:
-        server: Any = self
         environ = await _call(self._sioctl_translate, *args, **kwargs)
         if environ:  # an empty dict: python-engineio's driver saw no request
-            problem = request_problem(environ)
-            if problem:
-                server._log_error_once(problem, f"sioctl-bad-request-{problem}")
-                return await server._make_response(server._bad_request(problem), environ)
-            sid = eio_rules.query_sid(environ.get("QUERY_STRING", ""))
-            session = self.sockets.get(sid) if sid else None
-            if isinstance(session, AsyncConformantSocket):
-                action = eio_rules.route_request(
-                    is_websocket_upgrade(environ), session.upgraded, session.upgrading)
-                if action == eio_rules.CLOSE_SECOND_WEBSOCKET:
-                    server._log_error_once(f"closing a second websocket for session "
-                                           f"{session.sid}", "sioctl-second-websocket")
-                    return await server._async["websocket"](_close_websocket, server)(environ)
-                if action == eio_rules.WAIT_FOR_UPGRADE:
-                    await session.wait_for_upgrade()
+            answered, response = await self._sioctl_screen(environ)
+            if answered:
+                return response
         token = _TRANSLATED.set(environ)
         try:
             return await super().handle_request(*args, **kwargs)  # type: ignore[misc]
         finally:
             _TRANSLATED.reset(token)
+
+    async def _sioctl_screen(self, environ: dict[str, Any]) -> tuple[bool, Any]:
+        """The rules that come before python-engineio's routing, on the translated request:
+        (True, the response) when they answer it, (False, None) to let python-engineio serve
+        it. A door before this mixin (EIO=3's) screens first."""
+        server: Any = self
+        problem = request_problem(environ)
+        if problem:
+            server._log_error_once(problem, f"sioctl-bad-request-{problem}")
+            return True, await server._make_response(server._bad_request(problem), environ)
+        sid = eio_rules.query_sid(environ.get("QUERY_STRING", ""))
+        session = self.sockets.get(sid) if sid else None
+        if isinstance(session, AsyncConformantSocket):
+            action = eio_rules.route_request(
+                is_websocket_upgrade(environ), session.upgraded, session.upgrading)
+            if action == eio_rules.CLOSE_SECOND_WEBSOCKET:
+                server._log_error_once(f"closing a second websocket for session {session.sid}",
+                                       "sioctl-second-websocket")
+                return True, await server._async["websocket"](_close_websocket, server)(environ)
+            if action == eio_rules.WAIT_FOR_UPGRADE:
+                await session.wait_for_upgrade()
+        return False, None
 
     async def _make_response(self, response_dict: dict[str, Any], environ: dict[str, Any]) -> Any:
         response_dict["status"] = eio_rules.response_status(

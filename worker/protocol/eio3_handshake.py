@@ -44,11 +44,46 @@ class _Opening:
 _OPENING: ContextVar[_Opening | None] = ContextVar("sioctl_eio3_opening", default=None)
 
 
-class Eio3DoorMixin:
-    """``engineio.Server`` mixin: lets ``EIO=3`` handshakes in when ``allow_eio3`` is set, and
-    refuses them with a 400 that says how to allow them otherwise."""
+class Eio3DoorBase:
+    """What the sync and async doors share: the session python-engineio stores during an EIO=3
+    handshake becomes a v3 one, and the polling handshake's answer is framed the v3 way. (On
+    python-engineio's ``base_server`` methods, the same for both engines.)"""
 
     allow_eio3 = False
+    # The v3 session class of this engine.
+    _sioctl_eio3_session: type = Eio3Session
+
+    def _sioctl_adopt_session(self, session: Any) -> None:
+        opening = _OPENING.get()
+        if opening is None:
+            super()._sioctl_adopt_session(session)  # type: ignore[misc]
+            return
+        session.__class__ = self._sioctl_eio3_session
+        session.b64, session.websocket_b64 = eio3_rules.binary_as_base64(
+            opening.query, opening.jsonp)
+        session.last_received = time.monotonic()
+        opening.session = session
+
+    def _ok(self, packets: Any = None, headers: Any = None, jsonp_index: Any = None) -> Any:
+        opening = _OPENING.get()
+        if opening is not None and opening.session is not None and packets is not None:
+            # The polling handshake's response: the OPEN packet, framed the v3 way.
+            return opening.session.polling_response(packets, jsonp_index, headers)
+        return super()._ok(packets, headers, jsonp_index)  # type: ignore[misc]
+
+
+def opening_for(environ: dict[str, Any], jsonp_index: int | None) -> _Opening | None:
+    """For an EIO=3 handshake (its query set aside by the door), put its query back and return
+    what ``_handle_connect`` is opening; None for any other handshake."""
+    if ORIGINAL_QUERY not in environ:
+        return None
+    environ["QUERY_STRING"] = environ.pop(ORIGINAL_QUERY)
+    return _Opening(parse_qs(environ["QUERY_STRING"]), jsonp_index is not None)
+
+
+class Eio3DoorMixin(Eio3DoorBase):
+    """``engineio.Server`` mixin: lets ``EIO=3`` handshakes in when ``allow_eio3`` is set, and
+    refuses them with a 400 that says how to allow them otherwise."""
 
     def handle_request(self, environ: dict[str, Any], start_response: Any) -> Any:
         query = parse_qs(environ.get("QUERY_STRING", ""))
@@ -72,11 +107,10 @@ class Eio3DoorMixin:
 
     def _handle_connect(self, environ: dict[str, Any], start_response: Any, transport: str,
                         jsonp_index: int | None = None) -> Any:
-        if ORIGINAL_QUERY not in environ:
+        opening = opening_for(environ, jsonp_index)
+        if opening is None:
             return super()._handle_connect(  # type: ignore[misc]
                 environ, start_response, transport, jsonp_index)
-        environ["QUERY_STRING"] = environ.pop(ORIGINAL_QUERY)
-        opening = _Opening(parse_qs(environ["QUERY_STRING"]), jsonp_index is not None)
         token = _OPENING.set(opening)
         try:
             # python-engineio's handshake, unchanged: the session it stores becomes a v3 one
@@ -87,24 +121,6 @@ class Eio3DoorMixin:
                 environ, start_response, transport, jsonp_index)
         finally:
             _OPENING.reset(token)
-
-    def _sioctl_adopt_session(self, session: Any) -> None:
-        opening = _OPENING.get()
-        if opening is None:
-            super()._sioctl_adopt_session(session)  # type: ignore[misc]
-            return
-        session.__class__ = Eio3Session
-        session.b64, session.websocket_b64 = eio3_rules.binary_as_base64(
-            opening.query, opening.jsonp)
-        session.last_received = time.monotonic()
-        opening.session = session
-
-    def _ok(self, packets: Any = None, headers: Any = None, jsonp_index: Any = None) -> Any:
-        opening = _OPENING.get()
-        if opening is not None and opening.session is not None and packets is not None:
-            # The polling handshake's response: the OPEN packet, framed the v3 way.
-            return opening.session.polling_response(packets, jsonp_index, headers)
-        return super()._ok(packets, headers, jsonp_index)  # type: ignore[misc]
 
 
 def expire_if_silent(server: Any, sid: str) -> None:
@@ -120,6 +136,7 @@ def expire_if_silent(server: Any, sid: str) -> None:
 
 
 def adopt(eio: engineio.Server, allow_eio3: bool) -> None:
-    """Open or close the door on ``eio`` (whose class has :class:`Eio3DoorMixin`)."""
+    """Open or close the door on ``eio`` (whose class has :class:`Eio3DoorMixin`, or the
+    async door)."""
     server: Any = eio
     server.allow_eio3 = allow_eio3
