@@ -19,7 +19,7 @@ from .async_engineio import AsyncConformantSocket
 from .core import eio3_rules
 from .core.eio3_rules import REFUSAL, Eio3Packet, jsonp_index, wants_eio3
 from .core.sio_v4 import incoming_connect, outgoing
-from .eio3_handshake import _OPENING, ORIGINAL_QUERY, Eio3DoorBase, opening_for
+from .eio3_handshake import OPENING, ORIGINAL_QUERY, Eio3DoorBase, opening_for
 from .ping_interval import advertised_ping_interval
 from .socketio_rules import namespace_served
 
@@ -120,12 +120,12 @@ class AsyncEio3DoorMixin(Eio3DoorBase):
         if opening is None:
             return await super()._handle_connect(  # type: ignore[misc]
                 environ, transport, jsonp_index)
-        token = _OPENING.set(opening)
+        token = OPENING.set(opening)
         try:
             return await super()._handle_connect(  # type: ignore[misc]
                 environ, transport, jsonp_index)
         finally:
-            _OPENING.reset(token)
+            OPENING.reset(token)
 
 
 def is_v2_client(server: Any, eio_sid: str) -> bool:

@@ -18,11 +18,9 @@ from urllib.parse import parse_qs
 from engineio import exceptions, packet
 
 from .core import eio3_rules
-from .core.eio3_rules import PROTOCOL, Eio3Packet, jsonp_index
+from .core.eio3_rules import Eio3Packet, jsonp_index
 from .engineio_rules import ConformantSocket
 from .ping_interval import advertised_ping_interval
-
-__all__ = ["PROTOCOL", "Eio3Packet", "Eio3Session", "jsonp_index"]
 
 
 class Eio3Session(ConformantSocket):

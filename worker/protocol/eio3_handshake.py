@@ -24,8 +24,6 @@ from .core import eio3_rules
 from .core.eio3_rules import REFUSAL, wants_eio3
 from .eio3 import Eio3Session
 
-__all__ = ["ORIGINAL_QUERY", "REFUSAL", "Eio3DoorMixin", "adopt", "expire_if_silent",
-           "wants_eio3"]
 # Where a handshake's own query waits while python-engineio's checks see it as EIO=4.
 ORIGINAL_QUERY = "sioctl.eio3_query"
 
@@ -41,7 +39,7 @@ class _Opening:
 
 # Set while an EIO=3 handshake runs through python-engineio's _handle_connect (in the request's
 # own green thread or thread, hence a context variable); None for every other request.
-_OPENING: ContextVar[_Opening | None] = ContextVar("sioctl_eio3_opening", default=None)
+OPENING: ContextVar[_Opening | None] = ContextVar("sioctl_eio3_opening", default=None)
 
 
 class Eio3DoorBase:
@@ -54,7 +52,7 @@ class Eio3DoorBase:
     _sioctl_eio3_session: type = Eio3Session
 
     def _sioctl_adopt_session(self, session: Any) -> None:
-        opening = _OPENING.get()
+        opening = OPENING.get()
         if opening is None:
             super()._sioctl_adopt_session(session)  # type: ignore[misc]
             return
@@ -65,7 +63,7 @@ class Eio3DoorBase:
         opening.session = session
 
     def _ok(self, packets: Any = None, headers: Any = None, jsonp_index: Any = None) -> Any:
-        opening = _OPENING.get()
+        opening = OPENING.get()
         if opening is not None and opening.session is not None and packets is not None:
             # The polling handshake's response: the OPEN packet, framed the v3 way.
             return opening.session.polling_response(packets, jsonp_index, headers)
@@ -111,7 +109,7 @@ class Eio3DoorMixin(Eio3DoorBase):
         if opening is None:
             return super()._handle_connect(  # type: ignore[misc]
                 environ, start_response, transport, jsonp_index)
-        token = _OPENING.set(opening)
+        token = OPENING.set(opening)
         try:
             # python-engineio's handshake, unchanged: the session it stores becomes a v3 one
             # (_sioctl_adopt_session), which sends the v3 OPEN packet and no pings; a polling
@@ -120,7 +118,7 @@ class Eio3DoorMixin(Eio3DoorBase):
             return super()._handle_connect(  # type: ignore[misc]
                 environ, start_response, transport, jsonp_index)
         finally:
-            _OPENING.reset(token)
+            OPENING.reset(token)
 
 
 def expire_if_silent(server: Any, sid: str) -> None:

@@ -17,23 +17,8 @@ from engineio import exceptions, packet
 from engineio.socket import Socket
 
 from .core import eio_rules
-from .core.eio_rules import (
-    CLIENT_POLLING_TYPES,
-    CLIENT_WEBSOCKET_TYPES,
-    RECORD_SEPARATOR,
-    DuplicateRequest,
-    InvalidPacket,
-    decode_packet,
-    decode_payload,
-    is_websocket_upgrade,
-)
+from .core.eio_rules import DuplicateRequest, InvalidPacket, is_websocket_upgrade
 from .core.eio_session import UPGRADE_POLL_WAIT, SessionRules
-
-__all__ = [
-    "CLIENT_POLLING_TYPES", "CLIENT_WEBSOCKET_TYPES", "CLOSE_CONNECTION", "RECORD_SEPARATOR",
-    "TOO_LARGE", "UPGRADE_POLL_WAIT", "ConformantSocket", "DuplicateRequest", "InvalidPacket",
-    "SessionRulesMixin", "decode_packet", "decode_payload", "is_websocket_upgrade",
-]
 
 # WSGI environ key of a callable the worker's HTTP server provides: the response then closes the
 # connection instead of reading and dropping an unread request body (worker/connection.py).

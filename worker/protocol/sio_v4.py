@@ -25,8 +25,6 @@ from .core.sio_v4 import incoming_connect, outgoing
 from .eio3 import Eio3Session
 from .socketio_rules import namespace_served
 
-__all__ = ["SocketIOv4Mixin", "incoming_connect", "is_v2_client", "outgoing"]
-
 
 def is_v2_client(server: Any, eio_sid: str) -> bool:
     """Whether the Engine.IO session ``eio_sid`` is one of a Socket.IO v2 client (EIO=3)."""
