@@ -57,8 +57,15 @@ def resolve(app: str | None, *, cwd: str, default_dir: str) -> str | None:
 
 
 def read_config(app_dir: str, env: str) -> AppConfig:
-    """The app's merged config for ``env``; a ConfigError becomes a one-line AppError."""
+    """The app's merged config for ``env``; a ConfigError becomes a one-line AppError.
+
+    Its info lines (egg-socket.io names read as ours, a missing ``config_{env}.py``) go to
+    stderr here, once per command: the workers read the config again without saying them.
+    """
     try:
-        return load_config(app_dir, env)
+        config = load_config(app_dir, env)
     except ConfigError as exc:
         raise AppError(str(exc)) from None
+    for note in config.notes:
+        click.echo(f"sioctl: {note}", err=True)
+    return config

@@ -13,6 +13,7 @@ import io
 import os
 import re
 import sys
+import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,8 @@ class FileConfig:
 
     values: dict[str, Any] = field(default_factory=dict)
     ignored: list[str] = field(default_factory=list)
+    # Names gunicorn itself does not know (a typo, or egg's ``port``/``sticky``).
+    unknown: list[str] = field(default_factory=list)
 
 
 def _gunicorn_loader() -> Any:
@@ -89,7 +92,22 @@ def load_config_file(location: str) -> FileConfig:
     return FileConfig(
         values={name: settings[name].get() for name in given if name in APPLICABLE},
         ignored=sorted(name for name in given if name not in APPLICABLE),
+        unknown=_unknown_names(names, settings),
     )
+
+
+def _unknown_names(names: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:
+    """The file's public names that are no gunicorn setting: gunicorn skips them silently.
+    Modules and what the file imports (functions, classes) are tools, not settings."""
+    module = names.get("__name__")
+    unknown = []
+    for name, value in names.items():
+        if name in settings or name.startswith("_") or isinstance(value, types.ModuleType):
+            continue
+        if callable(value) and getattr(value, "__module__", module) != module:
+            continue
+        unknown.append(name)
+    return sorted(unknown)
 
 
 def default_config_file(cwd: str) -> str | None:

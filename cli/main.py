@@ -107,6 +107,8 @@ def _start_settings(location: str | None, options: dict[str, Any], cwd: str) -> 
     if file_config.ignored:
         ignored = ", ".join(file_config.ignored)
         _say(f"sioctl: ignoring gunicorn settings that do not apply: {ignored}")
+    if file_config.unknown:
+        _say(f"sioctl: not gunicorn settings, skipped: {', '.join(file_config.unknown)}")
     return config.build_settings(
         options, file_config, cwd=cwd, environ=os.environ, cpu_count=os.cpu_count()
     )

@@ -14,6 +14,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ENV_PREFIX = "SIOCTL_"
+# A value of this many seconds or more under a seconds setting is taken for milliseconds (an
+# egg / engine.io habit: pingInterval 25000) and refused with a hint; 1000 s is ~17 minutes,
+# more than any of these settings means.
+MILLIS_FROM = 1000
+
+
+def millis_problem(value: Any, egg_name: str | None = None) -> str | None:
+    """Why ``value`` (given for a setting in seconds) looks like milliseconds, or None.
+
+    ``egg_name`` is the setting's engine.io name (in ms), offered as the other way out.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < MILLIS_FROM:
+        return None
+    other = f" or {egg_name}" if egg_name else ""
+    return f"seconds; {value:g} looks like milliseconds — use {value / 1000:g}{other}"
 
 
 @dataclass(frozen=True)
@@ -38,6 +53,8 @@ class Spec:
     gunicorn: str | None = None
     # Turns the value gunicorn's config model holds into this setting's (None: the same).
     from_gunicorn: Callable[[Any], Any] | None = None
+    # The value is in seconds: a milliseconds-looking one is refused (see millis_problem).
+    seconds: bool = False
     help: str = ""
     no_flag: str = ""
     # Only for a setting without flags that still reads a variable (the APP argument).
@@ -78,6 +95,8 @@ class Spec:
             return None
         if self.minimum is not None and value < self.minimum:
             return f"{value} is below {self.kind(self.minimum)}"
+        if self.seconds and millis_problem(value):
+            return millis_problem(value)
         if self.choices and value not in self.choices:
             return f"{value!r} is not one of {', '.join(self.choices)}"
         if self.check is not None:

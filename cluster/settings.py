@@ -195,16 +195,17 @@ class Settings:
     )
     # Seconds without a heartbeat after which the master kills a worker (gunicorn's timeout).
     timeout: float = setting(
-        30.0, flags=("--timeout",), metavar="S", minimum=0, gunicorn="timeout",
+        30.0, flags=("--timeout",), metavar="S", minimum=0, seconds=True, gunicorn="timeout",
         help="Kill a worker silent for this long (default {default}).",
     )
     graceful_timeout: float = setting(
-        30.0, flags=("--graceful-timeout",), metavar="S", minimum=0, gunicorn="graceful_timeout",
+        30.0, flags=("--graceful-timeout",), metavar="S", minimum=0, seconds=True,
+        gunicorn="graceful_timeout",
         help="Time workers get to finish on stop (default {default}).",
     )
     # Seconds a new Engine.IO session has to send its first Socket.IO CONNECT (0: no limit).
     connect_timeout: float = setting(
-        45.0, flags=("--connect-timeout",), metavar="S", minimum=0,
+        45.0, flags=("--connect-timeout",), metavar="S", minimum=0, seconds=True,
         help="Close a session that has not connected to a namespace after this long "
         "(default {default}, as the Node server; 0: never).",
     )
@@ -216,7 +217,7 @@ class Settings:
     )
     # Seconds an idle keep-alive connection waits for its next request (0: no keep-alive).
     keepalive: float = setting(
-        2.0, flags=("--keepalive",), metavar="S", minimum=0, gunicorn="keepalive",
+        2.0, flags=("--keepalive",), metavar="S", minimum=0, seconds=True, gunicorn="keepalive",
         help="Close an HTTP connection idle this long between two requests (default {default}; "
         "0: no keep-alive).",
     )
@@ -224,7 +225,7 @@ class Settings:
     # included), and a later request on a kept-alive connection its head once it has begun
     # (0: no limit). See worker/connection.py.
     header_timeout: float = setting(
-        10.0, flags=("--header-timeout",), metavar="S", minimum=0,
+        10.0, flags=("--header-timeout",), metavar="S", minimum=0, seconds=True,
         help="Close a connection that has not sent a complete request head this long after it "
         "arrived (TLS handshake included), or after a later request began (default {default}; "
         "0: no limit).",

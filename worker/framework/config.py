@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from . import egg_names
+
 CONFIG_DIR = "config"
 DEFAULT_FILE = "config_default.py"
 ROUTER_FILE = os.path.join("app", "router.py")
@@ -78,6 +80,9 @@ class AppConfig:
     custom: dict[str, Any] = field(default_factory=dict)
     # Which file gave each dotted key its final value, for messages raised after merging.
     origin: dict[str, str] = field(default_factory=dict)
+    # Info lines for the CLI to print once: egg-socket.io names read as ours, engine.io options
+    # ignored, a missing config_{env}.py.
+    notes: list[str] = field(default_factory=list)
 
     def where(self, key: str) -> str:
         """``config/config_x.py: key`` for messages about ``key`` (a dotted path)."""
@@ -102,14 +107,23 @@ def load_config(app_dir: str, env: str | None) -> AppConfig:
     env = env or "prod"
     merged: dict[str, Any] = {}
     origin: dict[str, str] = {}
+    notes: list[str] = []
     for name in (DEFAULT_FILE, f"config_{env}.py"):
         path = os.path.join(app_dir, CONFIG_DIR, name)
-        if not os.path.isfile(path):
-            continue
         label = f"{CONFIG_DIR}/{name}"
-        values = _read_file(path, label)
+        if not os.path.isfile(path):
+            if name != DEFAULT_FILE and os.path.isdir(os.path.join(app_dir, CONFIG_DIR)):
+                # egg runs the defaults silently; a mistyped --env should not go unnoticed.
+                notes.append(f"{label} does not exist: env {env!r} runs on "
+                             f"{CONFIG_DIR}/{DEFAULT_FILE} alone")
+            continue
+        try:
+            values, file_notes = egg_names.canonical(_read_file(path, label), label)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        notes.extend(file_notes)
         _deep_merge(merged, values, origin, label, "")
-    config = AppConfig(app_dir=os.path.abspath(app_dir), env=env, origin=origin)
+    config = AppConfig(app_dir=os.path.abspath(app_dir), env=env, origin=origin, notes=notes)
     _apply(config, merged)
     return config
 
@@ -132,7 +146,7 @@ def _read_file(path: str, label: str) -> dict[str, Any]:
         # Functions and classes imported from elsewhere are tools, not settings.
         if isinstance(value, (types.FunctionType, type)) and value.__module__ != module_name:
             continue
-        if name not in TOP_LEVEL_KEYS:
+        if name not in TOP_LEVEL_KEYS and name not in egg_names.TOP:
             known = ", ".join(sorted(TOP_LEVEL_KEYS))
             raise ConfigError(
                 f"{label}: {name}: unknown config key (known: {known}; "

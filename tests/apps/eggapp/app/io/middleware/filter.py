@@ -1,0 +1,6 @@
+def filter(app):
+    def middleware(ctx, next):
+        ctx.socket.emit("res", "packet received!")
+        next()
+
+    return middleware
