@@ -205,9 +205,37 @@ def _app_and_chdir(src: _Sources, cwd: str) -> tuple[str, str | None, str | None
     return app, None, chdir_given
 
 
+def with_port(binds: list[str], port: int) -> list[str]:
+    """egg-scripts' ``--port``: every interface on ``port``, or each ``-b`` host on it.
+
+    A ``-b`` value may then be a bare host (``127.0.0.1``, ``[::1]``); one naming another
+    port is refused (click.BadParameter): the port is given twice.
+    """
+    if not binds:
+        return [f"0.0.0.0:{port}"]
+    out = []
+    for bind in binds:
+        if ":" not in bind or (bind.startswith("[") and bind.endswith("]")):
+            out.append(f"{bind}:{port}")
+            continue
+        host, given = parse_bind(bind)
+        if given != port:
+            raise click.BadParameter(f"bind {bind!r} names port {given}, --port {port}: "
+                                     "give the port once", param_hint="'--port'")
+        out.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    return out
+
+
 def _binds(src: _Sources) -> tuple[list[str], str | None]:
     """The listening binds and the metrics bind, each checked."""
     given = split_binds(src.option("binds") or ())
+    # Not a setting: it only says which port the binds use (see with_port).
+    port = src.options.get("port")
+    if port is not None:
+        try:
+            given = with_port(given, port)
+        except ValueError as exc:
+            raise _bad("binds", str(exc)) from None
     binds = given or list(src.file_values.get("bind") or []) or list(SPECS["binds"].default)
     metrics_bind = src.option("metrics_bind")
     for name, value in (("binds", binds), ("metrics_bind", metrics_bind)):

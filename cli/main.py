@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 import sioctl
-from sioctl.cluster.settings import Settings, mask_url
+from sioctl.cluster.settings import Settings, mask_url, parse_bind
 
 from . import config, daemon, dev, reloader, rundir, skeleton, status, stopping
 from .appdir import AppError
@@ -38,7 +38,11 @@ def cli() -> None:
     help="Route each client IP to the same worker. Always on: sticky is the only mode; the "
     "flag is accepted so egg-scripts command lines keep working.",
 )
-@setting_options("workers", "binds", "redis_url", "redis_channel", "daemon", "title", "env")
+@setting_options("workers", "binds")
+@option("--port", type=click.IntRange(0, 65535), envvar=env("PORT"), metavar="PORT",
+        help="Listen on PORT on every interface (0.0.0.0), or on each -b host, as "
+        "egg-scripts' --port.")
+@setting_options("redis_url", "redis_channel", "daemon", "title", "env")
 @option("-c", "--config", "config_file", envvar=env("CONFIG"), metavar="FILE",
         help="gunicorn config file (path, file:PATH or python:MODULE); default ./gunicorn.conf.py "
         "if it exists. Options and SIOCTL_* variables override it.")
@@ -59,13 +63,20 @@ def start(sticky: bool, config_file: str | None, print_config: bool, **options: 
     config file; an app directory's io.redis comes last.
     """
     cwd = os.getcwd()
-    settings = _start_settings(config_file, options, cwd)
+    settings = start_settings(config_file, options, cwd)
     if print_config:
         shown = dataclasses.asdict(settings)
         if settings.redis_url:
             shown["redis_url"] = mask_url(settings.redis_url)
         click.echo(json.dumps(shown, indent=2))
         return
+    sys.exit(launch(settings))
+
+
+def launch(settings: Settings) -> int:
+    """Run the cluster ``settings`` describe, as ``sioctl start`` does: in the foreground until
+    it stops (the master's exit status), or with ``daemon`` until every worker is ready (0).
+    Raises click.ClickException when it cannot start (a cluster of that title runs, say)."""
     base = os.path.dirname(settings.run_dir)
     found = stopping.probe(base, settings.title)
     if found is not None and found.answering:
@@ -82,7 +93,7 @@ def start(sticky: bool, config_file: str | None, print_config: bool, **options: 
         if outcome.ok:
             click.echo(f"sioctl: {settings.title} started (pid {outcome.pid}) on {urls}, "
                        f"logs in {outcome.log_path}")
-            return
+            return 0
         _say(f"sioctl: {settings.title} failed to start: {outcome.message}")
         if outcome.message.startswith("the master exited"):
             lines = daemon.tail(outcome.log_path)
@@ -90,17 +101,17 @@ def start(sticky: bool, config_file: str | None, print_config: bool, **options: 
                 _say(f"last lines of {outcome.log_path}:")
                 for line in lines:
                     _say(f"  {line}")
-        sys.exit(1)
+        return 1
     if settings.env:
         os.environ["SIOCTL_ENV"] = settings.env
     os.chdir(settings.chdir)
     # Imported only here: the master is not needed to stop, inspect or build settings.
     from sioctl.cluster.arbiter import Arbiter
 
-    sys.exit(Arbiter(settings).run())
+    return Arbiter(settings).run()
 
 
-def _start_settings(location: str | None, options: dict[str, Any], cwd: str) -> Settings:
+def start_settings(location: str | None, options: dict[str, Any], cwd: str) -> Settings:
     """Settings from the config file, then SIOCTL_* variables and options laid over it."""
     location = location or config.default_config_file(cwd)
     file_config = config.load_config_file(location) if location else config.FileConfig()
@@ -194,8 +205,13 @@ def _nothing_running(base: str, title: str | None) -> None:
 @app_argument()
 @setting_option("binds", multiple=False, envvar=None, default=dev.DEFAULT_BIND,
                 show_default=True, help="Address to listen on.")
+@option("--port", type=click.IntRange(0, 65535), metavar="PORT",
+        help="Listen on PORT (on the --bind host), as egg-bin dev's --port.")
 @setting_option("workers", envvar=None, default=1, show_default=True,
                 help="More than one runs the sticky cluster locally.")
+@option("--sticky", is_flag=True,
+        help="Accepted so that `egg-bin dev --sticky` scripts keep working: one process needs "
+        "no stickiness, and --workers N runs the sticky cluster.")
 @setting_options("redis_url", "redis_channel")
 @setting_option("env", default=dev.DEFAULT_ENV, show_default=True,
                 help="Environment name, exported to the app as SIOCTL_ENV; an app directory "
@@ -206,14 +222,24 @@ def _nothing_running(base: str, title: str | None) -> None:
 @option("--reload/--no-reload", default=True,
         help="Restart when a .py file under the app directory (or the current directory) "
         "changes (default on).")
-def dev_command(app: str | None, bind: str, workers: int, redis: str | None,
-                redis_channel: str | None, env: str, run_dir: str | None,
+def dev_command(app: str | None, bind: str, port: int | None, workers: int, sticky: bool,
+                redis: str | None, redis_channel: str | None, env: str, run_dir: str | None,
                 allow_eio3: bool | None, reload: bool) -> None:
     """Serve APP for development: debug logs, restart on code changes.
 
     APP is module:attr or an app directory; default: SIOCTL_APP, or the current directory.
+    One process by default (--sticky is accepted and changes nothing); --workers N runs the
+    sticky cluster.
     """
     cwd = os.getcwd()
+    if port is not None:
+        # --port moves the default 127.0.0.1:7001 (or the --bind host) to PORT.
+        try:
+            bare = ":" not in bind or bind.endswith("]")
+            host = bind.strip("[]") if bare else parse_bind(bind)[0]
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="'-b' / '--bind'") from None
+        bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     settings = dev.dev_settings(app=app, bind=bind, workers=workers, redis=redis,
                                 redis_channel=redis_channel, env_name=env,
                                 run_dir=run_dir, cwd=cwd, environ=os.environ,

@@ -8,6 +8,7 @@ What apps, HTTP views and outside programs import, from here::
     from sioctl import ExternalGateway           # gateway messages from outside the cluster
     from sioctl import QueryTimeout              # raised by sio.manager.fetch_sockets(...) & co
     from sioctl import gateway_wire              # the gateway's wire format (stdlib only)
+    from sioctl import start_cluster             # `sioctl start` from Python (egg's startCluster)
 
 Each name is imported on first use: ``import sioctl`` alone imports nothing else. The master
 and the CLI import this package first and must never import eventlet (it hooks fork()), nor
@@ -30,6 +31,7 @@ _NAMES = {
     "new_redis_session_cookie": "sioctl.worker.framework.session",
     "ExternalGateway": "sioctl.worker.gateway.external",
     "QueryTimeout": "sioctl.worker.messaging.queries",
+    "start_cluster": "sioctl.cli.programmatic",
 }
 # Public name -> a module offered as a whole.
 _MODULES = {
@@ -44,9 +46,11 @@ __all__ = [
     "gateway_wire",
     "new_redis_session_cookie",
     "session_cookie_header",
+    "start_cluster",
 ]
 
 if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__ imports them
+    from sioctl.cli.programmatic import start_cluster
     from sioctl.worker.framework.controller import Controller
     from sioctl.worker.framework.session import new_redis_session_cookie, session_cookie_header
     from sioctl.worker.gateway import wire as gateway_wire

@@ -28,6 +28,7 @@ OLD_PATHS = {
     "new_redis_session_cookie": "sioctl.worker.framework.session",
     "ExternalGateway": "sioctl.worker.gateway.external",
     "QueryTimeout": "sioctl.worker.messaging.manager",
+    "start_cluster": "sioctl.cli.programmatic",
 }
 OLD_MODULES = {"gateway_wire": "sioctl.worker.gateway.wire"}
 

@@ -28,7 +28,7 @@ from sioctl.worker import protocol
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 # Options of `start` that are not settings.
-START_ONLY = {"sticky", "config_file", "print_config"}
+START_ONLY = {"sticky", "config_file", "print_config", "port"}
 # Settings whose command-line default is computed rather than the Settings default.
 COMPUTED = {
     "app": "the APP argument, SIOCTL_APP or the current app directory",
