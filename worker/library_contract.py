@@ -123,6 +123,9 @@ HOOKS: tuple[Hook, ...] = (
          "returns a response dict with status, headers, response"),
     Hook(f"{EIO}._cors_headers", CALL, ("environ",), (P_SERVER, P_HANDSHAKE),
          "returns a list of header tuples"),
+    Hook(f"{EIO}._cors_allowed_origins", CALL, ("environ",), (P_SERVER,),
+         "returns the origins a request may come from (None: every one); the cross-origin "
+         "refusal is sioctl's, saying how to allow origins, before python-engineio's own"),
     Hook(f"{EIO}._ok", OVERRIDE, ("packets", "headers", "jsonp_index"), (P_SERVER, P_HANDSHAKE),
          "returns a response dict; the body of a POST's answer is replaced by b'ok'; the "
          "EIO=3 polling handshake's answer (the packets of s.poll()) is framed the v3 way"),
@@ -294,6 +297,8 @@ HOOKS: tuple[Hook, ...] = (
          "every response goes through it, with the request's environ: the 413"),
     Hook(f"{AEIO}._ok", OVERRIDE, ("packets", "headers", "jsonp_index"), (P_ASYNC_ENGINE,)),
     Hook(f"{AEIO}._bad_request", CALL, ("message",), (P_ASYNC_ENGINE,)),
+    Hook(f"{AEIO}._cors_allowed_origins", CALL, ("environ",), (P_SERVER,),
+         "as the sync server's (the method is python-engineio's base_server's)"),
     Hook(f"{AEIO}._log_error_once", CALL, ("message", "message_key"),
          (P_ASYNC_ENGINE, P_ASYNC_SIO)),
     Hook(f"{AEIO}._service_task", OVERRIDE, (), (P_ASYNC_ENGINE,),

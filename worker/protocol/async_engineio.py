@@ -28,7 +28,7 @@ from .core import eio_rules
 from .core.eio_rules import DuplicateRequest, InvalidPacket, is_websocket_upgrade
 from .core.eio_session import UPGRADE_POLL_WAIT
 from .engineio_rules import TOO_LARGE, SessionRulesMixin
-from .engineio_server import SessionsDictMixin, request_problem
+from .engineio_server import SessionsDictMixin, origin_refusal, request_problem
 
 # The environ of the request being served, once the shell has translated it: python-engineio's
 # handle_request translates the request itself, and an ASGI request cannot be read twice (its
@@ -235,8 +235,10 @@ class AsyncConformantEngineMixin(SessionsDictMixin):
         it. A door before this mixin (EIO=3's) screens first."""
         server: Any = self
         problem = request_problem(environ)
+        key = f"sioctl-bad-request-{problem}" if problem else "sioctl-bad-origin"
+        problem = problem or origin_refusal(server, environ)
         if problem:
-            server._log_error_once(problem, f"sioctl-bad-request-{problem}")
+            server._log_error_once(problem, key)
             return True, await server._make_response(server._bad_request(problem), environ)
         sid = eio_rules.query_sid(environ.get("QUERY_STRING", ""))
         session = self.sockets.get(sid) if sid else None

@@ -71,8 +71,12 @@ class ConformantEngineMixin(SessionsDictMixin):
     def handle_request(self, environ: dict[str, Any], start_response: Any) -> Any:
         server: Any = self
         problem = request_problem(environ)
+        # One log key for every refused origin (python-engineio's way): a key per origin would
+        # let any client grow the server's set of logged keys.
+        key = f"sioctl-bad-request-{problem}" if problem else "sioctl-bad-origin"
+        problem = problem or origin_refusal(server, environ)
         if problem:
-            server._log_error_once(problem, f"sioctl-bad-request-{problem}")
+            server._log_error_once(problem, key)
             response = server._bad_request(problem)
             start_response(response["status"], response["headers"] + server._cors_headers(environ))
             return [response["response"]]
@@ -160,6 +164,16 @@ def request_problem(environ: dict[str, Any]) -> str | None:
     (:func:`.core.eio_rules.request_problem` on its method and query)."""
     method = environ.get("REQUEST_METHOD", "")
     return eio_rules.request_problem(method, parse_qs(environ.get("QUERY_STRING", "")))
+
+
+def origin_refusal(server: Any, environ: dict[str, Any]) -> str | None:
+    """Why this request's Origin is refused, saying how to allow it (:func:`.core.eio_rules.
+    origin_refusal` on python-engineio's own list of allowed origins), or None. Checked before
+    python-engineio's check, which would refuse the same request without saying how; shared by
+    the sync and async shells."""
+    if server.cors_allowed_origins == [] or not environ.get("HTTP_ORIGIN"):
+        return None
+    return eio_rules.origin_refusal(environ["HTTP_ORIGIN"], server._cors_allowed_origins(environ))
 
 
 def _close_websocket(ws: Any) -> None:

@@ -29,6 +29,15 @@ POST_OK_BODY = b"ok"
 # Large), as the Node server answers it.
 TOO_LARGE_STATUS = "413 Payload Too Large"
 
+# The refusal of a cross-origin request. python-engineio's says only "Not an accepted origin";
+# egg-socket.io (socket.io 2) accepted every origin by default, so a team moving over needs to
+# be told where the setting is. The same-origin default itself stays.
+ORIGIN_REFUSAL = (
+    "{origin} is not an accepted origin: only the server's own origin is, by default. Allow "
+    "others with io.init.cors in the app directory's config (a list of origins, or '*'), or "
+    "socketio.Server(cors_allowed_origins=...) in a module:attr app"
+)
+
 # What the server does with a request for an existing session, before python-engineio serves it
 # (route_request).
 PASS = "pass"
@@ -198,3 +207,14 @@ def sweep_action(closed: bool, closing: bool) -> str:
     if closed:
         return FORGET
     return SKIP if closing else CHECK_PING
+
+
+def origin_refusal(origin: str | None, allowed: list[str] | None) -> str | None:
+    """The 400's message for a request whose ``Origin`` header is not among ``allowed`` (what
+    python-engineio's ``_cors_allowed_origins`` gives: None for every origin), or None to let
+    it in. A request without an ``Origin`` (not from a browser page) is never refused; nor is
+    any request of a server that does no CORS (``cors_allowed_origins=[]``: the shell does not
+    ask)."""
+    if not origin or allowed is None or origin in allowed:
+        return None
+    return ORIGIN_REFUSAL.format(origin=origin)
