@@ -142,6 +142,10 @@ HOOKS: tuple[Hook, ...] = (
          "each session's queue comes from here"),
     Hook(f"{EIO}.generate_id", PATCH, (), (FRAMEWORK,),
          "replaced on the instance: python-socketio asks it for every new socket id"),
+    Hook(f"{EIO}.generate_id", OVERRIDE, (), (P_SERVER, P_SIOV4, P_ASYNC_EIO3),
+         "python-socketio's manager asks it (pre_connect, no arguments) for each new socket "
+         "id, inside _handle_connect: a v2 session's id is handed out there (the app's "
+         "io.generate_id, patched on the instance, still comes first)"),
     Hook(f"{EIO}.sockets", LAYOUT, None,
          (P_SERVER, P_HANDSHAKE, P_SIOV4, P_SOCKETIO, "worker/drain.py", "worker/main.py",
           MEMORY),
@@ -221,7 +225,8 @@ HOOKS: tuple[Hook, ...] = (
     Hook(f"{SIO}._send_packet", OVERRIDE, ("eio_sid", "pkt"), (P_SIOV4,)),
     Hook(f"{SIO}._send_packet", CALL, ("eio_sid", "pkt"), (P_SOCKETIO, FRAMEWORK)),
     Hook(f"{SIO}._handle_connect", OVERRIDE, ("eio_sid", "namespace", "data"),
-         (P_SOCKETIO, FRAMEWORK)),
+         (P_SOCKETIO, P_SIOV4, FRAMEWORK),
+         "the socket's id is asked of eio.generate_id() within it (sio_v4 names v2 sockets)"),
     Hook(f"{SIO}._handle_connect", CALL, ("eio_sid", "namespace", "data"),
          (P_SOCKETIO, P_SIOV4)),
     Hook(f"{SIO}._handle_connect", COPY, ("eio_sid", "namespace", "data"), (P_CORE_SIO,),
@@ -337,7 +342,7 @@ HOOKS: tuple[Hook, ...] = (
          "_sioctl_dispatch repeats its dispatch by packet type, as the sync one"),
     Hook(f"{ASIO}._handle_eio_disconnect", OVERRIDE, ("eio_sid", "reason"), (P_ASYNC_SIO,)),
     Hook(f"{ASIO}._handle_connect", OVERRIDE, ("eio_sid", "namespace", "data"),
-         (P_ASYNC_SIO,)),
+         (P_ASYNC_SIO, P_ASYNC_EIO3)),
     Hook(f"{ASIO}._handle_connect", CALL, ("eio_sid", "namespace", "data"), (P_ASYNC_EIO3,)),
     Hook(f"{ASIO}._send_packet", CALL, ("eio_sid", "pkt"), (P_ASYNC_SIO,)),
     Hook(f"{ASIO}._handle_disconnect", CALL, ("eio_sid", "namespace", "reason"),
@@ -400,6 +405,8 @@ MIXINS: dict[str, str] = {
     "sioctl.worker.protocol.async_socketio:AsyncConformantServerMixin": ASIO,
     # The door's part on python-engineio's base_server methods (_ok), for both engines.
     "sioctl.worker.protocol.eio3_handshake:Eio3DoorBase": EIO,
+    # generate_id (a v2 client's socket id), for both engines.
+    "sioctl.worker.protocol.engineio_server:NextSocketIdMixin": EIO,
     "sioctl.worker.protocol.async_eio3:AsyncEio3DoorMixin": AEIO,
     "sioctl.worker.protocol.async_eio3:AsyncSocketIOv4Mixin": ASIO,
     "sioctl.worker.messaging.base:SioctlManagerBase": MANAGER,

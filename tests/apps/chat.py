@@ -86,3 +86,9 @@ def chat_connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
 @sio.on("auth", namespace="/chat")
 def chat_auth(sid: str, data: Any = None) -> Any:
     return sio.get_session(sid, namespace="/chat")["auth"]
+
+
+@sio.on("whoami", namespace="/chat")
+def chat_whoami(sid: str, data: Any = None) -> dict[str, Any]:
+    """The id this server knows the /chat socket by."""
+    return {"sid": sid, "slot": _slot()}

@@ -18,8 +18,9 @@ from engineio import exceptions, packet
 from .async_engineio import AsyncConformantSocket
 from .core import eio3_rules
 from .core.eio3_rules import REFUSAL, Eio3Packet, jsonp_index, wants_eio3
-from .core.sio_v4 import incoming_connect, outgoing
+from .core.sio_v4 import incoming_connect, outgoing, v2_socket_id
 from .eio3_handshake import OPENING, ORIGINAL_QUERY, Eio3DoorBase, opening_for
+from .engineio_server import next_socket_id
 from .ping_interval import advertised_ping_interval
 from .socketio_rules import namespace_served
 
@@ -149,6 +150,12 @@ class AsyncSocketIOv4Mixin:
                 if server.manager.sid_from_eio_sid(eio_sid, "/") is None:
                     self._sioctl_state.connect_refused(eio_sid)
         return result
+
+    async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> Any:
+        if not is_v2_client(self, eio_sid):
+            return await super()._handle_connect(eio_sid, namespace, data)  # type: ignore[misc]
+        with next_socket_id(v2_socket_id(eio_sid, namespace or "/")):
+            return await super()._handle_connect(eio_sid, namespace, data)  # type: ignore[misc]
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> Any:
         if isinstance(data, str) and is_v2_client(self, eio_sid):

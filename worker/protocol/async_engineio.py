@@ -28,7 +28,12 @@ from .core import eio_rules
 from .core.eio_rules import DuplicateRequest, InvalidPacket, is_websocket_upgrade
 from .core.eio_session import UPGRADE_POLL_WAIT
 from .engineio_rules import TOO_LARGE, SessionRulesMixin
-from .engineio_server import SessionsDictMixin, origin_refusal, request_problem
+from .engineio_server import (
+    NextSocketIdMixin,
+    SessionsDictMixin,
+    origin_refusal,
+    request_problem,
+)
 
 # The environ of the request being served, once the shell has translated it: python-engineio's
 # handle_request translates the request itself, and an ASGI request cannot be read twice (its
@@ -208,7 +213,7 @@ class _AsyncGuardedWebSocket:
         return getattr(self._ws, name)
 
 
-class AsyncConformantEngineMixin(SessionsDictMixin):
+class AsyncConformantEngineMixin(SessionsDictMixin, NextSocketIdMixin):
     """``engineio.AsyncServer`` mixin: request-level rules of the specification."""
 
     _sioctl_translate: Any  # the async driver's own translate_request (set by adopt)

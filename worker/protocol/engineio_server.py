@@ -11,6 +11,9 @@ puts it in a live server's class; :func:`adopt` then converts the sessions alrea
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -43,6 +46,36 @@ class _ConformantSessions(dict):
         super().__setitem__(sid, session)
 
 
+# The socket id python-socketio is about to ask the engine for (its manager's ``pre_connect``
+# calls ``eio.generate_id()`` with no arguments), set around one ``_handle_connect``. A context
+# variable: each green thread and asyncio task has its own.
+_NEXT_SOCKET_ID: ContextVar[str | None] = ContextVar("sioctl_next_socket_id", default=None)
+
+
+@contextmanager
+def next_socket_id(sid: str) -> Iterator[None]:
+    """Within this block, the engine's next ``generate_id()`` returns ``sid`` (once)."""
+    token = _NEXT_SOCKET_ID.set(sid)
+    try:
+        yield
+    finally:
+        _NEXT_SOCKET_ID.reset(token)
+
+
+class NextSocketIdMixin:
+    """``generate_id`` that hands out the id set by :func:`next_socket_id` first (a v2
+    client's socket id); for the sync and async engines. An app's ``io.generate_id`` still
+    wins: the framework replaces ``generate_id`` on the instance."""
+
+    def generate_id(self) -> str:
+        """The id set by :func:`next_socket_id`, else python-engineio's random one."""
+        sid = _NEXT_SOCKET_ID.get()
+        if sid is None:
+            return str(super().generate_id())  # type: ignore[misc]
+        _NEXT_SOCKET_ID.set(None)  # one id, for one socket
+        return sid
+
+
 class SessionsDictMixin:
     """``sockets`` as a :class:`_ConformantSessions`, for the sync and async servers."""
 
@@ -65,7 +98,7 @@ class SessionsDictMixin:
         self.__dict__["sockets"] = sessions
 
 
-class ConformantEngineMixin(SessionsDictMixin):
+class ConformantEngineMixin(SessionsDictMixin, NextSocketIdMixin):
     """``engineio.Server`` mixin: request-level rules of the specification."""
 
     def handle_request(self, environ: dict[str, Any], start_response: Any) -> Any:

@@ -13,6 +13,9 @@ packets encode identically in v4 and v5; only the connection handshake differs:
   payload, the client derives its id from the Engine.IO sid;
 - a client's CONNECT carries no payload; a namespace may carry a query string instead
   (``0/chat?token=abc,``), which the reference server hands over as the auth payload;
+- the client names its socket after the Engine.IO sid (``/chat#<sid>`` on another namespace)
+  instead of reading an id off the CONNECT answer, so the server gives the socket that id,
+  which handlers, rooms and the gateway then see (unless the app's ``io.generate_id`` picks);
 - a refused connection is ``ERROR`` (the same type number as CONNECT_ERROR) whose payload is
   the message string, or the error's data when it has some, as the Socket.IO 2 server sent it.
 """
@@ -21,8 +24,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .core.sio_v4 import incoming_connect, outgoing
+from .core.sio_v4 import incoming_connect, outgoing, v2_socket_id
 from .eio3 import Eio3Session
+from .engineio_server import next_socket_id
 from .socketio_rules import namespace_served
 
 
@@ -52,6 +56,12 @@ class SocketIOv4Mixin:
                 if server.manager.sid_from_eio_sid(eio_sid, "/") is None:
                     self._sioctl_state.connect_refused(eio_sid)
         return result
+
+    def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> Any:
+        if not is_v2_client(self, eio_sid):
+            return super()._handle_connect(eio_sid, namespace, data)  # type: ignore[misc]
+        with next_socket_id(v2_socket_id(eio_sid, namespace or "/")):
+            return super()._handle_connect(eio_sid, namespace, data)  # type: ignore[misc]
 
     def _handle_eio_message(self, eio_sid: str, data: Any) -> Any:
         if isinstance(data, str) and is_v2_client(self, eio_sid):

@@ -43,3 +43,11 @@ def incoming_connect(data: str) -> str:
     auth = dict(parse_qsl(query, keep_blank_values=True))
     encoded: str = packet.Packet(packet.CONNECT, data=auth, namespace=path).encode()
     return encoded
+
+
+def v2_socket_id(eio_sid: str, namespace: str) -> str:
+    """The id a Socket.IO v2 client knows its socket by, which the server gives it too: the
+    Engine.IO session id on ``/``, ``/chat#<eio sid>`` on another namespace. A v4 CONNECT
+    answer carries no id (v4 > Connection to a namespace): socket.io-client@2 derives it this
+    way, as the Socket.IO 2 server named its sockets."""
+    return eio_sid if namespace == "/" else f"{namespace}#{eio_sid}"
