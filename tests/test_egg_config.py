@@ -98,6 +98,20 @@ def test_engine_io_cors_and_socket_io_origins(tmp_path: Path, init: dict, expect
     assert load_config(str(root), "prod").init["cors"] == expected
 
 
+def test_engine_io_options_without_a_counterpart_are_ignored_saying_why(tmp_path: Path
+                                                                        ) -> None:
+    root = _app_dir(tmp_path / "a", "io = {'init': {'perMessageDeflate': False, "
+                    "'handlePreflightRequest': lambda req, res: None, 'connectTimeout': 45000, "
+                    "'ping_interval': 20}}\n")
+    config = load_config(str(root), "prod")
+    assert config.init == {"ping_interval": 20}
+    notes = "\n".join(config.notes)
+    assert "io.init.perMessageDeflate (an engine.io option) is ignored" in notes
+    assert "io.init.handlePreflightRequest (an engine.io option) is ignored" in notes
+    assert "io.init.connectTimeout (an engine.io option) is ignored: use --connect-timeout" \
+        in notes
+
+
 def test_cookie_false_is_no_cookie(tmp_path: Path) -> None:
     root = _app_dir(tmp_path / "a", "io = {'init': {'cookie': False}}\n")
     assert load_config(str(root), "prod").init["cookie"] is None

@@ -54,6 +54,7 @@ IGNORED = {
     "destroyUpgradeTimeout": "python-engineio has no upgrade timeout",
     "initialPacket": "python-engineio sends no initial packet",
     "addTrailingSlash": "both forms of the path are served",
+    "handlePreflightRequest": "CORS preflight requests are answered from io.init.cors",
     "cookiePath": "give io.init.cookie as a dict with 'path'",
     "cookieHttpOnly": "give io.init.cookie as a dict with 'HttpOnly'",
     "serveClient": "sioctl does not serve the client bundle; serve it as a static file",
