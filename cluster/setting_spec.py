@@ -16,19 +16,27 @@ from typing import Any
 ENV_PREFIX = "SIOCTL_"
 # A value of this many seconds or more under a seconds setting is taken for milliseconds (an
 # egg / engine.io habit: pingInterval 25000) and refused with a hint; 1000 s is ~17 minutes,
-# more than any of these settings means.
+# more than a ping, connect, keep-alive or header deadline means. Settings where a long value
+# is a real choice (gunicorn's timeout and graceful_timeout: an hour of draining) set their own
+# threshold (Spec.millis_from).
 MILLIS_FROM = 1000
 
 
-def millis_problem(value: Any, egg_name: str | None = None) -> str | None:
+def millis_problem(value: Any, egg_name: str | None = None,
+                   millis_from: float = MILLIS_FROM) -> str | None:
     """Why ``value`` (given for a setting in seconds) looks like milliseconds, or None.
 
     ``egg_name`` is the setting's engine.io name (in ms), offered as the other way out.
     """
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < MILLIS_FROM:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < millis_from:
         return None
     other = f" or {egg_name}" if egg_name else ""
-    return f"seconds; {value:g} looks like milliseconds — use {value / 1000:g}{other}"
+    return f"seconds; {_plain(value)} looks like milliseconds — use {_plain(value / 1000)}{other}"
+
+
+def _plain(number: float) -> str:
+    """``number`` as a person writes it: 86400000, 25, 0.5 (never 8.64e+07)."""
+    return str(int(number)) if float(number).is_integer() else repr(float(number))
 
 
 @dataclass(frozen=True)
@@ -53,8 +61,10 @@ class Spec:
     gunicorn: str | None = None
     # Turns the value gunicorn's config model holds into this setting's (None: the same).
     from_gunicorn: Callable[[Any], Any] | None = None
-    # The value is in seconds: a milliseconds-looking one is refused (see millis_problem).
+    # The value is in seconds: a milliseconds-looking one (millis_from or more) is refused
+    # (see millis_problem).
     seconds: bool = False
+    millis_from: float = MILLIS_FROM
     help: str = ""
     no_flag: str = ""
     # Only for a setting without flags that still reads a variable (the APP argument).
@@ -95,8 +105,8 @@ class Spec:
             return None
         if self.minimum is not None and value < self.minimum:
             return f"{value} is below {self.kind(self.minimum)}"
-        if self.seconds and millis_problem(value):
-            return millis_problem(value)
+        if self.seconds and millis_problem(value, millis_from=self.millis_from):
+            return millis_problem(value, millis_from=self.millis_from)
         if self.choices and value not in self.choices:
             return f"{value!r} is not one of {', '.join(self.choices)}"
         if self.check is not None:

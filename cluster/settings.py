@@ -32,6 +32,9 @@ SLOT_ENV = "SIOCTL_WORKER_SLOT"
 # Exit status of a worker that could not load the app or reach its Redis. The master does not
 # respawn such a worker during boot: it reports the message and stops (gunicorn does the same).
 WORKER_BOOT_ERROR = 3
+# From a day up, a timeout or graceful_timeout in seconds is taken for milliseconds (an hour of
+# draining is a real choice; 30000 meant as 30 s is 8 hours and slips through).
+DAY = 86_400
 
 
 def parse_bind(bind: str) -> tuple[str, int]:
@@ -195,12 +198,13 @@ class Settings:
     )
     # Seconds without a heartbeat after which the master kills a worker (gunicorn's timeout).
     timeout: float = setting(
-        30.0, flags=("--timeout",), metavar="S", minimum=0, seconds=True, gunicorn="timeout",
+        30.0, flags=("--timeout",), metavar="S", minimum=0, seconds=True, millis_from=DAY,
+        gunicorn="timeout",
         help="Kill a worker silent for this long (default {default}).",
     )
     graceful_timeout: float = setting(
         30.0, flags=("--graceful-timeout",), metavar="S", minimum=0, seconds=True,
-        gunicorn="graceful_timeout",
+        millis_from=DAY, gunicorn="graceful_timeout",
         help="Time workers get to finish on stop (default {default}).",
     )
     # Seconds a new Engine.IO session has to send its first Socket.IO CONNECT (0: no limit).

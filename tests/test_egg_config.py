@@ -174,6 +174,14 @@ def test_a_missing_env_file_is_said_once_by_the_cli(tmp_path: Path) -> None:
         "sioctl: config/config_staging.py does not exist: env 'staging' runs on "
         "config/config_default.py alone"
     ]
+    # The envs start and dev use when none is named run on the defaults without a note, as on
+    # egg; --env default reads config_default.py once.
+    for env in ("prod", "local", "default"):
+        assert load_config(str(root), env).notes == []
+    result = CliRunner().invoke(cli, ["start", "--print-config", str(root)],
+                                env=_isolated_env(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
 
 
 def test_the_cli_prints_each_note_once(tmp_path: Path) -> None:
@@ -185,18 +193,32 @@ def test_the_cli_prints_each_note_once(tmp_path: Path) -> None:
     assert all(line.startswith("sioctl: config/config_") for line in lines)
 
 
-@pytest.mark.parametrize("flag", ["--timeout", "--graceful-timeout", "--connect-timeout",
-                                  "--keepalive", "--header-timeout"])
-def test_milliseconds_on_the_command_line_are_refused(tmp_path: Path, flag: str) -> None:
-    result = CliRunner().invoke(cli, ["start", "--print-config", "app:app", flag, "30000"],
+# (flag, a value refused as milliseconds, the largest value taken as seconds): a ping, connect,
+# keep-alive or header deadline of 1000 s or more is never meant; an hour of graceful draining
+# or worker timeout is, so those two take everything under a day.
+MILLIS_CASES = [
+    ("--connect-timeout", 30000, 999), ("--keepalive", 30000, 999),
+    ("--header-timeout", 30000, 999),
+    ("--timeout", 86_400_000, 3600), ("--graceful-timeout", 86_400_000, 3600),
+]
+
+
+@pytest.mark.parametrize(("flag", "millis", "seconds"), MILLIS_CASES)
+def test_milliseconds_on_the_command_line_are_refused(
+    tmp_path: Path, flag: str, millis: int, seconds: int
+) -> None:
+    result = CliRunner().invoke(cli, ["start", "--print-config", "app:app", flag, str(millis)],
                                 env=_isolated_env(tmp_path))
     assert result.exit_code == 2
-    assert f"'{flag}': seconds; 30000 looks like milliseconds — use 30" in result.stderr
-    # The same through the SIOCTL_* variable; 999 seconds is still taken as seconds.
-    env = {**_isolated_env(tmp_path), "SIOCTL_" + flag[2:].upper().replace("-", "_"): "45000"}
+    assert (f"'{flag}': seconds; {millis} looks like milliseconds — use {millis // 1000}"
+            in result.stderr)
+    # The same through the SIOCTL_* variable.
+    env = {**_isolated_env(tmp_path),
+           "SIOCTL_" + flag[2:].upper().replace("-", "_"): str(millis + 15000)}
     result = CliRunner().invoke(cli, ["start", "--print-config", "app:app"], env=env)
-    assert "45000 looks like milliseconds — use 45" in result.stderr
-    result = CliRunner().invoke(cli, ["start", "--print-config", "app:app", flag, "999"],
+    assert f"{millis + 15000} looks like milliseconds — use {(millis + 15000) / 1000:g}" \
+        in result.stderr
+    result = CliRunner().invoke(cli, ["start", "--print-config", "app:app", flag, str(seconds)],
                                 env=_isolated_env(tmp_path))
     assert result.exit_code == 0, result.output
 
@@ -204,7 +226,7 @@ def test_milliseconds_on_the_command_line_are_refused(tmp_path: Path, flag: str)
 def test_gunicorn_file_milliseconds_and_unknown_names(tmp_path: Path) -> None:
     conf = tmp_path / "gunicorn.conf.py"
     conf.write_text("import os\nfrom os.path import join\nworkers = 2\nport = 7001\n"
-                    "sticky = True\ngraceful_timeout = 30000\n")
+                    "sticky = True\nkeepalive = 30000\n")
     result = CliRunner().invoke(cli, ["start", "--print-config", "app:app", "-c", str(conf)],
                                 env=_isolated_env(tmp_path))
     assert result.exit_code == 2

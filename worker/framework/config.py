@@ -102,17 +102,23 @@ def is_app_dir(path: str) -> bool:
     )
 
 
+# The envs `sioctl start` and `sioctl dev` use when none is named: an app without their file
+# runs on config_default.py, as egg does, without a note at every start.
+UNNAMED_ENVS = ("prod", "local")
+
+
 def load_config(app_dir: str, env: str | None) -> AppConfig:
     """Read, merge and check the app's configuration for ``env``; raises ConfigError."""
     env = env or "prod"
     merged: dict[str, Any] = {}
     origin: dict[str, str] = {}
     notes: list[str] = []
-    for name in (DEFAULT_FILE, f"config_{env}.py"):
+    for name in dict.fromkeys((DEFAULT_FILE, f"config_{env}.py")):  # --env default: once
         path = os.path.join(app_dir, CONFIG_DIR, name)
         label = f"{CONFIG_DIR}/{name}"
         if not os.path.isfile(path):
-            if name != DEFAULT_FILE and os.path.isdir(os.path.join(app_dir, CONFIG_DIR)):
+            if name != DEFAULT_FILE and env not in UNNAMED_ENVS \
+                    and os.path.isdir(os.path.join(app_dir, CONFIG_DIR)):
                 # egg runs the defaults silently; a mistyped --env should not go unnoticed.
                 notes.append(f"{label} does not exist: env {env!r} runs on "
                              f"{CONFIG_DIR}/{DEFAULT_FILE} alone")
