@@ -86,6 +86,8 @@ P_PING = "worker/protocol/ping_interval.py"
 P_SOCKETIO = "worker/protocol/socketio_rules.py"
 P_SIOV4 = "worker/protocol/sio_v4.py"
 FRAMEWORK = "worker/framework/application.py"
+# Custom socket ids on both engines (io.generate_id).
+FRAMEWORK_IDS = "worker/framework/ids.py"
 MESSAGING = "worker/messaging/manager.py"
 # The engine-free half of the manager, a mixin put before PubSubManager.
 MESSAGING_BASE = "worker/messaging/base.py"
@@ -126,7 +128,7 @@ HOOKS: tuple[Hook, ...] = (
          "there, then closed)"),
     Hook(f"{EIO}.create_queue", OVERRIDE, ("*args", "**kwargs"), (P_PING,),
          "each session's queue comes from here"),
-    Hook(f"{EIO}.generate_id", PATCH, (), (FRAMEWORK,),
+    Hook(f"{EIO}.generate_id", PATCH, (), (FRAMEWORK_IDS,),
          "replaced on the instance: python-socketio asks it for every new socket id"),
     Hook(f"{EIO}.sockets", LAYOUT, None,
          (P_SERVER, P_HANDSHAKE, P_SIOV4, P_SOCKETIO, "worker/drain.py", "worker/main.py",
@@ -218,7 +220,7 @@ HOOKS: tuple[Hook, ...] = (
     Hook(f"{SIO}._handle_ack", CALL, ("eio_sid", "namespace", "id", "data"), (P_SOCKETIO,)),
     Hook(f"{SIO}._binary_packet", LAYOUT, None, (P_SOCKETIO, MEMORY),
          "a dict eio_sid -> the binary packet whose attachments are still coming"),
-    Hook(f"{SIO}.environ", LAYOUT, None, (P_SOCKETIO, FRAMEWORK, MEMORY),
+    Hook(f"{SIO}.environ", LAYOUT, None, (P_SOCKETIO, FRAMEWORK_IDS, MEMORY),
          "a dict eio_sid -> the WSGI environ of the session's handshake"),
     Hook(f"{SIO}.packet_class", ATTRIBUTE, None, (P_SOCKETIO, P_SIOV4, FRAMEWORK)),
     Hook(f"{SIO}.handlers", ATTRIBUTE, None, (P_SOCKETIO,)),
@@ -237,7 +239,7 @@ HOOKS: tuple[Hook, ...] = (
     Hook("socketio:WSGIApp.engineio_app", ATTRIBUTE, None, ("worker/app_loader.py",),
          "where the loader finds the server inside a WSGIApp"),
     # ------------------------------------------------------------ python-socketio: the manager
-    Hook(f"{MANAGER}.rooms", LAYOUT, None, (FRAMEWORK, MESSAGING, MESSAGING_BASE, MEMORY),
+    Hook(f"{MANAGER}.rooms", LAYOUT, None, (FRAMEWORK_IDS, MESSAGING, MESSAGING_BASE, MEMORY),
          "rooms[namespace][None] holds every connected socket: {sid: eio_sid}"),
     Hook(f"{MANAGER}.eio_to_sid", ATTRIBUTE, None, (MEMORY,)),
     Hook(f"{MANAGER}.callbacks", ATTRIBUTE, None, (MEMORY,)),
