@@ -88,6 +88,7 @@ P_SIOV4 = "worker/protocol/sio_v4.py"
 FRAMEWORK = "worker/framework/application.py"
 # Custom socket ids on both engines (io.generate_id).
 FRAMEWORK_IDS = "worker/framework/ids.py"
+FRAMEWORK_AIO = "worker/framework/aio.py"
 MESSAGING = "worker/messaging/manager.py"
 # The engine-free half of the manager, a mixin put before PubSubManager.
 MESSAGING_BASE = "worker/messaging/base.py"
@@ -210,6 +211,13 @@ HOOKS: tuple[Hook, ...] = (
     Hook(f"{SIO}._send_packet", CALL, ("eio_sid", "pkt"), (P_SOCKETIO, FRAMEWORK)),
     Hook(f"{SIO}._handle_connect", OVERRIDE, ("eio_sid", "namespace", "data"),
          (P_SOCKETIO, FRAMEWORK)),
+    Hook("socketio:AsyncServer._handle_connect", OVERRIDE, ("eio_sid", "namespace", "data"),
+         (FRAMEWORK_AIO,), "a coroutine; python-socketio's own asks eio.generate_id() in the "
+         "task that awaits it (io.generate_id on asyncio)"),
+    Hook("socketio:AsyncServer._send_packet", CALL, ("eio_sid", "pkt"), (FRAMEWORK_AIO,),
+         "a coroutine"),
+    Hook("engineio:AsyncServer.generate_id", PATCH, (), (FRAMEWORK_IDS,),
+         "replaced on the instance, a plain function as on Server"),
     Hook(f"{SIO}._handle_connect", CALL, ("eio_sid", "namespace", "data"),
          (P_SOCKETIO, P_SIOV4)),
     Hook(f"{SIO}._handle_connect", COPY, ("eio_sid", "namespace", "data"), (P_SOCKETIO,),
@@ -234,7 +242,7 @@ HOOKS: tuple[Hook, ...] = (
     Hook("socketio:Namespace.trigger_event", OVERRIDE, ("event", "*args"), (FRAMEWORK,),
          "a disconnect handler is given (sid, reason) (python-socketio >= 5.12)"),
     Hook("socketio:AsyncNamespace.trigger_event", OVERRIDE, ("event", "*args"),
-         ("worker/framework/aio.py",),
+         (FRAMEWORK_AIO,),
          "awaited by AsyncServer; a disconnect handler is given (sid, reason)"),
     Hook("socketio:WSGIApp.engineio_app", ATTRIBUTE, None, ("worker/app_loader.py",),
          "where the loader finds the server inside a WSGIApp"),

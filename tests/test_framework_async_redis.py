@@ -1,0 +1,168 @@
+"""The framework's async shell on Redis, in process: ``io.generate_id`` with its ids claimed on
+``redis.asyncio`` (two apps on one real redis-server stand for two workers), and what the
+manager's ``when_redis_back`` awaits. A Socket.IO client speaks Engine.IO long-polling to each
+app's ASGI app under ``asyncio.run`` (tests/asgi_polling.py).
+
+The same behaviours run on eventlet, end to end, in test_framework.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio
+import socketio
+from asgi_polling import PollingClient, write_app
+
+from sioctl.worker.framework.aio import AsyncApplication, load_async_app_dir
+
+FILES = {
+    "config/config_default.py": """
+        keys = ["test-key-new", "test-key-old"]
+        io = {"namespace": {"/": {"connection_middleware": ["gate"]}}}
+    """,
+    "config/config_ids.py": """
+        from urllib.parse import parse_qs
+
+        def _id_from_query(environ):
+            uid = parse_qs(environ.get("QUERY_STRING", "")).get("uid", [""])[0]
+            return f"user-{uid}" if uid else None
+
+        io = {"generate_id": _id_from_query}
+    """,
+    "app/router.py": """
+        def setup(app):
+            app.io.route("whoami", app.io.controller.info.whoami)
+    """,
+    "app/io/middleware/gate.py": """
+        def gate(app):
+            async def middleware(ctx, next):
+                if (ctx.auth or {}).get("refuse"):
+                    raise PermissionError("refused by the app")
+                await next()
+            return middleware
+    """,
+    "app/io/controller/info.py": """
+        async def whoami(ctx):
+            return {"id": ctx.socket.id, "session": dict(ctx.session)}
+    """,
+}
+
+
+class Manager(socketio.AsyncRedisManager):  # type: ignore[misc]
+    """python-socketio's Redis manager with the ``when_redis_back`` list sioctl's asyncio
+    manager keeps (the hooks it awaits when Redis is back)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.when_redis_back: list[Any] = []
+
+
+def on_redis(app: AsyncApplication, url: str, channel: str) -> Manager:
+    """Join ``app`` to the others on ``channel``, as the asyncio worker installs its manager
+    after the app loads."""
+    manager = Manager(url, channel=channel)
+    app.sio.manager = manager
+    manager.set_server(app.sio)
+    app.sio.manager_initialized = False
+    return manager
+
+
+async def connected_sid(client: PollingClient, auth: dict[str, Any] | None = None) -> str:
+    """Open ``client``; the sid of its CONNECT reply (AssertionError on a connect_error)."""
+    await client.open(auth or {})
+    reply = (await client.until("0"))[-1]
+    assert reply.startswith("0{"), reply
+    return str(json.loads(reply[1:])["sid"])
+
+
+async def refusal(client: PollingClient, auth: dict[str, Any] | None = None) -> Any:
+    """Open ``client`` expecting a refusal; the connect_error data."""
+    await client.open(auth or {})
+    [refused] = await client.until("4")
+    return json.loads(refused[1:])
+
+
+async def eventually(check: Any, what: str) -> None:
+    """Let the loop run until ``await check()`` is true (bounded in count)."""
+    for _ in range(500):
+        if await check():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"never: {what}")
+
+
+@pytest.fixture
+def app_dir(tmp_path: Path) -> str:
+    return str(write_app(tmp_path, FILES))
+
+
+def test_custom_ids_on_one_worker(app_dir: str) -> None:
+    app = load_async_app_dir(app_dir, "ids")
+
+    async def scenario() -> None:
+        first = PollingClient(app.asgi_app, "uid=7")
+        assert await connected_sid(first) == "user-7"
+        await first.send('21["whoami"]')
+        [answer] = await first.until("31")
+        assert json.loads(answer[2:])[0]["id"] == "user-7"
+        assert await refusal(PollingClient(app.asgi_app, "uid=7")) == {
+            "message": "socket id 'user-7' is already in use"}
+        assert await refusal(PollingClient(app.asgi_app, "")) == {
+            "message": "io.generate_id returned None, not a non-empty string"}
+        await app.sio.shutdown()
+
+    asyncio.run(scenario())
+
+
+def test_custom_ids_are_claimed_in_redis_across_workers(app_dir: str, redis_url: str) -> None:
+    channel = f"ids-{uuid.uuid4().hex[:8]}"
+    slots = [load_async_app_dir(app_dir, "ids", owner=f"slot-{i}") for i in range(2)]
+    key = f"{channel}:ids:/:user-7"
+
+    async def scenario() -> None:
+        store = redis.asyncio.Redis.from_url(redis_url)
+        managers = [on_redis(app, redis_url, channel) for app in slots]
+        first = PollingClient(slots[0].asgi_app, "uid=7")
+        assert await connected_sid(first) == "user-7"
+        assert await store.get(key) == b"slot-0"
+        assert await refusal(PollingClient(slots[1].asgi_app, "uid=7")) == {
+            "message": "socket id 'user-7' is already in use"}
+        # A connection its middleware refused holds no claim.
+        assert await refusal(PollingClient(slots[1].asgi_app, "uid=8"), {"refuse": 1}) == {
+            "message": "refused by the app"}
+        assert await store.exists(f"{channel}:ids:/:user-8") == 0
+
+        # Redis lost the claim: the hook the manager awaits when Redis is back writes it again.
+        assert slots[0].sio.claims.renew in managers[0].when_redis_back
+        await store.delete(key)
+        for hook in managers[0].when_redis_back:
+            await hook()
+        assert await store.get(key) == b"slot-0"
+        # Another slot holds it now: the renewal leaves it to them.
+        await store.set(key, "slot-9")
+        await slots[0].sio.claims.renew()
+        assert await store.get(key) == b"slot-9" and key not in slots[0].sio.claims.claimed
+        await store.set(key, "slot-0")
+        slots[0].sio.claims.claimed.add(key)
+
+        # The holder leaves: its claim goes, and the id is free on the other worker.
+        await first.send("1")
+        await eventually(lambda: _gone(store, key), "the claim released")
+        later = PollingClient(slots[1].asgi_app, "uid=7")
+        assert await connected_sid(later) == "user-7"
+        assert await store.get(key) == b"slot-1"
+        for app in slots:
+            await app.sio.shutdown()
+        await store.aclose()
+
+    asyncio.run(scenario())
+
+
+async def _gone(store: Any, key: str) -> bool:
+    return bool(await store.exists(key) == 0)
