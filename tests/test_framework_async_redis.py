@@ -1,7 +1,8 @@
 """The framework's async shell on Redis, in process: ``io.generate_id`` with its ids claimed on
-``redis.asyncio`` (two apps on one real redis-server stand for two workers), and what the
-manager's ``when_redis_back`` awaits. A Socket.IO client speaks Engine.IO long-polling to each
-app's ASGI app under ``asyncio.run`` (tests/asgi_polling.py).
+``redis.asyncio`` (two apps on one real redis-server stand for two workers), what the
+manager's ``when_redis_back`` awaits, and Redis sessions shared with the eventlet side. A
+Socket.IO client speaks Engine.IO long-polling to each app's ASGI app under ``asyncio.run``
+(tests/asgi_polling.py).
 
 The same behaviours run on eventlet, end to end, in test_framework.py.
 """
@@ -10,16 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis as redis_sync
 import redis.asyncio
 import socketio
 from asgi_polling import PollingClient, write_app
 
 from sioctl.worker.framework.aio import AsyncApplication, load_async_app_dir
+from sioctl.worker.framework.session import SessionLoader, new_redis_session_cookie
 
 FILES = {
     "config/config_default.py": """
@@ -35,9 +39,13 @@ FILES = {
 
         io = {"generate_id": _id_from_query}
     """,
+    "config/config_redisess.py": """
+        session = {"store": "redis", "max_age": 600}
+    """,
     "app/router.py": """
         def setup(app):
             app.io.route("whoami", app.io.controller.info.whoami)
+            app.io.route("remember", app.io.controller.info.remember)
     """,
     "app/io/middleware/gate.py": """
         def gate(app):
@@ -50,6 +58,11 @@ FILES = {
     "app/io/controller/info.py": """
         async def whoami(ctx):
             return {"id": ctx.socket.id, "session": dict(ctx.session)}
+
+        async def remember(ctx):
+            ctx.session["remembered"] = ctx.args[0]
+            await ctx.session.save()
+            return "saved"
     """,
 }
 
@@ -166,3 +179,28 @@ def test_custom_ids_are_claimed_in_redis_across_workers(app_dir: str, redis_url:
 
 async def _gone(store: Any, key: str) -> bool:
     return bool(await store.exists(key) == 0)
+
+
+def test_redis_sessions_load_and_save_across_engines(app_dir: str, redis_url: str) -> None:
+    """A session made by the eventlet side's HTTP helper is ctx.session on asyncio; what the
+    asyncio handler saves, the eventlet side's loader reads (the same cookie and keys)."""
+    app = load_async_app_dir(app_dir, "redisess", redis_url=redis_url)
+    store = redis_sync.Redis.from_url(redis_url)
+    header = new_redis_session_cookie({"user": "grace"}, app.config, store)
+    cookie = header.split(";", 1)[0]
+
+    async def scenario() -> None:
+        client = PollingClient(app.asgi_app, headers=((b"cookie", cookie.encode()),))
+        await connected_sid(client)
+        await client.send('21["whoami"]')
+        [answer] = await client.until("31")
+        assert json.loads(answer[2:])[0]["session"] == {"user": "grace"}
+        await client.send('22["remember","blue"]')
+        assert await client.until("32") == ['32["saved"]']
+        await app.sio.shutdown()
+        await app.sessions._store.client.aclose()
+
+    asyncio.run(scenario())
+    loader = SessionLoader(app.config, store, logging.getLogger("sioctl.test"))
+    assert loader.load({"HTTP_COOKIE": cookie}) == {"user": "grace", "remembered": "blue"}
+    store.close()

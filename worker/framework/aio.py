@@ -28,19 +28,20 @@ import logging
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any
 
+import redis.asyncio
 import socketio
 
 from sioctl.worker.errors import BootError
 
 from .config import NamespaceConfig
 from .context import SocketCore
-from .core import AppCore, id_in_use, load_app, server_options
+from .core import AppCore, id_in_use, load_app, server_options, session_redis_url
 from .ids import AsyncIdClaims, CustomIds
 from .middleware import Middleware
 from .namespace import ConnectionState, NamespaceCore, Step
 from .onion import NextNotCalled, Turn
 from .plugins import Plugin, PluginFactory
-from .session import SessionLoader
+from .session_async import AsyncSessionLoader
 
 log = logging.getLogger("sioctl.app")
 
@@ -293,12 +294,10 @@ class AsyncApplication(AppCore):
                                 "it needs wrap_asgi on the asyncio engine")
             self.asgi_app = plugin.wrap_asgi(self.asgi_app)
 
-    def make_sessions(self, redis_url: str | None) -> SessionLoader:
-        if self.config.session_store == "redis":
-            # SessionLoader reads Redis with blocking calls, which would stall the loop.
-            raise BootError(f"{self.config.where('session.store')}: the 'redis' session store "
-                            "is not served on asyncio yet")
-        return SessionLoader(self.config, None, log)
+    def make_sessions(self, redis_url: str | None) -> AsyncSessionLoader:
+        url = session_redis_url(self.config, redis_url)
+        client = None if url is None else redis.asyncio.Redis.from_url(url)
+        return AsyncSessionLoader(self.config, client, log)
 
 
 def load_async_app_dir(

@@ -15,11 +15,9 @@ from typing import Any
 import redis
 import socketio
 
-from sioctl.worker.errors import BootError
-
 from .config import AppConfig, NamespaceConfig
 from .context import SocketHandle
-from .core import AppCore, id_in_use, load_app
+from .core import AppCore, id_in_use, load_app, session_redis_url
 from .core import server_options as core_server_options
 from .ids import CustomIds, IdClaims
 from .middleware import NextNotCalled, run_chain
@@ -176,13 +174,8 @@ class Application(AppCore):
 
 def session_redis(config: AppConfig, redis_url: str | None) -> redis.Redis | None:
     """The Redis client of a Redis-backed session store (None for cookie sessions)."""
-    if config.session_store != "redis":
-        return None
-    url = config.redis_url or redis_url
-    if not url:
-        raise BootError(f"{config.where('session.store')}: a 'redis' session store needs a "
-                        "Redis: set io.redis or pass --redis")
-    return redis.Redis.from_url(url)
+    url = session_redis_url(config, redis_url)
+    return None if url is None else redis.Redis.from_url(url)
 
 
 def server_options(config: AppConfig) -> dict[str, Any]:

@@ -225,6 +225,18 @@ def load_app(
     return app
 
 
+def session_redis_url(config: AppConfig, redis_url: str | None) -> str | None:
+    """The Redis of a Redis-backed session store (io.redis, else the cluster's); None for
+    cookie sessions. Raises BootError naming the key when the store has no Redis."""
+    if config.session_store != "redis":
+        return None
+    url = config.redis_url or redis_url
+    if not url:
+        raise BootError(f"{config.where('session.store')}: a 'redis' session store needs a "
+                        "Redis: set io.redis or pass --redis")
+    return url
+
+
 def server_options(config: AppConfig) -> dict[str, Any]:
     """Server keyword arguments from ``io.init`` (the shell adds its ``async_mode``)."""
     init = config.init
