@@ -94,3 +94,55 @@ async def settled(app: Any, line: str) -> None:
     raise AssertionError(f"{line!r} not in the trace: {app.trace}")
 
 
+
+
+HttpAnswer = tuple[int, dict[bytes, bytes], bytes]
+
+
+async def http_call(app: Any, method: str, path: str, body: bytes = b"",
+                    headers: tuple[tuple[bytes, bytes], ...] = ()) -> HttpAnswer:
+    """One HTTP request to the ASGI ``app``: (status, headers with lowercase names, body)."""
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": method, "scheme": "http", "path": path, "raw_path": path.encode(),
+             "query_string": b"", "root_path": "",
+             "headers": [(b"host", b"127.0.0.1"), (b"content-length", str(len(body)).encode()),
+                         *headers],
+             "client": ("127.0.0.1", 40001), "server": ("127.0.0.1", 80)}
+    sent = False
+    response: dict[str, Any] = {"body": b""}
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            response["status"] = message["status"]
+            response["headers"] = {k.lower(): v for k, v in message.get("headers", [])}
+        else:
+            response["body"] += message.get("body", b"")
+
+    await asyncio.wait_for(app(scope, receive, send), 10)
+    return response["status"], response["headers"], response["body"]
+
+
+def join_redis(app: Any, url: str, channel: str) -> Any:
+    """Give the app's AsyncServer python-socketio's Redis manager on ``channel``, with the
+    ``when_redis_back`` list sioctl's asyncio manager keeps, as the asyncio worker installs
+    its manager after the app loads; returns the manager."""
+    import socketio
+
+    class Manager(socketio.AsyncRedisManager):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.when_redis_back: list[Any] = []
+
+    manager = Manager(url, channel=channel)
+    app.sio.manager = manager
+    manager.set_server(app.sio)
+    app.sio.manager_initialized = False
+    return manager

@@ -19,10 +19,9 @@ from typing import Any
 import pytest
 import redis as redis_sync
 import redis.asyncio
-import socketio
-from asgi_polling import PollingClient, write_app
+from asgi_polling import PollingClient, join_redis, write_app
 
-from sioctl.worker.framework.aio import AsyncApplication, load_async_app_dir
+from sioctl.worker.framework.aio import load_async_app_dir
 from sioctl.worker.framework.session import SessionLoader, new_redis_session_cookie
 
 FILES = {
@@ -65,25 +64,6 @@ FILES = {
             return "saved"
     """,
 }
-
-
-class Manager(socketio.AsyncRedisManager):  # type: ignore[misc]
-    """python-socketio's Redis manager with the ``when_redis_back`` list sioctl's asyncio
-    manager keeps (the hooks it awaits when Redis is back)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.when_redis_back: list[Any] = []
-
-
-def on_redis(app: AsyncApplication, url: str, channel: str) -> Manager:
-    """Join ``app`` to the others on ``channel``, as the asyncio worker installs its manager
-    after the app loads."""
-    manager = Manager(url, channel=channel)
-    app.sio.manager = manager
-    manager.set_server(app.sio)
-    app.sio.manager_initialized = False
-    return manager
 
 
 async def connected_sid(client: PollingClient, auth: dict[str, Any] | None = None) -> str:
@@ -140,7 +120,7 @@ def test_custom_ids_are_claimed_in_redis_across_workers(app_dir: str, redis_url:
 
     async def scenario() -> None:
         store = redis.asyncio.Redis.from_url(redis_url)
-        managers = [on_redis(app, redis_url, channel) for app in slots]
+        managers = [join_redis(app, redis_url, channel) for app in slots]
         first = PollingClient(slots[0].asgi_app, "uid=7")
         assert await connected_sid(first) == "user-7"
         assert await store.get(key) == b"slot-0"
