@@ -16,8 +16,10 @@ rules of the shell:
   ctx.socket.emit(...)``, ``join``, ``leave``, ``disconnect``, ``to(room).emit``), as on
   ``socketio.AsyncServer``; ``ctx.socket.rooms`` stays a property.
 
-:class:`AsyncApplication` serves one worker (python-socketio's in-memory manager); what the
-asyncio engine still has to supply is listed in docs/design.md §7 ("Core and shells").
+Custom socket ids (``io.generate_id``) are claimed in the asyncio manager's Redis
+(:class:`.ids.AsyncIdClaims`); Redis sessions are read and written with ``redis.asyncio``
+(:mod:`.session_async`). What the asyncio engine supplies around this shell is listed in
+docs/design.md §7 ("Core and shells").
 """
 
 from __future__ import annotations
