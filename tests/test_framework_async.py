@@ -279,3 +279,39 @@ def test_what_the_shells_refuse_at_load(tmp_path: Path) -> None:
     (tmp_path / "config" / "config_redis.py").write_text('session = {"store": "redis"}\n')
     with pytest.raises(BootError, match="a 'redis' session store needs a Redis: set io.redis"):
         load_async_app_dir(str(tmp_path), "redis")
+
+
+def test_async_def_is_refused_by_a_shell_that_does_not_await(tmp_path: Path) -> None:
+    """On eventlet an ``async def`` action, route or middleware would only make a coroutine
+    that never runs: the app is refused at load, naming the file and the function."""
+    write_app(tmp_path, FILES)
+
+    class Blocking(AsyncApplication):
+        awaits = False  # a shell that calls without awaiting, as eventlet's
+
+    def load(*plugins: Any) -> None:
+        Blocking(load_config(str(tmp_path), "prod"), plugins=plugins).setup()
+
+    with pytest.raises(BootError, match=r"^app/io/controller/chat.py: Chat.echo \(routed to "
+                                        r"'echo' on '/'\) is async def, which the eventlet "
+                                        r"engine never awaits: .*\(-k asyncio\)"):
+        load()
+    (tmp_path / "app" / "router.py").write_text(
+        "def setup(app):\n    app.trace = []\n"
+        "    app.io.route('shout', app.io.controller.plain.shout)\n")
+
+    class AsyncRoute(Plugin):
+        name = "async-route"
+
+        def routes(self) -> dict[str, Any]:
+            async def ping(ctx: Any) -> str:
+                return "pong"
+
+            return {"ping": ping}
+
+    with pytest.raises(BootError, match=r"test_framework_async.py: test_async_def_is_refused"
+                                        r".*ping \(the async-route plugin's 'ping' route\)"):
+        load(lambda app: AsyncRoute())
+    with pytest.raises(BootError, match=r"^app/io/middleware/auth.py: auth.<locals>.middleware "
+                                        r"\(middleware 'auth'\) is async def"):
+        load()
