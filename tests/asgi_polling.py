@@ -81,7 +81,10 @@ class PollingClient:
                     seen, self.packets = self.packets[: index + 1], self.packets[index + 1:]
                     return seen
             body = await self._request("GET")
-            self.packets += [p[1:] for p in body.split("\x1e") if p.startswith("4")]
+            frames = body.split("\x1e")
+            self.packets += [p[1:] for p in frames if p.startswith("4")]
+            if "2" in frames:  # the server's ping: answered, or it closes the session
+                assert await self._request("POST", "3") == "OK"
         raise AssertionError(f"no {wanted!r} packet; got {self.packets}")
 
 

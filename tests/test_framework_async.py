@@ -315,3 +315,31 @@ def test_async_def_is_refused_by_a_shell_that_does_not_await(tmp_path: Path) -> 
     with pytest.raises(BootError, match=r"^app/io/middleware/auth.py: auth.<locals>.middleware "
                                         r"\(middleware 'auth'\) is async def"):
         load()
+
+
+ASYNC_APP_DIR = Path(__file__).resolve().parent / "apps" / "asyncapp"
+
+
+def test_the_async_egg_style_app_runs_on_the_async_shell() -> None:
+    """tests/apps/asyncapp, which eventlet refuses (test_framework.py), served on asyncio."""
+    app: Any = load_async_app_dir(str(ASYNC_APP_DIR), "prod")
+
+    async def scenario() -> None:
+        client = PollingClient(app.asgi_app)
+        await client.open({"token": "good"})
+        [reply, welcome] = await client.until('2["welcome"')
+        sid = json.loads(reply[1:])["sid"]
+        assert json.loads(welcome[1:]) == ["welcome", {"id": sid}]
+        await client.send('21["echo","hi"]')
+        assert await client.until("31") == ['2["echoed","hi"]', '31[{"echo":["hi"]}]']
+        await client.send('22["shout","hey"]')
+        assert await client.until("32") == ['32["HEY"]']
+        await client.send('23["whoami"]')
+        [answer] = await client.until("33")
+        assert json.loads(answer[2:])[0]["id"] == sid
+        refused = PollingClient(app.asgi_app)
+        await refused.open({"token": "bad"})
+        assert await refused.until("4") == ['4{"message":"bad token"}']
+        await app.sio.shutdown()
+
+    asyncio.run(scenario())
