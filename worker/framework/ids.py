@@ -69,7 +69,8 @@ class CustomIds:
     def choose(self, server: Any, eio_sid: str, namespace: str) -> str:
         """The id ``io.generate_id(environ)`` gives this handshake; ValueError (the client's
         ``connect_error`` message) when it is unusable or connected here already."""
-        sid = checked_id(self.generator(server.environ.get(eio_sid, {})))  # type: ignore[misc]
+        assert self.generator is not None  # the servers ask only when io.generate_id is set
+        sid = checked_id(self.generator(server.environ.get(eio_sid, {})))
         if sid in server.manager.rooms.get(namespace, {}).get(None, {}):
             raise id_in_use(sid)
         return sid
