@@ -392,6 +392,10 @@ def instance_of(class_target: str) -> Any:
         return Socket(eio_server(), "sid")
     if cls is socketio.Server:
         return sio_server()
+    if cls is socketio.AsyncServer:
+        return socketio.AsyncServer(async_mode="asgi")
+    if cls is engineio.AsyncServer:
+        return engineio.AsyncServer(async_mode="asgi")
     if cls is socketio.PubSubManager:
         manager = socketio.PubSubManager()
         sio_server(client_manager=manager)

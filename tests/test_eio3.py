@@ -23,7 +23,7 @@ import websocket
 from clients import bound_session, ips_for_slot
 from conftest import Cluster, module_cluster
 
-from sioctl.worker.protocol import eio3_payload
+from sioctl.worker.protocol.core import eio3_payload
 
 WORKERS = 2
 SLOTS = list(range(WORKERS))

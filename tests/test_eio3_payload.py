@@ -1,4 +1,4 @@
-"""Engine.IO protocol 3 framing (sioctl/worker/protocol/eio3_payload.py), without a server.
+"""Engine.IO protocol 3 framing (worker/protocol/core/eio3_payload.py), without a server.
 
 Expected encodings are the examples of docs/engine.io-protocol/v3.md ("Payload") and what
 engine.io-parser 2 (socket.io-client@2) produces; the end-to-end tests run the real client.
@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 from engineio import packet
 
-from sioctl.worker.protocol import eio3_payload as p
-from sioctl.worker.protocol.engineio_rules import InvalidPacket
+from sioctl.worker.protocol.core import eio3_payload as p
+from sioctl.worker.protocol.core.eio_rules import InvalidPacket
 
 
 def message(data: str | bytes) -> packet.Packet:

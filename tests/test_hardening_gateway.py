@@ -50,7 +50,7 @@ from sioctl.worker.gateway.wire import (
     SEND_TO_OTHERS,
     signed_request,
 )
-from sioctl.worker.protocol.nesting import MAX_DEPTH
+from sioctl.worker.protocol.core.nesting import MAX_DEPTH
 
 ENV = {"GWAPP_CENTRAL_KEY": "central-hardening-key"}
 # 900 nested arrays: 1.8 KB, the payload of the issue.

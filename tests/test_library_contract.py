@@ -35,6 +35,10 @@ DOCUMENTED = {
     # python-engineio's API reference: Server.create_event; logger and ping_timeout are
     # constructor arguments.
     "engineio.server:Server": {"create_event", "logger", "ping_timeout"},
+    # The same documented API on the asyncio classes.
+    "socketio.async_server:AsyncServer": {"sleep", "start_background_task", "eio", "manager",
+                                          "logger"},
+    "engineio.async_server:AsyncServer": {"create_event", "logger", "ping_timeout"},
     # http.server.BaseHTTPRequestHandler's documented attributes, which HttpProtocol keeps.
     "eventlet.wsgi:HttpProtocol": {"rfile", "server"},
     "eventlet.wsgi:Input": {"read"},  # the WSGI input stream

@@ -85,6 +85,17 @@ P_HANDSHAKE = "worker/protocol/eio3_handshake.py"
 P_PING = "worker/protocol/ping_interval.py"
 P_SOCKETIO = "worker/protocol/socketio_rules.py"
 P_SIOV4 = "worker/protocol/sio_v4.py"
+# The engine-free core of the protocol rules (worker/protocol/core/): it overrides and copies
+# nothing of a server or session class; only its packet codec and one copied test are here.
+P_CORE_EIO3 = "worker/protocol/core/eio3_rules.py"
+P_CORE_SIO = "worker/protocol/core/sio_rules.py"
+# The async shells over the same core (served end to end by issue 15's asyncio engine).
+P_ASYNC_ENGINE = "worker/protocol/async_engineio.py"
+P_ASYNC_SIO = "worker/protocol/async_socketio.py"
+P_ASYNC_EIO3 = "worker/protocol/async_eio3.py"
+AEIO = "engineio:AsyncServer"
+ASOCKET = "engineio.async_socket:AsyncSocket"
+ASIO = "socketio:AsyncServer"
 FRAMEWORK = "worker/framework/application.py"
 # Custom socket ids on both engines (io.generate_id).
 FRAMEWORK_IDS = "worker/framework/ids.py"
@@ -197,7 +208,7 @@ HOOKS: tuple[Hook, ...] = (
     Hook(f"{SOCKET}.connected", ATTRIBUTE, None, (P_ENGINEIO,),
          "set by _handle_connect before a polling handshake's answer; False while a "
          "websocket-only handshake's _websocket_handler starts"),
-    Hook("engineio.packet:Packet.encode", OVERRIDE, ("b64",), (P_EIO3,),
+    Hook("engineio.packet:Packet.encode", OVERRIDE, ("b64",), (P_CORE_EIO3,),
          "python-engineio's websocket writer encodes each packet with pkt.encode()"),
     # ------------------------------------------------------------ python-socketio: the server
     Hook(f"{SIO}._handle_eio_connect", OVERRIDE, ("eio_sid", "environ"),
@@ -220,7 +231,7 @@ HOOKS: tuple[Hook, ...] = (
          "replaced on the instance, a plain function as on Server"),
     Hook(f"{SIO}._handle_connect", CALL, ("eio_sid", "namespace", "data"),
          (P_SOCKETIO, P_SIOV4)),
-    Hook(f"{SIO}._handle_connect", COPY, ("eio_sid", "namespace", "data"), (P_SOCKETIO,),
+    Hook(f"{SIO}._handle_connect", COPY, ("eio_sid", "namespace", "data"), (P_CORE_SIO,),
          "namespace_served repeats its test of whether a namespace is served"),
     Hook(f"{SIO}._handle_disconnect", CALL, ("eio_sid", "namespace", "reason"),
          (P_SOCKETIO,)),
@@ -278,6 +289,71 @@ HOOKS: tuple[Hook, ...] = (
          (MESSAGING, MESSAGING_BASE, "worker/messaging/queries.py")),
     Hook(f"{MANAGER}.server", ATTRIBUTE, None, (MESSAGING, "worker/messaging/queries.py"),
          "the socketio.Server, set by set_server"),
+    # ------------------------------------------------------------ the asyncio classes
+    # The async shells (worker/protocol/async_*.py) put the same rules on python-engineio's
+    # and python-socketio's asyncio classes; each entry is the async twin of a sync one above.
+    Hook(f"{AEIO}.handle_request", OVERRIDE, ("*args", "**kwargs"), (P_ASYNC_ENGINE,),
+         "translates the request itself (through _async['translate_request']), then routes it "
+         "as the sync server does"),
+    Hook(f"{AEIO}._async", ATTRIBUTE, None, (P_ASYNC_ENGINE,),
+         "the async driver's table, shared by every server of the process: the shell gives "
+         "its server a copy whose translate_request hands back the request it has already "
+         "translated (an ASGI request's first receive() cannot be read twice); "
+         "_async['websocket'](handler, server) is a coroutine app taking the environ"),
+    Hook(f"{AEIO}._make_response", OVERRIDE, ("response_dict", "environ"), (P_ASYNC_ENGINE,),
+         "every response goes through it, with the request's environ: the 413"),
+    Hook(f"{AEIO}._ok", OVERRIDE, ("packets", "headers", "jsonp_index"), (P_ASYNC_ENGINE,)),
+    Hook(f"{AEIO}._bad_request", CALL, ("message",), (P_ASYNC_ENGINE,)),
+    Hook(f"{AEIO}._log_error_once", CALL, ("message", "message_key"),
+         (P_ASYNC_ENGINE, P_ASYNC_SIO)),
+    Hook(f"{AEIO}._service_task", OVERRIDE, (), (P_ASYNC_ENGINE,),
+         "the session sweep over the session ids, as the sync one"),
+    Hook(f"{AEIO}.service_task_event", ATTRIBUTE, None, (P_ASYNC_ENGINE,)),
+    Hook(f"{AEIO}.sockets", ATTRIBUTE, None, (P_SERVER, P_ASYNC_ENGINE),
+         "as the sync one's: filled by _handle_connect with sockets[sid] = AsyncSocket(...), "
+         "replaced by assignment at times (tests/test_protocol_async.py sees its sessions "
+         "converted)"),
+    Hook(f"{AEIO}.reason", ATTRIBUTE, None, (P_ASYNC_ENGINE, P_ASYNC_SIO)),
+    Hook(f"{AEIO}._handle_connect", OVERRIDE, ("environ", "transport", "jsonp_index"),
+         (P_ASYNC_EIO3,), "as the sync one, without start_response"),
+    Hook(f"{ASOCKET}.receive", OVERRIDE, ("pkt",), (P_ASYNC_ENGINE, P_ASYNC_EIO3)),
+    Hook(f"{ASOCKET}.send", OVERRIDE, ("pkt",), (P_ASYNC_EIO3,)),
+    Hook(f"{ASOCKET}.poll", OVERRIDE, (), (P_ASYNC_EIO3,),
+         "raises engineio.exceptions.QueueEmpty when nothing came in time"),
+    Hook(f"{ASOCKET}.check_ping_timeout", OVERRIDE, (), (P_ASYNC_EIO3,)),
+    Hook(f"{ASOCKET}.schedule_ping", OVERRIDE, (), (P_ASYNC_ENGINE, P_ASYNC_EIO3),
+         "a plain method (not a coroutine), called from inside the loop"),
+    Hook(f"{ASOCKET}._send_ping", COPY, (), (P_ASYNC_ENGINE,),
+         "AsyncConformantSocket._ping_now is its body without the sleep, from a loop timer"),
+    Hook(f"{ASOCKET}.close", OVERRIDE, ("wait", "abort", "reason"), (P_ASYNC_ENGINE,)),
+    Hook(f"{ASOCKET}.handle_get_request", OVERRIDE, ("environ",),
+         (P_ASYNC_ENGINE, P_ASYNC_EIO3)),
+    Hook(f"{ASOCKET}.handle_post_request", OVERRIDE, ("environ",), (P_ASYNC_ENGINE,),
+         "re-implemented: environ['wsgi.input'].read(n) is awaited"),
+    Hook(f"{ASOCKET}.check_ping_timeout", CALL, (), (P_ASYNC_ENGINE,)),
+    Hook(f"{ASOCKET}._websocket_handler", OVERRIDE, ("ws",), (P_ASYNC_ENGINE,),
+         "reads frames with await ws.wait(), as the sync one"),
+    Hook(f"{ASIO}._handle_eio_connect", OVERRIDE, ("eio_sid", "environ"),
+         (P_ASYNC_SIO, P_ASYNC_EIO3)),
+    Hook(f"{ASIO}._handle_eio_message", OVERRIDE, ("eio_sid", "data"),
+         (P_ASYNC_SIO, P_ASYNC_EIO3)),
+    Hook(f"{ASIO}._send_packet", OVERRIDE, ("eio_sid", "pkt"), (P_ASYNC_EIO3,)),
+    Hook(f"{ASIO}._handle_eio_message", COPY, ("eio_sid", "data"), (P_ASYNC_SIO,),
+         "_sioctl_dispatch repeats its dispatch by packet type, as the sync one"),
+    Hook(f"{ASIO}._handle_eio_disconnect", OVERRIDE, ("eio_sid", "reason"), (P_ASYNC_SIO,)),
+    Hook(f"{ASIO}._handle_connect", OVERRIDE, ("eio_sid", "namespace", "data"),
+         (P_ASYNC_SIO,)),
+    Hook(f"{ASIO}._handle_connect", CALL, ("eio_sid", "namespace", "data"), (P_ASYNC_EIO3,)),
+    Hook(f"{ASIO}._send_packet", CALL, ("eio_sid", "pkt"), (P_ASYNC_SIO,)),
+    Hook(f"{ASIO}._handle_disconnect", CALL, ("eio_sid", "namespace", "reason"),
+         (P_ASYNC_SIO,)),
+    Hook(f"{ASIO}._handle_event", CALL, ("eio_sid", "namespace", "id", "data"),
+         (P_ASYNC_SIO,)),
+    Hook(f"{ASIO}._handle_ack", CALL, ("eio_sid", "namespace", "id", "data"), (P_ASYNC_SIO,)),
+    Hook(f"{ASIO}._binary_packet", ATTRIBUTE, None, (P_ASYNC_SIO,)),
+    Hook(f"{ASIO}.environ", ATTRIBUTE, None, (P_ASYNC_SIO,)),
+    Hook(f"{ASIO}.packet_class", ATTRIBUTE, None, (P_ASYNC_SIO, P_ASYNC_EIO3)),
+    Hook(f"{ASIO}.reason", ATTRIBUTE, None, (P_ASYNC_SIO,)),
     # ------------------------------------------------------------ eventlet
     Hook("eventlet.websocket:RFC6455WebSocket._apply_mask", PATCH,
          ("data", "mask", "length", "offset"), ("worker/ws_mask.py", "worker/main.py"),
@@ -325,6 +401,12 @@ MIXINS: dict[str, str] = {
     "sioctl.worker.protocol.ping_interval:ExactPingIntervalMixin": EIO,
     "sioctl.worker.protocol.socketio_rules:ConformantServerMixin": SIO,
     "sioctl.worker.protocol.sio_v4:SocketIOv4Mixin": SIO,
+    "sioctl.worker.protocol.async_engineio:AsyncConformantEngineMixin": AEIO,
+    "sioctl.worker.protocol.async_socketio:AsyncConformantServerMixin": ASIO,
+    # The door's part on python-engineio's base_server methods (_ok), for both engines.
+    "sioctl.worker.protocol.eio3_handshake:Eio3DoorBase": EIO,
+    "sioctl.worker.protocol.async_eio3:AsyncEio3DoorMixin": AEIO,
+    "sioctl.worker.protocol.async_eio3:AsyncSocketIOv4Mixin": ASIO,
     "sioctl.worker.messaging.base:SioctlManagerBase": MANAGER,
 }
 

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from ..protocol.nesting import MAX_DEPTH, deeper_than
+from ..protocol.core.nesting import MAX_DEPTH, deeper_than
 from . import wire
 from .config import GatewayConfig
 

@@ -20,7 +20,16 @@ import socketio
 
 from sioctl.cluster.settings import default
 
-from . import eio3_handshake, engineio_server, ping_interval, sio_v4, socketio_rules
+from . import (
+    async_eio3,
+    async_engineio,
+    async_socketio,
+    eio3_handshake,
+    engineio_server,
+    ping_interval,
+    sio_v4,
+    socketio_rules,
+)
 
 # The reference server's default connectTimeout (the --connect-timeout default): a session that
 # has not sent its first CONNECT by then is closed.
@@ -50,28 +59,54 @@ SERVER_MIXINS: tuple[type, ...] = (
 )
 
 
+# The same rules on python-engineio's / python-socketio's asyncio servers (the async shells over
+# the same core; issue 15's engine serves them), in the same order.
+ASYNC_ENGINE_MIXINS: tuple[type, ...] = (
+    # _sioctl_screen (of the translated request): EIO=3 handshakes refused or let in as EIO=4;
+    # _handle_connect: such a handshake opens a v3 session.
+    async_eio3.AsyncEio3DoorMixin,
+    # handle_request (the request translated once, then screened), _make_response (413),
+    # sockets, _service_task, _ok.
+    async_engineio.AsyncConformantEngineMixin,
+    # create_queue: its put() hands python-engineio the queue's own coroutine.
+    ping_interval.ExactPingIntervalMixin,
+)
+ASYNC_SERVER_MIXINS: tuple[type, ...] = (
+    async_eio3.AsyncSocketIOv4Mixin,
+    async_socketio.AsyncConformantServerMixin,
+)
+
+
 def install(
-    server: socketio.Server, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-    allow_eio3: bool = False,
+    server: socketio.Server | socketio.AsyncServer,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, allow_eio3: bool = False,
 ) -> None:
-    """Make ``server`` (a socketio.Server, possibly the user's subclass) and its engine.io
-    server follow the specifications; sessions created from now on are covered. With
-    ``allow_eio3``, Socket.IO v2 clients (Engine.IO 3) are served too; without it their
+    """Make ``server`` (a socketio.Server or AsyncServer, possibly the user's subclass) and
+    its engine.io server follow the specifications; sessions created from now on are covered.
+    With ``allow_eio3``, Socket.IO v2 clients (Engine.IO 3) are served too; without it their
     handshake gets a 400 saying how to allow them. Installing again only changes the
-    settings."""
+    settings. An AsyncServer gets the async shells (not served end to end before the asyncio
+    engine)."""
     install_engine(server.eio, allow_eio3)
-    if not isinstance(server, socketio_rules.ConformantServerMixin):
-        _extend_class(server, SERVER_MIXINS, "SocketIO")
+    mixins = ASYNC_SERVER_MIXINS if isinstance(server, socketio.AsyncServer) else SERVER_MIXINS
+    if not isinstance(server, mixins[-1]):  # the rules' mixin, last in either tuple
+        _extend_class(server, mixins, "SocketIO")
     socketio_rules.adopt(server, connect_timeout)
 
 
-def install_engine(eio: engineio.Server, allow_eio3: bool = False) -> None:
-    """Make ``eio`` (an engineio.Server, bare or a socketio.Server's) follow the Engine.IO
-    specification; sessions created from now on are covered (open ones too, except for the
-    rules of a session's creation). Installing again only changes the settings."""
-    if not isinstance(eio, engineio_server.ConformantEngineMixin):
-        _extend_class(eio, ENGINE_MIXINS, "EngineIO")
-    engineio_server.adopt(eio)
+def install_engine(eio: engineio.Server | engineio.AsyncServer, allow_eio3: bool = False) -> None:
+    """Make ``eio`` (an engineio.Server or AsyncServer, bare or a socket.io server's) follow
+    the Engine.IO specification; sessions created from now on are covered (open ones too,
+    except for the rules of a session's creation). Installing again only changes the
+    settings."""
+    if isinstance(eio, engineio.AsyncServer):
+        if not isinstance(eio, async_engineio.AsyncConformantEngineMixin):
+            _extend_class(eio, ASYNC_ENGINE_MIXINS, "EngineIO")
+        async_engineio.adopt(eio)
+    else:
+        if not isinstance(eio, engineio_server.ConformantEngineMixin):
+            _extend_class(eio, ENGINE_MIXINS, "EngineIO")
+        engineio_server.adopt(eio)
     eio3_handshake.adopt(eio, allow_eio3)
 
 

@@ -1,11 +1,12 @@
-"""Engine.IO protocol 3 sessions (Socket.IO v2 clients), served beside v4 ones.
+"""Engine.IO protocol 3 sessions (Socket.IO v2 clients), served beside v4 ones (shell; the v3
+rules are :mod:`.core.eio3_rules` and the framing :mod:`.core.eio3_payload`).
 
 An :class:`Eio3Session` is a python-engineio session (same queue, same server, same socket.io
 events) whose wire format and heartbeat follow revision 3 of the protocol (socketio/socket.io,
 docs/engine.io-protocol/v3.md; sections named "v3 > ..."). :mod:`.eio3_handshake` opens them;
 from then on every request of the session goes through python-engineio's request handling as
-usual, and the session object decides how its packets are framed (:mod:`.eio3_payload`). The
-Socket.IO protocol v4 differences are in :mod:`.sio_v4`.
+usual, and the session object decides how its packets are framed. The Socket.IO protocol v4
+differences are in :mod:`.sio_v4`.
 """
 
 from __future__ import annotations
@@ -16,28 +17,10 @@ from urllib.parse import parse_qs
 
 from engineio import exceptions, packet
 
-from . import eio3_payload
-from .engineio_rules import ConformantSocket, InvalidPacket, decode_packet
+from .core import eio3_rules
+from .core.eio3_rules import Eio3Packet, jsonp_index
+from .engineio_rules import ConformantSocket
 from .ping_interval import advertised_ping_interval
-
-PROTOCOL = "3"
-# What a client sends on each transport: in v3 the client pings and the server pongs
-# (v3 > Encoding > 2 ping, 3 pong), the opposite of v4.
-CLIENT_POLLING_TYPES = frozenset({packet.CLOSE, packet.PING, packet.MESSAGE})
-CLIENT_WEBSOCKET_TYPES = frozenset({packet.CLOSE, packet.PING, packet.MESSAGE, packet.UPGRADE})
-
-
-class Eio3Packet(packet.Packet):
-    """A packet queued for a v3 session, encoded the v3 way when python-engineio's websocket
-    writer asks (``pkt.encode()``). A copy of what was sent: python-socketio sends the same
-    packet object to every session, and python-engineio caches its (v4) encoding on it."""
-
-    def __init__(self, pkt: packet.Packet, session: Eio3Session) -> None:
-        super().__init__(pkt.packet_type, pkt.data)
-        self._session = session
-
-    def encode(self, b64: bool = False) -> Any:
-        return eio3_payload.encode_packet(self, b64 or self._session.websocket_b64)
 
 
 class Eio3Session(ConformantSocket):
@@ -52,19 +35,15 @@ class Eio3Session(ConformantSocket):
 
     def send(self, pkt: packet.Packet) -> None:
         if pkt.packet_type == packet.OPEN and isinstance(pkt.data, dict):
-            # v3 > Anatomy of an Engine.IO session: the OPEN packet carries sid, upgrades,
-            # pingInterval and pingTimeout (maxPayload came with v4).
-            pkt = packet.Packet(packet.OPEN, {
-                key: value for key, value in pkt.data.items() if key != "maxPayload"})
+            pkt = packet.Packet(packet.OPEN, eio3_rules.open_data(pkt.data))
         super().send(Eio3Packet(pkt, self))
 
     def receive(self, pkt: packet.Packet) -> None:
-        # v3 > Timeouts: the server considers the client gone when it "does not receive any
-        # data within pingTimeout + pingInterval"; any packet counts.
+        # v3 > Timeouts: any packet from the client counts as a sign of life.
         self.last_received = time.monotonic()
-        if pkt.packet_type == packet.PING:
-            # v3 > 2 ping: "Server should answer with a pong packet containing the same data".
-            self.send(packet.Packet(packet.PONG, pkt.data))
+        answer = eio3_rules.answer_to(pkt)
+        if answer is not None:
+            self.send(answer)
             return
         super().receive(pkt)
 
@@ -76,8 +55,9 @@ class Eio3Session(ConformantSocket):
         (v3 > Timeouts); python-engineio's service task asks every session regularly."""
         if self.closed:
             raise exceptions.SocketIsClosedError()
-        limit = advertised_ping_interval(self.server) / 1000 + self.server.ping_timeout
-        if time.monotonic() - self.last_received > limit:
+        if eio3_rules.silent_too_long(time.monotonic(), self.last_received,
+                                      advertised_ping_interval(self.server),
+                                      self.server.ping_timeout):
             self.server.logger.info("%s: no ping from the EIO=3 client, closing", self.sid)
             self.close(wait=False, abort=False, reason=self.server.reason.PING_TIMEOUT)
             return False
@@ -108,39 +88,14 @@ class Eio3Session(ConformantSocket):
         self, packets: list[packet.Packet], jsonp: int | None, headers: list[Any] | None = None
     ) -> dict[str, Any]:
         """The response python-engineio sends for a GET: ``packets`` framed the v3 way."""
-        body, content_type = eio3_payload.encode_response(packets, self.b64, jsonp)
-        return {
-            "status": "200 OK",
-            "headers": (headers or []) + [("Content-Type", content_type)],
-            "response": body,
-        }
+        return eio3_rules.polling_response(packets, self.b64, jsonp, headers)
 
     def decode_post_body(self, raw: bytes, environ: dict[str, Any]) -> list[packet.Packet]:
         query = parse_qs(environ.get("QUERY_STRING", ""))
-        packets = eio3_payload.decode_post_body(
-            raw, environ.get("CONTENT_TYPE", ""), jsonp=jsonp_index(query) is not None
-        )
-        for pkt in packets:
-            if pkt.packet_type not in CLIENT_POLLING_TYPES:
-                raise InvalidPacket(f"packet type {pkt.packet_type} may not be sent by a client")
-        return packets
+        return eio3_rules.decode_post_body(
+            raw, environ.get("CONTENT_TYPE", ""), jsonp=jsonp_index(query) is not None)
 
     def check_websocket_frame(self, frame: str | bytes) -> str | bytes:
-        """The frame in the form python-engineio reads (v4): a binary message as bare bytes.
-        v3 binary frames lead with their type byte (v3 > Packet); text ones are as in v4,
-        except that ``b<type><base64>`` may carry binary."""
-        if isinstance(frame, (bytes, bytearray)) or frame.startswith("b"):
-            data = eio3_payload.decode_packet_v3(frame).data
-            return bytes(data)
-        pkt = decode_packet(frame)
-        if pkt.packet_type not in CLIENT_WEBSOCKET_TYPES:
-            raise InvalidPacket(f"packet type {pkt.packet_type} may not be sent here")
-        return frame
-
-
-def jsonp_index(query: dict[str, list[str]]) -> int | None:
-    """The JSONP index ``j`` of a request, or None (python-engineio has refused a bad one)."""
-    try:
-        return int(query["j"][0])
-    except (KeyError, IndexError, ValueError):
-        return None
+        """The frame in the form python-engineio reads (v4); see
+        :func:`.core.eio3_rules.check_websocket_frame`."""
+        return eio3_rules.check_websocket_frame(frame)

@@ -1,32 +1,25 @@
-"""Engine.IO v4 rules that python-engineio does not enforce, added around it.
+"""Engine.IO v4 session rules on python-engineio's sync session (shell; the rules themselves
+are in :mod:`.core.eio_rules` and :mod:`.core.eio_session`).
 
-Each rule names the section of the Engine.IO v4 specification (socketio/engine.io-protocol,
-README) it implements. python-engineio keeps doing all the work; this module answers the
-requests it would answer wrongly, validates what clients send before it sees it, and closes a
-session where the specification says so. The sessions are :class:`ConformantSocket`s (the
-server's rules, :mod:`.engineio_server`, make them so).
+:class:`ConformantSocket` reads the values off python-engineio's session and request (the WSGI
+environ, its body, the websocket's frames), asks the core what to do, and does it with the sync
+engine's means: an event the polls wait on, an eventlet hub timer for the next ping, a
+``close(wait=False)``. The sessions are :class:`ConformantSocket`\\ s (the server's rules,
+:mod:`.engineio_server`, make them so).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import time
 from typing import Any
 
 from engineio import exceptions, packet
 from engineio.socket import Socket
 
-# Packet types a client may send. OPEN and NOOP only ever go from server to client, and since v4
-# so does PING (Protocol > Heartbeat), except for the "probe" of an upgrade (Protocol > Upgrade).
-CLIENT_POLLING_TYPES = frozenset({packet.CLOSE, packet.PONG, packet.MESSAGE})
-CLIENT_WEBSOCKET_TYPES = frozenset({packet.CLOSE, packet.PONG, packet.MESSAGE, packet.UPGRADE})
-RECORD_SEPARATOR = "\x1e"
-# How long a polling request that comes during an upgrade (its websocket open) waits for the
-# upgrade packet: the reference server answers such a poll with a noop at its next check of the
-# upgrade, every 100 ms; a client that sent the upgrade packet first gets the 400 of an upgraded
-# session instead, however soon after it polls.
-UPGRADE_POLL_WAIT = 0.1
+from .core import eio_rules
+from .core.eio_rules import DuplicateRequest, InvalidPacket, is_websocket_upgrade
+from .core.eio_session import UPGRADE_POLL_WAIT, SessionRules
+
 # WSGI environ key of a callable the worker's HTTP server provides: the response then closes the
 # connection instead of reading and dropping an unread request body (worker/connection.py).
 CLOSE_CONNECTION = "sioctl.close_connection"
@@ -35,69 +28,40 @@ CLOSE_CONNECTION = "sioctl.close_connection"
 TOO_LARGE = "sioctl.body_too_large"
 
 
-class InvalidPacket(exceptions.EngineIOError):
-    """What a client sent is not an Engine.IO packet it may send; the session is closed."""
-
-
-class DuplicateRequest(exceptions.EngineIOError):
-    """A second GET or POST while one is active on the same session; the session is closed."""
-
-
-def decode_packet(encoded: str | bytes) -> packet.Packet:
-    """Decode one Engine.IO packet; raises :class:`InvalidPacket` with the reason."""
-    if isinstance(encoded, str) and (not encoded or not encoded[0].isdigit()) \
-            and not encoded.startswith("b"):
-        raise InvalidPacket(f"not an Engine.IO packet: {encoded[:20]!r}")
-    if isinstance(encoded, str) and encoded.startswith("b"):
-        try:
-            # python-engineio's decoder skips characters outside the alphabet.
-            base64.b64decode(encoded[1:], validate=True)
-        except (binascii.Error, ValueError):  # ValueError: not ASCII ("bé")
-            raise InvalidPacket("binary packet is not valid base64") from None
-    try:
-        return packet.Packet(encoded_packet=encoded)
-    except (ValueError, binascii.Error, IndexError) as exc:
-        raise InvalidPacket(f"undecodable Engine.IO packet ({exc})") from None
-
-
-def decode_payload(body: str) -> list[packet.Packet]:
-    """Decode a polling payload (Packet encoding > HTTP long-polling): packets separated by
-    ``\\x1e``, binary ones as ``b`` + base64. An empty body or any bad packet is invalid.
-
-    python-engineio also refuses payloads of more than 16 packets and then drops every packet
-    in them while answering 200; a client that batches more (engine.io-client sends up to
-    ``maxPayload`` bytes) must not lose messages, so only the byte limit applies here.
-    """
-    if not body:
-        raise InvalidPacket("empty payload")
-    packets = [decode_packet(encoded) for encoded in body.split(RECORD_SEPARATOR)]
-    for pkt in packets:
-        if pkt.packet_type not in CLIENT_POLLING_TYPES:
-            raise InvalidPacket(f"packet type {pkt.packet_type} may not be sent by a client")
-    return packets
-
-
-class ConformantSocket(Socket):
-    """An Engine.IO session that enforces the transport rules of the specification.
+class SessionRulesMixin:
+    """What the sync and async sessions share: the core's state machine, and the event the
+    polls wait on during an upgrade (``set()`` is a plain call for either engine's event).
 
     Installed by changing the class of the sessions python-engineio creates, so it adds no
-    ``__init__``; its own state lives in class-level defaults shadowed per instance.
+    ``__init__``: the state is made on first use, and the engine's handles live in
+    class-level defaults shadowed per instance.
     """
 
-    last_ping: float | None  # python-engineio's: when the last ping went out, None while waiting
-    _ping_timer: Any = None  # the hub timer of the next ping (eventlet)
-    _get_active = False
-    _post_active = False
-    _closed_by_client = False
     # While a websocket upgrade is under way (its websocket open): set when it ends, completed
     # or not. None otherwise.
     _upgrade_settled: Any = None
 
+    @property
+    def rules(self) -> SessionRules:
+        """The session's transport state (the core's state machine)."""
+        state: SessionRules | None = self.__dict__.get("_sioctl_rules")
+        if state is None:
+            state = self.__dict__["_sioctl_rules"] = SessionRules()
+        return state
+
     def upgrade_settled(self) -> None:
         """The upgrade under way has ended (``upgraded`` says how); wake the waiting polls."""
+        self.rules.upgrade_settles()
         event, self._upgrade_settled = self._upgrade_settled, None
         if event is not None:
             event.set()
+
+
+class ConformantSocket(SessionRulesMixin, Socket):
+    """An Engine.IO session that enforces the transport rules of the specification."""
+
+    last_ping: float | None  # python-engineio's: when the last ping went out, None while waiting
+    _ping_timer: Any = None  # the hub timer of the next ping (eventlet)
 
     def wait_for_upgrade(self) -> None:
         """If an upgrade is under way, wait (at most UPGRADE_POLL_WAIT) for it to end."""
@@ -106,8 +70,7 @@ class ConformantSocket(Socket):
             event.wait(timeout=UPGRADE_POLL_WAIT)
 
     def receive(self, pkt: packet.Packet) -> None:
-        if pkt.packet_type == packet.CLOSE:
-            self._closed_by_client = True
+        self.rules.received(pkt.packet_type)
         super().receive(pkt)
 
     def schedule_ping(self) -> None:
@@ -122,12 +85,13 @@ class ConformantSocket(Socket):
         if self.server.async_mode != "eventlet":
             super().schedule_ping()
             return
-        if self.last_ping:  # python-engineio's rule: one wait cycle at a time
+        now = time.monotonic()
+        due = self.rules.schedule_ping(bool(self.last_ping), now, self.server.ping_interval)
+        if due is not None:
             self.last_ping = None
             from eventlet.hubs import get_hub  # only here: this module must not load eventlet
 
-            self._ping_timer = get_hub().schedule_call_global(
-                self.server.ping_interval, self._ping_now)
+            self._ping_timer = get_hub().schedule_call_global(due - now, self._ping_now)
 
     def close(self, *args: Any, **kwargs: Any) -> None:
         """python-engineio's close, and the pending ping timer cancelled: the timer holds the
@@ -136,6 +100,7 @@ class ConformantSocket(Socket):
         try:
             super().close(*args, **kwargs)
         finally:
+            self.rules.cancel_ping()
             timer, self._ping_timer = self._ping_timer, None
             if timer is not None:
                 timer.cancel()
@@ -145,7 +110,7 @@ class ConformantSocket(Socket):
         hub, so it must not block: queueing the packet does not."""
         self._ping_timer = None
         try:
-            if not self.closing and not self.closed:
+            if self.rules.ping_fires(self.closing or self.closed):
                 self.last_ping = time.time()
                 self.send(packet.Packet(packet.PING))
         except Exception:  # the hub would print it and go on; say it in our log instead
@@ -154,34 +119,28 @@ class ConformantSocket(Socket):
     def handle_get_request(self, environ: dict[str, Any], start_response: Any) -> Any:
         if is_websocket_upgrade(environ):
             return super().handle_get_request(environ, start_response)
-        # Transports > HTTP long-polling > Receiving data: "a client MUST NOT have more than one
-        # active GET request. Should it happen, the server MUST return an HTTP 400 error status
-        # and close the session." (python-engineio leaves the second GET waiting forever.)
-        if self._get_active:
-            self._close_for_error("a second concurrent GET")
-            raise DuplicateRequest("a second concurrent GET request")
-        self._expire_if_silent()
-        self._get_active = True
+        # (python-engineio leaves a second GET waiting forever.)
         try:
+            self.rules.begin_get()
+        except DuplicateRequest:
+            self._close_for_error("a second concurrent GET")
+            raise
+        try:
+            self._expire_if_silent()
             packets = super().handle_get_request(environ, start_response)
-        finally:
-            self._get_active = False
-        if packets == [] and self._closed_by_client:
-            # The client's CLOSE packet ended this poll: answer it with a noop, as the
-            # reference server does, rather than an empty (undecodable) payload.
-            return [packet.Packet(packet.NOOP)]
-        return packets
+        except BaseException:
+            self.rules.abort_get()
+            raise
+        return self.rules.end_get(packets)
 
     def handle_post_request(self, environ: dict[str, Any]) -> None:
-        # Transports > HTTP long-polling > Sending data: "a client MUST NOT have more than one
-        # active POST request. Should it happen, the server MUST return an HTTP 400 error status
-        # and close the session."
-        if self._post_active:
-            self._close_for_error("a second concurrent POST")
-            raise DuplicateRequest("a second concurrent POST request")
-        self._expire_if_silent()
-        self._post_active = True
         try:
+            self.rules.begin_post()
+        except DuplicateRequest:
+            self._close_for_error("a second concurrent POST")
+            raise
+        try:
+            self._expire_if_silent()
             raw = self._read_body(environ)
             try:
                 packets = self.decode_post_body(raw, environ)
@@ -193,7 +152,7 @@ class ConformantSocket(Socket):
             for pkt in packets:
                 self.receive(pkt)
         finally:
-            self._post_active = False
+            self.rules.end_post()
 
     def _expire_if_silent(self) -> None:
         """Protocol > Heartbeat: a client that has not answered the last ping within
@@ -205,52 +164,38 @@ class ConformantSocket(Socket):
 
     def decode_post_body(self, raw: bytes, environ: dict[str, Any]) -> list[packet.Packet]:
         """The packets of a POST body (Engine.IO v4 framing); raises :class:`InvalidPacket`."""
-        try:
-            body = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise InvalidPacket("payload is not UTF-8") from None
-        return decode_payload(body)
+        return eio_rules.decode_post_body(raw)
 
     def check_websocket_frame(self, frame: str | bytes) -> str | bytes:
         """The frame python-engineio should see for one a client sent on the websocket;
-        raises :class:`InvalidPacket` for one it may not send (Engine.IO v4: binary frames
-        are bare messages, text frames typed packets)."""
-        pkt = decode_packet(frame)
-        allowed = pkt.packet_type in CLIENT_WEBSOCKET_TYPES or (
-            self.upgrading and pkt.packet_type == packet.PING and pkt.data == "probe"
-        )
-        if not allowed:
-            raise InvalidPacket(f"packet type {pkt.packet_type} may not be sent here")
-        return frame
+        raises :class:`InvalidPacket` for one it may not send."""
+        return eio_rules.check_websocket_frame(frame, self.upgrading)
 
     def _read_body(self, environ: dict[str, Any]) -> bytes:
         limit = self.server.max_http_buffer_size
-        stream = environ["wsgi.input"]
-        if environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
-            raw = stream.read(limit + 1)
-        else:
-            try:
-                length = int(environ.get("CONTENT_LENGTH") or 0)
-            except ValueError:
-                self._close_for_error("an invalid Content-Length")
-                raise InvalidPacket("invalid Content-Length") from None
-            if length > limit:
-                # Refused before reading a byte of it; the response closes the connection so
-                # the body is not read afterwards either.
-                self._refuse_too_large(environ)
-            raw = stream.read(length)
-        if len(raw) > limit:
+        try:
+            size = eio_rules.body_read_size(
+                environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked",
+                environ.get("CONTENT_LENGTH"), limit)
+            raw = environ["wsgi.input"].read(size)
+            eio_rules.check_body_size(len(raw), limit)
+        except InvalidPacket:
+            self._close_for_error("an invalid Content-Length")
+            raise
+        except exceptions.ContentTooLongError:
+            # Refused before reading a byte of it when it says its size; the response closes
+            # the connection so the body is not read afterwards either.
             self._refuse_too_large(environ)
+            raise
         return bytes(raw)
 
     def _refuse_too_large(self, environ: dict[str, Any]) -> None:
-        """Close the session and raise; the request gets a 413 and its connection closes."""
+        """Close the session; the request gets a 413 and its connection closes."""
         environ[TOO_LARGE] = True
         close_connection = environ.get(CLOSE_CONNECTION)
         if callable(close_connection):
             close_connection()
         self._close_for_error("an oversized payload")
-        raise exceptions.ContentTooLongError()
 
     def _close_for_error(self, what: str) -> None:
         """Close the session now, without waiting for its queue to drain.
@@ -274,7 +219,7 @@ class ConformantSocket(Socket):
         upon invalid packet format").
         """
         guarded = _GuardedWebSocket(ws, self)
-        if self.connected and not self.upgraded:
+        if self.rules.websocket_opens(self.connected, self.upgraded):
             # An upgrade (python-engineio's test): polling requests wait for its end from now.
             self._upgrade_settled = self.server.create_event()
         try:
@@ -324,8 +269,3 @@ class _GuardedWebSocket:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._ws, name)
-
-
-def is_websocket_upgrade(environ: dict[str, Any]) -> bool:
-    connection = [s.strip() for s in environ.get("HTTP_CONNECTION", "").lower().split(",")]
-    return "upgrade" in connection and environ.get("HTTP_UPGRADE", "").lower() == "websocket"

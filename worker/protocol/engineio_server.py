@@ -1,4 +1,6 @@
-"""Engine.IO v4 rules for the server as a whole, added around python-engineio's Server.
+"""Engine.IO v4 rules for the server as a whole on python-engineio's sync Server (shell; the
+decisions are :mod:`.core.eio_rules`'s: ``request_problem``, ``route_request``,
+``response_status``, ``sweep_pause``/``sweep_action``).
 
 :class:`ConformantEngineMixin` answers the requests python-engineio would answer wrongly before
 it sees them (the request-level 400s, 413 for an oversized body, a second websocket accepted
@@ -13,31 +15,36 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import engineio
+from engineio.async_socket import AsyncSocket
 from engineio.socket import Socket
 
-from .engineio_rules import TOO_LARGE, ConformantSocket, is_websocket_upgrade
+from .core import eio_rules
+from .core.eio_rules import is_websocket_upgrade
+from .engineio_rules import TOO_LARGE, ConformantSocket
 
-SUPPORTED_METHODS = frozenset({"GET", "POST", "OPTIONS"})
+# The session classes python-engineio creates (sync, asyncio): the ones stored sessions are
+# converted from.
+_LIBRARY_SESSIONS = (Socket, AsyncSocket)
 
 
 class _ConformantSessions(dict):
     """``eio.sockets`` that hands every session stored in it to the server's
     ``_sioctl_adopt_session`` (which makes it a :class:`ConformantSocket`, or an EIO=3 one).
 
-    python-engineio creates sessions as ``engineio.socket.Socket(server, sid)`` inside its
-    ``_handle_connect`` (no hook chooses the class) and stores them here before sending or
-    serving anything, so this is the one place to change their class without copying that
-    method: the one class change of a session.
+    python-engineio creates sessions as ``engineio.socket.Socket(server, sid)`` (``AsyncSocket``
+    on asyncio) inside its ``_handle_connect`` (no hook chooses the class) and stores them here
+    before sending or serving anything, so this is the one place to change their class without
+    copying that method: the one class change of a session.
     """
 
     def __setitem__(self, sid: str, session: Any) -> None:
-        if type(session) is Socket:
+        if type(session) in _LIBRARY_SESSIONS:
             session.server._sioctl_adopt_session(session)
         super().__setitem__(sid, session)
 
 
-class ConformantEngineMixin:
-    """``engineio.Server`` mixin: request-level rules of the specification."""
+class SessionsDictMixin:
+    """``sockets`` as a :class:`_ConformantSessions`, for the sync and async servers."""
 
     @property
     def sockets(self) -> dict[str, Any]:
@@ -57,6 +64,10 @@ class ConformantEngineMixin:
             sessions = conformant
         self.__dict__["sockets"] = sessions
 
+
+class ConformantEngineMixin(SessionsDictMixin):
+    """``engineio.Server`` mixin: request-level rules of the specification."""
+
     def handle_request(self, environ: dict[str, Any], start_response: Any) -> Any:
         server: Any = self
         problem = request_problem(environ)
@@ -65,24 +76,18 @@ class ConformantEngineMixin:
             response = server._bad_request(problem)
             start_response(response["status"], response["headers"] + server._cors_headers(environ))
             return [response["response"]]
-        query = environ.get("QUERY_STRING", "")
-        sid = parse_qs(query).get("sid", [None])[0] if "sid=" in query else None
+        sid = eio_rules.query_sid(environ.get("QUERY_STRING", ""))
         session = self.sockets.get(sid) if sid else None
         if isinstance(session, ConformantSocket):
-            if is_websocket_upgrade(environ):
-                if session.upgraded or session.upgrading:
-                    return self._close_second_websocket(environ, start_response, session)
-            else:
-                # Protocol > Upgrade: once the client has sent the upgrade packet, the session
-                # lives on the websocket and polling requests get a 400 (python-engineio's,
-                # below); one sent right after the packet may arrive before it is read.
+            action = eio_rules.route_request(
+                is_websocket_upgrade(environ), session.upgraded, session.upgrading)
+            if action == eio_rules.CLOSE_SECOND_WEBSOCKET:
+                return self._close_second_websocket(environ, start_response, session)
+            if action == eio_rules.WAIT_FOR_UPGRADE:
                 session.wait_for_upgrade()
 
         def respond(status: str, headers: Any, exc_info: Any = None) -> Any:
-            if environ.get(TOO_LARGE):
-                # python-engineio answers 400 to every error of a POST; an oversized body is
-                # 413 (Content Too Large), as the Node server answers it.
-                status = "413 Payload Too Large"
+            status = eio_rules.response_status(status, bool(environ.get(TOO_LARGE)))
             return start_response(status, headers, exc_info)
 
         return super().handle_request(environ, respond)  # type: ignore[misc]
@@ -120,11 +125,11 @@ class ConformantEngineMixin:
         stop = server.service_task_event = server.create_event()
         while not stop.is_set():
             sids = list(self.sockets)
-            if not sids:
+            interval = eio_rules.sweep_pause(server.ping_timeout, len(sids))
+            if interval is None:
                 if stop.wait(timeout=server.ping_timeout):
                     break
                 continue
-            interval = float(server.ping_timeout) / len(sids)
             try:
                 for sid in sids:
                     self._sweep_session(sid)
@@ -137,40 +142,24 @@ class ConformantEngineMixin:
         session = self.sockets.get(sid)
         if session is None:
             return
-        if session.closed:
+        action = eio_rules.sweep_action(session.closed, session.closing)
+        if action == eio_rules.FORGET:
             self.sockets.pop(sid, None)
-        elif not session.closing:
+        elif action == eio_rules.CHECK_PING:
             session.check_ping_timeout()
 
     def _ok(self, packets: Any = None, headers: Any = None, jsonp_index: Any = None) -> Any:
         response = super()._ok(packets, headers, jsonp_index)  # type: ignore[misc]
-        if packets is None:
-            # Transports > HTTP long-polling > Sending data: "To indicate success, the server
-            # MUST return an HTTP 200 response, with the string `ok` in the response body."
-            response["response"] = b"ok"
+        if packets is None:  # the answer to a POST
+            response["response"] = eio_rules.POST_OK_BODY
         return response
 
 
 def request_problem(environ: dict[str, Any]) -> str | None:
-    """Why this Engine.IO request must be refused with a 400 before python-engineio sees it."""
+    """Why this Engine.IO request must be refused with a 400 before python-engineio sees it
+    (:func:`.core.eio_rules.request_problem` on its method and query)."""
     method = environ.get("REQUEST_METHOD", "")
-    if method not in SUPPORTED_METHODS:
-        # Protocol > Handshake: "the client MUST send an HTTP GET request"; data goes by POST.
-        # python-engineio answers 405; the official test suite expects 400 ("fails with an
-        # invalid request method").
-        return f"Unsupported method {method}"
-    if method == "OPTIONS":
-        return None  # a CORS preflight carries no Engine.IO query
-    query = parse_qs(environ.get("QUERY_STRING", ""))
-    if "transport" not in query:
-        # Transports > HTTP long-polling > Query parameters: "If a mandatory query parameter
-        # is missing, then the server MUST respond with an HTTP 400 error status."
-        # python-engineio assumes polling. (Transports > WebSocket: likewise, the server MUST
-        # close the WebSocket connection; refusing the upgrade is the earliest close.)
-        return "Missing transport"
-    if method == "POST" and "sid" not in query:
-        return "Missing sid"
-    return None
+    return eio_rules.request_problem(method, parse_qs(environ.get("QUERY_STRING", "")))
 
 
 def _close_websocket(ws: Any) -> None:

@@ -1,11 +1,13 @@
-"""Make engine.io advertise the ping interval that is configured, fractions included."""
+"""Make engine.io advertise the ping interval that is configured, fractions included (shell;
+the value and the test for the OPEN packet are :mod:`.core.eio_session`'s)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import engineio
-from engineio import packet
+
+from .core import eio_session
 
 
 class _ExactPingIntervalQueue:
@@ -22,12 +24,7 @@ class _ExactPingIntervalQueue:
         self._server = server
 
     def put(self, item: Any, *args: Any, **kwargs: Any) -> Any:
-        if (
-            isinstance(item, packet.Packet)
-            and item.packet_type == packet.OPEN
-            and isinstance(item.data, dict)
-            and "pingInterval" in item.data
-        ):
+        if eio_session.advertises_ping_interval(item):
             item.data["pingInterval"] = advertised_ping_interval(self._server)
         return self._queue.put(item, *args, **kwargs)
 
@@ -45,4 +42,5 @@ class ExactPingIntervalMixin:
 
 def advertised_ping_interval(server: engineio.Server) -> int:
     """The ping interval in whole milliseconds, as configured (grace period included)."""
-    return round((server.ping_interval + server.ping_interval_grace_period) * 1000)
+    return eio_session.advertised_ping_interval(
+        server.ping_interval, server.ping_interval_grace_period)

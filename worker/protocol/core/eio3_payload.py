@@ -3,7 +3,8 @@
 Written from the protocol's revision 3 (socketio/socket.io, docs/engine.io-protocol/v3.md;
 sections named below as "v3 > ..."), as socket.io-client@2 (engine.io-client 3,
 engine.io-parser 2) sends and reads them. Pure functions over python-engineio's
-``engineio.packet.Packet``, so they are tested without a server.
+``engineio.packet.Packet``, so they are tested without a server (core: the sync shell that
+uses them is ``worker/protocol/eio3.py``).
 
 How v3 differs from v4 on the wire:
 
@@ -25,7 +26,7 @@ from urllib.parse import parse_qs
 
 from engineio import packet
 
-from .engineio_rules import InvalidPacket, decode_packet
+from .eio_rules import InvalidPacket, decode_packet
 
 # v3 > Payload (XHR2): each packet starts with 0 (string) or 1 (binary), then its length as
 # one byte per decimal digit, then 255.

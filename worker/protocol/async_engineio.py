@@ -1,0 +1,322 @@
+"""Engine.IO v4 rules on python-engineio's asyncio classes (async shell; the rules are
+:mod:`.core.eio_rules` and :mod:`.core.eio_session`, the same as the sync shells
+:mod:`.engineio_rules` and :mod:`.engineio_server` use).
+
+:class:`AsyncConformantSocket` is :class:`.engineio_rules.ConformantSocket` for
+``engineio.async_socket.AsyncSocket``, :class:`AsyncConformantEngineMixin`
+:class:`.engineio_server.ConformantEngineMixin` for ``engineio.AsyncServer``: the same
+decisions, awaited where python-engineio's methods are coroutines, with asyncio's means (a loop
+timer for the next ping, an ``asyncio.Event`` the polls wait on). Not served end to end yet:
+the asyncio engine that serves them is issue 15; tests/test_protocol_async.py drives them in
+process through python-engineio's ASGI app.
+
+Engine.IO 3 (Socket.IO v2 clients) on asyncio: :mod:`.async_eio3`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from contextvars import ContextVar
+from typing import Any
+
+from engineio import exceptions, packet
+from engineio.async_socket import AsyncSocket
+
+from .core import eio_rules
+from .core.eio_rules import DuplicateRequest, InvalidPacket, is_websocket_upgrade
+from .core.eio_session import UPGRADE_POLL_WAIT
+from .engineio_rules import TOO_LARGE, SessionRulesMixin
+from .engineio_server import SessionsDictMixin, request_problem
+
+# The environ of the request being served, once the shell has translated it: python-engineio's
+# handle_request translates the request itself, and an ASGI request cannot be read twice (its
+# first receive() event is consumed), so the shell's translate_request hands this one back.
+_TRANSLATED: ContextVar[dict[str, Any] | None] = ContextVar("sioctl_translated", default=None)
+
+
+class AsyncConformantSocket(SessionRulesMixin, AsyncSocket):
+    """An asyncio Engine.IO session that enforces the transport rules of the specification."""
+
+    last_ping: float | None
+    _ping_handle: Any = None  # the loop timer of the next ping
+
+    async def wait_for_upgrade(self) -> None:
+        """If an upgrade is under way, wait (at most UPGRADE_POLL_WAIT) for it to end."""
+        event = self._upgrade_settled
+        if event is not None:
+            try:
+                await asyncio.wait_for(event.wait(), UPGRADE_POLL_WAIT)
+            except asyncio.TimeoutError:
+                pass
+
+    async def receive(self, pkt: packet.Packet) -> None:
+        self.rules.received(pkt.packet_type)
+        await super().receive(pkt)
+
+    def schedule_ping(self) -> None:
+        """Send the next ping from a loop timer, not a task sleeping ``ping_interval`` per
+        session as python-engineio does (a timer handle is far smaller than a task)."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        due = self.rules.schedule_ping(bool(self.last_ping), now, self.server.ping_interval)
+        if due is not None:
+            self.last_ping = None
+            self._ping_handle = loop.call_at(due, self._ping_now)
+
+    def _ping_now(self) -> None:
+        """The timer's end: python-engineio's ``_send_ping`` without its sleep. A loop callback
+        must not block: the packet goes on the (unbounded) queue without waiting."""
+        self._ping_handle = None
+        try:
+            if self.rules.ping_fires(self.closing or self.closed):
+                self.last_ping = time.time()
+                self.queue.put_nowait(packet.Packet(packet.PING))
+        except Exception:  # the loop would only print it; say it in our log instead
+            self.server.logger.exception("%s: sending a ping failed", self.sid)
+
+    async def close(self, *args: Any, **kwargs: Any) -> None:
+        """python-engineio's close, and the pending ping timer cancelled (it holds the
+        session until it fires)."""
+        try:
+            await super().close(*args, **kwargs)
+        finally:
+            self.rules.cancel_ping()
+            handle, self._ping_handle = self._ping_handle, None
+            if handle is not None:
+                handle.cancel()
+
+    async def handle_get_request(self, environ: dict[str, Any]) -> Any:
+        if is_websocket_upgrade(environ):
+            return await super().handle_get_request(environ)
+        try:
+            self.rules.begin_get()
+        except DuplicateRequest:
+            await self._close_for_error("a second concurrent GET")
+            raise
+        try:
+            await self._expire_if_silent()
+            packets = await super().handle_get_request(environ)
+        except BaseException:
+            self.rules.abort_get()
+            raise
+        return self.rules.end_get(packets)
+
+    async def handle_post_request(self, environ: dict[str, Any]) -> None:
+        try:
+            self.rules.begin_post()
+        except DuplicateRequest:
+            await self._close_for_error("a second concurrent POST")
+            raise
+        try:
+            await self._expire_if_silent()
+            raw = await self._read_body(environ)
+            try:
+                packets = self.decode_post_body(raw, environ)
+            except InvalidPacket:
+                await self._close_for_error("an invalid packet")
+                raise
+            for pkt in packets:
+                await self.receive(pkt)
+        finally:
+            self.rules.end_post()
+
+    async def _expire_if_silent(self) -> None:
+        """Protocol > Heartbeat: a request from a client past its ping timeout gets the 400
+        of a closed session (python-engineio's sweep may be up to a ping_timeout late)."""
+        if not await self.check_ping_timeout():
+            raise exceptions.SocketIsClosedError("ping timeout")
+
+    def decode_post_body(self, raw: bytes, environ: dict[str, Any]) -> list[packet.Packet]:
+        """The packets of a POST body (Engine.IO v4 framing); raises :class:`InvalidPacket`."""
+        return eio_rules.decode_post_body(raw)
+
+    def check_websocket_frame(self, frame: str | bytes) -> str | bytes:
+        """The frame python-engineio should see for one a client sent on the websocket;
+        raises :class:`InvalidPacket` for one it may not send."""
+        return eio_rules.check_websocket_frame(frame, self.upgrading)
+
+    async def _read_body(self, environ: dict[str, Any]) -> bytes:
+        limit = self.server.max_http_buffer_size
+        try:
+            size = eio_rules.body_read_size(
+                environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked",
+                environ.get("CONTENT_LENGTH"), limit)
+            raw = await environ["wsgi.input"].read(size)
+            eio_rules.check_body_size(len(raw), limit)
+        except InvalidPacket:
+            await self._close_for_error("an invalid Content-Length")
+            raise
+        except exceptions.ContentTooLongError:
+            environ[TOO_LARGE] = True  # answered 413 (AsyncConformantEngineMixin)
+            await self._close_for_error("an oversized payload")
+            raise
+        return bytes(raw)
+
+    async def _close_for_error(self, what: str) -> None:
+        """Close the session now, without waiting for its queue to drain (python-engineio's
+        ``disconnect()`` would wait for a GET that may never come)."""
+        self.server._log_error_once(
+            f"closing session {self.sid}: {what}", f"sioctl-protocol-{what}"
+        )
+        await self.close(wait=False, abort=False, reason=self.server.reason.TRANSPORT_ERROR)
+
+    async def _websocket_handler(self, ws: Any) -> Any:
+        """Serve the websocket with every incoming frame checked first (a bad frame closes
+        the session and the websocket; during an upgrade's probe, only the probe websocket)."""
+        guarded = _AsyncGuardedWebSocket(ws, self)
+        if self.rules.websocket_opens(self.connected, self.upgraded):
+            self._upgrade_settled = self.server.create_event()
+        try:
+            return await super()._websocket_handler(guarded)
+        except InvalidPacket as exc:
+            self.upgrading = False
+            self.server._log_error_once(
+                f"closing the upgrade websocket of {self.sid}: {exc}", "sioctl-invalid-probe"
+            )
+            await ws.close()
+            return []
+        finally:
+            self.upgrade_settled()
+
+
+class _AsyncGuardedWebSocket:
+    """The websocket python-engineio reads, with each frame validated as it arrives."""
+
+    def __init__(self, ws: Any, session: AsyncConformantSocket) -> None:
+        self._ws = ws
+        self._session = session
+
+    async def wait(self) -> Any:
+        session = self._session
+        if not session.upgrading:
+            session.upgrade_settled()
+        frame = await self._ws.wait()
+        if frame is None:
+            return None
+        try:
+            return session.check_websocket_frame(frame)
+        except InvalidPacket as exc:
+            if not session.upgrading:
+                session.server._log_error_once(
+                    f"closing session {session.sid}: {exc}", "sioctl-invalid-ws-packet"
+                )
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ws, name)
+
+
+class AsyncConformantEngineMixin(SessionsDictMixin):
+    """``engineio.AsyncServer`` mixin: request-level rules of the specification."""
+
+    _sioctl_translate: Any  # the async driver's own translate_request (set by adopt)
+
+    def _sioctl_adopt_session(self, session: Any) -> None:
+        """Make ``session``, just created by python-engineio, one that follows the rules."""
+        session.__class__ = AsyncConformantSocket
+
+    async def handle_request(self, *args: Any, **kwargs: Any) -> Any:
+        environ = await _call(self._sioctl_translate, *args, **kwargs)
+        if environ:  # an empty dict: python-engineio's driver saw no request
+            answered, response = await self._sioctl_screen(environ)
+            if answered:
+                return response
+        token = _TRANSLATED.set(environ)
+        try:
+            return await super().handle_request(*args, **kwargs)  # type: ignore[misc]
+        finally:
+            _TRANSLATED.reset(token)
+
+    async def _sioctl_screen(self, environ: dict[str, Any]) -> tuple[bool, Any]:
+        """The rules that come before python-engineio's routing, on the translated request:
+        (True, the response) when they answer it, (False, None) to let python-engineio serve
+        it. A door before this mixin (EIO=3's) screens first."""
+        server: Any = self
+        problem = request_problem(environ)
+        if problem:
+            server._log_error_once(problem, f"sioctl-bad-request-{problem}")
+            return True, await server._make_response(server._bad_request(problem), environ)
+        sid = eio_rules.query_sid(environ.get("QUERY_STRING", ""))
+        session = self.sockets.get(sid) if sid else None
+        if isinstance(session, AsyncConformantSocket):
+            action = eio_rules.route_request(
+                is_websocket_upgrade(environ), session.upgraded, session.upgrading)
+            if action == eio_rules.CLOSE_SECOND_WEBSOCKET:
+                server._log_error_once(f"closing a second websocket for session {session.sid}",
+                                       "sioctl-second-websocket")
+                return True, await server._async["websocket"](_close_websocket, server)(environ)
+            if action == eio_rules.WAIT_FOR_UPGRADE:
+                await session.wait_for_upgrade()
+        return False, None
+
+    async def _make_response(self, response_dict: dict[str, Any], environ: dict[str, Any]) -> Any:
+        response_dict["status"] = eio_rules.response_status(
+            response_dict["status"], bool(environ.get(TOO_LARGE)))
+        return await super()._make_response(response_dict, environ)  # type: ignore[misc]
+
+    def _ok(self, packets: Any = None, headers: Any = None, jsonp_index: Any = None) -> Any:
+        response = super()._ok(packets, headers, jsonp_index)  # type: ignore[misc]
+        if packets is None:  # the answer to a POST
+            response["response"] = eio_rules.POST_OK_BODY
+        return response
+
+    async def _service_task(self) -> None:
+        """python-engineio's sweep, going over the session ids (no copy of the sessions dict
+        holds them between two looks)."""
+        server: Any = self
+        stop = server.service_task_event = server.create_event()
+        while not stop.is_set():
+            sids = list(self.sockets)
+            pause = eio_rules.sweep_pause(server.ping_timeout, len(sids))
+            try:
+                for sid in sids:
+                    session = self.sockets.get(sid)
+                    if session is not None:
+                        action = eio_rules.sweep_action(session.closed, session.closing)
+                        if action == eio_rules.FORGET:
+                            self.sockets.pop(sid, None)
+                        elif action == eio_rules.CHECK_PING:
+                            await session.check_ping_timeout()
+                    if await _stopped(stop, pause):
+                        return
+            except Exception:  # as python-engineio: log it, sweep on
+                server.logger.exception("service task exception")
+            if not sids and await _stopped(stop, server.ping_timeout):
+                return
+
+
+async def _stopped(stop: asyncio.Event, timeout: float | None) -> bool:
+    """Whether ``stop`` was set within ``timeout`` seconds."""
+    try:
+        await asyncio.wait_for(stop.wait(), timeout)
+    except asyncio.TimeoutError:
+        return False
+    return True
+
+
+async def _call(func: Any, *args: Any, **kwargs: Any) -> Any:
+    result = func(*args, **kwargs)
+    return await result if inspect.isawaitable(result) else result
+
+
+async def _close_websocket(ws: Any) -> None:
+    await ws.close()
+
+
+def adopt(eio: Any) -> None:
+    """Give ``eio`` (an ``engineio.AsyncServer`` whose class has
+    :class:`AsyncConformantEngineMixin`) its sessions dict, and its own copy of the async
+    driver's table whose ``translate_request`` hands back the request the mixin has already
+    translated (the driver's table is shared by every server of the process: not changed)."""
+    eio.sockets = vars(eio).get("sockets", {})
+    if getattr(eio, "_sioctl_translate", None) is None:
+        original = eio._async["translate_request"]
+        eio._sioctl_translate = original
+
+        async def translate_request(*args: Any, **kwargs: Any) -> Any:
+            environ = _TRANSLATED.get()
+            return environ if environ is not None else await _call(original, *args, **kwargs)
+
+        eio._async = {**eio._async, "translate_request": translate_request}
