@@ -71,7 +71,8 @@ class PollingClient:
         await self.send("0" + json.dumps(auth))
 
     async def send(self, socketio_packet: str) -> None:
-        assert await self._request("POST", "4" + socketio_packet) == "OK"
+        # python-engineio answers "OK", sioctl's protocol rules "ok" (as the JS server does).
+        assert (await self._request("POST", "4" + socketio_packet)).lower() == "ok"
 
     async def until(self, wanted: str) -> list[str]:
         """Poll until a packet starting with ``wanted`` arrives; returns what came up to it."""
@@ -84,7 +85,7 @@ class PollingClient:
             frames = body.split("\x1e")
             self.packets += [p[1:] for p in frames if p.startswith("4")]
             if "2" in frames:  # the server's ping: answered, or it closes the session
-                assert await self._request("POST", "3") == "OK"
+                assert (await self._request("POST", "3")).lower() == "ok"
         raise AssertionError(f"no {wanted!r} packet; got {self.packets}")
 
 

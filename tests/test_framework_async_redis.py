@@ -21,6 +21,7 @@ import redis as redis_sync
 import redis.asyncio
 from asgi_polling import PollingClient, join_redis, write_app
 
+from sioctl.worker import protocol
 from sioctl.worker.framework.aio import load_async_app_dir
 from sioctl.worker.framework.session import SessionLoader, new_redis_session_cookie
 
@@ -95,8 +96,13 @@ def app_dir(tmp_path: Path) -> str:
     return str(write_app(tmp_path, FILES))
 
 
-def test_custom_ids_on_one_worker(app_dir: str) -> None:
+@pytest.mark.parametrize("rules", [False, True], ids=["bare", "protocol-rules"])
+def test_custom_ids_on_one_worker(app_dir: str, rules: bool) -> None:
+    """With and without sioctl's protocol rules on the server (the asyncio worker installs
+    them: their mixins override _handle_connect too)."""
     app = load_async_app_dir(app_dir, "ids")
+    if rules:
+        protocol.install(app.sio)
 
     async def scenario() -> None:
         first = PollingClient(app.asgi_app, "uid=7")

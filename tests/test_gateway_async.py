@@ -19,6 +19,7 @@ import pytest
 import redis.asyncio
 from asgi_polling import PollingClient, http_call, join_redis
 
+from sioctl.worker import protocol
 from sioctl.worker.framework.aio import AsyncApplication, load_async_app_dir
 from sioctl.worker.gateway.async_gateway import AsyncGatewayPlugin
 from sioctl.worker.gateway.async_registry import AsyncRedisRegistry
@@ -90,7 +91,13 @@ def test_the_asyncio_gateway_is_async_over_the_right_registry(app: AsyncApplicat
     assert isinstance(registry, AsyncRedisRegistry if app.redis_url else MemoryRegistry)
 
 
-def test_request_message_send_to_others_and_deny(app: AsyncApplication) -> None:
+@pytest.mark.parametrize("rules", [False, True], ids=["bare", "protocol-rules"])
+def test_request_message_send_to_others_and_deny(app: AsyncApplication, rules: bool) -> None:
+    """With and without sioctl's protocol rules on the server (the asyncio worker installs
+    them)."""
+    if rules:
+        protocol.install(app.sio)
+
     async def scenario() -> None:
         alice, bob = GatewayClient(app), GatewayClient(app)
         await alice.connect()
@@ -113,6 +120,15 @@ def test_request_message_send_to_others_and_deny(app: AsyncApplication) -> None:
         ack = await alice.request(signed_request(REQUEST_ID, SIG_APP, "wrong-key"))
         assert ack["data"] == {"action": DENY, "payload": {"reason": "bad signature"}}
         assert (await alice.client.until("1"))[-1] == "1"
+        # A payload nested too deeply reaches the gateway (the protocol rules let a
+        # requestMessage through), which denies it and disconnects.
+        deep: Any = 1
+        for _ in range(100):
+            deep = [deep]
+        ack = await bob.request(signed_request(REQUEST_ID, SIG_APP, SIG_KEY, deep))
+        assert ack["data"]["payload"] == {"reason": "payload nested deeper than 64 levels",
+                                          "fields": ["data.payload"]}
+        assert (await bob.client.until("1"))[-1] == "1"
         await app.sio.shutdown()
 
     asyncio.run(scenario())
