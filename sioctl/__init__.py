@@ -5,6 +5,7 @@ What apps, HTTP views and outside programs import, from here::
     from sioctl import Controller                # base of class-based controllers
     from sioctl import session_cookie_header     # set ctx.session from the HTTP side
     from sioctl import new_redis_session_cookie  # the same, with session = {"store": "redis"}
+    from sioctl import new_redis_session_cookie_async  # the same from async code (ASGI views)
     from sioctl import ExternalGateway           # gateway messages from outside the cluster
     from sioctl import QueryTimeout              # raised by sio.manager.fetch_sockets(...) & co
     from sioctl import gateway_wire              # the gateway's wire format (stdlib only)
@@ -29,6 +30,7 @@ _NAMES = {
     "Controller": "sioctl.worker.framework.controller",
     "session_cookie_header": "sioctl.worker.framework.session",
     "new_redis_session_cookie": "sioctl.worker.framework.session",
+    "new_redis_session_cookie_async": "sioctl.worker.framework.session_async",
     "ExternalGateway": "sioctl.worker.gateway.external",
     "QueryTimeout": "sioctl.worker.messaging.queries",
     "start_cluster": "sioctl.cli.programmatic",
@@ -45,6 +47,7 @@ __all__ = [
     "QueryTimeout",
     "gateway_wire",
     "new_redis_session_cookie",
+    "new_redis_session_cookie_async",
     "session_cookie_header",
     "start_cluster",
 ]
@@ -53,6 +56,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__
     from sioctl.cli.programmatic import start_cluster
     from sioctl.worker.framework.controller import Controller
     from sioctl.worker.framework.session import new_redis_session_cookie, session_cookie_header
+    from sioctl.worker.framework.session_async import new_redis_session_cookie_async
     from sioctl.worker.gateway import wire as gateway_wire
     from sioctl.worker.gateway.external import ExternalGateway
     from sioctl.worker.messaging.queries import QueryTimeout

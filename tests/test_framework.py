@@ -307,6 +307,42 @@ def test_mistakes_are_boot_errors_naming_file_and_key(
     assert "Traceback" not in output
 
 
+ASYNC_APP_DIR = APP_DIR.parent / "asyncapp"
+# The router of the async app routing only its plain controller: its middleware is then what
+# eventlet refuses.
+PLAIN_ROUTER = """
+def setup(app):
+    app.io.route("shout", app.io.controller.plain.shout)
+"""
+
+
+@pytest.mark.parametrize(("router", "message"), [
+    (None, "app/io/controller/chat.py: Chat.echo (routed to 'echo' on '/') is async def, which "
+           "the eventlet engine never awaits: serve this app with the asyncio engine "
+           "(-k asyncio)"),
+    (PLAIN_ROUTER, "app/io/middleware/auth.py: auth.<locals>.middleware (middleware 'auth') "
+                   "is async def, which the eventlet engine never awaits"),
+], ids=["controller", "middleware"])
+def test_async_def_is_refused_on_eventlet_naming_file_and_function(
+    run_sioctl: Any, tmp_path: Path, redis_url: str, router: str | None, message: str,
+) -> None:
+    """Called by eventlet, an ``async def`` action or middleware would only make a coroutine
+    that never runs (no ack, an async middleware refusing every connection): the app is
+    refused when it loads instead."""
+    app_dir = tmp_path / "asyncapp"
+    shutil.copytree(ASYNC_APP_DIR, app_dir)
+    if router is not None:
+        (app_dir / "app" / "router.py").write_text(router)
+    result = run_sioctl(
+        "start", str(app_dir), "-w", "2", "-b", "127.0.0.1:0", "--redis", redis_url,
+        "--run-dir", str(tmp_path / "run"), "--title", "asyncapp",
+    )
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert message in output, output
+    assert "Traceback" not in output
+
+
 def test_custom_ids_are_unique_across_workers(app_cluster: Any, clients: Any) -> None:
     cluster = app_cluster(env="ids")
     on_slot0, on_slot1 = ips_for_slot(0, 2)[0], ips_for_slot(1, 2)[0]

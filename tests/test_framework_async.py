@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
+from asgi_polling import PollingClient, settled, write_app
 
 from sioctl.worker.errors import BootError
 from sioctl.worker.framework.aio import AsyncApplication, load_async_app_dir
@@ -120,14 +120,6 @@ FILES = {
 }
 
 
-def write_app(root: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text))
-    return root
-
-
 class Recorder(Plugin):
     """A plugin with an async ``refuse`` and ``disconnected``, a plain ``connected``, and a
     route; it writes to the app's trace."""
@@ -153,74 +145,6 @@ class Recorder(Plugin):
             return f"pong {ctx.args[0]}"
 
         return {"ping": ping, "echo": lambda ctx: "the app's route wins"}
-
-
-class PollingClient:
-    """A Socket.IO v5 client over Engine.IO v4 long-polling, calling the ASGI app directly."""
-
-    def __init__(self, asgi_app: Any) -> None:
-        self.app = asgi_app
-        self.eio_sid = ""
-        self.packets: list[str] = []
-
-    async def _request(self, method: str, body: str = "") -> str:
-        query = "EIO=4&transport=polling" + (f"&sid={self.eio_sid}" if self.eio_sid else "")
-        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-                 "method": method, "scheme": "http", "path": "/socket.io/",
-                 "raw_path": b"/socket.io/", "query_string": query.encode(), "root_path": "",
-                 "headers": [(b"host", b"127.0.0.1"),
-                             (b"content-length", str(len(body.encode())).encode())],
-                 "client": ("127.0.0.1", 40000),
-                 "server": ("127.0.0.1", 80)}
-        received = False
-        response: dict[str, Any] = {"body": b""}
-
-        async def receive() -> dict[str, Any]:
-            nonlocal received
-            if not received:
-                received = True
-                return {"type": "http.request", "body": body.encode(), "more_body": False}
-            await asyncio.Event().wait()  # this client never hangs up mid-request
-            raise AssertionError("unreachable")
-
-        async def send(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                response["status"] = message["status"]
-            else:
-                response["body"] += message.get("body", b"")
-
-        await asyncio.wait_for(self.app(scope, receive, send), 10)
-        assert response["status"] == 200, response
-        return response["body"].decode()
-
-    async def open(self, auth: dict[str, Any]) -> None:
-        handshake = await self._request("GET")
-        assert handshake.startswith("0")
-        self.eio_sid = json.loads(handshake[1:])["sid"]
-        await self.send("0" + json.dumps(auth))
-
-    async def send(self, socketio_packet: str) -> None:
-        assert await self._request("POST", "4" + socketio_packet) == "OK"
-
-    async def until(self, wanted: str) -> list[str]:
-        """Poll until a packet starting with ``wanted`` arrives; returns what came up to it."""
-        for _ in range(20):
-            for index, packet in enumerate(self.packets):
-                if packet.startswith(wanted):
-                    seen, self.packets = self.packets[: index + 1], self.packets[index + 1:]
-                    return seen
-            body = await self._request("GET")
-            self.packets += [p[1:] for p in body.split("\x1e") if p.startswith("4")]
-        raise AssertionError(f"no {wanted!r} packet; got {self.packets}")
-
-
-async def settled(app: Any, line: str) -> None:
-    """Let the loop run until ``line`` is in the trace (tasks the server started)."""
-    for _ in range(1000):
-        if line in app.trace:
-            return
-        await asyncio.sleep(0)
-    raise AssertionError(f"{line!r} not in the trace: {app.trace}")
 
 
 @pytest.fixture
@@ -353,5 +277,69 @@ def test_what_the_shells_refuse_at_load(tmp_path: Path) -> None:
         load_async_app_dir(str(tmp_path), "prod", plugins=(lambda app: WsgiOnly(),))
 
     (tmp_path / "config" / "config_redis.py").write_text('session = {"store": "redis"}\n')
-    with pytest.raises(BootError, match="'redis' session store is not served on asyncio"):
-        load_async_app_dir(str(tmp_path), "redis", redis_url="redis://127.0.0.1:1/0")
+    with pytest.raises(BootError, match="a 'redis' session store needs a Redis: set io.redis"):
+        load_async_app_dir(str(tmp_path), "redis")
+
+
+def test_async_def_is_refused_by_a_shell_that_does_not_await(tmp_path: Path) -> None:
+    """On eventlet an ``async def`` action, route or middleware would only make a coroutine
+    that never runs: the app is refused at load, naming the file and the function."""
+    write_app(tmp_path, FILES)
+
+    class Blocking(AsyncApplication):
+        awaits = False  # a shell that calls without awaiting, as eventlet's
+
+    def load(*plugins: Any) -> None:
+        Blocking(load_config(str(tmp_path), "prod"), plugins=plugins).setup()
+
+    with pytest.raises(BootError, match=r"^app/io/controller/chat.py: Chat.echo \(routed to "
+                                        r"'echo' on '/'\) is async def, which the eventlet "
+                                        r"engine never awaits: .*\(-k asyncio\)"):
+        load()
+    (tmp_path / "app" / "router.py").write_text(
+        "def setup(app):\n    app.trace = []\n"
+        "    app.io.route('shout', app.io.controller.plain.shout)\n")
+
+    class AsyncRoute(Plugin):
+        name = "async-route"
+
+        def routes(self) -> dict[str, Any]:
+            async def ping(ctx: Any) -> str:
+                return "pong"
+
+            return {"ping": ping}
+
+    with pytest.raises(BootError, match=r"test_framework_async.py: test_async_def_is_refused"
+                                        r".*ping \(the async-route plugin's 'ping' route\)"):
+        load(lambda app: AsyncRoute())
+    with pytest.raises(BootError, match=r"^app/io/middleware/auth.py: auth.<locals>.middleware "
+                                        r"\(middleware 'auth'\) is async def"):
+        load()
+
+
+ASYNC_APP_DIR = Path(__file__).resolve().parent / "apps" / "asyncapp"
+
+
+def test_the_async_egg_style_app_runs_on_the_async_shell() -> None:
+    """tests/apps/asyncapp, which eventlet refuses (test_framework.py), served on asyncio."""
+    app: Any = load_async_app_dir(str(ASYNC_APP_DIR), "prod")
+
+    async def scenario() -> None:
+        client = PollingClient(app.asgi_app)
+        await client.open({"token": "good"})
+        [reply, welcome] = await client.until('2["welcome"')
+        sid = json.loads(reply[1:])["sid"]
+        assert json.loads(welcome[1:]) == ["welcome", {"id": sid}]
+        await client.send('21["echo","hi"]')
+        assert await client.until("31") == ['2["echoed","hi"]', '31[{"echo":["hi"]}]']
+        await client.send('22["shout","hey"]')
+        assert await client.until("32") == ['32["HEY"]']
+        await client.send('23["whoami"]')
+        [answer] = await client.until("33")
+        assert json.loads(answer[2:])[0]["id"] == sid
+        refused = PollingClient(app.asgi_app)
+        await refused.open({"token": "bad"})
+        assert await refused.until("4") == ['4{"message":"bad token"}']
+        await app.sio.shutdown()
+
+    asyncio.run(scenario())

@@ -9,6 +9,7 @@ when the app's config has no ``socket_config``.
 from __future__ import annotations
 
 import ast
+import inspect
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -60,8 +61,21 @@ def test_the_worker_plugs_the_gateway_in() -> None:
         assert getattr(GatewayPlugin, hook) is not getattr(Plugin, hook), hook
 
 
+def test_the_asyncio_gateway_plugin_awaits_its_hooks() -> None:
+    """On asyncio the gateway's hooks are coroutines (the eventlet shell would refuse them)
+    and its HTTP endpoint is ASGI only."""
+    from sioctl.worker.framework.plugins import ASYNC_HOOKS, Plugin
+    from sioctl.worker.gateway.async_gateway import AsyncGatewayPlugin
+
+    for hook in ASYNC_HOOKS:
+        assert inspect.iscoroutinefunction(getattr(AsyncGatewayPlugin, hook)), hook
+    assert AsyncGatewayPlugin.wrap_asgi is not Plugin.wrap_asgi
+    assert AsyncGatewayPlugin.wrap_wsgi is Plugin.wrap_wsgi
+
+
 # The engine-free core of the framework (docs/design.md §7, "Core and shells"): what both
-# shells share. ids.py and session.py do blocking Redis I/O and belong to the eventlet side.
+# shells share. ids.py and session.py decide for both engines and hold the eventlet side's
+# blocking Redis calls (their asyncio counterparts: ids.AsyncIdClaims, session_async.py).
 CORE = ("core.py", "namespace.py", "onion.py", "routing.py", "context.py", "middleware.py",
         "controller.py", "config.py", "loading.py", "plugins.py")
 SHELLS = {"application.py": "sioctl.worker.framework.aio",

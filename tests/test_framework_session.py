@@ -6,6 +6,7 @@ test uses its own key prefix so tests never see each other's sessions.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -15,7 +16,9 @@ from typing import Any
 
 import pytest
 import redis
+import redis.asyncio
 from clients import free_port
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -31,6 +34,10 @@ from sioctl.worker.framework.session import (
     expired_cookie_header,
     new_redis_session_cookie,
     session_cookie_header,
+)
+from sioctl.worker.framework.session_async import (
+    AsyncSessionLoader,
+    new_redis_session_cookie_async,
 )
 
 KEY = "first-secret-key-0123456789"
@@ -347,14 +354,80 @@ def test_redis_store_needs_a_client(logger: logging.Logger) -> None:
         SessionLoader(make_config(session_store="redis"), None, logger)
 
 
-# --- SessionLoader, Redis store (real redis-server) ------------------------------------------
+# --- SessionLoader, Redis store (real redis-server), on both engines --------------------------
+# The same cases run on the eventlet side (SessionLoader, blocking redis-py) and the asyncio side
+# (AsyncSessionLoader, redis.asyncio); what is stored is always inspected with the blocking
+# client, so each case also shows that both engines write the same keys and values.
+
+
+class SyncSide:
+    """The eventlet side: blocking calls."""
+
+    def __init__(self, url: str) -> None:
+        self.client = redis.Redis.from_url(url)
+
+    def loader(self, config: AppConfig, logger: logging.Logger, client: Any = None) -> Any:
+        return SessionLoader(config, self.client if client is None else client, logger)
+
+    def load(self, loader: Any, environ: dict[str, Any]) -> Session:
+        return loader.load(environ)  # type: ignore[no-any-return]
+
+    def save(self, session: Session) -> None:
+        session.save()
+
+    def new_cookie(self, data: dict[str, Any], config: AppConfig) -> str:
+        return new_redis_session_cookie(data, config, self.client)
+
+    def dead_client(self) -> Any:
+        # A real client aimed at a port nobody listens on; no retries: it fails at once.
+        return redis.Redis(host="127.0.0.1", port=free_port(), retry=Retry(NoBackoff(), 0))
+
+    def close(self, client: Any) -> None:
+        client.close()
+
+
+class AsyncSide(SyncSide):
+    """The asyncio side: each call awaited on a loop of its own."""
+
+    def __init__(self, url: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.client = redis.asyncio.Redis.from_url(url)  # type: ignore[assignment]
+
+    def loader(self, config: AppConfig, logger: logging.Logger, client: Any = None) -> Any:
+        return AsyncSessionLoader(config, self.client if client is None else client, logger)
+
+    def load(self, loader: Any, environ: dict[str, Any]) -> Session:
+        return self.loop.run_until_complete(loader.load(environ))  # type: ignore[no-any-return]
+
+    def save(self, session: Session) -> None:
+        self.loop.run_until_complete(session.save())
+
+    def new_cookie(self, data: dict[str, Any], config: AppConfig) -> str:
+        return self.loop.run_until_complete(
+            new_redis_session_cookie_async(data, config, self.client))  # type: ignore[arg-type]
+
+    def dead_client(self) -> Any:
+        return redis.asyncio.Redis(host="127.0.0.1", port=free_port(),
+                                   retry=AsyncRetry(NoBackoff(), 0))
+
+    def close(self, client: Any) -> None:
+        self.loop.run_until_complete(client.aclose())
+
+
+@pytest.fixture(params=[SyncSide, AsyncSide], ids=["eventlet", "asyncio"])
+def side(request: pytest.FixtureRequest, redis_url: str) -> Iterator[SyncSide]:
+    made = request.param(redis_url)
+    yield made
+    made.close(made.client)
+    if isinstance(made, AsyncSide):
+        made.loop.close()
 
 
 def test_redis_session_create_load_save_reload(
-    redis_client: redis.Redis, prefix: str, logger: logging.Logger
+    side: SyncSide, redis_client: redis.Redis, prefix: str, logger: logging.Logger
 ) -> None:
     config = make_config(session_store="redis", session_redis_prefix=prefix, session_max_age=600)
-    header = new_redis_session_cookie({"user": "ana"}, config, redis_client)
+    header = side.new_cookie({"user": "ana"}, config)
     name, value = cookie_pair(header)
     assert name == "SIOCTL_SESS"
     assert "Max-Age=600" in header and "HttpOnly" in header
@@ -366,133 +439,153 @@ def test_redis_session_create_load_save_reload(
     assert stored(redis_client, key) == {"user": "ana"}
     assert 0 < redis_client.pttl(key) <= 600_000
 
-    loader = SessionLoader(config, redis_client, logger)
-    session = loader.load(environ_with(f"a=b; {name}={value}"))
+    loader = side.loader(config, logger)
+    session = side.load(loader, environ_with(f"a=b; {name}={value}"))
     assert session == {"user": "ana"}
     assert session.id == cookie_data["sid"]
 
     session["visits"] = 2
-    session.save()
+    side.save(session)
     assert stored(redis_client, key) == {"user": "ana", "visits": 2}
     # Saving keeps the expiry tied to the cookie's lifetime.
     assert 0 < redis_client.pttl(key) <= 600_000
 
-    reloaded = loader.load(environ_with(f"{name}={value}"))
+    reloaded = side.load(loader, environ_with(f"{name}={value}"))
     assert reloaded == {"user": "ana", "visits": 2}
     assert reloaded.id == session.id
 
 
 def test_redis_session_without_max_age_does_not_expire(
-    redis_client: redis.Redis, prefix: str, logger: logging.Logger
+    side: SyncSide, redis_client: redis.Redis, prefix: str, logger: logging.Logger
 ) -> None:
     config = make_config(session_store="redis", session_redis_prefix=prefix)
-    header = new_redis_session_cookie({"n": 1}, config, redis_client)
+    header = side.new_cookie({"n": 1}, config)
     assert "Max-Age" not in header
     _, value = cookie_pair(header)
-    session = SessionLoader(config, redis_client, logger).load(
-        environ_with(f"SIOCTL_SESS={value}")
-    )
+    session = side.load(side.loader(config, logger), environ_with(f"SIOCTL_SESS={value}"))
     assert session.id is not None
     assert redis_client.ttl(prefix + session.id) == -1
     session["n"] = 2
-    session.save()
+    side.save(session)
     assert redis_client.ttl(prefix + session.id) == -1
     assert stored(redis_client, prefix + session.id) == {"n": 2}
 
 
 def test_redis_session_missing_key_gives_empty_session_with_id(
-    redis_client: redis.Redis, prefix: str, logger: logging.Logger
+    side: SyncSide, redis_client: redis.Redis, prefix: str, logger: logging.Logger
 ) -> None:
     config = make_config(session_store="redis", session_redis_prefix=prefix, session_max_age=600)
-    _, value = cookie_pair(new_redis_session_cookie({"user": "ana"}, config, redis_client))
+    _, value = cookie_pair(side.new_cookie({"user": "ana"}, config))
     sid = session_id(value, config.keys)
     redis_client.delete(prefix + sid)
 
-    session = SessionLoader(config, redis_client, logger).load(
-        environ_with(f"SIOCTL_SESS={value}")
-    )
+    session = side.load(side.loader(config, logger), environ_with(f"SIOCTL_SESS={value}"))
     assert session == {} and session.id == sid
     session["user"] = "back"
-    session.save()
+    side.save(session)
     assert stored(redis_client, prefix + sid) == {"user": "back"}
     assert 0 < redis_client.pttl(prefix + sid) <= 600_000
 
 
 def test_redis_session_without_cookie_cannot_be_saved(
-    redis_client: redis.Redis, prefix: str, logger: logging.Logger
+    side: SyncSide, redis_client: redis.Redis, prefix: str, logger: logging.Logger
 ) -> None:
     config = make_config(session_store="redis", session_redis_prefix=prefix)
-    session = SessionLoader(config, redis_client, logger).load(environ_with(None))
+    session = side.load(side.loader(config, logger), environ_with(None))
     assert session == {} and session.id is None
     session["x"] = 1
     with pytest.raises(SessionError, match="new_redis_session_cookie"):
-        session.save()
+        side.save(session)
 
 
 def test_redis_session_rejects_a_forged_or_plain_cookie(
-    redis_client: redis.Redis, prefix: str, logger: logging.Logger
+    side: SyncSide, redis_client: redis.Redis, prefix: str, logger: logging.Logger
 ) -> None:
     config = make_config(session_store="redis", session_redis_prefix=prefix)
-    _, value = cookie_pair(new_redis_session_cookie({"user": "ana"}, config, redis_client))
-    loader = SessionLoader(config, redis_client, logger)
+    _, value = cookie_pair(side.new_cookie({"user": "ana"}, config))
+    loader = side.loader(config, logger)
     forged = encode_cookie(decode_cookie(value, config.keys) or {}, ["unknown-key"])
-    assert loader.load(environ_with(f"SIOCTL_SESS={forged}")).id is None
+    assert side.load(loader, environ_with(f"SIOCTL_SESS={forged}")).id is None
     # A cookie-store cookie (data, no session id) is no Redis session.
     plain = encode_cookie({"user": "ana"}, config.keys)
-    assert loader.load(environ_with(f"SIOCTL_SESS={plain}")).id is None
+    assert side.load(loader, environ_with(f"SIOCTL_SESS={plain}")).id is None
 
 
 def test_redis_session_unsaveable_data(
-    redis_client: redis.Redis, prefix: str, logger: logging.Logger
+    side: SyncSide, redis_client: redis.Redis, prefix: str, logger: logging.Logger
 ) -> None:
     config = make_config(session_store="redis", session_redis_prefix=prefix)
     with pytest.raises(ValueError, match="JSON"):
-        new_redis_session_cookie({"x": object()}, config, redis_client)
-    _, value = cookie_pair(new_redis_session_cookie({}, config, redis_client))
-    session = SessionLoader(config, redis_client, logger).load(
-        environ_with(f"SIOCTL_SESS={value}")
-    )
+        side.new_cookie({"x": object()}, config)
+    _, value = cookie_pair(side.new_cookie({}, config))
+    session = side.load(side.loader(config, logger), environ_with(f"SIOCTL_SESS={value}"))
     session["x"] = {1, 2}
     with pytest.raises(ValueError, match="JSON"):
-        session.save()
+        side.save(session)
 
 
 def test_redis_corrupt_data_gives_empty_session(
+    side: SyncSide,
     redis_client: redis.Redis,
     prefix: str,
     logger: logging.Logger,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     config = make_config(session_store="redis", session_redis_prefix=prefix)
-    _, value = cookie_pair(new_redis_session_cookie({"user": "ana"}, config, redis_client))
+    _, value = cookie_pair(side.new_cookie({"user": "ana"}, config))
     sid = session_id(value, config.keys)
-    loader = SessionLoader(config, redis_client, logger)
+    loader = side.loader(config, logger)
     for corrupt in (b"{not json", b"[1, 2]", b"\xff\xfe"):
         caplog.clear()
         redis_client.set(prefix + sid, corrupt)
-        session = loader.load(environ_with(f"SIOCTL_SESS={value}"))
+        session = side.load(loader, environ_with(f"SIOCTL_SESS={value}"))
         assert session == {} and session.id == sid
         assert len(records(caplog, logging.WARNING)) == 1
 
 
 def test_redis_down_gives_empty_session_and_one_warning(
+    side: SyncSide,
     redis_client: redis.Redis,
     prefix: str,
     logger: logging.Logger,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     config = make_config(session_store="redis", session_redis_prefix=prefix)
-    _, value = cookie_pair(new_redis_session_cookie({"user": "ana"}, config, redis_client))
-    # A real client aimed at a port nobody listens on; no retries, so the failure is immediate.
-    dead = redis.Redis(host="127.0.0.1", port=free_port(), retry=Retry(NoBackoff(), 0))
+    _, value = cookie_pair(side.new_cookie({"user": "ana"}, config))
+    dead = side.dead_client()
     try:
-        session = SessionLoader(config, dead, logger).load(environ_with(f"SIOCTL_SESS={value}"))
+        session = side.load(side.loader(config, logger, dead), environ_with(f"SIOCTL_SESS={value}"))
     finally:
-        dead.close()
+        side.close(dead)
     assert session == {} and session.id is None
     warnings = records(caplog, logging.WARNING)
     assert len(warnings) == 1
     assert "session store unavailable" in warnings[0].getMessage()
+
+
+def test_both_engines_read_each_others_sessions(
+    redis_url: str, redis_client: redis.Redis, prefix: str, logger: logging.Logger
+) -> None:
+    """A session an eventlet worker created is read and saved by an asyncio worker, whose save
+    the eventlet worker reads (a cluster may run both while moving an app over)."""
+    config = make_config(session_store="redis", session_redis_prefix=prefix, session_max_age=600)
+    eventlet, asyncio_side = SyncSide(redis_url), AsyncSide(redis_url)
+    try:
+        _, value = cookie_pair(eventlet.new_cookie({"user": "ana"}, config))
+        environ = environ_with(f"SIOCTL_SESS={value}")
+        on_asyncio = asyncio_side.load(asyncio_side.loader(config, logger), environ)
+        assert on_asyncio == {"user": "ana"}
+        on_asyncio["seen_on"] = "asyncio"
+        asyncio_side.save(on_asyncio)
+        assert eventlet.load(eventlet.loader(config, logger), environ) == {
+            "user": "ana", "seen_on": "asyncio"}
+        _, value = cookie_pair(asyncio_side.new_cookie({"user": "bo"}, config))
+        assert eventlet.load(eventlet.loader(config, logger),
+                             environ_with(f"SIOCTL_SESS={value}")) == {"user": "bo"}
+    finally:
+        eventlet.close(eventlet.client)
+        asyncio_side.close(asyncio_side.client)
+        asyncio_side.loop.close()
 
 
 # --- logs never show secrets -----------------------------------------------------------------

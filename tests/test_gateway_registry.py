@@ -1,23 +1,30 @@
 """The gateway's registry of who is online, against a real redis-server and in memory.
 
-The same behaviour tests run on both implementations. Expiry on Redis uses real (short) TTLs
+The same behaviour tests run on every implementation: Redis with the blocking client
+(eventlet), Redis with ``redis.asyncio`` (the asyncio engine, each call run to completion on a
+loop of the test's), and memory. Expiry on Redis uses real (short) TTLs
 and waits for the keys to vanish; in memory a fake clock moves time forward.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import redis
+import redis.asyncio
 from clients import free_port
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from sioctl.worker.gateway.async_registry import AsyncRedisRegistry
 from sioctl.worker.gateway.memory_registry import MemoryRegistry
 from sioctl.worker.gateway.registry import (
     Rebind,
@@ -67,10 +74,28 @@ def _redis_client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
 
 
-@pytest.fixture(params=["redis", "memory"])
+class Awaited:
+    """The asyncio registry called from a test: each of its coroutines run to completion."""
+
+    def __init__(self, registry: AsyncRedisRegistry, loop: asyncio.AbstractEventLoop) -> None:
+        self.registry = registry
+        self.loop = loop
+
+    @property
+    def ttl(self) -> float:
+        return self.registry.ttl
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self.registry, name)
+        return lambda *args, **kwargs: self.loop.run_until_complete(method(*args, **kwargs))
+
+
+@pytest.fixture(params=["redis", "redis-asyncio", "memory"])
 def make(request: pytest.FixtureRequest) -> Iterator[Callable[..., Setup]]:
     """Factory ``make(ttl=60.0)`` building the registry of this parametrization."""
     clients: list[redis.Redis] = []
+    loop = asyncio.new_event_loop()
+    async_clients: list[redis.asyncio.Redis] = []
 
     def build(ttl: float = 60.0) -> Setup:
         if request.param == "memory":
@@ -83,11 +108,19 @@ def make(request: pytest.FixtureRequest) -> Iterator[Callable[..., Setup]]:
         client = _redis_client(request.getfixturevalue("redis_url"))
         clients.append(client)
         prefix = _unique_prefix()
+        if request.param == "redis-asyncio":
+            async_clients.append(redis.asyncio.Redis.from_url(request.getfixturevalue(
+                "redis_url"), socket_timeout=5, socket_connect_timeout=5))
+            registry: Any = Awaited(AsyncRedisRegistry(async_clients[-1], prefix, ttl=ttl), loop)
+            return Setup(registry, time.sleep, client, prefix)
         return Setup(RedisRegistry(client, prefix, ttl=ttl), time.sleep, client, prefix)
 
     yield build
     for client in clients:
         client.close()
+    for async_client in async_clients:
+        loop.run_until_complete(async_client.aclose())
+    loop.close()
 
 
 def _wait_until_gone(client: redis.Redis, *keys: str) -> None:
@@ -339,6 +372,28 @@ def test_redis_registry_is_shared_between_clients(redis_url: str) -> None:
     second.close()
 
 
+def test_both_engines_share_one_registry(redis_url: str) -> None:
+    """An eventlet worker and an asyncio worker (same prefix) see each other's sockets, and a
+    userId moves from one to the other."""
+    prefix = _unique_prefix()
+    first = _redis_client(redis_url)
+    loop = asyncio.new_event_loop()
+    second = redis.asyncio.Redis.from_url(redis_url)
+    eventlet, on_asyncio = RedisRegistry(first, prefix), Awaited(
+        AsyncRedisRegistry(second, prefix), loop)
+    eventlet.register("sid-a", "user-u", "appOne")
+    assert on_asyncio.resolve("user-u") == "sid-a" and on_asyncio.app_of("sid-a") == "appOne"
+    on_asyncio.register("sid-b", "user-fresh", "appOne")
+    assert on_asyncio.rebind("user-u", "sid-b", take_over=True) == Rebind(True, "sid-a")
+    eventlet.unregister("sid-a")
+    assert eventlet.resolve("user-u") == "sid-b"
+    assert on_asyncio.claim_nonce("appOne", "n-1", 30.0) is True
+    assert eventlet.claim_nonce("appOne", "n-1", 30.0) is False
+    first.close()
+    loop.run_until_complete(second.aclose())
+    loop.close()
+
+
 def test_redis_stale_user_mapping_is_not_online(redis_url: str) -> None:
     """A user key that outlives its socket's client key does not make the user online."""
     client = _redis_client(redis_url)
@@ -371,18 +426,20 @@ def test_redis_refresh_many(redis_url: str) -> None:
     client.close()
 
 
-def test_dead_redis_raises_registry_error() -> None:
+@pytest.mark.parametrize("engine", ["eventlet", "asyncio"])
+def test_dead_redis_raises_registry_error(engine: str) -> None:
     """Nobody listens on the port: every call fails at once with RegistryError, no retries."""
     port = free_port()
-    client = redis.Redis(
-        host="127.0.0.1",
-        port=port,
-        password="s3cret-pass",
-        socket_connect_timeout=1.0,
-        socket_timeout=1.0,
-        retry=Retry(NoBackoff(), 0),
-    )
-    reg = RedisRegistry(client, "dead:")
+    options: dict[str, Any] = {"host": "127.0.0.1", "port": port, "password": "s3cret-pass",
+                               "socket_connect_timeout": 1.0, "socket_timeout": 1.0}
+    loop = asyncio.new_event_loop()
+    client: Any
+    if engine == "eventlet":
+        client = redis.Redis(**options, retry=Retry(NoBackoff(), 0))
+        reg: Any = RedisRegistry(client, "dead:")
+    else:
+        client = redis.asyncio.Redis(**options, retry=AsyncRetry(NoBackoff(), 0))
+        reg = Awaited(AsyncRedisRegistry(client, "dead:"), loop)
     calls: list[Callable[[], object]] = [
         lambda: reg.register("sid-a", "user-a", "appOne"),
         lambda: reg.set_app("sid-a", "appOne"),
@@ -402,7 +459,11 @@ def test_dead_redis_raises_registry_error() -> None:
         for secret in ("s3cret-pass", str(port), "127.0.0.1", "dead:", "sid-a", "user-a"):
             assert secret not in message
         assert info.value.__suppress_context__
-    client.close()
+    if engine == "eventlet":
+        client.close()
+    else:
+        loop.run_until_complete(client.aclose())
+    loop.close()
 
 
 def test_redis_ttl_must_be_positive(redis_url: str) -> None:

@@ -26,6 +26,7 @@ OLD_PATHS = {
     "Controller": "sioctl.worker.framework",
     "session_cookie_header": "sioctl.worker.framework.session",
     "new_redis_session_cookie": "sioctl.worker.framework.session",
+    "new_redis_session_cookie_async": "sioctl.worker.framework.session_async",
     "ExternalGateway": "sioctl.worker.gateway.external",
     "QueryTimeout": "sioctl.worker.messaging.manager",
     "start_cluster": "sioctl.cli.programmatic",

@@ -97,6 +97,9 @@ AEIO = "engineio:AsyncServer"
 ASOCKET = "engineio.async_socket:AsyncSocket"
 ASIO = "socketio:AsyncServer"
 FRAMEWORK = "worker/framework/application.py"
+# Custom socket ids on both engines (io.generate_id).
+FRAMEWORK_IDS = "worker/framework/ids.py"
+FRAMEWORK_AIO = "worker/framework/aio.py"
 MESSAGING = "worker/messaging/manager.py"
 # The engine-free half of the manager, a mixin put before PubSubManager.
 MESSAGING_BASE = "worker/messaging/base.py"
@@ -140,7 +143,7 @@ HOOKS: tuple[Hook, ...] = (
          "there, then closed)"),
     Hook(f"{EIO}.create_queue", OVERRIDE, ("*args", "**kwargs"), (P_PING,),
          "each session's queue comes from here"),
-    Hook(f"{EIO}.generate_id", PATCH, (), (FRAMEWORK,),
+    Hook(f"{EIO}.generate_id", PATCH, (), (FRAMEWORK_IDS,),
          "replaced on the instance: python-socketio asks it for every new socket id"),
     Hook(f"{EIO}.generate_id", OVERRIDE, (), (P_SERVER, P_SIOV4, P_ASYNC_EIO3),
          "python-socketio's manager asks it (pre_connect, no arguments) for each new socket "
@@ -227,6 +230,8 @@ HOOKS: tuple[Hook, ...] = (
     Hook(f"{SIO}._handle_connect", OVERRIDE, ("eio_sid", "namespace", "data"),
          (P_SOCKETIO, P_SIOV4, FRAMEWORK),
          "the socket's id is asked of eio.generate_id() within it (sio_v4 names v2 sockets)"),
+    Hook(f"{AEIO}.generate_id", PATCH, (), (FRAMEWORK_IDS,),
+         "replaced on the instance, a plain function as on Server"),
     Hook(f"{SIO}._handle_connect", CALL, ("eio_sid", "namespace", "data"),
          (P_SOCKETIO, P_SIOV4)),
     Hook(f"{SIO}._handle_connect", COPY, ("eio_sid", "namespace", "data"), (P_CORE_SIO,),
@@ -237,7 +242,7 @@ HOOKS: tuple[Hook, ...] = (
     Hook(f"{SIO}._handle_ack", CALL, ("eio_sid", "namespace", "id", "data"), (P_SOCKETIO,)),
     Hook(f"{SIO}._binary_packet", LAYOUT, None, (P_SOCKETIO, MEMORY),
          "a dict eio_sid -> the binary packet whose attachments are still coming"),
-    Hook(f"{SIO}.environ", LAYOUT, None, (P_SOCKETIO, FRAMEWORK, MEMORY),
+    Hook(f"{SIO}.environ", LAYOUT, None, (P_SOCKETIO, FRAMEWORK_IDS, MEMORY),
          "a dict eio_sid -> the WSGI environ of the session's handshake"),
     Hook(f"{SIO}.packet_class", ATTRIBUTE, None, (P_SOCKETIO, P_SIOV4, FRAMEWORK)),
     Hook(f"{SIO}.handlers", ATTRIBUTE, None, (P_SOCKETIO,)),
@@ -251,12 +256,12 @@ HOOKS: tuple[Hook, ...] = (
     Hook("socketio:Namespace.trigger_event", OVERRIDE, ("event", "*args"), (FRAMEWORK,),
          "a disconnect handler is given (sid, reason) (python-socketio >= 5.12)"),
     Hook("socketio:AsyncNamespace.trigger_event", OVERRIDE, ("event", "*args"),
-         ("worker/framework/aio.py",),
+         (FRAMEWORK_AIO,),
          "awaited by AsyncServer; a disconnect handler is given (sid, reason)"),
     Hook("socketio:WSGIApp.engineio_app", ATTRIBUTE, None, ("worker/app_loader.py",),
          "where the loader finds the server inside a WSGIApp"),
     # ------------------------------------------------------------ python-socketio: the manager
-    Hook(f"{MANAGER}.rooms", LAYOUT, None, (FRAMEWORK, MESSAGING, MESSAGING_BASE, MEMORY),
+    Hook(f"{MANAGER}.rooms", LAYOUT, None, (FRAMEWORK_IDS, MESSAGING, MESSAGING_BASE, MEMORY),
          "rooms[namespace][None] holds every connected socket: {sid: eio_sid}"),
     Hook(f"{MANAGER}.eio_to_sid", ATTRIBUTE, None, (MEMORY,)),
     Hook(f"{MANAGER}.callbacks", ATTRIBUTE, None, (MEMORY,)),
@@ -342,9 +347,11 @@ HOOKS: tuple[Hook, ...] = (
          "_sioctl_dispatch repeats its dispatch by packet type, as the sync one"),
     Hook(f"{ASIO}._handle_eio_disconnect", OVERRIDE, ("eio_sid", "reason"), (P_ASYNC_SIO,)),
     Hook(f"{ASIO}._handle_connect", OVERRIDE, ("eio_sid", "namespace", "data"),
-         (P_ASYNC_SIO, P_ASYNC_EIO3)),
+         (P_ASYNC_SIO, P_ASYNC_EIO3, FRAMEWORK_AIO), "python-socketio's own asks "
+         "eio.generate_id() in the task that awaits it (io.generate_id on asyncio; sio_v4 "
+         "names v2 sockets)"),
     Hook(f"{ASIO}._handle_connect", CALL, ("eio_sid", "namespace", "data"), (P_ASYNC_EIO3,)),
-    Hook(f"{ASIO}._send_packet", CALL, ("eio_sid", "pkt"), (P_ASYNC_SIO,)),
+    Hook(f"{ASIO}._send_packet", CALL, ("eio_sid", "pkt"), (P_ASYNC_SIO, FRAMEWORK_AIO)),
     Hook(f"{ASIO}._handle_disconnect", CALL, ("eio_sid", "namespace", "reason"),
          (P_ASYNC_SIO,)),
     Hook(f"{ASIO}._handle_event", CALL, ("eio_sid", "namespace", "id", "data"),

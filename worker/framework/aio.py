@@ -16,8 +16,10 @@ rules of the shell:
   ctx.socket.emit(...)``, ``join``, ``leave``, ``disconnect``, ``to(room).emit``), as on
   ``socketio.AsyncServer``; ``ctx.socket.rooms`` stays a property.
 
-:class:`AsyncApplication` serves one worker (python-socketio's in-memory manager); what the
-asyncio engine still has to supply is listed in docs/design.md §7 ("Core and shells").
+Custom socket ids (``io.generate_id``) are claimed in the asyncio manager's Redis
+(:class:`.ids.AsyncIdClaims`); Redis sessions are read and written with ``redis.asyncio``
+(:mod:`.session_async`). What the asyncio engine supplies around this shell is listed in
+docs/design.md §7 ("Core and shells").
 """
 
 from __future__ import annotations
@@ -28,18 +30,20 @@ import logging
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any
 
+import redis.asyncio
 import socketio
 
 from sioctl.worker.errors import BootError
 
 from .config import NamespaceConfig
 from .context import SocketCore
-from .core import AppCore, load_app, server_options
+from .core import AppCore, id_in_use, load_app, server_options, session_redis_url
+from .ids import AsyncIdClaims, CustomIds
 from .middleware import Middleware
 from .namespace import ConnectionState, NamespaceCore, Step
 from .onion import NextNotCalled, Turn
 from .plugins import Plugin, PluginFactory
-from .session import SessionLoader
+from .session_async import AsyncSessionLoader
 
 log = logging.getLogger("sioctl.app")
 
@@ -236,23 +240,38 @@ class AsyncFrameworkNamespace(NamespaceCore, socketio.AsyncNamespace):
         return self.answer(ctx, handler, result, not_handled)
 
 
-class LocalClaims:
-    """Socket id claims of a lone worker: python-socketio's own ids are unique in it, and
-    ``io.generate_id`` is refused until the asyncio engine claims ids in Redis."""
-
-    def release(self, namespace: str, sid: str) -> None:
-        """Nothing was claimed."""
-
-    def renew(self) -> None:
-        """Nothing was claimed."""
-
-
 class AsyncFrameworkServer(socketio.AsyncServer):
-    """socketio.AsyncServer with the ``claims`` the framework core releases and renews."""
+    """socketio.AsyncServer whose socket ids come from ``io.generate_id(environ)`` when
+    configured (see :class:`.ids.CustomIds`), claimed on the asyncio manager's Redis: an id
+    already in use, here or on another worker, is refused before the socket exists."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(
+        self, id_generator: Callable[[dict[str, Any]], str] | None, owner: str, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
-        self.claims = LocalClaims()
+        self.ids = CustomIds(id_generator, self)
+        self.claims = AsyncIdClaims(self, owner)
+
+    async def _handle_connect(self, eio_sid: str, namespace: str, data: Any) -> None:
+        if self.ids.generator is None:
+            await super()._handle_connect(eio_sid, namespace, data)
+            return
+        namespace = namespace or "/"
+        try:
+            sid = self.ids.choose(self, eio_sid, namespace)
+            if not await self.claims.claim(namespace, sid):
+                raise id_in_use(sid)
+        except Exception as exc:
+            await self._send_packet(eio_sid, self.packet_class(
+                socketio.packet.CONNECT_ERROR, data=self.ids.refusal(namespace, exc),
+                namespace=namespace))
+            return
+        try:
+            with self.ids.pending(sid):
+                await super()._handle_connect(eio_sid, namespace, data)
+        finally:
+            if not self.manager.is_connected(sid, namespace):
+                await self.claims.release(namespace, sid)  # refused by its middleware
 
 
 class AsyncApplication(AppCore):
@@ -264,10 +283,8 @@ class AsyncApplication(AppCore):
     http_kind = "ASGI"
 
     def make_server(self, owner: str) -> AsyncFrameworkServer:
-        if self.config.generate_id is not None:
-            raise BootError(f"{self.config.where('io.generate_id')}: custom socket ids are not "
-                            "served on asyncio yet")
-        return AsyncFrameworkServer(async_mode="asgi", **server_options(self.config))
+        return AsyncFrameworkServer(self.config.generate_id, owner, async_mode="asgi",
+                                    **server_options(self.config))
 
     def mount_http(self, http_app: Callable[..., Any] | None) -> None:
         self.asgi_app: Callable[..., Any] = socketio.ASGIApp(
@@ -279,12 +296,10 @@ class AsyncApplication(AppCore):
                                 "it needs wrap_asgi on the asyncio engine")
             self.asgi_app = plugin.wrap_asgi(self.asgi_app)
 
-    def make_sessions(self, redis_url: str | None) -> SessionLoader:
-        if self.config.session_store == "redis":
-            # SessionLoader reads Redis with blocking calls, which would stall the loop.
-            raise BootError(f"{self.config.where('session.store')}: the 'redis' session store "
-                            "is not served on asyncio yet")
-        return SessionLoader(self.config, None, log)
+    def make_sessions(self, redis_url: str | None) -> AsyncSessionLoader:
+        url = session_redis_url(self.config, redis_url)
+        client = None if url is None else redis.asyncio.Redis.from_url(url)
+        return AsyncSessionLoader(self.config, client, log)
 
 
 def load_async_app_dir(

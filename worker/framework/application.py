@@ -9,20 +9,17 @@ a ``socketio.Server``. ``aio.py`` is the same shell for asyncio.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import redis
 import socketio
 
-from sioctl.worker.errors import BootError
-
 from .config import AppConfig, NamespaceConfig
 from .context import SocketHandle
-from .core import AppCore, checked_id, id_in_use, load_app
+from .core import AppCore, id_in_use, load_app, session_redis_url
 from .core import server_options as core_server_options
-from .ids import IdClaims
+from .ids import CustomIds, IdClaims
 from .middleware import NextNotCalled, run_chain
 from .namespace import ConnectionState, NamespaceCore, Step
 from .plugins import PluginFactory
@@ -124,45 +121,35 @@ class FrameworkNamespace(NamespaceCore, socketio.Namespace):
 
 
 class FrameworkServer(socketio.Server):
-    """socketio.Server whose socket ids come from ``io.generate_id(environ)`` when configured.
-
-    python-socketio asks ``eio.generate_id()`` (no arguments) for a new socket id while it
-    handles a CONNECT packet; this server knows which handshake that is and hands the
-    generator its environ. An id already in use, here or on another worker (see ids.py), is
-    refused before the socket exists.
-    """
+    """socketio.Server whose socket ids come from ``io.generate_id(environ)`` when configured
+    (see :class:`.ids.CustomIds`): an id already in use, here or on another worker, is refused
+    before the socket exists."""
 
     def __init__(
         self, id_generator: Callable[[dict[str, Any]], str] | None, owner: str, **kwargs: Any
     ):
         super().__init__(**kwargs)
-        self.id_generator = id_generator
+        self.ids = CustomIds(id_generator, self)
         self.claims = IdClaims(self, owner)
-        self._pending_id = threading.local()
-        if id_generator is not None:
-            default = self.eio.generate_id
-            self.eio.generate_id = lambda: getattr(self._pending_id, "value", None) or default()
 
     def _handle_connect(self, eio_sid: str, namespace: str, data: Any) -> None:
-        if self.id_generator is None:
+        if self.ids.generator is None:
             super()._handle_connect(eio_sid, namespace, data)
             return
         namespace = namespace or "/"
         try:
-            sid = checked_id(self.id_generator(self.environ.get(eio_sid, {})))
-            in_use = sid in self.manager.rooms.get(namespace, {}).get(None, {})
-            if in_use or not self.claims.claim(namespace, sid):
+            sid = self.ids.choose(self, eio_sid, namespace)
+            if not self.claims.claim(namespace, sid):
                 raise id_in_use(sid)
         except Exception as exc:
-            log.warning("refusing a connection to %s: %s", namespace, exc)
             self._send_packet(eio_sid, self.packet_class(
-                socketio.packet.CONNECT_ERROR, data={"message": str(exc)}, namespace=namespace))
+                socketio.packet.CONNECT_ERROR, data=self.ids.refusal(namespace, exc),
+                namespace=namespace))
             return
-        self._pending_id.value = sid
         try:
-            super()._handle_connect(eio_sid, namespace, data)
+            with self.ids.pending(sid):
+                super()._handle_connect(eio_sid, namespace, data)
         finally:
-            self._pending_id.value = None
             if not self.manager.is_connected(sid, namespace):
                 self.claims.release(namespace, sid)  # refused by its middleware
 
@@ -187,13 +174,8 @@ class Application(AppCore):
 
 def session_redis(config: AppConfig, redis_url: str | None) -> redis.Redis | None:
     """The Redis client of a Redis-backed session store (None for cookie sessions)."""
-    if config.session_store != "redis":
-        return None
-    url = config.redis_url or redis_url
-    if not url:
-        raise BootError(f"{config.where('session.store')}: a 'redis' session store needs a "
-                        "Redis: set io.redis or pass --redis")
-    return redis.Redis.from_url(url)
+    url = session_redis_url(config, redis_url)
+    return None if url is None else redis.Redis.from_url(url)
 
 
 def server_options(config: AppConfig) -> dict[str, Any]:

@@ -30,11 +30,14 @@ class Controller:
 
 
 class Action:
-    """A routable controller action: call it with a ctx to run it."""
+    """A routable controller action: call it with a ctx to run it. ``function`` is the function
+    or ``Controller`` method the app wrote (the engine checks whether it is ``async def``)."""
 
-    def __init__(self, name: str, run: Callable[[Context], Any]) -> None:
+    def __init__(self, name: str, run: Callable[[Context], Any],
+                 function: Callable[..., Any] | None = None) -> None:
         self.name = name
         self._run = run
+        self.function = function or run
 
     def __call__(self, ctx: Context) -> Any:
         return self._run(ctx)
@@ -62,7 +65,8 @@ class ControllerFile:
             cls = classes[0]
             for attr, _member in inspect.getmembers(cls, inspect.isfunction):
                 if not attr.startswith("_") and attr not in vars(Controller):
-                    self._actions[attr] = Action(f"{name}.{attr}", _method_runner(cls, attr))
+                    self._actions[attr] = Action(f"{name}.{attr}", _method_runner(cls, attr),
+                                                 getattr(cls, attr))
         else:
             for attr, member in vars(module).items():
                 if (inspect.isfunction(member) and not attr.startswith("_")

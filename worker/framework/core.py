@@ -136,6 +136,23 @@ class AppCore:
             hooks.append(self.sio.claims.renew)
             hooks.extend(plugin.redis_back for plugin in self.plugins)
 
+    def refuse_coroutine(self, function: Any, what: str) -> None:
+        """On a shell that does not await (eventlet), raise BootError naming the file and the
+        function when ``function`` (a middleware, a routed action or route) is ``async def``:
+        called there, it would only make a coroutine that never runs."""
+        if self.awaits:
+            return
+        found = coroutine_function(function)
+        if found is None:
+            return
+        code = found.__code__
+        where = code.co_filename
+        if os.path.abspath(where).startswith(os.path.abspath(self.app_dir) + os.sep):
+            where = os.path.relpath(where, self.app_dir)
+        raise BootError(f"{where}: {found.__qualname__} ({what}) is async def, which the "
+                        "eventlet engine never awaits: serve this app with the asyncio engine "
+                        "(-k asyncio), or make it a plain def")
+
     def middleware_layers(
         self, names: list[str], namespace: str, kind: str
     ) -> list[tuple[str, Middleware]]:
@@ -157,6 +174,7 @@ class AppCore:
             if not callable(middleware):
                 raise BootError(f"app/io/middleware/{name}.py: {name}(app) must return "
                                 "middleware(ctx, next)")
+            self.refuse_coroutine(middleware, f"middleware {name!r}")
             layers.append((name, middleware))
         return layers
 
@@ -177,6 +195,12 @@ class AppCore:
             except Exception as exc:
                 raise BootError(f"{ROUTER_FILE}: setup(app) failed: {type(exc).__name__}: "
                                 f"{exc}") from exc
+        for namespace, router in self.io.namespaces.items():
+            for event, handler in router.routes.items():
+                self.refuse_coroutine(handler, f"routed to {event!r} on {namespace!r}")
+        for plugin in self.plugins:
+            for event, handler in plugin.routes().items():
+                self.refuse_coroutine(handler, f"the {plugin.name} plugin's {event!r} route")
         for name, settings in self.config.namespaces.items():
             self.sio.register_namespace(self.namespace_class(self, name, settings))
 
@@ -201,6 +225,18 @@ def load_app(
     return app
 
 
+def session_redis_url(config: AppConfig, redis_url: str | None) -> str | None:
+    """The Redis of a Redis-backed session store (io.redis, else the cluster's); None for
+    cookie sessions. Raises BootError naming the key when the store has no Redis."""
+    if config.session_store != "redis":
+        return None
+    url = config.redis_url or redis_url
+    if not url:
+        raise BootError(f"{config.where('session.store')}: a 'redis' session store needs a "
+                        "Redis: set io.redis or pass --redis")
+    return url
+
+
 def server_options(config: AppConfig) -> dict[str, Any]:
     """Server keyword arguments from ``io.init`` (the shell adds its ``async_mode``)."""
     init = config.init
@@ -213,6 +249,17 @@ def server_options(config: AppConfig) -> dict[str, Any]:
         cors = init["cors"]
         options["cors_allowed_origins"] = "*" if cors is True else ([] if cors is False else cors)
     return options
+
+
+def coroutine_function(handler: Any) -> Any:
+    """The ``async def`` function behind ``handler`` (a function, a controller action, an
+    object whose ``__call__`` is async), or None when calling it runs its code."""
+    function = getattr(handler, "function", handler)  # a controller Action: what the app wrote
+    call = None if inspect.isroutine(function) else type(function).__dict__.get("__call__")
+    for candidate in (function, call):
+        if inspect.iscoroutinefunction(candidate) and hasattr(candidate, "__code__"):
+            return candidate
+    return None
 
 
 def checked_id(sid: Any) -> str:

@@ -181,31 +181,44 @@ def _set_cookie(name: str, value: str, max_age: float | None, path: str, secure:
 
 
 class _RedisStore:
-    """Where a Redis-backed session's JSON lives."""
+    """Where a Redis-backed session's JSON lives, on a blocking client (eventlet). The asyncio
+    store (``session_async.py``) writes the same keys and values, so both engines read each
+    other's sessions."""
 
-    def __init__(self, client: redis.Redis, prefix: str) -> None:
+    def __init__(self, client: Any, prefix: str) -> None:
         self.client = client
         self.prefix = prefix
 
-    def write(self, session_id: str, data: dict[str, Any], expires_at: float | None) -> None:
+    def record(
+        self, session_id: str, data: dict[str, Any], expires_at: float | None
+    ) -> tuple[str, str, int | None]:
+        """(key, JSON text, expiry in ms or None) of a session to write. Raises SessionError
+        for an expired session, TypeError/ValueError for data that is not JSON."""
         text = json.dumps(data, separators=(",", ":"), allow_nan=False)
-        key = self.prefix + session_id
         if expires_at is None:
-            self.client.set(key, text)
-            return
+            return self.prefix + session_id, text, None
         # The data lives exactly as long as the cookie that names it stays valid.
         remaining_ms = math.ceil((expires_at - time.time()) * 1000)
         if remaining_ms <= 0:
             raise SessionError("the session has expired; it cannot be saved")
-        self.client.set(key, text, px=remaining_ms)
+        return self.prefix + session_id, text, remaining_ms
 
-    def read(self, session_id: str) -> Any:
-        raw = self.client.get(self.prefix + session_id)
+    @staticmethod
+    def parse(raw: Any) -> Any:
+        """The data of what Redis holds for a session ({} for nothing). Raises ValueError or
+        UnicodeDecodeError for what is not JSON."""
         if raw is None:
             return {}
         if isinstance(raw, bytes):
             raw = raw.decode("utf-8")
         return json.loads(raw)
+
+    def write(self, session_id: str, data: dict[str, Any], expires_at: float | None) -> Any:
+        key, text, px = self.record(session_id, data, expires_at)
+        self.client.set(key, text, px=px)
+
+    def read(self, session_id: str) -> Any:
+        return self.parse(self.client.get(self.prefix + session_id))
 
 
 class Session(dict[str, Any]):
@@ -228,8 +241,10 @@ class Session(dict[str, Any]):
         self._store = store
         self._expires_at = expires_at
 
-    def save(self) -> None:
-        """Write the session back to Redis (Redis store only).
+    def save(self) -> Any:
+        """Write the session back to Redis (Redis store only). On eventlet the write is done
+        when this returns; on asyncio it returns an awaitable that does it: ``await
+        ctx.session.save()``.
 
         Raises SessionError for a cookie session (a socket.io connection cannot set cookies:
         the HTTP side must send a new cookie), for a connection without a Redis session id, or
@@ -247,7 +262,8 @@ class Session(dict[str, Any]):
                 "from an HTTP view with new_redis_session_cookie"
             )
         try:
-            self._store.write(self.id, dict(self), self._expires_at)
+            # The store checks and encodes here; an asyncio store returns the write to await.
+            return self._store.write(self.id, dict(self), self._expires_at)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"session data is not JSON-serialisable: {exc}") from exc
 
@@ -264,22 +280,28 @@ def new_redis_session_cookie(
     The cookie (named ``config.session_key``) carries only the signed random session id; the
     data is stored under ``config.session_redis_prefix + id``, expiring after
     ``config.session_max_age`` seconds when that is set. Raises ValueError for missing keys or
-    data that is not JSON-serialisable, redis.RedisError when Redis fails.
+    data that is not JSON-serialisable, redis.RedisError when Redis fails. (An ASGI view awaits
+    ``session_async.new_redis_session_cookie_async`` instead.)
     """
+    session, header = new_redis_session(data, config, _RedisStore(
+        redis_client, config.session_redis_prefix), path, secure)
+    session.save()
+    return header
+
+
+def new_redis_session(
+    data: dict[str, Any], config: AppConfig, store: _RedisStore, path: str, secure: bool
+) -> tuple[Session, str]:
+    """A new Redis-backed session on ``store`` (not saved yet) and its ``Set-Cookie`` header
+    value; ValueError for missing keys."""
     if not config.keys:
         raise ValueError("session keys are not set: configure 'keys' to sign session cookies")
     session_id = secrets.token_urlsafe(32)
     issued = time.time()
     value = encode_cookie({"sid": session_id}, config.keys, now=issued)
     expires_at = None if config.session_max_age is None else issued + config.session_max_age
-    session = Session(
-        data,
-        id=session_id,
-        store=_RedisStore(redis_client, config.session_redis_prefix),
-        expires_at=expires_at,
-    )
-    session.save()
-    return _set_cookie(config.session_key, value, config.session_max_age, path, secure)
+    session = Session(data, id=session_id, store=store, expires_at=expires_at)
+    return session, _set_cookie(config.session_key, value, config.session_max_age, path, secure)
 
 
 def cookie_values(header: str, name: str) -> list[str]:
@@ -304,17 +326,21 @@ def cookie_values(header: str, name: str) -> list[str]:
 
 
 class SessionLoader:
-    """Builds each connection's :class:`Session` from its handshake environ.
+    """Builds each connection's :class:`Session` from its handshake environ (eventlet: Redis is
+    read with blocking calls; ``session_async.AsyncSessionLoader`` awaits them).
 
     Construct once per worker process with the app's config, a Redis client (required for
     ``session.store = "redis"``, else unused) and a logger. Raises ValueError when the Redis
     store is configured without a client.
     """
 
+    #: The store class that wraps the Redis client.
+    store_class: type[_RedisStore] = _RedisStore
+
     def __init__(
         self,
         config: AppConfig,
-        redis_client: redis.Redis | None,
+        redis_client: Any,
         logger: logging.Logger | logging.LoggerAdapter,
     ) -> None:
         if config.session_store == "redis" and redis_client is None:
@@ -324,7 +350,7 @@ class SessionLoader:
         self.config = config
         self.logger = logger
         self._store = (
-            _RedisStore(redis_client, config.session_redis_prefix)
+            self.store_class(redis_client, config.session_redis_prefix)
             if config.session_store == "redis" and redis_client is not None
             else None
         )
@@ -337,6 +363,21 @@ class SessionLoader:
         empty session (logged at debug level, or once as a warning when ``keys`` is unset, or
         as a warning when Redis fails).
         """
+        found = self.find(environ)
+        if isinstance(found, Session):
+            return found
+        session_id, issued = found
+        try:
+            data = self._store.read(session_id)  # type: ignore[union-attr]
+        except redis.RedisError as exc:
+            return self.unavailable(exc)
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            data = None
+        return self.redis_session(session_id, issued, data)
+
+    def find(self, environ: dict[str, Any]) -> Session | tuple[str, float]:
+        """The session of a handshake that needs no Redis read (cookie sessions, and empty
+        ones), else the (session id, issued-at) of the Redis session to read."""
         name = self.config.session_key
         header = environ.get("HTTP_COOKIE")
         values = cookie_values(header, name) if isinstance(header, str) else []
@@ -363,28 +404,27 @@ class SessionLoader:
                 return Session(data)
             session_id = data.get("sid")
             if isinstance(session_id, str) and _SESSION_ID_RE.fullmatch(session_id):
-                return self._load_redis(session_id, issued)
+                return session_id, issued
         self.logger.debug("%s cookie invalid or expired; empty session", name)
         return self._empty()
 
     def _empty(self) -> Session:
         return Session(store=self._store)
 
-    def _load_redis(self, session_id: str, issued: float) -> Session:
-        assert self._store is not None
+    def unavailable(self, exc: Exception) -> Session:
+        """Redis failed while reading a session: an empty one (logged as a warning)."""
+        self.logger.warning(
+            "session store unavailable (%s: %s); continuing with an empty session",
+            type(exc).__name__,
+            exc,
+        )
+        return self._empty()
+
+    def redis_session(self, session_id: str, issued: float, data: Any) -> Session:
+        """The Redis session ``session_id`` holding ``data`` (None: unreadable), expiring with
+        its cookie; data that is not a JSON object gives an empty one (warned)."""
         max_age = self.config.session_max_age
         expires_at = None if max_age is None else issued + max_age
-        try:
-            data = self._store.read(session_id)
-        except redis.RedisError as exc:
-            self.logger.warning(
-                "session store unavailable (%s: %s); continuing with an empty session",
-                type(exc).__name__,
-                exc,
-            )
-            return self._empty()
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            data = None
         if not isinstance(data, dict):
             self.logger.warning(
                 "session data in Redis is not a JSON object; continuing with an empty session"

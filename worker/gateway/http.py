@@ -14,15 +14,75 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import rules, wire
-from .plugin import Denied, Gateway
+from .config import GatewayConfig
+from .flow import Flow, run
+from .plugin import Denied, Gateway, GatewayCore
 
 log = logging.getLogger("sioctl.gateway")
 
 StartResponse = Callable[..., Any]
 
 
+def http_message(gateway: GatewayCore, raw: bytes | None) -> Flow[tuple[int, dict[str, Any]]]:
+    """The status and JSON body that answer a ``POST`` of ``raw`` (None: over the size limit),
+    on either engine: the checks of :func:`.rules.check_http_message`, the replay check and
+    the delivery."""
+    config = gateway.config
+    if raw is None:
+        return 413, _body(413, f"the body is over {config.http_max_body} bytes")
+    try:
+        body = rules.check_http_message(config, raw, wire.now_ms())
+        yield from _replay_check(gateway, body)
+    except rules.Refused as refused:
+        if refused.logged:
+            log.info("gateway: refused an HTTP message: %s", refused.message)
+        return refused.status, _body(refused.status, refused.message, fields=refused.fields)
+    try:
+        delivered_to = yield from gateway.delivery(body["target"], rules.http_exchange(body))
+    except Denied as denied:
+        return 503, _body(503, denied.reason)
+    if delivered_to is None:
+        return 404, _body(404, f"target {body['target']!r} is not online")
+    return 200, _body(200, "delivered", success=True)
+
+
+def _replay_check(gateway: GatewayCore, body: dict[str, Any]) -> Flow[None]:
+    """Raise Refused when the signed body is a replay (401), or the registry that would
+    tell is away (503: not the caller's fault)."""
+    try:
+        yield from gateway.replay_check(body["app"], body.get("nonce"), body["sign"], None)
+    except Denied as denied:
+        if not denied.disconnect:
+            raise rules.Refused(503, denied.reason, logged=False) from None
+        raise rules.Refused(401, denied.reason) from None
+
+
+def method_answer(method: str) -> tuple[int, dict[str, Any] | None, list[tuple[str, str]]] | None:
+    """The answer to a request on the gateway's path that is not a ``POST`` (status, body,
+    extra headers), or None for a ``POST``."""
+    if method == "OPTIONS":
+        return 204, None, []
+    if method != "POST":
+        return 405, _body(405, "use POST"), [("Allow", "POST, OPTIONS")]
+    return None
+
+
+def response(
+    config: GatewayConfig, status: int, body: dict[str, Any] | None, origin: str | None,
+    extra: list[tuple[str, str]] | None = None,
+) -> tuple[str, list[tuple[str, str]], bytes]:
+    """The status line, headers and bytes of an answer (CORS headers for ``origin``)."""
+    data = b"" if body is None else json.dumps(body).encode()
+    headers = [("Content-Length", str(len(data)))] + list(extra or [])
+    if body is not None:
+        headers.append(("Content-Type", "application/json"))
+    headers += _cors_headers(config, origin)
+    return f"{status} {_REASONS[status]}", headers, data
+
+
 class TransportMessageApp:
-    """WSGI middleware answering the gateway's HTTP path and passing everything else on."""
+    """WSGI middleware answering the gateway's HTTP path and passing everything else on
+    (eventlet; ``asgi.TransportMessageASGI`` is the asyncio one)."""
 
     def __init__(self, gateway: Gateway, app: Callable[..., Any]) -> None:
         self.gateway = gateway
@@ -32,76 +92,34 @@ class TransportMessageApp:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != self.config.http_path:
             return self.app(environ, start_response)
-        method = environ.get("REQUEST_METHOD", "GET")
-        if method == "OPTIONS":
-            return self._reply(environ, start_response, 204, None)
-        if method != "POST":
-            return self._reply(environ, start_response, 405,
-                               _body(405, "use POST"), [("Allow", "POST, OPTIONS")])
-        status, body = self._handle(environ)
-        return self._reply(environ, start_response, status, body)
-
-    def _handle(self, environ: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        raw = _read_body(environ, self.config.http_max_body)
-        if raw is None:
-            return 413, _body(413, f"the body is over {self.config.http_max_body} bytes")
-        try:
-            body = rules.check_http_message(self.config, raw, wire.now_ms())
-            self._check_replay(body)
-        except rules.Refused as refused:
-            if refused.logged:
-                log.info("gateway: refused an HTTP message: %s", refused.message)
-            return refused.status, _body(refused.status, refused.message, fields=refused.fields)
-        try:
-            delivered_to = self.gateway.deliver(body["target"], rules.http_exchange(body))
-        except Denied as denied:
-            return 503, _body(503, denied.reason)
-        if delivered_to is None:
-            return 404, _body(404, f"target {body['target']!r} is not online")
-        return 200, _body(200, "delivered", success=True)
-
-    def _check_replay(self, body: dict[str, Any]) -> None:
-        """Raise Refused when the signed body is a replay (401), or the registry that would
-        tell is away (503: not the caller's fault)."""
-        try:
-            self.gateway.check_replay(body["app"], body.get("nonce"), body["sign"], None)
-        except Denied as denied:
-            if not denied.disconnect:
-                raise rules.Refused(503, denied.reason, logged=False) from None
-            raise rules.Refused(401, denied.reason) from None
-
-    def _reply(
-        self,
-        environ: dict[str, Any],
-        start_response: StartResponse,
-        status: int,
-        body: dict[str, Any] | None,
-        extra: list[tuple[str, str]] | None = None,
-    ) -> list[bytes]:
-        data = b"" if body is None else json.dumps(body).encode()
-        headers = [("Content-Length", str(len(data)))] + list(extra or [])
-        if body is not None:
-            headers.append(("Content-Type", "application/json"))
-        headers += self._cors_headers(environ.get("HTTP_ORIGIN"))
-        start_response(f"{status} {_REASONS[status]}", headers)
+        early = method_answer(environ.get("REQUEST_METHOD", "GET"))
+        if early is not None:
+            status, body, extra = early
+        else:
+            raw = _read_body(environ, self.config.http_max_body)
+            (status, body), extra = run(http_message(self.gateway, raw)), []
+        status_line, headers, data = response(self.config, status, body,
+                                              environ.get("HTTP_ORIGIN"), extra)
+        start_response(status_line, headers)
         return [data]
 
-    def _cors_headers(self, origin: str | None) -> list[tuple[str, str]]:
-        allowed = self.config.cors
-        if not allowed or origin is None:
-            return []
-        if allowed == "*":
-            value = "*"
-        elif origin in (allowed if isinstance(allowed, list) else [allowed]):
-            value = origin
-        else:
-            return []
-        return [
-            ("Access-Control-Allow-Origin", value),
-            ("Access-Control-Allow-Methods", "POST, OPTIONS"),
-            ("Access-Control-Allow-Headers", "Content-Type"),
-            ("Vary", "Origin"),
-        ]
+
+def _cors_headers(config: GatewayConfig, origin: str | None) -> list[tuple[str, str]]:
+    allowed = config.cors
+    if not allowed or origin is None:
+        return []
+    if allowed == "*":
+        value = "*"
+    elif origin in (allowed if isinstance(allowed, list) else [allowed]):
+        value = origin
+    else:
+        return []
+    return [
+        ("Access-Control-Allow-Origin", value),
+        ("Access-Control-Allow-Methods", "POST, OPTIONS"),
+        ("Access-Control-Allow-Headers", "Content-Type"),
+        ("Vary", "Origin"),
+    ]
 
 
 _REASONS = {

@@ -22,8 +22,8 @@ from .plugin import NAMESPACE, Gateway
 from .registry import RedisRegistry, Registry
 
 if TYPE_CHECKING:
-    from sioctl.worker.framework.application import Application
     from sioctl.worker.framework.context import Context
+    from sioctl.worker.framework.core import AppCore
 
 
 class GatewayPlugin(Plugin):
@@ -57,9 +57,10 @@ class GatewayPlugin(Plugin):
         self.gateway.refresh()
 
 
-def gateway_plugin(app: Application) -> GatewayPlugin | None:
+def gateway_plugin(app: AppCore) -> Plugin | None:
     """The signed-message gateway, when ``socket_config`` names at least one app; its registry
-    is shared through the cluster's Redis (in memory without one)."""
+    is shared through the cluster's Redis (in memory without one). On the asyncio shell (an app
+    that awaits) it is ``async_gateway.AsyncGatewayPlugin``."""
     config = app.config
     if not config.socket_config:
         return None
@@ -68,6 +69,10 @@ def gateway_plugin(app: Application) -> GatewayPlugin | None:
     except ValueError as exc:
         raise BootError(f"{config.where(str(exc).split(':', 1)[0])}: "
                         f"{str(exc).split(':', 1)[-1].strip()}") from None
+    if app.awaits:
+        from .async_gateway import async_gateway_plugin
+
+        return async_gateway_plugin(app, gateway_config)
     registry: Registry
     if app.redis_url:
         registry = RedisRegistry(redis.Redis.from_url(app.redis_url),

@@ -25,6 +25,10 @@ proves nothing. A socket gets a fresh uuid4 unless it proves a claim:
   whose userId the app set cannot switch to another with ``reconnectAndUpdates``.
 
 An unsigned ``auth.userId`` is ignored (logged once), as is anything but a uuid in a signed one.
+
+Engines: :class:`GatewayCore` holds the work as flows (:mod:`.flow`): the registry calls,
+emits and room changes in their order around the decisions of :mod:`.rules`. :class:`Gateway`
+runs them with plain calls on eventlet; ``async_gateway.AsyncGateway`` awaits them on asyncio.
 """
 
 from __future__ import annotations
@@ -34,14 +38,14 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import socketio
-
 from . import rules, wire
 from .config import GatewayConfig
-from .registry import Registry, RegistryError
+from .flow import Flow, call, run
+from .registry import RegistryError
 from .rules import CLIENT_ACTIONS, Denied
 
-__all__ = ["CLIENT_ACTIONS", "NAMESPACE", "Client", "Denied", "Gateway", "app_room"]
+__all__ = ["CLIENT_ACTIONS", "NAMESPACE", "Client", "Denied", "Gateway", "GatewayCore",
+           "app_room"]
 
 log = logging.getLogger("sioctl.gateway")
 
@@ -49,6 +53,8 @@ NAMESPACE = "/"
 # Registry entries live this long unless renewed; a dead worker's clients vanish after it.
 REGISTRY_TTL = 60.0
 REFRESH_EVERY = REGISTRY_TTL / 3
+# A socket told why it is disconnected gets this long to hear it first.
+DISCONNECT_DELAY = 0.05
 
 
 def app_room(app: str) -> str:
@@ -67,49 +73,54 @@ class Client:
     vouched: bool = False
 
 
-class Gateway:
-    """The gateway of one worker's socketio.Server: the I/O (registry, emits, disconnects)
-    around the decisions of :mod:`.rules`."""
+class GatewayCore:
+    """The gateway of one worker's server, for either engine: the I/O (registry, emits,
+    disconnects) around the decisions of :mod:`.rules`, as flows that an engine runs. The
+    registry is a :class:`~.registry.Registry`, or on asyncio anything whose methods return
+    awaitables of its answers."""
 
-    def __init__(self, server: socketio.Server, config: GatewayConfig, registry: Registry):
+    def __init__(self, server: Any, config: GatewayConfig, registry: Any) -> None:
         self.server = server
         self.config = config
         self.registry = registry
         self.clients: dict[str, Client] = {}
         self._refreshing = False
         # The Socket.IO packet rules close a session whose event nests too deeply; a
-        # requestMessage is let through so that its sender gets a deny (see _dispatch).
+        # requestMessage is let through so that its sender gets a deny (see request).
         server.events_checking_depth = frozenset({wire.REQUEST_MESSAGE})
+
+    # The engine's background tasks.
+    def _refresh_forever(self) -> Any:
+        raise NotImplementedError
+
+    def _disconnect_soon(self, sid: str) -> Any:
+        raise NotImplementedError
 
     # ------------------------------------------------------------------------------ connect
 
-    def check_handshake(self, auth: Any, sid: str | None = None) -> str | None:
-        """Why the handshake must be refused, or None. Apps with ``handshake_sign`` demand a
-        signed ``auth`` ({app, timestamp, sign}); a handshake naming an app must sign for it.
-        ``sid`` is the socket being connected (the owner of an md5 signature it uses first)."""
+    def handshake(self, auth: Any, sid: str | None) -> Flow[str | None]:
+        """Why the handshake must be refused, or None (see ``Gateway.check_handshake``)."""
         reason = rules.handshake_refusal(self.config, auth, wire.now_ms())
         if reason is None and isinstance(auth, dict) and isinstance(auth.get("app"), str):
             try:
-                self.check_replay(auth["app"], auth.get("nonce"), auth.get("sign"), sid)
+                yield from self.replay_check(auth["app"], auth.get("nonce"), auth.get("sign"),
+                                             sid)
             except Denied as denied:
                 reason = denied.reason
         return reason
 
-    def on_connect(
-        self, sid: str, socket: Any, auth: Any, vouched_user_id: str | None = None
-    ) -> None:
-        """Give the new socket its userId, register it, and tell it with ``saveId``.
-
-        The userId is a fresh uuid4 unless the claim is proven (see the module docstring):
-        ``vouched_user_id`` (set by the app's connection middleware) or a uuid in ``auth.userId``
-        of a signed handshake."""
+    def connect(
+        self, sid: str, socket: Any, auth: Any, vouched_user_id: str | None
+    ) -> Flow[None]:
+        """Give the new socket its userId, register it, and tell it with ``saveId`` (see
+        ``Gateway.on_connect``)."""
         auth = auth if isinstance(auth, dict) else {}
         # check_handshake has refused any handshake that names an app without signing for it.
         app = auth.get("app") if isinstance(auth.get("app"), str) else None
         client = Client(str(uuid.uuid4()), app, signed_app=app)
         self.clients[sid] = client
         try:
-            self.registry.register(sid, client.user_id, app)
+            yield call(self.registry.register, sid, client.user_id, app)
         except RegistryError as exc:
             log.warning("gateway: cannot register %s: %s", sid, exc)
         if vouched_user_id is not None and not (isinstance(vouched_user_id, str)
@@ -122,17 +133,19 @@ class Gateway:
                      "it gets a fresh one", sid)
         claim = rules.connect_claim(auth, app, vouched_user_id)
         if claim is not None:
-            self._claim_on_connect(sid, client, *claim)
+            yield from self._claim_on_connect(sid, client, *claim)
             client.vouched = vouched_user_id is not None and client.user_id == vouched_user_id
         if app is not None:
-            self.server.enter_room(sid, app_room(app), namespace=NAMESPACE)
-        socket.emit(wire.RESPONSE_MESSAGE, self._save_id(sid))
+            yield call(self.server.enter_room, sid, app_room(app), namespace=NAMESPACE)
+        yield call(socket.emit, wire.RESPONSE_MESSAGE, self._save_id(sid))
         self._start_refreshing()
 
-    def _claim_on_connect(self, sid: str, client: Client, user_id: str, take_over: bool) -> None:
+    def _claim_on_connect(
+        self, sid: str, client: Client, user_id: str, take_over: bool
+    ) -> Flow[None]:
         """Move a proven claim's userId onto the new socket, or leave it its fresh one."""
         try:
-            result = self.registry.rebind(user_id, sid, take_over=take_over)
+            result = yield call(self.registry.rebind, user_id, sid, take_over)
         except RegistryError as exc:
             log.warning("gateway: cannot give %s the userId it claimed: %s", sid, exc)
             return
@@ -142,20 +155,21 @@ class Gateway:
             return
         client.user_id = user_id
         if result.holder is not None:
-            self._evict(result.holder, sid)
+            yield from self._evict(result.holder, sid)
 
-    def _evict(self, holder: str, by: str) -> None:
+    def _evict(self, holder: str, by: str) -> Flow[None]:
         """Tell the socket that lost its userId to ``by``, and disconnect it (on any worker)."""
         log.info("gateway: %s took over the userId of %s, which is disconnected", by, holder)
-        self._send(holder, wire.parse_deny_msg(
+        yield from self._send(holder, wire.parse_deny_msg(
             {"reason": "userId taken over by a newer connection"},
             {"client": holder, "target": holder}))
         self.server.start_background_task(self._disconnect_soon, holder)
 
-    def on_disconnect(self, sid: str) -> None:
+    def disconnect(self, sid: str) -> Flow[None]:
+        """Forget ``sid`` here and in the registry."""
         self.clients.pop(sid, None)
         try:
-            self.registry.unregister(sid)
+            yield call(self.registry.unregister, sid)
         except RegistryError as exc:
             log.warning("gateway: cannot unregister %s (it expires by itself): %s", sid, exc)
 
@@ -169,12 +183,7 @@ class Gateway:
             self._refreshing = True
             self.server.start_background_task(self._refresh_forever)
 
-    def _refresh_forever(self) -> None:
-        while True:
-            self.server.sleep(REFRESH_EVERY)
-            self.refresh()
-
-    def refresh(self) -> None:
+    def refreshing(self) -> Flow[None]:
         """Renew the registry entries of this worker's sockets, and write again those the
         registry has lost (a Redis restarted without its data) while the socket is still here.
         A userId that another socket has meanwhile taken stays with that socket."""
@@ -182,13 +191,15 @@ class Gateway:
         if not sids:
             return
         try:
-            missing = self.registry.refresh(sids)
+            missing = yield call(self.registry.refresh, sids)
             restored = 0
             for sid in missing:
                 client = self.clients.get(sid)
-                if client is None or self.registry.resolve(client.user_id) not in (None, sid):
+                if client is None:
                     continue
-                self.registry.register(sid, client.user_id, client.app)
+                if (yield call(self.registry.resolve, client.user_id)) not in (None, sid):
+                    continue
+                yield call(self.registry.register, sid, client.user_id, client.app)
                 restored += 1
         except RegistryError as exc:
             log.warning("gateway: cannot refresh %d registry entries: %s", len(sids), exc)
@@ -199,35 +210,36 @@ class Gateway:
 
     # ------------------------------------------------------------------------ requestMessage
 
-    def handle(self, sid: str, args: list[Any]) -> Any:
+    def request(self, sid: str, args: list[Any]) -> Flow[Any]:
         """Handle one ``requestMessage``; returns the acknowledgement for the sender."""
         try:
-            return self._dispatch(sid, args)
+            return (yield from self._dispatch(sid, args))
         except Denied as denied:
-            return self._deny(sid, denied)
+            return (yield from self._deny(sid, denied))
 
-    def _dispatch(self, sid: str, args: list[Any]) -> Any:
+    def _dispatch(self, sid: str, args: list[Any]) -> Flow[Any]:
         client = self.clients.get(sid)
         if client is None:
             raise Denied("not connected", disconnect=False)
         envelope = rules.check_request(self.config, args, wire.now_ms())
         meta, data = envelope["meta"], envelope["data"]
         app = meta["app"]
-        self.check_replay(app, meta.get("nonce"), meta["sign"], sid)
+        yield from self.replay_check(app, meta.get("nonce"), meta["sign"], sid)
         action = data["action"]
         rules.check_rights(self.config, app, action, client.signed_app)
-        self._join_app(sid, client, app)
+        yield from self._join_app(sid, client, app)
         if action == wire.REQUEST_ID:
             message = self._save_id(sid)
-            self._send(sid, message)
+            yield from self._send(sid, message)
             return message
         if action == wire.SEND_TO_OTHERS:
-            return self._send_to_others(sid, client, app, meta["target"], data.get("payload"))
+            return (yield from self._send_to_others(sid, client, app, meta["target"],
+                                                    data.get("payload")))
         if action == wire.RE_CONNECT_AND_UPDATES:
-            return self._reconnect(sid, client, app, meta, data.get("payload"))
-        return self._broadcast(sid, client, app, data.get("payload"))
+            return (yield from self._reconnect(sid, client, app, meta, data.get("payload")))
+        return (yield from self._broadcast(sid, client, app, data.get("payload")))
 
-    def check_replay(self, app: str, nonce: Any, sign: Any, owner: str | None) -> None:
+    def replay_check(self, app: str, nonce: Any, sign: Any, owner: str | None) -> Flow[None]:
         """Raise Denied when a validly signed request of ``app`` is a replay (see
         :func:`.rules.replay_claim`; ``owner`` is the socket, None for an HTTP call). What was
         seen lives in the shared registry, so a replay to another worker or node is caught
@@ -237,54 +249,55 @@ class Gateway:
             return
         try:
             if claim.what == "nonce":
-                fresh = self.registry.claim_nonce(app, claim.value, claim.ttl)
+                fresh = yield call(self.registry.claim_nonce, app, claim.value, claim.ttl)
             else:
-                fresh = self.registry.claim_signature(app, claim.value, claim.owner, claim.ttl)
+                fresh = yield call(self.registry.claim_signature, app, claim.value, claim.owner,
+                                   claim.ttl)
         except RegistryError as exc:
             log.warning("gateway: cannot check for a replay: %s", exc)
             raise Denied("temporarily unavailable, try again", disconnect=False) from None
         if not fresh:
             raise Denied(f"replayed {claim.what}")
 
-    def _join_app(self, sid: str, client: Client, app: str) -> None:
+    def _join_app(self, sid: str, client: Client, app: str) -> Flow[None]:
         if client.app == app:
             return
         if client.app is not None:
-            self.server.leave_room(sid, app_room(client.app), namespace=NAMESPACE)
+            yield call(self.server.leave_room, sid, app_room(client.app), namespace=NAMESPACE)
         client.app = app
-        self.server.enter_room(sid, app_room(app), namespace=NAMESPACE)
+        yield call(self.server.enter_room, sid, app_room(app), namespace=NAMESPACE)
         try:
-            self.registry.set_app(sid, app)
+            yield call(self.registry.set_app, sid, app)
         except RegistryError as exc:
             log.warning("gateway: cannot record the app of %s: %s", sid, exc)
 
     def _send_to_others(
         self, sid: str, client: Client, app: str, target: str, payload: Any
-    ) -> dict[str, Any]:
+    ) -> Flow[dict[str, Any]]:
         message = wire.parse_exchange_msg(payload, {**_meta(app, sid, client.user_id),
                                                     "target": target})
-        delivered_to = self.deliver(target, message)
+        delivered_to = yield from self.delivery(target, message)
         if delivered_to is None:
             raise Denied(f"target {target!r} is not online", disconnect=False)
         return {"status": 200, "success": True, "target": target}
 
-    def deliver(self, target: str, message: dict[str, Any]) -> str | None:
+    def delivery(self, target: str, message: dict[str, Any]) -> Flow[str | None]:
         """Send ``message`` to the client id or userId ``target`` on whatever worker holds it;
         returns its client id, or None when it is not online. Raises Denied if the registry is
         unreachable."""
         try:
-            target_sid = self.registry.resolve(target)
+            target_sid = yield call(self.registry.resolve, target)
         except RegistryError as exc:
             log.warning("gateway: cannot look up a target: %s", exc)
             raise Denied("temporarily unavailable, try again", disconnect=False) from None
         if target_sid is None:
             return None
-        self._send(target_sid, message)
+        yield from self._send(target_sid, message)
         return target_sid
 
     def _reconnect(
         self, sid: str, client: Client, app: str, meta: dict[str, Any], payload: Any
-    ) -> dict[str, Any]:
+    ) -> Flow[dict[str, Any]]:
         previous = meta.get("userId")
         if previous is None and isinstance(payload, dict):
             previous = payload.get("userId")
@@ -294,11 +307,11 @@ class Gateway:
         if client.vouched and previous != client.user_id:
             raise Denied("the app set this socket's userId", disconnect=False)
         try:
-            result = self.registry.rebind(previous, sid)
+            result = yield call(self.registry.rebind, previous, sid)
             if not result.ok and result.holder is None:
                 # This socket's own entry is gone (Redis lost it): record it again, then retry.
-                self.registry.register(sid, client.user_id, client.app)
-                result = self.registry.rebind(previous, sid)
+                yield call(self.registry.register, sid, client.user_id, client.app)
+                result = yield call(self.registry.rebind, previous, sid)
         except RegistryError as exc:
             log.warning("gateway: cannot rebind a userId: %s", exc)
             raise Denied("temporarily unavailable, try again", disconnect=False) from None
@@ -308,19 +321,22 @@ class Gateway:
         client.user_id = previous
         message = wire.parse_msg(wire.RE_CONNECT_UPDATED, {"socketId": sid, "userId": previous},
                                  _meta(app, sid, previous))
-        self._send(sid, message)
+        yield from self._send(sid, message)
         return message
 
-    def _broadcast(self, sid: str, client: Client, app: str, payload: Any) -> dict[str, Any]:
+    def _broadcast(
+        self, sid: str, client: Client, app: str, payload: Any
+    ) -> Flow[dict[str, Any]]:
         message = wire.parse_broadcast_msg(payload, _meta(app, sid, client.user_id))
-        self.server.emit(wire.RESPONSE_MESSAGE, message, room=app_room(app), skip_sid=sid,
-                         namespace=NAMESPACE)
+        yield call(self.server.emit, wire.RESPONSE_MESSAGE, message, room=app_room(app),
+                   skip_sid=sid, namespace=NAMESPACE)
         return {"status": 200, "success": True}
 
-    def _send(self, sid: str, message: dict[str, Any]) -> None:
-        self.server.emit(wire.RESPONSE_MESSAGE, message, to=sid, namespace=NAMESPACE)
+    def _send(self, sid: str, message: dict[str, Any]) -> Flow[None]:
+        yield call(self.server.emit, wire.RESPONSE_MESSAGE, message, to=sid,
+                   namespace=NAMESPACE)
 
-    def _deny(self, sid: str, denied: Denied) -> dict[str, Any]:
+    def _deny(self, sid: str, denied: Denied) -> Flow[dict[str, Any]]:
         client = self.clients.get(sid)
         payload: dict[str, Any] = {"reason": denied.reason}
         if denied.fields:
@@ -329,14 +345,59 @@ class Gateway:
                                                      client.user_id if client else None))
         log.info("gateway: denied a request from %s: %s%s", sid, denied.reason,
                  f" ({', '.join(denied.fields)})" if denied.fields else "")
-        self._send(sid, message)
+        yield from self._send(sid, message)
         if denied.disconnect and self.config.disconnect_on_deny:
             # After the acknowledgement, which python-socketio sends once we return.
             self.server.start_background_task(self._disconnect_soon, sid)
         return message
 
+
+class Gateway(GatewayCore):
+    """The gateway on eventlet: each flow run with plain calls on a ``socketio.Server`` and a
+    :class:`~.registry.Registry`."""
+
+    def check_handshake(self, auth: Any, sid: str | None = None) -> str | None:
+        """Why the handshake must be refused, or None. Apps with ``handshake_sign`` demand a
+        signed ``auth`` ({app, timestamp, sign}); a handshake naming an app must sign for it.
+        ``sid`` is the socket being connected (the owner of an md5 signature it uses first)."""
+        return run(self.handshake(auth, sid))
+
+    def on_connect(
+        self, sid: str, socket: Any, auth: Any, vouched_user_id: str | None = None
+    ) -> None:
+        """Give the new socket its userId, register it, and tell it with ``saveId``.
+
+        The userId is a fresh uuid4 unless the claim is proven (see the module docstring):
+        ``vouched_user_id`` (set by the app's connection middleware) or a uuid in ``auth.userId``
+        of a signed handshake."""
+        run(self.connect(sid, socket, auth, vouched_user_id))
+
+    def on_disconnect(self, sid: str) -> None:
+        run(self.disconnect(sid))
+
+    def refresh(self) -> None:
+        """See :meth:`GatewayCore.refreshing`."""
+        run(self.refreshing())
+
+    def handle(self, sid: str, args: list[Any]) -> Any:
+        """Handle one ``requestMessage``; returns the acknowledgement for the sender."""
+        return run(self.request(sid, args))
+
+    def check_replay(self, app: str, nonce: Any, sign: Any, owner: str | None) -> None:
+        """See :meth:`GatewayCore.replay_check`."""
+        run(self.replay_check(app, nonce, sign, owner))
+
+    def deliver(self, target: str, message: dict[str, Any]) -> str | None:
+        """See :meth:`GatewayCore.delivery`."""
+        return run(self.delivery(target, message))
+
+    def _refresh_forever(self) -> None:
+        while True:
+            self.server.sleep(REFRESH_EVERY)
+            self.refresh()
+
     def _disconnect_soon(self, sid: str) -> None:
-        self.server.sleep(0.05)
+        self.server.sleep(DISCONNECT_DELAY)
         self.server.disconnect(sid, namespace=NAMESPACE)
 
 
@@ -345,4 +406,3 @@ def _meta(app: str | None, sid: str, user_id: str | None) -> dict[str, Any]:
     if app is not None:
         meta = {"app": app, **meta}
     return meta
-

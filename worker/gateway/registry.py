@@ -21,21 +21,25 @@ Redis layout (``{prefix}`` is the caller's key prefix)::
 A sid is online while its client key exists. A userId is online while its user key names a sid
 that is online: a user key whose socket has gone is a stale mapping, not a live user.
 
-The registry is called from eventlet green threads with a monkey-patched redis client; it starts
-no threads of its own. Redis failures raise :class:`RegistryError` whose message names the
-operation and the error class only, never keys, passwords or URLs.
+Each operation is written once, as a flow (:class:`RedisFlows`) that yields the pipelines it
+sends (:class:`Batch`) and gets their replies back; :class:`RedisRegistry` sends them with a
+blocking client (eventlet green threads, a monkey-patched redis-py), and
+``async_registry.AsyncRedisRegistry`` awaits them on ``redis.asyncio`` (the asyncio engine), so
+both engines share one registry in Redis. Neither starts threads or tasks of its own. Redis
+failures raise :class:`RegistryError` whose message names the operation and the error class
+only, never keys, passwords or URLs.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import redis
 
-__all__ = ["Rebind", "Registry", "RegistryError", "RedisRegistry"]
+__all__ = ["Batch", "Rebind", "RedisFlows", "RedisRegistry", "Registry", "RegistryError"]
 
 DEFAULT_TTL = 60.0
 # sids renewed per pipeline round trip by refresh(): bounds the size of one request.
@@ -201,19 +205,37 @@ return {1, holder}
 """
 
 
-class RedisRegistry(Registry):
-    """The registry in Redis, shared by every worker and node using the same ``prefix``."""
+@dataclass(frozen=True)
+class Batch:
+    """Redis commands sent in one pipeline (one round trip); the flow that yields it gets the
+    list of their replies. ``commands`` are (method name, arguments, keyword arguments) of
+    redis-py's client, the same on its asyncio client."""
 
-    def __init__(self, client: redis.Redis, prefix: str, ttl: float = DEFAULT_TTL) -> None:
+    commands: tuple[tuple[str, tuple[Any, ...], dict[str, Any]], ...]
+    transaction: bool = False
+
+
+def _batch(*commands: tuple[str, tuple[Any, ...], dict[str, Any]],
+           transaction: bool = False) -> Batch:
+    return Batch(commands, transaction)
+
+
+def _cmd(name: str, *args: Any, **kwargs: Any) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+    return name, args, kwargs
+
+
+Flow = Generator[Batch, list[Any], _T]
+
+
+class RedisFlows:
+    """The registry's operations on Redis, each a generator that yields the :class:`Batch`es it
+    sends and returns the answer: every decision is here, the engines only send."""
+
+    def __init__(self, client: Any, prefix: str, ttl: float = DEFAULT_TTL) -> None:
         self._client = client
         self._prefix = prefix
         self._ttl = float(ttl)
         self._ttl_ms = _ttl_ms(ttl)
-        # register_script only wraps the source; nothing is sent to Redis until first use.
-        self._unregister = client.register_script(_UNREGISTER_LUA)
-        self._set_app = client.register_script(_SET_APP_LUA)
-        self._rebind = client.register_script(_REBIND_LUA)
-        self._claim_signature = client.register_script(_CLAIM_SIGNATURE_LUA)
 
     @property
     def ttl(self) -> float:
@@ -225,136 +247,149 @@ class RedisRegistry(Registry):
     def _user_key(self, user_id: str) -> str:
         return f"{self._prefix}user:{user_id}"
 
-    def _call(self, operation: str, action: Callable[[], _T]) -> _T:
-        """Run ``action``, turning any Redis failure into a RegistryError.
+    @staticmethod
+    def _failed(operation: str, exc: Exception) -> RegistryError:
+        """The RegistryError of a Redis failure. The original exception is not chained by the
+        callers: its text can name the server's address, and a logged traceback would show it."""
+        return RegistryError(f"registry {operation} failed: Redis error ({type(exc).__name__})")
 
-        The original exception is not chained: its text can name the server's address, and a
-        logged traceback would show it.
-        """
-        try:
-            return action()
-        except redis.RedisError as exc:
-            raise RegistryError(
-                f"registry {operation} failed: Redis error ({type(exc).__name__})"
-            ) from None
-
-    def register(self, sid: str, user_id: str, app: str | None = None) -> None:
+    def _register(self, sid: str, user_id: str, app: str | None) -> Flow[None]:
         client_key = self._client_key(sid)
+        commands = [_cmd("delete", client_key), _cmd("hset", client_key, "user", user_id)]
+        if app is not None:
+            commands.append(_cmd("hset", client_key, "app", app))
+        commands += [_cmd("pexpire", client_key, self._ttl_ms),
+                     _cmd("set", self._user_key(user_id), sid, px=self._ttl_ms)]
+        yield _batch(*commands, transaction=True)
 
-        def run() -> None:
-            pipe = self._client.pipeline(transaction=True)
-            pipe.delete(client_key)
-            pipe.hset(client_key, "user", user_id)
-            if app is not None:
-                pipe.hset(client_key, "app", app)
-            pipe.pexpire(client_key, self._ttl_ms)
-            pipe.set(self._user_key(user_id), sid, px=self._ttl_ms)
-            pipe.execute()
+    def _set_app(self, sid: str, app: str) -> Flow[bool]:
+        [done] = yield _batch(_cmd("eval", _SET_APP_LUA, 1, self._client_key(sid), app))
+        return bool(done)
 
-        self._call("register", run)
-
-    def set_app(self, sid: str, app: str) -> bool:
-        return bool(
-            self._call("set_app", lambda: self._set_app(keys=[self._client_key(sid)], args=[app]))
-        )
-
-    def resolve(self, target: str) -> str | None:
-        def run() -> str | None:
-            pipe = self._client.pipeline(transaction=False)
-            pipe.exists(self._client_key(target))
-            pipe.get(self._user_key(target))
-            is_client, mapped = pipe.execute()
-            if is_client:
-                return target
-            sid = _text(mapped)
-            if sid is not None and self._client.exists(self._client_key(sid)):
-                return sid
+    def _resolve(self, target: str) -> Flow[str | None]:
+        is_client, mapped = yield _batch(_cmd("exists", self._client_key(target)),
+                                         _cmd("get", self._user_key(target)))
+        if is_client:
+            return target
+        sid = _text(mapped)
+        if sid is None:
             return None
+        [online] = yield _batch(_cmd("exists", self._client_key(sid)))
+        return sid if online else None
 
-        return self._call("resolve", run)
+    def _field(self, sid: str, field: str) -> Flow[str | None]:
+        [value] = yield _batch(_cmd("hget", self._client_key(sid), field))
+        return _text(value)
 
-    def user_of(self, sid: str) -> str | None:
-        return _text(
-            self._call("user_of", lambda: self._client.hget(self._client_key(sid), "user"))
-        )
-
-    def app_of(self, sid: str) -> str | None:
-        return _text(self._call("app_of", lambda: self._client.hget(self._client_key(sid), "app")))
-
-    def rebind(self, user_id: str, sid: str, take_over: bool = False) -> Rebind:
+    def _rebind(self, user_id: str, sid: str, take_over: bool) -> Flow[Rebind]:
         client_key = self._client_key(sid)
         new_key = self._user_key(user_id)
+        # Two attempts: the script refuses (-1) if the client's userId changed between the
+        # read and the script, e.g. a concurrent rebind of the same socket.
+        for _ in range(2):
+            previous = yield from self._field(sid, "user")
+            previous_key = self._user_key(previous) if previous is not None else new_key
+            [(result, holder)] = yield _batch(_cmd(
+                "eval", _REBIND_LUA, 3, client_key, new_key, previous_key,
+                sid, user_id, self._ttl_ms, previous or "", self._client_key(""),
+                "1" if take_over else "0"))
+            if int(result) != -1:
+                return Rebind(int(result) == 1, _text(holder) or None)
+        return Rebind(False)
 
-        def run() -> Rebind:
-            # Two attempts: the script refuses (-1) if the client's userId changed between the
-            # read and the script, e.g. a concurrent rebind of the same socket.
-            for _ in range(2):
-                previous = _text(self._client.hget(client_key, "user"))
-                previous_key = self._user_key(previous) if previous is not None else new_key
-                result, holder = self._rebind(
-                    keys=[client_key, new_key, previous_key],
-                    args=[sid, user_id, self._ttl_ms, previous or "",
-                          self._client_key(""), "1" if take_over else "0"],
-                )
-                if int(result) != -1:
-                    return Rebind(int(result) == 1, _text(holder) or None)
-            return Rebind(False)
-
-        return self._call("rebind", run)
-
-    def unregister(self, sid: str) -> None:
+    def _unregister(self, sid: str) -> Flow[None]:
         client_key = self._client_key(sid)
+        user_id = yield from self._field(sid, "user")
+        if user_id is None:
+            yield _batch(_cmd("delete", client_key))
+            return
+        yield _batch(_cmd("eval", _UNREGISTER_LUA, 2, client_key, self._user_key(user_id), sid))
 
-        def run() -> None:
-            user_id = _text(self._client.hget(client_key, "user"))
-            if user_id is None:
-                self._client.delete(client_key)
-                return
-            self._unregister(keys=[client_key, self._user_key(user_id)], args=[sid])
-
-        self._call("unregister", run)
-
-    def refresh(self, sids: Iterable[str]) -> list[str]:
+    def _refresh(self, sids: Iterable[str]) -> Flow[list[str]]:
         sid_list = list(sids)
         missing: list[str] = []
+        for start in range(0, len(sid_list), _REFRESH_CHUNK):
+            chunk = sid_list[start : start + _REFRESH_CHUNK]
+            commands = []
+            for sid in chunk:
+                key = self._client_key(sid)
+                commands += [_cmd("pexpire", key, self._ttl_ms), _cmd("hget", key, "user")]
+            replies = yield _batch(*commands)
+            # replies alternate: PEXPIRE result (1 when the client key exists), its user.
+            users = set()
+            for sid, alive, user in zip(chunk, replies[::2], replies[1::2], strict=True):
+                user_id = _text(user)
+                if alive and user_id is not None:
+                    users.add(user_id)
+                else:
+                    missing.append(sid)
+            if users:
+                yield _batch(*(_cmd("pexpire", self._user_key(user_id), self._ttl_ms)
+                               for user_id in users))
+        return missing
 
-        def run() -> list[str]:
-            for start in range(0, len(sid_list), _REFRESH_CHUNK):
-                chunk = sid_list[start : start + _REFRESH_CHUNK]
-                pipe = self._client.pipeline(transaction=False)
-                for sid in chunk:
-                    key = self._client_key(sid)
-                    pipe.pexpire(key, self._ttl_ms)
-                    pipe.hget(key, "user")
+    def _claim_nonce(self, app: str, nonce: str, ttl_seconds: float) -> Flow[bool]:
+        key = f"{self._prefix}nonce:{app}:{nonce}"
+        [fresh] = yield _batch(_cmd("set", key, "1", nx=True, px=_ttl_ms(ttl_seconds)))
+        return bool(fresh)
+
+    def _claim_signature(self, app: str, sign: str, owner: str, ttl_seconds: float) -> Flow[bool]:
+        key = f"{self._prefix}sign:{app}:{sign}"
+        [fresh] = yield _batch(_cmd("eval", _CLAIM_SIGNATURE_LUA, 1, key, owner,
+                                    _ttl_ms(ttl_seconds)))
+        return bool(fresh)
+
+
+class RedisRegistry(RedisFlows, Registry):
+    """The registry in Redis, shared by every worker and node using the same ``prefix``; a
+    blocking redis-py client sends the flows' pipelines."""
+
+    def __init__(self, client: redis.Redis, prefix: str, ttl: float = DEFAULT_TTL) -> None:
+        super().__init__(client, prefix, ttl)
+
+    def _run(self, operation: str, flow: Flow[_T]) -> _T:
+        """Send each pipeline ``flow`` yields and give it the replies; its answer. A Redis
+        failure raises RegistryError."""
+        try:
+            replies: Any = None
+            while True:
+                try:
+                    batch = flow.send(replies)
+                except StopIteration as done:
+                    return done.value
+                pipe = self._client.pipeline(transaction=batch.transaction)
+                for name, args, kwargs in batch.commands:
+                    getattr(pipe, name)(*args, **kwargs)
                 replies = pipe.execute()
-                # replies alternate: PEXPIRE result (1 when the client key exists), its user.
-                users = set()
-                for sid, alive, user in zip(chunk, replies[::2], replies[1::2], strict=True):
-                    user_id = _text(user)
-                    if alive and user_id is not None:
-                        users.add(user_id)
-                    else:
-                        missing.append(sid)
-                if not users:
-                    continue
-                pipe = self._client.pipeline(transaction=False)
-                for user_id in users:
-                    pipe.pexpire(self._user_key(user_id), self._ttl_ms)
-                pipe.execute()
-            return missing
+        except redis.RedisError as exc:
+            raise self._failed(operation, exc) from None
 
-        return self._call("refresh", run)
+    def register(self, sid: str, user_id: str, app: str | None = None) -> None:
+        self._run("register", self._register(sid, user_id, app))
+
+    def set_app(self, sid: str, app: str) -> bool:
+        return self._run("set_app", self._set_app(sid, app))
+
+    def resolve(self, target: str) -> str | None:
+        return self._run("resolve", self._resolve(target))
+
+    def user_of(self, sid: str) -> str | None:
+        return self._run("user_of", self._field(sid, "user"))
+
+    def app_of(self, sid: str) -> str | None:
+        return self._run("app_of", self._field(sid, "app"))
+
+    def rebind(self, user_id: str, sid: str, take_over: bool = False) -> Rebind:
+        return self._run("rebind", self._rebind(user_id, sid, take_over))
+
+    def unregister(self, sid: str) -> None:
+        self._run("unregister", self._unregister(sid))
+
+    def refresh(self, sids: Iterable[str]) -> list[str]:
+        return self._run("refresh", self._refresh(sids))
 
     def claim_nonce(self, app: str, nonce: str, ttl_seconds: float) -> bool:
-        key = f"{self._prefix}nonce:{app}:{nonce}"
-        ttl_ms = _ttl_ms(ttl_seconds)
-        return bool(
-            self._call("claim_nonce", lambda: self._client.set(key, "1", nx=True, px=ttl_ms))
-        )
+        return self._run("claim_nonce", self._claim_nonce(app, nonce, ttl_seconds))
 
     def claim_signature(self, app: str, sign: str, owner: str, ttl_seconds: float) -> bool:
-        key = f"{self._prefix}sign:{app}:{sign}"
-        ttl_ms = _ttl_ms(ttl_seconds)
-        return bool(self._call("claim_signature", lambda: self._claim_signature(
-            keys=[key], args=[owner, ttl_ms])))
-
+        return self._run("claim_signature", self._claim_signature(app, sign, owner, ttl_seconds))
