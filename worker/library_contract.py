@@ -256,7 +256,7 @@ HOOKS: tuple[Hook, ...] = (
     Hook(f"{MANAGER}.pre_connect", OVERRIDE, ("eio_sid", "namespace"), (MESSAGING,)),
     Hook(f"{MANAGER}.connect", OVERRIDE, ("sid", "namespace"), (MESSAGING,)),
     Hook(f"{MANAGER}.basic_disconnect", OVERRIDE, ("sid", "namespace", "**kwargs"),
-         (MESSAGING,)),
+         (MESSAGING_BASE,)),
     Hook(f"{MANAGER}.is_pre_connected", CALL, ("sid", "namespace"),
          (MESSAGING, MESSAGING_BASE)),
     Hook(f"{MANAGER}.is_connected", CALL, ("sid", "namespace"),
