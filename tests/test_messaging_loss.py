@@ -1,4 +1,5 @@
-"""Pub/sub loses what is published while a worker is not subscribed; sioctl counts it exactly."""
+"""Pub/sub loses what is published while a worker is not subscribed; sioctl counts it exactly,
+on either engine (``start_nodes``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from typing import Any
 
 from clients import wait_until
 from test_messaging import (  # noqa: F401
-    APP,
     OwnRedis,
     Sender,
     barrier,
@@ -19,9 +19,9 @@ from test_messaging import (  # noqa: F401
 
 
 def test_pubsub_losses_are_counted_exactly(
-    own_redis: OwnRedis, start_cluster: Any, connect: Any  # noqa: F811
+    own_redis: OwnRedis, start_nodes: Any, connect: Any  # noqa: F811
 ) -> None:
-    cluster = start_cluster(APP, redis_url=own_redis.url)
+    cluster = start_nodes(own_redis.url)
     slots = clients_on_slots(connect, cluster)
     (a, _), (b, wb) = slots[0][0], slots[1][0]
     inbox = inbox_for(b)

@@ -1,5 +1,6 @@
 """The no-loss transport (--redis-transport streams): a worker that loses Redis receives, after
-reconnecting, what was published meanwhile, in order, exactly once."""
+reconnecting, what was published meanwhile, in order, exactly once; on either engine
+(``start_nodes``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import time
 from typing import Any
 
 from clients import BoundClient, wait_until
-from test_messaging import APP, OwnRedis, clients_on_slots, new_tag, own_redis  # noqa: F401
+from test_messaging import OwnRedis, clients_on_slots, new_tag, own_redis  # noqa: F401
 
 # One sender on worker 0 emitting to a client on worker 1: 400 messages, 10 ms apart.
 COUNT = 400
@@ -55,10 +56,9 @@ def kill_stream_readers(redis: OwnRedis) -> int:
 
 
 def test_killed_readers_miss_nothing(
-    own_redis: OwnRedis, start_cluster: Any, connect: Any  # noqa: F811
+    own_redis: OwnRedis, start_nodes: Any, connect: Any  # noqa: F811
 ) -> None:
-    cluster = start_cluster(APP, redis_url=own_redis.url,
-                            extra_args=["--redis-transport", "streams"])
+    cluster = start_nodes(own_redis.url, transport="streams")
     arrivals, _ = start_traffic(cluster, connect)
     killed = 0
     for _ in range(3):  # three times during the traffic
@@ -73,10 +73,9 @@ def test_killed_readers_miss_nothing(
 
 
 def test_a_redis_restart_loses_nothing(
-    own_redis: OwnRedis, start_cluster: Any, connect: Any  # noqa: F811
+    own_redis: OwnRedis, start_nodes: Any, connect: Any  # noqa: F811
 ) -> None:
-    cluster = start_cluster(APP, redis_url=own_redis.url,
-                            extra_args=["--redis-transport", "streams"])
+    cluster = start_nodes(own_redis.url, transport="streams")
     pids = cluster.worker_pids()
     arrivals, _ = start_traffic(cluster, connect)
     wait_until(lambda: len(arrivals.seen()) > 50, 10, what="traffic")
