@@ -553,6 +553,45 @@ def _owners(client: redis.Redis, keys: dict[str, str]) -> dict[str, str | None]:
     return {}
 
 
+@pytest.mark.parametrize("stale", ["gone", "sender"])
+def test_emits_on_a_stale_owner_record_are_forwarded(
+    own_redis: OwnRedis, start_nodes: Any, connect: Any, stale: str
+) -> None:
+    """The owner record of worker 1's socket names another worker: one that is gone (nobody
+    receives on its channel: the sender passes the message on, ``_unheard``) or the sender
+    itself (it hears the message on its own channel for a socket it does not hold and passes
+    it on, ``routing.misdelivered``). Either way each message reaches the client once, by the
+    shared channel, marked forwarded, and nothing counts as lost."""
+    cluster = start_nodes(own_redis.url)
+    slots = clients_on_slots(connect, cluster)
+    (a, wa), (b, wb) = slots[0][0], slots[1][0]
+    owner = "0" * 32 if stale == "gone" else wa["host_id"]
+    stale_channel = f"{SHARED_CHANNEL}:w:{owner}"
+    key = f"{SHARED_CHANNEL}:owner:/:{wb['sid']}"
+    admin = own_redis.client()
+    wait_until(lambda: admin.get(key), DELIVERY_TIMEOUT, what="worker 1's owner record")
+    admin.set(key, owner, px=60_000)  # before worker 0 ever looks this socket up
+    admin.close()
+    inbox = inbox_for(b)
+    # A pattern subscriber would count as a receiver on the gone worker's channel (design.md
+    # §9): watch the shared channel only then.
+    monitor = Monitor(own_redis.url, SHARED_CHANNEL if stale == "gone" else SHARED_CHANNEL + "*")
+    try:
+        tag = new_tag("stale")
+        assert a.call("send_to", {"to": wb["sid"], "n": 20, "tag": tag}) == 20
+        assert inbox.wait(tag, 20) == collections.Counter(range(20))
+        barrier(a, b, wb["sid"])
+        published = monitor.tagged(tag)
+    finally:
+        monitor.stop()
+    assert inbox.of(tag) == collections.Counter(range(20))
+    if stale == "sender":
+        assert [c for c, _ in published].count(stale_channel) == 20, published
+    forwarded = [data for c, data in published if c == SHARED_CHANNEL]
+    assert len(forwarded) == 20 and all(data.get("forwarded") for data in forwarded)
+    assert b.call("manager_stats")["lost"] == 0
+
+
 def test_figures_show_the_traffic(own_redis: OwnRedis, start_nodes: Any, connect: Any) -> None:
     """``figures()`` (what status and the metrics show): what one worker published, what
     the other heard (latency samples), nothing lost or dropped."""
