@@ -6,7 +6,6 @@ handled) is :mod:`.reading`'s, shared with the eventlet shells (:mod:`.listener`
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from collections.abc import AsyncIterator
 from typing import Any
@@ -38,7 +37,7 @@ class AsyncReader(ReaderBase):
                 conn, delay = self._lost(exc)
                 client, self._client = self._client, None
                 await aclose(conn, client)
-                await asyncio.sleep(delay)
+                await self._sleep(delay)
                 continue
             for item in batch:
                 yield item
