@@ -339,8 +339,10 @@ def start_nodes(request: pytest.FixtureRequest, start_cluster: StartCluster,
 
     yield start
 
-    stubborn = [pid for nodes in started for pid in nodes.stop()]
-    assert not stubborn, f"uvicorn nodes did not stop on SIGTERM: {stubborn}"
+    for nodes in started:
+        stubborn = nodes.stop()
+        assert not stubborn, (f"uvicorn nodes did not stop on SIGTERM: {stubborn}\n"
+                              f"{nodes.log_text()[-3000:]}")
 
 
 @pytest.fixture

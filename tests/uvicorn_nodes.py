@@ -49,7 +49,9 @@ class UvicornNodes:
                 self.procs.append(subprocess.Popen(
                     [sys.executable, "-m", "uvicorn", APP, "--host", "127.0.0.1", "--port",
                      str(port), "--lifespan", "on", "--http", "h11", "--ws", "wsproto",
-                     "--log-level", "warning"],
+                     "--log-level", "info", "--no-access-log",
+                     # A client that never closes its websocket does not hold the stop up.
+                     "--timeout-graceful-shutdown", "5"],
                     cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,
                     stderr=subprocess.STDOUT))
         deadline = time.monotonic() + timeout

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import sys
+import time
 from typing import Any
 
 import socketio
@@ -98,8 +99,14 @@ async def send_to(sid: str, order: dict[str, Any]) -> int:
     range(order['n']); returns how many were emitted."""
     numbers = common.emitted(order)
     for i in numbers:
-        await sio.emit("msg", {"tag": order["tag"], "i": i}, to=order["to"])
+        await sio.emit("msg", common.message(order, i), to=order["to"])
     return len(numbers)
+
+
+@sio.event
+async def block(sid: str, seconds: float) -> None:
+    """Hold the whole node (its event loop) for ``seconds``: a starved listener."""
+    time.sleep(float(seconds))
 
 
 @sio.event

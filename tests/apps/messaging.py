@@ -39,8 +39,16 @@ def send_to(sid: str, order: dict[str, Any]) -> int:
     range(order['n']); returns how many were emitted."""
     numbers = common.emitted(order)
     for i in numbers:
-        sio.emit("msg", {"tag": order["tag"], "i": i}, to=order["to"])
+        sio.emit("msg", common.message(order, i), to=order["to"])
     return len(numbers)
+
+
+@sio.event
+def block(sid: str, seconds: float) -> None:
+    """Hold the whole worker (its hub) for ``seconds``: a starved listener."""
+    from eventlet.patcher import original
+
+    original("time").sleep(float(seconds))
 
 
 @sio.event

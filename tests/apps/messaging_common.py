@@ -49,6 +49,15 @@ def emitted(order: dict[str, Any]) -> range:
     return range(first, first + int(order["n"]))
 
 
+def message(order: dict[str, Any], i: int) -> dict[str, Any]:
+    """Message ``i`` of a send_to order: its tag and number, padded with order['pad'] bytes
+    when asked (to fill a slow subscriber's output buffer in Redis)."""
+    data: dict[str, Any] = {"tag": order["tag"], "i": i}
+    if order.get("pad"):
+        data["pad"] = "x" * int(order["pad"])
+    return data
+
+
 def storm_plan(order: dict[str, Any]) -> tuple[int, int, float]:
     """(senders, messages each, pause between emits) of a storm order."""
     return int(order["senders"]), int(order["each"]), float(order.get("pause", 0.0))
