@@ -379,6 +379,26 @@ def test_outbox_full_queue_drops_the_oldest_said_once_per_five_seconds(caplog: A
     assert sum("queue full" in r.getMessage() for r in caplog.records) == 2
 
 
+def test_outbox_full_while_a_batch_is_in_flight_drops_a_queued_one() -> None:
+    """The queue fills up while a batch is being sent: what is dropped is the oldest command
+    not in that batch, and the batch's answer unqueues exactly the batch."""
+    outbox = Outbox(logging.getLogger("test"), max_queue=3)
+    for i in range(3):
+        outbox.command("set", "k", i)
+    batch = outbox.next_batch()  # 0, 1, 2 in flight
+    outbox.command("set", "k", 3)  # nothing but the batch is queued: 3 is dropped
+    assert outbox.stats.dropped == 1
+    outbox.sent(batch, [True] * 3)
+    assert not outbox.queue
+    outbox.command("set", "k", 4)
+    batch = outbox.next_batch()  # 4 in flight
+    outbox.command("set", "k", 5)
+    outbox.command("set", "k", 6)
+    outbox.command("set", "k", 7)  # full: 5 goes, not 4
+    outbox.sent(batch, [True])
+    assert [args[2] for args in outbox.queue] == [6, 7] and outbox.stats.dropped == 2
+
+
 def test_outbox_outage_counted_once_and_backoff_doubles_then_resets() -> None:
     outbox = Outbox(logging.getLogger("test"), clock=Clock())
     outbox.command("set", "k", 1)

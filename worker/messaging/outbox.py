@@ -115,6 +115,8 @@ class Outbox:
         self.stats = PublisherStats()
         self.backoff = Backoff()
         self._last_drop_log: float | None = None
+        # How many commands at the front of the queue are in the batch being sent now.
+        self._in_flight = 0
         # When the current outage began (None: Redis answered the last batch).
         self.outage_started: float | None = None
 
@@ -142,30 +144,40 @@ class Outbox:
 
     def command(self, *args: Any) -> None:
         """Queue any Redis command (SET, DEL, PEXPIRE...) to go out with the next batch; when
-        the queue is full the oldest is dropped, counted, and said at most every 5 s."""
+        the queue is full the oldest not being sent is dropped (or this one, when only the
+        batch in flight is queued), counted, and said at most every 5 s."""
         if len(self.queue) >= self.max_queue:
-            self.queue.popleft()
-            self.stats.dropped += 1
-            now = self._clock()
-            if self._last_drop_log is None or now - self._last_drop_log >= DROP_LOG_EVERY:
-                self._last_drop_log = now
-                self.logger.error(
-                    "Redis publish queue full (%d): dropping the oldest messages, %d dropped so "
-                    "far", self.max_queue, self.stats.dropped)
+            self._count_drop()
+            if len(self.queue) <= self._in_flight:
+                return
+            # The batch in flight goes out whole, and ``sent`` unqueues exactly it.
+            del self.queue[self._in_flight]
         self.queue.append(args)
         self._wake_sender()
+
+    def _count_drop(self) -> None:
+        self.stats.dropped += 1
+        now = self._clock()
+        if self._last_drop_log is None or now - self._last_drop_log >= DROP_LOG_EVERY:
+            self._last_drop_log = now
+            self.logger.error(
+                "Redis publish queue full (%d): dropping the oldest messages, %d dropped so "
+                "far", self.max_queue, self.stats.dropped)
 
     # ------------------------------------------------------------------------- sending
 
     def next_batch(self) -> list[tuple[Any, ...]]:
-        """The commands to send in the next pipeline (they stay queued until ``sent``)."""
-        return [self.queue[i] for i in range(min(BATCH, len(self.queue)))]
+        """The commands to send in the next pipeline (they stay queued, in flight, until
+        ``sent`` or ``failed``)."""
+        self._in_flight = min(BATCH, len(self.queue))
+        return [self.queue[i] for i in range(self._in_flight)]
 
     def sent(self, batch: list[tuple[Any, ...]], results: list[Any]) -> None:
         """Redis answered ``batch`` with ``results``: unqueue it, count it, and report what
         nobody received."""
         for _ in batch:
             self.queue.popleft()
+        self._in_flight = 0
         self.stats.published += len(batch)
         self.stats.batches += 1
         self.stats.connected = True
@@ -183,6 +195,7 @@ class Outbox:
     def failed(self, exc: Exception) -> float:
         """A connection or a batch failed: the outage is counted and said once; returns how
         long to wait before trying again (what was queued stays queued)."""
+        self._in_flight = 0  # still queued, sent again
         if self.outage_started is None:
             self.outage_started = self._clock()
             self.stats.outages += 1
