@@ -442,7 +442,7 @@ def test_stream_cursor_reads_on_from_the_last_entry_and_drops_repeats(caplog: An
     cursor._start_at(key, [(b"5-0", {})])
     assert cursor._xread_args()["streams"] == {key: "5-0"}
     batch = cursor._entries([(key.encode(), [(b"6-0", {b"d": b"a"}), (b"6-1", {b"d": b"b"})])])
-    assert batch == [(key, b"a"), (key, b"b")] and not cursor._starts(key)
+    assert batch == [(SHARED, b"a"), (SHARED, b"b")] and not cursor._starts(key)
     assert cursor._xread_args()["streams"] == {key: "6-1"}
     with caplog.at_level(logging.ERROR, logger="test.cursor"):
         cursor._check_trimmed(key, [(b"6-0", {})])  # nothing unread was trimmed

@@ -58,6 +58,11 @@ def stream_key(channel: str) -> str:
     return f"{channel}{STREAM_SUFFIX}"
 
 
+def channel_of(key: str) -> str:
+    """The channel whose messages stream ``key`` carries (``stream_key``'s inverse)."""
+    return key[: -len(STREAM_SUFFIX)] if key.endswith(STREAM_SUFFIX) else key
+
+
 class Backoff:
     """Retry delays after failures: RETRY_FIRST, doubling up to RETRY_MAX, reset on success."""
 
@@ -190,7 +195,7 @@ class Outbox:
                 self._unheard(args[1], args[2])
             elif args[0] == "eval" and result is None:
                 # A guarded XADD refused (see GUARDED_XADD).
-                self._unheard(args[3][: -len(STREAM_SUFFIX)], args[7])
+                self._unheard(channel_of(args[3]), args[7])
 
     def failed(self, exc: Exception) -> float:
         """A connection or a batch failed: the outage is counted and said once; returns how

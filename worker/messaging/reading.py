@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .outbox import Backoff, stream_key
+from .outbox import Backoff, channel_of, stream_key
 
 # How long one wait for a message lasts; the loop also notices a dead connection this often.
 POLL = 1.0
@@ -132,7 +132,9 @@ class StreamCursor:
         return {"streams": self._last, "count": COUNT, "block": BLOCK_MS}
 
     def _entries(self, answer: Any) -> list[tuple[str, bytes]]:
-        """(stream, data) of each entry in an XREAD ``answer``; moves the read position."""
+        """(channel, data) of each entry in an XREAD ``answer``; moves the read position. The
+        channel, not the stream's key: a message heard on this worker's own channel is
+        checked for misdelivery, and losses are counted per channel, as in pub/sub."""
         batch = []
         for key, entries in answer or []:
             key = _id(key)
@@ -140,7 +142,7 @@ class StreamCursor:
                 self._last[key] = _id(entry_id)
                 data = fields.get(b"d", fields.get("d"))
                 if data is not None:
-                    batch.append((key, data))
+                    batch.append((channel_of(key), data))
         return batch
 
     def first_time(self, message_id: str) -> bool:
