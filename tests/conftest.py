@@ -31,6 +31,7 @@ if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
 
 from clients import BoundClient, free_port, make_client, wait_for_exit  # noqa: E402
+from uvicorn_nodes import UvicornNodes  # noqa: E402
 
 # How long a cluster may take to report every worker ready.
 BOOT_TIMEOUT = 30.0
@@ -131,6 +132,11 @@ class Cluster:
             )
         self.wait_ready(timeout)
         return self
+
+    def url_of(self, slot: int) -> str:
+        """The url clients of ``slot`` connect to: the master's, whatever the slot (it routes
+        each client by its address)."""
+        return self.url
 
     @property
     def pid(self) -> int:
@@ -303,6 +309,40 @@ def start_cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[St
         if survivors:
             leftovers[cluster.title] = survivors
     assert not leftovers, f"worker processes outlived their master: {leftovers}"
+
+
+# The engines the messaging tests run on: sioctl's eventlet workers, and socketio.AsyncServer
+# apps on sioctl's asyncio manager (served by uvicorn until the asyncio worker engine does).
+ENGINES = ("eventlet", "asyncio")
+
+
+@pytest.fixture(params=ENGINES)
+def start_nodes(request: pytest.FixtureRequest, start_cluster: StartCluster,
+                tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """Factory, once per engine: ``start_nodes(redis_url, transport="pubsub")`` starts two
+    workers joined through the Redis at ``redis_url`` and returns them once both listen.
+
+    eventlet: a sioctl cluster of 2 workers serving tests/apps/messaging.py; asyncio: two
+    uvicorn processes serving its twin tests/apps/async_messaging.py (tests/uvicorn_nodes.py).
+    Either has ``url_of(slot)``, ``log_text()``, ``worker_pids()``. Stopped at teardown, which
+    fails if a process has to be killed or outlives it."""
+    started: list[UvicornNodes] = []
+
+    def start(redis_url: str, transport: str = "pubsub") -> Any:
+        args = ["--redis-transport", transport] if transport != "pubsub" else []
+        if request.param == "eventlet":
+            return start_cluster("tests.apps.messaging:sio", workers=2, redis_url=redis_url,
+                                 extra_args=args)
+        nodes = UvicornNodes(redis_url, tmp_path, transport=transport)
+        started.append(nodes)
+        return nodes.start()
+
+    yield start
+
+    for nodes in started:
+        stubborn = nodes.stop()
+        assert not stubborn, (f"uvicorn nodes did not stop on SIGTERM: {stubborn}\n"
+                              f"{nodes.log_text()[-3000:]}")
 
 
 @pytest.fixture

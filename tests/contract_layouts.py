@@ -313,6 +313,35 @@ def check_pubsub_messages() -> None:
         assert by_method["callback"]["host_id"] == "other", by_method["callback"]
 
 
+def check_async_pubsub_thread() -> None:
+    """AsyncPubSubManager.initialize() (synchronous) starts the task that reads _listen() and
+    keeps it in ``thread``."""
+    import asyncio
+
+    import socketio
+    from socketio.async_pubsub_manager import AsyncPubSubManager
+
+    heard: list[Any] = []
+
+    class Capture(AsyncPubSubManager):
+        async def _listen(self) -> Any:
+            heard.append("listening")
+            await asyncio.sleep(3600)
+            yield {}
+
+    async def scenario() -> None:
+        manager = Capture()
+        socketio.AsyncServer(client_manager=manager)
+        manager.initialize()
+        assert isinstance(manager.thread, asyncio.Task), type(manager.thread)
+        await asyncio.sleep(0.05)
+        assert heard == ["listening"], heard
+        manager.thread.cancel()
+        await asyncio.gather(manager.thread, return_exceptions=True)
+
+    asyncio.run(scenario())
+
+
 class _NoListener:
     family = 0
 
@@ -400,6 +429,10 @@ def instance_of(class_target: str) -> Any:
         manager = socketio.PubSubManager()
         sio_server(client_manager=manager)
         return manager
+    if cls.__name__ == "AsyncPubSubManager":
+        manager = cls()
+        manager.set_server(socketio.AsyncServer())
+        return manager
     if cls is socketio.WSGIApp:
         return socketio.WSGIApp(sio_server())
     if cls is eventlet.wsgi.Server:
@@ -427,5 +460,7 @@ LAYOUTS: dict[str, Callable[[], None]] = {
     "socketio.base_server:default_logger (layout)": check_logger("socketio.server"),
     "socketio:PubSubManager.rooms (layout)": check_rooms,
     "socketio:PubSubManager._publish (layout)": check_pubsub_messages,
+    "socketio.async_pubsub_manager:AsyncPubSubManager.thread (layout)":
+        check_async_pubsub_thread,
     "eventlet.wsgi:Server.process_request (layout)": check_process_request,
 }

@@ -73,7 +73,7 @@ def test_start_cluster_refuses_what_start_refuses() -> None:
     with pytest.raises(ValueError, match="0 is not a number of workers"):
         sioctl.start_cluster("app:app", workers=0)
     with pytest.raises(ValueError, match="seconds; 30000 looks like milliseconds"):
-        sioctl.start_cluster("app:app", graceful_timeout=30000)
+        sioctl.start_cluster("app:app", keepalive=30000)
     with pytest.raises(ValueError, match="sticky is the only mode"):
         sioctl.start_cluster("app:app", sticky=False)
 

@@ -1,7 +1,9 @@
 """Cross-worker messaging through sioctl's Redis manager, against a real Redis and real workers.
 
-Every test runs a 2-worker cluster on a redis-server of its own, so a ``PSUBSCRIBE socketio*``
-monitor sees this cluster's traffic and nothing else, and the test may kill or restart it.
+Every test runs 2 workers on a redis-server of its own, so a ``PSUBSCRIBE socketio*`` monitor
+sees their traffic and nothing else, and the test may kill or restart it. The tests that take
+``start_nodes`` run on both engines (conftest.py): a sioctl cluster of eventlet workers, and
+two uvicorn processes serving a socketio.AsyncServer app on the asyncio manager.
 Messages carry a tag and a sequence number; the tests count them (lost, duplicated, on which
 channel) rather than time them.
 """
@@ -9,6 +11,7 @@ channel) rather than time them.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import re
@@ -167,7 +170,7 @@ def clients_on_slots(
     for slot in range(WORKERS):
         found[slot] = []
         for ip in ips_for_slot(slot, WORKERS, CANDIDATE_IPS)[:per_slot]:
-            client = connect(cluster, ip, ("websocket",))
+            client = connect(cluster.url_of(slot), ip, ("websocket",))
             info = whoami(client)
             assert info["slot"] == slot, info
             assert info["host_id"], "the worker does not run sioctl's Redis manager"
@@ -239,9 +242,9 @@ class Sender:
 
 
 def test_targeted_emits_reach_exactly_one_worker(
-    own_redis: OwnRedis, start_cluster: Any, connect: Any
+    own_redis: OwnRedis, start_nodes: Any, connect: Any
 ) -> None:
-    cluster = start_cluster(APP, workers=WORKERS, redis_url=own_redis.url)
+    cluster = start_nodes(own_redis.url)
     slots = clients_on_slots(connect, cluster, per_slot=2)
     (a, wa), (a2, wa2) = slots[0]
     (b, wb), (b2, _) = slots[1]
@@ -290,10 +293,10 @@ def test_targeted_emits_reach_exactly_one_worker(
 
 
 def test_owner_lookups_are_remembered(
-    own_redis: OwnRedis, start_cluster: Any, connect: Any
+    own_redis: OwnRedis, start_nodes: Any, connect: Any
 ) -> None:
     """A worker asks Redis who owns a socket once, not on every emit to it (owners.py)."""
-    cluster = start_cluster(APP, workers=WORKERS, redis_url=own_redis.url)
+    cluster = start_nodes(own_redis.url)
     slots = clients_on_slots(connect, cluster)
     (a, _), (b, wb) = slots[0][0], slots[1][0]
     stats = redis.Redis.from_url(own_redis.url)
@@ -314,9 +317,9 @@ def _get_calls(client: redis.Redis) -> int:
 
 
 def test_240_concurrent_senders_lose_nothing(
-    own_redis: OwnRedis, start_cluster: Any, connect: Any
+    own_redis: OwnRedis, start_nodes: Any, connect: Any
 ) -> None:
-    cluster = start_cluster(APP, workers=WORKERS, redis_url=own_redis.url)
+    cluster = start_nodes(own_redis.url)
     slots = clients_on_slots(connect, cluster)
     (a, wa), (b, wb) = slots[0][0], slots[1][0]
     inbox_a, inbox_b = inbox_for(a), inbox_for(b)
@@ -351,9 +354,9 @@ def test_240_concurrent_senders_lose_nothing(
 
 
 def test_listeners_resubscribe_after_client_kill(
-    own_redis: OwnRedis, start_cluster: Any, connect: Any
+    own_redis: OwnRedis, start_nodes: Any, connect: Any
 ) -> None:
-    cluster = start_cluster(APP, workers=WORKERS, redis_url=own_redis.url)
+    cluster = start_nodes(own_redis.url)
     pids = cluster.worker_pids()
     slots = clients_on_slots(connect, cluster)
     (a, wa), (b, wb) = slots[0][0], slots[1][0]
@@ -399,9 +402,9 @@ def test_listeners_resubscribe_after_client_kill(
 
 
 def test_redis_restart_during_traffic(
-    own_redis: OwnRedis, start_cluster: Any, connect: Any
+    own_redis: OwnRedis, start_nodes: Any, connect: Any
 ) -> None:
-    cluster = start_cluster(APP, workers=WORKERS, redis_url=own_redis.url)
+    cluster = start_nodes(own_redis.url)
     pids = cluster.worker_pids()
     slots = clients_on_slots(connect, cluster)
     (a, _), (b, wb) = slots[0][0], slots[1][0]
@@ -468,12 +471,12 @@ def test_redis_restart_during_traffic(
 
 
 def test_targeted_delivery_survives_a_redis_restart(
-    own_redis: OwnRedis, start_cluster: Any, connect: Any
+    own_redis: OwnRedis, start_nodes: Any, connect: Any
 ) -> None:
     """Redis keeps no data across a restart here (like any cache without persistence): the
     workers must record again which sockets they own, or every emit to a socket of another
     worker goes to every worker from then on."""
-    cluster = start_cluster(APP, workers=WORKERS, redis_url=own_redis.url)
+    cluster = start_nodes(own_redis.url)
     slots = clients_on_slots(connect, cluster)
     (a, _), (b, wb) = slots[0][0], slots[1][0]
     inbox_b = inbox_for(b)
@@ -519,6 +522,92 @@ def _delivered(sender: BoundClient, receiver: BoundClient, sid: str) -> bool:
     except AssertionError:
         return False
     return True
+
+
+def test_owner_records_come_back_after_a_redis_restart(
+    own_redis: OwnRedis, start_nodes: Any, connect: Any
+) -> None:
+    """A restarted Redis has lost every socket's owner record; each worker writes its own
+    again as soon as its reader is back (``_reclaim_now``), not at the next refresh."""
+    cluster = start_nodes(own_redis.url)
+    slots = clients_on_slots(connect, cluster)
+    infos = [slots[0][0][1], slots[1][0][1]]
+    admin = own_redis.client()
+    try:
+        keys = {f"{SHARED_CHANNEL}:owner:/:{info['sid']}": info["host_id"] for info in infos}
+        wait_until(lambda: _owners(admin, keys) == keys, DELIVERY_TIMEOUT, what="records")
+        own_redis.stop()
+        own_redis.start()
+        admin.close()
+        admin = own_redis.client()
+        # OWNER_REFRESH is 20 s: within 10 s the records came back by the reader's return.
+        wait_until(lambda: _owners(admin, keys) == keys, DELIVERY_TIMEOUT,
+                   what="owner records written again after the restart")
+    finally:
+        admin.close()
+
+
+def _owners(client: redis.Redis, keys: dict[str, str]) -> dict[str, str | None]:
+    with contextlib.suppress(redis.RedisError):
+        return {key: (client.get(key) or b"").decode() or None for key in keys}
+    return {}
+
+
+@pytest.mark.parametrize("stale", ["gone", "sender"])
+def test_emits_on_a_stale_owner_record_are_forwarded(
+    own_redis: OwnRedis, start_nodes: Any, connect: Any, stale: str
+) -> None:
+    """The owner record of worker 1's socket names another worker: one that is gone (nobody
+    receives on its channel: the sender passes the message on, ``_unheard``) or the sender
+    itself (it hears the message on its own channel for a socket it does not hold and passes
+    it on, ``routing.misdelivered``). Either way each message reaches the client once, by the
+    shared channel, marked forwarded, and nothing counts as lost."""
+    cluster = start_nodes(own_redis.url)
+    slots = clients_on_slots(connect, cluster)
+    (a, wa), (b, wb) = slots[0][0], slots[1][0]
+    owner = "0" * 32 if stale == "gone" else wa["host_id"]
+    stale_channel = f"{SHARED_CHANNEL}:w:{owner}"
+    key = f"{SHARED_CHANNEL}:owner:/:{wb['sid']}"
+    admin = own_redis.client()
+    wait_until(lambda: admin.get(key), DELIVERY_TIMEOUT, what="worker 1's owner record")
+    admin.set(key, owner, px=60_000)  # before worker 0 ever looks this socket up
+    admin.close()
+    inbox = inbox_for(b)
+    # A pattern subscriber would count as a receiver on the gone worker's channel (design.md
+    # §9): watch the shared channel only then.
+    monitor = Monitor(own_redis.url, SHARED_CHANNEL if stale == "gone" else SHARED_CHANNEL + "*")
+    try:
+        tag = new_tag("stale")
+        assert a.call("send_to", {"to": wb["sid"], "n": 20, "tag": tag}) == 20
+        assert inbox.wait(tag, 20) == collections.Counter(range(20))
+        barrier(a, b, wb["sid"])
+        published = monitor.tagged(tag)
+    finally:
+        monitor.stop()
+    assert inbox.of(tag) == collections.Counter(range(20))
+    if stale == "sender":
+        assert [c for c, _ in published].count(stale_channel) == 20, published
+    forwarded = [data for c, data in published if c == SHARED_CHANNEL]
+    assert len(forwarded) == 20 and all(data.get("forwarded") for data in forwarded)
+    assert b.call("manager_stats")["lost"] == 0
+
+
+def test_figures_show_the_traffic(own_redis: OwnRedis, start_nodes: Any, connect: Any) -> None:
+    """``figures()`` (what status and the metrics show): what one worker published, what
+    the other heard (latency samples), nothing lost or dropped."""
+    cluster = start_nodes(own_redis.url)
+    slots = clients_on_slots(connect, cluster)
+    (a, _), (b, wb) = slots[0][0], slots[1][0]
+    inbox = inbox_for(b)
+    tag = new_tag("figures")
+    assert a.call("send_to", {"to": wb["sid"], "n": 30, "tag": tag}) == 30
+    inbox.wait(tag, 30)
+    sender, receiver = a.call("figures"), b.call("figures")
+    assert sender["subscribed"] and receiver["subscribed"]
+    assert sender["published"] >= 30 and sender["batches"] >= 1
+    assert sender["dropped"] == 0 and sender["outages"] == 0
+    assert receiver["latency"]["count"] >= 30 and receiver["lost"] == 0
+    assert receiver["latency"]["buckets"]["+Inf"] == receiver["latency"]["count"]
 
 
 def test_sigkilled_worker_leaves_the_other_unaffected(

@@ -1,8 +1,8 @@
 """The engine-free messaging core, in process: envelopes (worker/messaging/envelope.py), loss
-accounting (loss.py), forwarding decisions (routing.py) and the global queries' tally
-(tally.py). The same cases run end to end, on real clusters and a real Redis, in
-test_messaging_loss.py, test_hardening_messaging.py, test_messaging.py and
-test_global_queries.py."""
+accounting (loss.py), forwarding decisions (routing.py), the publisher's queue (outbox.py),
+the readers' state (reading.py) and the global queries' tally (tally.py). The same cases run
+end to end, on real clusters and a real Redis, in test_messaging_loss.py,
+test_hardening_messaging.py, test_messaging.py and test_global_queries.py."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from socketio.async_pubsub_manager import AsyncPubSubManager
 from sioctl.worker.messaging import envelope, routing, tally
 from sioctl.worker.messaging.base import SioctlManagerBase
 from sioctl.worker.messaging.loss import LossCounter
+from sioctl.worker.messaging.outbox import GUARDED_XADD, Outbox
+from sioctl.worker.messaging.reading import ReaderBase, StreamCursor, pubsub_batch
 
 SHARED = "socketio"
 ME, OTHER, THIRD = "me-host", "other-host", "third-host"
@@ -385,3 +387,115 @@ def test_answers_say_what_each_kind_did_and_go_back_to_the_asker() -> None:
     assert tally.answerable({**join, "kind": "explode"}) is None
     assert tally.reply_channel(join, ME) == "socketio:other"
     assert tally.reply_channel(join, OTHER) is None  # its own question: counted at once
+
+
+# ------------------------------------- the publisher's and the readers' engine-free halves
+
+
+def test_outbox_commands_batches_and_what_nobody_received() -> None:
+    """What a publish becomes on each transport, and what a batch's answers report as unheard:
+    a PUBLISH received by nobody, a guarded XADD refused."""
+    unheard: list[tuple[str, Any]] = []
+    pubsub = Outbox(logging.getLogger("test"), unheard=lambda c, d: unheard.append((c, d)))
+    pubsub.publish("socketio:w:x", "m1")
+    pubsub.publish(SHARED, "m2")
+    batch = pubsub.next_batch()
+    assert batch == [("publish", "socketio:w:x", "m1"), ("publish", SHARED, "m2")]
+    pubsub.sent(batch, [0, 2])
+    assert unheard == [("socketio:w:x", "m1")] and not pubsub.queue
+    assert (pubsub.stats.published, pubsub.stats.batches, pubsub.stats.connected) == (2, 1, True)
+    streams = Outbox(logging.getLogger("test"), stream_maxlen=100, stream_ttl=60,
+                     unheard=lambda c, d: unheard.append((c, d)))
+    streams.publish("socketio:w:x", "m3", guard=("socketio:owner:/:s", "x"))
+    streams.publish(SHARED, "m4")
+    batch = streams.next_batch()
+    assert batch[0] == ("eval", GUARDED_XADD, 2, "socketio:w:x:stream", "socketio:owner:/:s",
+                        "x", 100, "m3", 60_000)
+    assert batch[1] == ("xadd", "socketio:stream", "MAXLEN", "~", 100, "*", "d", "m4")
+    streams.sent(batch, [None, b"1-1"])
+    assert unheard[-1] == ("socketio:w:x", "m3")
+
+
+def test_outbox_full_queue_drops_the_oldest_said_once_per_five_seconds(caplog: Any) -> None:
+    clock = Clock()
+    outbox = Outbox(logging.getLogger("test.outbox"), max_queue=2, clock=clock)
+    with caplog.at_level(logging.ERROR, logger="test.outbox"):
+        for i in range(5):
+            outbox.command("set", "k", i)
+        clock.now += 5.0
+        outbox.command("set", "k", 5)
+    assert [args[2] for args in outbox.queue] == [4, 5] and outbox.stats.dropped == 4
+    assert sum("queue full" in r.getMessage() for r in caplog.records) == 2
+
+
+def test_outbox_full_while_a_batch_is_in_flight_drops_a_queued_one() -> None:
+    """The queue fills up while a batch is being sent: what is dropped is the oldest command
+    not in that batch, and the batch's answer unqueues exactly the batch."""
+    outbox = Outbox(logging.getLogger("test"), max_queue=3)
+    for i in range(3):
+        outbox.command("set", "k", i)
+    batch = outbox.next_batch()  # 0, 1, 2 in flight
+    outbox.command("set", "k", 3)  # nothing but the batch is queued: 3 is dropped
+    assert outbox.stats.dropped == 1
+    outbox.sent(batch, [True] * 3)
+    assert not outbox.queue
+    outbox.command("set", "k", 4)
+    batch = outbox.next_batch()  # 4 in flight
+    outbox.command("set", "k", 5)
+    outbox.command("set", "k", 6)
+    outbox.command("set", "k", 7)  # full: 5 goes, not 4
+    outbox.sent(batch, [True])
+    assert [args[2] for args in outbox.queue] == [6, 7] and outbox.stats.dropped == 2
+
+
+def test_outbox_outage_counted_once_and_backoff_doubles_then_resets() -> None:
+    outbox = Outbox(logging.getLogger("test"), clock=Clock())
+    outbox.command("set", "k", 1)
+    delays = [outbox.failed(ConnectionError("down")) for _ in range(7)]
+    assert delays == [0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0]
+    assert outbox.stats.outages == 1 and outbox.back_after_outage()
+    outbox.outage_over()
+    assert outbox.stats.delayed == 1 and not outbox.back_after_outage()
+    outbox.sent(outbox.next_batch(), [True])
+    assert outbox.failed(ConnectionError("down again")) == 0.1 and outbox.stats.outages == 2
+
+
+def test_reader_state_says_lost_once_and_back_once(caplog: Any) -> None:
+    reader = ReaderBase(lambda: None, [SHARED, MINE], lambda s: None,
+                        logging.getLogger("test.reader"))
+    with caplog.at_level(logging.INFO, logger="test.reader"):
+        assert reader._opened() is False  # the first subscription is no return
+        for _ in range(3):  # three failed attempts in one outage
+            reader._lost(ConnectionError("refused"))
+        assert reader._opened() is True and reader.subscribed
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == ["Redis listener: NOT SUBSCRIBED (refused); retrying",
+                     f"Redis listener: subscribed again to {SHARED}, {MINE}"]
+    assert reader.resubscriptions == 1
+    assert pubsub_batch({"type": "message", "channel": b"c", "data": b"d"}) == [("c", b"d")]
+    assert pubsub_batch({"type": "subscribe", "channel": b"c", "data": 1}) == []
+    assert pubsub_batch(None) == []
+
+
+class Cursor(StreamCursor):
+    def __init__(self) -> None:
+        self.channels = [SHARED]
+        self.logger = logging.getLogger("test.cursor")
+        self._init_cursor()
+
+
+def test_stream_cursor_reads_on_from_the_last_entry_and_drops_repeats(caplog: Any) -> None:
+    cursor = Cursor()
+    key = "socketio:stream"
+    assert cursor._starts(key)
+    cursor._start_at(key, [(b"5-0", {})])
+    assert cursor._xread_args()["streams"] == {key: "5-0"}
+    batch = cursor._entries([(key.encode(), [(b"6-0", {b"d": b"a"}), (b"6-1", {b"d": b"b"})])])
+    assert batch == [(SHARED, b"a"), (SHARED, b"b")] and not cursor._starts(key)
+    assert cursor._xread_args()["streams"] == {key: "6-1"}
+    with caplog.at_level(logging.ERROR, logger="test.cursor"):
+        cursor._check_trimmed(key, [(b"6-0", {})])  # nothing unread was trimmed
+        cursor._check_trimmed(key, [(b"7-0", {})])
+    assert cursor.trimmed == 1 and len(caplog.records) == 1
+    assert cursor.first_time("m1") and not cursor.first_time("m1")
+    assert cursor.duplicates == 1

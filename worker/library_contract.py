@@ -76,6 +76,7 @@ EIO = "engineio:Server"
 SOCKET = "engineio.socket:Socket"
 SIO = "socketio:Server"
 MANAGER = "socketio:PubSubManager"
+ASYNC_MANAGER = "socketio.async_pubsub_manager:AsyncPubSubManager"
 WSGI = "eventlet.wsgi"
 
 P_ENGINEIO = "worker/protocol/engineio_rules.py"
@@ -101,8 +102,10 @@ FRAMEWORK = "worker/framework/application.py"
 FRAMEWORK_IDS = "worker/framework/ids.py"
 FRAMEWORK_AIO = "worker/framework/aio.py"
 MESSAGING = "worker/messaging/manager.py"
-# The engine-free half of the manager, a mixin put before PubSubManager.
+# The engine-free half of the manager, a mixin put before PubSubManager (and before
+# AsyncPubSubManager: the BaseManager members it uses are the same ones).
 MESSAGING_BASE = "worker/messaging/base.py"
+ASYNC_MESSAGING = "worker/messaging/async_manager.py"
 CONNECTION = "worker/connection.py"
 HTTP = "worker/http_server.py"
 MEMORY = "worker/memory.py"
@@ -283,7 +286,7 @@ HOOKS: tuple[Hook, ...] = (
     Hook(f"{MANAGER}.pre_connect", OVERRIDE, ("eio_sid", "namespace"), (MESSAGING,)),
     Hook(f"{MANAGER}.connect", OVERRIDE, ("sid", "namespace"), (MESSAGING,)),
     Hook(f"{MANAGER}.basic_disconnect", OVERRIDE, ("sid", "namespace", "**kwargs"),
-         (MESSAGING,)),
+         (MESSAGING_BASE,)),
     Hook(f"{MANAGER}.is_pre_connected", CALL, ("sid", "namespace"),
          (MESSAGING, MESSAGING_BASE)),
     Hook(f"{MANAGER}.is_connected", CALL, ("sid", "namespace"),
@@ -361,6 +364,24 @@ HOOKS: tuple[Hook, ...] = (
     Hook(f"{ASIO}.environ", ATTRIBUTE, None, (P_ASYNC_SIO,)),
     Hook(f"{ASIO}.packet_class", ATTRIBUTE, None, (P_ASYNC_SIO, P_ASYNC_EIO3)),
     Hook(f"{ASIO}.reason", ATTRIBUTE, None, (P_ASYNC_SIO,)),
+    # ---------------------------------------------- python-socketio: the asyncio manager
+    Hook(f"{ASYNC_MANAGER}.initialize", OVERRIDE, (), (ASYNC_MESSAGING,),
+         "synchronous; starts _thread, which reads _listen(), as a task"),
+    Hook(f"{ASYNC_MANAGER}.thread", LAYOUT, None, (ASYNC_MESSAGING,),
+         "after initialize(): the asyncio task reading _listen() (cancelled by aclose)"),
+    Hook(f"{ASYNC_MANAGER}._publish", OVERRIDE, ("data",), (ASYNC_MESSAGING,),
+         "a coroutine; every message to other workers goes through it"),
+    Hook(f"{ASYNC_MANAGER}._listen", OVERRIDE, (), (ASYNC_MESSAGING,),
+         "an async generator of received messages"),
+    Hook(f"{ASYNC_MANAGER}._get_logger", CALL, (), (ASYNC_MESSAGING, MESSAGING_BASE)),
+    Hook(f"{ASYNC_MANAGER}.pre_connect", OVERRIDE, ("eio_sid", "namespace"),
+         (ASYNC_MESSAGING,), "a coroutine"),
+    Hook(f"{ASYNC_MANAGER}.connect", OVERRIDE, ("sid", "namespace"), (ASYNC_MESSAGING,),
+         "a coroutine"),
+    Hook(f"{ASYNC_MANAGER}.channel", ATTRIBUTE, None, (ASYNC_MESSAGING, MESSAGING_BASE)),
+    Hook(f"{ASYNC_MANAGER}.host_id", ATTRIBUTE, None, (ASYNC_MESSAGING, MESSAGING_BASE)),
+    Hook(f"{ASYNC_MANAGER}.server", ATTRIBUTE, None, (ASYNC_MESSAGING,),
+         "the socketio.AsyncServer, set by set_server"),
     # ------------------------------------------------------------ eventlet
     Hook("eventlet.websocket:RFC6455WebSocket._apply_mask", PATCH,
          ("data", "mask", "length", "offset"), ("worker/ws_mask.py", "worker/main.py"),

@@ -1,34 +1,25 @@
 """A test app for the cross-worker messaging tests: emits on demand, to a sid or a room.
 
 Every message carries a tag and a sequence number, so a test can count what arrives and
-spot losses and duplicates. Events answer with an ack.
+spot losses and duplicates. Events answer with an ack. Its asyncio twin is
+tests/apps/async_messaging.py; what they answer alike is in messaging_common.py.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import socketio
 
+from tests.apps import messaging_common as common
+
 sio = socketio.Server(cors_allowed_origins="*")
-
-
-def _slot() -> int:
-    return int(os.environ.get("SIOCTL_WORKER_SLOT", "-1"))
 
 
 @sio.event
 def whoami(sid: str, data: Any = None) -> dict[str, Any]:
     """Which worker serves this session, and that worker's Redis manager identity."""
-    manager = sio.manager
-    return {
-        "slot": _slot(),
-        "pid": os.getpid(),
-        "sid": sid,
-        "host_id": getattr(manager, "host_id", None),
-        "own_channel": getattr(manager, "own_channel", None),
-    }
+    return common.identity(sio.manager, sid)
 
 
 @sio.event
@@ -46,11 +37,18 @@ def join(sid: str, room: str) -> bool:
 def send_to(sid: str, order: dict[str, Any]) -> int:
     """Emit 'msg' {tag, i} to order['to'] (a sid or a room), for i in order['first'] +
     range(order['n']); returns how many were emitted."""
-    first = int(order.get("first", 0))
-    n = int(order["n"])
-    for i in range(first, first + n):
-        sio.emit("msg", {"tag": order["tag"], "i": i}, to=order["to"])
-    return n
+    numbers = common.emitted(order)
+    for i in numbers:
+        sio.emit("msg", common.message(order, i), to=order["to"])
+    return len(numbers)
+
+
+@sio.event
+def block(sid: str, seconds: float) -> None:
+    """Hold the whole worker (its hub) for ``seconds``: a starved listener."""
+    from eventlet.patcher import original
+
+    original("time").sleep(float(seconds))
 
 
 @sio.event
@@ -58,9 +56,7 @@ def storm(sid: str, order: dict[str, Any]) -> int:
     """Start order['senders'] background tasks; sender k emits 'msg' {tag, i} to order['to']
     for i = k * each ... k * each + each - 1, sleeping order['pause'] between emits. Returns
     at once with the number of messages that will be emitted."""
-    senders = int(order["senders"])
-    each = int(order["each"])
-    pause = float(order.get("pause", 0.0))
+    senders, each, pause = common.storm_plan(order)
 
     def sender(k: int) -> None:
         for i in range(k * each, (k + 1) * each):
@@ -75,22 +71,13 @@ def storm(sid: str, order: dict[str, Any]) -> int:
 @sio.event
 def manager_stats(sid: str, data: Any = None) -> dict[str, Any]:
     """The Redis manager's publisher and listener figures on this worker."""
-    manager = sio.manager
-    publisher = getattr(manager, "publisher", None)
-    listener = getattr(manager, "listener", None)
-    result: dict[str, Any] = {"slot": _slot()}
-    if publisher is not None:
-        result.update(
-            published=publisher.stats.published,
-            batches=publisher.stats.batches,
-            dropped=publisher.stats.dropped,
-            queued=len(publisher.queue),
-            connected=publisher.stats.connected,
-        )
-    if listener is not None:
-        result.update(subscribed=listener.subscribed, resubscriptions=listener.resubscriptions)
-    result["lost"] = getattr(manager, "lost", None)
-    return result
+    return common.manager_stats(sio.manager)
+
+
+@sio.event
+def figures(sid: str, data: Any = None) -> dict[str, Any]:
+    """What ``sioctl status`` and the metrics show of this worker's Redis traffic."""
+    return dict(sio.manager.figures())
 
 
 @sio.event

@@ -6,7 +6,9 @@
 it in the bases. It holds the engine-free state — the owner cache, the sequence numbers, the
 loss counter, the latency histogram — and turns a message into what goes on the wire and what
 is heard back into a message. It makes no Redis call and starts no task: the subclass does
-those, blocking or awaiting.
+those, blocking or awaiting. What it sends to Redis it queues on the shell's publisher
+(``Outbox.command``/``publish``, which never block), so the decisions that end in a queued
+command (owner records, forwarding, the unheard) are here once for both engines.
 """
 
 from __future__ import annotations
@@ -20,9 +22,24 @@ from typing import TYPE_CHECKING, Any
 from . import envelope, routing
 from .latency import LatencyHistogram
 from .loss import LossCounter
+from .outbox import Outbox, stream_key
 from .owners import OwnerCache
 
 TRANSPORTS = ("pubsub", "streams")
+# A socket's owner record outlives a dead worker by at most this long.
+OWNER_TTL = 60.0
+OWNER_REFRESH = OWNER_TTL / 3
+
+
+def client_options(url: str, extra: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of every Redis client a manager makes (``Redis.from_url``, the
+    blocking or the asyncio one): ``extra`` over sioctl's defaults."""
+    options: dict[str, Any] = {"health_check_interval": 10, "socket_connect_timeout": 5}
+    if not url.startswith("unix:"):
+        # A half-open TCP connection would otherwise look like a quiet channel.
+        options["socket_keepalive"] = True
+    options.update(extra)
+    return options
 
 
 class SioctlManagerBase:
@@ -60,6 +77,29 @@ class SioctlManagerBase:
         # have lost everything: the gateway registry and socket id claims write themselves
         # again, as the owner records do.
         self.when_redis_back: list[Callable[[], Any]] = []
+        # The shell's publisher (an Outbox) and reader, made by its initialize().
+        self.publisher: Outbox | None = None
+        self.listener: Any = None
+
+    @property
+    def subscribed(self) -> bool:
+        """Whether this worker's reader is subscribed (streams: reading) now."""
+        return self.listener is not None and bool(self.listener.subscribed)
+
+    def figures(self) -> dict[str, Any]:
+        """What ``sioctl status`` and the metrics show about this worker's Redis traffic."""
+        stats = self.publisher.stats if self.publisher is not None else None
+        return {
+            "subscribed": self.subscribed,
+            "resubscriptions": self.listener.resubscriptions if self.listener else 0,
+            "queued": len(self.publisher.queue) if self.publisher is not None else 0,
+            "published": stats.published if stats else 0,
+            "batches": stats.batches if stats else 0,
+            "dropped": stats.dropped if stats else 0,
+            "delayed": stats.delayed if stats else 0,
+            "outages": stats.outages if stats else 0,
+            **self._traffic_figures(),
+        }
 
     @property
     def lost(self) -> int:
@@ -68,6 +108,56 @@ class SioctlManagerBase:
 
     def _owner_key(self, namespace: str, sid: str) -> str:
         return envelope.owner_key(self.channel, namespace, sid)
+
+    def _owner_record(self, namespace: str, sid: str) -> tuple[Any, ...]:
+        """The Redis command that records this worker as the owner of ``sid``."""
+        return ("set", self._owner_key(namespace, sid), self.host_id, "px",
+                int(OWNER_TTL * 1000))
+
+    def _connected_here(self, namespace: str, sid: str) -> None:
+        """Socket ``sid`` connected here: forget what was cached about it and (pub/sub; streams
+        mode recorded it in ``pre_connect`` already) queue its owner record."""
+        self.owners.forget(namespace, sid)
+        if self.publisher is not None and self.transport == "pubsub":
+            self.publisher.command(*self._owner_record(namespace, sid))
+
+    def _record_owner_later(self, namespace: str, sid: str, exc: Exception | None) -> None:
+        """Writing the owner record of ``sid`` at once failed (``exc``; None: Redis is known
+        to be away): queue it with the rest instead of holding every connect up."""
+        if exc is not None:
+            self._lookups_failing = True
+            self._get_logger().warning("cannot record socket owners (%s); queueing them "
+                                       "until Redis answers", exc)
+        if self.publisher is not None:
+            self.publisher.command(*self._owner_record(namespace, sid))
+
+    def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> Any:
+        if self.publisher is not None and (
+            self.is_connected(sid, namespace)
+            # Streams mode recorded a socket refused by its connect handler too.
+            or (self.transport == "streams" and self.is_pre_connected(sid, namespace))
+        ):
+            self.publisher.command("del", self._owner_key(namespace, sid))
+        return super().basic_disconnect(sid, namespace, **kwargs)  # type: ignore[misc]
+
+    def _claim_owned_sockets(self) -> None:
+        """(Re)write the owner record of every socket of this worker. SET, not PEXPIRE: a
+        restarted Redis has lost them, and emits to those sockets would go to every worker."""
+        if self.publisher is None:
+            return
+        if self.transport == "streams":
+            # This worker's own stream goes away with it (within OWNER_TTL).
+            self.publisher.command("pexpire", stream_key(self.own_channel),
+                                   int(OWNER_TTL * 1000))
+        for namespace, sid in self._owned_sockets():
+            self.publisher.command(*self._owner_record(namespace, sid))
+
+    def _cached_owner(self, sid: Any, namespace: str) -> tuple[bool, str | None]:
+        """(True, owner) when the owner of ``sid`` is known without asking Redis (owner None:
+        nobody, or ``sid`` is no socket id); (False, None) when Redis must be asked."""
+        if not isinstance(sid, str):
+            return True, None
+        return self.owners.get(namespace, sid)
 
     def _owner_lookup_failed(self, exc: Exception) -> None:
         """A lookup of a socket's owner failed: the message goes to every worker meanwhile;
@@ -100,6 +190,47 @@ class SioctlManagerBase:
         """(namespace, sid) of every socket connected here (each has an owner record)."""
         return [(namespace, sid) for namespace, rooms in list(self.rooms.items())
                 for sid in list(rooms.get(None, {}))]
+
+    def _send_routed(self, data: dict[str, Any], local: bool, owner: str | None) -> None:
+        """Queue ``data`` where ``routing.route`` says (``local``/``owner``: see there), with
+        the streams guard for a worker's channel."""
+        channel = routing.route(data, self.channel, local, owner)
+        if channel is not None:
+            self.publish_raw(channel, data, guard=routing.guard(data, self.channel, channel))
+
+    def publish_raw(self, channel: str, data: dict[str, Any], sequenced: bool = True,
+                    guard: tuple[str, str] | None = None) -> None:
+        """Queue ``data`` for ``channel`` as it is (no routing), stamped (``_outgoing``);
+        ``guard``: see ``Outbox.publish``."""
+        if self.publisher is not None:
+            self.publisher.publish(channel, self._outgoing(channel, data, sequenced), guard)
+
+    def _unheard(self, channel: str, raw: Any) -> None:
+        """A message for one worker's channel that nobody received: pass it on to the shared
+        channel (``routing.unheard``), and forget the owner this worker had cached."""
+        message = self._pass_on_unheard(channel, raw)
+        if message is not None:
+            self.publish_raw(self.channel, message, sequenced=False)
+
+    def _heard(self, channel: str, raw: Any) -> dict[str, Any] | None:
+        """The message in ``raw`` heard on ``channel``, counted (``_incoming``); None when it
+        is not one, or (streams) when this reader handled its id already."""
+        data = self._incoming(channel, raw)
+        if data is None:
+            return None
+        mid = data.get("mid")
+        first_time = getattr(self.listener, "first_time", None)
+        if first_time is not None and isinstance(mid, str) and not first_time(mid):
+            return None
+        return data
+
+    def _passed_on_misdelivered(self, channel: str, data: dict[str, Any]) -> bool:
+        """Whether ``data`` is a targeted message for a socket not here (``routing.
+        misdelivered``), which is then passed on to the shared channel."""
+        if not routing.misdelivered(data, channel, self.own_channel, self._holds):
+            return False
+        self.publish_raw(self.channel, envelope.forwarded(data), sequenced=False)
+        return True
 
     def _outgoing(self, channel: str, data: dict[str, Any],
                   sequenced: bool = True) -> str | bytes:

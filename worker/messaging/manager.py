@@ -10,10 +10,12 @@
 Messages are python-socketio's own (``method``, ``host_id``...), so a worker running the stock
 RedisManager on the shared channel still understands the broadcasts.
 
-This class is the eventlet shell: the Redis calls and the background tasks. What it sends
-and reads (:mod:`.envelope`), the losses it counts (:mod:`.loss`), the owner cache
-(:mod:`.owners`) and where a message goes (:mod:`.routing`) are engine-free, for an asyncio
-manager to share.
+This class is the eventlet shell: the blocking Redis calls and the green threads. Everything
+it decides is engine-free and shared with the asyncio shell (:mod:`.async_manager`):
+:class:`.base.SioctlManagerBase` (owner records, routing, forwarding, counting, figures), what
+it sends and reads (:mod:`.envelope`), the losses it counts (:mod:`.loss`), the owner cache
+(:mod:`.owners`), where a message goes (:mod:`.routing`), the publisher's queue
+(:mod:`.outbox`) and the readers' state (:mod:`.reading`).
 """
 
 from __future__ import annotations
@@ -24,18 +26,14 @@ from typing import Any
 import redis
 import socketio
 
-from . import envelope, routing
-from .base import SioctlManagerBase
+from . import routing
+from .base import OWNER_REFRESH, OWNER_TTL, SioctlManagerBase, client_options
 from .listener import Listener
-from .publisher import Publisher, stream_key
+from .publisher import Publisher
 from .queries import Queries, QueryTimeout
 from .streams import StreamListener
 
-__all__ = ["QueryTimeout", "SioctlRedisManager"]
-
-# A socket's owner record outlives a dead worker by at most this long.
-OWNER_TTL = 60.0
-OWNER_REFRESH = OWNER_TTL / 3
+__all__ = ["OWNER_TTL", "QueryTimeout", "SioctlRedisManager"]
 
 
 class SioctlRedisManager(SioctlManagerBase, socketio.PubSubManager):
@@ -61,19 +59,13 @@ class SioctlRedisManager(SioctlManagerBase, socketio.PubSubManager):
         self.max_queue = max_queue
         # Lookups of other workers' sockets (a plain pooled client: short GETs).
         self.redis = self._new_client()
-        self.publisher: Publisher | None = None
-        self.listener: Listener | StreamListener | None = None
         self.queries = Queries(self)
 
     # ----------------------------------------------------------------------- connections
 
     def _new_client(self) -> redis.Redis:
-        options: dict[str, Any] = {"health_check_interval": 10, "socket_connect_timeout": 5}
-        if not self.redis_url.startswith("unix:"):
-            # A half-open TCP connection would otherwise look like a quiet channel.
-            options["socket_keepalive"] = True
-        options.update(self.redis_options)
-        return redis.Redis.from_url(self.redis_url, **options)
+        return redis.Redis.from_url(self.redis_url,
+                                    **client_options(self.redis_url, self.redis_options))
 
     def initialize(self) -> None:
         logger = self._get_logger()
@@ -97,25 +89,6 @@ class SioctlRedisManager(SioctlManagerBase, socketio.PubSubManager):
         super().initialize()  # starts _thread, which reads _listen()
         self.server.start_background_task(self._refresh_owners)
 
-    @property
-    def subscribed(self) -> bool:
-        return self.listener is not None and self.listener.subscribed
-
-    def figures(self) -> dict[str, Any]:
-        """What ``sioctl status`` and the metrics show about this worker's Redis traffic."""
-        stats = self.publisher.stats if self.publisher is not None else None
-        return {
-            "subscribed": self.subscribed,
-            "resubscriptions": self.listener.resubscriptions if self.listener else 0,
-            "queued": len(self.publisher.queue) if self.publisher is not None else 0,
-            "published": stats.published if stats else 0,
-            "batches": stats.batches if stats else 0,
-            "dropped": stats.dropped if stats else 0,
-            "delayed": stats.delayed if stats else 0,
-            "outages": stats.outages if stats else 0,
-            **self._traffic_figures(),
-        }
-
     # ---------------------------------------------------------------------- socket owners
 
     def pre_connect(self, eio_sid: str, namespace: str) -> Any:
@@ -128,53 +101,25 @@ class SioctlRedisManager(SioctlManagerBase, socketio.PubSubManager):
 
     def connect(self, sid: str, namespace: str) -> Any:
         sid = super().connect(sid, namespace)
-        self.owners.forget(namespace, sid)
-        if self.publisher is not None and self.transport == "pubsub":
-            self.publisher.command("set", self._owner_key(namespace, sid), self.host_id,
-                                   "px", int(OWNER_TTL * 1000))
+        self._connected_here(namespace, sid)
         return sid
 
     def _record_owner_now(self, namespace: str, sid: str) -> None:
         """Write the owner record of ``sid`` at once (one round trip); while Redis does not
         answer, queue it with the rest instead of holding every connect up."""
-        key = self._owner_key(namespace, sid)
         if not self._lookups_failing:
             try:
-                self.redis.set(key, self.host_id, px=int(OWNER_TTL * 1000))
+                self.redis.execute_command(*self._owner_record(namespace, sid))
                 return
             except redis.RedisError as exc:
-                self._lookups_failing = True
-                self._get_logger().warning("cannot record socket owners (%s); queueing them "
-                                           "until Redis answers", exc)
-        if self.publisher is not None:
-            self.publisher.command("set", key, self.host_id, "px", int(OWNER_TTL * 1000))
-
-    def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> Any:
-        if self.publisher is not None and (
-            self.is_connected(sid, namespace)
-            # Streams mode recorded a socket refused by its connect handler too.
-            or (self.transport == "streams" and self.is_pre_connected(sid, namespace))
-        ):
-            self.publisher.command("del", self._owner_key(namespace, sid))
-        return super().basic_disconnect(sid, namespace, **kwargs)
+                self._record_owner_later(namespace, sid, exc)
+                return
+        self._record_owner_later(namespace, sid, None)
 
     def _refresh_owners(self) -> None:
         while True:
             self.server.sleep(OWNER_REFRESH)
             self._claim_owned_sockets()
-
-    def _claim_owned_sockets(self) -> None:
-        """(Re)write the owner record of every socket of this worker. SET, not PEXPIRE: a
-        restarted Redis has lost them, and emits to those sockets would go to every worker."""
-        if self.publisher is None:
-            return
-        if self.transport == "streams":
-            # This worker's own stream goes away with it (within OWNER_TTL).
-            self.publisher.command("pexpire", stream_key(self.own_channel),
-                                   int(OWNER_TTL * 1000))
-        for namespace, sid in self._owned_sockets():
-            self.publisher.command("set", self._owner_key(namespace, sid), self.host_id,
-                                   "px", int(OWNER_TTL * 1000))
 
     def _reclaim_now(self) -> None:
         """Back on a Redis that may have lost everything: write the owner records at once,
@@ -182,7 +127,7 @@ class SioctlRedisManager(SioctlManagerBase, socketio.PubSubManager):
         try:
             pipe = self.redis.pipeline(transaction=False)
             for namespace, sid in self._owned_sockets():
-                pipe.set(self._owner_key(namespace, sid), self.host_id, px=int(OWNER_TTL * 1000))
+                pipe.execute_command(*self._owner_record(namespace, sid))
             pipe.execute()
             self._lookups_failing = False
         except redis.RedisError as exc:
@@ -193,9 +138,7 @@ class SioctlRedisManager(SioctlManagerBase, socketio.PubSubManager):
 
     def _owner_of(self, sid: Any, namespace: str) -> str | None:
         """The host id of the worker that owns socket ``sid``, if one does."""
-        if not isinstance(sid, str):
-            return None
-        known, cached = self.owners.get(namespace, sid)
+        known, cached = self._cached_owner(sid, namespace)
         if known:
             return cached
         try:
@@ -210,38 +153,15 @@ class SioctlRedisManager(SioctlManagerBase, socketio.PubSubManager):
     def _publish(self, data: dict[str, Any]) -> None:
         namespace, target, local = self._addressed(data)
         owner = self._owner_of(target, namespace) if routing.needs_owner(data, local) else None
-        channel = routing.route(data, self.channel, local, owner)
-        if channel is not None:
-            self.publish_raw(channel, data, guard=routing.guard(data, self.channel, channel))
-
-    def _unheard(self, channel: str, raw: Any) -> None:
-        """A message for one worker's channel that nobody received: pass it on to the shared
-        channel (``routing.unheard``), and forget the owner this worker had cached."""
-        message = self._pass_on_unheard(channel, raw)
-        if message is not None:
-            self.publish_raw(self.channel, message, sequenced=False)
-
-    def publish_raw(self, channel: str, data: dict[str, Any], sequenced: bool = True,
-                    guard: tuple[str, str] | None = None) -> None:
-        """Queue ``data`` for ``channel`` as it is (no routing), stamped
-        (``_outgoing``); ``guard``: see ``Publisher.publish``."""
-        if self.publisher is not None:
-            self.publisher.publish(channel, self._outgoing(channel, data, sequenced), guard)
+        self._send_routed(data, local, owner)
 
     def _listen(self) -> Any:
         assert self.listener is not None
         for channel, raw in self.listener.messages():
-            data = self._incoming(channel, raw)
-            if data is None:
+            data = self._heard(channel, raw)
+            if data is None or self.queries.handle(data):
                 continue
-            mid = data.get("mid")
-            if isinstance(self.listener, StreamListener) and isinstance(mid, str):
-                if not self.listener.first_time(mid):
-                    continue
-            if self.queries.handle(data):
-                continue
-            if routing.misdelivered(data, channel, self.own_channel, self._holds):
-                self.publish_raw(self.channel, envelope.forwarded(data), sequenced=False)
+            if self._passed_on_misdelivered(channel, data):
                 continue
             yield data
 

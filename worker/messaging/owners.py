@@ -9,9 +9,10 @@ kept for a short while:
 - "owned by worker W" for ``OWNED_TTL`` s. A socket id normally lives on one worker, but with
   ``io.generate_id`` a client may come back with the same id on another worker; a message then
   sent to W on the strength of a stale entry is not lost: W passes a targeted message for a
-  socket it does not have to the shared channel (see ``SioctlRedisManager._listen``); a dead W
+  socket it does not have to the shared channel
+  (``SioctlManagerBase._passed_on_misdelivered``); a dead W
   hears nothing, so pub/sub's receiver count of 0, or in streams mode the owner record checked
-  by the XADD itself (``publisher.GUARDED_XADD``), sends it there instead.
+  by the XADD itself (``outbox.GUARDED_XADD``), sends it there instead.
 - "nobody" (a room name, or a socket not connected yet) for ``UNKNOWN_TTL`` s; such a message
   goes to the shared channel, which reaches every worker, so a stale entry only costs traffic.
 """

@@ -48,7 +48,7 @@ def needs_owner(data: dict[str, Any], local: bool) -> bool:
 
 def guard(data: dict[str, Any], channel: str, to: str) -> tuple[str, str] | None:
     """Streams mode: (owner record key, host id) that must still match for a message sent to
-    worker channel ``to`` to be added to its stream (``publisher.GUARDED_XADD``); None for the
+    worker channel ``to`` to be added to its stream (``outbox.GUARDED_XADD``); None for the
     shared channel and for callbacks (the asking worker's channel, not a socket's owner)."""
     owner = worker_of(to, channel)
     if owner is None or data.get("method") == "callback":

@@ -1,0 +1,207 @@
+"""The client manager of socketio.AsyncServer apps: sioctl's Redis messaging on asyncio.
+
+The asyncio shell of what :mod:`.manager` is for eventlet, on redis-py's asyncio client, with
+the same guarantees: a batched publisher with a bounded queue (:mod:`.async_publisher`), a
+listener that resubscribes and never dies (:mod:`.async_readers`), targeted delivery through
+owner records and each worker's own channel, the owner cache, misdelivery forwarding, exact
+loss counts, latency, the streams transport and the ``when_redis_back`` hooks. Every decision
+is :class:`.base.SioctlManagerBase`'s and its engine-free modules', shared with the eventlet
+shell: this class awaits the Redis calls and runs the tasks.
+
+Not yet here: the global queries (``fetch_sockets``...; :mod:`.queries` is eventlet's): an
+asyncio worker leaves a query unanswered, so the asker gets QueryTimeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+from socketio.async_pubsub_manager import AsyncPubSubManager
+
+from . import routing
+from .async_publisher import AsyncPublisher, aclose
+from .async_readers import AsyncListener, AsyncStreamListener
+from .base import OWNER_REFRESH, OWNER_TTL, SioctlManagerBase, client_options
+
+
+class AsyncSioctlRedisManager(SioctlManagerBase, AsyncPubSubManager):
+    """A Redis client manager for socketio.AsyncServer apps (see the module docstring)."""
+
+    name = "sioctl-redis-asyncio"
+
+    def __init__(
+        self,
+        url: str,
+        channel: str = "socketio",
+        logger: logging.Logger | None = None,
+        redis_options: dict[str, Any] | None = None,
+        max_queue: int = 100_000,
+        transport: str = "pubsub",
+        stream_maxlen: int = 10_000,
+    ) -> None:
+        super().__init__(channel=channel, write_only=False, logger=logger)
+        self._init_core(transport)
+        self.stream_maxlen = stream_maxlen
+        self.redis_url = url
+        self.redis_options = dict(redis_options or {})
+        self.max_queue = max_queue
+        # Lookups of other workers' sockets (a pooled client: short GETs).
+        self.redis = self._new_client()
+        self._tasks: list[Any] = []
+        # Owner lookups under way, shared by the emits that need the same answer.
+        self._lookups: dict[tuple[str, str], asyncio.Future[str | None]] = {}
+
+    def _new_client(self) -> aioredis.Redis:
+        return aioredis.Redis.from_url(self.redis_url,
+                                       **client_options(self.redis_url, self.redis_options))
+
+    def initialize(self) -> None:
+        """Start the publisher, the reader and the owner-record refresher (in the running
+        loop: AsyncServer calls this on its first connection, or the worker at boot)."""
+        logger = self._get_logger()
+        self.publisher = AsyncPublisher(
+            self._new_client,
+            self.server.start_background_task,
+            logger,
+            self.max_queue,
+            listening=lambda: self.subscribed,
+            reconnected=self._claim_owned_sockets,
+            stream_maxlen=self.stream_maxlen if self.transport == "streams" else None,
+            unheard=self._unheard,
+            stream_ttl=OWNER_TTL,
+        )
+        self.publisher.start()
+        reader = AsyncStreamListener if self.transport == "streams" else AsyncListener
+        self.listener = reader(self._new_client, [self.channel, self.own_channel],
+                               asyncio.sleep, logger, self._reclaim_now)
+        super().initialize()  # starts _thread, which reads _listen()
+        self._tasks = [self.thread, self.server.start_background_task(self._refresh_owners)]
+
+    async def until_subscribed(self, timeout: float) -> bool:
+        """Wait until the reader has subscribed (a worker that reported ready before would
+        miss what the others publish meanwhile); False if it has not within ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while not self.subscribed:
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.01)
+        return True
+
+    async def aclose(self) -> None:
+        """Stop the tasks and close every connection (a worker's shutdown). What is still
+        queued is not sent."""
+        tasks = [t for t in (*self._tasks, getattr(self.publisher, "task", None)) if t]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if isinstance(self.publisher, AsyncPublisher):
+            await self.publisher.close()
+        if self.listener is not None:
+            await self.listener.close()
+        await aclose(self.redis)
+
+    # ---------------------------------------------------------------------- socket owners
+
+    async def pre_connect(self, eio_sid: str, namespace: str) -> Any:
+        sid = await super().pre_connect(eio_sid, namespace)
+        if sid is not None and self.transport == "streams":
+            # Before the client hears CONNECT: from then on no guarded XADD (GUARDED_XADD)
+            # can put a message for this socket on the stream of a worker it left.
+            await self._record_owner_now(namespace, sid)
+        return sid
+
+    async def connect(self, sid: str, namespace: str) -> Any:
+        sid = await super().connect(sid, namespace)
+        self._connected_here(namespace, sid)
+        return sid
+
+    async def _record_owner_now(self, namespace: str, sid: str) -> None:
+        """Write the owner record of ``sid`` at once (one round trip); while Redis does not
+        answer, queue it with the rest instead of holding every connect up."""
+        if self._lookups_failing:
+            self._record_owner_later(namespace, sid, None)
+            return
+        try:
+            await self.redis.execute_command(*self._owner_record(namespace, sid))
+        except RedisError as exc:
+            self._record_owner_later(namespace, sid, exc)
+
+    async def _refresh_owners(self) -> None:
+        while True:
+            await asyncio.sleep(OWNER_REFRESH)
+            self._claim_owned_sockets()
+
+    async def _reclaim_now(self) -> None:
+        """Back on a Redis that may have lost everything: write the owner records at once,
+        before this worker hears (and answers) anything, so targeted emits find it again;
+        then run the ``when_redis_back`` hooks, each in a task of its own."""
+        for attempt in (1, 2):
+            try:
+                pipe = self.redis.pipeline(transaction=False)
+                for namespace, sid in self._owned_sockets():
+                    pipe.execute_command(*self._owner_record(namespace, sid))
+                await pipe.execute()
+                self._lookups_failing = False
+                break
+            except RedisError as exc:
+                # The first attempt may take a pooled connection that the restart closed
+                # (seen: "Connection closed by server"); a second one is a new connection.
+                if attempt == 2:
+                    self._get_logger().warning("cannot record socket owners yet (%s); "
+                                               "retrying later", exc)
+        for callback in self.when_redis_back:
+            self.server.start_background_task(self._run_hook, callback)
+
+    async def _run_hook(self, callback: Callable[[], Any]) -> None:
+        """Run a ``when_redis_back`` hook: a plain function or a coroutine function."""
+        try:
+            result = callback()
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            self._get_logger().exception("a when_redis_back hook failed")
+
+    async def _owner_of(self, sid: Any, namespace: str) -> str | None:
+        """The host id of the worker that owns socket ``sid``, if one does. Concurrent emits
+        to the same socket share one lookup: a burst of them (240 tasks emitting at once)
+        would otherwise open a connection each, past the pool's limit."""
+        known, cached = self._cached_owner(sid, namespace)
+        if known:
+            return cached
+        key = (namespace, sid)
+        pending = self._lookups.get(key)
+        if pending is None:
+            pending = self._lookups[key] = asyncio.ensure_future(self._look_up(namespace, sid))
+            pending.add_done_callback(lambda _: self._lookups.pop(key, None))
+        return await asyncio.shield(pending)
+
+    async def _look_up(self, namespace: str, sid: str) -> str | None:
+        try:
+            owner = await self.redis.get(self._owner_key(namespace, sid))
+        except RedisError as exc:
+            self._owner_lookup_failed(exc)
+            return None
+        return self._owner_looked_up(namespace, sid, owner)
+
+    # ------------------------------------------------------------------------ publishing
+
+    async def _publish(self, data: dict[str, Any]) -> None:
+        namespace, target, local = self._addressed(data)
+        needs = routing.needs_owner(data, local)
+        owner = await self._owner_of(target, namespace) if needs else None
+        self._send_routed(data, local, owner)
+
+    async def _listen(self) -> Any:
+        assert self.listener is not None
+        async for channel, raw in self.listener.messages():
+            data = self._heard(channel, raw)
+            if data is None or self._passed_on_misdelivered(channel, data):
+                continue
+            yield data

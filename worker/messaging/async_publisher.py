@@ -1,0 +1,105 @@
+"""The asyncio shell of a worker's publisher: one task that sends the queued Redis commands in
+batches over one ``redis.asyncio`` connection. The queue, the batches, what Redis's answers
+mean, the retry delays and the outage bookkeeping are :mod:`.outbox`'s, shared with the
+eventlet shell (:mod:`.publisher`); this module only awaits."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .outbox import LISTENING_POLL, RESUBSCRIBE_WAIT, SETTLE, Outbox
+
+
+class AsyncPublisher(Outbox):
+    """Queues Redis commands (``publish``/``command`` never block, never await) and sends them
+    from one task.
+
+    ``connect()`` returns a fresh ``redis.asyncio`` client; ``spawn(coroutine function)``
+    starts a task (the server's ``start_background_task``); ``listening()`` says whether this
+    worker's reader is subscribed; ``reconnected()`` runs when Redis is back after an outage.
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[], Any],
+        spawn: Callable[[Callable[[], Awaitable[None]]], Any],
+        logger: logging.Logger,
+        max_queue: int = 100_000,
+        listening: Callable[[], bool] = lambda: True,
+        reconnected: Callable[[], None] = lambda: None,
+        stream_maxlen: int | None = None,
+        unheard: Callable[[str, Any], None] | None = None,
+        stream_ttl: float = 60.0,
+    ) -> None:
+        self._wake = asyncio.Event()
+        super().__init__(logger, max_queue, stream_maxlen, unheard, stream_ttl)
+        self._connect = connect
+        self._spawn = spawn
+        self._listening = listening
+        self._reconnected = reconnected
+        self._client: Any = None
+        self.task: Any = None
+
+    def _wake_sender(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        if self.task is None:
+            self.task = self._spawn(self._run)
+
+    async def _run(self) -> None:
+        while True:
+            if not self.queue:
+                self._wake.clear()
+                if not self.queue:
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), 1.0)
+                    except asyncio.TimeoutError:
+                        pass
+                continue
+            try:
+                if self._client is None:
+                    self._client = self._connect()
+                    await self._client.ping()
+                    if self.back_after_outage():
+                        await self._after_outage()
+                batch = self.next_batch()
+                pipe = self._client.pipeline(transaction=False)
+                for args in batch:
+                    pipe.execute_command(*args)
+                # Raises on a connection error; the batch stays queued and is sent again.
+                self.sent(batch, await pipe.execute(raise_on_error=False))
+            except Exception as exc:  # CancelledError is no Exception: it ends the task
+                delay = self.failed(exc)
+                await self.close()
+                await asyncio.sleep(delay)
+
+    async def _after_outage(self) -> None:
+        """Back from an outage: wait for the listeners, then say what the queue held."""
+        deadline = time.monotonic() + RESUBSCRIBE_WAIT
+        while not self._listening() and time.monotonic() < deadline:
+            await asyncio.sleep(LISTENING_POLL)
+        await asyncio.sleep(SETTLE)
+        self._reconnected()
+        self.outage_over()
+
+    async def close(self) -> None:
+        """Close the connection (the next batch opens a new one)."""
+        client, self._client = self._client, None
+        await aclose(client)
+
+
+async def aclose(*things: Any) -> None:
+    """Close redis.asyncio clients and pubsubs, ignoring errors (they are being dropped)."""
+    for thing in things:
+        if thing is None:
+            continue
+        try:
+            close = getattr(thing, "aclose", None) or thing.close  # aclose: redis >= 5.0.1
+            await close()
+        except Exception:
+            pass
