@@ -20,7 +20,6 @@ import array
 import asyncio
 import functools
 import json
-import os
 import socket
 import subprocess
 import sys
