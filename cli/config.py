@@ -25,7 +25,7 @@ from sioctl.cluster.settings import SPECS, TABLE, Settings, parse_bind
 from . import appdir, rundir
 
 # gunicorn settings that mean the same thing here (the table's gunicorn keys); any other gunicorn
-# setting in a config file is ignored with a warning (worker_class, threads, server hooks, ...).
+# setting in a config file is ignored with a warning (threads, server hooks, ...).
 APPLICABLE = tuple(spec.gunicorn for spec in TABLE if spec.gunicorn)
 
 _APP = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*(:.+)?$")

@@ -406,6 +406,17 @@ def instance_of(class_target: str) -> Any:
         from eventlet.hubs import get_hub
 
         return get_hub()
+    # The asyncio engine's (worker/aio): built outside any event loop, as the worker does.
+    if cls is socketio.AsyncServer:
+        return socketio.AsyncServer(async_mode="asgi")
+    if cls is socketio.AsyncRedisManager:
+        manager = socketio.AsyncRedisManager("redis://127.0.0.1:1")
+        manager._redis_connect()  # what its listener does first; connects lazily, so no I/O
+        return manager
+    from engineio.async_socket import AsyncSocket
+
+    if cls is AsyncSocket:
+        return AsyncSocket(engineio.AsyncServer(async_mode="asgi"), "sid")
     raise LookupError(f"no instance factory for {class_target} in tests/contract_layouts.py")
 
 

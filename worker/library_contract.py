@@ -143,7 +143,7 @@ HOOKS: tuple[Hook, ...] = (
     Hook(f"{EIO}.ping_interval_grace_period", ATTRIBUTE, None, (P_PING,)),
     Hook(f"{EIO}.reason", ATTRIBUTE, None, (P_ENGINEIO, P_EIO3, P_SOCKETIO, "worker/drain.py"),
          "the disconnect reasons (python-engineio >= 4.11)"),
-    Hook("engineio.base_server:default_logger", LAYOUT, None, ("worker/main.py",),
+    Hook("engineio.base_server:default_logger", LAYOUT, None, ("worker/boot.py",),
          "the library's logger is named 'engineio.server'"),
     # ------------------------------------------------------------ python-engineio: a session
     Hook(f"{SOCKET}.queue", LAYOUT, None, (P_PING,),
@@ -227,7 +227,7 @@ HOOKS: tuple[Hook, ...] = (
          "the manager is initialized on the first connection unless this is set"),
     Hook(f"{SIO}.reason", ATTRIBUTE, None, (P_SOCKETIO,),
          "the disconnect reasons (python-socketio >= 5.12)"),
-    Hook("socketio.base_server:default_logger", LAYOUT, None, ("worker/main.py",),
+    Hook("socketio.base_server:default_logger", LAYOUT, None, ("worker/boot.py",),
          "the library's logger is named 'socketio.server'"),
     Hook("socketio:Namespace.trigger_event", OVERRIDE, ("event", "*args"), (FRAMEWORK,),
          "a disconnect handler is given (sid, reason) (python-socketio >= 5.12)"),
@@ -265,6 +265,19 @@ HOOKS: tuple[Hook, ...] = (
          (MESSAGING, MESSAGING_BASE, "worker/messaging/queries.py")),
     Hook(f"{MANAGER}.server", ATTRIBUTE, None, (MESSAGING, "worker/messaging/queries.py"),
          "the socketio.Server, set by set_server"),
+    # ------------------------------------------------------------ the asyncio engine
+    Hook("engineio.async_socket:AsyncSocket.close", PATCH, ("wait", "abort", "reason"),
+         ("worker/aio/fixes.py",),
+         "patched to put None on the session's queue after closing, as the sync Socket.close "
+         "does, so a pending long-poll GET answers at once"),
+    Hook("engineio.async_socket:AsyncSocket.queue", ATTRIBUTE, None, ("worker/aio/fixes.py",),
+         "an asyncio.Queue that poll() reads; None ends the GET with an empty answer"),
+    Hook("socketio.async_server:AsyncServer.manager_initialized", ATTRIBUTE, None,
+         ("worker/aio/app.py",),
+         "the manager is initialized on the first connection unless this is set"),
+    Hook("socketio.async_redis_manager:AsyncRedisManager.pubsub", ATTRIBUTE, None,
+         ("worker/aio/app.py",),
+         "redis-py's PubSub of the listener, set when it connects; .subscribed says when"),
     # ------------------------------------------------------------ eventlet
     Hook("eventlet.websocket:RFC6455WebSocket._apply_mask", PATCH,
          ("data", "mask", "length", "offset"), ("worker/ws_mask.py", "worker/main.py"),

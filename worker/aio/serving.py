@@ -1,0 +1,186 @@
+"""HTTP and websockets on the connections the master hands over: uvicorn's protocol classes
+attached with ``loop.connect_accepted_socket`` (docs/design.md §2b), plus what a sioctl worker
+adds around them: the client address the master named, the header deadline, the drain gate,
+and the counts the heartbeat reports.
+
+uvicorn's ``Server`` is not used (it wants listening sockets and owns signals and lifespan):
+one ``uvicorn.Config`` builds the protocol classes and wraps the app, one ``ServerState`` holds
+the open connections (each HTTP or websocket protocol object adds itself) and the default
+headers, which :meth:`Serving.tick` refreshes every second as ``Server.on_tick`` would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from email.utils import formatdate
+from typing import Any
+
+import uvicorn
+from uvicorn.server import ServerState
+
+from sioctl.cluster.settings import Settings
+from sioctl.worker.gate import opens_session
+from sioctl.worker.tls import HANDSHAKE_TIMEOUT
+
+AsgiApp = Callable[..., Any]
+Address = tuple[str, int]
+
+# The implementations chosen by experiment (design.md §2b); h11 when httptools is missing.
+try:
+    import httptools  # noqa: F401
+
+    HTTP_IMPLEMENTATION = "httptools"
+except ImportError:  # pragma: no cover - httptools is a dependency
+    HTTP_IMPLEMENTATION = "h11"
+WS_IMPLEMENTATION = "websockets-sansio"
+DRAINING_BODY = b"server is shutting down\n"
+
+
+class DrainGate:
+    """ASGI middleware: while draining, a request that would open a new engine.io session gets
+    503 (a websocket is refused); requests of existing sessions go on (worker/gate.py's rule)."""
+
+    def __init__(self, app: AsgiApp) -> None:
+        self.app = app
+        self.draining = False
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if (self.draining and scope["type"] in ("http", "websocket")
+                and opens_session(scope.get("query_string", b"").decode("latin-1"))):
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1013})
+                return
+            await send({"type": "http.response.start", "status": 503, "headers": [
+                (b"content-type", b"text/plain"), (b"connection", b"close"),
+                (b"content-length", str(len(DRAINING_BODY)).encode())]})
+            await send({"type": "http.response.body", "body": DRAINING_BODY})
+            return
+        await self.app(scope, receive, send)
+
+
+class ClientAddresses:
+    """ASGI middleware: ``scope["client"]`` is the address the master named for the connection
+    (the PROXY header's or a trusted proxy's client), not the TCP peer, when they differ.
+
+    uvicorn takes the client from the socket's peer; the map is keyed by that peer, filled when
+    a connection arrives and pruned of closed connections every second.
+    """
+
+    def __init__(self, app: AsgiApp) -> None:
+        self.app = app
+        self.named: dict[Address, Address] = {}
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if self.named and scope["type"] in ("http", "websocket"):
+            client = scope.get("client")
+            named = self.named.get((client[0], client[1])) if client else None
+            if named is not None:
+                scope = {**scope, "client": named}
+        await self.app(scope, receive, send)
+
+
+class Serving:
+    """Serves ``app`` on every connection given to :meth:`adopt`."""
+
+    def __init__(
+        self,
+        app: AsgiApp,
+        settings: Settings,
+        logger: logging.Logger,
+        tls: ssl.SSLContext | None = None,
+        app_state: dict[str, Any] | None = None,
+    ) -> None:
+        self.gate = DrainGate(app)
+        self.addresses = ClientAddresses(self.gate)
+        self.config = uvicorn.Config(
+            self.addresses, http=HTTP_IMPLEMENTATION, ws=WS_IMPLEMENTATION,
+            # The worker runs the lifespan (lifespan.py), keeps its own logging, and trusts the
+            # master's address, never a forwarded header.
+            lifespan="off", log_config=None, access_log=False, proxy_headers=False,
+            timeout_keep_alive=settings.keepalive,
+            limit_concurrency=settings.worker_connections,
+            # engine.io pings its sessions itself.
+            ws_ping_interval=None, ws_ping_timeout=None,
+            server_header=False,
+        )
+        self.config.load()
+        self.state = ServerState()
+        protocol_class: Any = self.config.http_protocol_class
+        self._factory = functools.partial(
+            protocol_class, config=self.config, server_state=self.state,
+            app_state=app_state if app_state is not None else {})
+        self._tls = tls
+        self._header_timeout = settings.header_timeout
+        self._logger = logger
+        self._attaching = 0
+        self._gone_before: set[Address] = set()
+        self.tick()
+
+    def adopt(self, sock: socket.socket, addr: Address) -> None:
+        """Serve a connection the master handed over (or our listener accepted) as ``addr``."""
+        try:
+            sock.setblocking(False)
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                # socket.io sends many small frames that must not wait for an ACK.
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            peer = sock.getpeername()
+        except OSError:
+            sock.close()  # the client is already gone
+            return
+        if (peer[0], peer[1]) != addr:
+            self.addresses.named[(peer[0], peer[1])] = addr
+        self._attaching += 1
+        asyncio.get_running_loop().create_task(self._attach(sock))
+
+    async def _attach(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            transport, protocol = await loop.connect_accepted_socket(
+                self._factory, sock, ssl=self._tls,
+                ssl_handshake_timeout=HANDSHAKE_TIMEOUT if self._tls else None)
+        except (OSError, ssl.SSLError, asyncio.TimeoutError) as exc:
+            self._logger.debug("dropped a connection before its first request: %r", exc)
+            sock.close()
+            return
+        finally:
+            self._attaching -= 1
+        if self._header_timeout > 0:
+            loop.call_later(self._header_timeout, self._check_head, transport, protocol)
+
+    def _check_head(self, transport: asyncio.BaseTransport, protocol: Any) -> None:
+        """Close a connection that has not completed a request head in time (uvicorn itself
+        only times out idle keep-alive connections, after a first response)."""
+        if transport.is_closing() or transport.get_protocol() is not protocol:
+            return  # closed, or upgraded to a websocket
+        if getattr(protocol, "cycle", None) is None:
+            self._logger.debug("closed a connection: no complete request head in time")
+            transport.close()
+
+    def open_connections(self) -> int:
+        """Open client connections, HTTP and websocket, those still being attached included."""
+        return len(self.state.connections) + self._attaching
+
+    def tick(self) -> None:
+        """Once a second: the Date header, and forget the names of closed connections."""
+        date = formatdate(time.time(), usegmt=True).encode()
+        self.state.default_headers = [(b"date", date), *self.config.encoded_headers]
+        if self.addresses.named:
+            # A name is dropped once its connection was not open at two ticks in a row: one
+            # being attached right now has no protocol object yet.
+            open_peers = {getattr(conn, "client", None) for conn in list(self.state.connections)}
+            gone = {p for p in self.addresses.named if p not in open_peers}
+            for peer in gone & self._gone_before:
+                self.addresses.named.pop(peer, None)
+            self._gone_before = gone
+
+    def shutdown_connections(self) -> None:
+        """Close idle connections, end busy ones after their response (no keep-alive), close
+        websockets (code 1012, service restart): uvicorn's own graceful shutdown step."""
+        for conn in list(self.state.connections):
+            conn.shutdown()
