@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from clients import make_client, wait_until, whoami
+from conftest import ENGINES
 
 from sioctl.cluster.slots import slot_for_address
 
@@ -84,6 +85,7 @@ def closed_by_server(sock: socket.socket, timeout: float) -> bool:
         return True
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_proxy_protocol_v1_and_v2_give_the_real_client(
     start_cluster: Any, relay_for: Any
 ) -> None:
