@@ -18,12 +18,20 @@ from typing import Any
 
 import pytest
 import requests
-from clients import free_port, ips_for_slot, wait_for_exit, wait_for_upgrade, whoami
+from clients import (
+    free_port,
+    ips_for_slot,
+    make_client,
+    wait_for_exit,
+    wait_for_upgrade,
+    whoami,
+)
 from conftest import REPO_ROOT, Cluster, sioctl_command
 from test_cli_errors import assert_clean_failure, start_args
 
 ASYNC_APP = "tests.apps.asyncchat:app"
 SYNC_APP = "tests.apps.chat:sio"
+STARLETTE_APP = "tests.apps.starlette_app:app"
 WORKERS = 2
 GRACEFUL_TIMEOUT = 10
 MARGIN = 10.0
@@ -93,6 +101,42 @@ def test_a_failing_lifespan_startup_is_a_boot_error_with_its_reason(
     env = {**os.environ, "ASYNCCHAT_STARTUP_FAILS": "1"}
     result = run_sioctl(*start_args(ASYNC_APP, free_port(), run_dir, "-w", "2"), env=env)
     assert_clean_failure(result, "lifespan startup failed: database unreachable")
+
+
+def test_a_starlette_app_mounting_socketio_is_served_on_every_core(
+    start_cluster: Callable[..., Cluster],
+) -> None:
+    cluster = start_cluster(app=STARLETTE_APP, workers=WORKERS)
+    assert worker_modules(cluster) == {"sioctl.worker.aio"}
+    assert "the app is a starlette.Starlette holding a socketio.AsyncServer" in cluster.log_text()
+    clients = []
+    try:
+        for slot in range(WORKERS):
+            ip = ips_for_slot(slot, WORKERS)[0]
+            client = make_client(ip, ("polling", "websocket"))
+            clients.append(client)
+            client.connect(cluster.url, socketio_path="ws/socket.io")
+            wait_for_upgrade(client)
+            answer = whoami(client)
+            assert (answer["slot"], answer["remote_addr"]) == (slot, ip)
+            assert answer["lifespan_started"] is True
+            client.record("news")
+        assert clients[0].call("broadcast", "to-everyone", timeout=10) is True
+        for client in clients:
+            assert client.next_event("news", 10) == "to-everyone"
+    finally:
+        for client in clients:
+            client.shutdown()
+    assert requests.get(f"{cluster.url}/health", timeout=10).text == "starlette ok"
+
+
+def test_a_starlette_lifespan_that_raises_is_a_boot_error_with_its_reason(
+    run_sioctl: Callable[..., subprocess.CompletedProcess[str]], run_dir: str,
+) -> None:
+    env = {**os.environ, "STARLETTE_STARTUP_FAILS": "1"}
+    result = run_sioctl(*start_args(STARLETTE_APP, free_port(), run_dir, "-w", "1"), env=env)
+    assert_clean_failure(result, "lifespan startup failed",
+                         "RuntimeError: cannot open the database pool")
 
 
 def test_an_app_without_a_server_is_refused_before_any_worker_starts(

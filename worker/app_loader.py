@@ -31,6 +31,8 @@ WRAPPER_ATTRIBUTES = (
     "__wrapped__",
 )
 SEARCH_DEPTH = 4
+# An ASGI framework keeps a mounted app deeper: app -> router -> routes (a list) -> Mount -> app.
+ASGI_SEARCH_DEPTH = 6
 SEARCH_LIMIT = 500  # objects looked at, so a huge object graph cannot stall the boot
 
 
@@ -110,10 +112,14 @@ def find_async_servers(
     """:func:`find_servers` for the asyncio classes: the first socketio.AsyncServer that ``obj``
     is or wraps (a socketio.ASGIApp, or an ASGI app holding one, mounted routes included), and
     every engineio.AsyncServer."""
-    return _find(obj, socketio.AsyncServer, engineio.AsyncServer, sequences=True)
+    return _find(obj, socketio.AsyncServer, engineio.AsyncServer, sequences=True,
+                 depth_limit=ASGI_SEARCH_DEPTH)
 
 
-def _find(obj: Any, server_class: type, engine_class: type, sequences: bool) -> tuple[Any, Any]:
+def _find(
+    obj: Any, server_class: type, engine_class: type, sequences: bool,
+    depth_limit: int = SEARCH_DEPTH,
+) -> tuple[Any, Any]:
     server: Any = None
     engines: list[Any] = []
     seen: set[int] = set()
@@ -128,7 +134,7 @@ def _find(obj: Any, server_class: type, engine_class: type, sequences: bool) -> 
         elif isinstance(current, engine_class):
             engines.append(current)
             continue  # its own attributes hold no other server
-        if depth >= SEARCH_DEPTH:
+        if depth >= depth_limit:
             continue
         for child in _children(current, sequences):
             queue.append((child, depth + 1))
