@@ -40,6 +40,9 @@ except ImportError:  # pragma: no cover - httptools is a dependency
     HTTP_IMPLEMENTATION = "h11"
 WS_IMPLEMENTATION = "websockets-sansio"
 DRAINING_BODY = b"server is shutting down\n"
+# Closing a TLS connection waits for the client's close_notify, 30 s by default: a client that
+# keeps an idle pooled connection never reads it, and the connection stays counted as open.
+TLS_SHUTDOWN_TIMEOUT = 3.0
 
 
 class DrainGate:
@@ -143,7 +146,8 @@ class Serving:
         try:
             transport, protocol = await loop.connect_accepted_socket(
                 self._factory, sock, ssl=self._tls,
-                ssl_handshake_timeout=HANDSHAKE_TIMEOUT if self._tls else None)
+                ssl_handshake_timeout=HANDSHAKE_TIMEOUT if self._tls else None,
+                ssl_shutdown_timeout=TLS_SHUTDOWN_TIMEOUT if self._tls else None)
         except (OSError, ssl.SSLError, asyncio.TimeoutError) as exc:
             self._logger.debug("dropped a connection before its first request: %r", exc)
             sock.close()
@@ -180,7 +184,15 @@ class Serving:
             self._gone_before = gone
 
     def shutdown_connections(self) -> None:
-        """Close idle connections, end busy ones after their response (no keep-alive), close
-        websockets (code 1012, service restart): uvicorn's own graceful shutdown step."""
+        """Drop idle connections, end busy ones after their response (no keep-alive), close
+        websockets (code 1012, service restart): uvicorn's graceful shutdown step, except that
+        an idle connection with nothing left to write is aborted rather than closed (a TLS close
+        would wait for the client's close_notify)."""
         for conn in list(self.state.connections):
-            conn.shutdown()
+            transport = getattr(conn, "transport", None)
+            cycle = getattr(conn, "cycle", None)
+            idle = hasattr(conn, "cycle") and (cycle is None or cycle.response_complete)
+            if idle and transport is not None and not transport.get_write_buffer_size():
+                transport.abort()
+            else:
+                conn.shutdown()
