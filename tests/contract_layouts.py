@@ -420,11 +420,32 @@ def instance_of(class_target: str) -> Any:
     raise LookupError(f"no instance factory for {class_target} in tests/contract_layouts.py")
 
 
+def check_asgi_translate_request() -> None:
+    """Every asgi-mode AsyncServer uses the driver's one table, whose ``translate_request``
+    is awaited with (scope, receive, send) and returns the environ, REMOTE_ADDR included."""
+    import asyncio
+
+    import engineio
+    import engineio.async_drivers.asgi
+
+    table = engineio.async_drivers.asgi._async
+    assert engineio.AsyncServer(async_mode="asgi")._async is table
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    scope = {"type": "http", "method": "GET", "path": "/socket.io/", "query_string": b"EIO=4",
+             "headers": [], "client": ("127.0.0.9", 1234)}
+    environ = asyncio.run(table["translate_request"](scope, receive, None))
+    assert "REMOTE_ADDR" in environ and environ["asgi.scope"] is scope, environ
+
+
 LAYOUTS: dict[str, Callable[[], None]] = {
     "engineio:Server.sockets (layout)": check_sockets_layout,
     "engineio:Server.handlers (layout)": check_eio_handlers,
     "engineio:Server._handle_connect (layout)": check_handle_connect,
     "engineio:Server._async (layout)": check_async_websocket,
+    "engineio.async_drivers.asgi:_async (layout)": check_asgi_translate_request,
     "engineio.base_server:default_logger (layout)": check_logger("engineio.server"),
     "engineio.socket:Socket.queue (layout)": check_open_packet_first,
     "engineio.socket:Socket.last_ping (layout)": check_last_ping,

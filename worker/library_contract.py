@@ -270,6 +270,10 @@ HOOKS: tuple[Hook, ...] = (
          ("worker/aio/fixes.py",),
          "patched to put None on the session's queue after closing, as the sync Socket.close "
          "does, so a pending long-poll GET answers at once"),
+    Hook("engineio.async_drivers.asgi:_async", LAYOUT, None, ("worker/aio/fixes.py",),
+         "the ASGI driver's table, shared by every AsyncServer in asgi mode: "
+         "_async['translate_request'](scope, receive, send) is awaited for each request and "
+         "returns the environ (REMOTE_ADDR fixed to 127.0.0.1), which sioctl's wrapper corrects"),
     Hook("engineio.async_socket:AsyncSocket.queue", ATTRIBUTE, None, ("worker/aio/fixes.py",),
          "an asyncio.Queue that poll() reads; None ends the GET with an empty answer"),
     Hook("socketio.async_server:AsyncServer.manager_initialized", ATTRIBUTE, None,

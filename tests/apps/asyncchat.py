@@ -25,10 +25,9 @@ def _slot() -> int:
 
 @sio.event
 async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-    # python-engineio's ASGI environ says REMOTE_ADDR 127.0.0.1 whoever connects; the client
-    # is in the ASGI scope (the address the master named, see worker/aio/serving.py).
-    client = environ["asgi.scope"].get("client") or ("?", 0)
-    await sio.save_session(sid, {"remote_addr": client[0]})
+    # As chat.py: REMOTE_ADDR (python-engineio's ASGI driver says 127.0.0.1 there; the worker
+    # puts the ASGI scope's client in it, see worker/aio/fixes.py).
+    await sio.save_session(sid, {"remote_addr": environ.get("REMOTE_ADDR")})
 
 
 @sio.event
