@@ -408,6 +408,7 @@ ACCESS_FORMAT = '%(h)s "%(r)s" %(s)s'
 ACCESS_LINE = re.compile(r'(\S+) "([A-Z]+) (\S+) HTTP/1\.[01]" (\d{3})')
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_access_log_uses_the_configured_format(
     start_cluster: StartCluster, connect: Connect, tmp_path: Path
 ) -> None:

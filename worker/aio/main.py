@@ -16,10 +16,11 @@ import signal
 import socket
 import threading
 import time
+from typing import Any
 
 from sioctl.cluster import channel as master_channel
 from sioctl.cluster.settings import Settings, parse_bind
-from sioctl.worker import boot, tls
+from sioctl.worker import access_log, boot, tls
 from sioctl.worker.aio import app as aio_app
 from sioctl.worker.aio import fixes
 from sioctl.worker.aio.channel import AsyncChannel
@@ -81,7 +82,7 @@ class Worker:
             await self.lifespan.startup()
             serving = self.serving = Serving(
                 self.loaded.asgi_app, self.settings, self.logger, tls.server_context(self.settings),
-                self.lifespan.state)
+                self.lifespan.state, self._access_logger())
         except BootError as exc:
             return boot.report_boot_error(exc, self.channel, self.logger)
         except Exception as exc:
@@ -105,6 +106,13 @@ class Worker:
             accepting.cancel()
         await self.drain()
         return 0
+
+    def _access_logger(self) -> Any:
+        try:
+            return access_log.make_access_logger(self.settings)
+        except OSError as exc:
+            raise BootError(f"cannot open access log {self.settings.accesslog}: "
+                            f"{exc.strerror}") from exc
 
     async def _heartbeat(self) -> None:
         """Refresh the serving clock and tell the master our counts about once a second."""

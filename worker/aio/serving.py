@@ -1,7 +1,7 @@
 """HTTP and websockets on the connections the master hands over: uvicorn's protocol classes
 attached with ``loop.connect_accepted_socket`` (docs/design.md §2b), plus what a sioctl worker
 adds around them: the client address the master named, the header deadline, the drain gate,
-and the counts the heartbeat reports.
+the access log, and the counts the heartbeat reports.
 
 uvicorn's ``Server`` is not used (it wants listening sockets and owns signals and lifespan):
 one ``uvicorn.Config`` builds the protocol classes and wraps the app, one ``ServerState`` holds
@@ -22,9 +22,11 @@ from email.utils import formatdate
 from typing import Any
 
 import uvicorn
+from gunicorn.glogging import Logger
 from uvicorn.server import ServerState
 
 from sioctl.cluster.settings import Settings
+from sioctl.worker.aio.access_log import AsgiAccessLog
 from sioctl.worker.gate import opens_session
 from sioctl.worker.tls import HANDSHAKE_TIMEOUT
 
@@ -98,9 +100,14 @@ class Serving:
         logger: logging.Logger,
         tls: ssl.SSLContext | None = None,
         app_state: dict[str, Any] | None = None,
+        access_logger: Logger | None = None,
     ) -> None:
         self.gate = DrainGate(app)
-        self.addresses = ClientAddresses(self.gate)
+        # Outermost first: the client the master named, then the access log (which sees it).
+        inner: AsgiApp = self.gate
+        if access_logger is not None:
+            inner = AsgiAccessLog(self.gate, access_logger)
+        self.addresses = ClientAddresses(inner)
         self.config = uvicorn.Config(
             self.addresses, http=HTTP_IMPLEMENTATION, ws=WS_IMPLEMENTATION,
             # The worker runs the lifespan (lifespan.py), keeps its own logging, and trusts the
