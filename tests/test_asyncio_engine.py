@@ -26,7 +26,7 @@ from clients import (
     wait_for_upgrade,
     whoami,
 )
-from conftest import REPO_ROOT, Cluster, sioctl_command
+from conftest import ENGINES, REPO_ROOT, Cluster, sioctl_command
 from test_cli_errors import assert_clean_failure, start_args
 
 ASYNC_APP = "tests.apps.asyncchat:app"
@@ -226,3 +226,31 @@ def test_dev_serves_an_asyncio_app_alone(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_gunicorn_request_limits_hold_on_both_engines(
+    start_cluster: Callable[..., Cluster], tmp_path: Path, engine: str
+) -> None:
+    config = tmp_path / "gunicorn.conf.py"
+    config.write_text("limit_request_line = 1000\n")
+    cluster = start_cluster(workers=1, redis_url=None, extra_args=["-c", str(config)])
+
+    def status_of(request: bytes) -> str:
+        with socket.create_connection(("127.0.0.1", cluster.port), timeout=10) as sock:
+            sock.sendall(request)
+            head = b""
+            while b"\r\n" not in head:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                head += chunk
+        return head.split(b"\r\n", 1)[0].split()[1].decode()
+
+    query = b"EIO=4&transport=polling"
+    assert status_of(b"GET /socket.io/?" + query + b" HTTP/1.1\r\nHost: x\r\n\r\n") == "200"
+    long_line = b"GET /socket.io/?" + query + b"&pad=" + b"x" * 1000 + b" HTTP/1.1\r\n"
+    assert status_of(long_line + b"Host: x\r\n\r\n") == "414"
+    many = b"".join(b"X-H%d: v\r\n" % i for i in range(150))
+    assert status_of(b"GET /socket.io/?" + query + b" HTTP/1.1\r\nHost: x\r\n" + many
+                     + b"\r\n") == "431"

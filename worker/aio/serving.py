@@ -27,6 +27,7 @@ from uvicorn.server import ServerState
 
 from sioctl.cluster.settings import Settings
 from sioctl.worker.aio.access_log import AsgiAccessLog
+from sioctl.worker.aio.limits import RequestLimits
 from sioctl.worker.gate import opens_session
 from sioctl.worker.tls import HANDSHAKE_TIMEOUT
 
@@ -103,10 +104,11 @@ class Serving:
         access_logger: Logger | None = None,
     ) -> None:
         self.gate = DrainGate(app)
-        # Outermost first: the client the master named, then the access log (which sees it).
-        inner: AsgiApp = self.gate
+        # Outermost first: the client the master named, then the access log (which sees it and
+        # the refusals of the limits), then gunicorn's request limits, then the drain gate.
+        inner: AsgiApp = RequestLimits(self.gate, settings)
         if access_logger is not None:
-            inner = AsgiAccessLog(self.gate, access_logger)
+            inner = AsgiAccessLog(inner, access_logger)
         self.addresses = ClientAddresses(inner)
         self.config = uvicorn.Config(
             self.addresses, http=HTTP_IMPLEMENTATION, ws=WS_IMPLEMENTATION,
