@@ -152,10 +152,13 @@ class Serving:
 
     async def _attach(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
+        arrived = loop.time()
+        # The header timeout counts from the arrival, TLS handshake included (as on eventlet).
+        handshake = self._header_timeout if self._header_timeout > 0 else HANDSHAKE_TIMEOUT
         try:
             transport, protocol = await loop.connect_accepted_socket(
                 self._factory, sock, ssl=self._tls,
-                ssl_handshake_timeout=HANDSHAKE_TIMEOUT if self._tls else None,
+                ssl_handshake_timeout=handshake if self._tls else None,
                 ssl_shutdown_timeout=TLS_SHUTDOWN_TIMEOUT if self._tls else None)
         except (OSError, ssl.SSLError, asyncio.TimeoutError) as exc:
             self._logger.debug("dropped a connection before its first request: %r", exc)
@@ -164,7 +167,8 @@ class Serving:
         finally:
             self._attaching -= 1
         if self._header_timeout > 0:
-            loop.call_later(self._header_timeout, self._check_head, transport, protocol)
+            left = self._header_timeout - (loop.time() - arrived)
+            loop.call_later(max(0.0, left), self._check_head, transport, protocol)
 
     def _check_head(self, transport: asyncio.BaseTransport, protocol: Any) -> None:
         """Close a connection that has not completed a request head in time (uvicorn itself
