@@ -251,11 +251,14 @@ def test_a_tls_handshake_that_never_completes_is_cut(
         partial.close()
 
 
-def test_idle_sockets_filling_the_pool_give_way_to_real_clients(start_cluster: Any) -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_idle_sockets_filling_the_pool_give_way_to_real_clients(
+    start_cluster: Any, engine: str
+) -> None:
     """The issue's 1010 idle sockets against 1000 connections, as 25 against 20: the slot keeps
     serving real clients, and idle sockets are closed to make room (a 60 s header timeout, so
     no timeout cuts them during the test)."""
-    cluster = start_cluster(app=APP, workers=1, redis_url=None,
+    cluster = start_cluster(app=CHAT_APPS[engine], workers=1, redis_url=None,
                             extra_args=["--worker-connections", "20"],
                             env={"SIOCTL_HEADER_TIMEOUT": "60"})
     idle = [raw_socket(cluster) for _ in range(25)]
@@ -280,11 +283,14 @@ def test_idle_sockets_filling_the_pool_give_way_to_real_clients(start_cluster: A
 # --------------------------------------------------------------------- item 4: a full worker
 
 
-def test_a_full_worker_refuses_with_503_counted_and_logged_once(start_cluster: Any) -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_full_worker_refuses_with_503_counted_and_logged_once(
+    start_cluster: Any, engine: str
+) -> None:
     """Five websockets fill a five-connection worker: the next connections get 503 with
     Retry-After (the issue's hung connects), counted in status and metrics, logged once."""
     metrics_port = free_port()
-    cluster = start_cluster(app=APP, workers=1, redis_url=None,
+    cluster = start_cluster(app=CHAT_APPS[engine], workers=1, redis_url=None,
                             extra_args=["--worker-connections", "5",
                                         "--metrics-bind", f"127.0.0.1:{metrics_port}"])
     clients = [websocket_client(cluster) for _ in range(5)]

@@ -125,7 +125,7 @@ class Worker:
                         "t": master_channel.STATS,
                         "connections": self.serving.open_connections(),
                         "sessions": aio_app.open_sessions(self.loaded),
-                        "refused": 0,
+                        "refused": self.serving.refused,
                     })
                 except OSError:
                     boot.exit_now(0)  # the master is gone

@@ -17,6 +17,7 @@ import logging
 import socket
 import ssl
 import time
+import weakref
 from collections.abc import Callable
 from email.utils import formatdate
 from typing import Any
@@ -26,6 +27,7 @@ from gunicorn.glogging import Logger
 from uvicorn.server import ServerState
 
 from sioctl.cluster.settings import Settings
+from sioctl.worker import full_worker
 from sioctl.worker.aio.access_log import AsgiAccessLog
 from sioctl.worker.aio.limits import RequestLimits
 from sioctl.worker.gate import opens_session
@@ -115,8 +117,9 @@ class Serving:
             # The worker runs the lifespan (lifespan.py), keeps its own logging, and trusts the
             # master's address, never a forwarded header.
             lifespan="off", log_config=None, access_log=False, proxy_headers=False,
+            # No limit_concurrency: uvicorn would answer 503 to requests on connections already
+            # open; a full worker follows worker/full_worker.py's policy in adopt() instead.
             timeout_keep_alive=settings.keepalive,
-            limit_concurrency=settings.worker_connections,
             # engine.io pings its sessions itself.
             ws_ping_interval=None, ws_ping_timeout=None,
             server_header=False,
@@ -132,6 +135,14 @@ class Serving:
         self._logger = logger
         self._attaching = 0
         self._gone_before: set[Address] = set()
+        self._capacity = max(1, settings.worker_connections)
+        # When each open HTTP connection arrived: the oldest idle one makes room first.
+        self._arrivals: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+        # Connections refused (503) because the worker was full, since it started.
+        self.refused = 0
+        self._answering = 0
+        self._refusals_log = full_worker.refusals_log(logger, self._capacity)
+        self._make_room_log = full_worker.make_room_log(logger, self._capacity)
         self.tick()
 
     def adopt(self, sock: socket.socket, addr: Address) -> None:
@@ -144,6 +155,9 @@ class Serving:
             peer = sock.getpeername()
         except OSError:
             sock.close()  # the client is already gone
+            return
+        if self.open_connections() >= self._capacity and not self._make_room():
+            self._refuse(sock)
             return
         if (peer[0], peer[1]) != addr:
             self.addresses.named[(peer[0], peer[1])] = addr
@@ -166,6 +180,7 @@ class Serving:
             return
         finally:
             self._attaching -= 1
+        self._arrivals[protocol] = arrived
         if self._header_timeout > 0:
             left = self._header_timeout - (loop.time() - arrived)
             loop.call_later(max(0.0, left), self._check_head, transport, protocol)
@@ -178,6 +193,49 @@ class Serving:
         if getattr(protocol, "cycle", None) is None:
             self._logger.debug("closed a connection: no complete request head in time")
             transport.close()
+
+    def _make_room(self) -> bool:
+        """Close the oldest connection waiting for a request (nothing left to write); False
+        when every connection is busy (a long-poll, a websocket, a request being served)."""
+        idle = [(arrived, conn) for conn, arrived in list(self._arrivals.items())
+                if _is_idle(conn)]
+        if not idle:
+            return False
+        _arrived, conn = min(idle, key=lambda item: item[0])
+        conn.transport.abort()
+        self._make_room_log.note()
+        return True
+
+    def _refuse(self, sock: socket.socket) -> None:
+        """Answer 503 + Retry-After and close (count it, log it at most once in a while)."""
+        self.refused += 1
+        self._refusals_log.note()
+        if self._tls is not None or self._answering >= full_worker.MAX_ANSWERING:
+            sock.close()  # over TLS the answer would need a handshake first
+            return
+        self._answering += 1
+        asyncio.get_running_loop().create_task(self._answer_refusal(sock))
+
+    async def _answer_refusal(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+
+        async def answer() -> None:
+            await loop.sock_sendall(sock, full_worker.REFUSAL)
+            sock.shutdown(socket.SHUT_WR)
+            received = 0
+            while received < full_worker.REFUSAL_LINGER_BYTES:
+                chunk = await loop.sock_recv(sock, 16384)
+                if not chunk:
+                    break
+                received += len(chunk)
+
+        try:
+            await asyncio.wait_for(answer(), full_worker.REFUSAL_LINGER)
+        except (OSError, asyncio.TimeoutError):
+            pass
+        finally:
+            self._answering -= 1
+            sock.close()
 
     def open_connections(self) -> int:
         """Open client connections, HTTP and websocket, those still being attached included."""
@@ -202,10 +260,21 @@ class Serving:
         an idle connection with nothing left to write is aborted rather than closed (a TLS close
         would wait for the client's close_notify)."""
         for conn in list(self.state.connections):
-            transport = getattr(conn, "transport", None)
-            cycle = getattr(conn, "cycle", None)
-            idle = hasattr(conn, "cycle") and (cycle is None or cycle.response_complete)
-            if idle and transport is not None and not transport.get_write_buffer_size():
-                transport.abort()
+            if _is_idle(conn):
+                conn.transport.abort()
             else:
                 conn.shutdown()
+
+
+def _is_idle(conn: Any) -> bool:
+    """An HTTP connection waiting for a request, with nothing left to write (a websocket, or an
+    HTTP connection serving a request or a long-poll, is busy)."""
+    if not hasattr(conn, "cycle"):
+        return False  # a websocket protocol
+    cycle = conn.cycle
+    transport = getattr(conn, "transport", None)
+    return ((cycle is None or cycle.response_complete) and transport is not None
+            # Not upgraded: a websocket's HTTP protocol object has no cycle, and has handed the
+            # transport to the websocket protocol.
+            and transport.get_protocol() is conn
+            and not transport.is_closing() and not transport.get_write_buffer_size())
