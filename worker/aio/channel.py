@@ -39,7 +39,8 @@ class AsyncChannel:
         self.fd = fd
 
     def send(self, message: dict[str, Any]) -> None:
-        """Send ``message`` now, or as soon as the channel has room (in order)."""
+        """Send ``message`` now, or as soon as the channel has room (in order); raises OSError
+        when the master's end is gone."""
         self._outbox.append(master_channel.encode(message))
         if len(self._outbox) == 1:
             self._flush()
@@ -51,6 +52,10 @@ class AsyncChannel:
             except BlockingIOError:
                 self._loop.add_writer(self.fd, self._flush)
                 return
+            except OSError:
+                self._outbox.clear()  # the master is gone: nothing will ever be read
+                self._loop.remove_writer(self.fd)
+                raise
             self._outbox.popleft()
         self._loop.remove_writer(self.fd)
 
