@@ -24,6 +24,7 @@ from clients import (
     make_client,
     wait_for_exit,
     wait_for_upgrade,
+    wait_until,
     whoami,
 )
 from conftest import ENGINES, REPO_ROOT, Cluster, sioctl_command
@@ -254,3 +255,25 @@ def test_gunicorn_request_limits_hold_on_both_engines(
     many = b"".join(b"X-H%d: v\r\n" % i for i in range(150))
     assert status_of(b"GET /socket.io/?" + query + b" HTTP/1.1\r\nHost: x\r\n" + many
                      + b"\r\n") == "431"
+
+
+def test_sigusr2_logs_the_memory_figures_of_an_asyncio_worker(
+    start_cluster: Callable[..., Cluster], connect: Callable[..., Any]
+) -> None:
+    cluster = start_cluster(app=ASYNC_APP, workers=1, redis_url=None)
+    client = connect(cluster, "127.0.0.2")
+    wait_for_upgrade(client)
+    whoami(client)
+    (pid,) = cluster.worker_pids().values()
+    os.kill(pid, signal.SIGUSR2)
+
+    def dumped() -> dict[str, Any] | None:
+        for line in cluster.log_text().splitlines():
+            if " memory {" in line:
+                return dict(json.loads(line.split(" memory ", 1)[1]))
+        return None
+
+    figures = wait_until(dumped, 10.0, what="the memory figures in the log")
+    assert figures["structures"]["eio.sockets open"] == 1, figures["structures"]
+    assert figures["rss_kib"] > 0 and figures["objects"] > 0
+    assert whoami(client)["pid"] == pid  # the worker serves on

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import json
 import logging
 import os
 import signal
@@ -20,7 +21,7 @@ from typing import Any
 
 from sioctl.cluster import channel as master_channel
 from sioctl.cluster.settings import Settings, parse_bind
-from sioctl.worker import access_log, boot, tls
+from sioctl.worker import access_log, boot, memory, tls
 from sioctl.worker.aio import app as aio_app
 from sioctl.worker.aio import fixes
 from sioctl.worker.aio.channel import AsyncChannel
@@ -69,6 +70,7 @@ class Worker:
         self.logger = logger
         self.lifespan = Lifespan(loaded.asgi_app, logger)
         self.serving: Serving | None = None
+        self._snapshot: Any = None  # tracemalloc's at the last memory dump
 
     async def run(self) -> int:
         """Boot (manager, lifespan), serve until SIGTERM, drain; returns the exit status."""
@@ -77,6 +79,7 @@ class Worker:
         loop.add_signal_handler(signal.SIGTERM, term.set)
         for signum in (signal.SIGQUIT, signal.SIGINT):
             loop.add_signal_handler(signum, boot.exit_now, 0)
+        loop.add_signal_handler(signal.SIGUSR2, self._dump_memory)
         try:
             described = await aio_app.join_workers(self.loaded.server, self.settings, self.logger)
             await self.lifespan.startup()
@@ -114,11 +117,29 @@ class Worker:
             raise BootError(f"cannot open access log {self.settings.accesslog}: "
                             f"{exc.strerror}") from exc
 
+    def _dump_memory(self) -> None:
+        """SIGUSR2: log the worker's memory figures once, as the eventlet worker does
+        (worker/memory.py; walks every object, so only on demand)."""
+        try:
+            started = time.perf_counter()
+            result = memory.figures(self.loaded.server or self.loaded.engines[0], objects=True)
+            tracing, self._snapshot = memory.traced(self._snapshot)
+            result.update(tracing)
+            result["dump_ms"] = round((time.perf_counter() - started) * 1000)
+            self.logger.warning("memory %s", json.dumps(result))
+        except Exception:
+            self.logger.exception("memory figures failed")
+
     async def _heartbeat(self) -> None:
-        """Refresh the serving clock and tell the master our counts about once a second."""
+        """Refresh the serving clock and tell the master our counts about once a second (and
+        give the heap back to the system after a mass disconnect, see memory.HeapTrimmer)."""
         assert self.serving is not None
+        minimum = memory.trim_minimum()
+        trimmer = memory.HeapTrimmer(self.logger, minimum=minimum) if minimum else None
         while True:
             self.serving.tick()
+            if trimmer is not None:
+                trimmer.check(aio_app.open_sessions(self.loaded))
             if self.channel is not None:
                 try:
                     self.channel.send({
