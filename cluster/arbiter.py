@@ -280,6 +280,7 @@ class Arbiter:
             "started_at": self.started_at,
             "state": self.state,
             "app": self.settings.app,
+            "engine": self.settings.worker_class,
             "binds": self.router.addresses(),
             "redis": self._redis_description(),
             "graceful_timeout": self.settings.graceful_timeout,

@@ -245,6 +245,7 @@ def test_run_dir_permissions_and_status_command(
     lines = result.stdout.splitlines()
     assert cluster.title in lines[0]
     assert str(cluster.pid) in lines[0]
+    assert lines[0].endswith(f", {engine} workers"), lines[0]
     header = next(i for i, line in enumerate(lines) if line.split()[:1] == ["SLOT"])
     assert lines[header].split() == [
         "SLOT", "PID", "STATE", "UPTIME", "RESTARTS", "CONNS", "SESSIONS", "PENDING",
@@ -264,8 +265,9 @@ def test_run_dir_permissions_and_status_command(
     )
     assert result.returncode == 0, result.stderr
     shown = json.loads(result.stdout)
-    for key in ("title", "pid", "started_at", "state", "binds", "redis"):
+    for key in ("title", "pid", "started_at", "state", "binds", "redis", "engine"):
         assert shown[key] == expected[key], key
+    assert shown["engine"] == engine
     assert shown["pid"] == cluster.pid
 
     def summary(reply: dict[str, Any]) -> list[tuple[Any, ...]]:
