@@ -34,6 +34,7 @@ LIBRARIES = {
     "socketio": "python-socketio",
     "eventlet": "eventlet",
     "gunicorn": "gunicorn",
+    "uvicorn": "uvicorn",
 }
 
 
@@ -74,6 +75,8 @@ class Hook:
 
 EIO = "engineio:Server"
 SOCKET = "engineio.socket:Socket"
+UVICORN_HTTP = "uvicorn.protocols.http.httptools_impl:HttpToolsProtocol"
+AIO_SERVING = "worker/aio/serving.py"
 SIO = "socketio:Server"
 MANAGER = "socketio:PubSubManager"
 WSGI = "eventlet.wsgi"
@@ -282,6 +285,23 @@ HOOKS: tuple[Hook, ...] = (
     Hook("socketio.async_redis_manager:AsyncRedisManager.pubsub", ATTRIBUTE, None,
          ("worker/aio/app.py",),
          "redis-py's PubSub of the listener, set when it connects; .subscribed says when"),
+    # ------------------------------------------------------------ uvicorn (the asyncio engine)
+    Hook(f"{UVICORN_HTTP}.__init__", CALL, ("config", "server_state", "app_state", "_loop"),
+         (AIO_SERVING,), "built by the worker's protocol factory (Config.http_protocol_class)"),
+    Hook(f"{UVICORN_HTTP}.shutdown", CALL, (), (AIO_SERVING,),
+         "uvicorn's graceful shutdown of one connection"),
+    Hook(f"{UVICORN_HTTP}.cycle", LAYOUT, None, (AIO_SERVING,),
+         "None until a request head is complete, then the request's cycle, whose "
+         "response_complete says the connection waits for its next request; transport and "
+         "client are the connection's; the protocol is in server_state.connections while open"),
+    Hook("uvicorn.config:Config.load", CALL, (), (AIO_SERVING,)),
+    Hook("uvicorn.config:Config.http_protocol_class", ATTRIBUTE, None, (AIO_SERVING,),
+         "set by load(): the HTTP protocol class the worker attaches to each connection"),
+    Hook("uvicorn.config:Config.encoded_headers", ATTRIBUTE, None, (AIO_SERVING,),
+         "set by load(): the headers every response carries (Server.on_tick adds Date)"),
+    Hook("uvicorn.server:ServerState.connections", ATTRIBUTE, None, (AIO_SERVING,)),
+    Hook("uvicorn.server:ServerState.default_headers", ATTRIBUTE, None, (AIO_SERVING,),
+         "read by every response; uvicorn's Server refreshes it every second, the worker does"),
     # ------------------------------------------------------------ eventlet
     Hook("eventlet.websocket:RFC6455WebSocket._apply_mask", PATCH,
          ("data", "mask", "length", "offset"), ("worker/ws_mask.py", "worker/main.py"),

@@ -126,6 +126,7 @@ class Serving:
         )
         self.config.load()
         self.state = ServerState()
+        # HttpToolsProtocol (worker/library_contract.py lists what the worker relies on).
         protocol_class: Any = self.config.http_protocol_class
         self._factory = functools.partial(
             protocol_class, config=self.config, server_state=self.state,
