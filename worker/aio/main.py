@@ -81,11 +81,14 @@ class Worker:
             loop.add_signal_handler(signum, boot.exit_now, 0)
         loop.add_signal_handler(signal.SIGUSR2, self._dump_memory)
         try:
+            # What can fail at once first; the app's own startup last, just before ready.
+            access_logger = self._access_logger()
+            tls_context = tls.server_context(self.settings)
             described = await aio_app.join_workers(self.loaded.server, self.settings, self.logger)
             await self.lifespan.startup()
             serving = self.serving = Serving(
-                self.loaded.asgi_app, self.settings, self.logger, tls.server_context(self.settings),
-                self.lifespan.state, self._access_logger())
+                self.loaded.asgi_app, self.settings, self.logger, tls_context,
+                self.lifespan.state, access_logger)
         except BootError as exc:
             return boot.report_boot_error(exc, self.channel, self.logger)
         except Exception as exc:

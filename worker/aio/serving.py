@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import logging
 import socket
 import ssl
@@ -170,11 +171,13 @@ class Serving:
         arrived = loop.time()
         # The header timeout counts from the arrival, TLS handshake included (as on eventlet).
         handshake = self._header_timeout if self._header_timeout > 0 else HANDSHAKE_TIMEOUT
+        tls: dict[str, Any] = {}
+        if self._tls is not None:
+            tls = {"ssl": self._tls, "ssl_handshake_timeout": handshake}
+            if _takes_shutdown_timeout(loop):
+                tls["ssl_shutdown_timeout"] = TLS_SHUTDOWN_TIMEOUT
         try:
-            transport, protocol = await loop.connect_accepted_socket(
-                self._factory, sock, ssl=self._tls,
-                ssl_handshake_timeout=handshake if self._tls else None,
-                ssl_shutdown_timeout=TLS_SHUTDOWN_TIMEOUT if self._tls else None)
+            transport, protocol = await loop.connect_accepted_socket(self._factory, sock, **tls)
         except (OSError, ssl.SSLError, asyncio.TimeoutError) as exc:
             self._logger.debug("dropped a connection before its first request: %r", exc)
             sock.close()
@@ -283,3 +286,10 @@ def _is_idle(conn: Any) -> bool:
             # transport to the websocket protocol.
             and transport.get_protocol() is conn
             and not transport.is_closing() and not transport.get_write_buffer_size())
+
+
+@functools.lru_cache(maxsize=4)
+def _takes_shutdown_timeout(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether the loop's connect_accepted_socket has ssl_shutdown_timeout (uvloop, and
+    asyncio's own from Python 3.11; sioctl still runs on 3.10)."""
+    return "ssl_shutdown_timeout" in inspect.signature(loop.connect_accepted_socket).parameters
