@@ -194,7 +194,16 @@ def test_gunicorn_worker_classes_read_as_engines(tmp_path: Path) -> None:
         result = resolved(given)
         assert result.returncode == 0, result.stderr
         assert json.loads(result.stdout)["worker_class"] == engine
-    refused = resolved("gevent")
+    # Any other gunicorn worker class is ignored with a warning, as before: the app decides.
+    other = resolved("gevent")
+    assert other.returncode == 0, other.stderr
+    assert json.loads(other.stdout)["worker_class"] == "auto"
+    assert "ignoring gunicorn settings that do not apply: worker_class" in other.stderr
+    # -k itself takes only the engines.
+    refused = subprocess.run(
+        sioctl_command("start", ASYNC_APP, "-k", "gevent", "--print-config"),
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "SIOCTL_RUN_DIR": str(tmp_path / "run")})
     assert refused.returncode != 0
     assert "'-k' / '--worker-class'" in refused.stderr and "'gevent'" in refused.stderr
 
