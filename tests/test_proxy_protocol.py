@@ -123,6 +123,7 @@ def test_peers_without_a_valid_header_are_closed_alone(start_cluster: Any,
     assert "no PROXY protocol header" in cluster.log_text()
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_forwarded_headers_count_only_from_trusted_peers(start_cluster: Any) -> None:
     cluster = start_cluster(extra_args=["--forwarded-allow-ips", "127.0.0.3"])
     for source, expected in (("127.0.0.3", "10.0.0.99"), ("127.0.0.4", "127.0.0.4")):
