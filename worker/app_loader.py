@@ -160,9 +160,11 @@ def engine_of(obj: Any) -> tuple[str | None, str]:
 
 def mismatch(spec: str, what: str, needs: str, worker_class: str) -> BootError:
     """The boot error of an app run on the engine it does not need."""
+    article = "an" if what[:1].lower() in "aeiou" else "a"
     return BootError(
-        f"cannot load app {spec!r}: it is a {what}, which needs the {needs} engine, but the "
-        f"worker class is {worker_class} (-k {worker_class}); use -k {needs} or leave -k out")
+        f"cannot load app {spec!r}: it is {article} {what}, which needs the {needs} engine, "
+        f"but the worker class is {worker_class} (-k {worker_class}); use -k {needs} or leave "
+        "-k out")
 
 
 def _name(obj: Any) -> str:
