@@ -21,12 +21,20 @@ from typing import Any
 import click
 
 from sioctl.cluster.setting_spec import Spec
-from sioctl.cluster.settings import SPECS, TABLE, Settings, parse_bind
+from sioctl.cluster.settings import (
+    SPECS,
+    TABLE,
+    WORKER_CLASSES,
+    Settings,
+    parse_bind,
+    worker_class_from_gunicorn,
+)
 
 from . import appdir, rundir
 
 # gunicorn settings that mean the same thing here (the table's gunicorn keys); any other gunicorn
-# setting in a config file is ignored with a warning (worker_class, threads, server hooks, ...).
+# setting in a config file is ignored with a warning (threads, server hooks, a worker_class that
+# is neither eventlet nor uvicorn's, ...).
 APPLICABLE = tuple(spec.gunicorn for spec in TABLE if spec.gunicorn)
 
 _APP = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*(:.+)?$")
@@ -89,11 +97,17 @@ def load_config_file(location: str) -> FileConfig:
         ) from None
     settings = loader.cfg.settings
     given = [name for name in names if name in settings]
-    return FileConfig(
-        values={name: settings[name].get() for name in given if name in APPLICABLE},
-        ignored=sorted(name for name in given if name not in APPLICABLE),
-        unknown=_unknown_names(names, settings),
-    )
+    values = {name: settings[name].get() for name in given if name in APPLICABLE}
+    ignored = [name for name in given if name not in APPLICABLE]
+    # A worker class that names no engine (gunicorn's sync, gthread, gevent...) is ignored with
+    # the others, as before engines existed: the engine then follows the app.
+    if "worker_class" in values and (
+        worker_class_from_gunicorn(values["worker_class"]) not in WORKER_CLASSES
+    ):
+        del values["worker_class"]
+        ignored.append("worker_class")
+    return FileConfig(values=values, ignored=sorted(ignored),
+                      unknown=_unknown_names(names, settings))
 
 
 def _unknown_names(names: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:

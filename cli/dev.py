@@ -5,7 +5,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping
 
+from sioctl.cluster import engine_probe
 from sioctl.cluster.settings import DEFAULT_PORT, Settings
+from sioctl.cluster.worker_process import worker_module
 
 from .config import FileConfig, build_settings
 
@@ -28,6 +30,7 @@ def dev_settings(
     cwd: str,
     environ: Mapping[str, str],
     allow_eio3: bool | None = None,
+    worker_class: str | None = None,
 ) -> Settings:
     """Settings for a development server: debug logging, an access log on stdout.
 
@@ -46,14 +49,21 @@ def dev_settings(
         "graceful_timeout": GRACEFUL_TIMEOUT,
         "daemon": False,
         "allow_eio3": allow_eio3,
+        "worker_class": worker_class,
     }
     return build_settings(options, FileConfig(), cwd=cwd, environ=environ, cpu_count=1)
 
 
 def child_command(settings: Settings) -> list[str]:
-    """One standalone worker for one worker, else the sticky cluster's master."""
+    """One standalone worker for one worker, else the sticky cluster's master.
+
+    A standalone worker needs its engine settled first (the master does it for a cluster):
+    ``settings.worker_class`` is resolved here, once, raising ProbeError when the app holds no
+    server. (An app changed from sync to async while ``dev`` runs needs a restart of ``dev``.)
+    """
     if settings.workers == 1:
-        return [sys.executable, "-m", "sioctl.worker", "--listen", settings.binds[0]]
+        settings.worker_class, _why = engine_probe.resolve(settings)
+        return [sys.executable, "-m", worker_module(settings), "--listen", settings.binds[0]]
     return [sys.executable, "-m", "sioctl.cluster"]
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 import sioctl
+from sioctl.cluster import engine_probe
 from sioctl.cluster.settings import Settings, mask_url, parse_bind
 
 from . import config, daemon, dev, reloader, rundir, skeleton, status, stopping
@@ -38,7 +39,7 @@ def cli() -> None:
     help="Route each client IP to the same worker. Always on: sticky is the only mode; the "
     "flag is accepted so egg-scripts command lines keep working.",
 )
-@setting_options("workers", "binds")
+@setting_options("workers", "worker_class", "binds")
 @option("--port", type=click.IntRange(0, 65535), envvar=env("PORT"), metavar="PORT",
         help="Listen on PORT on every interface (0.0.0.0), or on each -b host, as "
         "egg-scripts' --port.")
@@ -212,7 +213,7 @@ def _nothing_running(base: str, title: str | None) -> None:
 @option("--sticky", is_flag=True,
         help="Accepted so that `egg-bin dev --sticky` scripts keep working: one process needs "
         "no stickiness, and --workers N runs the sticky cluster.")
-@setting_options("redis_url", "redis_channel")
+@setting_options("worker_class", "redis_url", "redis_channel")
 @setting_option("env", default=dev.DEFAULT_ENV, show_default=True,
                 help="Environment name, exported to the app as SIOCTL_ENV; an app directory "
                 "reads config/config_ENV.py.")
@@ -223,6 +224,7 @@ def _nothing_running(base: str, title: str | None) -> None:
         help="Restart when a .py file under the app directory (or the current directory) "
         "changes (default on).")
 def dev_command(app: str | None, bind: str, port: int | None, workers: int, sticky: bool,
+                worker_class: str | None,
                 redis: str | None, redis_channel: str | None, env: str, run_dir: str | None,
                 allow_eio3: bool | None, reload: bool) -> None:
     """Serve APP for development: debug logs, restart on code changes.
@@ -243,18 +245,22 @@ def dev_command(app: str | None, bind: str, port: int | None, workers: int, stic
     settings = dev.dev_settings(app=app, bind=bind, workers=workers, redis=redis,
                                 redis_channel=redis_channel, env_name=env,
                                 run_dir=run_dir, cwd=cwd, environ=os.environ,
-                                allow_eio3=allow_eio3)
+                                allow_eio3=allow_eio3, worker_class=worker_class)
     url = config.listen_urls(settings)[0]
     _say(f"sioctl dev: serving {settings.app} on {url} "
          f"({settings.workers} worker{'s' if settings.workers > 1 else ''}, "
          f"{'reloading on changes' if reload else 'no reload'}); Ctrl-C to stop")
+    try:
+        command = dev.child_command(settings)
+    except engine_probe.ProbeError as exc:
+        raise click.ClickException(str(exc)) from None
     child_env = daemon.child_environ(settings, os.environ)
     if reload:
         # A .pyc is trusted when the source's size and mtime (whole seconds) match; a quick
         # same-size save right after a restart would then run the old code.
         child_env["PYTHONDONTWRITEBYTECODE"] = "1"
     code = reloader.supervise(
-        dev.child_command(settings),
+        command,
         env=child_env,
         # An app directory is its own chdir, so that is what the reloader watches.
         cwd=settings.chdir,

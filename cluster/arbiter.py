@@ -21,6 +21,7 @@ import sys
 import time
 from typing import Any
 
+from . import engine_probe
 from .admin import Admin
 from .client_address import TrustedProxies
 from .control import ControlError, ControlServer
@@ -32,7 +33,7 @@ from .reactor import Reactor
 from .redis_server import RedisServer, RedisServerError, RedisServerNotFound
 from .redis_supervisor import RedisSupervisor
 from .router import Router
-from .settings import Settings, mask_url
+from .settings import AUTO, Settings, mask_url
 from .slots import Slot
 from .supervisor import BOOTING, RUNNING, STOPPING, Supervisor
 
@@ -123,11 +124,22 @@ class Arbiter:
         self.admin = Admin(self.reactor, self.control, self.metrics)
         self._write_pidfiles()
         self.reactor.install_signals(HANDLED_SIGNALS)
+        self._resolve_engine()
         if s.redis_url is None and s.workers > 1:
             self._start_embedded_redis()
-        log.info("starting %d worker%s for %s (redis: %s)", s.workers,
+        log.info("starting %d %s worker%s for %s (redis: %s)", s.workers, s.worker_class,
                  "" if s.workers == 1 else "s", s.app, self._redis_description())
         self.supervisor.start()
+
+    def _resolve_engine(self) -> None:
+        """Settle the workers' engine (``-k``, else what the app needs) before any starts."""
+        try:
+            engine, why = engine_probe.resolve(self.settings)
+        except engine_probe.ProbeError as exc:
+            raise BootError(str(exc)) from None
+        if self.settings.worker_class == AUTO:
+            log.info("engine: %s (the app is a %s)", engine, why)
+        self.settings.worker_class = engine
 
     def _prepare_run_dir(self) -> None:
         run_dir = self.settings.run_dir
@@ -268,6 +280,7 @@ class Arbiter:
             "started_at": self.started_at,
             "state": self.state,
             "app": self.settings.app,
+            "engine": self.settings.worker_class,
             "binds": self.router.addresses(),
             "redis": self._redis_description(),
             "graceful_timeout": self.settings.graceful_timeout,

@@ -26,6 +26,21 @@ DEFAULT_BIND = f"0.0.0.0:{DEFAULT_PORT}"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 REDIS_TRANSPORTS = ("pubsub", "streams")
 REDIS_SCHEMES = ("redis", "rediss", "unix")
+# The worker engines (-k): "auto" follows the app (a socketio.AsyncServer or an ASGI app runs on
+# asyncio, a socketio.Server on eventlet); the master resolves it before starting workers.
+AUTO = "auto"
+ASYNCIO = "asyncio"
+EVENTLET = "eventlet"
+WORKER_CLASSES = (AUTO, ASYNCIO, EVENTLET)
+# gunicorn worker classes read as an engine from a config file's worker_class.
+GUNICORN_WORKER_CLASSES = {
+    "uvicorn.workers.UvicornWorker": ASYNCIO,
+    "uvicorn.workers.UvicornH11Worker": ASYNCIO,
+    "uvicorn_worker.UvicornWorker": ASYNCIO,
+    "uvicorn_worker.UvicornH11Worker": ASYNCIO,
+    "eventlet": EVENTLET,
+    "gunicorn.workers.geventlet.EventletWorker": EVENTLET,
+}
 SETTINGS_ENV = "SIOCTL_SETTINGS"
 SLOT_ENV = "SIOCTL_WORKER_SLOT"
 
@@ -105,6 +120,14 @@ def mask_url(url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
+def worker_class_from_gunicorn(value: object) -> str:
+    """The engine a gunicorn ``worker_class`` names (a uvicorn worker is asyncio); any other
+    value is kept as it is, so the choices check names it."""
+    name = value if isinstance(value, str) else getattr(value, "__module__", "") + "." + getattr(
+        value, "__qualname__", "")
+    return GUNICORN_WORKER_CLASSES.get(name, name)
+
+
 def check_bind(bind: str) -> str | None:
     """None if ``bind`` is a usable HOST:PORT, else why not (one line)."""
     try:
@@ -148,6 +171,14 @@ class Settings:
         check=check_bind, gunicorn="bind",
         help="Address to listen on; repeatable. Default {default}. "
         "{env} may hold several, separated by spaces or commas.",
+    )
+    # "auto" until the master resolves it (cluster/engine_probe.py); workers get the engine.
+    worker_class: str = setting(
+        AUTO, flags=("-k", "--worker-class"), choices=WORKER_CLASSES, ignore_case=True,
+        gunicorn="worker_class", from_gunicorn=worker_class_from_gunicorn,
+        help="Worker engine: asyncio (socketio.AsyncServer, ASGI apps: FastAPI, Starlette...), "
+        "eventlet (socketio.Server), or {default} (default): the one the app needs. A config "
+        "file's uvicorn.workers.UvicornWorker means asyncio.",
     )
     # The command line's default is the number of CPUs.
     workers: int = setting(

@@ -12,7 +12,7 @@ from typing import Any
 
 from . import channel
 from .lifetime import die_with_parent
-from .settings import SETTINGS_ENV, SLOT_ENV, Settings
+from .settings import ASYNCIO, SETTINGS_ENV, SLOT_ENV, Settings
 
 STARTING = "starting"
 READY = "ready"
@@ -93,8 +93,14 @@ class WorkerProcess:
         }
 
 
+def worker_module(settings: Settings) -> str:
+    """The module a worker of ``settings`` runs: the asyncio engine's, or eventlet's."""
+    return "sioctl.worker.aio" if settings.worker_class == ASYNCIO else "sioctl.worker"
+
+
 def spawn_worker(settings: Settings, slot: int, redis_url: str | None) -> WorkerProcess:
-    """Start ``python -m sioctl.worker`` for ``slot`` as a fresh process (never a fork).
+    """Start ``python -m sioctl.worker`` (``sioctl.worker.aio`` for the asyncio engine) for
+    ``slot`` as a fresh process (never a fork).
 
     The master must not fork itself into workers: eventlet, which the workers import, hooks
     fork(), and a fresh interpreter loads the user's code anew on every (re)spawn.
@@ -110,7 +116,7 @@ def spawn_worker(settings: Settings, slot: int, redis_url: str | None) -> Worker
             [
                 sys.executable,
                 "-m",
-                "sioctl.worker",
+                worker_module(settings),
                 "--channel-fd",
                 str(worker_end.fileno()),
                 "--slot",

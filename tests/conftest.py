@@ -33,6 +33,11 @@ if str(TESTS_DIR) not in sys.path:
 from clients import BoundClient, free_port, make_client, wait_for_exit  # noqa: E402
 from uvicorn_nodes import UvicornNodes  # noqa: E402
 
+# The chat app on each worker engine: the same events (tests/apps/chat.py, asyncchat.py), so a
+# test parametrized over ENGINES ("engine") runs unchanged on both.
+CHAT_APPS = {"eventlet": "tests.apps.chat:sio", "asyncio": "tests.apps.asyncchat:app"}
+ENGINES = tuple(CHAT_APPS)
+
 # How long a cluster may take to report every worker ready.
 BOOT_TIMEOUT = 30.0
 # Extra time allowed past graceful_timeout for the master to exit on SIGTERM.
@@ -276,8 +281,17 @@ def module_cluster(
 
 
 @pytest.fixture
-def start_cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StartCluster]:
-    """Factory: ``start_cluster(app="tests.apps.chat:sio", workers=2, redis_url=SHARED_REDIS,
+def engine() -> str:
+    """The worker engine of the clusters a test starts: eventlet, unless the test parametrizes
+    it (``@pytest.mark.parametrize("engine", ENGINES)``) to run on both."""
+    return "eventlet"
+
+
+@pytest.fixture
+def start_cluster(
+    request: pytest.FixtureRequest, tmp_path: Path, engine: str
+) -> Iterator[StartCluster]:
+    """Factory: ``start_cluster(app=CHAT_APPS[engine], workers=2, redis_url=SHARED_REDIS,
     extra_args=(), env={})`` starts a cluster and returns it once every worker is ready.
 
     ``redis_url=None`` lets sioctl choose (in-memory or its embedded redis-server). Every
@@ -286,7 +300,7 @@ def start_cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[St
     clusters: list[Cluster] = []
 
     def start(
-        app: str = "tests.apps.chat:sio",
+        app: str | None = None,
         workers: int = 2,
         redis_url: str | None = SHARED_REDIS,
         extra_args: Sequence[str] = (),
@@ -295,6 +309,7 @@ def start_cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[St
     ) -> Cluster:
         if redis_url == SHARED_REDIS:
             redis_url = request.getfixturevalue("redis_url")
+        app = app or CHAT_APPS[engine]
         cluster = Cluster(app, workers, redis_url, extra_args, env or {}, tmp_path)
         clusters.append(cluster)
         if wait:

@@ -443,7 +443,110 @@ def instance_of(class_target: str) -> Any:
         from eventlet.hubs import get_hub
 
         return get_hub()
+    # The asyncio engine's (worker/aio): built outside any event loop, as the worker does.
+    if cls is socketio.AsyncServer:
+        return socketio.AsyncServer(async_mode="asgi")
+    if cls is socketio.AsyncRedisManager:
+        manager = socketio.AsyncRedisManager("redis://127.0.0.1:1")
+        manager._redis_connect()  # what its listener does first; connects lazily, so no I/O
+        return manager
+    from engineio.async_socket import AsyncSocket
+    from uvicorn.config import Config
+    from uvicorn.server import ServerState
+
+    if cls is ServerState:
+        return ServerState()
+    if cls is Config:
+        config = Config(lambda scope, receive, send: None, log_config=None)
+        config.load()
+        return config
+    if cls is AsyncSocket:
+        return AsyncSocket(engineio.AsyncServer(async_mode="asgi"), "sid")
     raise LookupError(f"no instance factory for {class_target} in tests/contract_layouts.py")
+
+
+class _FakeTransport:
+    """Just enough of an asyncio transport for uvicorn's HTTP protocol."""
+
+    def __init__(self) -> None:
+        self.written = b""
+        self.closing = False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.9", 1234), "sockname": ("127.0.0.1", 80)}.get(name)
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+def check_uvicorn_cycle() -> None:
+    """uvicorn's HTTP protocol, as worker/aio/serving.py reads it: in the server state's
+    connections once made, ``cycle`` None before a request, ``cycle.response_complete`` once
+    answered, ``client`` the peer, ``shutdown()`` closing an idle connection."""
+    import asyncio
+
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def run() -> None:
+        config = uvicorn.Config(app, http="httptools", lifespan="off", log_config=None,
+                                proxy_headers=False, access_log=False)
+        config.load()
+        state = ServerState()
+        protocol = config.http_protocol_class(  # type: ignore[call-arg]
+            config=config, server_state=state, app_state={}, _loop=asyncio.get_running_loop())
+        transport = _FakeTransport()
+        protocol.connection_made(transport)
+        assert protocol in state.connections and protocol.transport is transport
+        assert protocol.client == ("127.0.0.9", 1234), protocol.client
+        assert protocol.cycle is None
+        protocol.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        for _ in range(100):
+            if protocol.cycle is not None and protocol.cycle.response_complete:
+                break
+            await asyncio.sleep(0.01)
+        assert protocol.cycle.response_complete, transport.written
+        assert transport.written.startswith(b"HTTP/1.1 200"), transport.written
+        protocol.shutdown()
+        assert transport.closing
+
+    asyncio.run(run())
+
+
+def check_asgi_translate_request() -> None:
+    """Every asgi-mode AsyncServer uses the driver's one table, whose ``translate_request``
+    is awaited with (scope, receive, send) and returns the environ, REMOTE_ADDR included."""
+    import asyncio
+
+    import engineio
+    import engineio.async_drivers.asgi
+
+    table = engineio.async_drivers.asgi._async
+    assert engineio.AsyncServer(async_mode="asgi")._async is table
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    scope = {"type": "http", "method": "GET", "path": "/socket.io/", "query_string": b"EIO=4",
+             "headers": [], "client": ("127.0.0.9", 1234)}
+    environ = asyncio.run(table["translate_request"](scope, receive, None))
+    assert "REMOTE_ADDR" in environ and environ["asgi.scope"] is scope, environ
 
 
 LAYOUTS: dict[str, Callable[[], None]] = {
@@ -451,6 +554,8 @@ LAYOUTS: dict[str, Callable[[], None]] = {
     "engineio:Server.handlers (layout)": check_eio_handlers,
     "engineio:Server._handle_connect (layout)": check_handle_connect,
     "engineio:Server._async (layout)": check_async_websocket,
+    "engineio.async_drivers.asgi:_async (layout)": check_asgi_translate_request,
+    "uvicorn.protocols.http.httptools_impl:HttpToolsProtocol.cycle (layout)": check_uvicorn_cycle,
     "engineio.base_server:default_logger (layout)": check_logger("engineio.server"),
     "engineio.socket:Socket.queue (layout)": check_open_packet_first,
     "engineio.socket:Socket.last_ping (layout)": check_last_ping,

@@ -68,8 +68,10 @@ def test_config_file_values_and_ignored_names(conf: Path) -> None:
     assert loaded.values["workers"] == 3
     assert loaded.values["wsgi_app"] == "myproject.wsgi:app"
     assert loaded.values["raw_env"] == ["FOO=bar"]
-    # gunicorn settings that do not apply are named; plain variables are not gunicorn's business.
-    assert loaded.ignored == ["post_fork", "threads", "worker_class"]
+    # worker_class picks the engine (-k); gunicorn settings that do not apply are named; plain
+    # variables are not gunicorn's business.
+    assert loaded.values["worker_class"] == "eventlet"
+    assert loaded.ignored == ["post_fork", "threads"]
     assert "helper_value" not in loaded.values
 
 
@@ -125,7 +127,7 @@ def test_config_file_from_env_and_ignored_warning(tmp_path: Path, conf: Path) ->
     assert json.loads(result.stdout)["workers"] == 3
     warning = [line for line in result.stderr.splitlines() if "ignoring" in line]
     assert warning == [
-        "sioctl: ignoring gunicorn settings that do not apply: post_fork, threads, worker_class"
+        "sioctl: ignoring gunicorn settings that do not apply: post_fork, threads"
     ]
 
 

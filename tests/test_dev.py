@@ -62,6 +62,27 @@ def broadcast(sid, data=None):
     sio.emit("news", data)
     return True
 '''
+# The same app on the asyncio engine (a socketio.AsyncServer; ``sio`` is what dev serves).
+ASYNC_APP_SOURCE = '''"""A tiny asyncio app for the sioctl dev tests."""
+
+import os
+
+import socketio
+
+VERSION = {version}
+
+sio = socketio.AsyncServer(async_mode="asgi")
+
+
+@sio.event
+async def version(sid, data=None):
+    return {{
+        "version": VERSION,
+        "pid": os.getpid(),
+        "slot": int(os.environ.get("SIOCTL_WORKER_SLOT", "-1")),
+    }}
+'''
+SOURCES = {"eventlet": APP_SOURCE, "asyncio": ASYNC_APP_SOURCE}
 # How long the dev server may take to (re)start serving after a change.
 RESTART_TIMEOUT = 20.0
 # The reloader looks for changes once a second; a change it would act on is seen within this.
@@ -84,8 +105,9 @@ def descendants(pid: int) -> list[int]:
 class DevServer:
     """``python -m sioctl dev devapp:sio`` running in ``app_dir``, its output in a log file."""
 
-    def __init__(self, app_dir: Path, *extra: str) -> None:
+    def __init__(self, app_dir: Path, *extra: str, source: str = APP_SOURCE) -> None:
         self.app_dir = app_dir
+        self.source = source
         self.app_file = app_dir / "devapp.py"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -104,7 +126,7 @@ class DevServer:
     def write_app(self, version: str) -> None:
         """Write the app with ``VERSION = version``; its mtime moves on by whole seconds."""
         before = self.app_file.stat().st_mtime if self.app_file.exists() else time.time()
-        self.app_file.write_text(APP_SOURCE.format(version=version))
+        self.app_file.write_text(self.source.format(version=version))
         mtime = int(max(before, time.time())) + 2
         os.utime(self.app_file, (mtime, mtime))
 
@@ -195,14 +217,14 @@ class DevServer:
 
 @pytest.fixture
 def dev_server(tmp_path: Path) -> Iterator[Any]:
-    """Factory: ``dev_server(*extra_args)`` writes devapp.py (VERSION = 1) and starts
-    ``sioctl dev`` on it; every dev process and child is gone at teardown."""
+    """Factory: ``dev_server(*extra_args, source=APP_SOURCE)`` writes devapp.py (VERSION = 1)
+    and starts ``sioctl dev`` on it; every dev process and child is gone at teardown."""
     made: list[DevServer] = []
 
-    def start(*extra: str) -> DevServer:
+    def start(*extra: str, source: str = APP_SOURCE) -> DevServer:
         app_dir = tmp_path / f"app{len(made)}"
         app_dir.mkdir()
-        server = DevServer(app_dir, *extra)
+        server = DevServer(app_dir, *extra, source=source)
         made.append(server)
         server.write_app("1")
         return server.start()
@@ -214,8 +236,9 @@ def dev_server(tmp_path: Path) -> Iterator[Any]:
     assert not leftovers, f"processes outlived sioctl dev: {leftovers}"
 
 
-def test_dev_reloads_and_survives_a_broken_edit(dev_server: Any) -> None:
-    dev = dev_server()
+@pytest.mark.parametrize("engine", list(SOURCES))
+def test_dev_reloads_and_survives_a_broken_edit(dev_server: Any, engine: str) -> None:
+    dev = dev_server(source=SOURCES[engine])
     first = dev.wait_version(1)
     assert first["pid"] in dev.note_children(), "the app is not served by a child of sioctl dev"
 

@@ -232,11 +232,11 @@ def test_gunicorn_file_milliseconds_and_unknown_names(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "seconds; 30000 looks like milliseconds — use 30" in result.stderr
     conf.write_text("import os\nfrom os.path import join\nworkers = 2\nport = 7001\n"
-                    "sticky = True\nworker_class = 'eventlet'\n")
+                    "sticky = True\nthreads = 4\n")
     result = CliRunner().invoke(cli, ["start", "--print-config", "app:app", "-c", str(conf)],
                                 env=_isolated_env(tmp_path))
     assert result.exit_code == 0, result.output
     assert result.stderr.splitlines() == [
-        "sioctl: ignoring gunicorn settings that do not apply: worker_class",
+        "sioctl: ignoring gunicorn settings that do not apply: threads",
         "sioctl: not gunicorn settings, skipped: port, sticky",
     ]

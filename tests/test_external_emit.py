@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import socketio
 from clients import ips_for_slot, whoami
+from conftest import ENGINES
 
 from sioctl.worker.gateway import wire
 from sioctl.worker.gateway.external import ExternalGateway
@@ -17,6 +18,7 @@ GWAPP = Path(__file__).resolve().parent / "apps" / "gwapp"
 QUIET = 1.0
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_python_socketio_write_only_manager_reaches_every_worker(
     start_cluster: Any, connect: Any, redis_url: str
 ) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from clients import (
     BoundClient,
     children_of,
@@ -18,6 +19,7 @@ from clients import (
     wait_until,
     whoami,
 )
+from conftest import ENGINES
 
 WORKERS = 2
 # Graceful timeout given to clusters whose shutdown the tests time, and the margin on top.
@@ -49,6 +51,7 @@ def served_by(client: BoundClient, slot: int, pid: int) -> bool:
     return answer is not None and answer["slot"] == slot and answer["pid"] == pid
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_killed_worker_is_replaced_and_only_its_clients_reconnect(
     start_cluster: Callable[..., Any], connect: Callable[..., BoundClient]
 ) -> None:
@@ -107,6 +110,7 @@ def test_stopped_worker_does_not_hold_up_the_other_slot(
     wait_until(lambda: served_by(clients[0], 0, pids[0]), 20.0, what="slot 0 to serve again")
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_sigterm_drains_and_exits_zero(
     start_cluster: Callable[..., Any], connect: Callable[..., BoundClient], tmp_path: Path
 ) -> None:
@@ -141,6 +145,7 @@ def test_sigkill_of_the_master_takes_workers_and_embedded_redis_along(
     assert left == [], f"processes outlived the killed master: {left}"
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_sighup_replaces_workers_one_slot_at_a_time(
     start_cluster: Callable[..., Any], connect: Callable[..., BoundClient], tmp_path: Path
 ) -> None:

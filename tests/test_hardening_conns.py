@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import socketio
 from clients import free_port, partial_client_hello
-from conftest import Cluster, run_sioctl
+from conftest import CHAT_APPS, ENGINES, Cluster, run_sioctl
 
 APP = "tests.apps.chat:sio"
 HANDSHAKE = b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -38,7 +38,7 @@ def raw_socket(cluster: Cluster, source_ip: str = "127.0.0.1") -> socket.socket:
 
 
 def read_response(sock: socket.socket, timeout: float = 5.0) -> tuple[str, dict[str, str], bytes]:
-    """(status line, headers, body) of one HTTP response with a Content-Length."""
+    """(status line, headers, body) of one HTTP response with a Content-Length or chunked."""
     sock.settimeout(timeout)
     data = b""
     while b"\r\n\r\n" not in data:
@@ -52,6 +52,13 @@ def read_response(sock: socket.socket, timeout: float = 5.0) -> tuple[str, dict[
     for line in lines[1:]:
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
+    if headers.get("transfer-encoding") == "chunked":  # uvicorn's, on the asyncio engine
+        while not body.endswith(b"0\r\n\r\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+        return lines[0], headers, _unchunked(body)
     length = int(headers.get("content-length", "0"))
     while len(body) < length:
         chunk = sock.recv(65536)
@@ -59,6 +66,17 @@ def read_response(sock: socket.socket, timeout: float = 5.0) -> tuple[str, dict[
             break
         body += chunk
     return lines[0], headers, body
+
+
+def _unchunked(body: bytes) -> bytes:
+    data = b""
+    while body:
+        size_line, _, body = body.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            break
+        data, body = data + body[:size], body[size + 2:]
+    return data
 
 
 def seconds_until_closed(sock: socket.socket, limit: float) -> float | None:
@@ -140,14 +158,16 @@ def tracebacks(cluster: Cluster) -> int:
 
 
 @pytest.fixture
-def quick_cluster(start_cluster: Any) -> Cluster:
-    """One worker with a 2 s header timeout and a 1 s keep-alive timeout."""
-    return start_cluster(app=APP, workers=1, redis_url=None, env=QUICK)
+def quick_cluster(start_cluster: Any, engine: str) -> Cluster:
+    """One worker with a 2 s header timeout and a 1 s keep-alive timeout (the chat app of the
+    test's engine)."""
+    return start_cluster(app=CHAT_APPS[engine], workers=1, redis_url=None, env=QUICK)
 
 
 # ------------------------------------------------------------------------ item 3: timeouts
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_idle_and_slow_connections_are_cut_but_busy_ones_are_not(quick_cluster: Cluster) -> None:
     """Waiting for a first request, trickling a head, a TLS ClientHello on the plain port and
     idling between keep-alive requests are all cut; a long-poll GET and a websocket are not."""
@@ -207,11 +227,12 @@ def test_idle_and_slow_connections_are_cut_but_busy_ones_are_not(quick_cluster: 
             sock.close()
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_a_tls_handshake_that_never_completes_is_cut(
-    start_cluster: Any, tmp_path: Any
+    start_cluster: Any, tmp_path: Any, engine: str
 ) -> None:
     certfile, keyfile = _certificate(tmp_path)
-    cluster = start_cluster(app=APP, workers=1, redis_url=None, env=QUICK,
+    cluster = start_cluster(app=CHAT_APPS[engine], workers=1, redis_url=None, env=QUICK,
                             extra_args=["--certfile", certfile, "--keyfile", keyfile])
     silent = raw_socket(cluster)
     partial = raw_socket(cluster)
@@ -230,11 +251,14 @@ def test_a_tls_handshake_that_never_completes_is_cut(
         partial.close()
 
 
-def test_idle_sockets_filling_the_pool_give_way_to_real_clients(start_cluster: Any) -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_idle_sockets_filling_the_pool_give_way_to_real_clients(
+    start_cluster: Any, engine: str
+) -> None:
     """The issue's 1010 idle sockets against 1000 connections, as 25 against 20: the slot keeps
     serving real clients, and idle sockets are closed to make room (a 60 s header timeout, so
     no timeout cuts them during the test)."""
-    cluster = start_cluster(app=APP, workers=1, redis_url=None,
+    cluster = start_cluster(app=CHAT_APPS[engine], workers=1, redis_url=None,
                             extra_args=["--worker-connections", "20"],
                             env={"SIOCTL_HEADER_TIMEOUT": "60"})
     idle = [raw_socket(cluster) for _ in range(25)]
@@ -259,11 +283,14 @@ def test_idle_sockets_filling_the_pool_give_way_to_real_clients(start_cluster: A
 # --------------------------------------------------------------------- item 4: a full worker
 
 
-def test_a_full_worker_refuses_with_503_counted_and_logged_once(start_cluster: Any) -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_full_worker_refuses_with_503_counted_and_logged_once(
+    start_cluster: Any, engine: str
+) -> None:
     """Five websockets fill a five-connection worker: the next connections get 503 with
     Retry-After (the issue's hung connects), counted in status and metrics, logged once."""
     metrics_port = free_port()
-    cluster = start_cluster(app=APP, workers=1, redis_url=None,
+    cluster = start_cluster(app=CHAT_APPS[engine], workers=1, redis_url=None,
                             extra_args=["--worker-connections", "5",
                                         "--metrics-bind", f"127.0.0.1:{metrics_port}"])
     clients = [websocket_client(cluster) for _ in range(5)]

@@ -30,6 +30,7 @@ from clients import (
     make_client,
     wait_for_exit,
 )
+from conftest import ENGINES
 from prometheus_client import CollectorRegistry, generate_latest
 
 from sioctl.cli import status
@@ -95,6 +96,7 @@ def slot_state(status: dict[str, Any], slot: int) -> dict[str, Any]:
     return next(s for s in status["slots"] if s["slot"] == slot)
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_connections_for_a_stopped_worker_reach_its_replacement(
     start_cluster: Callable[..., Any],
 ) -> None:
@@ -128,6 +130,7 @@ def test_connections_for_a_stopped_worker_reach_its_replacement(
     assert log.count(f"took back {requeued} connection(s) worker pid {pids[0]}") == 1, log
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_a_stopped_worker_that_resumes_serves_what_waited(
     start_cluster: Callable[..., Any],
 ) -> None:
@@ -186,6 +189,7 @@ def broadcasts_crossing(sender: BoundClient, receiver: BoundClient, rounds: int)
     return crossed
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_killed_embedded_redis_is_restarted_and_broadcasts_cross_again(
     start_cluster: Callable[..., Any], connect: Callable[..., BoundClient],
     run_sioctl: Callable[..., Any],

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from clients import BoundClient, expected_slot, ips_for_slot, wait_for_upgrade, whoami
+from conftest import ENGINES
 
 JS_DIR = Path(__file__).resolve().parent / "js"
 WORKERS = 2
@@ -84,6 +85,7 @@ def node_ready() -> None:
     )
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("transports", [["polling", "websocket"], ["websocket"]])
 def test_js_client_through_the_master(
     start_cluster: Callable[..., Any],

@@ -18,6 +18,9 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 GREEN_PACKAGES = ("eventlet", "greenlet")
+# The asyncio engine's: the master must not load them either (nor the engine's own modules).
+ASYNC_ENGINE_PACKAGES = ("uvicorn", "uvloop", "httptools", "websockets")
+ENGINE_PACKAGES = GREEN_PACKAGES + ASYNC_ENGINE_PACKAGES
 
 # Imports every module of sioctl.cluster and sioctl.cli, resolves a start command the way
 # `sioctl start --print-config` does, then reports the green modules loaded.
@@ -39,7 +42,8 @@ with contextlib.redirect_stdout(out):
     cli.main(["start", "examples/chat", "-w", "2", "--print-config"], prog_name="sioctl",
              standalone_mode=False)
 assert json.loads(out.getvalue())["app"].endswith("chat")
-print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in {green})))
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in {green}
+                        or m.startswith("sioctl.worker.aio"))))
 """
 
 # The same report after importing the worker: proves the check sees eventlet when it is there.
@@ -50,10 +54,11 @@ print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in {green})))
 """
 
 
-def green_modules_after(script: str) -> list[str]:
-    """The eventlet/greenlet modules a fresh interpreter holds after running ``script``."""
+def green_modules_after(script: str, packages: tuple[str, ...] = GREEN_PACKAGES) -> list[str]:
+    """The modules of ``packages`` (eventlet/greenlet by default) a fresh interpreter holds
+    after running ``script``."""
     result = subprocess.run(
-        [sys.executable, "-c", script.format(green=repr(set(GREEN_PACKAGES)))],
+        [sys.executable, "-c", script.format(green=repr(set(packages)))],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -66,9 +71,24 @@ def green_modules_after(script: str) -> list[str]:
     return modules
 
 
+# And after importing the asyncio worker: the check sees uvicorn when it is there.
+IMPORT_AIO_WORKER = """
+import json, sys
+import sioctl.worker.aio.main
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in {green})))
+"""
+
+
 def test_master_side_imports_no_eventlet() -> None:
     assert green_modules_after(IMPORT_EVERYTHING) == []
     assert "eventlet" in green_modules_after(IMPORT_WORKER)
+
+
+def test_master_side_imports_no_asyncio_engine() -> None:
+    # IMPORT_EVERYTHING also reports sioctl.worker.aio.* modules.
+    assert green_modules_after(IMPORT_EVERYTHING, ENGINE_PACKAGES) == []
+    loaded = green_modules_after(IMPORT_AIO_WORKER, ENGINE_PACKAGES)
+    assert "uvicorn" in loaded and "eventlet" not in loaded, loaded
 
 
 def mapped_files(pid: int) -> set[str]:
@@ -110,3 +130,16 @@ def test_running_master_has_no_eventlet_and_workers_are_fresh_interpreters(
         assert "--channel-fd" in argv, argv
     assert not maps_greenlet(cluster.pid), "the master has loaded greenlet (eventlet)"
     assert cmdline(cluster.pid)[1:3] == ["-m", "sioctl"]
+
+
+def test_running_master_of_an_asyncio_cluster_loads_no_engine(
+    start_cluster: Callable[..., Any],
+) -> None:
+    cluster = start_cluster(app="tests.apps.asyncchat:app", workers=2)
+    for slot, pid in cluster.worker_pids().items():
+        argv = cmdline(pid)
+        assert argv[1:3] == ["-m", "sioctl.worker.aio"], argv
+        assert argv[argv.index("--slot") + 1] == str(slot), argv
+        assert not maps_greenlet(pid), f"asyncio worker {pid} has loaded greenlet (eventlet)"
+    master = mapped_files(cluster.pid)
+    assert not any(name in path for path in master for name in ("greenlet", "uvloop", "httptools"))

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from clients import make_client, wait_until, whoami
+from conftest import ENGINES
 
 from sioctl.cluster.slots import slot_for_address
 
@@ -84,6 +85,7 @@ def closed_by_server(sock: socket.socket, timeout: float) -> bool:
         return True
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_proxy_protocol_v1_and_v2_give_the_real_client(
     start_cluster: Any, relay_for: Any
 ) -> None:
@@ -121,6 +123,7 @@ def test_peers_without_a_valid_header_are_closed_alone(start_cluster: Any,
     assert "no PROXY protocol header" in cluster.log_text()
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_forwarded_headers_count_only_from_trusted_peers(start_cluster: Any) -> None:
     cluster = start_cluster(extra_args=["--forwarded-allow-ips", "127.0.0.3"])
     for source, expected in (("127.0.0.3", "10.0.0.99"), ("127.0.0.4", "127.0.0.4")):

@@ -21,6 +21,7 @@ from clients import (
     wait_for_upgrade,
     whoami,
 )
+from conftest import ENGINES
 
 TRANSPORTS = {
     "polling": ("polling",),
@@ -42,6 +43,7 @@ def connect_ready(
     return client
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("transport", list(TRANSPORTS))
 def test_every_session_stays_on_its_slot(
     start_cluster: Callable[..., Any], connect: Callable[..., BoundClient], transport: str
@@ -69,7 +71,10 @@ def test_every_session_stays_on_its_slot(
 
 @pytest.mark.parametrize(
     "app",
-    ["tests.apps.chat:sio", "tests.apps.wrapped:app", "tests.apps.wrapped:application"],
+    ["tests.apps.chat:sio", "tests.apps.wrapped:app", "tests.apps.wrapped:application",
+     # The asyncio engine, picked by the app: a bare AsyncServer, and an ASGIApp mounting
+     # one beside another ASGI app.
+     "tests.apps.asyncchat:sio", "tests.apps.asyncchat:app"],
 )
 def test_app_forms(
     start_cluster: Callable[..., Any], connect: Callable[..., BoundClient], app: str
@@ -90,8 +95,8 @@ def test_app_forms(
     assert clients[0].call("broadcast", token, timeout=DELIVERY_TIMEOUT) is True
     for client in clients:
         assert client.next_event("news", DELIVERY_TIMEOUT) == token
-    if app.endswith(":application"):
-        # The wrapping WSGI app still answers its own routes.
+    if app in ("tests.apps.wrapped:application", "tests.apps.asyncchat:app"):
+        # The wrapping WSGI (or ASGI) app still answers its own routes.
         reply = requests.get(f"{cluster.url}/health", timeout=DELIVERY_TIMEOUT)
         assert reply.status_code == 200
         assert reply.text == "ok"
@@ -107,6 +112,7 @@ def connect_everyone(connect: Callable[..., BoundClient], cluster: Any) -> dict[
     return clients
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_broadcast_reaches_every_client_on_every_worker(
     start_cluster: Callable[..., Any], connect: Callable[..., BoundClient]
 ) -> None:
@@ -124,6 +130,7 @@ def test_broadcast_reaches_every_client_on_every_worker(
             assert received == token, ip
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_room_emit_reaches_exactly_the_members(
     start_cluster: Callable[..., Any], connect: Callable[..., BoundClient]
 ) -> None:

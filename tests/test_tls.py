@@ -12,6 +12,7 @@ import pytest
 import requests
 import socketio
 from clients import SourceAddressAdapter, expected_slot, ips_for_slot
+from conftest import ENGINES
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +46,7 @@ def tls_client(certfile: str, source_ip: str | None = None) -> socketio.Client:
     )
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_https_and_wss_through_the_master(
     start_cluster: Any, certificate: tuple[str, str]
 ) -> None:
@@ -74,6 +76,7 @@ def test_https_and_wss_through_the_master(
             client.disconnect()
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_plain_http_to_a_tls_port_fails_alone(
     start_cluster: Any, certificate: tuple[str, str]
 ) -> None:

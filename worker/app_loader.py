@@ -1,5 +1,7 @@
 """Load the user's app from a ``module:attribute`` spec and find the servers in it: its
-socketio.Server, and every engineio.Server it serves (a bare one, or one beside socket.io)."""
+socketio.Server, and every engineio.Server it serves (a bare one, or one beside socket.io); or,
+for the asyncio engine, its socketio.AsyncServer and engineio.AsyncServers; and which engine the
+app needs (:func:`engine_of`). Engine-free: the probe and both workers use it."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Any
 import engineio
 import socketio
 
+from sioctl.cluster.settings import ASYNCIO, EVENTLET
 from sioctl.worker.errors import BootError
 
 # Attribute names that wrappers commonly keep the wrapped app or server under; searched first.
@@ -28,6 +31,8 @@ WRAPPER_ATTRIBUTES = (
     "__wrapped__",
 )
 SEARCH_DEPTH = 4
+# An ASGI framework keeps a mounted app deeper: app -> router -> routes (a list) -> Mount -> app.
+ASGI_SEARCH_DEPTH = 6
 SEARCH_LIMIT = 500  # objects looked at, so a huge object graph cannot stall the boot
 
 
@@ -98,8 +103,25 @@ def find_servers(obj: Any) -> tuple[socketio.Server | None, list[engineio.Server
     """The first socketio.Server that ``obj`` is or wraps, and every engineio.Server, in the
     order a bounded breadth-first search meets them. (A socketio.Server's own engine.io server
     is among them when the search reaches it.)"""
-    server: socketio.Server | None = None
-    engines: list[engineio.Server] = []
+    return _find(obj, socketio.Server, engineio.Server, sequences=False)
+
+
+def find_async_servers(
+    obj: Any,
+) -> tuple[socketio.AsyncServer | None, list[engineio.AsyncServer]]:
+    """:func:`find_servers` for the asyncio classes: the first socketio.AsyncServer that ``obj``
+    is or wraps (a socketio.ASGIApp, or an ASGI app holding one, mounted routes included), and
+    every engineio.AsyncServer."""
+    return _find(obj, socketio.AsyncServer, engineio.AsyncServer, sequences=True,
+                 depth_limit=ASGI_SEARCH_DEPTH)
+
+
+def _find(
+    obj: Any, server_class: type, engine_class: type, sequences: bool,
+    depth_limit: int = SEARCH_DEPTH,
+) -> tuple[Any, Any]:
+    server: Any = None
+    engines: list[Any] = []
     seen: set[int] = set()
     queue: deque[tuple[Any, int]] = deque([(obj, 0)])
     while queue and len(seen) < SEARCH_LIMIT:
@@ -107,27 +129,55 @@ def find_servers(obj: Any) -> tuple[socketio.Server | None, list[engineio.Server
         if id(current) in seen:
             continue
         seen.add(id(current))
-        if isinstance(current, socketio.Server) and server is None:
+        if isinstance(current, server_class) and server is None:
             server = current
-        elif isinstance(current, engineio.Server):
+        elif isinstance(current, engine_class):
             engines.append(current)
             continue  # its own attributes hold no other server
-        if depth >= SEARCH_DEPTH:
+        if depth >= depth_limit:
             continue
-        for child in _children(current):
+        for child in _children(current, sequences):
             queue.append((child, depth + 1))
     return server, engines
+
+
+def engine_of(obj: Any) -> tuple[str | None, str]:
+    """The worker engine ``obj`` needs, and what it is (for messages): ("asyncio",
+    "socketio.AsyncServer") for an AsyncServer or an ASGI app wrapping one, ("eventlet",
+    "socketio.Server") for a socketio.Server or a WSGI app wrapping one; (None, why) when it
+    holds no server at all."""
+    for engine, (server, engines), names in (
+        (ASYNCIO, find_async_servers(obj), ("socketio.AsyncServer", "engineio.AsyncServer")),
+        (EVENTLET, find_servers(obj), ("socketio.Server", "engineio.Server")),
+    ):
+        if server is not None or engines:
+            found = names[0] if server is not None else names[1]
+            if obj is (server or engines[0]):
+                return engine, found
+            return engine, f"{_name(obj)} holding a {found}"
+    return None, "no socketio.Server, socketio.AsyncServer or engineio server in it"
+
+
+def mismatch(spec: str, what: str, needs: str, worker_class: str) -> BootError:
+    """The boot error of an app run on the engine it does not need."""
+    article = "an" if what[:1].lower() in "aeiou" else "a"
+    return BootError(
+        f"cannot load app {spec!r}: it is {article} {what}, which needs the {needs} engine, "
+        f"but the worker class is {worker_class} (-k {worker_class}); use -k {needs} or leave "
+        "-k out")
+
+
+def _name(obj: Any) -> str:
+    kind = type(obj)
+    return f"{kind.__module__.split('.')[0]}.{kind.__qualname__}"
 
 
 def load_app(spec: str) -> LoadedApp:
     """Load ``spec`` and return what to serve; raises BootError with a one-line message."""
     obj = load_object(spec)
-    if isinstance(obj, (socketio.AsyncServer, engineio.AsyncServer)):
-        raise BootError(
-            f"cannot load app {spec!r}: it is a {type(obj).__module__.split('.')[0]}."
-            "AsyncServer; sioctl serves a socketio.Server or engineio.Server with "
-            "async_mode='eventlet'"
-        )
+    needs, what = engine_of(obj)
+    if needs == ASYNCIO:
+        raise mismatch(spec, what, ASYNCIO, EVENTLET)
     server, engines = find_servers(obj)
     if server is None and not engines:
         raise BootError(
@@ -158,8 +208,11 @@ def _wsgi_app(
     return app
 
 
-def _children(obj: Any) -> list[Any]:
+def _children(obj: Any, sequences: bool = False) -> list[Any]:
     children: list[Any] = []
+    if sequences and isinstance(obj, (list, tuple)):
+        # Routes of ASGI frameworks (a Starlette Mount holds the ASGIApp) live in lists.
+        return [item for item in obj[:SEARCH_LIMIT] if not _is_plain_data(item)]
     for name in WRAPPER_ATTRIBUTES:
         try:
             value = getattr(obj, name, None)

@@ -7,6 +7,12 @@ from typing import Any
 from urllib.parse import parse_qs
 
 
+def opens_session(query_string: str) -> bool:
+    """Whether a request with this query string would open a new engine.io session (it names
+    no ``sid``); engine-free, shared with the asyncio engine's gate."""
+    return not parse_qs(query_string).get("sid")
+
+
 class DrainGate:
     """WSGI middleware: while draining, a request without a ``sid`` gets 503.
 
@@ -19,7 +25,7 @@ class DrainGate:
         self.draining = False
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        if self.draining and not parse_qs(environ.get("QUERY_STRING", "")).get("sid"):
+        if self.draining and opens_session(environ.get("QUERY_STRING", "")):
             body = b"server is shutting down\n"
             # No Connection header here: the drain turns keep-alive off, so eventlet.wsgi
             # already answers "Connection: close" and ends the connection.

@@ -4,11 +4,8 @@ eventlet.wsgi.server() wants a listening socket; our connections arrive on a que
 this runs eventlet's own per-connection handler (wsgi.Server.process_request) from a small
 loop. That also gives the drain what it needs: the open connections and whether each is idle.
 
-At most ``worker_connections`` are served at once. When a new one arrives at a full worker,
-the connection that has waited longest for a request is closed to make room for it (idle and
-slow clients never lock real ones out); when none is waiting, the new connection is refused
-with a 503 and Retry-After, counted in ``refused`` (the heartbeat reports it). Both are logged
-once, then as a count at most every LOG_INTERVAL.
+At most ``worker_connections`` are served at once; past that, the policy of
+worker/full_worker.py (close the longest idle connection, else refuse with 503).
 """
 
 from __future__ import annotations
@@ -17,7 +14,6 @@ import itertools
 import logging
 import socket
 import ssl
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -30,29 +26,19 @@ from eventlet.patcher import original
 from sioctl.cluster.settings import Settings
 from sioctl.worker.connection import Connection, TimedProtocol
 from sioctl.worker.fd_listener import ConnectionQueue
+from sioctl.worker.full_worker import (
+    MAKE_ROOM_CANDIDATES,
+    MAX_ANSWERING,
+    REFUSAL,
+    REFUSAL_LINGER,
+    REFUSAL_LINGER_BYTES,
+    make_room_log,
+    refusals_log,
+)
 from sioctl.worker.tls import HANDSHAKE_TIMEOUT
 
 # The kernel's select: the green one would switch to the hub even with a zero timeout.
 _select: Any = original("select")
-
-# What a client of a full worker is told, and how long it is told to wait.
-RETRY_AFTER = 5
-REFUSAL_BODY = b"The server is serving all the connections it can; retry later.\n"
-REFUSAL = (
-    b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: %d\r\nConnection: close\r\n"
-    b"Content-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s"
-    % (RETRY_AFTER, len(REFUSAL_BODY), REFUSAL_BODY)
-)
-# A refused connection gets this long to take its 503 (what it sent meanwhile is read and
-# dropped, so closing does not reset the connection before the client has read the answer).
-REFUSAL_LINGER = 1.0
-REFUSAL_LINGER_BYTES = 64 * 1024
-# Refusals answered at once; past this (a flood) refused connections are just closed.
-MAX_ANSWERING = 512
-LOG_INTERVAL = 10.0
-# Waiting connections looked at, oldest first, for one to close when the worker is full.
-MAKE_ROOM_CANDIDATES = 64
-
 
 class _NoListener:
     """Stands in for the listening socket eventlet.wsgi.Server asks about (plain http)."""
@@ -111,16 +97,8 @@ class HttpServer:
         # Connections refused because the worker was full, since it started.
         self.refused = 0
         self._answering = 0
-        self._refusals_log = _Occurrences(
-            self._logger,
-            f"refusing connections with 503: all {self._capacity} worker connections are busy, "
-            "none idle (--worker-connections; counted as refused in status and metrics)",
-            "refused %d more connections with 503 in the last %.0fs (worker full)")
-        self._make_room_log = _Occurrences(
-            self._logger,
-            f"all {self._capacity} worker connections in use: closing the longest idle one for "
-            "each new connection (--worker-connections)",
-            "closed %d more idle connections to make room in the last %.0fs")
+        self._refusals_log = refusals_log(self._logger, self._capacity)
+        self._make_room_log = make_room_log(self._logger, self._capacity)
 
     def serve_forever(self) -> None:
         """Take connections from the queue and serve each in its own green thread.
@@ -234,30 +212,6 @@ class HttpServer:
                 eventlet.greenio.shutdown_safe(state[1])
                 closed += 1
         return closed
-
-
-class _Occurrences:
-    """Logs the first occurrence of something in full, then a count at most every LOG_INTERVAL
-    (only when it happens again), so a flood costs a line every few seconds."""
-
-    def __init__(self, logger: logging.Logger, first: str, later: str) -> None:
-        self._logger = logger
-        self._first = first
-        self._later = later  # formatted with (count, seconds)
-        self._logged_at: float | None = None
-        self._unlogged = 0
-
-    def note(self) -> None:
-        now = time.monotonic()
-        self._unlogged += 1
-        if self._logged_at is None:
-            self._logger.warning("%s (logged again at most every %gs)", self._first, LOG_INTERVAL)
-        elif now - self._logged_at >= LOG_INTERVAL:
-            self._logger.warning(self._later, self._unlogged, now - self._logged_at)
-        else:
-            return
-        self._logged_at = now
-        self._unlogged = 0
 
 
 def _has_input(sock: Any) -> bool:

@@ -17,98 +17,50 @@ rely on them (``self`` left out; ``*args``/``**kwargs`` written so), or None for
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-# Kinds of reliance.
-OVERRIDE = "override"  # a sioctl class (or a mixin put on the library's class) redefines it
-CALL = "call"  # sioctl calls it
-COPY = "copy"  # sioctl re-implements its body: track upstream changes to it by hand
-ATTRIBUTE = "attribute"  # sioctl reads or writes it (undocumented)
-LAYOUT = "layout"  # sioctl relies on the shape of what it holds (checked on real objects)
-PATCH = "patch"  # sioctl replaces it on the library's class or on a live instance
-KINDS = (OVERRIDE, CALL, COPY, ATTRIBUTE, LAYOUT, PATCH)
-
-# Distribution names of the libraries, by top-level module.
-LIBRARIES = {
-    "engineio": "python-engineio",
-    "socketio": "python-socketio",
-    "eventlet": "eventlet",
-    "gunicorn": "gunicorn",
-}
-
-
-@dataclass(frozen=True)
-class Hook:
-    """One thing sioctl relies on in a library."""
-
-    target: str  # "engineio.socket:Socket._websocket_handler"
-    kind: str
-    params: tuple[str, ...] | None  # parameter names (no self); None: not a callable we check
-    used_in: tuple[str, ...]  # sioctl source files (repository paths)
-    note: str = ""  # what must hold, or what to track upstream
-
-    @property
-    def module(self) -> str:
-        return self.target.split(":", 1)[0]
-
-    @property
-    def path(self) -> tuple[str, ...]:
-        """The attribute path inside the module (``("Socket", "_websocket_handler")``)."""
-        return tuple(self.target.split(":", 1)[1].split("."))
-
-    @property
-    def name(self) -> str:
-        """The member's own name (the last part of the target)."""
-        return self.path[-1]
-
-    @property
-    def library(self) -> str:
-        """The distribution that provides it (``python-engineio``...)."""
-        return LIBRARIES[self.module.split(".")[0]]
-
-    @property
-    def id(self) -> str:
-        """A unique name for the entry, as tests show it."""
-        return f"{self.target} ({self.kind})"
-
-
-EIO = "engineio:Server"
-SOCKET = "engineio.socket:Socket"
-SIO = "socketio:Server"
-MANAGER = "socketio:PubSubManager"
-ASYNC_MANAGER = "socketio.async_pubsub_manager:AsyncPubSubManager"
-WSGI = "eventlet.wsgi"
-
-P_ENGINEIO = "worker/protocol/engineio_rules.py"
-P_SERVER = "worker/protocol/engineio_server.py"
-P_EIO3 = "worker/protocol/eio3.py"
-P_HANDSHAKE = "worker/protocol/eio3_handshake.py"
-P_PING = "worker/protocol/ping_interval.py"
-P_SOCKETIO = "worker/protocol/socketio_rules.py"
-P_SIOV4 = "worker/protocol/sio_v4.py"
-# The engine-free core of the protocol rules (worker/protocol/core/): it overrides and copies
-# nothing of a server or session class; only its packet codec and one copied test are here.
-P_CORE_EIO3 = "worker/protocol/core/eio3_rules.py"
-P_CORE_SIO = "worker/protocol/core/sio_rules.py"
-# The async shells over the same core (served end to end by issue 15's asyncio engine).
-P_ASYNC_ENGINE = "worker/protocol/async_engineio.py"
-P_ASYNC_SIO = "worker/protocol/async_socketio.py"
-P_ASYNC_EIO3 = "worker/protocol/async_eio3.py"
-AEIO = "engineio:AsyncServer"
-ASOCKET = "engineio.async_socket:AsyncSocket"
-ASIO = "socketio:AsyncServer"
-FRAMEWORK = "worker/framework/application.py"
-# Custom socket ids on both engines (io.generate_id).
-FRAMEWORK_IDS = "worker/framework/ids.py"
-FRAMEWORK_AIO = "worker/framework/aio.py"
-MESSAGING = "worker/messaging/manager.py"
-# The engine-free half of the manager, a mixin put before PubSubManager (and before
-# AsyncPubSubManager: the BaseManager members it uses are the same ones).
-MESSAGING_BASE = "worker/messaging/base.py"
-ASYNC_MESSAGING = "worker/messaging/async_manager.py"
-CONNECTION = "worker/connection.py"
-HTTP = "worker/http_server.py"
-MEMORY = "worker/memory.py"
+from .contract_terms import (  # noqa: F401 (the contract's words, re-exported)
+    AEIO,
+    AIO_SERVING,
+    ASIO,
+    ASOCKET,
+    ASYNC_MANAGER,
+    ASYNC_MESSAGING,
+    ATTRIBUTE,
+    CALL,
+    CONNECTION,
+    COPY,
+    EIO,
+    FRAMEWORK,
+    FRAMEWORK_AIO,
+    FRAMEWORK_IDS,
+    HTTP,
+    KINDS,
+    LAYOUT,
+    LIBRARIES,
+    MANAGER,
+    MEMORY,
+    MESSAGING,
+    MESSAGING_BASE,
+    OVERRIDE,
+    P_ASYNC_EIO3,
+    P_ASYNC_ENGINE,
+    P_ASYNC_SIO,
+    P_CORE_EIO3,
+    P_CORE_SIO,
+    P_EIO3,
+    P_ENGINEIO,
+    P_HANDSHAKE,
+    P_PING,
+    P_SERVER,
+    P_SIOV4,
+    P_SOCKETIO,
+    PATCH,
+    SIO,
+    SOCKET,
+    UVICORN_HTTP,
+    WSGI,
+    Hook,
+)
+from .library_contract_asyncio import ASYNCIO_HOOKS
 
 HOOKS: tuple[Hook, ...] = (
     # ------------------------------------------------------------ python-engineio: the server
@@ -167,7 +119,7 @@ HOOKS: tuple[Hook, ...] = (
     Hook(f"{EIO}.ping_interval_grace_period", ATTRIBUTE, None, (P_PING,)),
     Hook(f"{EIO}.reason", ATTRIBUTE, None, (P_ENGINEIO, P_EIO3, P_SOCKETIO, "worker/drain.py"),
          "the disconnect reasons (python-engineio >= 4.11)"),
-    Hook("engineio.base_server:default_logger", LAYOUT, None, ("worker/main.py",),
+    Hook("engineio.base_server:default_logger", LAYOUT, None, ("worker/boot.py",),
          "the library's logger is named 'engineio.server'"),
     # ------------------------------------------------------------ python-engineio: a session
     Hook(f"{SOCKET}.queue", LAYOUT, None, (P_PING,),
@@ -254,7 +206,7 @@ HOOKS: tuple[Hook, ...] = (
          "the manager is initialized on the first connection unless this is set"),
     Hook(f"{SIO}.reason", ATTRIBUTE, None, (P_SOCKETIO,),
          "the disconnect reasons (python-socketio >= 5.12)"),
-    Hook("socketio.base_server:default_logger", LAYOUT, None, ("worker/main.py",),
+    Hook("socketio.base_server:default_logger", LAYOUT, None, ("worker/boot.py",),
          "the library's logger is named 'socketio.server'"),
     Hook("socketio:Namespace.trigger_event", OVERRIDE, ("event", "*args"), (FRAMEWORK,),
          "a disconnect handler is given (sid, reason) (python-socketio >= 5.12)"),
@@ -295,93 +247,6 @@ HOOKS: tuple[Hook, ...] = (
          (MESSAGING, MESSAGING_BASE, "worker/messaging/queries.py")),
     Hook(f"{MANAGER}.server", ATTRIBUTE, None, (MESSAGING, "worker/messaging/queries.py"),
          "the socketio.Server, set by set_server"),
-    # ------------------------------------------------------------ the asyncio classes
-    # The async shells (worker/protocol/async_*.py) put the same rules on python-engineio's
-    # and python-socketio's asyncio classes; each entry is the async twin of a sync one above.
-    Hook(f"{AEIO}.handle_request", OVERRIDE, ("*args", "**kwargs"), (P_ASYNC_ENGINE,),
-         "translates the request itself (through _async['translate_request']), then routes it "
-         "as the sync server does"),
-    Hook(f"{AEIO}._async", ATTRIBUTE, None, (P_ASYNC_ENGINE,),
-         "the async driver's table, shared by every server of the process: the shell gives "
-         "its server a copy whose translate_request hands back the request it has already "
-         "translated (an ASGI request's first receive() cannot be read twice); "
-         "_async['websocket'](handler, server) is a coroutine app taking the environ"),
-    Hook(f"{AEIO}._make_response", OVERRIDE, ("response_dict", "environ"), (P_ASYNC_ENGINE,),
-         "every response goes through it, with the request's environ: the 413"),
-    Hook(f"{AEIO}._ok", OVERRIDE, ("packets", "headers", "jsonp_index"), (P_ASYNC_ENGINE,)),
-    Hook(f"{AEIO}._bad_request", CALL, ("message",), (P_ASYNC_ENGINE,)),
-    Hook(f"{AEIO}._cors_allowed_origins", CALL, ("environ",), (P_SERVER,),
-         "as the sync server's (the method is python-engineio's base_server's)"),
-    Hook(f"{AEIO}._log_error_once", CALL, ("message", "message_key"),
-         (P_ASYNC_ENGINE, P_ASYNC_SIO)),
-    Hook(f"{AEIO}._service_task", OVERRIDE, (), (P_ASYNC_ENGINE,),
-         "the session sweep over the session ids, as the sync one"),
-    Hook(f"{AEIO}.service_task_event", ATTRIBUTE, None, (P_ASYNC_ENGINE,)),
-    Hook(f"{AEIO}.sockets", ATTRIBUTE, None, (P_SERVER, P_ASYNC_ENGINE),
-         "as the sync one's: filled by _handle_connect with sockets[sid] = AsyncSocket(...), "
-         "replaced by assignment at times (tests/test_protocol_async.py sees its sessions "
-         "converted)"),
-    Hook(f"{AEIO}.reason", ATTRIBUTE, None, (P_ASYNC_ENGINE, P_ASYNC_SIO)),
-    Hook(f"{AEIO}._handle_connect", OVERRIDE, ("environ", "transport", "jsonp_index"),
-         (P_ASYNC_EIO3,), "as the sync one, without start_response"),
-    Hook(f"{ASOCKET}.receive", OVERRIDE, ("pkt",), (P_ASYNC_ENGINE, P_ASYNC_EIO3)),
-    Hook(f"{ASOCKET}.send", OVERRIDE, ("pkt",), (P_ASYNC_EIO3,)),
-    Hook(f"{ASOCKET}.poll", OVERRIDE, (), (P_ASYNC_EIO3,),
-         "raises engineio.exceptions.QueueEmpty when nothing came in time"),
-    Hook(f"{ASOCKET}.check_ping_timeout", OVERRIDE, (), (P_ASYNC_EIO3,)),
-    Hook(f"{ASOCKET}.schedule_ping", OVERRIDE, (), (P_ASYNC_ENGINE, P_ASYNC_EIO3),
-         "a plain method (not a coroutine), called from inside the loop"),
-    Hook(f"{ASOCKET}._send_ping", COPY, (), (P_ASYNC_ENGINE,),
-         "AsyncConformantSocket._ping_now is its body without the sleep, from a loop timer"),
-    Hook(f"{ASOCKET}.close", OVERRIDE, ("wait", "abort", "reason"), (P_ASYNC_ENGINE,)),
-    Hook(f"{ASOCKET}.handle_get_request", OVERRIDE, ("environ",),
-         (P_ASYNC_ENGINE, P_ASYNC_EIO3)),
-    Hook(f"{ASOCKET}.handle_post_request", OVERRIDE, ("environ",), (P_ASYNC_ENGINE,),
-         "re-implemented: environ['wsgi.input'].read(n) is awaited"),
-    Hook(f"{ASOCKET}.check_ping_timeout", CALL, (), (P_ASYNC_ENGINE,)),
-    Hook(f"{ASOCKET}._websocket_handler", OVERRIDE, ("ws",), (P_ASYNC_ENGINE,),
-         "reads frames with await ws.wait(), as the sync one"),
-    Hook(f"{ASIO}._handle_eio_connect", OVERRIDE, ("eio_sid", "environ"),
-         (P_ASYNC_SIO, P_ASYNC_EIO3)),
-    Hook(f"{ASIO}._handle_eio_message", OVERRIDE, ("eio_sid", "data"),
-         (P_ASYNC_SIO, P_ASYNC_EIO3)),
-    Hook(f"{ASIO}._send_packet", OVERRIDE, ("eio_sid", "pkt"), (P_ASYNC_EIO3,)),
-    Hook(f"{ASIO}._handle_eio_message", COPY, ("eio_sid", "data"), (P_ASYNC_SIO,),
-         "_sioctl_dispatch repeats its dispatch by packet type, as the sync one"),
-    Hook(f"{ASIO}._handle_eio_disconnect", OVERRIDE, ("eio_sid", "reason"), (P_ASYNC_SIO,)),
-    Hook(f"{ASIO}._handle_connect", OVERRIDE, ("eio_sid", "namespace", "data"),
-         (P_ASYNC_SIO, P_ASYNC_EIO3, FRAMEWORK_AIO), "python-socketio's own asks "
-         "eio.generate_id() in the task that awaits it (io.generate_id on asyncio; sio_v4 "
-         "names v2 sockets)"),
-    Hook(f"{ASIO}._handle_connect", CALL, ("eio_sid", "namespace", "data"), (P_ASYNC_EIO3,)),
-    Hook(f"{ASIO}._send_packet", CALL, ("eio_sid", "pkt"), (P_ASYNC_SIO, FRAMEWORK_AIO)),
-    Hook(f"{ASIO}._handle_disconnect", CALL, ("eio_sid", "namespace", "reason"),
-         (P_ASYNC_SIO,)),
-    Hook(f"{ASIO}._handle_event", CALL, ("eio_sid", "namespace", "id", "data"),
-         (P_ASYNC_SIO,)),
-    Hook(f"{ASIO}._handle_ack", CALL, ("eio_sid", "namespace", "id", "data"), (P_ASYNC_SIO,)),
-    Hook(f"{ASIO}._binary_packet", ATTRIBUTE, None, (P_ASYNC_SIO,)),
-    Hook(f"{ASIO}.environ", ATTRIBUTE, None, (P_ASYNC_SIO,)),
-    Hook(f"{ASIO}.packet_class", ATTRIBUTE, None, (P_ASYNC_SIO, P_ASYNC_EIO3)),
-    Hook(f"{ASIO}.reason", ATTRIBUTE, None, (P_ASYNC_SIO,)),
-    # ---------------------------------------------- python-socketio: the asyncio manager
-    Hook(f"{ASYNC_MANAGER}.initialize", OVERRIDE, (), (ASYNC_MESSAGING,),
-         "synchronous; starts _thread, which reads _listen(), as a task"),
-    Hook(f"{ASYNC_MANAGER}.thread", LAYOUT, None, (ASYNC_MESSAGING,),
-         "after initialize(): the asyncio task reading _listen() (cancelled by aclose)"),
-    Hook(f"{ASYNC_MANAGER}._publish", OVERRIDE, ("data",), (ASYNC_MESSAGING,),
-         "a coroutine; every message to other workers goes through it"),
-    Hook(f"{ASYNC_MANAGER}._listen", OVERRIDE, (), (ASYNC_MESSAGING,),
-         "an async generator of received messages"),
-    Hook(f"{ASYNC_MANAGER}._get_logger", CALL, (), (ASYNC_MESSAGING, MESSAGING_BASE)),
-    Hook(f"{ASYNC_MANAGER}.pre_connect", OVERRIDE, ("eio_sid", "namespace"),
-         (ASYNC_MESSAGING,), "a coroutine"),
-    Hook(f"{ASYNC_MANAGER}.connect", OVERRIDE, ("sid", "namespace"), (ASYNC_MESSAGING,),
-         "a coroutine"),
-    Hook(f"{ASYNC_MANAGER}.channel", ATTRIBUTE, None, (ASYNC_MESSAGING, MESSAGING_BASE)),
-    Hook(f"{ASYNC_MANAGER}.host_id", ATTRIBUTE, None, (ASYNC_MESSAGING, MESSAGING_BASE)),
-    Hook(f"{ASYNC_MANAGER}.server", ATTRIBUTE, None, (ASYNC_MESSAGING,),
-         "the socketio.AsyncServer, set by set_server"),
     # ------------------------------------------------------------ eventlet
     Hook("eventlet.websocket:RFC6455WebSocket._apply_mask", PATCH,
          ("data", "mask", "length", "offset"), ("worker/ws_mask.py", "worker/main.py"),
@@ -419,7 +284,7 @@ HOOKS: tuple[Hook, ...] = (
     Hook("gunicorn.app.base:Application.load", OVERRIDE, (), ("cli/config.py",)),
     Hook("gunicorn.app.base:Application.load_config_from_file", CALL, ("filename",),
          ("cli/config.py",), "returns the names the file set; loader.cfg.settings holds them"),
-)
+) + ASYNCIO_HOOKS
 
 # Mixins that sioctl puts on a library's class (by building a subclass of the live object's
 # class), so their methods override that class's: "sioctl module:Class" -> library target.

@@ -7,15 +7,12 @@ standalone (``--listen HOST:PORT``: the worker binds and accepts itself, for ``s
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import signal
 import socket
-import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import eventlet
@@ -25,14 +22,18 @@ import eventlet.websocket
 from eventlet.patcher import original
 
 from sioctl.cluster import channel as master_channel
-from sioctl.cluster.settings import (
-    SETTINGS_ENV,
-    SLOT_ENV,
-    WORKER_BOOT_ERROR,
-    Settings,
-    parse_bind,
-)
+from sioctl.cluster.settings import SLOT_ENV, Settings, parse_bind
 from sioctl.worker import access_log, app_loader, drain, memory, protocol, redis_setup, tls, ws_mask
+from sioctl.worker.boot import (
+    exit_now,
+    parse_args,
+    prepare_environment,
+    quiet_library_handlers,
+    read_settings,
+    report_boot_error,
+    setup_logging,
+    unforeseen,
+)
 from sioctl.worker.errors import BootError
 from sioctl.worker.fd_listener import Channel, accept_connections, receive_connections
 from sioctl.worker.framework.application import load_app_dir
@@ -41,61 +42,9 @@ from sioctl.worker.gateway.mount import gateway_plugin
 from sioctl.worker.http_server import HttpServer
 from sioctl.worker.signal_pipe import signal_pipe, wait_for_signal
 
-LOG_FORMAT = "[%(asctime)s] [{who} pid %(process)d] %(levelname)s %(message)s"
-LOG_DATEFMT = "%Y-%m-%d %H:%M:%S"
 HEARTBEAT_INTERVAL = master_channel.HEARTBEAT_INTERVAL
 # The plugins an app directory's config may turn on (the gateway: socket_config).
 PLUGINS = (gateway_plugin,)
-
-
-@dataclass
-class Options:
-    channel_fd: int | None
-    slot: int | None
-    listen: str | None
-
-
-def parse_args(argv: list[str] | None = None) -> Options:
-    """The command line; exits with status 2 and a usage line when it is wrong."""
-    parser = argparse.ArgumentParser(prog="python -m sioctl.worker")
-    mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--channel-fd", type=int, help="the master channel's fd (cluster mode)")
-    mode.add_argument("--listen", metavar="HOST:PORT", help="bind and serve alone")
-    parser.add_argument("--slot", type=int, help="this worker's slot number (cluster mode)")
-    args = parser.parse_args(argv)
-    return Options(args.channel_fd, args.slot, args.listen)
-
-
-def setup_logging(settings: Settings, slot: int | None) -> logging.Logger:
-    """Configure python logging (stderr or settings.errorlog) and return the worker's logger."""
-    who = "worker" if slot is None else f"worker {slot}"
-    if settings.errorlog and settings.errorlog != "-":
-        handler: logging.Handler = logging.FileHandler(settings.errorlog)
-    else:
-        handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT.format(who=who), LOG_DATEFMT))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    level = logging.getLevelName(str(settings.loglevel).upper())
-    root.setLevel(level if isinstance(level, int) else logging.INFO)
-    return logging.getLogger("sioctl.worker")
-
-
-def prepare_environment(settings: Settings) -> None:
-    """chdir to settings.chdir (and import from there) and apply settings.raw_env."""
-    if settings.chdir:
-        try:
-            os.chdir(settings.chdir)
-        except OSError as exc:
-            raise BootError(f"cannot chdir to {settings.chdir!r}: {exc.strerror}") from exc
-    here = os.getcwd()
-    if here not in sys.path:
-        sys.path.insert(0, here)
-    for item in settings.raw_env:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise BootError(f"raw_env entry {item!r} is not KEY=VALUE")
-        os.environ[key] = value
 
 
 def load(settings: Settings, logger: logging.Logger) -> tuple[app_loader.LoadedApp, str]:
@@ -124,19 +73,6 @@ def load(settings: Settings, logger: logging.Logger) -> tuple[app_loader.LoadedA
     return loaded, described
 
 
-def quiet_library_handlers() -> None:
-    """Drop the bare stderr handlers python-socketio/engineio add to their default loggers.
-
-    Their records also reach our root handler, so each line would be printed twice, once
-    without the worker's prefix.
-    """
-    for name in ("engineio.server", "socketio.server"):
-        library_logger = logging.getLogger(name)
-        for handler in list(library_logger.handlers):
-            if type(handler) is logging.StreamHandler and handler.stream is sys.stderr:
-                library_logger.removeHandler(handler)
-
-
 def listen(address: str, backlog: int) -> Any:
     """A green listening socket on HOST:PORT (never SO_REUSEPORT); raises BootError."""
     try:
@@ -155,18 +91,6 @@ def listen(address: str, backlog: int) -> Any:
 def url_of(sock: Any) -> str:
     host, port = sock.getsockname()[:2]
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
-def exit_now(code: int = 0) -> None:
-    """Leave at once, without waiting for green threads (flushes the logs first)."""
-    for handler in logging.getLogger().handlers:
-        try:
-            handler.flush()
-        except Exception:
-            pass
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
 
 
 def open_sessions(loaded: app_loader.LoadedApp) -> int:
@@ -225,31 +149,14 @@ def start_deadline(seconds: float, logger: logging.Logger) -> None:
     threading.Thread(target=expire, name="sioctl-drain-deadline", daemon=True).start()
 
 
-def report_boot_error(
-    error: BootError, channel: Channel | None, logger: logging.Logger
-) -> int:
-    logger.debug("boot failed", exc_info=True)
-    message = str(error).strip().splitlines()[0] if str(error).strip() else "boot failed"
-    if channel is not None:
-        try:
-            channel.send({"t": master_channel.BOOT_ERROR, "message": message})
-        except OSError:
-            pass
-    else:
-        print(f"error: {message}", file=sys.stderr, flush=True)
-    return WORKER_BOOT_ERROR
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the worker; returns (or exits with) the process status."""
     options = parse_args(argv)
     channel = Channel(options.channel_fd) if options.channel_fd is not None else None
     try:
-        settings = Settings.from_environ()
-    except (KeyError, ValueError, TypeError) as exc:
-        logger = logging.getLogger("sioctl.worker")
-        detail = "not set" if isinstance(exc, KeyError) else f"invalid ({exc})"
-        return report_boot_error(BootError(f"{SETTINGS_ENV} is {detail}"), channel, logger)
+        settings = read_settings()
+    except BootError as exc:
+        return report_boot_error(exc, channel, logging.getLogger("sioctl.worker"))
     logger = setup_logging(settings, options.slot)
     try:
         listener = listen(options.listen, settings.backlog) if options.listen else None
@@ -262,9 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     except BootError as exc:
         return report_boot_error(exc, channel, logger)
     except Exception as exc:  # a bug or something unforeseen: still one line for the user
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        error = BootError(f"worker failed to start: {type(exc).__name__}: {text}".rstrip(": "))
-        return report_boot_error(error, channel, logger)
+        return report_boot_error(unforeseen(exc), channel, logger)
 
     term_fd = install_signals()
     ws_mask.install(eventlet.websocket.RFC6455WebSocket)

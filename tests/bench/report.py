@@ -108,7 +108,7 @@ def machine_info() -> dict[str, str]:
         "nginx": _first_line([NGINX, "-v"]).replace("nginx version: ", ""),
         "redis-server": _first_line(["redis-server", "--version"]).split(" sha=")[0],
     }
-    for dist in ("python-socketio", "python-engineio", "eventlet", "redis", "uvloop"):
+    for dist in ("python-socketio", "python-engineio", "eventlet", "redis", "uvloop", "uvicorn"):
         try:
             info[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
@@ -376,8 +376,14 @@ def write(path: Path, data: dict[str, Any]) -> None:
         " `@socket.io/cluster-adapter` (`tests/bench/node/server.js`), N workers.",
         "- **sioctl**: `python -m sioctl start tests.bench.apps.bench_app:sio -w N` (with"
         " `--redis` when N > 1; in-memory with 1 worker, sioctl's default).",
+        "- **uvicorn + AsyncServer (1 process)**: `uvicorn tests.bench.apps.bench_async_app:app`,"
+        " a `socketio.AsyncServer` in a `socketio.ASGIApp`, in-memory manager: what FastAPI"
+        " users run today (uvicorn's `--workers` has no sticky sessions).",
+        "- **sioctl asyncio**: the same AsyncServer app on sioctl's asyncio engine, `-w N`"
+        " (python-socketio's `AsyncRedisManager` when N > 1).",
         "",
-        "All serve the same events (`tests/bench/apps/bench_app.py`, mirrored in JS), bind"
+        "All serve the same events (`tests/bench/apps/bench_app.py`, its AsyncServer twin"
+        " `bench_async_app.py`, mirrored in JS), bind"
         " 127.0.0.1 and hold up to 20 000 connections per process. The clients come from 1016"
         " source addresses 127.1.x.y, so IP-hashing systems spread them over the workers.",
         "",

@@ -47,7 +47,8 @@ from sioctl.cluster.redis_server import RedisServer  # noqa: E402
 
 # (system, workers), in the order of the first round.
 CONFIGS = [("python-socketio", 1), ("nginx", 1), ("node", 1), ("sioctl", 1),
-           ("nginx", 2), ("node", 2), ("sioctl", 2)]
+           ("uvicorn", 1), ("sioctl-asyncio", 1),
+           ("nginx", 2), ("node", 2), ("sioctl", 2), ("sioctl-asyncio", 2)]
 
 
 def interrupt_on_sigterm() -> None:

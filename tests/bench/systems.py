@@ -36,12 +36,14 @@ STOP_TIMEOUT = 10.0
 # Every system may hold this many connections per process: the idle scenario opens 10k.
 MAX_CONNECTIONS = 20000
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-SYSTEMS = ("python-socketio", "nginx", "node", "sioctl")
+SYSTEMS = ("python-socketio", "nginx", "node", "sioctl", "uvicorn", "sioctl-asyncio")
 LABELS = {
     "python-socketio": "python-socketio (1 process)",
     "nginx": "nginx hash + python-socketio",
     "node": "Node.js cluster",
     "sioctl": "sioctl",
+    "uvicorn": "uvicorn + AsyncServer (1 process)",
+    "sioctl-asyncio": "sioctl asyncio",
 }
 
 
@@ -266,11 +268,28 @@ class NodeCluster(System):
         return {"front": [self.primary.pid], "workers": [p for p in tree if p != self.primary.pid]}
 
 
+class Uvicorn(System):
+    """One uvicorn process serving the AsyncServer app (what FastAPI users run today: uvicorn's
+    --workers has no sticky sessions, so one process), in-memory manager."""
+
+    name = "uvicorn"
+
+    def start(self) -> None:
+        self._spawn([sys.executable, "-m", "uvicorn", "tests.bench.apps.bench_async_app:app",
+                     "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
+                     "--backlog", "2048", "--no-access-log"], "uvicorn.log")
+        self._wait(lambda: port_open(self.port), "the process")
+
+    def roles(self) -> dict[str, list[int]]:
+        return {"workers": [p.pid for p in self.procs]}
+
+
 class Sioctl(System):
     """python -m sioctl start with N workers; Redis joins them when N > 1."""
 
     name = "sioctl"
     log_level = "warning"
+    app = "tests.bench.apps.bench_app:sio"
 
     def start(self) -> None:
         from sioctl.cluster.control import ControlError, request
@@ -278,7 +297,7 @@ class Sioctl(System):
         title = f"bench{self.port}"
         run_dir = tempfile.mkdtemp(prefix="siob")  # short: a Unix socket path is ≤ 107 bytes
         self.run_dir = run_dir
-        argv = [sys.executable, "-m", "sioctl", "start", "tests.bench.apps.bench_app:sio",
+        argv = [sys.executable, "-m", "sioctl", "start", self.app,
                 "-w", str(self.workers), "-b", f"127.0.0.1:{self.port}", "--run-dir", run_dir,
                 "--title", title, "--worker-connections", str(MAX_CONNECTIONS),
                 "--graceful-timeout", "3", "--log-level", self.log_level]
@@ -310,8 +329,17 @@ class Sioctl(System):
                 "workers": [p for p in tree if p != self.master.pid], **self._redis_role()}
 
 
+class SioctlAsyncio(Sioctl):
+    """sioctl's asyncio engine on the AsyncServer twin of the bench app (python-socketio's
+    AsyncRedisManager joins the workers when N > 1)."""
+
+    name = "sioctl-asyncio"
+    app = "tests.bench.apps.bench_async_app:app"
+
+
 CLASSES: dict[str, type[System]] = {
-    cls.name: cls for cls in (PythonSocketIO, NginxScaleOut, NodeCluster, Sioctl)
+    cls.name: cls
+    for cls in (PythonSocketIO, NginxScaleOut, NodeCluster, Sioctl, Uvicorn, SioctlAsyncio)
 }
 
 

@@ -1,0 +1,150 @@
+"""The asyncio worker's app: load it, check that it is an asyncio one, find its servers, and
+join its socketio.AsyncServer to the other workers through Redis.
+
+Cross-worker messaging on asyncio is python-socketio's own ``AsyncRedisManager`` (pub/sub on
+the same URL and channel the eventlet workers use) until sioctl's async manager exists: emits,
+rooms and broadcasts reach every worker, but without sioctl's loss accounting, targeted
+delivery, streams transport or global queries (README, "The asyncio engine").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import engineio
+import redis.asyncio
+import socketio
+
+from sioctl.cluster.settings import ASYNCIO, EVENTLET, REDIS_SCHEMES, Settings, mask_url
+from sioctl.worker import app_loader, boot
+from sioctl.worker.errors import BootError
+
+PING_TIMEOUT = 3.0
+# How long a new worker waits for its Redis listener to subscribe before it reports ready.
+SUBSCRIBE_TIMEOUT = 5.0
+# As worker/redis_setup.py: redis-py 8's pool limit of 100 would fail busy workers.
+REDIS_MAX_CONNECTIONS = 2**31 - 1
+
+
+@dataclass
+class LoadedAsgiApp:
+    """What the asyncio worker serves: an ASGI callable, the socketio.AsyncServer inside it
+    (None for an Engine.IO-only app), every engineio.AsyncServer (the socketio server's first)."""
+
+    asgi_app: Callable[..., Any]
+    server: socketio.AsyncServer | None
+    engines: list[engineio.AsyncServer] = field(default_factory=list)
+
+
+def load(settings: Settings) -> LoadedAsgiApp:
+    """Import the app and find what to serve; raises BootError (one line) when it cannot be
+    served on asyncio, naming the engine it needs."""
+    boot.prepare_environment(settings)
+    spec = settings.app
+    if os.path.isabs(spec) and os.path.isdir(spec):
+        raise app_loader.mismatch(spec, "app directory", EVENTLET, ASYNCIO)
+    obj = app_loader.load_object(spec)
+    needs, what = app_loader.engine_of(obj)
+    if needs is None:
+        raise BootError(f"cannot load app {spec!r}: {what}")
+    if needs != ASYNCIO:
+        raise app_loader.mismatch(spec, what, needs, ASYNCIO)
+    server, engines = app_loader.find_async_servers(obj)
+    if server is not None:
+        engines = [server.eio, *(e for e in engines if e is not server.eio)]
+    for eio in engines:
+        if eio.async_mode != "asgi":
+            raise BootError(f"cannot load app {spec!r}: its server uses async_mode "
+                            f"{eio.async_mode!r}; the asyncio engine serves async_mode='asgi'")
+    if server is not None and (obj is server or not callable(obj)):
+        asgi_app: Callable[..., Any] = socketio.ASGIApp(server)
+    elif server is None and (obj is engines[0] or not callable(obj)):
+        asgi_app = engineio.ASGIApp(engines[0])
+    else:
+        asgi_app = obj
+    boot.quiet_library_handlers()
+    return LoadedAsgiApp(asgi_app, server, engines)
+
+
+async def check_redis(url: str, timeout: float = PING_TIMEOUT) -> None:
+    """Ping the Redis at ``url``; raises BootError naming the masked url and the reason."""
+    client = redis.asyncio.Redis.from_url(
+        url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    try:
+        await asyncio.wait_for(client.ping(), timeout)
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BootError(f"cannot reach Redis at {mask_url(url)}: {reason}") from exc
+    finally:
+        await client.aclose()
+
+
+async def join_workers(
+    server: socketio.AsyncServer | None, settings: Settings, logger: logging.Logger
+) -> str:
+    """Give ``server`` python-socketio's AsyncRedisManager on the settings' Redis (unless the
+    app chose its own manager), start it, and wait until it has subscribed, so no broadcast
+    published after the worker is ready is missed. Returns a description for the log."""
+    if server is None:
+        return "Engine.IO only, no manager"
+    description = "in-memory manager"
+    if type(server.manager) is not socketio.AsyncManager:
+        description = f"the app's own {type(server.manager).__name__}"
+    elif settings.redis_url:
+        if settings.redis_url.split("://", 1)[0] not in REDIS_SCHEMES:
+            raise BootError(f"not a Redis URL: {mask_url(settings.redis_url)}")
+        await check_redis(settings.redis_url)
+        manager = socketio.AsyncRedisManager(
+            settings.redis_url, channel=settings.redis_channel, logger=logger,
+            redis_options={"max_connections": REDIS_MAX_CONNECTIONS})
+        server.manager = manager
+        manager.set_server(server)
+        server.manager_initialized = False
+        description = (f"python-socketio AsyncRedisManager at {mask_url(settings.redis_url)}, "
+                       f"channel {settings.redis_channel!r}")
+    if not server.manager_initialized:
+        server.manager_initialized = True
+        try:
+            server.manager.initialize()
+        except Exception as exc:
+            raise BootError(f"cannot start the client manager ({description}): {exc}") from exc
+    if isinstance(server.manager, socketio.AsyncRedisManager):
+        await _subscribed(server.manager, description)
+    return description
+
+
+async def _subscribed(manager: socketio.AsyncRedisManager, description: str) -> None:
+    # The manager's listener task subscribes on its own; its redis-py PubSub says when.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SUBSCRIBE_TIMEOUT
+    while not (manager.pubsub is not None and manager.pubsub.subscribed):
+        if loop.time() > deadline:
+            raise BootError(f"the {description} listener did not subscribe within "
+                            f"{SUBSCRIBE_TIMEOUT:g}s")
+        await asyncio.sleep(0.01)
+
+
+def open_sessions(loaded: LoadedAsgiApp) -> int:
+    """engine.io sessions not yet closed."""
+    return sum(1 for eio in loaded.engines for s in list(eio.sockets.values()) if not s.closed)
+
+
+async def close_sessions(loaded: LoadedAsgiApp, logger: logging.Logger) -> int:
+    """Close the transport of every engine.io session at once, without a CLOSE packet, so
+    python and JS clients reconnect (as worker/drain.py does on eventlet); returns how many."""
+    sessions = [(eio, s) for eio in loaded.engines for s in list(eio.sockets.values())]
+
+    async def close(eio: engineio.AsyncServer, session: Any) -> None:
+        try:
+            await session.close(wait=False, abort=True, reason=eio.reason.TRANSPORT_CLOSE)
+        except Exception:
+            logger.debug("closing session %s failed", session.sid, exc_info=True)
+        eio.sockets.pop(session.sid, None)
+
+    await asyncio.gather(*(close(eio, s) for eio, s in sessions))
+    return len(sessions)

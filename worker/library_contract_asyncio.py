@@ -1,0 +1,160 @@
+"""The library contract's asyncio part: what the asyncio engine, the async protocol shells, the
+async manager and the async framework rely on in python-engineio's and python-socketio's
+asyncio classes and in uvicorn. ``library_contract.HOOKS`` includes it; see that module."""
+
+from __future__ import annotations
+
+from .contract_terms import (
+    AEIO,
+    AIO_SERVING,
+    ASIO,
+    ASOCKET,
+    ASYNC_MANAGER,
+    ASYNC_MESSAGING,
+    ATTRIBUTE,
+    CALL,
+    COPY,
+    FRAMEWORK_AIO,
+    LAYOUT,
+    MESSAGING_BASE,
+    OVERRIDE,
+    P_ASYNC_EIO3,
+    P_ASYNC_ENGINE,
+    P_ASYNC_SIO,
+    P_SERVER,
+    PATCH,
+    UVICORN_HTTP,
+    Hook,
+)
+
+ASYNCIO_HOOKS: tuple[Hook, ...] = (
+    # ------------------------------------------------------------ the asyncio classes
+    # The async shells (worker/protocol/async_*.py) put the same rules on python-engineio's
+    # and python-socketio's asyncio classes; each entry is the async twin of a sync one above.
+    Hook(f"{AEIO}.handle_request", OVERRIDE, ("*args", "**kwargs"), (P_ASYNC_ENGINE,),
+         "translates the request itself (through _async['translate_request']), then routes it "
+         "as the sync server does"),
+    Hook(f"{AEIO}._async", ATTRIBUTE, None, (P_ASYNC_ENGINE,),
+         "the async driver's table, shared by every server of the process: the shell gives "
+         "its server a copy whose translate_request hands back the request it has already "
+         "translated (an ASGI request's first receive() cannot be read twice); "
+         "_async['websocket'](handler, server) is a coroutine app taking the environ"),
+    Hook(f"{AEIO}._make_response", OVERRIDE, ("response_dict", "environ"), (P_ASYNC_ENGINE,),
+         "every response goes through it, with the request's environ: the 413"),
+    Hook(f"{AEIO}._ok", OVERRIDE, ("packets", "headers", "jsonp_index"), (P_ASYNC_ENGINE,)),
+    Hook(f"{AEIO}._bad_request", CALL, ("message",), (P_ASYNC_ENGINE,)),
+    Hook(f"{AEIO}._cors_allowed_origins", CALL, ("environ",), (P_SERVER,),
+         "as the sync server's (the method is python-engineio's base_server's)"),
+    Hook(f"{AEIO}._log_error_once", CALL, ("message", "message_key"),
+         (P_ASYNC_ENGINE, P_ASYNC_SIO)),
+    Hook(f"{AEIO}._service_task", OVERRIDE, (), (P_ASYNC_ENGINE,),
+         "the session sweep over the session ids, as the sync one"),
+    Hook(f"{AEIO}.service_task_event", ATTRIBUTE, None, (P_ASYNC_ENGINE,)),
+    Hook(f"{AEIO}.sockets", ATTRIBUTE, None, (P_SERVER, P_ASYNC_ENGINE),
+         "as the sync one's: filled by _handle_connect with sockets[sid] = AsyncSocket(...), "
+         "replaced by assignment at times (tests/test_protocol_async.py sees its sessions "
+         "converted)"),
+    Hook(f"{AEIO}.reason", ATTRIBUTE, None, (P_ASYNC_ENGINE, P_ASYNC_SIO)),
+    Hook(f"{AEIO}._handle_connect", OVERRIDE, ("environ", "transport", "jsonp_index"),
+         (P_ASYNC_EIO3,), "as the sync one, without start_response"),
+    # The session state the async shells read, as the sync shells read Socket's (above).
+    Hook(f"{ASOCKET}.server", ATTRIBUTE, None, (P_ASYNC_ENGINE, P_ASYNC_EIO3)),
+    Hook(f"{ASOCKET}.sid", ATTRIBUTE, None, (P_ASYNC_ENGINE, P_ASYNC_EIO3)),
+    Hook(f"{ASOCKET}.upgrading", ATTRIBUTE, None, (P_ASYNC_ENGINE,)),
+    Hook(f"{ASOCKET}.upgraded", ATTRIBUTE, None, (P_ASYNC_ENGINE,)),
+    Hook(f"{ASOCKET}.connected", ATTRIBUTE, None, (P_ASYNC_ENGINE,)),
+    Hook(f"{ASOCKET}.closing", ATTRIBUTE, None, (P_ASYNC_ENGINE,)),
+    Hook(f"{ASOCKET}.closed", ATTRIBUTE, None, (P_ASYNC_ENGINE, P_ASYNC_EIO3)),
+    Hook(f"{ASOCKET}.receive", OVERRIDE, ("pkt",), (P_ASYNC_ENGINE, P_ASYNC_EIO3)),
+    Hook(f"{ASOCKET}.send", OVERRIDE, ("pkt",), (P_ASYNC_EIO3,)),
+    Hook(f"{ASOCKET}.poll", OVERRIDE, (), (P_ASYNC_EIO3,),
+         "raises engineio.exceptions.QueueEmpty when nothing came in time"),
+    Hook(f"{ASOCKET}.check_ping_timeout", OVERRIDE, (), (P_ASYNC_EIO3,)),
+    Hook(f"{ASOCKET}.schedule_ping", OVERRIDE, (), (P_ASYNC_ENGINE, P_ASYNC_EIO3),
+         "a plain method (not a coroutine), called from inside the loop"),
+    Hook(f"{ASOCKET}._send_ping", COPY, (), (P_ASYNC_ENGINE,),
+         "AsyncConformantSocket._ping_now is its body without the sleep, from a loop timer"),
+    Hook(f"{ASOCKET}.close", OVERRIDE, ("wait", "abort", "reason"), (P_ASYNC_ENGINE,)),
+    Hook(f"{ASOCKET}.handle_get_request", OVERRIDE, ("environ",),
+         (P_ASYNC_ENGINE, P_ASYNC_EIO3)),
+    Hook(f"{ASOCKET}.handle_post_request", OVERRIDE, ("environ",), (P_ASYNC_ENGINE,),
+         "re-implemented: environ['wsgi.input'].read(n) is awaited"),
+    Hook(f"{ASOCKET}.check_ping_timeout", CALL, (), (P_ASYNC_ENGINE,)),
+    Hook(f"{ASOCKET}._websocket_handler", OVERRIDE, ("ws",), (P_ASYNC_ENGINE,),
+         "reads frames with await ws.wait(), as the sync one"),
+    Hook(f"{ASIO}._handle_eio_connect", OVERRIDE, ("eio_sid", "environ"),
+         (P_ASYNC_SIO, P_ASYNC_EIO3)),
+    Hook(f"{ASIO}._handle_eio_message", OVERRIDE, ("eio_sid", "data"),
+         (P_ASYNC_SIO, P_ASYNC_EIO3)),
+    Hook(f"{ASIO}._send_packet", OVERRIDE, ("eio_sid", "pkt"), (P_ASYNC_EIO3,)),
+    Hook(f"{ASIO}._handle_eio_message", COPY, ("eio_sid", "data"), (P_ASYNC_SIO,),
+         "_sioctl_dispatch repeats its dispatch by packet type, as the sync one"),
+    Hook(f"{ASIO}._handle_eio_disconnect", OVERRIDE, ("eio_sid", "reason"), (P_ASYNC_SIO,)),
+    Hook(f"{ASIO}._handle_connect", OVERRIDE, ("eio_sid", "namespace", "data"),
+         (P_ASYNC_SIO, P_ASYNC_EIO3, FRAMEWORK_AIO), "python-socketio's own asks "
+         "eio.generate_id() in the task that awaits it (io.generate_id on asyncio; sio_v4 "
+         "names v2 sockets)"),
+    Hook(f"{ASIO}._handle_connect", CALL, ("eio_sid", "namespace", "data"), (P_ASYNC_EIO3,)),
+    Hook(f"{ASIO}._send_packet", CALL, ("eio_sid", "pkt"), (P_ASYNC_SIO, FRAMEWORK_AIO)),
+    Hook(f"{ASIO}._handle_disconnect", CALL, ("eio_sid", "namespace", "reason"),
+         (P_ASYNC_SIO,)),
+    Hook(f"{ASIO}._handle_event", CALL, ("eio_sid", "namespace", "id", "data"),
+         (P_ASYNC_SIO,)),
+    Hook(f"{ASIO}._handle_ack", CALL, ("eio_sid", "namespace", "id", "data"), (P_ASYNC_SIO,)),
+    Hook(f"{ASIO}._binary_packet", ATTRIBUTE, None, (P_ASYNC_SIO,)),
+    Hook(f"{ASIO}.environ", ATTRIBUTE, None, (P_ASYNC_SIO,)),
+    Hook(f"{ASIO}.packet_class", ATTRIBUTE, None, (P_ASYNC_SIO, P_ASYNC_EIO3)),
+    Hook(f"{ASIO}.reason", ATTRIBUTE, None, (P_ASYNC_SIO,)),
+    # ---------------------------------------------- python-socketio: the asyncio manager
+    Hook(f"{ASYNC_MANAGER}.initialize", OVERRIDE, (), (ASYNC_MESSAGING,),
+         "synchronous; starts _thread, which reads _listen(), as a task"),
+    Hook(f"{ASYNC_MANAGER}.thread", LAYOUT, None, (ASYNC_MESSAGING,),
+         "after initialize(): the asyncio task reading _listen() (cancelled by aclose)"),
+    Hook(f"{ASYNC_MANAGER}._publish", OVERRIDE, ("data",), (ASYNC_MESSAGING,),
+         "a coroutine; every message to other workers goes through it"),
+    Hook(f"{ASYNC_MANAGER}._listen", OVERRIDE, (), (ASYNC_MESSAGING,),
+         "an async generator of received messages"),
+    Hook(f"{ASYNC_MANAGER}._get_logger", CALL, (), (ASYNC_MESSAGING, MESSAGING_BASE)),
+    Hook(f"{ASYNC_MANAGER}.pre_connect", OVERRIDE, ("eio_sid", "namespace"),
+         (ASYNC_MESSAGING,), "a coroutine"),
+    Hook(f"{ASYNC_MANAGER}.connect", OVERRIDE, ("sid", "namespace"), (ASYNC_MESSAGING,),
+         "a coroutine"),
+    Hook(f"{ASYNC_MANAGER}.channel", ATTRIBUTE, None, (ASYNC_MESSAGING, MESSAGING_BASE)),
+    Hook(f"{ASYNC_MANAGER}.host_id", ATTRIBUTE, None, (ASYNC_MESSAGING, MESSAGING_BASE)),
+    Hook(f"{ASYNC_MANAGER}.server", ATTRIBUTE, None, (ASYNC_MESSAGING,),
+         "the socketio.AsyncServer, set by set_server"),
+    # ------------------------------------------------------------ the asyncio engine
+    Hook("engineio.async_socket:AsyncSocket.close", PATCH, ("wait", "abort", "reason"),
+         ("worker/aio/fixes.py",),
+         "patched to put None on the session's queue after closing, as the sync Socket.close "
+         "does, so a pending long-poll GET answers at once"),
+    Hook("engineio.async_drivers.asgi:_async", LAYOUT, None, ("worker/aio/fixes.py",),
+         "the ASGI driver's table, shared by every AsyncServer in asgi mode: "
+         "_async['translate_request'](scope, receive, send) is awaited for each request and "
+         "returns the environ (REMOTE_ADDR fixed to 127.0.0.1), which sioctl's wrapper corrects"),
+    Hook("engineio.async_socket:AsyncSocket.queue", ATTRIBUTE, None, ("worker/aio/fixes.py",),
+         "an asyncio.Queue that poll() reads; None ends the GET with an empty answer"),
+    Hook("socketio.async_server:AsyncServer.manager_initialized", ATTRIBUTE, None,
+         ("worker/aio/app.py",),
+         "the manager is initialized on the first connection unless this is set"),
+    Hook("socketio.async_redis_manager:AsyncRedisManager.pubsub", ATTRIBUTE, None,
+         ("worker/aio/app.py",),
+         "redis-py's PubSub of the listener, set when it connects; .subscribed says when"),
+    # ------------------------------------------------------------ uvicorn (the asyncio engine)
+    Hook(f"{UVICORN_HTTP}.__init__", CALL, ("config", "server_state", "app_state", "_loop"),
+         (AIO_SERVING,), "built by the worker's protocol factory (Config.http_protocol_class)"),
+    Hook(f"{UVICORN_HTTP}.shutdown", CALL, (), (AIO_SERVING,),
+         "uvicorn's graceful shutdown of one connection"),
+    Hook(f"{UVICORN_HTTP}.cycle", LAYOUT, None, (AIO_SERVING,),
+         "None until a request head is complete, then the request's cycle, whose "
+         "response_complete says the connection waits for its next request; transport and "
+         "client are the connection's; the protocol is in server_state.connections while open"),
+    Hook("uvicorn.config:Config.load", CALL, (), (AIO_SERVING,)),
+    Hook("uvicorn.config:Config.http_protocol_class", ATTRIBUTE, None, (AIO_SERVING,),
+         "set by load(): the HTTP protocol class the worker attaches to each connection"),
+    Hook("uvicorn.config:Config.encoded_headers", ATTRIBUTE, None, (AIO_SERVING,),
+         "set by load(): the headers every response carries (Server.on_tick adds Date)"),
+    Hook("uvicorn.server:ServerState.connections", ATTRIBUTE, None, (AIO_SERVING,)),
+    Hook("uvicorn.server:ServerState.default_headers", ATTRIBUTE, None, (AIO_SERVING,),
+         "read by every response; uvicorn's Server refreshes it every second, the worker does"),
+)
