@@ -15,4 +15,4 @@ if [ ! -x .venv-lowest/bin/python ] || [ "$(cat .venv-lowest/pins 2>/dev/null)" 
     echo "$pins" > .venv-lowest/pins
 fi
 echo "tests on the lowest allowed libraries:" $pins
-exec .venv-lowest/bin/python -m pytest -q tests/test_library_contract.py tests/test_conformance.py "$@"
+exec .venv-lowest/bin/python -m pytest -q tests/contract/test_library_contract.py tests/contract/test_conformance.py "$@"

@@ -4,7 +4,7 @@ data layouts, and what we patch.
 
 sioctl corrects python-engineio and python-socketio from the inside, so a release of either that
 renames a private method or changes a dict's shape would not fail loudly: it would quietly undo
-a correction. This list is the contract. ``tests/test_library_contract.py`` checks every entry
+a correction. This list is the contract. ``tests/contract/test_library_contract.py`` checks every entry
 against the installed libraries (that the member exists, with the parameter names below, and
 that each layout holds on small real objects), so an upgrade fails in one test that names the
 hook; and it checks that the list is complete (a private name of these libraries used anywhere

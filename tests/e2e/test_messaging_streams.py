@@ -1,0 +1,89 @@
+"""The no-loss transport (--redis-transport streams): a worker that loses Redis receives, after
+reconnecting, what was published meanwhile, in order, exactly once."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from tests.e2e.test_messaging import APP, OwnRedis, clients_on_slots, new_tag, own_redis  # noqa: F401
+from tests.support.clients import BoundClient, wait_until
+
+# One sender on worker 0 emitting to a client on worker 1: 400 messages, 10 ms apart.
+COUNT = 400
+PAUSE = 0.01
+
+
+class Arrivals:
+    """The sequence numbers of 'msg' events of one tag, in the order they arrived."""
+
+    def __init__(self, client: BoundClient, tag: str) -> None:
+        self.tag = tag
+        self.lock = threading.Lock()
+        self.order: list[int] = []
+        client.on("msg", self._put)
+
+    def _put(self, data: dict[str, Any]) -> None:
+        if data.get("tag") == self.tag:
+            with self.lock:
+                self.order.append(int(data["i"]))
+
+    def seen(self) -> list[int]:
+        with self.lock:
+            return list(self.order)
+
+
+def start_traffic(cluster: Any, connect: Any) -> tuple[Arrivals, Any]:
+    slots = clients_on_slots(connect, cluster)
+    (sender, _), (receiver, info) = slots[0][0], slots[1][0]
+    tag = new_tag("streams")
+    arrivals = Arrivals(receiver, tag)
+    assert sender.call("storm", {"senders": 1, "each": COUNT, "pause": PAUSE, "tag": tag,
+                                 "to": info["sid"]}, timeout=10) == COUNT
+    return arrivals, sender
+
+
+def kill_stream_readers(redis: OwnRedis) -> int:
+    """Close every connection blocked in XREAD (the workers' readers); returns how many."""
+    client = redis.client()
+    killed = 0
+    for entry in client.client_list():
+        if entry.get("cmd") in ("xread", "xreadgroup"):
+            killed += int(client.execute_command("CLIENT", "KILL", "ID", entry["id"]) or 0)
+    return killed
+
+
+def test_killed_readers_miss_nothing(
+    own_redis: OwnRedis, start_cluster: Any, connect: Any  # noqa: F811
+) -> None:
+    cluster = start_cluster(APP, redis_url=own_redis.url,
+                            extra_args=["--redis-transport", "streams"])
+    arrivals, _ = start_traffic(cluster, connect)
+    killed = 0
+    for _ in range(3):  # three times during the traffic
+        before = len(arrivals.seen())
+        wait_until(lambda: len(arrivals.seen()) > before + 50, 10, what="traffic")  # noqa: B023
+        killed += kill_stream_readers(own_redis)
+    assert killed >= 3
+    wait_until(lambda: len(arrivals.seen()) >= COUNT, 20, what="every message")
+    time.sleep(0.5)  # anything delivered twice would arrive by now
+    assert arrivals.seen() == list(range(COUNT)), "lost, doubled or out of order"
+    assert "NOT READING" in cluster.log_text()
+
+
+def test_a_redis_restart_loses_nothing(
+    own_redis: OwnRedis, start_cluster: Any, connect: Any  # noqa: F811
+) -> None:
+    cluster = start_cluster(APP, redis_url=own_redis.url,
+                            extra_args=["--redis-transport", "streams"])
+    pids = cluster.worker_pids()
+    arrivals, _ = start_traffic(cluster, connect)
+    wait_until(lambda: len(arrivals.seen()) > 50, 10, what="traffic")
+    own_redis.stop()
+    time.sleep(1.0)  # the sender keeps emitting into its queue
+    own_redis.start()
+    wait_until(lambda: len(arrivals.seen()) >= COUNT, 30, what="every message")
+    time.sleep(0.5)
+    assert arrivals.seen() == list(range(COUNT)), "lost, doubled or out of order"
+    assert cluster.worker_pids() == pids

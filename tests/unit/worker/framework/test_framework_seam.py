@@ -1,0 +1,61 @@
+"""The framework does not hard-code the gateway: it plugs in through the framework's hooks.
+
+No module of ``worker/framework/`` imports ``sioctl.worker.gateway`` (read from the source, as
+tests/e2e/test_no_eventlet_in_master.py reads the master's imports); the gateway arrives as one of
+the plugin factories the worker hands to ``load_app_dir``, and the factory returns no plugin
+when the app's config has no ``socket_config``.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from tests.support.paths import REPO_ROOT
+
+FRAMEWORK = REPO_ROOT / "worker" / "framework"
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module ``path`` imports, relative imports resolved against the framework."""
+    modules: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level == 1:
+                base = f"sioctl.worker.framework.{base}".rstrip(".")
+            elif node.level == 2:
+                base = f"sioctl.worker.{base}".rstrip(".")
+            modules.add(base)
+            modules.update(f"{base}.{alias.name}" for alias in node.names)
+    return modules
+
+
+def test_the_framework_imports_no_gateway_module() -> None:
+    files = sorted(FRAMEWORK.glob("*.py"))
+    assert FRAMEWORK / "application.py" in files
+    offenders = {
+        path.name: sorted(m for m in imported_modules(path)
+                          if m.startswith(("sioctl.worker.gateway", "worker.gateway")))
+        for path in files
+    }
+    assert {name: mods for name, mods in offenders.items() if mods} == {}
+
+
+def test_the_worker_plugs_the_gateway_in() -> None:
+    from sioctl.worker.framework.plugins import Plugin
+    from sioctl.worker.gateway.mount import GatewayPlugin
+
+    # Read from the source: importing worker/main.py would import eventlet into pytest.
+    main = ast.parse((REPO_ROOT / "worker" / "main.py").read_text())
+    [plugins] = [node.value for node in main.body if isinstance(node, ast.Assign)
+                 and any(getattr(t, "id", None) == "PLUGINS" for t in node.targets)]
+    assert isinstance(plugins, ast.Tuple)
+    assert [getattr(e, "id", None) for e in plugins.elts] == ["gateway_plugin"]
+    assert "from sioctl.worker.gateway.mount import gateway_plugin" in ast.unparse(main)
+    assert issubclass(GatewayPlugin, Plugin)
+    # Every hook the framework calls is one the gateway overrides.
+    for hook in ("refuse", "connected", "disconnected", "routes", "wrap_wsgi", "redis_back"):
+        assert getattr(GatewayPlugin, hook) is not getattr(Plugin, hook), hook
