@@ -11,7 +11,6 @@ import queue
 import secrets
 import shutil
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -35,99 +34,32 @@ from sioctl.worker.gateway.wire import (
     sign_hmac,
     signed_request,
 )
-from tests.e2e.test_js_client import NodeClient
 from tests.support.clients import bound_session, ips_for_slot, make_client, wait_until
-from tests.support.paths import APPS_DIR, JS_DIR
+from tests.support.gateway import (
+    APP_DIR,
+    CENTRAL_KEY,
+    HTTP_PATH,
+    SIG_APP,
+    SIG_KEY,
+    SLOT0,
+    SLOT1,
+    TIMEOUT,
+    WORKERS,
+    action_of,
+    assert_deny,
+    assert_success,
+    http_body,
+    signed_auth,
+)
+from tests.support.node import NodeClient
+from tests.support.paths import JS_DIR
 
-APP_DIR = APPS_DIR / "gwapp"
-WORKERS = 2
-SIG_APP, SIG_KEY = "signatureApp", "signature-app-key"
 CENTRAL_APP = "centralServiceApp"
-# Given to the cluster through GWAPP_CENTRAL_KEY; it must never show in the cluster's log.
-CENTRAL_KEY = "central-" + secrets.token_hex(16)
 HMAC_APP, HMAC_KEY = "hmacApp", "hmac-app-key"
-HTTP_PATH = "/api/transportMessage"
 WINDOW_MS = 300_000
-# How long a test waits to be sure that something does NOT arrive.
-QUIET = 1.0
-TIMEOUT = 10.0
 
-SLOT0 = ips_for_slot(0, WORKERS)
-SLOT1 = ips_for_slot(1, WORKERS)
 # The HTTP caller: an address no socket client uses, served by worker 0.
 HTTP_IP = ips_for_slot(0, WORKERS, [f"127.0.0.{i}" for i in range(20, 40)])[0]
-
-
-class GwClient:
-    """A python-socketio client of the gateway, keeping every responseMessage it receives."""
-
-    def __init__(self, source_ip: str) -> None:
-        self.sio = make_client(source_ip, reconnection=False)
-        self.inbox: queue.Queue[Any] = self.sio.record(RESPONSE_MESSAGE)
-        # Messages taken off the queue while looking for another action.
-        self.pending: deque[Any] = deque()
-        self.sid = ""
-        self.user_id = ""
-
-    def connect(self, url: str, auth: Any = None) -> dict[str, Any]:
-        """Connect; returns the saveId message, whose ids the client keeps."""
-        self.sio.connect(url, auth=auth)
-        hello = self.expect(SAVE_ID)
-        self.sid = hello["data"]["payload"]["socketId"]
-        self.user_id = hello["data"]["payload"]["userId"]
-        return hello
-
-    def expect(self, action: str, timeout: float = TIMEOUT) -> dict[str, Any]:
-        """The next responseMessage with this action (others stay pending, in order)."""
-        for message in list(self.pending):
-            if _action(message) == action:
-                self.pending.remove(message)
-                return dict(message)
-        while True:
-            try:
-                message = self.inbox.get(timeout=timeout)
-            except queue.Empty:
-                raise AssertionError(
-                    f"no {action!r} responseMessage within {timeout:g}s; "
-                    f"pending: {list(self.pending)}"
-                ) from None
-            if _action(message) == action:
-                return dict(message)
-            self.pending.append(message)
-
-    def assert_quiet(self) -> None:
-        """Nothing else arrives (waits QUIET seconds)."""
-        try:
-            extra = self.inbox.get(timeout=QUIET)
-        except queue.Empty:
-            extra = None
-        assert extra is None and not self.pending, (
-            f"unexpected responseMessage: {extra or list(self.pending)}"
-        )
-
-    def call(self, *args: Any) -> Any:
-        """Emit requestMessage with these arguments; returns the ack. A deny, saveId or
-        reconnectUpdated answer is also sent as a responseMessage: that copy is consumed and
-        must equal the ack."""
-        data: Any = args[0] if len(args) == 1 else (args if args else None)
-        ack = self.sio.call(REQUEST_MESSAGE, data, timeout=TIMEOUT)
-        action = _action(ack)
-        if action in (DENY, SAVE_ID, RE_CONNECT_UPDATED):
-            assert self.expect(action) == ack
-        return ack
-
-    def request(self, action: str, app: str = SIG_APP, key: str = SIG_KEY, **kwargs: Any) -> Any:
-        """A signed requestMessage (protocol.signed_request); returns the ack."""
-        return self.call(signed_request(action, app, key, client=self.sid or None, **kwargs))
-
-    def wait_disconnected(self) -> None:
-        wait_until(lambda: not self.sio.connected, TIMEOUT, what="the server to disconnect")
-
-
-def _action(message: Any) -> Any:
-    if isinstance(message, dict) and isinstance(message.get("data"), dict):
-        return message["data"].get("action")
-    return None
 
 
 def envelope_at(
@@ -138,45 +70,6 @@ def envelope_at(
         "meta": {"timestamp": timestamp, "app": app, "sign": sign(app, key, timestamp), **meta},
         "data": {"action": action, "payload": None},
     }
-
-
-def signed_auth(app: str = SIG_APP, key: str = SIG_KEY, **extra: Any) -> dict[str, Any]:
-    """A handshake auth signed for ``app`` (md5), plus ``extra`` (e.g. userId=...)."""
-    timestamp = now_ms()
-    return {"app": app, "timestamp": timestamp, "sign": sign(app, key, timestamp), **extra}
-
-
-def assert_success(ack: Any, target: str | None = None) -> None:
-    expected: dict[str, Any] = {"status": 200, "success": True}
-    if target is not None:
-        expected["target"] = target
-    assert ack == expected
-
-
-def assert_deny(ack: Any, reason: str, fields: list[str] | None = None) -> None:
-    assert _action(ack) == DENY, ack
-    payload = ack["data"]["payload"]
-    assert payload["reason"] == reason, payload
-    if fields is not None:
-        assert sorted(payload.get("fields", [])) == sorted(fields), payload
-
-
-def http_body(
-    target: str,
-    message: Any,
-    app: str = SIG_APP,
-    key: str = SIG_KEY,
-    timestamp: int | None = None,
-    user_id: str | None = None,
-) -> dict[str, Any]:
-    ts = now_ms() if timestamp is None else timestamp
-    body: dict[str, Any] = {
-        "timestamp": ts, "app": app, "target": target, "sign": sign(app, key, ts),
-        "message": message,
-    }
-    if user_id is not None:
-        body["userId"] = user_id
-    return body
 
 
 @pytest.fixture
@@ -190,20 +83,6 @@ def gateway(start_cluster: Callable[..., Any]) -> Callable[..., Any]:
         )
 
     return start
-
-
-@pytest.fixture
-def client() -> Iterator[Callable[..., GwClient]]:
-    """``client(source_ip)``: an unconnected GwClient, shut down after the test."""
-    made: list[GwClient] = []
-
-    def make(source_ip: str) -> GwClient:
-        made.append(GwClient(source_ip))
-        return made[-1]
-
-    yield make
-    for c in made:
-        c.sio.shutdown()
 
 
 @pytest.fixture
@@ -240,7 +119,7 @@ def test_save_id_on_connect_and_request_id(
 
     # requestId answers saveId again: as the ack and as a responseMessage.
     again = a.request(REQUEST_ID)
-    assert _action(again) == SAVE_ID
+    assert action_of(again) == SAVE_ID
     assert again["data"]["payload"] == {"socketId": a.sid, "userId": a.user_id}
     assert again["meta"]["app"] == SIG_APP
 
@@ -374,7 +253,7 @@ def test_reconnect_flow(gateway: Any, client: Any) -> None:
 
     def offline() -> bool:
         ack = sender.request(SEND_TO_OTHERS, target=old_user, payload="while away")
-        return _action(ack) == DENY
+        return action_of(ack) == DENY
 
     wait_until(offline, TIMEOUT, interval=0.1, what="the old socket to leave the registry")
 
@@ -384,7 +263,7 @@ def test_reconnect_flow(gateway: Any, client: Any) -> None:
     fresh_user = second.user_id
     assert fresh_user != old_user
     updated = second.request(RE_CONNECT_AND_UPDATES, user_id=old_user)
-    assert _action(updated) == RE_CONNECT_UPDATED
+    assert action_of(updated) == RE_CONNECT_UPDATED
     assert updated["data"]["payload"] == {"socketId": second.sid, "userId": old_user}
     assert updated["meta"]["userId"] == old_user
 
@@ -403,7 +282,7 @@ def test_reconnect_flow(gateway: Any, client: Any) -> None:
     # A reconnect presenting the userId in a signed handshake works as well (worker 0 now).
     second.sio.disconnect()
     third = client(SLOT0[2])
-    wait_until(lambda: _action(sender.request(SEND_TO_OTHERS, target=old_user, payload=0))
+    wait_until(lambda: action_of(sender.request(SEND_TO_OTHERS, target=old_user, payload=0))
                == DENY, TIMEOUT, interval=0.1, what="the second socket to leave")
     third.connect(cluster.url, auth=signed_auth(userId=old_user))
     assert third.user_id == old_user
@@ -425,8 +304,8 @@ def test_broadcast_reaches_its_app_only(gateway: Any, client: Any, node: Any) ->
         c.connect(cluster.url)
     # A socket joins its app with its first signed request (or a signed handshake, below).
     for c in (sender, same_worker, other_worker):
-        assert _action(c.request(REQUEST_ID)) == SAVE_ID
-    assert _action(other_app.request(REQUEST_ID, app=CENTRAL_APP, key=CENTRAL_KEY)) == SAVE_ID
+        assert action_of(c.request(REQUEST_ID)) == SAVE_ID
+    assert action_of(other_app.request(REQUEST_ID, app=CENTRAL_APP, key=CENTRAL_KEY)) == SAVE_ID
 
     ts = now_ms()
     js = node({
@@ -546,7 +425,7 @@ def test_http_transport_message(gateway: Any, client: Any) -> None:
 
     # None of the refusals reached the client, which is still served.
     target.assert_quiet()
-    assert _action(target.request(REQUEST_ID)) == SAVE_ID
+    assert action_of(target.request(REQUEST_ID)) == SAVE_ID
 
 
 def test_http_hmac_app_signs_the_message_and_refuses_replays(
@@ -650,7 +529,7 @@ def test_every_socket_refusal_is_denied_and_disconnects(gateway: Any, client: An
 
     for c in (left, right):
         assert c.sio.connected
-        assert _action(c.request(REQUEST_ID)) == SAVE_ID
+        assert action_of(c.request(REQUEST_ID)) == SAVE_ID
         c.assert_quiet()
 
 
@@ -687,7 +566,7 @@ def test_hmac_app_over_the_socket(gateway: Any, client: Any) -> None:
     no_nonce.wait_disconnected()
 
     target.assert_quiet()
-    assert _action(target.request(REQUEST_ID, app=HMAC_APP, key=HMAC_KEY,
+    assert action_of(target.request(REQUEST_ID, app=HMAC_APP, key=HMAC_KEY,
                                   scheme="hmac-sha256")) == SAVE_ID
 
 
@@ -696,10 +575,10 @@ def test_lenient_env_keeps_denied_sockets_connected(gateway: Any, client: Any) -
     c = client(SLOT0[0])
     c.connect(cluster.url)
     for args in (("hello",), (envelope_at(REQUEST_ID, now_ms(), key="bad"),)):
-        assert _action(c.call(*args)) == DENY
+        assert action_of(c.call(*args)) == DENY
     c.assert_quiet()
     assert c.sio.connected
-    assert _action(c.request(REQUEST_ID)) == SAVE_ID
+    assert action_of(c.request(REQUEST_ID)) == SAVE_ID
 
 
 # --------------------------------------------------------------------- keys from the env

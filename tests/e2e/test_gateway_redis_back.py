@@ -8,28 +8,16 @@ its next periodic refresh (every REFRESH_EVERY = 20 s).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-import pytest
-
 from sioctl.worker.gateway.plugin import REFRESH_EVERY
-from tests.e2e.test_gateway import APP_DIR, CENTRAL_KEY, GwClient
-from tests.e2e.test_messaging import OwnRedis
 from tests.support.clients import wait_until
+from tests.support.gateway import APP_DIR, CENTRAL_KEY, GwClient
+from tests.support.messaging import OwnRedis
 
 # Well under REFRESH_EVERY: only the redis_back hook can have rewritten the entry by then.
 BACK_WITHIN = REFRESH_EVERY / 2
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
-    server = OwnRedis(tmp_path / "redis")
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_the_registry_is_written_again_when_redis_is_back(

@@ -33,10 +33,9 @@ from sioctl.worker.gateway.wire import (
     signed_request,
 )
 from sioctl.worker.protocol.nesting import MAX_DEPTH
-from tests.e2e import test_gateway
-from tests.e2e.test_gateway import (
+from tests.support.clients import bound_session, wait_until
+from tests.support.gateway import (
     APP_DIR,
-    HTTP_PATH,
     SIG_APP,
     SIG_KEY,
     SLOT0,
@@ -44,21 +43,17 @@ from tests.e2e.test_gateway import (
     TIMEOUT,
     WORKERS,
     GwClient,
-    _action,
+    action_of,
     assert_deny,
     assert_success,
     http_body,
+    post,
     signed_auth,
 )
-from tests.support.clients import bound_session, wait_until
 
 ENV = {"GWAPP_CENTRAL_KEY": "central-hardening-key"}
 # 900 nested arrays: 1.8 KB, the payload of the issue.
 DEEP = 900
-
-
-# The GwClient factory fixture of test_gateway, shared.
-client = test_gateway.client
 
 
 @pytest.fixture
@@ -75,12 +70,6 @@ def gw(start_cluster: Callable[..., Any]) -> Callable[..., Any]:
 def new_log(cluster: Any, mark: int) -> list[str]:
     """The cluster's log lines written since ``mark`` (a length of cluster.log_text())."""
     return cluster.log_text()[mark:].splitlines()
-
-
-def post(session: requests.Session, cluster: Any, body: Any) -> requests.Response:
-    data = body if isinstance(body, (str, bytes)) else json.dumps(body)
-    return session.post(cluster.url + HTTP_PATH, data=data, timeout=TIMEOUT,
-                        headers={"Content-Type": "application/json"})
 
 
 # ------------------------------------------------------------------- 12: deep nesting
@@ -253,8 +242,8 @@ def test_a_signed_claim_takes_a_user_id_nobody_holds(gw: Any, client: Any) -> No
         thread.start()
     for thread in threads:
         thread.join(TIMEOUT)
-    assert sorted(_action(ack) for ack in acks) == [DENY, RE_CONNECT_UPDATED], acks
-    winner = racers[[_action(ack) for ack in acks].index(RE_CONNECT_UPDATED)]
+    assert sorted(action_of(ack) for ack in acks) == [DENY, RE_CONNECT_UPDATED], acks
+    winner = racers[[action_of(ack) for ack in acks].index(RE_CONNECT_UPDATED)]
     assert deliver_over_http(session, cluster, user, "won") == 200
     assert winner.expect(EXCHANGE)["data"]["payload"] == "won"
 
@@ -370,7 +359,7 @@ def test_md5_signed_handshake_binds_its_signature(gw: Any, client: Any) -> None:
     owner.connect(cluster.url, auth=auth)
     request = {"meta": {k: auth[k] for k in ("timestamp", "app", "sign")},
                "data": {"action": REQUEST_ID, "payload": None}}
-    assert _action(owner.call(request)) == "saveId"
+    assert action_of(owner.call(request)) == "saveId"
     copycat = client(SLOT1[0])
     with pytest.raises(socketio.exceptions.ConnectionError):
         copycat.sio.connect(cluster.url, auth=auth, retry=False)

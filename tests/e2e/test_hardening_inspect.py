@@ -201,7 +201,7 @@ def test_nginx_appending_to_x_forwarded_for_gives_the_real_client(start_cluster:
     """The seed's nginx config (``$proxy_add_x_forwarded_for``) in front of a node: a client's
     own X-Forwarded-For neither picks its worker nor shows as its address."""
     from sioctl.cli import nginx
-    from tests.e2e.test_nginx_e2e import NginxServer
+    from tests.support.nginx import NginxServer
 
     node = start_cluster(extra_args=["--forwarded-allow-ips", "127.0.0.1"])
 

@@ -18,15 +18,17 @@ import requests
 import websocket
 
 from sioctl.worker.messaging.publisher import GUARDED_XADD
-from tests.contract.test_conformance import (
+from tests.support.clients import free_port, wait_until
+from tests.support.cluster import Cluster, module_cluster
+from tests.support.conformance import (
     Polling,
     assert_polling_closed,
     assert_ws_closed,
     ip,
     receive,
 )
-from tests.contract.test_conformance import ws_open as conformance_ws_open
-from tests.e2e.test_messaging import (  # noqa: F401
+from tests.support.conformance import ws_open as conformance_ws_open
+from tests.support.messaging import (
     APP,
     OwnRedis,
     Sender,
@@ -34,16 +36,13 @@ from tests.e2e.test_messaging import (  # noqa: F401
     clients_on_slots,
     inbox_for,
     new_tag,
-    own_redis,
 )
-from tests.e2e.test_metrics import sample
-from tests.support.clients import free_port, wait_until
-from tests.support.cluster import Cluster, module_cluster
+from tests.support.metrics import sample
 
 # ------------------------------------------------- item 9: streams, a worker's stream
 
 
-def test_guarded_xadd_only_for_the_recorded_owner(own_redis: OwnRedis) -> None:  # noqa: F811
+def test_guarded_xadd_only_for_the_recorded_owner(own_redis: OwnRedis) -> None:
     """The streams transport's XADD for one socket (publisher.GUARDED_XADD), on a real Redis:
     added only while the owner record names that worker, and a stream it creates expires."""
     client = own_redis.client()
@@ -66,7 +65,7 @@ def test_guarded_xadd_only_for_the_recorded_owner(own_redis: OwnRedis) -> None: 
 
 @pytest.mark.parametrize("to", ["socket", "room"])
 def test_pubsub_lost_equals_what_clients_missed_both_ways(
-    own_redis: OwnRedis, start_cluster: Any, connect: Any, to: str  # noqa: F811
+    own_redis: OwnRedis, start_cluster: Any, connect: Any, to: str
 ) -> None:
     """Both workers send to each other while their subscriptions are killed: each worker's
     ``lost`` (in ``sioctl status`` too) is the number of messages its client did not get.

@@ -387,11 +387,14 @@ def test_gateway_users_stay_reachable_after_a_redis_restart(
     """The gateway's registry of who is online lives in Redis: a worker writes its sockets'
     entries again once Redis is back (before: the online user answered 404 until it
     reconnected)."""
-    from tests.e2e.test_gateway import APP_DIR, EXCHANGE, SLOT1, GwClient, http_body
-    from tests.e2e.test_hardening_gateway import ENV, post
+    from sioctl.worker.gateway.wire import EXCHANGE
+    from tests.support.gateway import APP_DIR, SLOT1, GwClient, http_body, post
+
+    # The central key test_hardening_gateway.py's clusters use.
+    env = {"GWAPP_CENTRAL_KEY": "central-hardening-key"}
 
     cluster = start_cluster(app=str(APP_DIR), workers=WORKERS, redis_url=None,
-                            extra_args=["--env", "prod"], env=ENV)
+                            extra_args=["--env", "prod"], env=env)
     user = GwClient(SLOT1[0])
     session = requests.Session()
     try:

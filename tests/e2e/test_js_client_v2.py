@@ -25,10 +25,10 @@ from sioctl.worker.gateway.wire import (
     SEND_TO_OTHERS,
     signed_request,
 )
-from tests.e2e.test_gateway import SIG_APP, SIG_KEY, GwClient, assert_success
-from tests.e2e.test_js_client import NodeClient
 from tests.support.clients import BoundClient, ips_for_slot, make_client
 from tests.support.cluster import Cluster, module_cluster
+from tests.support.gateway import SIG_APP, SIG_KEY, GwClient, assert_success
+from tests.support.node import NodeClient
 from tests.support.paths import APPS_DIR, JS_DIR
 
 WORKERS = 2

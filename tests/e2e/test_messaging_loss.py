@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tests.e2e.test_messaging import (  # noqa: F401
+from tests.support.clients import wait_until
+from tests.support.messaging import (
     APP,
     OwnRedis,
     Sender,
@@ -13,13 +14,11 @@ from tests.e2e.test_messaging import (  # noqa: F401
     clients_on_slots,
     inbox_for,
     new_tag,
-    own_redis,
 )
-from tests.support.clients import wait_until
 
 
 def test_pubsub_losses_are_counted_exactly(
-    own_redis: OwnRedis, start_cluster: Any, connect: Any  # noqa: F811
+    own_redis: OwnRedis, start_cluster: Any, connect: Any
 ) -> None:
     cluster = start_cluster(APP, redis_url=own_redis.url)
     slots = clients_on_slots(connect, cluster)

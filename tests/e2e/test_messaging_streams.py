@@ -7,8 +7,8 @@ import threading
 import time
 from typing import Any
 
-from tests.e2e.test_messaging import APP, OwnRedis, clients_on_slots, new_tag, own_redis  # noqa: F401
 from tests.support.clients import BoundClient, wait_until
+from tests.support.messaging import APP, OwnRedis, clients_on_slots, new_tag
 
 # One sender on worker 0 emitting to a client on worker 1: 400 messages, 10 ms apart.
 COUNT = 400
@@ -55,7 +55,7 @@ def kill_stream_readers(redis: OwnRedis) -> int:
 
 
 def test_killed_readers_miss_nothing(
-    own_redis: OwnRedis, start_cluster: Any, connect: Any  # noqa: F811
+    own_redis: OwnRedis, start_cluster: Any, connect: Any
 ) -> None:
     cluster = start_cluster(APP, redis_url=own_redis.url,
                             extra_args=["--redis-transport", "streams"])
@@ -73,7 +73,7 @@ def test_killed_readers_miss_nothing(
 
 
 def test_a_redis_restart_loses_nothing(
-    own_redis: OwnRedis, start_cluster: Any, connect: Any  # noqa: F811
+    own_redis: OwnRedis, start_cluster: Any, connect: Any
 ) -> None:
     cluster = start_cluster(APP, redis_url=own_redis.url,
                             extra_args=["--redis-transport", "streams"])

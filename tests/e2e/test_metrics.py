@@ -9,13 +9,7 @@ from typing import Any
 import requests
 
 from tests.support.clients import free_port, ips_for_slot, wait_until, whoami
-
-
-def sample(text: str, name: str, slot: int | None = None) -> float | None:
-    """The value of metric ``name`` (for ``slot``) in a Prometheus text page."""
-    label = "" if slot is None else f'{{slot="{slot}"}}'
-    match = re.search(rf"^{re.escape(name + label)} (\S+)$", text, re.M)
-    return float(match.group(1)) if match else None
+from tests.support.metrics import sample
 
 
 def test_metrics_cover_every_worker(start_cluster: Any, connect: Any) -> None:

@@ -9,15 +9,13 @@ from typing import Any
 import pytest
 
 from sioctl.worker.gateway import wire
-from tests.e2e.test_nginx_e2e import (  # noqa: F401
+from tests.support.clients import bound_session
+from tests.support.nginx import (
     NODE_ARGS,
-    SOURCE_IPS,
     Front,
     connect_all,
-    start_nginx,
     stream_module,
 )
-from tests.support.clients import bound_session
 from tests.support.paths import APPS_DIR
 
 GWAPP = APPS_DIR / "gwapp"
@@ -27,7 +25,7 @@ APP, KEY = "signatureApp", "signature-app-key"
 
 @pytest.mark.parametrize("kind", ["http", "stream"])
 def test_gateway_messages_cross_nodes_behind_nginx(
-    kind: str, start_cluster: Any, start_nginx: Any, connect: Any  # noqa: F811
+    kind: str, start_cluster: Any, start_nginx: Any, connect: Any
 ) -> None:
     if kind == "stream":
         stream_module()

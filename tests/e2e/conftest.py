@@ -1,0 +1,63 @@
+"""Fixtures of the end-to-end tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sioctl.cli import nginx
+from tests.support.gateway import GwClient
+from tests.support.messaging import OwnRedis
+from tests.support.nginx import NginxServer, stream_module
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    """A redis-server of the test's own, which it may stop and start again; stopped at
+    teardown."""
+    server = OwnRedis(tmp_path / "redis")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def client() -> Iterator[Callable[..., GwClient]]:
+    """``client(source_ip)``: an unconnected GwClient, shut down after the test."""
+    made: list[GwClient] = []
+
+    def make(source_ip: str) -> GwClient:
+        made.append(GwClient(source_ip))
+        return made[-1]
+
+    yield make
+    for c in made:
+        c.sio.shutdown()
+
+
+@pytest.fixture
+def start_nginx() -> Iterator[Callable[..., NginxServer]]:
+    """Factory: ``start_nginx(kind, nodes)`` runs nginx with the http or stream config that
+    ``sioctl nginx`` writes for those nodes; stopped at teardown."""
+    started: list[NginxServer] = []
+
+    def start(kind: str, nodes: Sequence[Any]) -> NginxServer:
+        addresses = [nginx.Address("127.0.0.1", node.port) for node in nodes]
+        if kind == "stream":
+            module = stream_module()
+            server = NginxServer(lambda listen, local: nginx.stream_config(
+                addresses, listen=listen, stream_module=module, local=local))
+        else:
+            server = NginxServer(lambda listen, local: nginx.http_config(
+                addresses, listen=listen, local=local))
+        started.append(server)
+        return server.start()
+
+    yield start
+
+    for server in started:
+        server.stop()
