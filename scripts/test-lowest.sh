@@ -18,5 +18,5 @@ if [ ! -x .venv-lowest/bin/python ] || [ "$(cat .venv-lowest/pins 2>/dev/null)" 
     echo "$pins" > .venv-lowest/pins
 fi
 echo "tests on the lowest allowed libraries:" $pins
-exec .venv-lowest/bin/python -m pytest -q -n "${SIOCTL_TEST_WORKERS:-4}" --dist loadfile \
+exec .venv-lowest/bin/python -m pytest -q -n "${SIOCTL_TEST_WORKERS:-3}" --dist loadfile \
     tests/contract "$@"
