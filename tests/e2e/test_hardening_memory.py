@@ -136,7 +136,9 @@ def test_disconnected_sessions_leave_nothing_behind(cluster: Cluster) -> None:
     deadline = time.monotonic() + 10.0
     while "heap trimmed" not in cluster.log_text() and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert "sessions fell from 150 to 0: heap trimmed" in cluster.log_text()
+    if "sessions fell from 150 to 0: heap trimmed" not in cluster.log_text():
+        # The whole log (an assert would cut it short): which trims happened, at what counts.
+        cluster.fail("no 'sessions fell from 150 to 0: heap trimmed' in the log")
 
 
 def test_dump_reports_the_heap() -> None:
