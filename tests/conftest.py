@@ -1,67 +1,24 @@
 """Fixtures shared by the tests: a real redis-server and real sioctl clusters.
 
-A cluster is ``python -m sioctl start ... --sticky`` run in the foreground from the repository
-root (so ``tests.apps.*`` imports), bound to 127.0.0.1 on a free port, with its run directory
-in a short temporary directory (Unix socket paths are limited to 107 bytes).
+Only fixtures live here; the helpers they are built on (``Cluster``, ``module_cluster``,
+``run_sioctl``, the clients) are in tests/support and are imported from there, never from a
+conftest. Where a new test goes: tests/README.md.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import signal
 import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sioctl.cluster.control import ControlError, request
 from sioctl.cluster.redis_server import RedisServer
-
-TESTS_DIR = Path(__file__).resolve().parent
-REPO_ROOT = TESTS_DIR.parent
-# `import clients` from test modules, whether or not tests/ is a package.
-if str(TESTS_DIR) not in sys.path:
-    sys.path.insert(0, str(TESTS_DIR))
-
-from clients import BoundClient, free_port, make_client, wait_for_exit  # noqa: E402
-from uvicorn_nodes import UvicornNodes  # noqa: E402
-
-# The chat app on each worker engine: the same events (tests/apps/chat.py, asyncchat.py), so a
-# test parametrized over ENGINES ("engine") runs unchanged on both.
-CHAT_APPS = {"eventlet": "tests.apps.chat:sio", "asyncio": "tests.apps.asyncchat:app"}
-ENGINES = tuple(CHAT_APPS)
-
-# How long a cluster may take to report every worker ready.
-BOOT_TIMEOUT = 30.0
-# Extra time allowed past graceful_timeout for the master to exit on SIGTERM.
-STOP_MARGIN = 10.0
-
-
-def sioctl_command(*args: str) -> list[str]:
-    """argv that runs the sioctl CLI with this interpreter."""
-    return [sys.executable, "-m", "sioctl", *args]
-
-
-def run_sioctl(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 60.0
-) -> subprocess.CompletedProcess[str]:
-    """Run a sioctl command to completion from the repository root; returns its result."""
-    return subprocess.run(
-        sioctl_command(*args),
-        cwd=REPO_ROOT,
-        env=env if env is not None else os.environ.copy(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
+from tests.support.clients import BoundClient, make_client
+from tests.support.cluster import CHAT_APPS, SHARED_REDIS, Cluster, StartCluster, run_sioctl
+from tests.support.ports import free_port
 
 
 @pytest.fixture(name="run_sioctl")
@@ -72,212 +29,16 @@ def run_sioctl_fixture() -> Callable[..., subprocess.CompletedProcess[str]]:
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """URL of a real redis-server on a free 127.0.0.1 port, shared by the whole session."""
-    server = RedisServer(str(tmp_path_factory.mktemp("redis")), unix_socket=False)
+    """URL of a real redis-server on a free 127.0.0.1 port, shared by the whole session (by one
+    xdist worker's tests under ``-n``: each worker runs a session of its own)."""
+    server = RedisServer(
+        str(tmp_path_factory.mktemp("redis")), unix_socket=False, port=free_port()
+    )
     server.start()
     try:
         yield server.url
     finally:
         server.stop()
-
-
-class Cluster:
-    """One ``sioctl start --sticky`` master running in the foreground, with its workers."""
-
-    def __init__(
-        self,
-        app: str,
-        workers: int,
-        redis_url: str | None,
-        extra_args: Sequence[str],
-        env: dict[str, str],
-        log_dir: Path,
-    ) -> None:
-        self.app = app
-        self.workers = workers
-        self.redis_url = redis_url
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.title = f"t{self.port}"
-        self.run_base = tempfile.mkdtemp(prefix="sio")
-        self.run_dir = os.path.join(self.run_base, self.title)
-        self.control_socket = os.path.join(self.run_dir, "control.sock")
-        self.log_path = log_dir / f"cluster-{self.port}.log"
-        self.args = [
-            "start",
-            app,
-            "--sticky",
-            "-w",
-            str(workers),
-            "-b",
-            f"127.0.0.1:{self.port}",
-            "--run-dir",
-            self.run_base,
-            "--title",
-            self.title,
-        ]
-        if redis_url:
-            self.args += ["--redis", redis_url]
-        self.args += list(extra_args)
-        self.env = {**os.environ, **env}
-        # Every worker pid any status reported: none may outlive the cluster.
-        self.seen_pids: set[int] = set()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = BOOT_TIMEOUT) -> Cluster:
-        """Start the master and wait until it and every worker are ready."""
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                sioctl_command(*self.args),
-                cwd=REPO_ROOT,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        self.wait_ready(timeout)
-        return self
-
-    def url_of(self, slot: int) -> str:
-        """The url clients of ``slot`` connect to: the master's, whatever the slot (it routes
-        each client by its address)."""
-        return self.url
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def log_text(self) -> str:
-        """Everything the master and its workers printed so far."""
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def fail(self, message: str) -> None:
-        pytest.fail(f"{message}\n--- sioctl log ({self.log_path}) ---\n{self.log_text()}")
-
-    def status(self, timeout: float = 5.0) -> dict[str, Any]:
-        """The master's answer to ``{"cmd": "status"}``."""
-        reply = request(self.control_socket, {"cmd": "status"}, timeout=timeout)
-        for slot in reply.get("slots", []):
-            if slot.get("pid"):
-                self.seen_pids.add(int(slot["pid"]))
-        return reply
-
-    def try_status(self) -> dict[str, Any] | None:
-        """The status, or None while nobody answers on the control socket."""
-        try:
-            return self.status(timeout=2.0)
-        except ControlError:
-            return None
-
-    def worker_pids(self) -> dict[int, int]:
-        """{slot: worker pid} for the slots that have a worker now."""
-        return {
-            int(slot["slot"]): int(slot["pid"])
-            for slot in self.status()["slots"]
-            if slot.get("pid")
-        }
-
-    def slot_info(self, slot: int) -> dict[str, Any]:
-        """The status entry of one slot."""
-        for entry in self.status()["slots"]:
-            if int(entry["slot"]) == slot:
-                return dict(entry)
-        raise AssertionError(f"slot {slot} missing from status")
-
-    def is_ready(self) -> bool:
-        """True when the master runs and every slot has a ready worker."""
-        status = self.try_status()
-        if status is None or status.get("state") != "running":
-            return False
-        slots = status.get("slots", [])
-        return len(slots) == self.workers and all(
-            s.get("state") == "ready" and s.get("pid") for s in slots
-        )
-
-    def wait_ready(self, timeout: float = BOOT_TIMEOUT) -> dict[str, Any]:
-        """Wait until the cluster runs with every worker ready; returns the status."""
-        deadline = time.monotonic() + timeout
-        while True:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                self.fail(f"sioctl exited with status {self.proc.returncode} before it was ready")
-            if self.is_ready():
-                return self.status()
-            if time.monotonic() >= deadline:
-                self.fail(
-                    f"cluster not ready within {timeout:g}s; last status: {self.try_status()}"
-                )
-            time.sleep(0.1)
-
-    def wait_for(
-        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 20.0, what: str = ""
-    ) -> dict[str, Any]:
-        """Poll the status until ``predicate(status)`` holds; returns that status."""
-        deadline = time.monotonic() + timeout
-        last = None
-        while True:
-            last = self.try_status()
-            if last is not None and predicate(last):
-                return last
-            if time.monotonic() >= deadline:
-                self.fail(f"timed out after {timeout:g}s waiting for {what}; last status: {last}")
-            time.sleep(0.1)
-
-    def signal(self, signum: int) -> None:
-        """Send ``signum`` to the master."""
-        assert self.proc is not None
-        self.proc.send_signal(signum)
-
-    def wait_exit(self, timeout: float) -> int | None:
-        """The master's exit status, or None if it still runs after ``timeout`` seconds."""
-        assert self.proc is not None
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def stop(self) -> list[int]:
-        """Stop the master (SIGTERM, then SIGKILL); returns worker pids that outlived it."""
-        if self.proc is None:
-            return []
-        with contextlib.suppress(ControlError, OSError):
-            if self.proc.poll() is None:
-                self.status(timeout=2.0)
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            if self.wait_exit(30.0 + STOP_MARGIN) is None:
-                self.proc.kill()
-                self.proc.wait(10)
-        survivors = wait_for_exit(sorted(self.seen_pids), 10.0)
-        for pid in survivors:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-        shutil.rmtree(self.run_base, ignore_errors=True)
-        return survivors
-
-
-# The default for start_cluster(redis_url=...): the session's shared redis-server.
-SHARED_REDIS = "shared"
-
-StartCluster = Callable[..., Cluster]
-
-
-def module_cluster(
-    app: str, workers: int, redis_url: str | None, log_dir: Path, *args: str,
-    env: dict[str, str] | None = None,
-) -> Iterator[Cluster]:
-    """Yield a started cluster, then stop it and check no worker outlived its master: the body
-    of a module-scoped cluster fixture (``yield from module_cluster(...)``)."""
-    cluster = Cluster(app, workers, redis_url, args, env or {}, log_dir)
-    try:
-        yield cluster.start()
-    finally:
-        survivors = cluster.stop()
-        assert not survivors, f"worker processes outlived their master: {survivors}"
 
 
 @pytest.fixture
@@ -324,40 +85,6 @@ def start_cluster(
         if survivors:
             leftovers[cluster.title] = survivors
     assert not leftovers, f"worker processes outlived their master: {leftovers}"
-
-
-# The engines the messaging tests run on: sioctl's eventlet workers, and socketio.AsyncServer
-# apps on sioctl's asyncio manager (served by uvicorn until the asyncio worker engine does).
-ENGINES = ("eventlet", "asyncio")
-
-
-@pytest.fixture(params=ENGINES)
-def start_nodes(request: pytest.FixtureRequest, start_cluster: StartCluster,
-                tmp_path: Path) -> Iterator[Callable[..., Any]]:
-    """Factory, once per engine: ``start_nodes(redis_url, transport="pubsub")`` starts two
-    workers joined through the Redis at ``redis_url`` and returns them once both listen.
-
-    eventlet: a sioctl cluster of 2 workers serving tests/apps/messaging.py; asyncio: two
-    uvicorn processes serving its twin tests/apps/async_messaging.py (tests/uvicorn_nodes.py).
-    Either has ``url_of(slot)``, ``log_text()``, ``worker_pids()``. Stopped at teardown, which
-    fails if a process has to be killed or outlives it."""
-    started: list[UvicornNodes] = []
-
-    def start(redis_url: str, transport: str = "pubsub") -> Any:
-        args = ["--redis-transport", transport] if transport != "pubsub" else []
-        if request.param == "eventlet":
-            return start_cluster("tests.apps.messaging:sio", workers=2, redis_url=redis_url,
-                                 extra_args=args)
-        nodes = UvicornNodes(redis_url, tmp_path, transport=transport)
-        started.append(nodes)
-        return nodes.start()
-
-    yield start
-
-    for nodes in started:
-        stubborn = nodes.stop()
-        assert not stubborn, (f"uvicorn nodes did not stop on SIGTERM: {stubborn}\n"
-                              f"{nodes.log_text()[-3000:]}")
 
 
 @pytest.fixture

@@ -4,11 +4,12 @@ data layouts, and what we patch.
 
 sioctl corrects python-engineio and python-socketio from the inside, so a release of either that
 renames a private method or changes a dict's shape would not fail loudly: it would quietly undo
-a correction. This list is the contract. ``tests/test_library_contract.py`` checks every entry
-against the installed libraries (that the member exists, with the parameter names below, and
-that each layout holds on small real objects), so an upgrade fails in one test that names the
-hook; and it checks that the list is complete (a private name of these libraries used anywhere
-in sioctl, or a library method a sioctl class overrides, that is not listed fails the test).
+a correction. This list is the contract. ``tests/contract/test_library_contract.py`` checks
+every entry against the installed libraries (that the member exists, with the parameter names
+below, and that each layout holds on small real objects), so an upgrade fails in one test that
+names the hook; and it checks that the list is complete (a private name of these libraries used
+anywhere in sioctl, or a library method a sioctl class overrides, that is not listed fails the
+test).
 
 Nothing here is imported by the worker: the module only lists. A ``target`` is
 ``module:Qualified.name``; ``params`` are the parameter names of the library's function as we

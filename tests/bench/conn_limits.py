@@ -34,11 +34,10 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests"))
-
-from clients import free_port, partial_client_hello  # noqa: E402
+sys.path.insert(0, str(REPO))
 
 from sioctl.cluster.control import ControlError, request  # noqa: E402
+from tests.support.clients import free_port, partial_client_hello  # noqa: E402
 
 HANDSHAKE = b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n\r\n"
 UPGRADE = (b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n"

@@ -41,17 +41,17 @@ from typing import Any
 BENCH_DIR = Path(__file__).resolve().parent
 TESTS_DIR = BENCH_DIR.parent
 REPO_ROOT = TESTS_DIR.parent
-for _path in (str(REPO_ROOT), str(TESTS_DIR), str(BENCH_DIR)):
+for _path in (str(REPO_ROOT), str(BENCH_DIR)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
 import redis  # noqa: E402
-from clients import free_port, ips_for_slot, pid_alive, wait_for_exit  # noqa: E402
 from procstat import CLK_TCK, cpu_model, cpu_seconds, machine_ticks  # noqa: E402
 from raw_client import RawClient  # noqa: E402
 
 from sioctl.cluster.control import ControlError, request  # noqa: E402
 from sioctl.cluster.redis_server import RedisServer, find_redis_server  # noqa: E402
+from tests.support.clients import free_port, ips_for_slot, pid_alive, wait_for_exit  # noqa: E402
 
 WORKERS = 2
 VARIANTS = {

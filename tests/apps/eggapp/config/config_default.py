@@ -1,6 +1,6 @@
 # An app directory written exactly the egg-socket.io way (config/config.default.js, in Python):
 # egg's camelCase names, engine.io's options in milliseconds, socketConfig, an engine.io option
-# sioctl has no use for (wsEngine). It must run unchanged: tests/test_egg_migration.py.
+# sioctl has no use for (wsEngine). It must run unchanged: tests/e2e/test_egg_migration.py.
 import uuid
 
 keys = "eggapp_1700000000000_1234"

@@ -1,0 +1,84 @@
+"""sioctl's asyncio Redis manager (worker/messaging/async_manager.py) where it has no eventlet
+twin to share a test with: its publisher in process against a real Redis, and the
+``when_redis_back`` hooks, plain and coroutine functions, on uvicorn nodes. The guarantees
+both engines give are tested once for both (``start_nodes``): test_messaging.py,
+test_messaging_loss.py, test_messaging_streams.py."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from sioctl.worker.messaging.async_publisher import AsyncPublisher
+from tests.support.clients import make_client, wait_until
+from tests.support.messaging import OwnRedis
+from tests.support.uvicorn_nodes import UvicornNodes
+
+
+def test_a_full_queue_drops_the_oldest_and_the_rest_goes_out_when_redis_is_back(
+    own_redis: OwnRedis, caplog: Any  # noqa: F811
+) -> None:
+    """Redis is away: commands queue up to max_queue, the oldest beyond it are dropped
+    (counted, said once); once Redis is back, what was kept is sent, in order."""
+    url = own_redis.url
+    own_redis.stop()
+
+    async def scenario() -> tuple[AsyncPublisher, list[Any]]:
+        publisher = AsyncPublisher(lambda: aioredis.Redis.from_url(url),
+                                   lambda fn: asyncio.ensure_future(fn()),
+                                   logging.getLogger("test.publisher"), max_queue=5)
+        publisher.start()
+        for i in range(8):
+            publisher.command("rpush", "kept", i)
+        await asyncio.sleep(0.3)  # the publisher tries, fails, keeps the queue
+        assert publisher.stats.outages == 1 and not publisher.stats.connected
+        own_redis.start()
+        for _ in range(200):  # up to 20 s: RETRY_MAX, then SETTLE after the outage
+            if not publisher.queue:
+                break
+            await asyncio.sleep(0.1)
+        client = aioredis.Redis.from_url(url)
+        kept = await client.lrange("kept", 0, -1)
+        await client.aclose()
+        publisher.task.cancel()
+        await publisher.close()
+        return publisher, kept
+
+    with caplog.at_level(logging.INFO, logger="test.publisher"):
+        publisher, kept = asyncio.run(scenario())
+    assert [int(v) for v in kept] == [3, 4, 5, 6, 7]
+    assert (publisher.stats.dropped, publisher.stats.delayed, publisher.stats.published) == (
+        3, 5, 5)
+    lines = [r.getMessage() for r in caplog.records]
+    assert sum("queue full" in line for line in lines) == 1, lines
+    assert sum("Redis is back after" in line for line in lines) == 1, lines
+
+
+def test_when_redis_back_hooks_run_plain_and_async(
+    own_redis: OwnRedis, tmp_path: Path  # noqa: F811
+) -> None:
+    """After a Redis restart each node runs its when_redis_back hooks once: a plain function
+    and a coroutine function (the gateway registry and socket id claims use them)."""
+    nodes = UvicornNodes(own_redis.url, tmp_path).start()
+    clients = []
+    try:
+        for slot in (0, 1):
+            client = make_client("127.0.0.1", ("websocket",))
+            client.connect(nodes.url_of(slot), wait_timeout=10)
+            clients.append(client)
+        assert [c.call("manager_stats")["redis_back"] for c in clients] == [
+            {"plain": 0, "async": 0}] * 2
+        own_redis.stop()
+        own_redis.start()
+        for client in clients:
+            wait_until(lambda c=client: c.call("manager_stats")["redis_back"]
+                       == {"plain": 1, "async": 1}, 10, what="the hooks")
+        assert "Traceback" not in nodes.log_text()
+    finally:
+        for client in clients:
+            client.disconnect()
+        assert not nodes.stop()

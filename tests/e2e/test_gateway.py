@@ -1,0 +1,611 @@
+"""The signed message gateway end to end, through `sioctl start --sticky` with 2 workers.
+
+The app is tests/apps/gwapp (signatureApp: md5, centralServiceApp: md5 with its key from the
+environment, hmacApp: hmac-sha256). Python clients come from source addresses the master serves
+from a chosen worker (ips_for_slot); the official JS socket.io-client runs tests/js/client.js.
+"""
+
+from __future__ import annotations
+
+import queue
+import secrets
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import requests
+import socketio
+
+from sioctl.worker.gateway.wire import (
+    BROADCAST,
+    DENY,
+    EXCHANGE,
+    RE_CONNECT_AND_UPDATES,
+    RE_CONNECT_UPDATED,
+    REQUEST_ID,
+    REQUEST_MESSAGE,
+    RESPONSE_MESSAGE,
+    SAVE_ID,
+    SEND_TO_OTHERS,
+    now_ms,
+    sign,
+    sign_hmac,
+    signed_request,
+)
+from tests.support.clients import bound_session, ips_for_slot, make_client, wait_until
+from tests.support.gateway import (
+    APP_DIR,
+    CENTRAL_KEY,
+    HTTP_PATH,
+    SIG_APP,
+    SIG_KEY,
+    SLOT0,
+    SLOT1,
+    TIMEOUT,
+    WORKERS,
+    action_of,
+    assert_deny,
+    assert_success,
+    http_body,
+    signed_auth,
+)
+from tests.support.node import NodeClient
+from tests.support.paths import JS_DIR
+
+CENTRAL_APP = "centralServiceApp"
+HMAC_APP, HMAC_KEY = "hmacApp", "hmac-app-key"
+WINDOW_MS = 300_000
+
+# The HTTP caller: an address no socket client uses, served by worker 0.
+HTTP_IP = ips_for_slot(0, WORKERS, [f"127.0.0.{i}" for i in range(20, 40)])[0]
+
+
+def envelope_at(
+    action: str, timestamp: int, app: str = SIG_APP, key: str = SIG_KEY, **meta: Any
+) -> dict[str, Any]:
+    """An md5-signed envelope with a chosen timestamp."""
+    return {
+        "meta": {"timestamp": timestamp, "app": app, "sign": sign(app, key, timestamp), **meta},
+        "data": {"action": action, "payload": None},
+    }
+
+
+@pytest.fixture
+def gateway(start_cluster: Callable[..., Any]) -> Callable[..., Any]:
+    """``gateway(env="prod")``: 2 sticky workers serving tests/apps/gwapp."""
+
+    def start(env: str = "prod") -> Any:
+        return start_cluster(
+            app=str(APP_DIR), workers=WORKERS, extra_args=["--env", env],
+            env={"GWAPP_CENTRAL_KEY": CENTRAL_KEY},
+        )
+
+    return start
+
+
+@pytest.fixture
+def node() -> Iterator[Callable[[dict[str, Any]], NodeClient]]:
+    """``node(spec)``: tests/js/client.js running with ``spec``, killed after the test."""
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed")
+    assert (JS_DIR / "node_modules" / "socket.io-client").is_dir(), (
+        "socket.io-client is not installed: run `npm ci --prefix tests/js`"
+    )
+    made: list[NodeClient] = []
+
+    def run(spec: dict[str, Any]) -> NodeClient:
+        made.append(NodeClient({"timeout": 15000, **spec}))
+        return made[-1]
+
+    yield run
+    for n in made:
+        n.close()
+
+
+# ------------------------------------------------------------------------------ saveId
+
+
+def test_save_id_on_connect_and_request_id(
+    gateway: Any, client: Any, node: Any
+) -> None:
+    cluster = gateway()
+    a = client(SLOT0[0])
+    hello = a.connect(cluster.url)
+    assert hello["data"]["payload"] == {"socketId": a.sio.get_sid("/"), "userId": a.user_id}
+    assert str(uuid.UUID(a.user_id)) == a.user_id
+    assert hello["meta"]["client"] == a.sid and isinstance(hello["meta"]["timestamp"], int)
+
+    # requestId answers saveId again: as the ack and as a responseMessage.
+    again = a.request(REQUEST_ID)
+    assert action_of(again) == SAVE_ID
+    assert again["data"]["payload"] == {"socketId": a.sid, "userId": a.user_id}
+    assert again["meta"]["app"] == SIG_APP
+
+    # A valid uuid in a signed handshake's auth is kept (a userId nobody holds); anything else,
+    # or an unsigned claim (test_hardening_gateway), is replaced by a fresh one.
+    kept = str(uuid.uuid4())
+    b = client(SLOT1[0])
+    assert b.connect(cluster.url, auth=signed_auth(userId=kept))[
+        "data"]["payload"]["userId"] == kept
+    c = client(SLOT1[1])
+    c.connect(cluster.url, auth=signed_auth(userId="not-a-uuid"))
+    assert c.user_id not in ("not-a-uuid", kept, a.user_id)
+    uuid.UUID(c.user_id)
+    for each in (a, b, c):
+        each.assert_quiet()
+
+    # The JS client: saveId on connect, requestId answered (the handshake userId kept).
+    js_user = str(uuid.uuid4())
+    js = node({
+        "url": cluster.url, "localAddress": SLOT1[2], "auth": signed_auth(userId=js_user),
+        "actions": [
+            {"op": "wait", "event": RESPONSE_MESSAGE},
+            {"op": "emit", "event": REQUEST_MESSAGE,
+             "args": [signed_request(REQUEST_ID, SIG_APP, SIG_KEY)]},
+            {"op": "wait", "event": RESPONSE_MESSAGE},
+        ],
+    })
+    js_id = js.expect("connect")["id"]
+    [saved] = js.expect("wait")["args"]
+    assert saved["data"] == {"action": SAVE_ID,
+                             "payload": {"socketId": js_id, "userId": js_user}}
+    ack = js.expect("emit")["ack"]
+    assert ack["data"] == saved["data"]
+    assert js.expect("wait")["args"] == [ack]
+    js.expect("done")
+
+
+# ------------------------------------------------------------------------ sendToOthers
+
+
+def test_send_to_others_across_workers(gateway: Any, client: Any) -> None:
+    cluster = gateway()
+    sender = client(SLOT0[0])
+    sender.connect(cluster.url)
+    target = client(SLOT1[0])
+    target.connect(cluster.url)
+    cluster.wait_for(
+        lambda s: all(slot["sessions"] >= 1 for slot in s["slots"]), what="a client per worker"
+    )
+
+    for n, address in enumerate((target.sid, target.user_id)):
+        payload = {"n": n, "text": "héllo", "list": [1, None, True]}
+        ack = sender.request(SEND_TO_OTHERS, target=address, payload=payload)
+        assert_success(ack, address)
+        got = target.expect(EXCHANGE)
+        assert got["data"]["payload"] == payload
+        assert got["meta"]["client"] == sender.sid
+        assert got["meta"]["userId"] == sender.user_id
+        assert got["meta"]["app"] == SIG_APP
+        assert got["meta"]["target"] == address
+
+    # The other way round, by userId.
+    assert_success(target.request(SEND_TO_OTHERS, target=sender.user_id, payload="back"),
+                   sender.user_id)
+    assert sender.expect(EXCHANGE)["data"]["payload"] == "back"
+
+    # An offline target: a deny naming it; the sender stays connected and keeps being served.
+    gone = str(uuid.uuid4())
+    deny = sender.request(SEND_TO_OTHERS, target=gone, payload=1)
+    assert_deny(deny, f"target {gone!r} is not online")
+    assert gone in deny["data"]["payload"]["reason"]
+    assert sender.sio.connected
+    assert_success(sender.request(SEND_TO_OTHERS, target=target.sid, payload=2), target.sid)
+    assert target.expect(EXCHANGE)["data"]["payload"] == 2
+    sender.assert_quiet()
+    target.assert_quiet()
+    assert sender.sio.connected and target.sio.connected
+
+
+def test_send_to_others_with_the_js_client(gateway: Any, client: Any, node: Any) -> None:
+    cluster = gateway()
+    python = client(SLOT0[0])
+    python.connect(cluster.url)
+    from_js = {"from": "js", "n": [1, 2, 3]}
+    # The JS client (on the other worker) sends to the python client's userId, then waits for
+    # the python client's answer sent to its client id.
+    js = node({
+        "url": cluster.url, "localAddress": SLOT1[0],
+        "actions": [
+            {"op": "wait", "event": RESPONSE_MESSAGE},
+            {"op": "emit", "event": REQUEST_MESSAGE,
+             "args": [signed_request(SEND_TO_OTHERS, SIG_APP, SIG_KEY, payload=from_js,
+                                     target=python.user_id)]},
+            {"op": "ready"},
+            {"op": "wait", "event": RESPONSE_MESSAGE},
+        ],
+    })
+    js_id = js.expect("connect")["id"]
+    [saved] = js.expect("wait")["args"]
+    js_user = saved["data"]["payload"]["userId"]
+    assert saved["data"]["payload"]["socketId"] == js_id
+    assert_success(js.expect("emit")["ack"], python.user_id)
+    got = python.expect(EXCHANGE)
+    assert got["data"]["payload"] == from_js
+    assert (got["meta"]["client"], got["meta"]["userId"]) == (js_id, js_user)
+
+    js.expect("ready")
+    assert_success(python.request(SEND_TO_OTHERS, target=js_id, payload="to js"), js_id)
+    [exchange] = js.expect("wait")["args"]
+    assert exchange["data"] == {"action": EXCHANGE, "payload": "to js"}
+    assert (exchange["meta"]["client"], exchange["meta"]["userId"]) == (
+        python.sid, python.user_id)
+    js.expect("done")
+    python.assert_quiet()
+
+
+# ----------------------------------------------------------------------------- reconnect
+
+
+def test_reconnect_flow(gateway: Any, client: Any) -> None:
+    cluster = gateway()
+    sender = client(SLOT0[0])
+    sender.connect(cluster.url)
+    first = client(SLOT0[1])
+    first.connect(cluster.url)
+    old_user = first.user_id
+    assert_success(sender.request(SEND_TO_OTHERS, target=old_user, payload="before"), old_user)
+    assert first.expect(EXCHANGE)["data"]["payload"] == "before"
+
+    first.sio.disconnect()
+
+    def offline() -> bool:
+        ack = sender.request(SEND_TO_OTHERS, target=old_user, payload="while away")
+        return action_of(ack) == DENY
+
+    wait_until(offline, TIMEOUT, interval=0.1, what="the old socket to leave the registry")
+
+    # The new socket (on the other worker) gets a fresh userId, then takes over the old one.
+    second = client(SLOT1[0])
+    second.connect(cluster.url)
+    fresh_user = second.user_id
+    assert fresh_user != old_user
+    updated = second.request(RE_CONNECT_AND_UPDATES, user_id=old_user)
+    assert action_of(updated) == RE_CONNECT_UPDATED
+    assert updated["data"]["payload"] == {"socketId": second.sid, "userId": old_user}
+    assert updated["meta"]["userId"] == old_user
+
+    assert_success(sender.request(SEND_TO_OTHERS, target=old_user, payload="after"), old_user)
+    got = second.expect(EXCHANGE)
+    assert got["data"]["payload"] == "after"
+    assert got["meta"]["client"] == sender.sid
+    # requestId now reports the userId taken over; the fresh one no longer reaches anybody.
+    assert second.request(REQUEST_ID)["data"]["payload"] == {
+        "socketId": second.sid, "userId": old_user}
+    assert_deny(sender.request(SEND_TO_OTHERS, target=fresh_user, payload="x"),
+                f"target {fresh_user!r} is not online")
+    assert sender.sio.connected and second.sio.connected
+    second.assert_quiet()
+
+    # A reconnect presenting the userId in a signed handshake works as well (worker 0 now).
+    second.sio.disconnect()
+    third = client(SLOT0[2])
+    wait_until(lambda: action_of(sender.request(SEND_TO_OTHERS, target=old_user, payload=0))
+               == DENY, TIMEOUT, interval=0.1, what="the second socket to leave")
+    third.connect(cluster.url, auth=signed_auth(userId=old_user))
+    assert third.user_id == old_user
+    assert_success(sender.request(SEND_TO_OTHERS, target=old_user, payload="third"), old_user)
+    assert third.expect(EXCHANGE)["data"]["payload"] == "third"
+
+
+# ----------------------------------------------------------------------------- broadcast
+
+
+def test_broadcast_reaches_its_app_only(gateway: Any, client: Any, node: Any) -> None:
+    cluster = gateway()
+    sender = client(SLOT0[0])
+    same_worker = client(SLOT0[1])
+    other_worker = client(SLOT1[0])
+    other_app = client(SLOT1[1])
+    no_app = client(SLOT0[2])
+    for c in (sender, same_worker, other_worker, other_app, no_app):
+        c.connect(cluster.url)
+    # A socket joins its app with its first signed request (or a signed handshake, below).
+    for c in (sender, same_worker, other_worker):
+        assert action_of(c.request(REQUEST_ID)) == SAVE_ID
+    assert action_of(other_app.request(REQUEST_ID, app=CENTRAL_APP, key=CENTRAL_KEY)) == SAVE_ID
+
+    ts = now_ms()
+    js = node({
+        "url": cluster.url, "localAddress": SLOT1[2],
+        "auth": {"app": SIG_APP, "timestamp": ts, "sign": sign(SIG_APP, SIG_KEY, ts)},
+        "actions": [
+            {"op": "wait", "event": RESPONSE_MESSAGE},
+            {"op": "ready"},
+            {"op": "wait", "event": RESPONSE_MESSAGE},
+        ],
+    })
+    js.expect("connect")
+    js.expect("wait")
+    js.expect("ready")
+
+    payload = {"news": secrets.token_hex(4)}
+    assert_success(sender.request(BROADCAST, payload=payload))
+    for receiver in (same_worker, other_worker):
+        got = receiver.expect(BROADCAST)
+        assert got["data"]["payload"] == payload
+        assert (got["meta"]["client"], got["meta"]["userId"], got["meta"]["app"]) == (
+            sender.sid, sender.user_id, SIG_APP)
+    [js_got] = js.expect("wait")["args"]
+    assert js_got["data"] == {"action": BROADCAST, "payload": payload}
+    js.expect("done")
+    for c in (sender, same_worker, other_worker, other_app, no_app):
+        c.assert_quiet()
+
+    # The other app's broadcast stays in the other app.
+    assert_success(other_app.request(BROADCAST, app=CENTRAL_APP, key=CENTRAL_KEY, payload=7))
+    for c in (sender, same_worker, other_worker, other_app, no_app):
+        c.assert_quiet()
+
+
+# ---------------------------------------------------------------------------------- HTTP
+
+
+def test_http_transport_message(gateway: Any, client: Any) -> None:
+    cluster = gateway()
+    target = client(SLOT1[0])
+    target.connect(cluster.url)
+    url = cluster.url + HTTP_PATH
+    http = bound_session(HTTP_IP)
+
+    def post(body: Any, **kwargs: Any) -> requests.Response:
+        return http.post(url, json=body, timeout=TIMEOUT, **kwargs)
+
+    for address in (target.sid, target.user_id):
+        message = {"hello": "from http", "to": address}
+        reply = post(http_body(address, message, user_id="web-page-1"))
+        assert reply.status_code == 200
+        assert reply.text and reply.json() == {
+            "status": 200, "success": True, "message": "delivered"}
+        got = target.expect(EXCHANGE)
+        assert got["data"]["payload"] == message
+        assert got["meta"]["userId"] == "web-page-1" and got["meta"]["target"] == address
+        assert got["meta"]["app"] == SIG_APP
+
+    # The key from the environment signs HTTP calls too.
+    assert post(http_body(target.sid, 1, CENTRAL_APP, CENTRAL_KEY)).status_code == 200
+    assert target.expect(EXCHANGE)["data"]["payload"] == 1
+
+    def refused(reply: requests.Response, status: int) -> dict[str, Any]:
+        assert reply.status_code == status, reply.text
+        assert reply.headers["Content-Type"] == "application/json"
+        body = reply.json()
+        assert body["status"] == status and body["success"] is False, body
+        assert isinstance(body["message"], str) and body["message"]
+        return dict(body)
+
+    body = refused(post({}), 422)
+    assert sorted(body["fields"]) == ["app", "message", "sign", "target", "timestamp"]
+    body = refused(post({"timestamp": "now", "app": 1, "target": "", "sign": None,
+                         "message": None, "userId": 5}), 422)
+    assert sorted(body["fields"]) == ["app", "sign", "target", "timestamp", "userId"]
+    assert refused(post([1, 2]), 422)["fields"] == ["body"]
+    for raw in (b"not json {", b"\xff\xfe", b""):
+        body = refused(http.post(url, data=raw, timeout=TIMEOUT,
+                                 headers={"Content-Type": "application/json"}), 422)
+        assert body["fields"] == ["body"]
+
+    good = http_body(target.sid, "x")
+    assert refused(post({**good, "sign": "0" * 32}), 401)["message"] == "bad signature"
+    assert refused(post({**good, "sign": "short"}), 401)["message"] == "bad signature"
+    assert refused(post(http_body(target.sid, "x", key="wrong")), 401)["message"] == (
+        "bad signature")
+    window = "timestamp outside the allowed window (±300 s)"
+    for offset in (-WINDOW_MS - 1000, WINDOW_MS + 1000):
+        late = http_body(target.sid, "x", timestamp=now_ms() + offset)
+        assert refused(post(late), 401)["message"] == window
+    assert refused(post(http_body(target.sid, "x", app="nope")), 401)["message"] == (
+        "unknown app 'nope'")
+    gone = str(uuid.uuid4())
+    assert gone in refused(post(http_body(gone, "x")), 404)["message"]
+
+    big = http_body(target.sid, "y" * 5000)
+    refused(post(big), 413)
+    # A fresh connection for the next calls: the server may close the one it refused to read.
+    http = bound_session(HTTP_IP)
+
+    reply = http.get(url, timeout=TIMEOUT)
+    assert reply.status_code == 405 and reply.json()["status"] == 405
+    assert "POST" in reply.headers["Allow"]
+
+    origin = "https://h5.example.com"
+    reply = post(http_body(target.sid, "cors"), headers={"Origin": origin})
+    assert reply.status_code == 200
+    assert reply.headers["Access-Control-Allow-Origin"] == "*"
+    assert target.expect(EXCHANGE)["data"]["payload"] == "cors"
+    reply = http.options(url, timeout=TIMEOUT, headers={
+        "Origin": origin, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type"})
+    assert reply.status_code == 204
+    assert reply.headers["Access-Control-Allow-Origin"] == "*"
+    assert "POST" in reply.headers["Access-Control-Allow-Methods"]
+    assert "content-type" in reply.headers["Access-Control-Allow-Headers"].lower()
+
+    # None of the refusals reached the client, which is still served.
+    target.assert_quiet()
+    assert action_of(target.request(REQUEST_ID)) == SAVE_ID
+
+
+def test_http_hmac_app_signs_the_message_and_refuses_replays(
+    gateway: Any, client: Any
+) -> None:
+    cluster = gateway()
+    target = client(SLOT1[0])
+    target.connect(cluster.url)
+    url = cluster.url + HTTP_PATH
+    http = bound_session(HTTP_IP)
+    ts, nonce, message = now_ms(), secrets.token_hex(16), {"amount": 10}
+    body = {"timestamp": ts, "app": HMAC_APP, "target": target.sid, "nonce": nonce,
+            "sign": sign_hmac(HMAC_APP, HMAC_KEY, ts, nonce, message), "message": message}
+    reply = http.post(url, json=body, timeout=TIMEOUT)
+    assert reply.status_code == 200, reply.text
+    assert target.expect(EXCHANGE)["data"]["payload"] == message
+
+    altered = http.post(url, json={**body, "message": {"amount": 10_000},
+                                   "nonce": secrets.token_hex(16)}, timeout=TIMEOUT)
+    assert altered.status_code == 401 and altered.json()["message"] == "bad signature"
+    # The same signed body again: the nonce was used, as on the socket.
+    replayed = http.post(url, json=body, timeout=TIMEOUT)
+    assert replayed.status_code == 401, (
+        f"a replayed hmac-sha256 HTTP body was accepted: {replayed.status_code} {replayed.text}")
+    assert "replayed nonce" in replayed.json()["message"]
+    target.assert_quiet()
+
+
+# ------------------------------------------------------------------------------ refusals
+
+
+def test_every_socket_refusal_is_denied_and_disconnects(gateway: Any, client: Any) -> None:
+    cluster = gateway("prod")
+    # Bystanders on both workers, served before and after every refusal.
+    left = client(SLOT0[0])
+    left.connect(cluster.url)
+    right = client(SLOT1[0])
+    right.connect(cluster.url)
+
+    now = now_ms()
+    window = "timestamp outside the allowed window (±300 s)"
+    missing = ["meta.timestamp", "meta.app", "meta.sign", "data.action"]
+    cases: list[tuple[tuple[Any, ...], str, list[str] | None]] = [
+        (({"meta": {}, "data": {}},), "malformed envelope", missing),
+        (({"meta": {"timestamp": "1", "app": 5, "sign": None, "client": 3, "userId": [],
+                    "nonce": ""},
+           "data": {"action": 7}},),
+         "malformed envelope",
+         ["meta.timestamp", "meta.app", "meta.sign", "meta.client", "meta.userId",
+          "meta.nonce", "data.action"]),
+        (({"meta": {"timestamp": True, "app": SIG_APP, "sign": "x"}, "data": []},),
+         "malformed envelope", ["meta.timestamp", "data"]),
+        ((envelope_at(SEND_TO_OTHERS, now),), "malformed envelope", ["meta.target"]),
+        ((envelope_at(SEND_TO_OTHERS, now, target=""),), "malformed envelope",
+         ["meta.target"]),
+        (({"meta": "m", "data": {"action": REQUEST_ID}},), "malformed envelope", ["meta"]),
+        (("hello",), "malformed envelope", ["envelope"]),
+        (([1, 2],), "malformed envelope", ["envelope"]),
+        ((42,), "malformed envelope", ["envelope"]),
+        ((), "requestMessage takes one envelope, got 0 arguments", None),
+        ((envelope_at(REQUEST_ID, now), "extra"),
+         "requestMessage takes one envelope, got 2 arguments", None),
+        ((envelope_at(REQUEST_ID, now, app="nope", key="k"),), "unknown app 'nope'", None),
+        (({**envelope_at(REQUEST_ID, now), "meta": {
+            **envelope_at(REQUEST_ID, now)["meta"], "sign": "f" * 32}},), "bad signature",
+         None),
+        ((envelope_at(REQUEST_ID, now, key="wrong-key"),), "bad signature", None),
+        ((envelope_at(REQUEST_ID, now, app=CENTRAL_APP, key=SIG_KEY),), "bad signature", None),
+        ((envelope_at(REQUEST_ID, now - WINDOW_MS - 5000),), window, None),
+        ((envelope_at(REQUEST_ID, now + WINDOW_MS + 5000),), window, None),
+        ((envelope_at("fly", now),), "unknown action 'fly'", None),
+        ((envelope_at(SAVE_ID, now),), "action 'saveId' is not accepted from clients", None),
+        ((envelope_at(EXCHANGE, now),), "action 'exchange' is not accepted from clients",
+         None),
+        ((envelope_at(DENY, now),), "action 'deny' is not accepted from clients", None),
+        ((signed_request(REQUEST_ID, HMAC_APP, HMAC_KEY),), "bad signature", None),
+    ]
+    for n, (args, reason, fields) in enumerate(cases):
+        bad = client((SLOT0 + SLOT1)[n % (len(SLOT0) + len(SLOT1))])
+        bad.connect(cluster.url)
+        ack = bad.call(*args)
+        assert_deny(ack, reason, fields)
+        assert ack["meta"]["client"] == bad.sid
+        bad.wait_disconnected()
+        # Everyone else is still served, on both workers.
+        assert_success(left.request(SEND_TO_OTHERS, target=right.user_id, payload=n),
+                       right.user_id)
+        assert right.expect(EXCHANGE)["data"]["payload"] == n
+
+    # A handshake whose signature is wrong is refused at connect.
+    refused = make_client(SLOT1[1], reconnection=False)
+    errors: queue.Queue[Any] = queue.Queue()
+    refused.on("connect_error", errors.put)
+    try:
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            refused.connect(cluster.url, auth={"app": SIG_APP, "timestamp": now, "sign": "x"},
+                            wait_timeout=TIMEOUT)
+        assert errors.get(timeout=TIMEOUT) == {"message": "bad signature"}
+    finally:
+        refused.shutdown()
+
+    for c in (left, right):
+        assert c.sio.connected
+        assert action_of(c.request(REQUEST_ID)) == SAVE_ID
+        c.assert_quiet()
+
+
+def test_hmac_app_over_the_socket(gateway: Any, client: Any) -> None:
+    cluster = gateway("prod")
+    target = client(SLOT1[0])
+    target.connect(cluster.url)
+    sender = client(SLOT0[0])
+    sender.connect(cluster.url)
+
+    envelope = signed_request(SEND_TO_OTHERS, HMAC_APP, HMAC_KEY, payload={"pay": 1},
+                              target=target.user_id, scheme="hmac-sha256")
+    assert_success(sender.call(envelope), target.user_id)
+    got = target.expect(EXCHANGE)
+    assert got["data"]["payload"] == {"pay": 1} and got["meta"]["app"] == HMAC_APP
+
+    # The same envelope again: the nonce was used.
+    assert_deny(sender.call(envelope), "replayed nonce")
+    sender.wait_disconnected()
+
+    # A changed payload under the old signature (and a fresh nonce, or none).
+    for meta in ({"nonce": secrets.token_hex(16)}, {"nonce": envelope["meta"]["nonce"]}):
+        forger = client(SLOT0[1])
+        forger.connect(cluster.url)
+        altered = {"meta": {**envelope["meta"], **meta},
+                   "data": {**envelope["data"], "payload": {"pay": 1000}}}
+        assert_deny(forger.call(altered), "bad signature")
+        forger.wait_disconnected()
+    no_nonce = client(SLOT0[2])
+    no_nonce.connect(cluster.url)
+    stripped = {"meta": {k: v for k, v in envelope["meta"].items() if k != "nonce"},
+                "data": envelope["data"]}
+    assert_deny(no_nonce.call(stripped), "missing nonce")
+    no_nonce.wait_disconnected()
+
+    target.assert_quiet()
+    assert action_of(target.request(REQUEST_ID, app=HMAC_APP, key=HMAC_KEY,
+                                  scheme="hmac-sha256")) == SAVE_ID
+
+
+def test_lenient_env_keeps_denied_sockets_connected(gateway: Any, client: Any) -> None:
+    cluster = gateway("lenient")
+    c = client(SLOT0[0])
+    c.connect(cluster.url)
+    for args in (("hello",), (envelope_at(REQUEST_ID, now_ms(), key="bad"),)):
+        assert action_of(c.call(*args)) == DENY
+    c.assert_quiet()
+    assert c.sio.connected
+    assert action_of(c.request(REQUEST_ID)) == SAVE_ID
+
+
+# --------------------------------------------------------------------- keys from the env
+
+
+def test_key_from_the_environment_works_and_is_never_logged(gateway: Any, client: Any) -> None:
+    cluster = gateway()
+    target = client(SLOT1[0])
+    target.connect(cluster.url)
+    sender = client(SLOT0[0])
+    sender.connect(cluster.url)
+    ack = sender.request(SEND_TO_OTHERS, app=CENTRAL_APP, key=CENTRAL_KEY,
+                         target=target.sid, payload="central")
+    assert_success(ack, target.sid)
+    got = target.expect(EXCHANGE)
+    assert got["meta"]["app"] == CENTRAL_APP and got["data"]["payload"] == "central"
+    # The md5 key of another app does not sign for this one.
+    assert_deny(sender.request(REQUEST_ID, app=CENTRAL_APP, key=SIG_KEY), "bad signature")
+    sender.wait_disconnected()
+
+    reply = bound_session(HTTP_IP).post(
+        cluster.url + HTTP_PATH, json=http_body(target.user_id, "web", CENTRAL_APP, CENTRAL_KEY),
+        timeout=TIMEOUT)
+    assert reply.status_code == 200
+    assert target.expect(EXCHANGE)["data"]["payload"] == "web"
+
+    log = cluster.log_text()
+    assert "denied a request" in log, "the deny is logged"
+    for secret in (CENTRAL_KEY, SIG_KEY, HMAC_KEY):
+        assert secret not in log

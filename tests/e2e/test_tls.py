@@ -1,0 +1,114 @@
+"""TLS terminated by the workers (--certfile/--keyfile); the master still routes by client IP."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import socketio
+
+from tests.support.clients import SourceAddressAdapter, expected_slot, ips_for_slot
+from tests.support.cluster import ENGINES
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1: (certfile, keyfile)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed (scripts/setup.sh installs it)")
+    directory = tmp_path_factory.mktemp("tls")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    return str(cert), str(key)
+
+
+def tls_client(certfile: str, source_ip: str | None = None) -> socketio.Client:
+    """A client that trusts only ``certfile``; its polling requests come from ``source_ip``."""
+    session = requests.Session()
+    session.trust_env = False  # REQUESTS_CA_BUNDLE would replace our certificate
+    session.verify = certfile
+    if source_ip is not None:
+        session.mount("https://", SourceAddressAdapter(source_ip))
+    return socketio.Client(
+        http_session=session,
+        websocket_extra_options={"sslopt": {"ca_certs": certfile}},
+        reconnection=False,
+    )
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_https_and_wss_through_the_master(
+    start_cluster: Any, certificate: tuple[str, str]
+) -> None:
+    certfile, keyfile = certificate
+    cluster = start_cluster(extra_args=["--certfile", certfile, "--keyfile", keyfile])
+    url = f"https://127.0.0.1:{cluster.port}"
+
+    # Polling from addresses of both slots: the master hashed the real client address.
+    for slot in (0, 1):
+        ip = ips_for_slot(slot, 2)[0]
+        client = tls_client(certfile, ip)
+        client.connect(url, transports=["polling"], wait_timeout=10)
+        try:
+            info = client.call("whoami", timeout=10)
+        finally:
+            client.disconnect()
+        assert info["remote_addr"] == ip
+        assert info["slot"] == expected_slot(ip, 2) == slot
+
+    for transports in (["websocket"], ["polling", "websocket"]):
+        client = tls_client(certfile)
+        client.connect(url, transports=transports, wait_timeout=10)
+        try:
+            assert client.call("echo", {"over": "tls"}, timeout=10) == {"over": "tls"}
+            assert client.transport() == "websocket"
+        finally:
+            client.disconnect()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_plain_http_to_a_tls_port_fails_alone(
+    start_cluster: Any, certificate: tuple[str, str]
+) -> None:
+    certfile, keyfile = certificate
+    cluster = start_cluster(extra_args=["--certfile", certfile, "--keyfile", keyfile])
+    with socket.create_connection(("127.0.0.1", cluster.port), timeout=10) as plain:
+        plain.sendall(b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n\r\n")
+        try:
+            answer = plain.recv(4096)
+        except ConnectionResetError:
+            answer = b""
+    # No HTTP answer: the worker expected a TLS handshake and dropped the connection.
+    assert not answer.startswith(b"HTTP/")
+    # The worker that got the bad handshake still serves everyone.
+    client = tls_client(certfile)
+    client.connect(f"https://127.0.0.1:{cluster.port}", transports=["polling"], wait_timeout=10)
+    try:
+        assert client.call("echo", 1, timeout=10) == 1
+    finally:
+        client.disconnect()
+
+
+def test_unreadable_certificate_is_a_one_line_boot_error(
+    run_sioctl: Any, tmp_path: Path, redis_url: str
+) -> None:
+    missing = tmp_path / "missing.pem"
+    result = run_sioctl(
+        "start", "tests.apps.chat:sio", "-w", "2", "-b", "127.0.0.1:0",
+        "--run-dir", str(tmp_path / "run"), "--title", "tlsbad", "--redis", redis_url,
+        "--certfile", str(missing), "--keyfile", str(missing),
+    )
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if "ERROR" in line or "error" in line]
+    assert any("certfile" in line and str(missing) in line for line in errors), result.stderr

@@ -1,0 +1,573 @@
+"""Small real objects of the contract's libraries, and the data-layout checks of the library
+contract (worker/library_contract.py): each builds the objects sioctl's code meets (a
+socketio.Server a polling client connects to, eventlet.wsgi serving a connection...) and asserts
+the shape sioctl relies on. Run in the child interpreter of tests/support/contract_checks.py,
+since some import eventlet.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+from collections.abc import Callable
+from typing import Any
+
+
+def resolve(target: str) -> Any:
+    """The object at ``module:Qual.name``; raises AttributeError or ImportError."""
+    module, _, path = target.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def wsgi_call(app: Any, method: str, query: str, body: bytes = b"") -> tuple[str, bytes, dict]:
+    """One WSGI request to ``app``; returns (status, body, environ)."""
+    environ = {
+        "REQUEST_METHOD": method, "PATH_INFO": "/socket.io/", "QUERY_STRING": query,
+        "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body)),
+        "CONTENT_TYPE": "text/plain", "wsgi.url_scheme": "http", "SERVER_NAME": "localhost",
+        "SERVER_PORT": "80", "REMOTE_ADDR": "127.0.0.1",
+    }
+    status: list[str] = []
+    chunks = app(environ, lambda s, headers, exc_info=None: status.append(s))
+    return status[0], b"".join(chunks), environ
+
+
+def sio_server(**kwargs: Any) -> Any:
+    """A socketio.Server that needs no eventlet (its layouts are the same)."""
+    import socketio
+
+    return socketio.Server(async_mode="threading", **kwargs)
+
+
+def eio_server() -> Any:
+    """An engineio.Server that needs no eventlet."""
+    import engineio
+
+    return engineio.Server(async_mode="threading")
+
+
+def eio_app(eio: Any) -> Any:
+    """``eio``'s WSGI app, at /socket.io/ as wsgi_call requests."""
+    import engineio
+
+    return engineio.WSGIApp(eio, engineio_path="socket.io")
+
+
+def connected_client(sio: Any) -> tuple[str, dict]:
+    """A polling session connected to "/" of ``sio``; returns (eio_sid, handshake environ)."""
+    import socketio
+
+    app = socketio.WSGIApp(sio)
+    status, body, environ = wsgi_call(app, "GET", "EIO=4&transport=polling")
+    assert status.startswith("200"), (status, body)
+    eio_sid = json.loads(body.decode()[1:])["sid"]
+    status, body, _ = wsgi_call(app, "POST", f"EIO=4&transport=polling&sid={eio_sid}", b"40")
+    assert status.startswith("200"), (status, body)
+    return eio_sid, environ
+
+
+def check_sockets_layout() -> None:
+    from engineio.socket import Socket
+
+    stored: list[tuple[str, Any]] = []
+
+    class Recording(dict):
+        def __setitem__(self, sid: str, session: Any) -> None:
+            stored.append((sid, session))
+            super().__setitem__(sid, session)
+
+    eio = eio_server()
+    # A plain instance attribute (ConformantEngineMixin's property shadows it).
+    assert "sockets" in vars(eio) and not hasattr(type(eio), "sockets"), type(eio).sockets
+    eio.sockets = Recording()
+    status, body, _ = wsgi_call(eio_app(eio), "GET", "EIO=4&transport=polling")
+    assert status.startswith("200"), status
+    assert len(stored) == 1, f"sessions stored by item assignment: {stored}"
+    assert type(stored[0][1]) is Socket, f"stored {type(stored[0][1])!r}, not Socket"
+    assert eio.sockets[stored[0][0]] is stored[0][1]
+
+
+def check_handle_connect() -> None:
+    """A handshake's steps in python-engineio's _handle_connect, in order (the EIO=3 door and
+    ConformantEngineMixin change the session's class as it is stored and rely on the rest)."""
+    from engineio import packet
+    from engineio.socket import Socket
+
+    steps: list[Any] = []
+
+    class Session(Socket):
+        def send(self, pkt: Any) -> None:
+            steps.append(("send", pkt.packet_type))
+            super().send(pkt)
+
+        def schedule_ping(self) -> None:
+            steps.append("schedule_ping")
+
+        def poll(self) -> Any:
+            steps.append("poll")
+            return super().poll()
+
+    class Sessions(dict):
+        def __setitem__(self, sid: str, session: Any) -> None:
+            assert type(session) is Socket, f"stored {type(session)!r}, not Socket"
+            assert session.sid == sid and session.server is eio, (session.sid, sid)
+            session.__class__ = Session
+            steps.append("stored")
+            super().__setitem__(sid, session)
+
+    eio = eio_server()
+    eio.sockets = Sessions()
+    ok = eio._ok
+
+    def recording_ok(packets: Any = None, **kwargs: Any) -> Any:
+        steps.append(("_ok", [pkt.packet_type for pkt in packets or []], sorted(kwargs)))
+        return ok(packets, **kwargs)
+
+    eio._ok = recording_ok
+    status, body, _ = wsgi_call(eio_app(eio), "GET", "EIO=4&transport=polling")
+    assert status.startswith("200"), (status, body)
+    assert steps == ["stored", ("send", packet.OPEN), "schedule_ping", "poll",
+                     ("_ok", [packet.OPEN], ["headers", "jsonp_index"])], steps
+
+
+def check_async_websocket() -> None:
+    """``_async["websocket"](handler, server)`` is a WSGI app that accepts the websocket and
+    runs ``handler(ws)`` (under eventlet, as the worker runs)."""
+    import engineio
+    import eventlet
+    import eventlet.wsgi
+    from eventlet.green import socket
+
+    eio = engineio.Server(async_mode="eventlet")
+    ran: list[Any] = []
+
+    def handler(ws: Any) -> None:
+        ran.append(ws)
+        ws.close()
+
+    app = eio._async["websocket"](handler, eio)
+    server = eventlet.wsgi.Server(_NoListener(), ("", 0), app, log_output=False, debug=False)
+    ours, theirs = socket.socketpair()
+    theirs.sendall(b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n"
+                   b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                   b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                   b"Sec-WebSocket-Version: 13\r\n\r\n")
+    with eventlet.Timeout(5):
+        eventlet.spawn(server.process_request, [("127.0.0.1", 1), ours, eventlet.wsgi.STATE_IDLE])
+        received = b""
+        while b"\r\n\r\n" not in received or not ran:
+            chunk = theirs.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+    theirs.close()
+    assert received.startswith(b"HTTP/1.1 101"), received[:200]
+    assert len(ran) == 1 and callable(getattr(ran[0], "close", None)), ran
+
+
+def check_websocket_states() -> None:
+    """The session's upgrading / upgraded / connected at each ``ws.wait()`` of
+    python-engineio's _websocket_handler, for an upgrade and for a websocket-only session."""
+    from engineio.socket import Socket
+
+    class WebSocket:
+        def __init__(self, session: Any, frames: list[Any]) -> None:
+            self.session, self.frames, self.seen = session, frames, []
+
+        def wait(self) -> Any:
+            s = self.session
+            self.seen.append((s.connected, s.upgrading, s.upgraded))
+            return self.frames.pop(0)
+
+        def send(self, data: Any) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    upgrade = Socket(eio_server(), "sid")
+    upgrade.connected = True  # as _handle_connect leaves a polling session
+    ws = WebSocket(upgrade, ["2probe", "5", None])
+    upgrade._websocket_handler(ws)
+    assert ws.seen == [(True, True, False), (True, True, False), (True, False, True)], ws.seen
+    direct = Socket(eio_server(), "sid")
+    ws = WebSocket(direct, [None])
+    direct._websocket_handler(ws)
+    assert ws.seen == [(True, False, True)], ws.seen
+
+
+def check_eio_handlers() -> None:
+    sio = sio_server()
+    for event in ("connect", "message", "disconnect"):
+        handler = sio.eio.handlers.get(event)
+        assert getattr(handler, "__self__", None) is sio, f"{event}: {handler!r}"
+        assert handler.__name__ == f"_handle_eio_{event}", f"{event}: {handler.__name__}"
+
+
+def check_open_packet_first() -> None:
+    from engineio import packet
+
+    first: list[Any] = []
+    eio = eio_server()
+    create_queue = eio.create_queue
+
+    class Queue:
+        def __init__(self, queue: Any) -> None:
+            self.queue = queue
+
+        def put(self, item: Any, *args: Any, **kwargs: Any) -> Any:
+            first.append(item)
+            return self.queue.put(item, *args, **kwargs)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.queue, name)
+
+    eio.create_queue = lambda *a, **k: Queue(create_queue(*a, **k))
+    wsgi_call(eio_app(eio), "GET", "EIO=4&transport=polling")
+    assert first, "nothing was put on a queue from create_queue"
+    assert first[0].packet_type == packet.OPEN, f"first packet: {first[0].packet_type}"
+    assert "pingInterval" in first[0].data, first[0].data
+
+
+def check_last_ping() -> None:
+    from engineio.socket import Socket
+
+    eio = eio_server()
+    started: list[Any] = []
+    eio.start_background_task = lambda fn, *a, **k: started.append(fn)
+    session = Socket(eio, "sid")
+    assert session.last_ping, f"last_ping at construction: {session.last_ping!r}"
+    session.schedule_ping()
+    assert session.last_ping is None and len(started) == 1, (session.last_ping, started)
+    session.schedule_ping()  # a cycle is running: no second one
+    assert len(started) == 1, started
+
+
+def check_logger(name: str) -> Callable[[], None]:
+    def check() -> None:
+        module = name.split(".")[0] + ".base_server"
+        logger = importlib.import_module(module).default_logger
+        assert logger.name == name, logger.name
+
+    return check
+
+
+def check_binary_packet() -> None:
+    import socketio
+
+    sio = sio_server()
+    eio_sid, _ = connected_client(sio)
+    header = b'451-["upload",{"_placeholder":true,"num":0}]'
+    status, _, _ = wsgi_call(socketio.WSGIApp(sio), "POST",
+                             f"EIO=4&transport=polling&sid={eio_sid}", header)
+    assert status.startswith("200"), status
+    pending = sio._binary_packet.get(eio_sid)
+    assert pending is not None, f"_binary_packet: {sio._binary_packet!r}"
+    assert pending.attachment_count == 1, pending.attachment_count
+
+
+def check_sio_environ() -> None:
+    sio = sio_server()
+    eio_sid, environ = connected_client(sio)
+    assert sio.environ.get(eio_sid) is environ, sorted(sio.environ)
+
+
+def check_rooms() -> None:
+    sio = sio_server()
+    eio_sid, _ = connected_client(sio)
+    members = sio.manager.rooms["/"][None]
+    assert list(members.values()) == [eio_sid], members
+    sid = next(iter(members))
+    assert sio.manager.sid_from_eio_sid(eio_sid, "/") == sid
+
+
+def check_pubsub_messages() -> None:
+    import socketio
+
+    sent: list[dict] = []
+
+    class Capture(socketio.PubSubManager):
+        def _publish(self, data: Any) -> None:
+            sent.append(data)
+
+    manager = Capture()
+    sio_server(client_manager=manager)
+    manager.emit("ev", 1, room="r", namespace="/")
+    manager.disconnect("s1", "/")
+    manager.enter_room("s1", "/", "r")
+    manager.leave_room("s1", "/", "r")
+    manager._handle_emit({"event": "ev", "data": 1, "namespace": "/", "room": None,
+                          "callback": ("sid", "/", 7), "host_id": "other"})
+    by_method = {message.get("method"): message for message in sent}
+    assert {"emit", "disconnect", "enter_room", "leave_room"} <= set(by_method), sent
+    assert by_method["emit"]["room"] == "r" and by_method["emit"]["namespace"] == "/"
+    for method in ("disconnect", "enter_room", "leave_room"):
+        assert by_method[method]["sid"] == "s1", by_method[method]
+    for message in sent:
+        assert message.get("host_id"), message
+    if "callback" in by_method:  # only when a callback was asked for
+        assert by_method["callback"]["host_id"] == "other", by_method["callback"]
+
+
+def check_async_pubsub_thread() -> None:
+    """AsyncPubSubManager.initialize() (synchronous) starts the task that reads _listen() and
+    keeps it in ``thread``."""
+    import asyncio
+
+    import socketio
+    from socketio.async_pubsub_manager import AsyncPubSubManager
+
+    heard: list[Any] = []
+
+    class Capture(AsyncPubSubManager):
+        async def _listen(self) -> Any:
+            heard.append("listening")
+            await asyncio.sleep(3600)
+            yield {}
+
+    async def scenario() -> None:
+        manager = Capture()
+        socketio.AsyncServer(client_manager=manager)
+        manager.initialize()
+        assert isinstance(manager.thread, asyncio.Task), type(manager.thread)
+        await asyncio.sleep(0.05)
+        assert heard == ["listening"], heard
+        manager.thread.cancel()
+        await asyncio.gather(manager.thread, return_exceptions=True)
+
+    asyncio.run(scenario())
+
+
+class _NoListener:
+    family = 0
+
+    def getsockname(self) -> str:
+        return "contract"
+
+
+def served_connection(requests: bytes, close_in_app: bool = False) -> tuple[Any, bytes]:
+    """Serve ``requests`` on one connection with eventlet.wsgi.Server.process_request, as the
+    worker does; returns (the protocol instance, what the client received)."""
+    import eventlet
+    import eventlet.wsgi
+    from eventlet.green import socket
+
+    seen: list[Any] = []
+    marker = object()
+
+    def app(environ: dict, start_response: Any) -> list[bytes]:
+        if close_in_app:
+            seen[-1].conn_state[2] = eventlet.wsgi.STATE_CLOSE
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"ok"]
+
+    class Probe(eventlet.wsgi.HttpProtocol):
+        def handle_one_request(self) -> None:
+            if not seen:
+                seen.append(self)
+            super().handle_one_request()
+
+        def get_environ(self) -> Any:
+            environ = super().get_environ()
+            self.probe_input = environ["eventlet.input"]
+            return environ
+
+    server = eventlet.wsgi.Server(_NoListener(), ("", 0), app, protocol=Probe, keepalive=True,
+                                  log_output=False, debug=False,
+                                  url_length_limit=eventlet.wsgi.MAX_REQUEST_LINE)
+    ours, theirs = socket.socketpair()
+    theirs.sendall(requests)
+    theirs.shutdown(socket.SHUT_WR)
+    state = [("127.0.0.1", 1), ours, eventlet.wsgi.STATE_IDLE, marker]
+    with eventlet.Timeout(5):
+        server.process_request(state)
+        received = b""
+        while chunk := theirs.recv(65536):
+            received += chunk
+    proto = seen[0]
+    assert proto.conn_state is state and state[3] is marker, "conn_state is not our list"
+    return proto, received
+
+
+def check_process_request() -> None:
+    import eventlet.wsgi
+
+    request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    proto, received = served_connection(request * 2)
+    assert received.count(b"HTTP/1.1 200") == 2, received
+    assert isinstance(proto.probe_input, eventlet.wsgi.Input), type(proto.probe_input)
+    # STATE_CLOSE set while a request is served: no second request on the connection.
+    _, received = served_connection(request * 2, close_in_app=True)
+    assert received.count(b"HTTP/1.1 200") == 1, received
+
+
+def instance_of(class_target: str) -> Any:
+    """A small real instance of a library class (``module:Class``, under any module that
+    exports it), for its instance attributes."""
+    import engineio
+    import eventlet.hubs.hub
+    import eventlet.wsgi
+    import socketio
+    from engineio.socket import Socket
+
+    cls = resolve(class_target)
+    if cls is engineio.Server:
+        return eio_server()
+    if cls is Socket:
+        return Socket(eio_server(), "sid")
+    if cls is socketio.Server:
+        return sio_server()
+    if cls is socketio.AsyncServer:
+        return socketio.AsyncServer(async_mode="asgi")
+    if cls is engineio.AsyncServer:
+        return engineio.AsyncServer(async_mode="asgi")
+    if cls is socketio.PubSubManager:
+        manager = socketio.PubSubManager()
+        sio_server(client_manager=manager)
+        return manager
+    if cls.__name__ == "AsyncPubSubManager":
+        manager = cls()
+        manager.set_server(socketio.AsyncServer())
+        return manager
+    if cls is socketio.WSGIApp:
+        return socketio.WSGIApp(sio_server())
+    if cls is eventlet.wsgi.Server:
+        return eventlet.wsgi.Server(_NoListener(), ("", 0), lambda e, s: [])
+    if cls is eventlet.wsgi.HttpProtocol:
+        return served_connection(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")[0]
+    if cls is eventlet.hubs.hub.BaseHub:
+        from eventlet.hubs import get_hub
+
+        return get_hub()
+    # The asyncio engine's (worker/aio): built outside any event loop, as the worker does.
+    if cls is socketio.AsyncServer:
+        return socketio.AsyncServer(async_mode="asgi")
+    if cls is socketio.AsyncRedisManager:
+        manager = socketio.AsyncRedisManager("redis://127.0.0.1:1")
+        manager._redis_connect()  # what its listener does first; connects lazily, so no I/O
+        return manager
+    from engineio.async_socket import AsyncSocket
+    from uvicorn.config import Config
+    from uvicorn.server import ServerState
+
+    if cls is ServerState:
+        return ServerState()
+    if cls is Config:
+        config = Config(lambda scope, receive, send: None, log_config=None)
+        config.load()
+        return config
+    if cls is AsyncSocket:
+        return AsyncSocket(engineio.AsyncServer(async_mode="asgi"), "sid")
+    raise LookupError(
+        f"no instance factory for {class_target} in tests/support/contract_layouts.py"
+    )
+
+
+class _FakeTransport:
+    """Just enough of an asyncio transport for uvicorn's HTTP protocol."""
+
+    def __init__(self) -> None:
+        self.written = b""
+        self.closing = False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.9", 1234), "sockname": ("127.0.0.1", 80)}.get(name)
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+def check_uvicorn_cycle() -> None:
+    """uvicorn's HTTP protocol, as worker/aio/serving.py reads it: in the server state's
+    connections once made, ``cycle`` None before a request, ``cycle.response_complete`` once
+    answered, ``client`` the peer, ``shutdown()`` closing an idle connection."""
+    import asyncio
+
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def run() -> None:
+        config = uvicorn.Config(app, http="httptools", lifespan="off", log_config=None,
+                                proxy_headers=False, access_log=False)
+        config.load()
+        state = ServerState()
+        protocol = config.http_protocol_class(  # type: ignore[call-arg]
+            config=config, server_state=state, app_state={}, _loop=asyncio.get_running_loop())
+        transport = _FakeTransport()
+        protocol.connection_made(transport)
+        assert protocol in state.connections and protocol.transport is transport
+        assert protocol.client == ("127.0.0.9", 1234), protocol.client
+        assert protocol.cycle is None
+        protocol.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        for _ in range(100):
+            if protocol.cycle is not None and protocol.cycle.response_complete:
+                break
+            await asyncio.sleep(0.01)
+        assert protocol.cycle.response_complete, transport.written
+        assert transport.written.startswith(b"HTTP/1.1 200"), transport.written
+        protocol.shutdown()
+        assert transport.closing
+
+    asyncio.run(run())
+
+
+def check_asgi_translate_request() -> None:
+    """Every asgi-mode AsyncServer uses the driver's one table, whose ``translate_request``
+    is awaited with (scope, receive, send) and returns the environ, REMOTE_ADDR included."""
+    import asyncio
+
+    import engineio
+    import engineio.async_drivers.asgi
+
+    table = engineio.async_drivers.asgi._async
+    assert engineio.AsyncServer(async_mode="asgi")._async is table
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    scope = {"type": "http", "method": "GET", "path": "/socket.io/", "query_string": b"EIO=4",
+             "headers": [], "client": ("127.0.0.9", 1234)}
+    environ = asyncio.run(table["translate_request"](scope, receive, None))
+    assert "REMOTE_ADDR" in environ and environ["asgi.scope"] is scope, environ
+
+
+LAYOUTS: dict[str, Callable[[], None]] = {
+    "engineio:Server.sockets (layout)": check_sockets_layout,
+    "engineio:Server.handlers (layout)": check_eio_handlers,
+    "engineio:Server._handle_connect (layout)": check_handle_connect,
+    "engineio:Server._async (layout)": check_async_websocket,
+    "engineio.async_drivers.asgi:_async (layout)": check_asgi_translate_request,
+    "uvicorn.protocols.http.httptools_impl:HttpToolsProtocol.cycle (layout)": check_uvicorn_cycle,
+    "engineio.base_server:default_logger (layout)": check_logger("engineio.server"),
+    "engineio.socket:Socket.queue (layout)": check_open_packet_first,
+    "engineio.socket:Socket.last_ping (layout)": check_last_ping,
+    "engineio.socket:Socket._websocket_handler (layout)": check_websocket_states,
+    "socketio:Server._binary_packet (layout)": check_binary_packet,
+    "socketio:Server.environ (layout)": check_sio_environ,
+    "socketio.base_server:default_logger (layout)": check_logger("socketio.server"),
+    "socketio:PubSubManager.rooms (layout)": check_rooms,
+    "socketio:PubSubManager._publish (layout)": check_pubsub_messages,
+    "socketio.async_pubsub_manager:AsyncPubSubManager.thread (layout)":
+        check_async_pubsub_thread,
+    "eventlet.wsgi:Server.process_request (layout)": check_process_request,
+}
