@@ -10,9 +10,13 @@ from another test module):
 - ``gateway``: the gateway app, ``GwClient``, signed requests;
 - ``messaging``: the messaging app, a redis-server of a test's own, counted messages;
 - ``metrics``, ``nginx``, ``node``: the metrics page, nginx in front, the JavaScript client;
+- ``uvicorn_nodes``: socketio.AsyncServer apps on uvicorn processes joined through Redis (the
+  asyncio side of the messaging tests' ``start_nodes``);
+- ``asgi_polling``, ``asgi_client``: in-process clients of ASGI apps (the framework's and the
+  async protocol shells'), no socket or server process;
 - ``contract_checks`` / ``contract_layouts`` / ``contract_scan``: the library contract checks
   (tests/contract/test_library_contract.py).
 
 The fixtures built on them are in tests/conftest.py (clusters, redis, clients) and
-tests/e2e/conftest.py (``own_redis``, ``client``, ``start_nginx``).
+tests/e2e/conftest.py (``own_redis``, ``client``, ``start_nginx``, ``start_nodes``).
 """
