@@ -333,14 +333,40 @@ def test_async_def_is_refused_on_eventlet_naming_file_and_function(
     shutil.copytree(ASYNC_APP_DIR, app_dir)
     if router is not None:
         (app_dir / "app" / "router.py").write_text(router)
+    # Left to itself (auto), the engine probe would pick asyncio for this app's async defs.
     result = run_sioctl(
         "start", str(app_dir), "-w", "2", "-b", "127.0.0.1:0", "--redis", redis_url,
-        "--run-dir", str(tmp_path / "run"), "--title", "asyncapp",
+        "--run-dir", str(tmp_path / "run"), "--title", "asyncapp", "-k", "eventlet",
     )
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert message in output, output
     assert "Traceback" not in output
+
+
+def test_the_async_app_directory_is_served_by_asyncio_workers(
+    start_cluster: Any, clients: Any,
+) -> None:
+    """The same app on a 2-worker cluster, left to the engine probe: its async defs choose the
+    asyncio engine, where its middleware awaits next() and its controllers answer, on each
+    worker, with the cluster's manager joining them."""
+    cluster = start_cluster(app=str(ASYNC_APP_DIR))
+    assert "engine: asyncio (the app is an app directory with async def" in cluster.log_text()
+    pids = set()
+    for slot in range(2):
+        client = clients(ips_for_slot(slot, 2)[0])
+        welcome, echoed = client.record("welcome"), client.record("echoed")
+        client.connect(cluster.url, auth={"token": "good"})
+        sid = client.get_sid("/")
+        assert welcome.get(timeout=10) == {"id": sid}
+        assert client.call("echo", "hi", timeout=10) == {"echo": ["hi"]}
+        assert echoed.get(timeout=10) == "hi"
+        assert client.call("shout", "hey", timeout=10) == "HEY"
+        answer = client.call("whoami", timeout=10)
+        assert answer["id"] == sid
+        pids.add(answer["pid"])
+    assert pids == set(cluster.worker_pids().values())
+    assert refusal(clients(), cluster.url, auth={"token": "bad"}) == {"message": "bad token"}
 
 
 def test_custom_ids_are_unique_across_workers(app_cluster: Any, clients: Any) -> None:

@@ -20,8 +20,9 @@ import engineio
 import redis.asyncio
 import socketio
 
-from sioctl.cluster.settings import ASYNCIO, EVENTLET, REDIS_SCHEMES, Settings, mask_url
+from sioctl.cluster.settings import ASYNCIO, REDIS_SCHEMES, Settings, mask_url
 from sioctl.worker import app_loader, boot
+from sioctl.worker.aio import appdir
 from sioctl.worker.errors import BootError
 
 PING_TIMEOUT = 3.0
@@ -47,7 +48,9 @@ def load(settings: Settings) -> LoadedAsgiApp:
     boot.prepare_environment(settings)
     spec = settings.app
     if os.path.isabs(spec) and os.path.isdir(spec):
-        raise app_loader.mismatch(spec, "app directory", EVENTLET, ASYNCIO)
+        app = appdir.load(settings)
+        boot.quiet_library_handlers()
+        return LoadedAsgiApp(app.asgi_app, app.sio, [app.sio.eio])
     obj = app_loader.load_object(spec)
     needs, what = app_loader.engine_of(obj)
     if needs is None:
