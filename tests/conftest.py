@@ -293,6 +293,7 @@ def start_cluster(
 ) -> Iterator[StartCluster]:
     """Factory: ``start_cluster(app=CHAT_APPS[engine], workers=2, redis_url=SHARED_REDIS,
     extra_args=(), env={})`` starts a cluster and returns it once every worker is ready.
+    An app directory started on the asyncio engine gets ``-k asyncio`` (unless -k is given).
 
     ``redis_url=None`` lets sioctl choose (in-memory or its embedded redis-server). Every
     cluster is stopped at teardown, which fails if any of its worker processes survives.
@@ -310,6 +311,10 @@ def start_cluster(
         if redis_url == SHARED_REDIS:
             redis_url = request.getfixturevalue("redis_url")
         app = app or CHAT_APPS[engine]
+        if engine == "asyncio" and os.path.isdir(app) and "-k" not in extra_args:
+            # An app directory of plain functions is eventlet's under auto; the asyncio
+            # engine serves it too when named.
+            extra_args = ["-k", "asyncio", *extra_args]
         cluster = Cluster(app, workers, redis_url, extra_args, env or {}, tmp_path)
         clusters.append(cluster)
         if wait:

@@ -19,12 +19,17 @@ from typing import Any
 import pytest
 import redis
 from clients import BoundClient, ips_for_slot, make_client, wait_until
+from conftest import ENGINES
 
 from sioctl.worker.framework.config import load_config
 from sioctl.worker.framework.session import encode_cookie, new_redis_session_cookie
 from sioctl.worker.messaging.owners import OWNED_TTL
 
 APP_DIR = Path(__file__).resolve().parent / "apps" / "fwapp"
+# The tests marked with ENGINES run fwapp on both engines (-k asyncio: its functions are plain).
+# The others assert the after-halves of its plain middleware and its plain ctx.socket calls,
+# which are the eventlet shell's: on asyncio a plain middleware has no after-half and
+# ctx.socket.emit is a coroutine (worker/framework/aio.py), so they need an async twin of fwapp.
 KEYS = ["test-key-new", "test-key-old"]
 # How long a test waits to be sure that something does NOT arrive.
 QUIET = 1.0
@@ -169,6 +174,7 @@ def test_dropped_packets_get_no_answer(app_cluster: Any, clients: Any, trace: Tr
     ("event", "message"),
     [("boom", "controller boom"), ("boom_in_middleware", "middleware boom")],
 )
+@pytest.mark.parametrize("engine", ENGINES)
 def test_exceptions_reach_the_client_as_error_and_the_log_once(
     app_cluster: Any, clients: Any, trace: Trace, event: str, message: str
 ) -> None:
@@ -221,6 +227,7 @@ def test_namespaces_rooms_and_broadcasts_across_workers(
     assert info["namespace"] == "/chat" and info["id"] == first.get_sid("/chat")
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_custom_ids_from_generate_id(app_cluster: Any, clients: Any) -> None:
     cluster = app_cluster(env="ids")
     for slot, uid in ((0, "41"), (1, "42")):
@@ -237,6 +244,7 @@ def test_custom_ids_from_generate_id(app_cluster: Any, clients: Any) -> None:
     }
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_session_from_a_signed_cookie(app_cluster: Any, clients: Any) -> None:
     cluster = app_cluster()
     data = {"user": "ada", "roles": ["admin"]}
@@ -369,6 +377,7 @@ def test_the_async_app_directory_is_served_by_asyncio_workers(
     assert refusal(clients(), cluster.url, auth={"token": "bad"}) == {"message": "bad token"}
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_custom_ids_are_unique_across_workers(app_cluster: Any, clients: Any) -> None:
     cluster = app_cluster(env="ids")
     on_slot0, on_slot1 = ips_for_slot(0, 2)[0], ips_for_slot(1, 2)[0]
@@ -388,6 +397,7 @@ def test_custom_ids_are_unique_across_workers(app_cluster: Any, clients: Any) ->
     assert later.get_sid("/") == "user-7"
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_a_respawned_worker_takes_over_its_slots_ids(app_cluster: Any, clients: Any) -> None:
     cluster = app_cluster(env="ids")
     client = clients(ips_for_slot(0, 2)[0], reconnection=True)

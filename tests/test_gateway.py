@@ -20,6 +20,7 @@ import pytest
 import requests
 import socketio
 from clients import bound_session, ips_for_slot, make_client, wait_until
+from conftest import ENGINES
 from test_js_client import JS_DIR, NodeClient
 
 from sioctl.worker.gateway.wire import (
@@ -38,6 +39,9 @@ from sioctl.worker.gateway.wire import (
     sign_hmac,
     signed_request,
 )
+
+# Every test runs on both engines: gwapp loads on either shell.
+pytestmark = pytest.mark.parametrize("engine", ENGINES)
 
 APP_DIR = Path(__file__).resolve().parent / "apps" / "gwapp"
 WORKERS = 2
@@ -180,14 +184,16 @@ def http_body(
 
 
 @pytest.fixture
-def gateway(start_cluster: Callable[..., Any]) -> Callable[..., Any]:
-    """``gateway(env="prod")``: 2 sticky workers serving tests/apps/gwapp."""
+def gateway(start_cluster: Callable[..., Any], engine: str) -> Callable[..., Any]:
+    """``gateway(env="prod")``: 2 sticky workers of ``engine`` serving tests/apps/gwapp."""
 
     def start(env: str = "prod") -> Any:
-        return start_cluster(
+        cluster = start_cluster(
             app=str(APP_DIR), workers=WORKERS, extra_args=["--env", env],
             env={"GWAPP_CENTRAL_KEY": CENTRAL_KEY},
         )
+        assert f"starting {WORKERS} {engine} workers" in cluster.log_text()
+        return cluster
 
     return start
 

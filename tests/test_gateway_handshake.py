@@ -7,8 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import ENGINES
 
 from sioctl.worker.gateway import wire
+
+# Every test runs on both engines: gwapp loads on either shell.
+pytestmark = pytest.mark.parametrize("engine", ENGINES)
 
 GWAPP = Path(__file__).resolve().parent / "apps" / "gwapp"
 ENV = {"GWAPP_CENTRAL_KEY": "central-from-env"}

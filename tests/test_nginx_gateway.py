@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from clients import bound_session
+from conftest import ENGINES
 from test_nginx_e2e import (  # noqa: F401
     NODE_ARGS,
     SOURCE_IPS,
@@ -25,6 +26,7 @@ ENV = {"GWAPP_CENTRAL_KEY": "central-behind-nginx"}
 APP, KEY = "signatureApp", "signature-app-key"
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("kind", ["http", "stream"])
 def test_gateway_messages_cross_nodes_behind_nginx(
     kind: str, start_cluster: Any, start_nginx: Any, connect: Any  # noqa: F811
