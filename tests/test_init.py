@@ -196,6 +196,19 @@ def test_init_then_dev_serves_the_skeleton(tmp_path: Path, engine: str) -> None:
         served_on_asyncio = " on asyncio (" in log_path.read_text(errors="replace")
         assert served_on_asyncio == (engine == "asyncio")
 
+        # An edited controller is served after dev's restart, on the same engine. The mtime
+        # moves by whole seconds: the bytecode cache compares it in seconds.
+        controller = app / "app" / "io" / "controller" / "chat.py"
+        stat = controller.stat()
+        controller.write_text(controller.read_text().replace(
+            '{"pong": ctx.args[0] if ctx.args else None}', '{"pong": "edited"}'))
+        os.utime(controller, (stat.st_atime + 2, stat.st_mtime + 2))
+        answer.clear()
+        wait_until(lambda: ping_answered() and answer[-1] == {"pong": "edited"}, BOOT_TIMEOUT,
+                   what="the edited skeleton to answer ping")
+        served = log_path.read_text(errors="replace").count(" on asyncio (")
+        assert served >= 2 if engine == "asyncio" else served == 0
+
         proc.send_signal(signal.SIGINT)
         try:
             code = proc.wait(EXIT_TIMEOUT)
