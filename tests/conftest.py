@@ -37,6 +37,23 @@ from uvicorn_nodes import UvicornNodes  # noqa: E402
 # test parametrized over ENGINES ("engine") runs unchanged on both.
 CHAT_APPS = {"eventlet": "tests.apps.chat:sio", "asyncio": "tests.apps.asyncchat:app"}
 ENGINES = tuple(CHAT_APPS)
+# The asyncio twin of each eventlet test app the raw-protocol suites serve: the same events and
+# settings on socketio.AsyncServer / engineio.AsyncServer.
+ASYNC_TWINS = {
+    "tests.apps.chat:sio": "tests.apps.asyncchat:app",
+    "tests.apps.fastping:sio": "tests.apps.asyncfastping:sio",
+    "tests.apps.fastping:tight": "tests.apps.asyncfastping:tight",
+    "tests.apps.engine:sio": "tests.apps.asyncengine:sio",
+    "tests.apps.engine:app": "tests.apps.asyncengine:app",
+    "tests.apps.engine:mixed": "tests.apps.asyncengine:mixed",
+}
+
+
+def app_on(engine: str, app: str) -> str:
+    """The app spec ``app`` (an eventlet test app) for ``engine``: itself, or its asyncio
+    twin (ASYNC_TWINS)."""
+    return ASYNC_TWINS[app] if engine == "asyncio" else app
+
 
 # How long a cluster may take to report every worker ready.
 BOOT_TIMEOUT = 30.0
@@ -278,6 +295,13 @@ def module_cluster(
     finally:
         survivors = cluster.stop()
         assert not survivors, f"worker processes outlived their master: {survivors}"
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def module_engine(request: pytest.FixtureRequest) -> str:
+    """The engine of a module-scoped cluster fixture, each in turn: a module whose clusters
+    depend on it runs every test on both engines (the apps through ``app_on``)."""
+    return str(request.param)
 
 
 @pytest.fixture

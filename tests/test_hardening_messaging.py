@@ -17,7 +17,7 @@ import pytest
 import requests
 import websocket
 from clients import free_port, wait_until
-from conftest import Cluster, module_cluster
+from conftest import Cluster, app_on, module_cluster
 from test_conformance import Polling, assert_polling_closed, assert_ws_closed, ip, receive
 from test_conformance import ws_open as conformance_ws_open
 from test_messaging import (  # noqa: F401
@@ -121,8 +121,9 @@ FRAME = 500_000
 
 
 @pytest.fixture(scope="module")
-def chat(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    yield from module_cluster("tests.apps.chat:sio", 2, redis_url,
+def chat(redis_url: str, tmp_path_factory: pytest.TempPathFactory,
+         module_engine: str) -> Iterator[Cluster]:
+    yield from module_cluster(app_on(module_engine, "tests.apps.chat:sio"), 2, redis_url,
                               tmp_path_factory.mktemp("attachments"))
 
 

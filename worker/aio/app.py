@@ -21,7 +21,7 @@ import redis.asyncio
 import socketio
 
 from sioctl.cluster.settings import ASYNCIO, EVENTLET, REDIS_SCHEMES, Settings, mask_url
-from sioctl.worker import app_loader, boot
+from sioctl.worker import app_loader, boot, protocol
 from sioctl.worker.errors import BootError
 
 PING_TIMEOUT = 3.0
@@ -127,6 +127,17 @@ async def _subscribed(manager: socketio.AsyncRedisManager, description: str) -> 
             raise BootError(f"the {description} listener did not subscribe within "
                             f"{SUBSCRIBE_TIMEOUT:g}s")
         await asyncio.sleep(0.01)
+
+
+def install_rules(loaded: LoadedAsgiApp, settings: Settings) -> None:
+    """Put sioctl's Engine.IO/Socket.IO rules (worker/protocol's async shells) on every server
+    of ``loaded``, with the settings the eventlet worker uses (--connect-timeout,
+    --allow-eio3; the exact ping interval always). worker/aio/fixes.py must be installed
+    first: the shells keep the ASGI driver's translate_request they find."""
+    if loaded.server is not None:
+        protocol.install(loaded.server, settings.connect_timeout, settings.allow_eio3)
+    for eio in loaded.engines:
+        protocol.install_engine(eio, settings.allow_eio3)  # again on the server's: a no-op
 
 
 def open_sessions(loaded: LoadedAsgiApp) -> int:

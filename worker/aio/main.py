@@ -226,8 +226,9 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     try:
         listener = listen(options.listen, settings.backlog) if options.listen else None
+        fixes.install()  # before the rules: their shell keeps the driver's translate_request
         loaded = aio_app.load(settings)
-        fixes.install()
+        aio_app.install_rules(loaded, settings)
     except BootError as exc:
         return boot.report_boot_error(exc, channel, logger)
     except Exception as exc:
