@@ -1,4 +1,5 @@
-"""Room queries across workers: fetch, join, leave and disconnect every matching socket."""
+"""Room queries across workers: fetch, join, leave and disconnect every matching socket, on
+both engines (tests/apps/messaging.py and its asyncio twin)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,16 @@ import queue
 import signal
 from typing import Any
 
+import pytest
 from clients import ips_for_slot, wait_until
+from conftest import ENGINES, MESSAGING_APPS
 
-APP = "tests.apps.messaging:sio"
 
-
-def test_queries_see_and_move_sockets_on_every_worker(start_cluster: Any, connect: Any) -> None:
-    cluster = start_cluster(APP)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_queries_see_and_move_sockets_on_every_worker(
+    start_cluster: Any, connect: Any, engine: str
+) -> None:
+    cluster = start_cluster(MESSAGING_APPS[engine])
     ours = [connect(cluster, ips_for_slot(slot, 2)[0]) for slot in (0, 1, 1)]
     outsider = connect(cluster, ips_for_slot(0, 2)[0])
     for client in ours:
@@ -47,10 +51,11 @@ def test_queries_see_and_move_sockets_on_every_worker(start_cluster: Any, connec
     assert outsider.connected
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_a_stopped_worker_makes_a_query_time_out_not_hang(
-    start_cluster: Any, connect: Any
+    start_cluster: Any, connect: Any, engine: str
 ) -> None:
-    cluster = start_cluster(APP)
+    cluster = start_cluster(MESSAGING_APPS[engine])
     asker = connect(cluster, ips_for_slot(0, 2)[0])
     connect(cluster, ips_for_slot(1, 2)[0])
     stopped = cluster.worker_pids()[1]

@@ -136,9 +136,6 @@ ASYNCIO_HOOKS: tuple[Hook, ...] = (
     Hook("socketio.async_server:AsyncServer.manager_initialized", ATTRIBUTE, None,
          ("worker/aio/app.py",),
          "the manager is initialized on the first connection unless this is set"),
-    Hook("socketio.async_redis_manager:AsyncRedisManager.pubsub", ATTRIBUTE, None,
-         ("worker/aio/app.py",),
-         "redis-py's PubSub of the listener, set when it connects; .subscribed says when"),
     # ------------------------------------------------------------ uvicorn (the asyncio engine)
     Hook(f"{UVICORN_HTTP}.__init__", CALL, ("config", "server_state", "app_state", "_loop"),
          (AIO_SERVING,), "built by the worker's protocol factory (Config.http_protocol_class)"),
