@@ -31,12 +31,27 @@ if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
 
 from clients import BoundClient, free_port, make_client, wait_for_exit  # noqa: E402
-from uvicorn_nodes import UvicornNodes  # noqa: E402
 
 # The chat app on each worker engine: the same events (tests/apps/chat.py, asyncchat.py), so a
 # test parametrized over ENGINES ("engine") runs unchanged on both.
 CHAT_APPS = {"eventlet": "tests.apps.chat:sio", "asyncio": "tests.apps.asyncchat:app"}
 ENGINES = tuple(CHAT_APPS)
+# The asyncio twin of each eventlet test app the raw-protocol suites serve: the same events and
+# settings on socketio.AsyncServer / engineio.AsyncServer.
+ASYNC_TWINS = {
+    "tests.apps.chat:sio": "tests.apps.asyncchat:app",
+    "tests.apps.fastping:sio": "tests.apps.asyncfastping:sio",
+    "tests.apps.fastping:tight": "tests.apps.asyncfastping:tight",
+    "tests.apps.engine:sio": "tests.apps.asyncengine:sio",
+    "tests.apps.engine:app": "tests.apps.asyncengine:app",
+    "tests.apps.engine:mixed": "tests.apps.asyncengine:mixed",
+}
+
+
+def app_on(engine: str, app: str) -> str:
+    """The app spec ``app`` (an eventlet test app) for ``engine``: itself, or its asyncio
+    twin (ASYNC_TWINS)."""
+    return ASYNC_TWINS[app] if engine == "asyncio" else app
 
 # How long a cluster may take to report every worker ready.
 BOOT_TIMEOUT = 30.0
@@ -280,6 +295,13 @@ def module_cluster(
         assert not survivors, f"worker processes outlived their master: {survivors}"
 
 
+@pytest.fixture(scope="module", params=ENGINES)
+def module_engine(request: pytest.FixtureRequest) -> str:
+    """The engine of a module-scoped cluster fixture, each in turn: a module whose clusters
+    depend on it runs every test on both engines (the apps through ``app_on``)."""
+    return str(request.param)
+
+
 @pytest.fixture
 def engine() -> str:
     """The worker engine of the clusters a test starts: eventlet, unless the test parametrizes
@@ -331,38 +353,25 @@ def start_cluster(
     assert not leftovers, f"worker processes outlived their master: {leftovers}"
 
 
-# The engines the messaging tests run on: sioctl's eventlet workers, and socketio.AsyncServer
-# apps on sioctl's asyncio manager (served by uvicorn until the asyncio worker engine does).
-ENGINES = ("eventlet", "asyncio")
+# The messaging test app on each worker engine (tests/apps/messaging.py and its asyncio twin).
+MESSAGING_APPS = {"eventlet": "tests.apps.messaging:sio",
+                  "asyncio": "tests.apps.async_messaging:app"}
 
 
 @pytest.fixture(params=ENGINES)
-def start_nodes(request: pytest.FixtureRequest, start_cluster: StartCluster,
-                tmp_path: Path) -> Iterator[Callable[..., Any]]:
-    """Factory, once per engine: ``start_nodes(redis_url, transport="pubsub")`` starts two
-    workers joined through the Redis at ``redis_url`` and returns them once both listen.
-
-    eventlet: a sioctl cluster of 2 workers serving tests/apps/messaging.py; asyncio: two
-    uvicorn processes serving its twin tests/apps/async_messaging.py (tests/uvicorn_nodes.py).
-    Either has ``url_of(slot)``, ``log_text()``, ``worker_pids()``. Stopped at teardown, which
-    fails if a process has to be killed or outlives it."""
-    started: list[UvicornNodes] = []
+def start_nodes(request: pytest.FixtureRequest,
+                start_cluster: StartCluster) -> Callable[..., Any]:
+    """Factory, once per engine: ``start_nodes(redis_url, transport="pubsub")`` starts a
+    sioctl cluster of two workers of that engine joined through the Redis at ``redis_url``,
+    serving MESSAGING_APPS[engine], and returns it once both are ready (stopped at teardown
+    by ``start_cluster``)."""
 
     def start(redis_url: str, transport: str = "pubsub") -> Any:
         args = ["--redis-transport", transport] if transport != "pubsub" else []
-        if request.param == "eventlet":
-            return start_cluster("tests.apps.messaging:sio", workers=2, redis_url=redis_url,
-                                 extra_args=args)
-        nodes = UvicornNodes(redis_url, tmp_path, transport=transport)
-        started.append(nodes)
-        return nodes.start()
+        return start_cluster(MESSAGING_APPS[request.param], workers=2, redis_url=redis_url,
+                             extra_args=args)
 
-    yield start
-
-    for nodes in started:
-        stubborn = nodes.stop()
-        assert not stubborn, (f"uvicorn nodes did not stop on SIGTERM: {stubborn}\n"
-                              f"{nodes.log_text()[-3000:]}")
+    return start
 
 
 @pytest.fixture

@@ -32,14 +32,8 @@ def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
         server.stop()
 
 
-# The redis_back hooks come from sioctl's manager (when_redis_back); the asyncio worker joins
-# with python-socketio's AsyncRedisManager until AsyncSioctlRedisManager is wired into
-# worker/aio/app.py (issue 15, in progress on another branch): strict, so that wiring shows.
-@pytest.mark.parametrize("engine", [
-    "eventlet",
-    pytest.param("asyncio", marks=pytest.mark.xfail(
-        strict=True, reason="the asyncio worker's manager has no when_redis_back yet")),
-])
+# The redis_back hooks come from sioctl's manager (when_redis_back), on both engines.
+@pytest.mark.parametrize("engine", ["eventlet", "asyncio"])
 def test_the_registry_is_written_again_when_redis_is_back(
     own_redis: OwnRedis, start_cluster: Callable[..., Any]
 ) -> None:

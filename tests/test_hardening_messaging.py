@@ -17,11 +17,10 @@ import pytest
 import requests
 import websocket
 from clients import free_port, wait_until
-from conftest import Cluster, module_cluster
+from conftest import ENGINES, MESSAGING_APPS, Cluster, app_on, module_cluster
 from test_conformance import Polling, assert_polling_closed, assert_ws_closed, ip, receive
 from test_conformance import ws_open as conformance_ws_open
 from test_messaging import (  # noqa: F401
-    APP,
     OwnRedis,
     Sender,
     barrier,
@@ -58,16 +57,17 @@ def test_guarded_xadd_only_for_the_recorded_owner(own_redis: OwnRedis) -> None: 
 # ------------------------------------------------------------------ item 10: lost, exactly
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("to", ["socket", "room"])
 def test_pubsub_lost_equals_what_clients_missed_both_ways(
-    own_redis: OwnRedis, start_cluster: Any, connect: Any, to: str  # noqa: F811
+    own_redis: OwnRedis, start_cluster: Any, connect: Any, to: str, engine: str  # noqa: F811
 ) -> None:
     """Both workers send to each other while their subscriptions are killed: each worker's
     ``lost`` (in ``sioctl status`` too) is the number of messages its client did not get.
     To a socket: on the other worker's channel; to a room both clients are in: on the shared
     channel, which a worker also hears its own messages on."""
     port = free_port()
-    cluster = start_cluster(APP, redis_url=own_redis.url,
+    cluster = start_cluster(MESSAGING_APPS[engine], redis_url=own_redis.url,
                             extra_args=["--metrics-bind", f"127.0.0.1:{port}"])
     slots = clients_on_slots(connect, cluster)
     (a, wa), (b, wb) = slots[0][0], slots[1][0]
@@ -121,8 +121,9 @@ FRAME = 500_000
 
 
 @pytest.fixture(scope="module")
-def chat(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    yield from module_cluster("tests.apps.chat:sio", 2, redis_url,
+def chat(redis_url: str, tmp_path_factory: pytest.TempPathFactory,
+         module_engine: str) -> Iterator[Cluster]:
+    yield from module_cluster(app_on(module_engine, "tests.apps.chat:sio"), 2, redis_url,
                               tmp_path_factory.mktemp("attachments"))
 
 

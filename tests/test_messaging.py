@@ -3,7 +3,7 @@
 Every test runs 2 workers on a redis-server of its own, so a ``PSUBSCRIBE socketio*`` monitor
 sees their traffic and nothing else, and the test may kill or restart it. The tests that take
 ``start_nodes`` run on both engines (conftest.py): a sioctl cluster of eventlet workers, and
-two uvicorn processes serving a socketio.AsyncServer app on the asyncio manager.
+one of asyncio workers serving a socketio.AsyncServer app on the asyncio manager.
 Messages carry a tag and a sequence number; the tests count them (lost, duplicated, on which
 channel) rather than time them.
 """
@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 import redis
 from clients import BoundClient, ips_for_slot, wait_until, whoami
+from conftest import ENGINES, MESSAGING_APPS
 
 from sioctl.cluster.redis_server import RedisServer
 
@@ -610,10 +611,11 @@ def test_figures_show_the_traffic(own_redis: OwnRedis, start_nodes: Any, connect
     assert receiver["latency"]["buckets"]["+Inf"] == receiver["latency"]["count"]
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_sigkilled_worker_leaves_the_other_unaffected(
-    own_redis: OwnRedis, start_cluster: Any, connect: Any
+    own_redis: OwnRedis, start_cluster: Any, connect: Any, engine: str
 ) -> None:
-    cluster = start_cluster(APP, workers=WORKERS, redis_url=own_redis.url)
+    cluster = start_cluster(MESSAGING_APPS[engine], workers=WORKERS, redis_url=own_redis.url)
     pids = cluster.worker_pids()
     slots = clients_on_slots(connect, cluster, per_slot=2)
     (b1, w1), (b2, w2) = slots[1]
