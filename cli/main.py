@@ -275,14 +275,17 @@ def dev_command(app: str | None, bind: str, port: int | None, workers: int, stic
 @click.argument("directory", metavar="DIR")
 @option("--force", is_flag=True,
         help="Write into a non-empty DIR, replacing files of the same names.")
-def init_command(directory: str, force: bool) -> None:
+@option("--engine", type=click.Choice(skeleton.ENGINES), default="eventlet", show_default=True,
+        help="asyncio: async def controllers and middleware that await next(), served by the "
+             "asyncio engine; eventlet: plain functions.")
+def init_command(directory: str, force: bool, engine: str) -> None:
     """Write a small working chat app to DIR, laid out as an app directory.
 
     It has a router, a chat controller, an auth and a logging middleware, per-environment
-    config and a test; `sioctl dev` serves it as it is.
+    config and a test; `sioctl dev` serves it as it is (on the engine its code needs).
     """
     try:
-        written = skeleton.write(directory, force=force)
+        written = skeleton.write(directory, force=force, engine=engine)
     except skeleton.SkeletonError as exc:
         raise AppError(str(exc)) from None
     except OSError as exc:

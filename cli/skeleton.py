@@ -8,6 +8,12 @@ from __future__ import annotations
 import os
 import secrets
 
+from . import skeleton_async
+
+# The engines ``sioctl init --engine`` writes for: plain functions (eventlet), or async def
+# with await next() (asyncio).
+ENGINES = ("eventlet", "asyncio")
+
 ROUTER = '''\
 \"\"\"Routes: which controller action answers each event, per namespace."""
 
@@ -260,14 +266,16 @@ def test_a_message_reaches_the_others_in_the_room(url):
 '''
 
 
-def files(key: str | None = None) -> dict[str, str]:
-    """The skeleton as {relative path: content}, signed with ``key`` (fresh when None)."""
+def files(key: str | None = None, engine: str = "eventlet") -> dict[str, str]:
+    """The skeleton for ``engine`` as {relative path: content}, signed with ``key`` (fresh
+    when None)."""
     key = key or secrets.token_urlsafe(32)
+    code = skeleton_async if engine == "asyncio" else None
     return {
         "app/router.py": ROUTER,
-        "app/io/controller/chat.py": CONTROLLER,
-        "app/io/middleware/auth.py": AUTH,
-        "app/io/middleware/log_packet.py": LOG_PACKET,
+        "app/io/controller/chat.py": code.CONTROLLER if code else CONTROLLER,
+        "app/io/middleware/auth.py": code.AUTH if code else AUTH,
+        "app/io/middleware/log_packet.py": code.LOG_PACKET if code else LOG_PACKET,
         "config/config_default.py": CONFIG_DEFAULT.replace("@KEY@", key),
         "config/config_local.py": CONFIG_LOCAL,
         "config/config_prod.py": CONFIG_PROD,
@@ -279,8 +287,9 @@ class SkeletonError(Exception):
     """Why the skeleton was not written (one line); nothing was changed."""
 
 
-def write(directory: str, *, force: bool = False) -> list[str]:
-    """Write the skeleton into ``directory`` (created if missing); returns the paths written.
+def write(directory: str, *, force: bool = False, engine: str = "eventlet") -> list[str]:
+    """Write the skeleton for ``engine`` into ``directory`` (created if missing); returns the
+    paths written.
 
     Raises SkeletonError, before writing anything, when ``directory`` is a file or is not
     empty and ``force`` is false. With ``force`` the skeleton's files are replaced and any
@@ -292,7 +301,7 @@ def write(directory: str, *, force: bool = False) -> list[str]:
         raise SkeletonError(f"{directory} is not empty; pass --force to write the skeleton "
                             "into it anyway (its files of the same names are replaced)")
     written = []
-    for relative, content in files().items():
+    for relative, content in files(engine=engine).items():
         path = os.path.join(directory, *relative.split("/"))
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w", encoding="utf-8") as handle:

@@ -138,7 +138,8 @@ class Arbiter:
         except engine_probe.ProbeError as exc:
             raise BootError(str(exc)) from None
         if self.settings.worker_class == AUTO:
-            log.info("engine: %s (the app is a %s)", engine, why)
+            article = "an" if why[:1].lower() in "aeiou" else "a"
+            log.info("engine: %s (the app is %s %s)", engine, article, why)
         self.settings.worker_class = engine
 
     def _prepare_run_dir(self) -> None:

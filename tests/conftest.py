@@ -8,6 +8,7 @@ conftest. Where a new test goes: tests/README.md.
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -17,7 +18,14 @@ import pytest
 
 from sioctl.cluster.redis_server import RedisServer
 from tests.support.clients import BoundClient, make_client
-from tests.support.cluster import CHAT_APPS, SHARED_REDIS, Cluster, StartCluster, run_sioctl
+from tests.support.cluster import (
+    CHAT_APPS,
+    ENGINES,
+    SHARED_REDIS,
+    Cluster,
+    StartCluster,
+    run_sioctl,
+)
 from tests.support.ports import free_port
 
 
@@ -41,6 +49,13 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server.stop()
 
 
+@pytest.fixture(scope="module", params=ENGINES)
+def module_engine(request: pytest.FixtureRequest) -> str:
+    """The engine of a module-scoped cluster fixture, each in turn: a module whose clusters
+    depend on it runs every test on both engines (the apps through ``app_on``)."""
+    return str(request.param)
+
+
 @pytest.fixture
 def engine() -> str:
     """The worker engine of the clusters a test starts: eventlet, unless the test parametrizes
@@ -54,6 +69,7 @@ def start_cluster(
 ) -> Iterator[StartCluster]:
     """Factory: ``start_cluster(app=CHAT_APPS[engine], workers=2, redis_url=SHARED_REDIS,
     extra_args=(), env={})`` starts a cluster and returns it once every worker is ready.
+    An app directory started on the asyncio engine gets ``-k asyncio`` (unless -k is given).
 
     ``redis_url=None`` lets sioctl choose (in-memory or its embedded redis-server). Every
     cluster is stopped at teardown, which fails if any of its worker processes survives.
@@ -71,6 +87,10 @@ def start_cluster(
         if redis_url == SHARED_REDIS:
             redis_url = request.getfixturevalue("redis_url")
         app = app or CHAT_APPS[engine]
+        if engine == "asyncio" and os.path.isdir(app) and "-k" not in extra_args:
+            # An app directory of plain functions is eventlet's under auto; the asyncio
+            # engine serves it too when named.
+            extra_args = ["-k", "asyncio", *extra_args]
         cluster = Cluster(app, workers, redis_url, extra_args, env or {}, tmp_path)
         clusters.append(cluster)
         if wait:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sioctl.cluster import channel as master_channel
-from sioctl.cluster.settings import SETTINGS_ENV, WORKER_BOOT_ERROR, Settings
+from sioctl.cluster.settings import SETTINGS_ENV, SLOT_ENV, WORKER_BOOT_ERROR, Settings
 from sioctl.worker.errors import BootError
 
 LOG_FORMAT = "[%(asctime)s] [{who} pid %(process)d] %(levelname)s %(message)s"
@@ -71,6 +71,12 @@ def setup_logging(settings: Settings, slot: int | None) -> logging.Logger:
     level = logging.getLevelName(str(settings.loglevel).upper())
     root.setLevel(level if isinstance(level, int) else logging.INFO)
     return logging.getLogger("sioctl.worker")
+
+
+def claims_owner(settings: Settings, hostname: str) -> str:
+    """Who holds this worker's socket id claims in Redis (an app directory's
+    ``io.generate_id``): host, cluster title and slot (``dev`` when standalone)."""
+    return f"{hostname}/{settings.title}/{os.environ.get(SLOT_ENV, 'dev')}"
 
 
 def prepare_environment(settings: Settings) -> None:

@@ -22,7 +22,6 @@ from .contract_terms import (
     P_ASYNC_ENGINE,
     P_ASYNC_SIO,
     P_SERVER,
-    PATCH,
     UVICORN_HTTP,
     Hook,
 )
@@ -37,7 +36,9 @@ ASYNCIO_HOOKS: tuple[Hook, ...] = (
     Hook(f"{AEIO}._async", ATTRIBUTE, None, (P_ASYNC_ENGINE,),
          "the async driver's table, shared by every server of the process: the shell gives "
          "its server a copy whose translate_request hands back the request it has already "
-         "translated (an ASGI request's first receive() cannot be read twice); "
+         "translated (an ASGI request's first receive() cannot be read twice) and whose "
+         "make_response(status, headers, payload, environ) refuses a websocket with its "
+         "HTTP status (ASGI's websocket.http.response); "
          "_async['websocket'](handler, server) is a coroutine app taking the environ"),
     Hook(f"{AEIO}._make_response", OVERRIDE, ("response_dict", "environ"), (P_ASYNC_ENGINE,),
          "every response goes through it, with the request's environ: the 413"),
@@ -52,8 +53,8 @@ ASYNCIO_HOOKS: tuple[Hook, ...] = (
     Hook(f"{AEIO}.service_task_event", ATTRIBUTE, None, (P_ASYNC_ENGINE,)),
     Hook(f"{AEIO}.sockets", ATTRIBUTE, None, (P_SERVER, P_ASYNC_ENGINE),
          "as the sync one's: filled by _handle_connect with sockets[sid] = AsyncSocket(...), "
-         "replaced by assignment at times (tests/test_protocol_async.py sees its sessions "
-         "converted)"),
+         "replaced by assignment at times (tests/unit/worker/protocol/test_protocol_async.py "
+         "sees its sessions converted)"),
     Hook(f"{AEIO}.reason", ATTRIBUTE, None, (P_ASYNC_ENGINE, P_ASYNC_SIO)),
     Hook(f"{AEIO}._handle_connect", OVERRIDE, ("environ", "transport", "jsonp_index"),
          (P_ASYNC_EIO3,), "as the sync one, without start_response"),
@@ -74,7 +75,11 @@ ASYNCIO_HOOKS: tuple[Hook, ...] = (
          "a plain method (not a coroutine), called from inside the loop"),
     Hook(f"{ASOCKET}._send_ping", COPY, (), (P_ASYNC_ENGINE,),
          "AsyncConformantSocket._ping_now is its body without the sleep, from a loop timer"),
-    Hook(f"{ASOCKET}.close", OVERRIDE, ("wait", "abort", "reason"), (P_ASYNC_ENGINE,)),
+    Hook(f"{ASOCKET}.close", OVERRIDE, ("wait", "abort", "reason"), (P_ASYNC_ENGINE,),
+         "called with wait=False, then None put on the session's queue as the sync "
+         "Socket.close does, so a pending long-poll GET answers at once"),
+    Hook(f"{ASOCKET}.queue", ATTRIBUTE, None, (P_ASYNC_ENGINE,),
+         "an asyncio.Queue that poll() reads; None ends the GET with an empty answer"),
     Hook(f"{ASOCKET}.handle_get_request", OVERRIDE, ("environ",),
          (P_ASYNC_ENGINE, P_ASYNC_EIO3)),
     Hook(f"{ASOCKET}.handle_post_request", OVERRIDE, ("environ",), (P_ASYNC_ENGINE,),
@@ -124,22 +129,13 @@ ASYNCIO_HOOKS: tuple[Hook, ...] = (
     Hook(f"{ASYNC_MANAGER}.server", ATTRIBUTE, None, (ASYNC_MESSAGING,),
          "the socketio.AsyncServer, set by set_server"),
     # ------------------------------------------------------------ the asyncio engine
-    Hook("engineio.async_socket:AsyncSocket.close", PATCH, ("wait", "abort", "reason"),
-         ("worker/aio/fixes.py",),
-         "patched to put None on the session's queue after closing, as the sync Socket.close "
-         "does, so a pending long-poll GET answers at once"),
     Hook("engineio.async_drivers.asgi:_async", LAYOUT, None, ("worker/aio/fixes.py",),
          "the ASGI driver's table, shared by every AsyncServer in asgi mode: "
          "_async['translate_request'](scope, receive, send) is awaited for each request and "
          "returns the environ (REMOTE_ADDR fixed to 127.0.0.1), which sioctl's wrapper corrects"),
-    Hook("engineio.async_socket:AsyncSocket.queue", ATTRIBUTE, None, ("worker/aio/fixes.py",),
-         "an asyncio.Queue that poll() reads; None ends the GET with an empty answer"),
     Hook("socketio.async_server:AsyncServer.manager_initialized", ATTRIBUTE, None,
          ("worker/aio/app.py",),
          "the manager is initialized on the first connection unless this is set"),
-    Hook("socketio.async_redis_manager:AsyncRedisManager.pubsub", ATTRIBUTE, None,
-         ("worker/aio/app.py",),
-         "redis-py's PubSub of the listener, set when it connects; .subscribed says when"),
     # ------------------------------------------------------------ uvicorn (the asyncio engine)
     Hook(f"{UVICORN_HTTP}.__init__", CALL, ("config", "server_state", "app_state", "_loop"),
          (AIO_SERVING,), "built by the worker's protocol factory (Config.http_protocol_class)"),

@@ -22,9 +22,10 @@ import eventlet.websocket
 from eventlet.patcher import original
 
 from sioctl.cluster import channel as master_channel
-from sioctl.cluster.settings import SLOT_ENV, Settings, parse_bind
+from sioctl.cluster.settings import Settings, parse_bind
 from sioctl.worker import access_log, app_loader, drain, memory, protocol, redis_setup, tls, ws_mask
 from sioctl.worker.boot import (
+    claims_owner,
     exit_now,
     parse_args,
     prepare_environment,
@@ -53,7 +54,7 @@ def load(settings: Settings, logger: logging.Logger) -> tuple[app_loader.LoadedA
     Socket.IO rules and sioctl's manager."""
     prepare_environment(settings)
     if os.path.isabs(settings.app) and os.path.isdir(settings.app):
-        owner = f"{socket.gethostname()}/{settings.title}/{os.environ.get(SLOT_ENV, 'dev')}"
+        owner = claims_owner(settings, socket.gethostname())
         app = load_app_dir(settings.app, settings.env, settings.redis_url, owner,
                            settings.redis_channel, plugins=PLUGINS)
         loaded = app_loader.LoadedApp(app.wsgi_app, app.sio)

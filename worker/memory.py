@@ -29,10 +29,15 @@ from typing import Any
 
 # Object types listed in a dump: the most numerous ones.
 TOP_TYPES = 25
-# Types of which every open session or connection has one (engine.io sessions, eventlet's
-# per-connection handler and websocket, green sockets): always counted in a dump.
+# Types of which every open session or connection has one: always counted in a dump. On
+# eventlet: the engine.io sessions, eventlet's per-connection handler and websocket, green
+# sockets; on asyncio: the async shells' sessions, uvicorn's HTTP and websocket protocols and
+# the loop's transports (uvloop's or asyncio's).
 SESSION_TYPES = ("ConformantSocket", "Eio3Session", "TimedProtocol", "HttpProtocol",
-                 "RFC6455WebSocket", "GreenSocket", "Input", "_BoundedInput")
+                 "RFC6455WebSocket", "GreenSocket", "Input", "_BoundedInput",
+                 "AsyncConformantSocket", "AsyncEio3Session", "HttpToolsProtocol",
+                 "H11Protocol", "WebSocketsSansIOProtocol", "WebSocketProtocol",
+                 "TCPTransport", "_SelectorSocketTransport", "SSLProtocol")
 TOP_TRACES = 15
 
 

@@ -4,11 +4,13 @@ The eventlet worker monkey-patches before it imports the app, so the engine has 
 before any worker starts. The master (cluster/engine_probe.py) runs this once, unless
 ``-k/--worker-class`` names the engine: it imports the app unpatched, as the asyncio worker
 would, and writes one JSON line to the result fd: ``{"engine": "asyncio" | "eventlet", "what":
-"..."}``. An app directory (the egg-style framework) is eventlet's for now. An app that cannot
-be imported unpatched (an eventlet app that builds a RedisManager at import time needs the
-patched socket module) is eventlet's: the eventlet worker then imports it as it always did, and
-reports its own boot error if it still fails. Only an app holding no server at all is an error
-here (``{"error": "..."}``), the same one a worker would report.
+"..."}``. An app directory (the egg-style framework) is asyncio's when its ``app/`` code has an
+``async def`` (a controller, a middleware awaiting ``next()``, a route, an ASGI ``http.py``),
+found by compiling its files without running them; eventlet's when all of it is plain. An app
+that cannot be imported unpatched (an eventlet app that builds a RedisManager at import time
+needs the patched socket module) is eventlet's: the eventlet worker then imports it as it always
+did, and reports its own boot error if it still fails. Only an app holding no server at all is
+an error here (``{"error": "..."}``), the same one a worker would report.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 from sioctl.cluster.settings import ASYNCIO, EVENTLET
 from sioctl.worker import app_loader, boot
 from sioctl.worker.errors import BootError
+from sioctl.worker.framework.loading import async_functions
 
 
 def probe() -> dict[str, Any]:
@@ -31,7 +34,7 @@ def probe() -> dict[str, Any]:
     except BootError as exc:
         return {"error": str(exc)}
     if os.path.isabs(settings.app) and os.path.isdir(settings.app):
-        return {"engine": EVENTLET, "what": "an app directory"}
+        return app_dir_engine(settings.app)
     try:
         obj = app_loader.load_object(settings.app)
     except BootError as exc:
@@ -40,6 +43,15 @@ def probe() -> dict[str, Any]:
     if engine is None:
         return {"error": f"cannot load app {settings.app!r}: {what}"}
     return {"engine": engine, "what": what}
+
+
+def app_dir_engine(app_dir: str) -> dict[str, Any]:
+    """The result line for an app directory: asyncio when it has an ``async def``."""
+    found = async_functions(app_dir)
+    if found:
+        more = f" and {len(found) - 1} more" if len(found) > 1 else ""
+        return {"engine": ASYNCIO, "what": f"app directory with async def ({found[0]}{more})"}
+    return {"engine": EVENTLET, "what": "app directory of plain functions"}
 
 
 def main() -> None:

@@ -38,7 +38,7 @@ def check_redis(url: str, timeout: float = PING_TIMEOUT) -> None:
             client.close()
     except Exception as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BootError(f"cannot reach Redis at {mask_url(url)}: {_scrub(reason, url)}") from exc
+        raise BootError(f"cannot reach Redis at {mask_url(url)}: {scrub(reason, url)}") from exc
 
 
 def install_manager(
@@ -101,6 +101,7 @@ def wait_until_subscribed(server: socketio.Server, description: str) -> None:
         server.sleep(0.01)
 
 
-def _scrub(text: str, url: str) -> str:
+def scrub(text: str, url: str) -> str:
+    """``text`` with the password of ``url`` masked (a Redis error may quote the url)."""
     password = urlsplit(url).password
     return text.replace(password, MASK) if password else text

@@ -1,25 +1,20 @@
-"""The asyncio twin of tests/apps/messaging.py: a socketio.AsyncServer on sioctl's asyncio
-Redis manager (worker/messaging/async_manager.py), served by uvicorn, one process per node.
+"""The asyncio twin of tests/apps/messaging.py: a socketio.AsyncServer served by sioctl's
+asyncio workers, which give it sioctl's asyncio Redis manager
+(worker/messaging/async_manager.py) as the eventlet workers give the sync app theirs.
 
-Until the asyncio worker engine runs it, the app installs the manager itself in the ASGI
-lifespan, from the environment the test's launcher sets: SIOCTL_TEST_REDIS (the url),
-SIOCTL_TEST_TRANSPORT (pubsub or streams), SIOCTL_WORKER_SLOT (which node this is). It reports
-ready (uvicorn listens) only once its reader has subscribed.
+Its ASGI lifespan startup registers two ``when_redis_back`` hooks on that manager (a plain
+function and a coroutine function), counted in ``manager_stats``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
-import sys
 import time
 from typing import Any
 
 import socketio
 
 from sioctl.worker.messaging.async_manager import AsyncSioctlRedisManager
-from sioctl.worker.redis_setup import REDIS_MAX_CONNECTIONS
 from tests.apps import messaging_common as common
 
 sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins="*")
@@ -38,42 +33,13 @@ async def _async_hook() -> None:
     redis_back["async"] += 1
 
 
-def _logger() -> logging.Logger:
-    """The log the tests read (stderr, like a sioctl worker's)."""
-    logger = logging.getLogger("sioctl.worker")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter(
-            f"%(asctime)s [node {common.slot()}] %(levelname)s %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
-    return logger
-
-
 async def startup() -> None:
-    manager = AsyncSioctlRedisManager(
-        os.environ["SIOCTL_TEST_REDIS"],
-        logger=_logger(),
-        # As sioctl's eventlet workers get it (worker/redis_setup.py).
-        redis_options={"max_connections": REDIS_MAX_CONNECTIONS},
-        transport=os.environ.get("SIOCTL_TEST_TRANSPORT", "pubsub"),
-    )
-    sio.manager = manager
-    manager.set_server(sio)
-    sio.manager_initialized = True
-    manager.when_redis_back.extend([_plain_hook, _async_hook])
-    manager.initialize()
-    if not await manager.until_subscribed(5.0):
-        raise RuntimeError("the Redis reader did not subscribe within 5s")
-
-
-async def shutdown() -> None:
+    # The worker installs its manager before the lifespan startup runs.
     if isinstance(sio.manager, AsyncSioctlRedisManager):
-        await sio.manager.aclose()
+        sio.manager.when_redis_back.extend([_plain_hook, _async_hook])
 
 
-app = socketio.ASGIApp(sio, on_startup=startup, on_shutdown=shutdown)
+app = socketio.ASGIApp(sio, on_startup=startup)
 
 
 @sio.event
@@ -139,3 +105,26 @@ async def manager_stats(sid: str, data: Any = None) -> dict[str, Any]:
 async def figures(sid: str, data: Any = None) -> dict[str, Any]:
     """What ``sioctl status`` and the metrics would show of this node's Redis traffic."""
     return dict(sio.manager.figures())
+
+
+@sio.event
+async def query(sid: str, order: dict[str, Any]) -> dict[str, Any]:
+    """Run a global query on this worker's manager: fetch, join, leave or disconnect."""
+    manager = sio.manager
+    kind, room = order["kind"], order.get("room")
+    timeout = float(order.get("timeout", 2.0))
+    try:
+        if kind == "fetch":
+            return {"sockets": await manager.fetch_sockets(room, timeout=timeout)}
+        if kind == "rooms_of":
+            return {"rooms": await manager.rooms_of(order["sid"], timeout=timeout)}
+        if kind == "join":
+            return {"count": await manager.sockets_join(order["target"], room,
+                                                        timeout=timeout)}
+        if kind == "leave":
+            return {"count": await manager.sockets_leave(order["target"], room,
+                                                         timeout=timeout)}
+        return {"count": await manager.disconnect_sockets(room, timeout=timeout)}
+    except Exception as exc:  # QueryTimeout: say so, with what the others answered
+        return {"error": type(exc).__name__, "message": str(exc),
+                "answered": len(getattr(exc, "answers", []))}

@@ -75,6 +75,35 @@ async def to_room(sid: str, message: dict[str, Any]) -> bool:
     return True
 
 
+@sio.on("connect", namespace="/admin")
+async def admin_connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+    """A namespace that only lets in clients whose CONNECT carries {"token": "secret"}."""
+    if not isinstance(auth, dict) or auth.get("token") != "secret":
+        raise socketio.exceptions.ConnectionRefusedError("Not authorized")
+
+
+@sio.on("echo", namespace="/admin")
+async def admin_echo(sid: str, data: Any = None) -> Any:
+    return data
+
+
+@sio.on("connect", namespace="/chat")
+async def chat_connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+    """/chat keeps the auth payload its client sent (v2 clients: the namespace's query)."""
+    await sio.save_session(sid, {"auth": auth}, namespace="/chat")
+
+
+@sio.on("auth", namespace="/chat")
+async def chat_auth(sid: str, data: Any = None) -> Any:
+    return (await sio.get_session(sid, namespace="/chat"))["auth"]
+
+
+@sio.on("whoami", namespace="/chat")
+async def chat_whoami(sid: str, data: Any = None) -> dict[str, Any]:
+    """The id this server knows the /chat socket by."""
+    return {"sid": sid, "slot": _slot()}
+
+
 async def health_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """A plain ASGI app: ``/health`` and a lifespan."""
     if scope["type"] == "lifespan":

@@ -1,6 +1,7 @@
 """What the messaging test apps answer, whatever their engine: tests/apps/messaging.py
 (socketio.Server on sioctl's eventlet workers) and tests/apps/async_messaging.py
-(socketio.AsyncServer under uvicorn). Imports no engine: the sync one would pick eventlet."""
+(socketio.AsyncServer on sioctl's asyncio workers). Imports no engine: the sync one would
+pick eventlet."""
 
 from __future__ import annotations
 

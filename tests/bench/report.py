@@ -380,7 +380,7 @@ def write(path: Path, data: dict[str, Any]) -> None:
         " a `socketio.AsyncServer` in a `socketio.ASGIApp`, in-memory manager: what FastAPI"
         " users run today (uvicorn's `--workers` has no sticky sessions).",
         "- **sioctl asyncio**: the same AsyncServer app on sioctl's asyncio engine, `-w N`"
-        " (python-socketio's `AsyncRedisManager` when N > 1).",
+        " (sioctl's asyncio Redis manager when N > 1).",
         "",
         "All serve the same events (`tests/bench/apps/bench_app.py`, its AsyncServer twin"
         " `bench_async_app.py`, mirrored in JS), bind"

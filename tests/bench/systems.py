@@ -330,8 +330,8 @@ class Sioctl(System):
 
 
 class SioctlAsyncio(Sioctl):
-    """sioctl's asyncio engine on the AsyncServer twin of the bench app (python-socketio's
-    AsyncRedisManager joins the workers when N > 1)."""
+    """sioctl's asyncio engine on the AsyncServer twin of the bench app (sioctl's asyncio
+    Redis manager joins the workers when N > 1)."""
 
     name = "sioctl-asyncio"
     app = "tests.bench.apps.bench_async_app:app"

@@ -27,7 +27,7 @@ import pytest
 import websocket
 
 from tests.support.clients import wait_until
-from tests.support.cluster import Cluster, StartCluster, module_cluster
+from tests.support.cluster import ENGINES, Cluster, StartCluster, app_on, module_cluster
 from tests.support.conformance import (
     TIMEOUT,
     WORKERS,
@@ -44,34 +44,47 @@ SLOTS = list(range(WORKERS))
 
 
 @pytest.fixture(scope="module")
-def chat(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def chat(
+    redis_url: str, tmp_path_factory: pytest.TempPathFactory, module_engine: str
+) -> Iterator[Cluster]:
     """One cluster of the chat app for the whole module (booting one per test is too slow)."""
-    yield from module_cluster("tests.apps.chat:sio", WORKERS, redis_url, _log_dir(tmp_path_factory))
+    yield from module_cluster(
+        app_on(module_engine, "tests.apps.chat:sio"),
+        WORKERS, redis_url, _log_dir(tmp_path_factory),)
 
 
 @pytest.fixture(scope="module")
-def fastping(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def fastping(
+    redis_url: str, tmp_path_factory: pytest.TempPathFactory, module_engine: str
+) -> Iterator[Cluster]:
     """A cluster whose app pings every 0.3 s (tests/apps/fastping.py), for the heartbeat."""
     yield from module_cluster(
-        "tests.apps.fastping:sio", WORKERS, redis_url, _log_dir(tmp_path_factory)
+        app_on(module_engine, "tests.apps.fastping:sio"),
+        WORKERS, redis_url, _log_dir(tmp_path_factory),
     )
 
 
 @pytest.fixture(scope="module")
-def strict(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def strict(
+    redis_url: str, tmp_path_factory: pytest.TempPathFactory, module_engine: str
+) -> Iterator[Cluster]:
     """The chat app with a 1 s connect timeout (``--connect-timeout``), for the CONNECT rule."""
     yield from module_cluster(
-        "tests.apps.chat:sio", WORKERS, redis_url, _log_dir(tmp_path_factory),
+        app_on(module_engine, "tests.apps.chat:sio"),
+        WORKERS, redis_url, _log_dir(tmp_path_factory),
         "--connect-timeout", "1",
     )
 
 
 @pytest.fixture(scope="module")
-def engine_sio(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def engine_sio(
+    redis_url: str, tmp_path_factory: pytest.TempPathFactory, module_engine: str
+) -> Iterator[Cluster]:
     """A socketio app whose event ``disconnect_everyone`` calls ``sio.eio.disconnect()``
     (tests/apps/engine.py)."""
     yield from module_cluster(
-        "tests.apps.engine:sio", WORKERS, redis_url, _log_dir(tmp_path_factory)
+        app_on(module_engine, "tests.apps.engine:sio"),
+        WORKERS, redis_url, _log_dir(tmp_path_factory),
     )
 
 
@@ -530,18 +543,24 @@ def test_rules_after_engineio_disconnect_all(engine_sio: Cluster, slot: int) -> 
 
 
 @pytest.fixture(scope="module")
-def engine_only(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def engine_only(
+    redis_url: str, tmp_path_factory: pytest.TempPathFactory, module_engine: str
+) -> Iterator[Cluster]:
     """A bare engineio.Server app that echoes every message (tests/apps/engine.py)."""
     yield from module_cluster(
-        "tests.apps.engine:app", WORKERS, redis_url, _log_dir(tmp_path_factory)
+        app_on(module_engine, "tests.apps.engine:app"),
+        WORKERS, redis_url, _log_dir(tmp_path_factory),
     )
 
 
 @pytest.fixture(scope="module")
-def engine_beside(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def engine_beside(
+    redis_url: str, tmp_path_factory: pytest.TempPathFactory, module_engine: str
+) -> Iterator[Cluster]:
     """socket.io at /socket.io/ and a bare engineio.Server at /raw/ pinging every 0.3 s."""
     yield from module_cluster(
-        "tests.apps.engine:mixed", WORKERS, redis_url, _log_dir(tmp_path_factory)
+        app_on(module_engine, "tests.apps.engine:mixed"),
+        WORKERS, redis_url, _log_dir(tmp_path_factory),
     )
 
 
@@ -632,10 +651,12 @@ def test_engine_beside_socketio(engine_beside: Cluster, slot: int) -> None:
         client.close()
 
 
-def test_engine_beside_sessions_counted_and_drained(start_cluster: StartCluster) -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_engine_beside_sessions_counted_and_drained(start_cluster: StartCluster,
+                                                    engine: str) -> None:
     """The sessions of an engineio.Server mounted beside socket.io count in the worker's
     figures, and a drain (SIGTERM) closes them as it closes socket.io's."""
-    cluster = start_cluster(app="tests.apps.engine:mixed", workers=WORKERS,
+    cluster = start_cluster(app=app_on(engine, "tests.apps.engine:mixed"), workers=WORKERS,
                             extra_args=("--graceful-timeout", "3"))
     source = ip(0, 6)
     raw = open_websocket(cluster, source, "EIO=4&transport=websocket", path="raw")

@@ -9,11 +9,10 @@ from typing import Any
 import pytest
 
 from sioctl.cli import nginx
-from tests.support.cluster import ENGINES, StartCluster
+from tests.support.cluster import ENGINES, MESSAGING_APPS, StartCluster
 from tests.support.gateway import GwClient
 from tests.support.messaging import OwnRedis
 from tests.support.nginx import NginxServer, stream_module
-from tests.support.uvicorn_nodes import UvicornNodes
 
 
 @pytest.fixture
@@ -65,33 +64,17 @@ def start_nginx() -> Iterator[Callable[..., NginxServer]]:
         server.stop()
 
 
-# The messaging tests run on both ENGINES: sioctl's eventlet workers, and socketio.AsyncServer
-# apps on sioctl's asyncio manager (served by uvicorn until the asyncio worker engine does).
 @pytest.fixture(params=ENGINES)
-def start_nodes(request: pytest.FixtureRequest, start_cluster: StartCluster,
-                tmp_path: Path) -> Iterator[Callable[..., Any]]:
-    """Factory, once per engine: ``start_nodes(redis_url, transport="pubsub")`` starts two
-    workers joined through the Redis at ``redis_url`` and returns them once both listen.
-
-    eventlet: a sioctl cluster of 2 workers serving tests/apps/messaging.py; asyncio: two
-    uvicorn processes serving its twin tests/apps/async_messaging.py
-    (tests/support/uvicorn_nodes.py).
-    Either has ``url_of(slot)``, ``log_text()``, ``worker_pids()``. Stopped at teardown, which
-    fails if a process has to be killed or outlives it."""
-    started: list[UvicornNodes] = []
+def start_nodes(request: pytest.FixtureRequest,
+                start_cluster: StartCluster) -> Callable[..., Any]:
+    """Factory, once per engine: ``start_nodes(redis_url, transport="pubsub")`` starts a
+    sioctl cluster of two workers of that engine joined through the Redis at ``redis_url``,
+    serving MESSAGING_APPS[engine], and returns it once both are ready (stopped at teardown
+    by ``start_cluster``)."""
 
     def start(redis_url: str, transport: str = "pubsub") -> Any:
         args = ["--redis-transport", transport] if transport != "pubsub" else []
-        if request.param == "eventlet":
-            return start_cluster("tests.apps.messaging:sio", workers=2, redis_url=redis_url,
-                                 extra_args=args)
-        nodes = UvicornNodes(redis_url, tmp_path, transport=transport)
-        started.append(nodes)
-        return nodes.start()
+        return start_cluster(MESSAGING_APPS[request.param], workers=2, redis_url=redis_url,
+                             extra_args=args)
 
-    yield start
-
-    for nodes in started:
-        stubborn = nodes.stop()
-        assert not stubborn, (f"uvicorn nodes did not stop on SIGTERM: {stubborn}\n"
-                              f"{nodes.log_text()[-3000:]}")
+    return start

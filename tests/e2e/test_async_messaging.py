@@ -1,26 +1,25 @@
 """sioctl's asyncio Redis manager (worker/messaging/async_manager.py) where it has no eventlet
 twin to share a test with: its publisher in process against a real Redis, and the
-``when_redis_back`` hooks, plain and coroutine functions, on uvicorn nodes. The guarantees
-both engines give are tested once for both (``start_nodes``): test_messaging.py,
-test_messaging_loss.py, test_messaging_streams.py."""
+``when_redis_back`` hooks, plain and coroutine functions, on sioctl's asyncio workers. The
+guarantees both engines give are tested once for both (``start_nodes``): test_messaging.py,
+test_messaging_loss.py, test_messaging_streams.py, test_global_queries.py."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from sioctl.worker.messaging.async_publisher import AsyncPublisher
-from tests.support.clients import make_client, wait_until
+from tests.support.clients import ips_for_slot, wait_until
+from tests.support.cluster import MESSAGING_APPS
 from tests.support.messaging import OwnRedis
-from tests.support.uvicorn_nodes import UvicornNodes
 
 
 def test_a_full_queue_drops_the_oldest_and_the_rest_goes_out_when_redis_is_back(
-    own_redis: OwnRedis, caplog: Any  # noqa: F811
+    own_redis: OwnRedis, caplog: Any
 ) -> None:
     """Redis is away: commands queue up to max_queue, the oldest beyond it are dropped
     (counted, said once); once Redis is back, what was kept is sent, in order."""
@@ -59,26 +58,18 @@ def test_a_full_queue_drops_the_oldest_and_the_rest_goes_out_when_redis_is_back(
 
 
 def test_when_redis_back_hooks_run_plain_and_async(
-    own_redis: OwnRedis, tmp_path: Path  # noqa: F811
+    own_redis: OwnRedis, start_cluster: Any, connect: Any
 ) -> None:
-    """After a Redis restart each node runs its when_redis_back hooks once: a plain function
-    and a coroutine function (the gateway registry and socket id claims use them)."""
-    nodes = UvicornNodes(own_redis.url, tmp_path).start()
-    clients = []
-    try:
-        for slot in (0, 1):
-            client = make_client("127.0.0.1", ("websocket",))
-            client.connect(nodes.url_of(slot), wait_timeout=10)
-            clients.append(client)
-        assert [c.call("manager_stats")["redis_back"] for c in clients] == [
-            {"plain": 0, "async": 0}] * 2
-        own_redis.stop()
-        own_redis.start()
-        for client in clients:
-            wait_until(lambda c=client: c.call("manager_stats")["redis_back"]
-                       == {"plain": 1, "async": 1}, 10, what="the hooks")
-        assert "Traceback" not in nodes.log_text()
-    finally:
-        for client in clients:
-            client.disconnect()
-        assert not nodes.stop()
+    """After a Redis restart each asyncio worker runs its when_redis_back hooks once: a plain
+    function and a coroutine function (the gateway registry and socket id claims use them)."""
+    cluster = start_cluster(MESSAGING_APPS["asyncio"], workers=2, redis_url=own_redis.url)
+    clients = [connect(cluster, ips_for_slot(slot, 2)[0], ("websocket",)) for slot in (0, 1)]
+    assert [c.call("manager_stats")["slot"] for c in clients] == [0, 1]
+    assert [c.call("manager_stats")["redis_back"] for c in clients] == [
+        {"plain": 0, "async": 0}] * 2
+    own_redis.stop()
+    own_redis.start()
+    for client in clients:
+        wait_until(lambda c=client: c.call("manager_stats")["redis_back"]
+                   == {"plain": 1, "async": 1}, 10, what="the hooks")
+    assert "Traceback" not in cluster.log_text()

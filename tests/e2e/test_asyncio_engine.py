@@ -35,11 +35,14 @@ from tests.support.cluster import (
     sioctl_command,
     start_args,
 )
-from tests.support.paths import REPO_ROOT
+from tests.support.paths import APPS_DIR, REPO_ROOT
 
 ASYNC_APP = "tests.apps.asyncchat:app"
 SYNC_APP = "tests.apps.chat:sio"
 STARLETTE_APP = "tests.apps.starlette_app:app"
+# App directories: async def controllers and middleware (asyncio); plain functions only.
+ASYNC_APP_DIR = str(APPS_DIR / "asyncapp")
+PLAIN_APP_DIR = str(APPS_DIR / "gwapp")
 WORKERS = 2
 GRACEFUL_TIMEOUT = 10
 MARGIN = 10.0
@@ -72,13 +75,18 @@ def worker_modules(cluster: Cluster) -> set[str]:
         (SYNC_APP, (), "sioctl.worker", True),
         (ASYNC_APP, ("-k", "asyncio"), "sioctl.worker.aio", False),
         (SYNC_APP, ("--worker-class", "eventlet"), "sioctl.worker", False),
+        (ASYNC_APP_DIR, (), "sioctl.worker.aio", True),
+        (PLAIN_APP_DIR, (), "sioctl.worker", True),
+        (PLAIN_APP_DIR, ("-k", "asyncio"), "sioctl.worker.aio", False),
     ],
 )
 def test_the_engine_follows_the_app_unless_k_names_it(
     start_cluster: Callable[..., Cluster], app: str, args: tuple[str, ...], module: str,
     probed: bool,
 ) -> None:
-    cluster = start_cluster(app=app, workers=WORKERS, extra_args=args)
+    # GWAPP_CENTRAL_KEY: the key one of gwapp's gateway apps reads from the environment.
+    cluster = start_cluster(app=app, workers=WORKERS, extra_args=args,
+                            env={"GWAPP_CENTRAL_KEY": "central-key"})
     assert worker_modules(cluster) == {module}
     engine = "asyncio" if module.endswith("aio") else "eventlet"
     assert f"starting {WORKERS} {engine} workers" in cluster.log_text()

@@ -23,7 +23,7 @@ import websocket
 
 from sioctl.worker.protocol.core import eio3_payload
 from tests.support.clients import bound_session, ips_for_slot
-from tests.support.cluster import Cluster, module_cluster
+from tests.support.cluster import Cluster, app_on, module_cluster
 
 WORKERS = 2
 SLOTS = list(range(WORKERS))
@@ -37,21 +37,27 @@ def _cluster(app: str, redis_url: str, factory: pytest.TempPathFactory,
 
 
 @pytest.fixture(scope="module")
-def chat(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def chat(redis_url: str, tmp_path_factory: pytest.TempPathFactory,
+         module_engine: str) -> Iterator[Cluster]:
     """The chat app serving EIO=3 too."""
-    yield from _cluster("tests.apps.chat:sio", redis_url, tmp_path_factory, "--allow-eio3")
+    yield from _cluster(app_on(module_engine, "tests.apps.chat:sio"),
+                        redis_url, tmp_path_factory, "--allow-eio3")
 
 
 @pytest.fixture(scope="module")
-def fastping(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def fastping(redis_url: str, tmp_path_factory: pytest.TempPathFactory,
+         module_engine: str) -> Iterator[Cluster]:
     """An app with a 0.3 s ping interval and a 1 s ping timeout, serving EIO=3 too."""
-    yield from _cluster("tests.apps.fastping:sio", redis_url, tmp_path_factory, "--allow-eio3")
+    yield from _cluster(app_on(module_engine, "tests.apps.fastping:sio"),
+                        redis_url, tmp_path_factory, "--allow-eio3")
 
 
 @pytest.fixture(scope="module")
-def v4_only(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def v4_only(redis_url: str, tmp_path_factory: pytest.TempPathFactory,
+         module_engine: str) -> Iterator[Cluster]:
     """The chat app as started without --allow-eio3."""
-    yield from _cluster("tests.apps.chat:sio", redis_url, tmp_path_factory)
+    yield from _cluster(app_on(module_engine, "tests.apps.chat:sio"),
+                        redis_url, tmp_path_factory)
 
 
 def ip(slot: int, index: int = 0) -> str:
@@ -445,8 +451,10 @@ def test_ping_after_the_timeout_finds_the_session_gone(fastping: Cluster) -> Non
 def test_eio3_refused_without_allow_eio3(v4_only: Cluster, transport: str) -> None:
     """Without --allow-eio3, an EIO=3 handshake gets a 400 whose message says how to allow it."""
     with bound_session(ip(1)) as http:
-        headers = {"Connection": "Upgrade", "Upgrade": "websocket"} \
-            if transport == "websocket" else {}
+        # A complete websocket handshake: uvicorn refuses an incomplete one before the app.
+        headers = {"Connection": "Upgrade", "Upgrade": "websocket",
+                   "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                   "Sec-WebSocket-Version": "13"} if transport == "websocket" else {}
         reply = http.get(f"{v4_only.url}/socket.io/?EIO=3&transport={transport}",
                          headers=headers, timeout=TIMEOUT)
     assert reply.status_code == 400

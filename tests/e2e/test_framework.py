@@ -23,9 +23,15 @@ from sioctl.worker.framework.config import load_config
 from sioctl.worker.framework.session import encode_cookie, new_redis_session_cookie
 from sioctl.worker.messaging.owners import OWNED_TTL
 from tests.support.clients import BoundClient, ips_for_slot, make_client, wait_until
+from tests.support.cluster import ENGINES
 from tests.support.paths import APPS_DIR
 
 APP_DIR = APPS_DIR / "fwapp"
+# The app of each engine: fwapp's middleware and controller are plain functions; on asyncio a
+# plain middleware has no after-half and ctx.socket's calls are coroutines (framework/aio.py),
+# so the asyncio side serves fwapp_async, the same app written with async def and await next()
+# (its config, router and other files are fwapp's own, symlinked).
+APP_DIRS = {"eventlet": APP_DIR, "asyncio": APPS_DIR / "fwapp_async"}
 KEYS = ["test-key-new", "test-key-old"]
 # How long a test waits to be sure that something does NOT arrive.
 QUIET = 1.0
@@ -55,15 +61,17 @@ def trace(tmp_path: Path) -> Trace:
 
 
 @pytest.fixture
-def app_cluster(start_cluster: Any, trace: Trace) -> Callable[..., Any]:
-    """``app_cluster(env="prod", app_dir=APP_DIR, extra_args=())``: 2 sticky workers serving the
-    app dir."""
+def app_cluster(start_cluster: Any, trace: Trace, engine: str) -> Callable[..., Any]:
+    """``app_cluster(env="prod", extra_args=())``: 2 sticky workers of ``engine`` serving its
+    app dir (APP_DIRS)."""
 
-    def start(env: str = "prod", app_dir: Path = APP_DIR, extra_args: Sequence[str] = ()) -> Any:
-        return start_cluster(
-            app=str(app_dir), extra_args=["--env", env, *extra_args],
+    def start(env: str = "prod", extra_args: Sequence[str] = ()) -> Any:
+        cluster = start_cluster(
+            app=str(APP_DIRS[engine]), extra_args=["--env", env, *extra_args],
             env={"FWAPP_TRACE": str(trace.path)},
         )
+        assert f"starting 2 {engine} workers" in cluster.log_text()
+        return cluster
 
     return start
 
@@ -92,6 +100,7 @@ def refusal(client: BoundClient, url: str, **kwargs: Any) -> Any:
     return errors.get(timeout=10)
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_connection_middleware_order_and_after_halves_at_disconnect(
     app_cluster: Any, clients: Any, trace: Trace
 ) -> None:
@@ -119,6 +128,7 @@ def test_connection_middleware_order_and_after_halves_at_disconnect(
     )
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_refusals_reach_connect_error_and_run_no_after_halves(
     app_cluster: Any, clients: Any, trace: Trace
 ) -> None:
@@ -136,6 +146,7 @@ def test_refusals_reach_connect_error_and_run_no_after_halves(
     assert not any(line.endswith(("B after", "C after")) for line in trace.lines())
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_packet_middleware_controllers_and_acks(
     app_cluster: Any, clients: Any, trace: Trace
 ) -> None:
@@ -152,6 +163,7 @@ def test_packet_middleware_controllers_and_acks(
     assert client.call("two_values", timeout=10) == ("first", "second")
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_dropped_packets_get_no_answer(app_cluster: Any, clients: Any, trace: Trace) -> None:
     cluster = app_cluster()
     client = clients()
@@ -170,6 +182,7 @@ def test_dropped_packets_get_no_answer(app_cluster: Any, clients: Any, trace: Tr
     ("event", "message"),
     [("boom", "controller boom"), ("boom_in_middleware", "middleware boom")],
 )
+@pytest.mark.parametrize("engine", ENGINES)
 def test_exceptions_reach_the_client_as_error_and_the_log_once(
     app_cluster: Any, clients: Any, trace: Trace, event: str, message: str
 ) -> None:
@@ -188,6 +201,7 @@ def test_exceptions_reach_the_client_as_error_and_the_log_once(
     assert len(failures) == 1, cluster.log_text()
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_namespaces_rooms_and_broadcasts_across_workers(
     app_cluster: Any, clients: Any
 ) -> None:
@@ -222,6 +236,7 @@ def test_namespaces_rooms_and_broadcasts_across_workers(
     assert info["namespace"] == "/chat" and info["id"] == first.get_sid("/chat")
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_custom_ids_from_generate_id(app_cluster: Any, clients: Any) -> None:
     cluster = app_cluster(env="ids")
     for slot, uid in ((0, "41"), (1, "42")):
@@ -238,6 +253,7 @@ def test_custom_ids_from_generate_id(app_cluster: Any, clients: Any) -> None:
     }
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_session_from_a_signed_cookie(app_cluster: Any, clients: Any) -> None:
     cluster = app_cluster()
     data = {"user": "ada", "roles": ["admin"]}
@@ -334,9 +350,10 @@ def test_async_def_is_refused_on_eventlet_naming_file_and_function(
     shutil.copytree(ASYNC_APP_DIR, app_dir)
     if router is not None:
         (app_dir / "app" / "router.py").write_text(router)
+    # Left to itself (auto), the engine probe would pick asyncio for this app's async defs.
     result = run_sioctl(
         "start", str(app_dir), "-w", "2", "-b", "127.0.0.1:0", "--redis", redis_url,
-        "--run-dir", str(tmp_path / "run"), "--title", "asyncapp",
+        "--run-dir", str(tmp_path / "run"), "--title", "asyncapp", "-k", "eventlet",
     )
     assert result.returncode != 0
     output = result.stdout + result.stderr
@@ -344,6 +361,32 @@ def test_async_def_is_refused_on_eventlet_naming_file_and_function(
     assert "Traceback" not in output
 
 
+def test_the_async_app_directory_is_served_by_asyncio_workers(
+    start_cluster: Any, clients: Any,
+) -> None:
+    """The same app on a 2-worker cluster, left to the engine probe: its async defs choose the
+    asyncio engine, where its middleware awaits next() and its controllers answer, on each
+    worker, with the cluster's manager joining them."""
+    cluster = start_cluster(app=str(ASYNC_APP_DIR))
+    assert "engine: asyncio (the app is an app directory with async def" in cluster.log_text()
+    pids = set()
+    for slot in range(2):
+        client = clients(ips_for_slot(slot, 2)[0])
+        welcome, echoed = client.record("welcome"), client.record("echoed")
+        client.connect(cluster.url, auth={"token": "good"})
+        sid = client.get_sid("/")
+        assert welcome.get(timeout=10) == {"id": sid}
+        assert client.call("echo", "hi", timeout=10) == {"echo": ["hi"]}
+        assert echoed.get(timeout=10) == "hi"
+        assert client.call("shout", "hey", timeout=10) == "HEY"
+        answer = client.call("whoami", timeout=10)
+        assert answer["id"] == sid
+        pids.add(answer["pid"])
+    assert pids == set(cluster.worker_pids().values())
+    assert refusal(clients(), cluster.url, auth={"token": "bad"}) == {"message": "bad token"}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_custom_ids_are_unique_across_workers(app_cluster: Any, clients: Any) -> None:
     cluster = app_cluster(env="ids")
     on_slot0, on_slot1 = ips_for_slot(0, 2)[0], ips_for_slot(1, 2)[0]
@@ -363,6 +406,7 @@ def test_custom_ids_are_unique_across_workers(app_cluster: Any, clients: Any) ->
     assert later.get_sid("/") == "user-7"
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_a_respawned_worker_takes_over_its_slots_ids(app_cluster: Any, clients: Any) -> None:
     cluster = app_cluster(env="ids")
     client = clients(ips_for_slot(0, 2)[0], reconnection=True)
@@ -380,6 +424,8 @@ def test_a_respawned_worker_takes_over_its_slots_ids(app_cluster: Any, clients: 
 AFTER = 60
 
 
+# eventlet only: owner records and the forwarding of stale emits are sioctl's manager's, which
+# the asyncio worker does not have yet (python-socketio's AsyncRedisManager).
 @pytest.mark.parametrize("transport", ["pubsub", "streams"])
 def test_emits_follow_an_id_to_its_new_worker(
     app_cluster: Any, clients: Any, redis_url: str, transport: str
@@ -492,6 +538,7 @@ def _whoami_if_new(client: BoundClient, old_pid: int) -> dict[str, Any] | None:
     return info if info["pid"] != old_pid else None
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_redis_backed_sessions_load_and_save(
     app_cluster: Any, clients: Any, redis_url: str
 ) -> None:

@@ -35,6 +35,7 @@ from sioctl.worker.gateway.wire import (
     signed_request,
 )
 from tests.support.clients import bound_session, ips_for_slot, make_client, wait_until
+from tests.support.cluster import ENGINES
 from tests.support.gateway import (
     APP_DIR,
     CENTRAL_KEY,
@@ -53,6 +54,9 @@ from tests.support.gateway import (
 )
 from tests.support.node import NodeClient
 from tests.support.paths import JS_DIR
+
+# Every test runs on both engines: gwapp loads on either shell.
+pytestmark = pytest.mark.parametrize("engine", ENGINES)
 
 CENTRAL_APP = "centralServiceApp"
 HMAC_APP, HMAC_KEY = "hmacApp", "hmac-app-key"
@@ -73,14 +77,16 @@ def envelope_at(
 
 
 @pytest.fixture
-def gateway(start_cluster: Callable[..., Any]) -> Callable[..., Any]:
-    """``gateway(env="prod")``: 2 sticky workers serving tests/apps/gwapp."""
+def gateway(start_cluster: Callable[..., Any], engine: str) -> Callable[..., Any]:
+    """``gateway(env="prod")``: 2 sticky workers of ``engine`` serving tests/apps/gwapp."""
 
     def start(env: str = "prod") -> Any:
-        return start_cluster(
+        cluster = start_cluster(
             app=str(APP_DIR), workers=WORKERS, extra_args=["--env", env],
             env={"GWAPP_CENTRAL_KEY": CENTRAL_KEY},
         )
+        assert f"starting {WORKERS} {engine} workers" in cluster.log_text()
+        return cluster
 
     return start
 

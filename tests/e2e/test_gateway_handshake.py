@@ -8,7 +8,11 @@ from typing import Any
 import pytest
 
 from sioctl.worker.gateway import wire
+from tests.support.cluster import ENGINES
 from tests.support.paths import APPS_DIR
+
+# Every test runs on both engines: gwapp loads on either shell.
+pytestmark = pytest.mark.parametrize("engine", ENGINES)
 
 GWAPP = APPS_DIR / "gwapp"
 ENV = {"GWAPP_CENTRAL_KEY": "central-from-env"}

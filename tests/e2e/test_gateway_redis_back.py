@@ -11,8 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from sioctl.worker.gateway.plugin import REFRESH_EVERY
 from tests.support.clients import wait_until
+from tests.support.cluster import ENGINES
 from tests.support.gateway import APP_DIR, CENTRAL_KEY, GwClient
 from tests.support.messaging import OwnRedis
 
@@ -22,6 +25,8 @@ BACK_WITHIN = REFRESH_EVERY / 2
 SENTINEL = "test:before-the-restart"
 
 
+# The redis_back hooks come from sioctl's manager (when_redis_back), on both engines.
+@pytest.mark.parametrize("engine", ENGINES)
 def test_the_registry_is_written_again_when_redis_is_back(
     own_redis: OwnRedis, start_cluster: Callable[..., Any]
 ) -> None:

@@ -1,4 +1,5 @@
-"""Room queries across workers: fetch, join, leave and disconnect every matching socket."""
+"""Room queries across workers: fetch, join, leave and disconnect every matching socket, on
+both engines (tests/apps/messaging.py and its asyncio twin)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,18 @@ import queue
 import signal
 from typing import Any
 
+import pytest
+
 from tests.support.clients import ips_for_slot, wait_until
+from tests.support.cluster import ENGINES, MESSAGING_APPS
+from tests.support.messaging import OwnRedis
 
-APP = "tests.apps.messaging:sio"
 
-
-def test_queries_see_and_move_sockets_on_every_worker(start_cluster: Any, connect: Any) -> None:
-    cluster = start_cluster(APP)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_queries_see_and_move_sockets_on_every_worker(
+    start_cluster: Any, connect: Any, engine: str
+) -> None:
+    cluster = start_cluster(MESSAGING_APPS[engine])
     ours = [connect(cluster, ips_for_slot(slot, 2)[0]) for slot in (0, 1, 1)]
     outsider = connect(cluster, ips_for_slot(0, 2)[0])
     for client in ours:
@@ -47,10 +53,11 @@ def test_queries_see_and_move_sockets_on_every_worker(start_cluster: Any, connec
     assert outsider.connected
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_a_stopped_worker_makes_a_query_time_out_not_hang(
-    start_cluster: Any, connect: Any
+    start_cluster: Any, connect: Any, engine: str
 ) -> None:
-    cluster = start_cluster(APP)
+    cluster = start_cluster(MESSAGING_APPS[engine])
     asker = connect(cluster, ips_for_slot(0, 2)[0])
     connect(cluster, ips_for_slot(1, 2)[0])
     stopped = cluster.worker_pids()[1]
@@ -66,3 +73,25 @@ def test_a_stopped_worker_makes_a_query_time_out_not_hang(
     # Once it runs again, the next query is whole.
     wait_until(lambda: "sockets" in asker.call("query", {"kind": "fetch"}, timeout=10), 10,
                what="a complete answer")
+
+
+def test_eventlet_and_asyncio_nodes_answer_each_other(
+    own_redis: OwnRedis, start_cluster: Any, connect: Any  # noqa: F811
+) -> None:
+    """A node of each engine on one Redis: each one's queries see the other's sockets, and a
+    room emit from either reaches the other's client (the same messages on both engines)."""
+    nodes = {engine: start_cluster(MESSAGING_APPS[engine], workers=1, redis_url=own_redis.url)
+             for engine in ENGINES}
+    clients = {engine: connect(nodes[engine], "127.0.0.2") for engine in ENGINES}
+    inboxes: dict[str, queue.Queue[Any]] = {engine: queue.Queue() for engine in ENGINES}
+    for engine, client in clients.items():
+        client.on("msg", inboxes[engine].put)
+        assert client.call("join", "mixed", timeout=10)
+    everyone = sorted(client.get_sid("/") for client in clients.values())
+    for asker in clients.values():
+        answer = asker.call("query", {"kind": "fetch", "room": "mixed"}, timeout=10)
+        assert sorted(s["sid"] for s in answer["sockets"]) == everyone, answer
+    for engine, sender in clients.items():
+        assert sender.call("send_to", {"to": "mixed", "n": 1, "tag": engine}, timeout=10) == 1
+        for inbox in inboxes.values():
+            assert inbox.get(timeout=10) == {"tag": engine, "i": 0}

@@ -19,7 +19,7 @@ import websocket
 
 from sioctl.worker.messaging.publisher import GUARDED_XADD
 from tests.support.clients import free_port, wait_until
-from tests.support.cluster import Cluster, module_cluster
+from tests.support.cluster import ENGINES, MESSAGING_APPS, Cluster, app_on, module_cluster
 from tests.support.conformance import (
     Polling,
     assert_polling_closed,
@@ -29,7 +29,6 @@ from tests.support.conformance import (
 )
 from tests.support.conformance import ws_open as conformance_ws_open
 from tests.support.messaging import (
-    APP,
     OwnRedis,
     Sender,
     barrier,
@@ -63,16 +62,17 @@ def test_guarded_xadd_only_for_the_recorded_owner(own_redis: OwnRedis) -> None:
 # ------------------------------------------------------------------ item 10: lost, exactly
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("to", ["socket", "room"])
 def test_pubsub_lost_equals_what_clients_missed_both_ways(
-    own_redis: OwnRedis, start_cluster: Any, connect: Any, to: str
+    own_redis: OwnRedis, start_cluster: Any, connect: Any, to: str, engine: str
 ) -> None:
     """Both workers send to each other while their subscriptions are killed: each worker's
     ``lost`` (in ``sioctl status`` too) is the number of messages its client did not get.
     To a socket: on the other worker's channel; to a room both clients are in: on the shared
     channel, which a worker also hears its own messages on."""
     port = free_port()
-    cluster = start_cluster(APP, redis_url=own_redis.url,
+    cluster = start_cluster(MESSAGING_APPS[engine], redis_url=own_redis.url,
                             extra_args=["--metrics-bind", f"127.0.0.1:{port}"])
     slots = clients_on_slots(connect, cluster)
     (a, wa), (b, wb) = slots[0][0], slots[1][0]
@@ -126,8 +126,9 @@ FRAME = 500_000
 
 
 @pytest.fixture(scope="module")
-def chat(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    yield from module_cluster("tests.apps.chat:sio", 2, redis_url,
+def chat(redis_url: str, tmp_path_factory: pytest.TempPathFactory,
+         module_engine: str) -> Iterator[Cluster]:
+    yield from module_cluster(app_on(module_engine, "tests.apps.chat:sio"), 2, redis_url,
                               tmp_path_factory.mktemp("attachments"))
 
 

@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from sioctl.cli import skeleton
 from sioctl.cli.main import cli
 from sioctl.worker.framework.config import is_app_dir, load_config
+from sioctl.worker.framework.loading import async_functions
 from tests.support.clients import free_port, wait_until
 
 BOOT_TIMEOUT = 30.0
@@ -35,15 +36,24 @@ def _tree(directory: Path) -> dict[str, bytes]:
             for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
-def test_init_writes_the_skeleton(tmp_path: Path) -> None:
+@pytest.mark.parametrize("engine", skeleton.ENGINES)
+def test_init_writes_the_skeleton(tmp_path: Path, engine: str) -> None:
     target = tmp_path / "chat"
-    code, out, err = _init(target)
+    code, out, err = _init(target, "--engine", engine)
     assert code == 0, err
     assert sorted(_tree(target)) == sorted(skeleton.files())
     assert is_app_dir(str(target))
     assert "cd " in out and "sioctl dev" in out
     for relative in skeleton.files():
         compile((target / relative).read_text(), relative, "exec")
+    # The engine probe reads the engine off the code: async def only in the asyncio skeleton.
+    found = async_functions(str(target))
+    if engine == "asyncio":
+        assert {"app/io/middleware/auth.py: auth.<locals>.middleware",
+                "app/io/controller/chat.py: ping"} <= set(found)
+        assert "await next()" in (target / "app/io/middleware/log_packet.py").read_text()
+    else:
+        assert found == []
 
 
 def test_each_skeleton_gets_its_own_key(tmp_path: Path) -> None:
@@ -118,9 +128,29 @@ def _connect(url: str, **kwargs: object) -> tuple[socketio.Client, list[object]]
     return client, refusals
 
 
-def test_init_then_dev_serves_the_skeleton(tmp_path: Path) -> None:
+def _room_message(url: str) -> object:
+    """What bob receives when alice says "hi" in the lobby of /chat."""
+    alice = socketio.Client(reconnection=False)
+    bob = socketio.Client(reconnection=False)
+    received: list[object] = []
+    bob.on("message", lambda data: received.append(data["text"]), namespace="/chat")
+    try:
+        for client in (alice, bob):
+            client.connect(f"{url}?token=demo", namespaces=["/chat"], wait_timeout=5)
+            assert client.call("join", "lobby", namespace="/chat", timeout=5) == {
+                "joined": "lobby"}
+        alice.emit("message", {"room": "lobby", "text": "hi"}, namespace="/chat")
+        wait_until(lambda: received, 10, what="the room message")
+        return received[0]
+    finally:
+        alice.disconnect()
+        bob.disconnect()
+
+
+@pytest.mark.parametrize("engine", skeleton.ENGINES)
+def test_init_then_dev_serves_the_skeleton(tmp_path: Path, engine: str) -> None:
     app = tmp_path / "chat"
-    assert _init(app)[0] == 0
+    assert _init(app, "--engine", engine)[0] == 0
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     # The run directory holds Unix sockets: it cannot live under pytest's long tmp_path.
@@ -160,6 +190,24 @@ def test_init_then_dev_serves_the_skeleton(tmp_path: Path) -> None:
         client, refusals = _connect(url)
         client.disconnect()
         assert refusals and "token required" in str(refusals[0]), refusals
+        # The room message goes through the awaited (or plain) join and to(room).emit.
+        assert _room_message(url) == "hi"
+        # The engine probe chose the engine from the skeleton's code.
+        served_on_asyncio = " on asyncio (" in log_path.read_text(errors="replace")
+        assert served_on_asyncio == (engine == "asyncio")
+
+        # An edited controller is served after dev's restart, on the same engine. The mtime
+        # moves by whole seconds: the bytecode cache compares it in seconds.
+        controller = app / "app" / "io" / "controller" / "chat.py"
+        stat = controller.stat()
+        controller.write_text(controller.read_text().replace(
+            '{"pong": ctx.args[0] if ctx.args else None}', '{"pong": "edited"}'))
+        os.utime(controller, (stat.st_atime + 2, stat.st_mtime + 2))
+        answer.clear()
+        wait_until(lambda: ping_answered() and answer[-1] == {"pong": "edited"}, BOOT_TIMEOUT,
+                   what="the edited skeleton to answer ping")
+        served = log_path.read_text(errors="replace").count(" on asyncio (")
+        assert served >= 2 if engine == "asyncio" else served == 0
 
         proc.send_signal(signal.SIGINT)
         try:

@@ -26,7 +26,7 @@ from sioctl.worker.gateway.wire import (
     signed_request,
 )
 from tests.support.clients import BoundClient, ips_for_slot, make_client
-from tests.support.cluster import Cluster, module_cluster
+from tests.support.cluster import Cluster, app_on, module_cluster
 from tests.support.gateway import SIG_APP, SIG_KEY, GwClient, assert_success
 from tests.support.node import NodeClient
 from tests.support.paths import APPS_DIR, JS_DIR
@@ -45,8 +45,10 @@ def _cluster(app: str, redis_url: str, factory: pytest.TempPathFactory, *args: s
 
 
 @pytest.fixture(scope="module")
-def chat(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    yield from _cluster("tests.apps.chat:sio", redis_url, tmp_path_factory, "--allow-eio3")
+def chat(redis_url: str, tmp_path_factory: pytest.TempPathFactory,
+         module_engine: str) -> Iterator[Cluster]:
+    yield from _cluster(app_on(module_engine, "tests.apps.chat:sio"),
+                        redis_url, tmp_path_factory, "--allow-eio3")
 
 
 @pytest.fixture(autouse=True)
@@ -191,9 +193,11 @@ def test_rooms_across_protocols_and_workers(
 
 
 @pytest.fixture(scope="module")
-def other_node(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def other_node(redis_url: str, tmp_path_factory: pytest.TempPathFactory,
+         module_engine: str) -> Iterator[Cluster]:
     """A second node of the chat app: its own master and workers, the same Redis."""
-    yield from _cluster("tests.apps.chat:sio", redis_url, tmp_path_factory, "--allow-eio3")
+    yield from _cluster(app_on(module_engine, "tests.apps.chat:sio"),
+                        redis_url, tmp_path_factory, "--allow-eio3")
 
 
 def test_broadcasts_across_nodes(chat: Cluster, other_node: Cluster, node: Any) -> None:
@@ -349,8 +353,10 @@ def test_gateway_flow_from_a_v2_client(gwapp: Cluster, node: Any) -> None:
 
 
 @pytest.fixture(scope="module")
-def fastping(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    yield from _cluster("tests.apps.fastping:sio", redis_url, tmp_path_factory, "--allow-eio3")
+def fastping(redis_url: str, tmp_path_factory: pytest.TempPathFactory,
+         module_engine: str) -> Iterator[Cluster]:
+    yield from _cluster(app_on(module_engine, "tests.apps.fastping:sio"),
+                        redis_url, tmp_path_factory, "--allow-eio3")
 
 
 @pytest.mark.parametrize("transports", [["polling"], ["websocket"]])
@@ -378,8 +384,10 @@ def test_idle_v2_client_stays_connected(
 
 
 @pytest.fixture(scope="module")
-def v4_only(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    yield from _cluster("tests.apps.chat:sio", redis_url, tmp_path_factory)
+def v4_only(redis_url: str, tmp_path_factory: pytest.TempPathFactory,
+         module_engine: str) -> Iterator[Cluster]:
+    yield from _cluster(app_on(module_engine, "tests.apps.chat:sio"),
+                        redis_url, tmp_path_factory)
 
 
 @pytest.mark.parametrize("transports", [["polling"], ["websocket"]])

@@ -257,9 +257,8 @@ def test_run_dir_permissions_and_status_command(
     assert {int(row[0]): int(row[1]) for row in rows} == pids, result.stdout
     assert [row[2] for row in rows] == ["ready"] * WORKERS, result.stdout
     redis_column = lines[header].split().index("REDIS")
-    # Subscribed; the asyncio engine's python-socketio AsyncRedisManager reports no figures.
-    shown_redis = "ok" if engine == "eventlet" else "-"
-    assert [row[redis_column] for row in rows] == [shown_redis] * WORKERS, result.stdout
+    # Subscribed: sioctl's manager reports its figures on both engines.
+    assert [row[redis_column] for row in rows] == ["ok"] * WORKERS, result.stdout
 
     result = run_sioctl(
         "status", "--title", cluster.title, "--run-dir", cluster.run_base, "--json"

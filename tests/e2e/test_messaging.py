@@ -2,8 +2,8 @@
 
 Every test runs 2 workers on a redis-server of its own, so a ``PSUBSCRIBE socketio*`` monitor
 sees their traffic and nothing else, and the test may kill or restart it. The tests that take
-``start_nodes`` run on both engines (conftest.py): a sioctl cluster of eventlet workers, and
-two uvicorn processes serving a socketio.AsyncServer app on the asyncio manager.
+``start_nodes`` run on both engines (tests/e2e/conftest.py): a sioctl cluster of eventlet
+workers, and one of asyncio workers serving a socketio.AsyncServer app on the asyncio manager.
 Messages carry a tag and a sequence number; the tests count them (lost, duplicated, on which
 channel) rather than time them.
 """
@@ -24,8 +24,8 @@ import pytest
 import redis
 
 from tests.support.clients import BoundClient, wait_until
+from tests.support.cluster import ENGINES, MESSAGING_APPS
 from tests.support.messaging import (
-    APP,
     DELIVERY_TIMEOUT,
     WORKERS,
     OwnRedis,
@@ -467,10 +467,11 @@ def test_figures_show_the_traffic(own_redis: OwnRedis, start_nodes: Any, connect
     assert receiver["latency"]["buckets"]["+Inf"] == receiver["latency"]["count"]
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_sigkilled_worker_leaves_the_other_unaffected(
-    own_redis: OwnRedis, start_cluster: Any, connect: Any
+    own_redis: OwnRedis, start_cluster: Any, connect: Any, engine: str
 ) -> None:
-    cluster = start_cluster(APP, workers=WORKERS, redis_url=own_redis.url)
+    cluster = start_cluster(MESSAGING_APPS[engine], workers=WORKERS, redis_url=own_redis.url)
     pids = cluster.worker_pids()
     slots = clients_on_slots(connect, cluster, per_slot=2)
     (b1, w1), (b2, w2) = slots[1]

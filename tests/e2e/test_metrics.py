@@ -16,8 +16,7 @@ from tests.support.metrics import sample
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_metrics_cover_every_worker(start_cluster: Any, connect: Any, engine: str) -> None:
-    # The asyncio engine's manager (python-socketio's AsyncRedisManager) has no Redis figures.
-    figures = engine == "eventlet"
+    # sioctl's manager reports its Redis figures on both engines.
     port = free_port()
     cluster = start_cluster(extra_args=["--metrics-bind", f"127.0.0.1:{port}"])
     url = f"http://127.0.0.1:{port}/metrics"
@@ -31,7 +30,7 @@ def test_metrics_cover_every_worker(start_cluster: Any, connect: Any, engine: st
         text = requests.get(url, timeout=10).text
         sessions = [sample(text, "sioctl_worker_sessions", s) for s in (0, 1)]
         heard = [sample(text, "sioctl_redis_delivery_seconds_count", s) for s in (0, 1)]
-        return text if sessions == [1.0, 2.0] and (all(heard) or not figures) else None
+        return text if sessions == [1.0, 2.0] and all(heard) else None
 
     text = wait_until(page, 10, what="both workers' heartbeats in the metrics")
     assert sample(text, "sioctl_workers_ready") == 2.0
@@ -39,8 +38,7 @@ def test_metrics_cover_every_worker(start_cluster: Any, connect: Any, engine: st
         assert (sample(text, "sioctl_handoffs_total", slot) or 0) >= 1
         assert sample(text, "sioctl_worker_restarts_total", slot) == 0.0
     assert "# TYPE sioctl_worker_restarts_total counter" in text
-    if figures:
-        assert_redis_figures(text)
+    assert_redis_figures(text)
 
     assert requests.get(f"http://127.0.0.1:{port}/other", timeout=10).status_code == 404
     assert requests.post(url, timeout=10).status_code == 405

@@ -10,6 +10,7 @@ import pytest
 
 from sioctl.worker.gateway import wire
 from tests.support.clients import bound_session
+from tests.support.cluster import ENGINES
 from tests.support.nginx import (
     NODE_ARGS,
     Front,
@@ -23,6 +24,7 @@ ENV = {"GWAPP_CENTRAL_KEY": "central-behind-nginx"}
 APP, KEY = "signatureApp", "signature-app-key"
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("kind", ["http", "stream"])
 def test_gateway_messages_cross_nodes_behind_nginx(
     kind: str, start_cluster: Any, start_nginx: Any, connect: Any

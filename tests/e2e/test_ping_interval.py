@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.support.clients import bound_session, expected_slot, ips_for_slot
+from tests.support.cluster import ENGINES, app_on
 from tests.support.paths import JS_DIR
 
 WORKERS = 2
@@ -74,11 +75,12 @@ def run_node_clients(specs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return outputs
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("app", list(APPS))
 def test_open_packet_advertises_the_configured_interval(
-    start_cluster: Callable[..., Any], app: str
+    start_cluster: Callable[..., Any], app: str, engine: str
 ) -> None:
-    cluster = start_cluster(app=f"tests.apps.fastping:{app}", workers=WORKERS)
+    cluster = start_cluster(app=app_on(engine, f"tests.apps.fastping:{app}"), workers=WORKERS)
     interval, timeout = APPS[app]
     for slot in range(WORKERS):
         packet = open_packet(cluster.url, ips_for_slot(slot, WORKERS)[0])
@@ -87,15 +89,16 @@ def test_open_packet_advertises_the_configured_interval(
         )
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("app", list(APPS))
 def test_js_client_stays_connected_across_pings(
-    start_cluster: Callable[..., Any], app: str
+    start_cluster: Callable[..., Any], app: str, engine: str
 ) -> None:
     if shutil.which("node") is None:
         pytest.skip("node is not installed")
     if not (JS_DIR / "node_modules" / "socket.io-client").is_dir():
         pytest.skip("socket.io-client is not installed: run `npm ci --prefix tests/js`")
-    cluster = start_cluster(app=f"tests.apps.fastping:{app}", workers=WORKERS)
+    cluster = start_cluster(app=app_on(engine, f"tests.apps.fastping:{app}"), workers=WORKERS)
     interval, _ = APPS[app]
     # One client per transport set, alternating slots.
     ips = [ips_for_slot(i % WORKERS, WORKERS)[i // WORKERS] for i in range(len(TRANSPORTS))]

@@ -31,6 +31,26 @@ from tests.support.paths import REPO_ROOT
 # test parametrized over ENGINES ("engine") runs unchanged on both.
 CHAT_APPS = {"eventlet": "tests.apps.chat:sio", "asyncio": "tests.apps.asyncchat:app"}
 ENGINES = tuple(CHAT_APPS)
+# The asyncio twin of each eventlet test app the raw-protocol suites serve: the same events and
+# settings on socketio.AsyncServer / engineio.AsyncServer.
+ASYNC_TWINS = {
+    "tests.apps.chat:sio": "tests.apps.asyncchat:app",
+    "tests.apps.fastping:sio": "tests.apps.asyncfastping:sio",
+    "tests.apps.fastping:tight": "tests.apps.asyncfastping:tight",
+    "tests.apps.engine:sio": "tests.apps.asyncengine:sio",
+    "tests.apps.engine:app": "tests.apps.asyncengine:app",
+    "tests.apps.engine:mixed": "tests.apps.asyncengine:mixed",
+}
+# The messaging test app on each worker engine (tests/apps/messaging.py and its asyncio twin).
+MESSAGING_APPS = {"eventlet": "tests.apps.messaging:sio",
+                  "asyncio": "tests.apps.async_messaging:app"}
+
+
+def app_on(engine: str, app: str) -> str:
+    """The app spec ``app`` (an eventlet test app) for ``engine``: itself, or its asyncio
+    twin (ASYNC_TWINS)."""
+    return ASYNC_TWINS[app] if engine == "asyncio" else app
+
 
 # How long a cluster may take to report every worker ready.
 BOOT_TIMEOUT = 30.0

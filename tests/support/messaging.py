@@ -18,7 +18,6 @@ import redis
 from sioctl.cluster.redis_server import RedisServer
 from tests.support.clients import BoundClient, free_port, ips_for_slot, wait_until, whoami
 
-APP = "tests.apps.messaging:sio"
 WORKERS = 2
 # Enough 127.0.0.x addresses to find two of each slot.
 CANDIDATE_IPS = [f"127.0.0.{i}" for i in range(2, 40)]

@@ -1,10 +1,8 @@
-"""The asyncio worker's app: load it, check that it is an asyncio one, find its servers, and
-join its socketio.AsyncServer to the other workers through Redis.
-
-Cross-worker messaging on asyncio is python-socketio's own ``AsyncRedisManager`` (pub/sub on
-the same URL and channel the eventlet workers use) until sioctl's async manager exists: emits,
-rooms and broadcasts reach every worker, but without sioctl's loss accounting, targeted
-delivery, streams transport or global queries (README, "The asyncio engine").
+"""The asyncio worker's app: load it, check that it is an asyncio one, find its servers, put
+sioctl's protocol rules on them, and join its socketio.AsyncServer to the other workers through
+Redis with sioctl's asyncio manager (worker/messaging/async_manager.py: the same channel,
+messages and guarantees as the eventlet workers' manager, so both engines' workers can share a
+Redis).
 """
 
 from __future__ import annotations
@@ -20,15 +18,17 @@ import engineio
 import redis.asyncio
 import socketio
 
-from sioctl.cluster.settings import ASYNCIO, EVENTLET, REDIS_SCHEMES, Settings, mask_url
-from sioctl.worker import app_loader, boot
+from sioctl.cluster.settings import ASYNCIO, REDIS_SCHEMES, Settings, mask_url
+from sioctl.worker import app_loader, boot, protocol, redis_setup
+from sioctl.worker.aio import appdir
 from sioctl.worker.errors import BootError
+from sioctl.worker.messaging.async_manager import AsyncSioctlRedisManager
 
-PING_TIMEOUT = 3.0
-# How long a new worker waits for its Redis listener to subscribe before it reports ready.
-SUBSCRIBE_TIMEOUT = 5.0
-# As worker/redis_setup.py: redis-py 8's pool limit of 100 would fail busy workers.
-REDIS_MAX_CONNECTIONS = 2**31 - 1
+# As on eventlet (worker/redis_setup.py): the boot PING's timeout, how long a new worker waits
+# for its Redis listener to subscribe, and no pool limit (redis-py 8's 100 fails busy workers).
+PING_TIMEOUT = redis_setup.PING_TIMEOUT
+SUBSCRIBE_TIMEOUT = redis_setup.SUBSCRIBE_TIMEOUT
+REDIS_MAX_CONNECTIONS = redis_setup.REDIS_MAX_CONNECTIONS
 
 
 @dataclass
@@ -47,7 +47,9 @@ def load(settings: Settings) -> LoadedAsgiApp:
     boot.prepare_environment(settings)
     spec = settings.app
     if os.path.isabs(spec) and os.path.isdir(spec):
-        raise app_loader.mismatch(spec, "app directory", EVENTLET, ASYNCIO)
+        app = appdir.load(settings)
+        boot.quiet_library_handlers()
+        return LoadedAsgiApp(app.asgi_app, app.sio, [app.sio.eio])
     obj = app_loader.load_object(spec)
     needs, what = app_loader.engine_of(obj)
     if needs is None:
@@ -72,14 +74,16 @@ def load(settings: Settings) -> LoadedAsgiApp:
 
 
 async def check_redis(url: str, timeout: float = PING_TIMEOUT) -> None:
-    """Ping the Redis at ``url``; raises BootError naming the masked url and the reason."""
+    """Ping the Redis at ``url``; raises BootError naming the masked url and the reason (the
+    password scrubbed from it, as redis_setup.check_redis does on eventlet)."""
     client = redis.asyncio.Redis.from_url(
         url, socket_connect_timeout=timeout, socket_timeout=timeout)
     try:
         await asyncio.wait_for(client.ping(), timeout)
     except Exception as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BootError(f"cannot reach Redis at {mask_url(url)}: {reason}") from exc
+        raise BootError(f"cannot reach Redis at {mask_url(url)}: "
+                        f"{redis_setup.scrub(reason, url)}") from exc
     finally:
         await client.aclose()
 
@@ -87,9 +91,12 @@ async def check_redis(url: str, timeout: float = PING_TIMEOUT) -> None:
 async def join_workers(
     server: socketio.AsyncServer | None, settings: Settings, logger: logging.Logger
 ) -> str:
-    """Give ``server`` python-socketio's AsyncRedisManager on the settings' Redis (unless the
-    app chose its own manager), start it, and wait until it has subscribed, so no broadcast
-    published after the worker is ready is missed. Returns a description for the log."""
+    """Give ``server`` sioctl's asyncio Redis manager (AsyncSioctlRedisManager) on the
+    settings' Redis, transport and stream length, as redis_setup.install_manager does on
+    eventlet (unless the app chose its own manager), start it, and wait until it has
+    subscribed, so no message published after the worker is ready is missed. Raises
+    BootError (Redis unreachable, the manager failing to start or to subscribe); returns a
+    description for the log."""
     if server is None:
         return "Engine.IO only, no manager"
     description = "in-memory manager"
@@ -99,34 +106,61 @@ async def join_workers(
         if settings.redis_url.split("://", 1)[0] not in REDIS_SCHEMES:
             raise BootError(f"not a Redis URL: {mask_url(settings.redis_url)}")
         await check_redis(settings.redis_url)
-        manager = socketio.AsyncRedisManager(
+        manager = AsyncSioctlRedisManager(
             settings.redis_url, channel=settings.redis_channel, logger=logger,
-            redis_options={"max_connections": REDIS_MAX_CONNECTIONS})
+            redis_options={"max_connections": REDIS_MAX_CONNECTIONS},
+            transport=settings.redis_transport, stream_maxlen=settings.redis_stream_maxlen)
         server.manager = manager
         manager.set_server(server)
         server.manager_initialized = False
-        description = (f"python-socketio AsyncRedisManager at {mask_url(settings.redis_url)}, "
-                       f"channel {settings.redis_channel!r}")
+        description = (f"Redis at {mask_url(settings.redis_url)}, channel "
+                       f"{settings.redis_channel!r}, {settings.redis_transport}")
     if not server.manager_initialized:
         server.manager_initialized = True
         try:
             server.manager.initialize()
         except Exception as exc:
             raise BootError(f"cannot start the client manager ({description}): {exc}") from exc
-    if isinstance(server.manager, socketio.AsyncRedisManager):
-        await _subscribed(server.manager, description)
+    if (isinstance(server.manager, AsyncSioctlRedisManager)
+            and not await server.manager.until_subscribed(SUBSCRIBE_TIMEOUT)):
+        raise BootError(f"the {description} listener did not subscribe within "
+                        f"{SUBSCRIBE_TIMEOUT:g}s")
     return description
 
 
-async def _subscribed(manager: socketio.AsyncRedisManager, description: str) -> None:
-    # The manager's listener task subscribes on its own; its redis-py PubSub says when.
+def messaging_figures(server: socketio.AsyncServer | None) -> dict[str, Any] | None:
+    """The manager's figures for the heartbeat (``sioctl status``, the metrics), as the
+    eventlet worker sends them; None when the manager has none."""
+    figures = getattr(getattr(server, "manager", None), "figures", None)
+    return figures() if callable(figures) else None
+
+
+async def leave_workers(server: socketio.AsyncServer | None, seconds: float,
+                        logger: logging.Logger) -> None:
+    """At the end of a drain: give sioctl's manager up to ``seconds`` to send what is still
+    queued (what the app's shutdown emitted), then close its tasks and connections."""
+    manager = getattr(server, "manager", None)
+    if not isinstance(manager, AsyncSioctlRedisManager):
+        return
+    queue = getattr(manager.publisher, "queue", ())
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + SUBSCRIBE_TIMEOUT
-    while not (manager.pubsub is not None and manager.pubsub.subscribed):
-        if loop.time() > deadline:
-            raise BootError(f"the {description} listener did not subscribe within "
-                            f"{SUBSCRIBE_TIMEOUT:g}s")
+    deadline = loop.time() + max(0.0, seconds)
+    while queue and loop.time() < deadline:
         await asyncio.sleep(0.01)
+    if queue:
+        logger.warning("exiting with %d Redis commands not sent", len(queue))
+    await manager.aclose()
+
+
+def install_rules(loaded: LoadedAsgiApp, settings: Settings) -> None:
+    """Put sioctl's Engine.IO/Socket.IO rules (worker/protocol's async shells) on every server
+    of ``loaded``, with the settings the eventlet worker uses (--connect-timeout,
+    --allow-eio3; the exact ping interval always). worker/aio/fixes.py must be installed
+    first: the shells keep the ASGI driver's translate_request they find."""
+    if loaded.server is not None:
+        protocol.install(loaded.server, settings.connect_timeout, settings.allow_eio3)
+    for eio in loaded.engines:
+        protocol.install_engine(eio, settings.allow_eio3)  # again on the server's: a no-op
 
 
 def open_sessions(loaded: LoadedAsgiApp) -> int:

@@ -1,17 +1,14 @@
-"""What the asyncio worker corrects in python-engineio until the protocol rules have their
-async shell (issue 15's next step), patched in the worker process only.
-
-``AsyncSocket.close`` does not wake a pending long-poll GET. The sync ``Socket.close`` puts
-``None`` on the session's queue, which ends the GET with an empty answer at once; the async one
-does not, so the GET waits for the ping timeout (20–25 s with the defaults): every long-polling
-client's ``disconnect()`` hangs that long, and so does a drain that closes polling sessions
-(docs/design.md §2b). The patch closes as before and then puts the ``None`` the sync class does.
+"""What the asyncio worker corrects in python-engineio's ASGI driver, patched in the worker
+process only (the protocol rules' own corrections are in worker/protocol's async shells).
 
 The ASGI driver's ``translate_request`` sets ``REMOTE_ADDR`` to ``127.0.0.1`` whoever the client
 is (and ``REMOTE_PORT`` to 0): connect handlers written for the eventlet engine, which read
 ``environ["REMOTE_ADDR"]``, would see every client as 127.0.0.1. The driver's table entry is
 wrapped so that both come from the ASGI scope's ``client``: the address the master named
-(worker/aio/serving.py, ``ClientAddresses``).
+(worker/aio/serving.py, ``ClientAddresses``). This is the driver's environ, not the protocol, so
+it stays here rather than in the async shell. It must be installed before the protocol rules:
+their shell keeps the table's ``translate_request`` it finds when it adopts a server
+(worker/protocol/async_engineio.py, ``adopt``).
 """
 
 from __future__ import annotations
@@ -19,19 +16,12 @@ from __future__ import annotations
 from typing import Any
 
 import engineio.async_drivers.asgi
-from engineio.async_socket import AsyncSocket
 
-_MARK = "_sioctl_wakes_poll"
+_MARK = "_sioctl_client_in_environ"
 
 
 def install() -> None:
-    """Patch ``AsyncSocket.close`` and the ASGI driver's ``translate_request`` (once per
-    process)."""
-    _wake_poll_on_close()
-    _client_in_environ()
-
-
-def _client_in_environ() -> None:
+    """Wrap the ASGI driver's ``translate_request`` (once per process)."""
     table = engineio.async_drivers.asgi._async
     original = table["translate_request"]
     if getattr(original, _MARK, False):
@@ -46,20 +36,3 @@ def _client_in_environ() -> None:
 
     setattr(translate_request, _MARK, True)
     table["translate_request"] = translate_request
-
-
-def _wake_poll_on_close() -> None:
-    original = AsyncSocket.close
-    if getattr(original, _MARK, False):
-        return
-
-    async def close(self: Any, wait: bool = True, abort: bool = False, reason: Any = None) -> None:
-        if self.closed or self.closing:
-            return
-        await original(self, wait=False, abort=abort, reason=reason)
-        self.queue.put_nowait(None)  # the GET waiting in poll() answers now
-        if wait:
-            await self.queue.join()
-
-    setattr(close, _MARK, True)
-    AsyncSocket.close = close

@@ -144,20 +144,25 @@ class Worker:
             if trimmer is not None:
                 trimmer.check(aio_app.open_sessions(self.loaded))
             if self.channel is not None:
+                message: dict[str, Any] = {
+                    "t": master_channel.STATS,
+                    "connections": self.serving.open_connections(),
+                    "sessions": aio_app.open_sessions(self.loaded),
+                    "refused": self.serving.refused,
+                }
+                figures = aio_app.messaging_figures(self.loaded.server)
+                if figures is not None:
+                    message["messaging"] = figures  # the Redis figures of status and metrics
                 try:
-                    self.channel.send({
-                        "t": master_channel.STATS,
-                        "connections": self.serving.open_connections(),
-                        "sessions": aio_app.open_sessions(self.loaded),
-                        "refused": self.serving.refused,
-                    })
+                    self.channel.send(message)
                 except OSError:
                     boot.exit_now(0)  # the master is gone
             await asyncio.sleep(HEARTBEAT_INTERVAL)
 
     async def drain(self) -> None:
         """Refuse new sessions, close the open ones, let connections end, run the lifespan
-        shutdown; all within the graceful timeout (a thread enforces it if the loop hangs)."""
+        shutdown, send what the Redis manager still holds and close it; all within the
+        graceful timeout (a thread enforces it if the loop hangs)."""
         assert self.serving is not None
         timeout = max(0.0, self.settings.graceful_timeout)
         _deadline_thread(timeout, self.logger)
@@ -177,6 +182,9 @@ class Worker:
         if left:
             self.logger.warning("drain timed out with %d connections open", left)
         await self.lifespan.shutdown(started + timeout - time.monotonic())
+        # What the shutdown emitted goes out before the manager closes, within the timeout.
+        await aio_app.leave_workers(self.loaded.server, started + timeout - time.monotonic(),
+                                    self.logger)
         self.logger.info("drained%s; exiting", "" if left else ": no connections left")
 
 
@@ -226,8 +234,9 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     try:
         listener = listen(options.listen, settings.backlog) if options.listen else None
+        fixes.install()  # before the rules: their shell keeps the driver's translate_request
         loaded = aio_app.load(settings)
-        fixes.install()
+        aio_app.install_rules(loaded, settings)
     except BootError as exc:
         return boot.report_boot_error(exc, channel, logger)
     except Exception as exc:

@@ -30,10 +30,10 @@ import logging
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any
 
-import redis.asyncio
 import socketio
 
 from sioctl.worker.errors import BootError
+from sioctl.worker.redis_clients import asyncio_client
 
 from .config import NamespaceConfig
 from .context import SocketCore
@@ -298,7 +298,7 @@ class AsyncApplication(AppCore):
 
     def make_sessions(self, redis_url: str | None) -> AsyncSessionLoader:
         url = session_redis_url(self.config, redis_url)
-        client = None if url is None else redis.asyncio.Redis.from_url(url)
+        client = None if url is None else asyncio_client(url)
         return AsyncSessionLoader(self.config, client, log)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import os
 import sys
 import types
@@ -43,3 +44,31 @@ def python_files(directory: str) -> list[str]:
         found += [os.path.join(root, f) for f in sorted(files)
                   if f.endswith(".py") and not f.startswith("_")]
     return found
+
+
+def async_functions(app_dir: str) -> list[str]:
+    """``file: function`` for every ``async def`` in the app's Python files under ``app/``
+    (nested ones included, as a middleware factory's inner middleware), found by compiling
+    them, not running them: the engine probe decides an app directory's engine before any of
+    its code may run. A file that does not compile is skipped (the worker reports it)."""
+    found: list[str] = []
+    for path in python_files(os.path.join(app_dir, "app")):
+        try:
+            with open(path, encoding="utf-8") as source:
+                code = compile(source.read(), path, "exec", dont_inherit=True)
+        except (OSError, SyntaxError, ValueError, UnicodeDecodeError):
+            continue
+        found += [f"{relative(app_dir, path)}: {name}" for name in _coroutines(code)]
+    return found
+
+
+def _coroutines(code: types.CodeType) -> list[str]:
+    names = []
+    pending = [code]
+    while pending:
+        current = pending.pop()
+        if current.co_flags & (inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR):
+            names.append(current.co_qualname if hasattr(current, "co_qualname")
+                         else current.co_name)
+        pending += [c for c in current.co_consts if isinstance(c, types.CodeType)]
+    return sorted(names)

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import redis.asyncio
-
 from sioctl.worker.framework.plugins import ASGIApp, Handler, Plugin
+from sioctl.worker.redis_clients import asyncio_client
 
 from . import wire
 from .asgi import TransportMessageASGI
@@ -106,7 +105,7 @@ def async_gateway_plugin(app: AppCore, config: GatewayConfig) -> AsyncGatewayPlu
     cluster's Redis (in memory without one)."""
     registry: Any
     if app.redis_url:
-        registry = AsyncRedisRegistry(redis.asyncio.Redis.from_url(app.redis_url),
+        registry = AsyncRedisRegistry(asyncio_client(app.redis_url),
                                       prefix=f"{app.redis_channel}:gw:")
     else:
         registry = MemoryRegistry()

@@ -4,12 +4,10 @@ The asyncio shell of what :mod:`.manager` is for eventlet, on redis-py's asyncio
 the same guarantees: a batched publisher with a bounded queue (:mod:`.async_publisher`), a
 listener that resubscribes and never dies (:mod:`.async_readers`), targeted delivery through
 owner records and each worker's own channel, the owner cache, misdelivery forwarding, exact
-loss counts, latency, the streams transport and the ``when_redis_back`` hooks. Every decision
-is :class:`.base.SioctlManagerBase`'s and its engine-free modules', shared with the eventlet
-shell: this class awaits the Redis calls and runs the tasks.
-
-Not yet here: the global queries (``fetch_sockets``...; :mod:`.queries` is eventlet's): an
-asyncio worker leaves a query unanswered, so the asker gets QueryTimeout.
+loss counts, latency, the streams transport, the ``when_redis_back`` hooks and the global
+queries (:mod:`.async_queries`). Every decision is :class:`.base.SioctlManagerBase`'s and its
+engine-free modules', shared with the eventlet shell: this class awaits the Redis calls and runs
+the tasks.
 """
 
 from __future__ import annotations
@@ -27,6 +25,7 @@ from socketio.async_pubsub_manager import AsyncPubSubManager
 
 from . import routing
 from .async_publisher import AsyncPublisher, aclose
+from .async_queries import AsyncQueries
 from .async_readers import AsyncListener, AsyncStreamListener
 from .base import OWNER_REFRESH, OWNER_TTL, SioctlManagerBase, client_options
 
@@ -57,6 +56,7 @@ class AsyncSioctlRedisManager(SioctlManagerBase, AsyncPubSubManager):
         self._tasks: list[Any] = []
         # Owner lookups under way, shared by the emits that need the same answer.
         self._lookups: dict[tuple[str, str], asyncio.Future[str | None]] = {}
+        self.queries = AsyncQueries(self)
 
     def _new_client(self) -> aioredis.Redis:
         return aioredis.Redis.from_url(self.redis_url,
@@ -202,6 +202,44 @@ class AsyncSioctlRedisManager(SioctlManagerBase, AsyncPubSubManager):
         assert self.listener is not None
         async for channel, raw in self.listener.messages():
             data = self._heard(channel, raw)
-            if data is None or self._passed_on_misdelivered(channel, data):
+            if data is None or await self.queries.handle(data):
+                continue
+            if self._passed_on_misdelivered(channel, data):
                 continue
             yield data
+
+    # ------------------------------------------------------------------- global queries
+    # As the eventlet manager's (manager.py), awaited.
+
+    async def fetch_sockets(
+        self, room: str | None = None, namespace: str = "/", timeout: float = 2.0
+    ) -> list[dict[str, Any]]:
+        """Every socket in ``room`` (all when None) on every worker and node, each as
+        ``{"sid", "rooms"}``. Raises QueryTimeout when a worker does not answer in time."""
+        answers = await self.queries.ask("fetch", room, namespace, timeout)
+        return [socket for answer in answers for socket in answer.get("sockets", [])]
+
+    async def rooms_of(self, sid: str, namespace: str = "/", timeout: float = 2.0) -> list[str]:
+        """The rooms of socket ``sid``, wherever it is ([] when it is nowhere)."""
+        for socket in await self.fetch_sockets(sid, namespace, timeout):
+            if socket["sid"] == sid:
+                return list(socket["rooms"])
+        return []
+
+    async def sockets_join(self, target: str, room: str | None = None, namespace: str = "/",
+                           timeout: float = 2.0) -> int:
+        """Make every socket in ``room`` (all when None) join ``target``; returns how many."""
+        answers = await self.queries.ask("join", room, namespace, timeout, target=target)
+        return sum(int(answer.get("count", 0)) for answer in answers)
+
+    async def sockets_leave(self, target: str, room: str | None = None, namespace: str = "/",
+                            timeout: float = 2.0) -> int:
+        """Make every socket in ``room`` (all when None) leave ``target``; returns how many."""
+        answers = await self.queries.ask("leave", room, namespace, timeout, target=target)
+        return sum(int(answer.get("count", 0)) for answer in answers)
+
+    async def disconnect_sockets(self, room: str | None = None, namespace: str = "/",
+                                 timeout: float = 2.0) -> int:
+        """Disconnect every socket in ``room`` (all when None); returns how many."""
+        answers = await self.queries.ask("disconnect", room, namespace, timeout)
+        return sum(int(answer.get("count", 0)) for answer in answers)

@@ -60,7 +60,7 @@ SERVER_MIXINS: tuple[type, ...] = (
 
 
 # The same rules on python-engineio's / python-socketio's asyncio servers (the async shells over
-# the same core; issue 15's engine serves them), in the same order.
+# the same core; the asyncio worker installs them), in the same order.
 ASYNC_ENGINE_MIXINS: tuple[type, ...] = (
     # _sioctl_screen (of the translated request): EIO=3 handshakes refused or let in as EIO=4;
     # _handle_connect: such a handshake opens a v3 session.
@@ -85,8 +85,7 @@ def install(
     its engine.io server follow the specifications; sessions created from now on are covered.
     With ``allow_eio3``, Socket.IO v2 clients (Engine.IO 3) are served too; without it their
     handshake gets a 400 saying how to allow them. Installing again only changes the
-    settings. An AsyncServer gets the async shells (not served end to end before the asyncio
-    engine)."""
+    settings. An AsyncServer gets the async shells."""
     install_engine(server.eio, allow_eio3)
     mixins = ASYNC_SERVER_MIXINS if isinstance(server, socketio.AsyncServer) else SERVER_MIXINS
     if not isinstance(server, mixins[-1]):  # the rules' mixin, last in either tuple

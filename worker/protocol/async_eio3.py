@@ -3,8 +3,8 @@ and python-socketio's asyncio classes (async shell; the rules are :mod:`.core.ei
 :mod:`.core.eio3_payload` and :mod:`.core.sio_v4`, as for the sync shells :mod:`.eio3`,
 :mod:`.eio3_handshake` and :mod:`.sio_v4`).
 
-Not served end to end yet (the asyncio engine is issue 15); tests/test_protocol_async.py
-drives them in process.
+The asyncio worker (worker/aio) installs them with ``--allow-eio3``;
+tests/unit/worker/protocol/test_protocol_async.py also drives them in process.
 """
 
 from __future__ import annotations

@@ -6,9 +6,10 @@
 ``engineio.async_socket.AsyncSocket``, :class:`AsyncConformantEngineMixin`
 :class:`.engineio_server.ConformantEngineMixin` for ``engineio.AsyncServer``: the same
 decisions, awaited where python-engineio's methods are coroutines, with asyncio's means (a loop
-timer for the next ping, an ``asyncio.Event`` the polls wait on). Not served end to end yet:
-the asyncio engine that serves them is issue 15; tests/test_protocol_async.py drives them in
-process through python-engineio's ASGI app.
+timer for the next ping, an ``asyncio.Event`` the polls wait on). The asyncio worker
+(worker/aio) installs them on the app's servers;
+tests/unit/worker/protocol/test_protocol_async.py also drives them in process through
+python-engineio's ASGI app.
 
 Engine.IO 3 (Socket.IO v2 clients) on asyncio: :mod:`.async_eio3`.
 """
@@ -81,11 +82,21 @@ class AsyncConformantSocket(SessionRulesMixin, AsyncSocket):
         except Exception:  # the loop would only print it; say it in our log instead
             self.server.logger.exception("%s: sending a ping failed", self.sid)
 
-    async def close(self, *args: Any, **kwargs: Any) -> None:
-        """python-engineio's close, and the pending ping timer cancelled (it holds the
-        session until it fires)."""
+    async def close(self, wait: bool = True, abort: bool = False, reason: Any = None) -> None:
+        """python-engineio's close, then the pending long-poll GET woken and the pending ping
+        timer cancelled (it holds the session until it fires).
+
+        python-engineio's ``AsyncSocket.close`` does not wake a GET waiting in ``poll()``; the
+        sync ``Socket.close`` puts ``None`` on the queue, which ends the GET with an empty
+        answer at once. Without it every long-polling client's disconnect, and a drain that
+        closes polling sessions, waited for the ping timeout (20-25 s by default)."""
         try:
-            await super().close(*args, **kwargs)
+            if self.closed or self.closing:
+                return
+            await super().close(wait=False, abort=abort, reason=reason)
+            self.queue.put_nowait(None)  # the GET waiting in poll() answers now
+            if wait:
+                await self.queue.join()
         finally:
             self.rules.cancel_ping()
             handle, self._ping_handle = self._ping_handle, None
@@ -326,4 +337,28 @@ def adopt(eio: Any) -> None:
             environ = _TRANSLATED.get()
             return environ if environ is not None else await _call(original, *args, **kwargs)
 
-        eio._async = {**eio._async, "translate_request": translate_request}
+        eio._async = {**eio._async, "translate_request": translate_request,
+                      "make_response": _refusing_websockets(eio._async["make_response"])}
+
+
+def _refusing_websockets(make_response: Any) -> Any:
+    """The driver's ``make_response``, except that a websocket request refused with an HTTP
+    error (a 400 of the rules, a 403 origin) gets that status, as on eventlet, where the
+    server supports ASGI's websocket denial response (uvicorn does). python-engineio's ASGI
+    driver answers every refused websocket with ``websocket.close``, which the server turns
+    into a 403 whatever the reason."""
+
+    async def refuse(status: str, headers: list[tuple[str, str]], payload: Any,
+                     environ: dict[str, Any]) -> Any:
+        scope = environ.get("asgi.scope") or {}
+        if (scope.get("type") != "websocket" or status.startswith("200 ")
+                or "websocket.http.response" not in (scope.get("extensions") or {})):
+            return await make_response(status, headers, payload, environ)
+        body = payload.encode() if isinstance(payload, str) else bytes(payload or b"")
+        send = environ["asgi.send"]
+        await send({"type": "websocket.http.response.start", "status": int(status.split()[0]),
+                    "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]})
+        await send({"type": "websocket.http.response.body", "body": body})
+        return None
+
+    return refuse

@@ -3,9 +3,9 @@
 :mod:`.socketio_rules` uses).
 
 :class:`AsyncConformantServerMixin` is :class:`.socketio_rules.ConformantServerMixin` with
-python-socketio's coroutines awaited and the connect sweep an asyncio task. Not served end to
-end yet (the asyncio engine is issue 15); tests/test_protocol_async.py drives it in process.
-Not here yet: Socket.IO protocol v4 (v2 clients), which comes with Engine.IO 3 on asyncio.
+python-socketio's coroutines awaited and the connect sweep an asyncio task. The asyncio worker
+(worker/aio) installs it; tests/unit/worker/protocol/test_protocol_async.py also drives it in
+process. Socket.IO protocol v4 (v2 clients) on asyncio: :mod:`.async_eio3`.
 """
 
 from __future__ import annotations

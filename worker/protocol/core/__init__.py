@@ -7,7 +7,8 @@ flags read off a session, and clock readings passed in, and return decisions (a 
 message to answer 400 with, packets to deliver, "close the session", "the next ping is due at
 t"). python-engineio's and python-socketio's ``packet`` modules are used as value codecs,
 ``engineio.exceptions`` for the errors python-engineio already turns into a 400; nothing else
-of those libraries, and never eventlet (tests/test_protocol_seam.py checks the import graph).
+of those libraries, and never eventlet (tests/unit/worker/protocol/test_protocol_seam.py checks
+the import graph).
 
 The shells are the modules one level up (``worker/protocol/*.py``): the mixins put on the
 library's server and session classes, which read the values off the live objects, call the

@@ -49,13 +49,15 @@ def test_the_worker_plugs_the_gateway_in() -> None:
     from sioctl.worker.framework.plugins import Plugin
     from sioctl.worker.gateway.mount import GatewayPlugin
 
-    # Read from the source: importing worker/main.py would import eventlet into pytest.
-    main = ast.parse((REPO_ROOT / "worker" / "main.py").read_text())
-    [plugins] = [node.value for node in main.body if isinstance(node, ast.Assign)
-                 and any(getattr(t, "id", None) == "PLUGINS" for t in node.targets)]
-    assert isinstance(plugins, ast.Tuple)
-    assert [getattr(e, "id", None) for e in plugins.elts] == ["gateway_plugin"]
-    assert "from sioctl.worker.gateway.mount import gateway_plugin" in ast.unparse(main)
+    # Read from the source: importing worker/main.py would import eventlet into pytest. Both
+    # engines' workers hand the same plugins to their shell's loader.
+    for worker in ("main.py", "aio/appdir.py"):
+        main = ast.parse((REPO_ROOT / "worker" / worker).read_text())
+        [plugins] = [node.value for node in main.body if isinstance(node, ast.Assign)
+                     and any(getattr(t, "id", None) == "PLUGINS" for t in node.targets)]
+        assert isinstance(plugins, ast.Tuple)
+        assert [getattr(e, "id", None) for e in plugins.elts] == ["gateway_plugin"]
+        assert "from sioctl.worker.gateway.mount import gateway_plugin" in ast.unparse(main)
     assert issubclass(GatewayPlugin, Plugin)
     # Every hook the framework calls is one the gateway overrides.
     for hook in ("refuse", "connected", "disconnected", "routes", "wrap_wsgi", "redis_back"):

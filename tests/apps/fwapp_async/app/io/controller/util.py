@@ -1,0 +1,1 @@
+../../../../fwapp/app/io/controller/util.py

@@ -1,0 +1,1 @@
+../../../../fwapp/app/io/middleware/guard.py

@@ -1,0 +1,1 @@
+../../fwapp/app/trace.py
