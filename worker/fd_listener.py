@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import os
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +19,7 @@ import eventlet.queue
 from eventlet.patcher import original
 
 from sioctl.cluster import channel as master_channel
-from sioctl.worker.addresses import parse_address
+from sioctl.worker.addresses import close_fds, connection_message, first_line
 
 # After monkey-patching, socket.socket(fileno=fd) can report the wrong family for an IPv6 fd;
 # the original module asks the kernel.
@@ -103,24 +102,16 @@ def receive_connections(
             on_eof()
             return
         try:
-            if truncated:
-                raise ValueError("message too long or with too many fds")
-            message = master_channel.decode(data)
-            if message["t"] != master_channel.CONN:
-                raise ValueError(f"unexpected message type {message['t']!r}")
-            if len(fds) != 1:
-                raise ValueError(f"conn message with {len(fds)} fds instead of 1")
-            addr = parse_address(message.get("addr"))
+            fd, addr = connection_message(data, fds, truncated)
         except (ValueError, KeyError, UnicodeDecodeError) as exc:
-            logger.warning("dropped a malformed channel message: %s", _first_line(exc))
-            for fd in fds:
-                _close_fd(fd)
+            logger.warning("dropped a malformed channel message: %s", first_line(exc))
+            close_fds(fds)
             continue
         try:
-            sock = adopt_connection(fds[0])
+            sock = adopt_connection(fd)
         except OSError as exc:
             logger.warning("dropped a connection from %s: %s", addr[0], exc)
-            _close_fd(fds[0])
+            close_fds([fd])
             continue
         connections.put((sock, addr))
 
@@ -140,14 +131,3 @@ def accept_connections(listener: Any, connections: ConnectionQueue) -> None:
         set_nodelay(sock)
         connections.put((sock, (addr[0], addr[1])))
 
-
-def _close_fd(fd: int) -> None:
-    try:
-        os.close(fd)
-    except OSError:
-        pass
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

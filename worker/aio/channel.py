@@ -12,14 +12,13 @@ from __future__ import annotations
 import array
 import asyncio
 import logging
-import os
 import socket
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from sioctl.cluster import channel as master_channel
-from sioctl.worker.addresses import parse_address
+from sioctl.worker.addresses import close_fds, connection_message, first_line
 
 # fds taken per datagram at most; a conn message carries one, more is a protocol error.
 MAX_FDS = 4
@@ -92,30 +91,10 @@ class AsyncChannel:
         self, data: bytes, fds: list[int], truncated: bool, on_connection: OnConnection
     ) -> None:
         try:
-            if truncated:
-                raise ValueError("message too long or with too many fds")
-            message = master_channel.decode(data)
-            if message["t"] != master_channel.CONN:
-                raise ValueError(f"unexpected message type {message['t']!r}")
-            if len(fds) != 1:
-                raise ValueError(f"conn message with {len(fds)} fds instead of 1")
-            addr = parse_address(message.get("addr"))
-            sock = socket.socket(fileno=fds[0])
+            fd, addr = connection_message(data, fds, truncated)
+            sock = socket.socket(fileno=fd)
         except (ValueError, KeyError, UnicodeDecodeError, OSError) as exc:
-            self._logger.warning("dropped a malformed channel message: %s", _first_line(exc))
-            for fd in fds:
-                _close_fd(fd)
+            self._logger.warning("dropped a malformed channel message: %s", first_line(exc))
+            close_fds(fds)
             return
         on_connection(sock, addr)
-
-
-def _close_fd(fd: int) -> None:
-    try:
-        os.close(fd)
-    except OSError:
-        pass
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -15,6 +15,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from . import tally
+from .queries import answer_here
 
 if TYPE_CHECKING:
     from .async_manager import AsyncSioctlRedisManager
@@ -74,22 +75,12 @@ class AsyncQueries:
 
     async def _answer(self, request: dict[str, Any]) -> None:
         m = self.manager
-        question = tally.answerable(request)
-        if question is None:
+        local = answer_here(m, request)
+        if local is None:
             return
-        kind, namespace = question
-        sids = [sid for sid, _ in m.get_participants(namespace, request.get("room"))]
-        rooms = None
-        if kind == "fetch":
-            rooms = {sid: m.get_rooms(sid, namespace) for sid in sids}
-        for sid in sids:
-            if kind == "join":
-                m.basic_enter_room(sid, namespace, request["target"])
-            elif kind == "leave":
-                m.basic_leave_room(sid, namespace, request["target"])
-            elif kind == "disconnect":
-                await m.server.disconnect(sid, namespace=namespace, ignore_queue=True)
-        answer = tally.reply(request, m.host_id, sids, rooms)
+        answer, namespace, to_disconnect = local
+        for sid in to_disconnect:
+            await m.server.disconnect(sid, namespace=namespace, ignore_queue=True)
         channel = tally.reply_channel(request, m.host_id)
         if channel is None:
             await self.handle(answer)

@@ -81,6 +81,20 @@ class SioctlManagerBase:
         self.publisher: Outbox | None = None
         self.listener: Any = None
 
+    def _init_redis(self, url: str, redis_options: dict[str, Any] | None, max_queue: int,
+                    stream_maxlen: int) -> None:
+        """Keep the Redis settings every client of the shell is made from, and make the pooled
+        client for lookups of other workers' sockets (short GETs): ``_new_client`` is the
+        shell's (blocking or asyncio)."""
+        self.redis_url = url
+        self.redis_options = dict(redis_options or {})
+        self.max_queue = max_queue
+        self.stream_maxlen = stream_maxlen
+        self.redis = self._new_client()
+
+    def _new_client(self) -> Any:
+        raise NotImplementedError  # the shell's: a blocking or an asyncio client
+
     @property
     def subscribed(self) -> bool:
         """Whether this worker's reader is subscribed (streams: reading) now."""

@@ -53,12 +53,7 @@ class SioctlRedisManager(SioctlManagerBase, socketio.PubSubManager):
     ) -> None:
         super().__init__(channel=channel, write_only=False, logger=logger)
         self._init_core(transport)
-        self.stream_maxlen = stream_maxlen
-        self.redis_url = url
-        self.redis_options = dict(redis_options or {})
-        self.max_queue = max_queue
-        # Lookups of other workers' sockets (a plain pooled client: short GETs).
-        self.redis = self._new_client()
+        self._init_redis(url, redis_options, max_queue, stream_maxlen)
         self.queries = Queries(self)
 
     # ----------------------------------------------------------------------- connections

@@ -77,24 +77,34 @@ class Queries:
 
     def _answer(self, request: dict[str, Any]) -> None:
         m = self.manager
-        question = tally.answerable(request)
-        if question is None:
+        local = answer_here(m, request)
+        if local is None:
             return
-        kind, namespace = question
-        sids = [sid for sid, _ in m.get_participants(namespace, request.get("room"))]
-        rooms = None
-        if kind == "fetch":
-            rooms = {sid: m.get_rooms(sid, namespace) for sid in sids}
-        for sid in sids:
-            if kind == "join":
-                m.basic_enter_room(sid, namespace, request["target"])
-            elif kind == "leave":
-                m.basic_leave_room(sid, namespace, request["target"])
-            elif kind == "disconnect":
-                m.server.disconnect(sid, namespace=namespace, ignore_queue=True)
-        answer = tally.reply(request, m.host_id, sids, rooms)
+        answer, namespace, to_disconnect = local
+        for sid in to_disconnect:
+            m.server.disconnect(sid, namespace=namespace, ignore_queue=True)
         channel = tally.reply_channel(request, m.host_id)
         if channel is None:
             self.handle(answer)
         else:
             m.publish_raw(channel, answer)
+
+
+def answer_here(m: Any, request: dict[str, Any]) -> tuple[dict[str, Any], str, list[str]] | None:
+    """This worker's part of a question, for either engine's manager (None: not one to answer):
+    the reply, the namespace, and the sockets the shell must disconnect (awaited or not). Joins
+    and leaves are done here: python-socketio's ``basic_enter_room``/``basic_leave_room`` are
+    plain calls on both managers."""
+    question = tally.answerable(request)
+    if question is None:
+        return None
+    kind, namespace = question
+    sids = [sid for sid, _ in m.get_participants(namespace, request.get("room"))]
+    rooms = {sid: m.get_rooms(sid, namespace) for sid in sids} if kind == "fetch" else None
+    for sid in sids:
+        if kind == "join":
+            m.basic_enter_room(sid, namespace, request["target"])
+        elif kind == "leave":
+            m.basic_leave_room(sid, namespace, request["target"])
+    answer = tally.reply(request, m.host_id, sids, rooms)
+    return answer, namespace, sids if kind == "disconnect" else []
