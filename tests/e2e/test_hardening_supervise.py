@@ -270,17 +270,21 @@ def test_redis_supervisor_shows_the_outage_and_backs_off(
         first = server.pid
         with caplog.at_level(logging.INFO, logger="sioctl.master"):
             kill_and_notice(supervisor)
-        # Restarted at once (one quick death gets no delay), not serving yet.
+        # Restarted at once (one quick death gets no delay). A quick redis-server may already
+        # answer by the check that noticed the death (seen in CI), so the restarting state's
+        # status line and metric are checked on its description.
         starting = supervisor.describe()
-        assert (starting["state"], starting["restarts"]) == ("starting", 1)
+        assert starting["state"] in ("starting", "up") and starting["restarts"] == 1
         assert starting["pid"] not in (None, first)
-        shown = status.embedded_redis_line(starting, starting["since"] + 7)
+        restarting = {**starting, "state": "starting"}
+        shown = status.embedded_redis_line(restarting, restarting["since"] + 7)
         assert shown.startswith("redis-server down since ")
         assert shown.endswith("(7s, restarting), 1 restart")
-        assert "sioctl_embedded_redis_up 0.0" in generate_latest(registry_for(starting)).decode()
-        assert [r.getMessage() for r in caplog.records] == [
+        assert "sioctl_embedded_redis_up 0.0" in \
+            generate_latest(registry_for(restarting)).decode()
+        assert caplog.records[0].getMessage() == (
             f"embedded redis-server pid {first} was killed by SIGKILL; restarting it on "
-            f"{server.url}"]
+            f"{server.url}")
 
         check_until(supervisor, "up")
         assert supervisor.restarts == 1 and server.pid not in (None, first)
