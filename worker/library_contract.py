@@ -304,6 +304,8 @@ MIXINS: dict[str, str] = {
     "sioctl.worker.protocol.async_eio3:AsyncEio3DoorMixin": AEIO,
     "sioctl.worker.protocol.async_eio3:AsyncSocketIOv4Mixin": ASIO,
     "sioctl.worker.messaging.base:SioctlManagerBase": MANAGER,
+    # The header deadline of later requests on a kept-alive connection (asyncio engine).
+    "sioctl.worker.aio.head_deadline:HeadDeadlineMixin": UVICORN_HTTP,
 }
 
 

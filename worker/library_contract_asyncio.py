@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from .contract_terms import (
     AEIO,
+    AIO_HEAD,
     AIO_SERVING,
     ASIO,
     ASOCKET,
@@ -141,7 +142,11 @@ ASYNCIO_HOOKS: tuple[Hook, ...] = (
          (AIO_SERVING,), "built by the worker's protocol factory (Config.http_protocol_class)"),
     Hook(f"{UVICORN_HTTP}.shutdown", CALL, (), (AIO_SERVING,),
          "uvicorn's graceful shutdown of one connection"),
-    Hook(f"{UVICORN_HTTP}.cycle", LAYOUT, None, (AIO_SERVING,),
+    Hook(f"{UVICORN_HTTP}.data_received", OVERRIDE, ("data",), (AIO_HEAD,),
+         "feeds the parser, whose callbacks set a new cycle once a request head is complete "
+         "and hand the transport to the websocket protocol on an upgrade"),
+    Hook(f"{UVICORN_HTTP}.connection_lost", OVERRIDE, ("exc",), (AIO_HEAD,)),
+    Hook(f"{UVICORN_HTTP}.cycle", LAYOUT, None, (AIO_SERVING, AIO_HEAD),
          "None until a request head is complete, then the request's cycle, whose "
          "response_complete says the connection waits for its next request; transport and "
          "client are the connection's; the protocol is in server_state.connections while open"),

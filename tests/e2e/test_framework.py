@@ -424,8 +424,9 @@ def test_a_respawned_worker_takes_over_its_slots_ids(app_cluster: Any, clients: 
 AFTER = 60
 
 
-# eventlet only: owner records and the forwarding of stale emits are sioctl's manager's, which
-# the asyncio worker does not have yet (python-socketio's AsyncRedisManager).
+# Owner records and the forwarding of stale emits are sioctl's manager's: SioctlRedisManager on
+# eventlet, AsyncSioctlRedisManager on asyncio.
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("transport", ["pubsub", "streams"])
 def test_emits_follow_an_id_to_its_new_worker(
     app_cluster: Any, clients: Any, redis_url: str, transport: str

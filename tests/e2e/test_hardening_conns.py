@@ -229,6 +229,54 @@ def test_idle_and_slow_connections_are_cut_but_busy_ones_are_not(quick_cluster: 
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_a_later_request_head_on_a_kept_alive_connection_is_cut_in_time(
+    quick_cluster: Cluster,
+) -> None:
+    """After its first response, a connection that starts its next request and trickles the
+    head (a header line every half second, so the 1 s keep-alive timeout never sees it idle,
+    never the blank line) is cut by the 2 s header timeout. A kept-alive connection whose
+    requests complete is served on past twice that: each request has a deadline of its own."""
+    cluster = quick_cluster
+    trickling = raw_socket(cluster)
+    steady = raw_socket(cluster)
+    opened = time.monotonic()
+    lifetime = 2 * float(QUICK["SIOCTL_HEADER_TIMEOUT"])
+    try:
+        for sock in (trickling, steady):
+            sock.sendall(HANDSHAKE)
+            assert read_response(sock)[0].endswith("200 OK")
+        trickling.sendall(b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nX-A: 1\r\n")
+        trickling.setblocking(False)
+        started = time.monotonic()
+        cut: float | None = None
+        served = 1
+        # Until the trickler is cut and the steady connection has lived past twice the header
+        # timeout, within PATIENCE; a request on the steady one every half second meanwhile.
+        while time.monotonic() - started < PATIENCE and (
+                cut is None or time.monotonic() - opened < lifetime):
+            if cut is None:
+                try:
+                    trickling.send(b"X-B: 2\r\n")
+                except OSError:
+                    cut = time.monotonic() - started
+                else:
+                    if closed_by_server(trickling):
+                        cut = time.monotonic() - started
+            steady.sendall(HANDSHAKE)
+            assert read_response(steady)[0].endswith("200 OK"), f"request {served + 1} refused"
+            served += 1
+            time.sleep(0.5)
+        assert cut is not None, f"the trickled head was not cut within {PATIENCE} s"
+        assert time.monotonic() - opened > lifetime
+        assert still_open(steady)
+        print(f"trickled head cut after {cut:.2f} s; {served} requests on the steady one")
+        assert "Traceback" not in cluster.log_text()
+    finally:
+        trickling.close()
+        steady.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_a_tls_handshake_that_never_completes_is_cut(
     start_cluster: Any, tmp_path: Any, engine: str
 ) -> None:

@@ -39,9 +39,25 @@ SLOT0 = ips_for_slot(0, WORKERS, _ADDRESSES)
 SLOT1 = ips_for_slot(1, WORKERS, _ADDRESSES)
 
 
+# The app directory of each engine: fwapp's middleware and controller are plain functions, so
+# the asyncio side serves its twin written with async def (tests/e2e/test_framework.py).
+APP_DIRS = {"eventlet": APPS / "fwapp", "asyncio": APPS / "fwapp_async"}
+
+
+def _engine_args(engine: str) -> tuple[str, ...]:
+    """The arguments that serve an app directory on ``engine``: a directory of plain
+    functions is eventlet's under ``-k auto``, so the asyncio engine is named."""
+    return ("-k", "asyncio") if engine == "asyncio" else ()
+
+
 def _cluster(app: str, redis_url: str, factory: pytest.TempPathFactory, *args: str,
-             env: dict[str, str] | None = None) -> Iterator[Cluster]:
-    yield from module_cluster(app, WORKERS, redis_url, factory.mktemp("jsv2"), *args, env=env)
+             env: dict[str, str] | None = None, engine: str = "") -> Iterator[Cluster]:
+    """A module's cluster of ``app``; with ``engine``, checked to run that engine's workers."""
+    for cluster in module_cluster(app, WORKERS, redis_url, factory.mktemp("jsv2"), *args,
+                                  env=env):
+        if engine:
+            assert f"starting {WORKERS} {engine} workers" in cluster.log_text()
+        yield cluster
 
 
 @pytest.fixture(scope="module")
@@ -228,10 +244,12 @@ def test_broadcasts_across_nodes(chat: Cluster, other_node: Cluster, node: Any) 
 
 
 @pytest.fixture(scope="module")
-def fwapp(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def fwapp(redis_url: str, tmp_path_factory: pytest.TempPathFactory,
+          module_engine: str) -> Iterator[Cluster]:
     trace = tmp_path_factory.mktemp("fwtrace") / "trace.log"
-    yield from _cluster(str(APPS / "fwapp"), redis_url, tmp_path_factory, "--allow-eio3",
-                        "--env", "prod", env={"FWAPP_TRACE": str(trace)})
+    yield from _cluster(str(APP_DIRS[module_engine]), redis_url, tmp_path_factory,
+                        "--allow-eio3", "--env", "prod", *_engine_args(module_engine),
+                        env={"FWAPP_TRACE": str(trace)}, engine=module_engine)
 
 
 @pytest.mark.parametrize("transports", [["polling"], ["websocket"]])
@@ -285,9 +303,11 @@ def test_refused_connection_reaches_the_v2_error_handler(fwapp: Cluster, node: A
 
 
 @pytest.fixture(scope="module")
-def gwapp(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def gwapp(redis_url: str, tmp_path_factory: pytest.TempPathFactory,
+          module_engine: str) -> Iterator[Cluster]:
     yield from _cluster(str(APPS / "gwapp"), redis_url, tmp_path_factory, "--allow-eio3",
-                        "--env", "prod", env={"GWAPP_CENTRAL_KEY": "central-key"})
+                        "--env", "prod", *_engine_args(module_engine),
+                        env={"GWAPP_CENTRAL_KEY": "central-key"}, engine=module_engine)
 
 
 def test_gateway_flow_from_a_v2_client(gwapp: Cluster, node: Any) -> None:

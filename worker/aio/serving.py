@@ -1,7 +1,8 @@
 """HTTP and websockets on the connections the master hands over: uvicorn's protocol classes
 attached with ``loop.connect_accepted_socket`` (docs/design.md §2b), plus what a sioctl worker
-adds around them: the client address the master named, the header deadline, the drain gate,
-the access log, and the counts the heartbeat reports.
+adds around them: the client address the master named, the header deadlines (the first
+request's here, later ones' in head_deadline.py), the drain gate, the access log, and the
+counts the heartbeat reports.
 
 uvicorn's ``Server`` is not used (it wants listening sockets and owns signals and lifespan):
 one ``uvicorn.Config`` builds the protocol classes and wraps the app, one ``ServerState`` holds
@@ -30,6 +31,7 @@ from uvicorn.server import ServerState
 from sioctl.cluster.settings import Settings
 from sioctl.worker import full_worker
 from sioctl.worker.aio.access_log import AsgiAccessLog
+from sioctl.worker.aio.head_deadline import with_head_deadline
 from sioctl.worker.aio.limits import RequestLimits
 from sioctl.worker.gate import opens_session
 from sioctl.worker.tls import HANDSHAKE_TIMEOUT
@@ -127,8 +129,10 @@ class Serving:
         )
         self.config.load()
         self.state = ServerState()
-        # HttpToolsProtocol (worker/library_contract.py lists what the worker relies on).
-        protocol_class: Any = self.config.http_protocol_class
+        # HttpToolsProtocol (worker/library_contract.py lists what the worker relies on), with
+        # the header deadline of later requests on a kept-alive connection (head_deadline.py).
+        protocol_class: Any = with_head_deadline(self.config.http_protocol_class,
+                                                 settings.header_timeout)
         self._factory = functools.partial(
             protocol_class, config=self.config, server_state=self.state,
             app_state=app_state if app_state is not None else {})
