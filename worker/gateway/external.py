@@ -43,5 +43,6 @@ class ExternalGateway:
 
     def broadcast(self, app: str, payload: Any) -> None:
         """Send ``payload`` as a ``broadcast`` to every client of ``app``."""
-        message = wire.parse_broadcast_msg(payload, {"app": app, "client": "external"})
+        message = wire.parse_broadcast_msg(payload, {"app": app, "client": "external",
+                                                       "target": None})
         self.emitter.emit(wire.RESPONSE_MESSAGE, message, room=app_room(app), namespace=NAMESPACE)

@@ -176,7 +176,7 @@ class GatewayCore:
     def _save_id(self, sid: str) -> dict[str, Any]:
         client = self.clients[sid]
         return wire.parse_msg(wire.SAVE_ID, {"socketId": sid, "userId": client.user_id},
-                              _meta(client.app, sid, client.user_id))
+                              _meta(client.app, sid, client.user_id, sid))
 
     def _start_refreshing(self) -> None:
         if not self._refreshing:
@@ -274,8 +274,7 @@ class GatewayCore:
     def _send_to_others(
         self, sid: str, client: Client, app: str, target: str, payload: Any
     ) -> Flow[dict[str, Any]]:
-        message = wire.parse_exchange_msg(payload, {**_meta(app, sid, client.user_id),
-                                                    "target": target})
+        message = wire.parse_exchange_msg(payload, _meta(app, sid, client.user_id, target))
         delivered_to = yield from self.delivery(target, message)
         if delivered_to is None:
             raise Denied(f"target {target!r} is not online", disconnect=False)
@@ -320,14 +319,15 @@ class GatewayCore:
             raise Denied("the userId is held by another live connection", disconnect=False)
         client.user_id = previous
         message = wire.parse_msg(wire.RE_CONNECT_UPDATED, {"socketId": sid, "userId": previous},
-                                 _meta(app, sid, previous))
+                                 _meta(app, sid, previous, sid))
         yield from self._send(sid, message)
         return message
 
     def _broadcast(
         self, sid: str, client: Client, app: str, payload: Any
     ) -> Flow[dict[str, Any]]:
-        message = wire.parse_broadcast_msg(payload, _meta(app, sid, client.user_id))
+        # No single target: the key is there (every reply carries it), its value null.
+        message = wire.parse_broadcast_msg(payload, _meta(app, sid, client.user_id, None))
         yield call(self.server.emit, wire.RESPONSE_MESSAGE, message, room=app_room(app),
                    skip_sid=sid, namespace=NAMESPACE)
         return {"status": 200, "success": True}
@@ -342,7 +342,7 @@ class GatewayCore:
         if denied.fields:
             payload["fields"] = denied.fields
         message = wire.parse_deny_msg(payload, _meta(client.app if client else None, sid,
-                                                     client.user_id if client else None))
+                                                     client.user_id if client else None, sid))
         log.info("gateway: denied a request from %s: %s%s", sid, denied.reason,
                  f" ({', '.join(denied.fields)})" if denied.fields else "")
         yield from self._send(sid, message)
@@ -401,8 +401,10 @@ class Gateway(GatewayCore):
         self.server.disconnect(sid, namespace=NAMESPACE)
 
 
-def _meta(app: str | None, sid: str, user_id: str | None) -> dict[str, Any]:
-    meta: dict[str, Any] = {"client": sid, "userId": user_id}
+def _meta(app: str | None, sid: str, user_id: str | None, target: str | None) -> dict[str, Any]:
+    """The meta of a reply, in the seed's unified return format: every reply carries
+    ``target`` (the socket a reply is addressed to; null for a broadcast)."""
+    meta: dict[str, Any] = {"client": sid, "userId": user_id, "target": target}
     if app is not None:
         meta = {"app": app, **meta}
     return meta
