@@ -7,6 +7,7 @@ from a chosen worker (ips_for_slot); the official JS socket.io-client runs tests
 
 from __future__ import annotations
 
+import json
 import queue
 import secrets
 import shutil
@@ -432,6 +433,64 @@ def test_http_transport_message(gateway: Any, client: Any) -> None:
     # None of the refusals reached the client, which is still served.
     target.assert_quiet()
     assert action_of(target.request(REQUEST_ID)) == SAVE_ID
+
+
+def test_http_form_bodies_and_other_content_types(gateway: Any, client: Any) -> None:
+    """koa's body parser, which the seed's server used, took forms as well as JSON: the same
+    fields as form fields reach the target; other content types get 415."""
+    cluster = gateway()
+    target = client(SLOT1[0])
+    target.connect(cluster.url)
+    url = cluster.url + HTTP_PATH
+    http = bound_session(HTTP_IP)
+
+    # An HTML form / jQuery $.post: text fields, the timestamp as digits (requests encodes a
+    # dict as application/x-www-form-urlencoded).
+    body = http_body(target.sid, "plain text", user_id="form-page")
+    reply = http.post(url, data=body, timeout=TIMEOUT)
+    assert reply.status_code == 200, reply.text
+    got = target.expect(EXCHANGE)
+    assert got["data"]["payload"] == "plain text"
+    assert got["meta"]["userId"] == "form-page" and got["meta"]["target"] == target.sid
+
+    # jQuery's $.post(url, {message: {msg, tags: [...]}}) sends qs's bracket notation.
+    form = [(k, str(v)) for k, v in http_body(target.user_id, None).items() if k != "message"]
+    form += [("message[msg]", "hi"), ("message[tags][]", "a"), ("message[tags][]", "b")]
+    reply = http.post(url, data=form, timeout=TIMEOUT,
+                      headers={"Content-Type": "application/x-www-form-urlencoded; charset=UTF-8"})
+    assert reply.status_code == 200, reply.text
+    assert target.expect(EXCHANGE)["data"]["payload"] == {"msg": "hi", "tags": ["a", "b"]}
+
+    # curl -d '<json>' labels JSON as a form: read as JSON, as the endpoint always did.
+    reply = http.post(url, data=json.dumps(http_body(target.sid, {"n": 1})), timeout=TIMEOUT,
+                      headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert reply.status_code == 200, reply.text
+    assert target.expect(EXCHANGE)["data"]["payload"] == {"n": 1}
+
+    # A malformed form names its fields (422), a bad signature is a 401 as with JSON.
+    reply = http.post(url, data={**http_body(target.sid, "x"), "timestamp": "soon"},
+                      timeout=TIMEOUT)
+    assert reply.status_code == 422 and reply.json()["fields"] == ["timestamp"]
+    reply = http.post(url, data=[*form, ("message[msg]", "again")], timeout=TIMEOUT)
+    assert reply.status_code == 422 and reply.json()["fields"] == ["message"]
+    reply = http.post(url, data={**http_body(target.sid, "x"), "sign": "0" * 32},
+                      timeout=TIMEOUT)
+    assert reply.status_code == 401 and reply.json()["message"] == "bad signature"
+
+    # Any other content type: 415, whatever the body holds.
+    good = json.dumps(http_body(target.sid, "never"))
+    for content_type in ("text/plain", "multipart/form-data; boundary=x", "application/xml"):
+        reply = http.post(url, data=good, timeout=TIMEOUT,
+                          headers={"Content-Type": content_type})
+        assert reply.status_code == 415, (content_type, reply.text)
+        assert reply.json() == {"status": 415, "success": False, "message": (
+            "send application/json or application/x-www-form-urlencoded")}
+    # application/*+json is JSON.
+    reply = http.post(url, data=json.dumps(http_body(target.sid, "vnd")), timeout=TIMEOUT,
+                      headers={"Content-Type": "application/vnd.api+json"})
+    assert reply.status_code == 200, reply.text
+    assert target.expect(EXCHANGE)["data"]["payload"] == "vnd"
+    target.assert_quiet()
 
 
 def test_http_hmac_app_signs_the_message_and_refuses_replays(
