@@ -123,6 +123,7 @@ def test_save_id_on_connect_and_request_id(
     assert hello["data"]["payload"] == {"socketId": a.sio.get_sid("/"), "userId": a.user_id}
     assert str(uuid.UUID(a.user_id)) == a.user_id
     assert hello["meta"]["client"] == a.sid and isinstance(hello["meta"]["timestamp"], int)
+    assert hello["meta"]["target"] == a.sid  # every reply carries meta.target (the seed)
 
     # requestId answers saveId again: as the ack and as a responseMessage.
     again = a.request(REQUEST_ID)
@@ -300,7 +301,11 @@ def test_reconnect_flow(gateway: Any, client: Any) -> None:
 # ----------------------------------------------------------------------------- broadcast
 
 
-def test_broadcast_reaches_its_app_only(gateway: Any, client: Any, node: Any) -> None:
+def test_broadcast_reaches_every_socket_of_the_namespace_but_other_apps(
+    gateway: Any, client: Any, node: Any
+) -> None:
+    """A per-app broadcast reaches every socket of the gateway's namespace (the seed's
+    reading), except the sender and the sockets bound to another app."""
     cluster = gateway()
     sender = client(SLOT0[0])
     same_worker = client(SLOT0[1])
@@ -330,7 +335,8 @@ def test_broadcast_reaches_its_app_only(gateway: Any, client: Any, node: Any) ->
 
     payload = {"news": secrets.token_hex(4)}
     assert_success(sender.request(BROADCAST, payload=payload))
-    for receiver in (same_worker, other_worker):
+    # no_app has sent nothing signed: it is a socket of the namespace all the same.
+    for receiver in (same_worker, other_worker, no_app):
         got = receiver.expect(BROADCAST)
         assert got["data"]["payload"] == payload
         assert (got["meta"]["client"], got["meta"]["userId"], got["meta"]["app"]) == (
@@ -341,8 +347,15 @@ def test_broadcast_reaches_its_app_only(gateway: Any, client: Any, node: Any) ->
     for c in (sender, same_worker, other_worker, other_app, no_app):
         c.assert_quiet()
 
-    # The other app's broadcast stays in the other app.
+    # The other app's broadcast reaches no signatureApp socket, and the unbound one.
     assert_success(other_app.request(BROADCAST, app=CENTRAL_APP, key=CENTRAL_KEY, payload=7))
+    assert no_app.expect(BROADCAST)["data"]["payload"] == 7
+    # Once bound to an app, a socket hears only that app's broadcasts.
+    assert action_of(no_app.request(REQUEST_ID)) == SAVE_ID
+    assert_success(other_app.request(BROADCAST, app=CENTRAL_APP, key=CENTRAL_KEY, payload=8))
+    assert_success(sender.request(BROADCAST, payload=9))
+    for receiver in (same_worker, other_worker, no_app):
+        assert receiver.expect(BROADCAST)["data"]["payload"] == 9
     for c in (sender, same_worker, other_worker, other_app, no_app):
         c.assert_quiet()
 

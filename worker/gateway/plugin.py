@@ -4,7 +4,8 @@ Every client of the default namespace gets a userId and hears ``saveId``; a sign
 ``requestMessage`` asks for its id again, sends to another client by client id or userId
 (wherever it lives: the registry is shared through Redis and the emit crosses workers through
 python-socketio's Redis manager), takes over its previous userId after a reconnect, or
-broadcasts to its app. Anything refused is answered with ``deny`` and never dispatched.
+broadcasts (to its app's sockets and those bound to no app). Anything refused is answered
+with ``deny`` and never dispatched.
 
 Who may carry a userId
 ----------------------
@@ -45,7 +46,7 @@ from .registry import RegistryError
 from .rules import CLIENT_ACTIONS, Denied
 
 __all__ = ["CLIENT_ACTIONS", "NAMESPACE", "Client", "Denied", "Gateway", "GatewayCore",
-           "app_room"]
+           "UNBOUND_ROOM", "app_room", "broadcast_rooms"]
 
 log = logging.getLogger("sioctl.gateway")
 
@@ -58,7 +59,18 @@ DISCONNECT_DELAY = 0.05
 
 
 def app_room(app: str) -> str:
+    """The room of the sockets bound to ``app`` (by a signed handshake or request)."""
     return f"gw:app:{app}"
+
+
+# The sockets of the gateway's namespace bound to no app yet. A broadcast of an app reaches
+# its app's room and this one: every socket of the namespace but those of other apps.
+UNBOUND_ROOM = "gw:unbound"
+
+
+def broadcast_rooms(app: str) -> tuple[str, str]:
+    """The rooms a broadcast of ``app`` is sent to (disjoint: a socket is in one at most)."""
+    return app_room(app), UNBOUND_ROOM
 
 
 @dataclass
@@ -135,8 +147,8 @@ class GatewayCore:
         if claim is not None:
             yield from self._claim_on_connect(sid, client, *claim)
             client.vouched = vouched_user_id is not None and client.user_id == vouched_user_id
-        if app is not None:
-            yield call(self.server.enter_room, sid, app_room(app), namespace=NAMESPACE)
+        yield call(self.server.enter_room, sid,
+                   UNBOUND_ROOM if app is None else app_room(app), namespace=NAMESPACE)
         yield call(socket.emit, wire.RESPONSE_MESSAGE, self._save_id(sid))
         self._start_refreshing()
 
@@ -262,8 +274,9 @@ class GatewayCore:
     def _join_app(self, sid: str, client: Client, app: str) -> Flow[None]:
         if client.app == app:
             return
-        if client.app is not None:
-            yield call(self.server.leave_room, sid, app_room(client.app), namespace=NAMESPACE)
+        yield call(self.server.leave_room, sid,
+                   UNBOUND_ROOM if client.app is None else app_room(client.app),
+                   namespace=NAMESPACE)
         client.app = app
         yield call(self.server.enter_room, sid, app_room(app), namespace=NAMESPACE)
         try:
@@ -328,8 +341,10 @@ class GatewayCore:
     ) -> Flow[dict[str, Any]]:
         # No single target: the key is there (every reply carries it), its value null.
         message = wire.parse_broadcast_msg(payload, _meta(app, sid, client.user_id, None))
-        yield call(self.server.emit, wire.RESPONSE_MESSAGE, message, room=app_room(app),
-                   skip_sid=sid, namespace=NAMESPACE)
+        # Two emits rather than a list of rooms: every client manager takes one room.
+        for room in broadcast_rooms(app):
+            yield call(self.server.emit, wire.RESPONSE_MESSAGE, message, room=room,
+                       skip_sid=sid, namespace=NAMESPACE)
         return {"status": 200, "success": True}
 
     def _send(self, sid: str, message: dict[str, Any]) -> Flow[None]:
