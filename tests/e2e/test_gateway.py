@@ -21,7 +21,9 @@ import socketio
 
 from sioctl.worker.gateway.wire import (
     BROADCAST,
+    CONNECT,
     DENY,
+    DISCONNECT,
     EXCHANGE,
     RE_CONNECT_AND_UPDATES,
     RE_CONNECT_UPDATED,
@@ -240,7 +242,11 @@ def test_send_to_others_with_the_js_client(gateway: Any, client: Any, node: Any)
     assert exchange["data"] == {"action": EXCHANGE, "payload": "to js"}
     assert (exchange["meta"]["client"], exchange["meta"]["userId"]) == (
         python.sid, python.user_id)
+    assert exchange["meta"]["target"] == js_id
     js.expect("done")
+    # The JS client leaves once done: python, its exchange peer, hears disconnect.
+    gone = python.expect(DISCONNECT)
+    assert gone["data"]["payload"] == {"socketId": js_id, "userId": js_user}
     python.assert_quiet()
 
 
@@ -358,6 +364,53 @@ def test_broadcast_reaches_every_socket_of_the_namespace_but_other_apps(
         assert receiver.expect(BROADCAST)["data"]["payload"] == 9
     for c in (sender, same_worker, other_worker, other_app, no_app):
         c.assert_quiet()
+
+
+def test_peers_hear_connect_and_disconnect(gateway: Any, client: Any) -> None:
+    """The seed's CONNECT / DISCONNECT: a socket's exchange peers hear when it goes away, and
+    those that sent to its userId hear when that userId is back (a proven claim)."""
+    cluster = gateway()
+    a, b, c, quiet = (client(ip) for ip in (SLOT0[0], SLOT1[0], SLOT1[1], SLOT0[1]))
+    for each in (a, b, c, quiet):
+        each.connect(cluster.url)
+    # a sends to b by userId (across workers), c sends to a by socket id.
+    assert_success(a.request(SEND_TO_OTHERS, target=b.user_id, payload=1), b.user_id)
+    assert b.expect(EXCHANGE)["data"]["payload"] == 1
+    assert_success(c.request(SEND_TO_OTHERS, target=a.sid, payload=2), a.sid)
+    assert a.expect(EXCHANGE)["data"]["payload"] == 2
+
+    def notice(receiver: Any, action: str, sid: str, user_id: str) -> None:
+        got = receiver.expect(action)
+        assert got["data"]["payload"] == {"socketId": sid, "userId": user_id}, got
+        assert (got["meta"]["client"], got["meta"]["userId"]) == (sid, user_id)
+        assert got["meta"]["target"] is None
+
+    b_user, b_sid = b.user_id, b.sid
+    b.sio.disconnect()
+    notice(a, DISCONNECT, b_sid, b_user)
+
+    # b's userId back through a signed handshake: a, which sent to it, hears connect.
+    b2 = client(SLOT0[2])
+    b2.connect(cluster.url, auth=signed_auth(userId=b_user))
+    assert b2.user_id == b_user
+    notice(a, CONNECT, b2.sid, b_user)
+    b2.sio.disconnect()
+    notice(a, DISCONNECT, b2.sid, b_user)
+
+    # ... and through reconnectAndUpdates, from a fresh socket on the other worker.
+    b3 = client(SLOT1[2])
+    b3.connect(cluster.url)
+    wait_until(lambda: action_of(b3.request(RE_CONNECT_AND_UPDATES, user_id=b_user))
+               == RE_CONNECT_UPDATED, TIMEOUT, interval=0.1, what="b's userId to be free")
+    notice(a, CONNECT, b3.sid, b_user)
+
+    # a goes: c, which sent to a, hears it; so does b3? No: a sent to b's userId, whose socket
+    # was b (gone), and b3 never exchanged with a.
+    a_sid, a_user = a.sid, a.user_id
+    a.sio.disconnect()
+    notice(c, DISCONNECT, a_sid, a_user)
+    for each in (b3, c, quiet):
+        each.assert_quiet()
 
 
 # ---------------------------------------------------------------------------------- HTTP
@@ -643,6 +696,9 @@ def test_hmac_app_over_the_socket(gateway: Any, client: Any) -> None:
     assert_deny(no_nonce.call(stripped), "missing nonce")
     no_nonce.wait_disconnected()
 
+    # The sender, disconnected for its replay, was the target's exchange peer.
+    assert target.expect(DISCONNECT)["data"]["payload"] == {
+        "socketId": sender.sid, "userId": sender.user_id}
     target.assert_quiet()
     assert action_of(target.request(REQUEST_ID, app=HMAC_APP, key=HMAC_KEY,
                                   scheme="hmac-sha256")) == SAVE_ID

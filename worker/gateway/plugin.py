@@ -5,7 +5,8 @@ Every client of the default namespace gets a userId and hears ``saveId``; a sign
 (wherever it lives: the registry is shared through Redis and the emit crosses workers through
 python-socketio's Redis manager), takes over its previous userId after a reconnect, or
 broadcasts (to its app's sockets and those bound to no app). Anything refused is answered
-with ``deny`` and never dispatched.
+with ``deny`` and never dispatched. Exchange peers hear ``connect`` / ``disconnect``
+(:mod:`.presence`).
 
 Who may carry a userId
 ----------------------
@@ -36,10 +37,10 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from . import rules, wire
+from . import presence, rules, wire
 from .config import GatewayConfig
 from .flow import Flow, call, run
 from .registry import RegistryError
@@ -83,6 +84,8 @@ class Client:
     signed_app: str | None = None
     # The app's connection middleware set the userId (ctx.user_id): it is not to be changed.
     vouched: bool = False
+    # The sockets it sent to (sid -> userId), told when it goes away (see presence).
+    peers: dict[str, str] = field(default_factory=dict)
 
 
 class GatewayCore:
@@ -144,12 +147,17 @@ class GatewayCore:
             log.info("gateway: %s presented a userId in an unsigned handshake: "
                      "it gets a fresh one", sid)
         claim = rules.connect_claim(auth, app, vouched_user_id)
+        claimed = False
         if claim is not None:
             yield from self._claim_on_connect(sid, client, *claim)
             client.vouched = vouched_user_id is not None and client.user_id == vouched_user_id
+            claimed = client.user_id == claim[0]
         yield call(self.server.enter_room, sid,
                    UNBOUND_ROOM if app is None else app_room(app), namespace=NAMESPACE)
         yield call(socket.emit, wire.RESPONSE_MESSAGE, self._save_id(sid))
+        if claimed:
+            # A proven userId is back: those that sent to it hear so (a fresh uuid has no one).
+            yield from presence.announce_connect(self, sid, client)
         self._start_refreshing()
 
     def _claim_on_connect(
@@ -178,8 +186,10 @@ class GatewayCore:
         self.server.start_background_task(self._disconnect_soon, holder)
 
     def disconnect(self, sid: str) -> Flow[None]:
-        """Forget ``sid`` here and in the registry."""
-        self.clients.pop(sid, None)
+        """Tell ``sid``'s peers it went away, then forget it here and in the registry."""
+        client = self.clients.pop(sid, None)
+        if client is not None:
+            yield from presence.announce_disconnect(self, sid, client)
         try:
             yield call(self.registry.unregister, sid)
         except RegistryError as exc:
@@ -291,6 +301,7 @@ class GatewayCore:
         delivered_to = yield from self.delivery(target, message)
         if delivered_to is None:
             raise Denied(f"target {target!r} is not online", disconnect=False)
+        yield from presence.remember_peer(self, sid, client, target, delivered_to)
         return {"status": 200, "success": True, "target": target}
 
     def delivery(self, target: str, message: dict[str, Any]) -> Flow[str | None]:
@@ -334,6 +345,7 @@ class GatewayCore:
         message = wire.parse_msg(wire.RE_CONNECT_UPDATED, {"socketId": sid, "userId": previous},
                                  _meta(app, sid, previous, sid))
         yield from self._send(sid, message)
+        yield from presence.announce_connect(self, sid, client)
         return message
 
     def _broadcast(
