@@ -7,6 +7,7 @@ from a chosen worker (ips_for_slot); the official JS socket.io-client runs tests
 
 from __future__ import annotations
 
+import json
 import queue
 import secrets
 import shutil
@@ -20,7 +21,9 @@ import socketio
 
 from sioctl.worker.gateway.wire import (
     BROADCAST,
+    CONNECT,
     DENY,
+    DISCONNECT,
     EXCHANGE,
     RE_CONNECT_AND_UPDATES,
     RE_CONNECT_UPDATED,
@@ -122,6 +125,7 @@ def test_save_id_on_connect_and_request_id(
     assert hello["data"]["payload"] == {"socketId": a.sio.get_sid("/"), "userId": a.user_id}
     assert str(uuid.UUID(a.user_id)) == a.user_id
     assert hello["meta"]["client"] == a.sid and isinstance(hello["meta"]["timestamp"], int)
+    assert hello["meta"]["target"] == a.sid  # every reply carries meta.target (the seed)
 
     # requestId answers saveId again: as the ack and as a responseMessage.
     again = a.request(REQUEST_ID)
@@ -238,7 +242,11 @@ def test_send_to_others_with_the_js_client(gateway: Any, client: Any, node: Any)
     assert exchange["data"] == {"action": EXCHANGE, "payload": "to js"}
     assert (exchange["meta"]["client"], exchange["meta"]["userId"]) == (
         python.sid, python.user_id)
+    assert exchange["meta"]["target"] == js_id
     js.expect("done")
+    # The JS client leaves once done: python, its exchange peer, hears disconnect.
+    gone = python.expect(DISCONNECT)
+    assert gone["data"]["payload"] == {"socketId": js_id, "userId": js_user}
     python.assert_quiet()
 
 
@@ -299,7 +307,11 @@ def test_reconnect_flow(gateway: Any, client: Any) -> None:
 # ----------------------------------------------------------------------------- broadcast
 
 
-def test_broadcast_reaches_its_app_only(gateway: Any, client: Any, node: Any) -> None:
+def test_broadcast_reaches_every_socket_of_the_namespace_but_other_apps(
+    gateway: Any, client: Any, node: Any
+) -> None:
+    """A per-app broadcast reaches every socket of the gateway's namespace (the seed's
+    reading), except the sender and the sockets bound to another app."""
     cluster = gateway()
     sender = client(SLOT0[0])
     same_worker = client(SLOT0[1])
@@ -329,7 +341,8 @@ def test_broadcast_reaches_its_app_only(gateway: Any, client: Any, node: Any) ->
 
     payload = {"news": secrets.token_hex(4)}
     assert_success(sender.request(BROADCAST, payload=payload))
-    for receiver in (same_worker, other_worker):
+    # no_app has sent nothing signed: it is a socket of the namespace all the same.
+    for receiver in (same_worker, other_worker, no_app):
         got = receiver.expect(BROADCAST)
         assert got["data"]["payload"] == payload
         assert (got["meta"]["client"], got["meta"]["userId"], got["meta"]["app"]) == (
@@ -340,10 +353,64 @@ def test_broadcast_reaches_its_app_only(gateway: Any, client: Any, node: Any) ->
     for c in (sender, same_worker, other_worker, other_app, no_app):
         c.assert_quiet()
 
-    # The other app's broadcast stays in the other app.
+    # The other app's broadcast reaches no signatureApp socket, and the unbound one.
     assert_success(other_app.request(BROADCAST, app=CENTRAL_APP, key=CENTRAL_KEY, payload=7))
+    assert no_app.expect(BROADCAST)["data"]["payload"] == 7
+    # Once bound to an app, a socket hears only that app's broadcasts.
+    assert action_of(no_app.request(REQUEST_ID)) == SAVE_ID
+    assert_success(other_app.request(BROADCAST, app=CENTRAL_APP, key=CENTRAL_KEY, payload=8))
+    assert_success(sender.request(BROADCAST, payload=9))
+    for receiver in (same_worker, other_worker, no_app):
+        assert receiver.expect(BROADCAST)["data"]["payload"] == 9
     for c in (sender, same_worker, other_worker, other_app, no_app):
         c.assert_quiet()
+
+
+def test_peers_hear_connect_and_disconnect(gateway: Any, client: Any) -> None:
+    """The seed's CONNECT / DISCONNECT: a socket's exchange peers hear when it goes away, and
+    those that sent to its userId hear when that userId is back (a proven claim)."""
+    cluster = gateway()
+    a, b, c, quiet = (client(ip) for ip in (SLOT0[0], SLOT1[0], SLOT1[1], SLOT0[1]))
+    for each in (a, b, c, quiet):
+        each.connect(cluster.url)
+    # a sends to b by userId (across workers), c sends to a by socket id.
+    assert_success(a.request(SEND_TO_OTHERS, target=b.user_id, payload=1), b.user_id)
+    assert b.expect(EXCHANGE)["data"]["payload"] == 1
+    assert_success(c.request(SEND_TO_OTHERS, target=a.sid, payload=2), a.sid)
+    assert a.expect(EXCHANGE)["data"]["payload"] == 2
+
+    def notice(receiver: Any, action: str, sid: str, user_id: str) -> None:
+        got = receiver.expect(action)
+        assert got["data"]["payload"] == {"socketId": sid, "userId": user_id}, got
+        assert (got["meta"]["client"], got["meta"]["userId"]) == (sid, user_id)
+        assert got["meta"]["target"] is None
+
+    b_user, b_sid = b.user_id, b.sid
+    b.sio.disconnect()
+    notice(a, DISCONNECT, b_sid, b_user)
+
+    # b's userId back through a signed handshake: a, which sent to it, hears connect.
+    b2 = client(SLOT0[2])
+    b2.connect(cluster.url, auth=signed_auth(userId=b_user))
+    assert b2.user_id == b_user
+    notice(a, CONNECT, b2.sid, b_user)
+    b2.sio.disconnect()
+    notice(a, DISCONNECT, b2.sid, b_user)
+
+    # ... and through reconnectAndUpdates, from a fresh socket on the other worker.
+    b3 = client(SLOT1[2])
+    b3.connect(cluster.url)
+    wait_until(lambda: action_of(b3.request(RE_CONNECT_AND_UPDATES, user_id=b_user))
+               == RE_CONNECT_UPDATED, TIMEOUT, interval=0.1, what="b's userId to be free")
+    notice(a, CONNECT, b3.sid, b_user)
+
+    # a goes: c, which sent to a, hears it; so does b3? No: a sent to b's userId, whose socket
+    # was b (gone), and b3 never exchanged with a.
+    a_sid, a_user = a.sid, a.user_id
+    a.sio.disconnect()
+    notice(c, DISCONNECT, a_sid, a_user)
+    for each in (b3, c, quiet):
+        each.assert_quiet()
 
 
 # ---------------------------------------------------------------------------------- HTTP
@@ -432,6 +499,64 @@ def test_http_transport_message(gateway: Any, client: Any) -> None:
     # None of the refusals reached the client, which is still served.
     target.assert_quiet()
     assert action_of(target.request(REQUEST_ID)) == SAVE_ID
+
+
+def test_http_form_bodies_and_other_content_types(gateway: Any, client: Any) -> None:
+    """koa's body parser, which the seed's server used, took forms as well as JSON: the same
+    fields as form fields reach the target; other content types get 415."""
+    cluster = gateway()
+    target = client(SLOT1[0])
+    target.connect(cluster.url)
+    url = cluster.url + HTTP_PATH
+    http = bound_session(HTTP_IP)
+
+    # An HTML form / jQuery $.post: text fields, the timestamp as digits (requests encodes a
+    # dict as application/x-www-form-urlencoded).
+    body = http_body(target.sid, "plain text", user_id="form-page")
+    reply = http.post(url, data=body, timeout=TIMEOUT)
+    assert reply.status_code == 200, reply.text
+    got = target.expect(EXCHANGE)
+    assert got["data"]["payload"] == "plain text"
+    assert got["meta"]["userId"] == "form-page" and got["meta"]["target"] == target.sid
+
+    # jQuery's $.post(url, {message: {msg, tags: [...]}}) sends qs's bracket notation.
+    form = [(k, str(v)) for k, v in http_body(target.user_id, None).items() if k != "message"]
+    form += [("message[msg]", "hi"), ("message[tags][]", "a"), ("message[tags][]", "b")]
+    reply = http.post(url, data=form, timeout=TIMEOUT,
+                      headers={"Content-Type": "application/x-www-form-urlencoded; charset=UTF-8"})
+    assert reply.status_code == 200, reply.text
+    assert target.expect(EXCHANGE)["data"]["payload"] == {"msg": "hi", "tags": ["a", "b"]}
+
+    # curl -d '<json>' labels JSON as a form: read as JSON, as the endpoint always did.
+    reply = http.post(url, data=json.dumps(http_body(target.sid, {"n": 1})), timeout=TIMEOUT,
+                      headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert reply.status_code == 200, reply.text
+    assert target.expect(EXCHANGE)["data"]["payload"] == {"n": 1}
+
+    # A malformed form names its fields (422), a bad signature is a 401 as with JSON.
+    reply = http.post(url, data={**http_body(target.sid, "x"), "timestamp": "soon"},
+                      timeout=TIMEOUT)
+    assert reply.status_code == 422 and reply.json()["fields"] == ["timestamp"]
+    reply = http.post(url, data=[*form, ("message[msg]", "again")], timeout=TIMEOUT)
+    assert reply.status_code == 422 and reply.json()["fields"] == ["message"]
+    reply = http.post(url, data={**http_body(target.sid, "x"), "sign": "0" * 32},
+                      timeout=TIMEOUT)
+    assert reply.status_code == 401 and reply.json()["message"] == "bad signature"
+
+    # Any other content type: 415, whatever the body holds.
+    good = json.dumps(http_body(target.sid, "never"))
+    for content_type in ("text/plain", "multipart/form-data; boundary=x", "application/xml"):
+        reply = http.post(url, data=good, timeout=TIMEOUT,
+                          headers={"Content-Type": content_type})
+        assert reply.status_code == 415, (content_type, reply.text)
+        assert reply.json() == {"status": 415, "success": False, "message": (
+            "send application/json or application/x-www-form-urlencoded")}
+    # application/*+json is JSON.
+    reply = http.post(url, data=json.dumps(http_body(target.sid, "vnd")), timeout=TIMEOUT,
+                      headers={"Content-Type": "application/vnd.api+json"})
+    assert reply.status_code == 200, reply.text
+    assert target.expect(EXCHANGE)["data"]["payload"] == "vnd"
+    target.assert_quiet()
 
 
 def test_http_hmac_app_signs_the_message_and_refuses_replays(
@@ -571,6 +696,9 @@ def test_hmac_app_over_the_socket(gateway: Any, client: Any) -> None:
     assert_deny(no_nonce.call(stripped), "missing nonce")
     no_nonce.wait_disconnected()
 
+    # The sender, disconnected for its replay, was the target's exchange peer.
+    assert target.expect(DISCONNECT)["data"]["payload"] == {
+        "socketId": sender.sid, "userId": sender.user_id}
     target.assert_quiet()
     assert action_of(target.request(REQUEST_ID, app=HMAC_APP, key=HMAC_KEY,
                                   scheme="hmac-sha256")) == SAVE_ID

@@ -24,6 +24,7 @@ from sioctl.worker.gateway.memory_registry import MemoryRegistry
 from sioctl.worker.gateway.registry import RedisRegistry, Registry
 from sioctl.worker.gateway.wire import (
     DENY,
+    DISCONNECT,
     EXCHANGE,
     RE_CONNECT_AND_UPDATES,
     RE_CONNECT_UPDATED,
@@ -206,6 +207,9 @@ def test_a_claimed_user_id_never_captures_a_live_user(
                TIMEOUT, interval=0.1, what="the attacker to leave the registry")
     assert deliver_over_http(session, cluster, victim.user_id, "still here") == 200
     assert victim.expect(EXCHANGE)["data"]["payload"] == "still here"
+    # The attacker had sent to the victim: as its exchange peer, the victim hears it leave.
+    assert victim.expect(DISCONNECT)["data"]["payload"] == {
+        "socketId": attacker.sid, "userId": attacker.user_id}
     victim.assert_quiet()
     lines = new_log(cluster, mark)
     expected = "claimed a userId held by a live socket" if signed else "unsigned handshake"
@@ -347,6 +351,9 @@ def test_md5_replays_are_refused_across_workers(gw: Any, client: Any) -> None:
         assert target.expect(EXCHANGE)["data"]["payload"] == "a"
     assert post(session, cluster, http_replay(central, target.user_id, "b")).status_code == 200
     assert target.expect(EXCHANGE)["data"]["payload"] == "b"
+    # The sender, disconnected for its replay, was the target's exchange peer.
+    assert target.expect(DISCONNECT)["data"]["payload"] == {
+        "socketId": sender.sid, "userId": sender.user_id}
     target.assert_quiet()
 
 

@@ -72,6 +72,8 @@ class GwClient:
                     f"no {action!r} responseMessage within {timeout:g}s; "
                     f"pending: {list(self.pending)}"
                 ) from None
+            # The seed's unified return format: every reply carries meta.target.
+            assert "target" in message.get("meta", {}), message
             if action_of(message) == action:
                 return dict(message)
             self.pending.append(message)
@@ -95,6 +97,8 @@ class GwClient:
         action = action_of(ack)
         if action in (DENY, SAVE_ID, RE_CONNECT_UPDATED):
             assert self.expect(action) == ack
+            # Addressed to this socket (the seed's unified return format).
+            assert ack["meta"]["target"] == self.sio.get_sid("/"), ack
         return ack
 
     def request(self, action: str, app: str = SIG_APP, key: str = SIG_KEY, **kwargs: Any) -> Any:

@@ -38,7 +38,10 @@ class TransportMessageASGI:
         else:
             raw = await _read_body(receive, headers.get(b"content-length"),
                                    self.config.http_max_body)
-            (status, body), extra = await arun(http_message(self.gateway, raw)), []
+            content_type = headers.get(b"content-type")
+            (status, body), extra = await arun(http_message(
+                self.gateway, raw,
+                None if content_type is None else content_type.decode("latin-1"))), []
         origin = headers.get(b"origin")
         _, header_list, data = response(self.config, status, body,
                                         None if origin is None else origin.decode("latin-1"),

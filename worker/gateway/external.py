@@ -15,7 +15,7 @@ import redis
 import socketio
 
 from . import wire
-from .plugin import NAMESPACE, app_room
+from .plugin import NAMESPACE, broadcast_rooms
 from .registry import RedisRegistry
 
 
@@ -42,6 +42,9 @@ class ExternalGateway:
         return True
 
     def broadcast(self, app: str, payload: Any) -> None:
-        """Send ``payload`` as a ``broadcast`` to every client of ``app``."""
-        message = wire.parse_broadcast_msg(payload, {"app": app, "client": "external"})
-        self.emitter.emit(wire.RESPONSE_MESSAGE, message, room=app_room(app), namespace=NAMESPACE)
+        """Send ``payload`` as a ``broadcast`` to every client of ``app``, and to those bound
+        to no app yet (as a client's broadcast: :func:`~.plugin.broadcast_rooms`)."""
+        message = wire.parse_broadcast_msg(payload, {"app": app, "client": "external",
+                                                       "target": None})
+        for room in broadcast_rooms(app):
+            self.emitter.emit(wire.RESPONSE_MESSAGE, message, room=room, namespace=NAMESPACE)

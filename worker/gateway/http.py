@@ -1,6 +1,7 @@
 """``POST /api/transportMessage``: a web page or a backend pushes a message to a client.
 
-The body ``{"timestamp", "app", "target", "userId", "sign", "message"}`` is checked like a
+The body ``{"timestamp", "app", "target", "userId", "sign", "message"}`` (JSON, or the same
+fields as a form: :mod:`.form`) is checked like a
 ``requestMessage`` (the signature over app, key and timestamp, the time window, the app), then
 ``message`` reaches ``target`` (a client id or a userId) as an ``exchange`` on
 ``responseMessage``, on whichever worker or node holds it.
@@ -13,7 +14,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from . import rules, wire
+from . import form, rules, wire
 from .config import GatewayConfig
 from .flow import Flow, run
 from .plugin import Denied, Gateway, GatewayCore
@@ -23,15 +24,21 @@ log = logging.getLogger("sioctl.gateway")
 StartResponse = Callable[..., Any]
 
 
-def http_message(gateway: GatewayCore, raw: bytes | None) -> Flow[tuple[int, dict[str, Any]]]:
-    """The status and JSON body that answer a ``POST`` of ``raw`` (None: over the size limit),
-    on either engine: the checks of :func:`.rules.check_http_message`, the replay check and
-    the delivery."""
+def http_message(
+    gateway: GatewayCore, raw: bytes | None, content_type: str | None = None
+) -> Flow[tuple[int, dict[str, Any]]]:
+    """The status and JSON body that answer a ``POST`` of ``raw`` (None: over the size limit)
+    sent as ``content_type`` (the header, None when absent), on either engine: 415 for a
+    content type other than JSON or a form (:func:`.form.body_kind`), the checks of
+    :func:`.rules.check_http_message`, the replay check and the delivery."""
     config = gateway.config
+    kind = form.body_kind(content_type)
+    if kind is None:
+        return 415, _body(415, "send application/json or application/x-www-form-urlencoded")
     if raw is None:
         return 413, _body(413, f"the body is over {config.http_max_body} bytes")
     try:
-        body = rules.check_http_message(config, raw, wire.now_ms())
+        body = rules.check_http_message(config, raw, wire.now_ms(), kind)
         yield from _replay_check(gateway, body)
     except rules.Refused as refused:
         if refused.logged:
@@ -97,7 +104,8 @@ class TransportMessageApp:
             status, body, extra = early
         else:
             raw = _read_body(environ, self.config.http_max_body)
-            (status, body), extra = run(http_message(self.gateway, raw)), []
+            (status, body), extra = run(http_message(self.gateway, raw,
+                                                     environ.get("CONTENT_TYPE"))), []
         status_line, headers, data = response(self.config, status, body,
                                               environ.get("HTTP_ORIGIN"), extra)
         start_response(status_line, headers)
@@ -124,7 +132,8 @@ def _cors_headers(config: GatewayConfig, origin: str | None) -> list[tuple[str, 
 
 _REASONS = {
     200: "OK", 204: "No Content", 401: "Unauthorized", 404: "Not Found",
-    405: "Method Not Allowed", 413: "Payload Too Large", 422: "Unprocessable Entity",
+    405: "Method Not Allowed", 413: "Payload Too Large", 415: "Unsupported Media Type",
+    422: "Unprocessable Entity",
     503: "Service Unavailable",
 }
 

@@ -4,7 +4,9 @@ Every client of the default namespace gets a userId and hears ``saveId``; a sign
 ``requestMessage`` asks for its id again, sends to another client by client id or userId
 (wherever it lives: the registry is shared through Redis and the emit crosses workers through
 python-socketio's Redis manager), takes over its previous userId after a reconnect, or
-broadcasts to its app. Anything refused is answered with ``deny`` and never dispatched.
+broadcasts (to its app's sockets and those bound to no app). Anything refused is answered
+with ``deny`` and never dispatched. Exchange peers hear ``connect`` / ``disconnect``
+(:mod:`.presence`).
 
 Who may carry a userId
 ----------------------
@@ -35,17 +37,17 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from . import rules, wire
+from . import presence, rules, wire
 from .config import GatewayConfig
 from .flow import Flow, call, run
 from .registry import RegistryError
 from .rules import CLIENT_ACTIONS, Denied
 
 __all__ = ["CLIENT_ACTIONS", "NAMESPACE", "Client", "Denied", "Gateway", "GatewayCore",
-           "app_room"]
+           "UNBOUND_ROOM", "app_room", "broadcast_rooms"]
 
 log = logging.getLogger("sioctl.gateway")
 
@@ -58,7 +60,18 @@ DISCONNECT_DELAY = 0.05
 
 
 def app_room(app: str) -> str:
+    """The room of the sockets bound to ``app`` (by a signed handshake or request)."""
     return f"gw:app:{app}"
+
+
+# The sockets of the gateway's namespace bound to no app yet. A broadcast of an app reaches
+# its app's room and this one: every socket of the namespace but those of other apps.
+UNBOUND_ROOM = "gw:unbound"
+
+
+def broadcast_rooms(app: str) -> tuple[str, str]:
+    """The rooms a broadcast of ``app`` is sent to (disjoint: a socket is in one at most)."""
+    return app_room(app), UNBOUND_ROOM
 
 
 @dataclass
@@ -71,6 +84,8 @@ class Client:
     signed_app: str | None = None
     # The app's connection middleware set the userId (ctx.user_id): it is not to be changed.
     vouched: bool = False
+    # The sockets it sent to (sid -> userId), told when it goes away (see presence).
+    peers: dict[str, str] = field(default_factory=dict)
 
 
 class GatewayCore:
@@ -132,12 +147,17 @@ class GatewayCore:
             log.info("gateway: %s presented a userId in an unsigned handshake: "
                      "it gets a fresh one", sid)
         claim = rules.connect_claim(auth, app, vouched_user_id)
+        claimed = False
         if claim is not None:
             yield from self._claim_on_connect(sid, client, *claim)
             client.vouched = vouched_user_id is not None and client.user_id == vouched_user_id
-        if app is not None:
-            yield call(self.server.enter_room, sid, app_room(app), namespace=NAMESPACE)
+            claimed = client.user_id == claim[0]
+        yield call(self.server.enter_room, sid,
+                   UNBOUND_ROOM if app is None else app_room(app), namespace=NAMESPACE)
         yield call(socket.emit, wire.RESPONSE_MESSAGE, self._save_id(sid))
+        if claimed:
+            # A proven userId is back: those that sent to it hear so (a fresh uuid has no one).
+            yield from presence.announce_connect(self, sid, client)
         self._start_refreshing()
 
     def _claim_on_connect(
@@ -166,8 +186,10 @@ class GatewayCore:
         self.server.start_background_task(self._disconnect_soon, holder)
 
     def disconnect(self, sid: str) -> Flow[None]:
-        """Forget ``sid`` here and in the registry."""
-        self.clients.pop(sid, None)
+        """Tell ``sid``'s peers it went away, then forget it here and in the registry."""
+        client = self.clients.pop(sid, None)
+        if client is not None:
+            yield from presence.announce_disconnect(self, sid, client)
         try:
             yield call(self.registry.unregister, sid)
         except RegistryError as exc:
@@ -176,7 +198,7 @@ class GatewayCore:
     def _save_id(self, sid: str) -> dict[str, Any]:
         client = self.clients[sid]
         return wire.parse_msg(wire.SAVE_ID, {"socketId": sid, "userId": client.user_id},
-                              _meta(client.app, sid, client.user_id))
+                              _meta(client.app, sid, client.user_id, sid))
 
     def _start_refreshing(self) -> None:
         if not self._refreshing:
@@ -262,8 +284,9 @@ class GatewayCore:
     def _join_app(self, sid: str, client: Client, app: str) -> Flow[None]:
         if client.app == app:
             return
-        if client.app is not None:
-            yield call(self.server.leave_room, sid, app_room(client.app), namespace=NAMESPACE)
+        yield call(self.server.leave_room, sid,
+                   UNBOUND_ROOM if client.app is None else app_room(client.app),
+                   namespace=NAMESPACE)
         client.app = app
         yield call(self.server.enter_room, sid, app_room(app), namespace=NAMESPACE)
         try:
@@ -274,11 +297,11 @@ class GatewayCore:
     def _send_to_others(
         self, sid: str, client: Client, app: str, target: str, payload: Any
     ) -> Flow[dict[str, Any]]:
-        message = wire.parse_exchange_msg(payload, {**_meta(app, sid, client.user_id),
-                                                    "target": target})
+        message = wire.parse_exchange_msg(payload, _meta(app, sid, client.user_id, target))
         delivered_to = yield from self.delivery(target, message)
         if delivered_to is None:
             raise Denied(f"target {target!r} is not online", disconnect=False)
+        yield from presence.remember_peer(self, sid, client, target, delivered_to)
         return {"status": 200, "success": True, "target": target}
 
     def delivery(self, target: str, message: dict[str, Any]) -> Flow[str | None]:
@@ -320,16 +343,20 @@ class GatewayCore:
             raise Denied("the userId is held by another live connection", disconnect=False)
         client.user_id = previous
         message = wire.parse_msg(wire.RE_CONNECT_UPDATED, {"socketId": sid, "userId": previous},
-                                 _meta(app, sid, previous))
+                                 _meta(app, sid, previous, sid))
         yield from self._send(sid, message)
+        yield from presence.announce_connect(self, sid, client)
         return message
 
     def _broadcast(
         self, sid: str, client: Client, app: str, payload: Any
     ) -> Flow[dict[str, Any]]:
-        message = wire.parse_broadcast_msg(payload, _meta(app, sid, client.user_id))
-        yield call(self.server.emit, wire.RESPONSE_MESSAGE, message, room=app_room(app),
-                   skip_sid=sid, namespace=NAMESPACE)
+        # No single target: the key is there (every reply carries it), its value null.
+        message = wire.parse_broadcast_msg(payload, _meta(app, sid, client.user_id, None))
+        # Two emits rather than a list of rooms: every client manager takes one room.
+        for room in broadcast_rooms(app):
+            yield call(self.server.emit, wire.RESPONSE_MESSAGE, message, room=room,
+                       skip_sid=sid, namespace=NAMESPACE)
         return {"status": 200, "success": True}
 
     def _send(self, sid: str, message: dict[str, Any]) -> Flow[None]:
@@ -342,7 +369,7 @@ class GatewayCore:
         if denied.fields:
             payload["fields"] = denied.fields
         message = wire.parse_deny_msg(payload, _meta(client.app if client else None, sid,
-                                                     client.user_id if client else None))
+                                                     client.user_id if client else None, sid))
         log.info("gateway: denied a request from %s: %s%s", sid, denied.reason,
                  f" ({', '.join(denied.fields)})" if denied.fields else "")
         yield from self._send(sid, message)
@@ -401,8 +428,10 @@ class Gateway(GatewayCore):
         self.server.disconnect(sid, namespace=NAMESPACE)
 
 
-def _meta(app: str | None, sid: str, user_id: str | None) -> dict[str, Any]:
-    meta: dict[str, Any] = {"client": sid, "userId": user_id}
+def _meta(app: str | None, sid: str, user_id: str | None, target: str | None) -> dict[str, Any]:
+    """The meta of a reply, in the seed's unified return format: every reply carries
+    ``target`` (the socket a reply is addressed to; null for a broadcast)."""
+    meta: dict[str, Any] = {"client": sid, "userId": user_id, "target": target}
     if app is not None:
         meta = {"app": app, **meta}
     return meta

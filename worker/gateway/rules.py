@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..protocol.core.nesting import MAX_DEPTH, deeper_than
-from . import wire
+from . import form, wire
 from .config import GatewayConfig
 
 CLIENT_ACTIONS = {wire.REQUEST_ID, wire.SEND_TO_OTHERS, wire.RE_CONNECT_AND_UPDATES, wire.BROADCAST}
@@ -83,12 +83,17 @@ class Refused(Exception):
         self.logged = logged
 
 
-def check_http_message(config: GatewayConfig, raw: bytes, now_ms: int) -> dict[str, Any]:
+def check_http_message(
+    config: GatewayConfig, raw: bytes, now_ms: int, kind: str = form.JSON
+) -> dict[str, Any]:
     """The body of a ``POST /api/transportMessage`` whose form and signature are right; raises
-    Refused (422: not JSON, malformed, nested too deeply; 401: the signature). Its replay
-    check comes next."""
+    Refused (422: not JSON or not a form a body comes from, malformed, nested too deeply;
+    401: the signature). ``kind`` is what :func:`.form.body_kind` made of the Content-Type.
+    Its replay check comes next."""
     try:
-        body = json.loads(raw)
+        body = form.parse_form(raw) if kind == form.FORM else json.loads(raw)
+    except form.FormError as exc:
+        raise Refused(422, str(exc), [exc.field]) from None
     except (ValueError, RecursionError):
         raise Refused(422, "the body is not JSON", ["body"]) from None
     fields = wire.check_http_body(body)

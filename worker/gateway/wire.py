@@ -101,35 +101,47 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+class _Empty:
+    """The payload left out: ``{}``, as the seed's JS helpers default it (``payload = {}``);
+    an explicit None stays None, as JS keeps an explicit ``null``."""
+
+    def __repr__(self) -> str:
+        return "{}"
+
+
+EMPTY: Any = _Empty()
+
+
 def parse_msg(
-    action: str, payload: Any = None, metadata: Mapping[str, Any] | None = None
+    action: str, payload: Any = EMPTY, metadata: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """``{"meta": {"timestamp": now, **metadata}, "data": {"action": action, "payload": payload}}``.
 
-    A ``timestamp`` in ``metadata`` replaces the current time (as the JS spread does).
+    A ``timestamp`` in ``metadata`` replaces the current time (as the JS spread does). The
+    payload left out is a new ``{}`` (the seed's default).
     """
     return {
         "meta": {"timestamp": now_ms(), **(metadata or {})},
-        "data": {"action": action, "payload": payload},
+        "data": {"action": action, "payload": {} if payload is EMPTY else payload},
     }
 
 
 def parse_broadcast_msg(
-    payload: Any = None, metadata: Mapping[str, Any] | None = None
+    payload: Any = EMPTY, metadata: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """A ``broadcast`` message (see :func:`parse_msg`)."""
     return parse_msg(BROADCAST, payload, metadata)
 
 
 def parse_deny_msg(
-    payload: Any = None, metadata: Mapping[str, Any] | None = None
+    payload: Any = EMPTY, metadata: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """A ``deny`` message (see :func:`parse_msg`); the payload usually carries the reason."""
     return parse_msg(DENY, payload, metadata)
 
 
 def parse_exchange_msg(
-    payload: Any = None, metadata: Mapping[str, Any] | None = None
+    payload: Any = EMPTY, metadata: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """An ``exchange`` message (see :func:`parse_msg`): what a target receives."""
     return parse_msg(EXCHANGE, payload, metadata)

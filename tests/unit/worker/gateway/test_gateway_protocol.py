@@ -63,7 +63,12 @@ def test_parse_msg_shape_timestamp_first():
 def test_parse_msg_defaults_and_metadata_timestamp_wins():
     msg = wire.parse_msg("requestId")
     assert list(msg["meta"]) == ["timestamp"]
-    assert msg["data"] == {"action": "requestId", "payload": None}
+    # The seed's helpers default the payload to {} (a new one each time); null stays null.
+    assert msg["data"] == {"action": "requestId", "payload": {}}
+    assert msg["data"]["payload"] is not wire.parse_msg("requestId")["data"]["payload"]
+    assert wire.parse_msg("requestId", None)["data"]["payload"] is None
+    for helper in (wire.parse_broadcast_msg, wire.parse_deny_msg, wire.parse_exchange_msg):
+        assert helper()["data"]["payload"] == {}
     assert wire.parse_msg("x", metadata={"timestamp": 5})["meta"] == {"timestamp": 5}
 
 
