@@ -19,18 +19,15 @@ from .async_engineio import AsyncConformantSocket
 from .core import eio3_rules
 from .core.eio3_rules import REFUSAL, Eio3Packet, jsonp_index, wants_eio3
 from .core.sio_v4 import incoming_connect, outgoing, v2_socket_id
+from .eio3 import Eio3SessionBase
 from .eio3_handshake import OPENING, ORIGINAL_QUERY, Eio3DoorBase, opening_for
 from .engineio_server import next_socket_id
 from .ping_interval import advertised_ping_interval
 from .socketio_rules import namespace_served
 
 
-class AsyncEio3Session(AsyncConformantSocket):
+class AsyncEio3Session(Eio3SessionBase, AsyncConformantSocket):
     """An asyncio Engine.IO session of protocol 3 (see :class:`.eio3.Eio3Session`)."""
-
-    b64 = False
-    websocket_b64 = False
-    last_received = 0.0
 
     async def send(self, pkt: packet.Packet) -> None:
         if pkt.packet_type == packet.OPEN and isinstance(pkt.data, dict):
@@ -75,19 +72,6 @@ class AsyncEio3Session(AsyncConformantSocket):
             return await super().handle_get_request(environ)
         packets = await super().handle_get_request(environ)
         return self.polling_response(packets, jsonp_index(query))
-
-    def polling_response(
-        self, packets: list[packet.Packet], jsonp: int | None, headers: list[Any] | None = None
-    ) -> dict[str, Any]:
-        return eio3_rules.polling_response(packets, self.b64, jsonp, headers)
-
-    def decode_post_body(self, raw: bytes, environ: dict[str, Any]) -> list[packet.Packet]:
-        query = parse_qs(environ.get("QUERY_STRING", ""))
-        return eio3_rules.decode_post_body(
-            raw, environ.get("CONTENT_TYPE", ""), jsonp=jsonp_index(query) is not None)
-
-    def check_websocket_frame(self, frame: str | bytes) -> str | bytes:
-        return eio3_rules.check_websocket_frame(frame)
 
 
 class AsyncEio3DoorMixin(Eio3DoorBase):

@@ -23,15 +23,36 @@ from .engineio_rules import ConformantSocket
 from .ping_interval import advertised_ping_interval
 
 
-class Eio3Session(ConformantSocket):
-    """An Engine.IO session of protocol 3 (python-engineio's session, made one by
-    :class:`.eio3_handshake.Eio3DoorMixin` as it is stored)."""
+class Eio3SessionBase:
+    """What a protocol-3 session is and does whatever its engine: its state and the plain
+    (never awaited) methods both session classes share."""
 
     # Whether polling responses carry binary as base64 (the handshake asked with b64=1).
     b64 = False
     # Whether the websocket asked for binary as base64 text frames (b64=1 on its URL).
     websocket_b64 = False
     last_received = 0.0
+
+    def polling_response(
+        self, packets: list[packet.Packet], jsonp: int | None, headers: list[Any] | None = None
+    ) -> dict[str, Any]:
+        """The response python-engineio sends for a GET: ``packets`` framed the v3 way."""
+        return eio3_rules.polling_response(packets, self.b64, jsonp, headers)
+
+    def decode_post_body(self, raw: bytes, environ: dict[str, Any]) -> list[packet.Packet]:
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        return eio3_rules.decode_post_body(
+            raw, environ.get("CONTENT_TYPE", ""), jsonp=jsonp_index(query) is not None)
+
+    def check_websocket_frame(self, frame: str | bytes) -> str | bytes:
+        """The frame in the form python-engineio reads (v4); see
+        :func:`.core.eio3_rules.check_websocket_frame`."""
+        return eio3_rules.check_websocket_frame(frame)
+
+
+class Eio3Session(Eio3SessionBase, ConformantSocket):
+    """An Engine.IO session of protocol 3 (python-engineio's session, made one by
+    :class:`.eio3_handshake.Eio3DoorMixin` as it is stored)."""
 
     def send(self, pkt: packet.Packet) -> None:
         if pkt.packet_type == packet.OPEN and isinstance(pkt.data, dict):
@@ -83,19 +104,3 @@ class Eio3Session(ConformantSocket):
             return super().handle_get_request(environ, start_response)
         packets = super().handle_get_request(environ, start_response)
         return self.polling_response(packets, jsonp_index(query))
-
-    def polling_response(
-        self, packets: list[packet.Packet], jsonp: int | None, headers: list[Any] | None = None
-    ) -> dict[str, Any]:
-        """The response python-engineio sends for a GET: ``packets`` framed the v3 way."""
-        return eio3_rules.polling_response(packets, self.b64, jsonp, headers)
-
-    def decode_post_body(self, raw: bytes, environ: dict[str, Any]) -> list[packet.Packet]:
-        query = parse_qs(environ.get("QUERY_STRING", ""))
-        return eio3_rules.decode_post_body(
-            raw, environ.get("CONTENT_TYPE", ""), jsonp=jsonp_index(query) is not None)
-
-    def check_websocket_frame(self, frame: str | bytes) -> str | bytes:
-        """The frame in the form python-engineio reads (v4); see
-        :func:`.core.eio3_rules.check_websocket_frame`."""
-        return eio3_rules.check_websocket_frame(frame)
