@@ -9,6 +9,9 @@ need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)  # test certificates
+# deploy/'s files are checked with the real tools (tests/e2e/test_deploy_files.py).
+command -v logrotate >/dev/null 2>&1 || [ -x /usr/sbin/logrotate ] || need_apt+=(logrotate)
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 # nginx's stream module (TCP proxying with the PROXY protocol) is a package of its own.
 [ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || need_apt+=(libnginx-mod-stream)
 if [ ${#need_apt[@]} -gt 0 ]; then
