@@ -12,6 +12,8 @@ command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)  # test certificates
 # deploy/'s files are checked with the real tools (tests/e2e/test_deploy_files.py).
 command -v logrotate >/dev/null 2>&1 || [ -x /usr/sbin/logrotate ] || need_apt+=(logrotate)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+# Headless Chromium for the demo page's test (tests/e2e/test_demo.py; about 10 s, 110 MB).
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
 # nginx's stream module (TCP proxying with the PROXY protocol) is a package of its own.
 [ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || need_apt+=(libnginx-mod-stream)
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -1,4 +1,5 @@
-"""The demo's pages: the chat page and the socket.io client, everything else 404."""
+"""The demo's pages: the chat page, the socket.io client and /whoami (which worker answers,
+for the page and scripts/demo-client.py); everything else 404."""
 
 import os
 
@@ -14,8 +15,17 @@ FILES = {
 }
 
 
+def whoami():
+    return f"slot {os.environ.get('SIOCTL_WORKER_SLOT', '?')} (pid {os.getpid()})"
+
+
 def http(app):
     def application(environ, start_response):
+        if environ.get("PATH_INFO") == "/whoami":
+            body = (whoami() + "\n").encode()
+            start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8"),
+                                      ("Content-Length", str(len(body)))])
+            return [body]
         found = FILES.get(environ.get("PATH_INFO", "/"))
         if found is None or not os.path.isfile(found[0]):
             start_response("404 Not Found", [("Content-Type", "text/plain")])
