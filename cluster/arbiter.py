@@ -27,7 +27,7 @@ from .client_address import TrustedProxies
 from .control import ControlError, ControlServer
 from .inspector import Inspector
 from .listeners import ListenError, open_listener
-from .logs import configure_logging
+from .logs import configure_logging, reopen_log_files
 from .metrics import MetricsServer
 from .reactor import Reactor
 from .redis_server import RedisServer, RedisServerError, RedisServerNotFound
@@ -41,7 +41,8 @@ log = logging.getLogger("sioctl.master")
 
 __all__ = ["BOOTING", "RUNNING", "STOPPING", "Arbiter", "BootError", "raise_open_file_limit"]
 
-HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGCHLD)
+HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGCHLD,
+                   signal.SIGUSR1)
 
 
 class BootError(Exception):
@@ -255,6 +256,22 @@ class Arbiter:
             self.supervisor.stop(graceful=False)
         elif signum == signal.SIGHUP:
             self.supervisor.rolling_restart()
+        elif signum == signal.SIGUSR1:
+            self.reopen_logs()
+
+    def reopen_logs(self) -> None:
+        """USR1 (logrotate): reopen the master's log file, then have every worker reopen its
+        own (error and access logs); the cluster keeps serving throughout."""
+        try:
+            reopened = reopen_log_files(logging.getLogger("sioctl"))
+        except OSError as exc:
+            # The old file stays open: nothing is lost, and the next USR1 tries again.
+            log.error("USR1: cannot reopen the log file: %s", exc)
+        else:
+            # Logged after the swap, so the line opens the new file.
+            log.info("USR1: reopened %s; asking the workers to reopen theirs",
+                     ", ".join(reopened) or "no log file (logging to stderr)")
+        self.supervisor.reopen_logs()
 
     def _on_command(self, command: dict[str, Any]) -> dict[str, Any]:
         name = command.get("cmd")

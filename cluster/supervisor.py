@@ -153,6 +153,10 @@ class Supervisor:
     def _on_worker_ready(self, worker: WorkerProcess) -> None:
         slot = self.slots[worker.slot]
         log.info("slot %d: worker pid %d ready", slot.index, worker.pid)
+        if worker.reopen_logs_when_ready:
+            # It may have opened its log files before a rotation that happened while it started.
+            worker.reopen_logs_when_ready = False
+            worker.signal(signal.SIGUSR1)
         if worker is slot.standby:
             old = slot.worker
             slot.worker, slot.standby = worker, None
@@ -304,6 +308,15 @@ class Supervisor:
                     worker.slot, worker.pid, self.settings.graceful_timeout)
         worker.signal(signal.SIGKILL)
         worker.kill_deadline = None
+
+    def reopen_logs(self) -> None:
+        """Send SIGUSR1 (reopen your log files) to every worker that handles it; a worker still
+        starting gets it once it is ready (before that, USR1 would end it)."""
+        for worker in self.all_workers():
+            if worker.state == STARTING:
+                worker.reopen_logs_when_ready = True
+            else:
+                worker.signal(signal.SIGUSR1)
 
     def stop(self, graceful: bool) -> None:
         """Stop accepting, close what waits, and stop every worker: SIGTERM (they drain within
