@@ -16,7 +16,7 @@ import sioctl
 from sioctl.cluster import engine_probe
 from sioctl.cluster.settings import Settings, mask_url, parse_bind
 
-from . import config, daemon, dev, reloader, rundir, skeleton, status, stopping
+from . import config, daemon, dev, operate, reloader, rundir, skeleton, status, stopping
 from .appdir import AppError
 from .options import app_argument, env, option, run_dir_option, setting_option, setting_options
 
@@ -338,6 +338,10 @@ def nginx_command(nodes: tuple[str, ...], listen: str | None, server_name: str |
     except nginx.NginxConfigError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(text, nl=False)
+
+
+# Day-2 commands to a running cluster, kept in their own module.
+cli.add_command(operate.scale_command)
 
 
 def main() -> None:

@@ -42,7 +42,7 @@ log = logging.getLogger("sioctl.master")
 __all__ = ["BOOTING", "RUNNING", "STOPPING", "Arbiter", "BootError", "raise_open_file_limit"]
 
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGCHLD,
-                   signal.SIGUSR1)
+                   signal.SIGUSR1, signal.SIGTTIN, signal.SIGTTOU)
 
 
 class BootError(Exception):
@@ -258,6 +258,15 @@ class Arbiter:
             self.supervisor.rolling_restart()
         elif signum == signal.SIGUSR1:
             self.reopen_logs()
+        elif signum == signal.SIGTTIN:
+            log.info("TTIN: one worker more")
+            self.supervisor.scale(len(self.router.slots) + 1)
+        elif signum == signal.SIGTTOU:
+            if len(self.router.slots) == 1:
+                log.warning("TTOU ignored: one worker is the fewest a cluster runs")
+            else:
+                log.info("TTOU: one worker less")
+                self.supervisor.scale(len(self.router.slots) - 1)
 
     def reopen_logs(self) -> None:
         """USR1 (logrotate): reopen the master's log file, then have every worker reopen its
@@ -287,7 +296,19 @@ class Arbiter:
         if name == "reload":
             self.supervisor.rolling_restart()
             return {"ok": True}
+        if name == "scale":
+            return self._scale_command(command.get("workers"))
         return {"ok": False, "error": f"unknown command {name!r}"}
+
+    def _scale_command(self, workers: Any) -> dict[str, Any]:
+        """``sioctl scale N``: {"ok", "from", "workers"} or {"ok": False, "error"}."""
+        if type(workers) is not int:
+            return {"ok": False, "error": f"workers must be a number, not {workers!r}"}
+        before = len(self.router.slots)
+        problem = self.supervisor.scale(workers)
+        if problem:
+            return {"ok": False, "error": problem}
+        return {"ok": True, "from": before, "workers": workers}
 
     def status(self) -> dict[str, Any]:
         """What ``sioctl status`` shows: the cluster and one entry per slot."""
@@ -302,6 +323,7 @@ class Arbiter:
             "binds": self.router.addresses(),
             "redis": self._redis_description(),
             "graceful_timeout": self.settings.graceful_timeout,
+            "workers": len(self.router.slots),
             "inspection": {"pending": len(inspector.pending),
                            "errors": inspector.errors,
                            "timeouts": inspector.timeouts,
