@@ -107,3 +107,21 @@ def scale_command(count: str, title: str | None, run_dir: str | None, wait: bool
     if wait:
         wait_workers(base, found.title, target, timeout)
         click.echo(f"sioctl: {found.title}: {target} workers ready")
+
+
+@click.command(name="reload")
+@setting_option("title", help="The cluster to reload (needed when several run).")
+@run_dir_option()
+def reload_command(title: str | None, run_dir: str | None) -> None:
+    """Read the config again and restart the workers one at a time, as HUP does.
+
+    The gunicorn config file (-c, or ./gunicorn.conf.py) and the app directory's config are
+    read again, with the start's options still overriding them; each worker is then replaced
+    by one that imports the app afresh. A config that cannot be read changes nothing: the
+    running workers keep serving, and the reason is printed (exit 1) and logged.
+    """
+    base, found = find_one(run_dir, title)
+    reply = ask(base, found.title, {"cmd": "reload"})
+    read = "config read again; " if reply.get("config") else ""
+    click.echo(f"sioctl: {found.title}: {read}rolling restart of {reply['workers']} workers "
+               "started")

@@ -268,17 +268,25 @@ class Supervisor:
 
     # ----------------------------------------------------------------- restarting, stopping
 
-    def rolling_restart(self) -> None:
-        """Replace every worker, one slot at a time: each replacement serves once it is ready,
-        then the old worker drains (SIGHUP, ``sioctl reload``)."""
+    def cannot_roll(self) -> str | None:
+        """Why a rolling restart cannot start now, or None."""
         if self.state != RUNNING:
-            log.warning("restart ignored: the cluster is %s", self.state)
-            return
+            return f"the cluster is {self.state}"
         if self.rolling or any(slot.standby is not None for slot in self.slots):
-            log.warning("restart ignored: a rolling restart is in progress")
+            return "a rolling restart is in progress"
+        return None
+
+    def rolling_restart(self, count: int | None = None) -> None:
+        """Replace every worker (of the first ``count`` slots), one slot at a time: each
+        replacement serves once it is ready, then the old worker drains (SIGHUP,
+        ``sioctl reload``)."""
+        problem = self.cannot_roll()
+        if problem:
+            log.warning("restart ignored: %s", problem)
             return
-        log.info("rolling restart of %d worker(s), one slot at a time", len(self.slots))
-        self.rolling = policy.rolling_order(len(self.slots))
+        count = len(self.slots) if count is None else min(count, len(self.slots))
+        log.info("rolling restart of %d worker(s), one slot at a time", count)
+        self.rolling = policy.rolling_order(count)
         self._next_rolling()
 
     def _next_rolling(self) -> None:

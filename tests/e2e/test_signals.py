@@ -6,7 +6,9 @@ the workers. Real masters, workers and clients, on both engines.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ import pytest
 from tests.support.clients import (
     bound_session,
     expected_slot,
+    free_port,
     ips_for_slot,
     try_whoami,
     wait_for_exit,
@@ -134,3 +137,87 @@ def test_ttin_ttou_and_sioctl_scale_change_the_worker_count(
     assert len(cluster.status()["slots"]) == 1
     assert whoami(kept)["slot"] == 0
     assert status["state"] == "running" and cluster.proc.poll() is None
+
+
+def rolled(cluster: Any, old: dict[int, int]) -> Any:
+    """Wait until every slot of ``old`` ({slot: pid}) has a new ready worker."""
+    return cluster.wait_for(
+        lambda s: all(x["state"] == "ready" and x["pid"] not in old.values()
+                      and x["standby_pid"] is None for x in s["slots"]),
+        40, what="every worker replaced")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_hup_and_sioctl_reload_read_the_config_again_and_keep_workers_on_a_bad_one(
+    start_cluster: Any, run_sioctl: Any, tmp_path: Path
+) -> None:
+    access_log, ignored = tmp_path / "access.log", tmp_path / "from-file.log"
+    config = tmp_path / "gunicorn.conf.py"
+    config.write_text(f"access_log_format = 'one %(h)s %(s)s'\naccesslog = {str(ignored)!r}\n")
+    cluster = start_cluster(workers=WORKERS, extra_args=[
+        "-c", str(config), "--access-logfile", str(access_log)])
+    ip = ips_for_slot(0, WORKERS)[0]
+    handshake(cluster.url, ip)
+    wait_until(lambda: f"one {ip} 200" in read(access_log), 10, what="the first format")
+
+    # A new format and worker count in the file; -w and --access-logfile still win.
+    config.write_text(f"access_log_format = 'two %(h)s %(s)s'\naccesslog = {str(ignored)!r}\n"
+                      "workers = 3\n")
+    pids = cluster.worker_pids()
+    cluster.signal(signal.SIGHUP)
+    status = rolled(cluster, pids)
+    assert len(status["slots"]) == WORKERS
+    handshake(cluster.url, ip)
+    wait_until(lambda: f"two {ip} 200" in read(access_log), 10, what="the re-read format")
+    assert not ignored.exists()
+
+    # A broken file: nothing changes, one ERROR line says why, no traceback.
+    config.write_text("access_log_format = 'three %(h)s'\nthis is not python\n")
+    pids = cluster.worker_pids()
+    cluster.signal(signal.SIGHUP)
+    wait_until(lambda: "config not reloaded" in cluster.log_text(), 10, what="the config error")
+    result = run_sioctl("reload", "--title", cluster.title, "--run-dir", cluster.run_base)
+    assert result.returncode == 1 and "config not reloaded" in result.stderr, result.stderr
+    errors = [line for line in cluster.log_text().splitlines() if " ERROR " in line]
+    assert len(errors) == 2 and all("config not reloaded" in e for e in errors), errors
+    assert "NameError: name 'this' is not defined (line 2)" in errors[0], errors
+    assert "Traceback" not in cluster.log_text()
+    assert cluster.worker_pids() == pids
+    handshake(cluster.url, ip)
+    wait_until(lambda: read(access_log).count(f"two {ip} 200") == 2, 10, what="still serving")
+
+    # Fixed: sioctl reload reads it and rolls.
+    config.write_text("access_log_format = 'four %(h)s %(s)s'\n")
+    result = run_sioctl("reload", "--title", cluster.title, "--run-dir", cluster.run_base)
+    assert result.returncode == 0, result.stderr
+    assert "config read again; rolling restart of 2 workers" in result.stdout
+    rolled(cluster, pids)
+    handshake(cluster.url, ip)
+    wait_until(lambda: f"four {ip} 200" in read(access_log), 10, what="the fixed format")
+
+
+def test_a_background_master_reads_its_config_again(run_sioctl: Any, redis_url: str,
+                                                    tmp_path: Path) -> None:
+    """``start --daemon``: the master is another process; it gets how its settings were built
+    (SIOCTL_RELOAD) and reads the file again on ``sioctl reload``."""
+    port = free_port()
+    run_base = tempfile.mkdtemp(prefix="sio")
+    access_log, config = tmp_path / "access.log", tmp_path / "gunicorn.conf.py"
+    config.write_text("access_log_format = 'one %(h)s'\n")
+    where = ["--title", f"d{port}", "--run-dir", run_base]
+    started = run_sioctl("start", "tests.apps.chat:sio", "--daemon", "-w", "1", "--redis",
+                         redis_url, "-b", f"127.0.0.1:{port}", "-c", str(config),
+                         "--access-logfile", str(access_log), *where)
+    try:
+        assert started.returncode == 0, started.stderr
+        url = f"http://127.0.0.1:{port}"
+        handshake(url, "127.0.0.2")
+        wait_until(lambda: "one 127.0.0.2" in read(access_log), 10, what="the first format")
+        config.write_text("access_log_format = 'two %(h)s'\n")
+        result = run_sioctl("reload", *where)
+        assert result.returncode == 0 and "config read again" in result.stdout, result.stderr
+        wait_until(lambda: (handshake(url, "127.0.0.2"), "two 127.0.0.2" in read(access_log))[1],
+                   20, interval=0.5, what="the re-read format")
+    finally:
+        run_sioctl("stop", *where)
+        shutil.rmtree(run_base, ignore_errors=True)
