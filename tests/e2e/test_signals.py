@@ -221,3 +221,43 @@ def test_a_background_master_reads_its_config_again(run_sioctl: Any, redis_url: 
     finally:
         run_sioctl("stop", *where)
         shutil.rmtree(run_base, ignore_errors=True)
+
+
+def stale_poll(url: str, source_ip: str, sid: str) -> int:
+    """A polling GET for ``sid`` from ``source_ip``, as a client whose session lived on a
+    worker that is gone sends it; returns the status code."""
+    with bound_session(source_ip) as session:
+        reply = session.get(f"{url}/socket.io/?EIO=4&transport=polling&sid={sid}", timeout=10)
+    return int(reply.status_code)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_planned_restart_or_scale_down_under_polling_clients_logs_no_error(
+    start_cluster: Any, connect: Any
+) -> None:
+    cluster = start_cluster(workers=WORKERS)
+    sources = [ips_for_slot(slot, WORKERS)[i] for slot in range(WORKERS) for i in range(2)]
+    clients = [connect(cluster, ip, ("polling",)) for ip in sources]
+    sids = [client.eio.sid for client in clients]
+    pids = cluster.worker_pids()
+
+    cluster.signal(signal.SIGHUP)
+    rolled(cluster, pids)
+    # What a polling client of a session on the old worker sends to the new one.
+    assert stale_poll(cluster.url, sources[0], sids[0]) == 400
+    for client in clients:
+        wait_until(lambda c=client: try_whoami(c) is not None, 30, what="clients back")
+
+    # Scale down: the clients of slot 1 reach slot 0, which never had their sessions.
+    moved = [(ip, client.eio.sid) for ip, client in zip(sources, clients, strict=True)
+             if expected_slot(ip, WORKERS) == 1]
+    cluster.signal(signal.SIGTTOU)
+    slot_count(cluster, 1)
+    assert all(stale_poll(cluster.url, ip, sid) == 400 for ip, sid in moved)
+    for client in clients:
+        wait_until(lambda c=client: (try_whoami(c) or {}).get("slot") == 0, 30,
+                   what="clients on the one worker left")
+
+    log = cluster.log_text()
+    assert [line for line in log.splitlines() if " ERROR " in line] == []
+    assert "answered 400, the client starts a new session" in log
