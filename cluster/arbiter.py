@@ -44,7 +44,7 @@ log = logging.getLogger("sioctl.master")
 __all__ = ["BOOTING", "RUNNING", "STOPPING", "Arbiter", "BootError", "raise_open_file_limit"]
 
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGCHLD,
-                   signal.SIGUSR1, signal.SIGTTIN, signal.SIGTTOU)
+                   signal.SIGUSR1, signal.SIGUSR2, signal.SIGTTIN, signal.SIGTTOU)
 
 
 class BootError(Exception):
@@ -264,6 +264,11 @@ class Arbiter:
             self.reload()
         elif signum == signal.SIGUSR1:
             self.reopen_logs()
+        elif signum == signal.SIGUSR2:
+            # gunicorn's binary upgrade; left unhandled it ended the master and the cluster.
+            log.warning("USR2 ignored: sioctl has no binary upgrade (HUP restarts the workers "
+                        "on the new code; a new master needs a restart). To log a worker's "
+                        "memory figures, send USR2 to the worker's pid (sioctl status)")
         elif signum == signal.SIGTTIN:
             log.info("TTIN: one worker more")
             self.supervisor.scale(len(self.router.slots) + 1)

@@ -261,3 +261,13 @@ def test_a_planned_restart_or_scale_down_under_polling_clients_logs_no_error(
     log = cluster.log_text()
     assert [line for line in log.splitlines() if " ERROR " in line] == []
     assert "answered 400, the client starts a new session" in log
+
+
+def test_usr2_to_the_master_is_ignored_with_a_warning(start_cluster: Any) -> None:
+    """gunicorn's binary upgrade signal: it used to end the master (no handler)."""
+    cluster = start_cluster(workers=1, redis_url=None)
+    pids = cluster.worker_pids()
+    cluster.signal(signal.SIGUSR2)
+    wait_until(lambda: "USR2 ignored" in cluster.log_text(), 10, what="the warning")
+    assert cluster.proc.poll() is None
+    assert cluster.status()["state"] == "running" and cluster.worker_pids() == pids
