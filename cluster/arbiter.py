@@ -28,7 +28,7 @@ from .client_address import TrustedProxies
 from .control import ControlError, ControlServer
 from .inspector import Inspector
 from .listeners import ListenError, open_listener
-from .logs import configure_logging, reopen_log_files
+from .logs import configure_logging, reopen_daemon_output, reopen_log_files
 from .metrics import MetricsServer
 from .reactor import Reactor
 from .reconfig import compare
@@ -323,6 +323,9 @@ class Arbiter:
         own (error and access logs); the cluster keeps serving throughout."""
         try:
             reopened = reopen_log_files(logging.getLogger("sioctl"))
+            daemon_log = reopen_daemon_output(self.settings)
+            if daemon_log:
+                reopened.append(daemon_log)
         except OSError as exc:
             # The old file stays open: nothing is lost, and the next USR1 tries again.
             log.error("USR1: cannot reopen the log file: %s", exc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import sys
 from typing import cast
 
@@ -58,3 +59,25 @@ def reopen_log_files(*loggers: logging.Logger) -> list[str]:
                 old.close()
             reopened.append(handler.baseFilename)
     return reopened
+
+
+# What `sioctl start --daemon` names the file it points a background master's stdout and
+# stderr at when there is no --error-logfile (cli/rundir.DAEMON_LOG).
+DAEMON_LOG = "sioctl.log"
+
+
+def reopen_daemon_output(settings: Settings) -> str | None:
+    """With ``--daemon`` and no ``--error-logfile``, stdout and stderr (the master's, and the
+    workers' they inherit) are ``RUN_DIR/sioctl.log``: reopen that file onto both (USR1), so
+    it can be rotated like a named log. Returns its path, or None when the output is not it."""
+    if not settings.daemon or settings.errorlog not in ("-", "", None):
+        return None
+    path = os.path.join(settings.run_dir, DAEMON_LOG)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        for stream, target in ((sys.stdout, 1), (sys.stderr, 2)):
+            stream.flush()
+            os.dup2(fd, target)
+    finally:
+        os.close(fd)
+    return path

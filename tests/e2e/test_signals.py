@@ -196,10 +196,12 @@ def test_hup_and_sioctl_reload_read_the_config_again_and_keep_workers_on_a_bad_o
     wait_until(lambda: f"four {ip} 200" in read(access_log), 10, what="the fixed format")
 
 
-def test_a_background_master_reads_its_config_again(run_sioctl: Any, redis_url: str,
-                                                    tmp_path: Path) -> None:
+def test_a_background_master_reloads_its_config_and_rotates_its_output(
+    run_sioctl: Any, redis_url: str, tmp_path: Path
+) -> None:
     """``start --daemon``: the master is another process; it gets how its settings were built
-    (SIOCTL_RELOAD) and reads the file again on ``sioctl reload``."""
+    (SIOCTL_RELOAD) and reads the file again on ``sioctl reload``; its output file (no
+    --error-logfile: RUN_DIR/sioctl.log, the workers' too) is reopened on USR1."""
     port = free_port()
     run_base = tempfile.mkdtemp(prefix="sio")
     access_log, config = tmp_path / "access.log", tmp_path / "gunicorn.conf.py"
@@ -218,6 +220,14 @@ def test_a_background_master_reads_its_config_again(run_sioctl: Any, redis_url: 
         assert result.returncode == 0 and "config read again" in result.stdout, result.stderr
         wait_until(lambda: (handshake(url, "127.0.0.2"), "two 127.0.0.2" in read(access_log))[1],
                    20, interval=0.5, what="the re-read format")
+
+        output = Path(run_base) / f"d{port}" / "sioctl.log"
+        os.rename(output, output.with_name("sioctl.log.1"))
+        master = int((output.parent / "master.pid").read_text())
+        os.kill(master, signal.SIGUSR1)
+        wait_until(lambda: "[master" in read(output) and "[worker 0 pid" in read(output), 10,
+                   what="master and worker writing to the new output file")
+        assert "USR1: reopened" in read(output)
     finally:
         run_sioctl("stop", *where)
         shutil.rmtree(run_base, ignore_errors=True)

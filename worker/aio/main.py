@@ -125,7 +125,7 @@ class Worker:
     def _reopen_logs(self) -> None:
         """USR1: reopen the error and access logs (the master sends it after a logrotate)."""
         try:
-            boot.reopen_logs(self.access_logger, self.logger)
+            boot.reopen_logs(self.settings, self.access_logger, self.logger)
         except OSError as exc:
             self.logger.error("USR1: cannot reopen the log files: %s", exc)
 
