@@ -3,11 +3,13 @@ start's options still win, and a broken file is one line naming the error and it
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
 from sioctl.cli.rebuild import RebuildError, Recipe, rebuild
+from tests.support.paths import REPO_ROOT
 
 
 def test_the_file_is_read_again_and_options_still_win(tmp_path: Path) -> None:
@@ -35,3 +37,17 @@ def test_a_broken_file_is_one_line_with_the_error_and_its_line(tmp_path: Path,
     assert "KeyError: 'SIOCTL_TEST_NOT_SET_ANYWHERE' (line 2)" in message, message
     printed = capsys.readouterr()
     assert "Traceback" not in printed.err + printed.out
+
+
+def test_an_app_directory_config_is_read_again(tmp_path: Path) -> None:
+    app_dir = tmp_path / "eggapp"
+    shutil.copytree(REPO_ROOT / "tests" / "apps" / "eggapp", app_dir)
+    recipe = Recipe.of(None, {"app": str(app_dir)}, str(tmp_path))
+    assert rebuild(recipe).allow_eio3 is True
+    default = app_dir / "config" / "config_default.py"
+    default.write_text(default.read_text().replace('"allowEIO3": True', '"allowEIO3": False'))
+    assert rebuild(recipe).allow_eio3 is False
+    default.write_text(default.read_text() + "\nraise RuntimeError('half-edited')\n")
+    with pytest.raises(RebuildError) as caught:
+        rebuild(recipe)
+    assert "half-edited" in str(caught.value) and "\n" not in str(caught.value)
