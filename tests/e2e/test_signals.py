@@ -5,6 +5,7 @@ the workers. Real masters, workers and clients, on both engines.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -205,9 +206,9 @@ def test_a_background_master_reloads_its_config_and_rotates_its_output(
     port = free_port()
     run_base = tempfile.mkdtemp(prefix="sio")
     access_log, config = tmp_path / "access.log", tmp_path / "gunicorn.conf.py"
-    config.write_text("access_log_format = 'one %(h)s'\n")
+    config.write_text("access_log_format = 'one %(h)s'\nworkers = 1\n")
     where = ["--title", f"d{port}", "--run-dir", run_base]
-    started = run_sioctl("start", "tests.apps.chat:sio", "--daemon", "-w", "1", "--redis",
+    started = run_sioctl("start", "tests.apps.chat:sio", "--daemon", "--redis",
                          redis_url, "-b", f"127.0.0.1:{port}", "-c", str(config),
                          "--access-logfile", str(access_log), *where)
     try:
@@ -215,9 +216,14 @@ def test_a_background_master_reloads_its_config_and_rotates_its_output(
         url = f"http://127.0.0.1:{port}"
         handshake(url, "127.0.0.2")
         wait_until(lambda: "one 127.0.0.2" in read(access_log), 10, what="the first format")
-        config.write_text("access_log_format = 'two %(h)s'\n")
+        # No -w at start: the file's worker count applies, and HUP applies a new one.
+        config.write_text("access_log_format = 'two %(h)s'\nworkers = 2\n")
         result = run_sioctl("reload", *where)
         assert result.returncode == 0 and "config read again" in result.stdout, result.stderr
+        assert "rolling restart of 2 workers" in result.stdout
+        wait_until(lambda: [s["state"] for s in json.loads(run_sioctl(
+            "status", "--json", *where).stdout)["slots"]] == ["ready", "ready"], 30,
+            interval=0.3, what="two ready workers")
         wait_until(lambda: (handshake(url, "127.0.0.2"), "two 127.0.0.2" in read(access_log))[1],
                    20, interval=0.5, what="the re-read format")
 
