@@ -79,7 +79,7 @@ def render(reply: dict[str, Any], now: float) -> str:
         f"{title}: master pid {_cell(reply.get('pid'))}, up {uptime}, {reply.get('state', '?')}"
     )
     if reply.get("engine"):
-        header += f", {len(reply.get('slots') or [])} {reply['engine']} workers"
+        header += f", {reply['engine']} workers"
     binds = ", ".join(str(b) for b in reply.get("binds") or []) or "-"
     lines = [header, f"  binds: {binds}", f"  redis: {reply.get('redis') or '-'}"]
     embedded = embedded_redis_line(reply.get("embedded_redis"), now)
