@@ -47,6 +47,9 @@ class Router:
         # The per-slot bound alone would let one stuck slot use up every descriptor and stop
         # accepting for all; the total stays below the open-file limit.
         self.pending_total_limit = pending_total_limit
+        # The descriptors the queues may hold at most (limit_descriptors), whatever the count
+        # of slots; None until known.
+        self.descriptor_cap: int | None = None
         self.listeners: list[socket.socket] = []
         self.listening = False
         self.closed = False
@@ -61,7 +64,8 @@ class Router:
 
     def limit_descriptors(self, available: int) -> None:
         """Keep what the queues and the inspector may hold below ``available`` descriptors."""
-        self.pending_total_limit = min(self.pending_total_limit, max(16, available))
+        self.descriptor_cap = max(16, available)
+        self.pending_total_limit = min(self.pending_total_limit, self.descriptor_cap)
         # Slow headers may hold at most half of them; the queues need the rest.
         self.inspector.total_limit = min(self.inspector.total_limit, max(16, available // 2))
 
@@ -253,6 +257,12 @@ class Router:
         if worker.slot < len(self.slots):
             return self.slots[worker.slot]
         return None
+
+    def set_pending_total(self, per_slot: int) -> None:
+        """Bound the queues together by ``per_slot`` for each slot there is now (after a
+        scale), never above the descriptor cap."""
+        total = per_slot * len(self.slots)
+        self.pending_total_limit = min(total, self.descriptor_cap or total)
 
     def resize(self, routing: int) -> None:
         """Hash clients over the first ``routing`` slots from now on; what waits in the queue

@@ -325,6 +325,7 @@ class Supervisor:
                 slot = Slot(index, self.settings.pending_limit)
                 self.slots.append(slot)
                 self._spawn(slot)
+            self.router.set_pending_total(self.settings.pending_limit)
             return None
         self.router.resize(min(self.router.routing, target))
         for slot in reversed(self.slots[target:]):
@@ -333,6 +334,7 @@ class Supervisor:
             if slot.worker is not None:
                 self._retire(slot.worker)
         del self.slots[target:]
+        self.router.set_pending_total(self.settings.pending_limit)
         return None
 
     def _cannot_scale(self, target: int) -> str | None:
