@@ -98,6 +98,7 @@ def scale_command(count: str, title: str | None, run_dir: str | None, wait: bool
     New workers take over ~1/N of the clients each once ready; removed workers (the highest
     slots) drain as in a rolling restart. Never fewer than 1.
     """
+    target_count(count, 1)  # a malformed COUNT is a usage error before anything is asked
     base, found = find_one(run_dir, title)
     assert found.reply is not None
     current = int(found.reply.get("workers") or len(found.reply.get("slots", [])))
