@@ -16,6 +16,7 @@ import io
 import json
 import os
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -69,6 +70,9 @@ def rebuild(recipe: Recipe) -> Settings:
     print meanwhile (a broken file's traceback, notes) is kept out of the master's log.
     """
     location = recipe.config_file or config.default_config_file(recipe.cwd)
+    if location and location.startswith("python:"):
+        # gunicorn imports the module: without this, the copy imported at start would do.
+        sys.modules.pop(location[len("python:"):], None)
     captured = io.StringIO()
     try:
         with contextlib.redirect_stderr(captured), contextlib.redirect_stdout(captured):

@@ -4,6 +4,7 @@ start's options still win, and a broken file is one line naming the error and it
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,16 @@ def test_an_app_directory_config_is_read_again(tmp_path: Path) -> None:
     with pytest.raises(RebuildError) as caught:
         rebuild(recipe)
     assert "half-edited" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_python_module_config_is_imported_again(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "sig17_reload_conf.py").write_text("timeout = 5\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    recipe = Recipe.of("python:sig17_reload_conf", {"app": "tests.apps.chat:sio"},
+                       str(tmp_path))
+    assert rebuild(recipe).timeout == 5.0
+    # Another size: a .pyc of the same size and mtime second would be taken for it.
+    (tmp_path / "sig17_reload_conf.py").write_text("timeout = 19\n")
+    assert rebuild(recipe).timeout == 19.0
+    monkeypatch.delitem(sys.modules, "sig17_reload_conf", raising=False)
