@@ -280,11 +280,15 @@ def test_a_planned_restart_or_scale_down_under_polling_clients_logs_no_error(
     assert "answered 400, the client starts a new session" in log
 
 
-def test_usr2_to_the_master_is_ignored_with_a_warning(start_cluster: Any) -> None:
-    """gunicorn's binary upgrade signal: it used to end the master (no handler)."""
+def test_usr2_and_growing_without_redis_are_refused_with_a_warning(start_cluster: Any) -> None:
+    """USR2, gunicorn's binary upgrade signal, used to end the master (no handler); TTIN on
+    one worker without Redis would start a worker that cannot reach the first one's clients."""
     cluster = start_cluster(workers=1, redis_url=None)
     pids = cluster.worker_pids()
     cluster.signal(signal.SIGUSR2)
     wait_until(lambda: "USR2 ignored" in cluster.log_text(), 10, what="the warning")
+    cluster.signal(signal.SIGTTIN)
+    wait_until(lambda: "scale to 2 worker(s) ignored: the workers would have no Redis"
+               in cluster.log_text(), 10, what="the refusal")
     assert cluster.proc.poll() is None
     assert cluster.status()["state"] == "running" and cluster.worker_pids() == pids
