@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from sioctl.cluster.settings import SETTINGS_ENV, Settings
 
 from . import rundir
+from .rebuild import RELOAD_ENV, Recipe
 
 # Extra time, beyond the graceful timeout, a master gets to report that it is ready.
 READY_SLACK = 60.0
@@ -63,6 +64,12 @@ def child_environ(settings: Settings, base: Mapping[str, str]) -> dict[str, str]
     return env
 
 
+def _with_recipe(env: dict[str, str], recipe: Recipe | None) -> dict[str, str]:
+    if recipe is not None:
+        env[RELOAD_ENV] = recipe.to_json()
+    return env
+
+
 def read_line(fd: int, deadline: float, alive: subprocess.Popen[bytes] | None = None) -> str | None:
     """The first line written to ``fd`` before ``deadline``.
 
@@ -97,8 +104,9 @@ def tail(path: str, lines: int = 20) -> list[str]:
         return []
 
 
-def start(settings: Settings) -> Outcome:
-    """Start the master in the background and wait (bounded) for its first word."""
+def start(settings: Settings, recipe: Recipe | None = None) -> Outcome:
+    """Start the master in the background and wait (bounded) for its first word; with
+    ``recipe``, its HUP reads the config files again (passed in SIOCTL_RELOAD)."""
     os.makedirs(settings.run_dir, mode=0o700, exist_ok=True)
     path = log_path(settings)
     read_end, write_end = os.pipe()
@@ -110,7 +118,7 @@ def start(settings: Settings) -> Outcome:
                 stdout=log,
                 stderr=log,
                 cwd=settings.chdir,
-                env=child_environ(settings, dict(os.environ)),
+                env=_with_recipe(child_environ(settings, dict(os.environ)), recipe),
                 pass_fds=(write_end,),
                 start_new_session=True,
             )

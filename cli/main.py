@@ -16,7 +16,7 @@ import sioctl
 from sioctl.cluster import engine_probe
 from sioctl.cluster.settings import Settings, mask_url, parse_bind
 
-from . import config, daemon, dev, reloader, rundir, skeleton, status, stopping
+from . import config, daemon, dev, operate, rebuild, reloader, rundir, skeleton, status, stopping
 from .appdir import AppError
 from .options import app_argument, env, option, run_dir_option, setting_option, setting_options
 
@@ -71,12 +71,13 @@ def start(sticky: bool, config_file: str | None, print_config: bool, **options: 
             shown["redis_url"] = mask_url(settings.redis_url)
         click.echo(json.dumps(shown, indent=2))
         return
-    sys.exit(launch(settings))
+    sys.exit(launch(settings, rebuild.Recipe.of(config_file, options, cwd)))
 
 
-def launch(settings: Settings) -> int:
+def launch(settings: Settings, recipe: rebuild.Recipe | None = None) -> int:
     """Run the cluster ``settings`` describe, as ``sioctl start`` does: in the foreground until
     it stops (the master's exit status), or with ``daemon`` until every worker is ready (0).
+    With ``recipe`` (how the settings were built), HUP reads the config files again.
     Raises click.ClickException when it cannot start (a cluster of that title runs, say)."""
     base = os.path.dirname(settings.run_dir)
     found = stopping.probe(base, settings.title)
@@ -88,7 +89,7 @@ def launch(settings: Settings) -> int:
     urls = ", ".join(config.listen_urls(settings))
     if settings.daemon:
         try:
-            outcome = daemon.start(settings)
+            outcome = daemon.start(settings, recipe)
         except OSError as exc:
             raise click.ClickException(f"cannot start the master: {exc}") from None
         if outcome.ok:
@@ -109,7 +110,7 @@ def launch(settings: Settings) -> int:
     # Imported only here: the master is not needed to stop, inspect or build settings.
     from sioctl.cluster.arbiter import Arbiter
 
-    return Arbiter(settings).run()
+    return Arbiter(settings, rebuild.rebuilder(recipe)).run()
 
 
 def start_settings(location: str | None, options: dict[str, Any], cwd: str) -> Settings:
@@ -338,6 +339,11 @@ def nginx_command(nodes: tuple[str, ...], listen: str | None, server_name: str |
     except nginx.NginxConfigError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(text, nl=False)
+
+
+# Day-2 commands to a running cluster, kept in their own module.
+cli.add_command(operate.scale_command)
+cli.add_command(operate.reload_command)
 
 
 def main() -> None:

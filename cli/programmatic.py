@@ -18,6 +18,7 @@ import click
 from sioctl.cluster.settings import SPECS
 
 from . import main
+from .rebuild import Recipe
 
 # Settings given by start_cluster's own parameters rather than by keyword.
 _OWN = {"app", "binds", "workers"}
@@ -59,6 +60,7 @@ def start_cluster(
         options[spec.option] = value
     try:
         settings_ = main.start_settings(config_file, options, os.getcwd())
-        return main.launch(settings_)
+        # As `sioctl start`: HUP reads the config file and app directory's config again.
+        return main.launch(settings_, Recipe.of(config_file, options, os.getcwd()))
     except click.ClickException as exc:
         raise ValueError(exc.format_message()) from None

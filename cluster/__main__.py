@@ -9,6 +9,7 @@ user can read another process's command line.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .arbiter import Arbiter
@@ -23,7 +24,14 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_environ()
     except (KeyError, ValueError, TypeError):
         parser.error(f"{SETTINGS_ENV} must hold the cluster's settings as JSON")
-    return Arbiter(settings).run(ready_fd=args.ready_fd)
+    # How `sioctl start --daemon` built the settings, for HUP to build them again. The CLI's
+    # config reader (click, gunicorn's loader) is imported only if there is a recipe.
+    rebuild = None
+    if os.environ.get("SIOCTL_RELOAD"):
+        from sioctl.cli import rebuild as cli_rebuild
+
+        rebuild = cli_rebuild.rebuilder(cli_rebuild.from_environ())
+    return Arbiter(settings, rebuild).run(ready_fd=args.ready_fd)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import resource
 import signal
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from . import engine_probe
@@ -27,9 +28,10 @@ from .client_address import TrustedProxies
 from .control import ControlError, ControlServer
 from .inspector import Inspector
 from .listeners import ListenError, open_listener
-from .logs import configure_logging
+from .logs import configure_logging, reopen_daemon_output, reopen_log_files
 from .metrics import MetricsServer
 from .reactor import Reactor
+from .reconfig import compare
 from .redis_server import RedisServer, RedisServerError, RedisServerNotFound
 from .redis_supervisor import RedisSupervisor
 from .router import Router
@@ -41,7 +43,8 @@ log = logging.getLogger("sioctl.master")
 
 __all__ = ["BOOTING", "RUNNING", "STOPPING", "Arbiter", "BootError", "raise_open_file_limit"]
 
-HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGCHLD)
+HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGCHLD,
+                   signal.SIGUSR1, signal.SIGUSR2, signal.SIGTTIN, signal.SIGTTOU)
 
 
 class BootError(Exception):
@@ -51,8 +54,11 @@ class BootError(Exception):
 class Arbiter:
     """Runs a cluster with the given settings until it is told to stop."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings,
+                 rebuild: Callable[[], Settings] | None = None) -> None:
         self.settings = settings
+        # Builds the settings again from the config files (HUP); None: HUP only rolls.
+        self.rebuild = rebuild
         self.started_at = time.time()
         self.reactor = Reactor()
         slots = [Slot(i, settings.pending_limit) for i in range(settings.workers)]
@@ -254,7 +260,80 @@ class Arbiter:
             log.info("%s: stopping now", name)
             self.supervisor.stop(graceful=False)
         elif signum == signal.SIGHUP:
-            self.supervisor.rolling_restart()
+            log.info("HUP: reloading")
+            self.reload()
+        elif signum == signal.SIGUSR1:
+            self.reopen_logs()
+        elif signum == signal.SIGUSR2:
+            # gunicorn's binary upgrade; left unhandled it ended the master and the cluster.
+            log.warning("USR2 ignored: sioctl has no binary upgrade (HUP restarts the workers "
+                        "on the new code; a new master needs a restart). To log a worker's "
+                        "memory figures, send USR2 to the worker's pid (sioctl status)")
+        elif signum == signal.SIGTTIN:
+            log.info("TTIN: one worker more")
+            self.supervisor.scale(len(self.router.slots) + 1)
+        elif signum == signal.SIGTTOU:
+            if len(self.router.slots) == 1:
+                log.warning("TTOU ignored: one worker is the fewest a cluster runs")
+            else:
+                log.info("TTOU: one worker less")
+                self.supervisor.scale(len(self.router.slots) - 1)
+
+    def reload(self) -> dict[str, Any]:
+        """HUP, ``sioctl reload``: read the config file and the app directory's config again,
+        apply them, then roll every worker (which imports the app afresh). A config that
+        cannot be read changes nothing: one ERROR line says why and the workers keep serving.
+        Returns the control socket's reply."""
+        problem = self.supervisor.cannot_roll()
+        if problem:
+            log.warning("reload ignored: %s", problem)
+            return {"ok": False, "error": f"reload ignored: {problem}"}
+        rolled = len(self.router.slots)
+        if self.rebuild is not None:
+            try:
+                fresh = self.rebuild()
+            except Exception as exc:  # RebuildError, or whatever the config raised: one line
+                message = f"config not reloaded, the workers keep running: {exc}"
+                log.error("%s", message)
+                return {"ok": False, "error": message}
+            rolled = self._apply_settings(fresh)
+        self.supervisor.rolling_restart(rolled)
+        return {"ok": True, "workers": self.settings.workers, "config": self.rebuild is not None}
+
+    def _apply_settings(self, fresh: Settings) -> int:
+        """Lay the re-read settings over the running ones (what the master holds since its
+        start is kept, with a warning) and scale to their worker count; returns how many of
+        the slots existed before (those the roll replaces: new slots start on the new config)."""
+        changes = compare(self.settings, fresh)
+        if changes.need_restart:
+            log.warning("reload: %s changed; kept until the cluster restarts",
+                        ", ".join(changes.need_restart))
+        for name, value in changes.apply.items():
+            setattr(self.settings, name, value)
+        if changes.apply:
+            log.info("reload: new %s", ", ".join(sorted(changes.apply)))
+        logging.getLogger("sioctl").setLevel(self.settings.loglevel.upper())
+        before = len(self.router.slots)
+        if fresh.workers != before:
+            self.supervisor.scale(fresh.workers)
+        return min(before, len(self.router.slots))
+
+    def reopen_logs(self) -> None:
+        """USR1 (logrotate): reopen the master's log file, then have every worker reopen its
+        own (error and access logs); the cluster keeps serving throughout."""
+        try:
+            reopened = reopen_log_files(logging.getLogger("sioctl"))
+            daemon_log = reopen_daemon_output(self.settings)
+            if daemon_log:
+                reopened.append(daemon_log)
+        except OSError as exc:
+            # The old file stays open: nothing is lost, and the next USR1 tries again.
+            log.error("USR1: cannot reopen the log file: %s", exc)
+        else:
+            # Logged after the swap, so the line opens the new file.
+            log.info("USR1: reopened %s; asking the workers to reopen theirs",
+                     ", ".join(reopened) or "no log file (logging to stderr)")
+        self.supervisor.reopen_logs()
 
     def _on_command(self, command: dict[str, Any]) -> dict[str, Any]:
         name = command.get("cmd")
@@ -268,9 +347,21 @@ class Arbiter:
             self.supervisor.stop(graceful=graceful)
             return {"ok": True, "pid": os.getpid()}
         if name == "reload":
-            self.supervisor.rolling_restart()
-            return {"ok": True}
+            log.info("reload requested on the control socket")
+            return self.reload()
+        if name == "scale":
+            return self._scale_command(command.get("workers"))
         return {"ok": False, "error": f"unknown command {name!r}"}
+
+    def _scale_command(self, workers: Any) -> dict[str, Any]:
+        """``sioctl scale N``: {"ok", "from", "workers"} or {"ok": False, "error"}."""
+        if type(workers) is not int:
+            return {"ok": False, "error": f"workers must be a number, not {workers!r}"}
+        before = len(self.router.slots)
+        problem = self.supervisor.scale(workers)
+        if problem:
+            return {"ok": False, "error": problem}
+        return {"ok": True, "from": before, "workers": workers}
 
     def status(self) -> dict[str, Any]:
         """What ``sioctl status`` shows: the cluster and one entry per slot."""
@@ -285,6 +376,7 @@ class Arbiter:
             "binds": self.router.addresses(),
             "redis": self._redis_description(),
             "graceful_timeout": self.settings.graceful_timeout,
+            "workers": len(self.router.slots),
             "inspection": {"pending": len(inspector.pending),
                            "errors": inspector.errors,
                            "timeouts": inspector.timeouts,

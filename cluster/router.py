@@ -40,10 +40,16 @@ class Router:
                  pending_total_limit: int) -> None:
         self.reactor = reactor
         self.slots = slots
+        # How many slots clients are hashed over: len(slots), except while slots added by a
+        # scale-up wait for their first worker (see Supervisor.scale).
+        self.routing = len(slots)
         self.inspector = inspector
         # The per-slot bound alone would let one stuck slot use up every descriptor and stop
         # accepting for all; the total stays below the open-file limit.
         self.pending_total_limit = pending_total_limit
+        # The descriptors the queues may hold at most (limit_descriptors), whatever the count
+        # of slots; None until known.
+        self.descriptor_cap: int | None = None
         self.listeners: list[socket.socket] = []
         self.listening = False
         self.closed = False
@@ -58,7 +64,8 @@ class Router:
 
     def limit_descriptors(self, available: int) -> None:
         """Keep what the queues and the inspector may hold below ``available`` descriptors."""
-        self.pending_total_limit = min(self.pending_total_limit, max(16, available))
+        self.descriptor_cap = max(16, available)
+        self.pending_total_limit = min(self.pending_total_limit, self.descriptor_cap)
         # Slow headers may hold at most half of them; the queues need the rest.
         self.inspector.total_limit = min(self.inspector.total_limit, max(16, available // 2))
 
@@ -158,7 +165,7 @@ class Router:
 
     def dispatch(self, conn: socket.socket, address: tuple[str, int]) -> None:
         """Queue ``conn`` (from client ``address``) in its slot and hand the queue over."""
-        slot = self.slots[slot_for_address(address[0], len(self.slots))]
+        slot = self.slots[slot_for_address(address[0], self.routing)]
         total = sum(len(s.pending) for s in self.slots)
         if total < self.pending_total_limit and slot.pending.push(conn, address):
             self.flush(slot)
@@ -211,8 +218,8 @@ class Router:
 
     def on_channel_writable(self, worker: WorkerProcess) -> None:
         """A worker's full channel has room again: hand it more, or stop watching for room."""
-        slot = self.slots[worker.slot]
-        if worker is slot.worker:
+        slot = self.slot_of(worker)
+        if slot is not None and worker is slot.worker:
             self.flush(slot)
         else:
             # Nothing more is handed to it; a channel left watched for writing would spin.
@@ -226,17 +233,45 @@ class Router:
         unread = channel.take_back(worker.worker_end)
         if not unread:
             return
-        slot = self.slots[worker.slot]
-        if self.closed:
+        slot = self.slot_of(worker)
+        if slot is None and not self.closed:
+            # Its slot was removed (scale down): each goes to the slot that serves it now.
+            for conn, address in unread:
+                self.dispatch(conn, address)
+            log.info("worker pid %d of a removed slot left %d connection(s) unread; routed "
+                     "them again", worker.pid, len(unread))
+            return
+        if slot is None or self.closed:
             for conn, _ in unread:
                 conn.close()
-            log.info("slot %d: closed %d connection(s) worker pid %d never read", slot.index,
+            log.info("slot %d: closed %d connection(s) worker pid %d never read", worker.slot,
                      len(unread), worker.pid)
             return
         slot.pending.requeue(unread)
         slot.requeued += len(unread)
         log.warning("slot %d: took back %d connection(s) worker pid %d never read; they go to "
                     "the next worker", slot.index, len(unread), worker.pid)
+
+    def slot_of(self, worker: WorkerProcess) -> Slot | None:
+        """The slot ``worker`` was started for, or None if a scale-down removed it."""
+        if worker.slot < len(self.slots):
+            return self.slots[worker.slot]
+        return None
+
+    def set_pending_total(self, per_slot: int) -> None:
+        """Bound the queues together by ``per_slot`` for each slot there is now (after a
+        scale), never above the descriptor cap."""
+        total = per_slot * len(self.slots)
+        self.pending_total_limit = min(total, self.descriptor_cap or total)
+
+    def resize(self, routing: int) -> None:
+        """Hash clients over the first ``routing`` slots from now on; what waits in the queue
+        of a slot past them (being removed) is routed again, to the slot that serves it now."""
+        self.routing = routing
+        for slot in self.slots[routing:]:
+            while slot.pending:
+                conn, address = slot.pending.pop()
+                self.dispatch(conn, address)
 
     # ------------------------------------------------------------------------------ stopping
 

@@ -143,8 +143,8 @@ class Supervisor:
     def _on_worker_answers(self, worker: WorkerProcess, silent: float) -> None:
         """A stalled worker spoke again (SIGCONT, or it was only busy): it receives again."""
         worker.stalled_since = None
-        slot = self.slots[worker.slot]
-        if worker is not slot.worker:
+        slot = self.router.slot_of(worker)
+        if slot is None or worker is not slot.worker:
             return
         log.info("slot %d: worker pid %d answers again after %.1fs of silence; handing it %d "
                  "waiting connection(s)", slot.index, worker.pid, silent, len(slot.pending))
@@ -153,6 +153,10 @@ class Supervisor:
     def _on_worker_ready(self, worker: WorkerProcess) -> None:
         slot = self.slots[worker.slot]
         log.info("slot %d: worker pid %d ready", slot.index, worker.pid)
+        if worker.reopen_logs_when_ready:
+            # It may have opened its log files before a rotation that happened while it started.
+            worker.reopen_logs_when_ready = False
+            worker.signal(signal.SIGUSR1)
         if worker is slot.standby:
             old = slot.worker
             slot.worker, slot.standby = worker, None
@@ -162,6 +166,8 @@ class Supervisor:
             self._next_rolling()
             return
         self.router.flush(slot)
+        if slot.index >= self.router.routing:
+            self._widen_routing()
         if self.state == BOOTING and all(
             s.worker is not None and s.worker.state == READY for s in self.slots
         ):
@@ -225,13 +231,14 @@ class Supervisor:
             self._on_worker_exit(worker, status, was_ready)
 
     def _on_worker_exit(self, worker: WorkerProcess, status: int, was_ready: bool) -> None:
-        slot = self.slots[worker.slot]
         how = describe_exit(status)
         if worker in self.retiring:
+            # Replaced, or its slot removed by a scale-down (then self.slots no longer has it).
             self.retiring.remove(worker)
             self.reactor.cancel(f"drain timeout pid {worker.pid}")
-            log.info("slot %d: old worker pid %d %s", slot.index, worker.pid, how)
+            log.info("slot %d: old worker pid %d %s", worker.slot, worker.pid, how)
             return
+        slot = self.slots[worker.slot]
         was_standby = worker is slot.standby
         if was_standby:
             slot.standby = None
@@ -261,17 +268,25 @@ class Supervisor:
 
     # ----------------------------------------------------------------- restarting, stopping
 
-    def rolling_restart(self) -> None:
-        """Replace every worker, one slot at a time: each replacement serves once it is ready,
-        then the old worker drains (SIGHUP, ``sioctl reload``)."""
+    def cannot_roll(self) -> str | None:
+        """Why a rolling restart cannot start now, or None."""
         if self.state != RUNNING:
-            log.warning("restart ignored: the cluster is %s", self.state)
-            return
+            return f"the cluster is {self.state}"
         if self.rolling or any(slot.standby is not None for slot in self.slots):
-            log.warning("restart ignored: a rolling restart is in progress")
+            return "a rolling restart is in progress"
+        return None
+
+    def rolling_restart(self, count: int | None = None) -> None:
+        """Replace every worker (of the first ``count`` slots), one slot at a time: each
+        replacement serves once it is ready, then the old worker drains (SIGHUP,
+        ``sioctl reload``)."""
+        problem = self.cannot_roll()
+        if problem:
+            log.warning("restart ignored: %s", problem)
             return
-        log.info("rolling restart of %d worker(s), one slot at a time", len(self.slots))
-        self.rolling = policy.rolling_order(len(self.slots))
+        count = len(self.slots) if count is None else min(count, len(self.slots))
+        log.info("rolling restart of %d worker(s), one slot at a time", count)
+        self.rolling = policy.rolling_order(count)
         self._next_rolling()
 
     def _next_rolling(self) -> None:
@@ -284,6 +299,67 @@ class Supervisor:
             return
         log.info("slot %d: starting its replacement worker", index)
         self._spawn(self.slots[index], standby=True)
+
+    # ------------------------------------------------------------------------------ scaling
+
+    def scale(self, target: int) -> str | None:
+        """Run ``target`` workers (TTIN, TTOU, ``sioctl scale``); returns why not, or None.
+
+        New slots each get a worker and take their share of the clients once every new slot's
+        worker is ready (until then the jump hash keeps the old count). Removed slots are the
+        highest (the jump hash then moves only their clients): they stop receiving at once,
+        what waits in their queues goes to the slots that serve it now, and their workers
+        drain as a rolling restart drains an old worker.
+        """
+        problem = self._cannot_scale(target)
+        if problem:
+            log.warning("scale to %d worker(s) ignored: %s", target, problem)
+            return problem
+        current = len(self.slots)
+        if target == current:
+            return None
+        log.info("scaling from %d to %d worker(s)", current, target)
+        self.settings.workers = target
+        if target > current:
+            for index in range(current, target):
+                slot = Slot(index, self.settings.pending_limit)
+                self.slots.append(slot)
+                self._spawn(slot)
+            self.router.set_pending_total(self.settings.pending_limit)
+            return None
+        self.router.resize(min(self.router.routing, target))
+        for slot in reversed(self.slots[target:]):
+            self.reactor.cancel(f"respawn slot {slot.index}")
+            slot.respawn_at = None
+            if slot.worker is not None:
+                self._retire(slot.worker)
+        del self.slots[target:]
+        self.router.set_pending_total(self.settings.pending_limit)
+        return None
+
+    def _cannot_scale(self, target: int) -> str | None:
+        if self.state != RUNNING:
+            return f"the cluster is {self.state}"
+        if target < 1:
+            return "a cluster runs at least one worker"
+        if self.rolling or any(slot.standby is not None for slot in self.slots):
+            return "a rolling restart is in progress"
+        if target > 1 and self.redis_url is None:
+            return ("the workers would have no Redis to join them (the cluster started with "
+                    "one worker and no --redis); restart it with --redis URL or -w 2 or more")
+        return None
+
+    def _widen_routing(self) -> None:
+        """Hash clients over every leading slot whose worker is ready (after a scale-up)."""
+        routing = self.router.routing
+        while routing < len(self.slots):
+            worker = self.slots[routing].worker
+            if worker is None or worker.state != READY:
+                break
+            routing += 1
+        if routing != self.router.routing:
+            self.router.resize(routing)
+            log.info("clients are spread over %d worker(s) now", routing)
 
     def _retire(self, worker: WorkerProcess) -> None:
         """Drain a worker that has been replaced: it finishes its sessions, then exits."""
@@ -304,6 +380,15 @@ class Supervisor:
                     worker.slot, worker.pid, self.settings.graceful_timeout)
         worker.signal(signal.SIGKILL)
         worker.kill_deadline = None
+
+    def reopen_logs(self) -> None:
+        """Send SIGUSR1 (reopen your log files) to every worker that handles it; a worker still
+        starting gets it once it is ready (before that, USR1 would end it)."""
+        for worker in self.all_workers():
+            if worker.state == STARTING:
+                worker.reopen_logs_when_ready = True
+            else:
+                worker.signal(signal.SIGUSR1)
 
     def stop(self, graceful: bool) -> None:
         """Stop accepting, close what waits, and stop every worker: SIGTERM (they drain within

@@ -51,6 +51,8 @@ class WorkerProcess:
         # When the master noticed the worker had gone silent (monotonic); None while it answers.
         # A stalled worker is handed nothing: its connections wait in the slot's queue.
         self.stalled_since: float | None = None
+        # A USR1 (reopen the log files) came while the worker was starting: it is sent on ready.
+        self.reopen_logs_when_ready = False
 
     @property
     def pid(self) -> int:

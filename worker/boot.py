@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sioctl.cluster import channel as master_channel
+from sioctl.cluster.logs import reopen_daemon_output, reopen_log_files
 from sioctl.cluster.settings import SETTINGS_ENV, SLOT_ENV, WORKER_BOOT_ERROR, Settings
 from sioctl.worker.errors import BootError
 
@@ -71,6 +72,20 @@ def setup_logging(settings: Settings, slot: int | None) -> logging.Logger:
     level = logging.getLevelName(str(settings.loglevel).upper())
     root.setLevel(level if isinstance(level, int) else logging.INFO)
     return logging.getLogger("sioctl.worker")
+
+
+def reopen_logs(settings: Settings, access_logger: Any, logger: logging.Logger) -> None:
+    """USR1 (sent by the master after a logrotate): reopen the error log (or ``--daemon``'s
+    output file) and, if there is one, the access log (gunicorn's Logger reopens its own
+    files), by name."""
+    reopened = reopen_log_files(logging.getLogger())
+    daemon_log = reopen_daemon_output(settings)
+    if daemon_log:
+        reopened.append(daemon_log)
+    if access_logger is not None:
+        access_logger.reopen_files()
+        reopened.append(str(access_logger.cfg.accesslog))
+    logger.info("USR1: reopened %s", ", ".join(reopened) or "no log file")
 
 
 def claims_owner(settings: Settings, hostname: str) -> str:

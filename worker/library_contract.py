@@ -88,8 +88,11 @@ HOOKS: tuple[Hook, ...] = (
     Hook(f"{EIO}._ok", OVERRIDE, ("packets", "headers", "jsonp_index"), (P_SERVER, P_HANDSHAKE),
          "returns a response dict; the body of a POST's answer is replaced by b'ok'; the "
          "EIO=3 polling handshake's answer (the packets of s.poll()) is framed the v3 way"),
-    Hook(f"{EIO}._log_error_once", CALL, ("message", "message_key"),
-         (P_ENGINEIO, P_SERVER, P_HANDSHAKE, P_SOCKETIO)),
+    Hook(f"{EIO}._log_error_once", OVERRIDE, ("message", "message_key"),
+         (P_ENGINEIO, P_SERVER, P_HANDSHAKE, P_SOCKETIO),
+         "called with our own keys; overridden for python-engineio's key 'bad-sid' (a request "
+         "naming a session the server does not hold: 'Invalid session SID'), logged at INFO "
+         "instead of ERROR (UnknownSessionLogMixin: a planned restart logs no ERROR)"),
     Hook(f"{EIO}._service_task", OVERRIDE, (), (P_SERVER,),
          "the session sweep, rewritten to hold no session between two looks; tracks "
          "python-engineio's: check_ping_timeout on each open session, closed ones forgotten"),
@@ -301,6 +304,8 @@ MIXINS: dict[str, str] = {
     "sioctl.worker.protocol.eio3_handshake:Eio3DoorBase": EIO,
     # generate_id (a v2 client's socket id), for both engines.
     "sioctl.worker.protocol.engineio_server:NextSocketIdMixin": EIO,
+    # _log_error_once of an unknown session (INFO, not ERROR), for both engines.
+    "sioctl.worker.protocol.engineio_server:UnknownSessionLogMixin": EIO,
     "sioctl.worker.protocol.async_eio3:AsyncEio3DoorMixin": AEIO,
     "sioctl.worker.protocol.async_eio3:AsyncSocketIOv4Mixin": ASIO,
     "sioctl.worker.messaging.base:SioctlManagerBase": MANAGER,

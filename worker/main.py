@@ -31,6 +31,7 @@ from sioctl.worker.boot import (
     prepare_environment,
     quiet_library_handlers,
     read_settings,
+    reopen_logs,
     report_boot_error,
     setup_logging,
     unforeseen,
@@ -137,6 +138,18 @@ def install_signals() -> int:
     return signal_pipe(signal.SIGTERM)
 
 
+def reopen_logs_on_signal(read_fd: int, settings: Settings, access_logger: Any,
+                          logger: logging.Logger) -> None:
+    """A green thread: reopen the log files each time USR1 makes ``read_fd`` readable (the
+    signal handler itself may not do it: it may run inside the hub)."""
+    while True:
+        wait_for_signal(read_fd)
+        try:
+            reopen_logs(settings, access_logger, logger)
+        except OSError as exc:
+            logger.error("USR1: cannot reopen the log files: %s", exc)
+
+
 def start_deadline(seconds: float, logger: logging.Logger) -> None:
     """Exit after ``seconds`` whatever the green threads are doing (a real OS thread)."""
     threading: Any = original("threading")
@@ -173,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         return report_boot_error(unforeseen(exc), channel, logger)
 
     term_fd = install_signals()
+    eventlet.spawn(reopen_logs_on_signal, signal_pipe(signal.SIGUSR1), settings, access_logger,
+                   logger)
     ws_mask.install(eventlet.websocket.RFC6455WebSocket)
     gate = DrainGate(access_log.errors_logged(loaded.wsgi_app, logger))
     wsgi_app: Callable[..., Any] = gate

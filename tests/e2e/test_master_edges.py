@@ -22,8 +22,12 @@ def test_a_replacement_that_cannot_start_leaves_the_old_worker_serving(
     shutil.copytree(REPO_ROOT / "tests" / "apps", app_dir / "myapps")
     cluster = start_cluster(app="myapps.chat:sio", extra_args=["--chdir", str(app_dir)])
     before = cluster.worker_pids()
-    moved = tmp_path / "code-away"
-    app_dir.rename(moved)  # the next worker cannot be started in its directory
+    # The next worker cannot import the app. (Moving the --chdir directory away no longer
+    # reaches the workers: HUP reads the settings again first, finds no such directory and
+    # keeps the workers, see test_signals.py.)
+    module = app_dir / "myapps" / "chat.py"
+    moved = app_dir / "myapps" / "chat.py.away"
+    module.rename(moved)
     try:
         cluster.signal(signal.SIGHUP)
         wait_until(lambda: "rolling restart stopped" in cluster.log_text(), 10,
@@ -31,7 +35,7 @@ def test_a_replacement_that_cannot_start_leaves_the_old_worker_serving(
         assert cluster.worker_pids() == before
         assert all(pid_alive(pid) for pid in before.values())
     finally:
-        moved.rename(app_dir)
+        moved.rename(module)
     # Nothing is stuck: the next HUP replaces every slot.
     cluster.signal(signal.SIGHUP)
     cluster.wait_for(

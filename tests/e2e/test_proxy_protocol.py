@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from sioctl.cluster.slots import slot_for_address
-from tests.support.clients import make_client, wait_until, whoami
+from tests.support.clients import bound_session, make_client, wait_until, whoami
 from tests.support.cluster import ENGINES
 
 
@@ -128,7 +128,12 @@ def test_forwarded_headers_count_only_from_trusted_peers(start_cluster: Any) -> 
     cluster = start_cluster(extra_args=["--forwarded-allow-ips", "127.0.0.3"])
     for source, expected in (("127.0.0.3", "10.0.0.99"), ("127.0.0.4", "127.0.0.4")):
         for transports in (["polling"], ["websocket"]):
-            client = make_client(source, transports, reconnection=False)
+            # On every request, as a proxy stamps them: python-engineio's client sends connect's
+            # headers with the handshake only, and a later poll without one is routed by its
+            # source address (the same slot only by chance).
+            session = bound_session(source)
+            session.headers["X-Forwarded-For"] = "10.0.0.99"
+            client = make_client(source, transports, reconnection=False, http_session=session)
             try:
                 client.connect(cluster.url, headers={"X-Forwarded-For": "10.0.0.99"})
                 info = whoami(client)

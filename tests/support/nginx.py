@@ -22,12 +22,21 @@ import pytest
 from sioctl.cli import nginx
 from tests.support.clients import (
     BoundClient,
+    expected_slot,
     free_port,
     wait_for_upgrade,
     whoami,
 )
 
-SOURCE_IPS = [f"127.0.0.{i}" for i in range(2, 18)]
+# 16 client addresses, 8 served by each slot of a 2-worker node (the node's own choice), so
+# that every (node, slot) pair gets clients whichever way nginx's ring splits them between the
+# nodes (their ports change from run to run). The first 16 addresses would do only by luck:
+# under the jump hash 5 of 127.0.0.2-17 go to slot 1.
+SOURCE_IPS = sorted(
+    [ip for ip in (f"127.0.0.{i}" for i in range(2, 80)) if expected_slot(ip, 2) == 0][:8]
+    + [ip for ip in (f"127.0.0.{i}" for i in range(2, 80)) if expected_slot(ip, 2) == 1][:8],
+    key=lambda ip: int(ip.rsplit(".", 1)[1]),
+)
 TRANSPORTS = [("polling",), ("websocket",), ("polling", "websocket")]
 NODE_ARGS = {
     "http": ["--forwarded-allow-ips", "127.0.0.1"],

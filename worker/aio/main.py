@@ -71,6 +71,7 @@ class Worker:
         self.lifespan = Lifespan(loaded.asgi_app, logger)
         self.serving: Serving | None = None
         self._snapshot: Any = None  # tracemalloc's at the last memory dump
+        self.access_logger: Any = None
 
     async def run(self) -> int:
         """Boot (manager, lifespan), serve until SIGTERM, drain; returns the exit status."""
@@ -80,9 +81,10 @@ class Worker:
         for signum in (signal.SIGQUIT, signal.SIGINT):
             loop.add_signal_handler(signum, boot.exit_now, 0)
         loop.add_signal_handler(signal.SIGUSR2, self._dump_memory)
+        loop.add_signal_handler(signal.SIGUSR1, self._reopen_logs)
         try:
             # What can fail at once first; the app's own startup last, just before ready.
-            access_logger = self._access_logger()
+            access_logger = self.access_logger = self._access_logger()
             tls_context = tls.server_context(self.settings)
             described = await aio_app.join_workers(self.loaded.server, self.settings, self.logger)
             await self.lifespan.startup()
@@ -119,6 +121,13 @@ class Worker:
         except OSError as exc:
             raise BootError(f"cannot open access log {self.settings.accesslog}: "
                             f"{exc.strerror}") from exc
+
+    def _reopen_logs(self) -> None:
+        """USR1: reopen the error and access logs (the master sends it after a logrotate)."""
+        try:
+            boot.reopen_logs(self.settings, self.access_logger, self.logger)
+        except OSError as exc:
+            self.logger.error("USR1: cannot reopen the log files: %s", exc)
 
     def _dump_memory(self) -> None:
         """SIGUSR2: log the worker's memory figures once, as the eventlet worker does

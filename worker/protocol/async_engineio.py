@@ -32,6 +32,7 @@ from .engineio_rules import TOO_LARGE, SessionRulesMixin
 from .engineio_server import (
     NextSocketIdMixin,
     SessionsDictMixin,
+    UnknownSessionLogMixin,
     origin_refusal,
     request_problem,
 )
@@ -224,7 +225,7 @@ class _AsyncGuardedWebSocket:
         return getattr(self._ws, name)
 
 
-class AsyncConformantEngineMixin(SessionsDictMixin, NextSocketIdMixin):
+class AsyncConformantEngineMixin(UnknownSessionLogMixin, SessionsDictMixin, NextSocketIdMixin):
     """``engineio.AsyncServer`` mixin: request-level rules of the specification."""
 
     _sioctl_translate: Any  # the async driver's own translate_request (set by adopt)

@@ -11,6 +11,7 @@ puts it in a live server's class; :func:`adopt` then converts the sessions alrea
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -98,7 +99,42 @@ class SessionsDictMixin:
         self.__dict__["sockets"] = sessions
 
 
-class ConformantEngineMixin(SessionsDictMixin, NextSocketIdMixin):
+# python-engineio's log key for a request naming a session the server does not hold.
+UNKNOWN_SESSION_KEY = "bad-sid"
+# The one line a worker logs, at INFO, for the first such request.
+UNKNOWN_SESSION_NOTE = (
+    "%s: answered 400, the client starts a new session. This worker does not hold that "
+    "session: it ended, or it lived on a worker that was replaced, removed or restarted "
+    "(HUP, scale, a crash); a steady stream of these means the proxy in front does not keep "
+    "each client on one node. Further ones are logged at INFO on the %r logger.")
+
+
+class UnknownSessionLogMixin:
+    """A request for an unknown session (python-engineio's ``Invalid session``) is no ERROR.
+
+    In a sticky cluster it is what a planned restart leaves behind: a polling client of a
+    session that lived on the old worker (or on a slot a scale-down removed) reaches a worker
+    that never had it, gets 400 and reconnects. python-engineio logs the first at ERROR, so
+    every HUP under polling clients logged one per worker. The first is now one INFO line on
+    the worker's log saying what it means, the rest go to python-engineio's logger at INFO as
+    before; other errors keep python-engineio's treatment. Sync and async servers alike."""
+
+    _sioctl_unknown_noted = False
+    logger: logging.Logger  # python-engineio's (the app's ``logger=``, else engineio.server)
+
+    def _log_error_once(self, message: str, message_key: str) -> None:
+        if message_key != UNKNOWN_SESSION_KEY:
+            super()._log_error_once(message, message_key)  # type: ignore[misc]
+            return
+        if not self._sioctl_unknown_noted:
+            self._sioctl_unknown_noted = True
+            logging.getLogger("sioctl.worker").info(UNKNOWN_SESSION_NOTE, message,
+                                                    self.logger.name)
+        else:
+            self.logger.info(message)
+
+
+class ConformantEngineMixin(UnknownSessionLogMixin, SessionsDictMixin, NextSocketIdMixin):
     """``engineio.Server`` mixin: request-level rules of the specification."""
 
     def handle_request(self, environ: dict[str, Any], start_response: Any) -> Any:

@@ -23,7 +23,7 @@ from sioctl.cluster.client_address import TrustedProxies
 from sioctl.cluster.inspector import Inspector
 from sioctl.cluster.reactor import Reactor
 from sioctl.cluster.router import EMFILE_PAUSE, Router
-from sioctl.cluster.slots import Slot
+from sioctl.cluster.slots import Slot, slot_for_address
 from sioctl.cluster.worker_process import READY, WorkerProcess
 
 
@@ -192,3 +192,40 @@ def test_what_a_dead_worker_never_read_goes_back_to_the_head_of_its_queue(
         conn.close()
     for client in clients:
         client.close()
+
+
+def test_removing_slots_routes_their_waiting_connections_again(router: Router) -> None:
+    # Three slots, no worker yet: connections from an address of slot 2 wait there.
+    router.slots += [Slot(1, pending_limit=100), Slot(2, pending_limit=100)]
+    router.routing = 3
+    router.set_pending_total(100)
+    assert router.pending_total_limit == 300
+    source = next(f"127.0.0.{i}" for i in range(2, 50) if slot_for_address(f"127.0.0.{i}", 3) == 2)
+    port = router.listeners[0].getsockname()[1]
+    clients = [socket.create_connection(("127.0.0.1", port), source_address=(source, 0))
+               for _ in range(4)]
+    while len(router.slots[2].pending) < 4:
+        turn(router)
+    # Down to one slot: whatever waited in the others moves to slot 0, nothing is closed.
+    router.resize(1)
+    del router.slots[1:]
+    router.set_pending_total(100)
+    assert (len(router.slots[0].pending), router.pending_total_limit) == (4, 100)
+    worker = ready_worker(router)
+    router.flush(router.slots[0])
+    assert received(worker) == 4
+    for client in clients:
+        client.close()
+
+
+def test_a_worker_whose_slot_was_removed_has_no_slot(router: Router) -> None:
+    process = subprocess.Popen(["sleep", "30"])
+    master_end, worker_end = channel.socketpair()
+    removed = WorkerProcess(3, process, master_end, worker_end)
+    try:
+        assert router.slot_of(removed) is None
+        router.on_channel_writable(removed)  # a late event for it: no IndexError
+    finally:
+        process.kill()
+        process.wait()
+        removed.close_channel()
