@@ -131,9 +131,6 @@ def test_logrotate_config_names_the_units_logs_and_master(tmp_path: Path) -> Non
     assert result.returncode == 0 and "error" not in result.stderr.lower(), result.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="USR1 reopening the log files is issue 17's signals work, "
-                   "on another branch: until it is merged USR1 stops the cluster. Remove this "
-                   "mark once it is (strict: the test then passes and the mark fails it).")
 def test_logrotate_then_usr1_sends_new_lines_to_new_files(start_cluster: Any,
                                                           tmp_path: Path) -> None:
     logrotate = logrotate_binary()
