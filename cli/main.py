@@ -16,7 +16,7 @@ import sioctl
 from sioctl.cluster import engine_probe
 from sioctl.cluster.settings import Settings, mask_url, parse_bind
 
-from . import config, daemon, dev, reloader, rundir, skeleton, status, stopping
+from . import config, daemon, dev, procs, reloader, rundir, skeleton, status, stopping
 from .appdir import AppError
 from .options import app_argument, env, option, run_dir_option, setting_option, setting_options
 
@@ -129,36 +129,54 @@ def start_settings(location: str | None, options: dict[str, Any], cwd: str) -> S
 @cli.command()
 @setting_option("title", help="Stop only this cluster.")
 @option("--pidfile", metavar="FILE", help="Stop the master whose pid is in FILE.")
+@option("--all", "stop_all", is_flag=True,
+        help="Stop every cluster under the run directory (without it, a bare stop refuses "
+        "when several run).")
+@option("--if-running", is_flag=True,
+        help="Exit 0 when no cluster runs (for deploy scripts under set -e).")
 @run_dir_option()
 @option("--timeout", type=click.FloatRange(min=0), default=None, metavar="S",
         help="Kill (SIGKILL) the master if it still runs after this long (default: the "
         f"cluster's graceful timeout + {stopping.STOP_SLACK:g} s, or "
         f"{stopping.DEFAULT_STOP_TIMEOUT:g} s when it does not say).")
 @option("--force", is_flag=True, help="Stop at once instead of letting connections finish.")
-def stop(title: str | None, pidfile: str | None, run_dir: str | None, timeout: float | None,
-         force: bool) -> None:
-    """Stop a cluster (by title or pidfile), or every cluster under the run directory."""
+def stop(title: str | None, pidfile: str | None, stop_all: bool, if_running: bool,
+         run_dir: str | None, timeout: float | None, force: bool) -> None:
+    """Stop a cluster: by --title or --pidfile, the only one under the run directory, or
+    every one with --all."""
     graceful = not force
-    if title and pidfile:
-        raise click.UsageError("give --title or --pidfile, not both")
+    if sum(map(bool, (title, pidfile, stop_all))) > 1:
+        raise click.UsageError("give one of --title, --pidfile and --all")
     if pidfile:
         wait = timeout if timeout is not None else stopping.DEFAULT_STOP_TIMEOUT
+        pid = rundir.read_pidfile(pidfile)
+        idle = pid is None or not procs.is_alive(pid)
         if not stopping.stop_pidfile(pidfile, graceful=graceful, timeout=wait, say=_say):
-            sys.exit(1)
+            sys.exit(0 if if_running and idle else 1)
         return
     base = rundir.resolve_base(run_dir, os.environ)
-    found_all = _find(base, title)
-    stopped = 0
-    for found in found_all:
+    alive = []
+    for found in _find(base, title):
         message = stopping.stale_message(base, found)
         if message:
             _say(message)
-            continue
+        else:
+            alive.append(found)
+    if len(alive) > 1 and not stop_all and not title:
+        # A bare stop used to stop every cluster: one machine may run several apps' clusters,
+        # and a script meant for one must not take the others down.
+        _say(f"sioctl: {len(alive)} clusters run under {base}; stopping none:")
+        for found in alive:
+            _say(f"  {found.title} (pid {found.pid})")
+        _say("sioctl: name one with --title NAME, or stop them all with --all")
+        sys.exit(1)
+    stopped = 0
+    for found in alive:
         wait = timeout if timeout is not None else stopping.stop_timeout(found)
         if stopping.stop_found(base, found, graceful=graceful, timeout=wait, say=_say):
             stopped += 1
     if not stopped:
-        _nothing_running(base, title)
+        _nothing_running(base, title, ok=if_running and not alive)
 
 
 @cli.command(name="status")
@@ -194,12 +212,13 @@ def _find(base: str, title: str | None) -> list[stopping.Found]:
     return [f for t in rundir.known_titles(base) if (f := stopping.probe(base, t))]
 
 
-def _nothing_running(base: str, title: str | None) -> None:
+def _nothing_running(base: str, title: str | None, ok: bool = False) -> None:
+    """Say that nothing runs and exit: 0 if ``ok`` (stop --if-running), else 1."""
     if title:
         _say(f"sioctl: no sioctl cluster titled '{title}' under {base}")
     else:
         _say("sioctl: no sioctl cluster is running")
-    sys.exit(1)
+    sys.exit(0 if ok else 1)
 
 
 @cli.command(name="dev")
