@@ -135,6 +135,13 @@ def split_binds(values: tuple[str, ...] | list[str]) -> list[str]:
     return [part for value in values for part in re.split(r"[\s,]+", value) if part]
 
 
+def hostless_binds(options: Mapping[str, Any]) -> list[str]:
+    """The ``-b`` values (option or SIOCTL_BIND) that name a port and no host (``7341``,
+    ``:7341``): they listen on every interface, which a user may not mean."""
+    given = split_binds(options.get("bind") or ())
+    return [bind for bind in given if bind.startswith(":") or bind.strip().isdigit()]
+
+
 def check_app(app: str) -> str | None:
     """None if ``app`` looks like ``module:attr`` (or a bare module), else why not."""
     if not _APP.match(app):

@@ -121,9 +121,16 @@ def start_settings(location: str | None, options: dict[str, Any], cwd: str) -> S
         _say(f"sioctl: ignoring gunicorn settings that do not apply: {ignored}")
     if file_config.unknown:
         _say(f"sioctl: not gunicorn settings, skipped: {', '.join(file_config.unknown)}")
-    return config.build_settings(
+    settings = config.build_settings(
         options, file_config, cwd=cwd, environ=os.environ, cpu_count=os.cpu_count()
     )
+    hostless = config.hostless_binds(options)
+    if hostless:
+        # A bare port reads like "local port 7341" and is every interface; say it once.
+        shown = ", ".join(f"-b {bind}" for bind in hostless)
+        _say(f"sioctl: warning: {shown} listens on every interface (0.0.0.0); give a host "
+             "(-b 127.0.0.1:PORT to stay local, -b 0.0.0.0:PORT to mean it)")
+    return settings
 
 
 @cli.command()

@@ -4,6 +4,7 @@ stops, and what it says when nothing runs."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -96,3 +97,21 @@ def test_stop_when_nothing_runs(run_sioctl: Run, base: str, tmp_path: str) -> No
         assert result.stderr.strip(), f"{extra}: says nothing"
     result = run_sioctl("stop", "--run-dir", base, "--if-running")
     assert "no sioctl cluster is running" in result.stderr
+
+
+def test_a_bind_without_host_warns_once(run_sioctl: Run, base: str) -> None:
+    # --print-config resolves the settings as start does, without binding 0.0.0.0 here.
+    port = free_port()
+    args = ("start", "tests.apps.chat:sio", "--run-dir", base, "--print-config")
+    result = run_sioctl(*args, "-b", str(port), "-b", f":{port + 1}")
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "every interface" in line]
+    assert len(warnings) == 1, result.stderr
+    assert f"-b {port}," in warnings[0] and f"-b :{port + 1} " in warnings[0]
+    assert json.loads(result.stdout)["binds"] == [f"{port}", f":{port + 1}"]
+
+    result = run_sioctl(*args, env={**os.environ, "SIOCTL_BIND": f":{port}"})
+    assert "every interface" in result.stderr
+
+    result = run_sioctl(*args, "-b", f"127.0.0.1:{port}")
+    assert result.returncode == 0 and "every interface" not in result.stderr, result.stderr
