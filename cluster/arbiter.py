@@ -139,7 +139,9 @@ class Arbiter:
             raise BootError(str(exc)) from None
         if self.settings.worker_class == AUTO:
             article = "an" if why[:1].lower() in "aeiou" else "a"
-            log.info("engine: %s (the app is %s %s)", engine, article, why)
+            # The probe says "not importable without eventlet (...)" of an app that failed.
+            what = why if why.startswith("not ") else f"{article} {why}"
+            log.info("engine: %s (the app is %s)", engine, what)
         self.settings.worker_class = engine
 
     def _prepare_run_dir(self) -> None:

@@ -45,6 +45,8 @@ class WorkerProcess:
         # Connections the worker refused (503) because it was full, since it started.
         self.refused = 0
         self.boot_error: str | None = None
+        # Where the app raised the boot error (innermost last), logged with it.
+        self.boot_frames: list[str] = []
         # The worker's Redis figures (subscribed, queued, published, dropped...), if it has any.
         self.messaging: dict[str, Any] | None = None
         self.kill_deadline: float | None = None
@@ -74,6 +76,9 @@ class WorkerProcess:
             self.messaging = messaging if isinstance(messaging, dict) else None
         elif kind == channel.BOOT_ERROR:
             self.boot_error = str(message.get("message", "unknown error"))
+            frames = message.get("frames")
+            if isinstance(frames, list):
+                self.boot_frames = [str(frame) for frame in frames]
 
     def close_channel(self) -> None:
         """Close the master's end and its copy of the worker's end."""

@@ -13,6 +13,7 @@ import argparse
 import logging
 import os
 import sys
+import traceback
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -22,6 +23,8 @@ from sioctl.worker.errors import BootError
 
 LOG_FORMAT = "[%(asctime)s] [{who} pid %(process)d] %(levelname)s %(message)s"
 LOG_DATEFMT = "%Y-%m-%d %H:%M:%S"
+# How many of the frames that raised a boot error are shown with it (the innermost ones).
+BOOT_FRAMES = 3
 
 
 class Sender(Protocol):
@@ -127,18 +130,56 @@ def exit_now(code: int = 0) -> None:
     os._exit(code)
 
 
+def _own_dirs() -> tuple[str, ...]:
+    """The folders of sioctl's own packages and importlib's: their frames are not the app's."""
+    import importlib
+
+    import sioctl
+    from sioctl import cli, cluster, worker
+
+    return tuple(os.path.join(os.path.dirname(os.path.abspath(m.__file__ or "")), "")
+                 for m in (sioctl, cli, cluster, worker, importlib))
+
+
+def where_raised(error: BaseException, limit: int = BOOT_FRAMES) -> list[str]:
+    """The innermost ``limit`` frames of the app's code (or a library's) that raised the
+    exception behind ``error``, one line each: ``path:line in function: code``.
+
+    sioctl's own frames and importlib's are left out: a user looks for the line of their app
+    (``os.environ["DATABASE_URL"]``) that failed. Empty when nothing outside them raised.
+    """
+    cause = error.__cause__ or error.__context__ or error
+    own = _own_dirs()
+    frames = [
+        frame for frame in traceback.extract_tb(cause.__traceback__)
+        if not frame.filename.startswith("<") and not frame.filename.startswith(own)
+    ]
+    here = os.path.join(os.getcwd(), "")
+    lines = []
+    for frame in frames[-limit:]:
+        path = frame.filename
+        shown = path[len(here):] if path.startswith(here) else path
+        code = f": {frame.line.strip()}" if frame.line else ""
+        lines.append(f"{shown}:{frame.lineno} in {frame.name}{code}")
+    return lines
+
+
 def report_boot_error(
     error: BootError, channel: Sender | None, logger: logging.Logger
 ) -> int:
-    """Tell the master (or stderr, standalone) why the worker cannot start, in one line;
-    returns the exit status for it (WORKER_BOOT_ERROR)."""
+    """Tell the master (or stderr, standalone) why the worker cannot start: one line, and
+    the frames of the app that raised it (:func:`where_raised`); returns the exit status for
+    it (WORKER_BOOT_ERROR)."""
     logger.debug("boot failed", exc_info=True)
     message = str(error).strip().splitlines()[0] if str(error).strip() else "boot failed"
+    frames = where_raised(error)
     if channel is not None:
         try:
-            channel.send({"t": master_channel.BOOT_ERROR, "message": message})
+            channel.send({"t": master_channel.BOOT_ERROR, "message": message, "frames": frames})
         except OSError:
             pass
     else:
         print(f"error: {message}", file=sys.stderr, flush=True)
+        for frame in frames:
+            print(f"  at {frame}", file=sys.stderr, flush=True)
     return WORKER_BOOT_ERROR

@@ -4,15 +4,17 @@ at import shown with the frames that raised."""
 from __future__ import annotations
 
 import re
+import shutil
 import socket
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.clients import wait_until
-from tests.support.cluster import ENGINES
+from tests.support.clients import free_port, wait_until
+from tests.support.cluster import ENGINES, assert_clean_failure, start_args
 
 StartCluster = Callable[..., Any]
 
@@ -47,3 +49,27 @@ def test_access_log_shows_the_request_http_version(
     versions = wait_until(lambda: len(logged()) == 2 and logged(), 10.0,
                           what="both requests in the access log")
     assert versions == {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
+
+
+@pytest.mark.parametrize("worker_class", ["eventlet", "asyncio", "auto"])
+def test_an_app_failing_at_import_shows_where(
+    run_sioctl: Callable[..., Any], worker_class: str
+) -> None:
+    run_dir = tempfile.mkdtemp(prefix="sio")
+    try:
+        result = run_sioctl(*start_args("tests.apps.broken_env:sio", free_port(), run_dir,
+                                        "-w", "1", "-k", worker_class))
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    # One line says what failed, at the default level and without a Python traceback...
+    assert_clean_failure(result, "tests.apps.broken_env", "KeyError", "SIOCTL_TEST_DATABASE_URL")
+    # ...and the lines under it say where: the app's frames, innermost last, none of sioctl's.
+    lines = result.stderr.splitlines()
+    frames = [line.split("ERROR   at ", 1)[1] for line in lines if "ERROR   at " in line]
+    # (Python 3.10's os.py is no frozen module: its __getitem__ may come third.)
+    assert frames[:2] == [
+        "tests/apps/broken_env.py:11 in <module>: DATABASE = database_url()",
+        'tests/apps/broken_env.py:8 in database_url: '
+        'return os.environ["SIOCTL_TEST_DATABASE_URL"]',
+    ], result.stderr
+    assert not [f for f in frames if f.startswith(("worker/", "cluster/", "cli/", "sioctl/"))]
