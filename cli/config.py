@@ -188,7 +188,8 @@ class _Sources:
         """The setting's option if given; an empty string counts as not given, as click
         treats an empty ``SIOCTL_*`` variable."""
         value = self.options.get(SPECS[name].option)
-        return None if value == "" else value
+        # A repeatable option given no value is click's empty tuple.
+        return None if value == "" or value == () else value
 
     def pick(self, name: str, default: Any = None) -> Any:
         """The option, else the config file's value, else ``default``."""
@@ -276,11 +277,15 @@ def _table_values(src: _Sources, cwd: str) -> dict[str, Any]:
         value = src.pick(spec.name, spec.default)
         if spec.ignore_case:
             value = str(value).lower()
+        if spec.multiple and isinstance(value, tuple):
+            value = list(value)
         problem = spec.problem(value)
         if problem:
             raise _bad(spec.name, problem)
         # A config file may give 30 for a float or 1 for a flag; Settings holds the field's type.
         values[spec.name] = spec.kind(value) if spec.kind in (float, int, bool) else value
+        if spec.multiple and isinstance(value, tuple):
+            values[spec.name] = list(value)
     for name in _PATHS:
         values[name] = _absolute(src.pick(name, SPECS[name].default), cwd)
     return values
@@ -336,7 +341,8 @@ def build_settings(
     if problem:
         raise _bad("redis_url", problem)
 
-    proc_name = src.file_values.get("proc_name")
+    # -n / proc_name names the processes and, as in a config file, is the default title.
+    proc_name = src.pick("proc_name")
     title = src.option("title") or proc_name or (
         f"{SPECS['title'].default}-{parse_bind(binds[0])[1]}"
     )
@@ -345,6 +351,7 @@ def build_settings(
         raise _bad("title", problem)
 
     values = _table_values(src, cwd)
+    check_identity(values["user"], values["group"])
     forwarded = _forwarded_allow_ips(src)
     if bool(values["certfile"]) != bool(values["keyfile"]):
         raise click.BadParameter("certfile and keyfile must be given together",
@@ -370,6 +377,20 @@ def build_settings(
         metrics_bind=metrics_bind,
         **values,
     )
+
+
+def check_identity(user: str | None, group: str | None) -> None:
+    """Raise click.BadParameter unless ``user`` and ``group`` (names or numbers, None: not
+    given) exist here, and this process may switch to them (it runs as root, or is them)."""
+    from sioctl.cluster import identity
+
+    try:
+        uid, gid = identity.resolve(user, group)
+    except LookupError as exc:
+        raise _bad("group" if "group" in str(exc) else "user", str(exc)) from None
+    if os.geteuid() != 0 and (uid, gid) != (os.geteuid(), os.getegid()):
+        raise _bad("user" if user else "group",
+                   "switching user or group needs the master started as root")
 
 
 def listen_urls(settings: Settings) -> list[str]:

@@ -13,10 +13,10 @@ from typing import Any
 import click
 
 import sioctl
-from sioctl.cluster import engine_probe
+from sioctl.cluster import engine_probe, proctitle
 from sioctl.cluster.settings import Settings, mask_url, parse_bind
 
-from . import config, daemon, dev, procs, reloader, rundir, skeleton, status, stopping
+from . import checks, config, daemon, dev, procs, reloader, rundir, skeleton, status, stopping
 from .appdir import AppError
 from .options import app_argument, env, option, run_dir_option, setting_option, setting_options
 
@@ -43,7 +43,7 @@ def cli() -> None:
 @option("--port", type=click.IntRange(0, 65535), envvar=env("PORT"), metavar="PORT",
         help="Listen on PORT on every interface (0.0.0.0), or on each -b host, as "
         "egg-scripts' --port.")
-@setting_options("redis_url", "redis_channel", "daemon", "title", "env")
+@setting_options("redis_url", "redis_channel", "daemon", "title", "proc_name", "env", "raw_env")
 @option("-c", "--config", "config_file", envvar=env("CONFIG"), metavar="FILE",
         help="gunicorn config file (path, file:PATH or python:MODULE); default ./gunicorn.conf.py "
         "if it exists. Options and SIOCTL_* variables override it.")
@@ -51,11 +51,16 @@ def cli() -> None:
     "run_dir", "timeout", "graceful_timeout", "connect_timeout", "allow_eio3", "keepalive",
     "header_timeout", "worker_connections", "redis_transport", "redis_stream_maxlen",
     "proxy_protocol", "forwarded_allow_ips", "metrics_bind", "backlog", "pending_limit",
-    "loglevel", "accesslog", "errorlog", "pidfile", "certfile", "keyfile", "chdir",
+    "loglevel", "accesslog", "errorlog", "pidfile", "certfile", "keyfile", "chdir", "user",
+    "group",
 )
 @option("--print-config", is_flag=True,
         help="Print the resolved settings as JSON (passwords masked) and exit.")
-def start(sticky: bool, config_file: str | None, print_config: bool, **options: Any) -> None:
+@option("--check-config", is_flag=True,
+        help="Load the config and import the app as a worker would, print OK or the error, "
+        "and exit (0 or 1) without starting anything.")
+def start(sticky: bool, config_file: str | None, print_config: bool, check_config: bool,
+          **options: Any) -> None:
     """Start a cluster serving APP.
 
     APP is module:attr or an app directory (app/router.py, config/config_*.py); default:
@@ -63,14 +68,24 @@ def start(sticky: bool, config_file: str | None, print_config: bool, **options: 
     directory. Settings come from the options, then SIOCTL_* variables, then the gunicorn
     config file; an app directory's io.redis comes last.
     """
+    proctitle.keep_environment()  # before a config file brings gunicorn (and setproctitle) in
     cwd = os.getcwd()
-    settings = start_settings(config_file, options, cwd)
+    try:
+        settings = start_settings(config_file, options, cwd)
+    except click.ClickException as exc:
+        if not check_config:
+            raise
+        # gunicorn's --check-config: 1 for any error, the config's included.
+        _say(f"error: {exc.format_message()}")
+        sys.exit(1)
     if print_config:
         shown = dataclasses.asdict(settings)
         if settings.redis_url:
             shown["redis_url"] = mask_url(settings.redis_url)
         click.echo(json.dumps(shown, indent=2))
         return
+    if check_config:
+        sys.exit(checks.check_app(settings, say=_say))
     sys.exit(launch(settings))
 
 

@@ -137,6 +137,14 @@ def check_bind(bind: str) -> str | None:
     return None
 
 
+def check_raw_env(entry: str) -> str | None:
+    """None if ``entry`` is KEY=VALUE (gunicorn's raw_env), else why not (one line)."""
+    key, sep, _value = entry.partition("=")
+    if not sep or not key.strip():
+        return f"{entry!r} is not KEY=VALUE"
+    return None
+
+
 def check_network(entry: str) -> str | None:
     """None if ``entry`` is an address, a network or ``*``, else why not (one line)."""
     try:
@@ -229,7 +237,7 @@ class Settings:
     )
     # Seconds without a heartbeat after which the master kills a worker (gunicorn's timeout).
     timeout: float = setting(
-        30.0, flags=("--timeout",), metavar="S", minimum=0, seconds=True, millis_from=DAY,
+        30.0, flags=("-t", "--timeout"), metavar="S", minimum=0, seconds=True, millis_from=DAY,
         gunicorn="timeout",
         help="Kill a worker silent for this long (default {default}).",
     )
@@ -332,18 +340,33 @@ class Settings:
         "proxy_protocol, HAProxy send-proxy): slots and REMOTE_ADDR use the client it names.",
     )
     pidfile: str | None = setting(
-        None, flags=("--pidfile",), metavar="FILE", gunicorn="pidfile",
+        None, flags=("-p", "--pidfile"), metavar="FILE", gunicorn="pidfile",
         help="Also write the master's pid here (it is always in RUN_DIR/master.pid).",
     )
+    # What ps shows (cluster/proctitle.py); the command line's default is the title.
     proc_name: str | None = setting(
-        None, gunicorn="proc_name",
-        no_flag="--title names the cluster; the config file's proc_name is the default title",
+        None, flags=("-n", "--name"), metavar="NAME", gunicorn="proc_name",
+        help="Process name: ps shows 'sioctl: master [NAME]' and 'sioctl: worker N [NAME]' "
+        "(default: the title); also the default --title, as gunicorn's proc_name.",
     )
     raw_env: list[str] = setting(
-        [], gunicorn="raw_env", no_flag="config file only, as gunicorn's raw_env",
+        [], flags=("-e", "--raw-env"), multiple=True, metavar="KEY=VALUE", check=check_raw_env,
+        gunicorn="raw_env",
+        help="Set KEY to VALUE in the workers' environment (gunicorn's -e); repeatable.",
+    )
+    # Whom the master and workers run as once the listeners are bound (None: as started).
+    user: str | None = setting(
+        None, flags=("-u", "--user"), metavar="USER", gunicorn="user", from_gunicorn=str,
+        help="Switch to this user (name or uid) once the listeners are bound, to bind :80 or "
+        ":443 as root and serve as USER.",
+    )
+    group: str | None = setting(
+        None, flags=("-g", "--group"), metavar="GROUP", gunicorn="group", from_gunicorn=str,
+        help="Switch to this group (name or gid) once the listeners are bound (default: "
+        "USER's group).",
     )
     daemon: bool = setting(
-        False, flags=("--daemon/--no-daemon",), gunicorn="daemon",
+        False, flags=("-D", "--daemon/--no-daemon"), gunicorn="daemon",
         help="Run in the background; returns once every worker serves.",
     )
     # HOST:PORT where the master serves Prometheus metrics; None: no metrics.

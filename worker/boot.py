@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sioctl.cluster import channel as master_channel
+from sioctl.cluster import proctitle
 from sioctl.cluster.settings import SETTINGS_ENV, SLOT_ENV, WORKER_BOOT_ERROR, Settings
 from sioctl.worker.errors import BootError
 
@@ -38,6 +39,8 @@ class Options:
     channel_fd: int | None
     slot: int | None
     listen: str | None
+    # Load the app, then exit 0 (sioctl start --check-config); a boot error exits as always.
+    check: bool = False
 
 
 def parse_args(argv: list[str] | None = None, prog: str = "python -m sioctl.worker") -> Options:
@@ -46,9 +49,11 @@ def parse_args(argv: list[str] | None = None, prog: str = "python -m sioctl.work
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--channel-fd", type=int, help="the master channel's fd (cluster mode)")
     mode.add_argument("--listen", metavar="HOST:PORT", help="bind and serve alone")
+    mode.add_argument("--check", action="store_true",
+                      help="load the app as a worker would, then exit 0 (--check-config)")
     parser.add_argument("--slot", type=int, help="this worker's slot number (cluster mode)")
     args = parser.parse_args(argv)
-    return Options(args.channel_fd, args.slot, args.listen)
+    return Options(args.channel_fd, args.slot, args.listen, args.check)
 
 
 def read_settings() -> Settings:
@@ -74,6 +79,12 @@ def setup_logging(settings: Settings, slot: int | None) -> logging.Logger:
     level = logging.getLevelName(str(settings.loglevel).upper())
     root.setLevel(level if isinstance(level, int) else logging.INFO)
     return logging.getLogger("sioctl.worker")
+
+
+def name_process(settings: Settings, slot: int | None) -> None:
+    """ps shows ``sioctl: worker SLOT [NAME]`` (cluster/proctitle.py)."""
+    role = "worker" if slot is None else f"worker {slot}"
+    proctitle.set_title(role, settings.proc_name or settings.title)
 
 
 def claims_owner(settings: Settings, hostname: str) -> str:

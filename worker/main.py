@@ -27,6 +27,7 @@ from sioctl.worker import access_log, app_loader, drain, memory, protocol, redis
 from sioctl.worker.boot import (
     claims_owner,
     exit_now,
+    name_process,
     parse_args,
     prepare_environment,
     quiet_library_handlers,
@@ -159,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     except BootError as exc:
         return report_boot_error(exc, channel, logging.getLogger("sioctl.worker"))
     logger = setup_logging(settings, options.slot)
+    name_process(settings, options.slot)
     try:
         listener = listen(options.listen, settings.backlog) if options.listen else None
         loaded, described = load(settings, logger)
@@ -171,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         return report_boot_error(exc, channel, logger)
     except Exception as exc:  # a bug or something unforeseen: still one line for the user
         return report_boot_error(unforeseen(exc), channel, logger)
+    if options.check:
+        exit_now(0)
 
     term_fd = install_signals()
     ws_mask.install(eventlet.websocket.RFC6455WebSocket)

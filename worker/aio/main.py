@@ -229,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     except BootError as exc:
         return boot.report_boot_error(exc, channel, logger)
     logger = boot.setup_logging(settings, options.slot)
+    boot.name_process(settings, options.slot)
     # uvicorn logs every websocket's opening and closing at INFO: debug here.
     if logger.getEffectiveLevel() > logging.DEBUG:
         logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
@@ -241,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         return boot.report_boot_error(exc, channel, logger)
     except Exception as exc:
         return boot.report_boot_error(boot.unforeseen(exc), channel, logger)
+    if options.check:
+        boot.exit_now(0)
     code = loop.run_until_complete(Worker(settings, loaded, channel, listener, logger).run())
     boot.exit_now(code)
     return code
