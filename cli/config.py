@@ -402,3 +402,12 @@ def listen_urls(settings: Settings) -> list[str]:
         shown = f"[{host}]" if ":" in host else host
         urls.append(f"{scheme}://{shown}:{port}")
     return urls
+
+
+def metrics_url(settings: Settings) -> str | None:
+    """``http://host:port/metrics`` of ``--metrics-bind``, for messages; None without it."""
+    if not settings.metrics_bind:
+        return None
+    host, port = parse_bind(settings.metrics_bind)
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/metrics"

@@ -107,8 +107,10 @@ def launch(settings: Settings) -> int:
         except OSError as exc:
             raise click.ClickException(f"cannot start the master: {exc}") from None
         if outcome.ok:
+            metrics = config.metrics_url(settings)
             click.echo(f"sioctl: {settings.title} started (pid {outcome.pid}) on {urls}, "
-                       f"logs in {outcome.log_path}")
+                       + (f"metrics at {metrics}, " if metrics else "")
+                       + f"logs in {outcome.log_path}")
             return 0
         _say(f"sioctl: {settings.title} failed to start: {outcome.message}")
         if outcome.message.startswith("the master exited"):

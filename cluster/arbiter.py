@@ -21,6 +21,8 @@ import sys
 import time
 from typing import Any
 
+from sioctl import __version__
+
 from . import engine_probe, identity, proctitle
 from .admin import Admin
 from .client_address import TrustedProxies
@@ -122,6 +124,7 @@ class Arbiter:
             except ListenError as exc:
                 raise BootError(f"metrics: {exc}") from None
             self.metrics = MetricsServer(metrics_sock, self.status)
+            log.info("metrics: %s", self._metrics_url())
         self.admin = Admin(self.reactor, self.control, self.metrics)
         self._write_pidfiles()
         self._switch_user()
@@ -153,6 +156,13 @@ class Arbiter:
             raise BootError(f"run directory {s.run_dir} is out of reach of uid {uid}: give "
                             "--run-dir under a directory it can enter (/run/sioctl, say)")
         log.info("running as uid %d, gid %d from now on", uid, gid)
+
+    def _metrics_url(self) -> str | None:
+        """``http://HOST:PORT/metrics`` of ``--metrics-bind`` (its real port), else None."""
+        if self.metrics is None:
+            return None
+        host, port = self.metrics.sock.getsockname()[:2]
+        return f"http://[{host}]:{port}/metrics" if ":" in host else f"http://{host}:{port}/metrics"
 
     def _resolve_engine(self) -> None:
         """Settle the workers' engine (``-k``, else what the app needs) before any starts."""
@@ -302,12 +312,14 @@ class Arbiter:
         inspector = self.router.inspector
         return {
             "title": self.settings.title,
+            "version": __version__,
             "pid": os.getpid(),
             "started_at": self.started_at,
             "state": self.state,
             "app": self.settings.app,
             "engine": self.settings.worker_class,
             "binds": self.router.addresses(),
+            "metrics": self._metrics_url(),
             "redis": self._redis_description(),
             "graceful_timeout": self.settings.graceful_timeout,
             "inspection": {"pending": len(inspector.pending),

@@ -17,7 +17,8 @@ Worker → master:
     {"t": "boot_error", "message": "...", "frames": ["path:line in f: code", ...]}
                                           the worker cannot start; it exits with
                                           WORKER_BOOT_ERROR; frames: where the app raised it
-    {"t": "stats", "connections": N, "sessions": M, "messaging": {...}}
+    {"t": "stats", "connections": N, "sessions": M, "messaging": {...},
+     "socketio": {"events": N, "emits": M}}
                                           heartbeat, about once a second; "messaging" holds
                                           the Redis figures when the worker has a Redis
 """

@@ -120,6 +120,9 @@ def heartbeat(channel: Channel, http: HttpServer, loaded: app_loader.LoadedApp) 
         figures = getattr(getattr(loaded.server, "manager", None), "figures", None)
         if callable(figures):
             message["messaging"] = figures()
+        counts = protocol.socketio_figures(loaded.server)
+        if counts is not None:
+            message["socketio"] = counts
         try:
             channel.send(message)
         except OSError:

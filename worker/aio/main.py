@@ -21,7 +21,7 @@ from typing import Any
 
 from sioctl.cluster import channel as master_channel
 from sioctl.cluster.settings import Settings, parse_bind
-from sioctl.worker import access_log, boot, memory, tls
+from sioctl.worker import access_log, boot, memory, protocol, tls
 from sioctl.worker.aio import app as aio_app
 from sioctl.worker.aio import fixes
 from sioctl.worker.aio.channel import AsyncChannel
@@ -153,6 +153,9 @@ class Worker:
                 figures = aio_app.messaging_figures(self.loaded.server)
                 if figures is not None:
                     message["messaging"] = figures  # the Redis figures of status and metrics
+                counts = protocol.socketio_figures(self.loaded.server)
+                if counts is not None:
+                    message["socketio"] = counts
                 try:
                     self.channel.send(message)
                 except OSError:
