@@ -27,6 +27,7 @@ from sioctl.cluster.settings import (
     WORKER_CLASSES,
     Settings,
     parse_bind,
+    unix_path,
     worker_class_from_gunicorn,
 )
 
@@ -248,7 +249,7 @@ def with_port(binds: list[str], port: int) -> list[str]:
     return out
 
 
-def _binds(src: _Sources) -> tuple[list[str], str | None]:
+def _binds(src: _Sources, cwd: str) -> tuple[list[str], str | None]:
     """The listening binds and the metrics bind, each checked."""
     given = split_binds(src.option("binds") or ())
     # Not a setting: it only says which port the binds use (see with_port).
@@ -259,6 +260,9 @@ def _binds(src: _Sources) -> tuple[list[str], str | None]:
         except ValueError as exc:
             raise _bad("binds", str(exc)) from None
     binds = given or list(src.file_values.get("bind") or []) or list(SPECS["binds"].default)
+    # A Unix socket path is relative to where the command runs; the master runs elsewhere.
+    binds = [f"unix:{_absolute(path, cwd)}" if (path := unix_path(bind)) else bind
+             for bind in binds]
     metrics_bind = src.option("metrics_bind")
     for name, value in (("binds", binds), ("metrics_bind", metrics_bind)):
         problem = SPECS[name].problem(value)
@@ -325,7 +329,7 @@ def build_settings(
     """
     src = _Sources(options, file_config.values)
     app, app_dir, chdir_given = _app_and_chdir(src, cwd)
-    binds, metrics_bind = _binds(src)
+    binds, metrics_bind = _binds(src, cwd)
     workers = src.pick("workers", cpu_count or 1)
     if not isinstance(workers, int) or workers < 1:
         raise _bad("workers", f"{workers} is not a number of workers >= 1")
@@ -343,9 +347,7 @@ def build_settings(
 
     # -n / proc_name names the processes and, as in a config file, is the default title.
     proc_name = src.pick("proc_name")
-    title = src.option("title") or proc_name or (
-        f"{SPECS['title'].default}-{parse_bind(binds[0])[1]}"
-    )
+    title = src.option("title") or proc_name or default_title(binds[0])
     problem = rundir.check_title(title)
     if problem:
         raise _bad("title", problem)
@@ -379,6 +381,15 @@ def build_settings(
     )
 
 
+def default_title(bind: str) -> str:
+    """``sioctl-PORT`` for the first bind, ``sioctl-NAME`` for a Unix socket ``.../NAME``."""
+    path = unix_path(bind)
+    if path is None:
+        return f"{SPECS['title'].default}-{parse_bind(bind)[1]}"
+    name = re.sub(r"[^A-Za-z0-9_.@+-]", "_", os.path.basename(path.rstrip("/"))) or "unix"
+    return f"{SPECS['title'].default}-{name}"[:100]
+
+
 def check_identity(user: str | None, group: str | None) -> None:
     """Raise click.BadParameter unless ``user`` and ``group`` (names or numbers, None: not
     given) exist here, and this process may switch to them (it runs as root, or is them)."""
@@ -398,6 +409,9 @@ def listen_urls(settings: Settings) -> list[str]:
     scheme = "https" if settings.certfile else "http"
     urls = []
     for bind in settings.binds:
+        if unix_path(bind):
+            urls.append(bind)
+            continue
         host, port = parse_bind(bind)
         shown = f"[{host}]" if ":" in host else host
         urls.append(f"{scheme}://{shown}:{port}")

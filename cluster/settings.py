@@ -52,14 +52,25 @@ WORKER_BOOT_ERROR = 3
 DAY = 86_400
 
 
+UNIX_PREFIX = "unix:"
+# sockaddr_un's sun_path holds 108 bytes with the terminating NUL.
+UNIX_PATH_MAX = 107
+
+
+def unix_path(bind: str) -> str | None:
+    """The path of a ``unix:PATH`` bind (gunicorn's form), None for HOST:PORT."""
+    text = bind.strip()
+    return text[len(UNIX_PREFIX):] if text.startswith(UNIX_PREFIX) else None
+
+
 def parse_bind(bind: str) -> tuple[str, int]:
     """Split ``HOST:PORT``, ``[V6]:PORT``, ``:PORT`` or ``PORT`` into (host, port).
 
     Raises ValueError with a message naming the bad value.
     """
     text = bind.strip()
-    if text.startswith("unix:"):
-        raise ValueError(f"bind {bind!r}: Unix socket binds are not supported")
+    if text.startswith(UNIX_PREFIX):
+        raise ValueError(f"bind {bind!r}: a Unix socket is not supported here")
     host = "0.0.0.0"
     port_text = text
     if text.startswith("["):
@@ -129,6 +140,18 @@ def worker_class_from_gunicorn(value: object) -> str:
 
 
 def check_bind(bind: str) -> str | None:
+    """None if ``bind`` is a usable HOST:PORT or ``unix:PATH``, else why not (one line)."""
+    path = unix_path(bind)
+    if path is not None:
+        if not path:
+            return f"bind {bind!r}: give the socket's path, unix:/run/app.sock"
+        if len(os.fsencode(path)) > UNIX_PATH_MAX:
+            return f"bind {bind!r}: a Unix socket path holds at most {UNIX_PATH_MAX} bytes"
+        return None
+    return check_tcp_bind(bind)
+
+
+def check_tcp_bind(bind: str) -> str | None:
     """None if ``bind`` is a usable HOST:PORT, else why not (one line)."""
     try:
         parse_bind(bind)
@@ -177,7 +200,8 @@ class Settings:
     binds: list[str] = setting(
         [DEFAULT_BIND], flags=("-b", "--bind"), multiple=True, metavar="HOST:PORT",
         check=check_bind, gunicorn="bind",
-        help="Address to listen on; repeatable. Default {default}. "
+        help="Address to listen on (or unix:PATH, a Unix socket for a proxy on this machine); "
+        "repeatable. Default {default}. "
         "{env} may hold several, separated by spaces or commas.",
     )
     # "auto" until the master resolves it (cluster/engine_probe.py); workers get the engine.
@@ -371,7 +395,7 @@ class Settings:
     )
     # HOST:PORT where the master serves Prometheus metrics; None: no metrics.
     metrics_bind: str | None = setting(
-        None, flags=("--metrics-bind",), metavar="HOST:PORT", check=check_bind,
+        None, flags=("--metrics-bind",), metavar="HOST:PORT", check=check_tcp_bind,
         help="Serve Prometheus metrics for the whole cluster at http://HOST:PORT/metrics.",
     )
 
