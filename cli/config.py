@@ -345,9 +345,11 @@ def build_settings(
     if problem:
         raise _bad("redis_url", problem)
 
-    # -n / proc_name names the processes and, as in a config file, is the default title.
+    # -n / proc_name names the processes and is the default title when it can be one (a
+    # process name may hold spaces, a title names a directory).
     proc_name = src.pick("proc_name")
-    title = src.option("title") or proc_name or default_title(binds[0])
+    usable = proc_name if proc_name and rundir.check_title(proc_name) is None else None
+    title = src.option("title") or usable or default_title(binds[0])
     problem = rundir.check_title(title)
     if problem:
         raise _bad("title", problem)

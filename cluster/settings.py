@@ -371,7 +371,7 @@ class Settings:
     proc_name: str | None = setting(
         None, flags=("-n", "--name"), metavar="NAME", gunicorn="proc_name",
         help="Process name: ps shows 'sioctl: master [NAME]' and 'sioctl: worker N [NAME]' "
-        "(default: the title); also the default --title, as gunicorn's proc_name.",
+        "(default: the title); also the default --title when it can be one.",
     )
     raw_env: list[str] = setting(
         [], flags=("-e", "--raw-env"), multiple=True, metavar="KEY=VALUE", check=check_raw_env,

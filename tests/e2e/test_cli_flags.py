@@ -115,6 +115,11 @@ def test_short_flags_resolve_to_the_settings(run_sioctl: Run, base: str) -> None
     assert (shown["timeout"], shown["proc_name"], shown["title"]) == (12.0, "x", "x")
     assert shown["raw_env"] == ["A=1", "B==2"] and shown["daemon"] is True
     assert shown["pidfile"].endswith("/p.pid")
+    # A name that cannot be a title (it names a directory) names only the processes.
+    result = run_sioctl("start", "tests.apps.chat:sio", "-b", "127.0.0.1:7001", "--run-dir",
+                        base, "-n", "my chat app", "--print-config")
+    shown = json.loads(result.stdout)
+    assert (shown["proc_name"], shown["title"]) == ("my chat app", "sioctl-7001")
     result = run_sioctl("start", "tests.apps.chat:sio", "-e", "NOEQUALS", "--print-config")
     assert result.returncode == 2 and "'NOEQUALS' is not KEY=VALUE" in result.stderr
 
