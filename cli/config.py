@@ -27,6 +27,7 @@ from sioctl.cluster.settings import (
     WORKER_CLASSES,
     Settings,
     parse_bind,
+    unix_path,
     worker_class_from_gunicorn,
 )
 
@@ -135,6 +136,13 @@ def split_binds(values: tuple[str, ...] | list[str]) -> list[str]:
     return [part for value in values for part in re.split(r"[\s,]+", value) if part]
 
 
+def hostless_binds(options: Mapping[str, Any]) -> list[str]:
+    """The ``-b`` values (option or SIOCTL_BIND) that name a port and no host (``7341``,
+    ``:7341``): they listen on every interface, which a user may not mean."""
+    given = split_binds(options.get("bind") or ())
+    return [bind for bind in given if bind.startswith(":") or bind.strip().isdigit()]
+
+
 def check_app(app: str) -> str | None:
     """None if ``app`` looks like ``module:attr`` (or a bare module), else why not."""
     if not _APP.match(app):
@@ -181,7 +189,8 @@ class _Sources:
         """The setting's option if given; an empty string counts as not given, as click
         treats an empty ``SIOCTL_*`` variable."""
         value = self.options.get(SPECS[name].option)
-        return None if value == "" else value
+        # A repeatable option given no value is click's empty tuple.
+        return None if value == "" or value == () else value
 
     def pick(self, name: str, default: Any = None) -> Any:
         """The option, else the config file's value, else ``default``."""
@@ -240,7 +249,7 @@ def with_port(binds: list[str], port: int) -> list[str]:
     return out
 
 
-def _binds(src: _Sources) -> tuple[list[str], str | None]:
+def _binds(src: _Sources, cwd: str) -> tuple[list[str], str | None]:
     """The listening binds and the metrics bind, each checked."""
     given = split_binds(src.option("binds") or ())
     # Not a setting: it only says which port the binds use (see with_port).
@@ -251,6 +260,9 @@ def _binds(src: _Sources) -> tuple[list[str], str | None]:
         except ValueError as exc:
             raise _bad("binds", str(exc)) from None
     binds = given or list(src.file_values.get("bind") or []) or list(SPECS["binds"].default)
+    # A Unix socket path is relative to where the command runs; the master runs elsewhere.
+    binds = [f"unix:{_absolute(path, cwd)}" if (path := unix_path(bind)) else bind
+             for bind in binds]
     metrics_bind = src.option("metrics_bind")
     for name, value in (("binds", binds), ("metrics_bind", metrics_bind)):
         problem = SPECS[name].problem(value)
@@ -269,11 +281,15 @@ def _table_values(src: _Sources, cwd: str) -> dict[str, Any]:
         value = src.pick(spec.name, spec.default)
         if spec.ignore_case:
             value = str(value).lower()
+        if spec.multiple and isinstance(value, tuple):
+            value = list(value)
         problem = spec.problem(value)
         if problem:
             raise _bad(spec.name, problem)
         # A config file may give 30 for a float or 1 for a flag; Settings holds the field's type.
         values[spec.name] = spec.kind(value) if spec.kind in (float, int, bool) else value
+        if spec.multiple and isinstance(value, tuple):
+            values[spec.name] = list(value)
     for name in _PATHS:
         values[name] = _absolute(src.pick(name, SPECS[name].default), cwd)
     return values
@@ -313,7 +329,7 @@ def build_settings(
     """
     src = _Sources(options, file_config.values)
     app, app_dir, chdir_given = _app_and_chdir(src, cwd)
-    binds, metrics_bind = _binds(src)
+    binds, metrics_bind = _binds(src, cwd)
     workers = src.pick("workers", cpu_count or 1)
     if not isinstance(workers, int) or workers < 1:
         raise _bad("workers", f"{workers} is not a number of workers >= 1")
@@ -329,15 +345,17 @@ def build_settings(
     if problem:
         raise _bad("redis_url", problem)
 
-    proc_name = src.file_values.get("proc_name")
-    title = src.option("title") or proc_name or (
-        f"{SPECS['title'].default}-{parse_bind(binds[0])[1]}"
-    )
+    # -n / proc_name names the processes and is the default title when it can be one (a
+    # process name may hold spaces, a title names a directory).
+    proc_name = src.pick("proc_name")
+    usable = proc_name if proc_name and rundir.check_title(proc_name) is None else None
+    title = src.option("title") or usable or default_title(binds[0])
     problem = rundir.check_title(title)
     if problem:
         raise _bad("title", problem)
 
     values = _table_values(src, cwd)
+    check_identity(values["user"], values["group"])
     forwarded = _forwarded_allow_ips(src)
     if bool(values["certfile"]) != bool(values["keyfile"]):
         raise click.BadParameter("certfile and keyfile must be given together",
@@ -365,12 +383,47 @@ def build_settings(
     )
 
 
+def default_title(bind: str) -> str:
+    """``sioctl-PORT`` for the first bind, ``sioctl-NAME`` for a Unix socket ``.../NAME``."""
+    path = unix_path(bind)
+    if path is None:
+        return f"{SPECS['title'].default}-{parse_bind(bind)[1]}"
+    name = re.sub(r"[^A-Za-z0-9_.@+-]", "_", os.path.basename(path.rstrip("/"))) or "unix"
+    return f"{SPECS['title'].default}-{name}"[:100]
+
+
+def check_identity(user: str | None, group: str | None) -> None:
+    """Raise click.BadParameter unless ``user`` and ``group`` (names or numbers, None: not
+    given) exist here, and this process may switch to them (it runs as root, or is them)."""
+    from sioctl.cluster import identity
+
+    try:
+        uid, gid = identity.resolve(user, group)
+    except LookupError as exc:
+        raise _bad("group" if "group" in str(exc) else "user", str(exc)) from None
+    if os.geteuid() != 0 and (uid, gid) != (os.geteuid(), os.getegid()):
+        raise _bad("user" if user else "group",
+                   "switching user or group needs the master started as root")
+
+
 def listen_urls(settings: Settings) -> list[str]:
     """``http(s)://host:port`` for each bind, for messages."""
     scheme = "https" if settings.certfile else "http"
     urls = []
     for bind in settings.binds:
+        if unix_path(bind):
+            urls.append(bind)
+            continue
         host, port = parse_bind(bind)
         shown = f"[{host}]" if ":" in host else host
         urls.append(f"{scheme}://{shown}:{port}")
     return urls
+
+
+def metrics_url(settings: Settings) -> str | None:
+    """``http://host:port/metrics`` of ``--metrics-bind``, for messages; None without it."""
+    if not settings.metrics_bind:
+        return None
+    host, port = parse_bind(settings.metrics_bind)
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/metrics"

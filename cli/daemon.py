@@ -61,6 +61,9 @@ def child_environ(settings: Settings, base: Mapping[str, str]) -> dict[str, str]
     env[SETTINGS_ENV] = settings.to_json()
     if settings.env:
         env["SIOCTL_ENV"] = settings.env
+    # Process titles leave the environment block in place (cluster/proctitle.py); the child
+    # imports gunicorn, and with it setproctitle, before it names itself.
+    env.setdefault("SPT_NOENV", "1")
     return env
 
 

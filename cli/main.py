@@ -13,10 +13,23 @@ from typing import Any
 import click
 
 import sioctl
-from sioctl.cluster import engine_probe
+from sioctl.cluster import engine_probe, proctitle
 from sioctl.cluster.settings import Settings, mask_url, parse_bind
 
-from . import config, daemon, dev, operate, rebuild, reloader, rundir, skeleton, status, stopping
+from . import (
+    checks,
+    config,
+    daemon,
+    dev,
+    operate,
+    procs,
+    rebuild,
+    reloader,
+    rundir,
+    skeleton,
+    status,
+    stopping,
+)
 from .appdir import AppError
 from .options import app_argument, env, option, run_dir_option, setting_option, setting_options
 
@@ -43,7 +56,7 @@ def cli() -> None:
 @option("--port", type=click.IntRange(0, 65535), envvar=env("PORT"), metavar="PORT",
         help="Listen on PORT on every interface (0.0.0.0), or on each -b host, as "
         "egg-scripts' --port.")
-@setting_options("redis_url", "redis_channel", "daemon", "title", "env")
+@setting_options("redis_url", "redis_channel", "daemon", "title", "proc_name", "env", "raw_env")
 @option("-c", "--config", "config_file", envvar=env("CONFIG"), metavar="FILE",
         help="gunicorn config file (path, file:PATH or python:MODULE); default ./gunicorn.conf.py "
         "if it exists. Options and SIOCTL_* variables override it.")
@@ -51,11 +64,16 @@ def cli() -> None:
     "run_dir", "timeout", "graceful_timeout", "connect_timeout", "allow_eio3", "keepalive",
     "header_timeout", "worker_connections", "redis_transport", "redis_stream_maxlen",
     "proxy_protocol", "forwarded_allow_ips", "metrics_bind", "backlog", "pending_limit",
-    "loglevel", "accesslog", "errorlog", "pidfile", "certfile", "keyfile", "chdir",
+    "loglevel", "accesslog", "errorlog", "pidfile", "certfile", "keyfile", "chdir", "user",
+    "group",
 )
 @option("--print-config", is_flag=True,
         help="Print the resolved settings as JSON (passwords masked) and exit.")
-def start(sticky: bool, config_file: str | None, print_config: bool, **options: Any) -> None:
+@option("--check-config", is_flag=True,
+        help="Load the config and import the app as a worker would, print OK or the error, "
+        "and exit (0 or 1) without starting anything.")
+def start(sticky: bool, config_file: str | None, print_config: bool, check_config: bool,
+          **options: Any) -> None:
     """Start a cluster serving APP.
 
     APP is module:attr or an app directory (app/router.py, config/config_*.py); default:
@@ -63,14 +81,24 @@ def start(sticky: bool, config_file: str | None, print_config: bool, **options: 
     directory. Settings come from the options, then SIOCTL_* variables, then the gunicorn
     config file; an app directory's io.redis comes last.
     """
+    proctitle.keep_environment()  # before a config file brings gunicorn (and setproctitle) in
     cwd = os.getcwd()
-    settings = start_settings(config_file, options, cwd)
+    try:
+        settings = start_settings(config_file, options, cwd)
+    except click.ClickException as exc:
+        if not check_config:
+            raise
+        # gunicorn's --check-config: 1 for any error, the config's included.
+        _say(f"error: {exc.format_message()}")
+        sys.exit(1)
     if print_config:
         shown = dataclasses.asdict(settings)
         if settings.redis_url:
             shown["redis_url"] = mask_url(settings.redis_url)
         click.echo(json.dumps(shown, indent=2))
         return
+    if check_config:
+        sys.exit(checks.check_app(settings, say=_say))
     sys.exit(launch(settings, rebuild.Recipe.of(config_file, options, cwd)))
 
 
@@ -93,8 +121,10 @@ def launch(settings: Settings, recipe: rebuild.Recipe | None = None) -> int:
         except OSError as exc:
             raise click.ClickException(f"cannot start the master: {exc}") from None
         if outcome.ok:
+            metrics = config.metrics_url(settings)
             click.echo(f"sioctl: {settings.title} started (pid {outcome.pid}) on {urls}, "
-                       f"logs in {outcome.log_path}")
+                       + (f"metrics at {metrics}, " if metrics else "")
+                       + f"logs in {outcome.log_path}")
             return 0
         _say(f"sioctl: {settings.title} failed to start: {outcome.message}")
         if outcome.message.startswith("the master exited"):
@@ -122,44 +152,69 @@ def start_settings(location: str | None, options: dict[str, Any], cwd: str) -> S
         _say(f"sioctl: ignoring gunicorn settings that do not apply: {ignored}")
     if file_config.unknown:
         _say(f"sioctl: not gunicorn settings, skipped: {', '.join(file_config.unknown)}")
-    return config.build_settings(
+    settings = config.build_settings(
         options, file_config, cwd=cwd, environ=os.environ, cpu_count=os.cpu_count()
     )
+    hostless = config.hostless_binds(options)
+    if hostless:
+        # A bare port reads like "local port 7341" and is every interface; say it once.
+        shown = ", ".join(f"-b {bind}" for bind in hostless)
+        _say(f"sioctl: warning: {shown} listens on every interface (0.0.0.0); give a host "
+             "(-b 127.0.0.1:PORT to stay local, -b 0.0.0.0:PORT to mean it)")
+    return settings
 
 
 @cli.command()
 @setting_option("title", help="Stop only this cluster.")
 @option("--pidfile", metavar="FILE", help="Stop the master whose pid is in FILE.")
+@option("--all", "stop_all", is_flag=True,
+        help="Stop every cluster under the run directory (without it, a bare stop refuses "
+        "when several run).")
+@option("--if-running", is_flag=True,
+        help="Exit 0 when no cluster runs (for deploy scripts under set -e).")
 @run_dir_option()
 @option("--timeout", type=click.FloatRange(min=0), default=None, metavar="S",
         help="Kill (SIGKILL) the master if it still runs after this long (default: the "
         f"cluster's graceful timeout + {stopping.STOP_SLACK:g} s, or "
         f"{stopping.DEFAULT_STOP_TIMEOUT:g} s when it does not say).")
 @option("--force", is_flag=True, help="Stop at once instead of letting connections finish.")
-def stop(title: str | None, pidfile: str | None, run_dir: str | None, timeout: float | None,
-         force: bool) -> None:
-    """Stop a cluster (by title or pidfile), or every cluster under the run directory."""
+def stop(title: str | None, pidfile: str | None, stop_all: bool, if_running: bool,
+         run_dir: str | None, timeout: float | None, force: bool) -> None:
+    """Stop a cluster: by --title or --pidfile, the only one under the run directory, or
+    every one with --all."""
     graceful = not force
-    if title and pidfile:
-        raise click.UsageError("give --title or --pidfile, not both")
+    if sum(map(bool, (title, pidfile, stop_all))) > 1:
+        raise click.UsageError("give one of --title, --pidfile and --all")
     if pidfile:
         wait = timeout if timeout is not None else stopping.DEFAULT_STOP_TIMEOUT
+        pid = rundir.read_pidfile(pidfile)
+        idle = pid is None or not procs.is_alive(pid)
         if not stopping.stop_pidfile(pidfile, graceful=graceful, timeout=wait, say=_say):
-            sys.exit(1)
+            sys.exit(0 if if_running and idle else 1)
         return
     base = rundir.resolve_base(run_dir, os.environ)
-    found_all = _find(base, title)
-    stopped = 0
-    for found in found_all:
+    alive = []
+    for found in _find(base, title):
         message = stopping.stale_message(base, found)
         if message:
             _say(message)
-            continue
+        else:
+            alive.append(found)
+    if len(alive) > 1 and not stop_all and not title:
+        # A bare stop used to stop every cluster: one machine may run several apps' clusters,
+        # and a script meant for one must not take the others down.
+        _say(f"sioctl: {len(alive)} clusters run under {base}; stopping none:")
+        for found in alive:
+            _say(f"  {found.title} (pid {found.pid})")
+        _say("sioctl: name one with --title NAME, or stop them all with --all")
+        sys.exit(1)
+    stopped = 0
+    for found in alive:
         wait = timeout if timeout is not None else stopping.stop_timeout(found)
         if stopping.stop_found(base, found, graceful=graceful, timeout=wait, say=_say):
             stopped += 1
     if not stopped:
-        _nothing_running(base, title)
+        _nothing_running(base, title, ok=if_running and not alive)
 
 
 @cli.command(name="status")
@@ -195,12 +250,13 @@ def _find(base: str, title: str | None) -> list[stopping.Found]:
     return [f for t in rundir.known_titles(base) if (f := stopping.probe(base, t))]
 
 
-def _nothing_running(base: str, title: str | None) -> None:
+def _nothing_running(base: str, title: str | None, ok: bool = False) -> None:
+    """Say that nothing runs and exit: 0 if ``ok`` (stop --if-running), else 1."""
     if title:
         _say(f"sioctl: no sioctl cluster titled '{title}' under {base}")
     else:
         _say("sioctl: no sioctl cluster is running")
-    sys.exit(1)
+    sys.exit(0 if ok else 1)
 
 
 @cli.command(name="dev")

@@ -49,6 +49,8 @@ class Address:
     port: int
 
     def __str__(self) -> str:
+        if self.host.startswith("unix:"):
+            return self.host  # a node's Unix socket (-b unix:PATH); port unused
         if ":" in self.host:
             return f"[{self.host}]:{self.port}"
         return f"{self.host}:{self.port}"
@@ -71,8 +73,13 @@ class LocalRun:
 
 
 def parse_address(text: str, what: str = "node") -> Address:
-    """``HOST:PORT`` or ``[V6]:PORT`` as an Address; raises NginxConfigError naming ``text``."""
+    """``HOST:PORT``, ``[V6]:PORT`` or ``unix:/PATH`` (a node on this machine listening on a
+    Unix socket) as an Address; raises NginxConfigError naming ``text``."""
     value = text.strip()
+    if value.startswith("unix:"):
+        if not value[5:].startswith("/"):
+            raise NginxConfigError(f"{what} {text!r}: expected unix:/ABSOLUTE/PATH")
+        return Address(value, 0)
     if value.startswith("["):
         host, sep, port_text = value[1:].partition("]:")
         if not sep:

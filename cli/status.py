@@ -78,9 +78,13 @@ def render(reply: dict[str, Any], now: float) -> str:
     header = (
         f"{title}: master pid {_cell(reply.get('pid'))}, up {uptime}, {reply.get('state', '?')}"
     )
+    if reply.get("version"):
+        header += f", sioctl {reply['version']}"
     if reply.get("engine"):
         header += f", {reply['engine']} workers"
     binds = ", ".join(str(b) for b in reply.get("binds") or []) or "-"
+    if reply.get("metrics"):
+        binds += f"; metrics: {reply['metrics']}"
     lines = [header, f"  binds: {binds}", f"  redis: {reply.get('redis') or '-'}"]
     embedded = embedded_redis_line(reply.get("embedded_redis"), now)
     if embedded:

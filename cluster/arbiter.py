@@ -22,7 +22,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import engine_probe
+from sioctl import __version__
+
+from . import engine_probe, identity, proctitle
 from .admin import Admin
 from .client_address import TrustedProxies
 from .control import ControlError, ControlServer
@@ -96,6 +98,7 @@ class Arbiter:
                   file=sys.stderr)
             self._report_ready(f"error: cannot open error log {self.settings.errorlog}")
             return 1
+        proctitle.set_title("master", self.settings.proc_name or self.settings.title)
         soft_limit = raise_open_file_limit()
         # Leave room for listeners, channels, logs, control clients and Redis.
         self.router.limit_descriptors(soft_limit - (64 + 4 * self.settings.workers))
@@ -127,8 +130,10 @@ class Arbiter:
             except ListenError as exc:
                 raise BootError(f"metrics: {exc}") from None
             self.metrics = MetricsServer(metrics_sock, self.status)
+            log.info("metrics: %s", self._metrics_url())
         self.admin = Admin(self.reactor, self.control, self.metrics)
         self._write_pidfiles()
+        self._switch_user()
         self.reactor.install_signals(HANDLED_SIGNALS)
         self._resolve_engine()
         if s.redis_url is None and s.workers > 1:
@@ -136,6 +141,34 @@ class Arbiter:
         log.info("starting %d %s worker%s for %s (redis: %s)", s.workers, s.worker_class,
                  "" if s.workers == 1 else "s", s.app, self._redis_description())
         self.supervisor.start()
+
+    def _switch_user(self) -> None:
+        """``--user``/``--group``: become them for good once the listeners are bound, before the
+        app is imported (engine probe) and Redis and the workers start, so none of them runs
+        as root. The run directory, control socket and log files are given to them first."""
+        s = self.settings
+        if not (s.user or s.group):
+            return
+        logs = [path for path in (s.errorlog, s.accesslog) if path and path != "-"]
+        try:
+            for path in logs:
+                open(path, "a").close()  # the workers open them as the user
+            uid, gid = identity.drop_privileges(
+                s.user, s.group, [s.run_dir, s.control_socket, s.master_pidfile, *logs])
+        except (OSError, LookupError) as exc:
+            raise BootError(f"cannot switch to user {s.user or '-'} / group {s.group or '-'}: "
+                            f"{getattr(exc, 'strerror', None) or exc}") from None
+        if not os.access(s.run_dir, os.W_OK | os.X_OK):
+            raise BootError(f"run directory {s.run_dir} is out of reach of uid {uid}: give "
+                            "--run-dir under a directory it can enter (/run/sioctl, say)")
+        log.info("running as uid %d, gid %d from now on", uid, gid)
+
+    def _metrics_url(self) -> str | None:
+        """``http://HOST:PORT/metrics`` of ``--metrics-bind`` (its real port), else None."""
+        if self.metrics is None:
+            return None
+        host, port = self.metrics.sock.getsockname()[:2]
+        return f"http://[{host}]:{port}/metrics" if ":" in host else f"http://{host}:{port}/metrics"
 
     def _resolve_engine(self) -> None:
         """Settle the workers' engine (``-k``, else what the app needs) before any starts."""
@@ -145,7 +178,9 @@ class Arbiter:
             raise BootError(str(exc)) from None
         if self.settings.worker_class == AUTO:
             article = "an" if why[:1].lower() in "aeiou" else "a"
-            log.info("engine: %s (the app is %s %s)", engine, article, why)
+            # The probe says "not importable without eventlet (...)" of an app that failed.
+            what = why if why.startswith("not ") else f"{article} {why}"
+            log.info("engine: %s (the app is %s)", engine, what)
         self.settings.worker_class = engine
 
     def _prepare_run_dir(self) -> None:
@@ -368,12 +403,14 @@ class Arbiter:
         inspector = self.router.inspector
         return {
             "title": self.settings.title,
+            "version": __version__,
             "pid": os.getpid(),
             "started_at": self.started_at,
             "state": self.state,
             "app": self.settings.app,
             "engine": self.settings.worker_class,
             "binds": self.router.addresses(),
+            "metrics": self._metrics_url(),
             "redis": self._redis_description(),
             "graceful_timeout": self.settings.graceful_timeout,
             "workers": len(self.router.slots),

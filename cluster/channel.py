@@ -14,8 +14,11 @@ Master → worker:
     {"t": "conn", "addr": [host, port]}   + 1 fd: serve this client connection
 Worker → master:
     {"t": "ready", "pid": N}              the app is loaded and the worker serves
-    {"t": "boot_error", "message": "..."} the worker cannot start; it exits with WORKER_BOOT_ERROR
-    {"t": "stats", "connections": N, "sessions": M, "messaging": {...}}
+    {"t": "boot_error", "message": "...", "frames": ["path:line in f: code", ...]}
+                                          the worker cannot start; it exits with
+                                          WORKER_BOOT_ERROR; frames: where the app raised it
+    {"t": "stats", "connections": N, "sessions": M, "messaging": {...},
+     "socketio": {"events": N, "emits": M}}
                                           heartbeat, about once a second; "messaging" holds
                                           the Redis figures when the worker has a Redis
 """

@@ -40,6 +40,10 @@ from .client_address import (
 )
 
 INSPECT_TIMEOUT = 5.0
+# The peer of a connection on a Unix listener: no address, and a trusted proxy (as gunicorn
+# trusts Unix peers): the socket file's permissions decide who may connect, so its PROXY header
+# or forwarded headers name the client; without them the connection keeps this address (slot 0).
+UNIX_PEER = ("", 0)
 # Connections one client address may have waiting for their header (see the module docstring).
 PEER_LIMIT = 256
 # Connections all peers together may have waiting.
@@ -101,7 +105,11 @@ class Inspector:
 
     def needed(self, peer: tuple[str, int]) -> bool:
         """True when a connection from ``peer`` must be inspected before it is dispatched."""
-        return self.proxy_protocol or self.trusted.trusts(peer[0])
+        return self.proxy_protocol or self._trusts(peer[0])
+
+    def _trusts(self, host: str) -> bool:
+        """A trusted proxy: listed in --forwarded-allow-ips, or a Unix peer."""
+        return host == UNIX_PEER[0] or self.trusted.trusts(host)
 
     def start(self, conn: socket.socket, peer: tuple[str, int]) -> Inspection:
         # Never wait in the master's loop for a peer's bytes.
@@ -127,7 +135,7 @@ class Inspector:
                 inspection.have = -1
             address = inspection.address or inspection.peer
             # Forwarded headers count only from a trusted TCP peer (the proxy itself).
-            if self.trusted.trusts(inspection.peer[0]):
+            if self._trusts(inspection.peer[0]):
                 head = conn.recv(HEAD_MAX, socket.MSG_PEEK)
                 if not head:
                     return self._error("closed before its request")
@@ -173,7 +181,7 @@ class Inspector:
         """Count a waiting inspection against its client address and the total; the reason
         to refuse it when either is full, else None."""
         host = (inspection.address or inspection.peer)[0]
-        key = "" if self.trusted.trusts(host) else host
+        key = "" if self._trusts(host) else host
         if inspection.held_by == key:
             return None
         if inspection.held_by is None:

@@ -8,11 +8,12 @@ from the master's selector loop without blocking it.
 
 from __future__ import annotations
 
+import functools
 import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -39,6 +40,10 @@ SLOT_FIGURES = [
      "full", True),
     ("refused", "sioctl_refused_connections", "Connections the slot's worker answered 503 "
      "because all its --worker-connections were busy (since the worker started)", True),
+    ("events_received", "sioctl_socketio_events_received", "Socket.IO events the slot's "
+     "worker received from its clients (since the worker started)", True),
+    ("emits", "sioctl_socketio_emits", "emit() calls of the slot's worker's Socket.IO server, "
+     "send() and call() included (since the worker started)", True),
 ]
 # (key of a worker's "messaging" figures, metric name, help, counter?)
 REDIS_FIGURES = [
@@ -65,6 +70,11 @@ class StatusCollector:
     def collect(self) -> Iterator[Metric]:
         status = self.status()
         slots = status.get("slots", [])
+        info = GaugeMetricFamily("sioctl_build_info", "sioctl's version (always 1)",
+                                 labels=["version"])
+        info.add_metric([str(status.get("version", ""))], 1)
+        yield info
+        yield from _processes(status)
         ready = GaugeMetricFamily("sioctl_workers_ready", "Slots whose worker is ready")
         ready.add_metric([], sum(1 for s in slots if s.get("state") == "ready"))
         yield ready
@@ -92,6 +102,30 @@ class StatusCollector:
             counter = CounterMetricFamily(name, help_text)
             counter.add_metric([], inspection.get(key, 0))
             yield counter
+
+
+def _processes(status: dict[str, Any]) -> Iterator[Metric]:
+    """prometheus-client's process_* figures (CPU seconds, resident memory, open fds, start
+    time...) of the master and of each slot's worker, read from /proc as its ProcessCollector
+    reads its own process, labelled role="master" or role="worker" and the slot."""
+    pids: list[tuple[int, list[str]]] = []
+    if isinstance(status.get("pid"), int):
+        pids.append((status["pid"], ["master", ""]))
+    for slot in status.get("slots", []):
+        if isinstance(slot.get("pid"), int):
+            pids.append((slot["pid"], ["worker", str(slot["slot"])]))
+    families: dict[str, Metric] = {}
+    for pid, labels in pids:
+        for found in ProcessCollector(pid=functools.partial(int, pid), registry=None).collect():
+            family = families.get(found.name)
+            if family is None:
+                kind = CounterMetricFamily if found.type == "counter" else GaugeMetricFamily
+                family = families[found.name] = kind(found.name, found.documentation,
+                                                     labels=["role", "slot"])
+            for sample in found.samples:
+                if sample.name in (found.name, found.name + "_total"):
+                    family.add_metric(labels, sample.value)  # type: ignore[attr-defined]
+    yield from families.values()
 
 
 def _embedded_redis(info: Any) -> Iterator[Metric]:

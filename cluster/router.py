@@ -17,8 +17,8 @@ import socket
 import time
 
 from . import channel
-from .inspector import PARK, WAIT, Inspection, Inspector, Outcome
-from .listeners import display_address, open_listeners
+from .inspector import PARK, UNIX_PEER, WAIT, Inspection, Inspector, Outcome
+from .listeners import close_listener, display_address, open_listeners, socket_file
 from .reactor import Reactor
 from .slots import Slot, slot_for_address
 from .worker_process import READY, WorkerProcess
@@ -51,13 +51,17 @@ class Router:
         # of slots; None until known.
         self.descriptor_cap: int | None = None
         self.listeners: list[socket.socket] = []
+        self.socket_files: dict[int, tuple[str, int] | None] = {}
         self.listening = False
         self.closed = False
         self.last_inspect_log = 0.0
+        self.warned_unnamed = False
 
     def open(self, binds: list[str], backlog: int) -> None:
         """Open the listening sockets (raises ListenError); accepting starts later."""
         self.listeners = open_listeners(binds, backlog)
+        # Unix listeners' socket files, removed when they close.
+        self.socket_files = {sock.fileno(): socket_file(sock) for sock in self.listeners}
 
     def addresses(self) -> list[str]:
         return [display_address(sock) for sock in self.listeners]
@@ -102,7 +106,8 @@ class Router:
                                             self._resume_accepting)
                     return
                 continue  # ECONNABORTED and friends: that client is gone already
-            peer = (address[0], address[1])
+            # A Unix peer has no address: the proxy in front names the client (inspector).
+            peer = (address[0], address[1]) if isinstance(address, tuple) else UNIX_PEER
             if self.inspector.needed(peer):
                 self._inspect(conn, peer)
             else:
@@ -139,6 +144,11 @@ class Router:
         self.inspector.finish(inspection)
         self.reactor.unwatch(conn)
         if outcome.address is not None:
+            if outcome.address == UNIX_PEER and not self.warned_unnamed:
+                self.warned_unnamed = True
+                log.warning("a connection on a Unix socket named no client (no PROXY header, "
+                            "no X-Forwarded-For / Forwarded / X-Real-IP): such connections all "
+                            "go to slot 0; have the proxy send the client's address")
             self.dispatch(conn, outcome.address)
             return
         conn.close()
@@ -146,8 +156,8 @@ class Router:
         if now - self.last_inspect_log >= 1.0:
             self.last_inspect_log = now
             log.warning("closed a connection from %s: %s (%d bad, %d timed out, %d refused "
-                        "so far)", inspection.peer[0], outcome.error, self.inspector.errors,
-                        self.inspector.timeouts, self.inspector.refused)
+                        "so far)", inspection.peer[0] or "a Unix socket", outcome.error,
+                        self.inspector.errors, self.inspector.timeouts, self.inspector.refused)
 
     def _arm_inspection_deadline(self) -> None:
         # The oldest inspection's deadline: they are kept in deadline order, nothing to scan.
@@ -280,7 +290,7 @@ class Router:
         self.closed = True
         self.stop_accepting()
         for sock in self.listeners:
-            sock.close()
+            close_listener(sock, self.socket_files.get(sock.fileno()))
         self.listeners = []
         self.reactor.cancel("resume accepting")
         for slot in self.slots:
@@ -296,5 +306,5 @@ class Router:
             inspection.conn.close()
         self.inspector.pending.clear()
         for sock in self.listeners:
-            sock.close()
+            close_listener(sock, self.socket_files.get(sock.fileno()))
         self.listeners = []

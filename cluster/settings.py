@@ -52,14 +52,25 @@ WORKER_BOOT_ERROR = 3
 DAY = 86_400
 
 
+UNIX_PREFIX = "unix:"
+# sockaddr_un's sun_path holds 108 bytes with the terminating NUL.
+UNIX_PATH_MAX = 107
+
+
+def unix_path(bind: str) -> str | None:
+    """The path of a ``unix:PATH`` bind (gunicorn's form), None for HOST:PORT."""
+    text = bind.strip()
+    return text[len(UNIX_PREFIX):] if text.startswith(UNIX_PREFIX) else None
+
+
 def parse_bind(bind: str) -> tuple[str, int]:
     """Split ``HOST:PORT``, ``[V6]:PORT``, ``:PORT`` or ``PORT`` into (host, port).
 
     Raises ValueError with a message naming the bad value.
     """
     text = bind.strip()
-    if text.startswith("unix:"):
-        raise ValueError(f"bind {bind!r}: Unix socket binds are not supported")
+    if text.startswith(UNIX_PREFIX):
+        raise ValueError(f"bind {bind!r}: a Unix socket is not supported here")
     host = "0.0.0.0"
     port_text = text
     if text.startswith("["):
@@ -129,11 +140,31 @@ def worker_class_from_gunicorn(value: object) -> str:
 
 
 def check_bind(bind: str) -> str | None:
+    """None if ``bind`` is a usable HOST:PORT or ``unix:PATH``, else why not (one line)."""
+    path = unix_path(bind)
+    if path is not None:
+        if not path:
+            return f"bind {bind!r}: give the socket's path, unix:/run/app.sock"
+        if len(os.fsencode(path)) > UNIX_PATH_MAX:
+            return f"bind {bind!r}: a Unix socket path holds at most {UNIX_PATH_MAX} bytes"
+        return None
+    return check_tcp_bind(bind)
+
+
+def check_tcp_bind(bind: str) -> str | None:
     """None if ``bind`` is a usable HOST:PORT, else why not (one line)."""
     try:
         parse_bind(bind)
     except ValueError as exc:
         return str(exc)
+    return None
+
+
+def check_raw_env(entry: str) -> str | None:
+    """None if ``entry`` is KEY=VALUE (gunicorn's raw_env), else why not (one line)."""
+    key, sep, _value = entry.partition("=")
+    if not sep or not key.strip():
+        return f"{entry!r} is not KEY=VALUE"
     return None
 
 
@@ -169,7 +200,8 @@ class Settings:
     binds: list[str] = setting(
         [DEFAULT_BIND], flags=("-b", "--bind"), multiple=True, metavar="HOST:PORT",
         check=check_bind, gunicorn="bind",
-        help="Address to listen on; repeatable. Default {default}. "
+        help="Address to listen on (or unix:PATH, a Unix socket for a proxy on this machine); "
+        "repeatable. Default {default}. "
         "{env} may hold several, separated by spaces or commas.",
     )
     # "auto" until the master resolves it (cluster/engine_probe.py); workers get the engine.
@@ -229,7 +261,7 @@ class Settings:
     )
     # Seconds without a heartbeat after which the master kills a worker (gunicorn's timeout).
     timeout: float = setting(
-        30.0, flags=("--timeout",), metavar="S", minimum=0, seconds=True, millis_from=DAY,
+        30.0, flags=("-t", "--timeout"), metavar="S", minimum=0, seconds=True, millis_from=DAY,
         gunicorn="timeout",
         help="Kill a worker silent for this long (default {default}).",
     )
@@ -332,23 +364,38 @@ class Settings:
         "proxy_protocol, HAProxy send-proxy): slots and REMOTE_ADDR use the client it names.",
     )
     pidfile: str | None = setting(
-        None, flags=("--pidfile",), metavar="FILE", gunicorn="pidfile",
+        None, flags=("-p", "--pidfile"), metavar="FILE", gunicorn="pidfile",
         help="Also write the master's pid here (it is always in RUN_DIR/master.pid).",
     )
+    # What ps shows (cluster/proctitle.py); the command line's default is the title.
     proc_name: str | None = setting(
-        None, gunicorn="proc_name",
-        no_flag="--title names the cluster; the config file's proc_name is the default title",
+        None, flags=("-n", "--name"), metavar="NAME", gunicorn="proc_name",
+        help="Process name: ps shows 'sioctl: master [NAME]' and 'sioctl: worker N [NAME]' "
+        "(default: the title); also the default --title when it can be one.",
     )
     raw_env: list[str] = setting(
-        [], gunicorn="raw_env", no_flag="config file only, as gunicorn's raw_env",
+        [], flags=("-e", "--raw-env"), multiple=True, metavar="KEY=VALUE", check=check_raw_env,
+        gunicorn="raw_env",
+        help="Set KEY to VALUE in the workers' environment (gunicorn's -e); repeatable.",
+    )
+    # Whom the master and workers run as once the listeners are bound (None: as started).
+    user: str | None = setting(
+        None, flags=("-u", "--user"), metavar="USER", gunicorn="user", from_gunicorn=str,
+        help="Switch to this user (name or uid) once the listeners are bound, to bind :80 or "
+        ":443 as root and serve as USER.",
+    )
+    group: str | None = setting(
+        None, flags=("-g", "--group"), metavar="GROUP", gunicorn="group", from_gunicorn=str,
+        help="Switch to this group (name or gid) once the listeners are bound (default: "
+        "USER's group).",
     )
     daemon: bool = setting(
-        False, flags=("--daemon/--no-daemon",), gunicorn="daemon",
+        False, flags=("-D", "--daemon/--no-daemon"), gunicorn="daemon",
         help="Run in the background; returns once every worker serves.",
     )
     # HOST:PORT where the master serves Prometheus metrics; None: no metrics.
     metrics_bind: str | None = setting(
-        None, flags=("--metrics-bind",), metavar="HOST:PORT", check=check_bind,
+        None, flags=("--metrics-bind",), metavar="HOST:PORT", check=check_tcp_bind,
         help="Serve Prometheus metrics for the whole cluster at http://HOST:PORT/metrics.",
     )
 

@@ -22,8 +22,11 @@ def slot_for_address(host: str, workers: int) -> int:
     """The slot (0 ≤ slot < workers) that serves clients from ``host`` (an IPv4 or IPv6 literal).
 
     IPv4-mapped IPv6 addresses (``::ffff:1.2.3.4``, as a dual-stack listener reports IPv4 peers)
-    hash like the IPv4 address, so a client keeps its slot whichever listener it reaches.
+    hash like the IPv4 address, so a client keeps its slot whichever listener it reaches. No
+    address (a Unix socket's peer that named no client) is slot 0.
     """
+    if not host:
+        return 0
     if ":" in host:
         packed = socket.inet_pton(socket.AF_INET6, host.split("%", 1)[0])
         if packed[:12] == b"\0" * 10 + b"\xff\xff":

@@ -252,15 +252,18 @@ class Supervisor:
             if not worker.boot_error:
                 reason = f"slot {slot.index}: {reason} before it was ready"
             self.on_boot_failed(reason)
+            _log_frames(worker)
             self.stop(graceful=False)
             return
         if was_standby:
             log.error("rolling restart stopped at slot %d: %s", slot.index, reason)
+            _log_frames(worker)
             self.rolling.clear()
             return
         boot_failed = bool(worker.boot_error) or status == WORKER_BOOT_ERROR
         if boot_failed:
             log.error("slot %d: worker could not start: %s", slot.index, reason)
+            _log_frames(worker)
         else:
             log.error("slot %d: worker pid %d %s; respawning", slot.index, worker.pid, how)
         slot.restarts += 1
@@ -423,3 +426,10 @@ class Supervisor:
                 worker.signal(signal.SIGKILL)
                 worker.process.wait()
             worker.close_channel()
+
+
+def _log_frames(worker: WorkerProcess) -> None:
+    """Log where the app raised a worker's boot error, under the error's line: at the default
+    level, since a one-line ``KeyError: 'DATABASE_URL'`` does not say which line of the app."""
+    for frame in worker.boot_frames:
+        log.error("  at %s", frame)

@@ -44,7 +44,11 @@ class WorkerProcess:
         self.sessions = 0
         # Connections the worker refused (503) because it was full, since it started.
         self.refused = 0
+        # Socket.IO events received and emits made, since the worker started.
+        self.socketio: dict[str, int] = {"events": 0, "emits": 0}
         self.boot_error: str | None = None
+        # Where the app raised the boot error (innermost last), logged with it.
+        self.boot_frames: list[str] = []
         # The worker's Redis figures (subscribed, queued, published, dropped...), if it has any.
         self.messaging: dict[str, Any] | None = None
         self.kill_deadline: float | None = None
@@ -74,8 +78,14 @@ class WorkerProcess:
             self.refused = int(message.get("refused", 0))
             messaging = message.get("messaging")
             self.messaging = messaging if isinstance(messaging, dict) else None
+            counts = message.get("socketio")
+            if isinstance(counts, dict):
+                self.socketio = {key: int(counts.get(key, 0)) for key in ("events", "emits")}
         elif kind == channel.BOOT_ERROR:
             self.boot_error = str(message.get("message", "unknown error"))
+            frames = message.get("frames")
+            if isinstance(frames, list):
+                self.boot_frames = [str(frame) for frame in frames]
 
     def close_channel(self) -> None:
         """Close the master's end and its copy of the worker's end."""
@@ -91,6 +101,8 @@ class WorkerProcess:
             "connections": self.connections,
             "sessions": self.sessions,
             "refused": self.refused,
+            "events_received": self.socketio["events"],
+            "emits": self.socketio["emits"],
             "messaging": self.messaging,
         }
 

@@ -13,16 +13,20 @@ import argparse
 import logging
 import os
 import sys
+import traceback
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sioctl.cluster import channel as master_channel
+from sioctl.cluster import proctitle
 from sioctl.cluster.logs import reopen_daemon_output, reopen_log_files
 from sioctl.cluster.settings import SETTINGS_ENV, SLOT_ENV, WORKER_BOOT_ERROR, Settings
 from sioctl.worker.errors import BootError
 
 LOG_FORMAT = "[%(asctime)s] [{who} pid %(process)d] %(levelname)s %(message)s"
 LOG_DATEFMT = "%Y-%m-%d %H:%M:%S"
+# How many of the frames that raised a boot error are shown with it (the innermost ones).
+BOOT_FRAMES = 3
 
 
 class Sender(Protocol):
@@ -36,6 +40,8 @@ class Options:
     channel_fd: int | None
     slot: int | None
     listen: str | None
+    # Load the app, then exit 0 (sioctl start --check-config); a boot error exits as always.
+    check: bool = False
 
 
 def parse_args(argv: list[str] | None = None, prog: str = "python -m sioctl.worker") -> Options:
@@ -44,9 +50,11 @@ def parse_args(argv: list[str] | None = None, prog: str = "python -m sioctl.work
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--channel-fd", type=int, help="the master channel's fd (cluster mode)")
     mode.add_argument("--listen", metavar="HOST:PORT", help="bind and serve alone")
+    mode.add_argument("--check", action="store_true",
+                      help="load the app as a worker would, then exit 0 (--check-config)")
     parser.add_argument("--slot", type=int, help="this worker's slot number (cluster mode)")
     args = parser.parse_args(argv)
-    return Options(args.channel_fd, args.slot, args.listen)
+    return Options(args.channel_fd, args.slot, args.listen, args.check)
 
 
 def read_settings() -> Settings:
@@ -86,6 +94,12 @@ def reopen_logs(settings: Settings, access_logger: Any, logger: logging.Logger) 
         access_logger.reopen_files()
         reopened.append(str(access_logger.cfg.accesslog))
     logger.info("USR1: reopened %s", ", ".join(reopened) or "no log file")
+
+
+def name_process(settings: Settings, slot: int | None) -> None:
+    """ps shows ``sioctl: worker SLOT [NAME]`` (cluster/proctitle.py)."""
+    role = "worker" if slot is None else f"worker {slot}"
+    proctitle.set_title(role, settings.proc_name or settings.title)
 
 
 def claims_owner(settings: Settings, hostname: str) -> str:
@@ -142,18 +156,56 @@ def exit_now(code: int = 0) -> None:
     os._exit(code)
 
 
+def _own_dirs() -> tuple[str, ...]:
+    """The folders of sioctl's own packages and importlib's: their frames are not the app's."""
+    import importlib
+
+    import sioctl
+    from sioctl import cli, cluster, worker
+
+    return tuple(os.path.join(os.path.dirname(os.path.abspath(m.__file__ or "")), "")
+                 for m in (sioctl, cli, cluster, worker, importlib))
+
+
+def where_raised(error: BaseException, limit: int = BOOT_FRAMES) -> list[str]:
+    """The innermost ``limit`` frames of the app's code (or a library's) that raised the
+    exception behind ``error``, one line each: ``path:line in function: code``.
+
+    sioctl's own frames and importlib's are left out: a user looks for the line of their app
+    (``os.environ["DATABASE_URL"]``) that failed. Empty when nothing outside them raised.
+    """
+    cause = error.__cause__ or error.__context__ or error
+    own = _own_dirs()
+    frames = [
+        frame for frame in traceback.extract_tb(cause.__traceback__)
+        if not frame.filename.startswith("<") and not frame.filename.startswith(own)
+    ]
+    here = os.path.join(os.getcwd(), "")
+    lines = []
+    for frame in frames[-limit:]:
+        path = frame.filename
+        shown = path[len(here):] if path.startswith(here) else path
+        code = f": {frame.line.strip()}" if frame.line else ""
+        lines.append(f"{shown}:{frame.lineno} in {frame.name}{code}")
+    return lines
+
+
 def report_boot_error(
     error: BootError, channel: Sender | None, logger: logging.Logger
 ) -> int:
-    """Tell the master (or stderr, standalone) why the worker cannot start, in one line;
-    returns the exit status for it (WORKER_BOOT_ERROR)."""
+    """Tell the master (or stderr, standalone) why the worker cannot start: one line, and
+    the frames of the app that raised it (:func:`where_raised`); returns the exit status for
+    it (WORKER_BOOT_ERROR)."""
     logger.debug("boot failed", exc_info=True)
     message = str(error).strip().splitlines()[0] if str(error).strip() else "boot failed"
+    frames = where_raised(error)
     if channel is not None:
         try:
-            channel.send({"t": master_channel.BOOT_ERROR, "message": message})
+            channel.send({"t": master_channel.BOOT_ERROR, "message": message, "frames": frames})
         except OSError:
             pass
     else:
         print(f"error: {message}", file=sys.stderr, flush=True)
+        for frame in frames:
+            print(f"  at {frame}", file=sys.stderr, flush=True)
     return WORKER_BOOT_ERROR

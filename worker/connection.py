@@ -157,6 +157,9 @@ class TimedProtocol(eventlet.wsgi.HttpProtocol):
         self.conn_state[3].busy()
         environ: dict[str, Any] = super().get_environ()
         environ["eventlet.input"].__class__ = _BoundedInput
+        # eventlet writes its own version (HTTP/1.0) here; PEP 3333 means the request's, and
+        # the access log's %(r)s and %(H)s show it.
+        environ["SERVER_PROTOCOL"] = self.request_version
         environ[CLOSE_CONNECTION] = self._close_after_response
         return environ
 

@@ -27,6 +27,7 @@ from sioctl.worker import access_log, app_loader, drain, memory, protocol, redis
 from sioctl.worker.boot import (
     claims_owner,
     exit_now,
+    name_process,
     parse_args,
     prepare_environment,
     quiet_library_handlers,
@@ -120,6 +121,9 @@ def heartbeat(channel: Channel, http: HttpServer, loaded: app_loader.LoadedApp) 
         figures = getattr(getattr(loaded.server, "manager", None), "figures", None)
         if callable(figures):
             message["messaging"] = figures()
+        counts = protocol.socketio_figures(loaded.server)
+        if counts is not None:
+            message["socketio"] = counts
         try:
             channel.send(message)
         except OSError:
@@ -172,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     except BootError as exc:
         return report_boot_error(exc, channel, logging.getLogger("sioctl.worker"))
     logger = setup_logging(settings, options.slot)
+    name_process(settings, options.slot)
     try:
         listener = listen(options.listen, settings.backlog) if options.listen else None
         loaded, described = load(settings, logger)
@@ -184,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         return report_boot_error(exc, channel, logger)
     except Exception as exc:  # a bug or something unforeseen: still one line for the user
         return report_boot_error(unforeseen(exc), channel, logger)
+    if options.check:
+        exit_now(0)
 
     term_fd = install_signals()
     eventlet.spawn(reopen_logs_on_signal, signal_pipe(signal.SIGUSR1), settings, access_logger,

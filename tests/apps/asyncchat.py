@@ -45,6 +45,12 @@ async def whoami(sid: str, data: Any = None) -> dict[str, Any]:
 
 
 @sio.event
+async def getenv(sid: str, name: str) -> str | None:
+    """The worker's environment variable ``name`` (raw_env, -e KEY=VALUE)."""
+    return os.environ.get(name)
+
+
+@sio.event
 async def echo(sid: str, data: Any = None) -> Any:
     return data
 

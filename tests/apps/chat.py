@@ -35,6 +35,12 @@ def whoami(sid: str, data: Any = None) -> dict[str, Any]:
 
 
 @sio.event
+def getenv(sid: str, name: str) -> str | None:
+    """The worker's environment variable ``name`` (raw_env, -e KEY=VALUE)."""
+    return os.environ.get(name)
+
+
+@sio.event
 def echo(sid: str, data: Any = None) -> Any:
     return data
 

@@ -57,7 +57,8 @@ def worker_pids(system: Sioctl) -> list[int]:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
-        if b"sioctl.worker" in cmdline:
+        # Its process title (sioctl: worker N [NAME]), or its command line without setproctitle.
+        if cmdline.startswith(b"sioctl: worker") or b"sioctl.worker" in cmdline:
             pids.append(pid)
     return sorted(pids)
 

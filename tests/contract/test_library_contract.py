@@ -40,7 +40,7 @@ DOCUMENTED = {
                                           "logger"},
     "engineio.async_server:AsyncServer": {"create_event", "logger", "ping_timeout"},
     # http.server.BaseHTTPRequestHandler's documented attributes, which HttpProtocol keeps.
-    "eventlet.wsgi:HttpProtocol": {"rfile", "server"},
+    "eventlet.wsgi:HttpProtocol": {"rfile", "server", "request_version"},
     "eventlet.wsgi:Input": {"read"},  # the WSGI input stream
 }
 

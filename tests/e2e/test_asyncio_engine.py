@@ -58,12 +58,16 @@ def run_dir() -> Iterator[str]:
 
 
 def worker_modules(cluster: Cluster) -> set[str]:
-    """The module each worker process runs (``-m MODULE``)."""
+    """The module each worker process runs (``-m MODULE``). Its command line is its process
+    title (``sioctl: worker N [NAME]``), so the module is told by the C extensions it maps:
+    eventlet's greenlet for ``sioctl.worker``, uvicorn's httptools for ``sioctl.worker.aio``."""
     modules = set()
     for pid in cluster.worker_pids().values():
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            argv = [part.decode() for part in f.read().split(b"\0") if part]
-        modules.add(argv[argv.index("-m") + 1])
+        with open(f"/proc/{pid}/maps") as f:
+            maps = f.read()
+        green, httptools = "greenlet" in maps, "httptools" in maps
+        modules.add("sioctl.worker" if green and not httptools
+                    else "sioctl.worker.aio" if httptools and not green else f"unknown {pid}")
     return modules
 
 

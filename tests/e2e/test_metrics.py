@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 import socket
+import time
 from typing import Any
 
 import pytest
 import requests
 
+import sioctl
 from tests.support.clients import free_port, ips_for_slot, wait_until, whoami
 from tests.support.cluster import ENGINES
 from tests.support.metrics import sample
@@ -78,3 +80,48 @@ def test_metrics_port_in_use_is_a_one_line_error(run_sioctl: Any, tmp_path: Any)
         )
     assert result.returncode == 1
     assert f"metrics: cannot bind 127.0.0.1:{port}" in result.stderr
+
+
+def labelled(text: str, name: str, role: str, slot: str) -> float | None:
+    """The value of ``name{role=...,slot=...}`` in a Prometheus text page."""
+    match = re.search(rf'^{re.escape(name)}{{role="{role}",slot="{slot}"}} (\S+)$', text, re.M)
+    return float(match.group(1)) if match else None
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_process_build_and_socketio_metrics(
+    start_cluster: Any, connect: Any, run_sioctl: Any, engine: str
+) -> None:
+    port = free_port()
+    cluster = start_cluster(extra_args=["--metrics-bind", f"127.0.0.1:{port}"])
+    url = f"http://127.0.0.1:{port}/metrics"
+    # The address is in the log at start and in status (with the version).
+    assert f"metrics: {url}" in cluster.log_text()
+    shown = cluster.status()
+    assert (shown["metrics"], shown["version"]) == (url, sioctl.__version__)
+    result = run_sioctl("status", "--title", cluster.title, "--run-dir", cluster.run_base)
+    assert f"metrics: {url}" in result.stdout and f"sioctl {sioctl.__version__}" in result.stdout
+
+    first, second = (connect(cluster, ips_for_slot(slot, 2)[0]) for slot in (0, 1))
+    assert whoami(first)["slot"] == 0 and whoami(second)["slot"] == 1
+    for n in range(3):
+        assert first.call("echo", n, timeout=10) == n  # an event, answered by an ack
+    assert second.call("broadcast", "hi", timeout=10)  # an event that emits once
+
+    def page() -> str | None:
+        text = requests.get(url, timeout=10).text
+        received = [sample(text, "sioctl_socketio_events_received_total", s) for s in (0, 1)]
+        return text if received == [4.0, 2.0] else None
+
+    text = wait_until(page, 10, what="the events in the metrics")
+    # Slot 0 heard the broadcast through Redis: its manager delivered it, its server emitted
+    # nothing.
+    assert [sample(text, "sioctl_socketio_emits_total", s) for s in (0, 1)] == [0.0, 1.0]
+    assert f'sioctl_build_info{{version="{sioctl.__version__}"}} 1.0' in text
+    for role, slot in (("master", ""), ("worker", "0"), ("worker", "1")):
+        for name in ("process_resident_memory_bytes", "process_open_fds",
+                     "process_cpu_seconds_total"):
+            assert (labelled(text, name, role, slot) or 0) > 0, (name, role, slot)
+        started = labelled(text, "process_start_time_seconds", role, slot)
+        assert started is not None and started <= time.time()
+    assert "# TYPE process_cpu_seconds_total counter" in text

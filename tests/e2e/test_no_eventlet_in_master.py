@@ -105,6 +105,13 @@ def cmdline(pid: int) -> list[str]:
         return [part.decode() for part in f.read().split(b"\0") if part]
 
 
+def exec_environ(pid: int) -> dict[str, str]:
+    """The environment ``pid`` was exec'd with (a fork would show its parent's block)."""
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        pairs = [part.decode(errors="replace").partition("=") for part in f.read().split(b"\0")]
+    return {key: value for key, _, value in pairs if key}
+
+
 def parent_of(pid: int) -> int:
     with open(f"/proc/{pid}/stat") as f:
         return int(f.read().rsplit(")", 1)[1].split()[1])
@@ -122,13 +129,13 @@ def test_running_master_has_no_eventlet_and_workers_are_fresh_interpreters(
     for slot, pid in workers.items():
         assert maps_greenlet(pid), f"worker {pid} shows no greenlet: the check cannot see it"
         assert parent_of(pid) == cluster.pid
-        # Started with exec, not a fork of the master: its own command line.
-        argv = cmdline(pid)
-        assert argv[1:3] == ["-m", "sioctl.worker"], argv
-        assert argv[argv.index("--slot") + 1] == str(slot), argv
-        assert "--channel-fd" in argv, argv
+        # Started with exec, not a fork of the master: its own environment block (the command
+        # line is its process title now).
+        assert exec_environ(pid)["SIOCTL_WORKER_SLOT"] == str(slot)
+        assert cmdline(pid)[0] == f"sioctl: worker {slot} [{cluster.title}]"
     assert not maps_greenlet(cluster.pid), "the master has loaded greenlet (eventlet)"
-    assert cmdline(cluster.pid)[1:3] == ["-m", "sioctl"]
+    assert "SIOCTL_WORKER_SLOT" not in exec_environ(cluster.pid)
+    assert cmdline(cluster.pid)[0] == f"sioctl: master [{cluster.title}]"
 
 
 def test_running_master_of_an_asyncio_cluster_loads_no_engine(
@@ -136,9 +143,9 @@ def test_running_master_of_an_asyncio_cluster_loads_no_engine(
 ) -> None:
     cluster = start_cluster(app="tests.apps.asyncchat:app", workers=2)
     for slot, pid in cluster.worker_pids().items():
-        argv = cmdline(pid)
-        assert argv[1:3] == ["-m", "sioctl.worker.aio"], argv
-        assert argv[argv.index("--slot") + 1] == str(slot), argv
+        # Started with exec (its own environment block), as the asyncio engine's worker.
+        assert exec_environ(pid)["SIOCTL_WORKER_SLOT"] == str(slot)
+        assert cluster.status()["engine"] == "asyncio"
         assert not maps_greenlet(pid), f"asyncio worker {pid} has loaded greenlet (eventlet)"
     master = mapped_files(cluster.pid)
     assert not any(name in path for path in master for name in ("greenlet", "uvloop", "httptools"))

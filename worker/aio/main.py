@@ -21,7 +21,7 @@ from typing import Any
 
 from sioctl.cluster import channel as master_channel
 from sioctl.cluster.settings import Settings, parse_bind
-from sioctl.worker import access_log, boot, memory, tls
+from sioctl.worker import access_log, boot, memory, protocol, tls
 from sioctl.worker.aio import app as aio_app
 from sioctl.worker.aio import fixes
 from sioctl.worker.aio.channel import AsyncChannel
@@ -162,6 +162,9 @@ class Worker:
                 figures = aio_app.messaging_figures(self.loaded.server)
                 if figures is not None:
                     message["messaging"] = figures  # the Redis figures of status and metrics
+                counts = protocol.socketio_figures(self.loaded.server)
+                if counts is not None:
+                    message["socketio"] = counts
                 try:
                     self.channel.send(message)
                 except OSError:
@@ -238,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     except BootError as exc:
         return boot.report_boot_error(exc, channel, logger)
     logger = boot.setup_logging(settings, options.slot)
+    boot.name_process(settings, options.slot)
     # uvicorn logs every websocket's opening and closing at INFO: debug here.
     if logger.getEffectiveLevel() > logging.DEBUG:
         logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
@@ -250,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
         return boot.report_boot_error(exc, channel, logger)
     except Exception as exc:
         return boot.report_boot_error(boot.unforeseen(exc), channel, logger)
+    if options.check:
+        boot.exit_now(0)
     code = loop.run_until_complete(Worker(settings, loaded, channel, listener, logger).run())
     boot.exit_now(code)
     return code

@@ -75,6 +75,28 @@ class DrainGate:
         await self.app(scope, receive, send)
 
 
+class NamedPeerSocket(socket.socket):
+    """A Unix-socket connection whose ``getpeername()`` is the client the master named.
+
+    A Unix peer has no address (``''``), so uvicorn's client would be None and
+    :class:`ClientAddresses` has no peer to key it by; asyncio's transport asks the socket
+    itself, so the named client reaches the scope (both the HTTP and websocket protocols). On
+    uvloop, which reads the descriptor itself, such connections keep no client.
+    """
+
+    named: Address = ("", 0)
+
+    @classmethod
+    def wrap(cls, sock: socket.socket, addr: Address) -> NamedPeerSocket:
+        wrapped = cls(sock.family, sock.type, sock.proto, fileno=sock.detach())
+        wrapped.setblocking(False)
+        wrapped.named = addr
+        return wrapped
+
+    def getpeername(self) -> Address:
+        return self.named
+
+
 class ClientAddresses:
     """ASGI middleware: ``scope["client"]`` is the address the master named for the connection
     (the PROXY header's or a trusted proxy's client), not the TCP peer, when they differ.
@@ -158,6 +180,8 @@ class Serving:
             if sock.family in (socket.AF_INET, socket.AF_INET6):
                 # socket.io sends many small frames that must not wait for an ACK.
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            else:
+                sock = NamedPeerSocket.wrap(sock, addr)
             peer = sock.getpeername()
         except OSError:
             sock.close()  # the client is already gone

@@ -113,3 +113,12 @@ def _extend_class(obj: Any, mixins: tuple[type, ...], kind: str) -> None:
     """Give ``obj`` the class ``mixins + (its class,)``: the one class change of a server."""
     base = type(obj)
     obj.__class__ = type(f"Sioctl{kind}{base.__name__}", (*mixins, base), {})
+
+
+def socketio_figures(server: Any) -> dict[str, int] | None:
+    """``{"events": N, "emits": M}``: the Socket.IO events ``server`` received and its emit()
+    calls since it was set up (None for a server without the rules: Engine.IO only)."""
+    state = getattr(server, "_sioctl_state", None)
+    if state is None:
+        return None
+    return {"events": state.events_received, "emits": state.emits}

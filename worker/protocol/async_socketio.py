@@ -79,6 +79,7 @@ class AsyncConformantServerMixin:
             await server._handle_disconnect(eio_sid, pkt.namespace,
                                             server.reason.CLIENT_DISCONNECT)
         elif kind == packet.EVENT:
+            self._sioctl_state.events_received += 1
             await server._handle_event(eio_sid, pkt.namespace, pkt.id, pkt.data)
         elif kind == packet.ACK:
             await server._handle_ack(eio_sid, pkt.namespace, pkt.id, pkt.data)
@@ -86,7 +87,14 @@ class AsyncConformantServerMixin:
             server.logger.warning("binary packet from %s for a namespace it has not joined",
                                   eio_sid)
         else:
+            if kind == packet.BINARY_EVENT:
+                self._sioctl_state.events_received += 1
             server._binary_packet[eio_sid] = pkt  # BINARY_EVENT / BINARY_ACK: attachments next
+
+    async def emit(self, *args: Any, **kwargs: Any) -> Any:
+        """python-socketio's emit, counted for the metrics (send() and call() emit too)."""
+        self._sioctl_state.emits += 1
+        return await super().emit(*args, **kwargs)  # type: ignore[misc]
 
     async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> Any:
         server: Any = self

@@ -89,6 +89,7 @@ class ConformantServerMixin:
         elif kind == packet.DISCONNECT:
             server._handle_disconnect(eio_sid, pkt.namespace, server.reason.CLIENT_DISCONNECT)
         elif kind == packet.EVENT:
+            self._sioctl_state.events_received += 1
             server._handle_event(eio_sid, pkt.namespace, pkt.id, pkt.data)
         elif kind == packet.ACK:
             server._handle_ack(eio_sid, pkt.namespace, pkt.id, pkt.data)
@@ -98,7 +99,14 @@ class ConformantServerMixin:
             server.logger.warning("binary packet from %s for a namespace it has not joined",
                                   eio_sid)
         else:
+            if kind == packet.BINARY_EVENT:
+                self._sioctl_state.events_received += 1
             server._binary_packet[eio_sid] = pkt  # BINARY_EVENT / BINARY_ACK: attachments next
+
+    def emit(self, *args: Any, **kwargs: Any) -> Any:
+        """python-socketio's emit, counted for the metrics (send() and call() emit too)."""
+        self._sioctl_state.emits += 1
+        return super().emit(*args, **kwargs)  # type: ignore[misc]
 
     def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> Any:
         server: Any = self

@@ -29,7 +29,7 @@ from tests.support.paths import REPO_ROOT
 
 README = REPO_ROOT / "README.md"
 # Options of `start` that are not settings.
-START_ONLY = {"sticky", "config_file", "print_config", "port"}
+START_ONLY = {"sticky", "config_file", "print_config", "check_config", "port"}
 # Settings whose command-line default is computed rather than the Settings default.
 COMPUTED = {
     "app": "the APP argument, SIOCTL_APP or the current app directory",
@@ -148,6 +148,7 @@ REFUSED = {
     "metrics_bind": ("unix:/tmp/m.sock", None),
     "redis_url": ("http://user:pw@host/", None),
     "forwarded_allow_ips": ("10.0.0.0/8,proxy", ["10.0.0.1", "proxy"]),
+    "raw_env": (("NOEQUALS",), ["A=1", "NOEQUALS"]),
 }
 
 

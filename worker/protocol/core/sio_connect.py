@@ -29,6 +29,10 @@ class ConnectState:
         self.awaiting: dict[str, float] = {}
         # Whether the shell's sweep runs (one for the server, started with its first session).
         self.sweeping = False
+        # For the metrics: Socket.IO events received from clients (EVENT and BINARY_EVENT
+        # packets) and the server's emit() calls, since the worker started.
+        self.events_received = 0
+        self.emits = 0
 
     def session_opens(self, eio_sid: str, now: float) -> bool:
         """An Engine.IO session opened at ``now``; its CONNECT is due ``connect_timeout``
