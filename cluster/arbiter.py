@@ -68,6 +68,9 @@ class Arbiter:
         self.redis_watch: RedisSupervisor | None = None
         self.exit_code = 0
         self.ready_fd: int | None = None
+        # The engine -k asked for (AUTO: probed at boot and again on every HUP).
+        self.engine_asked = settings.worker_class
+        self.reprobe: engine_probe.Reprobe | None = None
 
     @property
     def state(self) -> str:
@@ -133,14 +136,35 @@ class Arbiter:
 
     def _resolve_engine(self) -> None:
         """Settle the workers' engine (``-k``, else what the app needs) before any starts."""
+        self.engine_asked = self.settings.worker_class
         try:
             engine, why = engine_probe.resolve(self.settings)
         except engine_probe.ProbeError as exc:
             raise BootError(str(exc)) from None
         if self.settings.worker_class == AUTO:
-            article = "an" if why[:1].lower() in "aeiou" else "a"
-            log.info("engine: %s (the app is %s %s)", engine, article, why)
+            log.info("engine: %s (the app is %s)", engine, engine_probe.describe(why))
         self.settings.worker_class = engine
+
+    def _restart_workers(self) -> None:
+        """HUP, ``sioctl reload``: roll the workers, on the engine the app needs now (probed
+        again unless ``-k`` named it; the loop keeps serving while the probe imports the app)."""
+        if self.engine_asked != AUTO or self.state != RUNNING:
+            self.supervisor.rolling_restart()  # (which says why it ignores a restart)
+        elif self.reprobe is not None and not self.reprobe.done:
+            log.warning("restart ignored: the engine probe of the last one still runs")
+        else:
+            self.reprobe = engine_probe.Reprobe(self.reactor, self.settings, self._reprobed)
+
+    def _reprobed(self, found: engine_probe.Answer | None) -> None:
+        """The probe of a HUP answered: an app that cannot be served now keeps the running
+        workers; a guess (the app no longer imports unpatched) keeps the running engine."""
+        if found is None:
+            return
+        if found.engine != self.settings.worker_class and found.imported:
+            log.info("engine: %s instead of %s (the app is now %s)", found.engine,
+                     self.settings.worker_class, engine_probe.describe(found.why))
+            self.settings.worker_class = found.engine
+        self.supervisor.rolling_restart()
 
     def _prepare_run_dir(self) -> None:
         run_dir = self.settings.run_dir
@@ -254,7 +278,7 @@ class Arbiter:
             log.info("%s: stopping now", name)
             self.supervisor.stop(graceful=False)
         elif signum == signal.SIGHUP:
-            self.supervisor.rolling_restart()
+            self._restart_workers()
 
     def _on_command(self, command: dict[str, Any]) -> dict[str, Any]:
         name = command.get("cmd")
@@ -268,7 +292,7 @@ class Arbiter:
             self.supervisor.stop(graceful=graceful)
             return {"ok": True, "pid": os.getpid()}
         if name == "reload":
-            self.supervisor.rolling_restart()
+            self._restart_workers()
             return {"ok": True}
         return {"ok": False, "error": f"unknown command {name!r}"}
 
