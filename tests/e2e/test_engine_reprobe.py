@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.clients import wait_until
-from tests.support.cluster import Cluster
+from tests.support.cluster import WORKER_MODULES, Cluster, worker_module
 
 SYNC_SOURCE = '''import socketio
 
@@ -35,15 +35,7 @@ async def engine(sid, data=None):
 '''
 NO_SERVER_SOURCE = '''app = "not a server"
 '''
-MODULES = {"eventlet": "sioctl.worker", "asyncio": "sioctl.worker.aio"}
 CANNOT = "rolling restart stopped before it began, the app cannot be served now: "
-
-
-def worker_module(pid: int) -> str:
-    """The module a worker process runs (``-m MODULE``)."""
-    with open(f"/proc/{pid}/cmdline", "rb") as f:
-        argv = [part.decode() for part in f.read().split(b"\0") if part]
-    return argv[argv.index("-m") + 1]
 
 
 def write(app_file: Path, source: str) -> None:
@@ -71,13 +63,13 @@ def test_hup_probes_the_engine_again(
                             extra_args=("--chdir", str(app_dir)),
                             env={"PYTHONDONTWRITEBYTECODE": "1"})
     first = cluster.worker_pids()[0]
-    assert worker_module(first) == MODULES["eventlet"]
+    assert worker_module(first) == WORKER_MODULES["eventlet"]
 
     # sync -> async: the probe runs again and the replacement is an asyncio worker.
     write(app_file, ASYNC_SOURCE)
     cluster.signal(signal.SIGHUP)
     second = int(rolled_to(cluster, first, "asyncio")["slots"][0]["pid"])
-    assert worker_module(second) == MODULES["asyncio"]
+    assert worker_module(second) == WORKER_MODULES["asyncio"]
     assert connect(cluster, "127.0.0.1", ("websocket",)).call("engine") == "async"
     assert "engine: asyncio instead of eventlet" in cluster.log_text()
 
@@ -95,5 +87,5 @@ def test_hup_probes_the_engine_again(
     write(app_file, SYNC_SOURCE)
     cluster.signal(signal.SIGHUP)
     third = int(rolled_to(cluster, second, "eventlet")["slots"][0]["pid"])
-    assert worker_module(third) == MODULES["eventlet"]
+    assert worker_module(third) == WORKER_MODULES["eventlet"]
     assert connect(cluster, "127.0.0.1", ("websocket",)).call("engine") == "sync"
