@@ -249,6 +249,11 @@ def traced(previous: tracemalloc.Snapshot | None = None) -> tuple[dict[str, Any]
     if previous is not None:
         result["tracemalloc_growth"] = [
             line(stat) for stat in snapshot.compare_to(previous, "lineno")[:TOP_TRACES]]
+        # Which library (or our own module) the growth belongs to: per file, the largest.
+        result["tracemalloc_growth_by_file"] = [
+            f"{stat.traceback[0].filename} {stat.size_diff // 1024:+d} KiB "
+            f"({stat.count_diff:+d} blocks)"
+            for stat in snapshot.compare_to(previous, "filename")[:TOP_TRACES]]
     return result, snapshot
 
 

@@ -119,8 +119,10 @@ SYSTEMS: dict[tuple[str, str], type[systems.Sioctl]] = {
 
 
 async def run_steps(system: systems.System, plan: scenarios.Plan, version: str, engine: str,
-                    round_no: int, log: list[dict[str, Any]]) -> None:
+                    round_no: int, log: list[dict[str, Any]], only: list[str]) -> None:
     for name, step in STEPS:
+        if name not in only:
+            continue
         began = time.monotonic()
         record: dict[str, Any] = {"round": round_no, "version": version, "engine": engine,
                                   "workers": system.workers, "scenario": name}
@@ -190,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=None, help="rounds (full: 3, quick: 1)")
     parser.add_argument("--workers", nargs="+", type=int, choices=(1, 2), default=[2])
     parser.add_argument("--engines", nargs="+", choices=ENGINES, default=list(ENGINES))
+    parser.add_argument("--scenarios", nargs="+", choices=[name for name, _ in STEPS],
+                        default=[name for name, _ in STEPS])
     parser.add_argument("--output", type=Path,
                         default=REPO_ROOT / "docs" / "benchmarks-optimizations.md")
     args = parser.parse_args(argv)
@@ -221,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"round {round_no}/{rounds}: {version}: {system.label}", flush=True)
                     try:
                         with system:
-                            run(run_steps(system, plan, version, engine, round_no, log))
+                            run(run_steps(system, plan, version, engine, round_no, log,
+                                          args.scenarios))
                     except RuntimeError as exc:  # it did not start (a baseline before asyncio)
                         print(f"  could not start: {exc}", flush=True)
                         log.append({"round": round_no, "version": version, "engine": engine,
