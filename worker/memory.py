@@ -35,7 +35,7 @@ TOP_TYPES = 25
 # the loop's transports (uvloop's or asyncio's).
 SESSION_TYPES = ("ConformantSocket", "Eio3Session", "TimedProtocol", "HttpProtocol",
                  "RFC6455WebSocket", "GreenSocket", "Input", "_BoundedInput",
-                 "AsyncConformantSocket", "AsyncEio3Session", "HttpToolsProtocol",
+                 "AsyncConformantSocket", "AsyncEio3Session", "SessionQueue", "HttpToolsProtocol",
                  "H11Protocol", "WebSocketsSansIOProtocol", "WebSocketProtocol",
                  "TCPTransport", "_SelectorSocketTransport", "SSLProtocol")
 TOP_TRACES = 15
