@@ -60,6 +60,7 @@ STEPS: list[tuple[str, Any]] = [
 HEADLINES = {"msgs/s": True, "server µs/msg": False, "p99 ms": False,
              "conn/s": True, "front µs/conn": False, "KiB/conn": False}
 ENGINES = ("eventlet", "asyncio")
+TITLE = "Hot-path work: sioctl before and after"
 
 
 def stage_baseline(rev: str, into: Path) -> tuple[Path, str]:
@@ -145,7 +146,7 @@ def write_report(path: Path, data: dict[str, Any]) -> None:
     failed = [r for r in data["results"] if "error" in r]
     before, after = data["before"], data["after"]
     lines = [
-        "# Hot-path work: sioctl before and after",
+        f"# {data.get('title', TITLE)}",
         "",
         f"Written by `tests/bench/compare.py`; regenerate with `{data['command']}`.",
         "",
@@ -191,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="short phases, one round")
     parser.add_argument("--rounds", type=int, default=None, help="rounds (full: 3, quick: 1)")
     parser.add_argument("--workers", nargs="+", type=int, choices=(1, 2), default=[2])
+    parser.add_argument("--title", default=TITLE, help="the report's heading")
     parser.add_argument("--engines", nargs="+", choices=ENGINES, default=list(ENGINES))
     parser.add_argument("--scenarios", nargs="+", choices=[name for name, _ in STEPS],
                         default=[name for name, _ in STEPS])
@@ -238,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
     command = "python tests/bench/compare.py " + " ".join(argv or sys.argv[1:])
     data = {"info": report.machine_info(), "command": command, "quick": args.quick,
+            "title": args.title,
             "rounds": rounds, "before": Baseline.commit, "after": after,
             "seconds": time.monotonic() - began, "results": log}
     args.output.with_suffix(".json").write_text(json.dumps(data, indent=1, default=float) + "\n")
