@@ -140,7 +140,10 @@ ASYNCIO_HOOKS: tuple[Hook, ...] = (
     Hook("engineio.async_drivers.asgi:_async", LAYOUT, None, ("worker/aio/fixes.py",),
          "the ASGI driver's table, shared by every AsyncServer in asgi mode: "
          "_async['translate_request'](scope, receive, send) is awaited for each request and "
-         "returns the environ (REMOTE_ADDR fixed to 127.0.0.1), which sioctl's wrapper corrects"),
+         "returns the environ (REMOTE_ADDR fixed to 127.0.0.1), which sioctl's wrapper corrects; "
+         "its wsgi.input (an object with an awaitable read(), of a class defined on every "
+         "call) is read only for a POST body, so the wrapper gives a websocket's environ a "
+         "shared empty one"),
     Hook("socketio.async_server:AsyncServer.manager_initialized", ATTRIBUTE, None,
          ("worker/aio/app.py",),
          "the manager is initialized on the first connection unless this is set"),

@@ -41,6 +41,12 @@ def install() -> None:
     original = table["translate_request"]
     if getattr(original, _MARK, False):
         return
+    table["translate_request"] = wrap(original)
+
+
+def wrap(original: Any) -> Any:
+    """``original`` (the driver's ``translate_request``) with the client's address in the
+    environ and, for a websocket, the shared empty ``wsgi.input``."""
 
     async def translate_request(scope: dict[str, Any], receive: Any, send: Any) -> Any:
         environ = await original(scope, receive, send)
@@ -52,4 +58,4 @@ def install() -> None:
         return environ
 
     setattr(translate_request, _MARK, True)
-    table["translate_request"] = translate_request
+    return translate_request
