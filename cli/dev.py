@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from sioctl.cluster import engine_probe
 from sioctl.cluster.settings import DEFAULT_PORT, Settings
@@ -58,15 +59,25 @@ def child_command(settings: Settings) -> list[str]:
     """One standalone worker for one worker, else the sticky cluster's master.
 
     A standalone worker needs its engine settled first (the master does it for a cluster):
-    ``settings.worker_class`` is resolved here, once, raising ProbeError when the app holds no
-    server. (An app changed from sync to async while ``dev`` runs needs a restart of ``dev``.)
+    the probe runs here (unless ``-k`` named the engine), raising ProbeError when the app holds
+    no server. ``dev`` calls this again for every restart, so an app turned from sync to async
+    (or back) while it runs is served by the right engine after the next save.
     """
     if settings.workers == 1:
-        settings.worker_class, _why = engine_probe.resolve(settings)
-        return [sys.executable, "-m", worker_module(settings), "--listen", settings.binds[0]]
+        engine, _why = engine_probe.resolve(settings)
+        chosen = dataclasses.replace(settings, worker_class=engine)
+        return [sys.executable, "-m", worker_module(chosen), "--listen", settings.binds[0]]
     return [sys.executable, "-m", "sioctl.cluster"]
 
 
+def restart_command(settings: Settings, log: Callable[[str], None]) -> list[str] | None:
+    """The child command of a restart, or None (after saying why) when the app cannot be
+    served now: ``dev`` then waits for the next change, as after a broken edit."""
+    try:
+        return child_command(settings)
+    except engine_probe.ProbeError as exc:
+        log(f"sioctl dev: {exc}; waiting for a file to change")
+        return None
 
 
 def stop_timeout(settings: Settings) -> float:

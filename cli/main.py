@@ -324,6 +324,8 @@ def dev_command(app: str | None, bind: str, port: int | None, workers: int, stic
         reload=reload,
         stop_timeout=dev.stop_timeout(settings),
         log=_say,
+        # The engine is probed again at each restart: the app may have changed sides.
+        relaunch=lambda: dev.restart_command(settings, _say),
     )
     sys.exit(code)
 

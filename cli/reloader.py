@@ -78,12 +78,15 @@ def supervise(
     stop_timeout: float,
     log: Callable[[str], None],
     poll_interval: float = 1.0,
+    relaunch: Callable[[], list[str] | None] | None = None,
 ) -> int:
     """Run ``argv`` until a signal (SIGINT, SIGTERM, SIGHUP) arrives; returns the exit status.
 
     With ``reload`` the child is restarted when a ``*.py`` file under ``cwd`` changes, and a
     child that exits (a boot error, say) is started again at the next change. Without it, the
-    child's exit status is returned. A signal stops the child and returns 0.
+    child's exit status is returned. A signal stops the child and returns 0. ``relaunch``, when
+    given, makes the command of each restart (called before the old child stops; None: start
+    nothing and wait for the next change).
     """
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -93,14 +96,16 @@ def supervise(
     previous = {s: signal.signal(s, on_signal) for s in handled}
     proc: subprocess.Popen[bytes] | None = None
 
-    def launch() -> subprocess.Popen[bytes]:
+    def launch(command: list[str] | None) -> subprocess.Popen[bytes] | None:
         # A session of its own: Ctrl-C reaches only us, and we stop the child in order.
         # If the supervisor is killed outright, its server must not live on holding the port.
-        return subprocess.Popen(argv, env=dict(env), cwd=cwd, preexec_fn=die_with_parent())
+        if command is None:
+            return None
+        return subprocess.Popen(command, env=dict(env), cwd=cwd, preexec_fn=die_with_parent())
 
     try:
         files = snapshot(cwd) if reload else {}
-        proc = launch()
+        proc = launch(argv)
         while True:
             if proc is not None:
                 try:
@@ -122,8 +127,9 @@ def supervise(
                 if changed:
                     more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
                     log(f"sioctl dev: {os.path.relpath(changed[0], cwd)}{more} changed, restarting")
+                    command = relaunch() if relaunch is not None else argv
                     stop_child(proc, stop_timeout)
-                    proc = launch()
+                    proc = launch(command)
     except _Stop:
         # Ignore a second Ctrl-C while the child shuts down; the wait is bounded anyway.
         signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -76,6 +76,9 @@ class Arbiter:
         self.redis_watch: RedisSupervisor | None = None
         self.exit_code = 0
         self.ready_fd: int | None = None
+        # The engine -k asked for (AUTO: probed at boot and again on every HUP).
+        self.engine_asked = settings.worker_class
+        self.reprobe: engine_probe.Reprobe | None = None
 
     @property
     def state(self) -> str:
@@ -130,7 +133,7 @@ class Arbiter:
             except ListenError as exc:
                 raise BootError(f"metrics: {exc}") from None
             self.metrics = MetricsServer(metrics_sock, self.status)
-            log.info("metrics: %s", self._metrics_url())
+            log.info("metrics: %s", self.metrics.url)
         self.admin = Admin(self.reactor, self.control, self.metrics)
         self._write_pidfiles()
         self._switch_user()
@@ -144,44 +147,47 @@ class Arbiter:
 
     def _switch_user(self) -> None:
         """``--user``/``--group``: become them for good once the listeners are bound, before the
-        app is imported (engine probe) and Redis and the workers start, so none of them runs
-        as root. The run directory, control socket and log files are given to them first."""
-        s = self.settings
-        if not (s.user or s.group):
-            return
-        logs = [path for path in (s.errorlog, s.accesslog) if path and path != "-"]
+        app is imported (engine probe) and Redis and the workers start, so none runs as root."""
         try:
-            for path in logs:
-                open(path, "a").close()  # the workers open them as the user
-            uid, gid = identity.drop_privileges(
-                s.user, s.group, [s.run_dir, s.control_socket, s.master_pidfile, *logs])
-        except (OSError, LookupError) as exc:
-            raise BootError(f"cannot switch to user {s.user or '-'} / group {s.group or '-'}: "
-                            f"{getattr(exc, 'strerror', None) or exc}") from None
-        if not os.access(s.run_dir, os.W_OK | os.X_OK):
-            raise BootError(f"run directory {s.run_dir} is out of reach of uid {uid}: give "
-                            "--run-dir under a directory it can enter (/run/sioctl, say)")
-        log.info("running as uid %d, gid %d from now on", uid, gid)
-
-    def _metrics_url(self) -> str | None:
-        """``http://HOST:PORT/metrics`` of ``--metrics-bind`` (its real port), else None."""
-        if self.metrics is None:
-            return None
-        host, port = self.metrics.sock.getsockname()[:2]
-        return f"http://[{host}]:{port}/metrics" if ":" in host else f"http://{host}:{port}/metrics"
+            switched = identity.switch_user(self.settings)
+        except identity.IdentityError as exc:
+            raise BootError(str(exc)) from None
+        if switched:
+            log.info("running as uid %d, gid %d from now on", *switched)
 
     def _resolve_engine(self) -> None:
         """Settle the workers' engine (``-k``, else what the app needs) before any starts."""
+        self.engine_asked = self.settings.worker_class
         try:
             engine, why = engine_probe.resolve(self.settings)
         except engine_probe.ProbeError as exc:
             raise BootError(str(exc)) from None
         if self.settings.worker_class == AUTO:
-            article = "an" if why[:1].lower() in "aeiou" else "a"
-            # The probe says "not importable without eventlet (...)" of an app that failed.
-            what = why if why.startswith("not ") else f"{article} {why}"
-            log.info("engine: %s (the app is %s)", engine, what)
+            log.info("engine: %s (the app is %s)", engine, engine_probe.describe(why))
         self.settings.worker_class = engine
+
+    def _restart_workers(self, count: int | None = None) -> None:
+        """Roll the workers (of the first ``count`` slots), on the engine the app needs now
+        (probed again unless ``-k`` named it; the loop keeps serving while the probe imports
+        the app)."""
+        if self.engine_asked != AUTO or self.state != RUNNING:
+            self.supervisor.rolling_restart(count)  # (which says why it ignores a restart)
+        elif self.reprobe is not None and not self.reprobe.done:
+            log.warning("restart ignored: the engine probe of the last one still runs")
+        else:
+            self.reprobe = engine_probe.Reprobe(
+                self.reactor, self.settings, lambda found: self._reprobed(found, count))
+
+    def _reprobed(self, found: engine_probe.Answer | None, count: int | None) -> None:
+        """The probe of a HUP answered: an app that cannot be served now keeps the running
+        workers; a guess (the app no longer imports unpatched) keeps the running engine."""
+        if found is None:
+            return
+        if found.engine != self.settings.worker_class and found.imported:
+            log.info("engine: %s instead of %s (the app is now %s)", found.engine,
+                     self.settings.worker_class, engine_probe.describe(found.why))
+            self.settings.worker_class = found.engine
+        self.supervisor.rolling_restart(count)
 
     def _prepare_run_dir(self) -> None:
         run_dir = self.settings.run_dir
@@ -332,7 +338,7 @@ class Arbiter:
                 log.error("%s", message)
                 return {"ok": False, "error": message}
             rolled = self._apply_settings(fresh)
-        self.supervisor.rolling_restart(rolled)
+        self._restart_workers(rolled)
         return {"ok": True, "workers": self.settings.workers, "config": self.rebuild is not None}
 
     def _apply_settings(self, fresh: Settings) -> int:
@@ -340,6 +346,7 @@ class Arbiter:
         start is kept, with a warning) and scale to their worker count; returns how many of
         the slots existed before (those the roll replaces: new slots start on the new config)."""
         changes = compare(self.settings, fresh)
+        self.engine_asked = fresh.worker_class  # auto: the roll probes the app again
         if changes.need_restart:
             log.warning("reload: %s changed; kept until the cluster restarts",
                         ", ".join(changes.need_restart))
@@ -410,7 +417,7 @@ class Arbiter:
             "app": self.settings.app,
             "engine": self.settings.worker_class,
             "binds": self.router.addresses(),
-            "metrics": self._metrics_url(),
+            "metrics": self.metrics.url if self.metrics else None,
             "redis": self._redis_description(),
             "graceful_timeout": self.settings.graceful_timeout,
             "workers": len(self.router.slots),

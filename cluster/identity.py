@@ -11,6 +11,14 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .settings import Settings
+
+
+class IdentityError(Exception):
+    """The master cannot become ``--user``/``--group``; the message says why."""
 
 
 def resolve(user: str | None, group: str | None) -> tuple[int, int]:
@@ -48,4 +56,25 @@ def drop_privileges(user: str | None, group: str | None, owned: list[str]) -> tu
         os.setgroups([gid])
     os.setgid(gid)
     os.setuid(uid)
+    return uid, gid
+
+
+def switch_user(s: Settings) -> tuple[int, int] | None:
+    """Become ``s.user``/``s.group`` for good, after giving them the run directory, control
+    socket, pid file and log files; returns (uid, gid), or None when neither is set. Raises
+    IdentityError when it cannot (unknown name, not root, a run dir they cannot enter)."""
+    if not (s.user or s.group):
+        return None
+    logs = [path for path in (s.errorlog, s.accesslog) if path and path != "-"]
+    try:
+        for path in logs:
+            open(path, "a").close()  # the workers open them as the user
+        uid, gid = drop_privileges(
+            s.user, s.group, [s.run_dir, s.control_socket, s.master_pidfile, *logs])
+    except (OSError, LookupError) as exc:
+        raise IdentityError(f"cannot switch to user {s.user or '-'} / group {s.group or '-'}: "
+                            f"{getattr(exc, 'strerror', None) or exc}") from None
+    if not os.access(s.run_dir, os.W_OK | os.X_OK):
+        raise IdentityError(f"run directory {s.run_dir} is out of reach of uid {uid}: give "
+                            "--run-dir under a directory it can enter (/run/sioctl, say)")
     return uid, gid

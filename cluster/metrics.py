@@ -187,6 +187,12 @@ class MetricsServer:
         self.registry.register(StatusCollector(status))
         self.scrapes: PeerTable[_Scrape] = PeerTable(listener, _Scrape)
 
+    @property
+    def url(self) -> str:
+        """``http://HOST:PORT/metrics`` of the listening socket (its real port)."""
+        host, port = self.sock.getsockname()[:2]
+        return f"http://[{host}]:{port}/metrics" if ":" in host else f"http://{host}:{port}/metrics"
+
     def accept(self) -> socket.socket | None:
         return self.scrapes.accept()
 

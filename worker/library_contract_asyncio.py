@@ -41,6 +41,9 @@ ASYNCIO_HOOKS: tuple[Hook, ...] = (
          "make_response(status, headers, payload, environ) refuses a websocket with its "
          "HTTP status (ASGI's websocket.http.response); "
          "_async['websocket'](handler, server) is a coroutine app taking the environ"),
+    Hook(f"{AEIO}.create_queue", OVERRIDE, ("*args", "**kwargs"), (P_ASYNC_ENGINE,),
+         "each session's queue comes from here (called without arguments); the shell's is a "
+         "session_queue.SessionQueue"),
     Hook(f"{AEIO}._make_response", OVERRIDE, ("response_dict", "environ"), (P_ASYNC_ENGINE,),
          "every response goes through it, with the request's environ: the 413"),
     Hook(f"{AEIO}._ok", OVERRIDE, ("packets", "headers", "jsonp_index"), (P_ASYNC_ENGINE,)),
@@ -69,8 +72,10 @@ ASYNCIO_HOOKS: tuple[Hook, ...] = (
     Hook(f"{ASOCKET}.closed", ATTRIBUTE, None, (P_ASYNC_ENGINE, P_ASYNC_EIO3)),
     Hook(f"{ASOCKET}.receive", OVERRIDE, ("pkt",), (P_ASYNC_ENGINE, P_ASYNC_EIO3)),
     Hook(f"{ASOCKET}.send", OVERRIDE, ("pkt",), (P_ASYNC_EIO3,)),
-    Hook(f"{ASOCKET}.poll", OVERRIDE, (), (P_ASYNC_EIO3,),
-         "raises engineio.exceptions.QueueEmpty when nothing came in time"),
+    Hook(f"{ASOCKET}.poll", OVERRIDE, (), (P_ASYNC_ENGINE, P_ASYNC_EIO3),
+         "raises engineio.exceptions.QueueEmpty when nothing came in time (or the wait is "
+         "cancelled), returns [] for the queue's None; re-implemented by the async shell on "
+         "Python 3.11+ (asyncio.timeout instead of wait_for)"),
     Hook(f"{ASOCKET}.check_ping_timeout", OVERRIDE, (), (P_ASYNC_EIO3,)),
     Hook(f"{ASOCKET}.schedule_ping", OVERRIDE, (), (P_ASYNC_ENGINE, P_ASYNC_EIO3),
          "a plain method (not a coroutine), called from inside the loop"),
@@ -80,7 +85,9 @@ ASYNCIO_HOOKS: tuple[Hook, ...] = (
          "called with wait=False, then None put on the session's queue as the sync "
          "Socket.close does, so a pending long-poll GET answers at once"),
     Hook(f"{ASOCKET}.queue", ATTRIBUTE, None, (P_ASYNC_ENGINE,),
-         "an asyncio.Queue that poll() reads; None ends the GET with an empty answer"),
+         "what server.create_queue() gave (BaseSocket.__init__), used as an unbounded "
+         "asyncio.Queue: get, get_nowait, put, put_nowait, task_done, join; poll() reads it; "
+         "None ends the GET with an empty answer"),
     Hook(f"{ASOCKET}.handle_get_request", OVERRIDE, ("environ",),
          (P_ASYNC_ENGINE, P_ASYNC_EIO3)),
     Hook(f"{ASOCKET}.handle_post_request", OVERRIDE, ("environ",), (P_ASYNC_ENGINE,),
@@ -136,7 +143,10 @@ ASYNCIO_HOOKS: tuple[Hook, ...] = (
     Hook("engineio.async_drivers.asgi:_async", LAYOUT, None, ("worker/aio/fixes.py",),
          "the ASGI driver's table, shared by every AsyncServer in asgi mode: "
          "_async['translate_request'](scope, receive, send) is awaited for each request and "
-         "returns the environ (REMOTE_ADDR fixed to 127.0.0.1), which sioctl's wrapper corrects"),
+         "returns the environ (REMOTE_ADDR fixed to 127.0.0.1), which sioctl's wrapper corrects; "
+         "its wsgi.input (an object with an awaitable read(), of a class defined on every "
+         "call) is read only for a POST body, so the wrapper gives a websocket's environ a "
+         "shared empty one"),
     Hook("socketio.async_server:AsyncServer.manager_initialized", ATTRIBUTE, None,
          ("worker/aio/app.py",),
          "the manager is initialized on the first connection unless this is set"),

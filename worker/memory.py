@@ -35,7 +35,7 @@ TOP_TYPES = 25
 # the loop's transports (uvloop's or asyncio's).
 SESSION_TYPES = ("ConformantSocket", "Eio3Session", "TimedProtocol", "HttpProtocol",
                  "RFC6455WebSocket", "GreenSocket", "Input", "_BoundedInput",
-                 "AsyncConformantSocket", "AsyncEio3Session", "HttpToolsProtocol",
+                 "AsyncConformantSocket", "AsyncEio3Session", "SessionQueue", "HttpToolsProtocol",
                  "H11Protocol", "WebSocketsSansIOProtocol", "WebSocketProtocol",
                  "TCPTransport", "_SelectorSocketTransport", "SSLProtocol")
 TOP_TRACES = 15
@@ -249,6 +249,11 @@ def traced(previous: tracemalloc.Snapshot | None = None) -> tuple[dict[str, Any]
     if previous is not None:
         result["tracemalloc_growth"] = [
             line(stat) for stat in snapshot.compare_to(previous, "lineno")[:TOP_TRACES]]
+        # Which library (or our own module) the growth belongs to: per file, the largest.
+        result["tracemalloc_growth_by_file"] = [
+            f"{stat.traceback[0].filename} {stat.size_diff // 1024:+d} KiB "
+            f"({stat.count_diff:+d} blocks)"
+            for stat in snapshot.compare_to(previous, "filename")[:TOP_TRACES]]
     return result, snapshot
 
 

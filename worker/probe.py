@@ -38,7 +38,9 @@ def probe() -> dict[str, Any]:
     try:
         obj = app_loader.load_object(settings.app)
     except BootError as exc:
-        return {"engine": EVENTLET, "what": f"not importable without eventlet ({exc})"}
+        # A guess: the master keeps a running engine on it (cluster/engine_probe.py).
+        return {"engine": EVENTLET, "what": f"not importable without eventlet ({exc})",
+                "guess": True}
     engine, what = app_loader.engine_of(obj)
     if engine is None:
         return {"error": f"cannot load app {settings.app!r}: {what}"}
@@ -61,7 +63,8 @@ def main() -> None:
     try:
         answer = probe()
     except BaseException as exc:  # the app's import may raise anything
-        answer = {"engine": EVENTLET, "what": f"probe failed: {type(exc).__name__}"}
+        answer = {"engine": EVENTLET, "what": f"probe failed: {type(exc).__name__}",
+                  "guess": True}
     assert answer.get("engine") in (None, ASYNCIO, EVENTLET)
     with os.fdopen(result_fd, "w") as out:
         out.write(json.dumps(answer) + "\n")

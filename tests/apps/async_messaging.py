@@ -9,6 +9,7 @@ function and a coroutine function), counted in ``manager_stats``.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from typing import Any
 
@@ -22,9 +23,16 @@ sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins="*")
 _senders: set[asyncio.Task[None]] = set()
 # How often each kind of when_redis_back hook ran (a plain function, a coroutine function).
 redis_back = {"plain": 0, "async": 0}
+# While "held" is set, the plain hook blocks (as a sync hook written for eventlet may) until
+# "released" is set; "entered" says it has started.
+_hold = {"held": threading.Event(), "entered": threading.Event(),
+         "released": threading.Event()}
 
 
 def _plain_hook() -> None:
+    if _hold["held"].is_set():
+        _hold["entered"].set()
+        _hold["released"].wait(60)  # bounded: a hook run on the loop must not hang the test
     redis_back["plain"] += 1
 
 
@@ -99,6 +107,14 @@ async def manager_stats(sid: str, data: Any = None) -> dict[str, Any]:
     """The Redis manager's publisher and listener figures on this node, and how often its
     when_redis_back hooks ran."""
     return {**common.manager_stats(sio.manager), "redis_back": dict(redis_back)}
+
+
+@sio.event
+async def hold_redis_back(sid: str, release: bool = False) -> dict[str, bool]:
+    """Make the plain when_redis_back hook block until this is called with ``release`` true;
+    says whether the hook has entered its wait."""
+    (_hold["released"] if release else _hold["held"]).set()
+    return {"entered": _hold["entered"].is_set()}
 
 
 @sio.event

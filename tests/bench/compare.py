@@ -2,15 +2,18 @@
 
 Run from the repository root::
 
-    python tests/bench/compare.py --baseline REV [--quick] [--rounds N]
+    python tests/bench/compare.py --baseline REV [--quick] [--rounds N] [--engines ...]
 
 REV (a commit, tag or branch) is checked out into a temporary git worktree and run as
 "sioctl @ REV" beside this checkout's sioctl, on the same bench app, the same redis-server and
-the same load generator as ``suite.py``. Rounds alternate the two (before, after, after,
-before, ...), so that machine drift hits both alike. The scenarios are the ones the hot-path
-work aimed at: echo at saturation with small and with 16 KiB messages (per-message cost,
-websocket unmasking), targeted emits to a client on another worker (owner lookups) and the
-connection hand-off (the master). Writes docs/benchmarks-optimizations.md (and .json).
+the same load generator as ``suite.py``, on each engine (``--engines eventlet asyncio``, both
+by default: the asyncio engine serves the AsyncServer twin of the bench app; a baseline without
+the asyncio engine is reported as failed to start there). Rounds alternate the two (before,
+after, after, before, ...), so that machine drift hits both alike. The scenarios are the ones
+the hot-path work aimed at: echo at saturation with small and with 16 KiB messages
+(per-message cost, websocket unmasking), targeted emits to a client on another worker (owner
+lookups), the connection hand-off (the master) and memory per idle websocket (1000 sessions).
+Writes docs/benchmarks-optimizations.md (and .json).
 Every server binds 127.0.0.1; every process started is stopped, on errors and Ctrl-C too.
 """
 
@@ -45,6 +48,9 @@ from sioctl.cluster.redis_server import RedisServer  # noqa: E402
 
 LARGE_TEXT = "x" * 16384
 STEPS: list[tuple[str, Any]] = [
+    # First: memory per idle websocket is measured from the system as it started (as in
+    # suite.py), before any other phase has grown its heap.
+    ("idle-1k", lambda s, p: scenarios.idle(s, p, 1000)),
     ("echo-saturation", lambda s, p: scenarios.echo(s, p, None)),
     ("echo-16k-saturation", lambda s, p: scenarios.echo(s, p, None, LARGE_TEXT)),
     ("targeted", scenarios.targeted),
@@ -52,7 +58,9 @@ STEPS: list[tuple[str, Any]] = [
 ]
 # The figure each scenario is judged by first, and whether more is better.
 HEADLINES = {"msgs/s": True, "server µs/msg": False, "p99 ms": False,
-             "conn/s": True, "front µs/conn": False}
+             "conn/s": True, "front µs/conn": False, "KiB/conn": False}
+ENGINES = ("eventlet", "asyncio")
+TITLE = "Hot-path work: sioctl before and after"
 
 
 def stage_baseline(rev: str, into: Path) -> tuple[Path, str]:
@@ -76,27 +84,48 @@ def stage_baseline(rev: str, into: Path) -> tuple[Path, str]:
     return into / "path", commit
 
 
-class BaselineSioctl(systems.Sioctl):
+class Baseline:
     """sioctl from the staged baseline, run from its directory (see stage_baseline)."""
 
-    name = "sioctl"
     path = ""
     commit = ""
+    workers = 1
 
     @property
     def label(self) -> str:
-        return f"sioctl @ {self.commit}, {self.workers} worker{'s' if self.workers > 1 else ''}"
+        engine = " asyncio" if isinstance(self, systems.SioctlAsyncio) else ""
+        return (f"sioctl{engine} @ {self.commit}, {self.workers} "
+                f"worker{'s' if self.workers > 1 else ''}")
 
     def _spawn(self, argv: list[str], log_name: str, **kwargs: Any) -> Any:
         env = {**os.environ, "PYTHONPATH": self.path}
-        return super()._spawn(argv, log_name, env=env, cwd=self.path, **kwargs)
+        # (a mixin: super() is the engine's systems.Sioctl class)
+        return super()._spawn(argv, log_name, env=env, cwd=self.path,  # type: ignore[misc]
+                              **kwargs)
 
 
-async def run_steps(system: systems.System, plan: scenarios.Plan, version: str, round_no: int,
-                    log: list[dict[str, Any]]) -> None:
+class BaselineSioctl(Baseline, systems.Sioctl):
+    """The baseline's eventlet engine."""
+
+
+class BaselineSioctlAsyncio(Baseline, systems.SioctlAsyncio):
+    """The baseline's asyncio engine."""
+
+
+# The system class of each (version, engine).
+SYSTEMS: dict[tuple[str, str], type[systems.Sioctl]] = {
+    ("before", "eventlet"): BaselineSioctl, ("before", "asyncio"): BaselineSioctlAsyncio,
+    ("after", "eventlet"): systems.Sioctl, ("after", "asyncio"): systems.SioctlAsyncio,
+}
+
+
+async def run_steps(system: systems.System, plan: scenarios.Plan, version: str, engine: str,
+                    round_no: int, log: list[dict[str, Any]], only: list[str]) -> None:
     for name, step in STEPS:
+        if name not in only:
+            continue
         began = time.monotonic()
-        record: dict[str, Any] = {"round": round_no, "version": version,
+        record: dict[str, Any] = {"round": round_no, "version": version, "engine": engine,
                                   "workers": system.workers, "scenario": name}
         try:
             result = await step(system, plan)
@@ -114,9 +143,10 @@ async def run_steps(system: systems.System, plan: scenarios.Plan, version: str, 
 def write_report(path: Path, data: dict[str, Any]) -> None:
     """Before/after tables: the median of each figure over the rounds, and after ÷ before."""
     results = [r for r in data["results"] if "metrics" in r]
+    failed = [r for r in data["results"] if "error" in r]
     before, after = data["before"], data["after"]
     lines = [
-        "# Hot-path work: sioctl before and after",
+        f"# {data.get('title', TITLE)}",
         "",
         f"Written by `tests/bench/compare.py`; regenerate with `{data['command']}`.",
         "",
@@ -128,14 +158,17 @@ def write_report(path: Path, data: dict[str, Any]) -> None:
         "median over the rounds.",
         "",
     ]
-    for workers in sorted({r["workers"] for r in results}):
-        for scenario in [name for name, _ in STEPS]:
-            rows = [r for r in results if r["workers"] == workers and r["scenario"] == scenario]
-            if not rows:
-                continue
+    # Records of runs before the asyncio engine was compared have no "engine": eventlet's.
+    engines = [e for e in ENGINES if any(r.get("engine", "eventlet") == e for r in results)]
+    for engine, workers, scenario in [(e, w, n) for e in engines
+                                      for w in sorted({r["workers"] for r in results})
+                                      for n, _ in STEPS]:
+        rows = [r for r in results if r["workers"] == workers and r["scenario"] == scenario
+                and r.get("engine", "eventlet") == engine]
+        if rows:
             figures = [k for k in rows[0]["metrics"] if k in HEADLINES] or list(rows[0]["metrics"])
-            lines += [f"## {scenario}, {workers} worker{'s' if workers > 1 else ''}", "",
-                      "| figure | before | after | after ÷ before |", "|---|--:|--:|--:|"]
+            lines += [f"## {scenario}, {workers} worker{'s' if workers > 1 else ''}, {engine}",
+                      "", "| figure | before | after | after ÷ before |", "|---|--:|--:|--:|"]
             for figure in figures:
                 values = {}
                 for version in ("before", "after"):
@@ -146,6 +179,10 @@ def write_report(path: Path, data: dict[str, Any]) -> None:
                 lines.append(f"| {figure} | {values['before']:,.4g} | {values['after']:,.4g} "
                              f"| {ratio:.2f} |")
             lines.append("")
+    if failed:
+        lines += ["## Failures", ""] + [
+            f"- round {r['round']}, {r['version']}, {r.get('engine', 'eventlet')}, "
+            f"{r['workers']}w, {r['scenario']}: {r['error']}" for r in failed] + [""]
     path.write_text("\n".join(lines))
 
 
@@ -155,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="short phases, one round")
     parser.add_argument("--rounds", type=int, default=None, help="rounds (full: 3, quick: 1)")
     parser.add_argument("--workers", nargs="+", type=int, choices=(1, 2), default=[2])
+    parser.add_argument("--title", default=TITLE, help="the report's heading")
+    parser.add_argument("--engines", nargs="+", choices=ENGINES, default=list(ENGINES))
+    parser.add_argument("--scenarios", nargs="+", choices=[name for name, _ in STEPS],
+                        default=[name for name, _ in STEPS])
     parser.add_argument("--output", type=Path,
                         default=REPO_ROOT / "docs" / "benchmarks-optimizations.md")
     args = parser.parse_args(argv)
@@ -169,31 +210,38 @@ def main(argv: list[str] | None = None) -> int:
     after = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT,
                            capture_output=True, text=True).stdout.strip() or "HEAD"
     try:
-        BaselineSioctl.path, BaselineSioctl.commit = map(
+        Baseline.path, Baseline.commit = map(
             str, stage_baseline(args.baseline, work / "baseline"))
         with RedisServer(str(work / "redis"), unix_socket=False) as server:
             for round_no in range(1, rounds + 1):
                 order = ["before", "after"] if round_no % 2 else ["after", "before"]
-                for workers in args.workers:
-                    for version in order:
-                        cls = BaselineSioctl if version == "before" else systems.Sioctl
-                        client = redis.Redis.from_url(server.url, socket_timeout=5)
-                        try:
-                            client.flushall()
-                        finally:
-                            client.close()
-                        system = cls(workers, server.url, int(server.pid or 0), work)
-                        print(f"round {round_no}/{rounds}: {version}: {system.label}",
-                              flush=True)
+                for engine, workers, version in [(e, w, v) for e in args.engines
+                                                 for w in args.workers for v in order]:
+                    client = redis.Redis.from_url(server.url, socket_timeout=5)
+                    try:
+                        client.flushall()
+                    finally:
+                        client.close()
+                    system = SYSTEMS[version, engine](workers, server.url,
+                                                      int(server.pid or 0), work)
+                    print(f"round {round_no}/{rounds}: {version}: {system.label}", flush=True)
+                    try:
                         with system:
-                            run(run_steps(system, plan, version, round_no, log))
+                            run(run_steps(system, plan, version, engine, round_no, log,
+                                          args.scenarios))
+                    except RuntimeError as exc:  # it did not start (a baseline before asyncio)
+                        print(f"  could not start: {exc}", flush=True)
+                        log.append({"round": round_no, "version": version, "engine": engine,
+                                    "workers": workers, "scenario": "start",
+                                    "error": str(exc)[:300]})
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", str(work / "baseline" / "tree")],
                        cwd=REPO_ROOT, capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
     command = "python tests/bench/compare.py " + " ".join(argv or sys.argv[1:])
     data = {"info": report.machine_info(), "command": command, "quick": args.quick,
-            "rounds": rounds, "before": BaselineSioctl.commit, "after": after,
+            "title": args.title,
+            "rounds": rounds, "before": Baseline.commit, "after": after,
             "seconds": time.monotonic() - began, "results": log}
     args.output.with_suffix(".json").write_text(json.dumps(data, indent=1, default=float) + "\n")
     write_report(args.output, data)

@@ -3,6 +3,7 @@
     python tests/bench/memory_rounds.py --sessions 3000 --rounds 3
     python tests/bench/memory_rounds.py --sessions 10000 --rounds 3 --workers 2
     python tests/bench/memory_rounds.py --env MALLOC_ARENA_MAX=2 --tracemalloc 1
+    python tests/bench/memory_rounds.py --engine asyncio --sessions 1000 --rounds 1 --types
 
 Starts a sioctl cluster (tests/bench/systems.py) serving the benchmark app, then runs rounds:
 ``--sessions`` idle websockets connect from 127.1.x.y (tests/bench/eio_client.py), are held
@@ -32,7 +33,7 @@ from typing import Any
 
 import procstat
 from scenarios import close_all, now, open_sessions, source_ips
-from systems import Sioctl
+from systems import Sioctl, SioctlAsyncio
 
 DRAIN_TIMEOUT = 120.0
 DUMP_TIMEOUT = 30.0
@@ -108,7 +109,8 @@ async def wait_drained(system: Sioctl) -> tuple[int, int]:
 async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     log_dir = Path(tempfile.mkdtemp(prefix="memory-rounds-"))
-    system = Sioctl(args.workers, None, None, log_dir)
+    engine = SioctlAsyncio if args.engine == "asyncio" else Sioctl
+    system = engine(args.workers, None, None, log_dir)
     system.log_level = "info"  # the worker's heap-trim lines
     with system:
         pids = worker_pids(system)
@@ -176,6 +178,8 @@ def print_figures(rows: list[dict[str, Any]]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--engine", choices=("eventlet", "asyncio"), default="eventlet",
+                        help="asyncio: the AsyncServer twin of the bench app, -k asyncio")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sessions", type=int, default=3000)
     parser.add_argument("--hold", type=float, default=2.0)

@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     names = [name for name, _ in scenarios.scenarios(scenarios.Plan.full())]
     parser.add_argument("--scenario", choices=names, default="echo-saturation")
     parser.add_argument("--workers", type=int, choices=(1, 2), default=2)
+    parser.add_argument("--system", choices=("sioctl", "sioctl-asyncio", "uvicorn"),
+                        default="sioctl", help="what to profile (uvicorn: one process)")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--out", type=Path, default=None, help="where the stacks go")
@@ -76,12 +78,14 @@ def main(argv: list[str] | None = None) -> int:
     raise_fd_limit()
     run = event_loop_runner()
     with RedisServer(str(out / "redis"), unix_socket=False) as redis_server:
-        system = systems.make("sioctl", args.workers, redis_server.url,
+        workers = 1 if args.system == "uvicorn" else args.workers
+        system = systems.make(args.system, workers, redis_server.url,
                               int(redis_server.pid or 0), out)
         with system:
             roles = system.roles()
             targets = {f"worker-{pid}": pid for pid in roles["workers"]}
-            targets[f"master-{roles['front'][0]}"] = roles["front"][0]
+            for pid in roles.get("front", []):
+                targets[f"master-{pid}"] = pid
             spies: dict[str, subprocess.Popen[bytes]] = {}
             try:
                 for name, pid in targets.items():

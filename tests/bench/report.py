@@ -257,6 +257,40 @@ def ratios(results: list[dict[str, Any]]) -> list[str]:
     return lines + [""]
 
 
+# The asyncio engine's targets (issue 15), each a ratio of two configurations' medians in one
+# run: (label, scenario, metric, mine, theirs, target: at most).
+TARGETS = [
+    ("server CPU per echo, saturation: sioctl asyncio 2w ÷ uvicorn 1 process", "echo-saturation",
+     "server µs/msg", ("sioctl-asyncio", 2), ("uvicorn", 1), 1.0),
+    ("server CPU per echo, fixed load: sioctl asyncio 2w ÷ uvicorn 1 process", "echo-fixed",
+     "server µs/msg", ("sioctl-asyncio", 2), ("uvicorn", 1), 1.0),
+    ("memory per idle websocket (1k): sioctl asyncio 1w ÷ sioctl eventlet 1w", "idle-1k",
+     "KiB/conn", ("sioctl-asyncio", 1), ("sioctl", 1), 0.7),
+    ("memory per idle websocket (1k): sioctl asyncio 2w ÷ sioctl eventlet 2w", "idle-1k",
+     "KiB/conn", ("sioctl-asyncio", 2), ("sioctl", 2), 0.7),
+    ("memory per idle websocket (10k): sioctl asyncio 1w ÷ sioctl eventlet 1w", "idle-10k",
+     "KiB/conn", ("sioctl-asyncio", 1), ("sioctl", 1), 0.7),
+    ("memory per idle websocket (10k): sioctl asyncio 2w ÷ sioctl eventlet 2w", "idle-10k",
+     "KiB/conn", ("sioctl-asyncio", 2), ("sioctl", 2), 0.7),
+    ("memory per idle websocket (1k): sioctl asyncio 1w ÷ uvicorn 1 process", "idle-1k",
+     "KiB/conn", ("sioctl-asyncio", 1), ("uvicorn", 1), None),
+]
+
+
+def targets(results: list[dict[str, Any]]) -> list[str]:
+    """The asyncio engine's targets as ratios of this run's medians (rows whose two
+    configurations both ran)."""
+    lines = ["| ratio | mine | theirs | ratio | target |", "|---|--:|--:|--:|--:|"]
+    for label, scenario, metric, mine, theirs, limit in TARGETS:
+        table = Table(results, scenario)
+        a, b = table.median(mine, metric), table.median(theirs, metric)
+        if math.isnan(a) or math.isnan(b) or b == 0:
+            continue
+        goal = "–" if limit is None else f"≤ {limit:g}"
+        lines.append(f"| {label} ({metric}) | {_fmt(a)} | {_fmt(b)} | {a / b:.2f} | {goal} |")
+    return lines + [""] if len(lines) > 2 else []
+
+
 def other_load(results: list[dict[str, Any]]) -> str:
     """A sentence on the CPU that other processes took during the measured phases."""
     values = []
@@ -413,6 +447,11 @@ def write(path: Path, data: dict[str, Any]) -> None:
               "", "Ratios (above 1: sioctl's figure is the larger; for µs/msg and KiB/conn"
               " smaller is better):", ""]
     lines += ratios(results)
+    goals = targets(results)
+    if goals:
+        lines += ["## The asyncio engine's targets (issue 15)", "",
+                  "Ratios of this run's medians; the server CPU of sioctl counts its master"
+                  " and, with 2 workers, redis-server and both workers.", ""] + goals
     for scenario, (title, text) in SCENARIOS.items():
         if not any(r["scenario"] == scenario for r in results):
             continue

@@ -73,3 +73,25 @@ def test_when_redis_back_hooks_run_plain_and_async(
         wait_until(lambda c=client: c.call("manager_stats")["redis_back"]
                    == {"plain": 1, "async": 1}, 10, what="the hooks")
     assert "Traceback" not in cluster.log_text()
+
+
+def test_a_blocking_plain_hook_does_not_hold_the_loop(
+    own_redis: OwnRedis, start_cluster: Any, connect: Any
+) -> None:
+    """A plain when_redis_back hook that blocks (until the test releases it) runs off the
+    loop: while it waits, the worker keeps answering and its coroutine hook has run."""
+    cluster = start_cluster(MESSAGING_APPS["asyncio"], workers=1, redis_url=own_redis.url)
+    client = connect(cluster, ips_for_slot(0, 1)[0], ("websocket",))
+    assert client.call("hold_redis_back") == {"entered": False}
+    own_redis.stop()
+    own_redis.start()
+    # Each of these calls is answered by the loop while the plain hook holds its thread.
+    wait_until(lambda: client.call("hold_redis_back", timeout=10)["entered"], 10,
+               what="the hook's wait")
+    wait_until(lambda: client.call("manager_stats")["redis_back"]["async"] == 1, 10,
+               what="the coroutine hook")
+    assert client.call("manager_stats")["redis_back"] == {"plain": 0, "async": 1}
+    client.call("hold_redis_back", True)
+    wait_until(lambda: client.call("manager_stats")["redis_back"]
+               == {"plain": 1, "async": 1}, 10, what="the released hook")
+    assert "Traceback" not in cluster.log_text()

@@ -36,6 +36,7 @@ from tests.support.clients import (
     wait_for_exit,
     wait_until,
 )
+from tests.support.cluster import ENGINES, WORKER_MODULES, worker_module
 
 APP_SOURCE = '''"""A tiny app for the sioctl dev tests."""
 
@@ -236,7 +237,7 @@ def dev_server(tmp_path: Path) -> Iterator[Any]:
     assert not leftovers, f"processes outlived sioctl dev: {leftovers}"
 
 
-@pytest.mark.parametrize("engine", list(SOURCES))
+@pytest.mark.parametrize("engine", ENGINES)
 def test_dev_reloads_and_survives_a_broken_edit(dev_server: Any, engine: str) -> None:
     dev = dev_server(source=SOURCES[engine])
     first = dev.wait_version(1)
@@ -266,6 +267,21 @@ def test_dev_reloads_and_survives_a_broken_edit(dev_server: Any, engine: str) ->
     pids = dev.note_children()
     assert dev.interrupt() == 0
     assert wait_for_exit(pids + [third["pid"]], 10.0) == [], "a child outlived sioctl dev"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_dev_follows_an_app_that_changes_engine(dev_server: Any, engine: str) -> None:
+    """The engine is probed again at each restart: an app rewritten for the other engine is
+    served by that engine after the save."""
+    other = next(e for e in ENGINES if e != engine)
+    dev = dev_server(source=SOURCES[engine])
+    first = dev.wait_version(1)
+    assert worker_module(first["pid"]) == WORKER_MODULES[engine]
+    dev.source = SOURCES[other]
+    dev.write_app("2")
+    second = dev.wait_version(2)
+    assert worker_module(second["pid"]) == WORKER_MODULES[other]
+    assert dev.interrupt() == 0
 
 
 def test_dev_no_reload_ignores_changes(dev_server: Any) -> None:

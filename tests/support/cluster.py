@@ -58,6 +58,17 @@ BOOT_TIMEOUT = 30.0
 STOP_MARGIN = 10.0
 
 
+# The module each engine's worker process runs (``python -m MODULE``).
+WORKER_MODULES = {"eventlet": "sioctl.worker", "asyncio": "sioctl.worker.aio"}
+
+
+def worker_module(pid: int) -> str:
+    """The module process ``pid`` runs (``-m MODULE`` on its command line)."""
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        argv = [part.decode() for part in f.read().split(b"\0") if part]
+    return argv[argv.index("-m") + 1]
+
+
 def sioctl_command(*args: str) -> list[str]:
     """argv that runs the sioctl CLI with this interpreter."""
     return [sys.executable, "-m", "sioctl", *args]

@@ -549,6 +549,7 @@ def check_asgi_translate_request() -> None:
              "headers": [], "client": ("127.0.0.9", 1234)}
     environ = asyncio.run(table["translate_request"](scope, receive, None))
     assert "REMOTE_ADDR" in environ and environ["asgi.scope"] is scope, environ
+    assert asyncio.run(environ["wsgi.input"].read()) == b"", environ
 
 
 LAYOUTS: dict[str, Callable[[], None]] = {

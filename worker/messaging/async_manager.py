@@ -155,9 +155,17 @@ class AsyncSioctlRedisManager(SioctlManagerBase, AsyncPubSubManager):
             self.server.start_background_task(self._run_hook, callback)
 
     async def _run_hook(self, callback: Callable[[], Any]) -> None:
-        """Run a ``when_redis_back`` hook: a plain function or a coroutine function."""
+        """Run a ``when_redis_back`` hook: a coroutine function is awaited on the loop, a plain
+        function runs in the loop's default thread executor (it may block: a hook written for
+        eventlet would otherwise hold every connection of this worker while it runs); an
+        awaitable it returns is then awaited on the loop."""
         try:
-            result = callback()
+            # (an object whose __call__ is async counts as a coroutine function)
+            if inspect.iscoroutinefunction(callback) or inspect.iscoroutinefunction(
+                    type(callback).__call__):
+                result = callback()
+            else:
+                result = await asyncio.get_running_loop().run_in_executor(None, callback)
             if inspect.isawaitable(result):
                 await result
         except Exception:

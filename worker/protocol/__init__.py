@@ -66,10 +66,9 @@ ASYNC_ENGINE_MIXINS: tuple[type, ...] = (
     # _handle_connect: such a handshake opens a v3 session.
     async_eio3.AsyncEio3DoorMixin,
     # handle_request (the request translated once, then screened), _make_response (413),
-    # sockets, _service_task, _ok.
+    # sockets, _service_task, _ok; create_queue: a session_queue.SessionQueue, whose OPEN
+    # packet advertises the exact ping interval.
     async_engineio.AsyncConformantEngineMixin,
-    # create_queue: its put() hands python-engineio the queue's own coroutine.
-    ping_interval.ExactPingIntervalMixin,
 )
 ASYNC_SERVER_MIXINS: tuple[type, ...] = (
     async_eio3.AsyncSocketIOv4Mixin,

@@ -36,7 +36,10 @@ from .engineio_server import (
     origin_refusal,
     request_problem,
 )
+from .session_queue import SessionQueue
 
+# asyncio.timeout (Python 3.11+); on 3.10 poll() is python-engineio's.
+_timeout: Any = getattr(asyncio, "timeout", None)
 # The environ of the request being served, once the shell has translated it: python-engineio's
 # handle_request translates the request itself, and an ASGI request cannot be read twice (its
 # first receive() event is consumed), so the shell's translate_request hands this one back.
@@ -61,6 +64,35 @@ class AsyncConformantSocket(SessionRulesMixin, AsyncSocket):
     async def receive(self, pkt: packet.Packet) -> None:
         self.rules.received(pkt.packet_type)
         await super().receive(pkt)
+
+    async def poll(self) -> list[packet.Packet]:
+        """The packets to send (at least one, waiting up to ping_interval + ping_timeout; ``[]``
+        once the queue says the session ends; ``QueueEmpty`` when the wait runs out or is
+        cancelled), as python-engineio's ``poll``, but waiting under ``asyncio.timeout``
+        instead of ``asyncio.wait_for``: an idle websocket's writer (and a pending long-poll)
+        then holds one timer, not a task, a future and a timer besides (Python 3.11+)."""
+        if _timeout is None:
+            return await super().poll()
+        try:
+            async with _timeout(self.server.ping_interval + self.server.ping_timeout):
+                first = await self.queue.get()
+        except (asyncio.TimeoutError, asyncio.CancelledError):
+            raise exceptions.QueueEmpty() from None
+        self.queue.task_done()
+        if first is None:
+            return []
+        packets = [first]
+        while True:  # what else is queued goes out with it, up to an end marker
+            try:
+                pkt = self.queue.get_nowait()
+            except asyncio.QueueEmpty:
+                break
+            self.queue.task_done()
+            if pkt is None:
+                self.queue.put_nowait(None)  # the next poll ends the session's writer
+                break
+            packets.append(pkt)
+        return packets
 
     def schedule_ping(self) -> None:
         """Send the next ping from a loop timer, not a task sleeping ``ping_interval`` per
@@ -229,6 +261,14 @@ class AsyncConformantEngineMixin(UnknownSessionLogMixin, SessionsDictMixin, Next
     """``engineio.AsyncServer`` mixin: request-level rules of the specification."""
 
     _sioctl_translate: Any  # the async driver's own translate_request (set by adopt)
+
+    def create_queue(self, *args: Any, **kwargs: Any) -> Any:
+        """Each session's outgoing queue: a :class:`.session_queue.SessionQueue` (a fraction
+        of an ``asyncio.Queue``'s memory while the session idles; it advertises the exact
+        ping interval in the OPEN packet too). Other queues are python-engineio's."""
+        if args or kwargs:
+            return super().create_queue(*args, **kwargs)  # type: ignore[misc]
+        return SessionQueue(self)
 
     def _sioctl_adopt_session(self, session: Any) -> None:
         """Make ``session``, just created by python-engineio, one that follows the rules."""
