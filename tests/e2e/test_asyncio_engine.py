@@ -34,6 +34,7 @@ from tests.support.cluster import (
     assert_clean_failure,
     sioctl_command,
     start_args,
+    worker_module,
 )
 from tests.support.paths import APPS_DIR, REPO_ROOT
 
@@ -58,17 +59,8 @@ def run_dir() -> Iterator[str]:
 
 
 def worker_modules(cluster: Cluster) -> set[str]:
-    """The module each worker process runs (``-m MODULE``). Its command line is its process
-    title (``sioctl: worker N [NAME]``), so the module is told by the C extensions it maps:
-    eventlet's greenlet for ``sioctl.worker``, uvicorn's httptools for ``sioctl.worker.aio``."""
-    modules = set()
-    for pid in cluster.worker_pids().values():
-        with open(f"/proc/{pid}/maps") as f:
-            maps = f.read()
-        green, httptools = "greenlet" in maps, "httptools" in maps
-        modules.add("sioctl.worker" if green and not httptools
-                    else "sioctl.worker.aio" if httptools and not green else f"unknown {pid}")
-    return modules
+    """The module each worker process runs (``-m MODULE``)."""
+    return {worker_module(pid) for pid in cluster.worker_pids().values()}
 
 
 @pytest.mark.parametrize(

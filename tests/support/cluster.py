@@ -63,10 +63,15 @@ WORKER_MODULES = {"eventlet": "sioctl.worker", "asyncio": "sioctl.worker.aio"}
 
 
 def worker_module(pid: int) -> str:
-    """The module process ``pid`` runs (``-m MODULE`` on its command line)."""
-    with open(f"/proc/{pid}/cmdline", "rb") as f:
-        argv = [part.decode() for part in f.read().split(b"\0") if part]
-    return argv[argv.index("-m") + 1]
+    """The module worker ``pid`` runs (``python -m MODULE``). Its command line is its process
+    title (``sioctl: worker N [NAME]``), so the module is told by the C extensions it maps:
+    eventlet's greenlet for ``sioctl.worker``, uvicorn's httptools for ``sioctl.worker.aio``."""
+    with open(f"/proc/{pid}/maps") as f:
+        maps = f.read()
+    green, httptools = "greenlet" in maps, "httptools" in maps
+    if green != httptools:
+        return WORKER_MODULES["eventlet" if green else "asyncio"]
+    return f"unknown (pid {pid} maps greenlet: {green}, httptools: {httptools})"
 
 
 def sioctl_command(*args: str) -> list[str]:
