@@ -8,9 +8,11 @@ from a chosen worker (ips_for_slot); the official JS socket.io-client runs tests
 from __future__ import annotations
 
 import json
+import os
 import queue
 import secrets
 import shutil
+import signal
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -408,6 +410,18 @@ def test_peers_hear_connect_and_disconnect(gateway: Any, client: Any) -> None:
                == RE_CONNECT_UPDATED, TIMEOUT, interval=0.1, what="b's userId to be free")
     notice(a, CONNECT, b3.sid, b_user)
 
+    # The receiver's side: c sent to a; c leaves and its userId comes back (a signed
+    # handshake): a hears both, the connect from the exchange peers recorded in the registry.
+    c_sid, c_user = c.sid, c.user_id
+    c.sio.disconnect()
+    notice(a, DISCONNECT, c_sid, c_user)
+    c = client(SLOT1[3])
+    c.connect(cluster.url, auth=signed_auth(userId=c_user))
+    assert c.user_id == c_user
+    notice(a, CONNECT, c.sid, c_user)
+    assert_success(c.request(SEND_TO_OTHERS, target=a.sid, payload=3), a.sid)
+    assert a.expect(EXCHANGE)["data"]["payload"] == 3
+
     # a goes: c, which sent to a, hears it; so does b3? No: a sent to b's userId, whose socket
     # was b (gone), and b3 never exchanged with a.
     a_sid, a_user = a.sid, a.user_id
@@ -468,6 +482,40 @@ def test_js_clients_of_both_protocols_in_the_flows(
     a.disconnect()
     notice(b2, DISCONNECT, a_sid, a_user)
     b2.assert_quiet()
+
+
+def test_peers_hear_the_sockets_of_a_killed_worker_go(gateway: Any, client: Any) -> None:
+    """A SIGKILLed worker runs no disconnect handler: a live worker notices it died (its pid
+    is gone; on another node, its alive key expires), takes its sockets from the registry and
+    tells their peers, whichever side sent, once each."""
+    cluster = gateway()
+    a, b = client(SLOT0[0]), client(SLOT0[1])  # on worker 0, which stays
+    doomed = [client(SLOT1[0]), client(SLOT1[1])]  # on worker 1, which is killed
+    for each in (a, b, *doomed):
+        each.connect(cluster.url)
+    # a sends to doomed[0] (by socket id); doomed[1] sends to b (by userId).
+    assert_success(a.request(SEND_TO_OTHERS, target=doomed[0].sid, payload=1), doomed[0].sid)
+    assert doomed[0].expect(EXCHANGE)["data"]["payload"] == 1
+    assert_success(doomed[1].request(SEND_TO_OTHERS, target=b.user_id, payload=2), b.user_id)
+    assert b.expect(EXCHANGE)["data"]["payload"] == 2
+
+    before = cluster.worker_pids()
+    os.kill(before[1], signal.SIGKILL)
+    notice(a, DISCONNECT, doomed[0].sid, doomed[0].user_id)
+    notice(b, DISCONNECT, doomed[1].sid, doomed[1].user_id)
+
+    def replaced(status: dict[str, Any]) -> bool:
+        slots = {int(slot["slot"]): slot for slot in status["slots"]}
+        return slots[1].get("pid") not in (None, before[1]) and all(
+            slot.get("state") == "ready" for slot in slots.values())
+
+    cluster.wait_for(replaced, what="worker 1 to be replaced")
+    # Told once (the sockets are taken by one worker), and offline for a sender.
+    for each in (a, b):
+        each.assert_quiet()
+    assert_deny(a.request(SEND_TO_OTHERS, target=doomed[0].sid, payload=3),
+                f"target {doomed[0].sid!r} is not online")
+    assert "dead worker" in cluster.log_text()
 
 
 # ---------------------------------------------------------------------------------- HTTP

@@ -20,6 +20,7 @@ from .http import TransportMessageApp
 from .memory_registry import MemoryRegistry
 from .plugin import NAMESPACE, Gateway
 from .registry import RedisRegistry, Registry
+from .registry_presence import WorkerId
 
 if TYPE_CHECKING:
     from sioctl.worker.framework.context import Context
@@ -76,7 +77,7 @@ def gateway_plugin(app: AppCore) -> Plugin | None:
     registry: Registry
     if app.redis_url:
         registry = RedisRegistry(redis.Redis.from_url(app.redis_url),
-                                 prefix=f"{app.redis_channel}:gw:")
+                                 prefix=f"{app.redis_channel}:gw:", worker=WorkerId.here())
     else:
         registry = MemoryRegistry()
     return GatewayPlugin(Gateway(app.sio, gateway_config, registry))

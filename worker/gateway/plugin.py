@@ -36,6 +36,7 @@ runs them with plain calls on eventlet; ``async_gateway.AsyncGateway`` awaits th
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,6 +56,8 @@ NAMESPACE = "/"
 # Registry entries live this long unless renewed; a dead worker's clients vanish after it.
 REGISTRY_TTL = 60.0
 REFRESH_EVERY = REGISTRY_TTL / 3
+# How often a worker with sockets looks for dead workers (presence.sweep: 2 round trips).
+SWEEP_EVERY = 2.0
 # A socket told why it is disconnected gets this long to hear it first.
 DISCONNECT_DELAY = 0.05
 
@@ -100,6 +103,7 @@ class GatewayCore:
         self.registry = registry
         self.clients: dict[str, Client] = {}
         self._refreshing = False
+        self._refresh_due = 0.0
         # The Socket.IO packet rules close a session whose event nests too deeply; a
         # requestMessage is let through so that its sender gets a deny (see request).
         server.events_checking_depth = frozenset({wire.REQUEST_MESSAGE})
@@ -203,7 +207,15 @@ class GatewayCore:
     def _start_refreshing(self) -> None:
         if not self._refreshing:
             self._refreshing = True
+            self._refresh_due = time.monotonic() + REFRESH_EVERY
             self.server.start_background_task(self._refresh_forever)
+
+    def ticking(self) -> Flow[None]:
+        """The background task's beat: presence.sweep, and refreshing every REFRESH_EVERY."""
+        yield from presence.sweep(self)
+        if time.monotonic() >= self._refresh_due:
+            self._refresh_due = time.monotonic() + REFRESH_EVERY
+            yield from self.refreshing()
 
     def refreshing(self) -> Flow[None]:
         """Renew the registry entries of this worker's sockets, and write again those the
@@ -420,8 +432,8 @@ class Gateway(GatewayCore):
 
     def _refresh_forever(self) -> None:
         while True:
-            self.server.sleep(REFRESH_EVERY)
-            self.refresh()
+            self.server.sleep(SWEEP_EVERY)
+            run(self.ticking())
 
     def _disconnect_soon(self, sid: str) -> None:
         self.server.sleep(DISCONNECT_DELAY)
