@@ -518,6 +518,24 @@ def test_peers_hear_the_sockets_of_a_killed_worker_go(gateway: Any, client: Any)
     assert "dead worker" in cluster.log_text()
 
 
+def test_presence_off_sends_no_notices(gateway: Any, client: Any) -> None:
+    """``gateway = {"presence": False}``: exchanges work, nobody hears anybody come or go."""
+    cluster = gateway("quiet")
+    a, b = client(SLOT0[0]), client(SLOT1[0])
+    for each in (a, b):
+        each.connect(cluster.url)
+    assert_success(a.request(SEND_TO_OTHERS, target=b.sid, payload=1), b.sid)
+    assert b.expect(EXCHANGE)["data"]["payload"] == 1
+    assert_success(b.request(SEND_TO_OTHERS, target=a.user_id, payload=2), a.user_id)
+    assert a.expect(EXCHANGE)["data"]["payload"] == 2
+    b_user = b.user_id
+    b.disconnect()
+    b = client(SLOT1[1])
+    b.connect(cluster.url, auth=signed_auth(userId=b_user))
+    assert b.user_id == b_user
+    a.assert_quiet()
+
+
 # ---------------------------------------------------------------------------------- HTTP
 
 

@@ -160,7 +160,7 @@ class GatewayCore:
                    UNBOUND_ROOM if app is None else app_room(app), namespace=NAMESPACE)
         yield call(socket.emit, wire.RESPONSE_MESSAGE, self._save_id(sid))
         if claimed:
-            # A proven userId is back: those that sent to it hear so (a fresh uuid has no one).
+            # A proven userId is back: its peers hear so (a fresh uuid has no one).
             yield from presence.announce_connect(self, sid, client)
         self._start_refreshing()
 

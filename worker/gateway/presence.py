@@ -1,6 +1,8 @@
 """The seed's ``connect`` and ``disconnect`` actions: telling a client's exchange peers that it
 went away, and that its identity is back.
 
+``gateway = {"presence": False}`` turns all of it off (no notices, no records, no sweep).
+
 Who hears what (the seed's constants table only names them, "连接成功" and "断开连接"):
 
 - ``disconnect`` ``{socketId, userId}`` when a socket goes away, to its *peers*: the sockets it
@@ -55,7 +57,7 @@ def remember_peer(
     """After ``sid`` sent to ``target`` (delivered to ``target_sid``): join the target's peer
     room and remember it. One registry call for a peer addressed by socket id, the first time
     only."""
-    if target_sid in client.peers or target_sid == sid:
+    if target_sid in client.peers or target_sid == sid or not core.config.presence:
         return
     peer_user: Any = target
     if target == target_sid:
@@ -102,6 +104,8 @@ def announce_connect(core: GatewayCore, sid: str, client: Client) -> Flow[None]:
     """Tell the sockets that exchanged with ``client.user_id`` that it is back, at ``sid``:
     its peers set (either side sent), then the room of those that sent to it (a sender whose
     record expired), each socket once."""
+    if not core.config.presence:
+        return
     message = _notice(wire.CONNECT, sid, client.user_id, client.app)
     told = yield from _peer_sockets(core, client.user_id, sid)
     for peer in told:
@@ -112,6 +116,8 @@ def announce_connect(core: GatewayCore, sid: str, client: Client) -> Flow[None]:
 
 def announce_disconnect(core: GatewayCore, sid: str, client: Client) -> Flow[None]:
     """Tell ``sid``'s peers it went away (before its registry entry is removed)."""
+    if not core.config.presence:
+        return
     message = _notice(wire.DISCONNECT, sid, client.user_id, client.app)
     peers = [peer for peer in client.peers if peer != sid]
     for peer in peers:
@@ -131,6 +137,8 @@ def sweep(core: GatewayCore) -> Flow[int]:
     """Find the workers that died without running their sockets' disconnect handlers, take
     their sockets (one live worker does, through the registry) and tell each socket's peers
     it went away; returns how many sockets were taken."""
+    if not core.config.presence:
+        return 0
     try:
         dead = yield call(core.registry.dead_workers)
         departed = []
