@@ -64,8 +64,8 @@ class AsyncRedisRegistry(RedisFlows):
     async def rebind(self, user_id: str, sid: str, take_over: bool = False) -> Rebind:
         return await self._run("rebind", self._rebind(user_id, sid, take_over))
 
-    async def unregister(self, sid: str) -> None:
-        await self._run("unregister", self._unregister(sid))
+    async def unregister(self, sid: str) -> bool:
+        return await self._run("unregister", self._unregister(sid))
 
     async def refresh(self, sids: Iterable[str]) -> list[str]:
         return await self._run("refresh", self._refresh(sids))

@@ -117,13 +117,17 @@ class MemoryRegistry(Registry):
         self._users[user_id] = _User(sid, now + self._ttl)
         return Rebind(True, holder)
 
-    def unregister(self, sid: str) -> None:
+    def unregister(self, sid: str) -> bool:
         entry = self._clients.pop(sid, None)
         if entry is None:
-            return
+            return False
         user = self._users.get(entry.user)
         if user is not None and user.sid == sid:
             del self._users[entry.user]
+            return False
+        now = self._now()
+        return user is not None and self._live_user(entry.user, now) is not None \
+            and self._live_client(user.sid, now) is not None
 
     def refresh(self, sids: Iterable[str]) -> list[str]:
         now = self._now()

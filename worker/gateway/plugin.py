@@ -5,8 +5,7 @@ Every client of the default namespace gets a userId and hears ``saveId``; a sign
 (wherever it lives: the registry is shared through Redis and the emit crosses workers through
 python-socketio's Redis manager), takes over its previous userId after a reconnect, or
 broadcasts (to its app's sockets and those bound to no app). Anything refused is answered
-with ``deny`` and never dispatched. Exchange peers hear ``connect`` / ``disconnect``
-(:mod:`.presence`).
+with ``deny`` and never dispatched. Peers hear ``connect`` / ``disconnect`` (:mod:`.presence`).
 
 Who may carry a userId
 ----------------------
@@ -190,14 +189,15 @@ class GatewayCore:
         self.server.start_background_task(self._disconnect_soon, holder)
 
     def disconnect(self, sid: str) -> Flow[None]:
-        """Tell ``sid``'s peers it went away, then forget it here and in the registry."""
+        """Forget ``sid`` here and in the registry, then tell its peers it went away."""
         client = self.clients.pop(sid, None)
-        if client is not None:
-            yield from presence.announce_disconnect(self, sid, client)
         try:
-            yield call(self.registry.unregister, sid)
+            lives_on = yield call(self.registry.unregister, sid)
         except RegistryError as exc:
             log.warning("gateway: cannot unregister %s (it expires by itself): %s", sid, exc)
+            lives_on = False
+        if client is not None:
+            yield from presence.announce_disconnect(self, sid, client, lives_on)
 
     def _save_id(self, sid: str) -> dict[str, Any]:
         client = self.clients[sid]

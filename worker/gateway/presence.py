@@ -114,21 +114,18 @@ def announce_connect(core: GatewayCore, sid: str, client: Client) -> Flow[None]:
                room=peer_room(client.user_id), skip_sid=[sid, *told], namespace="/")
 
 
-def announce_disconnect(core: GatewayCore, sid: str, client: Client) -> Flow[None]:
-    """Tell ``sid``'s peers it went away (before its registry entry is removed)."""
+def announce_disconnect(core: GatewayCore, sid: str, client: Client,
+                        lives_on: bool) -> Flow[None]:
+    """Tell ``sid``'s peers it went away (after the registry forgot it: ``lives_on``, its
+    answer, says whether its userId lives on in a newer socket)."""
     if not core.config.presence:
         return
     message = _notice(wire.DISCONNECT, sid, client.user_id, client.app)
     peers = [peer for peer in client.peers if peer != sid]
     for peer in peers:
         yield call(core.server.emit, wire.RESPONSE_MESSAGE, message, to=peer, namespace="/")
-    try:
-        holder = yield call(core.registry.resolve, client.user_id)
-    except RegistryError as exc:
-        log.warning("gateway: cannot check a userId at disconnect: %s", exc)
-        holder = None
-    if holder not in (None, sid):
-        return  # the userId lives on in a newer socket
+    if lives_on:
+        return  # the userId lives on in a newer socket: for those that sent to it, nothing left
     yield call(core.server.emit, wire.RESPONSE_MESSAGE, message,
                room=peer_room(client.user_id), skip_sid=[sid, *peers], namespace="/")
 
@@ -158,22 +155,19 @@ def sweep(core: GatewayCore) -> Flow[int]:
 
 def _announce_departed(core: GatewayCore, sid: str, user_id: str | None,
                        app: str | None) -> Flow[None]:
-    """A dead worker's socket: its peers (peers set and the room of its senders) hear
-    ``disconnect``, unless its userId already lives on in a newer socket (which told them it
-    is back); then it leaves the registry."""
+    """A dead worker's socket leaves the registry; its peers (peers set and the room of its
+    senders) hear ``disconnect``, unless its userId already lives on in a newer socket (which
+    told them it is back)."""
     try:
-        holder = None if user_id is None else (yield call(core.registry.resolve, user_id))
-    except RegistryError as exc:
-        log.warning("gateway: cannot check a dead worker's socket: %s", exc)
-        return
-    if user_id is not None and holder in (None, sid):
-        message = _notice(wire.DISCONNECT, sid, user_id, app)
-        told = yield from _peer_sockets(core, user_id, sid)
-        for peer in told:
-            yield call(core.server.emit, wire.RESPONSE_MESSAGE, message, to=peer, namespace="/")
-        yield call(core.server.emit, wire.RESPONSE_MESSAGE, message,
-                   room=peer_room(user_id), skip_sid=[sid, *told], namespace="/")
-    try:
-        yield call(core.registry.unregister, sid)
+        lives_on = yield call(core.registry.unregister, sid)
     except RegistryError as exc:
         log.warning("gateway: cannot unregister a dead worker's socket (it expires): %s", exc)
+        return
+    if user_id is None or lives_on:
+        return
+    message = _notice(wire.DISCONNECT, sid, user_id, app)
+    told = yield from _peer_sockets(core, user_id, sid)
+    for peer in told:
+        yield call(core.server.emit, wire.RESPONSE_MESSAGE, message, to=peer, namespace="/")
+    yield call(core.server.emit, wire.RESPONSE_MESSAGE, message,
+               room=peer_room(user_id), skip_sid=[sid, *told], namespace="/")

@@ -111,9 +111,10 @@ class Registry(Protocol):
         and the move are one atomic step, so two claims of one userId cannot both win."""
         ...
 
-    def unregister(self, sid: str) -> None:
+    def unregister(self, sid: str) -> bool:
         """Forget a socket. Its userId is forgotten only if it still reaches this sid, so a user
-        already rebound to a newer socket stays online there."""
+        already rebound to a newer socket stays online there: then the answer is True (the
+        userId lives on in another online socket), else False."""
         ...
 
     def refresh(self, sids: Iterable[str]) -> list[str]:
@@ -169,14 +170,22 @@ def _text(value: Any) -> str | None:
 # Redis
 
 
-# Delete the client key; delete the user key only if it still names this sid.
-# KEYS: client key, user key; ARGV: sid.
+# Delete the client key (and its worker index entry); delete the user key only if it still
+# names this sid. One round trip, so a disconnect learns in it whether its userId lives on in
+# another online socket (1) or not (0), which the presence notices need.
+# KEYS: client key; ARGV: sid, user key prefix, client key prefix, worker index key or ''.
 _UNREGISTER_LUA = """
+local user = redis.call('HGET', KEYS[1], 'user')
 redis.call('DEL', KEYS[1])
-if redis.call('GET', KEYS[2]) == ARGV[1] then
-  redis.call('DEL', KEYS[2])
+if ARGV[4] ~= '' then redis.call('HDEL', ARGV[4], ARGV[1]) end
+if user == false then return 0 end
+local holder = redis.call('GET', ARGV[2] .. user)
+if holder == ARGV[1] then
+  redis.call('DEL', ARGV[2] .. user)
+  return 0
 end
-return 1
+if holder ~= false and redis.call('EXISTS', ARGV[3] .. holder) == 1 then return 1 end
+return 0
 """
 
 # Set the app of a live client only: HSET on a missing key would resurrect it without a TTL.
@@ -329,14 +338,11 @@ class RedisFlows(PresenceFlows):
                 return Rebind(int(result) == 1, _text(holder) or None)
         return Rebind(False)
 
-    def _unregister(self, sid: str) -> Flow[None]:
-        client_key = self._client_key(sid)
-        user_id = yield from self._field(sid, "user")
-        if user_id is None:
-            yield _batch(_cmd("delete", client_key), *self._unindex_commands(sid))
-            return
-        yield _batch(_cmd("eval", _UNREGISTER_LUA, 2, client_key, self._user_key(user_id), sid),
-                     *self._unindex_commands(sid))
+    def _unregister(self, sid: str) -> Flow[bool]:
+        index = self._index_key(self.worker) if self.worker is not None else ""
+        [lives_on] = yield _batch(_cmd("eval", _UNREGISTER_LUA, 1, self._client_key(sid), sid,
+                                       self._user_key(""), self._client_key(""), index))
+        return bool(lives_on)
 
     def _refresh(self, sids: Iterable[str]) -> Flow[list[str]]:
         sid_list = list(sids)
@@ -417,8 +423,8 @@ class RedisRegistry(RedisFlows, Registry):
     def rebind(self, user_id: str, sid: str, take_over: bool = False) -> Rebind:
         return self._run("rebind", self._rebind(user_id, sid, take_over))
 
-    def unregister(self, sid: str) -> None:
-        self._run("unregister", self._unregister(sid))
+    def unregister(self, sid: str) -> bool:
+        return self._run("unregister", self._unregister(sid))
 
     def refresh(self, sids: Iterable[str]) -> list[str]:
         return self._run("refresh", self._refresh(sids))

@@ -170,9 +170,6 @@ class PresenceFlows:
                 _cmd("sadd", self._workers_key(), str(self.worker)),
                 _cmd("set", self._alive_key(self.worker), "1", px=self._ttl_ms)]
 
-    def _unindex_commands(self, sid: str) -> list[Command]:
-        return [] if self.worker is None else [_cmd("hdel", self._index_key(self.worker), sid)]
-
     def _alive_commands(self, users: Iterable[str]) -> list[Command]:
         """Renew this worker's records and the peers sets of the userIds its sockets carry."""
         commands = [_cmd("pexpire", self._peers_key(user_id), self._ttl_ms) for user_id in users]
