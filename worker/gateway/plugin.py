@@ -52,8 +52,7 @@ __all__ = ["CLIENT_ACTIONS", "NAMESPACE", "Client", "Denied", "Gateway", "Gatewa
 log = logging.getLogger("sioctl.gateway")
 
 NAMESPACE = "/"
-# Registry entries live this long unless renewed; a dead worker's clients vanish after it.
-REGISTRY_TTL = 60.0
+REGISTRY_TTL = 60.0  # registry entries live this long unless renewed
 REFRESH_EVERY = REGISTRY_TTL / 3
 # How often a worker with sockets looks for dead workers (presence.sweep: 2 round trips).
 SWEEP_EVERY = 2.0
@@ -103,6 +102,7 @@ class GatewayCore:
         self.clients: dict[str, Client] = {}
         self._refreshing = False
         self._refresh_due = 0.0
+        self.sweep_failing = False  # presence.sweep's last look failed (said once)
         # The Socket.IO packet rules close a session whose event nests too deeply; a
         # requestMessage is let through so that its sender gets a deny (see request).
         server.events_checking_depth = frozenset({wire.REQUEST_MESSAGE})

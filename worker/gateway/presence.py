@@ -142,8 +142,12 @@ def sweep(core: GatewayCore) -> Flow[int]:
         for worker in dead:
             departed += (yield call(core.registry.take_worker, worker))
     except RegistryError as exc:
-        log.warning("gateway: cannot look for dead workers: %s", exc)
+        # Every SWEEP_EVERY seconds while Redis is away: said once per outage.
+        if not core.sweep_failing:
+            log.warning("gateway: cannot look for dead workers: %s", exc)
+        core.sweep_failing = True
         return 0
+    core.sweep_failing = False
     for gone in departed:
         yield from _announce_departed(core, gone.sid, gone.user_id, gone.app)
     if departed:

@@ -188,8 +188,9 @@ class PresenceFlows:
         return sorted(text for text in map(_text, members or ()) if text)
 
     def _dead_workers(self) -> Flow[list[str]]:
-        """The workers that registered sockets and are dead: their ``alive`` key expired, or
-        they are of this node and no longer run."""
+        """The workers that registered sockets and are dead: of this node, those that no longer
+        run (a worker alive but slow to refresh is not taken for dead); of another node, those
+        whose ``alive`` key expired."""
         [members] = yield self._batch_of([_cmd("smembers", self._workers_key())])
         others = sorted(text for text in map(_text, members or ())
                         if text and text != str(self.worker))
@@ -199,9 +200,11 @@ class PresenceFlows:
         dead = []
         for text, exists in zip(others, alive, strict=True):
             parsed = WorkerId.parse(text)
-            here = parsed is not None and self.worker is not None \
-                and parsed.node == self.worker.node
-            if not exists or (here and parsed is not None and not running(parsed)):
+            if parsed is not None and self.worker is not None \
+                    and parsed.node == self.worker.node:
+                if not running(parsed):
+                    dead.append(text)
+            elif not exists:
                 dead.append(text)
         return dead
 
