@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -10,9 +11,10 @@ import pytest
 
 from sioctl.cli import nginx
 from tests.support.cluster import ENGINES, MESSAGING_APPS, StartCluster
-from tests.support.gateway import GwClient
+from tests.support.gateway import GwClient, JsGwClient
 from tests.support.messaging import OwnRedis
 from tests.support.nginx import NginxServer, stream_module
+from tests.support.paths import JS_DIR
 
 
 @pytest.fixture
@@ -38,6 +40,26 @@ def client() -> Iterator[Callable[..., GwClient]]:
     yield make
     for c in made:
         c.sio.shutdown()
+
+
+@pytest.fixture
+def js_client() -> Iterator[Callable[..., JsGwClient]]:
+    """``js_client(source_ip, kind)``: an unconnected JsGwClient (``kind`` "v4" or "v2": the
+    official socket.io-client of that protocol, run by node), killed after the test."""
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed")
+    for package in ("socket.io-client", "socket.io-client-v2"):
+        assert (JS_DIR / "node_modules" / package).is_dir(), (
+            f"{package} is not installed: run `npm ci --prefix tests/js`")
+    made: list[JsGwClient] = []
+
+    def make(source_ip: str, kind: str) -> JsGwClient:
+        made.append(JsGwClient(source_ip, kind))
+        return made[-1]
+
+    yield make
+    for c in made:
+        c.close()
 
 
 @pytest.fixture

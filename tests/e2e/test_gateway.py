@@ -8,9 +8,11 @@ from a chosen worker (ips_for_slot); the official JS socket.io-client runs tests
 from __future__ import annotations
 
 import json
+import os
 import queue
 import secrets
 import shutil
+import signal
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -81,11 +83,13 @@ def envelope_at(
 
 @pytest.fixture
 def gateway(start_cluster: Callable[..., Any], engine: str) -> Callable[..., Any]:
-    """``gateway(env="prod")``: 2 sticky workers of ``engine`` serving tests/apps/gwapp."""
+    """``gateway(env="prod", allow_eio3=False)``: 2 sticky workers of ``engine`` serving
+    tests/apps/gwapp."""
 
-    def start(env: str = "prod") -> Any:
+    def start(env: str = "prod", allow_eio3: bool = False) -> Any:
         cluster = start_cluster(
-            app=str(APP_DIR), workers=WORKERS, extra_args=["--env", env],
+            app=str(APP_DIR), workers=WORKERS,
+            extra_args=["--env", env, *(["--allow-eio3"] if allow_eio3 else [])],
             env={"GWAPP_CENTRAL_KEY": CENTRAL_KEY},
         )
         assert f"starting {WORKERS} {engine} workers" in cluster.log_text()
@@ -366,6 +370,14 @@ def test_broadcast_reaches_every_socket_of_the_namespace_but_other_apps(
         c.assert_quiet()
 
 
+def notice(receiver: Any, action: str, sid: str, user_id: str) -> None:
+    """``receiver`` hears the connect or disconnect notice of socket ``sid`` of ``user_id``."""
+    got = receiver.expect(action)
+    assert got["data"]["payload"] == {"socketId": sid, "userId": user_id}, got
+    assert (got["meta"]["client"], got["meta"]["userId"]) == (sid, user_id)
+    assert got["meta"]["target"] is None
+
+
 def test_peers_hear_connect_and_disconnect(gateway: Any, client: Any) -> None:
     """The seed's CONNECT / DISCONNECT: a socket's exchange peers hear when it goes away, and
     those that sent to its userId hear when that userId is back (a proven claim)."""
@@ -378,12 +390,6 @@ def test_peers_hear_connect_and_disconnect(gateway: Any, client: Any) -> None:
     assert b.expect(EXCHANGE)["data"]["payload"] == 1
     assert_success(c.request(SEND_TO_OTHERS, target=a.sid, payload=2), a.sid)
     assert a.expect(EXCHANGE)["data"]["payload"] == 2
-
-    def notice(receiver: Any, action: str, sid: str, user_id: str) -> None:
-        got = receiver.expect(action)
-        assert got["data"]["payload"] == {"socketId": sid, "userId": user_id}, got
-        assert (got["meta"]["client"], got["meta"]["userId"]) == (sid, user_id)
-        assert got["meta"]["target"] is None
 
     b_user, b_sid = b.user_id, b.sid
     b.sio.disconnect()
@@ -404,6 +410,18 @@ def test_peers_hear_connect_and_disconnect(gateway: Any, client: Any) -> None:
                == RE_CONNECT_UPDATED, TIMEOUT, interval=0.1, what="b's userId to be free")
     notice(a, CONNECT, b3.sid, b_user)
 
+    # The receiver's side: c sent to a; c leaves and its userId comes back (a signed
+    # handshake): a hears both, the connect from the exchange peers recorded in the registry.
+    c_sid, c_user = c.sid, c.user_id
+    c.sio.disconnect()
+    notice(a, DISCONNECT, c_sid, c_user)
+    c = client(SLOT1[3])
+    c.connect(cluster.url, auth=signed_auth(userId=c_user))
+    assert c.user_id == c_user
+    notice(a, CONNECT, c.sid, c_user)
+    assert_success(c.request(SEND_TO_OTHERS, target=a.sid, payload=3), a.sid)
+    assert a.expect(EXCHANGE)["data"]["payload"] == 3
+
     # a goes: c, which sent to a, hears it; so does b3? No: a sent to b's userId, whose socket
     # was b (gone), and b3 never exchanged with a.
     a_sid, a_user = a.sid, a.user_id
@@ -411,6 +429,111 @@ def test_peers_hear_connect_and_disconnect(gateway: Any, client: Any) -> None:
     notice(c, DISCONNECT, a_sid, a_user)
     for each in (b3, c, quiet):
         each.assert_quiet()
+
+
+@pytest.mark.parametrize("leaver", ["v2", "v4"])
+def test_js_clients_of_both_protocols_in_the_flows(
+    gateway: Any, js_client: Any, leaver: str
+) -> None:
+    """socket.io-client@2 and @4 (node) in the gateway's flows, side by side on the two
+    workers: signed requestMessage / responseMessage both ways, a form POST reaching each by
+    the socket.id its page sees, and each hearing the other leave (disconnect) and, for the
+    one that comes back, return (connect). ``leaver``: the protocol of the client that leaves
+    first and comes back."""
+    stayer = "v4" if leaver == "v2" else "v2"
+    cluster = gateway(allow_eio3=True)
+    a, b = js_client(SLOT0[0], stayer), js_client(SLOT1[0], leaver)
+    a.connect(cluster.url)
+    b.connect(cluster.url)
+    assert (a.sid, b.sid) == (a.socket_id, b.socket_id)  # the v2 page's socket.id included
+
+    assert_success(a.request(SEND_TO_OTHERS, target=b.sid, payload={"from": stayer}), b.sid)
+    got = b.expect(EXCHANGE)
+    assert got["data"]["payload"] == {"from": stayer}
+    assert (got["meta"]["client"], got["meta"]["userId"]) == (a.sid, a.user_id)
+    assert_success(b.request(SEND_TO_OTHERS, target=a.user_id, payload={"from": leaver}),
+                   a.user_id)
+    assert a.expect(EXCHANGE)["data"]["payload"] == {"from": leaver}
+
+    # An H5 page's form post, addressed by the socket.id the other page showed it.
+    http = bound_session(HTTP_IP)
+    for each in (a, b):
+        reply = http.post(cluster.url + HTTP_PATH, data=http_body(each.socket_id, "by form"),
+                          timeout=TIMEOUT)
+        assert reply.status_code == 200, reply.text
+        got = each.expect(EXCHANGE)
+        assert (got["data"]["payload"], got["meta"]["target"]) == ("by form", each.socket_id)
+
+    b_sid, b_user = b.sid, b.user_id
+    b.disconnect()
+    notice(a, DISCONNECT, b_sid, b_user)
+    # b's userId back on a new socket of the same client (reconnectAndUpdates), on the other
+    # worker: a, which sent to it, hears connect.
+    b2 = js_client(SLOT0[1], leaver)
+    b2.connect(cluster.url)
+    wait_until(lambda: action_of(b2.request(RE_CONNECT_AND_UPDATES, user_id=b_user))
+               == RE_CONNECT_UPDATED, TIMEOUT, interval=0.1, what="b's userId to be free")
+    notice(a, CONNECT, b2.sid, b_user)
+
+    # b2 sends to a; a leaves: b2 hears it.
+    assert_success(b2.request(SEND_TO_OTHERS, target=a.sid, payload="last"), a.sid)
+    assert a.expect(EXCHANGE)["data"]["payload"] == "last"
+    a_sid, a_user = a.sid, a.user_id
+    a.disconnect()
+    notice(b2, DISCONNECT, a_sid, a_user)
+    b2.assert_quiet()
+
+
+def test_peers_hear_the_sockets_of_a_killed_worker_go(gateway: Any, client: Any) -> None:
+    """A SIGKILLed worker runs no disconnect handler: a live worker notices it died (its pid
+    is gone; on another node, its alive key expires), takes its sockets from the registry and
+    tells their peers, whichever side sent, once each."""
+    cluster = gateway()
+    a, b = client(SLOT0[0]), client(SLOT0[1])  # on worker 0, which stays
+    doomed = [client(SLOT1[0]), client(SLOT1[1])]  # on worker 1, which is killed
+    for each in (a, b, *doomed):
+        each.connect(cluster.url)
+    # a sends to doomed[0] (by socket id); doomed[1] sends to b (by userId).
+    assert_success(a.request(SEND_TO_OTHERS, target=doomed[0].sid, payload=1), doomed[0].sid)
+    assert doomed[0].expect(EXCHANGE)["data"]["payload"] == 1
+    assert_success(doomed[1].request(SEND_TO_OTHERS, target=b.user_id, payload=2), b.user_id)
+    assert b.expect(EXCHANGE)["data"]["payload"] == 2
+
+    before = cluster.worker_pids()
+    os.kill(before[1], signal.SIGKILL)
+    notice(a, DISCONNECT, doomed[0].sid, doomed[0].user_id)
+    notice(b, DISCONNECT, doomed[1].sid, doomed[1].user_id)
+
+    def replaced(status: dict[str, Any]) -> bool:
+        slots = {int(slot["slot"]): slot for slot in status["slots"]}
+        return slots[1].get("pid") not in (None, before[1]) and all(
+            slot.get("state") == "ready" for slot in slots.values())
+
+    cluster.wait_for(replaced, what="worker 1 to be replaced")
+    # Told once (the sockets are taken by one worker), and offline for a sender.
+    for each in (a, b):
+        each.assert_quiet()
+    assert_deny(a.request(SEND_TO_OTHERS, target=doomed[0].sid, payload=3),
+                f"target {doomed[0].sid!r} is not online")
+    assert "dead worker" in cluster.log_text()
+
+
+def test_presence_off_sends_no_notices(gateway: Any, client: Any) -> None:
+    """``gateway = {"presence": False}``: exchanges work, nobody hears anybody come or go."""
+    cluster = gateway("quiet")
+    a, b = client(SLOT0[0]), client(SLOT1[0])
+    for each in (a, b):
+        each.connect(cluster.url)
+    assert_success(a.request(SEND_TO_OTHERS, target=b.sid, payload=1), b.sid)
+    assert b.expect(EXCHANGE)["data"]["payload"] == 1
+    assert_success(b.request(SEND_TO_OTHERS, target=a.user_id, payload=2), a.user_id)
+    assert a.expect(EXCHANGE)["data"]["payload"] == 2
+    b_user = b.user_id
+    b.disconnect()
+    b = client(SLOT1[1])
+    b.connect(cluster.url, auth=signed_auth(userId=b_user))
+    assert b.user_id == b_user
+    a.assert_quiet()
 
 
 # ---------------------------------------------------------------------------------- HTTP

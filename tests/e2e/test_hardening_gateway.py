@@ -30,11 +30,13 @@ from sioctl.worker.gateway.wire import (
     RE_CONNECT_UPDATED,
     REQUEST_ID,
     REQUEST_MESSAGE,
+    SAVE_ID,
     SEND_TO_OTHERS,
     signed_request,
 )
 from sioctl.worker.protocol.core.nesting import MAX_DEPTH
-from tests.support.clients import bound_session, wait_until
+from tests.support.clients import bound_session, open_session, reset, wait_until
+from tests.support.cluster import ENGINES
 from tests.support.gateway import (
     APP_DIR,
     SIG_APP,
@@ -416,3 +418,37 @@ def test_registry_remembers_signatures(kind: str, redis_url: str) -> None:
                interval=0.05, what="the signature to be forgotten after its TTL")
     if client is not None:
         client.close()
+
+
+# ------------------------------------------------------------- disconnect storms (issue 16)
+
+# More sockets leaving at once than redis-py 8's default pool holds connections (100).
+STORM = 150
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_disconnect_storm_unregisters_every_socket(gw: Any, redis_url: str) -> None:
+    """Every disconnect handler unregisters its socket at once, each on a connection of its
+    own: with redis-py's default pool most failed ("MaxConnectionsError") and their userIds
+    stayed online until the entries expired (60 s)."""
+    cluster = gw(workers=1)
+    sockets = [open_session(cluster.port, "127.0.0.1") for _ in range(STORM)]
+    sids = []
+    for ws in sockets:
+        packet = ws.recv()
+        assert isinstance(packet, str) and packet.startswith("42"), packet
+        _, saved = json.loads(packet[2:])
+        assert action_of(saved) == SAVE_ID
+        sids.append(saved["data"]["payload"]["socketId"])
+    check = redis.Redis.from_url(redis_url, socket_timeout=5)
+    try:
+        keys = [key for sid in sids for key in check.keys(f"*:gw:client:{sid}")]
+        assert len(keys) == STORM
+        for ws in sockets:
+            reset(ws)
+        # Well within the entries' 60 s TTL: only unregister removes them this soon.
+        wait_until(lambda: check.exists(*keys) == 0, 20.0,
+                   what="every socket to leave the registry")
+    finally:
+        check.close()
+    assert "cannot unregister" not in cluster.log_text()

@@ -28,42 +28,20 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
-import struct
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-import websocket
 
 from sioctl.worker import memory
+from tests.support.clients import open_session, reset
 from tests.support.cluster import Cluster
 
 SOCKETS = 150
 ROUNDS = 3
 DUMP_TIMEOUT = 15.0
 DUMP_MARKER = "WARNING memory "
-
-
-def open_session(port: int, source_ip: str) -> websocket.WebSocket:
-    """A websocket with the default namespace connected, from ``source_ip``."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10,
-                                    source_address=(source_ip, 0))
-    ws = websocket.create_connection(
-        f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket", socket=sock, timeout=10)
-    opening = ws.recv()
-    assert isinstance(opening, str) and opening.startswith("0"), opening
-    ws.send("40")
-    reply = ws.recv()
-    assert isinstance(reply, str) and reply.startswith("40"), reply
-    return ws
-
-
-def reset(ws: websocket.WebSocket) -> None:
-    """Drop the connection with a TCP reset, as a client that vanishes does."""
-    ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    ws.sock.close()
 
 
 def worker_figures(cluster: Cluster) -> dict[str, Any]:

@@ -21,6 +21,11 @@
 //                                 pings received since connect; ping_interval: the value the
 //                                 server advertised in its OPEN packet, in ms)
 // Spec option "auth": the CONNECT auth payload (e.g. {"userId": ..., "app", "timestamp", "sign"}).
+// Spec option "interactive": after "actions", more actions come on stdin, one JSON object a
+// line; the session ends (done) when stdin closes. For the flows where the next step depends on
+// what another client said. One more action for those:
+//   take    {event, timeout}   -> {"op": "take", "event", "args": [...] or null}  (a wait that
+//                                 reports null instead of failing when nothing comes in time)
 "use strict";
 
 const http = require("http");
@@ -92,6 +97,20 @@ async function main() {
     }
     return new Promise((resolve) => waiters.push({ event, resolve }));
   }
+  function takeEvent(event, ms) {
+    const index = inbox.findIndex((m) => m.event === event);
+    if (index >= 0) {
+      return Promise.resolve(inbox.splice(index, 1)[0].args);
+    }
+    return new Promise((resolve) => {
+      const waiter = { event, resolve: (args) => { clearTimeout(timer); resolve(args); } };
+      const timer = setTimeout(() => {
+        waiters.splice(waiters.indexOf(waiter), 1);
+        resolve(null);
+      }, ms);
+      waiters.push(waiter);
+    });
+  }
 
   await withTimeout(
     new Promise((resolve, reject) => {
@@ -108,7 +127,7 @@ async function main() {
     transport: socket.io.engine.transport.name,
   });
 
-  for (const action of spec.actions || []) {
+  async function perform(action) {
     const ms = action.timeout || timeout;
     switch (action.op) {
       case "emit": {
@@ -131,6 +150,9 @@ async function main() {
         print({ op: "wait", event: action.event, args });
         break;
       }
+      case "take":
+        print({ op: "take", event: action.event, args: await takeEvent(action.event, ms) });
+        break;
       case "upgrade": {
         const engine = socket.io.engine;
         if (engine.transport.name !== "websocket") {
@@ -165,6 +187,14 @@ async function main() {
       }
       default:
         throw new Error(`unknown action ${JSON.stringify(action)}`);
+    }
+  }
+
+  for (const action of spec.actions || []) await perform(action);
+  if (spec.interactive) {
+    const lines = require("readline").createInterface({ input: process.stdin });
+    for await (const line of lines) {
+      if (line.trim()) await perform(JSON.parse(line));
     }
   }
   socket.disconnect();

@@ -25,6 +25,10 @@
 //                                 "disconnects", "ping_interval"}  (pings the client sent and
 //                                 pongs it received since connect; ping_interval: the server's
 //                                 OPEN packet value, in ms)
+//   take    {event, namespace, timeout} -> {"op": "take", "event", "args": [...] or null}
+//                                (a wait that reports null instead of failing in time)
+// Spec "interactive": after "actions", more come on stdin, one JSON object a line; the session
+// ends (done) when stdin closes (as in client.js).
 // Binary: {"$binary": "<base64>"} in args is sent as a Buffer, and a Buffer received is printed
 // the same way.
 "use strict";
@@ -90,11 +94,25 @@ function recorder(socket) {
     }
     onevent.call(this, packet);
   };
-  return function next(event) {
+  function next(event) {
     const index = inbox.findIndex((m) => m.event === event);
     if (index >= 0) return Promise.resolve(inbox.splice(index, 1)[0].args);
     return new Promise((resolve) => waiters.push({ event, resolve }));
-  };
+  }
+  // next(event), or null after ms (the waiter then withdrawn, so it takes nothing later).
+  function take(event, ms) {
+    const index = inbox.findIndex((m) => m.event === event);
+    if (index >= 0) return Promise.resolve(inbox.splice(index, 1)[0].args);
+    return new Promise((resolve) => {
+      const waiter = { event, resolve: (args) => { clearTimeout(timer); resolve(args); } };
+      const timer = setTimeout(() => {
+        waiters.splice(waiters.indexOf(waiter), 1);
+        resolve(null);
+      }, ms);
+      waiters.push(waiter);
+    });
+  }
+  return { next, take };
 }
 
 async function main() {
@@ -178,7 +196,7 @@ async function main() {
     namespaces: ids,
   });
 
-  for (const action of spec.actions || []) {
+  async function perform(action) {
     const ms = action.timeout || timeout;
     const socket = sockets[action.namespace || mainName];
     switch (action.op) {
@@ -196,9 +214,14 @@ async function main() {
         break;
       }
       case "wait": {
-        const args = await withTimeout(nexts[action.namespace || mainName](action.event), ms,
-                                       `event ${action.event}`);
+        const args = await withTimeout(nexts[action.namespace || mainName].next(action.event),
+                                       ms, `event ${action.event}`);
         print({ op: "wait", event: action.event, args: toJson(args) });
+        break;
+      }
+      case "take": {
+        const args = await nexts[action.namespace || mainName].take(action.event, ms);
+        print({ op: "take", event: action.event, args: args === null ? null : toJson(args) });
         break;
       }
       case "upgrade": {
@@ -232,6 +255,14 @@ async function main() {
       }
       default:
         throw new Error(`unknown action ${JSON.stringify(action)}`);
+    }
+  }
+
+  for (const action of spec.actions || []) await perform(action);
+  if (spec.interactive) {
+    const lines = require("readline").createInterface({ input: process.stdin });
+    for await (const line of lines) {
+      if (line.trim()) await perform(JSON.parse(line));
     }
   }
   for (const socket of Object.values(sockets)) socket.close();

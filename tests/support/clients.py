@@ -15,6 +15,7 @@ import os
 import queue
 import socket
 import ssl
+import struct
 import time
 import urllib.parse
 from collections.abc import Callable, Sequence
@@ -23,6 +24,7 @@ from typing import Any
 import engineio
 import requests
 import socketio
+import websocket
 from engineio import exceptions as eio_exceptions
 from requests.adapters import HTTPAdapter
 
@@ -267,3 +269,23 @@ def partial_client_hello() -> bytes:
         pass
     hello = outgoing.read()
     return hello.split(b"\n", 1)[0]
+
+
+def open_session(port: int, source_ip: str) -> websocket.WebSocket:
+    """A websocket with the default namespace connected, from ``source_ip``."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10,
+                                    source_address=(source_ip, 0))
+    ws = websocket.create_connection(
+        f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket", socket=sock, timeout=10)
+    opening = ws.recv()
+    assert isinstance(opening, str) and opening.startswith("0"), opening
+    ws.send("40")
+    reply = ws.recv()
+    assert isinstance(reply, str) and reply.startswith("40"), reply
+    return ws
+
+
+def reset(ws: websocket.WebSocket) -> None:
+    """Drop the connection with a TCP reset, as a client that vanishes does."""
+    ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    ws.sock.close()

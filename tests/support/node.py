@@ -18,13 +18,17 @@ LINE_TIMEOUT = 20.0
 
 class NodeClient:
     """tests/js/client.js (or ``script``) running in node; its JSON output lines read as they
-    come."""
+    come. ``interactive``: more actions can be sent (:meth:`send`) after the spec's, until
+    :meth:`end`."""
 
-    def __init__(self, spec: dict[str, Any], script: str = "client.js") -> None:
+    def __init__(self, spec: dict[str, Any], script: str = "client.js",
+                 interactive: bool = False) -> None:
+        if interactive:
+            spec = {**spec, "interactive": True}
         self.proc = subprocess.Popen(
             ["node", str(JS_DIR / script), json.dumps(spec)],
             cwd=JS_DIR,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE if interactive else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -62,10 +66,24 @@ class NodeClient:
         assert item["op"] == op, f"expected {op!r}, got {item}"
         return item
 
+    def send(self, action: dict[str, Any]) -> dict[str, Any]:
+        """Run one more action (an interactive client); its output line."""
+        assert self.proc.stdin is not None, "not an interactive client"
+        self.proc.stdin.write(json.dumps(action) + "\n")
+        self.proc.stdin.flush()
+        return self.expect(action["op"])
+
+    def end(self) -> None:
+        """Close an interactive client's stdin: it disconnects, says done and exits 0."""
+        assert self.proc.stdin is not None, "not an interactive client"
+        self.proc.stdin.close()
+        self.expect("done")
+        assert self.proc.wait(10) == 0
+
     def close(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait(5)
-        for stream in (self.proc.stdout, self.proc.stderr):
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()

@@ -15,6 +15,8 @@ from typing import Any
 import redis
 import socketio
 
+from sioctl.worker.redis_clients import blocking_client
+
 from .config import AppConfig, NamespaceConfig
 from .context import SocketHandle
 from .core import AppCore, id_in_use, load_app, session_redis_url
@@ -175,7 +177,7 @@ class Application(AppCore):
 def session_redis(config: AppConfig, redis_url: str | None) -> redis.Redis | None:
     """The Redis client of a Redis-backed session store (None for cookie sessions)."""
     url = session_redis_url(config, redis_url)
-    return None if url is None else redis.Redis.from_url(url)
+    return None if url is None else blocking_client(url)
 
 
 def server_options(config: AppConfig) -> dict[str, Any]:

@@ -4,7 +4,8 @@ An app directory written for egg-socket.io names its settings as egg and engine.
 ``socketConfig``, ``io.generateId``, ``io.namespace['/'].connectionMiddleware`` /
 ``packetMiddleware``, ``io.redis.auth_pass`` and engine.io's server options in ``io.init``
 (``pingInterval``, ``pingTimeout`` in milliseconds, ``maxHttpBufferSize``, ``cors`` as the
-``cors`` package's options object, socket.io 2's ``origins``, ...). :func:`canonical` rewrites
+``cors`` package's options object, socket.io 2's ``origins``, ...) and egg-session's ``session``
+(``maxAge`` in milliseconds, cookie options sioctl fixes). :func:`canonical` rewrites
 the values of one config file into sioctl's names and units before the files are merged, and
 returns one info line per egg name it met, naming the key it became (the CLI prints them once).
 
@@ -12,6 +13,13 @@ Rules: one file giving both spellings of a key is an error naming both; a second
 value that looks like milliseconds is an error with the hint; an engine.io option with no
 counterpart here is ignored with an info line saying why, except ``allowRequest``, whose
 refusals an app relies on (ignoring it would let in what the app meant to keep out).
+
+egg-session's options either mean something here (``maxAge``, ms -> ``max_age`` s; ``key`` is
+the same name) or match what sioctl's cookies always are (``httpOnly: true``, ``signed: true``,
+``sameSite: 'lax'``, ``encrypt: false``, ``encrypt: true`` with the Redis store): those are
+read with an info line. Anything else is refused with why: a session cookie that differs from
+what the app asked for (not encrypted, readable by scripts, renewed or not) is not a detail to
+drop.
 
 Errors are ValueError with the whole message (``config/config_default.py: io.init: ...``);
 :mod:`.config` turns them into its ConfigError. Imports neither eventlet nor socketio.
@@ -68,6 +76,40 @@ REFUSED = {
     "allowRequest": "refuse handshakes in a connection middleware "
     "(io.namespace['/'].connection_middleware) instead",
 }
+# egg-session (koa-session) options that sioctl's session cookies fix: the one value accepted
+# (compared lowercased for strings) and what the cookie always is.
+SESSION_FIXED = {
+    "httpOnly": (True, "sioctl's session cookies are always HttpOnly"),
+    "signed": (True, "sioctl's session cookies are always signed"),
+    "sameSite": ("lax", "sioctl's session cookies are always SameSite=Lax"),
+    "logValue": (False, "sioctl never logs session values"),
+}
+# egg-session options with no meaning for sioctl's sessions: refused, saying why.
+SESSION_REFUSED = {
+    "renew": "sioctl never re-issues a session cookie: the HTTP view that sets it decides when",
+    "rolling": "sioctl never re-issues a session cookie: the HTTP view that sets it decides "
+    "when",
+    "autoCommit": "a socket.io connection cannot set cookies; the Redis store writes on "
+    "ctx.session.save()",
+    "overwrite": "the HTTP view that sets the cookie writes one Set-Cookie header",
+    "secure": "pass secure=True to session_cookie_header() / new_redis_session_cookie() in "
+    "the view that sets the cookie",
+    "domain": "the cookie is set by an HTTP view of the app, for its own host",
+    "path": "pass path= to session_cookie_header() / new_redis_session_cookie()",
+    "genid": "Redis session ids are random (secrets.token_urlsafe)",
+    "prefix": "use session.redis_prefix for the Redis keys",
+    "externalKey": "the session is read from the handshake's cookie only",
+    "ContextStore": "use session.store = 'redis'",
+    "valid": "check the session in a connection middleware",
+    "beforeSave": "change ctx.session before ctx.session.save()",
+    "encode": "sioctl's cookie format is fixed (signed base64url JSON)",
+    "decode": "sioctl's cookie format is fixed (signed base64url JSON)",
+}
+
+# A session.max_age (seconds) this large, over a year and a half, is egg's maxAge in
+# milliseconds (its default, a day, is 86400000) copied under our name; a year in seconds
+# (31536000) is still read as seconds.
+SESSION_MILLIS_FROM = 50_000_000
 
 Note = Callable[[str], None]
 
@@ -93,6 +135,8 @@ def canonical(values: dict[str, Any], label: str) -> tuple[dict[str, Any], list[
                 if isinstance(settings, Mapping) else settings
                 for name, settings in io["namespace"].items()
             }
+    if isinstance(out.get("session"), Mapping):
+        out["session"] = _session(dict(out["session"]), label, notes.append)
     return out, notes
 
 
@@ -153,6 +197,54 @@ def _init(init: dict[str, Any], label: str, note: Note) -> dict[str, Any]:
         # engine.io's "no cookie" (its default since engine.io 4); python-engineio's is None.
         init["cookie"] = None
     return init
+
+
+def _session(session: dict[str, Any], label: str, note: Note) -> dict[str, Any]:
+    """egg-session's ``config.session`` in sioctl's names (see the module's docstring)."""
+    where = f"{label}: session"
+    for name, why in SESSION_REFUSED.items():
+        if name in session:
+            raise ValueError(f"{where}.{name}: egg-session's option has no meaning here: {why}")
+    for name, (accepted, why) in SESSION_FIXED.items():
+        if name in session:
+            value = session.pop(name)
+            if (value.lower() if isinstance(value, str) else value) != accepted:
+                raise ValueError(f"{where}.{name}: {value!r} is not supported: {why}")
+            note(f"{where}.{name} is egg-session's option; {value!r} is what sioctl does: {why}")
+    if "encrypt" in session:
+        _encrypt(session, where, note)
+    if "maxAge" in session:
+        _both(session, "maxAge", "max_age", label, "session.")
+        value = session.pop("maxAge")
+        if value == "session":
+            session["max_age"] = None
+            note(f"{where}.maxAge is egg-session's name; 'session' (a cookie the browser drops "
+                 f"when it closes) read as session.max_age = None")
+        else:
+            session["max_age"] = _seconds(value, f"{where}.maxAge")
+            note(f"{where}.maxAge is egg-session's name, in milliseconds; read as "
+                 f"session.max_age = {session['max_age']:g} (seconds)")
+    problem = millis_problem(session.get("max_age"), "maxAge", SESSION_MILLIS_FROM)
+    if problem:
+        raise ValueError(f"{where}.max_age: {problem}")
+    return session
+
+
+def _encrypt(session: dict[str, Any], where: str, note: Note) -> None:
+    """egg encrypts its session cookie; sioctl signs it. Without encryption the browser can
+    read a cookie session's data, so ``encrypt: true`` is only read where the data never
+    travels: the Redis store, whose cookie carries a signed id."""
+    value = session.pop("encrypt")
+    if value is True and session.get("store") != "redis":
+        raise ValueError(
+            f"{where}.encrypt: sioctl's cookie sessions are signed, not encrypted (the browser "
+            f"can read their data); set session.store = 'redis' to keep the data on the "
+            f"server, or encrypt = False if the data may be read")
+    if value not in (True, False):
+        raise ValueError(f"{where}.encrypt: expected True or False, got {value!r}")
+    note(f"{where}.encrypt is egg-session's option; {value!r} read as it is: the "
+         + ("Redis store's cookie carries only a signed id" if value
+            else "cookie is signed, its data readable"))
 
 
 def _seconds(value: Any, where: str) -> float:

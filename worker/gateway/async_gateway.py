@@ -21,7 +21,8 @@ from .async_registry import AsyncRedisRegistry
 from .config import GatewayConfig
 from .flow import arun
 from .memory_registry import MemoryRegistry
-from .plugin import DISCONNECT_DELAY, NAMESPACE, REFRESH_EVERY, GatewayCore
+from .plugin import DISCONNECT_DELAY, NAMESPACE, SWEEP_EVERY, GatewayCore
+from .registry_presence import WorkerId
 
 if TYPE_CHECKING:
     from sioctl.worker.framework.context import Context
@@ -57,8 +58,8 @@ class AsyncGateway(GatewayCore):
 
     async def _refresh_forever(self) -> None:
         while True:
-            await self.server.sleep(REFRESH_EVERY)
-            await self.refresh()
+            await self.server.sleep(SWEEP_EVERY)
+            await arun(self.ticking())
 
     async def _disconnect_soon(self, sid: str) -> None:
         await self.server.sleep(DISCONNECT_DELAY)
@@ -106,7 +107,8 @@ def async_gateway_plugin(app: AppCore, config: GatewayConfig) -> AsyncGatewayPlu
     registry: Any
     if app.redis_url:
         registry = AsyncRedisRegistry(asyncio_client(app.redis_url),
-                                      prefix=f"{app.redis_channel}:gw:")
+                                      prefix=f"{app.redis_channel}:gw:",
+                                      worker=WorkerId.here())
     else:
         registry = MemoryRegistry()
     return AsyncGatewayPlugin(AsyncGateway(app.sio, config, registry))

@@ -15,6 +15,7 @@ import redis
 import redis.asyncio
 
 from .registry import DEFAULT_TTL, Flow, Rebind, RedisFlows
+from .registry_presence import Departed, WorkerId
 
 __all__ = ["AsyncRedisRegistry"]
 
@@ -25,8 +26,9 @@ class AsyncRedisRegistry(RedisFlows):
     """:class:`~.registry.Registry`'s operations as coroutines, on ``redis.asyncio``; each
     raises RegistryError when Redis fails."""
 
-    def __init__(self, client: redis.asyncio.Redis, prefix: str, ttl: float = DEFAULT_TTL) -> None:
-        super().__init__(client, prefix, ttl)
+    def __init__(self, client: redis.asyncio.Redis, prefix: str, ttl: float = DEFAULT_TTL,
+                 worker: WorkerId | None = None) -> None:
+        super().__init__(client, prefix, ttl, worker)
 
     async def _run(self, operation: str, flow: Flow[_T]) -> _T:
         """Send each pipeline ``flow`` yields, awaiting the replies; its answer."""
@@ -62,8 +64,8 @@ class AsyncRedisRegistry(RedisFlows):
     async def rebind(self, user_id: str, sid: str, take_over: bool = False) -> Rebind:
         return await self._run("rebind", self._rebind(user_id, sid, take_over))
 
-    async def unregister(self, sid: str) -> None:
-        await self._run("unregister", self._unregister(sid))
+    async def unregister(self, sid: str) -> bool:
+        return await self._run("unregister", self._unregister(sid))
 
     async def refresh(self, sids: Iterable[str]) -> list[str]:
         return await self._run("refresh", self._refresh(sids))
@@ -74,3 +76,15 @@ class AsyncRedisRegistry(RedisFlows):
     async def claim_signature(self, app: str, sign: str, owner: str, ttl_seconds: float) -> bool:
         return await self._run("claim_signature",
                                self._claim_signature(app, sign, owner, ttl_seconds))
+
+    async def add_peers(self, user_id: str, peer: str) -> None:
+        await self._run("add_peers", self._add_peers(user_id, peer))
+
+    async def peers_of(self, user_id: str) -> list[str]:
+        return await self._run("peers_of", self._peers_of(user_id))
+
+    async def dead_workers(self) -> list[str]:
+        return await self._run("dead_workers", self._dead_workers())
+
+    async def take_worker(self, worker: str) -> list[Departed]:
+        return await self._run("take_worker", self._take_worker(worker))

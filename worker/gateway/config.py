@@ -16,7 +16,8 @@ from typing import Any
 from .wire import MD5, MD5_REPLAY_MODES, REPLAY_ALLOW, SCHEMES
 
 APP_KEYS = ("key", "key_env", "scheme", "handshake_sign", "md5_replay")
-GATEWAY_KEYS = ("window_seconds", "disconnect_on_deny", "http_path", "http_max_body", "cors")
+GATEWAY_KEYS = ("window_seconds", "disconnect_on_deny", "http_path", "http_max_body", "cors",
+                "presence")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class GatewayConfig:
     http_max_body: int = 65536
     # None: no CORS headers; "*": any origin; a list: exactly these origins.
     cors: str | list[str] | None = None
+    # The connect / disconnect notices to exchange peers (presence.py) and what they keep.
+    presence: bool = True
 
     @property
     def enabled(self) -> bool:
@@ -140,11 +143,12 @@ def _gateway_options(gateway: Any) -> dict[str, Any]:
         if not _is_number(window) or not 0 < window < math.inf:
             raise ValueError(f"gateway.window_seconds: expected a number above 0, got {window!r}")
         options["window_seconds"] = window
-    if "disconnect_on_deny" in gateway:
-        flag = gateway["disconnect_on_deny"]
-        if not isinstance(flag, bool):
-            raise ValueError(f"gateway.disconnect_on_deny: expected True or False, got {flag!r}")
-        options["disconnect_on_deny"] = flag
+    for name in ("disconnect_on_deny", "presence"):
+        if name in gateway:
+            flag = gateway[name]
+            if not isinstance(flag, bool):
+                raise ValueError(f"gateway.{name}: expected True or False, got {flag!r}")
+            options[name] = flag
     if "http_path" in gateway:
         http_path = gateway["http_path"]
         if not isinstance(http_path, str) or not http_path.startswith("/"):

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from .registry import DEFAULT_TTL, Rebind, Registry, _ttl_ms
+from .registry_presence import Departed
 
 
 @dataclass
@@ -39,6 +40,8 @@ class MemoryRegistry(Registry):
         self._users: dict[str, _User] = {}
         self._nonces: dict[tuple[str, str], float] = {}
         self._signs: dict[tuple[str, str], tuple[str, float]] = {}
+        # userId -> (the userIds it exchanged with, expiry).
+        self._peers: dict[str, tuple[set[str], float]] = {}
         self._next_sweep = clock()
 
     @property
@@ -55,6 +58,7 @@ class MemoryRegistry(Registry):
             self._users = {k: v for k, v in self._users.items() if v.expires > now}
             self._nonces = {k: v for k, v in self._nonces.items() if v > now}
             self._signs = {k: v for k, v in self._signs.items() if v[1] > now}
+            self._peers = {k: v for k, v in self._peers.items() if v[1] > now}
         return now
 
     def _live_client(self, sid: str, now: float) -> _Client | None:
@@ -113,13 +117,17 @@ class MemoryRegistry(Registry):
         self._users[user_id] = _User(sid, now + self._ttl)
         return Rebind(True, holder)
 
-    def unregister(self, sid: str) -> None:
+    def unregister(self, sid: str) -> bool:
         entry = self._clients.pop(sid, None)
         if entry is None:
-            return
+            return False
         user = self._users.get(entry.user)
         if user is not None and user.sid == sid:
             del self._users[entry.user]
+            return False
+        now = self._now()
+        return user is not None and self._live_user(entry.user, now) is not None \
+            and self._live_client(user.sid, now) is not None
 
     def refresh(self, sids: Iterable[str]) -> list[str]:
         now = self._now()
@@ -134,7 +142,26 @@ class MemoryRegistry(Registry):
             user = self._live_user(entry.user, now)
             if user is not None:
                 user.expires = expires
+            if entry.user in self._peers:
+                self._peers[entry.user] = (self._peers[entry.user][0], expires)
         return missing
+
+    def add_peers(self, user_id: str, peer: str) -> None:
+        now = self._now()
+        for one, other in ((user_id, peer), (peer, user_id)):
+            members, expires = self._peers.get(one, (set(), 0.0))
+            self._peers[one] = ({*members, other} if expires > now else {other},
+                                now + self._ttl)
+
+    def peers_of(self, user_id: str) -> list[str]:
+        members, expires = self._peers.get(user_id, (set(), 0.0))
+        return sorted(members) if expires > self._now() else []
+
+    def dead_workers(self) -> list[str]:
+        return []  # one process: no other worker to die
+
+    def take_worker(self, worker: str) -> list[Departed]:
+        return []
 
     def claim_nonce(self, app: str, nonce: str, ttl_seconds: float) -> bool:
         _ttl_ms(ttl_seconds)  # validates

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import redis
-
 from sioctl.worker.errors import BootError
 from sioctl.worker.framework.plugins import Handler, Plugin, WSGIApp
+from sioctl.worker.redis_clients import blocking_client
 
 from . import wire
 from .config import parse_gateway_config
@@ -20,6 +19,7 @@ from .http import TransportMessageApp
 from .memory_registry import MemoryRegistry
 from .plugin import NAMESPACE, Gateway
 from .registry import RedisRegistry, Registry
+from .registry_presence import WorkerId
 
 if TYPE_CHECKING:
     from sioctl.worker.framework.context import Context
@@ -75,8 +75,8 @@ def gateway_plugin(app: AppCore) -> Plugin | None:
         return async_gateway_plugin(app, gateway_config)
     registry: Registry
     if app.redis_url:
-        registry = RedisRegistry(redis.Redis.from_url(app.redis_url),
-                                 prefix=f"{app.redis_channel}:gw:")
+        registry = RedisRegistry(blocking_client(app.redis_url),
+                                 prefix=f"{app.redis_channel}:gw:", worker=WorkerId.here())
     else:
         registry = MemoryRegistry()
     return GatewayPlugin(Gateway(app.sio, gateway_config, registry))

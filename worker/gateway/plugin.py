@@ -5,8 +5,7 @@ Every client of the default namespace gets a userId and hears ``saveId``; a sign
 (wherever it lives: the registry is shared through Redis and the emit crosses workers through
 python-socketio's Redis manager), takes over its previous userId after a reconnect, or
 broadcasts (to its app's sockets and those bound to no app). Anything refused is answered
-with ``deny`` and never dispatched. Exchange peers hear ``connect`` / ``disconnect``
-(:mod:`.presence`).
+with ``deny`` and never dispatched. Peers hear ``connect`` / ``disconnect`` (:mod:`.presence`).
 
 Who may carry a userId
 ----------------------
@@ -36,6 +35,7 @@ runs them with plain calls on eventlet; ``async_gateway.AsyncGateway`` awaits th
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,9 +52,10 @@ __all__ = ["CLIENT_ACTIONS", "NAMESPACE", "Client", "Denied", "Gateway", "Gatewa
 log = logging.getLogger("sioctl.gateway")
 
 NAMESPACE = "/"
-# Registry entries live this long unless renewed; a dead worker's clients vanish after it.
-REGISTRY_TTL = 60.0
+REGISTRY_TTL = 60.0  # registry entries live this long unless renewed
 REFRESH_EVERY = REGISTRY_TTL / 3
+# How often a worker with sockets looks for dead workers (presence.sweep: 2 round trips).
+SWEEP_EVERY = 2.0
 # A socket told why it is disconnected gets this long to hear it first.
 DISCONNECT_DELAY = 0.05
 
@@ -100,6 +101,8 @@ class GatewayCore:
         self.registry = registry
         self.clients: dict[str, Client] = {}
         self._refreshing = False
+        self._refresh_due = 0.0
+        self.sweep_failing = False  # presence.sweep's last look failed (said once)
         # The Socket.IO packet rules close a session whose event nests too deeply; a
         # requestMessage is let through so that its sender gets a deny (see request).
         server.events_checking_depth = frozenset({wire.REQUEST_MESSAGE})
@@ -156,7 +159,7 @@ class GatewayCore:
                    UNBOUND_ROOM if app is None else app_room(app), namespace=NAMESPACE)
         yield call(socket.emit, wire.RESPONSE_MESSAGE, self._save_id(sid))
         if claimed:
-            # A proven userId is back: those that sent to it hear so (a fresh uuid has no one).
+            # A proven userId is back: its peers hear so (a fresh uuid has no one).
             yield from presence.announce_connect(self, sid, client)
         self._start_refreshing()
 
@@ -186,14 +189,15 @@ class GatewayCore:
         self.server.start_background_task(self._disconnect_soon, holder)
 
     def disconnect(self, sid: str) -> Flow[None]:
-        """Tell ``sid``'s peers it went away, then forget it here and in the registry."""
+        """Forget ``sid`` here and in the registry, then tell its peers it went away."""
         client = self.clients.pop(sid, None)
-        if client is not None:
-            yield from presence.announce_disconnect(self, sid, client)
         try:
-            yield call(self.registry.unregister, sid)
+            lives_on = yield call(self.registry.unregister, sid)
         except RegistryError as exc:
             log.warning("gateway: cannot unregister %s (it expires by itself): %s", sid, exc)
+            lives_on = False
+        if client is not None:
+            yield from presence.announce_disconnect(self, sid, client, lives_on)
 
     def _save_id(self, sid: str) -> dict[str, Any]:
         client = self.clients[sid]
@@ -203,7 +207,15 @@ class GatewayCore:
     def _start_refreshing(self) -> None:
         if not self._refreshing:
             self._refreshing = True
+            self._refresh_due = time.monotonic() + REFRESH_EVERY
             self.server.start_background_task(self._refresh_forever)
+
+    def ticking(self) -> Flow[None]:
+        """The background task's beat: presence.sweep, and refreshing every REFRESH_EVERY."""
+        yield from presence.sweep(self)
+        if time.monotonic() >= self._refresh_due:
+            self._refresh_due = time.monotonic() + REFRESH_EVERY
+            yield from self.refreshing()
 
     def refreshing(self) -> Flow[None]:
         """Renew the registry entries of this worker's sockets, and write again those the
@@ -420,8 +432,8 @@ class Gateway(GatewayCore):
 
     def _refresh_forever(self) -> None:
         while True:
-            self.server.sleep(REFRESH_EVERY)
-            self.refresh()
+            self.server.sleep(SWEEP_EVERY)
+            run(self.ticking())
 
     def _disconnect_soon(self, sid: str) -> None:
         self.server.sleep(DISCONNECT_DELAY)

@@ -18,6 +18,9 @@ Redis layout (``{prefix}`` is the caller's key prefix)::
     {prefix}sign:{app}:{sign}     string: who used this md5 signature    PX signature ttl
                                   first (md5_replay)
 
+The presence records (peers sets, which worker holds which socket) are
+:mod:`.registry_presence`'s, written by the same flows.
+
 A sid is online while its client key exists. A userId is online while its user key names a sid
 that is online: a user key whose socket has gone is a stale mapping, not a live user.
 
@@ -38,6 +41,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import redis
+
+from .registry_presence import Command, Departed, PresenceFlows, WorkerId
 
 __all__ = ["Batch", "Rebind", "RedisFlows", "RedisRegistry", "Registry", "RegistryError"]
 
@@ -106,14 +111,31 @@ class Registry(Protocol):
         and the move are one atomic step, so two claims of one userId cannot both win."""
         ...
 
-    def unregister(self, sid: str) -> None:
+    def unregister(self, sid: str) -> bool:
         """Forget a socket. Its userId is forgotten only if it still reaches this sid, so a user
-        already rebound to a newer socket stays online there."""
+        already rebound to a newer socket stays online there: then the answer is True (the
+        userId lives on in another online socket), else False."""
         ...
 
     def refresh(self, sids: Iterable[str]) -> list[str]:
         """Renew the TTL of these sockets and of the userIds they carry. Returns the sids that
         are not online (nothing renewed): a restarted Redis may have lost them."""
+        ...
+
+    def add_peers(self, user_id: str, peer: str) -> None:
+        """Remember that ``user_id`` and ``peer`` exchanged (each is the other's peer)."""
+        ...
+
+    def peers_of(self, user_id: str) -> list[str]:
+        """The userIds ``user_id`` exchanged with, while its peers set lives."""
+        ...
+
+    def dead_workers(self) -> list[str]:
+        """The ids of other workers that registered sockets and have died."""
+        ...
+
+    def take_worker(self, worker: str) -> list[Departed]:
+        """The sockets of dead ``worker``, to this caller only (a second caller gets none)."""
         ...
 
     def claim_nonce(self, app: str, nonce: str, ttl_seconds: float) -> bool:
@@ -148,14 +170,22 @@ def _text(value: Any) -> str | None:
 # Redis
 
 
-# Delete the client key; delete the user key only if it still names this sid.
-# KEYS: client key, user key; ARGV: sid.
+# Delete the client key (and its worker index entry); delete the user key only if it still
+# names this sid. One round trip, so a disconnect learns in it whether its userId lives on in
+# another online socket (1) or not (0), which the presence notices need.
+# KEYS: client key; ARGV: sid, user key prefix, client key prefix, worker index key or ''.
 _UNREGISTER_LUA = """
+local user = redis.call('HGET', KEYS[1], 'user')
 redis.call('DEL', KEYS[1])
-if redis.call('GET', KEYS[2]) == ARGV[1] then
-  redis.call('DEL', KEYS[2])
+if ARGV[4] ~= '' then redis.call('HDEL', ARGV[4], ARGV[1]) end
+if user == false then return 0 end
+local holder = redis.call('GET', ARGV[2] .. user)
+if holder == ARGV[1] then
+  redis.call('DEL', ARGV[2] .. user)
+  return 0
 end
-return 1
+if holder ~= false and redis.call('EXISTS', ARGV[3] .. holder) == 1 then return 1 end
+return 0
 """
 
 # Set the app of a live client only: HSET on a missing key would resurrect it without a TTL.
@@ -227,15 +257,23 @@ def _cmd(name: str, *args: Any, **kwargs: Any) -> tuple[str, tuple[Any, ...], di
 Flow = Generator[Batch, list[Any], _T]
 
 
-class RedisFlows:
+class RedisFlows(PresenceFlows):
     """The registry's operations on Redis, each a generator that yields the :class:`Batch`es it
-    sends and returns the answer: every decision is here, the engines only send."""
+    sends and returns the answer: every decision is here, the engines only send. ``worker``:
+    the worker whose sockets are registered (None: a registry that registers none, such as
+    ``ExternalGateway``'s)."""
 
-    def __init__(self, client: Any, prefix: str, ttl: float = DEFAULT_TTL) -> None:
+    def __init__(self, client: Any, prefix: str, ttl: float = DEFAULT_TTL,
+                 worker: WorkerId | None = None) -> None:
         self._client = client
         self._prefix = prefix
         self._ttl = float(ttl)
         self._ttl_ms = _ttl_ms(ttl)
+        self.worker = worker
+
+    @staticmethod
+    def _batch_of(commands: Iterable[Command], transaction: bool = False) -> Batch:
+        return Batch(tuple(commands), transaction)
 
     @property
     def ttl(self) -> float:
@@ -259,7 +297,8 @@ class RedisFlows:
         if app is not None:
             commands.append(_cmd("hset", client_key, "app", app))
         commands += [_cmd("pexpire", client_key, self._ttl_ms),
-                     _cmd("set", self._user_key(user_id), sid, px=self._ttl_ms)]
+                     _cmd("set", self._user_key(user_id), sid, px=self._ttl_ms),
+                     *self._index_commands(sid, user_id)]
         yield _batch(*commands, transaction=True)
 
     def _set_app(self, sid: str, app: str) -> Flow[bool]:
@@ -293,17 +332,17 @@ class RedisFlows:
                 "eval", _REBIND_LUA, 3, client_key, new_key, previous_key,
                 sid, user_id, self._ttl_ms, previous or "", self._client_key(""),
                 "1" if take_over else "0"))
+            if int(result) == 1 and self.worker is not None:
+                yield _batch(*self._index_commands(sid, user_id))
             if int(result) != -1:
                 return Rebind(int(result) == 1, _text(holder) or None)
         return Rebind(False)
 
-    def _unregister(self, sid: str) -> Flow[None]:
-        client_key = self._client_key(sid)
-        user_id = yield from self._field(sid, "user")
-        if user_id is None:
-            yield _batch(_cmd("delete", client_key))
-            return
-        yield _batch(_cmd("eval", _UNREGISTER_LUA, 2, client_key, self._user_key(user_id), sid))
+    def _unregister(self, sid: str) -> Flow[bool]:
+        index = self._index_key(self.worker) if self.worker is not None else ""
+        [lives_on] = yield _batch(_cmd("eval", _UNREGISTER_LUA, 1, self._client_key(sid), sid,
+                                       self._user_key(""), self._client_key(""), index))
+        return bool(lives_on)
 
     def _refresh(self, sids: Iterable[str]) -> Flow[list[str]]:
         sid_list = list(sids)
@@ -323,9 +362,10 @@ class RedisFlows:
                     users.add(user_id)
                 else:
                     missing.append(sid)
-            if users:
-                yield _batch(*(_cmd("pexpire", self._user_key(user_id), self._ttl_ms)
-                               for user_id in users))
+            renew = [_cmd("pexpire", self._user_key(user_id), self._ttl_ms)
+                     for user_id in users] + self._alive_commands(users)
+            if renew:
+                yield _batch(*renew)
         return missing
 
     def _claim_nonce(self, app: str, nonce: str, ttl_seconds: float) -> Flow[bool]:
@@ -344,8 +384,9 @@ class RedisRegistry(RedisFlows, Registry):
     """The registry in Redis, shared by every worker and node using the same ``prefix``; a
     blocking redis-py client sends the flows' pipelines."""
 
-    def __init__(self, client: redis.Redis, prefix: str, ttl: float = DEFAULT_TTL) -> None:
-        super().__init__(client, prefix, ttl)
+    def __init__(self, client: redis.Redis, prefix: str, ttl: float = DEFAULT_TTL,
+                 worker: WorkerId | None = None) -> None:
+        super().__init__(client, prefix, ttl, worker)
 
     def _run(self, operation: str, flow: Flow[_T]) -> _T:
         """Send each pipeline ``flow`` yields and give it the replies; its answer. A Redis
@@ -382,14 +423,26 @@ class RedisRegistry(RedisFlows, Registry):
     def rebind(self, user_id: str, sid: str, take_over: bool = False) -> Rebind:
         return self._run("rebind", self._rebind(user_id, sid, take_over))
 
-    def unregister(self, sid: str) -> None:
-        self._run("unregister", self._unregister(sid))
+    def unregister(self, sid: str) -> bool:
+        return self._run("unregister", self._unregister(sid))
 
     def refresh(self, sids: Iterable[str]) -> list[str]:
         return self._run("refresh", self._refresh(sids))
 
     def claim_nonce(self, app: str, nonce: str, ttl_seconds: float) -> bool:
         return self._run("claim_nonce", self._claim_nonce(app, nonce, ttl_seconds))
+
+    def add_peers(self, user_id: str, peer: str) -> None:
+        self._run("add_peers", self._add_peers(user_id, peer))
+
+    def peers_of(self, user_id: str) -> list[str]:
+        return self._run("peers_of", self._peers_of(user_id))
+
+    def dead_workers(self) -> list[str]:
+        return self._run("dead_workers", self._dead_workers())
+
+    def take_worker(self, worker: str) -> list[Departed]:
+        return self._run("take_worker", self._take_worker(worker))
 
     def claim_signature(self, app: str, sign: str, owner: str, ttl_seconds: float) -> bool:
         return self._run("claim_signature", self._claim_signature(app, sign, owner, ttl_seconds))

@@ -241,3 +241,59 @@ def test_gunicorn_file_milliseconds_and_unknown_names(tmp_path: Path) -> None:
         "sioctl: ignoring gunicorn settings that do not apply: threads",
         "sioctl: not gunicorn settings, skipped: port, sticky",
     ]
+
+
+# ------------------------------------------------------------------------- egg-session
+
+
+def test_egg_session_maps_onto_sioctl_sessions(tmp_path: Path) -> None:
+    # egg-session's defaults as an egg app writes them, but encrypt (below): the cookie's name
+    # and maxAge in milliseconds mean something here; the options sioctl's cookies always
+    # satisfy are read with a line each.
+    root = _app_dir(tmp_path / "a", "session = {'key': 'EGG_SESS', 'maxAge': 24 * 3600 * 1000,"
+                    " 'httpOnly': True, 'signed': True, 'sameSite': 'Lax', 'logValue': False,"
+                    " 'encrypt': False}\n")
+    config = load_config(str(root), "prod")
+    assert (config.session_key, config.session_max_age) == ("EGG_SESS", 86400)
+    notes = config.notes
+    assert ("config/config_default.py: session.maxAge is egg-session's name, in milliseconds; "
+            "read as session.max_age = 86400 (seconds)") in notes
+    assert ("config/config_default.py: session.httpOnly is egg-session's option; True is what "
+            "sioctl does: sioctl's session cookies are always HttpOnly") in notes
+    assert len(notes) == 6 and len(set(notes)) == 6, notes
+
+
+def test_egg_session_encrypt_needs_the_redis_store(tmp_path: Path) -> None:
+    # egg encrypts cookie sessions by default; sioctl's are signed only, so encrypt is read
+    # where the data stays on the server, and refused where the browser could read it.
+    root = _app_dir(tmp_path / "a", "session = {'encrypt': True, 'store': 'redis', "
+                    "'maxAge': 'session'}\n")
+    config = load_config(str(root), "prod")
+    assert (config.session_store, config.session_max_age) == ("redis", None)
+    assert any("session.maxAge is egg-session's name; 'session'" in n for n in config.notes)
+    refused = _config_error(_app_dir(tmp_path / "b", "session = {'encrypt': True}\n"))
+    assert refused.startswith("config/config_default.py: session.encrypt: sioctl's cookie "
+                              "sessions are signed, not encrypted")
+    assert "session.store = 'redis'" in refused
+
+
+@pytest.mark.parametrize(
+    ("session", "message"),
+    [
+        ("{'httpOnly': False}", "session.httpOnly: False is not supported: sioctl's session "
+         "cookies are always HttpOnly"),
+        ("{'sameSite': 'none'}", "session.sameSite: 'none' is not supported"),
+        ("{'renew': True}", "session.renew: egg-session's option has no meaning here: sioctl "
+         "never re-issues a session cookie"),
+        ("{'secure': True}", "session.secure: egg-session's option has no meaning here: pass "
+         "secure=True to session_cookie_header()"),
+        ("{'maxAge': 'a day'}", "session.maxAge: expected a number of milliseconds above 0"),
+        ("{'maxAge': 1000, 'max_age': 1}", "session: both maxAge and max_age are set"),
+        ("{'max_age': 86400000}", "session.max_age: seconds; 86400000 looks like milliseconds "
+         "— use 86400 or maxAge"),
+        ("{'encrypt': 'yes', 'store': 'redis'}", "session.encrypt: expected True or False"),
+    ],
+)
+def test_egg_session_options_without_a_meaning_are_refused(tmp_path: Path, session: str,
+                                                           message: str) -> None:
+    assert message in _config_error(_app_dir(tmp_path / "a", f"session = {session}\n"))

@@ -236,15 +236,19 @@ def test_parse_full_config(monkeypatch):
                                   "handshake_sign": True},
         },
         {"window_seconds": 60, "disconnect_on_deny": False, "http_path": "/push",
-         "http_max_body": 1024, "cors": "*"},
+         "http_max_body": 1024, "cors": "*", "presence": False},
     )
     assert config.apps == {
         "signatureApp": AppSpec(key="abc"),
         "centralServiceApp": AppSpec(key=SECRET, scheme="hmac-sha256", handshake_sign=True),
     }
     assert (config.window_seconds, config.disconnect_on_deny, config.http_path,
-            config.http_max_body, config.cors) == (60, False, "/push", 1024, "*")
+            config.http_max_body, config.cors, config.presence) == (
+                60, False, "/push", 1024, "*", False)
     assert config.enabled
+    assert GatewayConfig().presence
+    with pytest.raises(ValueError, match="gateway.presence: expected True or False"):
+        parse_gateway_config({}, {"presence": "off"})
 
 
 def test_defaults():
