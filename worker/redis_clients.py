@@ -24,7 +24,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-# As many connections as commands overlap (see the module's docstring).
+# As many connections as commands overlap (see the module's docstring); the managers' pools
+# take the same (redis_setup.REDIS_MAX_CONNECTIONS).
 MAX_CONNECTIONS = 2**31 - 1
 
 

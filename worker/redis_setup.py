@@ -16,6 +16,7 @@ import socketio
 from sioctl.cluster.settings import MASK, mask_url
 from sioctl.worker.errors import BootError
 from sioctl.worker.messaging.manager import SioctlRedisManager
+from sioctl.worker.redis_clients import MAX_CONNECTIONS
 
 PING_TIMEOUT = 3.0
 # How long a new worker waits for its Redis listener to subscribe before it reports ready.
@@ -23,7 +24,7 @@ SUBSCRIBE_TIMEOUT = 5.0
 # redis-py 8 lowered the default pool limit to 100 connections; RedisManager then fails under
 # 100+ concurrent emits ("Too many connections") and drops messages. Restore the old,
 # effectively unlimited pool (connections are only opened when that many emits overlap).
-REDIS_MAX_CONNECTIONS = 2**31 - 1
+REDIS_MAX_CONNECTIONS = MAX_CONNECTIONS
 
 
 def check_redis(url: str, timeout: float = PING_TIMEOUT) -> None:
