@@ -37,8 +37,10 @@ HTTP_PATH = "/api/transportMessage"
 # How long a test waits to be sure that something does NOT arrive.
 QUIET = 1.0
 TIMEOUT = 10.0
-SLOT0 = ips_for_slot(0, WORKERS)
-SLOT1 = ips_for_slot(1, WORKERS)
+# Enough source addresses on each worker for the longest flow (8 clients on one slot).
+GATEWAY_IPS = [f"127.0.0.{i}" for i in range(2, 40)]
+SLOT0 = ips_for_slot(0, WORKERS, GATEWAY_IPS)
+SLOT1 = ips_for_slot(1, WORKERS, GATEWAY_IPS)
 
 
 class GatewayPeer:
