@@ -154,23 +154,21 @@ class SioctlRedisManager(RecoveryMixin, SioctlManagerBase, socketio.PubSubManage
         if asked is None:
             return recovery.new_pid(), None
         pid, offset = asked
-        stats = self.sessions.stats
-        stats["attempted"] += 1
-        restore = None
+        self.sessions.stats["attempted"] += 1
         try:
-            record = recovery.SessionRecord.loads(
-                self.redis.getdel(recovery.session_key(self.channel, pid)))
-            if record is not None and record.namespace == namespace and \
-                    record.pid == pid and recovery.valid_offset(offset):
-                stream = recovery.stream_of(self.channel)
-                if self.redis.xrange(stream, offset, offset, count=1):
-                    restore = Restore(record, offset, read_to=offset)
-                    self._read_missed(restore)
-        except Exception as exc:  # Redis away: a fresh session, said once per attempt
+            restore = self._restore_of(
+                self.redis.getdel(recovery.session_key(self.channel, pid)), namespace, pid,
+                offset)
+            if restore is not None and self.redis.xrange(
+                    recovery.stream_of(self.channel), offset, offset, count=1):
+                self._read_missed(restore)
+            else:
+                restore = None
+        except Exception as exc:  # Redis away: a fresh session
             self._get_logger().warning("cannot restore a session (%s): a new one instead", exc)
             restore = None
         if restore is None:
-            stats["expired"] += 1
+            self.sessions.stats["expired"] += 1
             return recovery.new_pid(), None
         return pid, restore
 
@@ -185,32 +183,23 @@ class SioctlRedisManager(RecoveryMixin, SioctlManagerBase, socketio.PubSubManage
 
     def _finish_restore(self, restore: Restore, sid: str) -> None:
         """Socket ``sid`` came back: its rooms, then what it missed up to where this
-        worker's reader is, in order, before its CONNECT answer; the reader then leaves it
-        out of what the replay already sent."""
-        assert self.sessions is not None
-        key = (restore.record.namespace, sid)
+        worker's reader is, in order, before its CONNECT answer (docs/design.md, "Restoring
+        without a gap or a duplicate")."""
         self._restore_rooms(restore, sid)
-        caught_up = False
         for _ in range(recovery.CATCH_UP_TRIES):
-            position = self.recovery_reader.position() if self.recovery_reader else None
-            if position is None or recovery.older_or_same(position, restore.read_to):
-                caught_up = True
+            if self._caught_up(restore):
                 break
             try:
                 self._read_missed(restore)
             except Exception as exc:
                 self._get_logger().warning("cannot finish a restore (%s)", exc)
                 break
-        if not caught_up:
-            # The reader ran ahead and the stream could not be read up to it: a replay now
-            # could skip events; the client gets a new private id (recovered false).
-            self.sessions.pids[key] = recovery.new_pid()
-            self.sessions.stats["expired"] += 1
+        # No green thread switch from this check to the end of the replay.
+        if not self._caught_up(restore):
+            self._restore_failed(restore.record.namespace, sid)
             return
         self._replay(restore, sid)
-        self.sessions.replayed_to[key] = restore.read_to
-        self.sessions.recovered.add(key)
-        self.sessions.stats["recovered"] += 1
+        self._restored(restore, sid)
 
     def _record_owner_now(self, namespace: str, sid: str) -> None:
         """Write the owner record of ``sid`` at once (one round trip); while Redis does not

@@ -97,34 +97,47 @@ class RecoveryMixin:
                                        recovery.STREAM_EXPIRE_EVERY * 1000))
         return True
 
+    def _emitted_here(self, message: dict[str, Any]) -> bool:
+        """Whether ``message`` is this worker's own eligible emit, which python-socketio's
+        ``emit()`` hands to ``_handle_emit`` before publishing it: with recovery its delivery
+        waits for the stream entry (and its offset), read back like any other worker's."""
+        return (self.sessions is not None and message.get("host_id") == self.host_id
+                and recovery.eligible(message))
+
     def _handle_emit(self, message: dict[str, Any]) -> Any:
-        if (self.sessions is not None and message.get("host_id") == self.host_id
-                and recovery.eligible(message)):
-            # python-socketio's emit() delivers here first and then publishes: with recovery
-            # the delivery waits for the stream entry (and its offset), read back like any
-            # other worker's.
+        if self._emitted_here(message):
             return None
+        return self._library_handle_emit(message)
+
+    def _library_handle_emit(self, message: dict[str, Any]) -> Any:
+        """python-socketio's ``_handle_emit`` (a coroutine under asyncio)."""
         return super()._handle_emit(message)  # type: ignore[misc]
 
-    def _deliver_entry(self, offset: str, raw: Any) -> None:
-        """Deliver the recovery stream's entry ``offset`` to the sockets here that it
-        addresses, the offset as the event's last argument; sockets being restored, or
-        replayed past it, are left out."""
+    def _entry_message(self, offset: str, raw: Any) -> dict[str, Any] | None:
+        """The emit to deliver here for the recovery stream's entry ``offset``: the offset
+        appended, the sockets being restored or replayed past it skipped; None when there is
+        none (not a message, or one this reader handled already)."""
         assert self.sessions is not None
         data = self._incoming(self.recovery_channel, raw)
         if data is None or not recovery.eligible(data):
-            return
+            return None
         mid = data.get("mid")
         first_time = getattr(self.recovery_reader, "first_time", None)
         if first_time is not None and isinstance(mid, str) and not first_time(mid):
-            return
+            return None
         message = recovery.with_offset(data, offset)
         skip = self.sessions.skipped(message.get("namespace") or "/", offset)
         if skip:
             before = message.get("skip_sid")
             before = before if isinstance(before, list) else [before] if before else []
             message["skip_sid"] = [*before, *skip]
-        super()._handle_emit(message)  # type: ignore[misc]
+        return message
+
+    def _deliver_entry(self, offset: str, raw: Any) -> None:
+        """Deliver the recovery stream's entry ``offset`` to the sockets here it addresses."""
+        message = self._entry_message(offset, raw)
+        if message is not None:
+            self._library_handle_emit(message)
 
     # ---------------------------------------------------------------- session records
 
@@ -214,12 +227,52 @@ class RecoveryMixin:
                 except ValueError:
                     pass  # a room named like another socket's sid: not joinable
 
-    def _replay(self, restore: Restore, sid: str) -> None:
-        """Send the restored socket what it missed, in order, to it alone."""
+    def _replay_messages(self, restore: Restore, sid: str) -> list[dict[str, Any]]:
+        """The events the restored socket missed, in order, each addressed to it alone."""
+        messages = []
         for offset, message in restore.missed:
             single = recovery.with_offset(message, offset)
             single.update(room=sid, skip_sid=None, callback=None)
-            super()._handle_emit(single)  # type: ignore[misc]
+            messages.append(single)
+        return messages
+
+    def _replay(self, restore: Restore, sid: str) -> None:
+        """Send the restored socket what it missed, in order, to it alone."""
+        for message in self._replay_messages(restore, sid):
+            self._library_handle_emit(message)
+
+    def _restore_of(self, raw: Any, namespace: str, pid: str, offset: str) -> Restore | None:
+        """The restore the record ``raw`` (GETDEL's answer) allows for a CONNECT to
+        ``namespace`` with ``pid`` and ``offset``, before the offset is looked for in the
+        stream (None: none, the client gets a new session)."""
+        record = SessionRecord.loads(raw)
+        if record is None or record.namespace != namespace or record.pid != pid or \
+                not recovery.valid_offset(offset):
+            return None
+        return Restore(record, offset, read_to=offset)
+
+    def _caught_up(self, restore: Restore) -> bool:
+        """Whether the restore has read the stream as far as this worker's reader (the
+        reader delivers everything after its position live)."""
+        position = self.recovery_reader.position() if self.recovery_reader else None
+        return position is None or recovery.older_or_same(position, restore.read_to)
+
+    def _restore_failed(self, namespace: str, sid: str) -> None:
+        """The stream could not be read up to the reader: no replay (it could skip events);
+        the socket keeps its sid but gets a new private id, and the client sees recovered
+        false."""
+        assert self.sessions is not None
+        self.sessions.pids[(namespace, sid)] = recovery.new_pid()
+        self.sessions.stats["expired"] += 1
+
+    def _restored(self, restore: Restore, sid: str) -> None:
+        """The replay is sent: the reader leaves the socket out of entries up to where it
+        read; the socket counts as recovered."""
+        assert self.sessions is not None
+        key = (restore.record.namespace, sid)
+        self.sessions.replayed_to[key] = restore.read_to
+        self.sessions.recovered.add(key)
+        self.sessions.stats["recovered"] += 1
 
     def _decode_entry(self, raw: Any) -> dict[str, Any] | None:
         """A recovery stream entry's message, as ``Restore.take`` reads it."""
