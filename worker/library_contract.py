@@ -326,6 +326,7 @@ MIXINS: dict[str, str] = {
     "sioctl.worker.messaging.base:SioctlManagerBase": MANAGER,
     "sioctl.worker.messaging.recovering:RecoveryMixin": MANAGER,
     "sioctl.worker.protocol.recovery:RecoveryServerMixin": SIO,
+    "sioctl.worker.protocol.recovery:AsyncRecoveryServerMixin": ASIO,
     # The header deadline of later requests on a kept-alive connection (asyncio engine).
     "sioctl.worker.aio.head_deadline:HeadDeadlineMixin": UVICORN_HTTP,
 }

@@ -2,8 +2,7 @@
 against a 2-worker cluster and a real redis-server: a consumer whose worker is SIGKILLed in the
 middle of a broadcast stream comes back as the same socket and ends with every event once, in
 order; one away longer than the window gets a new session.
-
-Eventlet only so far: the asyncio shell of recovery is not written yet.
+Each test runs on both engines (the eventlet and the asyncio shell of the same core).
 """
 
 from __future__ import annotations
@@ -16,10 +15,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import requests
 
-from tests.support.clients import BoundClient, expected_slot, ips_for_slot, whoami
+from tests.support.clients import BoundClient, expected_slot, ips_for_slot, wait_until, whoami
+from tests.support.cluster import ENGINES
+from tests.support.metrics import sample
 from tests.support.node import NodeClient
 from tests.support.paths import JS_DIR
+from tests.support.ports import free_port
 
 WORKERS = 2
 ROOM = "recovering"
@@ -52,20 +55,24 @@ def _send(producer: BoundClient, numbers: range) -> None:
         assert producer.call("to_room", {"room": ROOM, "data": n}, timeout=10) is True
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_a_consumer_whose_worker_is_killed_misses_nothing(
     start_cluster: Callable[..., Any], connect: Callable[..., BoundClient]
 ) -> None:
-    cluster = start_cluster(workers=WORKERS, extra_args=["--connection-state-recovery", "30"])
+    port = free_port()
+    cluster = start_cluster(workers=WORKERS, extra_args=[
+        "--connection-state-recovery", "30", "--metrics-bind", f"127.0.0.1:{port}"])
     consumer_ip = ips_for_slot(1, WORKERS)[0]
+    slot = expected_slot(consumer_ip, WORKERS)
     producer = connect(cluster, ips_for_slot(0, WORKERS)[0])
-    assert whoami(producer)["slot"] != expected_slot(consumer_ip, WORKERS)
+    assert whoami(producer)["slot"] != slot
     total, kill_after = 300, 80
     node = _consumer(cluster, consumer_ip, total)
     try:
         first = _until(node, "connect")
         assert first["recovered"] is False
         _until(node, "joined")
-        victim = cluster.worker_pids()[expected_slot(consumer_ip, WORKERS)]
+        victim = cluster.worker_pids()[slot]
         _send(producer, range(kill_after))
         # The rest is sent while the consumer's worker dies and its slot is respawned.
         rest = threading.Thread(target=_send, args=(producer, range(kill_after, total)))
@@ -86,8 +93,16 @@ def test_a_consumer_whose_worker_is_killed_misses_nothing(
     assert offsets == sorted(offsets) and len(set(offsets)) == total
     assert not [line for line in node.seen if line["op"] == "joined"][1:], \
         "a recovered socket keeps its rooms without joining again"
+    # The respawned worker counts the recovery (sioctl status --json, and the metrics).
+    wait_until(lambda: (cluster.slot_info(slot).get("messaging") or {})
+               .get("recovery", {}).get("recovered") == 1, 10,
+               what="status to show the recovery")
+    page = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    assert sample(page, "sioctl_recovery_succeeded_total", slot) == 1
+    assert sample(page, "sioctl_recovery_attempted_total", slot) == 1
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_a_consumer_away_longer_than_the_window_gets_a_new_session(
     start_cluster: Callable[..., Any], connect: Callable[..., BoundClient]
 ) -> None:
@@ -112,6 +127,7 @@ def test_a_consumer_away_longer_than_the_window_gets_a_new_session(
     assert done["got"] == list(range(6))
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_a_short_blip_is_recovered_on_the_same_worker(
     start_cluster: Callable[..., Any], connect: Callable[..., BoundClient]
 ) -> None:

@@ -266,10 +266,12 @@ class RecoveryMixin:
         self.sessions.stats["expired"] += 1
 
     def _restored(self, restore: Restore, sid: str) -> None:
-        """The replay is sent: the reader leaves the socket out of entries up to where it
-        read; the socket counts as recovered."""
+        """The replay is sent (or, asyncio, its sends are queued): from now on the reader
+        leaves the socket out of entries up to where the replay read only; the socket counts
+        as recovered."""
         assert self.sessions is not None
         key = (restore.record.namespace, sid)
+        self.sessions.catching_up.discard(key)
         self.sessions.replayed_to[key] = restore.read_to
         self.sessions.recovered.add(key)
         self.sessions.stats["recovered"] += 1
@@ -279,8 +281,16 @@ class RecoveryMixin:
         return decode(raw, self.json.loads) if raw is not None else None
 
     def recovery_figures(self) -> dict[str, Any]:
-        """Recoveries attempted / succeeded / expired since this worker started, and the
-        sockets with a session here."""
+        """Recoveries attempted / recovered / expired since this worker started (expired: the
+        record or the offset was gone, or the stream could not be read), and the sockets with
+        a session here."""
         if self.sessions is None:
             return {}
         return {**self.sessions.stats, "sessions": len(self.sessions.pids)}
+
+    def figures(self) -> dict[str, Any]:
+        """The manager's figures, with ``recovery`` (``recovery_figures``) when it is on."""
+        figures: dict[str, Any] = super().figures()  # type: ignore[misc]
+        if self.sessions is not None:
+            figures["recovery"] = self.recovery_figures()
+        return figures

@@ -78,6 +78,7 @@ ASYNC_ENGINE_MIXINS: tuple[type, ...] = (
 ASYNC_SERVER_MIXINS: tuple[type, ...] = (
     async_eio3.AsyncSocketIOv4Mixin,
     async_socketio.AsyncConformantServerMixin,
+    recovery.AsyncRecoveryServerMixin,
 )
 
 
