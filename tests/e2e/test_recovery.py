@@ -21,11 +21,14 @@ from tests.support.clients import BoundClient, expected_slot, ips_for_slot, wait
 from tests.support.cluster import ENGINES
 from tests.support.metrics import sample
 from tests.support.node import NodeClient
-from tests.support.paths import JS_DIR
+from tests.support.paths import APPS_DIR, JS_DIR
 from tests.support.ports import free_port
 
 WORKERS = 2
 ROOM = "recovering"
+# The egg-style framework's test app of each engine (tests/e2e/test_framework.py): its
+# connection middleware writes "conn / TAG before" to FWAPP_TRACE and "auth" emits "welcome".
+APP_DIRS = {"eventlet": APPS_DIR / "fwapp", "asyncio": APPS_DIR / "fwapp_async"}
 
 
 @pytest.fixture(autouse=True)
@@ -149,3 +152,38 @@ def test_a_short_blip_is_recovered_on_the_same_worker(
         node.close()
     assert again["recovered"] is True and again["id"] == first["id"]
     assert done["got"] == list(range(6))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_framework_skips_the_connection_middleware_of_a_recovered_socket(
+    start_cluster: Callable[..., Any], connect: Callable[..., BoundClient], tmp_path: Any,
+    engine: str,
+) -> None:
+    """io.init.connection_state_recovery.skip_middlewares (socket.io's default, True): the
+    connection middleware ran when the socket first connected, not again when it comes back."""
+    trace = tmp_path / "trace.txt"
+    cluster = start_cluster(app=str(APP_DIRS[engine]),
+                            extra_args=["--connection-state-recovery", "30"],
+                            env={"FWAPP_TRACE": str(trace)})
+    consumer_ip = ips_for_slot(1, WORKERS)[0]
+    producer = connect(f"{cluster.url}?token=good&tag=P", ips_for_slot(0, WORKERS)[0])
+    node = NodeClient({"url": f"{cluster.url}?token=good&tag=R", "localAddress": consumer_ip,
+                       "room": ROOM, "expect": 6, "event": "said", "blipAt": [3],
+                       "reconnectionDelay": 1000, "timeout": 60000}, script="recovery.js")
+    try:
+        first = _until(node, "connect")
+        _until(node, "joined")
+        for n in range(3):
+            assert producer.call("to_room", (ROOM, n), timeout=10) == "sent"
+        _until(node, "disconnect")
+        for n in range(3, 6):
+            assert producer.call("to_room", (ROOM, n), timeout=10) == "sent"
+        again = _until(node, "connect")
+        done = _until(node, "done")
+    finally:
+        node.close()
+    assert again["recovered"] is True and again["id"] == first["id"]
+    assert done["got"] == list(range(6))
+    lines = trace.read_text().splitlines()
+    assert lines.count("conn / R before") == 1, lines
+    assert lines.count("auth R accepted") == 1, lines

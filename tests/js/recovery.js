@@ -5,9 +5,9 @@
 //                      "blipAt": [], "timeout": 60000}'
 //
 // Connects (websocket, reconnecting), joins ROOM through the app's "join" event on every
-// connection that was not recovered, and collects the "news" events (argument 0: the number; with recovery the last
-// argument is the offset) until EXPECT of them came in. After the Nth event for each N in blipAt
-// it closes its Engine.IO connection without a word (the server sees "transport close") and
+// connection that was not recovered, and collects the EVENT events ("news" by default;
+// argument 0: the number; with recovery the last argument is the offset) until EXPECT of them
+// came in. After the Nth event for each N in blipAt it closes its Engine.IO connection without a word (the server sees "transport close") and
 // comes back after reconnectionDelay.
 // Prints one JSON line per event of interest:
 //   {"op": "connect", "id", "recovered", "count"}  on every connection (count: events so far)
@@ -58,7 +58,7 @@ socket.on("connect", () => {
 });
 socket.on("connect_error", (err) => print({ op: "connect_error", message: String(err.message) }));
 socket.on("disconnect", (reason) => print({ op: "disconnect", reason, count: got.length }));
-socket.on("news", (...args) => {
+socket.on(spec.event || "news", (...args) => {
   got.push(args[0]);
   offsets.push(args.length > 1 ? args[args.length - 1] : null);
   if (blips.has(got.length)) {
