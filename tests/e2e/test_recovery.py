@@ -20,6 +20,7 @@ import requests
 from tests.support.clients import BoundClient, expected_slot, ips_for_slot, wait_until, whoami
 from tests.support.cluster import ENGINES
 from tests.support.metrics import sample
+from tests.support.nginx import NODE_ARGS, SOURCE_IPS, Front, NginxServer
 from tests.support.node import NodeClient
 from tests.support.paths import APPS_DIR, JS_DIR
 from tests.support.ports import free_port
@@ -41,7 +42,11 @@ def node_ready() -> None:
 
 
 def _consumer(cluster: Any, ip: str, expect: int, **spec: Any) -> NodeClient:
-    return NodeClient({"url": cluster.url, "localAddress": ip, "room": ROOM, "expect": expect,
+    return _consumer_at(cluster.url, ip, expect, **spec)
+
+
+def _consumer_at(url: str, ip: str, expect: int, **spec: Any) -> NodeClient:
+    return NodeClient({"url": url, "localAddress": ip, "room": ROOM, "expect": expect,
                        "timeout": 60000, **spec}, script="recovery.js")
 
 
@@ -187,3 +192,41 @@ def test_the_framework_skips_the_connection_middleware_of_a_recovered_socket(
     lines = trace.read_text().splitlines()
     assert lines.count("conn / R before") == 1, lines
     assert lines.count("auth R accepted") == 1, lines
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_consumer_whose_node_is_stopped_recovers_on_the_other_through_nginx(
+    start_cluster: Callable[..., Any], start_nginx: Callable[..., NginxServer],
+    connect: Callable[..., BoundClient],
+) -> None:
+    """Two nodes of 2 workers behind nginx (hash on the client address), one Redis: the
+    consumer's node is stopped in the middle of the stream; the consumer comes back through
+    nginx on the other node as the same socket and misses nothing."""
+    nodes = [start_cluster(workers=WORKERS, extra_args=[
+        *NODE_ARGS["http"], "--graceful-timeout", "2", "--connection-state-recovery", "30"])
+        for _ in range(2)]
+    front = Front(nodes, start_nginx("http", nodes))
+    # Which node nginx sends each address to: a consumer address on node 0, a producer's on 1.
+    placed = {ip: front.where(connect(front.url, ip, ("websocket",)))[0] for ip in SOURCE_IPS[:8]}
+    consumer_ip = next(ip for ip, node in placed.items() if node == 0)
+    producer = connect(front.url, next(ip for ip, node in placed.items() if node == 1),
+                       ("websocket",))
+    total, stop_after = 300, 80
+    node = _consumer_at(front.url, consumer_ip, total)
+    try:
+        first = _until(node, "connect")
+        _until(node, "joined")
+        _send(producer, range(stop_after))
+        rest = threading.Thread(target=_send, args=(producer, range(stop_after, total)))
+        rest.start()
+        nodes[0].signal(signal.SIGTERM)
+        rest.join(60)
+        gone = _until(node, "disconnect")
+        again = _until(node, "connect")
+        done = _until(node, "done")
+        assert nodes[0].wait_exit(30) is not None, "the stopped node did not exit"
+    finally:
+        node.close()
+    assert gone["count"] < total, "the consumer's node stopped after the stream ended"
+    assert again["recovered"] is True and again["id"] == first["id"], node.seen
+    assert done["got"] == list(range(total)), node.seen[-3:]
