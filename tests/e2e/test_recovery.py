@@ -136,11 +136,14 @@ def test_a_consumer_away_longer_than_the_window_gets_a_new_session(
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("transport", ["pubsub", "streams"])
 def test_a_short_blip_is_recovered_on_the_same_worker(
-    start_cluster: Callable[..., Any], connect: Callable[..., BoundClient]
+    start_cluster: Callable[..., Any], connect: Callable[..., BoundClient], transport: str
 ) -> None:
-    """The window's other side: a transport closed without a word and back within it."""
-    cluster = start_cluster(workers=WORKERS, extra_args=["--connection-state-recovery", "30"])
+    """The window's other side: a transport closed without a word and back within it (with
+    either Redis transport for what is not recoverable)."""
+    cluster = start_cluster(workers=WORKERS, extra_args=[
+        "--connection-state-recovery", "30", "--redis-transport", transport])
     consumer_ip = ips_for_slot(1, WORKERS)[0]
     producer = connect(cluster, ips_for_slot(0, WORKERS)[0])
     node = _consumer(cluster, consumer_ip, 6, blipAt=[3], reconnectionDelay=1000)
