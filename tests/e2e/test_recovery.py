@@ -163,6 +163,32 @@ def test_a_short_blip_is_recovered_on_the_same_worker(
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_a_quiet_stream_that_expired_does_not_stop_a_recovery(
+    start_cluster: Callable[..., Any], connect: Callable[..., BoundClient]
+) -> None:
+    """The recovery stream expires a window after its last event: gone, it says that nothing
+    was emitted while the client was away, and the client recovers with nothing to replay."""
+    cluster = start_cluster(workers=WORKERS, extra_args=["--connection-state-recovery", "1"])
+    producer = connect(cluster, ips_for_slot(0, WORKERS)[0])
+    # Quiet for 4 s after the 3rd event (the stream expires 3 s after it), then a 0.3 s blip.
+    node = _consumer(cluster, ips_for_slot(1, WORKERS)[0], 6, blipAt=[3], blipDelay=4000,
+                     reconnectionDelay=300)
+    try:
+        first = _until(node, "connect")
+        _until(node, "joined")
+        _send(producer, range(3))
+        _until(node, "disconnect")
+        again = _until(node, "connect")
+        _send(producer, range(3, 6))
+        done = _until(node, "done")
+    finally:
+        node.close()
+    assert again["recovered"] is True and again["id"] == first["id"], node.seen
+    assert done["got"] == list(range(6))
+    assert [line for line in node.seen if line["op"] == "joined"] == [{"op": "joined"}]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_the_framework_skips_the_connection_middleware_of_a_recovered_socket(
     start_cluster: Callable[..., Any], connect: Callable[..., BoundClient], tmp_path: Any,
     engine: str,

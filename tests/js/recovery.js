@@ -7,7 +7,7 @@
 // Connects (websocket, reconnecting), joins ROOM through the app's "join" event on every
 // connection that was not recovered, and collects the EVENT events ("news" by default;
 // argument 0: the number; with recovery the last argument is the offset) until EXPECT of them
-// came in. After the Nth event for each N in blipAt it closes its Engine.IO connection without a word (the server sees "transport close") and
+// came in. After the Nth event for each N in blipAt (and blipDelay ms more) it closes its Engine.IO connection without a word (the server sees "transport close") and
 // comes back after reconnectionDelay.
 // Prints one JSON line per event of interest:
 //   {"op": "connect", "id", "recovered", "count"}  on every connection (count: events so far)
@@ -62,7 +62,8 @@ socket.on(spec.event || "news", (...args) => {
   got.push(args[0]);
   offsets.push(args.length > 1 ? args[args.length - 1] : null);
   if (blips.has(got.length)) {
-    socket.io.engine.close();
+    // blipDelay: stay connected and quiet that long first.
+    setTimeout(() => socket.io.engine.close(), spec.blipDelay || 0);
   }
   if (got.length === spec.expect) {
     // Later, not now: the events a recovered socket missed are handed to it before its

@@ -159,10 +159,14 @@ class SioctlRedisManager(RecoveryMixin, SioctlManagerBase, socketio.PubSubManage
             restore = self._restore_of(
                 self.redis.getdel(recovery.session_key(self.channel, pid)), namespace, pid,
                 offset)
-            if restore is not None and self.redis.xrange(
-                    recovery.stream_of(self.channel), offset, offset, count=1):
+            stream = recovery.stream_of(self.channel)
+            if restore is None:
+                pass
+            elif self.redis.xrange(stream, offset, offset, count=1):
                 self._read_missed(restore)
-            else:
+            elif not self.redis.exists(stream):
+                self._nothing_missed(restore)
+            else:  # the offset was trimmed away: what followed it is not known
                 restore = None
         except Exception as exc:  # Redis away: a fresh session
             self._get_logger().warning("cannot restore a session (%s): a new one instead", exc)

@@ -251,6 +251,14 @@ class RecoveryMixin:
             return None
         return Restore(record, offset, read_to=offset)
 
+    def _nothing_missed(self, restore: Restore) -> None:
+        """The recovery stream is gone: it expires a window after its last event, so no
+        event was added while the client was away (it left less than a window ago) and
+        there is nothing to replay. The replay counts as read up to this worker's reader."""
+        position = self.recovery_reader.position() if self.recovery_reader else None
+        if position is not None and not recovery.older_or_same(position, restore.read_to):
+            restore.read_to = position
+
     def _caught_up(self, restore: Restore) -> bool:
         """Whether the restore has read the stream as far as this worker's reader (the
         reader delivers everything after its position live)."""
