@@ -13,7 +13,8 @@ recovery off (``sessions`` None) it changes nothing. With it on:
   behind), and on a recoverable disconnect with exactly the window as its expiry;
 - a CONNECT that restores (the server's ``RecoveryServerMixin`` found the record) gets the old
   sid, its rooms, and the events it missed, in order, before its CONNECT answer
-  (``pre_connect``); the shell reads them (``_catch_up``: blocking or awaited).
+  (``pre_connect``); the shell reads them (``start_restore``, ``_finish_restore``: blocking
+  or awaited) and this mixin decides what they mean.
 """
 
 from __future__ import annotations
@@ -23,9 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import recovery
 from .envelope import decode
-from .recovery import Restore, SessionRecord, Sessions
-
-RECOVERY_SUFFIX = "#recovery"
+from .recovery import RECOVERY_SUFFIX, Restore, SessionRecord, Sessions
 
 
 class RecoveryMixin:

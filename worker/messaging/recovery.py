@@ -39,6 +39,8 @@ RECOVERABLE = frozenset({"transport close", "transport error", "ping timeout"})
 # How many times a restore reads the stream again to catch up with this worker's reader before
 # it gives up (and the client gets a fresh session).
 CATCH_UP_TRIES = 10
+# The recovery channel's name is the cluster channel's and this; its stream is stream_of().
+RECOVERY_SUFFIX = "#recovery"
 # How often the stream's expiry is pushed back at most (per worker): an idle stream goes away
 # a window after its last event.
 STREAM_EXPIRE_EVERY = 1.0
@@ -47,7 +49,7 @@ STREAM_EXPIRE_EVERY = 1.0
 def stream_of(channel: str) -> str:
     """The Redis stream that carries the recoverable events of ``channel`` (the cluster's
     Redis channel), in every namespace."""
-    return stream_key(f"{channel}#recovery")
+    return stream_key(channel + RECOVERY_SUFFIX)
 
 
 def session_key(channel: str, pid: str) -> str:
