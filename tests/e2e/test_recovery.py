@@ -15,8 +15,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import redis
 import requests
 
+from sioctl.worker.messaging import recovery
 from tests.support.clients import BoundClient, expected_slot, ips_for_slot, wait_until, whoami
 from tests.support.cluster import ENGINES
 from tests.support.metrics import sample
@@ -63,6 +65,31 @@ def _send(producer: BoundClient, numbers: range) -> None:
         assert producer.call("to_room", {"room": ROOM, "data": n}, timeout=10) is True
 
 
+# Events sent only once the consumer has lost its connection: the outage happens in the middle
+# of the stream whatever the machine's speed.
+AFTER_OUTAGE = 20
+
+
+class Rest(threading.Thread):
+    """Sends ``numbers`` in the background, the last AFTER_OUTAGE of them only once
+    ``outage`` is set (bounded wait)."""
+
+    def __init__(self, producer: BoundClient, numbers: range) -> None:
+        super().__init__(daemon=True)
+        self.producer, self.numbers = producer, numbers
+        self.outage = threading.Event()
+        self.errors: list[BaseException] = []
+
+    def run(self) -> None:
+        try:
+            last = self.numbers.stop - AFTER_OUTAGE
+            _send(self.producer, range(self.numbers.start, last))
+            self.outage.wait(30)
+            _send(self.producer, range(last, self.numbers.stop))
+        except BaseException as exc:  # reported by the test
+            self.errors.append(exc)
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_a_consumer_whose_worker_is_killed_misses_nothing(
     start_cluster: Callable[..., Any], connect: Callable[..., BoundClient]
@@ -83,16 +110,18 @@ def test_a_consumer_whose_worker_is_killed_misses_nothing(
         victim = cluster.worker_pids()[slot]
         _send(producer, range(kill_after))
         # The rest is sent while the consumer's worker dies and its slot is respawned.
-        rest = threading.Thread(target=_send, args=(producer, range(kill_after, total)))
+        rest = Rest(producer, range(kill_after, total))
         rest.start()
         os.kill(victim, signal.SIGKILL)
-        rest.join(60)
         gone = _until(node, "disconnect")
+        rest.outage.set()
+        rest.join(60)
+        assert not rest.errors and not rest.is_alive()
         again = _until(node, "connect")
         done = _until(node, "done")
     finally:
         node.close()
-    assert gone["count"] < total, "the consumer lost its worker before the stream ended"
+    assert gone["count"] <= total - AFTER_OUTAGE
     assert again["recovered"] is True, node.seen
     assert again["id"] == first["id"]
     assert done["got"] == list(range(total)), node.seen[-3:]
@@ -246,16 +275,39 @@ def test_a_consumer_whose_node_is_stopped_recovers_on_the_other_through_nginx(
         first = _until(node, "connect")
         _until(node, "joined")
         _send(producer, range(stop_after))
-        rest = threading.Thread(target=_send, args=(producer, range(stop_after, total)))
+        rest = Rest(producer, range(stop_after, total))
         rest.start()
         nodes[0].signal(signal.SIGTERM)
-        rest.join(60)
         gone = _until(node, "disconnect")
+        rest.outage.set()
+        rest.join(60)
+        assert not rest.errors and not rest.is_alive()
         again = _until(node, "connect")
         done = _until(node, "done")
         assert nodes[0].wait_exit(30) is not None, "the stopped node did not exit"
     finally:
         node.close()
-    assert gone["count"] < total, "the consumer's node stopped after the stream ended"
+    assert gone["count"] <= total - AFTER_OUTAGE
     assert again["recovered"] is True and again["id"] == first["id"], node.seen
     assert done["got"] == list(range(total)), node.seen[-3:]
+
+
+def test_a_session_record_is_written_only_by_the_socket_owner(redis_url: str) -> None:
+    """recovery.RECORD_SET on a real Redis: a worker whose old socket is still open after the
+    socket was restored elsewhere cannot overwrite the record."""
+    client = redis.Redis.from_url(redis_url)
+    record, owner = "test#session#p1", "test#owner#/:s1"
+    try:
+        args = (recovery.RECORD_SET, 2, record, owner)
+        # No owner yet (a socket still connecting): written.
+        assert client.eval(*args, "worker-a", "first", 60_000) == 1
+        client.set(owner, "worker-a")
+        assert client.eval(*args, "worker-a", "second", 60_000) == 1
+        assert client.get(record) == b"second" and 0 < client.pttl(record) <= 60_000
+        # Restored on worker b: a's late write is refused.
+        client.set(owner, "worker-b")
+        assert client.eval(*args, "worker-a", "stale", 60_000) == 0
+        assert client.get(record) == b"second"
+    finally:
+        client.delete(record, owner)
+        client.close()

@@ -51,6 +51,8 @@ class RecoveryMixin:
 
         def is_connected(self, sid: str, namespace: str) -> bool: ...
 
+        def _owner_key(self, namespace: str, sid: str) -> str: ...
+
     sessions: Sessions | None = None
     recovery_reader: Any = None
     _stream_expired_at = 0.0
@@ -141,7 +143,8 @@ class RecoveryMixin:
     # ---------------------------------------------------------------- session records
 
     def _write_record(self, namespace: str, sid: str, ttl_ms: int) -> None:
-        """Queue the session record of socket ``sid`` (rooms and data as they are now)."""
+        """Queue the session record of socket ``sid`` (rooms and data as they are now), to be
+        written unless another worker owns the socket now (``recovery.RECORD_SET``)."""
         if self.sessions is None or self.publisher is None:
             return
         pid = self.sessions.pids.get((namespace, sid))
@@ -149,8 +152,10 @@ class RecoveryMixin:
             return
         rooms = [room for room in self.get_rooms(sid, namespace) if room != sid]
         record = SessionRecord(sid, pid, namespace, rooms, self._session_data(sid, namespace))
-        self.publisher.command("set", recovery.session_key(self.channel, pid), record.dumps(),
-                               "px", ttl_ms)
+        self.publisher.command("eval", recovery.RECORD_SET, 2,
+                               recovery.session_key(self.channel, pid),
+                               self._owner_key(namespace, sid), self.host_id, record.dumps(),
+                               ttl_ms)
 
     def _session_data(self, sid: str, namespace: str) -> dict[str, Any]:
         """python-socketio's user session of ``sid`` (``sio.get_session``), read without

@@ -46,6 +46,19 @@ RECOVERY_SUFFIX = "#recovery"
 STREAM_EXPIRE_EVERY = 1.0
 
 
+# A session record (KEYS[1]) is written only while the socket's owner record (KEYS[2]) is
+# absent or names this worker (ARGV[1]): a socket restored elsewhere while its old socket here
+# was still open (a blip this worker had not noticed) must not get its record overwritten by
+# the old one's refresh or disconnect. ARGV[2]: the record, ARGV[3]: its expiry (ms). Returns
+# 1 when written, 0 when not (never nil: the publisher reads nil as a refused guarded XADD).
+RECORD_SET = """
+local owner = redis.call('get', KEYS[2])
+if owner and owner ~= ARGV[1] then return 0 end
+redis.call('set', KEYS[1], ARGV[2], 'px', ARGV[3])
+return 1
+"""
+
+
 def stream_of(channel: str) -> str:
     """The Redis stream that carries the recoverable events of ``channel`` (the cluster's
     Redis channel), in every namespace."""
