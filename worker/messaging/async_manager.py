@@ -218,26 +218,23 @@ class AsyncSioctlRedisManager(RecoveryMixin, SioctlManagerBase, AsyncPubSubManag
 
     async def _finish_restore(self, restore: Restore, sid: str) -> None:
         """Socket ``sid`` came back: its rooms, then what it missed up to where this
-        worker's reader is, in order, before its CONNECT answer."""
+        worker's reader is, in order, before its CONNECT answer. The reader leaves the socket
+        out meanwhile; each replayed event is sent before the next (python-socketio's emit
+        awaits its send tasks), and live delivery to the socket resumes only after a check
+        that the replay reached the reader, with no await in between."""
         self._restore_rooms(restore, sid)
         for _ in range(recovery.CATCH_UP_TRIES):
+            for message in self._unsent(restore, sid):
+                await self._library_handle_emit(message)
             if self._caught_up(restore):
-                break
+                self._restored(restore, sid)
+                return
             try:
                 await self._read_missed(restore)
             except RedisError as exc:
                 self._get_logger().warning("cannot finish a restore (%s)", exc)
                 break
-        # No await from this check until every replayed event has its send task: the
-        # reader's later deliveries make theirs after, and tasks run in creation order.
-        if not self._caught_up(restore):
-            self._restore_failed(restore.record.namespace, sid)
-            return
-        sends = [asyncio.ensure_future(self._library_handle_emit(message))
-                 for message in self._replay_messages(restore, sid)]
-        self._restored(restore, sid)
-        if sends:
-            await asyncio.gather(*sends)
+        self._restore_failed(restore.record.namespace, sid)
 
     async def _record_owner_now(self, namespace: str, sid: str) -> None:
         """Write the owner record of ``sid`` at once (one round trip); while Redis does not

@@ -188,22 +188,20 @@ class SioctlRedisManager(RecoveryMixin, SioctlManagerBase, socketio.PubSubManage
     def _finish_restore(self, restore: Restore, sid: str) -> None:
         """Socket ``sid`` came back: its rooms, then what it missed up to where this
         worker's reader is, in order, before its CONNECT answer (docs/design.md, "Restoring
-        without a gap or a duplicate")."""
+        without a gap or a duplicate"). The reader leaves the socket out meanwhile."""
         self._restore_rooms(restore, sid)
         for _ in range(recovery.CATCH_UP_TRIES):
+            for message in self._unsent(restore, sid):
+                self._library_handle_emit(message)
             if self._caught_up(restore):
-                break
+                self._restored(restore, sid)  # no switch since the check
+                return
             try:
                 self._read_missed(restore)
             except Exception as exc:
                 self._get_logger().warning("cannot finish a restore (%s)", exc)
                 break
-        # No green thread switch from this check to the end of the replay.
-        if not self._caught_up(restore):
-            self._restore_failed(restore.record.namespace, sid)
-            return
-        self._replay(restore, sid)
-        self._restored(restore, sid)
+        self._restore_failed(restore.record.namespace, sid)
 
     def _record_owner_now(self, namespace: str, sid: str) -> None:
         """Write the owner record of ``sid`` at once (one round trip); while Redis does not

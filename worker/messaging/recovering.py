@@ -231,19 +231,16 @@ class RecoveryMixin:
                 except ValueError:
                     pass  # a room named like another socket's sid: not joinable
 
-    def _replay_messages(self, restore: Restore, sid: str) -> list[dict[str, Any]]:
-        """The events the restored socket missed, in order, each addressed to it alone."""
+    def _unsent(self, restore: Restore, sid: str) -> list[dict[str, Any]]:
+        """The missed events not sent to the restored socket yet, in order, each addressed to
+        it alone; from now on they count as sent."""
         messages = []
-        for offset, message in restore.missed:
+        for offset, message in restore.missed[restore.sent:]:
             single = recovery.with_offset(message, offset)
             single.update(room=sid, skip_sid=None, callback=None)
             messages.append(single)
+        restore.sent = len(restore.missed)
         return messages
-
-    def _replay(self, restore: Restore, sid: str) -> None:
-        """Send the restored socket what it missed, in order, to it alone."""
-        for message in self._replay_messages(restore, sid):
-            self._library_handle_emit(message)
 
     def _restore_of(self, raw: Any, namespace: str, pid: str, offset: str) -> Restore | None:
         """The restore the record ``raw`` (GETDEL's answer) allows for a CONNECT to
@@ -278,9 +275,9 @@ class RecoveryMixin:
         self.sessions.stats["expired"] += 1
 
     def _restored(self, restore: Restore, sid: str) -> None:
-        """The replay is sent (or, asyncio, its sends are queued): from now on the reader
-        leaves the socket out of entries up to where the replay read only; the socket counts
-        as recovered."""
+        """The replay is sent and reached as far as the reader: from now on the reader leaves
+        the socket out of entries up to where the replay read only; the socket counts as
+        recovered."""
         assert self.sessions is not None
         key = (restore.record.namespace, sid)
         self.sessions.catching_up.discard(key)

@@ -202,6 +202,8 @@ class Restore:
     missed: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     read_to: str = ""
     seen: set[str] = field(default_factory=set)
+    # How many of ``missed`` were sent to the socket already.
+    sent: int = 0
 
     def take(self, entries: Iterable[tuple[Any, Any]],
              decode: Callable[[Any], dict[str, Any] | None]) -> None:
