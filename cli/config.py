@@ -165,8 +165,25 @@ _OWN_RULES = frozenset({
     "errorlog", "pidfile", "certfile", "keyfile", "forwarded_allow_ips", "allow_eio3",
     "proc_name", "metrics_bind",
 })
+# Settings an app directory's io.init may give when no option or variable does:
+# setting -> (io.init key, the value's key inside it or None).
+_APP_DIR_INIT = {"connection_state_recovery": ("connection_state_recovery",
+                                               "max_disconnection_duration")}
 # Files named relative to where the command runs.
 _PATHS = ("accesslog", "errorlog", "pidfile", "certfile", "keyfile")
+
+
+def _from_app_dir(src: _Sources, app_config: Any) -> dict[str, Any]:
+    """The settings an app directory's io.init gives that no option or variable gave
+    (io.init.connection_state_recovery's duration: --connection-state-recovery)."""
+    found: dict[str, Any] = {}
+    for name, (key, inner) in _APP_DIR_INIT.items():
+        value = app_config.init.get(key)
+        if inner is not None and isinstance(value, dict):
+            value = value.get(inner)
+        if src.option(name) is None and value is not None:
+            found[name] = value
+    return found
 
 
 def hint(spec: Spec) -> str:
@@ -364,6 +381,9 @@ def build_settings(
     allow_eio3 = src.option("allow_eio3")
     if allow_eio3 is None and app_config is not None:
         allow_eio3 = app_config.init.get("allow_eio3")
+
+    if app_config is not None:
+        values.update(_from_app_dir(src, app_config))
 
     base = rundir.resolve_base(src.option("run_dir"), environ)
     return Settings(

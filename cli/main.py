@@ -61,7 +61,8 @@ def cli() -> None:
         help="gunicorn config file (path, file:PATH or python:MODULE); default ./gunicorn.conf.py "
         "if it exists. Options and SIOCTL_* variables override it.")
 @setting_options(
-    "run_dir", "timeout", "graceful_timeout", "connect_timeout", "allow_eio3", "keepalive",
+    "run_dir", "timeout", "graceful_timeout", "connect_timeout", "connection_state_recovery",
+    "allow_eio3", "keepalive",
     "header_timeout", "worker_connections", "redis_transport", "redis_stream_maxlen",
     "proxy_protocol", "forwarded_allow_ips", "metrics_bind", "backlog", "pending_limit",
     "loglevel", "accesslog", "errorlog", "pidfile", "certfile", "keyfile", "chdir", "user",

@@ -60,6 +60,19 @@ REDIS_FIGURES = [
      "subscription", True),
 ]
 
+# (key of a worker's "messaging" -> "recovery" figures, metric name, help, counter?); only
+# workers with --connection-state-recovery have them.
+RECOVERY_FIGURES = [
+    ("attempted", "sioctl_recovery_attempted", "Reconnections that asked to recover their "
+     "session (connection state recovery)", True),
+    ("recovered", "sioctl_recovery_succeeded", "Sessions recovered: same id, rooms and data, "
+     "missed events replayed", True),
+    ("expired", "sioctl_recovery_expired", "Recoveries refused: the session or the offset was "
+     "gone (past the window, or trimmed), or the events could not be read", True),
+    ("sessions", "sioctl_recovery_sessions", "Sockets with a recoverable session on the "
+     "worker", False),
+]
+
 
 class StatusCollector:
     """A prometheus-client collector reading the master's status at each scrape."""
@@ -88,6 +101,8 @@ class StatusCollector:
                 subscribed.add_metric([str(slot["slot"])], 1 if messaging.get("subscribed") else 0)
         yield subscribed
         yield from _per_slot(slots, REDIS_FIGURES, lambda s: s.get("messaging"))
+        yield from _per_slot(slots, RECOVERY_FIGURES,
+                             lambda s: (s.get("messaging") or {}).get("recovery"))
         yield _latency(slots)
         yield from _embedded_redis(status.get("embedded_redis"))
         inspection = status.get("inspection") or {}

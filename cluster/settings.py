@@ -276,6 +276,15 @@ class Settings:
         help="Close a session that has not connected to a namespace after this long "
         "(default {default}, as the Node server; 0: never).",
     )
+    # Connection state recovery (Node's connectionStateRecovery.maxDisconnectionDuration, in
+    # seconds; 0: off, as in Node): worker/messaging/recovery.py.
+    connection_state_recovery: float = setting(
+        0.0, flags=("--connection-state-recovery",), metavar="SECONDS", minimum=0,
+        seconds=True,
+        help="Let a client that lost its connection come back within SECONDS as the same "
+        "socket (id, rooms, data) and receive every event it missed, in order (Socket.IO "
+        "connection state recovery; needs the Redis manager; default 0: off).",
+    )
     # Serve Socket.IO v2 clients (Engine.IO protocol 3) beside v3/v4 ones (Node's allowEIO3).
     allow_eio3: bool = setting(
         False, flags=("--allow-eio3/--no-allow-eio3",),

@@ -77,6 +77,9 @@ P_HANDSHAKE = "worker/protocol/eio3_handshake.py"
 P_PING = "worker/protocol/ping_interval.py"
 P_SOCKETIO = "worker/protocol/socketio_rules.py"
 P_SIOV4 = "worker/protocol/sio_v4.py"
+# Connection state recovery (issue 18): the server's side and the manager's.
+P_RECOVERY = "worker/protocol/recovery.py"
+MESSAGING_RECOVERY = "worker/messaging/recovering.py"
 # The engine-free core of the protocol rules (worker/protocol/core/): it overrides and copies
 # nothing of a server or session class; only its packet codec and one copied test are here.
 P_CORE_EIO3 = "worker/protocol/core/eio3_rules.py"

@@ -72,6 +72,7 @@ def load(settings: Settings, logger: logging.Logger) -> tuple[app_loader.LoadedA
     described = redis_setup.install_manager(
         loaded.server, settings.redis_url, settings.redis_channel, logger,
         settings.redis_transport, settings.redis_stream_maxlen,
+        settings.connection_state_recovery,
     )
     return loaded, described
 

@@ -49,6 +49,7 @@ def install_manager(
     logger: logging.Logger,
     transport: str = "pubsub",
     stream_maxlen: int = 10_000,
+    recovery_window: float = 0.0,
 ) -> str:
     """Give ``server`` its client manager and start it; returns a description for the log.
 
@@ -56,7 +57,9 @@ def install_manager(
     ``transport`` is "streams"), unless the app chose its own manager
     (anything but the default in-memory socketio.Manager), which is kept. The manager is
     initialized now rather than on the first connection, so its Redis listener already runs
-    when the first client arrives. Raises BootError when Redis cannot be reached.
+    when the first client arrives. ``recovery_window`` > 0 turns connection state recovery
+    on (sioctl's manager only; said in the log otherwise). Raises BootError when Redis cannot
+    be reached.
     """
     description = "in-memory manager"
     if type(server.manager) is not socketio.Manager:
@@ -71,10 +74,17 @@ def install_manager(
             transport=transport,
             stream_maxlen=stream_maxlen,
         )
+        if recovery_window > 0:
+            manager.enable_recovery(recovery_window)
         server.manager = manager
         manager.set_server(server)
         server.manager_initialized = False
         description = f"Redis at {mask_url(redis_url)}, channel {redis_channel!r}, {transport}"
+        if recovery_window > 0:
+            description += f", connection state recovery {recovery_window:g}s"
+    if recovery_window > 0 and not isinstance(server.manager, SioctlRedisManager):
+        logger.warning("connection state recovery is off: it needs sioctl's Redis manager "
+                       "(--redis, or more than one worker), not the %s", description)
     if not server.manager_initialized:
         server.manager_initialized = True
         try:

@@ -285,6 +285,14 @@ def check_rooms() -> None:
     assert sio.manager.sid_from_eio_sid(eio_sid, "/") == sid
 
 
+def check_socket_session() -> None:
+    sio = sio_server()
+    eio_sid, _ = connected_client(sio)
+    sid = sio.manager.sid_from_eio_sid(eio_sid, "/")
+    sio.save_session(sid, {"kept": 1})
+    assert sio.eio.sockets[eio_sid].session == {"/": {"kept": 1}}
+
+
 def check_pubsub_messages() -> None:
     import socketio
 
@@ -565,6 +573,7 @@ LAYOUTS: dict[str, Callable[[], None]] = {
     "engineio.socket:Socket._websocket_handler (layout)": check_websocket_states,
     "socketio:Server._binary_packet (layout)": check_binary_packet,
     "socketio:Server.environ (layout)": check_sio_environ,
+    "engineio.socket:Socket.session (layout)": check_socket_session,
     "socketio.base_server:default_logger (layout)": check_logger("socketio.server"),
     "socketio:PubSubManager.rooms (layout)": check_rooms,
     "socketio:PubSubManager._publish (layout)": check_pubsub_messages,

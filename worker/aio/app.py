@@ -110,11 +110,20 @@ async def join_workers(
             settings.redis_url, channel=settings.redis_channel, logger=logger,
             redis_options={"max_connections": REDIS_MAX_CONNECTIONS},
             transport=settings.redis_transport, stream_maxlen=settings.redis_stream_maxlen)
+        if settings.connection_state_recovery > 0:
+            manager.enable_recovery(settings.connection_state_recovery)
         server.manager = manager
         manager.set_server(server)
         server.manager_initialized = False
         description = (f"Redis at {mask_url(settings.redis_url)}, channel "
                        f"{settings.redis_channel!r}, {settings.redis_transport}")
+        if settings.connection_state_recovery > 0:
+            description += (f", connection state recovery "
+                            f"{settings.connection_state_recovery:g}s")
+    if settings.connection_state_recovery > 0 and \
+            not isinstance(server.manager, AsyncSioctlRedisManager):
+        logger.warning("connection state recovery is off: it needs sioctl's Redis manager "
+                       "(--redis, or more than one worker), not the %s", description)
     if not server.manager_initialized:
         server.manager_initialized = True
         try:

@@ -199,7 +199,8 @@ class AsyncFrameworkNamespace(NamespaceCore, socketio.AsyncNamespace):
             await conn.disconnected.wait()
 
         try:
-            await run_chain_async(self.connection_layers, conn.ctx, accept_and_wait)
+            await run_chain_async(self.connection_chain(conn.ctx.socket.id), conn.ctx,
+                                  accept_and_wait)
         except asyncio.CancelledError:  # the server is shutting down
             raise
         except BaseException as exc:  # a refusal, or an after-half failing at disconnect

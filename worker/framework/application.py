@@ -83,7 +83,7 @@ class FrameworkNamespace(NamespaceCore, socketio.Namespace):
             conn.disconnected.wait()
 
         try:
-            run_chain(self.connection_layers, conn.ctx, accept_and_wait)
+            run_chain(self.connection_chain(conn.ctx.socket.id), conn.ctx, accept_and_wait)
         except BaseException as exc:  # a refusal, or an after-half failing at disconnect
             self.chain_ended(conn, exc)
         finally:

@@ -41,7 +41,13 @@ INIT_KEYS = {
     "cookie",
     # Socket.IO v2 clients too (egg-socket.io's clients); read by the CLI (--allow-eio3).
     "allow_eio3",
+    # {"max_disconnection_duration": s, "skip_middlewares": bool}; the duration is read by the
+    # CLI (--connection-state-recovery), skip_middlewares by the framework.
+    "connection_state_recovery",
 }
+RECOVERY_KEYS = {"max_disconnection_duration", "skip_middlewares"}
+# socket.io's defaults: two minutes, and the connection middleware skipped on recovery.
+RECOVERY_DEFAULTS = {"max_disconnection_duration": 120.0, "skip_middlewares": True}
 NAMESPACE_KEYS = {"connection_middleware", "packet_middleware"}
 REDIS_KEYS = {"host", "port", "password", "db", "username", "path"}
 SESSION_KEYS = {"key", "store", "max_age", "redis_prefix"}
@@ -258,7 +264,28 @@ def _apply_init(config: AppConfig, value: Any) -> None:
             _expect(config, f"io.init.{key}", init[key], (bool,), "True or False")
     if "cookie" in init and init["cookie"] is not None:
         _expect(config, "io.init.cookie", init["cookie"], (str, dict), "a cookie name or dict")
+    if init.get("connection_state_recovery") is not None:
+        init["connection_state_recovery"] = _recovery(config, init["connection_state_recovery"])
     config.init = init
+
+
+def _recovery(config: AppConfig, value: Any) -> dict[str, Any]:
+    """io.init.connection_state_recovery with socket.io's defaults filled in (True: all
+    defaults; False: off)."""
+    key = "io.init.connection_state_recovery"
+    if value is True or value == {}:
+        return dict(RECOVERY_DEFAULTS)
+    if value is False:
+        return {**RECOVERY_DEFAULTS, "max_disconnection_duration": 0}
+    recovery = {**RECOVERY_DEFAULTS, **_check_keys(config, key, value, RECOVERY_KEYS)}
+    seconds = _expect(config, f"{key}.max_disconnection_duration",
+                      recovery["max_disconnection_duration"], (int, float), "a number of seconds")
+    if seconds < 0:
+        raise ConfigError(f"{config.where(f'{key}.max_disconnection_duration')}: must be 0 "
+                          "(off) or more")
+    _expect(config, f"{key}.skip_middlewares", recovery["skip_middlewares"], (bool,),
+            "True or False")
+    return recovery
 
 
 def _apply_namespaces(config: AppConfig, value: Any) -> None:

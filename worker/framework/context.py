@@ -135,6 +135,14 @@ class Context:
         # authenticated the user and sets it (before next()); None leaves it to the gateway.
         self.user_id: str | None = None
 
+    @property
+    def recovered(self) -> bool:
+        """Whether this socket came back with its session (connection state recovery: same
+        id, rooms and data, missed events replayed) rather than as a new one."""
+        manager = getattr(getattr(self.app, "sio", None), "manager", None)
+        recovered = getattr(manager, "recovered", None)
+        return bool(callable(recovered) and recovered(self.socket.id, self.namespace))
+
     def for_packet(self, event: str, args: tuple[Any, ...]) -> Context:
         """A context for one incoming packet, sharing the connection's socket and session."""
         ctx = Context.__new__(Context)

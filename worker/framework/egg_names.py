@@ -69,7 +69,6 @@ IGNORED = {
     "adapter": "the workers share rooms through sioctl's Redis manager (io.redis)",
     "parser": "the default Socket.IO parser is the only one",
     "connectTimeout": "use --connect-timeout (seconds; the same 45 s default)",
-    "connectionStateRecovery": "python-socketio has no connection state recovery",
     "cleanupEmptyChildNamespaces": "sioctl has no dynamic namespaces",
 }
 REFUSED = {
@@ -191,6 +190,12 @@ def _init(init: dict[str, Any], label: str, note: Note) -> dict[str, Any]:
             value = int(value)
         init[ours] = value
         note(f"{where}.{egg} is engine.io's name; read as io.init.{ours}")
+    if "connectionStateRecovery" in init:
+        _both(init, "connectionStateRecovery", "connection_state_recovery", label, "io.init.")
+        init["connection_state_recovery"] = _recovery(
+            init.pop("connectionStateRecovery"), f"{where}.connectionStateRecovery")
+        note(f"{where}.connectionStateRecovery is socket.io's name, in milliseconds; read as "
+             f"io.init.connection_state_recovery = {init['connection_state_recovery']!r}")
     if isinstance(init.get("cors"), Mapping):
         init["cors"] = _cors_object(init["cors"], f"{where}.cors", note)
     if init.get("cookie") is False:
@@ -245,6 +250,22 @@ def _encrypt(session: dict[str, Any], where: str, note: Note) -> None:
     note(f"{where}.encrypt is egg-session's option; {value!r} read as it is: the "
          + ("Redis store's cookie carries only a signed id" if value
             else "cookie is signed, its data readable"))
+
+
+def _recovery(value: Any, where: str) -> dict[str, Any]:
+    """socket.io's ``connectionStateRecovery`` object (``maxDisconnectionDuration`` in ms,
+    2 minutes by default; ``skipMiddlewares``, true by default) in sioctl's names."""
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{where}: expected an object {{maxDisconnectionDuration, "
+                         f"skipMiddlewares}}, got {value!r}")
+    unknown = set(value) - {"maxDisconnectionDuration", "skipMiddlewares"}
+    if unknown:
+        raise ValueError(f"{where}: unknown option(s) {', '.join(sorted(unknown))}")
+    out: dict[str, Any] = {"max_disconnection_duration": _seconds(
+        value.get("maxDisconnectionDuration", 120_000), f"{where}.maxDisconnectionDuration")}
+    if "skipMiddlewares" in value:
+        out["skip_middlewares"] = value["skipMiddlewares"]
+    return out
 
 
 def _seconds(value: Any, where: str) -> float:

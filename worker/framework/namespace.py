@@ -108,6 +108,18 @@ class NamespaceCore:
         """Remember ``state`` while its connection middleware decides (and after)."""
         self.connections[state.ctx.socket.id] = state
 
+    def connection_chain(self, sid: str) -> list[Any]:
+        """The connection middleware to run for socket ``sid``: none for a socket that
+        recovered its session (connection state recovery) when
+        ``io.init.connection_state_recovery.skip_middlewares`` (socket.io's default): it ran
+        them when it first connected."""
+        recovery = self.app.config.init.get("connection_state_recovery") or {}
+        recovered = getattr(self.app.sio.manager, "recovered", None)
+        if recovery.get("skip_middlewares", True) and callable(recovered) and \
+                recovered(sid, self.namespace):
+            return []
+        return list(self.connection_layers)
+
     def new_context(self, socket: Any, environ: dict[str, Any], auth: Any,
                     session: dict[str, Any]) -> Context:
         """The connection's ctx, on the shell's socket handle."""

@@ -23,14 +23,19 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from socketio.async_pubsub_manager import AsyncPubSubManager
 
-from . import routing
+from . import recovery, routing
 from .async_publisher import AsyncPublisher, aclose
 from .async_queries import AsyncQueries
-from .async_readers import AsyncListener, AsyncStreamListener
+from .async_readers import AsyncListener, AsyncRecoveryReader, AsyncStreamListener
 from .base import OWNER_REFRESH, OWNER_TTL, SioctlManagerBase, client_options
+from .recovering import RecoveryMixin
+from .recovery import Restore
+
+# Entries read per XRANGE when a restore reads what a session missed.
+REPLAY_PAGE = 1000
 
 
-class AsyncSioctlRedisManager(SioctlManagerBase, AsyncPubSubManager):
+class AsyncSioctlRedisManager(RecoveryMixin, SioctlManagerBase, AsyncPubSubManager):
     """A Redis client manager for socketio.AsyncServer apps (see the module docstring)."""
 
     name = "sioctl-redis-asyncio"
@@ -78,6 +83,37 @@ class AsyncSioctlRedisManager(SioctlManagerBase, AsyncPubSubManager):
                                asyncio.sleep, logger, self._reclaim_now)
         super().initialize()  # starts _thread, which reads _listen()
         self._tasks = [self.thread, self.server.start_background_task(self._refresh_owners)]
+        if self.sessions is not None:
+            self.recovery_reader = AsyncRecoveryReader(
+                self._new_client, [self.recovery_channel], asyncio.sleep, logger)
+            self._tasks.append(self.server.start_background_task(self._recovery_thread))
+
+    @property
+    def subscribed(self) -> bool:
+        """Whether this worker's readers (and, with recovery, its recovery stream reader)
+        are reading now."""
+        reading = SioctlManagerBase.subscribed.fget(self)  # type: ignore[attr-defined]
+        if self.recovery_reader is not None:
+            reading = reading and bool(self.recovery_reader.subscribed)
+        return bool(reading)
+
+    async def _recovery_thread(self) -> None:
+        """Deliver the recovery stream's events here, in order, forever."""
+        async for offset, raw in self.recovery_reader.messages():
+            try:
+                message = self._entry_message(offset, raw)
+                if message is not None:
+                    await self._library_handle_emit(message)
+            except Exception:
+                self._get_logger().exception("cannot deliver recovery stream entry %s", offset)
+
+    def _record_refresh(self) -> float:
+        return OWNER_REFRESH
+
+    async def _handle_emit(self, message: dict[str, Any]) -> Any:
+        if self._emitted_here(message):
+            return None
+        return await self._library_handle_emit(message)
 
     async def until_subscribed(self, timeout: float) -> bool:
         """Wait until the reader has subscribed (a worker that reported ready before would
@@ -100,22 +136,105 @@ class AsyncSioctlRedisManager(SioctlManagerBase, AsyncPubSubManager):
             await self.publisher.close()
         if self.listener is not None:
             await self.listener.close()
+        if self.recovery_reader is not None:
+            await self.recovery_reader.close()
         await aclose(self.redis)
 
     # ---------------------------------------------------------------------- socket owners
 
     async def pre_connect(self, eio_sid: str, namespace: str) -> Any:
-        sid = await super().pre_connect(eio_sid, namespace)
-        if sid is not None and self.transport == "streams":
-            # Before the client hears CONNECT: from then on no guarded XADD (GUARDED_XADD)
-            # can put a message for this socket on the stream of a worker it left.
-            await self._record_owner_now(namespace, sid)
+        sessions = self.sessions
+        pid, restore = (None, None) if sessions is None else \
+            sessions.connecting.get((eio_sid, namespace), (None, None))
+        if sessions is not None and restore is not None:
+            # The reader leaves the socket out from the moment it can be a participant
+            # until its replay has caught up with the reader.
+            sessions.catching_up.add((namespace, restore.record.sid))
+        try:
+            sid = await super().pre_connect(eio_sid, namespace)
+            if sid is not None and self.transport == "streams":
+                # Before the client hears CONNECT: from then on no guarded XADD (GUARDED_XADD)
+                # can put a message for this socket on the stream of a worker it left.
+                await self._record_owner_now(namespace, sid)
+            if sessions is not None and sid is not None and pid is not None:
+                sessions.pids[(namespace, sid)] = pid
+                if restore is not None and restore.record.sid == sid:
+                    await self._finish_restore(restore, sid)
+        finally:
+            if sessions is not None and restore is not None:
+                sessions.catching_up.discard((namespace, restore.record.sid))
         return sid
 
     async def connect(self, sid: str, namespace: str) -> Any:
         sid = await super().connect(sid, namespace)
         self._connected_here(namespace, sid)
+        if self.sessions is not None:
+            self._write_record(namespace, sid, self.sessions.record_ttl_ms(OWNER_REFRESH))
         return sid
+
+    # ----------------------------------------------------------- connection state recovery
+    # As the eventlet manager's (manager.py), awaited.
+
+    async def start_restore(self, namespace: str, auth: Any) -> tuple[str, Restore | None]:
+        """The private id a CONNECT to ``namespace`` gets and, when its ``auth`` asks for a
+        restore that can be made, the restore with the events missed so far (the record is
+        taken: a session comes back once)."""
+        assert self.sessions is not None
+        asked = recovery.recovery_auth(auth)
+        if asked is None:
+            return recovery.new_pid(), None
+        pid, offset = asked
+        self.sessions.stats["attempted"] += 1
+        try:
+            restore = self._restore_of(
+                await self.redis.getdel(recovery.session_key(self.channel, pid)), namespace,
+                pid, offset)
+            stream = recovery.stream_of(self.channel)
+            if restore is None:
+                pass
+            elif await self.redis.xrange(stream, offset, offset, count=1):
+                await self._read_missed(restore)
+            elif not await self.redis.exists(stream):
+                self._nothing_missed(restore)
+            else:  # the offset was trimmed away: what followed it is not known
+                restore = None
+        except RedisError as exc:  # Redis away: a fresh session
+            self._get_logger().warning("cannot restore a session (%s): a new one instead", exc)
+            restore = None
+        if restore is None:
+            self.sessions.stats["expired"] += 1
+            return recovery.new_pid(), None
+        return pid, restore
+
+    async def _read_missed(self, restore: Restore) -> None:
+        """Read the recovery stream after ``restore.read_to`` to its end, into ``restore``."""
+        stream = recovery.stream_of(self.channel)
+        while True:
+            entries = await self.redis.xrange(stream, "(" + restore.read_to, "+",
+                                              count=REPLAY_PAGE)
+            restore.take(entries, self._decode_entry)
+            if len(entries) < REPLAY_PAGE:
+                return
+
+    async def _finish_restore(self, restore: Restore, sid: str) -> None:
+        """Socket ``sid`` came back: its rooms, then what it missed up to where this
+        worker's reader is, in order, before its CONNECT answer. The reader leaves the socket
+        out meanwhile; each replayed event is sent before the next (python-socketio's emit
+        awaits its send tasks), and live delivery to the socket resumes only after a check
+        that the replay reached the reader, with no await in between."""
+        self._restore_rooms(restore, sid)
+        for _ in range(recovery.CATCH_UP_TRIES):
+            for message in self._unsent(restore, sid):
+                await self._library_handle_emit(message)
+            if self._caught_up(restore):
+                self._restored(restore, sid)
+                return
+            try:
+                await self._read_missed(restore)
+            except RedisError as exc:
+                self._get_logger().warning("cannot finish a restore (%s)", exc)
+                break
+        self._restore_failed(restore.record.namespace, sid)
 
     async def _record_owner_now(self, namespace: str, sid: str) -> None:
         """Write the owner record of ``sid`` at once (one round trip); while Redis does not
@@ -196,6 +315,8 @@ class AsyncSioctlRedisManager(SioctlManagerBase, AsyncPubSubManager):
     # ------------------------------------------------------------------------ publishing
 
     async def _publish(self, data: dict[str, Any]) -> None:
+        if self._recovery_publish(data):
+            return
         namespace, target, local = self._addressed(data)
         needs = routing.needs_owner(data, local)
         owner = await self._owner_of(target, namespace) if needs else None

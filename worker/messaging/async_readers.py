@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from .async_publisher import aclose
-from .reading import POLL, ReaderBase, StreamCursor, pubsub_batch
+from .reading import POLL, ReaderBase, RecoveryCursor, StreamCursor, pubsub_batch
 
 
 class AsyncReader(ReaderBase):
@@ -91,3 +91,8 @@ class AsyncStreamListener(StreamCursor, AsyncReader):
 
     async def _read(self) -> list[tuple[str, bytes]]:
         return self._entries(await self._conn.xread(**self._xread_args()))
+
+
+class AsyncRecoveryReader(RecoveryCursor, AsyncStreamListener):
+    """Yields (entry id, data) of every entry added to the recovery stream, forever, in order
+    (connection state recovery; the channel given is the recovery channel)."""

@@ -247,12 +247,13 @@ class SioctlManagerBase:
         return True
 
     def _outgoing(self, channel: str, data: dict[str, Any],
-                  sequenced: bool = True) -> str | bytes:
+                  sequenced: bool = True, mid: bool = False) -> str | bytes:
         """``data`` as sent on ``channel``: stamped with the send time, its sequence number
-        (unless ``sequenced`` is False, or it is a callback) and, streams mode, a unique id."""
+        (unless ``sequenced`` is False, or it is a callback) and, streams mode (or ``mid``:
+        any stream), a unique id."""
         seq = self.sequencer.next(channel) if sequenced and envelope.is_sequenced(data) else None
-        mid = uuid.uuid4().hex if self.transport == "streams" else None
-        encoded: str | bytes = self.json.dumps(envelope.stamp(data, time.time(), seq, mid))
+        unique = uuid.uuid4().hex if mid or self.transport == "streams" else None
+        encoded: str | bytes = self.json.dumps(envelope.stamp(data, time.time(), seq, unique))
         return encoded
 
     def _incoming(self, channel: str, raw: Any) -> dict[str, Any] | None:

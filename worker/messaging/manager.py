@@ -26,17 +26,22 @@ from typing import Any
 import redis
 import socketio
 
-from . import routing
+from . import recovery, routing
 from .base import OWNER_REFRESH, OWNER_TTL, SioctlManagerBase, client_options
 from .listener import Listener
 from .publisher import Publisher
 from .queries import Queries, QueryTimeout
-from .streams import StreamListener
+from .recovering import RecoveryMixin
+from .recovery import Restore
+from .streams import RecoveryReader, StreamListener
+
+# Entries read per XRANGE when a restore reads what a session missed.
+REPLAY_PAGE = 1000
 
 __all__ = ["OWNER_TTL", "QueryTimeout", "SioctlRedisManager"]
 
 
-class SioctlRedisManager(SioctlManagerBase, socketio.PubSubManager):
+class SioctlRedisManager(RecoveryMixin, SioctlManagerBase, socketio.PubSubManager):
     """A Redis client manager for sioctl workers (see the module docstring)."""
 
     name = "sioctl-redis"
@@ -81,23 +86,122 @@ class SioctlRedisManager(SioctlManagerBase, socketio.PubSubManager):
         reader = StreamListener if self.transport == "streams" else Listener
         self.listener = reader(self._new_client, [self.channel, self.own_channel],
                                self.server.sleep, logger, self._reclaim_now)
+        if self.sessions is not None:
+            self.recovery_reader = RecoveryReader(self._new_client, [self.recovery_channel],
+                                                  self.server.sleep, logger)
+            self.server.start_background_task(self._recovery_thread)
         super().initialize()  # starts _thread, which reads _listen()
         self.server.start_background_task(self._refresh_owners)
+
+    @property
+    def subscribed(self) -> bool:
+        """Whether this worker's readers (and, with recovery, its recovery stream reader)
+        are reading now."""
+        reading = SioctlManagerBase.subscribed.fget(self)  # type: ignore[attr-defined]
+        if self.recovery_reader is not None:
+            reading = reading and bool(self.recovery_reader.subscribed)
+        return bool(reading)
+
+    def _recovery_thread(self) -> None:
+        """Deliver the recovery stream's events here, in order, forever."""
+        for offset, raw in self.recovery_reader.messages():
+            try:
+                self._deliver_entry(offset, raw)
+            except Exception:
+                self._get_logger().exception("cannot deliver recovery stream entry %s", offset)
+
+    def _record_refresh(self) -> float:
+        return OWNER_REFRESH
 
     # ---------------------------------------------------------------------- socket owners
 
     def pre_connect(self, eio_sid: str, namespace: str) -> Any:
+        sessions = self.sessions
+        pid, restore = (None, None) if sessions is None else \
+            sessions.connecting.get((eio_sid, namespace), (None, None))
+        if sessions is not None and restore is not None:
+            # The reader leaves the socket out from the moment it can be a participant
+            # until its replay has caught up with the reader.
+            sessions.catching_up.add((namespace, restore.record.sid))
         sid = super().pre_connect(eio_sid, namespace)
         if sid is not None and self.transport == "streams":
             # Before the client hears CONNECT: from then on no guarded XADD (GUARDED_XADD)
             # can put a message for this socket on the stream of a worker it left.
             self._record_owner_now(namespace, sid)
+        if sessions is not None and sid is not None and pid is not None:
+            sessions.pids[(namespace, sid)] = pid
+            if restore is not None and restore.record.sid == sid:
+                self._finish_restore(restore, sid)
+        if sessions is not None and restore is not None:
+            sessions.catching_up.discard((namespace, restore.record.sid))
         return sid
 
     def connect(self, sid: str, namespace: str) -> Any:
         sid = super().connect(sid, namespace)
         self._connected_here(namespace, sid)
+        if self.sessions is not None:
+            self._write_record(namespace, sid, self.sessions.record_ttl_ms(OWNER_REFRESH))
         return sid
+
+    # ----------------------------------------------------------- connection state recovery
+
+    def start_restore(self, namespace: str, auth: Any) -> tuple[str, Restore | None]:
+        """The private id a CONNECT to ``namespace`` gets and, when its ``auth`` asks for a
+        restore that can be made, the restore with the events missed so far (the record is
+        taken: a session comes back once). Blocking: a GETDEL and XRANGEs."""
+        assert self.sessions is not None
+        asked = recovery.recovery_auth(auth)
+        if asked is None:
+            return recovery.new_pid(), None
+        pid, offset = asked
+        self.sessions.stats["attempted"] += 1
+        try:
+            restore = self._restore_of(
+                self.redis.getdel(recovery.session_key(self.channel, pid)), namespace, pid,
+                offset)
+            stream = recovery.stream_of(self.channel)
+            if restore is None:
+                pass
+            elif self.redis.xrange(stream, offset, offset, count=1):
+                self._read_missed(restore)
+            elif not self.redis.exists(stream):
+                self._nothing_missed(restore)
+            else:  # the offset was trimmed away: what followed it is not known
+                restore = None
+        except Exception as exc:  # Redis away: a fresh session
+            self._get_logger().warning("cannot restore a session (%s): a new one instead", exc)
+            restore = None
+        if restore is None:
+            self.sessions.stats["expired"] += 1
+            return recovery.new_pid(), None
+        return pid, restore
+
+    def _read_missed(self, restore: Restore) -> None:
+        """Read the recovery stream after ``restore.read_to`` to its end, into ``restore``."""
+        stream = recovery.stream_of(self.channel)
+        while True:
+            entries = self.redis.xrange(stream, "(" + restore.read_to, "+", count=REPLAY_PAGE)
+            restore.take(entries, self._decode_entry)
+            if len(entries) < REPLAY_PAGE:
+                return
+
+    def _finish_restore(self, restore: Restore, sid: str) -> None:
+        """Socket ``sid`` came back: its rooms, then what it missed up to where this
+        worker's reader is, in order, before its CONNECT answer (docs/design.md, "Restoring
+        without a gap or a duplicate"). The reader leaves the socket out meanwhile."""
+        self._restore_rooms(restore, sid)
+        for _ in range(recovery.CATCH_UP_TRIES):
+            for message in self._unsent(restore, sid):
+                self._library_handle_emit(message)
+            if self._caught_up(restore):
+                self._restored(restore, sid)  # no switch since the check
+                return
+            try:
+                self._read_missed(restore)
+            except Exception as exc:
+                self._get_logger().warning("cannot finish a restore (%s)", exc)
+                break
+        self._restore_failed(restore.record.namespace, sid)
 
     def _record_owner_now(self, namespace: str, sid: str) -> None:
         """Write the owner record of ``sid`` at once (one round trip); while Redis does not
@@ -146,6 +250,8 @@ class SioctlRedisManager(SioctlManagerBase, socketio.PubSubManager):
     # ------------------------------------------------------------------------ publishing
 
     def _publish(self, data: dict[str, Any]) -> None:
+        if self._recovery_publish(data):
+            return
         namespace, target, local = self._addressed(data)
         owner = self._owner_of(target, namespace) if routing.needs_owner(data, local) else None
         self._send_routed(data, local, owner)

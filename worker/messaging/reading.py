@@ -156,6 +156,29 @@ class StreamCursor:
         return True
 
 
+class RecoveryCursor(StreamCursor):
+    """The recovery stream's cursor (connection state recovery, :mod:`.recovery`): batches of
+    (entry id, data), since the entry id is the offset each event carries to its clients."""
+
+    name = "Redis recovery stream reader"
+
+    def _entries(self, answer: Any) -> list[tuple[str, bytes]]:
+        batch = []
+        for key, entries in answer or []:
+            key = _id(key)
+            for entry_id, fields in entries:
+                self._last[key] = _id(entry_id)
+                data = fields.get(b"d", fields.get("d"))
+                if data is not None:
+                    batch.append((self._last[key], data))
+        return batch
+
+    def position(self) -> str | None:
+        """The id of the last entry read (delivered, or about to be), None before the first
+        read."""
+        return self._last.get(self.keys[0])
+
+
 def _id(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from .listener import Reader
-from .reading import StreamCursor
+from .reading import RecoveryCursor, StreamCursor
 
 
 class StreamListener(StreamCursor, Reader):
@@ -41,3 +41,8 @@ class StreamListener(StreamCursor, Reader):
 
     def _read(self) -> list[tuple[str, bytes]]:
         return self._entries(self._conn.xread(**self._xread_args()))
+
+
+class RecoveryReader(RecoveryCursor, StreamListener):
+    """Yields (entry id, data) of every entry added to the recovery stream, forever, in order
+    (connection state recovery; the channel given is the recovery channel)."""

@@ -27,6 +27,7 @@ from . import (
     eio3_handshake,
     engineio_server,
     ping_interval,
+    recovery,
     sio_v4,
     socketio_rules,
 )
@@ -56,6 +57,9 @@ SERVER_MIXINS: tuple[type, ...] = (
     sio_v4.SocketIOv4Mixin,
     # Packet validation, the CONNECT-first rule, the connect timeout, CONNECT_ERROR's shape.
     socketio_rules.ConformantServerMixin,
+    # Connection state recovery (inert unless the manager has it on): a CONNECT of a served
+    # namespace may restore a session; the CONNECT answer carries the private id.
+    recovery.RecoveryServerMixin,
 )
 
 
@@ -73,6 +77,7 @@ ASYNC_ENGINE_MIXINS: tuple[type, ...] = (
 ASYNC_SERVER_MIXINS: tuple[type, ...] = (
     async_eio3.AsyncSocketIOv4Mixin,
     async_socketio.AsyncConformantServerMixin,
+    recovery.AsyncRecoveryServerMixin,
 )
 
 
@@ -87,7 +92,7 @@ def install(
     settings. An AsyncServer gets the async shells."""
     install_engine(server.eio, allow_eio3)
     mixins = ASYNC_SERVER_MIXINS if isinstance(server, socketio.AsyncServer) else SERVER_MIXINS
-    if not isinstance(server, mixins[-1]):  # the rules' mixin, last in either tuple
+    if not isinstance(server, mixins[1]):  # the rules' mixin, second in either tuple
         _extend_class(server, mixins, "SocketIO")
     socketio_rules.adopt(server, connect_timeout)
 

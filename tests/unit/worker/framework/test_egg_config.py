@@ -297,3 +297,56 @@ def test_egg_session_encrypt_needs_the_redis_store(tmp_path: Path) -> None:
 def test_egg_session_options_without_a_meaning_are_refused(tmp_path: Path, session: str,
                                                            message: str) -> None:
     assert message in _config_error(_app_dir(tmp_path / "a", f"session = {session}\n"))
+
+
+def test_connection_state_recovery_in_both_spellings(tmp_path: Path) -> None:
+    # socket.io's object, in milliseconds, with its defaults (2 min, middleware skipped).
+    egg = _app_dir(tmp_path / "egg", "io = {'init': {'connectionStateRecovery': "
+                   "{'maxDisconnectionDuration': 30000, 'skipMiddlewares': False}}}\n")
+    config = load_config(str(egg), "prod")
+    assert config.init["connection_state_recovery"] == {
+        "max_disconnection_duration": 30, "skip_middlewares": False}
+    assert "io.init.connectionStateRecovery is socket.io's name, in milliseconds" in \
+        "\n".join(config.notes)
+    empty = _app_dir(tmp_path / "empty", "io = {'init': {'connectionStateRecovery': {}}}\n")
+    assert load_config(str(empty), "prod").init["connection_state_recovery"] == {
+        "max_disconnection_duration": 120, "skip_middlewares": True}
+    # Ours, in seconds; True means the defaults.
+    ours = _app_dir(tmp_path / "ours", "io = {'init': {'connection_state_recovery': "
+                    "{'max_disconnection_duration': 45}}}\n")
+    assert load_config(str(ours), "prod").init["connection_state_recovery"] == {
+        "max_disconnection_duration": 45, "skip_middlewares": True}
+    on = _app_dir(tmp_path / "on", "io = {'init': {'connection_state_recovery': True}}\n")
+    assert load_config(str(on), "prod").init["connection_state_recovery"] == {
+        "max_disconnection_duration": 120.0, "skip_middlewares": True}
+
+
+@pytest.mark.parametrize(("init", "message"), [
+    ("{'connection_state_recovery': {'max_disconnection_duration': 'long'}}",
+     "io.init.connection_state_recovery.max_disconnection_duration: expected a number"),
+    ("{'connection_state_recovery': {'skip': True}}",
+     "io.init.connection_state_recovery.skip: unknown config key"),
+    ("{'connectionStateRecovery': {'maxDisconnectionDuration': 0}}",
+     "io.init.connectionStateRecovery.maxDisconnectionDuration: expected a number of "
+     "milliseconds above 0"),
+    ("{'connectionStateRecovery': {}, 'connection_state_recovery': True}",
+     "both connectionStateRecovery and connection_state_recovery are set"),
+])
+def test_connection_state_recovery_mistakes(tmp_path: Path, init: str, message: str) -> None:
+    root = _app_dir(tmp_path / "a", f"io = {{'init': {init}}}\n")
+    assert message in _config_error(root)
+
+
+def test_the_cli_takes_the_recovery_window_from_the_app_dir(tmp_path: Path) -> None:
+    root = _app_dir(tmp_path / "proj", "io = {'init': {'connectionStateRecovery': "
+                    "{'maxDisconnectionDuration': 90000}}}\n")
+
+    def printed(*args: str) -> object:
+        result = CliRunner().invoke(cli, ["start", "--print-config", str(root), *args],
+                                    env=_isolated_env(tmp_path))
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)["connection_state_recovery"]
+
+    assert printed() == 90
+    # The command line wins.
+    assert printed("--connection-state-recovery", "5") == 5

@@ -256,6 +256,23 @@ def test_a_packet_ctx_shares_the_connection_and_has_its_own_ack() -> None:
     assert one.session is ctx.session and one.socket is socket and ctx.event is None
 
 
+def test_ctx_says_whether_the_socket_recovered_its_session() -> None:
+    class Manager:
+        def recovered(self, sid: str, namespace: str = "/") -> bool:
+            return (sid, namespace) == ("back", "/chat")
+
+    class App:
+        sio = type("Sio", (), {"manager": Manager()})()
+
+    def ctx(sid: str, app: object) -> Context:
+        return Context(app, SocketCore(None, sid, "/chat"), {}, None, {})  # type: ignore[arg-type]
+
+    assert ctx("back", App()).recovered is True
+    assert ctx("new", App()).recovered is False
+    # An in-memory manager knows nothing of recovery.
+    assert ctx("back", type("Plain", (), {"sio": None})()).recovered is False
+
+
 def test_emits_are_held_until_released_then_go_out_at_once() -> None:
     socket = SocketCore(None, "sid1", "/")
     assert socket.hold("a", (1,)) and socket.hold("b", (1, 2))
