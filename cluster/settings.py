@@ -19,13 +19,13 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
+from .redis_urls import check_url
 from .setting_spec import Spec, setting, specs_of
 
 DEFAULT_PORT = 7001
 DEFAULT_BIND = f"0.0.0.0:{DEFAULT_PORT}"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 REDIS_TRANSPORTS = ("pubsub", "streams")
-REDIS_SCHEMES = ("redis", "rediss", "unix")
 # The worker engines (-k): "auto" follows the app (a socketio.AsyncServer or an ASGI app runs on
 # asyncio, a socketio.Server on eventlet); the master resolves it before starting workers.
 AUTO = "auto"
@@ -179,11 +179,10 @@ def check_network(entry: str) -> str | None:
 
 
 def check_redis_url(url: str) -> str | None:
-    """None if ``url`` looks like a Redis URL, else why not (one line, password masked)."""
-    scheme = urllib.parse.urlsplit(url).scheme
-    if scheme not in REDIS_SCHEMES:
-        return f"{mask_url(url)!r} is not a Redis URL (redis://, rediss:// or unix://)"
-    return None
+    """None if ``url`` is a Redis URL sioctl can use (cluster/redis_urls.py), else why not
+    (one line, password masked)."""
+    reason = check_url(url)
+    return None if reason is None else f"{mask_url(url)!r} {reason}"
 
 
 @dataclass
@@ -220,7 +219,8 @@ class Settings:
     # None: in-memory manager with one worker, an embedded redis-server with more.
     redis_url: str | None = setting(
         None, flags=("--redis",), metavar="URL", check=check_redis_url,
-        help="Redis joining the workers (redis://, rediss://, unix://). Default: an embedded "
+        help="Redis joining the workers (redis://, rediss://, valkey://, valkeys://, unix://, "
+        "redis+sentinel://H:P,H:P/DB/SERVICE). Default: an embedded "
         "redis-server with several workers, in-memory with one.",
     )
     redis_channel: str = setting(

@@ -1,5 +1,12 @@
-"""Redis clients that sioctl's shells make for idempotent work (the gateway's registry, Redis
-sessions, socket id claims).
+"""Every Redis client sioctl's workers make, on either engine: :func:`new_blocking` and
+:func:`new_asyncio` turn any URL of cluster/redis_urls.py into a client (a Sentinel URL into a
+client of the master the sentinels name), and :func:`blocking_client` / :func:`asyncio_client`
+are the clients for idempotent work (the gateway's registry, Redis sessions, socket id claims).
+
+A Sentinel client's pool (redis-py's ``SentinelConnectionPool``) asks the sentinels for the
+master's address each time it opens a connection, and drops its connections when that address
+changed: after a failover, the next connection (the publisher's retry, the listener's
+resubscription) reaches the new master without anything of ours re-resolving it.
 
 Their pools are not limited: redis-py 8 limits a pool to 100 connections and then raises
 ``MaxConnectionsError`` instead of waiting, so a storm of more than 100 disconnects at once on a
@@ -18,25 +25,56 @@ outage accounting (worker/messaging/outbox.py): a PUBLISH is not idempotent.
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis
 import redis.asyncio
+import redis.asyncio.sentinel
+import redis.sentinel
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+
+from sioctl.cluster.redis_urls import is_sentinel, parse_sentinel_url, redis_py_url
 
 # As many connections as commands overlap (see the module's docstring); the managers' pools
 # take the same (redis_setup.REDIS_MAX_CONNECTIONS).
 MAX_CONNECTIONS = 2**31 - 1
 
 
-def blocking_client(url: str) -> redis.Redis:
+def sentinel_parts(url: str, channel: str,
+                   options: dict[str, Any]) -> tuple[list[tuple[str, int]], str, dict[str, Any]]:
+    """The sentinels, the service (``channel`` when the URL names none, as python-socketio
+    does) and the master's connection options (``options`` under the URL's own) of a
+    Sentinel ``url``."""
+    parsed = parse_sentinel_url(url)
+    return parsed.sentinels, parsed.service or channel, {**options, **parsed.options}
+
+
+def new_blocking(url: str, channel: str = "socketio", **options: Any) -> redis.Redis:
+    """A blocking client for any sioctl Redis URL, ``options`` passed to redis-py (with a
+    Sentinel URL, to the master's connections; the sentinels get the ``socket_*`` ones)."""
+    if is_sentinel(url):
+        sentinels, service, kwargs = sentinel_parts(url, channel, options)
+        return redis.sentinel.Sentinel(sentinels, **kwargs).master_for(service)
+    return redis.Redis.from_url(redis_py_url(url), **options)
+
+
+def new_asyncio(url: str, channel: str = "socketio", **options: Any) -> redis.asyncio.Redis:
+    """A ``redis.asyncio`` client for any sioctl Redis URL, as :func:`new_blocking`."""
+    if is_sentinel(url):
+        sentinels, service, kwargs = sentinel_parts(url, channel, options)
+        return redis.asyncio.sentinel.Sentinel(sentinels, **kwargs).master_for(service)
+    return redis.asyncio.Redis.from_url(redis_py_url(url), **options)
+
+
+def blocking_client(url: str, channel: str = "socketio") -> redis.Redis:
     """A blocking (eventlet) client for ``url`` whose pool is not limited."""
-    return redis.Redis.from_url(url, max_connections=MAX_CONNECTIONS)
+    return new_blocking(url, channel, max_connections=MAX_CONNECTIONS)
 
 
-def asyncio_client(url: str) -> redis.asyncio.Redis:
+def asyncio_client(url: str, channel: str = "socketio") -> redis.asyncio.Redis:
     """A ``redis.asyncio`` client for ``url`` that retries a command once, on a new connection,
     when the pooled one turns out closed; its pool is not limited."""
-    return redis.asyncio.Redis.from_url(url, retry=Retry(NoBackoff(), 1),
-                                        retry_on_error=[RedisConnectionError],
-                                        max_connections=MAX_CONNECTIONS)
+    return new_asyncio(url, channel, retry=Retry(NoBackoff(), 1),
+                       retry_on_error=[RedisConnectionError], max_connections=MAX_CONNECTIONS)

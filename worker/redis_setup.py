@@ -10,13 +10,12 @@ import logging
 import time
 from urllib.parse import urlsplit
 
-import redis
 import socketio
 
 from sioctl.cluster.settings import MASK, mask_url
 from sioctl.worker.errors import BootError
 from sioctl.worker.messaging.manager import SioctlRedisManager
-from sioctl.worker.redis_clients import MAX_CONNECTIONS
+from sioctl.worker.redis_clients import MAX_CONNECTIONS, new_blocking
 
 PING_TIMEOUT = 3.0
 # How long a new worker waits for its Redis listener to subscribe before it reports ready.
@@ -27,12 +26,12 @@ SUBSCRIBE_TIMEOUT = 5.0
 REDIS_MAX_CONNECTIONS = MAX_CONNECTIONS
 
 
-def check_redis(url: str, timeout: float = PING_TIMEOUT) -> None:
-    """Ping the Redis at ``url``; raises BootError naming the masked url and the reason."""
+def check_redis(url: str, timeout: float = PING_TIMEOUT, channel: str = "socketio") -> None:
+    """Ping the Redis at ``url`` (the master of a Sentinel URL, whose service defaults to
+    ``channel``); raises BootError naming the masked url and the reason."""
     try:
-        client = redis.Redis.from_url(
-            url, socket_connect_timeout=timeout, socket_timeout=timeout
-        )
+        client = new_blocking(url, channel, socket_connect_timeout=timeout,
+                              socket_timeout=timeout)
         try:
             client.ping()
         finally:
@@ -65,7 +64,7 @@ def install_manager(
     if type(server.manager) is not socketio.Manager:
         description = f"the app's own {type(server.manager).__name__}"
     elif redis_url:
-        check_redis(redis_url)
+        check_redis(redis_url, channel=redis_channel)
         manager = SioctlRedisManager(
             redis_url,
             channel=redis_channel,

@@ -15,14 +15,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import engineio
-import redis.asyncio
 import socketio
 
-from sioctl.cluster.settings import ASYNCIO, REDIS_SCHEMES, Settings, mask_url
+from sioctl.cluster.redis_urls import check_url
+from sioctl.cluster.settings import ASYNCIO, Settings, mask_url
 from sioctl.worker import app_loader, boot, protocol, redis_setup
 from sioctl.worker.aio import appdir
 from sioctl.worker.errors import BootError
 from sioctl.worker.messaging.async_manager import AsyncSioctlRedisManager
+from sioctl.worker.redis_clients import new_asyncio
 
 # As on eventlet (worker/redis_setup.py): the boot PING's timeout, how long a new worker waits
 # for its Redis listener to subscribe, and no pool limit (redis-py 8's 100 fails busy workers).
@@ -73,11 +74,11 @@ def load(settings: Settings) -> LoadedAsgiApp:
     return LoadedAsgiApp(asgi_app, server, engines)
 
 
-async def check_redis(url: str, timeout: float = PING_TIMEOUT) -> None:
+async def check_redis(url: str, timeout: float = PING_TIMEOUT,
+                      channel: str = "socketio") -> None:
     """Ping the Redis at ``url``; raises BootError naming the masked url and the reason (the
     password scrubbed from it, as redis_setup.check_redis does on eventlet)."""
-    client = redis.asyncio.Redis.from_url(
-        url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    client = new_asyncio(url, channel, socket_connect_timeout=timeout, socket_timeout=timeout)
     try:
         await asyncio.wait_for(client.ping(), timeout)
     except Exception as exc:
@@ -103,9 +104,10 @@ async def join_workers(
     if type(server.manager) is not socketio.AsyncManager:
         description = f"the app's own {type(server.manager).__name__}"
     elif settings.redis_url:
-        if settings.redis_url.split("://", 1)[0] not in REDIS_SCHEMES:
-            raise BootError(f"not a Redis URL: {mask_url(settings.redis_url)}")
-        await check_redis(settings.redis_url)
+        reason = check_url(settings.redis_url)
+        if reason is not None:
+            raise BootError(f"{mask_url(settings.redis_url)} {reason}")
+        await check_redis(settings.redis_url, channel=settings.redis_channel)
         manager = AsyncSioctlRedisManager(
             settings.redis_url, channel=settings.redis_channel, logger=logger,
             redis_options={"max_connections": REDIS_MAX_CONNECTIONS},

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from sioctl.cluster.redis_urls import SCHEMES_TEXT, check_url
+
 from . import egg_names
 
 CONFIG_DIR = "config"
@@ -336,9 +338,9 @@ def _apply_session(config: AppConfig, value: Any) -> None:
 def redis_url(config: AppConfig, value: Any) -> str:
     """``io.redis`` as a URL: given as one, or as host/port/password/db (or path) parts."""
     if isinstance(value, str):
-        if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigError(f"{config.where('io.redis')}: expected a redis://, rediss:// or "
-                              "unix:// URL")
+        if check_url(value) is not None:
+            raise ConfigError(f"{config.where('io.redis')}: expected a Redis URL "
+                              f"({SCHEMES_TEXT})")
         return value
     parts = _check_keys(config, "io.redis", value, REDIS_KEYS)
     auth = ""

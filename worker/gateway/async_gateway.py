@@ -106,7 +106,7 @@ def async_gateway_plugin(app: AppCore, config: GatewayConfig) -> AsyncGatewayPlu
     cluster's Redis (in memory without one)."""
     registry: Any
     if app.redis_url:
-        registry = AsyncRedisRegistry(asyncio_client(app.redis_url),
+        registry = AsyncRedisRegistry(asyncio_client(app.redis_url, app.redis_channel),
                                       prefix=f"{app.redis_channel}:gw:",
                                       worker=WorkerId.here())
     else:

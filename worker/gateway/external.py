@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import redis
 import socketio
+
+from sioctl.cluster.redis_urls import redis_py_url
+from sioctl.worker.redis_clients import new_blocking
 
 from . import wire
 from .plugin import NAMESPACE, broadcast_rooms
@@ -26,8 +28,10 @@ class ExternalGateway:
     """
 
     def __init__(self, redis_url: str, channel: str = "socketio") -> None:
-        self.registry = RedisRegistry(redis.Redis.from_url(redis_url), prefix=f"{channel}:gw:")
-        self.emitter = socketio.RedisManager(redis_url, channel=channel, write_only=True)
+        self.registry = RedisRegistry(new_blocking(redis_url, channel), prefix=f"{channel}:gw:")
+        self.emitter = socketio.RedisManager(
+            # python-socketio reads valkey:// with the valkey package; redis-py serves it too.
+            redis_py_url(redis_url), channel=channel, write_only=True)
 
     def send(self, target: str, payload: Any, app: str, user_id: str | None = None) -> bool:
         """Deliver ``payload`` to ``target`` (a client id or a userId) as an ``exchange``;

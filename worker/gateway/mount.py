@@ -75,7 +75,7 @@ def gateway_plugin(app: AppCore) -> Plugin | None:
         return async_gateway_plugin(app, gateway_config)
     registry: Registry
     if app.redis_url:
-        registry = RedisRegistry(blocking_client(app.redis_url),
+        registry = RedisRegistry(blocking_client(app.redis_url, app.redis_channel),
                                  prefix=f"{app.redis_channel}:gw:", worker=WorkerId.here())
     else:
         registry = MemoryRegistry()

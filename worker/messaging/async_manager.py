@@ -23,6 +23,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from socketio.async_pubsub_manager import AsyncPubSubManager
 
+from sioctl.worker.redis_clients import new_asyncio
+
 from . import recovery, routing
 from .async_publisher import AsyncPublisher, aclose
 from .async_queries import AsyncQueries
@@ -59,8 +61,8 @@ class AsyncSioctlRedisManager(RecoveryMixin, SioctlManagerBase, AsyncPubSubManag
         self.queries = AsyncQueries(self)
 
     def _new_client(self) -> aioredis.Redis:
-        return aioredis.Redis.from_url(self.redis_url,
-                                       **client_options(self.redis_url, self.redis_options))
+        return new_asyncio(self.redis_url, self.channel,
+                           **client_options(self.redis_url, self.redis_options))
 
     def initialize(self) -> None:
         """Start the publisher, the reader and the owner-record refresher (in the running

@@ -26,6 +26,8 @@ from typing import Any
 import redis
 import socketio
 
+from sioctl.worker.redis_clients import new_blocking
+
 from . import recovery, routing
 from .base import OWNER_REFRESH, OWNER_TTL, SioctlManagerBase, client_options
 from .listener import Listener
@@ -64,8 +66,8 @@ class SioctlRedisManager(RecoveryMixin, SioctlManagerBase, socketio.PubSubManage
     # ----------------------------------------------------------------------- connections
 
     def _new_client(self) -> redis.Redis:
-        return redis.Redis.from_url(self.redis_url,
-                                    **client_options(self.redis_url, self.redis_options))
+        return new_blocking(self.redis_url, self.channel,
+                            **client_options(self.redis_url, self.redis_options))
 
     def initialize(self) -> None:
         logger = self._get_logger()

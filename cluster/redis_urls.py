@@ -1,0 +1,94 @@
+"""The Redis URLs sioctl accepts, parsed without touching a Redis client (the supervisor checks
+them; worker/redis_clients.py turns them into clients of either engine).
+
+- ``redis://``, ``rediss://`` (TLS), ``unix://``: redis-py's own syntax.
+- ``valkey://``, ``valkeys://`` (TLS): the same, for a Valkey server. Valkey speaks the Redis
+  protocol, so redis-py serves them (read as ``redis://`` / ``rediss://``); no second client
+  library is needed.
+- ``redis+sentinel://[[user]:password@]h1:p1,h2:p2,.../DB/SERVICE`` (and ``valkey+sentinel://``):
+  python-socketio's syntax (``socketio.redis_manager.parse_redis_sentinel_url``). The sentinels
+  are asked for the master of SERVICE (the Redis channel when the URL names none, as
+  python-socketio does); the user name and password are the master's, DB its database.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any
+
+PLAIN_SCHEMES = ("redis", "rediss", "valkey", "valkeys", "unix")
+SENTINEL_SCHEMES = ("redis+sentinel", "valkey+sentinel")
+REDIS_SCHEMES = PLAIN_SCHEMES + SENTINEL_SCHEMES
+# The schemes redis-py reads for the Valkey ones.
+_REDIS_PY_SCHEME = {"valkey": "redis", "valkeys": "rediss"}
+SCHEMES_TEXT = "redis://, rediss://, valkey://, valkeys://, unix://, redis+sentinel:// or " \
+    "valkey+sentinel://"
+
+
+@dataclass(frozen=True)
+class SentinelUrl:
+    """A ``redis+sentinel://`` URL taken apart: the sentinels' addresses, the service (None
+    when the URL names none) and the master's connection options (db, username, password)."""
+
+    sentinels: list[tuple[str, int]]
+    service: str | None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def scheme(url: str) -> str:
+    """The lower-cased scheme of ``url`` ("" when it has none)."""
+    return url.split("://", 1)[0].lower() if "://" in url else ""
+
+
+def is_sentinel(url: str) -> bool:
+    """True when ``url`` finds its master through Redis Sentinel."""
+    return scheme(url) in SENTINEL_SCHEMES
+
+
+def redis_py_url(url: str) -> str:
+    """``url`` as redis-py's ``from_url`` reads it: ``valkey(s)://`` become ``redis(s)://``."""
+    name = scheme(url)
+    if name in _REDIS_PY_SCHEME:
+        return _REDIS_PY_SCHEME[name] + url[len(name):]
+    return url
+
+
+def parse_sentinel_url(url: str) -> SentinelUrl:
+    """The sentinels, service and master options of a ``redis+sentinel://`` URL; raises
+    ValueError (without the password) when it is not one."""
+    if not is_sentinel(url):
+        raise ValueError("not a redis+sentinel:// or valkey+sentinel:// URL")
+    parts = urllib.parse.urlsplit(url)
+    sentinels = []
+    for address in parts.netloc.rpartition("@")[2].split(","):
+        host, sep, port = address.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"sentinel {address!r} is not HOST:PORT")
+        sentinels.append((host.strip("[]"), int(port)))
+    options: dict[str, Any] = {}
+    if parts.username:
+        options["username"] = urllib.parse.unquote(parts.username)
+    if parts.password:
+        options["password"] = urllib.parse.unquote(parts.password)
+    path = parts.path.split("/")
+    if len(path) >= 2 and path[1]:
+        if not path[1].isdigit():
+            raise ValueError(f"database {path[1]!r} is not a number")
+        options["db"] = int(path[1])
+    service = path[2] if len(path) >= 3 and path[2] else None
+    return SentinelUrl(sentinels, service, options)
+
+
+def check_url(url: str) -> str | None:
+    """None if ``url`` is a Redis URL sioctl can use, else why not, to follow the (masked) URL:
+    "is not a Redis URL (...)"; no password in it."""
+    name = scheme(url)
+    if name not in REDIS_SCHEMES:
+        return f"is not a Redis URL ({SCHEMES_TEXT})"
+    if name in SENTINEL_SCHEMES:
+        try:
+            parse_sentinel_url(url)
+        except ValueError as exc:
+            return f"is not a Redis Sentinel URL: {exc}"
+    return None

@@ -1,0 +1,78 @@
+"""The Redis URLs sioctl accepts (cluster/redis_urls.py) and the clients they become
+(worker/redis_clients.py), checked without a Redis server."""
+
+from __future__ import annotations
+
+import pytest
+import redis.asyncio.sentinel
+import redis.sentinel
+from socketio.redis_manager import parse_redis_sentinel_url
+
+from sioctl.cluster.redis_urls import check_url, parse_sentinel_url, redis_py_url
+from sioctl.cluster.settings import check_redis_url, mask_url
+from sioctl.worker.redis_clients import new_asyncio, new_blocking
+
+SENTINEL_URLS = [
+    "redis+sentinel://127.0.0.1:26379,127.0.0.2:26380,localhost:26381/2/mymaster",
+    "valkey+sentinel://:secret@h1:1,h2:2/0/svc",
+    "redis+sentinel://user:secret@h1:1/3",
+    "redis+sentinel://h1:1",
+    "redis+sentinel://h1:1/",
+]
+
+
+@pytest.mark.parametrize("url", SENTINEL_URLS)
+def test_sentinel_urls_read_as_python_socketio_reads_them(url: str) -> None:
+    sentinels, service, options = parse_redis_sentinel_url(url)
+    parsed = parse_sentinel_url(url)
+    assert (parsed.sentinels, parsed.service, parsed.options) == (sentinels, service, options)
+    assert check_url(url) is None
+
+
+@pytest.mark.parametrize("url", [
+    "redis://h:1/0", "rediss://:pw@h:1/0", "valkey://h:1", "valkeys://h:1/2", "unix:///tmp/r.sock",
+    "REDIS://h:1",
+])
+def test_plain_urls_are_accepted(url: str) -> None:
+    assert check_url(url) is None and check_redis_url(url) is None
+
+
+@pytest.mark.parametrize(("url", "reason"), [
+    ("http://user:secret@host/", "is not a Redis URL"),
+    ("redis+sentinel://:secret@h1,h2:2/0/s", "sentinel 'h1' is not HOST:PORT"),
+    ("redis+sentinel://:secret@h1:1/zero/s", "database 'zero' is not a number"),
+])
+def test_bad_urls_say_why_without_the_password(url: str, reason: str) -> None:
+    message = check_redis_url(url)
+    assert message is not None and reason in message and "secret" not in message
+
+
+def test_valkey_schemes_become_redis_py_schemes() -> None:
+    assert redis_py_url("valkey://h:1/0") == "redis://h:1/0"
+    assert redis_py_url("valkeys://:pw@h:1/0") == "rediss://:pw@h:1/0"
+    assert redis_py_url("redis://valkey:1/0") == "redis://valkey:1/0"
+    client = new_blocking("valkeys://h:7/3")
+    kwargs = client.connection_pool.connection_kwargs
+    assert (kwargs["host"], kwargs["port"], kwargs["db"]) == ("h", 7, 3)
+    assert client.connection_pool.connection_class.__name__ == "SSLConnection"
+
+
+def test_sentinel_masks_its_password() -> None:
+    assert mask_url("redis+sentinel://u:secret@h1:1,h2:2/0/s") == "redis+sentinel://u:***@h1:1,h2:2/0/s"
+
+
+@pytest.mark.parametrize("make", [new_blocking, new_asyncio])
+def test_a_sentinel_url_makes_a_client_of_the_service_master(make) -> None:  # type: ignore[no-untyped-def]
+    client = make("redis+sentinel://:secret@127.0.0.1:1,127.0.0.1:2/4", "chan",
+                  socket_connect_timeout=1.5, max_connections=7)
+    pool = client.connection_pool
+    assert isinstance(pool, (redis.sentinel.SentinelConnectionPool,
+                             redis.asyncio.sentinel.SentinelConnectionPool))
+    # No service in the URL: the channel, as python-socketio's RedisManager does.
+    assert pool.service_name == "chan" and pool.max_connections == 7
+    assert pool.connection_kwargs["db"] == 4 and pool.connection_kwargs["password"] == "secret"
+    sentinels = pool.sentinel_manager.sentinels
+    assert [s.connection_pool.connection_kwargs["port"] for s in sentinels] == [1, 2]
+    # The sentinels get the socket options, not the master's password.
+    assert sentinels[0].connection_pool.connection_kwargs.get("password") is None
+    assert sentinels[0].connection_pool.connection_kwargs["socket_connect_timeout"] == 1.5
