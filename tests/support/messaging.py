@@ -127,10 +127,12 @@ def inbox_for(client: BoundClient) -> Inbox:
 
 
 class Sender:
-    """A test thread that asks ``client``'s worker to emit one message to ``to`` every
-    ``interval`` seconds (fire and forget), recording when each one was sent."""
+    """A test thread that asks ``client``'s worker to emit one message to ``to`` (None: a
+    broadcast to every client) every ``interval`` seconds (fire and forget), recording when
+    each one was sent."""
 
-    def __init__(self, client: BoundClient, to: str, tag: str, interval: float = 0.02) -> None:
+    def __init__(self, client: BoundClient, to: str | None, tag: str,
+                 interval: float = 0.02) -> None:
         self.client = client
         self.to = to
         self.tag = tag

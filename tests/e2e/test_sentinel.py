@@ -1,0 +1,77 @@
+"""sioctl on Redis Sentinel (``--redis redis+sentinel://...``): a master, a replica and three
+sentinels of the test's own (tests.support.sentinel); two workers of either engine
+(``start_nodes``) find the master through the sentinels, and after the master is SIGKILLed
+during broadcast traffic they follow the promoted replica by themselves, counting what pub/sub
+lost meanwhile."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.clients import wait_until
+from tests.support.messaging import Sender, barrier, clients_on_slots, inbox_for, new_tag
+from tests.support.sentinel import SentinelGroup
+
+# How long broadcasts may take to reach every client again once the sentinels promoted the
+# replica (the listeners' and publisher's retry delays).
+RESUME_TIMEOUT = 30.0
+
+
+@pytest.fixture
+def sentinel_group(tmp_path: Path) -> Iterator[SentinelGroup]:
+    group = SentinelGroup(tmp_path / "sentinel")
+    try:
+        yield group
+    finally:
+        group.stop()
+
+
+def test_broadcasts_follow_a_sentinel_failover(
+    sentinel_group: SentinelGroup, start_nodes: Any, connect: Any
+) -> None:
+    cluster = start_nodes(sentinel_group.url)
+    assert "redis+sentinel://" in cluster.log_text()
+    pids = cluster.worker_pids()
+    slots = clients_on_slots(connect, cluster)
+    (a, _), (b, wb) = slots[0][0], slots[1][0]
+    inboxes = [inbox_for(a), inbox_for(b)]
+    # Broadcasts from worker 0, to every client (both workers').
+    sender = Sender(a, None, new_tag("failover"), interval=0.02).start()
+    try:
+        for inbox in inboxes:
+            inbox.wait(sender.tag, 20)
+        killed_at = sentinel_group.kill_master()
+        promoted_at = sentinel_group.wait_failover()
+
+        def everyone_has_news() -> bool:
+            after = sender.sent_after(killed_at)
+            return all(after & set(inbox.of(sender.tag)) for inbox in inboxes)
+
+        wait_until(everyone_has_news, RESUME_TIMEOUT,
+                   what="broadcasts reaching both workers' clients after the failover")
+        resumed_at = time.monotonic()
+        time.sleep(1.0)  # steady traffic on the new master
+    finally:
+        sender.stop()
+    barrier(a, b, wb["sid"])  # a later message on the same path reveals any gap before it
+    sent = len(sender.sent)
+    received = [len(inbox.of(sender.tag)) for inbox in inboxes]
+    stats = [a.call("manager_stats"), b.call("manager_stats")]
+    print(f"Sentinel failover: promoted {promoted_at - killed_at:.1f}s after the kill, "
+          f"broadcasts everywhere again {resumed_at - killed_at:.1f}s after it; sent {sent}, "
+          f"received {received}, counted lost {[s['lost'] for s in stats]}, "
+          f"publisher {[(s['published'], s['dropped']) for s in stats]}")
+    assert not sender.errors, sender.errors
+    assert cluster.worker_pids() == pids
+    assert sentinel_group.master_port_now() == sentinel_group.replica_port
+    # Worker 1 heard worker 0's broadcasts only through Redis: what it missed is counted.
+    assert stats[1]["lost"] == sent - received[1]
+    assert all(max(inbox.of(sender.tag).values()) == 1 for inbox in inboxes), "duplicates"
+    # Everything sent once both were back reached both.
+    late = sender.sent_after(resumed_at)
+    assert late and all(late <= set(inbox.of(sender.tag)) for inbox in inboxes)
