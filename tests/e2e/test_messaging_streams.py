@@ -5,12 +5,12 @@ reconnecting, what was published meanwhile, in order, exactly once; on either en
 from __future__ import annotations
 
 import collections
-import threading
 import time
 from typing import Any
 
-from tests.support.clients import BoundClient, wait_until
+from tests.support.clients import wait_until
 from tests.support.messaging import (
+    Arrivals,
     OwnRedis,
     barrier,
     clients_on_slots,
@@ -21,25 +21,6 @@ from tests.support.messaging import (
 # One sender on worker 0 emitting to a client on worker 1: 400 messages, 10 ms apart.
 COUNT = 400
 PAUSE = 0.01
-
-
-class Arrivals:
-    """The sequence numbers of 'msg' events of one tag, in the order they arrived."""
-
-    def __init__(self, client: BoundClient, tag: str) -> None:
-        self.tag = tag
-        self.lock = threading.Lock()
-        self.order: list[int] = []
-        client.on("msg", self._put)
-
-    def _put(self, data: dict[str, Any]) -> None:
-        if data.get("tag") == self.tag:
-            with self.lock:
-                self.order.append(int(data["i"]))
-
-    def seen(self) -> list[int]:
-        with self.lock:
-            return list(self.order)
 
 
 def start_traffic(cluster: Any, connect: Any) -> tuple[Arrivals, Any]:

@@ -164,3 +164,22 @@ class Sender:
 
     def sent_after(self, moment: float) -> set[int]:
         return {i for i, at in self.sent if at > moment}
+
+
+class Arrivals:
+    """The sequence numbers of 'msg' events of one tag, in the order they arrived."""
+
+    def __init__(self, client: BoundClient, tag: str) -> None:
+        self.tag = tag
+        self.lock = threading.Lock()
+        self.order: list[int] = []
+        client.on("msg", self._put)
+
+    def _put(self, data: dict[str, Any]) -> None:
+        if data.get("tag") == self.tag:
+            with self.lock:
+                self.order.append(int(data["i"]))
+
+    def seen(self) -> list[int]:
+        with self.lock:
+            return list(self.order)
