@@ -79,6 +79,13 @@ def test_broadcasts_follow_a_sentinel_failover(
     # Worker 1 heard worker 0's broadcasts only through Redis: what it missed is counted.
     assert stats[1]["lost"] == sent - received[1]
     assert all(max(inbox.of(sender.tag).values()) == 1 for inbox in inboxes), "duplicates"
+    # The publisher queued through the outage and lost nothing; each listener named the
+    # outage once and resubscribed on the new master (the log says which master it dialled).
+    assert all(s["dropped"] == 0 and s["queued"] == 0 for s in stats), stats
+    assert all(s["resubscriptions"] >= 1 and s["subscribed"] for s in stats), stats
+    log = cluster.log_text()
+    assert log.count("NOT SUBSCRIBED") == log.count("subscribed again") == 2, log
+    assert f"127.0.0.1:{sentinel_group.master_port}" in log
     # Everything sent once both were back reached both.
     late = sender.sent_after(resumed_at)
     assert late and all(late <= set(inbox.of(sender.tag)) for inbox in inboxes)
