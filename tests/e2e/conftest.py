@@ -15,6 +15,7 @@ from tests.support.gateway import GwClient, JsGwClient
 from tests.support.messaging import OwnRedis
 from tests.support.nginx import NginxServer, stream_module
 from tests.support.paths import JS_DIR
+from tests.support.sentinel import SentinelGroup
 
 
 @pytest.fixture
@@ -26,6 +27,17 @@ def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def module_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelGroup]:
+    """A Sentinel group (master, replica, three sentinels) shared by a module's tests, which
+    must leave its master alive; stopped after the module."""
+    group = SentinelGroup(tmp_path_factory.mktemp("sentinel"))
+    try:
+        yield group
+    finally:
+        group.stop()
 
 
 @pytest.fixture

@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis as redis_sync
-import redis.asyncio
 
 from sioctl.worker import protocol
 from sioctl.worker.framework.aio import load_async_app_dir
 from sioctl.worker.framework.session import SessionLoader, new_redis_session_cookie
+from sioctl.worker.redis_clients import new_asyncio, new_blocking
 from tests.support.asgi_polling import PollingClient, join_redis, write_app
 
 FILES = {
@@ -96,6 +95,15 @@ def app_dir(tmp_path: Path) -> str:
     return str(write_app(tmp_path, FILES))
 
 
+@pytest.fixture(params=["redis", "sentinel"])
+def any_redis_url(request: pytest.FixtureRequest, redis_url: str) -> str:
+    """The session's redis:// URL, or a redis+sentinel:// URL of the module's Sentinel group
+    (issue 20: claims and sessions find the master through the sentinels)."""
+    if request.param == "redis":
+        return redis_url
+    return str(request.getfixturevalue("module_sentinel").url)
+
+
 @pytest.mark.parametrize("rules", [False, True], ids=["bare", "protocol-rules"])
 def test_custom_ids_on_one_worker(app_dir: str, rules: bool) -> None:
     """With and without sioctl's protocol rules on the server (the asyncio worker installs
@@ -119,13 +127,14 @@ def test_custom_ids_on_one_worker(app_dir: str, rules: bool) -> None:
     asyncio.run(scenario())
 
 
-def test_custom_ids_are_claimed_in_redis_across_workers(app_dir: str, redis_url: str) -> None:
+def test_custom_ids_are_claimed_in_redis_across_workers(app_dir: str, any_redis_url: str) -> None:
+    redis_url = any_redis_url
     channel = f"ids-{uuid.uuid4().hex[:8]}"
     slots = [load_async_app_dir(app_dir, "ids", owner=f"slot-{i}") for i in range(2)]
     key = f"{channel}:ids:/:user-7"
 
     async def scenario() -> None:
-        store = redis.asyncio.Redis.from_url(redis_url)
+        store = new_asyncio(redis_url)
         managers = [join_redis(app, redis_url, channel) for app in slots]
         first = PollingClient(slots[0].asgi_app, "uid=7")
         assert await connected_sid(first) == "user-7"
@@ -167,11 +176,12 @@ async def _gone(store: Any, key: str) -> bool:
     return bool(await store.exists(key) == 0)
 
 
-def test_redis_sessions_load_and_save_across_engines(app_dir: str, redis_url: str) -> None:
+def test_redis_sessions_load_and_save_across_engines(app_dir: str, any_redis_url: str) -> None:
     """A session made by the eventlet side's HTTP helper is ctx.session on asyncio; what the
     asyncio handler saves, the eventlet side's loader reads (the same cookie and keys)."""
+    redis_url = any_redis_url
     app = load_async_app_dir(app_dir, "redisess", redis_url=redis_url)
-    store = redis_sync.Redis.from_url(redis_url)
+    store = new_blocking(redis_url)
     header = new_redis_session_cookie({"user": "grace"}, app.config, store)
     cookie = header.split(";", 1)[0]
 
