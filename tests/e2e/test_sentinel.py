@@ -2,7 +2,7 @@
 sentinels of the test's own (tests.support.sentinel); two workers of either engine
 (``start_nodes``) find the master through the sentinels, and after the master is SIGKILLed
 during broadcast traffic they follow the promoted replica by themselves, counting what pub/sub
-lost meanwhile."""
+lost meanwhile; the gateway's registry writes to whichever master the sentinels name."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 
 from tests.support.clients import wait_until
+from tests.support.cluster import ENGINES
+from tests.support.gateway import APP_DIR, CENTRAL_KEY, GwClient
 from tests.support.messaging import (
     Arrivals,
     Sender,
@@ -121,3 +123,31 @@ def test_streams_lose_nothing_in_a_sentinel_failover(
           f"{STREAM_COUNT} arrived")
     assert seen == list(range(STREAM_COUNT)), "lost, doubled or out of order"
     assert cluster.worker_pids() == pids
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_gateway_registry_follows_a_sentinel_failover(
+    sentinel_group: SentinelGroup, start_cluster: Any
+) -> None:
+    """The gateway's registry client (worker/redis_clients.py) writes to the master the
+    sentinels name, before and after a failover."""
+    cluster = start_cluster(app=str(APP_DIR), workers=1, redis_url=sentinel_group.url,
+                            extra_args=["--env", "prod"], env={"GWAPP_CENTRAL_KEY": CENTRAL_KEY})
+    clients = [GwClient("127.0.0.2"), GwClient("127.0.0.3")]
+    try:
+        first, second = clients
+        first.connect(cluster.url)
+        master = sentinel_group.client(sentinel_group.master_port)
+        assert master.hget(f"socketio:gw:client:{first.sid}", "user") == \
+            first.user_id.encode()
+        sentinel_group.kill_master()
+        sentinel_group.wait_failover()
+        second.connect(cluster.url)
+        promoted = sentinel_group.client(sentinel_group.replica_port)
+        wait_until(lambda: promoted.hget(f"socketio:gw:client:{second.sid}", "user") ==
+                   second.user_id.encode(), RESUME_TIMEOUT,
+                   what="the new socket in the registry on the promoted master")
+        assert first.sio.connected and second.sio.connected
+    finally:
+        for client in clients:
+            client.sio.shutdown()
