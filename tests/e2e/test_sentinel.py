@@ -151,3 +151,25 @@ def test_the_gateway_registry_follows_a_sentinel_failover(
     finally:
         for client in clients:
             client.sio.shutdown()
+
+
+PASSWORD = "s3cret-sentinel"
+
+
+def test_a_password_protected_master_and_no_password_in_the_log(
+    tmp_path: Path, start_nodes: Any, connect: Any
+) -> None:
+    group = SentinelGroup(tmp_path / "sentinel", password=PASSWORD)
+    try:
+        cluster = start_nodes(group.url)
+        slots = clients_on_slots(connect, cluster)
+        (a, _), (b, _) = slots[0][0], slots[1][0]
+        tag = new_tag("auth")
+        inboxes = [inbox_for(a), inbox_for(b)]
+        assert a.call("send_to", {"to": None, "first": 0, "n": 5, "tag": tag}, timeout=10) == 5
+        for inbox in inboxes:
+            assert sorted(inbox.wait(tag, 5)) == list(range(5))
+        log = cluster.log_text()
+        assert "redis+sentinel://:***@127.0.0.1:" in log and PASSWORD not in log
+    finally:
+        group.stop()

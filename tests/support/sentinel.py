@@ -25,8 +25,11 @@ class SentinelGroup:
     """Started on construction; :meth:`stop` (idempotent) ends every process it started."""
 
     def __init__(self, directory: Path, down_after_ms: int = 1000,
-                 failover_timeout_ms: int = 3000) -> None:
+                 failover_timeout_ms: int = 3000, password: str | None = None) -> None:
+        """``password``: the master's and the replica's ``requirepass`` (the sentinels know it,
+        and ask none themselves)."""
         self.directory = directory
+        self.password = password
         directory.mkdir(parents=True, exist_ok=True)
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.master_port = free_port()
@@ -47,11 +50,16 @@ class SentinelGroup:
     def url(self) -> str:
         """``redis+sentinel://`` URL of the group, database 0, service SERVICE."""
         hosts = ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
-        return f"redis+sentinel://{hosts}/0/{SERVICE}"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis+sentinel://{auth}{hosts}/0/{SERVICE}"
 
     def _server_args(self, port: int) -> list[str]:
-        return ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+        args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                 "--appendonly", "no", "--dir", str(self.directory)]
+        if self.password:
+            # The replica authenticates to the master, and to the replica once it is master.
+            args += ["--requirepass", self.password, "--masterauth", self.password]
+        return args
 
     def _start(self, name: str, args: list[str]) -> None:
         log = open(self.directory / f"{name}.log", "wb")  # noqa: SIM115 - the process owns it
@@ -70,12 +78,14 @@ class SentinelGroup:
             f"sentinel down-after-milliseconds {SERVICE} {down_after_ms}\n"
             f"sentinel failover-timeout {SERVICE} {failover_timeout_ms}\n"
             f"sentinel parallel-syncs {SERVICE} 1\n"
+            + (f"sentinel auth-pass {SERVICE} {self.password}\n" if self.password else "")
         )
         self._start(f"sentinel-{port}", ["redis-server", str(config), "--sentinel"])
 
     def client(self, port: int) -> redis.Redis:
         """A client of the server or sentinel on ``port``, quick to give up."""
-        return redis.Redis(host="127.0.0.1", port=port, socket_timeout=2,
+        password = None if port in self.sentinel_ports else self.password
+        return redis.Redis(host="127.0.0.1", port=port, password=password, socket_timeout=2,
                            socket_connect_timeout=2)
 
     def _wait_formed(self) -> None:
