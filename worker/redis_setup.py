@@ -11,6 +11,8 @@ import time
 from urllib.parse import urlsplit
 
 import socketio
+from redis.asyncio.sentinel import MasterNotFoundError as AsyncMasterNotFoundError
+from redis.sentinel import MasterNotFoundError
 
 from sioctl.cluster.settings import MASK, mask_url
 from sioctl.worker.errors import BootError
@@ -37,8 +39,7 @@ def check_redis(url: str, timeout: float = PING_TIMEOUT, channel: str = "socketi
         finally:
             client.close()
     except Exception as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BootError(f"cannot reach Redis at {mask_url(url)}: {scrub(reason, url)}") from exc
+        raise BootError(f"cannot reach Redis at {mask_url(url)}: {failure(exc, url)}") from exc
 
 
 def install_manager(
@@ -109,6 +110,19 @@ def wait_until_subscribed(server: socketio.Server, description: str) -> None:
             raise BootError(f"the {description} listener did not subscribe within "
                             f"{SUBSCRIBE_TIMEOUT:g}s")
         server.sleep(0.01)
+
+
+def failure(exc: BaseException, url: str) -> str:
+    """Why reaching ``url`` failed, in one line without its password. redis-py's
+    MasterNotFoundError appends the repr of every sentinel client it asked (a screenful);
+    its first part names the service, and the sentinels are in the (masked) URL."""
+    text = str(exc).strip()
+    if isinstance(exc, (MasterNotFoundError, AsyncMasterNotFoundError)):
+        text = text.split(" : ", 1)[0] + " by the sentinels"
+    if not text and isinstance(exc, TimeoutError):
+        text = "no answer in time"
+    reason = text.splitlines()[0] if text else type(exc).__name__
+    return scrub(reason, url)
 
 
 def scrub(text: str, url: str) -> str:

@@ -82,9 +82,8 @@ async def check_redis(url: str, timeout: float = PING_TIMEOUT,
     try:
         await asyncio.wait_for(client.ping(), timeout)
     except Exception as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BootError(f"cannot reach Redis at {mask_url(url)}: "
-                        f"{redis_setup.scrub(reason, url)}") from exc
+                        f"{redis_setup.failure(exc, url)}") from exc
     finally:
         await client.aclose()
 

@@ -1,16 +1,20 @@
 """The Redis URLs sioctl accepts (cluster/redis_urls.py) and the clients they become
-(worker/redis_clients.py), checked without a Redis server."""
+(worker/redis_clients.py), and what a boot that cannot reach them says
+(worker/redis_setup.failure), checked without a Redis server."""
 
 from __future__ import annotations
 
 import pytest
 import redis.asyncio.sentinel
 import redis.sentinel
+from redis.asyncio.sentinel import MasterNotFoundError as AsyncMasterNotFoundError
+from redis.sentinel import MasterNotFoundError
 from socketio.redis_manager import parse_redis_sentinel_url
 
 from sioctl.cluster.redis_urls import check_url, parse_sentinel_url, redis_py_url
 from sioctl.cluster.settings import check_redis_url, mask_url
 from sioctl.worker.redis_clients import new_asyncio, new_blocking
+from sioctl.worker.redis_setup import failure
 
 SENTINEL_URLS = [
     "redis+sentinel://127.0.0.1:26379,127.0.0.2:26380,localhost:26381/2/mymaster",
@@ -76,3 +80,12 @@ def test_a_sentinel_url_makes_a_client_of_the_service_master(make) -> None:  # t
     # The sentinels get the socket options, not the master's password.
     assert sentinels[0].connection_pool.connection_kwargs.get("password") is None
     assert sentinels[0].connection_pool.connection_kwargs["socket_connect_timeout"] == 1.5
+
+
+def test_boot_failures_are_one_short_line_without_the_password() -> None:
+    url = "redis+sentinel://:secret@127.0.0.1:1,127.0.0.1:2/0/svc"
+    many = "No master found for 'svc' : <redis.client.Redis(... password=secret ...)> - x"
+    for error in (MasterNotFoundError(many), AsyncMasterNotFoundError(many)):
+        assert failure(error, url) == "No master found for 'svc' by the sentinels"
+    assert failure(TimeoutError(), url) == "no answer in time"
+    assert failure(ConnectionError("bad secret\nmore"), url) == "bad ***"
