@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import signal
+import tempfile
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -10,12 +15,32 @@ from typing import Any
 import pytest
 
 from sioctl.cli import nginx
+from tests.support.clients import processes_with
 from tests.support.cluster import ENGINES, MESSAGING_APPS, StartCluster
 from tests.support.gateway import GwClient, JsGwClient
 from tests.support.messaging import OwnRedis
 from tests.support.nginx import NginxServer, stream_module
 from tests.support.paths import JS_DIR
 from tests.support.sentinel import SentinelGroup
+
+
+@pytest.fixture
+def base() -> Iterator[str]:
+    """A short run-dir base shared by the daemons of one test (Unix socket paths are short)."""
+    path = tempfile.mkdtemp(prefix="sio")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def marked() -> Iterator[tuple[dict[str, str], str]]:
+    """An environment whose every descendant process can be found by the marker; those still
+    alive at teardown are killed."""
+    marker = f"sioctl-test-{uuid.uuid4().hex}"
+    yield {**os.environ, "SIOCTL_TEST_MARKER": marker}, marker
+    for pid in processes_with(marker):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture

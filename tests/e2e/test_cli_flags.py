@@ -3,16 +3,13 @@ titles ps shows, --check-config, and --user/--group."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import pwd
 import shutil
-import signal
 import subprocess
 import tempfile
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,25 +30,6 @@ from tests.support.paths import REPO_ROOT
 
 Run = Callable[..., "subprocess.CompletedProcess[str]"]
 EXIT_TIMEOUT = 10.0
-
-
-@pytest.fixture
-def base() -> Iterator[str]:
-    """A short run-dir base (Unix socket paths are short)."""
-    path = tempfile.mkdtemp(prefix="sio")
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-def marked() -> Iterator[tuple[dict[str, str], str]]:
-    """An environment whose every descendant can be found by the marker; those still alive at
-    teardown are killed."""
-    marker = f"sioctl-test-{uuid.uuid4().hex}"
-    yield {**os.environ, "SIOCTL_TEST_MARKER": marker}, marker
-    for pid in processes_with(marker):
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
 
 
 def process_title(pid: int) -> str:

@@ -3,17 +3,10 @@ stops, and what it says when nothing runs."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
-import signal
 import subprocess
-import tempfile
-import uuid
-from collections.abc import Callable, Iterator
-
-import pytest
+from collections.abc import Callable
 
 from tests.support.clients import (
     free_port,
@@ -26,25 +19,6 @@ from tests.support.clients import (
 Run = Callable[..., "subprocess.CompletedProcess[str]"]
 # Time allowed for processes to go away once they were told to.
 EXIT_TIMEOUT = 10.0
-
-
-@pytest.fixture
-def base() -> Iterator[str]:
-    """A short run-dir base shared by the daemons of one test."""
-    path = tempfile.mkdtemp(prefix="sio")
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-def marked() -> Iterator[tuple[dict[str, str], str]]:
-    """An environment whose every descendant process can be found by the marker; those still
-    alive at teardown are killed."""
-    marker = f"sioctl-test-{uuid.uuid4().hex}"
-    yield {**os.environ, "SIOCTL_TEST_MARKER": marker}, marker
-    for pid in processes_with(marker):
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
 
 
 def start_daemon(run_sioctl: Run, env: dict[str, str], base: str, title: str) -> int:

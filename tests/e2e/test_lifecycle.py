@@ -7,17 +7,14 @@ Everything is real: master and worker processes, redis-server, python-socketio c
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import shutil
 import signal
 import socket
-import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -304,24 +301,6 @@ def test_embedded_redis_joins_workers_and_stops_with_the_master(
     assert wait_for_exit(workers + redis_servers, EXIT_TIMEOUT) == []
 
 
-@pytest.fixture
-def daemon_run_dir() -> Iterator[str]:
-    path = tempfile.mkdtemp(prefix="sio")
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-def marked() -> Iterator[tuple[dict[str, str], str]]:
-    """An environment whose every descendant process can be found by the marker; those still
-    alive at teardown are killed."""
-    marker = f"sioctl-test-{uuid.uuid4().hex}"
-    yield {**os.environ, "SIOCTL_TEST_MARKER": marker}, marker
-    for pid in processes_with(marker):
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
-
-
 def daemon_args(app: str, port: int, run_dir: str, title: str) -> list[str]:
     return [
         "start", app, "--sticky", "--daemon", "-w", str(WORKERS),
@@ -332,7 +311,7 @@ def daemon_args(app: str, port: int, run_dir: str, title: str) -> list[str]:
 def test_daemon_start_status_stop(
     run_sioctl: Callable[..., Any],
     connect: Connect,
-    daemon_run_dir: str,
+    base: str,
     marked: tuple[dict[str, str], str],
 ) -> None:
     env, marker = marked
@@ -340,7 +319,7 @@ def test_daemon_start_status_stop(
     title = f"d{port}"
     url = f"http://127.0.0.1:{port}"
 
-    result = run_sioctl(*daemon_args("tests.apps.chat:sio", port, daemon_run_dir, title), env=env)
+    result = run_sioctl(*daemon_args("tests.apps.chat:sio", port, base, title), env=env)
     assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     said = [line for line in result.stdout.splitlines() if title in line and url in line]
     assert said, f"no line names {title} and {url}:\n{result.stdout}"
@@ -348,7 +327,7 @@ def test_daemon_start_status_stop(
     client = connect(url, ips_for_slot(1, WORKERS)[0])
     assert whoami(client)["slot"] == 1
 
-    result = run_sioctl("status", "--title", title, "--run-dir", daemon_run_dir, "--json", env=env)
+    result = run_sioctl("status", "--title", title, "--run-dir", base, "--json", env=env)
     assert result.returncode == 0, result.stderr
     shown = json.loads(result.stdout)
     assert shown["title"] == title
@@ -363,19 +342,19 @@ def test_daemon_start_status_stop(
     assert set(processes_with(marker)) | set(redis_servers) == set(everything)
 
     client.shutdown()
-    result = run_sioctl("stop", "--title", title, "--run-dir", daemon_run_dir, env=env)
+    result = run_sioctl("stop", "--title", title, "--run-dir", base, env=env)
     assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     assert wait_for_exit(everything, EXIT_TIMEOUT) == []
     assert processes_with(marker) == []
 
 
 def test_daemon_with_a_broken_app_fails_in_one_line(
-    run_sioctl: Callable[..., Any], daemon_run_dir: str, marked: tuple[dict[str, str], str]
+    run_sioctl: Callable[..., Any], base: str, marked: tuple[dict[str, str], str]
 ) -> None:
     env, marker = marked
     port = free_port()
     title = f"d{port}"
-    result = run_sioctl(*daemon_args("tests.apps.broken:sio", port, daemon_run_dir, title), env=env)
+    result = run_sioctl(*daemon_args("tests.apps.broken:sio", port, base, title), env=env)
     assert result.returncode == 1, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
