@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from .flow import arun
+from sioctl.worker.flow import arun
+
 from .http import http_message, method_answer, response
 
 if TYPE_CHECKING:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from sioctl.worker.flow import arun
 from sioctl.worker.framework.plugins import ASGIApp, Handler, Plugin
 from sioctl.worker.redis_clients import asyncio_client
 
@@ -19,7 +20,6 @@ from . import wire
 from .asgi import TransportMessageASGI
 from .async_registry import AsyncRedisRegistry
 from .config import GatewayConfig
-from .flow import arun
 from .memory_registry import MemoryRegistry
 from .plugin import DISCONNECT_DELAY, NAMESPACE, SWEEP_EVERY, GatewayCore
 from .registry_presence import WorkerId

@@ -14,9 +14,10 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from sioctl.worker.flow import Flow, run
+
 from . import form, rules, wire
 from .config import GatewayConfig
-from .flow import Flow, run
 from .plugin import Denied, Gateway, GatewayCore
 
 log = logging.getLogger("sioctl.gateway")

@@ -40,9 +40,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from sioctl.worker.flow import Flow, call, run
+
 from . import presence, rules, wire
 from .config import GatewayConfig
-from .flow import Flow, call, run
 from .registry import RegistryError
 from .rules import CLIENT_ACTIONS, Denied
 

@@ -32,8 +32,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from sioctl.worker.flow import Flow, call
+
 from . import wire
-from .flow import Flow, call
 from .registry import RegistryError
 
 if TYPE_CHECKING:

@@ -23,18 +23,16 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from socketio.async_pubsub_manager import AsyncPubSubManager
 
+from sioctl.worker.flow import arun
 from sioctl.worker.redis_clients import new_asyncio
 
-from . import recovery, routing
+from . import routing
 from .async_publisher import AsyncPublisher, aclose
 from .async_queries import AsyncQueries
 from .async_readers import AsyncListener, AsyncRecoveryReader, AsyncStreamListener
 from .base import OWNER_REFRESH, OWNER_TTL, SioctlManagerBase, client_options
 from .recovering import RecoveryMixin
 from .recovery import Restore
-
-# Entries read per XRANGE when a restore reads what a session missed.
-REPLAY_PAGE = 1000
 
 
 class AsyncSioctlRedisManager(RecoveryMixin, SioctlManagerBase, AsyncPubSubManager):
@@ -178,65 +176,14 @@ class AsyncSioctlRedisManager(RecoveryMixin, SioctlManagerBase, AsyncPubSubManag
     # As the eventlet manager's (manager.py), awaited.
 
     async def start_restore(self, namespace: str, auth: Any) -> tuple[str, Restore | None]:
-        """The private id a CONNECT to ``namespace`` gets and, when its ``auth`` asks for a
-        restore that can be made, the restore with the events missed so far (the record is
-        taken: a session comes back once)."""
-        assert self.sessions is not None
-        asked = recovery.recovery_auth(auth)
-        if asked is None:
-            return recovery.new_pid(), None
-        pid, offset = asked
-        self.sessions.stats["attempted"] += 1
-        try:
-            restore = self._restore_of(
-                await self.redis.getdel(recovery.session_key(self.channel, pid)), namespace,
-                pid, offset)
-            stream = recovery.stream_of(self.channel)
-            if restore is None:
-                pass
-            elif await self.redis.xrange(stream, offset, offset, count=1):
-                await self._read_missed(restore)
-            elif not await self.redis.exists(stream):
-                self._nothing_missed(restore)
-            else:  # the offset was trimmed away: what followed it is not known
-                restore = None
-        except RedisError as exc:  # Redis away: a fresh session
-            self._get_logger().warning("cannot restore a session (%s): a new one instead", exc)
-            restore = None
-        if restore is None:
-            self.sessions.stats["expired"] += 1
-            return recovery.new_pid(), None
-        return pid, restore
-
-    async def _read_missed(self, restore: Restore) -> None:
-        """Read the recovery stream after ``restore.read_to`` to its end, into ``restore``."""
-        stream = recovery.stream_of(self.channel)
-        while True:
-            entries = await self.redis.xrange(stream, "(" + restore.read_to, "+",
-                                              count=REPLAY_PAGE)
-            restore.take(entries, self._decode_entry)
-            if len(entries) < REPLAY_PAGE:
-                return
+        """The private id a CONNECT to ``namespace`` gets, and the restore its ``auth`` asks
+        for when one can be made (``RecoveryMixin.start_restore_flow``)."""
+        return await arun(self.start_restore_flow(namespace, auth))
 
     async def _finish_restore(self, restore: Restore, sid: str) -> None:
-        """Socket ``sid`` came back: its rooms, then what it missed up to where this
-        worker's reader is, in order, before its CONNECT answer. The reader leaves the socket
-        out meanwhile; each replayed event is sent before the next (python-socketio's emit
-        awaits its send tasks), and live delivery to the socket resumes only after a check
-        that the replay reached the reader, with no await in between."""
-        self._restore_rooms(restore, sid)
-        for _ in range(recovery.CATCH_UP_TRIES):
-            for message in self._unsent(restore, sid):
-                await self._library_handle_emit(message)
-            if self._caught_up(restore):
-                self._restored(restore, sid)
-                return
-            try:
-                await self._read_missed(restore)
-            except RedisError as exc:
-                self._get_logger().warning("cannot finish a restore (%s)", exc)
-                break
-        self._restore_failed(restore.record.namespace, sid)
+        """Socket ``sid`` came back (``RecoveryMixin.finish_restore_flow``); python-socketio's
+        emit awaits its send tasks, so each replayed event is sent before the next."""
+        await arun(self.finish_restore_flow(restore, sid))
 
     async def _record_owner_now(self, namespace: str, sid: str) -> None:
         """Write the owner record of ``sid`` at once (one round trip); while Redis does not

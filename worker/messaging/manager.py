@@ -26,9 +26,10 @@ from typing import Any
 import redis
 import socketio
 
+from sioctl.worker.flow import run
 from sioctl.worker.redis_clients import new_blocking
 
-from . import recovery, routing
+from . import routing
 from .base import OWNER_REFRESH, OWNER_TTL, SioctlManagerBase, client_options
 from .listener import Listener
 from .publisher import Publisher
@@ -36,9 +37,6 @@ from .queries import Queries, QueryTimeout
 from .recovering import RecoveryMixin
 from .recovery import Restore
 from .streams import RecoveryReader, StreamListener
-
-# Entries read per XRANGE when a restore reads what a session missed.
-REPLAY_PAGE = 1000
 
 __all__ = ["OWNER_TTL", "QueryTimeout", "SioctlRedisManager"]
 
@@ -148,62 +146,13 @@ class SioctlRedisManager(RecoveryMixin, SioctlManagerBase, socketio.PubSubManage
     # ----------------------------------------------------------- connection state recovery
 
     def start_restore(self, namespace: str, auth: Any) -> tuple[str, Restore | None]:
-        """The private id a CONNECT to ``namespace`` gets and, when its ``auth`` asks for a
-        restore that can be made, the restore with the events missed so far (the record is
-        taken: a session comes back once). Blocking: a GETDEL and XRANGEs."""
-        assert self.sessions is not None
-        asked = recovery.recovery_auth(auth)
-        if asked is None:
-            return recovery.new_pid(), None
-        pid, offset = asked
-        self.sessions.stats["attempted"] += 1
-        try:
-            restore = self._restore_of(
-                self.redis.getdel(recovery.session_key(self.channel, pid)), namespace, pid,
-                offset)
-            stream = recovery.stream_of(self.channel)
-            if restore is None:
-                pass
-            elif self.redis.xrange(stream, offset, offset, count=1):
-                self._read_missed(restore)
-            elif not self.redis.exists(stream):
-                self._nothing_missed(restore)
-            else:  # the offset was trimmed away: what followed it is not known
-                restore = None
-        except Exception as exc:  # Redis away: a fresh session
-            self._get_logger().warning("cannot restore a session (%s): a new one instead", exc)
-            restore = None
-        if restore is None:
-            self.sessions.stats["expired"] += 1
-            return recovery.new_pid(), None
-        return pid, restore
-
-    def _read_missed(self, restore: Restore) -> None:
-        """Read the recovery stream after ``restore.read_to`` to its end, into ``restore``."""
-        stream = recovery.stream_of(self.channel)
-        while True:
-            entries = self.redis.xrange(stream, "(" + restore.read_to, "+", count=REPLAY_PAGE)
-            restore.take(entries, self._decode_entry)
-            if len(entries) < REPLAY_PAGE:
-                return
+        """The private id a CONNECT to ``namespace`` gets, and the restore its ``auth`` asks
+        for when one can be made (``RecoveryMixin.start_restore_flow``). Blocking."""
+        return run(self.start_restore_flow(namespace, auth))
 
     def _finish_restore(self, restore: Restore, sid: str) -> None:
-        """Socket ``sid`` came back: its rooms, then what it missed up to where this
-        worker's reader is, in order, before its CONNECT answer (docs/design.md, "Restoring
-        without a gap or a duplicate"). The reader leaves the socket out meanwhile."""
-        self._restore_rooms(restore, sid)
-        for _ in range(recovery.CATCH_UP_TRIES):
-            for message in self._unsent(restore, sid):
-                self._library_handle_emit(message)
-            if self._caught_up(restore):
-                self._restored(restore, sid)  # no switch since the check
-                return
-            try:
-                self._read_missed(restore)
-            except Exception as exc:
-                self._get_logger().warning("cannot finish a restore (%s)", exc)
-                break
-        self._restore_failed(restore.record.namespace, sid)
+        """Socket ``sid`` came back (``RecoveryMixin.finish_restore_flow``). Blocking."""
+        run(self.finish_restore_flow(restore, sid))
 
     def _record_owner_now(self, namespace: str, sid: str) -> None:
         """Write the owner record of ``sid`` at once (one round trip); while Redis does not

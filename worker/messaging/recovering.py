@@ -22,9 +22,14 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from sioctl.worker.flow import Flow, call
+
 from . import recovery
 from .envelope import decode
 from .recovery import RECOVERY_SUFFIX, Restore, SessionRecord, Sessions
+
+# Stream entries read per XRANGE while a restore reads what a session missed.
+REPLAY_PAGE = 1000
 
 
 class RecoveryMixin:
@@ -52,6 +57,10 @@ class RecoveryMixin:
         def is_connected(self, sid: str, namespace: str) -> bool: ...
 
         def _owner_key(self, namespace: str, sid: str) -> str: ...
+
+        def _get_logger(self) -> Any: ...
+
+        redis: Any
 
     sessions: Sessions | None = None
     recovery_reader: Any = None
@@ -220,6 +229,70 @@ class RecoveryMixin:
         sessions.forget(namespace, sid)
 
     # --------------------------------------------------------------------- restoring
+    # Written once as flows (worker/flow.py): the eventlet manager runs them blocking, the
+    # asyncio one awaits each call; a Redis error is raised at the yield that made the call.
+
+    def start_restore_flow(self, namespace: str, auth: Any) -> Flow[tuple[str, Restore | None]]:
+        """The private id a CONNECT to ``namespace`` gets and, when its ``auth`` asks for a
+        restore that can be made, the restore with the events missed so far (the record is
+        taken: a session comes back once): a GETDEL and XRANGEs."""
+        assert self.sessions is not None
+        asked = recovery.recovery_auth(auth)
+        if asked is None:
+            return recovery.new_pid(), None
+        pid, offset = asked
+        self.sessions.stats["attempted"] += 1
+        stream = recovery.stream_of(self.channel)
+        restore: Restore | None
+        try:
+            raw = yield call(self.redis.getdel, recovery.session_key(self.channel, pid))
+            restore = self._restore_of(raw, namespace, pid, offset)
+            if restore is None:
+                pass
+            elif (yield call(self.redis.xrange, stream, offset, offset, count=1)):
+                yield from self._read_missed(restore)
+            elif not (yield call(self.redis.exists, stream)):
+                self._nothing_missed(restore)
+            else:  # the offset was trimmed away: what followed it is not known
+                restore = None
+        except Exception as exc:  # Redis away: a fresh session
+            self._get_logger().warning("cannot restore a session (%s): a new one instead", exc)
+            restore = None
+        if restore is None:
+            self.sessions.stats["expired"] += 1
+            return recovery.new_pid(), None
+        return pid, restore
+
+    def _read_missed(self, restore: Restore) -> Flow[None]:
+        """Read the recovery stream after ``restore.read_to`` to its end, into ``restore``."""
+        stream = recovery.stream_of(self.channel)
+        while True:
+            entries = yield call(self.redis.xrange, stream, "(" + restore.read_to, "+",
+                                 count=REPLAY_PAGE)
+            restore.take(entries, self._decode_entry)
+            if len(entries) < REPLAY_PAGE:
+                return
+
+    def finish_restore_flow(self, restore: Restore, sid: str) -> Flow[None]:
+        """Socket ``sid`` came back: its rooms, then what it missed up to where this
+        worker's reader is, in order, before its CONNECT answer (docs/design.md, "Restoring
+        without a gap or a duplicate"). The reader leaves the socket out meanwhile; each
+        replayed event is sent before the next, and live delivery to the socket resumes only
+        after a check that the replay reached the reader, with no yield in between."""
+        self._restore_rooms(restore, sid)
+        for _ in range(recovery.CATCH_UP_TRIES):
+            for message in self._unsent(restore, sid):
+                yield call(self._library_handle_emit, message)
+            if self._caught_up(restore):
+                self._restored(restore, sid)  # no switch since the check
+                return
+            try:
+                yield from self._read_missed(restore)
+            except Exception as exc:
+                self._get_logger().warning("cannot finish a restore (%s)", exc)
+                break
+        self._restore_failed(restore.record.namespace, sid)
+
 
     def _restore_rooms(self, restore: Restore, sid: str) -> None:
         """A restored socket rejoins its rooms (here: it is connected here)."""

@@ -1,5 +1,5 @@
-"""The gateway's work written once for both engines: a flow is a generator that yields each
-call that does I/O (a registry operation, an emit, a room change) and gets back what the call
+"""Work written once for both engines: a flow is a generator that yields each call that does
+I/O (a registry operation, an emit, a room change, a Redis read) and gets back what the call
 returned, or has its exception raised at the ``yield``. :func:`run` makes the calls as they
 are (eventlet), :func:`arun` awaits what they return when it is awaitable (asyncio: the
 ``redis.asyncio`` registry, ``AsyncServer.emit``); the flows hold the order and the decisions.
