@@ -245,6 +245,10 @@ def test_a_client_whose_address_moves_recovers_on_its_new_worker(
         consumers.wait(consumers.each_has("done", 1), "every event")
         wait_until(lambda: _recovered_on(cluster, expected_slot(moving, WORKERS)) == 1, 10,
                    what="the old slot's worker to count the recovery")
+        shown = run_sioctl("status", "--title", cluster.title, "--run-dir", cluster.run_base)
+        row = next(line.split() for line in shown.stdout.splitlines()
+                   if line.split()[:1] == [str(expected_slot(moving, WORKERS))])
+        assert "RECOVERED" in shown.stdout and row[-2:] == ["1/1", "0"], shown.stdout
     finally:
         consumers.close()
     done = consumers.ops(0, "done")[0]
