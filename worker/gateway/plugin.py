@@ -40,7 +40,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import presence, rules, wire
+from . import presence, recovered, rules, wire
 from .config import GatewayConfig
 from .flow import Flow, call, run
 from .registry import RegistryError
@@ -135,6 +135,9 @@ class GatewayCore:
         auth = auth if isinstance(auth, dict) else {}
         # check_handshake has refused any handshake that names an app without signing for it.
         app = auth.get("app") if isinstance(auth.get("app"), str) else None
+        # Back by connection state recovery: its app, and its userId claimed as proven as it was.
+        saved = recovered.saved(self.server, sid)
+        app = saved.app if saved is not None else app
         client = Client(str(uuid.uuid4()), app, signed_app=app)
         self.clients[sid] = client
         try:
@@ -150,6 +153,9 @@ class GatewayCore:
             log.info("gateway: %s presented a userId in an unsigned handshake: "
                      "it gets a fresh one", sid)
         claim = rules.connect_claim(auth, app, vouched_user_id)
+        if saved is not None and vouched_user_id is None:
+            claim = (saved.user_id, saved.vouched)
+            vouched_user_id = saved.user_id if saved.vouched else None
         claimed = False
         if claim is not None:
             yield from self._claim_on_connect(sid, client, *claim)
@@ -157,7 +163,10 @@ class GatewayCore:
             claimed = client.user_id == claim[0]
         yield call(self.server.enter_room, sid,
                    UNBOUND_ROOM if app is None else app_room(app), namespace=NAMESPACE)
-        yield call(socket.emit, wire.RESPONSE_MESSAGE, self._save_id(sid))
+        recovered.remember(self.server, sid, client)
+        if saved is None or not claimed:
+            # (A recovered socket that kept its userId knows its ids already.)
+            yield call(socket.emit, wire.RESPONSE_MESSAGE, self._save_id(sid))
         if claimed:
             # A proven userId is back: its peers hear so (a fresh uuid has no one).
             yield from presence.announce_connect(self, sid, client)
@@ -300,6 +309,7 @@ class GatewayCore:
                    UNBOUND_ROOM if client.app is None else app_room(client.app),
                    namespace=NAMESPACE)
         client.app = app
+        recovered.remember(self.server, sid, client)
         yield call(self.server.enter_room, sid, app_room(app), namespace=NAMESPACE)
         try:
             yield call(self.registry.set_app, sid, app)
@@ -354,6 +364,7 @@ class GatewayCore:
             # A signature proves the app, not the user: a live owner keeps its userId.
             raise Denied("the userId is held by another live connection", disconnect=False)
         client.user_id = previous
+        recovered.remember(self.server, sid, client)
         message = wire.parse_msg(wire.RE_CONNECT_UPDATED, {"socketId": sid, "userId": previous},
                                  _meta(app, sid, previous, sid))
         yield from self._send(sid, message)
