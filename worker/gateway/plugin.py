@@ -137,8 +137,9 @@ class GatewayCore:
         app = auth.get("app") if isinstance(auth.get("app"), str) else None
         # Back by connection state recovery: its app, and its userId claimed as proven as it was.
         saved = recovered.saved(self.server, sid)
-        app = saved.app if saved is not None else app
-        client = Client(str(uuid.uuid4()), app, signed_app=app)
+        signed_app = app if saved is None else saved.signed_app
+        app = app if saved is None else saved.app
+        client = Client(str(uuid.uuid4()), app, signed_app=signed_app)
         self.clients[sid] = client
         try:
             yield call(self.registry.register, sid, client.user_id, app)

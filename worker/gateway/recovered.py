@@ -1,5 +1,5 @@
 """The gateway under connection state recovery (issue 18): a socket that comes back keeps its
-userId, how it was proven, and its app.
+userId, how it was proven, its app and the app its handshake was signed for.
 
 The gateway keeps that state in the socket's python-socketio user session (under
 :data:`SESSION_KEY`), which the Redis manager writes into the socket's session record and
@@ -36,7 +36,7 @@ def remember(server: Any, sid: str, client: Client) -> None:
     session = session_of(server, sid)
     if session is not None:
         session[SESSION_KEY] = {"user": client.user_id, "app": client.app,
-                                "vouched": client.vouched}
+                                "signed_app": client.signed_app, "vouched": client.vouched}
 
 
 def saved(server: Any, sid: str) -> Client | None:
@@ -50,6 +50,9 @@ def saved(server: Any, sid: str) -> Client | None:
     state = (session_of(server, sid) or {}).get(SESSION_KEY)
     if not isinstance(state, dict) or not isinstance(state.get("user"), str):
         return None
-    app = state.get("app")
+    app, signed_app = state.get("app"), state.get("signed_app")
+    # The app its handshake was signed for, as checked when it first connected (the rights of
+    # apps that demand a signed handshake follow it).
     return Client(state["user"], app if isinstance(app, str) else None,
+                  signed_app=signed_app if isinstance(signed_app, str) else None,
                   vouched=state.get("vouched") is True)
