@@ -9,6 +9,8 @@ from typing import Any
 COLUMNS = ("SLOT", "PID", "STATE", "UPTIME", "RESTARTS", "CONNS", "SESSIONS", "PENDING",
            "REFUSED",
            "REDIS", "QUEUED", "PUBLISHED", "DROPPED")
+# Shown when a worker reports connection state recovery figures (recovery is on).
+RECOVERY_COLUMNS = ("RECOVERED", "EXPIRED")
 
 
 def human_duration(seconds: float | None) -> str:
@@ -56,6 +58,23 @@ def _redis_cells(messaging: Any) -> list[str]:
             _cell(messaging.get("dropped"))]
 
 
+def _recovery(slot: dict[str, Any]) -> dict[str, Any] | None:
+    """The slot's connection state recovery figures (``messaging.recovery``), if any."""
+    messaging = slot.get("messaging")
+    figures = messaging.get("recovery") if isinstance(messaging, dict) else None
+    return figures if isinstance(figures, dict) and figures else None
+
+
+def _recovery_cells(slot: dict[str, Any]) -> list[str]:
+    """RECOVERED (``recovered/attempted``) and EXPIRED (the attempts that found the session
+    or the missed events gone) since the worker started; ``-`` for a worker without them."""
+    figures = _recovery(slot)
+    if figures is None:
+        return ["-", "-"]
+    return [f"{_cell(figures.get('recovered'))}/{_cell(figures.get('attempted'))}",
+            _cell(figures.get("expired"))]
+
+
 def embedded_redis_line(info: Any, now: float) -> str:
     """``redis-server pid 123, up 3m12s, 1 restart`` or ``redis-server down since 12:04:05
     (7s), 2 restarts``; empty when the cluster has no embedded Redis."""
@@ -89,6 +108,8 @@ def render(reply: dict[str, Any], now: float) -> str:
     embedded = embedded_redis_line(reply.get("embedded_redis"), now)
     if embedded:
         lines[-1] += f"; {embedded}"
+    slots = reply.get("slots") or []
+    recovery = any(_recovery(slot) for slot in slots)
     rows = [
         [
             _cell(slot.get("slot")),
@@ -101,8 +122,9 @@ def render(reply: dict[str, Any], now: float) -> str:
             _cell(slot.get("pending")),
             _cell(slot.get("refused")),
             *_redis_cells(slot.get("messaging")),
+            *(_recovery_cells(slot) if recovery else []),
         ]
-        for slot in reply.get("slots") or []
+        for slot in slots
     ]
-    lines.extend(table(rows, COLUMNS))
+    lines.extend(table(rows, (*COLUMNS, *(RECOVERY_COLUMNS if recovery else ()))))
     return "\n".join(lines)

@@ -47,9 +47,12 @@ def drain(
     http: HttpServer,
     graceful_timeout: float,
     logger: logging.Logger,
+    manager: Any = None,
 ) -> bool:
     """Drain the worker (the sessions of every engine.io server in ``engines``); returns True
-    when all connections ended before the timeout.
+    when all connections ended before the timeout. ``manager``: the server's client manager,
+    whose queued Redis commands (the session records the closed sockets' disconnects wrote,
+    with connection state recovery) are given the rest of the timeout to go out.
 
     The caller enforces the hard deadline too (this may block on a stuck session close).
     """
@@ -74,4 +77,19 @@ def drain(
         logger.warning("drain timed out with %d connections open; exiting", left)
     else:
         logger.info("drained: no connections left; exiting")
+    flush_publisher(manager, deadline, logger)
     return not left
+
+
+def flush_publisher(manager: Any, deadline: float, logger: logging.Logger) -> None:
+    """Wait (until ``deadline``, monotonic) for what ``manager``'s Redis publisher still
+    queues: the worker exits at once after the drain, and a session record a recoverable
+    disconnect queued must reach Redis for the client to come back with its state (the
+    asyncio worker's ``leave_workers`` does the same)."""
+    queue = getattr(getattr(manager, "publisher", None), "queue", None)
+    if queue is None:
+        return
+    while queue and time.monotonic() < deadline:
+        eventlet.sleep(0.01)
+    if queue:
+        logger.warning("exiting with %d Redis commands not sent", len(queue))

@@ -221,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     start_deadline(settings.graceful_timeout, logger)
     if listener is not None:
         listener.close()  # standalone: nobody else should be handed to us now
-    drain.drain(gate, loaded.engines, http, settings.graceful_timeout, logger)
+    drain.drain(gate, loaded.engines, http, settings.graceful_timeout, logger,
+                getattr(loaded.server, "manager", None))
     logger.debug("drain took %.2fs", time.monotonic() - started)
     exit_now(0)
     return 0

@@ -26,6 +26,9 @@
 // what another client said. One more action for those:
 //   take    {event, timeout}   -> {"op": "take", "event", "args": [...] or null}  (a wait that
 //                                 reports null instead of failing when nothing comes in time)
+//   blip    {}                 -> {"op": "blip", "id", "recovered"}  (closes the connection
+//                                 without a word and waits until it is back; needs the spec's
+//                                 "reconnection": true)
 "use strict";
 
 const http = require("http");
@@ -53,7 +56,9 @@ async function main() {
   const timeout = spec.timeout || 10000;
   const options = {
     transports: spec.transports || ["polling", "websocket"],
-    reconnection: false,
+    // "reconnection": true for the blip action (connection state recovery).
+    reconnection: spec.reconnection === true,
+    reconnectionDelay: 300,
     timeout,
   };
   if (spec.auth !== undefined) {
@@ -163,6 +168,15 @@ async function main() {
           );
         }
         print({ op: "upgrade", transport: engine.transport.name });
+        break;
+      }
+      case "blip": {
+        // Close the Engine.IO connection without a word (the server sees "transport close"),
+        // then wait for the reconnection (spec "reconnection": true).
+        const back = new Promise((resolve) => socket.once("connect", resolve));
+        socket.io.engine.close();
+        await withTimeout(back, timeout, "reconnect after a blip");
+        print({ op: "blip", id: socket.id, recovered: socket.recovered });
         break;
       }
       case "ready":

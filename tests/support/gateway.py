@@ -177,9 +177,12 @@ class JsGwClient(GatewayPeer):
         self.source_ip = source_ip
         self.kind = kind
         self.node: NodeClient | None = None
+        # Reconnect after a lost connection (the blip action; connection state recovery).
+        self.reconnection = False
 
     def _connect(self, url: str, auth: Any) -> str:
-        spec: dict[str, Any] = {"url": url, "localAddress": self.source_ip, "timeout": 15000}
+        spec: dict[str, Any] = {"url": url, "localAddress": self.source_ip, "timeout": 15000,
+                                "reconnection": self.reconnection}
         if auth is not None:
             # A v2 client has no handshake auth: its "/" connects with the Engine.IO session.
             assert self.kind == "v4", "socket.io-client@2 sends no auth payload"
@@ -190,6 +193,11 @@ class JsGwClient(GatewayPeer):
     def _send(self, action: dict[str, Any]) -> dict[str, Any]:
         assert self.node is not None, "not connected"
         return self.node.send(action)
+
+    def blip(self) -> dict[str, Any]:
+        """Lose the connection without a word and come back (``reconnection`` on): the
+        client's {"id", "recovered"} once back."""
+        return self._send({"op": "blip"})
 
     def _next_message(self, timeout: float) -> Any:
         args = self._send({"op": "take", "event": RESPONSE_MESSAGE,

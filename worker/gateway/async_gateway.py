@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 
 class AsyncGateway(GatewayCore):
-    """The gateway on asyncio: each flow awaited (see ``plugin.Gateway`` for what each call
+    """The gateway on asyncio: each flow awaited (see ``gateway.Gateway`` for what each call
     does)."""
 
     async def check_handshake(self, auth: Any, sid: str | None = None) -> str | None:

@@ -18,7 +18,8 @@ from sioctl.worker.flow import Flow, run
 
 from . import form, rules, wire
 from .config import GatewayConfig
-from .plugin import Denied, Gateway, GatewayCore
+from .gateway import Gateway
+from .plugin import Denied, GatewayCore
 
 log = logging.getLogger("sioctl.gateway")
 

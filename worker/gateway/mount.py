@@ -15,9 +15,10 @@ from sioctl.worker.redis_clients import blocking_client
 
 from . import wire
 from .config import parse_gateway_config
+from .gateway import Gateway
 from .http import TransportMessageApp
 from .memory_registry import MemoryRegistry
-from .plugin import NAMESPACE, Gateway
+from .plugin import NAMESPACE
 from .registry import RedisRegistry, Registry
 from .registry_presence import WorkerId
 

@@ -40,14 +40,14 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sioctl.worker.flow import Flow, call, run
+from sioctl.worker.flow import Flow, call
 
-from . import presence, rules, wire
+from . import presence, recovered, rules, wire
 from .config import GatewayConfig
 from .registry import RegistryError
 from .rules import CLIENT_ACTIONS, Denied
 
-__all__ = ["CLIENT_ACTIONS", "NAMESPACE", "Client", "Denied", "Gateway", "GatewayCore",
+__all__ = ["CLIENT_ACTIONS", "NAMESPACE", "Client", "Denied", "GatewayCore",
            "UNBOUND_ROOM", "app_room", "broadcast_rooms"]
 
 log = logging.getLogger("sioctl.gateway")
@@ -136,7 +136,11 @@ class GatewayCore:
         auth = auth if isinstance(auth, dict) else {}
         # check_handshake has refused any handshake that names an app without signing for it.
         app = auth.get("app") if isinstance(auth.get("app"), str) else None
-        client = Client(str(uuid.uuid4()), app, signed_app=app)
+        # Back by connection state recovery: its app, and its userId claimed as proven as it was.
+        saved = recovered.saved(self.server, sid)
+        signed_app = app if saved is None else saved.signed_app
+        app = app if saved is None else saved.app
+        client = Client(str(uuid.uuid4()), app, signed_app=signed_app)
         self.clients[sid] = client
         try:
             yield call(self.registry.register, sid, client.user_id, app)
@@ -151,6 +155,9 @@ class GatewayCore:
             log.info("gateway: %s presented a userId in an unsigned handshake: "
                      "it gets a fresh one", sid)
         claim = rules.connect_claim(auth, app, vouched_user_id)
+        if saved is not None and vouched_user_id is None:
+            claim = (saved.user_id, saved.vouched)
+            vouched_user_id = saved.user_id if saved.vouched else None
         claimed = False
         if claim is not None:
             yield from self._claim_on_connect(sid, client, *claim)
@@ -158,7 +165,10 @@ class GatewayCore:
             claimed = client.user_id == claim[0]
         yield call(self.server.enter_room, sid,
                    UNBOUND_ROOM if app is None else app_room(app), namespace=NAMESPACE)
-        yield call(socket.emit, wire.RESPONSE_MESSAGE, self._save_id(sid))
+        recovered.remember(self.server, sid, client)
+        if saved is None or not claimed:
+            # (A recovered socket that kept its userId knows its ids already.)
+            yield call(socket.emit, wire.RESPONSE_MESSAGE, self._save_id(sid))
         if claimed:
             # A proven userId is back: its peers hear so (a fresh uuid has no one).
             yield from presence.announce_connect(self, sid, client)
@@ -301,6 +311,7 @@ class GatewayCore:
                    UNBOUND_ROOM if client.app is None else app_room(client.app),
                    namespace=NAMESPACE)
         client.app = app
+        recovered.remember(self.server, sid, client)
         yield call(self.server.enter_room, sid, app_room(app), namespace=NAMESPACE)
         try:
             yield call(self.registry.set_app, sid, app)
@@ -355,6 +366,7 @@ class GatewayCore:
             # A signature proves the app, not the user: a live owner keeps its userId.
             raise Denied("the userId is held by another live connection", disconnect=False)
         client.user_id = previous
+        recovered.remember(self.server, sid, client)
         message = wire.parse_msg(wire.RE_CONNECT_UPDATED, {"socketId": sid, "userId": previous},
                                  _meta(app, sid, previous, sid))
         yield from self._send(sid, message)
@@ -390,55 +402,6 @@ class GatewayCore:
             # After the acknowledgement, which python-socketio sends once we return.
             self.server.start_background_task(self._disconnect_soon, sid)
         return message
-
-
-class Gateway(GatewayCore):
-    """The gateway on eventlet: each flow run with plain calls on a ``socketio.Server`` and a
-    :class:`~.registry.Registry`."""
-
-    def check_handshake(self, auth: Any, sid: str | None = None) -> str | None:
-        """Why the handshake must be refused, or None. Apps with ``handshake_sign`` demand a
-        signed ``auth`` ({app, timestamp, sign}); a handshake naming an app must sign for it.
-        ``sid`` is the socket being connected (the owner of an md5 signature it uses first)."""
-        return run(self.handshake(auth, sid))
-
-    def on_connect(
-        self, sid: str, socket: Any, auth: Any, vouched_user_id: str | None = None
-    ) -> None:
-        """Give the new socket its userId, register it, and tell it with ``saveId``.
-
-        The userId is a fresh uuid4 unless the claim is proven (see the module docstring):
-        ``vouched_user_id`` (set by the app's connection middleware) or a uuid in ``auth.userId``
-        of a signed handshake."""
-        run(self.connect(sid, socket, auth, vouched_user_id))
-
-    def on_disconnect(self, sid: str) -> None:
-        run(self.disconnect(sid))
-
-    def refresh(self) -> None:
-        """See :meth:`GatewayCore.refreshing`."""
-        run(self.refreshing())
-
-    def handle(self, sid: str, args: list[Any]) -> Any:
-        """Handle one ``requestMessage``; returns the acknowledgement for the sender."""
-        return run(self.request(sid, args))
-
-    def check_replay(self, app: str, nonce: Any, sign: Any, owner: str | None) -> None:
-        """See :meth:`GatewayCore.replay_check`."""
-        run(self.replay_check(app, nonce, sign, owner))
-
-    def deliver(self, target: str, message: dict[str, Any]) -> str | None:
-        """See :meth:`GatewayCore.delivery`."""
-        return run(self.delivery(target, message))
-
-    def _refresh_forever(self) -> None:
-        while True:
-            self.server.sleep(SWEEP_EVERY)
-            run(self.ticking())
-
-    def _disconnect_soon(self, sid: str) -> None:
-        self.server.sleep(DISCONNECT_DELAY)
-        self.server.disconnect(sid, namespace=NAMESPACE)
 
 
 def _meta(app: str | None, sid: str, user_id: str | None, target: str | None) -> dict[str, Any]:

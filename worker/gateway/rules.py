@@ -1,7 +1,7 @@
 """The gateway's decisions, with no socket, registry or clock of their own: what to deny, which
 userId claim to try, what a replay check must claim.
 
-The worker's :class:`~sioctl.worker.gateway.plugin.Gateway` calls these and does the I/O (the
+The worker's :class:`~sioctl.worker.gateway.gateway.Gateway` calls these and does the I/O (the
 registry in Redis, emits, disconnects) around them; an engine on asyncio would await its own
 registry between the same calls.
 """

@@ -295,8 +295,14 @@ class RecoveryMixin:
 
 
     def _restore_rooms(self, restore: Restore, sid: str) -> None:
-        """A restored socket rejoins its rooms (here: it is connected here)."""
+        """A restored socket gets its data back (python-socketio's user session, before its
+        connect handler runs) and rejoins its rooms (here: it is connected here)."""
         namespace = restore.record.namespace
+        eio_sid = self.eio_sid_from_sid(sid, namespace)
+        socket = self.server.eio.sockets.get(eio_sid) if eio_sid else None
+        session = getattr(socket, "session", None)
+        if isinstance(session, dict) and restore.record.data:
+            session.setdefault(namespace, {}).update(restore.record.data)
         for room in restore.record.rooms:
             if room != sid and room is not None:
                 try:

@@ -382,6 +382,24 @@ def test_render_slot_without_process() -> None:
                                  "-", "-", "-", "-"]
 
 
+def test_render_shows_the_recovery_figures_when_recovery_is_on() -> None:
+    messaging = {"subscribed": True, "queued": 0, "published": 12, "dropped": 0}
+    reply = {"title": "t", "pid": 1, "started_at": 100.0, "state": "running", "binds": [],
+             "slots": [{"slot": 0, "pid": 5, "state": "ready", "started_at": 100.0,
+                        "restarts": 0, "connections": 3, "sessions": 3, "pending": 0,
+                        "refused": 0, "messaging": {**messaging, "recovery": {
+                            "attempted": 4, "recovered": 3, "expired": 1, "sessions": 3}}},
+                       {"slot": 1, "pid": None, "state": "backoff", "started_at": None,
+                        "restarts": 1}]}
+    lines = status.render(reply, now=110.0).splitlines()
+    assert lines[-3].split()[-2:] == ["RECOVERED", "EXPIRED"]
+    assert lines[-2].split()[-6:] == ["ok", "0", "12", "0", "3/4", "1"]
+    assert lines[-1].split()[-2:] == ["-", "-"]
+    # Off: no recovery columns.
+    del reply["slots"][0]["messaging"]["recovery"]
+    assert "RECOVERED" not in status.render(reply, now=110.0)
+
+
 # --- daemon handshake ------------------------------------------------------------------------
 
 
