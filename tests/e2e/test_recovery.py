@@ -253,6 +253,38 @@ def test_the_framework_skips_the_connection_middleware_of_a_recovered_socket(
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_a_recovered_socket_keeps_the_id_its_generate_id_gave_it(
+    start_cluster: Callable[..., Any], connect: Callable[..., BoundClient], engine: str,
+) -> None:
+    """An app whose io.generate_id draws a new id at every handshake: a recovered socket gets
+    its old id back, not a new one (and takes its id's claim over)."""
+    cluster = start_cluster(app=str(APP_DIRS[engine]),
+                            extra_args=["--env", "randomids", "--connection-state-recovery",
+                                        "30"])
+    consumer_ip = ips_for_slot(1, WORKERS)[0]
+    producer = connect(f"{cluster.url}?token=good&tag=P", ips_for_slot(0, WORKERS)[0])
+    node = NodeClient({"url": f"{cluster.url}?token=good&tag=R", "localAddress": consumer_ip,
+                       "room": ROOM, "expect": 6, "event": "said",
+                       "blipAt": [3], "reconnectionDelay": 500,
+                       "timeout": 60000}, script="recovery.js")
+    try:
+        first = _until(node, "connect")
+        _until(node, "joined")
+        for n in range(3):
+            assert producer.call("to_room", (ROOM, n), timeout=10) == "sent"
+        _until(node, "disconnect")
+        for n in range(3, 6):
+            assert producer.call("to_room", (ROOM, n), timeout=10) == "sent"
+        again = _until(node, "connect")
+        done = _until(node, "done")
+    finally:
+        node.close()
+    assert first["id"].startswith("rnd-")
+    assert again["recovered"] is True and again["id"] == first["id"]
+    assert done["got"] == list(range(6))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_a_consumer_whose_node_is_stopped_recovers_on_the_other_through_nginx(
     start_cluster: Callable[..., Any], start_nginx: Callable[..., NginxServer],
     connect: Callable[..., BoundClient],

@@ -259,8 +259,8 @@ class AsyncFrameworkServer(socketio.AsyncServer):
             return
         namespace = namespace or "/"
         try:
-            sid = self.ids.choose(self, eio_sid, namespace)
-            if not await self.claims.claim(namespace, sid):
+            sid, restored = self.ids.choose(self, eio_sid, namespace)
+            if not await self.claims.claim(namespace, sid, take_over=restored):
                 raise id_in_use(sid)
         except Exception as exc:
             await self._send_packet(eio_sid, self.packet_class(

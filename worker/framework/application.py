@@ -140,8 +140,8 @@ class FrameworkServer(socketio.Server):
             return
         namespace = namespace or "/"
         try:
-            sid = self.ids.choose(self, eio_sid, namespace)
-            if not self.claims.claim(namespace, sid):
+            sid, restored = self.ids.choose(self, eio_sid, namespace)
+            if not self.claims.claim(namespace, sid, take_over=restored):
                 raise id_in_use(sid)
         except Exception as exc:
             self._send_packet(eio_sid, self.packet_class(

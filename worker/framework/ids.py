@@ -48,6 +48,17 @@ if holder ~= false and holder ~= ARGV[1] then return 0 end
 redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 """
+# A recovered socket's id is its own (its session record was taken by one restore only), so
+# its claim is taken over from whichever slot held it (a worker that was killed, say).
+TAKE_OVER_SCRIPT = """
+redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+
+def claim_script(take_over: bool) -> str:
+    """The script that claims an id: taking it over, or only when no other slot holds it."""
+    return TAKE_OVER_SCRIPT if take_over else CLAIM_SCRIPT
 
 
 class CustomIds:
@@ -66,14 +77,20 @@ class CustomIds:
             default = server.eio.generate_id
             server.eio.generate_id = lambda: self._pending.get() or default()
 
-    def choose(self, server: Any, eio_sid: str, namespace: str) -> str:
-        """The id ``io.generate_id(environ)`` gives this handshake; ValueError (the client's
-        ``connect_error`` message) when it is unusable or connected here already."""
+    def choose(self, server: Any, eio_sid: str, namespace: str) -> tuple[str, bool]:
+        """The id of this handshake and whether it is a recovered socket's own (connection
+        state recovery: the id it had, not a new one). Otherwise ``io.generate_id(environ)``
+        gives it; ValueError (the client's ``connect_error`` message) when it is unusable or
+        connected here already."""
         assert self.generator is not None  # the servers ask only when io.generate_id is set
+        restoring = getattr(server.manager, "restoring", None)
+        restored = restoring(eio_sid, namespace) if callable(restoring) else None
+        if restored is not None:
+            return restored, True
         sid = checked_id(self.generator(server.environ.get(eio_sid, {})))
         if sid in server.manager.rooms.get(namespace, {}).get(None, {}):
             raise id_in_use(sid)
-        return sid
+        return sid, False
 
     @contextmanager
     def pending(self, sid: str) -> Iterator[None]:
@@ -159,14 +176,15 @@ class ClaimsCore:
 class IdClaims(ClaimsCore):
     """Socket id claims with the manager's blocking Redis client (eventlet)."""
 
-    def claim(self, namespace: str, sid: str) -> bool:
-        """Claim ``sid`` in ``namespace``; False when another slot holds it."""
+    def claim(self, namespace: str, sid: str, take_over: bool = False) -> bool:
+        """Claim ``sid`` in ``namespace``; False when another slot holds it (``take_over``:
+        a recovered socket's own id, taken from whoever holds it)."""
         redis = self._redis()
         if redis is None:
             return True
         key = self._key(namespace, sid)
         try:
-            held = redis.eval(CLAIM_SCRIPT, 1, key, self.owner, CLAIM_TTL_MS)
+            held = redis.eval(claim_script(take_over), 1, key, self.owner, CLAIM_TTL_MS)
         except Exception as exc:
             return self._claim_failed(exc)
         return self._claimed(key, held)
@@ -205,14 +223,15 @@ class IdClaims(ClaimsCore):
 class AsyncIdClaims(ClaimsCore):
     """Socket id claims awaited on the asyncio manager's ``redis.asyncio`` client."""
 
-    async def claim(self, namespace: str, sid: str) -> bool:
-        """Claim ``sid`` in ``namespace``; False when another slot holds it."""
+    async def claim(self, namespace: str, sid: str, take_over: bool = False) -> bool:
+        """Claim ``sid`` in ``namespace``; False when another slot holds it (``take_over``:
+        a recovered socket's own id, taken from whoever holds it)."""
         redis = self._redis()
         if redis is None:
             return True
         key = self._key(namespace, sid)
         try:
-            held = await redis.eval(CLAIM_SCRIPT, 1, key, self.owner, CLAIM_TTL_MS)
+            held = await redis.eval(claim_script(take_over), 1, key, self.owner, CLAIM_TTL_MS)
         except Exception as exc:
             return self._claim_failed(exc)
         return self._claimed(key, held)

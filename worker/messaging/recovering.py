@@ -82,6 +82,14 @@ class RecoveryMixin:
         as a new session: what a connect handler asks to tell the two apart."""
         return self.sessions is not None and (namespace, sid) in self.sessions.recovered
 
+    def restoring(self, eio_sid: str, namespace: str) -> str | None:
+        """The socket id the CONNECT being handled on ``eio_sid`` gets back (a restore), or
+        None (a new session, or recovery off)."""
+        if self.sessions is None:
+            return None
+        _, restore = self.sessions.connecting.get((eio_sid, namespace), (None, None))
+        return None if restore is None else restore.record.sid
+
     def pid_of(self, sid: str, namespace: str) -> str | None:
         """The private session id of socket ``sid`` (None: recovery off, or not here)."""
         return None if self.sessions is None else self.sessions.pids.get((namespace, sid))
