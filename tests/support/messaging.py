@@ -108,13 +108,16 @@ def clients_on_slots(
     return found
 
 
-def barrier(sender: BoundClient, receiver: BoundClient, to: str) -> None:
+def barrier(sender: BoundClient, receiver: BoundClient, to: str) -> str:
     """Send one more message on the same path and wait for it: whatever was queued before it
-    on the sender's worker has gone through Redis by then."""
+    on the sender's worker has gone through Redis by then. Returns the barrier's tag (a
+    second subscriber, such as a test's monitor, reads it on its own time: wait for it there
+    too before looking at what that subscriber saw)."""
     inbox = inbox_for(receiver)
     tag = new_tag("barrier")
     sender.call("send_to", {"to": to, "n": 1, "tag": tag}, timeout=DELIVERY_TIMEOUT)
     inbox.wait(tag, 1)
+    return tag
 
 
 def inbox_for(client: BoundClient) -> Inbox:
