@@ -33,7 +33,10 @@ def test_a_full_queue_drops_the_oldest_and_the_rest_goes_out_when_redis_is_back(
         publisher.start()
         for i in range(8):
             publisher.command("rpush", "kept", i)
-        await asyncio.sleep(0.3)  # the publisher tries, fails, keeps the queue
+        for _ in range(100):  # up to 10 s: the publisher tries, fails, keeps the queue
+            if publisher.stats.outages:
+                break
+            await asyncio.sleep(0.1)
         assert publisher.stats.outages == 1 and not publisher.stats.connected
         own_redis.start()
         for _ in range(200):  # up to 20 s: RETRY_MAX, then SETTLE after the outage

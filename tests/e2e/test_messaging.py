@@ -77,6 +77,18 @@ class Monitor:
         """The emits of 'msg' carrying ``tag``, with their channels."""
         return [(channel, data) for channel, data in self.snapshot() if _tag_of(data) == tag]
 
+    def barrier(self, sender: BoundClient, receiver: BoundClient, to: str) -> None:
+        """:func:`barrier`, then wait until this monitor has read the barrier's message too.
+
+        The receiving worker and this monitor are two subscribers of the same PUBLISH: the
+        client can have the barrier while the monitor's thread has not read it yet, and a
+        snapshot taken then misses it and whatever came just before it. Redis sends one
+        subscriber its messages in publish order, so once the monitor holds the barrier it
+        holds everything published before it."""
+        tag = barrier(sender, receiver, to)
+        wait_until(lambda: self.tagged(tag), DELIVERY_TIMEOUT,
+                   what=f"the monitor to read the barrier {tag}")
+
     def stop(self) -> None:
         self.stopped.set()
         self.thread.join(5)
@@ -116,7 +128,7 @@ def test_targeted_emits_reach_exactly_one_worker(
         tag = new_tag("cross")
         assert a.call("send_to", {"to": wb["sid"], "n": n, "tag": tag}) == n
         received = inbox_b.wait(tag, n)
-        barrier(a, b, wb["sid"])
+        monitor.barrier(a, b, wb["sid"])
         assert received == inbox_b.of(tag) == collections.Counter(range(n))
         published = monitor.tagged(tag)
         assert [channel for channel, _ in published] == [channel_1] * n
@@ -127,9 +139,9 @@ def test_targeted_emits_reach_exactly_one_worker(
         tag = new_tag("local")
         assert a.call("send_to", {"to": wa2["sid"], "n": n, "tag": tag}) == n
         assert inbox_a2.wait(tag, n) == collections.Counter(range(n))
-        barrier(a, b, wb["sid"])
+        monitor.barrier(a, b, wb["sid"])
         after = monitor.snapshot()[before:]
-        # Only barrier messages (this one's, maybe the previous one's arriving late).
+        # Only this barrier's message (the monitor had read the previous one before ``before``).
         assert after and all(str(_tag_of(data)).startswith("barrier") for _, data in after), after
 
         # A room emit goes to the shared channel and reaches members on both workers.
@@ -140,7 +152,7 @@ def test_targeted_emits_reach_exactly_one_worker(
         assert a2.call("send_to", {"to": room, "n": 5, "tag": tag}) == 5
         assert inbox_a.wait(tag, 5) == collections.Counter(range(5))
         assert inbox_b.wait(tag, 5) == collections.Counter(range(5))
-        barrier(a2, b, wb["sid"])
+        monitor.barrier(a2, b, wb["sid"])
         assert inbox_a.of(tag) == inbox_b.of(tag) == collections.Counter(range(5))
         assert inbox_b2.total(tag) == 0 and inbox_a2.total(tag) == 0
         published = monitor.tagged(tag)
@@ -190,8 +202,8 @@ def test_240_concurrent_senders_lose_nothing(
         assert b.call("storm", {**order, "to": wa["sid"], "tag": tag_ba}) == total
         inbox_b.wait(tag_ab, total, timeout=20.0)
         inbox_a.wait(tag_ba, total, timeout=20.0)
-        barrier(a, b, wb["sid"])
-        barrier(b, a, wa["sid"])
+        monitor.barrier(a, b, wb["sid"])
+        monitor.barrier(b, a, wa["sid"])
         assert inbox_b.of(tag_ab) == collections.Counter(range(total))
         assert inbox_a.of(tag_ba) == collections.Counter(range(total))
         # Each emit was published once, to the receiver's worker only.
@@ -349,7 +361,7 @@ def test_targeted_delivery_survives_a_redis_restart(
         tag = new_tag("after-restart")
         assert a.call("send_to", {"to": wb["sid"], "n": 20, "tag": tag}) == 20
         assert inbox_b.wait(tag, 20) == collections.Counter(range(20))
-        barrier(a, b, wb["sid"])
+        monitor.barrier(a, b, wb["sid"])
         channels = collections.Counter(channel for channel, _ in monitor.tagged(tag))
     finally:
         monitor.stop()
@@ -365,7 +377,7 @@ def _routed_to(monitor: Monitor, sender: BoundClient, receiver: BoundClient,
     inbox = inbox_for(receiver)  # before the message can arrive
     sender.call("send_to", {"to": worker["sid"], "n": 1, "tag": tag}, timeout=DELIVERY_TIMEOUT)
     inbox.wait(tag, 1)
-    barrier(sender, receiver, worker["sid"])
+    monitor.barrier(sender, receiver, worker["sid"])
     return [channel for channel, _ in monitor.tagged(tag)] == [worker["own_channel"]]
 
 
@@ -437,7 +449,7 @@ def test_emits_on_a_stale_owner_record_are_forwarded(
         tag = new_tag("stale")
         assert a.call("send_to", {"to": wb["sid"], "n": 20, "tag": tag}) == 20
         assert inbox.wait(tag, 20) == collections.Counter(range(20))
-        barrier(a, b, wb["sid"])
+        monitor.barrier(a, b, wb["sid"])
         published = monitor.tagged(tag)
     finally:
         monitor.stop()

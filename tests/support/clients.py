@@ -134,6 +134,17 @@ def bound_engineio_class(source_ip: str) -> type[engineio.Client]:
     """An engineio.Client class whose websocket connections come from ``source_ip``."""
 
     class BoundEngineIOClient(engineio.Client):
+        # Set by BoundClient.handle_in_order.
+        in_order = False
+
+        def _trigger_event(self, event: str, *args: Any, **kwargs: Any) -> Any:
+            if event == "message" and self.in_order:
+                # python-engineio runs each message's handler in a thread of its own: the
+                # handlers then run in the order the threads are scheduled, which under load
+                # is not always the order the messages came in.
+                kwargs["run_async"] = False
+            return super()._trigger_event(event, *args, **kwargs)
+
         def _connect_websocket(self, url: str, headers: dict[str, str], engineio_path: str) -> Any:
             upgrade = bool(self.sid)
             parts = urllib.parse.urlsplit(url)
@@ -204,6 +215,12 @@ class BoundClient(socketio.Client):
     def next_event(self, event: str, timeout: float = 10.0) -> Any:
         """The next recorded ``event`` payload; raises queue.Empty after ``timeout`` seconds."""
         return self.received[event].get(timeout=timeout)
+
+    def handle_in_order(self) -> None:
+        """Run the event handlers in the order the messages arrive, on the connection's
+        reading thread: for a test that checks order. A handler must then not wait for this
+        client (no ``call`` from inside one)."""
+        self.eio.in_order = True
 
     def transport(self) -> str:
         """The engine.io transport in use now: 'polling' or 'websocket'."""

@@ -108,13 +108,16 @@ def clients_on_slots(
     return found
 
 
-def barrier(sender: BoundClient, receiver: BoundClient, to: str) -> None:
+def barrier(sender: BoundClient, receiver: BoundClient, to: str) -> str:
     """Send one more message on the same path and wait for it: whatever was queued before it
-    on the sender's worker has gone through Redis by then."""
+    on the sender's worker has gone through Redis by then. Returns the barrier's tag (a
+    second subscriber, such as a test's monitor, reads it on its own time: wait for it there
+    too before looking at what that subscriber saw)."""
     inbox = inbox_for(receiver)
     tag = new_tag("barrier")
     sender.call("send_to", {"to": to, "n": 1, "tag": tag}, timeout=DELIVERY_TIMEOUT)
     inbox.wait(tag, 1)
+    return tag
 
 
 def inbox_for(client: BoundClient) -> Inbox:
@@ -167,19 +170,28 @@ class Sender:
 
 
 class Arrivals:
-    """The sequence numbers of 'msg' events of one tag, in the order they arrived."""
+    """The sequence numbers of 'msg' events of one tag, in the order they arrived, and the
+    other tags seen (the barriers')."""
 
     def __init__(self, client: BoundClient, tag: str) -> None:
         self.tag = tag
         self.lock = threading.Lock()
         self.order: list[int] = []
-        client.on("msg", self._put)
+        self.others: set[str] = set()
+        client.handle_in_order()  # the order the worker sent them in, not the threads' order
+        client.on("msg", self._put)  # the client's one 'msg' handler: no Inbox besides
 
     def _put(self, data: dict[str, Any]) -> None:
-        if data.get("tag") == self.tag:
-            with self.lock:
+        with self.lock:
+            if data.get("tag") == self.tag:
                 self.order.append(int(data["i"]))
+            else:
+                self.others.add(str(data.get("tag")))
 
     def seen(self) -> list[int]:
         with self.lock:
             return list(self.order)
+
+    def heard(self, tag: str) -> bool:
+        with self.lock:
+            return tag in self.others

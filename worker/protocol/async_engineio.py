@@ -236,14 +236,24 @@ class _AsyncGuardedWebSocket:
     def __init__(self, ws: Any, session: AsyncConformantSocket) -> None:
         self._ws = ws
         self._session = session
+        self._after_binary = False
 
     async def wait(self) -> Any:
         session = self._session
+        if self._after_binary:
+            # As the sync engine's (engineio_rules._GuardedWebSocket): a handler task per
+            # message, and awaiting a frame already received does not yield; one yield per
+            # binary frame lets those tasks count it against max_http_buffer_size first.
+            self._after_binary = False
+            await session.server.sleep(0)
+        if session.closed:
+            return None  # a handler closed the session: read nothing more of it
         if not session.upgrading:
             session.upgrade_settled()
         frame = await self._ws.wait()
         if frame is None:
             return None
+        self._after_binary = not isinstance(frame, str)
         try:
             return session.check_websocket_frame(frame)
         except InvalidPacket as exc:

@@ -248,9 +248,21 @@ class _GuardedWebSocket:
     def __init__(self, ws: Any, session: ConformantSocket) -> None:
         self._ws = ws
         self._session = session
+        self._after_binary = False
 
     def wait(self) -> Any:
         session = self._session
+        if self._after_binary:
+            # Each message's handler runs in a green thread of its own (async_handlers), and
+            # the read loop yields only when the socket has nothing more to read: a client
+            # faster than the worker had every attachment in the kernel's buffers read, and
+            # held by a handler each, before the first handler counted one against
+            # max_http_buffer_size (how much depended on scheduling). One switch per binary
+            # frame lets the handlers of the frames read so far run, and refuse, first.
+            self._after_binary = False
+            session.server.sleep(0)
+        if session.closed:
+            return None  # a handler closed the session: read nothing more of it
         if not session.upgrading:
             # python-engineio reads the next frame once the upgrade packet has upgraded the
             # session: the upgrade has ended.
@@ -258,6 +270,7 @@ class _GuardedWebSocket:
         frame = self._ws.wait()
         if frame is None:
             return None
+        self._after_binary = not isinstance(frame, str)
         try:
             return session.check_websocket_frame(frame)
         except InvalidPacket as exc:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sioctl.worker.ws_mask import apply_mask
+from sioctl.worker.ws_mask import PIECE, apply_mask
 
 
 def masked_by_definition(data: bytes, mask: tuple[int, ...], length: int, offset: int) -> bytes:
@@ -36,3 +36,21 @@ def test_masking_twice_restores_the_payload() -> None:
     payload = bytes(range(256)) * 300
     mask = (0x12, 0x34, 0x56, 0x78)
     assert apply_mask(apply_mask(payload, mask), mask) == payload
+
+
+# No deadline: the definition's byte loop over 128 KiB is slow on a loaded machine.
+@settings(deadline=None, max_examples=20)
+@given(
+    extra=st.integers(0, 9),
+    mask=st.tuples(*[st.integers(0, 255)] * 4),
+    offset=st.integers(0, 7),
+)
+def test_apply_mask_in_pieces_matches_the_definition(
+    extra: int, mask: tuple[int, ...], offset: int
+) -> None:
+    """Past PIECE bytes the payload is unmasked piece by piece: the same bytes."""
+    data = bytes((i * 7 + 3) % 256 for i in range(2 * PIECE + extra))
+    length = len(data) - extra // 2
+    assert apply_mask(data, mask, length=length, offset=offset) == masked_by_definition(
+        data, mask, length, offset
+    )
