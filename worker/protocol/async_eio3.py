@@ -35,7 +35,7 @@ class AsyncEio3Session(Eio3SessionBase, AsyncConformantSocket):
         await super().send(Eio3Packet(pkt, self))
 
     async def receive(self, pkt: packet.Packet) -> None:
-        self.last_received = time.monotonic()  # v3 > Timeouts: any packet counts
+        self.heard_from_client()
         answer = eio3_rules.answer_to(pkt)
         if answer is not None:
             await self.send(answer)

@@ -49,6 +49,18 @@ class Eio3SessionBase:
         :func:`.core.eio3_rules.check_websocket_frame`."""
         return eio3_rules.check_websocket_frame(frame)
 
+    def heard_from_client(self) -> None:
+        """v3 > Timeouts: any packet from the client is a sign of life, unless it comes after
+        pingInterval + pingTimeout of silence: then the session is over even if python-engineio's
+        service task has not closed it yet (it runs when the loop lets it), and the request
+        that brought the packet fails (SocketIsClosedError: a 400, or the websocket closes)."""
+        now = time.monotonic()
+        if self.last_received and eio3_rules.silent_too_long(
+                now, self.last_received, advertised_ping_interval(self.server),  # type: ignore[attr-defined]
+                self.server.ping_timeout):  # type: ignore[attr-defined]
+            raise exceptions.SocketIsClosedError()
+        self.last_received = now
+
 
 class Eio3Session(Eio3SessionBase, ConformantSocket):
     """An Engine.IO session of protocol 3 (python-engineio's session, made one by
@@ -60,8 +72,7 @@ class Eio3Session(Eio3SessionBase, ConformantSocket):
         super().send(Eio3Packet(pkt, self))
 
     def receive(self, pkt: packet.Packet) -> None:
-        # v3 > Timeouts: any packet from the client counts as a sign of life.
-        self.last_received = time.monotonic()
+        self.heard_from_client()
         answer = eio3_rules.answer_to(pkt)
         if answer is not None:
             self.send(answer)
