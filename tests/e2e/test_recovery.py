@@ -139,6 +139,51 @@ def test_a_consumer_whose_worker_is_killed_misses_nothing(
     assert sample(page, "sioctl_recovery_attempted_total", slot) == 1
 
 
+def _respawned(cluster: Any, slot: int, dead: int) -> int:
+    """The pid of the worker that replaced ``dead`` in ``slot`` (waits for it)."""
+    return int(wait_until(lambda: [pid for s, pid in cluster.worker_pids().items()
+                                   if s == slot and pid != dead], 30,
+                          what="the slot's worker to be respawned")[0])
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_worker_killed_right_after_a_recovery_keeps_the_session(
+    start_cluster: Callable[..., Any], connect: Callable[..., BoundClient]
+) -> None:
+    """A restore takes the session record (GETDEL): the restored socket's records must be
+    back in Redis before its CONNECT answer, or a worker SIGKILLed as soon as the client is
+    recovered loses the session (the next reconnect was a new session)."""
+    cluster = start_cluster(workers=WORKERS, extra_args=["--connection-state-recovery", "30"])
+    consumer_ip = ips_for_slot(1, WORKERS)[0]
+    slot = expected_slot(consumer_ip, WORKERS)
+    producer = connect(cluster, ips_for_slot(0, WORKERS)[0])
+    total = 60
+    node = _consumer(cluster, consumer_ip, total)
+    try:
+        first = _until(node, "connect")
+        _until(node, "joined")
+        victim = cluster.worker_pids()[slot]
+        _send(producer, range(20))
+        os.kill(victim, signal.SIGKILL)
+        _until(node, "disconnect")
+        _send(producer, range(20, 40))
+        # Known before the client is back on it, so the kill follows its connect at once.
+        second = _respawned(cluster, slot, victim)
+        again = _until(node, "connect")
+        os.kill(second, signal.SIGKILL)
+        _until(node, "disconnect")
+        _send(producer, range(40, total))
+        last = _until(node, "connect")
+        # (A new session would wait for events sent before it joined: said here instead.)
+        assert last["recovered"] is True, node.seen
+        done = _until(node, "done")
+    finally:
+        node.close()
+    assert again["recovered"] is True and again["id"] == first["id"], node.seen
+    assert last["id"] == first["id"]
+    assert done["got"] == list(range(total)), node.seen[-3:]
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_a_consumer_away_longer_than_the_window_gets_a_new_session(
     start_cluster: Callable[..., Any], connect: Callable[..., BoundClient]

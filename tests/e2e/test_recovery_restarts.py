@@ -148,9 +148,11 @@ def test_consumers_miss_nothing_over_a_hup_roll_and_a_killed_worker(
     close"), both in the middle of the stream. Every consumer ends with every event once, in
     order, and every reconnect is a recovery of the same socket.
 
-    The kill comes first: a worker killed within milliseconds of restoring a socket (before
-    the socket's new record reached Redis) loses that session (docs/design.md, "Connection
-    state recovery"), and a roll's last slot is restored just before the roll ends."""
+    The kill comes first: it came first when a worker killed within milliseconds of
+    restoring a socket lost that session (its new record was queued; now it is written
+    before the CONNECT answer, test_recovery.py's
+    test_a_worker_killed_right_after_a_recovery_keeps_the_session) and a roll's last slot is
+    restored just before the roll ends; the order is kept."""
     cluster = start_cluster(workers=WORKERS, extra_args=[
         "--connection-state-recovery", "30", "--graceful-timeout", "5"])
     producer = _producer_node(start_cluster, connect)

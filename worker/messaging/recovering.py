@@ -8,7 +8,8 @@ recovery off (``sessions`` None) it changes nothing. With it on:
   it is appended to the recovery stream (``_recovery_publish``, queued on the publisher like
   every other command), and every worker, this one included, delivers it when its recovery
   reader reads it back (``_deliver_entry``), with the entry id appended as the offset;
-- each socket connected here has a session record in Redis, written when it connects, when its
+- each socket connected here has a session record in Redis, written when it connects (a
+  restored one's at once with its owner record, before its CONNECT answer), when its
   rooms change and with the owner records' refresh (a worker killed without a word leaves them
   behind), and on a recoverable disconnect with exactly the window as its expiry;
 - a CONNECT that restores (the server's ``RecoveryServerMixin`` found the record) gets the old
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from sioctl.worker.flow import Flow, call
 
 from . import recovery
+from .base import OWNER_TTL
 from .envelope import decode
 from .recovery import RECOVERY_SUFFIX, Restore, SessionRecord, Sessions
 
@@ -162,17 +164,21 @@ class RecoveryMixin:
     def _write_record(self, namespace: str, sid: str, ttl_ms: int) -> None:
         """Queue the session record of socket ``sid`` (rooms and data as they are now), to be
         written unless another worker owns the socket now (``recovery.RECORD_SET``)."""
-        if self.sessions is None or self.publisher is None:
+        record = self._record_of(namespace, sid)
+        if record is None or self.publisher is None:
             return
-        pid = self.sessions.pids.get((namespace, sid))
-        if pid is None:
-            return
-        rooms = [room for room in self.get_rooms(sid, namespace) if room != sid]
-        record = SessionRecord(sid, pid, namespace, rooms, self._session_data(sid, namespace))
         self.publisher.command("eval", recovery.RECORD_SET, 2,
-                               recovery.session_key(self.channel, pid),
+                               recovery.session_key(self.channel, record.pid),
                                self._owner_key(namespace, sid), self.host_id, record.dumps(),
                                ttl_ms)
+
+    def _record_of(self, namespace: str, sid: str) -> SessionRecord | None:
+        """The session record of socket ``sid`` as it is now (None: it has no session)."""
+        pid = None if self.sessions is None else self.sessions.pids.get((namespace, sid))
+        if pid is None:
+            return None
+        rooms = [room for room in self.get_rooms(sid, namespace) if room != sid]
+        return SessionRecord(sid, pid, namespace, rooms, self._session_data(sid, namespace))
 
     def _session_data(self, sid: str, namespace: str) -> dict[str, Any]:
         """python-socketio's user session of ``sid`` (``sio.get_session``), read without
@@ -288,6 +294,7 @@ class RecoveryMixin:
         replayed event is sent before the next, and live delivery to the socket resumes only
         after a check that the replay reached the reader, with no yield in between."""
         self._restore_rooms(restore, sid)
+        yield from self._keep_restored(restore.record.namespace, sid)
         for _ in range(recovery.CATCH_UP_TRIES):
             for message in self._unsent(restore, sid):
                 yield call(self._library_handle_emit, message)
@@ -301,6 +308,24 @@ class RecoveryMixin:
                 break
         self._restore_failed(restore.record.namespace, sid)
 
+    def _keep_restored(self, namespace: str, sid: str) -> Flow[None]:
+        """Write the restored socket's owner record and session record (rooms and data as
+        restored) at once, in one round trip, before its replay and its CONNECT answer: the
+        restore took the record (GETDEL), and a queued write would leave the session lost
+        if this worker died before the publisher sent it. A replay cut short by a death is
+        then recovered from the client's last offset. Redis not answering: the connect
+        queues both as for any socket."""
+        record = self._record_of(namespace, sid)
+        if record is None or self.sessions is None:
+            return
+        try:
+            yield call(self.redis.execute_command, "eval", recovery.RESTORED_SET, 2,
+                       self._owner_key(namespace, sid),
+                       recovery.session_key(self.channel, record.pid), self.host_id,
+                       int(OWNER_TTL * 1000), record.dumps(),
+                       self.sessions.record_ttl_ms(self._record_refresh()))
+        except Exception as exc:
+            self._get_logger().warning("cannot keep a restored session yet (%s)", exc)
 
     def _restore_rooms(self, restore: Restore, sid: str) -> None:
         """A restored socket gets its data back (python-socketio's user session, before its
@@ -356,8 +381,11 @@ class RecoveryMixin:
     def _restore_failed(self, namespace: str, sid: str) -> None:
         """The stream could not be read up to the reader: no replay (it could skip events);
         the socket keeps its sid but gets a new private id, and the client sees recovered
-        false."""
+        false. The record kept under the old private id goes (queued)."""
         assert self.sessions is not None
+        old = self.sessions.pids.get((namespace, sid))
+        if old is not None and self.publisher is not None:
+            self.publisher.command("del", recovery.session_key(self.channel, old))
         self.sessions.pids[(namespace, sid)] = recovery.new_pid()
         self.sessions.stats["expired"] += 1
 

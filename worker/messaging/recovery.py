@@ -59,6 +59,17 @@ return 1
 """
 
 
+# A restored socket's owner record (KEYS[1]: this worker, ARGV[1], for ARGV[2] ms) and session
+# record (KEYS[2]: ARGV[3], for ARGV[4] ms), written at once while its restore runs: the restore
+# took the record (GETDEL), so until both are back a worker killed now would lose the session.
+# The owner record goes first (unconditionally: the socket is this worker's now, whatever an
+# old worker's record says), so RECORD_SET's guard would pass too.
+RESTORED_SET = """
+redis.call('set', KEYS[1], ARGV[1], 'px', ARGV[2])
+redis.call('set', KEYS[2], ARGV[3], 'px', ARGV[4])
+return 1
+"""
+
 def stream_of(channel: str) -> str:
     """The Redis stream that carries the recoverable events of ``channel`` (the cluster's
     Redis channel), in every namespace."""
