@@ -341,11 +341,16 @@ def test_a_consumer_whose_node_is_stopped_recovers_on_the_other_through_nginx(
         *NODE_ARGS["http"], "--graceful-timeout", "2", "--connection-state-recovery", "30"])
         for _ in range(2)]
     front = Front(nodes, start_nginx("http", nodes))
-    # Which node nginx sends each address to: a consumer address on node 0, a producer's on 1.
-    placed = {ip: front.where(connect(front.url, ip, ("websocket",)))[0] for ip in SOURCE_IPS[:8]}
-    consumer_ip = next(ip for ip, node in placed.items() if node == 0)
-    producer = connect(front.url, next(ip for ip, node in placed.items() if node == 1),
-                       ("websocket",))
+    # Which node nginx sends each address to (its hash depends on the nodes' ports, new at each
+    # run): a consumer address on node 0, a producer's on 1, asking until both are found.
+    placed: dict[int, str] = {}
+    for ip in SOURCE_IPS:
+        placed.setdefault(front.where(connect(front.url, ip, ("websocket",)))[0], ip)
+        if len(placed) == 2:
+            break
+    assert len(placed) == 2, f"nginx sent all of {SOURCE_IPS} to node {list(placed)}"
+    consumer_ip = placed[0]
+    producer = connect(front.url, placed[1], ("websocket",))
     total, stop_after = 300, 80
     node = _consumer_at(front.url, consumer_ip, total)
     try:
