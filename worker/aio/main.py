@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 from sioctl.cluster import channel as master_channel
-from sioctl.cluster.settings import Settings, parse_bind
+from sioctl.cluster.settings import Settings, parse_bind, unix_path
 from sioctl.worker import access_log, boot, memory, protocol, tls
 from sioctl.worker.aio import app as aio_app
 from sioctl.worker.aio import fixes
@@ -35,8 +35,13 @@ POLL_INTERVAL = 0.1
 SHUTDOWN_SHARE = 5.0
 
 
-def new_loop() -> asyncio.AbstractEventLoop:
-    """uvloop's event loop when it is installed, else asyncio's own."""
+def new_loop(unix_binds: bool = False) -> asyncio.AbstractEventLoop:
+    """uvloop's event loop when it is installed, else asyncio's own. With ``unix_binds`` (a
+    ``-b unix:PATH``) asyncio's own: uvloop reads a connection's peer from its descriptor, so
+    a Unix connection would lose the client address the master named for it (serving.py's
+    NamedPeerSocket)."""
+    if unix_binds:
+        return asyncio.new_event_loop()
     try:
         import uvloop
     except ImportError:
@@ -231,15 +236,18 @@ def _deadline_thread(seconds: float, logger: logging.Logger) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the asyncio worker; returns (or exits with) the process status."""
     options = boot.parse_args(argv, prog="python -m sioctl.worker.aio")
-    loop = new_loop()
-    asyncio.set_event_loop(loop)
     logger = logging.getLogger("sioctl.worker")
-    channel = (AsyncChannel(options.channel_fd, loop, logger)
-               if options.channel_fd is not None else None)
+    settings: Settings | None = None
     try:
         settings = boot.read_settings()
     except BootError as exc:
-        return boot.report_boot_error(exc, channel, logger)
+        unreadable = exc
+    loop = new_loop(settings is not None and any(unix_path(bind) for bind in settings.binds))
+    asyncio.set_event_loop(loop)
+    channel = (AsyncChannel(options.channel_fd, loop, logger)
+               if options.channel_fd is not None else None)
+    if settings is None:
+        return boot.report_boot_error(unreadable, channel, logger)
     logger = boot.setup_logging(settings, options.slot)
     boot.name_process(settings, options.slot)
     # uvicorn logs every websocket's opening and closing at INFO: debug here.

@@ -80,9 +80,9 @@ class NamedPeerSocket(socket.socket):
 
     A Unix peer has no address (``''``), so uvicorn's client would be None and
     :class:`ClientAddresses` has no peer to key it by; asyncio's transport asks the socket
-    itself, so the named client reaches the scope (both the HTTP and websocket protocols). On
-    uvloop, which reads the descriptor itself, such connections keep no client.
-    """
+    itself, so the named client reaches the scope (both the HTTP and websocket protocols).
+    uvloop reads the descriptor itself, so a worker with a Unix bind runs asyncio's own loop
+    (main.new_loop)."""
 
     named: Address = ("", 0)
 
