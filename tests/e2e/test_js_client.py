@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -11,19 +10,14 @@ import pytest
 
 from tests.support.clients import BoundClient, expected_slot, ips_for_slot, wait_for_upgrade, whoami
 from tests.support.cluster import ENGINES
-from tests.support.node import NodeClient
-from tests.support.paths import JS_DIR
+from tests.support.node import NodeClient, require_node
 
 WORKERS = 2
 
 
 @pytest.fixture(autouse=True)
 def node_ready() -> None:
-    if shutil.which("node") is None:
-        pytest.skip("node is not installed")
-    assert (JS_DIR / "node_modules" / "socket.io-client").is_dir(), (
-        "socket.io-client is not installed: run `npm ci --prefix tests/js`"
-    )
+    require_node()
 
 
 @pytest.mark.parametrize("engine", ENGINES)

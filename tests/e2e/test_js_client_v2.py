@@ -8,7 +8,6 @@ heartbeat.
 from __future__ import annotations
 
 import base64
-import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -28,8 +27,8 @@ from sioctl.worker.gateway.wire import (
 from tests.support.clients import BoundClient, ips_for_slot, make_client
 from tests.support.cluster import Cluster, app_on, module_cluster
 from tests.support.gateway import SIG_APP, SIG_KEY, GwClient, assert_success
-from tests.support.node import NodeClient
-from tests.support.paths import APPS_DIR, JS_DIR
+from tests.support.node import NodeClient, require_node
+from tests.support.paths import APPS_DIR
 
 WORKERS = 2
 APPS = APPS_DIR
@@ -69,11 +68,7 @@ def chat(redis_url: str, tmp_path_factory: pytest.TempPathFactory,
 
 @pytest.fixture(autouse=True)
 def node_ready() -> None:
-    if shutil.which("node") is None:
-        pytest.skip("node is not installed")
-    assert (JS_DIR / "node_modules" / "socket.io-client-v2").is_dir(), (
-        "socket.io-client@2 is not installed: run `npm ci --prefix tests/js`"
-    )
+    require_node("socket.io-client-v2")
 
 
 @pytest.fixture

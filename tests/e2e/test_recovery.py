@@ -8,7 +8,6 @@ Each test runs on both engines (the eventlet and the asyncio shell of the same c
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import threading
 from collections.abc import Callable
@@ -23,8 +22,8 @@ from tests.support.clients import BoundClient, expected_slot, ips_for_slot, wait
 from tests.support.cluster import ENGINES
 from tests.support.metrics import sample
 from tests.support.nginx import NODE_ARGS, SOURCE_IPS, Front, NginxServer
-from tests.support.node import NodeClient
-from tests.support.paths import APPS_DIR, JS_DIR
+from tests.support.node import NodeClient, require_node
+from tests.support.paths import APPS_DIR
 from tests.support.ports import free_port
 
 WORKERS = 2
@@ -36,11 +35,7 @@ APP_DIRS = {"eventlet": APPS_DIR / "fwapp", "asyncio": APPS_DIR / "fwapp_async"}
 
 @pytest.fixture(autouse=True)
 def node_ready() -> None:
-    if shutil.which("node") is None:
-        pytest.skip("node is not installed")
-    assert (JS_DIR / "node_modules" / "socket.io-client").is_dir(), (
-        "socket.io-client is not installed: run `npm ci --prefix tests/js`"
-    )
+    require_node()
 
 
 def _consumer(cluster: Any, ip: str, expect: int, **spec: Any) -> NodeClient:
@@ -262,6 +257,28 @@ def test_a_quiet_stream_that_expired_does_not_stop_a_recovery(
     assert [line for line in node.seen if line["op"] == "joined"] == [{"op": "joined"}]
 
 
+def _framework_blip(cluster: Any, connect: Callable[..., BoundClient]
+                    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """A consumer of the framework app (tag R) in ROOM gets 6 events with a blip after the
+    third; its first and second ``connect`` lines and its ``done`` line."""
+    producer = connect(f"{cluster.url}?token=good&tag=P", ips_for_slot(0, WORKERS)[0])
+    node = NodeClient({"url": f"{cluster.url}?token=good&tag=R",
+                       "localAddress": ips_for_slot(1, WORKERS)[0], "room": ROOM, "expect": 6,
+                       "event": "said", "blipAt": [3], "reconnectionDelay": 500,
+                       "timeout": 60000}, script="recovery.js")
+    try:
+        first = _until(node, "connect")
+        _until(node, "joined")
+        for n in range(3):
+            assert producer.call("to_room", (ROOM, n), timeout=10) == "sent"
+        _until(node, "disconnect")
+        for n in range(3, 6):
+            assert producer.call("to_room", (ROOM, n), timeout=10) == "sent"
+        return first, _until(node, "connect"), _until(node, "done")
+    finally:
+        node.close()
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_the_framework_skips_the_connection_middleware_of_a_recovered_socket(
     start_cluster: Callable[..., Any], connect: Callable[..., BoundClient], tmp_path: Any,
@@ -273,23 +290,7 @@ def test_the_framework_skips_the_connection_middleware_of_a_recovered_socket(
     cluster = start_cluster(app=str(APP_DIRS[engine]),
                             extra_args=["--connection-state-recovery", "30"],
                             env={"FWAPP_TRACE": str(trace)})
-    consumer_ip = ips_for_slot(1, WORKERS)[0]
-    producer = connect(f"{cluster.url}?token=good&tag=P", ips_for_slot(0, WORKERS)[0])
-    node = NodeClient({"url": f"{cluster.url}?token=good&tag=R", "localAddress": consumer_ip,
-                       "room": ROOM, "expect": 6, "event": "said", "blipAt": [3],
-                       "reconnectionDelay": 1000, "timeout": 60000}, script="recovery.js")
-    try:
-        first = _until(node, "connect")
-        _until(node, "joined")
-        for n in range(3):
-            assert producer.call("to_room", (ROOM, n), timeout=10) == "sent"
-        _until(node, "disconnect")
-        for n in range(3, 6):
-            assert producer.call("to_room", (ROOM, n), timeout=10) == "sent"
-        again = _until(node, "connect")
-        done = _until(node, "done")
-    finally:
-        node.close()
+    first, again, done = _framework_blip(cluster, connect)
     assert again["recovered"] is True and again["id"] == first["id"]
     assert done["got"] == list(range(6))
     lines = trace.read_text().splitlines()
@@ -306,24 +307,7 @@ def test_a_recovered_socket_keeps_the_id_its_generate_id_gave_it(
     cluster = start_cluster(app=str(APP_DIRS[engine]),
                             extra_args=["--env", "randomids", "--connection-state-recovery",
                                         "30"])
-    consumer_ip = ips_for_slot(1, WORKERS)[0]
-    producer = connect(f"{cluster.url}?token=good&tag=P", ips_for_slot(0, WORKERS)[0])
-    node = NodeClient({"url": f"{cluster.url}?token=good&tag=R", "localAddress": consumer_ip,
-                       "room": ROOM, "expect": 6, "event": "said",
-                       "blipAt": [3], "reconnectionDelay": 500,
-                       "timeout": 60000}, script="recovery.js")
-    try:
-        first = _until(node, "connect")
-        _until(node, "joined")
-        for n in range(3):
-            assert producer.call("to_room", (ROOM, n), timeout=10) == "sent"
-        _until(node, "disconnect")
-        for n in range(3, 6):
-            assert producer.call("to_room", (ROOM, n), timeout=10) == "sent"
-        again = _until(node, "connect")
-        done = _until(node, "done")
-    finally:
-        node.close()
+    first, again, done = _framework_blip(cluster, connect)
     assert first["id"].startswith("rnd-")
     assert again["recovered"] is True and again["id"] == first["id"]
     assert done["got"] == list(range(6))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import queue
-import shutil
 import signal
 import threading
 import time
@@ -25,8 +24,7 @@ import redis
 
 from tests.support.clients import BoundClient, expected_slot, ips_for_slot, wait_until
 from tests.support.cluster import ENGINES, Cluster
-from tests.support.node import NodeClient
-from tests.support.paths import JS_DIR
+from tests.support.node import NodeClient, require_node
 
 WORKERS = 2
 ROOM = "recovering"
@@ -36,11 +34,7 @@ WAIT = 60.0
 
 @pytest.fixture(autouse=True)
 def node_ready() -> None:
-    if shutil.which("node") is None:
-        pytest.skip("node is not installed")
-    assert (JS_DIR / "node_modules" / "socket.io-client").is_dir(), (
-        "socket.io-client is not installed: run `npm ci --prefix tests/js`"
-    )
+    require_node()
 
 
 class Consumers:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import queue
+import shutil
 import subprocess
 import threading
 from typing import Any
@@ -14,6 +15,16 @@ import pytest
 from tests.support.paths import JS_DIR
 
 LINE_TIMEOUT = 20.0
+
+
+def require_node(package: str = "socket.io-client") -> None:
+    """Skip the test when node is not installed; fail it when the npm ``package`` is missing
+    (``npm ci --prefix tests/js`` installs it)."""
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed")
+    assert (JS_DIR / "node_modules" / package).is_dir(), (
+        f"{package} is not installed: run `npm ci --prefix tests/js`"
+    )
 
 
 class NodeClient:
