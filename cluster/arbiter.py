@@ -214,7 +214,7 @@ class Arbiter:
 
     def _on_running(self) -> None:
         log.info("%s ready: listening on %s", self.settings.title,
-                 ", ".join(self.router.addresses()))
+                 ", ".join(self.router.addresses(self.settings.scheme)))
         self._report_ready("ready")
 
     def _fail(self, message: str) -> None:
@@ -416,7 +416,7 @@ class Arbiter:
             "state": self.state,
             "app": self.settings.app,
             "engine": self.settings.worker_class,
-            "binds": self.router.addresses(),
+            "binds": self.router.addresses(self.settings.scheme),
             "metrics": self.metrics.url if self.metrics else None,
             "redis": self._redis_description(),
             "graceful_timeout": self.settings.graceful_timeout,

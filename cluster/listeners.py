@@ -136,12 +136,12 @@ def open_listeners(binds: list[str], backlog: int) -> list[socket.socket]:
     return opened
 
 
-def display_address(sock: socket.socket) -> str:
-    """``http://host:port`` for a listening socket, with IPv6 hosts in brackets
-    (``unix:PATH`` for a Unix one)."""
+def display_address(sock: socket.socket, scheme: str = "http") -> str:
+    """``http://host:port`` (or ``https://`` when the workers terminate TLS) for a listening
+    socket, with IPv6 hosts in brackets (``unix:PATH`` for a Unix one)."""
     if sock.family == socket.AF_UNIX:
         return f"unix:{sock.getsockname()}"
     host, port = sock.getsockname()[:2]
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{port}"
+    return f"{scheme}://{host}:{port}"

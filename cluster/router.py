@@ -63,8 +63,8 @@ class Router:
         # Unix listeners' socket files, removed when they close.
         self.socket_files = {sock.fileno(): socket_file(sock) for sock in self.listeners}
 
-    def addresses(self) -> list[str]:
-        return [display_address(sock) for sock in self.listeners]
+    def addresses(self, scheme: str = "http") -> list[str]:
+        return [display_address(sock, scheme) for sock in self.listeners]
 
     def limit_descriptors(self, available: int) -> None:
         """Keep what the queues and the inspector may hold below ``available`` descriptors."""

@@ -430,6 +430,11 @@ class Settings:
     def master_pidfile(self) -> str:
         return os.path.join(self.run_dir, "master.pid")
 
+    @property
+    def scheme(self) -> str:
+        """The scheme clients use: ``https`` when the workers terminate TLS."""
+        return "https" if self.certfile else "http"
+
 
 # The settings table, in the order of the Settings fields; SPECS finds a row by field name.
 TABLE: tuple[Spec, ...] = specs_of(Settings)

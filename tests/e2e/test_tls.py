@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
-import socketio
 
-from tests.support.clients import SourceAddressAdapter, expected_slot, ips_for_slot
+from tests.support.clients import expected_slot, ips_for_slot
 from tests.support.cluster import ENGINES
+from tests.support.tls_client import tls_client
 
 
 @pytest.fixture(scope="module")
@@ -33,20 +32,6 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     return str(cert), str(key)
 
 
-def tls_client(certfile: str, source_ip: str | None = None) -> socketio.Client:
-    """A client that trusts only ``certfile``; its polling requests come from ``source_ip``."""
-    session = requests.Session()
-    session.trust_env = False  # REQUESTS_CA_BUNDLE would replace our certificate
-    session.verify = certfile
-    if source_ip is not None:
-        session.mount("https://", SourceAddressAdapter(source_ip))
-    return socketio.Client(
-        http_session=session,
-        websocket_extra_options={"sslopt": {"ca_certs": certfile}},
-        reconnection=False,
-    )
-
-
 @pytest.mark.parametrize("engine", ENGINES)
 def test_https_and_wss_through_the_master(
     start_cluster: Any, certificate: tuple[str, str]
@@ -54,6 +39,7 @@ def test_https_and_wss_through_the_master(
     certfile, keyfile = certificate
     cluster = start_cluster(extra_args=["--certfile", certfile, "--keyfile", keyfile])
     url = f"https://127.0.0.1:{cluster.port}"
+    assert cluster.status()["binds"] == [url]
 
     # Polling from addresses of both slots: the master hashed the real client address.
     for slot in (0, 1):
