@@ -23,6 +23,7 @@ from .contract_terms import (
     P_ASYNC_EIO3,
     P_ASYNC_ENGINE,
     P_ASYNC_SIO,
+    P_ASYNC_WEBSOCKET,
     P_RECOVERY,
     P_SERVER,
     UVICORN_HTTP,
@@ -97,6 +98,10 @@ ASYNCIO_HOOKS: tuple[Hook, ...] = (
     Hook(f"{ASOCKET}.check_ping_timeout", CALL, (), (P_ASYNC_ENGINE,)),
     Hook(f"{ASOCKET}._websocket_handler", OVERRIDE, ("ws",), (P_ASYNC_ENGINE,),
          "reads frames with await ws.wait(), as the sync one"),
+    Hook(f"{ASOCKET}._websocket_handler", COPY, ("ws",), (P_ASYNC_WEBSOCKET,),
+         "serve_websocket re-implements it (the upgrade's probe exchange, the writer task, the "
+         "read loop and its end) reading frames in the session's own task, one ReadDeadline "
+         "timer per websocket instead of a task and wait_for per frame"),
     Hook(f"{ASIO}._handle_eio_connect", OVERRIDE, ("eio_sid", "environ"),
          (P_ASYNC_SIO, P_ASYNC_EIO3)),
     Hook(f"{ASIO}._handle_eio_message", OVERRIDE, ("eio_sid", "data"),

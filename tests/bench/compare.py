@@ -51,6 +51,7 @@ STEPS: list[tuple[str, Any]] = [
     # First: memory per idle websocket is measured from the system as it started (as in
     # suite.py), before any other phase has grown its heap.
     ("idle-1k", lambda s, p: scenarios.idle(s, p, 1000)),
+    ("echo-fixed", lambda s, p: scenarios.echo(s, p, p.echo_rate)),
     ("echo-saturation", lambda s, p: scenarios.echo(s, p, None)),
     ("echo-16k-saturation", lambda s, p: scenarios.echo(s, p, None, LARGE_TEXT)),
     ("targeted", scenarios.targeted),

@@ -25,6 +25,7 @@ from typing import Any
 from engineio import exceptions, packet
 from engineio.async_socket import AsyncSocket
 
+from .async_websocket import serve_websocket
 from .core import eio_rules
 from .core.eio_rules import DuplicateRequest, InvalidPacket, is_websocket_upgrade
 from .core.eio_session import UPGRADE_POLL_WAIT
@@ -218,7 +219,8 @@ class AsyncConformantSocket(SessionRulesMixin, AsyncSocket):
         if self.rules.websocket_opens(self.connected, self.upgraded):
             self._upgrade_settled = self.server.create_event()
         try:
-            return await super()._websocket_handler(guarded)
+            # python-engineio's handler, without its task per frame read (async_websocket).
+            return await serve_websocket(self, guarded)
         except InvalidPacket as exc:
             self.upgrading = False
             self.server._log_error_once(
