@@ -750,6 +750,29 @@ def test_eio_websocket_large_frames(chat: Cluster, slot: int) -> None:
         ws.close()
 
 
+@pytest.mark.parametrize("slot", SLOTS)
+def test_eio_websocket_frames_together_and_split(chat: Cluster, slot: int) -> None:
+    """Packet encoding > WebSocket, "each Engine.IO packet is sent in its own WebSocket frame",
+    however TCP delivers the frames: fifty in one write (read from the worker's buffer of one
+    read, docs/design.md "The websocket read path") and one written a byte at a time are each
+    answered, in order."""
+    ws, _ = ws_open(chat, ip(slot, 13))
+    try:
+        ws.send("40")
+        assert str(receive(ws)).startswith("40{")
+        frames = [websocket.ABNF.create_frame(f'42{n}["echo",{n}]', websocket.ABNF.OPCODE_TEXT)
+                  for n in range(50)]
+        ws.sock.sendall(b"".join(frame.format() for frame in frames))
+        assert [receive(ws) for _ in range(50)] == [f"43{n}[{n}]" for n in range(50)]
+        split = websocket.ABNF.create_frame('4299["echo","split"]', websocket.ABNF.OPCODE_TEXT)
+        ws.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # a segment per byte
+        for byte in split.format():
+            ws.sock.sendall(bytes([byte]))
+        assert receive(ws) == '4399["split"]'
+    finally:
+        ws.close()
+
+
 # --- Socket.IO v5: Exchange protocol > Connection to a namespace ------------------------------
 
 

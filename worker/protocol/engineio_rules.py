@@ -218,6 +218,10 @@ class ConformantSocket(SessionRulesMixin, Socket):
         both close the session and the websocket (the official test suite: "closes the session
         upon invalid packet format").
         """
+        if self.server.async_mode == "eventlet":
+            from .. import ws_reads  # eventlet's websocket: one recv per burst of frames
+
+            ws_reads.buffer_reads(ws)
         guarded = _GuardedWebSocket(ws, self)
         if self.rules.websocket_opens(self.connected, self.upgraded):
             # An upgrade (python-engineio's test): polling requests wait for its end from now.
