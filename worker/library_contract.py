@@ -278,6 +278,11 @@ HOOKS: tuple[Hook, ...] = (
     Hook("eventlet.websocket:RFC6455WebSocket._apply_mask", PATCH,
          ("data", "mask", "length", "offset"), ("worker/ws_mask.py", "worker/main.py"),
          "a static method; replaced by ws_mask.apply_mask"),
+    Hook("eventlet.websocket:RFC6455WebSocket.socket", LAYOUT, None,
+         ("worker/ws_reads.py", P_ENGINEIO),
+         "replaced by ws_reads.BufferedReads: frames are read only through socket.recv(n) "
+         "(any length up to n), written through socket.sendall, and python-engineio sets "
+         "the read time limit with socket.settimeout"),
     Hook(f"{WSGI}:Server.__init__", CALL,
          ("socket", "address", "app", "log", "environ", "max_http_version", "protocol",
           "minimum_chunk_size", "log_x_forwarded_for", "keepalive", "log_output", "log_format",

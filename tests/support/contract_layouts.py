@@ -169,6 +169,45 @@ def check_async_websocket() -> None:
     assert len(ran) == 1 and callable(getattr(ran[0], "close", None)), ran
 
 
+def check_websocket_socket() -> None:
+    """eventlet's ``RFC6455WebSocket`` reads a frame only through ``self.socket.recv(n)``
+    (any number of bytes up to n per call) and writes through ``self.socket.sendall``, so a
+    stand-in socket that buffers reads (worker/ws_reads.py) can take its place."""
+    import websocket
+    from eventlet.green import socket
+    from eventlet.websocket import RFC6455WebSocket
+
+    used: list[str] = []
+
+    class OneByteAtATime:
+        def __init__(self, sock: Any) -> None:
+            self._sock = sock
+
+        def recv(self, size: int) -> bytes:
+            used.append("recv")
+            return self._sock.recv(1)
+
+        def sendall(self, data: bytes) -> None:
+            used.append("sendall")
+            self._sock.sendall(data)
+
+        def __getattr__(self, name: str) -> Any:
+            used.append(name)
+            return getattr(self._sock, name)
+
+    ours, theirs = socket.socketpair()
+    try:
+        ws = RFC6455WebSocket(ours, {}, 13)
+        ws.socket = OneByteAtATime(ours)
+        theirs.sendall(websocket.ABNF.create_frame("hello", websocket.ABNF.OPCODE_TEXT).format())
+        assert ws.wait() == "hello"
+        ws.send("back")
+        assert set(used) == {"recv", "sendall"}, used
+    finally:
+        ours.close()
+        theirs.close()
+
+
 def check_websocket_states() -> None:
     """The session's upgrading / upgraded / connected at each ``ws.wait()`` of
     python-engineio's _websocket_handler, for an upgrade and for a websocket-only session."""
@@ -571,6 +610,7 @@ LAYOUTS: dict[str, Callable[[], None]] = {
     "engineio.socket:Socket.queue (layout)": check_open_packet_first,
     "engineio.socket:Socket.last_ping (layout)": check_last_ping,
     "engineio.socket:Socket._websocket_handler (layout)": check_websocket_states,
+    "eventlet.websocket:RFC6455WebSocket.socket (layout)": check_websocket_socket,
     "socketio:Server._binary_packet (layout)": check_binary_packet,
     "socketio:Server.environ (layout)": check_sio_environ,
     "engineio.socket:Socket.session (layout)": check_socket_session,
