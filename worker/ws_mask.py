@@ -29,7 +29,8 @@ def apply_mask(
         length = len(data)
     if length <= 0:
         return b""
-    key = bytes(mask[(offset + i) % 4] for i in range(4))
+    shift = offset % 4
+    key = bytes(mask) if not shift else bytes(mask[shift:]) + bytes(mask[:shift])
     if length <= PIECE:
         stream = (key * (length // 4 + 1))[:length]
         payload = int.from_bytes(data[:length], "little") ^ int.from_bytes(stream, "little")

@@ -65,8 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     names = [name for name, _ in scenarios.scenarios(scenarios.Plan.full())]
     parser.add_argument("--scenario", choices=names, default="echo-saturation")
     parser.add_argument("--workers", type=int, choices=(1, 2), default=2)
-    parser.add_argument("--system", choices=("sioctl", "sioctl-asyncio", "uvicorn"),
-                        default="sioctl", help="what to profile (uvicorn: one process)")
+    parser.add_argument("--system", choices=("sioctl", "sioctl-asyncio", "uvicorn",
+                                             "python-socketio"),
+                        default="sioctl",
+                        help="what to profile (uvicorn, python-socketio: one process)")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--out", type=Path, default=None, help="where the stacks go")
@@ -78,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     raise_fd_limit()
     run = event_loop_runner()
     with RedisServer(str(out / "redis"), unix_socket=False) as redis_server:
-        workers = 1 if args.system == "uvicorn" else args.workers
+        workers = args.workers if args.system.startswith("sioctl") else 1
         system = systems.make(args.system, workers, redis_server.url,
                               int(redis_server.pid or 0), out)
         with system:
