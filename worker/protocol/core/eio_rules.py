@@ -106,6 +106,11 @@ def check_websocket_frame(frame: str | bytes, upgrading: bool) -> str | bytes:
     """The frame python-engineio should see for one a client sent on the websocket (the same);
     raises :class:`InvalidPacket` for one it may not send (Engine.IO v4: binary frames are bare
     messages, text frames typed packets; a PING only as the probe of an upgrade under way)."""
+    if isinstance(frame, bytes) or frame[:1] == "4":
+        # A binary frame, or a text MESSAGE: allowed, and python-engineio decodes either
+        # without fail (the text after "4" is the message as it is). Nearly every frame is
+        # one; it needs no packet built here, python-engineio builds its own.
+        return frame
     pkt = decode_packet(frame)
     allowed = pkt.packet_type in CLIENT_WEBSOCKET_TYPES or (
         upgrading and pkt.packet_type == packet.PING and pkt.data == "probe"
