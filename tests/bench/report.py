@@ -277,11 +277,28 @@ TARGETS = [
 ]
 
 
-def targets(results: list[dict[str, Any]]) -> list[str]:
-    """The asyncio engine's targets as ratios of this run's medians (rows whose two
+# Issue 19's echo targets, and the latency at the echo saturation point beside Node's.
+ECHO_TARGETS = [
+    ("server CPU per echo, saturation: sioctl 2w ÷ python-socketio 1 process", "echo-saturation",
+     "server µs/msg", ("sioctl", 2), ("python-socketio", 1), 0.8),
+    ("server CPU per echo, fixed load: sioctl 2w ÷ python-socketio 1 process", "echo-fixed",
+     "server µs/msg", ("sioctl", 2), ("python-socketio", 1), 0.8),
+    ("p99 at the echo saturation point: sioctl 2w ÷ Node.js cluster 2w", "echo-saturation",
+     "p99 ms", ("sioctl", 2), ("node", 2), None),
+    ("p99 at the echo saturation point: sioctl asyncio 2w ÷ Node.js cluster 2w",
+     "echo-saturation", "p99 ms", ("sioctl-asyncio", 2), ("node", 2), None),
+    ("p99 at the echo saturation point: sioctl 1w ÷ Node.js cluster 1w", "echo-saturation",
+     "p99 ms", ("sioctl", 1), ("node", 1), None),
+    ("p99 at the echo saturation point: sioctl asyncio 1w ÷ Node.js cluster 1w",
+     "echo-saturation", "p99 ms", ("sioctl-asyncio", 1), ("node", 1), None),
+]
+
+
+def targets(results: list[dict[str, Any]], wanted: list[Any] = TARGETS) -> list[str]:
+    """Targets (``TARGETS`` by default) as ratios of this run's medians (rows whose two
     configurations both ran)."""
     lines = ["| ratio | mine | theirs | ratio | target |", "|---|--:|--:|--:|--:|"]
-    for label, scenario, metric, mine, theirs, limit in TARGETS:
+    for label, scenario, metric, mine, theirs, limit in wanted:
         table = Table(results, scenario)
         a, b = table.median(mine, metric), table.median(theirs, metric)
         if math.isnan(a) or math.isnan(b) or b == 0:
@@ -452,6 +469,12 @@ def write(path: Path, data: dict[str, Any]) -> None:
         lines += ["## The asyncio engine's targets (issue 15)", "",
                   "Ratios of this run's medians; the server CPU of sioctl counts its master"
                   " and, with 2 workers, redis-server and both workers.", ""] + goals
+    echo_goals = targets(results, ECHO_TARGETS)
+    if echo_goals:
+        lines += ["## Echo targets and latency beside Node (issue 19)", "",
+                  "Ratios of this run's medians. At the saturation point every client waits for"
+                  " its ack before sending again, so the latency follows the rate each system"
+                  " reaches (clients ÷ msgs/s), i.e. its CPU per message.", ""] + echo_goals
     for scenario, (title, text) in SCENARIOS.items():
         if not any(r["scenario"] == scenario for r in results):
             continue
