@@ -18,27 +18,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-# The most one read brings. A 16 KiB message (and its frame header) arrives in one read; a
-# burst of small frames is read at once. What was read is kept only until it has been taken (an
-# idle websocket holds no buffer).
+# The most one recv() brings. A 16 KiB message (and its frame header) arrives in one read; a
+# burst of small frames is read at once. Freed as soon as it has been read (an idle websocket
+# holds no buffer).
 READ_SIZE = 64 * 1024
-
-
-class _Scratch:
-    """The buffer every websocket of the process reads into, then copies what came out of.
-
-    ``recv(READ_SIZE)`` would allocate READ_SIZE bytes for every call, the one that finds
-    nothing to read included, and free or shrink them at once: a 64 KiB block per message
-    through malloc, which can cost a ``brk`` each way when it sits at the top of the heap. One
-    buffer is enough: a read fills it and its bytes are copied out before the green thread can
-    switch, so no two reads ever share it."""
-
-    def __init__(self) -> None:
-        self.buffer = bytearray(READ_SIZE)
-        self.view = memoryview(self.buffer)
-
-
-_SCRATCH = _Scratch()
 
 
 class BufferedReads:
@@ -74,7 +57,7 @@ class BufferedReads:
     def _fill(self) -> bytes:
         """One read of up to READ_SIZE bytes, waiting at most the socket's timeout for it."""
         if self._span is None:
-            return self._read()
+            return self._sock.recv(READ_SIZE)
         import greenlet
 
         self._since = time.monotonic()
@@ -82,15 +65,9 @@ class BufferedReads:
         if self._timer is None:
             self._arm(self._span)
         try:
-            return self._read()
+            return self._sock.recv(READ_SIZE)
         finally:
             self._since = self._reader = None
-
-    def _read(self) -> bytes:
-        # The green recv_into waits (switching) before it reads, never after: the bytes are
-        # copied out of the shared buffer before anything else runs.
-        count = self._sock.recv_into(_SCRATCH.buffer, READ_SIZE)
-        return _SCRATCH.view[:count].tobytes()
 
     def _arm(self, delay: float) -> None:
         from eventlet import hubs
