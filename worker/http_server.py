@@ -116,7 +116,9 @@ class HttpServer:
             self._open[conn.key] = conn
             # From its arrival: the TLS handshake and the first request head count.
             conn.deadline(self._header_timeout, "no complete request head in time")
-            self._pool.spawn(self._serve_one, conn)
+            # spawn_n: a bare greenlet; spawn's GreenThread (with its exit event and link
+            # list) would be one more set of objects per connection that nothing reads.
+            self._pool.spawn_n(self._serve_one, conn)
 
     def _serve_one(self, conn: Connection) -> None:
         try:

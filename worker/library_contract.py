@@ -300,6 +300,13 @@ HOOKS: tuple[Hook, ...] = (
     Hook(f"{WSGI}:HttpProtocol.finish", OVERRIDE, (), (CONNECTION,)),
     Hook(f"{WSGI}:HttpProtocol.conn_state", ATTRIBUTE, None, (CONNECTION,)),
     Hook(f"{WSGI}:HttpProtocol.close_connection", ATTRIBUTE, None, (CONNECTION,)),
+    Hook(f"{WSGI}:HttpProtocol.rfile", ATTRIBUTE, None, (CONNECTION,),
+         "closed once a websocket has the connection (its buffer freed); eventlet.wsgi reads "
+         "no further request on a connection a websocket handled"),
+    Hook(f"{WSGI}:HttpProtocol.wfile", ATTRIBUTE, None, (CONNECTION,),
+         "closed once a websocket has the connection (the websocket writes the socket)"),
+    Hook("eventlet.websocket:RFC6455WebSocket.environ", ATTRIBUTE, None, (P_ENGINEIO,),
+         "the upgrade request's WSGI environ (the HTTP server's websocket-opened callable)"),
     Hook(f"{WSGI}:Input.discard", OVERRIDE, ("buffer_size",), (CONNECTION,),
          "called after each response to drain the unread body; OSError closes instead"),
     Hook("eventlet.hubs.hub:BaseHub.timers", ATTRIBUTE, None, (MEMORY,)),

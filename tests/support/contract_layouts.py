@@ -447,6 +447,12 @@ def instance_of(class_target: str) -> Any:
         return eventlet.wsgi.Server(_NoListener(), ("", 0), lambda e, s: [])
     if cls is eventlet.wsgi.HttpProtocol:
         return served_connection(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")[0]
+    if cls.__name__ == "RFC6455WebSocket":  # eventlet.websocket's, built as its handshake does
+        from eventlet.green import socket
+
+        ours, theirs = socket.socketpair()
+        theirs.close()
+        return cls(ours, {"REMOTE_ADDR": "127.0.0.1"}, 13)
     if cls is eventlet.hubs.hub.BaseHub:
         from eventlet.hubs import get_hub
 
