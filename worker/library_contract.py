@@ -63,7 +63,7 @@ from .contract_terms import (  # noqa: F401 (the contract's words, re-exported)
     WSGI,
     Hook,
 )
-from .library_contract_asyncio import ASYNCIO_HOOKS
+from .library_contract_asyncio import ASYNCIO_HOOKS, UVICORN_WS
 
 HOOKS: tuple[Hook, ...] = (
     # ------------------------------------------------------------ python-engineio: the server
@@ -284,8 +284,12 @@ HOOKS: tuple[Hook, ...] = (
           "url_length_limit", "debug", "socket_timeout", "capitalize_response_headers"),
          (HTTP,), "given a stand-in listener: it reads family and getsockname(), and serves "
          "https when the listener has do_handshake"),
-    Hook(f"{WSGI}:Server.process_request", CALL, ("conn_state",), (HTTP,),
-         "eventlet.wsgi's handler of one connection, run without its accept loop"),
+    Hook(f"{WSGI}:Server.process_request", COPY, ("conn_state",), (HTTP,),
+         "eventlet.wsgi's handler of one connection, run without its accept loop: its body "
+         "is self.protocol(conn_state, self), which the worker runs as a bound __init__ call "
+         "(no C-level call in an idle websocket's saved stack)"),
+    Hook(f"{WSGI}:HttpProtocol.__init__", CALL, ("conn_state", "server"), (HTTP,),
+         "serves the whole connection (setup, handle, finish)"),
     Hook(f"{WSGI}:Server.process_request", LAYOUT, None, (HTTP, CONNECTION),
          "conn_state is the list [address, socket, state]; a 4th item is carried along; "
          "state STATE_CLOSE makes the connection close after its request"),
@@ -344,6 +348,8 @@ MIXINS: dict[str, str] = {
     "sioctl.worker.protocol.recovery:AsyncRecoveryServerMixin": ASIO,
     # The header deadline of later requests on a kept-alive connection (asyncio engine).
     "sioctl.worker.aio.head_deadline:HeadDeadlineMixin": UVICORN_HTTP,
+    # Less held per idle websocket (asyncio engine, issue 19).
+    "sioctl.worker.aio.ws_protocol:LeanWebSocketMixin": UVICORN_WS,
 }
 
 
