@@ -132,10 +132,10 @@ class HttpServer:
             if self._tls is not None:
                 self._handshake(conn)
             # eventlet.wsgi's process_request is ``self.protocol(conn_state, self)``: the
-            # handler (an HttpProtocol) serves the connection from its __init__. Instantiating a class is a
-            # C-level call that an idle websocket's saved stack would carry (worker/
-            # calls.py); calling __init__ as a bound method is not. (Its socket.timeout
-            # handling closes the socket, as the finally below does.)
+            # handler (an HttpProtocol) serves the connection from its __init__.
+            # Instantiating a class is a C-level call that an idle websocket's saved stack
+            # would carry (worker/calls.py); calling __init__ as a bound method is not. (Its
+            # socket.timeout handling closes the socket, as the finally below does.)
             protocol = TimedProtocol.__new__(TimedProtocol)
             protocol.__init__(conn.state, self._server)
         except Exception:
