@@ -309,6 +309,14 @@ HOOKS: tuple[Hook, ...] = (
          "no further request on a connection a websocket handled"),
     Hook(f"{WSGI}:HttpProtocol.wfile", ATTRIBUTE, None, (CONNECTION,),
          "closed once a websocket has the connection (the websocket writes the socket)"),
+    Hook(f"{WSGI}:HttpProtocol.headers", ATTRIBUTE, None, (CONNECTION,),
+         "the parsed request head, replaced by an empty one once a websocket has the "
+         "connection; read by eventlet.wsgi only to write a response"),
+    Hook("eventlet.websocket:RFC6455WebSocket._msgs", ATTRIBUTE, None, (CONNECTION,),
+         "a deque only the base WebSocket.wait reads; dropped from an RFC 6455 websocket, "
+         "whose own wait() reads frames"),
+    Hook("eventlet.websocket:WebSocket.wait", ATTRIBUTE, None, (CONNECTION,),
+         "compared with the websocket's own wait(): _msgs is dropped only when it differs"),
     Hook("eventlet.websocket:RFC6455WebSocket.environ", ATTRIBUTE, None, (P_ENGINEIO,),
          "the upgrade request's WSGI environ (the HTTP server's websocket-opened callable)"),
     Hook(f"{WSGI}:Input.discard", OVERRIDE, ("buffer_size",), (CONNECTION,),

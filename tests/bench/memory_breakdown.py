@@ -26,6 +26,8 @@ import tracemalloc
 THREADS = (
     ("engineio/socket.py", "writer", "python-engineio writer"),
     ("engineio/socket.py", "_websocket_handler", "websocket reader (wsgi handler)"),
+    # (the reader's innermost frames, when the traceback is too short to reach the above)
+    ("eventlet/websocket.py", "", "websocket reader (wsgi handler)"),
     ("eventlet/wsgi.py", "", "wsgi handler (HTTP)"),
 )
 
