@@ -12,6 +12,7 @@ from gunicorn.config import Config
 from gunicorn.glogging import Logger
 
 from sioctl.cluster.settings import Settings
+from sioctl.worker.calls import direct_call
 
 WSGIApp = Callable[..., Iterable[bytes]]
 
@@ -52,7 +53,7 @@ class AccessLogMiddleware:
     """Calls the app and writes one access log line per request once the response is done."""
 
     def __init__(self, app: WSGIApp, logger: Logger) -> None:
-        self.app = app
+        self.app = direct_call(app)  # no C-level call per layer (worker/calls.py)
         self.logger = logger
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
@@ -130,9 +131,11 @@ def errors_logged(app: WSGIApp, logger: logging.Logger) -> WSGIApp:
     eventlet.wsgi only reports app errors through its own request log, which is off.
     """
 
+    call = direct_call(app)  # no C-level call per layer (worker/calls.py)
+
     def wrapper(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         try:
-            return app(environ, start_response)
+            return call(environ, start_response)
         except Exception:
             logger.exception(
                 "error handling %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO")

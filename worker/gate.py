@@ -6,6 +6,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
+from sioctl.worker.calls import direct_call
+
 
 def opens_session(query_string: str) -> bool:
     """Whether a request with this query string would open a new engine.io session (it names
@@ -21,7 +23,7 @@ class DrainGate:
     """
 
     def __init__(self, app: Callable[..., Any]) -> None:
-        self.app = app
+        self.app = direct_call(app)  # no C-level call per layer (worker/calls.py)
         self.draining = False
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:

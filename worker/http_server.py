@@ -20,10 +20,12 @@ from typing import Any
 
 import eventlet
 import eventlet.greenio
+import eventlet.semaphore
 import eventlet.wsgi
 from eventlet.patcher import original
 
 from sioctl.cluster.settings import Settings
+from sioctl.worker.calls import direct_call
 from sioctl.worker.connection import Connection, TimedProtocol
 from sioctl.worker.fd_listener import ConnectionQueue
 from sioctl.worker.full_worker import (
@@ -73,7 +75,7 @@ class HttpServer:
         self._server = eventlet.wsgi.Server(
             _NoTlsListener() if tls is not None else _NoListener(),
             ("", 0),
-            app,
+            direct_call(app),  # no C-level call per layer (worker/calls.py)
             protocol=TimedProtocol,
             keepalive=settings.keepalive > 0,
             log_output=False,
@@ -89,7 +91,10 @@ class HttpServer:
         self._server.keepalive_timeout = settings.keepalive
         self._header_timeout = settings.header_timeout
         self._capacity = max(1, settings.worker_connections)
-        self._pool = eventlet.GreenPool(self._capacity)
+        # One slot per connection served (what a GreenPool of that size would count; a pool
+        # would also start each connection's green thread one C-level call deeper, which an
+        # idle websocket's saved stack carries: worker/calls.py).
+        self._slots = eventlet.semaphore.Semaphore(self._capacity)
         self._open: dict[int, Connection] = {}
         # The connections waiting for a request head, longest waiting first.
         self._waiting: OrderedDict[int, Connection] = OrderedDict()
@@ -109,31 +114,44 @@ class HttpServer:
         while True:
             sock, addr = self.connections.get()
             sock.settimeout(None)
-            if not self._pool.free() and not self._make_room():
+            if not self._slots.counter and not self._make_room():
                 self._refuse(sock)
                 continue
             conn = Connection(next(self._ids), sock, addr, self._waiting)
             self._open[conn.key] = conn
             # From its arrival: the TLS handshake and the first request head count.
             conn.deadline(self._header_timeout, "no complete request head in time")
-            self._pool.spawn(self._serve_one, conn)
+            # Waits for the slot of a connection _make_room closed (its green thread ends at
+            # once). spawn_n: a bare greenlet; spawn's GreenThread (with its exit event and
+            # link list) would be one more set of objects per connection that nothing reads.
+            self._slots.acquire()
+            eventlet.spawn_n(self._serve_one, conn)
 
     def _serve_one(self, conn: Connection) -> None:
         try:
             if self._tls is not None:
                 self._handshake(conn)
-            self._server.process_request(conn.state)
+            # eventlet.wsgi's process_request is ``self.protocol(conn_state, self)``: the
+            # handler (an HttpProtocol) serves the connection from its __init__.
+            # Instantiating a class is a C-level call that an idle websocket's saved stack
+            # would carry (worker/calls.py); calling __init__ as a bound method is not. (Its
+            # socket.timeout handling closes the socket, as the finally below does.)
+            protocol = TimedProtocol.__new__(TimedProtocol)
+            protocol.__init__(conn.state, self._server)
         except Exception:
             pass  # eventlet.wsgi ends a broken connection the same way: close it, move on
         finally:
-            conn.closed()
-            if conn.cut_reason is not None:
-                self._logger.debug("closed a connection from %s: %s", conn.state[0][0],
-                                   conn.cut_reason)
-            self._open.pop(conn.key, None)
-            conn.state[2] = eventlet.wsgi.STATE_CLOSE
-            eventlet.greenio.shutdown_safe(conn.sock)
-            conn.sock.close()
+            try:
+                conn.closed()
+                if conn.cut_reason is not None:
+                    self._logger.debug("closed a connection from %s: %s", conn.state[0][0],
+                                       conn.cut_reason)
+                self._open.pop(conn.key, None)
+                conn.state[2] = eventlet.wsgi.STATE_CLOSE
+                eventlet.greenio.shutdown_safe(conn.sock)
+                conn.sock.close()
+            finally:
+                self._slots.release()
 
     def _handshake(self, conn: Connection) -> None:
         """Wrap the connection in TLS; raises when the handshake fails (the caller closes)."""

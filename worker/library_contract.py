@@ -63,7 +63,7 @@ from .contract_terms import (  # noqa: F401 (the contract's words, re-exported)
     WSGI,
     Hook,
 )
-from .library_contract_asyncio import ASYNCIO_HOOKS
+from .library_contract_asyncio import ASYNCIO_HOOKS, UVICORN_WS
 
 HOOKS: tuple[Hook, ...] = (
     # ------------------------------------------------------------ python-engineio: the server
@@ -289,8 +289,12 @@ HOOKS: tuple[Hook, ...] = (
           "url_length_limit", "debug", "socket_timeout", "capitalize_response_headers"),
          (HTTP,), "given a stand-in listener: it reads family and getsockname(), and serves "
          "https when the listener has do_handshake"),
-    Hook(f"{WSGI}:Server.process_request", CALL, ("conn_state",), (HTTP,),
-         "eventlet.wsgi's handler of one connection, run without its accept loop"),
+    Hook(f"{WSGI}:Server.process_request", COPY, ("conn_state",), (HTTP,),
+         "eventlet.wsgi's handler of one connection, run without its accept loop: its body "
+         "is self.protocol(conn_state, self), which the worker runs as a bound __init__ call "
+         "(no C-level call in an idle websocket's saved stack)"),
+    Hook(f"{WSGI}:HttpProtocol.__init__", CALL, ("conn_state", "server"), (HTTP,),
+         "serves the whole connection (setup, handle, finish)"),
     Hook(f"{WSGI}:Server.process_request", LAYOUT, None, (HTTP, CONNECTION),
          "conn_state is the list [address, socket, state]; a 4th item is carried along; "
          "state STATE_CLOSE makes the connection close after its request"),
@@ -305,6 +309,21 @@ HOOKS: tuple[Hook, ...] = (
     Hook(f"{WSGI}:HttpProtocol.finish", OVERRIDE, (), (CONNECTION,)),
     Hook(f"{WSGI}:HttpProtocol.conn_state", ATTRIBUTE, None, (CONNECTION,)),
     Hook(f"{WSGI}:HttpProtocol.close_connection", ATTRIBUTE, None, (CONNECTION,)),
+    Hook(f"{WSGI}:HttpProtocol.rfile", ATTRIBUTE, None, (CONNECTION,),
+         "closed once a websocket has the connection (its buffer freed); eventlet.wsgi reads "
+         "no further request on a connection a websocket handled"),
+    Hook(f"{WSGI}:HttpProtocol.wfile", ATTRIBUTE, None, (CONNECTION,),
+         "closed once a websocket has the connection (the websocket writes the socket)"),
+    Hook(f"{WSGI}:HttpProtocol.headers", ATTRIBUTE, None, (CONNECTION,),
+         "the parsed request head, replaced by an empty one once a websocket has the "
+         "connection; read by eventlet.wsgi only to write a response"),
+    Hook("eventlet.websocket:RFC6455WebSocket._msgs", ATTRIBUTE, None, (CONNECTION,),
+         "a deque only the base WebSocket.wait reads; dropped from an RFC 6455 websocket, "
+         "whose own wait() reads frames"),
+    Hook("eventlet.websocket:WebSocket.wait", ATTRIBUTE, None, (CONNECTION,),
+         "compared with the websocket's own wait(): _msgs is dropped only when it differs"),
+    Hook("eventlet.websocket:RFC6455WebSocket.environ", ATTRIBUTE, None, (P_ENGINEIO,),
+         "the upgrade request's WSGI environ (the HTTP server's websocket-opened callable)"),
     Hook(f"{WSGI}:Input.discard", OVERRIDE, ("buffer_size",), (CONNECTION,),
          "called after each response to drain the unread body; OSError closes instead"),
     Hook("eventlet.hubs.hub:BaseHub.timers", ATTRIBUTE, None, (MEMORY,)),
@@ -342,6 +361,8 @@ MIXINS: dict[str, str] = {
     "sioctl.worker.protocol.recovery:AsyncRecoveryServerMixin": ASIO,
     # The header deadline of later requests on a kept-alive connection (asyncio engine).
     "sioctl.worker.aio.head_deadline:HeadDeadlineMixin": UVICORN_HTTP,
+    # Less held per idle websocket (asyncio engine, issue 19).
+    "sioctl.worker.aio.ws_protocol:LeanWebSocketMixin": UVICORN_WS,
 }
 
 

@@ -30,6 +30,9 @@ from .contract_terms import (
     Hook,
 )
 
+UVICORN_WS = "uvicorn.protocols.websockets.websockets_sansio_impl:WebSocketsSansIOProtocol"
+AIO_WS = "worker/aio/ws_protocol.py"
+
 ASYNCIO_HOOKS: tuple[Hook, ...] = (
     # ------------------------------------------------------------ the asyncio classes
     # The async shells (worker/protocol/async_*.py) put the same rules on python-engineio's
@@ -175,6 +178,14 @@ ASYNCIO_HOOKS: tuple[Hook, ...] = (
          "None until a request head is complete, then the request's cycle, whose "
          "response_complete says the connection waits for its next request; transport and "
          "client are the connection's; the protocol is in server_state.connections while open"),
+    Hook(f"{UVICORN_WS}.send", OVERRIDE, ("message",), (AIO_WS,),
+         "its websocket.accept answers the handshake from request/response"),
+    Hook(f"{UVICORN_WS}.queue", LAYOUT, None, (AIO_WS,),
+         "set in __init__; only put_nowait, get and empty are called on it; writable (set in "
+         "__init__) only set, clear and wait; request and response set by the handshake and "
+         "read only by the accept"),
+    Hook("uvicorn.config:Config.ws_protocol_class", ATTRIBUTE, None, (AIO_SERVING,),
+         "set by load(): the class the HTTP protocol hands a websocket upgrade to"),
     Hook("uvicorn.config:Config.load", CALL, (), (AIO_SERVING,)),
     Hook("uvicorn.config:Config.http_protocol_class", ATTRIBUTE, None, (AIO_SERVING,),
          "set by load(): the HTTP protocol class the worker attaches to each connection"),

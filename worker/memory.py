@@ -39,6 +39,8 @@ SESSION_TYPES = ("ConformantSocket", "Eio3Session", "TimedProtocol", "HttpProtoc
                  "H11Protocol", "WebSocketsSansIOProtocol", "WebSocketProtocol",
                  "TCPTransport", "_SelectorSocketTransport", "SSLProtocol")
 TOP_TRACES = 15
+# A folder: each dump under tracemalloc also writes its whole snapshot there.
+SNAPSHOT_ENV = "SIOCTL_TRACEMALLOC_SNAPSHOTS"
 
 
 def rss_kib() -> int:
@@ -242,6 +244,9 @@ def traced(previous: tracemalloc.Snapshot | None = None) -> tuple[dict[str, Any]
         grown = f" ({stat.size_diff // 1024:+d} KiB)" if hasattr(stat, "size_diff") else ""
         return f"{frame.filename}:{frame.lineno} {stat.size // 1024} KiB{grown} in {stat.count}"
 
+    folder = os.environ.get(SNAPSHOT_ENV)
+    if folder:  # kept whole, for grouping by traceback (tests/bench/memory_breakdown.py)
+        snapshot.dump(os.path.join(folder, f"snapshot-{os.getpid()}-{time.monotonic_ns()}"))
     result: dict[str, Any] = {
         "tracemalloc_kib": {"current": current // 1024, "peak": peak // 1024},
         "tracemalloc_top": [line(stat) for stat in snapshot.statistics("lineno")[:TOP_TRACES]],

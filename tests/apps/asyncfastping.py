@@ -26,7 +26,14 @@ async def echo(sid: str, data: Any = None) -> Any:
     return data
 
 
+async def shout(sid: str, data: Any = None) -> bool:
+    """Emit ``shouted`` to every client (an emit reaching idle websockets)."""
+    await sio.emit("shouted", data)
+    return True
+
+
 sio.on("whoami", whoami)
 sio.on("echo", echo)
+sio.on("shout", shout)
 tight.on("whoami", whoami)
 tight.on("echo", echo)

@@ -27,7 +27,14 @@ def echo(sid: str, data: Any = None) -> Any:
     return data
 
 
+def shout(sid: str, data: Any = None) -> bool:
+    """Emit ``shouted`` to every client (an emit reaching idle websockets)."""
+    sio.emit("shouted", data)
+    return True
+
+
 sio.on("whoami", whoami)
 sio.on("echo", echo)
+sio.on("shout", shout)
 tight.on("whoami", whoami)
 tight.on("echo", echo)

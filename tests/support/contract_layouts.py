@@ -486,6 +486,12 @@ def instance_of(class_target: str) -> Any:
         return eventlet.wsgi.Server(_NoListener(), ("", 0), lambda e, s: [])
     if cls is eventlet.wsgi.HttpProtocol:
         return served_connection(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")[0]
+    if cls.__name__ == "RFC6455WebSocket":  # eventlet.websocket's, built as its handshake does
+        from eventlet.green import socket
+
+        ours, theirs = socket.socketpair()
+        theirs.close()
+        return cls(ours, {"REMOTE_ADDR": "127.0.0.1"}, 13)
     if cls is eventlet.hubs.hub.BaseHub:
         from eventlet.hubs import get_hub
 
@@ -599,6 +605,58 @@ def check_asgi_translate_request() -> None:
     assert asyncio.run(environ["wsgi.input"].read()) == b"", environ
 
 
+# A websocket upgrade request, and a masked text frame "hi" from a client.
+_WS_UPGRADE = (b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+_WS_MASK = b"\x01\x02\x03\x04"
+_WS_HI = b"\x81\x82" + _WS_MASK + bytes(b ^ _WS_MASK[i % 4] for i, b in enumerate(b"hi"))
+
+
+def check_uvicorn_websocket() -> None:
+    """uvicorn's websockets-sansio protocol as worker/aio/ws_protocol.py changes it: its
+    ``queue`` and ``writable`` replaced after ``__init__``, ``request``/``response`` dropped
+    after the accept, and a handshake and a received message still served."""
+    import asyncio
+
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    from sioctl.worker.aio.ws_protocol import lean_websocket_protocol
+
+    got: list[Any] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        got.append(await receive())
+
+    async def until(predicate: Callable[[], Any]) -> None:
+        for _ in range(500):
+            if predicate():
+                return
+            await asyncio.sleep(0.01)
+
+    async def run() -> None:
+        config = uvicorn.Config(app, ws="websockets-sansio", lifespan="off", log_config=None,
+                                ws_ping_interval=None, ws_ping_timeout=None)
+        config.load()
+        protocol = lean_websocket_protocol(config.ws_protocol_class)(
+            config=config, server_state=ServerState(), app_state={})
+        transport = _FakeTransport()
+        protocol.connection_made(transport)
+        protocol.data_received(_WS_UPGRADE)
+        await until(lambda: transport.written)
+        assert transport.written.startswith(b"HTTP/1.1 101"), transport.written
+        await until(lambda: "request" not in vars(protocol))
+        assert "request" not in vars(protocol) and "response" not in vars(protocol)
+        protocol.data_received(_WS_HI)
+        await until(lambda: got)
+        assert got == [{"type": "websocket.receive", "text": "hi"}], got
+        protocol.connection_lost(None)
+
+    asyncio.run(run())
+
+
 LAYOUTS: dict[str, Callable[[], None]] = {
     "engineio:Server.sockets (layout)": check_sockets_layout,
     "engineio:Server.handlers (layout)": check_eio_handlers,
@@ -606,6 +664,8 @@ LAYOUTS: dict[str, Callable[[], None]] = {
     "engineio:Server._async (layout)": check_async_websocket,
     "engineio.async_drivers.asgi:_async (layout)": check_asgi_translate_request,
     "uvicorn.protocols.http.httptools_impl:HttpToolsProtocol.cycle (layout)": check_uvicorn_cycle,
+    "uvicorn.protocols.websockets.websockets_sansio_impl:WebSocketsSansIOProtocol.queue "
+    "(layout)": check_uvicorn_websocket,
     "engineio.base_server:default_logger (layout)": check_logger("engineio.server"),
     "engineio.socket:Socket.queue (layout)": check_open_packet_first,
     "engineio.socket:Socket.last_ping (layout)": check_last_ping,

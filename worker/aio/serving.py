@@ -33,6 +33,7 @@ from sioctl.worker import full_worker
 from sioctl.worker.aio.access_log import AsgiAccessLog
 from sioctl.worker.aio.head_deadline import with_head_deadline
 from sioctl.worker.aio.limits import RequestLimits
+from sioctl.worker.aio.ws_protocol import lean_websocket_protocol
 from sioctl.worker.gate import opens_session
 from sioctl.worker.tls import HANDSHAKE_TIMEOUT
 
@@ -150,6 +151,8 @@ class Serving:
             server_header=False,
         )
         self.config.load()
+        # The websocket protocol upgrades are handed to, keeping less per idle connection.
+        self.config.ws_protocol_class = lean_websocket_protocol(self.config.ws_protocol_class)
         self.state = ServerState()
         # HttpToolsProtocol (worker/library_contract.py lists what the worker relies on), with
         # the header deadline of later requests on a kept-alive connection (head_deadline.py).

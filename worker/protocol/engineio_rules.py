@@ -26,6 +26,11 @@ CLOSE_CONNECTION = "sioctl.close_connection"
 # Set on the environ of a POST whose body is over max_http_buffer_size: answered 413, not 400
 # (by engineio_server.ConformantEngineMixin).
 TOO_LARGE = "sioctl.body_too_large"
+# WSGI environ key of a callable the worker's HTTP server provides: called with the websocket
+# once it is open on the request's connection, it lets go of what only HTTP needed
+# (eventlet.wsgi's read and write buffers, 24 KiB per connection; docs/design.md, "Memory per
+# idle websocket").
+WEBSOCKET_OPENED = "sioctl.websocket_opened"
 
 
 class SessionRulesMixin:
@@ -223,6 +228,9 @@ class ConformantSocket(SessionRulesMixin, Socket):
 
             ws_reads.buffer_reads(ws)
         guarded = _GuardedWebSocket(ws, self)
+        opened = getattr(ws, "environ", {}).get(WEBSOCKET_OPENED)
+        if opened is not None:
+            opened(ws)  # the handshake is written: HTTP's buffers are not needed any more
         if self.rules.websocket_opens(self.connected, self.upgraded):
             # An upgrade (python-engineio's test): polling requests wait for its end from now.
             self._upgrade_settled = self.server.create_event()

@@ -1,0 +1,97 @@
+"""uvicorn's websocket protocol (websockets-sansio) holding less per idle connection (issue 19).
+
+Measured with tracemalloc on the asyncio worker (docs/benchmarks-optimizations.md, "Memory per
+idle websocket"): of the ~34 KiB an idle websocket held, uvicorn's protocol object kept ~6 KiB,
+of which the handshake's request and response (websockets' ``Request``/``Response`` with their
+``Headers``, ~3 KiB) for as long as the connection lasts, though nothing reads them after the
+handshake, and an ``asyncio.Queue`` of received messages plus an ``asyncio.Event`` of
+writability (four deques allocated up front, ~3 KiB) where at most a message or two ever wait
+(uvicorn stops reading after each message until the app takes it). The protocol class the
+worker hands upgrades to (:func:`lean_websocket_protocol`) therefore:
+
+- lets go of the handshake's request and response once the accept is written;
+- receives into a :class:`~sioctl.worker.protocol.session_queue.SessionQueue` (the
+  ``asyncio.Queue`` calls uvicorn makes, with nothing allocated until a reader waits);
+- tracks writability with a :class:`LazyEvent` (an ``asyncio.Event`` whose waiters' list
+  exists only while someone waits).
+
+What uvicorn's protocol does with them is unchanged; worker/library_contract_asyncio.py lists
+the members relied on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sioctl.worker.protocol.session_queue import SessionQueue
+
+
+class LazyEvent:
+    """``asyncio.Event`` (``set``, ``clear``, ``is_set``, ``wait``) without a deque of waiters
+    made up front: the list exists only while a task waits."""
+
+    __slots__ = ("_value", "_waiters")
+
+    def __init__(self) -> None:
+        self._value = False
+        self._waiters: list[asyncio.Future[bool]] | None = None
+
+    def is_set(self) -> bool:
+        """Whether the flag is set."""
+        return self._value
+
+    def set(self) -> None:
+        """Set the flag and wake every waiting task."""
+        if self._value:
+            return
+        self._value = True
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(True)
+
+    def clear(self) -> None:
+        """Clear the flag: ``wait()`` blocks until the next ``set()``."""
+        self._value = False
+
+    async def wait(self) -> bool:
+        """Return True at once when the flag is set, else once it is set."""
+        if self._value:
+            return True
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        try:
+            await waiter
+            return True
+        finally:
+            if self._waiters is not None and waiter in self._waiters:
+                self._waiters.remove(waiter)
+                if not self._waiters:
+                    self._waiters = None
+
+
+class LeanWebSocketMixin:
+    """Put in front of uvicorn's ``WebSocketsSansIOProtocol`` (see the module's docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.queue = SessionQueue(None)  # uvicorn calls put_nowait, get and empty
+        writable = LazyEvent()
+        writable.set()
+        self.writable = writable
+
+    async def send(self, message: Any) -> None:
+        await super().send(message)  # type: ignore[misc]
+        if message.get("type") == "websocket.accept":
+            # The handshake is answered: nothing reads the request or the response again.
+            self.__dict__.pop("request", None)
+            self.__dict__.pop("response", None)
+
+
+def lean_websocket_protocol(protocol_class: type) -> type:
+    """``protocol_class`` (uvicorn's websockets-sansio protocol) with
+    :class:`LeanWebSocketMixin`."""
+    return type(f"Lean{protocol_class.__name__}", (LeanWebSocketMixin, protocol_class), {})
