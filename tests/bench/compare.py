@@ -55,10 +55,14 @@ STEPS: list[tuple[str, Any]] = [
     ("echo-16k-saturation", lambda s, p: scenarios.echo(s, p, None, LARGE_TEXT)),
     ("targeted", scenarios.targeted),
     ("handoff", scenarios.handoff),
+    ("broadcast", scenarios.broadcast),
+    # Last: 10k sessions grow the heap for what follows (and take a minute).
+    ("idle-10k", lambda s, p: scenarios.idle(s, p, 10000)),
 ]
 # The figure each scenario is judged by first, and whether more is better.
 HEADLINES = {"msgs/s": True, "server µs/msg": False, "p99 ms": False,
-             "conn/s": True, "front µs/conn": False, "KiB/conn": False}
+             "conn/s": True, "front µs/conn": False, "KiB/conn": False,
+             "deliveries/s": True, "server µs/delivery": False}
 ENGINES = ("eventlet", "asyncio")
 TITLE = "Hot-path work: sioctl before and after"
 

@@ -16,7 +16,7 @@ from typing import Any
 from engineio import exceptions, packet
 from engineio.socket import Socket
 
-from .core import eio_rules
+from .core import eio_rules, ws_frame
 from .core.eio_rules import DuplicateRequest, InvalidPacket, is_websocket_upgrade
 from .core.eio_session import UPGRADE_POLL_WAIT, SessionRules
 
@@ -62,6 +62,40 @@ class ConformantSocket(SessionRulesMixin, Socket):
 
     last_ping: float | None  # python-engineio's: when the last ping went out, None while waiting
     _ping_timer: Any = None  # the hub timer of the next ping (eventlet)
+    # The websocket being served (a _GuardedWebSocket) while it can take shared frames
+    # straight to its socket (eventlet, plain TCP, no compression); None otherwise.
+    _sioctl_direct: Any = None
+    # Whether python-engineio's writer is in the middle of a write on the websocket.
+    _sioctl_writing = False
+
+    def write_shared(self, pkt: packet.Packet) -> None:
+        """Send ``pkt``, one packet of a fan-out (the same object for every recipient): its
+        websocket frame, encoded once (``ws_frame.shared_frame``), goes straight to the socket
+        when the session can take it now (``ws_frame.can_write_now``); what the socket does not
+        take at once is queued for the writer, ahead of anything sent later. Otherwise, as
+        ``send``: through the queue and python-engineio's writer."""
+        direct = self._sioctl_direct
+        if direct is None or not direct.can_write_now():
+            self.send(pkt)
+            return
+        frame = ws_frame.shared_frame(pkt)
+        if frame is None or not self.check_ping_timeout():
+            if frame is None:
+                self.send(pkt)
+            return
+        try:
+            written = direct.raw.send(frame)
+        except BlockingIOError:
+            written = 0
+        except OSError:
+            self.send(pkt)  # the writer meets the same error and ends the session
+            return
+        if written < len(frame):
+            direct.hold_for_rest()
+            self.queue.put(ws_frame.FrameRest(frame[written:]))
+        logger = self.server.logger
+        if logger.isEnabledFor(20):  # INFO, as python-engineio's send logs it
+            logger.info("%s: Sending packet MESSAGE (shared frame)", self.sid)
 
     def wait_for_upgrade(self) -> None:
         """If an upgrade is under way, wait (at most UPGRADE_POLL_WAIT) for it to end."""
@@ -222,6 +256,8 @@ class ConformantSocket(SessionRulesMixin, Socket):
         if self.rules.websocket_opens(self.connected, self.upgraded):
             # An upgrade (python-engineio's test): polling requests wait for its end from now.
             self._upgrade_settled = self.server.create_event()
+        if guarded.raw is not None:
+            self._sioctl_direct = guarded
         try:
             return super()._websocket_handler(guarded)
         except InvalidPacket as exc:
@@ -234,6 +270,8 @@ class ConformantSocket(SessionRulesMixin, Socket):
             ws.close()
             return []
         finally:
+            self._sioctl_direct = None
+            guarded.release_rest()
             self.upgrade_settled()
 
 
@@ -249,6 +287,46 @@ class _GuardedWebSocket:
         self._ws = ws
         self._session = session
         self._after_binary = False
+        # eventlet's send lock, while a shared frame's rest waits in the queue: nothing else
+        # (the reader's pong) may write into the middle of that frame.
+        self._rest_lock: Any = None
+        self.raw = _plain_socket(ws)
+
+    def can_write_now(self) -> bool:
+        """Whether a shared frame can go straight to the socket now (``ws_frame.
+        can_write_now``; eventlet's send lock free: no pong being written)."""
+        session = self._session
+        return ws_frame.can_write_now(
+            session.upgraded, session.upgrading, session.closing or session.closed,
+            session.queue.qsize(), session._sioctl_writing or self._ws._sendlock.locked(),
+            False)
+
+    def hold_for_rest(self) -> None:
+        """A shared frame went out in part: hold eventlet's send lock until the writer has
+        written the rest (``send`` of the :class:`ws_frame.RawFrame`)."""
+        if self._rest_lock is None and self._ws._sendlock.acquire(blocking=False):
+            self._rest_lock = self._ws._sendlock
+
+    def release_rest(self) -> None:
+        lock, self._rest_lock = self._rest_lock, None
+        if lock is not None:
+            lock.release()
+
+    def send(self, message: Any) -> None:
+        """python-engineio's writer sends ``message``: a packet's encoding (framed by eventlet)
+        or the rest of a shared frame (written as it is, the send lock held since its start)."""
+        session = self._session
+        session._sioctl_writing = True
+        try:
+            if isinstance(message, ws_frame.RawFrame):
+                try:
+                    self._ws.socket.sendall(message)
+                finally:
+                    self.release_rest()
+            else:
+                self._ws.send(message)
+        finally:
+            session._sioctl_writing = False
 
     def wait(self) -> Any:
         session = self._session
@@ -282,3 +360,23 @@ class _GuardedWebSocket:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._ws, name)
+
+
+def _plain_socket(ws: Any) -> Any:
+    """The plain, non-blocking OS socket under eventlet websocket ``ws`` when shared frames can
+    be written to it directly (RFC 6455, no permessage-deflate, no TLS); None otherwise."""
+    if getattr(ws, "version", None) not in (8, 13) or getattr(ws, "extensions", None):
+        return None
+    # eventlet's green socket wraps the OS socket (GreenSocket.fd, non-blocking); under TLS
+    # that is an ssl.SSLSocket, whose writes must go through TLS: not written to directly.
+    raw = getattr(ws, "socket", None)
+    for _ in range(3):  # a green socket may wrap another green socket
+        inner = getattr(raw, "fd", None)
+        if inner is None or isinstance(inner, int):
+            break
+        raw = inner
+    kind = type(raw)
+    if (kind.__module__, kind.__name__) != ("socket", "socket") or raw.gettimeout() != 0.0 \
+            or not hasattr(ws, "_sendlock"):
+        return None
+    return raw
