@@ -25,7 +25,7 @@ from typing import Any
 from engineio import exceptions, packet
 from engineio.async_socket import AsyncSocket
 
-from .core import eio_rules
+from .core import eio_rules, ws_frame
 from .core.eio_rules import DuplicateRequest, InvalidPacket, is_websocket_upgrade
 from .core.eio_session import UPGRADE_POLL_WAIT
 from .engineio_rules import TOO_LARGE, SessionRulesMixin
@@ -51,6 +51,36 @@ class AsyncConformantSocket(SessionRulesMixin, AsyncSocket):
 
     last_ping: float | None
     _ping_handle: Any = None  # the loop timer of the next ping
+    # The websocket being served while shared frames can go straight to its transport
+    # (uvicorn's websockets-sansio protocol, no compression); None otherwise.
+    _sioctl_direct: Any = None
+    # Whether python-engineio's writer is in the middle of a write on the websocket.
+    _sioctl_writing = False
+
+    def write_shared_now(self, pkt: packet.Packet) -> bool:
+        """Send ``pkt``, one packet of a fan-out (the same object for every recipient),
+        without awaiting: its websocket frame, encoded once (``ws_frame.shared_frame``),
+        written to the transport when the session can take it now (``ws_frame.
+        can_write_now``), else the packet queued for python-engineio's writer or long-poll as
+        ``send`` queues it. False (nothing done: the caller awaits python-socketio's
+        ``_send_eio_packet``) for a session that is closing or past its ping timeout, whose
+        ``send`` closes it or says so."""
+        if self.closed or self.closing:
+            return False
+        last_ping = self.last_ping
+        if last_ping and time.time() - last_ping > self.server.ping_timeout:
+            return False
+        direct = self._sioctl_direct
+        frame = ws_frame.shared_frame(pkt) if direct is not None and direct.can_write_now() \
+            else None
+        if frame is not None:
+            direct.write(frame)
+        else:
+            self.queue.put_nowait(pkt)
+        logger = self.server.logger
+        if logger.isEnabledFor(20):  # INFO, as python-engineio's send logs it
+            logger.info("%s: Sending packet MESSAGE (fan-out)", self.sid)
+        return True
 
     async def wait_for_upgrade(self) -> None:
         """If an upgrade is under way, wait (at most UPGRADE_POLL_WAIT) for it to end."""
@@ -217,6 +247,8 @@ class AsyncConformantSocket(SessionRulesMixin, AsyncSocket):
         guarded = _AsyncGuardedWebSocket(ws, self)
         if self.rules.websocket_opens(self.connected, self.upgraded):
             self._upgrade_settled = self.server.create_event()
+        if guarded.protocol is not None:
+            self._sioctl_direct = guarded
         try:
             return await super()._websocket_handler(guarded)
         except InvalidPacket as exc:
@@ -227,6 +259,7 @@ class AsyncConformantSocket(SessionRulesMixin, AsyncSocket):
             await ws.close()
             return []
         finally:
+            self._sioctl_direct = None
             self.upgrade_settled()
 
 
@@ -237,6 +270,29 @@ class _AsyncGuardedWebSocket:
         self._ws = ws
         self._session = session
         self._after_binary = False
+        self.protocol = _sansio_protocol(ws)
+
+    def can_write_now(self) -> bool:
+        """Whether a shared frame can go to the transport now (``ws_frame.can_write_now``;
+        uvicorn's protocol open, its transport not over its high-water mark)."""
+        session, protocol = self._session, self.protocol
+        return ws_frame.can_write_now(
+            session.upgraded and not protocol.disconnected and not protocol.close_sent,
+            session.upgrading, session.closing or session.closed, session.queue.qsize(),
+            session._sioctl_writing or not protocol.writable.is_set(), False)
+
+    def write(self, frame: bytes) -> None:
+        """Write a whole frame: an asyncio transport buffers what the socket does not take."""
+        self.protocol.transport.write(frame)
+
+    async def send(self, message: Any) -> None:
+        """python-engineio's writer sends ``message`` (uvicorn frames it)."""
+        session = self._session
+        session._sioctl_writing = True
+        try:
+            await self._ws.send(message)
+        finally:
+            session._sioctl_writing = False
 
     async def wait(self) -> Any:
         session = self._session
@@ -413,3 +469,17 @@ def _refusing_websockets(make_response: Any) -> Any:
         return None
 
     return refuse
+
+
+def _sansio_protocol(ws: Any) -> Any:
+    """uvicorn's websockets-sansio protocol under python-engineio's ASGI websocket ``ws`` when
+    shared frames can be written to its transport directly (no permessage-deflate: compressed
+    frames differ per socket); None otherwise (another server or websocket implementation)."""
+    protocol = getattr(getattr(ws, "asgi_send", None), "__self__", None)
+    if type(protocol).__name__ != "WebSocketsSansIOProtocol":
+        return None
+    conn = getattr(protocol, "conn", None)
+    if conn is None or getattr(conn, "extensions", None) or \
+            not hasattr(protocol, "writable") or not hasattr(protocol, "close_sent"):
+        return None
+    return protocol
