@@ -37,6 +37,7 @@ from .engineio_server import (
     request_problem,
 )
 from .session_queue import SessionQueue
+from .shared_writes import AsyncDirectWrites
 
 # asyncio.timeout (Python 3.11+); on 3.10 poll() is python-engineio's.
 _timeout: Any = getattr(asyncio, "timeout", None)
@@ -263,36 +264,14 @@ class AsyncConformantSocket(SessionRulesMixin, AsyncSocket):
             self.upgrade_settled()
 
 
-class _AsyncGuardedWebSocket:
+class _AsyncGuardedWebSocket(AsyncDirectWrites):
     """The websocket python-engineio reads, with each frame validated as it arrives."""
 
     def __init__(self, ws: Any, session: AsyncConformantSocket) -> None:
         self._ws = ws
         self._session = session
         self._after_binary = False
-        self.protocol = _sansio_protocol(ws)
-
-    def can_write_now(self) -> bool:
-        """Whether a shared frame can go to the transport now (``ws_frame.can_write_now``;
-        uvicorn's protocol open, its transport not over its high-water mark)."""
-        session, protocol = self._session, self.protocol
-        return ws_frame.can_write_now(
-            session.upgraded and not protocol.disconnected and not protocol.close_sent,
-            session.upgrading, session.closing or session.closed, session.queue.qsize(),
-            session._sioctl_writing or not protocol.writable.is_set(), False)
-
-    def write(self, frame: bytes) -> None:
-        """Write a whole frame: an asyncio transport buffers what the socket does not take."""
-        self.protocol.transport.write(frame)
-
-    async def send(self, message: Any) -> None:
-        """python-engineio's writer sends ``message`` (uvicorn frames it)."""
-        session = self._session
-        session._sioctl_writing = True
-        try:
-            await self._ws.send(message)
-        finally:
-            session._sioctl_writing = False
+        self._direct_init(ws)
 
     async def wait(self) -> Any:
         session = self._session
@@ -470,16 +449,3 @@ def _refusing_websockets(make_response: Any) -> Any:
 
     return refuse
 
-
-def _sansio_protocol(ws: Any) -> Any:
-    """uvicorn's websockets-sansio protocol under python-engineio's ASGI websocket ``ws`` when
-    shared frames can be written to its transport directly (no permessage-deflate: compressed
-    frames differ per socket); None otherwise (another server or websocket implementation)."""
-    protocol = getattr(getattr(ws, "asgi_send", None), "__self__", None)
-    if type(protocol).__name__ != "WebSocketsSansIOProtocol":
-        return None
-    conn = getattr(protocol, "conn", None)
-    if conn is None or getattr(conn, "extensions", None) or \
-            not hasattr(protocol, "writable") or not hasattr(protocol, "close_sent"):
-        return None
-    return protocol

@@ -19,6 +19,7 @@ from engineio.socket import Socket
 from .core import eio_rules, ws_frame
 from .core.eio_rules import DuplicateRequest, InvalidPacket, is_websocket_upgrade
 from .core.eio_session import UPGRADE_POLL_WAIT, SessionRules
+from .shared_writes import DirectWrites
 
 # WSGI environ key of a callable the worker's HTTP server provides: the response then closes the
 # connection instead of reading and dropping an unread request body (worker/connection.py).
@@ -275,7 +276,7 @@ class ConformantSocket(SessionRulesMixin, Socket):
             self.upgrade_settled()
 
 
-class _GuardedWebSocket:
+class _GuardedWebSocket(DirectWrites):
     """The websocket python-engineio reads, with each frame validated as it arrives.
 
     An invalid frame raises :class:`InvalidPacket` from ``wait()``. In python-engineio's read
@@ -287,46 +288,7 @@ class _GuardedWebSocket:
         self._ws = ws
         self._session = session
         self._after_binary = False
-        # eventlet's send lock, while a shared frame's rest waits in the queue: nothing else
-        # (the reader's pong) may write into the middle of that frame.
-        self._rest_lock: Any = None
-        self.raw = _plain_socket(ws)
-
-    def can_write_now(self) -> bool:
-        """Whether a shared frame can go straight to the socket now (``ws_frame.
-        can_write_now``; eventlet's send lock free: no pong being written)."""
-        session = self._session
-        return ws_frame.can_write_now(
-            session.upgraded, session.upgrading, session.closing or session.closed,
-            session.queue.qsize(), session._sioctl_writing or self._ws._sendlock.locked(),
-            False)
-
-    def hold_for_rest(self) -> None:
-        """A shared frame went out in part: hold eventlet's send lock until the writer has
-        written the rest (``send`` of the :class:`ws_frame.RawFrame`)."""
-        if self._rest_lock is None and self._ws._sendlock.acquire(blocking=False):
-            self._rest_lock = self._ws._sendlock
-
-    def release_rest(self) -> None:
-        lock, self._rest_lock = self._rest_lock, None
-        if lock is not None:
-            lock.release()
-
-    def send(self, message: Any) -> None:
-        """python-engineio's writer sends ``message``: a packet's encoding (framed by eventlet)
-        or the rest of a shared frame (written as it is, the send lock held since its start)."""
-        session = self._session
-        session._sioctl_writing = True
-        try:
-            if isinstance(message, ws_frame.RawFrame):
-                try:
-                    self._ws.socket.sendall(message)
-                finally:
-                    self.release_rest()
-            else:
-                self._ws.send(message)
-        finally:
-            session._sioctl_writing = False
+        self._direct_init(ws)
 
     def wait(self) -> Any:
         session = self._session
@@ -361,22 +323,3 @@ class _GuardedWebSocket:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._ws, name)
 
-
-def _plain_socket(ws: Any) -> Any:
-    """The plain, non-blocking OS socket under eventlet websocket ``ws`` when shared frames can
-    be written to it directly (RFC 6455, no permessage-deflate, no TLS); None otherwise."""
-    if getattr(ws, "version", None) not in (8, 13) or getattr(ws, "extensions", None):
-        return None
-    # eventlet's green socket wraps the OS socket (GreenSocket.fd, non-blocking); under TLS
-    # that is an ssl.SSLSocket, whose writes must go through TLS: not written to directly.
-    raw = getattr(ws, "socket", None)
-    for _ in range(3):  # a green socket may wrap another green socket
-        inner = getattr(raw, "fd", None)
-        if inner is None or isinstance(inner, int):
-            break
-        raw = inner
-    kind = type(raw)
-    if (kind.__module__, kind.__name__) != ("socket", "socket") or raw.gettimeout() != 0.0 \
-            or not hasattr(ws, "_sendlock"):
-        return None
-    return raw
