@@ -86,7 +86,8 @@ class AsyncDirectWrites:
         uvicorn's protocol open, its transport not over its high-water mark)."""
         session, protocol = self._session, self.protocol
         return ws_frame.can_write_now(
-            session.upgraded and not protocol.disconnected and not protocol.close_sent,
+            session.upgraded and not protocol.disconnected and not protocol.close_sent
+            and not protocol.transport.is_closing(),
             session.upgrading, session.closing or session.closed, session.queue.qsize(),
             session._sioctl_writing or not protocol.writable.is_set(), False)
 
