@@ -31,6 +31,7 @@ from sioctl.worker.redis_clients import new_blocking
 
 from . import routing
 from .base import OWNER_REFRESH, OWNER_TTL, SioctlManagerBase, client_options
+from .fanout import FanoutMixin
 from .listener import Listener
 from .publisher import Publisher
 from .queries import Queries, QueryTimeout
@@ -41,7 +42,8 @@ from .streams import RecoveryReader, StreamListener
 __all__ = ["OWNER_TTL", "QueryTimeout", "SioctlRedisManager"]
 
 
-class SioctlRedisManager(RecoveryMixin, SioctlManagerBase, socketio.PubSubManager):
+class SioctlRedisManager(RecoveryMixin, SioctlManagerBase, socketio.PubSubManager,
+                         FanoutMixin):
     """A Redis client manager for sioctl workers (see the module docstring)."""
 
     name = "sioctl-redis"
