@@ -67,8 +67,6 @@ from .library_contract_asyncio import ASYNCIO_HOOKS
 
 # The shells of the broadcast write path (shared frames written straight to a websocket).
 SHARED_WRITES = "worker/protocol/shared_writes.py"
-# The managers' local delivery without a call or a task per recipient through python-socketio.
-FANOUT = "worker/messaging/fanout.py"
 
 HOOKS: tuple[Hook, ...] = (
     # ------------------------------------------------------------ python-engineio: the server
@@ -196,21 +194,9 @@ HOOKS: tuple[Hook, ...] = (
     Hook(f"{SIO}._send_packet", OVERRIDE, ("eio_sid", "pkt"), (P_SIOV4, P_RECOVERY),
          "recovery: the CONNECT answer's data is python-socketio's {'sid': sid}"),
     Hook(f"{SIO}._send_packet", CALL, ("eio_sid", "pkt"), (P_SOCKETIO, FRAMEWORK)),
-    Hook(f"{SIO}._send_eio_packet", OVERRIDE, ("eio_sid", "eio_pkt"), (P_SOCKETIO, FANOUT),
+    Hook(f"{SIO}._send_eio_packet", OVERRIDE, ("eio_sid", "eio_pkt"), (P_SOCKETIO,),
          "the manager's emit without a callback hands every recipient the same "
-         "engineio.packet.Packet object through it (the shared frame is kept on that object); "
-         "the fan-out calls it for a session that has no write_shared"),
-    Hook("socketio.manager:Manager.emit", OVERRIDE,
-         ("event", "data", "namespace", "room", "skip_sid", "callback", "to", "**kwargs"),
-         (FANOUT,), "PubSubManager's local delivery calls it (super().emit in _handle_emit); "
-         "FanoutMixin sits between the two in the manager's bases"),
-    Hook("socketio.manager:Manager.emit", COPY,
-         ("event", "data", "namespace", "room", "skip_sid", "callback", "to", "**kwargs"),
-         (FANOUT,), "fanout_packets and FanoutMixin.emit repeat it up to the packets (data as "
-         "a list, skip_sid as a list, one EVENT packet encoded once, one engineio Packet per "
-         "part); the per-recipient send differs"),
-    Hook("socketio.manager:Manager.get_participants", CALL, ("namespace", "room"), (FANOUT,),
-         "(sid, eio_sid) of every recipient"),
+         "engineio.packet.Packet object through it (the shared frame is kept on that object)"),
     Hook(f"{SIO}._handle_connect", OVERRIDE, ("eio_sid", "namespace", "data"),
          (P_SOCKETIO, P_SIOV4, FRAMEWORK, P_RECOVERY),
          "the socket's id is asked of eio.generate_id() within it (sio_v4 names v2 sockets)"),

@@ -117,9 +117,9 @@ ASYNCIO_HOOKS: tuple[Hook, ...] = (
          "_handle_emit); AsyncFanoutMixin sits between the two in the manager's bases"),
     Hook("socketio.async_manager:AsyncManager.emit", COPY,
          ("event", "data", "namespace", "room", "skip_sid", "callback", "to", "**kwargs"),
-         (FANOUT,), "fanout_packets and AsyncFanoutMixin.emit repeat it up to the packets "
-         "(data as a list, skip_sid as a list, one EVENT packet encoded once, one engineio "
-         "Packet per part); the per-recipient send differs"),
+         (FANOUT,), "AsyncFanoutMixin.emit repeats it up to the packets (data as a list, "
+         "skip_sid as a list, one EVENT packet encoded once, one engineio Packet per part); "
+         "the per-recipient send differs"),
     Hook("socketio.async_manager:AsyncManager.get_participants", CALL, ("namespace", "room"),
          (FANOUT,), "(sid, eio_sid) of every recipient"),
     Hook("engineio.async_drivers.asgi:WebSocket.asgi_send", ATTRIBUTE, None, (SHARED_WRITES,),

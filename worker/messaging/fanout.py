@@ -1,21 +1,18 @@
-"""The local delivery of an emit without a call or a task per recipient through
-python-socketio (issue 19, the broadcast write path).
+"""The local delivery of an emit on asyncio without a task per recipient (issue 19, the
+broadcast write path).
 
-python-socketio's ``Manager.emit`` / ``AsyncManager.emit`` encode an emit without a callback
-once, then hand each recipient the same Engine.IO packet through ``server._send_eio_packet``
-(asyncio: one task per recipient, all awaited). :class:`FanoutMixin` and
-:class:`AsyncFanoutMixin` make the same packets (``fanout_packets``) and hand them to each
-session directly: ``ConformantSocket.write_shared`` (eventlet) or ``AsyncConformantSocket.
-write_shared_now`` (asyncio, without awaiting): the websocket frame, encoded once, written to
-the socket or transport when the session can take it, else queued in order. A session without
-that method (an engine.io session sioctl did not make), a closed one, and under asyncio one that
-declines (EIO=3, closing, past its ping timeout) go through python-socketio's
-``_send_eio_packet``. Emits with a callback (a packet per recipient) are python-socketio's.
+python-socketio's ``AsyncManager.emit`` encodes an emit without a callback once, then creates
+one task per recipient (``_send_eio_packet``, which awaits the session's ``send``) and waits for
+them all: a broadcast to N local sockets cost N tasks. :class:`AsyncFanoutMixin` hands each
+recipient the same Engine.IO packet without awaiting (``AsyncConformantSocket.
+write_shared_now``: the websocket frame, encoded once, written to the transport when the
+session can take it, else queued in order); a task is left only for a session that does not
+take it that way (an EIO=3 one, one closing). Emits with a callback (a packet per recipient)
+are python-socketio's.
 
-Each is a subclass of python-socketio's in-memory manager placed after the pub/sub manager in a
-manager's bases, so that the pub/sub manager's local delivery (``super().emit`` in its
-``_handle_emit``) reaches it and its own ``emit`` (the publish) does not; ``FanoutManager`` /
-``FanoutAsyncManager`` are the in-memory managers of a worker without Redis.
+It is a subclass of ``socketio.AsyncManager`` placed after the pub/sub manager in a manager's
+bases, so that ``AsyncPubSubManager``'s local delivery (``super().emit`` in its ``_handle_emit``)
+reaches it, and its own ``emit`` (the publish) does not.
 """
 
 from __future__ import annotations
@@ -28,71 +25,36 @@ from engineio import packet as eio_packet
 from socketio import packet
 
 
-def fanout_packets(server: Any, event: str, data: Any, namespace: str) -> list[Any]:
-    """The Engine.IO packets of an emit without a callback, made once for every recipient:
-    python-socketio's ``Manager.emit`` (5.18) up to its packets (data as a list, one EVENT
-    packet encoded once, one Engine.IO MESSAGE per part: a binary emit has its attachments),
-    tracked in worker/library_contract*.py."""
-    if isinstance(data, tuple):
-        data = list(data)
-    elif data is not None:
-        data = [data]
-    else:
-        data = []
-    encoded = server.packet_class(packet.EVENT, namespace=namespace,
-                                  data=[event] + data).encode()
-    return [eio_packet.Packet(eio_packet.MESSAGE, p)
-            for p in (encoded if isinstance(encoded, list) else [encoded])]
-
-
-class FanoutMixin(socketio.Manager):
-    """``Manager.emit`` without a call through the server per recipient (see the module
-    docstring)."""
-
-    def emit(self, event: str, data: Any, namespace: str, room: Any = None,
-             skip_sid: Any = None, callback: Any = None, to: Any = None,
-             **kwargs: Any) -> None:
-        if callback or namespace not in self.rooms:
-            super().emit(event, data, namespace, room=room, skip_sid=skip_sid,
-                         callback=callback, to=to, **kwargs)
-            return
-        skipped = skip_sid if isinstance(skip_sid, list) else [skip_sid]
-        server: Any = self.server
-        eio_pkts = fanout_packets(server, event, data, namespace)
-        sessions = server.eio.sockets
-        for sid, eio_sid in self.get_participants(namespace, to or room):
-            if sid in skipped:
-                continue
-            session = sessions.get(eio_sid)
-            write = getattr(session, "write_shared", None)
-            for pkt in eio_pkts:
-                if write is None or session.closed:
-                    server._send_eio_packet(eio_sid, pkt)  # python-engineio's warning
-                else:
-                    write(pkt)
-
-
-class FanoutManager(FanoutMixin):
-    """python-socketio's in-memory ``Manager`` with :class:`FanoutMixin`'s local delivery (a
-    worker without Redis)."""
-
-
 class AsyncFanoutMixin(socketio.AsyncManager):
     """``AsyncManager.emit`` without a task per recipient (see the module docstring)."""
 
     async def emit(self, event: str, data: Any, namespace: str, room: Any = None,
                    skip_sid: Any = None, callback: Any = None, to: Any = None,
                    **kwargs: Any) -> None:
-        if callback or namespace not in self.rooms:
+        # python-socketio's AsyncManager.emit (5.18) up to its packets, tracked in
+        # worker/library_contract_asyncio.py; the per-recipient send is what differs.
+        if callback:
             await super().emit(event, data, namespace, room=room, skip_sid=skip_sid,
                                callback=callback, to=to, **kwargs)
             return
+        room = to or room
+        if namespace not in self.rooms:
+            return
+        if isinstance(data, tuple):
+            data = list(data)
+        elif data is not None:
+            data = [data]
+        else:
+            data = []
         skipped = skip_sid if isinstance(skip_sid, list) else [skip_sid]
         server: Any = self.server
-        eio_pkts = fanout_packets(server, event, data, namespace)
+        encoded = server.packet_class(packet.EVENT, namespace=namespace,
+                                      data=[event] + data).encode()
+        eio_pkts = [eio_packet.Packet(eio_packet.MESSAGE, p)
+                    for p in (encoded if isinstance(encoded, list) else [encoded])]
         sessions = server.eio.sockets
         tasks = []
-        for sid, eio_sid in self.get_participants(namespace, to or room):
+        for sid, eio_sid in self.get_participants(namespace, room):
             if sid in skipped:
                 continue
             write = getattr(sessions.get(eio_sid), "write_shared_now", None)

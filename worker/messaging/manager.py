@@ -31,7 +31,6 @@ from sioctl.worker.redis_clients import new_blocking
 
 from . import routing
 from .base import OWNER_REFRESH, OWNER_TTL, SioctlManagerBase, client_options
-from .fanout import FanoutMixin
 from .listener import Listener
 from .publisher import Publisher
 from .queries import Queries, QueryTimeout
@@ -42,8 +41,7 @@ from .streams import RecoveryReader, StreamListener
 __all__ = ["OWNER_TTL", "QueryTimeout", "SioctlRedisManager"]
 
 
-class SioctlRedisManager(RecoveryMixin, SioctlManagerBase, socketio.PubSubManager,
-                         FanoutMixin):
+class SioctlRedisManager(RecoveryMixin, SioctlManagerBase, socketio.PubSubManager):
     """A Redis client manager for sioctl workers (see the module docstring)."""
 
     name = "sioctl-redis"
