@@ -361,6 +361,8 @@ class AsyncConformantEngineMixin(UnknownSessionLogMixin, SessionsDictMixin, Next
         return await super()._make_response(response_dict, environ)  # type: ignore[misc]
 
     def _ok(self, packets: Any = None, headers: Any = None, jsonp_index: Any = None) -> Any:
+        if packets:
+            packets = ws_frame.polling_packets(packets)
         response = super()._ok(packets, headers, jsonp_index)  # type: ignore[misc]
         if packets is None:  # the answer to a POST
             response["response"] = eio_rules.POST_OK_BODY

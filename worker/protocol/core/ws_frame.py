@@ -50,13 +50,25 @@ def shared_frame(pkt: Any) -> bytes | None:
         return None
     cached: bytes | None = pkt.__dict__.get(FRAME_ATTRIBUTE)
     if cached is None:
-        encoded = pkt.encode()
-        if isinstance(encoded, str):
-            cached = frame(encoded.encode("utf-8"), False)
+        if pkt.binary:
+            # Not through encode(): it would cache the raw bytes, which a polling recipient
+            # of the same packet must get in base64 (see polling_packets).
+            cached = frame(bytes(pkt.data), True)
         else:
-            cached = frame(bytes(encoded), True)
+            cached = frame(pkt.encode().encode("utf-8"), False)
         pkt.__dict__[FRAME_ATTRIBUTE] = cached
     return cached
+
+
+def polling_packets(packets: list[Any]) -> list[Any]:
+    """``packets`` as a long-poll may encode them: a binary packet whose encoding python-engineio
+    has cached raw (a websocket recipient of the same emit encoded it first; ``encode(b64=
+    True)`` then returns the cached bytes and the payload cannot be built: the GET failed with a
+    500) is replaced by a fresh copy."""
+    return [eio_packet.Packet(pkt.packet_type, pkt.data)
+            if getattr(pkt, "binary", False) and isinstance(getattr(pkt, "encode_cache", None),
+                                                             (bytes, bytearray))
+            else pkt for pkt in packets]
 
 
 def can_write_now(websocket_open: bool, upgrading: bool, closing: bool, queued: int,

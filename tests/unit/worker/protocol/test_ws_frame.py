@@ -57,3 +57,22 @@ def test_a_frame_goes_straight_to_the_socket_only_when_nothing_is_ahead(
             "writing": False, "compressed": False}
     assert ws_frame.can_write_now(**free)  # type: ignore[arg-type]
     assert not ws_frame.can_write_now(**{**free, **change})  # type: ignore[arg-type]
+
+
+def test_a_long_poll_gets_a_binary_packet_in_base64_whoever_encoded_it_first() -> None:
+    """A websocket recipient's writer encodes a shared binary packet raw, and python-engineio
+    caches that: the long-poll of another recipient of the same packet gets a fresh copy,
+    which encodes in base64."""
+    shared = eio_packet.Packet(eio_packet.MESSAGE, b"\x00\x01")
+    text = eio_packet.Packet(eio_packet.MESSAGE, "2[]")
+    assert shared.encode() == b"\x00\x01"  # the websocket writer's (cached)
+    polled = ws_frame.polling_packets([text, shared])
+    assert polled[0] is text
+    assert polled[1] is not shared and polled[1].encode(b64=True) == "bAAE="
+    assert ws_frame.polling_packets([shared])[0].data == b"\x00\x01"
+
+
+def test_the_shared_frame_leaves_a_binary_packet_unencoded() -> None:
+    pkt = eio_packet.Packet(eio_packet.MESSAGE, b"\x00\x01")
+    ws_frame.shared_frame(pkt)
+    assert pkt.encode(b64=True) == "bAAE="
