@@ -65,6 +65,9 @@ from .contract_terms import (  # noqa: F401 (the contract's words, re-exported)
 )
 from .library_contract_asyncio import ASYNCIO_HOOKS, UVICORN_WS
 
+# The shells of the broadcast write path (shared frames written straight to a websocket).
+SHARED_WRITES = "worker/protocol/shared_writes.py"
+
 HOOKS: tuple[Hook, ...] = (
     # ------------------------------------------------------------ python-engineio: the server
     Hook(f"{EIO}.handle_request", OVERRIDE, ("environ", "start_response"),
@@ -132,7 +135,9 @@ HOOKS: tuple[Hook, ...] = (
          "the OPEN packet, with pingInterval in its data, is the first thing put on it"),
     Hook(f"{SOCKET}._websocket_handler", OVERRIDE, ("ws",), (P_ENGINEIO,),
          "reads frames with ws.wait() (None at the end); its result is the WSGI response; "
-         "an upgrade when connected is already set on entry"),
+         "an upgrade when connected is already set on entry; its writer sends each item it "
+         "takes off the queue as ws.send(item.encode()) (a shared frame's rest, "
+         "ws_frame.FrameRest, goes through it) and is the only other user of ws.send"),
     Hook(f"{SOCKET}._websocket_handler", LAYOUT, None, (P_ENGINEIO, P_SERVER),
          "the session at each ws.wait(): in an upgrade (connected already set) upgrading "
          "and not upgraded until the UPGRADE packet, then upgraded and no longer upgrading "
@@ -189,6 +194,9 @@ HOOKS: tuple[Hook, ...] = (
     Hook(f"{SIO}._send_packet", OVERRIDE, ("eio_sid", "pkt"), (P_SIOV4, P_RECOVERY),
          "recovery: the CONNECT answer's data is python-socketio's {'sid': sid}"),
     Hook(f"{SIO}._send_packet", CALL, ("eio_sid", "pkt"), (P_SOCKETIO, FRAMEWORK)),
+    Hook(f"{SIO}._send_eio_packet", OVERRIDE, ("eio_sid", "eio_pkt"), (P_SOCKETIO,),
+         "the manager's emit without a callback hands every recipient the same "
+         "engineio.packet.Packet object through it (the shared frame is kept on that object)"),
     Hook(f"{SIO}._handle_connect", OVERRIDE, ("eio_sid", "namespace", "data"),
          (P_SOCKETIO, P_SIOV4, FRAMEWORK, P_RECOVERY),
          "the socket's id is asked of eio.generate_id() within it (sio_v4 names v2 sockets)"),
@@ -275,6 +283,15 @@ HOOKS: tuple[Hook, ...] = (
     Hook(f"{MANAGER}.server", ATTRIBUTE, None, (MESSAGING, "worker/messaging/queries.py"),
          "the socketio.Server, set by set_server"),
     # ------------------------------------------------------------ eventlet
+    Hook("eventlet.websocket:RFC6455WebSocket._sendlock", ATTRIBUTE, None, (SHARED_WRITES,),
+         "the semaphore every write of a frame holds (send, and the pongs and close frames "
+         "the reader writes): a shared frame is written directly only while it is free, and "
+         "it is held while the rest of a partly written one waits in the queue"),
+    Hook("eventlet.websocket:RFC6455WebSocket.socket", ATTRIBUTE, None, (SHARED_WRITES,),
+         "the green socket the frames are written to; its fd (GreenSocket.fd, the "
+         "non-blocking OS socket, or an ssl.SSLSocket under TLS) takes shared frames"),
+    Hook("eventlet.websocket:RFC6455WebSocket.extensions", ATTRIBUTE, None, (SHARED_WRITES,),
+         "the negotiated extensions: with permessage-deflate, frames differ per socket"),
     Hook("eventlet.websocket:RFC6455WebSocket._apply_mask", PATCH,
          ("data", "mask", "length", "offset"), ("worker/ws_mask.py", "worker/main.py"),
          "a static method; replaced by ws_mask.apply_mask"),

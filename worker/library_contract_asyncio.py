@@ -30,8 +30,12 @@ from .contract_terms import (
     Hook,
 )
 
+# uvicorn's websocket protocol the asyncio worker serves websockets with (websockets-sansio).
 UVICORN_WS = "uvicorn.protocols.websockets.websockets_sansio_impl:WebSocketsSansIOProtocol"
 AIO_WS = "worker/aio/ws_protocol.py"
+# The module of the asyncio fan-out (a manager's local delivery without a task per recipient).
+FANOUT = "worker/messaging/fanout.py"
+SHARED_WRITES = "worker/protocol/shared_writes.py"
 
 ASYNCIO_HOOKS: tuple[Hook, ...] = (
     # ------------------------------------------------------------ the asyncio classes
@@ -110,6 +114,31 @@ ASYNCIO_HOOKS: tuple[Hook, ...] = (
     Hook(f"{ASIO}._handle_eio_message", OVERRIDE, ("eio_sid", "data"),
          (P_ASYNC_SIO, P_ASYNC_EIO3)),
     Hook(f"{ASIO}._send_packet", OVERRIDE, ("eio_sid", "pkt"), (P_ASYNC_EIO3, P_RECOVERY)),
+    Hook(f"{ASIO}._send_eio_packet", CALL, ("eio_sid", "eio_pkt"), (FANOUT,),
+         "a coroutine: the fan-out's fallback for a session that does not take a packet "
+         "without awaiting"),
+    Hook("socketio.async_manager:AsyncManager.emit", OVERRIDE,
+         ("event", "data", "namespace", "room", "skip_sid", "callback", "to", "**kwargs"),
+         (FANOUT,), "AsyncPubSubManager's local delivery calls it (super().emit in "
+         "_handle_emit); AsyncFanoutMixin sits between the two in the manager's bases"),
+    Hook("socketio.async_manager:AsyncManager.emit", COPY,
+         ("event", "data", "namespace", "room", "skip_sid", "callback", "to", "**kwargs"),
+         (FANOUT,), "AsyncFanoutMixin.emit repeats it up to the packets (data as a list, "
+         "skip_sid as a list, one EVENT packet encoded once, one engineio Packet per part); "
+         "the per-recipient send differs"),
+    Hook("socketio.async_manager:AsyncManager.get_participants", CALL, ("namespace", "room"),
+         (FANOUT,), "(sid, eio_sid) of every recipient"),
+    Hook("engineio.async_drivers.asgi:WebSocket.asgi_send", ATTRIBUTE, None, (SHARED_WRITES,),
+         "the ASGI send callable, under uvicorn a bound method of its websocket protocol"),
+    Hook(f"{UVICORN_WS}.transport", ATTRIBUTE, None, (SHARED_WRITES,),
+         "shared frames are written to it directly"),
+    Hook(f"{UVICORN_WS}.writable", ATTRIBUTE, None, (SHARED_WRITES,),
+         "an asyncio.Event cleared while the transport is over its high-water mark"),
+    Hook(f"{UVICORN_WS}.disconnected", ATTRIBUTE, None, (SHARED_WRITES,)),
+    Hook(f"{UVICORN_WS}.close_sent", ATTRIBUTE, None, (SHARED_WRITES,)),
+    Hook(f"{UVICORN_WS}.conn", ATTRIBUTE, None, (SHARED_WRITES,),
+         "the websockets ServerProtocol; its extensions (permessage-deflate) make frames "
+         "differ per socket; it keeps no state about the data frames it did not write"),
     Hook(f"{ASIO}._handle_eio_message", COPY, ("eio_sid", "data"), (P_ASYNC_SIO,),
          "_sioctl_dispatch repeats its dispatch by packet type, as the sync one"),
     Hook(f"{ASIO}._handle_eio_disconnect", OVERRIDE, ("eio_sid", "reason"), (P_ASYNC_SIO,)),

@@ -57,6 +57,7 @@ STEPS: list[tuple[str, Any]] = [
     ("echo-16k-saturation", lambda s, p: scenarios.echo(s, p, None, LARGE_TEXT)),
     ("targeted", scenarios.targeted),
     ("handoff", scenarios.handoff),
+    ("broadcast", scenarios.broadcast),
     # Last, as in suite.py: tearing down 10k sessions keeps a worker busy for seconds; its
     # memory is measured from the fresh system's all the same (scenarios.idle). Not run unless
     # named (--scenarios idle-10k).
@@ -66,7 +67,8 @@ STEPS: list[tuple[str, Any]] = [
 OPT_IN = ("idle-10k",)
 # The figure each scenario is judged by first, and whether more is better.
 HEADLINES = {"msgs/s": True, "server µs/msg": False, "p99 ms": False,
-             "conn/s": True, "front µs/conn": False, "KiB/conn": False}
+             "conn/s": True, "front µs/conn": False, "KiB/conn": False,
+             "deliveries/s": True, "server µs/delivery": False}
 ENGINES = ("eventlet", "asyncio")
 TITLE = "Hot-path work: sioctl before and after"
 

@@ -48,13 +48,13 @@ class Plan:
     @classmethod
     def quick(cls) -> Plan:
         return cls(seconds=1.0, handoff_concurrency=16, echo_clients=20, echo_rate=500,
-                   targeted_pairs=8, targeted_window=2, broadcast_clients=200, broadcasts=10,
+                   targeted_pairs=8, targeted_window=2, broadcast_clients=200, broadcasts=100,
                    broadcast_window=4, idle_counts=(1000,), settle=0.2)
 
     @classmethod
     def full(cls) -> Plan:
         return cls(seconds=5.0, handoff_concurrency=32, echo_clients=50, echo_rate=1000,
-                   targeted_pairs=16, targeted_window=2, broadcast_clients=1000, broadcasts=30,
+                   targeted_pairs=16, targeted_window=2, broadcast_clients=1000, broadcasts=100,
                    broadcast_window=4, idle_counts=(1000, 10000), settle=0.5)
 
 

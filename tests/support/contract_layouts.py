@@ -496,6 +496,11 @@ def instance_of(class_target: str) -> Any:
         from eventlet.hubs import get_hub
 
         return get_hub()
+    if cls.__name__ == "RFC6455WebSocket":
+        import eventlet.green.socket
+
+        ours, _theirs = eventlet.green.socket.socketpair()
+        return cls(ours, {})
     # The asyncio engine's (worker/aio): built outside any event loop, as the worker does.
     if cls is socketio.AsyncServer:
         return socketio.AsyncServer(async_mode="asgi")
@@ -515,6 +520,25 @@ def instance_of(class_target: str) -> Any:
         return config
     if cls is AsyncSocket:
         return AsyncSocket(engineio.AsyncServer(async_mode="asgi"), "sid")
+    if cls.__name__ == "WebSocket" and cls.__module__ == "engineio.async_drivers.asgi":
+        ws = cls(None, None)
+
+        async def asgi_send(message: Any) -> None: ...
+
+        ws.asgi_send = asgi_send  # what its __call__ sets from the environ
+        return ws
+    if cls.__name__ == "WebSocketsSansIOProtocol":
+        import asyncio
+
+        config = Config(lambda scope, receive, send: None, log_config=None)
+        config.load()
+        loop = asyncio.new_event_loop()
+        try:
+            protocol = cls(config, ServerState(), {}, _loop=loop)
+            protocol.connection_made(_FakeTransport())  # sets transport and conn
+        finally:
+            loop.close()
+        return protocol
     raise LookupError(
         f"no instance factory for {class_target} in tests/support/contract_layouts.py"
     )

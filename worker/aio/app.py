@@ -23,6 +23,7 @@ from sioctl.worker import app_loader, boot, protocol, redis_setup
 from sioctl.worker.aio import appdir
 from sioctl.worker.errors import BootError
 from sioctl.worker.messaging.async_manager import AsyncSioctlRedisManager
+from sioctl.worker.messaging.fanout import FanoutAsyncManager
 from sioctl.worker.redis_clients import new_asyncio
 
 # As on eventlet (worker/redis_setup.py): the boot PING's timeout, how long a new worker waits
@@ -121,6 +122,9 @@ async def join_workers(
         if settings.connection_state_recovery > 0:
             description += (f", connection state recovery "
                             f"{settings.connection_state_recovery:g}s")
+    if type(server.manager) is socketio.AsyncManager:
+        # The in-memory manager, with the local delivery of sioctl's (no task per recipient).
+        server.manager.__class__ = FanoutAsyncManager
     if settings.connection_state_recovery > 0 and \
             not isinstance(server.manager, AsyncSioctlRedisManager):
         logger.warning("connection state recovery is off: it needs sioctl's Redis manager "

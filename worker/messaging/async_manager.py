@@ -31,11 +31,13 @@ from .async_publisher import AsyncPublisher, aclose
 from .async_queries import AsyncQueries
 from .async_readers import AsyncListener, AsyncRecoveryReader, AsyncStreamListener
 from .base import OWNER_REFRESH, OWNER_TTL, SioctlManagerBase, client_options
+from .fanout import AsyncFanoutMixin
 from .recovering import RecoveryMixin
 from .recovery import Restore
 
 
-class AsyncSioctlRedisManager(RecoveryMixin, SioctlManagerBase, AsyncPubSubManager):
+class AsyncSioctlRedisManager(RecoveryMixin, SioctlManagerBase, AsyncPubSubManager,
+                              AsyncFanoutMixin):
     """A Redis client manager for socketio.AsyncServer apps (see the module docstring)."""
 
     name = "sioctl-redis-asyncio"

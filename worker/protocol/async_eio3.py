@@ -34,6 +34,11 @@ class AsyncEio3Session(Eio3SessionBase, AsyncConformantSocket):
             pkt = packet.Packet(packet.OPEN, eio3_rules.open_data(pkt.data))
         await super().send(Eio3Packet(pkt, self))
 
+    def write_shared_now(self, pkt: packet.Packet) -> bool:
+        """A fan-out's packet: framed the v3 way, by this session's ``send`` (awaited by the
+        caller)."""
+        return False
+
     async def receive(self, pkt: packet.Packet) -> None:
         self.heard_from_client()
         answer = eio3_rules.answer_to(pkt)

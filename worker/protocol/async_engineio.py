@@ -26,7 +26,7 @@ from engineio import exceptions, packet
 from engineio.async_socket import AsyncSocket
 
 from .async_websocket import serve_websocket
-from .core import eio_rules
+from .core import eio_rules, ws_frame
 from .core.eio_rules import DuplicateRequest, InvalidPacket, is_websocket_upgrade
 from .core.eio_session import UPGRADE_POLL_WAIT
 from .engineio_rules import TOO_LARGE, SessionRulesMixin
@@ -38,6 +38,7 @@ from .engineio_server import (
     request_problem,
 )
 from .session_queue import SessionQueue
+from .shared_writes import AsyncDirectWrites
 
 # asyncio.timeout (Python 3.11+); on 3.10 poll() is python-engineio's.
 _timeout: Any = getattr(asyncio, "timeout", None)
@@ -52,6 +53,36 @@ class AsyncConformantSocket(SessionRulesMixin, AsyncSocket):
 
     last_ping: float | None
     _ping_handle: Any = None  # the loop timer of the next ping
+    # The websocket being served while shared frames can go straight to its transport
+    # (uvicorn's websockets-sansio protocol, no compression); None otherwise.
+    _sioctl_direct: Any = None
+    # Whether python-engineio's writer is in the middle of a write on the websocket.
+    _sioctl_writing = False
+
+    def write_shared_now(self, pkt: packet.Packet) -> bool:
+        """Send ``pkt``, one packet of a fan-out (the same object for every recipient),
+        without awaiting: its websocket frame, encoded once (``ws_frame.shared_frame``),
+        written to the transport when the session can take it now (``ws_frame.
+        can_write_now``), else the packet queued for python-engineio's writer or long-poll as
+        ``send`` queues it. False (nothing done: the caller awaits python-socketio's
+        ``_send_eio_packet``) for a session that is closing or past its ping timeout, whose
+        ``send`` closes it or says so."""
+        if self.closed or self.closing:
+            return False
+        last_ping = self.last_ping
+        if last_ping and time.time() - last_ping > self.server.ping_timeout:
+            return False
+        direct = self._sioctl_direct
+        frame = ws_frame.shared_frame(pkt) if direct is not None and direct.can_write_now() \
+            else None
+        if frame is not None:
+            direct.write(frame)
+        else:
+            self.queue.put_nowait(pkt)
+        logger = self.server.logger
+        if logger.isEnabledFor(20):  # INFO, as python-engineio's send logs it
+            logger.info("%s: Sending packet MESSAGE (fan-out)", self.sid)
+        return True
 
     async def wait_for_upgrade(self) -> None:
         """If an upgrade is under way, wait (at most UPGRADE_POLL_WAIT) for it to end."""
@@ -218,6 +249,8 @@ class AsyncConformantSocket(SessionRulesMixin, AsyncSocket):
         guarded = _AsyncGuardedWebSocket(ws, self)
         if self.rules.websocket_opens(self.connected, self.upgraded):
             self._upgrade_settled = self.server.create_event()
+        if guarded.protocol is not None:
+            self._sioctl_direct = guarded
         try:
             # python-engineio's handler, without its task per frame read (async_websocket).
             return await serve_websocket(self, guarded)
@@ -229,16 +262,18 @@ class AsyncConformantSocket(SessionRulesMixin, AsyncSocket):
             await ws.close()
             return []
         finally:
+            self._sioctl_direct = None
             self.upgrade_settled()
 
 
-class _AsyncGuardedWebSocket:
+class _AsyncGuardedWebSocket(AsyncDirectWrites):
     """The websocket python-engineio reads, with each frame validated as it arrives."""
 
     def __init__(self, ws: Any, session: AsyncConformantSocket) -> None:
         self._ws = ws
         self._session = session
         self._after_binary = False
+        self._direct_init(ws)
 
     async def wait(self) -> Any:
         session = self._session
@@ -328,6 +363,8 @@ class AsyncConformantEngineMixin(UnknownSessionLogMixin, SessionsDictMixin, Next
         return await super()._make_response(response_dict, environ)  # type: ignore[misc]
 
     def _ok(self, packets: Any = None, headers: Any = None, jsonp_index: Any = None) -> Any:
+        if packets:
+            packets = ws_frame.polling_packets(packets)
         response = super()._ok(packets, headers, jsonp_index)  # type: ignore[misc]
         if packets is None:  # the answer to a POST
             response["response"] = eio_rules.POST_OK_BODY
@@ -415,3 +452,4 @@ def _refusing_websockets(make_response: Any) -> Any:
         return None
 
     return refuse
+

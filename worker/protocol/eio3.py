@@ -71,6 +71,10 @@ class Eio3Session(Eio3SessionBase, ConformantSocket):
             pkt = packet.Packet(packet.OPEN, eio3_rules.open_data(pkt.data))
         super().send(Eio3Packet(pkt, self))
 
+    def write_shared(self, pkt: packet.Packet) -> None:
+        """A fan-out's packet: framed the v3 way, by this session (``send``)."""
+        self.send(pkt)
+
     def receive(self, pkt: packet.Packet) -> None:
         self.heard_from_client()
         answer = eio3_rules.answer_to(pkt)

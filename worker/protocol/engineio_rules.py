@@ -16,9 +16,10 @@ from typing import Any
 from engineio import exceptions, packet
 from engineio.socket import Socket
 
-from .core import eio_rules
+from .core import eio_rules, ws_frame
 from .core.eio_rules import DuplicateRequest, InvalidPacket, is_websocket_upgrade
 from .core.eio_session import UPGRADE_POLL_WAIT, SessionRules
+from .shared_writes import DirectWrites
 
 # WSGI environ key of a callable the worker's HTTP server provides: the response then closes the
 # connection instead of reading and dropping an unread request body (worker/connection.py).
@@ -67,6 +68,40 @@ class ConformantSocket(SessionRulesMixin, Socket):
 
     last_ping: float | None  # python-engineio's: when the last ping went out, None while waiting
     _ping_timer: Any = None  # the hub timer of the next ping (eventlet)
+    # The websocket being served (a _GuardedWebSocket) while it can take shared frames
+    # straight to its socket (eventlet, plain TCP, no compression); None otherwise.
+    _sioctl_direct: Any = None
+    # Whether python-engineio's writer is in the middle of a write on the websocket.
+    _sioctl_writing = False
+
+    def write_shared(self, pkt: packet.Packet) -> None:
+        """Send ``pkt``, one packet of a fan-out (the same object for every recipient): its
+        websocket frame, encoded once (``ws_frame.shared_frame``), goes straight to the socket
+        when the session can take it now (``ws_frame.can_write_now``); what the socket does not
+        take at once is queued for the writer, ahead of anything sent later. Otherwise, as
+        ``send``: through the queue and python-engineio's writer."""
+        direct = self._sioctl_direct
+        if direct is None or not direct.can_write_now():
+            self.send(pkt)
+            return
+        frame = ws_frame.shared_frame(pkt)
+        if frame is None or not self.check_ping_timeout():
+            if frame is None:
+                self.send(pkt)
+            return
+        try:
+            written = direct.raw.send(frame)
+        except BlockingIOError:
+            written = 0
+        except OSError:
+            self.send(pkt)  # the writer meets the same error and ends the session
+            return
+        if written < len(frame):
+            direct.hold_for_rest()
+            self.queue.put(ws_frame.FrameRest(frame[written:]))
+        logger = self.server.logger
+        if logger.isEnabledFor(20):  # INFO, as python-engineio's send logs it
+            logger.info("%s: Sending packet MESSAGE (shared frame)", self.sid)
 
     def wait_for_upgrade(self) -> None:
         """If an upgrade is under way, wait (at most UPGRADE_POLL_WAIT) for it to end."""
@@ -234,6 +269,8 @@ class ConformantSocket(SessionRulesMixin, Socket):
         if self.rules.websocket_opens(self.connected, self.upgraded):
             # An upgrade (python-engineio's test): polling requests wait for its end from now.
             self._upgrade_settled = self.server.create_event()
+        if guarded.raw is not None:
+            self._sioctl_direct = guarded
         try:
             return super()._websocket_handler(guarded)
         except InvalidPacket as exc:
@@ -246,10 +283,12 @@ class ConformantSocket(SessionRulesMixin, Socket):
             ws.close()
             return []
         finally:
+            self._sioctl_direct = None
+            guarded.release_rest()
             self.upgrade_settled()
 
 
-class _GuardedWebSocket:
+class _GuardedWebSocket(DirectWrites):
     """The websocket python-engineio reads, with each frame validated as it arrives.
 
     An invalid frame raises :class:`InvalidPacket` from ``wait()``. In python-engineio's read
@@ -261,6 +300,7 @@ class _GuardedWebSocket:
         self._ws = ws
         self._session = session
         self._after_binary = False
+        self._direct_init(ws)
 
     def wait(self) -> Any:
         session = self._session
@@ -294,3 +334,4 @@ class _GuardedWebSocket:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._ws, name)
+

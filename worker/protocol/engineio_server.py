@@ -22,7 +22,7 @@ import engineio
 from engineio.async_socket import AsyncSocket
 from engineio.socket import Socket
 
-from .core import eio_rules
+from .core import eio_rules, ws_frame
 from .core.eio_rules import is_websocket_upgrade
 from .engineio_rules import TOO_LARGE, ConformantSocket
 
@@ -222,6 +222,8 @@ class ConformantEngineMixin(UnknownSessionLogMixin, SessionsDictMixin, NextSocke
             session.check_ping_timeout()
 
     def _ok(self, packets: Any = None, headers: Any = None, jsonp_index: Any = None) -> Any:
+        if packets:
+            packets = ws_frame.polling_packets(packets)
         response = super()._ok(packets, headers, jsonp_index)  # type: ignore[misc]
         if packets is None:  # the answer to a POST
             response["response"] = eio_rules.POST_OK_BODY

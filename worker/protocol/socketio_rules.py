@@ -108,6 +108,20 @@ class ConformantServerMixin:
         self._sioctl_state.emits += 1
         return super().emit(*args, **kwargs)  # type: ignore[misc]
 
+    def _send_eio_packet(self, eio_sid: str, eio_pkt: Any) -> None:
+        """One recipient of an emit (python-socketio's manager hands every recipient the same
+        Engine.IO packet): a v4 session writes its shared websocket frame (encoded once)
+        straight to its socket when it can (``ConformantSocket.write_shared``); any other
+        session (EIO=3, or an engine.io session sioctl did not make) as python-socketio
+        does."""
+        server: Any = self
+        session = server.eio.sockets.get(eio_sid)
+        write_shared = getattr(session, "write_shared", None)
+        if write_shared is None or session.closed:  # a closed one: python-engineio's warning
+            super()._send_eio_packet(eio_sid, eio_pkt)  # type: ignore[misc]
+        else:
+            write_shared(eio_pkt)
+
     def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> Any:
         server: Any = self
         name = namespace or "/"

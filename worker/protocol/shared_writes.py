@@ -1,0 +1,139 @@
+"""Shared frames written straight to a websocket (issue 19, the broadcast write path; the
+frame and the rule are :mod:`.core.ws_frame`'s): the engines' halves of the session's
+websocket wrapper (``engineio_rules._GuardedWebSocket``, ``async_engineio.
+_AsyncGuardedWebSocket``), which python-engineio's writer also sends through.
+
+- eventlet (:class:`DirectWrites`): the frame goes to the non-blocking OS socket under
+  eventlet's green socket with one ``send``; what the socket does not take at once is queued
+  (``ws_frame.FrameRest``) and the writer writes it as it is, eventlet's send lock held from
+  the first byte to the last so that no pong of the reader lands inside the frame.
+- asyncio (:class:`AsyncDirectWrites`): the frame goes to the transport of uvicorn's
+  websockets-sansio protocol, which buffers what the socket does not take; the protocol's
+  ``writable`` event (cleared over the transport's high-water mark) sends the next frames to
+  the queue instead, where python-engineio's writer waits for it.
+
+Neither is used under TLS, with permessage-deflate (frames differ per socket) or with another
+websocket implementation: those sessions keep python-engineio's queue and writer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .core import ws_frame
+
+
+class DirectWrites:
+    """The eventlet websocket wrapper's direct writes (see the module docstring)."""
+
+    _ws: Any
+    _session: Any
+
+    def _direct_init(self, ws: Any) -> None:
+        # eventlet's send lock, while a shared frame's rest waits in the queue.
+        self._rest_lock: Any = None
+        self.raw = plain_socket(ws)
+
+    def can_write_now(self) -> bool:
+        """Whether a shared frame can go straight to the socket now (``ws_frame.
+        can_write_now``; eventlet's send lock free: no pong being written)."""
+        session = self._session
+        return ws_frame.can_write_now(
+            session.upgraded, session.upgrading, session.closing or session.closed,
+            session.queue.qsize(), session._sioctl_writing or self._ws._sendlock.locked(),
+            False)
+
+    def hold_for_rest(self) -> None:
+        """A shared frame went out in part: hold eventlet's send lock until the writer has
+        written the rest (``send`` of the :class:`ws_frame.RawFrame`)."""
+        if self._rest_lock is None and self._ws._sendlock.acquire(blocking=False):
+            self._rest_lock = self._ws._sendlock
+
+    def release_rest(self) -> None:
+        """Let go of the send lock ``hold_for_rest`` took, if held."""
+        lock, self._rest_lock = self._rest_lock, None
+        if lock is not None:
+            lock.release()
+
+    def send(self, message: Any) -> None:
+        """python-engineio's writer sends ``message``: a packet's encoding (framed by eventlet)
+        or the rest of a shared frame (written as it is, the send lock held since its start)."""
+        session = self._session
+        session._sioctl_writing = True
+        try:
+            if isinstance(message, ws_frame.RawFrame):
+                try:
+                    self._ws.socket.sendall(message)
+                finally:
+                    self.release_rest()
+            else:
+                self._ws.send(message)
+        finally:
+            session._sioctl_writing = False
+
+
+class AsyncDirectWrites:
+    """The asyncio websocket wrapper's direct writes (see the module docstring)."""
+
+    _ws: Any
+    _session: Any
+
+    def _direct_init(self, ws: Any) -> None:
+        self.protocol = sansio_protocol(ws)
+
+    def can_write_now(self) -> bool:
+        """Whether a shared frame can go to the transport now (``ws_frame.can_write_now``;
+        uvicorn's protocol open, its transport not over its high-water mark)."""
+        session, protocol = self._session, self.protocol
+        return ws_frame.can_write_now(
+            session.upgraded and not protocol.disconnected and not protocol.close_sent
+            and not protocol.transport.is_closing(),
+            session.upgrading, session.closing or session.closed, session.queue.qsize(),
+            session._sioctl_writing or not protocol.writable.is_set(), False)
+
+    def write(self, frame: bytes) -> None:
+        """Write a whole frame: an asyncio transport buffers what the socket does not take."""
+        self.protocol.transport.write(frame)
+
+    async def send(self, message: Any) -> None:
+        """python-engineio's writer sends ``message`` (uvicorn frames it)."""
+        session = self._session
+        session._sioctl_writing = True
+        try:
+            await self._ws.send(message)
+        finally:
+            session._sioctl_writing = False
+
+
+def plain_socket(ws: Any) -> Any:
+    """The plain, non-blocking OS socket under eventlet websocket ``ws`` when shared frames can
+    be written to it directly (RFC 6455, no permessage-deflate, no TLS); None otherwise."""
+    if getattr(ws, "version", None) not in (8, 13) or getattr(ws, "extensions", None):
+        return None
+    # eventlet's green socket wraps the OS socket (GreenSocket.fd, non-blocking); under TLS
+    # that is an ssl.SSLSocket, whose writes must go through TLS: not written to directly.
+    raw: Any = getattr(ws, "socket", None)
+    for _ in range(3):  # a green socket may wrap another green socket
+        inner = getattr(raw, "fd", None)
+        if inner is None or isinstance(inner, int):
+            break
+        raw = inner
+    kind = type(raw)
+    if (kind.__module__, kind.__name__) != ("socket", "socket") or raw.gettimeout() != 0.0 \
+            or not hasattr(ws, "_sendlock"):
+        return None
+    return raw
+
+
+def sansio_protocol(ws: Any) -> Any:
+    """uvicorn's websockets-sansio protocol under python-engineio's ASGI websocket ``ws`` when
+    shared frames can be written to its transport directly (no permessage-deflate: compressed
+    frames differ per socket); None otherwise (another server or websocket implementation)."""
+    protocol = getattr(getattr(ws, "asgi_send", None), "__self__", None)
+    if type(protocol).__name__ != "WebSocketsSansIOProtocol":
+        return None
+    conn = getattr(protocol, "conn", None)
+    if conn is None or getattr(conn, "extensions", None) or \
+            not hasattr(protocol, "writable") or not hasattr(protocol, "close_sent"):
+        return None
+    return protocol
