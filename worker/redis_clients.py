@@ -35,7 +35,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from sioctl.cluster.redis_urls import is_sentinel, parse_sentinel_url, redis_py_url
+from sioctl.cluster.redis_urls import is_cluster, is_sentinel, parse_sentinel_url, redis_py_url
+
+from .redis_cluster import new_asyncio_cluster, new_blocking_cluster
 
 # As many connections as commands overlap (see the module's docstring); the managers' pools
 # take the same (redis_setup.REDIS_MAX_CONNECTIONS).
@@ -53,7 +55,10 @@ def sentinel_parts(url: str, channel: str,
 
 def new_blocking(url: str, channel: str = "socketio", **options: Any) -> redis.Redis:
     """A blocking client for any sioctl Redis URL, ``options`` passed to redis-py (with a
-    Sentinel URL, to the master's connections; the sentinels get the ``socket_*`` ones)."""
+    Sentinel URL, to the master's connections; the sentinels get the ``socket_*`` ones; with a
+    cluster URL, a ``RedisCluster``, to every node's connections)."""
+    if is_cluster(url):
+        return new_blocking_cluster(url, **options)  # type: ignore[return-value]
     if is_sentinel(url):
         sentinels, service, kwargs = sentinel_parts(url, channel, options)
         return redis.sentinel.Sentinel(sentinels, **kwargs).master_for(service)
@@ -62,6 +67,8 @@ def new_blocking(url: str, channel: str = "socketio", **options: Any) -> redis.R
 
 def new_asyncio(url: str, channel: str = "socketio", **options: Any) -> redis.asyncio.Redis:
     """A ``redis.asyncio`` client for any sioctl Redis URL, as :func:`new_blocking`."""
+    if is_cluster(url):
+        return new_asyncio_cluster(url, **options)  # type: ignore[return-value]
     if is_sentinel(url):
         sentinels, service, kwargs = sentinel_parts(url, channel, options)
         return redis.asyncio.sentinel.Sentinel(sentinels, **kwargs).master_for(service)

@@ -1,6 +1,7 @@
 """A Redis Cluster of a test's own: three masters (``cluster-enabled yes``), each a real
 ``redis-server`` on a free 127.0.0.1 port, joined by ``redis-cli --cluster create`` (no
-replicas). For issue 20's ``redis+cluster://`` work (sharded pub/sub), which is not built yet.
+replicas), for the ``redis+cluster://`` tests (sharded pub/sub, tests/e2e/test_redis_cluster.py);
+:meth:`RedisClusterGroup.move_slot` reshards one slot (its keys migrated) to another master.
 """
 
 from __future__ import annotations
@@ -72,6 +73,48 @@ class RedisClusterGroup:
                        for port in self.ports)
         except (redis.RedisError, KeyError, TypeError):
             return False
+
+    def node_id(self, port: int) -> str:
+        return str(self.client(port).execute_command("CLUSTER MYID").decode())
+
+    def port_of_slot(self, slot: int) -> int:
+        """The port of the master serving ``slot`` (as the node on the first port sees it)."""
+        for first, last, master, *_ in self.client(self.ports[0]).execute_command(
+                "CLUSTER SLOTS"):
+            if first <= slot <= last:
+                return int(master[1])
+        raise LookupError(f"slot {slot} is not served")
+
+    def keyslot(self, name: str) -> int:
+        return int(self.client(self.ports[0]).execute_command("CLUSTER KEYSLOT", name))
+
+    def shard_channels(self, port: int) -> set[str]:
+        """The shard channels with subscribers on the node on ``port``."""
+        return {c.decode() for c in
+                self.client(port).execute_command("PUBSUB SHARDCHANNELS")}
+
+    def move_slot(self, slot: int, to_port: int) -> None:
+        """Reshard ``slot`` to the master on ``to_port`` as ``redis-cli --cluster reshard``
+        does: IMPORTING/MIGRATING, its keys MIGRATEd, then SETSLOT NODE on every master."""
+        from_port = self.port_of_slot(slot)
+        source, target = self.client(from_port), self.client(to_port)
+        target_id = self.node_id(to_port)
+        target.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", self.node_id(from_port))
+        source.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", target_id)
+        while keys := source.execute_command("CLUSTER GETKEYSINSLOT", slot, 100):
+            source.execute_command("MIGRATE", "127.0.0.1", to_port, "", 0, 5000, "KEYS",
+                                   *keys)
+        for port in [to_port, from_port] + [p for p in self.ports
+                                            if p not in (to_port, from_port)]:
+            self.client(port).execute_command("CLUSTER SETSLOT", slot, "NODE", target_id)
+        wait_until(lambda: all(self._serves(port, slot, to_port) for port in self.ports),
+                   FORM_TIMEOUT, what=f"every node to see slot {slot} on {to_port}")
+
+    def _serves(self, port: int, slot: int, to_port: int) -> bool:
+        for first, last, master, *_ in self.client(port).execute_command("CLUSTER SLOTS"):
+            if first <= slot <= last:
+                return int(master[1]) == to_port
+        return False
 
     def stop(self) -> None:
         for process in self.processes:

@@ -77,6 +77,7 @@ class AsyncSioctlRedisManager(RecoveryMixin, SioctlManagerBase, AsyncPubSubManag
             unheard=self._unheard,
             stream_ttl=OWNER_TTL,
         )
+        self._sharded_publisher()
         self.publisher.start()
         reader = AsyncStreamListener if self.transport == "streams" else AsyncListener
         self.listener = reader(self._new_client, [self.channel, self.own_channel],

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .reading import POLL, ReaderBase, pubsub_batch
+from .sharded import subscribe
 
 
 class Reader(ReaderBase):
@@ -45,9 +46,8 @@ class Listener(Reader):
     """Yields the messages published on ``channels`` (pub/sub), forever."""
 
     def _open(self) -> Any:
-        pubsub = self._connect().pubsub(ignore_subscribe_messages=True)
-        pubsub.subscribe(*self.channels)
-        return pubsub
+        # A plain pub/sub, or on a Redis Cluster a sharded one (.sharded).
+        return subscribe(self._connect(), self.channels)
 
     def _read(self) -> list[tuple[str, bytes]]:
         return pubsub_batch(self._conn.get_message(ignore_subscribe_messages=True,

@@ -82,6 +82,7 @@ class SioctlRedisManager(RecoveryMixin, SioctlManagerBase, socketio.PubSubManage
             unheard=self._unheard,
             stream_ttl=OWNER_TTL,
         )
+        self._sharded_publisher()
         self.publisher.start()
         reader = StreamListener if self.transport == "streams" else Listener
         self.listener = reader(self._new_client, [self.channel, self.own_channel],

@@ -1,0 +1,85 @@
+"""sioctl on a Redis Cluster (``--redis redis+cluster://...``, issue 20): three masters of the
+test's own (tests.support.redis_cluster); two sioctl nodes of either engine exchange
+broadcasts, room emits and targeted emits over sharded pub/sub, their channels on at least two
+shards; a slot resharded under a worker's own channel (Redis unsubscribes it, emits to it get
+MOVED) is followed by the listener and the publisher."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.clients import wait_until, whoami
+from tests.support.cluster import ENGINES, MESSAGING_APPS
+from tests.support.messaging import barrier, inbox_for, new_tag
+from tests.support.redis_cluster import RedisClusterGroup
+
+MOVE_TIMEOUT = 20.0
+
+
+@pytest.fixture
+def redis_cluster(tmp_path: Path) -> Iterator[RedisClusterGroup]:
+    group = RedisClusterGroup(tmp_path / "redis-cluster")
+    try:
+        yield group
+    finally:
+        group.stop()
+
+
+def _where(group: RedisClusterGroup) -> dict[str, int]:
+    """Every shard channel with subscribers, and the port of the node serving it."""
+    return {channel: port for port in group.ports for channel in group.shard_channels(port)}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_two_nodes_exchange_messages_over_sharded_pubsub(
+    redis_cluster: RedisClusterGroup, start_cluster: Any, connect: Any, engine: str
+) -> None:
+    nodes = [start_cluster(MESSAGING_APPS[engine], workers=1, redis_url=redis_cluster.url)
+             for _ in range(2)]
+    assert "redis+cluster://127.0.0.1:" in nodes[0].log_text()
+    a = connect(nodes[0].url, "127.0.0.2", ("websocket",))
+    b = connect(nodes[1].url, "127.0.0.3", ("websocket",))
+    ia, ib = whoami(a), whoami(b)
+    assert ia["host_id"] != ib["host_id"]
+    inboxes = [inbox_for(a), inbox_for(b)]
+    # A broadcast from node 0 reaches both nodes' clients.
+    tag = new_tag("broadcast")
+    assert a.call("send_to", {"to": None, "n": 5, "tag": tag}, timeout=10) == 5
+    for inbox in inboxes:
+        assert sorted(inbox.wait(tag, 5)) == list(range(5))
+    # A room emit from node 0 reaches node 1's client in the room.
+    assert b.call("join", "cluster-room", timeout=10)
+    tag = new_tag("room")
+    assert a.call("send_to", {"to": "cluster-room", "n": 5, "tag": tag}, timeout=10) == 5
+    assert sorted(inboxes[1].wait(tag, 5)) == list(range(5))
+    # A targeted emit goes to its owner's own channel, on the shard of its slot.
+    tag = new_tag("targeted")
+    assert a.call("send_to", {"to": ib["sid"], "n": 20, "tag": tag}, timeout=10) == 20
+    assert sorted(inboxes[1].wait(tag, 20)) == list(range(20))
+    where = _where(redis_cluster)
+    assert {"socketio", ia["own_channel"], ib["own_channel"]} <= set(where), where
+    for channel, port in where.items():
+        assert redis_cluster.port_of_slot(redis_cluster.keyslot(channel)) == port
+    # Node 1's channel moved to a shard that serves neither node 0's channel nor where it is:
+    # Redis unsubscribes node 1's listener (it subscribes again on the new shard) and node
+    # 0's publisher, whose slot map is stale, gets MOVED and follows it.
+    slot = redis_cluster.keyslot(ib["own_channel"])
+    away = [p for p in redis_cluster.ports if p not in (where[ia["own_channel"]],
+                                                      where[ib["own_channel"]])][0]
+    redis_cluster.move_slot(slot, away)
+    wait_until(lambda: _where(redis_cluster).get(ib["own_channel"]) == away, MOVE_TIMEOUT,
+               what="node 1's listener on its channel's new shard")
+    tag = new_tag("after-move")
+    assert a.call("send_to", {"to": ib["sid"], "n": 20, "tag": tag}, timeout=10) == 20
+    assert sorted(inboxes[1].wait(tag, 20)) == list(range(20))
+    barrier(a, b, ib["sid"])
+    where = _where(redis_cluster)
+    assert where[ia["own_channel"]] != where[ib["own_channel"]], where
+    assert len(set(where.values())) >= 2, where
+    assert "subscribed again" in nodes[1].log_text()
+    stats = b.call("manager_stats", timeout=10)
+    assert stats["subscribed"] and stats["resubscriptions"] >= 1, stats
