@@ -220,7 +220,7 @@ class Settings:
     redis_url: str | None = setting(
         None, flags=("--redis",), metavar="URL", check=check_redis_url,
         help="Redis joining the workers (redis://, rediss://, valkey://, valkeys://, unix://, "
-        "redis+sentinel://H:P,H:P/DB/SERVICE). Default: an embedded "
+        "redis+sentinel://H:P,H:P/DB/SERVICE, redis+cluster://H:P,H:P). Default: an embedded "
         "redis-server with several workers, in-memory with one.",
     )
     redis_channel: str = setting(

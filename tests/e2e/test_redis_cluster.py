@@ -2,22 +2,43 @@
 test's own (tests.support.redis_cluster); two sioctl nodes of either engine exchange
 broadcasts, room emits and targeted emits over sharded pub/sub, their channels on at least two
 shards; a slot resharded under a worker's own channel (Redis unsubscribes it, emits to it get
-MOVED) is followed by the listener and the publisher."""
+MOVED) is followed by the listener and the publisher. The framework's id claims and the
+gateway's registry work on it too (Redis sessions and id claims in process:
+test_framework_async_redis.py, its ``cluster`` parameter)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.clients import wait_until, whoami
+from sioctl.worker.gateway.wire import (
+    DENY,
+    EXCHANGE,
+    RE_CONNECT_AND_UPDATES,
+    RE_CONNECT_UPDATED,
+    SEND_TO_OTHERS,
+)
+from tests.support.clients import ips_for_slot, make_client, wait_until, whoami
 from tests.support.cluster import ENGINES, MESSAGING_APPS
+from tests.support.gateway import APP_DIR as GW_APP_DIR
+from tests.support.gateway import (
+    CENTRAL_KEY,
+    SLOT0,
+    SLOT1,
+    TIMEOUT,
+    action_of,
+    assert_success,
+)
 from tests.support.messaging import barrier, inbox_for, new_tag
+from tests.support.paths import APPS_DIR
 from tests.support.redis_cluster import RedisClusterGroup
 
 MOVE_TIMEOUT = 20.0
+FW_APP_DIRS = {"eventlet": APPS_DIR / "fwapp", "asyncio": APPS_DIR / "fwapp_async"}
 
 
 @pytest.fixture
@@ -83,3 +104,75 @@ def test_two_nodes_exchange_messages_over_sharded_pubsub(
     assert "subscribed again" in nodes[1].log_text()
     stats = b.call("manager_stats", timeout=10)
     assert stats["subscribed"] and stats["resubscriptions"] >= 1, stats
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_framework_ids_are_claimed_on_a_cluster(
+    redis_cluster: RedisClusterGroup, start_cluster: Any, engine: str
+) -> None:
+    """``io.generate_id``: an id claimed on one worker is refused on the other, and free once
+    its holder left (the claims are keys on the cluster's shards)."""
+    cluster = start_cluster(app=str(FW_APP_DIRS[engine]), redis_url=redis_cluster.url,
+                            extra_args=["--env", "ids"], env={"FWAPP_TRACE": os.devnull})
+    made: list[Any] = []
+
+    def client(slot: int) -> Any:
+        made.append(make_client(ips_for_slot(slot, 2)[0], reconnection=False))
+        return made[-1]
+
+    try:
+        first = client(0)
+        first.connect(f"{cluster.url}?token=good&uid=7")
+        key = "socketio:ids:/:user-7"
+        owner = redis_cluster.client(redis_cluster.port_of_slot(redis_cluster.keyslot(key)))
+        assert owner.get(key) is not None
+        second = client(1)
+        with pytest.raises(Exception, match="failed to connect"):
+            second.connect(f"{cluster.url}?token=good&uid=7")
+        first.disconnect()
+        later = client(1)
+        wait_until(lambda: _connects(later, f"{cluster.url}?token=good&uid=7"), 10,
+                   what="user-7 to be free")
+        assert later.get_sid("/") == "user-7"
+    finally:
+        for c in made:
+            c.shutdown()
+
+
+def _connects(client: Any, url: str) -> bool:
+    try:
+        client.connect(url)
+    except Exception:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_gateway_on_a_cluster(
+    redis_cluster: RedisClusterGroup, start_cluster: Any, client: Any, engine: str
+) -> None:
+    """The gateway's registry (its scripts and transactions use several keys: one hash slot,
+    ``{socketio:gw}``): exchanges across workers by socket id and userId, and a reconnect that
+    takes its old userId over."""
+    cluster = start_cluster(app=str(GW_APP_DIR), workers=2, redis_url=redis_cluster.url,
+                            extra_args=["--env", "prod"], env={"GWAPP_CENTRAL_KEY": CENTRAL_KEY})
+    sender, target = client(SLOT0[0]), client(SLOT1[0])
+    sender.connect(cluster.url)
+    target.connect(cluster.url)
+    registry = redis_cluster.client(redis_cluster.port_of_slot(
+        redis_cluster.keyslot("{socketio:gw}")))
+    assert registry.hget(f"{{socketio:gw}}:client:{target.sid}", "user") == \
+        target.user_id.encode()
+    for address in (target.sid, target.user_id):
+        assert_success(sender.request(SEND_TO_OTHERS, target=address, payload=address), address)
+        assert target.expect(EXCHANGE)["data"]["payload"] == address
+    old_user = target.user_id
+    target.sio.disconnect()
+    wait_until(lambda: action_of(sender.request(SEND_TO_OTHERS, target=old_user, payload=0))
+               == DENY, TIMEOUT, interval=0.1, what="the old socket to leave the registry")
+    again = client(SLOT1[1])
+    again.connect(cluster.url)
+    updated = again.request(RE_CONNECT_AND_UPDATES, user_id=old_user)
+    assert action_of(updated) == RE_CONNECT_UPDATED
+    assert_success(sender.request(SEND_TO_OTHERS, target=old_user, payload="after"), old_user)
+    assert again.expect(EXCHANGE)["data"]["payload"] == "after"

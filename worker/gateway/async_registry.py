@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import redis
 import redis.asyncio
 
-from .registry import DEFAULT_TTL, Flow, Rebind, RedisFlows
+from .registry import DEFAULT_TTL, Flow, Rebind, RedisFlows, queue_on
 from .registry_presence import Departed, WorkerId
 
 __all__ = ["AsyncRedisRegistry"]
@@ -40,8 +40,8 @@ class AsyncRedisRegistry(RedisFlows):
                 except StopIteration as done:
                     return done.value
                 pipe = self._client.pipeline(transaction=batch.transaction)
-                for name, args, kwargs in batch.commands:
-                    getattr(pipe, name)(*args, **kwargs)
+                for command in batch.commands:
+                    queue_on(pipe, command)
                 replies = await pipe.execute()
         except redis.RedisError as exc:
             raise self._failed(operation, exc) from None

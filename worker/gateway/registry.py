@@ -257,6 +257,16 @@ def _cmd(name: str, *args: Any, **kwargs: Any) -> tuple[str, tuple[Any, ...], di
 Flow = Generator[Batch, list[Any], _T]
 
 
+def queue_on(pipe: Any, command: tuple[str, tuple[Any, ...], dict[str, Any]]) -> None:
+    """Queue ``command`` on a redis-py pipeline (blocking or asyncio). EVAL is sent as a plain
+    command: a Redis Cluster pipeline's ``eval()`` is another method (it takes no script)."""
+    name, args, kwargs = command
+    if name == "eval":
+        pipe.execute_command("EVAL", *args)
+    else:
+        getattr(pipe, name)(*args, **kwargs)
+
+
 class RedisFlows(PresenceFlows):
     """The registry's operations on Redis, each a generator that yields the :class:`Batch`es it
     sends and returns the answer: every decision is here, the engines only send. ``worker``:
@@ -399,8 +409,8 @@ class RedisRegistry(RedisFlows, Registry):
                 except StopIteration as done:
                     return done.value
                 pipe = self._client.pipeline(transaction=batch.transaction)
-                for name, args, kwargs in batch.commands:
-                    getattr(pipe, name)(*args, **kwargs)
+                for command in batch.commands:
+                    queue_on(pipe, command)
                 replies = pipe.execute()
         except redis.RedisError as exc:
             raise self._failed(operation, exc) from None
