@@ -85,3 +85,14 @@ def asyncio_client(url: str, channel: str = "socketio") -> redis.asyncio.Redis:
     when the pooled one turns out closed; its pool is not limited."""
     return new_asyncio(url, channel, retry=Retry(NoBackoff(), 1),
                        retry_on_error=[RedisConnectionError], max_connections=MAX_CONNECTIONS)
+
+
+def queue_on(pipe: Any, command: tuple[str, tuple[Any, ...], dict[str, Any]]) -> None:
+    """Queue ``command`` = (redis-py method name, arguments, keyword arguments) on a pipeline
+    (blocking or asyncio). EVAL is sent as a plain command: a Redis Cluster pipeline's
+    ``eval()`` is another method (it takes no script)."""
+    name, args, kwargs = command
+    if name == "eval":
+        pipe.execute_command("EVAL", *args)
+    else:
+        getattr(pipe, name)(*args, **kwargs)

@@ -109,3 +109,53 @@ async def async_topology(client: Any) -> dict[str, Any]:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+# ------------------------------------------------------------------------------ topology
+
+# How often a worker on Sentinel or a cluster asks which master / shards serve it.
+TOPOLOGY_EVERY = 10.0
+
+
+def topology_kind(url: str) -> str:
+    """``single``, ``sentinel`` or ``cluster``: which Redis topology ``url`` names."""
+    from sioctl.cluster.redis_urls import is_sentinel
+
+    return "cluster" if is_cluster(url) else "sentinel" if is_sentinel(url) else "single"
+
+
+def _sentinel(master: Any, service: str) -> dict[str, Any]:
+    host, port = master
+    return {"kind": "sentinel", "service": service, "master": f"{_text(host)}:{port}",
+            "state": "ok"}
+
+
+def describe(client: Any, url: str) -> dict[str, Any]:
+    """Blocking: what the heartbeat says about the Redis topology of ``client`` (made from
+    ``url``): the current master of a Sentinel service, a cluster's shards and state;
+    ``state`` "unreachable" (and the error's class) when Redis did not answer."""
+    kind = topology_kind(url)
+    try:
+        if kind == "cluster":
+            return topology(client)
+        if kind == "sentinel":
+            pool = client.connection_pool
+            return _sentinel(pool.get_master_address(), pool.service_name)
+    except Exception as exc:
+        return {"kind": kind, "state": "unreachable", "error": type(exc).__name__}
+    return {"kind": kind}
+
+
+async def async_describe(client: Any, url: str) -> dict[str, Any]:
+    """:func:`describe` for a ``redis.asyncio`` client."""
+    kind = topology_kind(url)
+    try:
+        if kind == "cluster":
+            await client.initialize()
+            return await async_topology(client)
+        if kind == "sentinel":
+            pool = client.connection_pool
+            return _sentinel(await pool.get_master_address(), pool.service_name)
+    except Exception as exc:
+        return {"kind": kind, "state": "unreachable", "error": type(exc).__name__}
+    return {"kind": kind}

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from sioctl.cli.status import topology_line
 from sioctl.worker.gateway.wire import (
     DENY,
     EXCHANGE,
@@ -104,6 +105,26 @@ def test_two_nodes_exchange_messages_over_sharded_pubsub(
     assert "subscribed again" in nodes[1].log_text()
     stats = b.call("manager_stats", timeout=10)
     assert stats["subscribed"] and stats["resubscriptions"] >= 1, stats
+    # Status shows the cluster, its shards as they are now (the moved slot counted on its new
+    # master) and its health; the line `sioctl status` prints says so.
+    counts = {f"127.0.0.1:{port}": len(_slots_of(redis_cluster, port))
+              for port in redis_cluster.ports}
+
+    def current(status: dict[str, Any]) -> bool:
+        topology = status["slots"][0]["messaging"]["topology"]
+        return topology.get("state") == "ok" and {
+            s["master"]: s["slots"] for s in topology["shards"]} == counts
+
+    status = nodes[0].wait_for(current, timeout=30, what="the shards as they are now")
+    line = topology_line(status["slots"])
+    assert line.startswith("cluster ok, 3 shards: ") and f"127.0.0.1:{away} (" in line, line
+
+
+def _slots_of(group: RedisClusterGroup, port: int) -> list[int]:
+    """The slots the master on ``port`` serves."""
+    return [slot for first, last, master, *_ in
+            group.client(port).execute_command("CLUSTER SLOTS") if int(master[1]) == port
+            for slot in range(first, last + 1)]
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -14,7 +14,9 @@ from typing import Any, TypeVar
 import redis
 import redis.asyncio
 
-from .registry import DEFAULT_TTL, Flow, Rebind, RedisFlows, queue_on
+from sioctl.worker.redis_clients import queue_on
+
+from .registry import DEFAULT_TTL, Flow, Rebind, RedisFlows
 from .registry_presence import Departed, WorkerId
 
 __all__ = ["AsyncRedisRegistry"]

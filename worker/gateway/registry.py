@@ -42,6 +42,8 @@ from typing import Any, Protocol, TypeVar
 
 import redis
 
+from sioctl.worker.redis_clients import queue_on
+
 from .registry_presence import Command, Departed, PresenceFlows, WorkerId
 
 __all__ = ["Batch", "Rebind", "RedisFlows", "RedisRegistry", "Registry", "RegistryError"]
@@ -255,16 +257,6 @@ def _cmd(name: str, *args: Any, **kwargs: Any) -> tuple[str, tuple[Any, ...], di
 
 
 Flow = Generator[Batch, list[Any], _T]
-
-
-def queue_on(pipe: Any, command: tuple[str, tuple[Any, ...], dict[str, Any]]) -> None:
-    """Queue ``command`` on a redis-py pipeline (blocking or asyncio). EVAL is sent as a plain
-    command: a Redis Cluster pipeline's ``eval()`` is another method (it takes no script)."""
-    name, args, kwargs = command
-    if name == "eval":
-        pipe.execute_command("EVAL", *args)
-    else:
-        getattr(pipe, name)(*args, **kwargs)
 
 
 class RedisFlows(PresenceFlows):

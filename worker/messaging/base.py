@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sioctl.cluster.redis_urls import is_cluster
-from sioctl.worker.redis_cluster import tagged
+from sioctl.worker.redis_cluster import tagged, topology_kind
 
 from . import envelope, routing
 from .latency import LatencyHistogram
@@ -92,6 +92,9 @@ class SioctlManagerBase:
         self.redis_url = url
         # A Redis Cluster: sharded pub/sub (.sharded); with streams, one slot (_one_slot).
         self.cluster = is_cluster(url)
+        # What status shows of the Redis topology; the shell's watch refreshes it on Sentinel
+        # (the current master) and a cluster (its shards and state).
+        self.topology: dict[str, Any] = {"kind": topology_kind(url)}
         if self.cluster and self.transport == "streams":
             self._one_slot()
         self.redis_options = dict(redis_options or {})
@@ -135,6 +138,7 @@ class SioctlManagerBase:
             "dropped": stats.dropped if stats else 0,
             "delayed": stats.delayed if stats else 0,
             "outages": stats.outages if stats else 0,
+            "topology": self.topology,
             **self._traffic_figures(),
         }
 
