@@ -197,3 +197,29 @@ def test_the_gateway_on_a_cluster(
     assert action_of(updated) == RE_CONNECT_UPDATED
     assert_success(sender.request(SEND_TO_OTHERS, target=old_user, payload="after"), old_user)
     assert again.expect(EXCHANGE)["data"]["payload"] == "after"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_streams_transport_on_a_cluster(
+    redis_cluster: RedisClusterGroup, start_cluster: Any, connect: Any, engine: str
+) -> None:
+    """``--redis-transport streams``: the guarded XADD reads an owner record and writes a
+    worker's stream, the reader's XREAD reads two streams: every key of the manager is in the
+    slot of ``{socketio}``, and targeted emits and broadcasts go through."""
+    nodes = [start_cluster(MESSAGING_APPS[engine], workers=1, redis_url=redis_cluster.url,
+                           extra_args=["--redis-transport", "streams"]) for _ in range(2)]
+    a = connect(nodes[0].url, "127.0.0.2", ("websocket",))
+    b = connect(nodes[1].url, "127.0.0.3", ("websocket",))
+    ia, ib = whoami(a), whoami(b)
+    assert ib["own_channel"].startswith("{socketio}:w:")
+    tag = new_tag("streams-targeted")
+    assert a.call("send_to", {"to": ib["sid"], "n": 30, "tag": tag}, timeout=10) == 30
+    assert sorted(inbox_for(b).wait(tag, 30)) == list(range(30))
+    tag = new_tag("streams-broadcast")
+    assert b.call("send_to", {"to": None, "n": 5, "tag": tag}, timeout=10) == 5
+    for client in (a, b):
+        assert sorted(inbox_for(client).wait(tag, 5)) == list(range(5))
+    port = redis_cluster.port_of_slot(redis_cluster.keyslot("{socketio}"))
+    keys = {k.decode() for k in redis_cluster.client(port).keys("{socketio}*")}
+    assert f"{ib['own_channel']}:stream" in keys and "{socketio}:stream" in keys, keys
+    assert f"{{socketio}}:owner:/:{ia['sid']}" in keys, keys

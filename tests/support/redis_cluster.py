@@ -53,6 +53,8 @@ class RedisClusterGroup:
                 ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
                  "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                  "--cluster-node-timeout", "2000", "--save", "", "--appendonly", "no",
+                 # A free bus port of its own: the default, port + 10000, may be taken.
+                 "--cluster-port", str(free_port()),
                  "--dir", str(node)],
                 stdout=log, stderr=subprocess.STDOUT, cwd=node))
 
