@@ -44,13 +44,20 @@ from .redis_cluster import new_asyncio_cluster, new_blocking_cluster
 MAX_CONNECTIONS = 2**31 - 1
 
 
-def sentinel_parts(url: str, channel: str,
-                   options: dict[str, Any]) -> tuple[list[tuple[str, int]], str, dict[str, Any]]:
+def sentinel_parts(url: str, channel: str, options: dict[str, Any]) -> tuple[
+        list[tuple[str, int]], str, dict[str, Any], dict[str, Any] | None]:
     """The sentinels, the service (``channel`` when the URL names none, as python-socketio
-    does) and the master's connection options (``options`` under the URL's own) of a
-    Sentinel ``url``."""
+    does), the master's connection options (``options`` under the URL's own) and the
+    sentinels' (None: redis-py's default, the ``socket_*`` options of the master's; else those
+    and the URL's sentinel credentials and TLS options) of a Sentinel ``url``."""
     parsed = parse_sentinel_url(url)
-    return parsed.sentinels, parsed.service or channel, {**options, **parsed.options}
+    sentinel_kwargs = None
+    if parsed.sentinel_options:
+        sentinel_kwargs = {key: value for key, value in options.items()
+                           if key.startswith("socket_")}
+        sentinel_kwargs.update(parsed.sentinel_options)
+    return (parsed.sentinels, parsed.service or channel, {**options, **parsed.options},
+            sentinel_kwargs)
 
 
 def new_blocking(url: str, channel: str = "socketio", **options: Any) -> redis.Redis:
@@ -60,8 +67,9 @@ def new_blocking(url: str, channel: str = "socketio", **options: Any) -> redis.R
     if is_cluster(url):
         return new_blocking_cluster(url, **options)  # type: ignore[return-value]
     if is_sentinel(url):
-        sentinels, service, kwargs = sentinel_parts(url, channel, options)
-        return redis.sentinel.Sentinel(sentinels, **kwargs).master_for(service)
+        sentinels, service, kwargs, sentinel_kwargs = sentinel_parts(url, channel, options)
+        return redis.sentinel.Sentinel(sentinels, sentinel_kwargs=sentinel_kwargs,
+                                       **kwargs).master_for(service)
     return redis.Redis.from_url(redis_py_url(url), **options)
 
 
@@ -70,8 +78,9 @@ def new_asyncio(url: str, channel: str = "socketio", **options: Any) -> redis.as
     if is_cluster(url):
         return new_asyncio_cluster(url, **options)  # type: ignore[return-value]
     if is_sentinel(url):
-        sentinels, service, kwargs = sentinel_parts(url, channel, options)
-        return redis.asyncio.sentinel.Sentinel(sentinels, **kwargs).master_for(service)
+        sentinels, service, kwargs, sentinel_kwargs = sentinel_parts(url, channel, options)
+        return redis.asyncio.sentinel.Sentinel(sentinels, sentinel_kwargs=sentinel_kwargs,
+                                               **kwargs).master_for(service)
     return redis.asyncio.Redis.from_url(redis_py_url(url), **options)
 
 

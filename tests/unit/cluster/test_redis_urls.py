@@ -128,3 +128,30 @@ def test_cluster_key_names_share_a_slot_only_on_a_cluster() -> None:
     assert registry_prefix("redis://h:1/0", "socketio") == "socketio:gw:"
     assert registry_prefix("redis+cluster://h:1", "socketio") == "{socketio:gw}:"
     assert registry_prefix(None, "chan") == "chan:gw:"
+
+
+@pytest.mark.parametrize("make", [new_blocking, new_asyncio])
+def test_sentinels_with_their_own_password_and_tls(make) -> None:  # type: ignore[no-untyped-def]
+    """``rediss+sentinel://``: TLS to the sentinels and the master; ``sentinel_password``
+    (sioctl's query option; python-socketio takes ``sentinel_kwargs``) for the sentinels only,
+    the user info's password for the master only."""
+    url = ("rediss+sentinel://:master-pw@127.0.0.1:1,127.0.0.1:2/0/svc?sentinel_password=s-pw"
+           "&ssl_ca_certs=/tmp/ca.pem&ssl_cert_reqs=none")
+    assert check_url(url) is None
+    client = make(url, socket_connect_timeout=1.5)
+    pool = client.connection_pool
+    assert pool.connection_kwargs["password"] == "master-pw"
+    assert pool.connection_class.__name__.startswith("SentinelManagedSSL")
+    assert pool.connection_kwargs["ssl_ca_certs"] == "/tmp/ca.pem"
+    sentinel = pool.sentinel_manager.sentinels[0].connection_pool
+    assert sentinel.connection_kwargs["password"] == "s-pw"
+    assert sentinel.connection_kwargs["socket_connect_timeout"] == 1.5
+    assert sentinel.connection_kwargs["ssl_cert_reqs"] == "none"
+    assert sentinel.connection_class.__name__ == "SSLConnection"
+    assert "s-pw" not in mask_url(url) and "master-pw" not in mask_url(url)
+
+
+def test_a_sentinel_url_refuses_unknown_options() -> None:
+    message = check_redis_url("redis+sentinel://:secret@h1:1/0/s?password=x")
+    assert message is not None and "unknown option 'password'" in message
+    assert "secret" not in message
