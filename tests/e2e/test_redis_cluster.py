@@ -223,3 +223,59 @@ def test_the_streams_transport_on_a_cluster(
     keys = {k.decode() for k in redis_cluster.client(port).keys("{socketio}*")}
     assert f"{ib['own_channel']}:stream" in keys and "{socketio}:stream" in keys, keys
     assert f"{{socketio}}:owner:/:{ia['sid']}" in keys, keys
+
+
+FAILOVER_TIMEOUT = 30.0
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_shard_failover_is_followed(
+    tmp_path: Path, start_cluster: Any, connect: Any, engine: str
+) -> None:
+    """The master serving a worker's own channel is SIGKILLed; its replica is promoted
+    (cluster-node-timeout 2 s); the worker subscribes on the new master and targeted emits to
+    it arrive again, sent by a publisher whose connection to the dead master failed."""
+    group = RedisClusterGroup(tmp_path / "redis-cluster", replicas=1)
+    try:
+        nodes = [start_cluster(MESSAGING_APPS[engine], workers=1, redis_url=group.url)
+                 for _ in range(2)]
+        a = connect(nodes[0].url, "127.0.0.2", ("websocket",))
+        b = connect(nodes[1].url, "127.0.0.3", ("websocket",))
+        ib = whoami(b)
+        inbox = inbox_for(b)
+        tag = new_tag("before-failover")
+        assert a.call("send_to", {"to": ib["sid"], "n": 10, "tag": tag}, timeout=10) == 10
+        assert sorted(inbox.wait(tag, 10)) == list(range(10))
+        slot = group.keyslot(ib["own_channel"])
+        dead = group.port_of_slot(slot)
+        alive = next(p for p in group.ports if p != dead)
+        group.kill(dead)
+        wait_until(lambda: _served_elsewhere(group, slot, dead, alive), FAILOVER_TIMEOUT,
+                   what="a replica promoted for the dead master's slots")
+        promoted = group.port_of_slot(slot, ask=alive)
+
+        def arrives() -> bool:
+            tag = new_tag("after-failover")
+            a.call("send_to", {"to": ib["sid"], "n": 1, "tag": tag}, timeout=10)
+            try:
+                inbox.wait(tag, 1, timeout=1.0)
+            except AssertionError:
+                return False
+            return True
+
+        wait_until(arrives, FAILOVER_TIMEOUT, what="targeted emits through the new master")
+        assert ib["own_channel"] in group.shard_channels(promoted)
+        tag = new_tag("after-failover")
+        assert a.call("send_to", {"to": ib["sid"], "n": 20, "tag": tag}, timeout=10) == 20
+        assert sorted(inbox.wait(tag, 20)) == list(range(20))
+        assert "subscribed again" in nodes[1].log_text()
+    finally:
+        group.stop()
+
+
+def _served_elsewhere(group: RedisClusterGroup, slot: int, dead: int, ask: int) -> bool:
+    try:
+        return group.port_of_slot(slot, ask=ask) != dead and \
+            group.client(ask).cluster("info")["cluster_state"] == "ok"
+    except Exception:
+        return False

@@ -20,10 +20,12 @@ FORM_TIMEOUT = 30.0
 class RedisClusterGroup:
     """Started on construction; :meth:`stop` (idempotent) ends every process it started."""
 
-    def __init__(self, directory: Path, masters: int = 3) -> None:
+    def __init__(self, directory: Path, masters: int = 3, replicas: int = 0) -> None:
+        """``replicas``: per master (``redis-cli --cluster create --cluster-replicas``); the
+        masters are the first ``masters`` ports."""
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
-        self.ports = [free_port() for _ in range(masters)]
+        self.ports = [free_port() for _ in range(masters * (1 + replicas))]
         self.processes: list[subprocess.Popen[bytes]] = []
         try:
             for port in self.ports:
@@ -33,7 +35,7 @@ class RedisClusterGroup:
             subprocess.run(
                 ["redis-cli", "--cluster", "create",
                  *(f"127.0.0.1:{port}" for port in self.ports),
-                 "--cluster-replicas", "0", "--cluster-yes"],
+                 "--cluster-replicas", str(replicas), "--cluster-yes"],
                 check=True, capture_output=True, timeout=FORM_TIMEOUT)
             wait_until(self._formed, FORM_TIMEOUT, what="cluster_state:ok on every node")
         except BaseException:
@@ -72,16 +74,19 @@ class RedisClusterGroup:
     def _formed(self) -> bool:
         try:
             return all(self.client(port).cluster("info")["cluster_state"] == "ok"
-                       for port in self.ports)
+                       for port in self.ports) and all(
+                self.client(port).info("replication").get("master_link_status", "up") == "up"
+                for port in self.ports)
         except (redis.RedisError, KeyError, TypeError):
             return False
 
     def node_id(self, port: int) -> str:
         return str(self.client(port).execute_command("CLUSTER MYID").decode())
 
-    def port_of_slot(self, slot: int) -> int:
-        """The port of the master serving ``slot`` (as the node on the first port sees it)."""
-        for first, last, master, *_ in self.client(self.ports[0]).execute_command(
+    def port_of_slot(self, slot: int, ask: int | None = None) -> int:
+        """The port of the master serving ``slot`` (as the node on port ``ask``, by default
+        the first, sees it)."""
+        for first, last, master, *_ in self.client(ask or self.ports[0]).execute_command(
                 "CLUSTER SLOTS"):
             if first <= slot <= last:
                 return int(master[1])
@@ -117,6 +122,12 @@ class RedisClusterGroup:
             if first <= slot <= last:
                 return int(master[1]) == to_port
         return False
+
+    def kill(self, port: int) -> None:
+        """SIGKILL the node on ``port``."""
+        process = self.processes[self.ports.index(port)]
+        process.kill()
+        process.wait(5)
 
     def stop(self) -> None:
         for process in self.processes:
