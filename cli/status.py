@@ -90,6 +90,29 @@ def embedded_redis_line(info: Any, now: float) -> str:
     return f"redis-server down since {clock} ({_uptime(since, now)}{starting}), {counted}"
 
 
+def topology_line(slots: Sequence[dict[str, Any]]) -> str:
+    """The Redis topology the workers report (the first that does): ``sentinel mymaster:
+    master 127.0.0.1:6380``, ``cluster ok, 3 shards: 127.0.0.1:7000 (5461 slots), ...``, or
+    ``cluster unreachable (ConnectionError)``; empty for a single Redis or none."""
+    for slot in slots:
+        messaging = slot.get("messaging")
+        topology = messaging.get("topology") if isinstance(messaging, dict) else None
+        if not isinstance(topology, dict) or topology.get("kind") in (None, "single"):
+            continue
+        kind, state = topology["kind"], topology.get("state", "?")
+        if state == "unreachable":
+            return f"{kind} unreachable ({topology.get('error', '?')})"
+        if kind == "sentinel":
+            return f"sentinel {topology.get('service')}: master {topology.get('master')}"
+        shards = topology.get("shards") or []
+        named = ", ".join(
+            f"{s.get('master')} ({s.get('slots')} slots"
+            f"{', ' + str(len(s['replicas'])) + ' replica(s)' if s.get('replicas') else ''})"
+            for s in shards)
+        return f"cluster {state}, {len(shards)} shard{'' if len(shards) == 1 else 's'}: {named}"
+    return ""
+
+
 def render(reply: dict[str, Any], now: float) -> str:
     """A header line for the cluster and a table of its worker slots."""
     title = reply.get("title", "?")
@@ -109,6 +132,9 @@ def render(reply: dict[str, Any], now: float) -> str:
     if embedded:
         lines[-1] += f"; {embedded}"
     slots = reply.get("slots") or []
+    topology = topology_line(slots)
+    if topology:
+        lines[-1] += f"; {topology}"
     recovery = any(_recovery(slot) for slot in slots)
     rows = [
         [

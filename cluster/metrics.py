@@ -105,6 +105,7 @@ class StatusCollector:
                              lambda s: (s.get("messaging") or {}).get("recovery"))
         yield _latency(slots)
         yield from _embedded_redis(status.get("embedded_redis"))
+        yield from _topology(slots)
         inspection = status.get("inspection") or {}
         for key, name, help_text in (
             ("errors", "sioctl_client_address_errors", "Connections closed for a bad or missing "
@@ -156,6 +157,30 @@ def _embedded_redis(info: Any) -> Iterator[Metric]:
                                    "Times the master started its embedded redis-server again")
     restarts.add_metric([], info.get("restarts", 0))
     yield restarts
+
+
+def _topology(slots: list[dict[str, Any]]) -> Iterator[Metric]:
+    """The Redis topology the workers report (the first that does): its kind, and on Sentinel
+    or a cluster whether it answers, ``ok`` (cluster_state) and how many shards serve it."""
+    for slot in slots:
+        topology = (slot.get("messaging") or {}).get("topology")
+        if not isinstance(topology, dict) or "kind" not in topology:
+            continue
+        kind = GaugeMetricFamily("sioctl_redis_topology", "The Redis topology in use (always 1)",
+                                 labels=["kind", "master"])
+        kind.add_metric([str(topology["kind"]), str(topology.get("master", ""))], 1)
+        yield kind
+        if topology["kind"] != "single":
+            ok = GaugeMetricFamily("sioctl_redis_topology_ok", "1 when the Redis topology "
+                                   "answers and (a cluster) reports cluster_state ok")
+            ok.add_metric([], 1 if topology.get("state") == "ok" else 0)
+            yield ok
+        if topology["kind"] == "cluster":
+            shards = GaugeMetricFamily("sioctl_redis_cluster_shards",
+                                       "Masters serving the Redis Cluster's slots")
+            shards.add_metric([], len(topology.get("shards") or []))
+            yield shards
+        return
 
 
 def _latency(slots: list[dict[str, Any]]) -> Metric:

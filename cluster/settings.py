@@ -119,10 +119,11 @@ def mask_url(url: str) -> str:
     query = parts.query
     if query:
         pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
-        if any(key.lower() == "password" for key, _ in pairs):
+        # ``password``, and a Sentinel URL's ``sentinel_password``.
+        if any(key.lower().endswith("password") for key, _ in pairs):
             query = urllib.parse.urlencode(
-                [(k, MASK if k.lower() == "password" else v) for k, v in pairs], safe="*/"
-            )
+                [(k, MASK if k.lower().endswith("password") else v) for k, v in pairs],
+                safe="*/")
     if not netloc and "://" in url:
         # urlunsplit drops the empty authority of ``unix:///path``; keep the url's shape.
         text = f"{parts.scheme}://{parts.path}"
@@ -220,7 +221,7 @@ class Settings:
     redis_url: str | None = setting(
         None, flags=("--redis",), metavar="URL", check=check_redis_url,
         help="Redis joining the workers (redis://, rediss://, valkey://, valkeys://, unix://, "
-        "redis+sentinel://H:P,H:P/DB/SERVICE). Default: an embedded "
+        "redis+sentinel://H:P,H:P/DB/SERVICE, redis+cluster://H:P,H:P). Default: an embedded "
         "redis-server with several workers, in-memory with one.",
     )
     redis_channel: str = setting(

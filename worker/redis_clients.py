@@ -35,36 +35,52 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from sioctl.cluster.redis_urls import is_sentinel, parse_sentinel_url, redis_py_url
+from sioctl.cluster.redis_urls import is_cluster, is_sentinel, parse_sentinel_url, redis_py_url
+
+from .redis_cluster import new_asyncio_cluster, new_blocking_cluster
 
 # As many connections as commands overlap (see the module's docstring); the managers' pools
 # take the same (redis_setup.REDIS_MAX_CONNECTIONS).
 MAX_CONNECTIONS = 2**31 - 1
 
 
-def sentinel_parts(url: str, channel: str,
-                   options: dict[str, Any]) -> tuple[list[tuple[str, int]], str, dict[str, Any]]:
+def sentinel_parts(url: str, channel: str, options: dict[str, Any]) -> tuple[
+        list[tuple[str, int]], str, dict[str, Any], dict[str, Any] | None]:
     """The sentinels, the service (``channel`` when the URL names none, as python-socketio
-    does) and the master's connection options (``options`` under the URL's own) of a
-    Sentinel ``url``."""
+    does), the master's connection options (``options`` under the URL's own) and the
+    sentinels' (None: redis-py's default, the ``socket_*`` options of the master's; else those
+    and the URL's sentinel credentials and TLS options) of a Sentinel ``url``."""
     parsed = parse_sentinel_url(url)
-    return parsed.sentinels, parsed.service or channel, {**options, **parsed.options}
+    sentinel_kwargs = None
+    if parsed.sentinel_options:
+        sentinel_kwargs = {key: value for key, value in options.items()
+                           if key.startswith("socket_")}
+        sentinel_kwargs.update(parsed.sentinel_options)
+    return (parsed.sentinels, parsed.service or channel, {**options, **parsed.options},
+            sentinel_kwargs)
 
 
 def new_blocking(url: str, channel: str = "socketio", **options: Any) -> redis.Redis:
     """A blocking client for any sioctl Redis URL, ``options`` passed to redis-py (with a
-    Sentinel URL, to the master's connections; the sentinels get the ``socket_*`` ones)."""
+    Sentinel URL, to the master's connections; the sentinels get the ``socket_*`` ones; with a
+    cluster URL, a ``RedisCluster``, to every node's connections)."""
+    if is_cluster(url):
+        return new_blocking_cluster(url, **options)  # type: ignore[return-value]
     if is_sentinel(url):
-        sentinels, service, kwargs = sentinel_parts(url, channel, options)
-        return redis.sentinel.Sentinel(sentinels, **kwargs).master_for(service)
+        sentinels, service, kwargs, sentinel_kwargs = sentinel_parts(url, channel, options)
+        return redis.sentinel.Sentinel(sentinels, sentinel_kwargs=sentinel_kwargs,
+                                       **kwargs).master_for(service)
     return redis.Redis.from_url(redis_py_url(url), **options)
 
 
 def new_asyncio(url: str, channel: str = "socketio", **options: Any) -> redis.asyncio.Redis:
     """A ``redis.asyncio`` client for any sioctl Redis URL, as :func:`new_blocking`."""
+    if is_cluster(url):
+        return new_asyncio_cluster(url, **options)  # type: ignore[return-value]
     if is_sentinel(url):
-        sentinels, service, kwargs = sentinel_parts(url, channel, options)
-        return redis.asyncio.sentinel.Sentinel(sentinels, **kwargs).master_for(service)
+        sentinels, service, kwargs, sentinel_kwargs = sentinel_parts(url, channel, options)
+        return redis.asyncio.sentinel.Sentinel(sentinels, sentinel_kwargs=sentinel_kwargs,
+                                               **kwargs).master_for(service)
     return redis.asyncio.Redis.from_url(redis_py_url(url), **options)
 
 
@@ -78,3 +94,14 @@ def asyncio_client(url: str, channel: str = "socketio") -> redis.asyncio.Redis:
     when the pooled one turns out closed; its pool is not limited."""
     return new_asyncio(url, channel, retry=Retry(NoBackoff(), 1),
                        retry_on_error=[RedisConnectionError], max_connections=MAX_CONNECTIONS)
+
+
+def queue_on(pipe: Any, command: tuple[str, tuple[Any, ...], dict[str, Any]]) -> None:
+    """Queue ``command`` = (redis-py method name, arguments, keyword arguments) on a pipeline
+    (blocking or asyncio). EVAL is sent as a plain command: a Redis Cluster pipeline's
+    ``eval()`` is another method (it takes no script)."""
+    name, args, kwargs = command
+    if name == "eval":
+        pipe.execute_command("EVAL", *args)
+    else:
+        getattr(pipe, name)(*args, **kwargs)

@@ -21,6 +21,7 @@ from tests.support.gateway import GwClient, JsGwClient
 from tests.support.messaging import OwnRedis
 from tests.support.nginx import NginxServer, stream_module
 from tests.support.paths import JS_DIR
+from tests.support.redis_cluster import RedisClusterGroup
 from tests.support.sentinel import SentinelGroup
 
 
@@ -59,6 +60,17 @@ def module_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sentin
     """A Sentinel group (master, replica, three sentinels) shared by a module's tests, which
     must leave its master alive; stopped after the module."""
     group = SentinelGroup(tmp_path_factory.mktemp("sentinel"))
+    try:
+        yield group
+    finally:
+        group.stop()
+
+
+@pytest.fixture(scope="module")
+def module_redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterGroup]:
+    """A Redis Cluster of three masters shared by a module's tests (which must leave its
+    slots where they are); stopped after the module."""
+    group = RedisClusterGroup(tmp_path_factory.mktemp("redis-cluster"))
     try:
         yield group
     finally:

@@ -95,12 +95,15 @@ def app_dir(tmp_path: Path) -> str:
     return str(write_app(tmp_path, FILES))
 
 
-@pytest.fixture(params=["redis", "sentinel"])
+@pytest.fixture(params=["redis", "sentinel", "cluster"])
 def any_redis_url(request: pytest.FixtureRequest, redis_url: str) -> str:
-    """The session's redis:// URL, or a redis+sentinel:// URL of the module's Sentinel group
-    (issue 20: claims and sessions find the master through the sentinels)."""
+    """The session's redis:// URL, a redis+sentinel:// URL of the module's Sentinel group or
+    a redis+cluster:// URL of the module's Redis Cluster (issue 20: claims and sessions find
+    the master through the sentinels, and their keys' shards on the cluster)."""
     if request.param == "redis":
         return redis_url
+    if request.param == "cluster":
+        return str(request.getfixturevalue("module_redis_cluster").url)
     return str(request.getfixturevalue("module_sentinel").url)
 
 
@@ -167,6 +170,9 @@ def test_custom_ids_are_claimed_in_redis_across_workers(app_dir: str, any_redis_
         assert await store.get(key) == b"slot-1"
         for app in slots:
             await app.sio.shutdown()
+        for manager in managers:
+            if hasattr(manager, "aclose"):  # sioctl's (on a cluster): its tasks must stop
+                await manager.aclose()
         await store.aclose()
 
     asyncio.run(scenario())

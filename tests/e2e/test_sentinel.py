@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
+from sioctl.cli.status import topology_line
 from tests.support.clients import wait_until
 from tests.support.cluster import ENGINES
 from tests.support.gateway import APP_DIR, CENTRAL_KEY, GwClient
@@ -171,5 +173,41 @@ def test_a_password_protected_master_and_no_password_in_the_log(
             assert sorted(inbox.wait(tag, 5)) == list(range(5))
         log = cluster.log_text()
         assert "redis+sentinel://:***@127.0.0.1:" in log and PASSWORD not in log
+    finally:
+        group.stop()
+
+
+SENTINEL_PASSWORD = "s3cret-of-the-sentinels"
+
+
+def test_sentinels_with_a_password_of_their_own(
+    tmp_path: Path, start_nodes: Any, connect: Any
+) -> None:
+    """``?sentinel_password=`` (python-socketio: ``sentinel_kwargs``): the sentinels refuse a
+    client without it; the workers find the master and status names it; neither password is
+    logged."""
+    group = SentinelGroup(tmp_path / "sentinel", password=PASSWORD,
+                          sentinel_password=SENTINEL_PASSWORD)
+    try:
+        without = redis.Redis(host="127.0.0.1", port=group.sentinel_ports[0], socket_timeout=2)
+        with pytest.raises(redis.RedisError, match="(?i)auth"):
+            without.sentinel_get_master_addr_by_name("sioctltest")
+        without.close()
+        cluster = start_nodes(group.url)
+        slots = clients_on_slots(connect, cluster)
+        (a, _), (b, _) = slots[0][0], slots[1][0]
+        tag = new_tag("sentinel-auth")
+        inboxes = [inbox_for(a), inbox_for(b)]
+        assert a.call("send_to", {"to": None, "first": 0, "n": 5, "tag": tag}, timeout=10) == 5
+        for inbox in inboxes:
+            assert sorted(inbox.wait(tag, 5)) == list(range(5))
+        status = cluster.wait_for(
+            lambda s: s["slots"][0]["messaging"]["topology"].get("master")
+            == f"127.0.0.1:{group.master_port}", what="the master in status")
+        assert topology_line(status["slots"]) == \
+            f"sentinel sioctltest: master 127.0.0.1:{group.master_port}"
+        log = cluster.log_text()
+        assert PASSWORD not in log and SENTINEL_PASSWORD not in log
+        assert "sentinel_password=%2A%2A%2A" in log or "sentinel_password=***" in log, log
     finally:
         group.stop()

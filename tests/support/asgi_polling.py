@@ -137,8 +137,20 @@ async def http_call(app: Any, method: str, path: str, body: bytes = b"",
 def join_redis(app: Any, url: str, channel: str) -> Any:
     """Give the app's AsyncServer python-socketio's Redis manager on ``channel``, with the
     ``when_redis_back`` list sioctl's asyncio manager keeps, as the asyncio worker installs
-    its manager after the app loads; returns the manager."""
+    its manager after the app loads; returns the manager. python-socketio's manager knows no
+    Redis Cluster: on a ``redis+cluster://`` URL it is sioctl's (which keeps that list too)."""
     import socketio
+
+    from sioctl.cluster.redis_urls import is_cluster
+
+    if is_cluster(url):
+        from sioctl.worker.messaging.async_manager import AsyncSioctlRedisManager
+
+        sioctl_manager = AsyncSioctlRedisManager(url, channel=channel)
+        app.sio.manager = sioctl_manager
+        sioctl_manager.set_server(app.sio)
+        app.sio.manager_initialized = False
+        return sioctl_manager
 
     class Manager(socketio.AsyncRedisManager):  # type: ignore[misc]
         def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -25,11 +25,14 @@ class SentinelGroup:
     """Started on construction; :meth:`stop` (idempotent) ends every process it started."""
 
     def __init__(self, directory: Path, down_after_ms: int = 1000,
-                 failover_timeout_ms: int = 3000, password: str | None = None) -> None:
-        """``password``: the master's and the replica's ``requirepass`` (the sentinels know it,
-        and ask none themselves)."""
+                 failover_timeout_ms: int = 3000, password: str | None = None,
+                 sentinel_password: str | None = None) -> None:
+        """``password``: the master's and the replica's ``requirepass`` (the sentinels know
+        it); ``sentinel_password``: the sentinels' own (they ask it of clients and of one
+        another; the URL gives it as ``?sentinel_password=``)."""
         self.directory = directory
         self.password = password
+        self.sentinel_password = sentinel_password
         directory.mkdir(parents=True, exist_ok=True)
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.master_port = free_port()
@@ -51,7 +54,8 @@ class SentinelGroup:
         """``redis+sentinel://`` URL of the group, database 0, service SERVICE."""
         hosts = ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
         auth = f":{self.password}@" if self.password else ""
-        return f"redis+sentinel://{auth}{hosts}/0/{SERVICE}"
+        query = f"?sentinel_password={self.sentinel_password}" if self.sentinel_password else ""
+        return f"redis+sentinel://{auth}{hosts}/0/{SERVICE}{query}"
 
     def _server_args(self, port: int) -> list[str]:
         args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
@@ -79,12 +83,14 @@ class SentinelGroup:
             f"sentinel failover-timeout {SERVICE} {failover_timeout_ms}\n"
             f"sentinel parallel-syncs {SERVICE} 1\n"
             + (f"sentinel auth-pass {SERVICE} {self.password}\n" if self.password else "")
+            + (f"requirepass {self.sentinel_password}\nsentinel sentinel-pass "
+               f"{self.sentinel_password}\n" if self.sentinel_password else "")
         )
         self._start(f"sentinel-{port}", ["redis-server", str(config), "--sentinel"])
 
     def client(self, port: int) -> redis.Redis:
         """A client of the server or sentinel on ``port``, quick to give up."""
-        password = None if port in self.sentinel_ports else self.password
+        password = self.sentinel_password if port in self.sentinel_ports else self.password
         return redis.Redis(host="127.0.0.1", port=port, password=password, socket_timeout=2,
                            socket_connect_timeout=2)
 

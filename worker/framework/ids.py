@@ -212,7 +212,8 @@ class IdClaims(ClaimsCore):
         try:
             pipe = self._redis().pipeline(transaction=False)
             for key in keys:
-                pipe.eval(CLAIM_SCRIPT, 1, key, self.owner, CLAIM_TTL_MS)
+                # Not pipe.eval: a Redis Cluster pipeline's eval() takes no script.
+                pipe.execute_command("EVAL", CLAIM_SCRIPT, 1, key, self.owner, CLAIM_TTL_MS)
             held = pipe.execute()
         except Exception as exc:
             self._renew_failed(keys, exc)
@@ -259,7 +260,8 @@ class AsyncIdClaims(ClaimsCore):
         try:
             pipe = self._redis().pipeline(transaction=False)
             for key in keys:
-                pipe.eval(CLAIM_SCRIPT, 1, key, self.owner, CLAIM_TTL_MS)
+                # Not pipe.eval: a Redis Cluster pipeline's eval() takes no script.
+                pipe.execute_command("EVAL", CLAIM_SCRIPT, 1, key, self.owner, CLAIM_TTL_MS)
             held = await pipe.execute()
         except Exception as exc:
             self._renew_failed(keys, exc)

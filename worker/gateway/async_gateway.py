@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sioctl.worker.flow import arun
 from sioctl.worker.framework.plugins import ASGIApp, Handler, Plugin
 from sioctl.worker.redis_clients import asyncio_client
+from sioctl.worker.redis_cluster import registry_prefix
 
 from . import wire
 from .asgi import TransportMessageASGI
@@ -107,7 +108,7 @@ def async_gateway_plugin(app: AppCore, config: GatewayConfig) -> AsyncGatewayPlu
     registry: Any
     if app.redis_url:
         registry = AsyncRedisRegistry(asyncio_client(app.redis_url, app.redis_channel),
-                                      prefix=f"{app.redis_channel}:gw:",
+                                      prefix=registry_prefix(app.redis_url, app.redis_channel),
                                       worker=WorkerId.here())
     else:
         registry = MemoryRegistry()

@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 import redis
 import redis.asyncio
 
+from sioctl.worker.redis_clients import queue_on
+
 from .registry import DEFAULT_TTL, Flow, Rebind, RedisFlows
 from .registry_presence import Departed, WorkerId
 
@@ -40,8 +42,8 @@ class AsyncRedisRegistry(RedisFlows):
                 except StopIteration as done:
                     return done.value
                 pipe = self._client.pipeline(transaction=batch.transaction)
-                for name, args, kwargs in batch.commands:
-                    getattr(pipe, name)(*args, **kwargs)
+                for command in batch.commands:
+                    queue_on(pipe, command)
                 replies = await pipe.execute()
         except redis.RedisError as exc:
             raise self._failed(operation, exc) from None

@@ -13,8 +13,9 @@ from typing import Any
 
 import socketio
 
-from sioctl.cluster.redis_urls import redis_py_url
+from sioctl.cluster.redis_urls import is_cluster, redis_py_url
 from sioctl.worker.redis_clients import new_blocking
+from sioctl.worker.redis_cluster import registry_prefix
 
 from . import wire
 from .plugin import NAMESPACE, broadcast_rooms
@@ -28,7 +29,11 @@ class ExternalGateway:
     """
 
     def __init__(self, redis_url: str, channel: str = "socketio") -> None:
-        self.registry = RedisRegistry(new_blocking(redis_url, channel), prefix=f"{channel}:gw:")
+        if is_cluster(redis_url):
+            # python-socketio's emitter PUBLISHes; on a cluster the workers hear SPUBLISH only.
+            raise ValueError("ExternalGateway does not support Redis Cluster URLs yet")
+        self.registry = RedisRegistry(new_blocking(redis_url, channel),
+                                      prefix=registry_prefix(redis_url, channel))
         self.emitter = socketio.RedisManager(
             # python-socketio reads valkey:// with the valkey package; redis-py serves it too.
             redis_py_url(redis_url), channel=channel, write_only=True)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from sioctl.worker.errors import BootError
 from sioctl.worker.framework.plugins import Handler, Plugin, WSGIApp
 from sioctl.worker.redis_clients import blocking_client
+from sioctl.worker.redis_cluster import registry_prefix
 
 from . import wire
 from .config import parse_gateway_config
@@ -77,7 +78,8 @@ def gateway_plugin(app: AppCore) -> Plugin | None:
     registry: Registry
     if app.redis_url:
         registry = RedisRegistry(blocking_client(app.redis_url, app.redis_channel),
-                                 prefix=f"{app.redis_channel}:gw:", worker=WorkerId.here())
+                                 prefix=registry_prefix(app.redis_url, app.redis_channel),
+                                 worker=WorkerId.here())
     else:
         registry = MemoryRegistry()
     return GatewayPlugin(Gateway(app.sio, gateway_config, registry))

@@ -42,6 +42,8 @@ from typing import Any, Protocol, TypeVar
 
 import redis
 
+from sioctl.worker.redis_clients import queue_on
+
 from .registry_presence import Command, Departed, PresenceFlows, WorkerId
 
 __all__ = ["Batch", "Rebind", "RedisFlows", "RedisRegistry", "Registry", "RegistryError"]
@@ -399,8 +401,8 @@ class RedisRegistry(RedisFlows, Registry):
                 except StopIteration as done:
                     return done.value
                 pipe = self._client.pipeline(transaction=batch.transaction)
-                for name, args, kwargs in batch.commands:
-                    getattr(pipe, name)(*args, **kwargs)
+                for command in batch.commands:
+                    queue_on(pipe, command)
                 replies = pipe.execute()
         except redis.RedisError as exc:
             raise self._failed(operation, exc) from None

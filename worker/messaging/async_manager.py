@@ -25,6 +25,7 @@ from socketio.async_pubsub_manager import AsyncPubSubManager
 
 from sioctl.worker.flow import arun
 from sioctl.worker.redis_clients import new_asyncio
+from sioctl.worker.redis_cluster import TOPOLOGY_EVERY, async_describe
 
 from . import routing
 from .async_publisher import AsyncPublisher, aclose
@@ -79,12 +80,15 @@ class AsyncSioctlRedisManager(RecoveryMixin, SioctlManagerBase, AsyncPubSubManag
             unheard=self._unheard,
             stream_ttl=OWNER_TTL,
         )
+        self._sharded_publisher()
         self.publisher.start()
         reader = AsyncStreamListener if self.transport == "streams" else AsyncListener
         self.listener = reader(self._new_client, [self.channel, self.own_channel],
                                asyncio.sleep, logger, self._reclaim_now)
         super().initialize()  # starts _thread, which reads _listen()
         self._tasks = [self.thread, self.server.start_background_task(self._refresh_owners)]
+        if self.topology["kind"] != "single":
+            self._tasks.append(self.server.start_background_task(self._watch_topology))
         if self.sessions is not None:
             self.recovery_reader = AsyncRecoveryReader(
                 self._new_client, [self.recovery_channel], asyncio.sleep, logger)
@@ -197,6 +201,12 @@ class AsyncSioctlRedisManager(RecoveryMixin, SioctlManagerBase, AsyncPubSubManag
             await self.redis.execute_command(*self._owner_record(namespace, sid))
         except RedisError as exc:
             self._record_owner_later(namespace, sid, exc)
+
+    async def _watch_topology(self) -> None:
+        """Keep ``topology`` (status, metrics) current: the master, or the shards."""
+        while True:
+            self.topology = await async_describe(self.redis, self.redis_url)
+            await asyncio.sleep(TOPOLOGY_EVERY)
 
     async def _refresh_owners(self) -> None:
         while True:

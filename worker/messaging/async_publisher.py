@@ -56,10 +56,7 @@ class AsyncPublisher(Outbox):
             if not self.queue:
                 self._wake.clear()
                 if not self.queue:
-                    try:
-                        await asyncio.wait_for(self._wake.wait(), 1.0)
-                    except asyncio.TimeoutError:
-                        pass
+                    await _wait(self._wake, 1.0)
                 continue
             try:
                 if self._client is None:
@@ -91,6 +88,18 @@ class AsyncPublisher(Outbox):
         """Close the connection (the next batch opens a new one)."""
         client, self._client = self._client, None
         await aclose(client)
+
+
+async def _wait(event: asyncio.Event, timeout: float) -> None:
+    """Wait until ``event`` is set or ``timeout`` passed, as ``asyncio.wait_for(event.wait())``
+    did; that one (Python 3.11) once left ``aclose`` waiting forever for a publisher it had
+    cancelled while the publisher waited here (tests/e2e/test_framework_async_redis.py, about
+    one run in ten)."""
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({waiter}, timeout=timeout)
+    finally:
+        waiter.cancel()
 
 
 async def aclose(*things: Any) -> None:

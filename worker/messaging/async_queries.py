@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import tally
 from .queries import answer_here
+from .sharded import async_numsub
 
 if TYPE_CHECKING:
     from .async_manager import AsyncSioctlRedisManager
@@ -57,7 +58,7 @@ class AsyncQueries:
         """How many workers listen on the shared channel now (at least this one)."""
         try:
             return tally.expected_workers(
-                await self.manager.redis.pubsub_numsub(self.manager.channel))
+                await async_numsub(self.manager.redis, self.manager.channel))
         except Exception:
             return 1
 

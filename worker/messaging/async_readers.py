@@ -12,6 +12,7 @@ from typing import Any
 
 from .async_publisher import aclose
 from .reading import POLL, ReaderBase, RecoveryCursor, StreamCursor, pubsub_batch
+from .sharded import async_subscribe
 
 
 class AsyncReader(ReaderBase):
@@ -60,13 +61,8 @@ class AsyncListener(AsyncReader):
 
     async def _open(self) -> Any:
         self._client = self._connect()
-        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
-        try:
-            await pubsub.subscribe(*self.channels)
-        except BaseException:
-            await aclose(pubsub)
-            raise
-        return pubsub
+        # A plain pub/sub, or on a Redis Cluster a sharded one (.sharded).
+        return await async_subscribe(self._client, self.channels)
 
     async def _read(self) -> list[tuple[str, bytes]]:
         return pubsub_batch(await self._conn.get_message(ignore_subscribe_messages=True,

@@ -19,6 +19,9 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from sioctl.cluster.redis_urls import is_cluster
+from sioctl.worker.redis_cluster import tagged, topology_kind
+
 from . import envelope, routing
 from .latency import LatencyHistogram
 from .loss import LossCounter
@@ -87,10 +90,33 @@ class SioctlManagerBase:
         client for lookups of other workers' sockets (short GETs): ``_new_client`` is the
         shell's (blocking or asyncio)."""
         self.redis_url = url
+        # A Redis Cluster: sharded pub/sub (.sharded); with streams, one slot (_one_slot).
+        self.cluster = is_cluster(url)
+        # What status shows of the Redis topology; the shell's watch refreshes it on Sentinel
+        # (the current master) and a cluster (its shards and state).
+        self.topology: dict[str, Any] = {"kind": topology_kind(url)}
+        if self.cluster and self.transport == "streams":
+            self._one_slot()
         self.redis_options = dict(redis_options or {})
         self.max_queue = max_queue
         self.stream_maxlen = stream_maxlen
         self.redis = self._new_client()
+
+    def _one_slot(self) -> None:
+        """On a Redis Cluster, put every key and channel of this manager in the slot of its
+        channel (a hash tag, ``{socketio}``): the streams transport's guarded XADD reads a
+        socket's owner record and writes a worker's stream in one script and its XREAD reads
+        two streams, and recovery writes a session record beside an owner record; keys of
+        two slots would be refused. Their traffic is then served by one shard (pub/sub's
+        spreads)."""
+        self.channel = tagged(self.channel)
+        self.own_channel = envelope.worker_channel(self.channel, self.host_id)
+        self.losses = LossCounter(self.host_id, self.own_channel)
+
+    def _sharded_publisher(self) -> None:
+        """On a Redis Cluster, the publisher SPUBLISHes (sharded pub/sub, .sharded)."""
+        if self.cluster and self.publisher is not None:
+            self.publisher.publish_verb = "spublish"
 
     def _new_client(self) -> Any:
         raise NotImplementedError  # the shell's: a blocking or an asyncio client
@@ -112,6 +138,7 @@ class SioctlManagerBase:
             "dropped": stats.dropped if stats else 0,
             "delayed": stats.delayed if stats else 0,
             "outages": stats.outages if stats else 0,
+            "topology": self.topology,
             **self._traffic_figures(),
         }
 

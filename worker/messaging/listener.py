@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .reading import POLL, ReaderBase, pubsub_batch
+from .sharded import subscribe
 
 
 class Reader(ReaderBase):
@@ -45,9 +46,11 @@ class Listener(Reader):
     """Yields the messages published on ``channels`` (pub/sub), forever."""
 
     def _open(self) -> Any:
-        pubsub = self._connect().pubsub(ignore_subscribe_messages=True)
-        pubsub.subscribe(*self.channels)
-        return pubsub
+        # A plain pub/sub, or on a Redis Cluster a sharded one (.sharded). The client is kept
+        # while its subscription is used: redis-py closes the pool of a client it collects,
+        # and with it the subscription's connection ("I/O operation on closed file").
+        self._client = self._connect()
+        return subscribe(self._client, self.channels)
 
     def _read(self) -> list[tuple[str, bytes]]:
         return pubsub_batch(self._conn.get_message(ignore_subscribe_messages=True,

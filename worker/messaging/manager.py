@@ -28,6 +28,7 @@ import socketio
 
 from sioctl.worker.flow import run
 from sioctl.worker.redis_clients import new_blocking
+from sioctl.worker.redis_cluster import TOPOLOGY_EVERY, describe
 
 from . import routing
 from .base import OWNER_REFRESH, OWNER_TTL, SioctlManagerBase, client_options
@@ -82,6 +83,7 @@ class SioctlRedisManager(RecoveryMixin, SioctlManagerBase, socketio.PubSubManage
             unheard=self._unheard,
             stream_ttl=OWNER_TTL,
         )
+        self._sharded_publisher()
         self.publisher.start()
         reader = StreamListener if self.transport == "streams" else Listener
         self.listener = reader(self._new_client, [self.channel, self.own_channel],
@@ -92,6 +94,14 @@ class SioctlRedisManager(RecoveryMixin, SioctlManagerBase, socketio.PubSubManage
             self.server.start_background_task(self._recovery_thread)
         super().initialize()  # starts _thread, which reads _listen()
         self.server.start_background_task(self._refresh_owners)
+        if self.topology["kind"] != "single":
+            self.server.start_background_task(self._watch_topology)
+
+    def _watch_topology(self) -> None:
+        """Keep ``topology`` (status, metrics) current: the master, or the shards."""
+        while True:
+            self.topology = describe(self.redis, self.redis_url)
+            self.server.sleep(TOPOLOGY_EVERY)
 
     @property
     def subscribed(self) -> bool:

@@ -114,6 +114,9 @@ class Outbox:
         self.max_queue = max_queue
         self.stream_maxlen = stream_maxlen
         self.stream_ttl_ms = int(stream_ttl * 1000)
+        # The command that publishes: "spublish" on a Redis Cluster (sharded pub/sub, set by
+        # the manager: see .sharded).
+        self.publish_verb = "publish"
         self._unheard = unheard
         self._clock = clock
         self.queue: collections.deque[tuple[Any, ...]] = collections.deque()
@@ -139,7 +142,7 @@ class Outbox:
         ``value``, and report it as unheard otherwise (pub/sub needs no guard: PUBLISH says how
         many received it)."""
         if self.stream_maxlen is None:
-            self.command("publish", channel, data)
+            self.command(self.publish_verb, channel, data)
         elif guard is not None:
             self.command("eval", GUARDED_XADD, 2, stream_key(channel), guard[0], guard[1],
                          self.stream_maxlen, data, self.stream_ttl_ms)
@@ -190,8 +193,8 @@ class Outbox:
         if self._unheard is None:
             return
         for args, result in zip(batch, results, strict=True):
-            if args[0] == "publish" and result == 0:
-                # PUBLISH answers how many subscribers got the message: nobody did.
+            if args[0] == self.publish_verb and result == 0:
+                # PUBLISH (SPUBLISH) answers how many subscribers got the message: nobody did.
                 self._unheard(args[1], args[2])
             elif args[0] == "eval" and result is None:
                 # A guarded XADD refused (see GUARDED_XADD).

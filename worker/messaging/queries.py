@@ -16,6 +16,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from . import tally
+from .sharded import numsub
 from .tally import KINDS, QUERY, REPLY, QueryTimeout
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ class Queries:
     def _workers(self) -> int:
         """How many workers listen on the shared channel now (at least this one)."""
         try:
-            return tally.expected_workers(self.manager.redis.pubsub_numsub(self.manager.channel))
+            return tally.expected_workers(numsub(self.manager.redis, self.manager.channel))
         except Exception:
             return 1
 

@@ -72,6 +72,8 @@ class RecoveryMixin:
         """Turn connection state recovery on, sessions recoverable for ``window`` seconds;
         call before ``initialize``."""
         self.sessions = Sessions(window)
+        if getattr(self, "cluster", False):
+            self._one_slot()  # type: ignore[attr-defined]
 
     @property
     def recovery_channel(self) -> str:

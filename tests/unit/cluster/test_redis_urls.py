@@ -11,9 +11,17 @@ from redis.asyncio.sentinel import MasterNotFoundError as AsyncMasterNotFoundErr
 from redis.sentinel import MasterNotFoundError
 from socketio.redis_manager import parse_redis_sentinel_url
 
-from sioctl.cluster.redis_urls import check_url, parse_sentinel_url, redis_py_url
+from sioctl.cluster.redis_urls import (
+    check_url,
+    is_cluster,
+    is_sentinel,
+    parse_cluster_url,
+    parse_sentinel_url,
+    redis_py_url,
+)
 from sioctl.cluster.settings import check_redis_url, mask_url
 from sioctl.worker.redis_clients import new_asyncio, new_blocking
+from sioctl.worker.redis_cluster import registry_prefix, tagged
 from sioctl.worker.redis_setup import failure
 
 SENTINEL_URLS = [
@@ -89,3 +97,61 @@ def test_boot_failures_are_one_short_line_without_the_password() -> None:
         assert failure(error, url) == "No master found for 'svc' by the sentinels"
     assert failure(TimeoutError(), url) == "no answer in time"
     assert failure(ConnectionError("bad secret\nmore"), url) == "bad ***"
+
+
+@pytest.mark.parametrize(("url", "nodes", "options"), [
+    ("redis+cluster://127.0.0.1:7000,127.0.0.1:7001", [("127.0.0.1", 7000), ("127.0.0.1", 7001)],
+     {}),
+    ("valkey+cluster://:secret@h1:1/", [("h1", 1)], {"password": "secret"}),
+    ("rediss+cluster://user:pw@h1:1,[::1]:2/0", [("h1", 1), ("::1", 2)],
+     {"username": "user", "password": "pw", "ssl": True}),
+    ("valkeys+cluster://h1:1", [("h1", 1)], {"ssl": True}),
+])
+def test_cluster_urls(url: str, nodes: list[tuple[str, int]], options: dict[str, object]) -> None:
+    parsed = parse_cluster_url(url)
+    assert (parsed.nodes, parsed.options) == (nodes, options)
+    assert is_cluster(url) and not is_sentinel(url) and check_url(url) is None
+
+
+@pytest.mark.parametrize(("url", "reason"), [
+    ("redis+cluster://:secret@h1,h2:2", "cluster node 'h1' is not HOST:PORT"),
+    ("redis+cluster://:secret@h1:1/3", "a Redis Cluster has no database but 0"),
+])
+def test_bad_cluster_urls_say_why_without_the_password(url: str, reason: str) -> None:
+    message = check_redis_url(url)
+    assert message is not None and reason in message and "secret" not in message
+    assert mask_url(url).count("secret") == 0
+
+
+def test_cluster_key_names_share_a_slot_only_on_a_cluster() -> None:
+    assert tagged("socketio") == "{socketio}" and tagged("{socketio}") == "{socketio}"
+    assert registry_prefix("redis://h:1/0", "socketio") == "socketio:gw:"
+    assert registry_prefix("redis+cluster://h:1", "socketio") == "{socketio:gw}:"
+    assert registry_prefix(None, "chan") == "chan:gw:"
+
+
+@pytest.mark.parametrize("make", [new_blocking, new_asyncio])
+def test_sentinels_with_their_own_password_and_tls(make) -> None:  # type: ignore[no-untyped-def]
+    """``rediss+sentinel://``: TLS to the sentinels and the master; ``sentinel_password``
+    (sioctl's query option; python-socketio takes ``sentinel_kwargs``) for the sentinels only,
+    the user info's password for the master only."""
+    url = ("rediss+sentinel://:master-pw@127.0.0.1:1,127.0.0.1:2/0/svc?sentinel_password=s-pw"
+           "&ssl_ca_certs=/tmp/ca.pem&ssl_cert_reqs=none")
+    assert check_url(url) is None
+    client = make(url, socket_connect_timeout=1.5)
+    pool = client.connection_pool
+    assert pool.connection_kwargs["password"] == "master-pw"
+    assert pool.connection_class.__name__.startswith("SentinelManagedSSL")
+    assert pool.connection_kwargs["ssl_ca_certs"] == "/tmp/ca.pem"
+    sentinel = pool.sentinel_manager.sentinels[0].connection_pool
+    assert sentinel.connection_kwargs["password"] == "s-pw"
+    assert sentinel.connection_kwargs["socket_connect_timeout"] == 1.5
+    assert sentinel.connection_kwargs["ssl_cert_reqs"] == "none"
+    assert sentinel.connection_class.__name__ == "SSLConnection"
+    assert "s-pw" not in mask_url(url) and "master-pw" not in mask_url(url)
+
+
+def test_a_sentinel_url_refuses_unknown_options() -> None:
+    message = check_redis_url("redis+sentinel://:secret@h1:1/0/s?password=x")
+    assert message is not None and "unknown option 'password'" in message
+    assert "secret" not in message
