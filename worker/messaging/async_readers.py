@@ -6,12 +6,14 @@ handled) is :mod:`.reading`'s, shared with the eventlet shells (:mod:`.listener`
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import AsyncIterator
 from typing import Any
 
 from .async_publisher import aclose
-from .reading import POLL, ReaderBase, RecoveryCursor, StreamCursor, pubsub_batch
+from .pushes import READ_SIZE, Subscription
+from .reading import POLL, ReaderBase, RecoveryCursor, StreamCursor
 
 
 class AsyncReader(ReaderBase):
@@ -56,21 +58,33 @@ class AsyncReader(ReaderBase):
 
 
 class AsyncListener(AsyncReader):
-    """Yields the messages published on ``channels`` (pub/sub), forever."""
+    """Yields the messages published on ``channels`` (pub/sub), forever: redis.asyncio opens
+    the connection and subscribes, and the pushes are read off its stream many at a time
+    (:mod:`.pushes`)."""
 
-    async def _open(self) -> Any:
-        self._client = self._connect()
-        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+    async def _open(self) -> Subscription:
+        client = self._connect()
+        conn = client.connection_pool.make_connection()
+        subscription = Subscription(client, conn)
         try:
-            await pubsub.subscribe(*self.channels)
+            await conn.connect()
+            await conn.send_command("SUBSCRIBE", *self.channels)
         except BaseException:
-            await aclose(pubsub)
+            await subscription.aclose()
             raise
-        return pubsub
+        return subscription
 
     async def _read(self) -> list[tuple[str, bytes]]:
-        return pubsub_batch(await self._conn.get_message(ignore_subscribe_messages=True,
-                                                         timeout=POLL))
+        subscription: Subscription = self._conn
+        conn = subscription.conn
+        try:
+            async with asyncio.timeout(POLL):
+                data = await conn._reader.read(READ_SIZE)
+        except TimeoutError:
+            if subscription.liveness.quiet():
+                await conn.send_packed_command(subscription.ping_command(), check_health=False)
+            return []
+        return subscription.received(data)
 
 
 class AsyncStreamListener(StreamCursor, AsyncReader):

@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from .reading import POLL, ReaderBase, pubsub_batch
+from .pushes import READ_SIZE, Subscription
+from .reading import POLL, ReaderBase
 
 
 class Reader(ReaderBase):
@@ -42,13 +43,38 @@ class Reader(ReaderBase):
 
 
 class Listener(Reader):
-    """Yields the messages published on ``channels`` (pub/sub), forever."""
+    """Yields the messages published on ``channels`` (pub/sub), forever: redis-py opens the
+    connection and subscribes, and the pushes are read off its socket many at a time
+    (:mod:`.pushes`)."""
 
-    def _open(self) -> Any:
-        pubsub = self._connect().pubsub(ignore_subscribe_messages=True)
-        pubsub.subscribe(*self.channels)
-        return pubsub
+    def _open(self) -> Subscription:
+        client = self._connect()
+        conn = client.connection_pool.make_connection()
+        try:
+            conn.connect()
+            conn.send_command("SUBSCRIBE", *self.channels)
+            # A green socket: the wait yields to the hub; a timeout lets the loop check
+            # that the connection is alive.
+            conn._sock.settimeout(POLL)
+        except BaseException:
+            _close(conn, client)
+            raise
+        return Subscription(client, conn)
 
     def _read(self) -> list[tuple[str, bytes]]:
-        return pubsub_batch(self._conn.get_message(ignore_subscribe_messages=True,
-                                                   timeout=POLL))
+        subscription: Subscription = self._conn
+        try:
+            data = subscription.conn._sock.recv(READ_SIZE)
+        except TimeoutError:
+            if subscription.liveness.quiet():
+                subscription.conn._sock.sendall(subscription.ping_command())
+            return []
+        return subscription.received(data)
+
+
+def _close(conn: Any, client: Any) -> None:
+    for close in (conn.disconnect, client.close):
+        try:
+            close()
+        except Exception:
+            pass
