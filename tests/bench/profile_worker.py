@@ -87,11 +87,15 @@ def _redis_report(url: str) -> list[str]:
     try:
         cpu = client.info("cpu")
         stats = client.info("commandstats")
+        io = client.info("stats")
         slow = client.slowlog_get(5)
     finally:
         client.close()
     lines = [f"redis-server: used_cpu_sys {cpu['used_cpu_sys']:.2f} s, "
              f"used_cpu_user {cpu['used_cpu_user']:.2f} s (since start)"]
+    lines.append(f"  reads processed {io.get('total_reads_processed')}, writes processed "
+                 f"{io.get('total_writes_processed')} (since start: one read per batch a "
+                 "client sent, one write per reply or push burst)")
     for name, fields in sorted(stats.items(), key=lambda kv: -kv[1]["calls"]):
         lines.append(f"  {name}: {fields['calls']} calls, {fields['usec_per_call']:.1f} µs/call")
     lines += [f"  slowlog: {entry['duration']} µs {entry['command']!r:.80}" for entry in slow]
