@@ -13,14 +13,11 @@ command (owner records, forwarding, the unheard) are here once for both engines.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-
-import engineio.json
 
 from . import envelope, routing
 from .latency import LatencyHistogram
@@ -29,12 +26,6 @@ from .outbox import Outbox, stream_key
 from .owners import OwnerCache
 
 TRANSPORTS = ("pubsub", "streams")
-# What decodes the messages of other workers when the server keeps python-engineio's JSON
-# module: the standard ``json.loads``, whose call without options reuses one decoder.
-# python-engineio's ``loads`` passes ``parse_int`` (a Python call per integer, against huge
-# integers from clients), so that every call builds a new decoder; these messages come from
-# this app's own workers, and Python itself refuses integers past 4300 digits.
-_DECODE = json.loads
 # A socket's owner record outlives a dead worker by at most this long.
 OWNER_TTL = 60.0
 OWNER_REFRESH = OWNER_TTL / 3
@@ -275,16 +266,10 @@ class SioctlManagerBase:
         encoded: str | bytes = self.json.dumps(envelope.stamp(data, time.time(), seq, unique))
         return encoded
 
-    def _loads(self) -> Callable[[Any], Any]:
-        """The decoder of messages heard from Redis: the server's JSON module's, or
-        (python-engineio's, the default) ``_DECODE``."""
-        loads: Callable[[Any], Any] = self.json.loads
-        return _DECODE if loads is engineio.json.loads else loads
-
     def _incoming(self, channel: str, raw: Any) -> dict[str, Any] | None:
         """The message in ``raw`` heard on ``channel`` (None: not one), counted: the gap it
         reveals (logged at most every few seconds) and its delivery latency."""
-        data = envelope.decode(raw, self._loads())
+        data = envelope.decode(raw, self.json.loads)
         if data is None:
             return None
         gap = self.losses.heard(channel, data)
@@ -299,7 +284,7 @@ class SioctlManagerBase:
         """What to send on the shared channel for ``raw``, a message for worker channel
         ``channel`` that nobody received (``routing.unheard``); the owner cached for its socket
         is forgotten (it was stale, or that worker is gone)."""
-        data = envelope.decode(raw, self._loads())
+        data = envelope.decode(raw, self.json.loads)
         message = routing.unheard(data, channel, self.channel) if data is not None else None
         if data is not None and message is not None:
             self.owners.forget(envelope.namespace_of(data), envelope.target_of(data))

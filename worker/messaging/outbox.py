@@ -158,10 +158,7 @@ class Outbox:
             # The batch in flight goes out whole, and ``sent`` unqueues exactly it.
             del self.queue[self._in_flight]
         self.queue.append(args)
-        if len(self.queue) == 1:
-            # Only an empty queue lets the sender wait (it looks again after each batch):
-            # one wake-up per burst, not one per command.
-            self._wake_sender()
+        self._wake_sender()
 
     def _count_drop(self) -> None:
         self.stats.dropped += 1
