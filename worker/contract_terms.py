@@ -22,6 +22,7 @@ LIBRARIES = {
     "eventlet": "eventlet",
     "gunicorn": "gunicorn",
     "uvicorn": "uvicorn",
+    "redis": "redis",
 }
 
 

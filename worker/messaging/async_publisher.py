@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .outbox import LISTENING_POLL, RESUBSCRIBE_WAIT, SETTLE, Outbox
-from .pushes import READ_SIZE
+from .pushes import READ_SIZE, address, read_failed
 from .replies import BatchAnswers, pack
 
 
@@ -94,9 +94,12 @@ class AsyncPublisher(Outbox):
         every answer parsed from what the reads return)."""
         conn = self._conn
         await conn.send_packed_command([pack(batch)], check_health=False)
-        answers = BatchAnswers(len(batch))
-        while not answers.feed(await conn._reader.read(READ_SIZE)):
-            pass
+        answers = BatchAnswers(len(batch), address(conn))
+        try:
+            while not answers.feed(await conn._reader.read(READ_SIZE)):
+                pass
+        except OSError as exc:
+            raise read_failed(conn, exc) from exc
         return answers.values
 
     async def close(self) -> None:

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from .async_publisher import aclose
-from .pushes import READ_SIZE, Subscription
+from .pushes import READ_SIZE, Subscription, read_failed
 from .reading import POLL, ReaderBase, RecoveryCursor, StreamCursor
 
 
@@ -84,6 +84,8 @@ class AsyncListener(AsyncReader):
             if subscription.liveness.quiet():
                 await conn.send_packed_command(subscription.ping_command(), check_health=False)
             return []
+        except OSError as exc:
+            raise read_failed(conn, exc) from exc
         return subscription.received(data)
 
 

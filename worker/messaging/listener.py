@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from .pushes import READ_SIZE, Subscription
+from .pushes import READ_SIZE, Subscription, read_failed
 from .reading import POLL, ReaderBase
 
 
@@ -49,17 +49,17 @@ class Listener(Reader):
 
     def _open(self) -> Subscription:
         client = self._connect()
-        conn = client.connection_pool.make_connection()
+        subscription = Subscription(client, client.connection_pool.make_connection())
         try:
-            conn.connect()
-            conn.send_command("SUBSCRIBE", *self.channels)
+            subscription.conn.connect()
+            subscription.conn.send_command("SUBSCRIBE", *self.channels)
             # A green socket: the wait yields to the hub; a timeout lets the loop check
             # that the connection is alive.
-            conn._sock.settimeout(POLL)
+            subscription.conn._sock.settimeout(POLL)
         except BaseException:
-            _close(conn, client)
+            subscription.close()
             raise
-        return Subscription(client, conn)
+        return subscription
 
     def _read(self) -> list[tuple[str, bytes]]:
         subscription: Subscription = self._conn
@@ -69,12 +69,7 @@ class Listener(Reader):
             if subscription.liveness.quiet():
                 subscription.conn._sock.sendall(subscription.ping_command())
             return []
+        except OSError as exc:
+            raise read_failed(subscription.conn, exc) from exc
         return subscription.received(data)
 
-
-def _close(conn: Any, client: Any) -> None:
-    for close in (conn.disconnect, client.close):
-        try:
-            close()
-        except Exception:
-            pass

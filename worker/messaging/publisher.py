@@ -19,7 +19,7 @@ from .outbox import (  # noqa: F401  (GUARDED_XADD, stream_key: imported from he
     PublisherStats,
     stream_key,
 )
-from .pushes import READ_SIZE
+from .pushes import READ_SIZE, address, read_failed
 from .replies import BatchAnswers, pack
 
 __all__ = ["GUARDED_XADD", "Publisher", "PublisherStats", "stream_key"]
@@ -104,9 +104,12 @@ class Publisher(Outbox):
         every answer parsed from what the reads return)."""
         conn = self._conn
         conn.send_packed_command([pack(batch)], check_health=False)
-        answers = BatchAnswers(len(batch))
-        while not answers.feed(conn._sock.recv(READ_SIZE)):
-            pass
+        answers = BatchAnswers(len(batch), address(conn))
+        try:
+            while not answers.feed(conn._sock.recv(READ_SIZE)):
+                pass
+        except OSError as exc:
+            raise read_failed(conn, exc) from exc
         return answers.values
 
     def _drop_client(self) -> None:

@@ -167,6 +167,18 @@ class Liveness:
         return False
 
 
+def address(conn: Any) -> str:
+    """Where redis-py connection ``conn`` goes (``host:port``, or a Unix socket's path), for
+    the logs: after a Sentinel failover they show which master was dialled."""
+    path = getattr(conn, "path", None)
+    return str(path) if path else f"{getattr(conn, 'host', '?')}:{getattr(conn, 'port', '?')}"
+
+
+def read_failed(conn: Any, exc: OSError) -> ConnectionError:
+    """The error a failed read on ``conn`` becomes (worded as redis-py words it)."""
+    return ConnectionError(f"Error while reading from {address(conn)} : {exc}")
+
+
 class Subscription:
     """A subscribed connection (redis-py's, blocking or asyncio) with its parser and its
     liveness: what a listener shell keeps between reads."""
@@ -181,7 +193,8 @@ class Subscription:
     def received(self, data: bytes) -> list[tuple[str, bytes]]:
         """The messages in ``data``, just read (b"": Redis closed the connection)."""
         if not data:
-            raise ConnectionError("Redis closed the subscribed connection")
+            raise ConnectionError(f"Redis at {address(self.conn)} closed the subscribed "
+                                  "connection")
         self.liveness.heard()
         return self.parser.feed(data)
 

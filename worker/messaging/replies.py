@@ -135,18 +135,19 @@ class ReplyParser:
 class BatchAnswers:
     """The answers to one batch of ``count`` commands, as the shell's reads bring them."""
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, where: str = "Redis") -> None:
         self.count = count
+        self.where = where
         self.values: list[Any] = []
-        self._parser = ReplyParser()
+        self._replies = ReplyParser()
 
     def feed(self, data: bytes) -> bool:
         """Take what one read returned; True once every answer is in. Raises ConnectionError
         when Redis closed the connection (``data`` empty) or answered more than was asked
         (the connection is out of step: it is dropped and the batch sent again)."""
         if not data:
-            raise redis.ConnectionError("Redis closed the publisher's connection")
-        self.values += self._parser.feed(data)
+            raise redis.ConnectionError(f"{self.where} closed the publisher's connection")
+        self.values += self._replies.feed(data)
         if len(self.values) > self.count:
             raise redis.ConnectionError("Redis answered more than the publisher asked")
         return len(self.values) == self.count
