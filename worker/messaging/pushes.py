@@ -24,8 +24,8 @@ from typing import Any
 
 # Bytes asked for per read: many pushes per wakeup under load.
 READ_SIZE = 256 * 1024
-# Silence before a PING, and then before the connection counts as dead (redis-py's
-# health_check_interval is 10 s in client_options).
+# Silence before a PING (unless the client has a health_check_interval of its own: 10 s in
+# client_options), and then before the connection counts as dead.
 HEALTH_EVERY = 10.0
 PONG_WAIT = 5.0
 
@@ -188,7 +188,11 @@ class Subscription:
         self.client = client
         self.conn = conn
         self.parser = PushParser()
-        self.liveness = Liveness(clock)
+        # The client's health_check_interval (``redis_options`` may change it), as redis-py's
+        # PubSub used it.
+        every = getattr(conn, "health_check_interval", 0)
+        self.liveness = Liveness(clock, every=every if isinstance(every, (int, float))
+                                 and every > 0 else HEALTH_EVERY)
 
     def received(self, data: bytes) -> list[tuple[str, bytes]]:
         """The messages in ``data``, just read (b"": Redis closed the connection)."""
