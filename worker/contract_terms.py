@@ -22,7 +22,6 @@ LIBRARIES = {
     "eventlet": "eventlet",
     "gunicorn": "gunicorn",
     "uvicorn": "uvicorn",
-    "redis": "redis",
 }
 
 

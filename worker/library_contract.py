@@ -311,14 +311,6 @@ HOOKS: tuple[Hook, ...] = (
     Hook("gunicorn.app.base:Application.load", OVERRIDE, (), ("cli/config.py",)),
     Hook("gunicorn.app.base:Application.load_config_from_file", CALL, ("filename",),
          ("cli/config.py",), "returns the names the file set; loader.cfg.settings holds them"),
-    # ------------------------------------------------------------ redis-py (issue 19)
-    Hook("redis.connection:AbstractConnection._sock", ATTRIBUTE, None,
-         ("worker/messaging/listener.py", "worker/messaging/publisher.py"),
-         "the connected socket: after redis-py connected (HELLO, AUTH, TLS, Sentinel), the "
-         "listener and the publisher read it themselves (pushes.py, replies.py)"),
-    Hook("redis.asyncio.connection:AbstractConnection._reader", ATTRIBUTE, None,
-         ("worker/messaging/async_readers.py", "worker/messaging/async_publisher.py"),
-         "the connection's asyncio.StreamReader, read directly as _sock is under eventlet"),
 ) + ASYNCIO_HOOKS
 
 # Mixins that sioctl puts on a library's class (by building a subclass of the live object's

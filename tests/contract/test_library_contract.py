@@ -46,11 +46,6 @@ DOCUMENTED = {
 
 OWN_NAMES: dict[str, str] = {
     "_send": "Gateway._send (worker/gateway/plugin.py), not RFC6455WebSocket._send",
-    "_close": "HttpServer._close (worker/http_server.py), not redis-py's Connection._close",
-    "_connect": "the messaging readers' and publishers' client factory, not redis-py's "
-                "Connection._connect",
-    "_host": "client_address's own helper (cluster/client_address.py), not redis-py's "
-             "Connection._host",
 }
 
 

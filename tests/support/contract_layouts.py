@@ -470,9 +470,6 @@ def instance_of(class_target: str) -> Any:
         return config
     if cls is AsyncSocket:
         return AsyncSocket(engineio.AsyncServer(async_mode="asgi"), "sid")
-    if cls.__module__ in ("redis.connection", "redis.asyncio.connection"):
-        # An unconnected connection of the kind the messaging readers and publishers use.
-        return resolve(f"{cls.__module__}:Connection")()
     raise LookupError(
         f"no instance factory for {class_target} in tests/support/contract_layouts.py"
     )

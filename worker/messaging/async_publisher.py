@@ -12,8 +12,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .outbox import LISTENING_POLL, RESUBSCRIBE_WAIT, SETTLE, Outbox
-from .pushes import READ_SIZE, address, read_failed
-from .replies import BatchAnswers, pack
 
 
 class AsyncPublisher(Outbox):
@@ -43,9 +41,7 @@ class AsyncPublisher(Outbox):
         self._spawn = spawn
         self._listening = listening
         self._reconnected = reconnected
-        # The client (its pool makes the connection) and the one connection batches go on.
         self._client: Any = None
-        self._conn: Any = None
         self.task: Any = None
 
     def _wake_sender(self) -> None:
@@ -66,15 +62,17 @@ class AsyncPublisher(Outbox):
                         pass
                 continue
             try:
-                if self._conn is None:
+                if self._client is None:
                     self._client = self._connect()
-                    self._conn = self._client.connection_pool.make_connection()
-                    await self._conn.connect()  # HELLO: Redis answers
+                    await self._client.ping()
                     if self.back_after_outage():
                         await self._after_outage()
                 batch = self.next_batch()
+                pipe = self._client.pipeline(transaction=False)
+                for args in batch:
+                    pipe.execute_command(*args)
                 # Raises on a connection error; the batch stays queued and is sent again.
-                self.sent(batch, await self._exchange(batch))
+                self.sent(batch, await pipe.execute(raise_on_error=False))
             except Exception as exc:  # CancelledError is no Exception: it ends the task
                 delay = self.failed(exc)
                 await self.close()
@@ -89,27 +87,9 @@ class AsyncPublisher(Outbox):
         self._reconnected()
         self.outage_over()
 
-    async def _exchange(self, batch: list[tuple[Any, ...]]) -> list[Any]:
-        """Send ``batch`` in one write and read its answers (``replies``: one buffer out,
-        every answer parsed from what the reads return)."""
-        conn = self._conn
-        await conn.send_packed_command([pack(batch)], check_health=False)
-        answers = BatchAnswers(len(batch), address(conn))
-        try:
-            while not answers.feed(await conn._reader.read(READ_SIZE)):
-                pass
-        except OSError as exc:
-            raise read_failed(conn, exc) from exc
-        return answers.values
-
     async def close(self) -> None:
         """Close the connection (the next batch opens a new one)."""
-        conn, client, self._conn, self._client = self._conn, self._client, None, None
-        if conn is not None:
-            try:
-                await conn.disconnect()
-            except Exception:
-                pass
+        client, self._client = self._client, None
         await aclose(client)
 
 

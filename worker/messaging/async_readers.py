@@ -6,14 +6,12 @@ handled) is :mod:`.reading`'s, shared with the eventlet shells (:mod:`.listener`
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from collections.abc import AsyncIterator
 from typing import Any
 
 from .async_publisher import aclose
-from .pushes import READ_SIZE, Subscription, read_failed
-from .reading import POLL, ReaderBase, RecoveryCursor, StreamCursor
+from .reading import POLL, ReaderBase, RecoveryCursor, StreamCursor, pubsub_batch
 
 
 class AsyncReader(ReaderBase):
@@ -58,35 +56,21 @@ class AsyncReader(ReaderBase):
 
 
 class AsyncListener(AsyncReader):
-    """Yields the messages published on ``channels`` (pub/sub), forever: redis.asyncio opens
-    the connection and subscribes, and the pushes are read off its stream many at a time
-    (:mod:`.pushes`)."""
+    """Yields the messages published on ``channels`` (pub/sub), forever."""
 
-    async def _open(self) -> Subscription:
-        client = self._connect()
-        conn = client.connection_pool.make_connection()
-        subscription = Subscription(client, conn)
+    async def _open(self) -> Any:
+        self._client = self._connect()
+        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
         try:
-            await conn.connect()
-            await conn.send_command("SUBSCRIBE", *self.channels)
+            await pubsub.subscribe(*self.channels)
         except BaseException:
-            await subscription.aclose()
+            await aclose(pubsub)
             raise
-        return subscription
+        return pubsub
 
     async def _read(self) -> list[tuple[str, bytes]]:
-        subscription: Subscription = self._conn
-        conn = subscription.conn
-        try:
-            async with asyncio.timeout(POLL):
-                data = await conn._reader.read(READ_SIZE)
-        except TimeoutError:
-            if subscription.liveness.quiet():
-                await conn.send_packed_command(subscription.ping_command(), check_health=False)
-            return []
-        except OSError as exc:
-            raise read_failed(conn, exc) from exc
-        return subscription.received(data)
+        return pubsub_batch(await self._conn.get_message(ignore_subscribe_messages=True,
+                                                         timeout=POLL))
 
 
 class AsyncStreamListener(StreamCursor, AsyncReader):

@@ -7,8 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from .pushes import READ_SIZE, Subscription, read_failed
-from .reading import POLL, ReaderBase
+from .reading import POLL, ReaderBase, pubsub_batch
 
 
 class Reader(ReaderBase):
@@ -43,33 +42,13 @@ class Reader(ReaderBase):
 
 
 class Listener(Reader):
-    """Yields the messages published on ``channels`` (pub/sub), forever: redis-py opens the
-    connection and subscribes, and the pushes are read off its socket many at a time
-    (:mod:`.pushes`)."""
+    """Yields the messages published on ``channels`` (pub/sub), forever."""
 
-    def _open(self) -> Subscription:
-        client = self._connect()
-        subscription = Subscription(client, client.connection_pool.make_connection())
-        try:
-            subscription.conn.connect()
-            subscription.conn.send_command("SUBSCRIBE", *self.channels)
-            # A green socket: the wait yields to the hub; a timeout lets the loop check
-            # that the connection is alive.
-            subscription.conn._sock.settimeout(POLL)
-        except BaseException:
-            subscription.close()
-            raise
-        return subscription
+    def _open(self) -> Any:
+        pubsub = self._connect().pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(*self.channels)
+        return pubsub
 
     def _read(self) -> list[tuple[str, bytes]]:
-        subscription: Subscription = self._conn
-        try:
-            data = subscription.conn._sock.recv(READ_SIZE)
-        except TimeoutError:
-            if subscription.liveness.quiet():
-                subscription.conn._sock.sendall(subscription.ping_command())
-            return []
-        except OSError as exc:
-            raise read_failed(subscription.conn, exc) from exc
-        return subscription.received(data)
-
+        return pubsub_batch(self._conn.get_message(ignore_subscribe_messages=True,
+                                                   timeout=POLL))

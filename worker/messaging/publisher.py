@@ -19,8 +19,6 @@ from .outbox import (  # noqa: F401  (GUARDED_XADD, stream_key: imported from he
     PublisherStats,
     stream_key,
 )
-from .pushes import READ_SIZE, address, read_failed
-from .replies import BatchAnswers, pack
 
 __all__ = ["GUARDED_XADD", "Publisher", "PublisherStats", "stream_key"]
 
@@ -55,9 +53,7 @@ class Publisher(Outbox):
         self._reconnected = reconnected
         self._spawn = spawn
         self._sleep = sleep
-        # The client (its pool makes the connection) and the one connection batches go on.
         self._client: Any = None
-        self._conn: Any = None
         self._started = False
 
     def _wake_sender(self) -> None:
@@ -76,15 +72,17 @@ class Publisher(Outbox):
                     self._wake.wait(1.0)
                 continue
             try:
-                if self._conn is None:
+                if self._client is None:
                     self._client = self._connect()
-                    self._conn = self._client.connection_pool.make_connection()
-                    self._conn.connect()  # HELLO: Redis answers
+                    self._client.ping()
                     if self.back_after_outage():
                         self._after_outage()
                 batch = self.next_batch()
+                pipe = self._client.pipeline(transaction=False)
+                for args in batch:
+                    pipe.execute_command(*args)
                 # Raises on a connection error; the batch stays queued and is sent again.
-                self.sent(batch, self._exchange(batch))
+                self.sent(batch, pipe.execute(raise_on_error=False))
             except Exception as exc:
                 delay = self.failed(exc)
                 self._drop_client()
@@ -99,24 +97,10 @@ class Publisher(Outbox):
         self._reconnected()
         self.outage_over()
 
-    def _exchange(self, batch: list[tuple[Any, ...]]) -> list[Any]:
-        """Send ``batch`` in one write and read its answers (``replies``: one buffer out,
-        every answer parsed from what the reads return)."""
-        conn = self._conn
-        conn.send_packed_command([pack(batch)], check_health=False)
-        answers = BatchAnswers(len(batch), address(conn))
-        try:
-            while not answers.feed(conn._sock.recv(READ_SIZE)):
-                pass
-        except OSError as exc:
-            raise read_failed(conn, exc) from exc
-        return answers.values
-
     def _drop_client(self) -> None:
-        conn, client, self._conn, self._client = self._conn, self._client, None, None
-        for close in (conn and conn.disconnect, client and client.close):
-            if close is not None:
-                try:
-                    close()
-                except Exception:
-                    pass
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.close()
+            except Exception:
+                pass
