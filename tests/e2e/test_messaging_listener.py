@@ -1,8 +1,7 @@
-"""The pub/sub listener that reads its pushes itself (worker/messaging/pushes.py, issue 19), on
-a real redis-server, in process, both shells: messages come through, a quiet subscription is
-PINGed and stays, and one whose PING goes unanswered is dropped (the reconnect loop then
-subscribes again), as redis-py's health checks did. The eventlet shell runs here on plain
-sockets (the same code; eventlet makes its socket green)."""
+"""The pub/sub listener (redis-py's PubSub, its parser hiredis when installed: issue 19), on a
+real redis-server, in process, both shells: a quiet subscription is PINGed by redis-py's
+health check and stays, and a message published afterwards comes through. The eventlet shell
+runs here on plain sockets (the same code; eventlet makes its socket green)."""
 
 from __future__ import annotations
 
@@ -47,8 +46,7 @@ def listener_steps(engine: str, url: str) -> tuple[Any, Any]:
 
 
 @pytest.mark.parametrize("engine", ["eventlet", "asyncio"])
-def test_a_quiet_subscription_is_pinged_and_a_silent_one_dropped(own_redis: OwnRedis,
-                                                                  engine: str) -> None:
+def test_a_quiet_subscription_is_pinged_and_kept(own_redis: OwnRedis, engine: str) -> None:
     open_, read = listener_steps(engine, own_redis.url)
     admin = redis.Redis.from_url(own_redis.url)
     open_()
@@ -64,10 +62,4 @@ def test_a_quiet_subscription_is_pinged_and_a_silent_one_dropped(own_redis: OwnR
         if got:
             break
     assert got == [("chan", b'{"n": 1}')]
-    # Redis stops answering (every client paused, this test's too: the pause is left to
-    # end with the server): the next PING goes unanswered and the connection is given up.
-    admin.execute_command("CLIENT", "PAUSE", 30000, "ALL")
     admin.close()
-    with pytest.raises(ConnectionError, match="no answer"):
-        for _ in range(READS):
-            read()
