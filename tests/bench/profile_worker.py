@@ -60,6 +60,48 @@ def hot_functions(collapsed: Path, top: int) -> list[str]:
     return lines
 
 
+def _switches(targets: dict[str, int]) -> dict[str, tuple[int, int]]:
+    """(voluntary, involuntary) context switches so far of each process in ``targets``."""
+    counts = {}
+    for name, pid in targets.items():
+        fields = dict(line.split(":", 1) for line in
+                      Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+        counts[name] = (int(fields.get("voluntary_ctxt_switches", 0)),
+                        int(fields.get("nonvoluntary_ctxt_switches", 0)))
+    return counts
+
+
+def _redis_reset(url: str) -> None:
+    """Zero redis-server's command statistics and slow log, so the report covers one run."""
+    import redis
+    client = redis.Redis.from_url(url)
+    client.config_resetstat()
+    client.slowlog_reset()
+    client.close()
+
+
+def _redis_report(url: str) -> list[str]:
+    """What redis-server did during the run: its CPU and calls per command."""
+    import redis
+    client = redis.Redis.from_url(url)
+    try:
+        cpu = client.info("cpu")
+        stats = client.info("commandstats")
+        io = client.info("stats")
+        slow = client.slowlog_get(5)
+    finally:
+        client.close()
+    lines = [f"redis-server: used_cpu_sys {cpu['used_cpu_sys']:.2f} s, "
+             f"used_cpu_user {cpu['used_cpu_user']:.2f} s (since start)"]
+    lines.append(f"  reads processed {io.get('total_reads_processed')}, writes processed "
+                 f"{io.get('total_writes_processed')} (since start: one read per batch a "
+                 "client sent, one write per reply or push burst)")
+    for name, fields in sorted(stats.items(), key=lambda kv: -kv[1]["calls"]):
+        lines.append(f"  {name}: {fields['calls']} calls, {fields['usec_per_call']:.1f} µs/call")
+    lines += [f"  slowlog: {entry['duration']} µs {entry['command']!r:.80}" for entry in slow]
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     names = [name for name, _ in scenarios.scenarios(scenarios.Plan.full())]
@@ -97,9 +139,16 @@ def main(argv: list[str] | None = None) -> int:
                          str(pid), "--format", "raw", "--nolineno", "--rate", "200", "--duration",
                          str(int(args.seconds + 4)), "--output", str(out / f"{name}.txt")],
                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                before = _switches(targets)
+                _redis_reset(redis_server.url)
                 result: Any = run(scenario(system, plan))
                 print(f"{args.scenario}: " + ", ".join(
                     f"{k} {v:.4g}" for k, v in result.metrics.items()))
+                print("\n".join(_redis_report(redis_server.url)))
+                after = _switches(targets)
+                for name in targets:
+                    print(f"{name}: context switches (voluntary, involuntary) "
+                          f"{after[name][0] - before[name][0]}, {after[name][1] - before[name][1]}")
             finally:
                 for spy in spies.values():
                     try:

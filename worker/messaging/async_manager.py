@@ -117,7 +117,7 @@ class AsyncSioctlRedisManager(RecoveryMixin, SioctlManagerBase, AsyncPubSubManag
         return OWNER_REFRESH
 
     async def _handle_emit(self, message: dict[str, Any]) -> Any:
-        if self._emitted_here(message):
+        if self._emitted_here(message) or self._nobody_here(message):
             return None
         return await self._library_handle_emit(message)
 

@@ -223,6 +223,16 @@ class SioctlManagerBase:
         namespace, target = envelope.namespace_of(data), envelope.target_of(data)
         return namespace, target, target is not None and self.is_connected(target, namespace)
 
+    def _nobody_here(self, message: dict[str, Any]) -> bool:
+        """Whether ``message`` is this worker's own emit to one socket or room that has no
+        participant here. python-socketio's ``emit()`` hands every emit to ``_handle_emit``
+        before publishing it, and that encodes the packet before it finds nobody to send it
+        to: for an emit to a socket of another worker, a JSON encode for nothing (7 % of the
+        sending worker's CPU in the targeted benchmark)."""
+        room = message.get("room")
+        return (isinstance(room, str) and message.get("host_id") == self.host_id
+                and room not in self.rooms.get(message.get("namespace") or "/", {}))
+
     def _holds(self, sid: str, namespace: str) -> bool:
         """Whether socket ``sid`` is connected, or connecting, here."""
         return self.is_connected(sid, namespace) or self.is_pre_connected(sid, namespace)

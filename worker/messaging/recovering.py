@@ -52,6 +52,8 @@ class RecoveryMixin:
 
         def _incoming(self, channel: str, raw: Any) -> dict[str, Any] | None: ...
 
+        def _nobody_here(self, message: dict[str, Any]) -> bool: ...
+
         def get_rooms(self, sid: str, namespace: str) -> list[Any]: ...
 
         def eio_sid_from_sid(self, sid: str, namespace: str) -> str | None: ...
@@ -127,7 +129,7 @@ class RecoveryMixin:
                 and recovery.eligible(message))
 
     def _handle_emit(self, message: dict[str, Any]) -> Any:
-        if self._emitted_here(message):
+        if self._emitted_here(message) or self._nobody_here(message):
             return None
         return self._library_handle_emit(message)
 
