@@ -190,14 +190,16 @@ class TimedProtocol(eventlet.wsgi.HttpProtocol):
         websocket lasts; drop the parsed request head and the websocket's unused deque.
 
         The websocket reads and writes the socket itself, and eventlet.wsgi reads no further
-        request on the connection once a websocket has handled it. Closing a file leaves the
-        socket open (the handler's ``finish`` closes it, as before); an error path that would
-        still write a 500 onto the upgraded connection now fails instead, which ends it the
-        way eventlet ends a broken connection.
+        request on the connection once a websocket has handled it. The buffers are detached,
+        not closed: the unbuffered socket files stay (the handler's ``finish`` closes them, as
+        before), and with them the socket's file references. Closing them here let the
+        websocket's own ``close`` close the descriptor under its reader, which then waited on
+        a descriptor nothing would wake, and a drain waited for that connection until the
+        graceful timeout killed the worker (test_sighup_replaces_workers_one_slot_at_a_time).
         """
-        for stream in (self.rfile, self.wfile):
+        for name in ("rfile", "wfile"):
             try:
-                stream.close()
+                setattr(self, name, getattr(self, name).detach())
             except (OSError, ValueError):  # a write buffer that could not be flushed
                 pass
         # The parsed request head (an email.message with its header list, ~1.3 KiB): the

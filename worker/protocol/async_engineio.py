@@ -38,7 +38,7 @@ from .engineio_server import (
     request_problem,
 )
 from .session_queue import SessionQueue
-from .shared_writes import AsyncDirectWrites
+from .shared_writes import AsyncDirectWrites, AsyncSharedWrites
 
 # asyncio.timeout (Python 3.11+); on 3.10 poll() is python-engineio's.
 _timeout: Any = getattr(asyncio, "timeout", None)
@@ -48,42 +48,11 @@ _timeout: Any = getattr(asyncio, "timeout", None)
 _TRANSLATED: ContextVar[dict[str, Any] | None] = ContextVar("sioctl_translated", default=None)
 
 
-class AsyncConformantSocket(SessionRulesMixin, AsyncSocket):
+class AsyncConformantSocket(AsyncSharedWrites, SessionRulesMixin, AsyncSocket):
     """An asyncio Engine.IO session that enforces the transport rules of the specification."""
 
     last_ping: float | None
     _ping_handle: Any = None  # the loop timer of the next ping
-    # The websocket being served while shared frames can go straight to its transport
-    # (uvicorn's websockets-sansio protocol, no compression); None otherwise.
-    _sioctl_direct: Any = None
-    # Whether python-engineio's writer is in the middle of a write on the websocket.
-    _sioctl_writing = False
-
-    def write_shared_now(self, pkt: packet.Packet) -> bool:
-        """Send ``pkt``, one packet of a fan-out (the same object for every recipient),
-        without awaiting: its websocket frame, encoded once (``ws_frame.shared_frame``),
-        written to the transport when the session can take it now (``ws_frame.
-        can_write_now``), else the packet queued for python-engineio's writer or long-poll as
-        ``send`` queues it. False (nothing done: the caller awaits python-socketio's
-        ``_send_eio_packet``) for a session that is closing or past its ping timeout, whose
-        ``send`` closes it or says so."""
-        if self.closed or self.closing:
-            return False
-        last_ping = self.last_ping
-        if last_ping and time.time() - last_ping > self.server.ping_timeout:
-            return False
-        direct = self._sioctl_direct
-        frame = ws_frame.shared_frame(pkt) if direct is not None and direct.can_write_now() \
-            else None
-        if frame is not None:
-            direct.write(frame)
-        else:
-            self.queue.put_nowait(pkt)
-        logger = self.server.logger
-        if logger.isEnabledFor(20):  # INFO, as python-engineio's send logs it
-            logger.info("%s: Sending packet MESSAGE (fan-out)", self.sid)
-        return True
-
     async def wait_for_upgrade(self) -> None:
         """If an upgrade is under way, wait (at most UPGRADE_POLL_WAIT) for it to end."""
         event = self._upgrade_settled
@@ -452,4 +421,3 @@ def _refusing_websockets(make_response: Any) -> Any:
         return None
 
     return refuse
-

@@ -18,7 +18,10 @@ websocket implementation: those sessions keep python-engineio's queue and writer
 
 from __future__ import annotations
 
+import time
 from typing import Any
+
+from engineio import packet
 
 from .core import ws_frame
 
@@ -137,3 +140,44 @@ def sansio_protocol(ws: Any) -> Any:
             not hasattr(protocol, "writable") or not hasattr(protocol, "close_sent"):
         return None
     return protocol
+
+
+class AsyncSharedWrites:
+    """The asyncio session's half of a fan-out (mixed into ``AsyncConformantSocket``)."""
+
+    closed: bool
+    closing: bool
+    last_ping: float | None
+    server: Any
+    queue: Any
+    sid: str
+    # The websocket being served while shared frames can go straight to its transport
+    # (uvicorn's websockets-sansio protocol, no compression); None otherwise.
+    _sioctl_direct: Any = None
+    # Whether python-engineio's writer is in the middle of a write on the websocket.
+    _sioctl_writing = False
+
+    def write_shared_now(self, pkt: packet.Packet) -> bool:
+        """Send ``pkt``, one packet of a fan-out (the same object for every recipient),
+        without awaiting: its websocket frame, encoded once (``ws_frame.shared_frame``),
+        written to the transport when the session can take it now (``ws_frame.
+        can_write_now``), else the packet queued for python-engineio's writer or long-poll as
+        ``send`` queues it. False (nothing done: the caller awaits python-socketio's
+        ``_send_eio_packet``) for a session that is closing or past its ping timeout, whose
+        ``send`` closes it or says so."""
+        if self.closed or self.closing:
+            return False
+        last_ping = self.last_ping
+        if last_ping and time.time() - last_ping > self.server.ping_timeout:
+            return False
+        direct = self._sioctl_direct
+        frame = ws_frame.shared_frame(pkt) if direct is not None and direct.can_write_now() \
+            else None
+        if frame is not None:
+            direct.write(frame)
+        else:
+            self.queue.put_nowait(pkt)
+        logger = self.server.logger
+        if logger.isEnabledFor(20):  # INFO, as python-engineio's send logs it
+            logger.info("%s: Sending packet MESSAGE (fan-out)", self.sid)
+        return True
