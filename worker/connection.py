@@ -190,16 +190,20 @@ class TimedProtocol(eventlet.wsgi.HttpProtocol):
         websocket lasts; drop the parsed request head and the websocket's unused deque.
 
         The websocket reads and writes the socket itself, and eventlet.wsgi reads no further
-        request on the connection once a websocket has handled it. The buffers are detached,
-        not closed: the unbuffered socket files stay (the handler's ``finish`` closes them, as
-        before), and with them the socket's file references. Closing them here let the
-        websocket's own ``close`` close the descriptor under its reader, which then waited on
-        a descriptor nothing would wake, and a drain waited for that connection until the
-        graceful timeout killed the worker (test_sighup_replaces_workers_one_slot_at_a_time).
+        request on the connection once a websocket has handled it. Each buffered file is
+        replaced by an unbuffered one on the same socket before it is closed, so the socket
+        keeps as many file references as before (the handler's ``finish`` closes them, as
+        before). Closing the files alone let the websocket's own ``close`` close the
+        descriptor under its reader, which then waited on a descriptor nothing would wake, and
+        a drain waited for that connection until the graceful timeout killed the worker
+        (test_sighup_replaces_workers_one_slot_at_a_time); detaching them kept the buffers,
+        which the environ's ``wsgi.input`` still holds.
         """
-        for name in ("rfile", "wfile"):
+        for name, mode in (("rfile", "rb"), ("wfile", "wb")):
+            stream = getattr(self, name)
+            setattr(self, name, self.connection.makefile(mode, 0))
             try:
-                setattr(self, name, getattr(self, name).detach())
+                stream.close()
             except (OSError, ValueError):  # a write buffer that could not be flushed
                 pass
         # The parsed request head (an email.message with its header list, ~1.3 KiB): the

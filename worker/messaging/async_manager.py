@@ -28,7 +28,7 @@ from sioctl.worker.redis_clients import new_asyncio
 from sioctl.worker.redis_cluster import TOPOLOGY_EVERY, async_describe
 
 from . import routing
-from .async_publisher import AsyncPublisher, aclose
+from .async_publisher import AsyncPublisher, aclose, stop_tasks
 from .async_queries import AsyncQueries
 from .async_readers import AsyncListener, AsyncRecoveryReader, AsyncStreamListener
 from .base import OWNER_REFRESH, OWNER_TTL, SioctlManagerBase, client_options
@@ -135,9 +135,7 @@ class AsyncSioctlRedisManager(RecoveryMixin, SioctlManagerBase, AsyncPubSubManag
         """Stop the tasks and close every connection (a worker's shutdown). What is still
         queued is not sent."""
         tasks = [t for t in (*self._tasks, getattr(self.publisher, "task", None)) if t]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await stop_tasks(tasks, self._get_logger())
         if isinstance(self.publisher, AsyncPublisher):
             await self.publisher.close()
         if self.listener is not None:
