@@ -16,11 +16,15 @@ from typing import Any
 import pytest
 
 from sioctl.cli.status import topology_line
+from sioctl.worker.gateway.external import ExternalGateway
+from sioctl.worker.gateway.plugin import NAMESPACE
 from sioctl.worker.gateway.wire import (
+    BROADCAST,
     DENY,
     EXCHANGE,
     RE_CONNECT_AND_UPDATES,
     RE_CONNECT_UPDATED,
+    RESPONSE_MESSAGE,
     SEND_TO_OTHERS,
 )
 from tests.support.clients import ips_for_slot, make_client, wait_until, whoami
@@ -28,6 +32,7 @@ from tests.support.cluster import ENGINES, MESSAGING_APPS
 from tests.support.gateway import APP_DIR as GW_APP_DIR
 from tests.support.gateway import (
     CENTRAL_KEY,
+    SIG_APP,
     SLOT0,
     SLOT1,
     TIMEOUT,
@@ -197,6 +202,26 @@ def test_the_gateway_on_a_cluster(
     assert action_of(updated) == RE_CONNECT_UPDATED
     assert_success(sender.request(SEND_TO_OTHERS, target=old_user, payload="after"), old_user)
     assert again.expect(EXCHANGE)["data"]["payload"] == "after"
+
+    # A backend's ExternalGateway (a cron job, a web backend) reaches them through the cluster:
+    # its emits are SPUBLISHed on the shard the workers SSUBSCRIBE.
+    external = ExternalGateway(redis_cluster.url)
+    assert external.send(old_user, {"invoice": 7}, app=SIG_APP, user_id="billing")
+    message = again.expect(EXCHANGE)
+    assert message["data"]["payload"] == {"invoice": 7}
+    assert message["meta"]["client"] == "external" and message["meta"]["userId"] == "billing"
+    assert not external.send("nobody-online", {}, app=SIG_APP)
+    external.broadcast(SIG_APP, "maintenance at noon")
+    for peer in (sender, again):
+        assert peer.expect(BROADCAST)["data"]["payload"] == "maintenance at noon"
+    # Its plain emit, to a socket id and to everyone in a namespace.
+    note = {"meta": {"target": again.sid}, "data": {"action": "note", "payload": "to one"}}
+    external.emit(RESPONSE_MESSAGE, note, to=again.sid, namespace=NAMESPACE)
+    assert again.expect("note")["data"]["payload"] == "to one"
+    external.emit(RESPONSE_MESSAGE, {**note, "data": {"action": "note", "payload": "to all"}},
+                  namespace=NAMESPACE)
+    for peer in (sender, again):
+        assert peer.expect("note")["data"]["payload"] == "to all"
 
 
 @pytest.mark.parametrize("engine", ENGINES)
