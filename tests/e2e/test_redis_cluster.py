@@ -9,6 +9,7 @@ test_framework_async_redis.py, its ``cluster`` parameter)."""
 from __future__ import annotations
 
 import os
+import queue
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -304,3 +305,22 @@ def _served_elsewhere(group: RedisClusterGroup, slot: int, dead: int, ask: int) 
             group.client(ask).cluster("info")["cluster_state"] == "ok"
     except Exception:
         return False
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_external_emits_reach_recovering_workers_on_a_cluster(
+    redis_cluster: RedisClusterGroup, start_cluster: Any, connect: Any, engine: str
+) -> None:
+    """With connection state recovery the workers' channel is ``{socketio}`` (one slot with
+    the session records): ``ExternalGateway.emit`` reaches them there too, once."""
+    cluster = start_cluster(MESSAGING_APPS[engine], workers=1, redis_url=redis_cluster.url,
+                            extra_args=["--connection-state-recovery", "30"])
+    client = connect(cluster.url, "127.0.0.2", ("websocket",))
+    assert whoami(client)["own_channel"].startswith("{socketio}:w:")
+    news = client.record("news")
+    external = ExternalGateway(redis_cluster.url)
+    external.emit("news", "to one", to=client.get_sid("/"))
+    external.emit("news", "to all")
+    assert [news.get(timeout=TIMEOUT), news.get(timeout=TIMEOUT)] == ["to one", "to all"]
+    with pytest.raises(queue.Empty):
+        news.get(timeout=1.0)

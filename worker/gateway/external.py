@@ -18,7 +18,7 @@ import socketio
 
 from sioctl.cluster.redis_urls import is_cluster, redis_py_url
 from sioctl.worker.redis_clients import new_blocking
-from sioctl.worker.redis_cluster import registry_prefix
+from sioctl.worker.redis_cluster import registry_prefix, tagged
 
 from . import wire
 from .plugin import NAMESPACE, broadcast_rooms
@@ -29,17 +29,26 @@ class ClusterEmitter(socketio.PubSubManager):
     """python-socketio's write-only emitter for a Redis Cluster: the messages its
     ``RedisManager`` writes (``PubSubManager.emit`` builds them, JSON-encoded as there), sent
     with SPUBLISH through redis-py's ``RedisCluster``, which routes the channel to the master
-    of its slot, where the workers SSUBSCRIBE it."""
+    of its slot, where the workers SSUBSCRIBE it.
+
+    Workers with connection state recovery (or the streams transport) on a cluster listen on
+    the hash-tagged channel (``{socketio}``, ``SioctlManagerBase._one_slot``) instead, which
+    nothing outside them can know: each message goes to both channels, and a worker listens
+    on one of them, so it is delivered once (SPUBLISH to a channel nobody hears costs one
+    round trip and is dropped)."""
 
     name = "rediscluster"
 
     def __init__(self, url: str, channel: str = "socketio") -> None:
         super().__init__(channel=channel, write_only=True)
         self.redis = new_blocking(url, channel)
+        self.channels = list(dict.fromkeys([channel, tagged(channel)]))
 
-    def _publish(self, data: Any) -> Any:
-        # The workers' listener decodes JSON (envelope.decode), as python-socketio's does.
-        return self.redis.spublish(self.channel, self.json.dumps(data))
+    def _publish(self, data: Any) -> int:
+        """SPUBLISH ``data`` (JSON, which the workers' listener decodes: envelope.decode);
+        returns how many subscribers received it."""
+        raw = self.json.dumps(data)
+        return sum(int(self.redis.spublish(channel, raw)) for channel in self.channels)
 
 
 class ExternalGateway:
