@@ -31,11 +31,11 @@ class ClusterEmitter(socketio.PubSubManager):
     with SPUBLISH through redis-py's ``RedisCluster``, which routes the channel to the master
     of its slot, where the workers SSUBSCRIBE it.
 
-    Workers with connection state recovery (or the streams transport) on a cluster listen on
-    the hash-tagged channel (``{socketio}``, ``SioctlManagerBase._one_slot``) instead, which
-    nothing outside them can know: each message goes to both channels, and a worker listens
-    on one of them, so it is delivered once (SPUBLISH to a channel nobody hears costs one
-    round trip and is dropped)."""
+    Workers with connection state recovery on a cluster listen on the hash-tagged channel
+    (``{socketio}``, ``SioctlManagerBase._one_slot``) instead, which nothing outside them can
+    know: each message goes to both channels, and a worker listens on one of them, so it is
+    delivered once (SPUBLISH to a channel nobody hears costs one round trip and is
+    dropped)."""
 
     name = "rediscluster"
 
