@@ -242,8 +242,9 @@ HOOKS: tuple[Hook, ...] = (
     Hook(f"{MANAGER}.eio_to_sid", ATTRIBUTE, None, (MEMORY,)),
     Hook(f"{MANAGER}.callbacks", ATTRIBUTE, None, (MEMORY,)),
     Hook(f"{MANAGER}.pending_disconnect", ATTRIBUTE, None, (MEMORY,)),
-    Hook(f"{MANAGER}._publish", OVERRIDE, ("data",), (MESSAGING,),
-         "every message to other workers goes through it"),
+    Hook(f"{MANAGER}._publish", OVERRIDE, ("data",), (MESSAGING, "worker/gateway/external.py"),
+         "every message to other workers goes through it (ExternalGateway's cluster emitter "
+         "SPUBLISHes it)"),
     Hook(f"{MANAGER}._publish", LAYOUT, None, (MESSAGING,),
          "its messages: emit carries room and namespace; disconnect, enter_room and "
          "leave_room carry sid; callback carries host_id; all carry method and host_id"),

@@ -9,6 +9,7 @@ test_framework_async_redis.py, its ``cluster`` parameter)."""
 from __future__ import annotations
 
 import os
+import queue
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,11 +17,15 @@ from typing import Any
 import pytest
 
 from sioctl.cli.status import topology_line
+from sioctl.worker.gateway.external import ExternalGateway
+from sioctl.worker.gateway.plugin import NAMESPACE
 from sioctl.worker.gateway.wire import (
+    BROADCAST,
     DENY,
     EXCHANGE,
     RE_CONNECT_AND_UPDATES,
     RE_CONNECT_UPDATED,
+    RESPONSE_MESSAGE,
     SEND_TO_OTHERS,
 )
 from tests.support.clients import ips_for_slot, make_client, wait_until, whoami
@@ -28,6 +33,7 @@ from tests.support.cluster import ENGINES, MESSAGING_APPS
 from tests.support.gateway import APP_DIR as GW_APP_DIR
 from tests.support.gateway import (
     CENTRAL_KEY,
+    SIG_APP,
     SLOT0,
     SLOT1,
     TIMEOUT,
@@ -198,6 +204,26 @@ def test_the_gateway_on_a_cluster(
     assert_success(sender.request(SEND_TO_OTHERS, target=old_user, payload="after"), old_user)
     assert again.expect(EXCHANGE)["data"]["payload"] == "after"
 
+    # A backend's ExternalGateway (a cron job, a web backend) reaches them through the cluster:
+    # its emits are SPUBLISHed on the shard the workers SSUBSCRIBE.
+    external = ExternalGateway(redis_cluster.url)
+    assert external.send(old_user, {"invoice": 7}, app=SIG_APP, user_id="billing")
+    message = again.expect(EXCHANGE)
+    assert message["data"]["payload"] == {"invoice": 7}
+    assert message["meta"]["client"] == "external" and message["meta"]["userId"] == "billing"
+    assert not external.send("nobody-online", {}, app=SIG_APP)
+    external.broadcast(SIG_APP, "maintenance at noon")
+    for peer in (sender, again):
+        assert peer.expect(BROADCAST)["data"]["payload"] == "maintenance at noon"
+    # Its plain emit, to a socket id and to everyone in a namespace.
+    note = {"meta": {"target": again.sid}, "data": {"action": "note", "payload": "to one"}}
+    external.emit(RESPONSE_MESSAGE, note, to=again.sid, namespace=NAMESPACE)
+    assert again.expect("note")["data"]["payload"] == "to one"
+    external.emit(RESPONSE_MESSAGE, {**note, "data": {"action": "note", "payload": "to all"}},
+                  namespace=NAMESPACE)
+    for peer in (sender, again):
+        assert peer.expect("note")["data"]["payload"] == "to all"
+
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_the_streams_transport_on_a_cluster(
@@ -279,3 +305,22 @@ def _served_elsewhere(group: RedisClusterGroup, slot: int, dead: int, ask: int) 
             group.client(ask).cluster("info")["cluster_state"] == "ok"
     except Exception:
         return False
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_external_emits_reach_recovering_workers_on_a_cluster(
+    redis_cluster: RedisClusterGroup, start_cluster: Any, connect: Any, engine: str
+) -> None:
+    """With connection state recovery the workers' channel is ``{socketio}`` (one slot with
+    the session records): ``ExternalGateway.emit`` reaches them there too, once."""
+    cluster = start_cluster(MESSAGING_APPS[engine], workers=1, redis_url=redis_cluster.url,
+                            extra_args=["--connection-state-recovery", "30"])
+    client = connect(cluster.url, "127.0.0.2", ("websocket",))
+    assert whoami(client)["own_channel"].startswith("{socketio}:w:")
+    news = client.record("news")
+    external = ExternalGateway(redis_cluster.url)
+    external.emit("news", "to one", to=client.get_sid("/"))
+    external.emit("news", "to all")
+    assert [news.get(timeout=TIMEOUT), news.get(timeout=TIMEOUT)] == ["to one", "to all"]
+    with pytest.raises(queue.Empty):
+        news.get(timeout=1.0)
