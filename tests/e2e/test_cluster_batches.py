@@ -1,7 +1,8 @@
 """The publisher's per-node pipelines on a real 3-master Redis Cluster
 (worker/messaging/cluster_batches.py): answers in the batch's order, a channel's messages in
 order, and a batch sent with a stale slot map (the channel's slot resharded away) answered
-MOVED by the old node and sent again to the new one, on both engines."""
+MOVED by the old node and sent again to the new one; a batch whose node died (its replica
+promoted) sent again to the new master; on both engines."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from tests.support.redis_cluster import RedisClusterGroup
 
 READ_TIMEOUT = 10.0
 MOVE_TIMEOUT = 20.0
+FAILOVER_TIMEOUT = 30.0
 
 
 @pytest.fixture
@@ -48,6 +50,17 @@ class Listener:
         while len(got) < count and time.monotonic() < deadline:
             message = self.pubsub.get_message(timeout=0.2)
             if message is not None and message["type"] == "smessage":
+                got.append(message["data"])
+        return got
+
+    def read_tag(self, tag: str, count: int) -> list[bytes]:
+        """The next ``count`` messages of ``tag`` (earlier tags' skipped)."""
+        got: list[bytes] = []
+        deadline = time.monotonic() + READ_TIMEOUT
+        while len(got) < count and time.monotonic() < deadline:
+            message = self.pubsub.get_message(timeout=0.2)
+            if message is not None and message["type"] == "smessage" and \
+                    message["data"].startswith(f"{tag}-".encode()):
                 got.append(message["data"])
         return got
 
@@ -129,3 +142,101 @@ def test_asyncio_batches_follow_a_resharded_slot(group: RedisClusterGroup) -> No
         asyncio.run(run())
     finally:
         listener.close()
+
+
+def _fail_over(group: RedisClusterGroup, channel: str) -> None:
+    """SIGKILL the master serving ``channel``; return once a replica serves its slot."""
+    slot = group.keyslot(channel)
+    dead = group.port_of_slot(slot)
+    alive = next(p for p in group.ports if p != dead)
+    group.kill(dead)
+
+    def promoted() -> bool:
+        try:
+            return group.port_of_slot(slot, ask=alive) != dead and \
+                group.client(alive).cluster("info")["cluster_state"] == "ok"
+        except Exception:
+            return False
+
+    wait_until(promoted, FAILOVER_TIMEOUT, what="a replica promoted for the dead master")
+    group.ports.remove(dead)  # the listener and port_of_slot ask the living nodes
+
+
+def _sent_once(send: Any, channel: str) -> tuple[str, list[tuple[Any, ...]], list[Any]]:
+    """A batch that went through (the first tries may find redis-py's map still stale)."""
+    tries = iter(range(1_000))
+    outcome: list[Any] = []
+
+    def attempt() -> bool:
+        tag = f"failover{next(tries)}"
+        batch = _batch(channel, "quiet", tag, 20)
+        try:
+            outcome[:] = [tag, batch, send(batch)]
+        except (redis.ConnectionError, redis.TimeoutError, redis.ClusterError,
+                redis.exceptions.SlotNotCoveredError):
+            return False
+        return True
+
+    wait_until(attempt, FAILOVER_TIMEOUT, what="a batch sent after the failover")
+    return outcome[0], outcome[1], outcome[2]
+
+
+@pytest.fixture
+def replicated(tmp_path: Path) -> Iterator[RedisClusterGroup]:
+    cluster = RedisClusterGroup(tmp_path / "redis-cluster", replicas=1)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def _check_tag(batch: list[tuple[Any, ...]], answers: list[Any], listener: Listener,
+               tag: str) -> None:
+    assert list(answers) == [True if a[0] == "set" else 0 if a[1] == "quiet" else 1
+                             for a in batch]
+    assert listener.read_tag(tag, 20) == [f"{tag}-{i}".encode() for i in range(20)]
+
+
+def test_blocking_batches_follow_a_failover(replicated: RedisClusterGroup) -> None:
+    channel = "socketio:w:blocking"
+    cluster = redis.RedisCluster(host="127.0.0.1", port=replicated.ports[0])
+    sender = ClusterBatches(cluster)
+    try:
+        sender.send(_batch(channel, "quiet", "before", 20))  # the sender knows the old master
+        _fail_over(replicated, channel)
+        listener = Listener(replicated, channel)
+        try:
+            tag, batch, answers = _sent_once(sender.send, channel)
+            # The dead master's connection failed: sent again through the cluster client.
+            _check_tag(batch, answers, listener, tag)
+        finally:
+            listener.close()
+    finally:
+        cluster.close()
+
+
+def test_asyncio_batches_follow_a_failover(replicated: RedisClusterGroup) -> None:
+    channel = "socketio:w:asyncio"
+
+    async def run() -> None:
+        cluster = redis.asyncio.RedisCluster(host="127.0.0.1", port=replicated.ports[0])
+        sender = AsyncClusterBatches(cluster)
+        loop = asyncio.get_running_loop()
+        try:
+            await sender.send(_batch(channel, "quiet", "before", 20))
+            await loop.run_in_executor(None, _fail_over, replicated, channel)
+            listener = Listener(replicated, channel)
+            try:
+                def send(batch: list[tuple[Any, ...]]) -> list[Any]:
+                    return asyncio.run_coroutine_threadsafe(sender.send(batch), loop).result()
+
+                tag, batch, answers = await loop.run_in_executor(None, _sent_once, send,
+                                                                 channel)
+                _check_tag(batch, answers, listener, tag)
+            finally:
+                listener.close()
+        finally:
+            await sender.aclose()
+            await cluster.aclose()
+
+    asyncio.run(run())
