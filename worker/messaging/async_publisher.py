@@ -11,6 +11,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sioctl.worker.redis_cluster import is_cluster_client
+
+from .cluster_batches import AsyncClusterBatches
 from .outbox import LISTENING_POLL, RESUBSCRIBE_WAIT, SETTLE, Outbox
 
 
@@ -42,6 +45,8 @@ class AsyncPublisher(Outbox):
         self._listening = listening
         self._reconnected = reconnected
         self._client: Any = None
+        # On a Redis Cluster: the per-node pipelines of .cluster_batches (None on one Redis).
+        self._cluster: AsyncClusterBatches | None = None
         self.task: Any = None
 
     def _wake_sender(self) -> None:
@@ -62,9 +67,15 @@ class AsyncPublisher(Outbox):
                 if self._client is None:
                     self._client = self._connect()
                     await self._client.ping()
+                    if is_cluster_client(self._client):
+                        self._cluster = AsyncClusterBatches(self._client)
                     if self.back_after_outage():
                         await self._after_outage()
                 batch = self.next_batch()
+                if self._cluster is not None:
+                    # Raises when part of it failed; the batch stays queued, sent again.
+                    self.sent(batch, await self._cluster.send(batch))
+                    continue
                 pipe = self._client.pipeline(transaction=False)
                 for args in batch:
                     pipe.execute_command(*args)
@@ -87,6 +98,9 @@ class AsyncPublisher(Outbox):
     async def close(self) -> None:
         """Close the connection (the next batch opens a new one)."""
         client, self._client = self._client, None
+        cluster, self._cluster = self._cluster, None
+        if cluster is not None:
+            await cluster.aclose()
         await aclose(client)
 
 

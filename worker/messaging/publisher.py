@@ -10,6 +10,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from sioctl.worker.redis_cluster import is_cluster_client
+
+from .cluster_batches import ClusterBatches
 from .outbox import (  # noqa: F401  (GUARDED_XADD, stream_key: imported from here too)
     GUARDED_XADD,
     LISTENING_POLL,
@@ -54,6 +57,8 @@ class Publisher(Outbox):
         self._spawn = spawn
         self._sleep = sleep
         self._client: Any = None
+        # On a Redis Cluster: the per-node pipelines of .cluster_batches (None on one Redis).
+        self._cluster: ClusterBatches | None = None
         self._started = False
 
     def _wake_sender(self) -> None:
@@ -75,9 +80,15 @@ class Publisher(Outbox):
                 if self._client is None:
                     self._client = self._connect()
                     self._client.ping()
+                    if is_cluster_client(self._client):
+                        self._cluster = ClusterBatches(self._client)
                     if self.back_after_outage():
                         self._after_outage()
                 batch = self.next_batch()
+                if self._cluster is not None:
+                    # Raises when part of it failed; the batch stays queued, sent again.
+                    self.sent(batch, self._cluster.send(batch))
+                    continue
                 pipe = self._client.pipeline(transaction=False)
                 for args in batch:
                     pipe.execute_command(*args)
@@ -99,6 +110,7 @@ class Publisher(Outbox):
 
     def _drop_client(self) -> None:
         client, self._client = self._client, None
+        self._cluster = None
         if client is not None:
             try:
                 client.close()
