@@ -67,6 +67,8 @@ from .library_contract_asyncio import ASYNCIO_HOOKS, UVICORN_WS
 
 # The shells of the broadcast write path (shared frames written straight to a websocket).
 SHARED_WRITES = "worker/protocol/shared_writes.py"
+# The manager's local delivery with the per-recipient work of a fan-out done once.
+FANOUT = "worker/messaging/fanout.py"
 
 HOOKS: tuple[Hook, ...] = (
     # ------------------------------------------------------------ python-engineio: the server
@@ -194,9 +196,21 @@ HOOKS: tuple[Hook, ...] = (
     Hook(f"{SIO}._send_packet", OVERRIDE, ("eio_sid", "pkt"), (P_SIOV4, P_RECOVERY),
          "recovery: the CONNECT answer's data is python-socketio's {'sid': sid}"),
     Hook(f"{SIO}._send_packet", CALL, ("eio_sid", "pkt"), (P_SOCKETIO, FRAMEWORK)),
-    Hook(f"{SIO}._send_eio_packet", OVERRIDE, ("eio_sid", "eio_pkt"), (P_SOCKETIO,),
+    Hook(f"{SIO}._send_eio_packet", OVERRIDE, ("eio_sid", "eio_pkt"), (P_SOCKETIO, FANOUT),
          "the manager's emit without a callback hands every recipient the same "
-         "engineio.packet.Packet object through it (the shared frame is kept on that object)"),
+         "engineio.packet.Packet object through it (the shared frame is kept on that object); "
+         "the fan-out calls it for a session that has no write_frame, or a closed one"),
+    Hook("socketio.manager:Manager.emit", OVERRIDE,
+         ("event", "data", "namespace", "room", "skip_sid", "callback", "to", "**kwargs"),
+         (FANOUT,), "PubSubManager's local delivery calls it (super().emit in _handle_emit); "
+         "FanoutMixin sits between the two in the manager's bases"),
+    Hook("socketio.manager:Manager.emit", COPY,
+         ("event", "data", "namespace", "room", "skip_sid", "callback", "to", "**kwargs"),
+         (FANOUT,), "FanoutMixin.emit repeats it up to the packets (data as a list, skip_sid "
+         "as a list, one EVENT packet encoded once, one engineio Packet per part); the "
+         "per-recipient send differs"),
+    Hook("socketio.manager:Manager.get_participants", CALL, ("namespace", "room"), (FANOUT,),
+         "(sid, eio_sid) of every recipient"),
     Hook(f"{SIO}._handle_connect", OVERRIDE, ("eio_sid", "namespace", "data"),
          (P_SOCKETIO, P_SIOV4, FRAMEWORK, P_RECOVERY),
          "the socket's id is asked of eio.generate_id() within it (sio_v4 names v2 sockets)"),
@@ -284,6 +298,9 @@ HOOKS: tuple[Hook, ...] = (
     Hook(f"{MANAGER}.server", ATTRIBUTE, None, (MESSAGING, "worker/messaging/queries.py"),
          "the socketio.Server, set by set_server"),
     # ------------------------------------------------------------ eventlet
+    Hook("eventlet.queue:LightQueue.queue", ATTRIBUTE, None, (SHARED_WRITES,),
+         "the deque of a session queue's items (set by _init): its length is qsize(), read "
+         "once per recipient of a fan-out without the calls through the queue wrappers"),
     Hook("eventlet.websocket:RFC6455WebSocket._sendlock", ATTRIBUTE, None, (SHARED_WRITES,),
          "the semaphore every write of a frame holds (send, and the pongs and close frames "
          "the reader writes): a shared frame is written directly only while it is free, and "

@@ -16,6 +16,7 @@ from redis.sentinel import MasterNotFoundError
 
 from sioctl.cluster.settings import MASK, mask_url
 from sioctl.worker.errors import BootError
+from sioctl.worker.messaging.fanout import FanoutManager
 from sioctl.worker.messaging.manager import SioctlRedisManager
 from sioctl.worker.redis_clients import MAX_CONNECTIONS, new_blocking
 
@@ -82,6 +83,10 @@ def install_manager(
         description = f"Redis at {mask_url(redis_url)}, channel {redis_channel!r}, {transport}"
         if recovery_window > 0:
             description += f", connection state recovery {recovery_window:g}s"
+    if type(server.manager) is socketio.Manager:
+        # The in-memory manager, with the local delivery of sioctl's (the per-recipient work
+        # of a fan-out done once).
+        server.manager.__class__ = FanoutManager
     if recovery_window > 0 and not isinstance(server.manager, SioctlRedisManager):
         logger.warning("connection state recovery is off: it needs sioctl's Redis manager "
                        "(--redis, or more than one worker), not the %s", description)

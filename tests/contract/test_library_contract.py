@@ -46,6 +46,8 @@ DOCUMENTED = {
 
 OWN_NAMES: dict[str, str] = {
     "_send": "Gateway._send (worker/gateway/plugin.py), not RFC6455WebSocket._send",
+    "_init": "egg_names._init (worker/framework/egg_names.py), not eventlet's LightQueue._init",
+    "_put": "form._put (worker/gateway/form.py), not eventlet's LightQueue._put",
 }
 
 

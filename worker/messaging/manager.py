@@ -32,6 +32,7 @@ from sioctl.worker.redis_cluster import TOPOLOGY_EVERY, describe
 
 from . import routing
 from .base import OWNER_REFRESH, OWNER_TTL, SioctlManagerBase, client_options
+from .fanout import FanoutMixin
 from .listener import Listener
 from .publisher import Publisher
 from .queries import Queries, QueryTimeout
@@ -42,7 +43,8 @@ from .streams import RecoveryReader, StreamListener
 __all__ = ["OWNER_TTL", "QueryTimeout", "SioctlRedisManager"]
 
 
-class SioctlRedisManager(RecoveryMixin, SioctlManagerBase, socketio.PubSubManager):
+class SioctlRedisManager(RecoveryMixin, SioctlManagerBase, socketio.PubSubManager,
+                         FanoutMixin):
     """A Redis client manager for sioctl workers (see the module docstring)."""
 
     name = "sioctl-redis"

@@ -39,6 +39,11 @@ class AsyncEio3Session(Eio3SessionBase, AsyncConformantSocket):
         caller)."""
         return False
 
+    def write_frame_now(self, pkt: packet.Packet, frame: bytes | None, now: float,
+                        log: bool) -> bool:
+        """As ``write_shared_now``: the v4 ``frame`` is not for this session."""
+        return False
+
     async def receive(self, pkt: packet.Packet) -> None:
         self.heard_from_client()
         answer = eio3_rules.answer_to(pkt)

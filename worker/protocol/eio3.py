@@ -75,6 +75,11 @@ class Eio3Session(Eio3SessionBase, ConformantSocket):
         """A fan-out's packet: framed the v3 way, by this session (``send``)."""
         self.send(pkt)
 
+    def write_frame(self, pkt: packet.Packet, frame: bytes | None, now: float,
+                    log: bool) -> None:
+        """A fan-out's packet (the v4 ``frame`` is not for this session): as ``send``."""
+        self.send(pkt)
+
     def receive(self, pkt: packet.Packet) -> None:
         self.heard_from_client()
         answer = eio3_rules.answer_to(pkt)

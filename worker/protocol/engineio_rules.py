@@ -80,14 +80,26 @@ class ConformantSocket(SessionRulesMixin, Socket):
         when the session can take it now (``ws_frame.can_write_now``); what the socket does not
         take at once is queued for the writer, ahead of anything sent later. Otherwise, as
         ``send``: through the queue and python-engineio's writer."""
+        self.write_frame(pkt, ws_frame.shared_frame(pkt), time.time(),
+                         self.server.logger.isEnabledFor(20))
+
+    def write_frame(self, pkt: packet.Packet, frame: bytes | None, now: float,
+                    log: bool) -> None:
+        """``write_shared`` with what is the same for every recipient of a fan-out worked out
+        once by the caller (``messaging.fanout.FanoutMixin``): ``frame`` (``shared_frame(pkt)``),
+        ``now`` (``time.time()``, for the ping timeout) and ``log`` (INFO enabled on the
+        server's logger). It runs once per recipient, so the rule is inlined."""
         direct = self._sioctl_direct
-        if direct is None or not direct.can_write_now():
+        # ws_frame.can_write_now: the websocket is the transport, not closing, nothing queued,
+        # no write of the writer under way, eventlet's send lock free (no pong being written).
+        if direct is None or frame is None or not self.upgraded or self.upgrading \
+                or self.closing or self.closed or self._sioctl_writing or direct.pending \
+                or direct.sendlock.locked():
             self.send(pkt)
             return
-        frame = ws_frame.shared_frame(pkt)
-        if frame is None or not self.check_ping_timeout():
-            if frame is None:
-                self.send(pkt)
+        last_ping = self.last_ping
+        if last_ping and now - last_ping > self.server.ping_timeout \
+                and not self.check_ping_timeout():  # closes the session, as send() does
             return
         try:
             written = direct.raw.send(frame)
@@ -99,9 +111,8 @@ class ConformantSocket(SessionRulesMixin, Socket):
         if written < len(frame):
             direct.hold_for_rest()
             self.queue.put(ws_frame.FrameRest(frame[written:]))
-        logger = self.server.logger
-        if logger.isEnabledFor(20):  # INFO, as python-engineio's send logs it
-            logger.info("%s: Sending packet MESSAGE (shared frame)", self.sid)
+        if log:  # INFO, as python-engineio's send logs it
+            self.server.logger.info("%s: Sending packet MESSAGE (shared frame)", self.sid)
 
     def wait_for_upgrade(self) -> None:
         """If an upgrade is under way, wait (at most UPGRADE_POLL_WAIT) for it to end."""

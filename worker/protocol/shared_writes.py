@@ -18,6 +18,7 @@ websocket implementation: those sessions keep python-engineio's queue and writer
 
 from __future__ import annotations
 
+import collections
 import time
 from typing import Any
 
@@ -35,16 +36,12 @@ class DirectWrites:
     def _direct_init(self, ws: Any) -> None:
         # eventlet's send lock, while a shared frame's rest waits in the queue.
         self._rest_lock: Any = None
-        self.raw = plain_socket(ws)
-
-    def can_write_now(self) -> bool:
-        """Whether a shared frame can go straight to the socket now (``ws_frame.
-        can_write_now``; eventlet's send lock free: no pong being written)."""
-        session = self._session
-        return ws_frame.can_write_now(
-            session.upgraded, session.upgrading, session.closing or session.closed,
-            session.queue.qsize(), session._sioctl_writing or self._ws._sendlock.locked(),
-            False)
+        # Read once per recipient of every fan-out (ConformantSocket.write_frame), so kept at
+        # hand: eventlet's send lock, and the deque under the session's queue (its length is
+        # the queue's qsize(), without two Python calls through the queue wrappers).
+        self.sendlock: Any = getattr(ws, "_sendlock", None)
+        self.pending: Any = queued_items(self._session.queue)
+        self.raw = plain_socket(ws) if self.pending is not None else None
 
     def hold_for_rest(self) -> None:
         """A shared frame went out in part: hold eventlet's send lock until the writer has
@@ -83,20 +80,10 @@ class AsyncDirectWrites:
 
     def _direct_init(self, ws: Any) -> None:
         self.protocol = sansio_protocol(ws)
-
-    def can_write_now(self) -> bool:
-        """Whether a shared frame can go to the transport now (``ws_frame.can_write_now``;
-        uvicorn's protocol open, its transport not over its high-water mark)."""
-        session, protocol = self._session, self.protocol
-        return ws_frame.can_write_now(
-            session.upgraded and not protocol.disconnected and not protocol.close_sent
-            and not protocol.transport.is_closing(),
-            session.upgrading, session.closing or session.closed, session.queue.qsize(),
-            session._sioctl_writing or not protocol.writable.is_set(), False)
-
-    def write(self, frame: bytes) -> None:
-        """Write a whole frame: an asyncio transport buffers what the socket does not take."""
-        self.protocol.transport.write(frame)
+        # Asked once per recipient of every fan-out (AsyncSharedWrites.write_frame_now): the
+        # session queue's qsize, without the call through sioctl's wrapper of it.
+        queue = self._session.queue
+        self.qsize: Any = getattr(queue, "_queue", queue).qsize
 
     async def send(self, message: Any) -> None:
         """python-engineio's writer sends ``message`` (uvicorn frames it)."""
@@ -128,6 +115,15 @@ def plain_socket(ws: Any) -> Any:
     return raw
 
 
+def queued_items(queue: Any) -> Any:
+    """The deque of what waits in session queue ``queue`` (eventlet's ``LightQueue.queue``,
+    under sioctl's ``_ExactPingIntervalQueue``), whose length is the queue's ``qsize()``; None
+    for another queue (the session then keeps python-engineio's writer)."""
+    inner = getattr(queue, "_queue", queue)
+    items = getattr(inner, "queue", None)
+    return items if isinstance(items, collections.deque) else None
+
+
 def sansio_protocol(ws: Any) -> Any:
     """uvicorn's websockets-sansio protocol under python-engineio's ASGI websocket ``ws`` when
     shared frames can be written to its transport directly (no permessage-deflate: compressed
@@ -147,6 +143,8 @@ class AsyncSharedWrites:
 
     closed: bool
     closing: bool
+    upgraded: bool
+    upgrading: bool
     last_ping: float | None
     server: Any
     queue: Any
@@ -165,19 +163,34 @@ class AsyncSharedWrites:
         ``send`` queues it. False (nothing done: the caller awaits python-socketio's
         ``_send_eio_packet``) for a session that is closing or past its ping timeout, whose
         ``send`` closes it or says so."""
+        return self.write_frame_now(pkt, ws_frame.shared_frame(pkt), time.time(),
+                                    self.server.logger.isEnabledFor(20))
+
+    def write_frame_now(self, pkt: packet.Packet, frame: bytes | None, now: float,
+                        log: bool) -> bool:
+        """``write_shared_now`` with what is the same for every recipient of a fan-out worked
+        out once by the caller (``messaging.fanout.AsyncFanoutMixin``): ``frame``
+        (``shared_frame(pkt)``), ``now`` (``time.time()``) and ``log`` (INFO enabled on the
+        server's logger). It runs once per recipient, so the rule is inlined."""
         if self.closed or self.closing:
             return False
         last_ping = self.last_ping
-        if last_ping and time.time() - last_ping > self.server.ping_timeout:
+        if last_ping and now - last_ping > self.server.ping_timeout:
             return False
         direct = self._sioctl_direct
-        frame = ws_frame.shared_frame(pkt) if direct is not None and direct.can_write_now() \
-            else None
-        if frame is not None:
-            direct.write(frame)
-        else:
+        # ws_frame.can_write_now (closing is answered above): the websocket is the transport
+        # and open, nothing queued, no write of the writer under way, the transport under its
+        # high-water mark.
+        if direct is None or frame is None or not self.upgraded or self.upgrading \
+                or self._sioctl_writing or direct.qsize():
             self.queue.put_nowait(pkt)
-        logger = self.server.logger
-        if logger.isEnabledFor(20):  # INFO, as python-engineio's send logs it
-            logger.info("%s: Sending packet MESSAGE (fan-out)", self.sid)
+        else:
+            protocol = direct.protocol
+            if protocol.disconnected or protocol.close_sent or \
+                    not protocol.writable.is_set() or protocol.transport.is_closing():
+                self.queue.put_nowait(pkt)
+            else:
+                protocol.transport.write(frame)
+        if log:  # INFO, as python-engineio's send logs it
+            self.server.logger.info("%s: Sending packet MESSAGE (fan-out)", self.sid)
         return True

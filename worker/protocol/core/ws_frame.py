@@ -77,7 +77,11 @@ def can_write_now(websocket_open: bool, upgrading: bool, closing: bool, queued: 
     websocket is the transport (open, upgrade over), it is not closing, nothing is queued
     ahead (``queued`` packets) and its writer is not in the middle of a write (the order per
     socket is kept), and frames on it are not compressed (permessage-deflate frames differ
-    per socket)."""
+    per socket).
+
+    The shells ask it once per recipient of every fan-out, so they spell it out inline
+    (``ConformantSocket.write_frame``, ``AsyncSharedWrites.write_frame_now``): a change to
+    the rule changes there too."""
     return (websocket_open and not upgrading and not closing and queued == 0 and not writing
             and not compressed)
 
