@@ -56,6 +56,7 @@ from .contract_terms import (  # noqa: F401 (the contract's words, re-exported)
     P_SERVER,
     P_SIOV4,
     P_SOCKETIO,
+    P_WEBSOCKET_SERVE,
     PATCH,
     SIO,
     SOCKET,
@@ -133,13 +134,19 @@ HOOKS: tuple[Hook, ...] = (
     Hook("engineio.base_server:default_logger", LAYOUT, None, ("worker/boot.py",),
          "the library's logger is named 'engineio.server'"),
     # ------------------------------------------------------------ python-engineio: a session
-    Hook(f"{SOCKET}.queue", LAYOUT, None, (P_PING,),
-         "the OPEN packet, with pingInterval in its data, is the first thing put on it"),
+    Hook(f"{SOCKET}.queue", LAYOUT, None, (P_PING, P_WEBSOCKET_SERVE),
+         "the OPEN packet, with pingInterval in its data, is the first thing put on it; "
+         "python-engineio puts on it only with queue.put (each put starts the lazy writer)"),
     Hook(f"{SOCKET}._websocket_handler", OVERRIDE, ("ws",), (P_ENGINEIO,),
          "reads frames with ws.wait() (None at the end); its result is the WSGI response; "
          "an upgrade when connected is already set on entry; its writer sends each item it "
          "takes off the queue as ws.send(item.encode()) (a shared frame's rest, "
          "ws_frame.FrameRest, goes through it) and is the only other user of ws.send"),
+    Hook(f"{SOCKET}._websocket_handler", COPY, ("ws",), (P_WEBSOCKET_SERVE,),
+         "serve_websocket re-implements it under eventlet (the read timeout, the upgrade's "
+         "probe exchange, the read loop and its end) with a writer green thread started when "
+         "something is queued and ending when the queue is empty (LazyWriter), instead of one "
+         "parked for the websocket's life"),
     Hook(f"{SOCKET}._websocket_handler", LAYOUT, None, (P_ENGINEIO, P_SERVER),
          "the session at each ws.wait(): in an upgrade (connected already set) upgrading "
          "and not upgraded until the UPGRADE packet, then upgraded and no longer upgrading "

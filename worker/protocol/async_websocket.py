@@ -10,6 +10,8 @@ per websocket that is moved only when it fires.
 
 Re-implemented from python-engineio 4.15's ``AsyncSocket._websocket_handler`` (track it: the
 upgrade exchange, the writer, the end of the loop). The library contract lists it as a COPY.
+The decisions on the frames read are :mod:`.core.ws_upgrade`'s, shared with eventlet's
+handler (:mod:`.websocket_serve`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import asyncio
 from typing import Any
 
 from engineio import exceptions, packet
+
+from .core import ws_upgrade
 
 
 class ReadDeadline:
@@ -135,7 +139,7 @@ async def _frame(server: Any, ws: Any) -> Any:
     """The next frame's data (None: the client closed); over ``max_http_buffer_size`` is an
     error, as in python-engineio."""
     data = await ws.wait()
-    if data and len(data) > server.max_http_buffer_size:
+    if ws_upgrade.frame_too_large(data, server.max_http_buffer_size):
         raise ValueError("packet is too large")
     return data
 
@@ -146,10 +150,10 @@ async def _upgrade(session: Any, ws: Any) -> bool:
     server = session.server
     session.upgrading = True  # sends wait for the upgrade
     try:
-        probe = packet.Packet(encoded_packet=await _frame(server, ws))
+        probe = await _frame(server, ws)
     except OSError:
         return False
-    if probe.packet_type != packet.PING or probe.data != "probe":
+    if not ws_upgrade.is_probe(probe):
         server.logger.info("%s: Failed websocket upgrade, no PING packet", session.sid)
         session.upgrading = False
         return False
@@ -160,7 +164,7 @@ async def _upgrade(session: Any, ws: Any) -> bool:
     except OSError:
         session.upgrading = False
         return False
-    if packet.Packet(encoded_packet=data).packet_type != packet.UPGRADE:
+    if not ws_upgrade.is_upgrade(data):
         session.upgraded = False
         server.logger.info("%s: Failed websocket upgrade, expected UPGRADE packet, "
                            "received %s instead.", session.sid, data)

@@ -20,6 +20,7 @@ from .core import eio_rules, ws_frame
 from .core.eio_rules import DuplicateRequest, InvalidPacket, is_websocket_upgrade
 from .core.eio_session import UPGRADE_POLL_WAIT, SessionRules
 from .shared_writes import DirectWrites
+from .websocket_serve import serve_websocket
 
 # WSGI environ key of a callable the worker's HTTP server provides: the response then closes the
 # connection instead of reading and dropping an unread request body (worker/connection.py).
@@ -269,6 +270,7 @@ class ConformantSocket(SessionRulesMixin, Socket):
         both close the session and the websocket (the official test suite: "closes the session
         upon invalid packet format").
         """
+        lazy_writer = self.server.async_mode == "eventlet" and hasattr(self.queue, "writer")
         if self.server.async_mode == "eventlet":
             from .. import ws_reads  # eventlet's websocket: one recv per burst of frames
 
@@ -283,6 +285,8 @@ class ConformantSocket(SessionRulesMixin, Socket):
         if guarded.raw is not None:
             self._sioctl_direct = guarded
         try:
+            if lazy_writer:  # no writer green thread parked per websocket
+                return serve_websocket(self, guarded)
             return super()._websocket_handler(guarded)
         except InvalidPacket as exc:
             # Raised during the upgrade's probe exchange, outside python-engineio's read loop:

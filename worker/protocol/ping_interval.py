@@ -17,7 +17,14 @@ class _ExactPingIntervalQueue:
     truncates before scaling: 0.3 s is advertised as 0 ms and JS clients then drop with
     "ping timeout". The OPEN packet is the first thing queued on a new session, so fixing it
     here changes nothing else about the server. Everything but ``put`` goes to the real queue.
+
+    It also starts the writer of a websocket session (``websocket_serve.LazyWriter``) when
+    something is put on the queue: eventlet sessions have no writer green thread waiting on it.
     """
+
+    # The websocket writer to tell of each put, while the session's websocket is served by
+    # websocket_serve.serve_websocket; None otherwise.
+    writer: Any = None
 
     def __init__(self, queue: Any, server: engineio.Server) -> None:
         self._queue = queue
@@ -26,7 +33,10 @@ class _ExactPingIntervalQueue:
     def put(self, item: Any, *args: Any, **kwargs: Any) -> Any:
         if eio_session.advertises_ping_interval(item):
             item.data["pingInterval"] = advertised_ping_interval(self._server)
-        return self._queue.put(item, *args, **kwargs)
+        self._queue.put(item, *args, **kwargs)
+        writer = self.writer
+        if writer is not None:
+            writer.queued()
 
     # What every send and every write of a websocket session calls, delegated explicitly: the
     # __getattr__ below is reached only after a failed lookup, ~1 µs a call (issue 19: a

@@ -1,0 +1,24 @@
+"""What a session's websocket reader decides from the frames it reads, for both engines'
+handlers (``worker/protocol/websocket_serve.py``, ``async_websocket.py``): the size limit on
+one frame and the two frames of an upgrade's probe exchange (Engine.IO v4 > Upgrade)."""
+
+from __future__ import annotations
+
+from engineio import packet
+
+
+def frame_too_large(data: str | bytes | None, limit: int) -> bool:
+    """Whether a frame read is over ``max_http_buffer_size`` (the read then fails, as in
+    python-engineio)."""
+    return bool(data) and len(data) > limit  # type: ignore[arg-type]
+
+
+def is_probe(data: str | bytes | None) -> bool:
+    """Whether ``data`` is the upgrade's first frame: a PING packet with the data ``probe``."""
+    pkt = packet.Packet(encoded_packet=data)
+    return pkt.packet_type == packet.PING and pkt.data == "probe"
+
+
+def is_upgrade(data: str | bytes | None) -> bool:
+    """Whether ``data`` is an UPGRADE packet (the upgrade's last frame)."""
+    return packet.Packet(encoded_packet=data).packet_type == packet.UPGRADE
