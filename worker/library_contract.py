@@ -352,10 +352,13 @@ HOOKS: tuple[Hook, ...] = (
     Hook(f"{WSGI}:HttpProtocol.conn_state", ATTRIBUTE, None, (CONNECTION,)),
     Hook(f"{WSGI}:HttpProtocol.close_connection", ATTRIBUTE, None, (CONNECTION,)),
     Hook(f"{WSGI}:HttpProtocol.rfile", ATTRIBUTE, None, (CONNECTION,),
-         "closed once a websocket has the connection (its buffer freed); eventlet.wsgi reads "
-         "no further request on a connection a websocket handled"),
+         "replaced by an unbuffered file and closed once a websocket has the connection (its "
+         "buffer freed); eventlet.wsgi reads no further request on a connection a websocket "
+         "handled"),
     Hook(f"{WSGI}:HttpProtocol.wfile", ATTRIBUTE, None, (CONNECTION,),
-         "closed once a websocket has the connection (the websocket writes the socket)"),
+         "replaced and closed as rfile (the websocket writes the socket)"),
+    Hook(f"{WSGI}:HttpProtocol.connection", ATTRIBUTE, None, (CONNECTION,),
+         "the connection's socket, whose unbuffered files keep its file references"),
     Hook(f"{WSGI}:HttpProtocol.headers", ATTRIBUTE, None, (CONNECTION,),
          "the parsed request head, replaced by an empty one once a websocket has the "
          "connection; read by eventlet.wsgi only to write a response"),
