@@ -48,23 +48,11 @@ class AsyncFanoutMixin(socketio.AsyncManager):
         room = to or room
         if namespace not in self.rooms:
             return
-        if isinstance(data, tuple):
-            data = list(data)
-        elif data is not None:
-            data = [data]
-        else:
-            data = []
-        skipped = skip_sid if isinstance(skip_sid, list) else [skip_sid]
         server: Any = self.server
-        encoded = server.packet_class(packet.EVENT, namespace=namespace,
-                                      data=[event] + data).encode()
-        eio_pkts = [eio_packet.Packet(eio_packet.MESSAGE, p)
-                    for p in (encoded if isinstance(encoded, list) else [encoded])]
-        shared = [(pkt, ws_frame.shared_frame(pkt)) for pkt in eio_pkts]
-        eio = server.eio
-        sessions = eio.sockets
+        skipped, shared = fan_out_packets(server, event, data, namespace, skip_sid)
+        sessions = server.eio.sockets
         now = time.time()  # for the ping timeout: the loop does not await
-        log = eio.logger.isEnabledFor(logging.INFO)
+        log = server.eio.logger.isEnabledFor(logging.INFO)
         tasks = []
         for sid, eio_sid in self.get_participants(namespace, room):
             if sid in skipped:
@@ -99,23 +87,11 @@ class FanoutMixin(socketio.Manager):
             super().emit(event, data, namespace, room=room, skip_sid=skip_sid,
                          callback=callback, to=to, **kwargs)
             return
-        if isinstance(data, tuple):
-            data = list(data)
-        elif data is not None:
-            data = [data]
-        else:
-            data = []
-        skipped = skip_sid if isinstance(skip_sid, list) else [skip_sid]
         server: Any = self.server
-        encoded = server.packet_class(packet.EVENT, namespace=namespace,
-                                      data=[event] + data).encode()
-        eio_pkts = [eio_packet.Packet(eio_packet.MESSAGE, p)
-                    for p in (encoded if isinstance(encoded, list) else [encoded])]
-        shared = [(pkt, ws_frame.shared_frame(pkt)) for pkt in eio_pkts]
-        eio = server.eio
-        sessions = eio.sockets
+        skipped, shared = fan_out_packets(server, event, data, namespace, skip_sid)
+        sessions = server.eio.sockets
         now = time.time()  # for the ping timeout: the loop does not yield
-        log = eio.logger.isEnabledFor(logging.INFO)
+        log = server.eio.logger.isEnabledFor(logging.INFO)
         send_eio_packet = server._send_eio_packet
         for sid, eio_sid in self.get_participants(namespace, to or room):
             if sid in skipped:
@@ -123,7 +99,7 @@ class FanoutMixin(socketio.Manager):
             session = sessions.get(eio_sid)
             write = getattr(session, "write_frame", None)
             if write is None or session.closed:  # a closed one: python-engineio's warning
-                for pkt in eio_pkts:
+                for pkt, _ in shared:
                     send_eio_packet(eio_sid, pkt)
             else:
                 for pkt, frame in shared:
@@ -138,3 +114,22 @@ class FanoutManager(FanoutMixin):
 class FanoutAsyncManager(AsyncFanoutMixin):
     """python-socketio's in-memory ``AsyncManager`` with :class:`AsyncFanoutMixin`'s local
     delivery (a worker without Redis)."""
+
+
+def fan_out_packets(server: Any, event: str, data: Any, namespace: str,
+                    skip_sid: Any) -> tuple[list[Any], list[tuple[Any, Any]]]:
+    """The sids to skip, and each Engine.IO packet of the emit with its websocket frame
+    (``ws_frame.shared_frame``), built once for every recipient, as python-socketio's
+    ``emit`` builds its packets (5.18, tracked in the library contracts)."""
+    if isinstance(data, tuple):
+        data = list(data)
+    elif data is not None:
+        data = [data]
+    else:
+        data = []
+    skipped = skip_sid if isinstance(skip_sid, list) else [skip_sid]
+    encoded = server.packet_class(packet.EVENT, namespace=namespace,
+                                  data=[event] + data).encode()
+    eio_pkts = [eio_packet.Packet(eio_packet.MESSAGE, p)
+                for p in (encoded if isinstance(encoded, list) else [encoded])]
+    return skipped, [(pkt, ws_frame.shared_frame(pkt)) for pkt in eio_pkts]
