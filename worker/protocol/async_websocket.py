@@ -164,15 +164,7 @@ async def _upgrade(session: Any, ws: Any) -> bool:
     except OSError:
         session.upgrading = False
         return False
-    if not ws_upgrade.is_upgrade(data):
-        session.upgraded = False
-        server.logger.info("%s: Failed websocket upgrade, expected UPGRADE packet, "
-                           "received %s instead.", session.sid, data)
-        session.upgrading = False
-        return False
-    session.upgraded = True
-    session.upgrading = False
-    return True
+    return ws_upgrade.settle(session, server.logger, data)
 
 
 async def _writer(session: Any, ws: Any) -> None:

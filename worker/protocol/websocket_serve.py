@@ -174,12 +174,4 @@ def _upgrade(session: Any, ws: Any) -> bool:
     ws.send(packet.Packet(packet.PONG, data="probe").encode())
     session.queue.put(packet.Packet(packet.NOOP))  # the pending poll answers
     data = _frame(server, ws)
-    if not ws_upgrade.is_upgrade(data):
-        session.upgraded = False
-        server.logger.info("%s: Failed websocket upgrade, expected UPGRADE packet, "
-                           "received %s instead.", session.sid, data)
-        session.upgrading = False
-        return False
-    session.upgraded = True
-    session.upgrading = False
-    return True
+    return ws_upgrade.settle(session, server.logger, data)

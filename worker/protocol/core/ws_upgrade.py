@@ -4,6 +4,8 @@ one frame and the two frames of an upgrade's probe exchange (Engine.IO v4 > Upgr
 
 from __future__ import annotations
 
+from typing import Any
+
 from engineio import packet
 
 
@@ -22,3 +24,17 @@ def is_probe(data: str | bytes | None) -> bool:
 def is_upgrade(data: str | bytes | None) -> bool:
     """Whether ``data`` is an UPGRADE packet (the upgrade's last frame)."""
     return packet.Packet(encoded_packet=data).packet_type == packet.UPGRADE
+
+
+def settle(session: Any, logger: Any, data: Any) -> bool:
+    """End an upgrade with the client's frame after the probe (``data``): True, the session
+    upgraded, when it is the UPGRADE packet; False, logged as python-engineio logs it, and the
+    session left on polling, otherwise."""
+    session.upgrading = False
+    if not is_upgrade(data):
+        session.upgraded = False
+        logger.info("%s: Failed websocket upgrade, expected UPGRADE packet, received %s "
+                    "instead.", session.sid, data)
+        return False
+    session.upgraded = True
+    return True
