@@ -206,8 +206,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engines", nargs="+", choices=ENGINES, default=list(ENGINES))
     parser.add_argument("--scenarios", nargs="+", choices=[name for name, _ in STEPS],
                         default=[name for name, _ in STEPS if name not in OPT_IN])
-    parser.add_argument("--output", type=Path,
-                        default=REPO_ROOT / "docs" / "benchmarks-optimizations.md")
+    # Not docs/benchmarks-optimizations.md: that file is written by hand from several runs,
+    # one section per piece of work, and a regenerated one would replace them all.
+    parser.add_argument("--output", type=Path, default=REPO_ROOT / "build" / "compare.md",
+                        help="the report (and its .json beside it); default build/compare.md")
     args = parser.parse_args(argv)
     plan = scenarios.Plan.quick() if args.quick else scenarios.Plan.full()
     rounds = args.rounds or (1 if args.quick else 3)
@@ -253,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
             "title": args.title,
             "rounds": rounds, "before": Baseline.commit, "after": after,
             "seconds": time.monotonic() - began, "results": log}
+    args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.with_suffix(".json").write_text(json.dumps(data, indent=1, default=float) + "\n")
     write_report(args.output, data)
     print(f"wrote {args.output} in {(time.monotonic() - began) / 60:.1f} min")
