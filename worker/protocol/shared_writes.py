@@ -129,13 +129,23 @@ def sansio_protocol(ws: Any) -> Any:
     shared frames can be written to its transport directly (no permessage-deflate: compressed
     frames differ per socket); None otherwise (another server or websocket implementation)."""
     protocol = getattr(getattr(ws, "asgi_send", None), "__self__", None)
-    if type(protocol).__name__ != "WebSocketsSansIOProtocol":
+    if not is_sansio_protocol(protocol):
         return None
     conn = getattr(protocol, "conn", None)
     if conn is None or getattr(conn, "extensions", None) or \
             not hasattr(protocol, "writable") or not hasattr(protocol, "close_sent"):
         return None
     return protocol
+
+
+_SANSIO = ("uvicorn.protocols.websockets.websockets_sansio_impl", "WebSocketsSansIOProtocol")
+
+
+def is_sansio_protocol(protocol: Any) -> bool:
+    """Whether ``protocol`` is uvicorn's websockets-sansio protocol or a subclass of it (the
+    asyncio worker serves websockets with one: ``worker/aio/ws_protocol``'s lean class, whose
+    own name differs; a check of the name alone turned every direct write off)."""
+    return any((kind.__module__, kind.__name__) == _SANSIO for kind in type(protocol).__mro__)
 
 
 class AsyncSharedWrites:
