@@ -81,7 +81,11 @@ ASYNCIO_HOOKS: tuple[Hook, ...] = (
     Hook(f"{ASOCKET}.closing", ATTRIBUTE, None, (P_ASYNC_ENGINE,)),
     Hook(f"{ASOCKET}.closed", ATTRIBUTE, None, (P_ASYNC_ENGINE, P_ASYNC_EIO3)),
     Hook(f"{ASOCKET}.receive", OVERRIDE, ("pkt",), (P_ASYNC_ENGINE, P_ASYNC_EIO3)),
-    Hook(f"{ASOCKET}.send", OVERRIDE, ("pkt",), (P_ASYNC_EIO3,)),
+    Hook(f"{ASOCKET}.send", OVERRIDE, ("pkt",), (P_ASYNC_EIO3, SHARED_WRITES),
+         "awaited for every packet of one session (eio.send: an ack, an emit to a sid; "
+         "close's CLOSE): checks the ping timeout, queues the packet, logs it at INFO; "
+         "AsyncSharedWrites.send writes a MESSAGE's frame straight to the transport when it "
+         "can go now"),
     Hook(f"{ASOCKET}.poll", OVERRIDE, (), (P_ASYNC_ENGINE, P_ASYNC_EIO3),
          "raises engineio.exceptions.QueueEmpty when nothing came in time (or the wait is "
          "cancelled), returns [] for the queue's None; re-implemented by the async shell on "

@@ -165,6 +165,20 @@ class AsyncSharedWrites:
     # Whether python-engineio's writer is in the middle of a write on the websocket.
     _sioctl_writing = False
 
+    async def send(self, pkt: packet.Packet) -> None:
+        """python-engineio's ``send`` (a MESSAGE of this session alone: an ack, an emit to
+        its sid), with the frame written straight to the transport when the session can take
+        it now, as a fan-out's (``write_frame_now``): python-engineio's writer task is then
+        not woken for it (a wake-up, a ``poll`` and the ASGI send's layers per message). What
+        cannot go now, and every other packet, goes through python-engineio's ``send``."""
+        if pkt.packet_type == packet.MESSAGE and self._sioctl_direct is not None and \
+                self.write_frame_now(pkt, ws_frame.shared_frame(pkt), time.time(), False):
+            # python-engineio's send logs it so (Logger.info asks isEnabledFor itself)
+            self.server.logger.info("%s: Sending packet MESSAGE data %s", self.sid,
+                                    "<binary>" if isinstance(pkt.data, bytes) else pkt.data)
+            return
+        await super().send(pkt)  # type: ignore[misc]
+
     def write_shared_now(self, pkt: packet.Packet) -> bool:
         """Send ``pkt``, one packet of a fan-out (the same object for every recipient),
         without awaiting: its websocket frame, encoded once (``ws_frame.shared_frame``),

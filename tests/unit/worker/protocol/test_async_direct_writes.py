@@ -6,6 +6,7 @@ and the broadcast's CPU per delivery rose by half."""
 
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 from typing import Any
 
@@ -27,9 +28,13 @@ class _Transport:
         return False
 
 
+async def _app(scope: Any, receive: Any, send: Any) -> None:
+    pass
+
+
 def _protocol(lean: bool) -> Any:
-    config = uvicorn.Config(lambda *a: None, ws="websockets-sansio", lifespan="off",
-                            log_config=None)
+    """uvicorn's websocket protocol, made as uvicorn makes it (inside the running loop)."""
+    config = uvicorn.Config(_app, ws="websockets-sansio", lifespan="off", log_config=None)
     config.load()
     kind = config.ws_protocol_class
     if lean:
@@ -41,9 +46,12 @@ def _protocol(lean: bool) -> Any:
 
 @pytest.mark.parametrize("lean", [False, True])
 def test_uvicorn_sansio_websockets_take_direct_writes(lean: bool) -> None:
-    protocol = _protocol(lean)
-    ws = SimpleNamespace(asgi_send=protocol.send)  # python-engineio's ASGI websocket
-    assert sansio_protocol(ws) is protocol
+    async def run() -> None:
+        protocol = _protocol(lean)
+        ws = SimpleNamespace(asgi_send=protocol.send)  # python-engineio's ASGI websocket
+        assert sansio_protocol(ws) is protocol
+
+    asyncio.run(run())
 
 
 def test_another_websocket_does_not() -> None:
