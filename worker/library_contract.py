@@ -408,6 +408,8 @@ MIXINS: dict[str, str] = {
     "sioctl.worker.aio.head_deadline:HeadDeadlineMixin": UVICORN_HTTP,
     # Less held per idle websocket (asyncio engine, issue 19).
     "sioctl.worker.aio.ws_protocol:LeanWebSocketMixin": UVICORN_WS,
+    # The asyncio session's direct writes: its send() (issue 15/19, the echo's ack path).
+    "sioctl.worker.protocol.shared_writes:AsyncSharedWrites": ASOCKET,
 }
 
 

@@ -81,7 +81,11 @@ ASYNCIO_HOOKS: tuple[Hook, ...] = (
     Hook(f"{ASOCKET}.closing", ATTRIBUTE, None, (P_ASYNC_ENGINE,)),
     Hook(f"{ASOCKET}.closed", ATTRIBUTE, None, (P_ASYNC_ENGINE, P_ASYNC_EIO3)),
     Hook(f"{ASOCKET}.receive", OVERRIDE, ("pkt",), (P_ASYNC_ENGINE, P_ASYNC_EIO3)),
-    Hook(f"{ASOCKET}.send", OVERRIDE, ("pkt",), (P_ASYNC_EIO3,)),
+    Hook(f"{ASOCKET}.send", OVERRIDE, ("pkt",), (P_ASYNC_EIO3, SHARED_WRITES),
+         "awaited for every packet of one session (eio.send: an ack, an emit to a sid; "
+         "close's CLOSE): checks the ping timeout, queues the packet, logs it at INFO; "
+         "AsyncSharedWrites.send writes a MESSAGE's frame straight to the transport when it "
+         "can go now"),
     Hook(f"{ASOCKET}.poll", OVERRIDE, (), (P_ASYNC_ENGINE, P_ASYNC_EIO3),
          "raises engineio.exceptions.QueueEmpty when nothing came in time (or the wait is "
          "cancelled), returns [] for the queue's None; re-implemented by the async shell on "
@@ -184,6 +188,16 @@ ASYNCIO_HOOKS: tuple[Hook, ...] = (
     Hook(f"{ASYNC_MANAGER}.server", ATTRIBUTE, None, (ASYNC_MESSAGING,),
          "the socketio.AsyncServer, set by set_server"),
     # ------------------------------------------------------------ the asyncio engine
+    Hook("engineio.json:loads", ATTRIBUTE, None, ("worker/aio/fixes.py",),
+         "the module's loads, looked up on the module (packet classes' json) for every packet "
+         "decoded: json.loads(s, parse_int=_safe_int); the asyncio worker's replacement "
+         "decodes a plain str with one JSONDecoder(parse_int=_safe_int), else calls it"),
+    Hook("engineio.json:_safe_int", CALL, ("s",), ("worker/aio/fixes.py",),
+         "the parse_int of loads (refuses integers of over 100 digits)"),
+    Hook("engineio.json:dumps", ATTRIBUTE, None, ("worker/aio/fixes.py",),
+         "json.dumps (star import), called by the packet classes as "
+         "dumps(data, separators=(',', ':')); the replacement encodes that call with one "
+         "JSONEncoder(separators=(',', ':')), else calls it"),
     Hook("engineio.async_drivers.asgi:_async", LAYOUT, None, ("worker/aio/fixes.py",),
          "the ASGI driver's table, shared by every AsyncServer in asgi mode: "
          "_async['translate_request'](scope, receive, send) is awaited for each request and "

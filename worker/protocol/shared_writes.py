@@ -129,13 +129,23 @@ def sansio_protocol(ws: Any) -> Any:
     shared frames can be written to its transport directly (no permessage-deflate: compressed
     frames differ per socket); None otherwise (another server or websocket implementation)."""
     protocol = getattr(getattr(ws, "asgi_send", None), "__self__", None)
-    if type(protocol).__name__ != "WebSocketsSansIOProtocol":
+    if not is_sansio_protocol(protocol):
         return None
     conn = getattr(protocol, "conn", None)
     if conn is None or getattr(conn, "extensions", None) or \
             not hasattr(protocol, "writable") or not hasattr(protocol, "close_sent"):
         return None
     return protocol
+
+
+_SANSIO = ("uvicorn.protocols.websockets.websockets_sansio_impl", "WebSocketsSansIOProtocol")
+
+
+def is_sansio_protocol(protocol: Any) -> bool:
+    """Whether ``protocol`` is uvicorn's websockets-sansio protocol or a subclass of it (the
+    asyncio worker serves websockets with one: ``worker/aio/ws_protocol``'s lean class, whose
+    own name differs; a check of the name alone turned every direct write off)."""
+    return any((kind.__module__, kind.__name__) == _SANSIO for kind in type(protocol).__mro__)
 
 
 class AsyncSharedWrites:
@@ -154,6 +164,20 @@ class AsyncSharedWrites:
     _sioctl_direct: Any = None
     # Whether python-engineio's writer is in the middle of a write on the websocket.
     _sioctl_writing = False
+
+    async def send(self, pkt: packet.Packet) -> None:
+        """python-engineio's ``send`` (a MESSAGE of this session alone: an ack, an emit to
+        its sid), with the frame written straight to the transport when the session can take
+        it now, as a fan-out's (``write_frame_now``): python-engineio's writer task is then
+        not woken for it (a wake-up, a ``poll`` and the ASGI send's layers per message). What
+        cannot go now, and every other packet, goes through python-engineio's ``send``."""
+        if pkt.packet_type == packet.MESSAGE and self._sioctl_direct is not None and \
+                self.write_frame_now(pkt, ws_frame.shared_frame(pkt), time.time(), False):
+            # python-engineio's send logs it so (Logger.info asks isEnabledFor itself)
+            self.server.logger.info("%s: Sending packet MESSAGE data %s", self.sid,
+                                    "<binary>" if isinstance(pkt.data, bytes) else pkt.data)
+            return
+        await super().send(pkt)  # type: ignore[misc]
 
     def write_shared_now(self, pkt: packet.Packet) -> bool:
         """Send ``pkt``, one packet of a fan-out (the same object for every recipient),
