@@ -129,7 +129,9 @@ def sansio_protocol(ws: Any) -> Any:
     shared frames can be written to its transport directly (no permessage-deflate: compressed
     frames differ per socket); None otherwise (another server or websocket implementation)."""
     protocol = getattr(getattr(ws, "asgi_send", None), "__self__", None)
-    if type(protocol).__name__ != "WebSocketsSansIOProtocol":
+    # The worker serves websockets with a subclass of it (aio.ws_protocol's Lean...): any
+    # class whose bases include uvicorn's.
+    if not any(cls.__name__ == "WebSocketsSansIOProtocol" for cls in type(protocol).__mro__):
         return None
     conn = getattr(protocol, "conn", None)
     if conn is None or getattr(conn, "extensions", None) or \
