@@ -92,3 +92,38 @@ def test_a_socket_leaving_during_a_burst_costs_the_others_nothing(
     expected = [i for i in range(n) if i % 7 != 3 or i % 11 == 5]
     assert arrivals.wait(len(expected)) == expected
     assert b.call("whoami")["sid"] == wb["sid"]
+
+
+def test_a_client_slow_to_read_gets_everything_in_order(
+    own_redis: OwnRedis, start_nodes: Any, connect: Any
+) -> None:
+    """The receiver stops reading for a while (its first handler waits): the worker's writes
+    to it back up past the socket's buffers, what comes meanwhile is queued behind them, and
+    still arrives complete and in order once it reads again. The receiving worker is held
+    meanwhile too (``block``), so that it then reads what Redis kept for it in large bursts:
+    their frames are queued together."""
+    cluster = start_nodes(own_redis.url)
+    slots = clients_on_slots(connect, cluster, per_slot=2)
+    (a, _), _ = slots[0]
+    (b, wb), (b2, _) = slots[1]
+    n = 400
+    tag = new_tag("slow")
+    arrivals = Arrivals(b, tag)
+    gate = threading.Event()
+    first = arrivals._put
+
+    def held_up(data: dict[str, Any]) -> None:
+        gate.wait(DELIVERY_TIMEOUT)  # the client's reading thread: nothing is read meanwhile
+        first(data)
+
+    b.on("msg", held_up)
+    try:
+        b2.emit("block", 2.0)  # not waited for: the worker answers nothing while held
+        # 50 kB each: 20 MB in all, beyond what the kernel's buffers take.
+        assert a.call("send_mixed", {"to": wb["sid"], "room": new_tag("empty"), "n": n,
+                                     "tag": tag, "pad": 50_000},
+                      timeout=DELIVERY_TIMEOUT) == n
+    finally:
+        gate.set()
+    expected = [i for i in range(n) if i % 7 != 3 or i % 11 == 5]
+    assert arrivals.wait(len(expected)) == expected

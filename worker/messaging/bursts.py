@@ -179,12 +179,19 @@ def _write_joined_now(session: Any, pkts: list[Any], frames: list[Any], now: flo
         return False
     direct = session._sioctl_direct
     protocol = direct.protocol if direct is not None else None
-    if protocol is None or None in frames or not session.upgraded or session.upgrading \
-            or session._sioctl_writing or direct.qsize() or protocol.disconnected \
-            or protocol.close_sent or not protocol.writable.is_set() \
-            or protocol.transport.is_closing():
+    if protocol is None or None in frames or not session.upgraded or session.upgrading:
         for pkt in pkts:
             session.queue.put_nowait(pkt)
+    elif session._sioctl_writing or direct.qsize() or protocol.disconnected \
+            or protocol.close_sent or not protocol.writable.is_set() \
+            or protocol.transport.is_closing():
+        # Behind what is queued (a client slow to read: the transport over its high-water
+        # mark): the burst's frames queued as one, written as they are by the writer
+        # (AsyncDirectWrites.send), rather than a uvicorn send per packet.
+        if len(frames) > 1:
+            session.queue.put_nowait(ws_frame.FrameRest(b"".join(frames)))
+        else:
+            session.queue.put_nowait(pkts[0])
     else:
         protocol.transport.write(b"".join(frames) if len(frames) > 1 else frames[0])
     if log:
