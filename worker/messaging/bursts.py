@@ -105,14 +105,17 @@ def write_held(server: Any, held: Held) -> None:
     log = server.eio.logger.isEnabledFor(logging.INFO)
     sessions = server.eio.sockets
     for eio_sid, pkts, frames in held.take():
-        session = sessions.get(eio_sid)
-        write = getattr(session, "write_frame", None)
-        if write is None or session.closed:  # as FanoutMixin: python-engineio's way
-            for pkt in pkts:
-                server._send_eio_packet(eio_sid, pkt)
-        elif len(frames) == 1 or not _send_joined(session, frames, now, log):
-            for pkt, frame in zip(pkts, frames, strict=True):
-                write(pkt, frame, now, log)
+        try:
+            session = sessions.get(eio_sid)
+            write = getattr(session, "write_frame", None)
+            if write is None or session.closed:  # as FanoutMixin: python-engineio's way
+                for pkt in pkts:
+                    server._send_eio_packet(eio_sid, pkt)
+            elif len(frames) == 1 or not _send_joined(session, frames, now, log):
+                for pkt, frame in zip(pkts, frames, strict=True):
+                    write(pkt, frame, now, log)
+        except Exception:  # one session's failure is not the others' (nor the listener's)
+            server.logger.exception("Handler error in pubsub listening thread")
 
 
 def _send_joined(session: Any, frames: list[Any], now: float, log: bool) -> bool:
@@ -159,8 +162,11 @@ async def write_held_async(server: Any, held: Held) -> None:
         if session is None or not _write_joined_now(session, pkts, frames, now, log):
             declined.append((eio_sid, pkts))
     for eio_sid, pkts in declined:
-        for pkt in pkts:
-            await server._send_eio_packet(eio_sid, pkt)
+        try:
+            for pkt in pkts:
+                await server._send_eio_packet(eio_sid, pkt)
+        except Exception:
+            server.logger.exception("Handler error in pubsub listening thread")
 
 
 def _write_joined_now(session: Any, pkts: list[Any], frames: list[Any], now: float,
