@@ -70,6 +70,8 @@ from .library_contract_asyncio import ASYNCIO_HOOKS, UVICORN_WS
 SHARED_WRITES = "worker/protocol/shared_writes.py"
 # The manager's local delivery with the per-recipient work of a fan-out done once.
 FANOUT = "worker/messaging/fanout.py"
+# The listener's own delivery of a burst of Redis messages (targeted emits, issue 19).
+BURSTS = "worker/messaging/bursts.py"
 
 HOOKS: tuple[Hook, ...] = (
     # ------------------------------------------------------------ python-engineio: the server
@@ -216,8 +218,15 @@ HOOKS: tuple[Hook, ...] = (
          (FANOUT,), "FanoutMixin.emit repeats it up to the packets (data as a list, skip_sid "
          "as a list, one EVENT packet encoded once, one engineio Packet per part); the "
          "per-recipient send differs"),
-    Hook("socketio.manager:Manager.get_participants", CALL, ("namespace", "room"), (FANOUT,),
-         "(sid, eio_sid) of every recipient"),
+    Hook("socketio.manager:Manager.get_participants", CALL, ("namespace", "room"),
+         (FANOUT, BURSTS), "(sid, eio_sid) of every recipient"),
+    Hook(f"{SIO}._send_eio_packet", CALL, ("eio_sid", "eio_pkt"), (BURSTS,),
+         "a burst's packets for a session that has no write_frame, or a closed one"),
+    Hook(f"{MANAGER}._handle_emit", COPY, ("message",), (BURSTS,),
+         "held_emit repeats what it hands Manager.emit for another worker's emit without a "
+         "callback or binary attachments: message['data'] unwrapped (one item: the item; "
+         "more: a tuple), namespace, room, skip_sid; PubSubManager._thread's dispatch (an "
+         "emit whose host_id is not this manager's) is skipped for those"),
     Hook(f"{SIO}._handle_connect", OVERRIDE, ("eio_sid", "namespace", "data"),
          (P_SOCKETIO, P_SIOV4, FRAMEWORK, P_RECOVERY),
          "the socket's id is asked of eio.generate_id() within it (sio_v4 names v2 sockets)"),

@@ -35,6 +35,7 @@ UVICORN_WS = "uvicorn.protocols.websockets.websockets_sansio_impl:WebSocketsSans
 AIO_WS = "worker/aio/ws_protocol.py"
 # The module of the asyncio fan-out (a manager's local delivery without a task per recipient).
 FANOUT = "worker/messaging/fanout.py"
+BURSTS = "worker/messaging/bursts.py"
 SHARED_WRITES = "worker/protocol/shared_writes.py"
 
 ASYNCIO_HOOKS: tuple[Hook, ...] = (
@@ -118,9 +119,9 @@ ASYNCIO_HOOKS: tuple[Hook, ...] = (
     Hook(f"{ASIO}._handle_eio_message", OVERRIDE, ("eio_sid", "data"),
          (P_ASYNC_SIO, P_ASYNC_EIO3)),
     Hook(f"{ASIO}._send_packet", OVERRIDE, ("eio_sid", "pkt"), (P_ASYNC_EIO3, P_RECOVERY)),
-    Hook(f"{ASIO}._send_eio_packet", CALL, ("eio_sid", "eio_pkt"), (FANOUT,),
-         "a coroutine: the fan-out's fallback for a session that does not take a packet "
-         "without awaiting"),
+    Hook(f"{ASIO}._send_eio_packet", CALL, ("eio_sid", "eio_pkt"), (FANOUT, BURSTS),
+         "a coroutine: the fan-out's (and a burst's) fallback for a session that does not "
+         "take a packet without awaiting"),
     Hook("socketio.async_manager:AsyncManager.emit", OVERRIDE,
          ("event", "data", "namespace", "room", "skip_sid", "callback", "to", "**kwargs"),
          (FANOUT,), "AsyncPubSubManager's local delivery calls it (super().emit in "
@@ -132,6 +133,8 @@ ASYNCIO_HOOKS: tuple[Hook, ...] = (
          "the per-recipient send differs"),
     Hook("socketio.async_manager:AsyncManager.get_participants", CALL, ("namespace", "room"),
          (FANOUT,), "(sid, eio_sid) of every recipient"),
+    Hook(f"{ASYNC_MANAGER}._handle_emit", COPY, ("message",), (BURSTS,),
+         "held_emit repeats what it hands emit (as the sync _handle_emit)"),
     Hook("engineio.async_drivers.asgi:WebSocket.asgi_send", ATTRIBUTE, None, (SHARED_WRITES,),
          "the ASGI send callable, under uvicorn a bound method of its websocket protocol"),
     Hook(f"{UVICORN_WS}.transport", ATTRIBUTE, None, (SHARED_WRITES,),

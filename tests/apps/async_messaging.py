@@ -78,6 +78,14 @@ async def send_to(sid: str, order: dict[str, Any]) -> int:
 
 
 @sio.event
+async def send_mixed(sid: str, order: dict[str, Any]) -> int:
+    """As the eventlet app's ``send_mixed``."""
+    for i in range(int(order["n"])):
+        await sio.emit("msg", common.message(order, i), to=common.mixed_target(order, i))
+    return int(order["n"])
+
+
+@sio.event
 async def block(sid: str, seconds: float) -> None:
     """Hold the whole node (its event loop) for ``seconds``: a starved listener."""
     time.sleep(float(seconds))

@@ -44,6 +44,15 @@ def send_to(sid: str, order: dict[str, Any]) -> int:
 
 
 @sio.event
+def send_mixed(sid: str, order: dict[str, Any]) -> int:
+    """Emit 'msg' {tag, i} for i in range(order['n']), each to the place ``common.
+    mixed_target`` says (order['to'], order['room'] or everyone, in turn)."""
+    for i in range(int(order["n"])):
+        sio.emit("msg", common.message(order, i), to=common.mixed_target(order, i))
+    return int(order["n"])
+
+
+@sio.event
 def block(sid: str, seconds: float) -> None:
     """Hold the whole worker (its hub) for ``seconds``: a starved listener."""
     from eventlet.patcher import original

@@ -59,6 +59,17 @@ def message(order: dict[str, Any], i: int) -> dict[str, Any]:
     return data
 
 
+def mixed_target(order: dict[str, Any], i: int) -> str | None:
+    """Where message ``i`` of a send_mixed order goes: mostly order['to'] (a socket), every
+    7th to order['room'], every 11th to everyone (None), so that a receiver's bursts mix the
+    emits its worker holds with those python-socketio delivers."""
+    if i % 11 == 5:
+        return None
+    if i % 7 == 3:
+        return str(order["room"])
+    return str(order["to"])
+
+
 def storm_plan(order: dict[str, Any]) -> tuple[int, int, float]:
     """(senders, messages each, pause between emits) of a storm order."""
     return int(order["senders"]), int(order["each"]), float(order.get("pause", 0.0))

@@ -32,6 +32,7 @@ from .async_publisher import AsyncPublisher, aclose, stop_tasks
 from .async_queries import AsyncQueries
 from .async_readers import AsyncListener, AsyncRecoveryReader, AsyncStreamListener
 from .base import OWNER_REFRESH, OWNER_TTL, SioctlManagerBase, client_options
+from .bursts import Held, hold, write_held_async
 from .fanout import AsyncFanoutMixin
 from .recovering import RecoveryMixin
 from .recovery import Restore
@@ -282,14 +283,32 @@ class AsyncSioctlRedisManager(RecoveryMixin, SioctlManagerBase, AsyncPubSubManag
         self._send_routed(data, local, owner)
 
     async def _listen(self) -> Any:
+        """As the eventlet shell's ``_listen``: read a burst at a time, another worker's emit
+        to a room or socket here delivered at once, its frames written per socket at the end
+        of the burst (.bursts); anything else first has the held frames written."""
         assert self.listener is not None
-        async for channel, raw in self.listener.messages():
-            data = self._heard(channel, raw)
-            if data is None or await self.queries.handle(data):
-                continue
-            if self._passed_on_misdelivered(channel, data):
-                continue
-            yield data
+        held = Held()
+        async for batch in self.listener.batches():
+            for channel, raw in batch:
+                data = self._heard(channel, raw)
+                if data is None or self._passed_on_misdelivered(channel, data):
+                    continue
+                if self._held(data, held):
+                    continue
+                if held:
+                    await write_held_async(self.server, held)
+                if await self.queries.handle(data):
+                    continue
+                yield data
+            if held:
+                await write_held_async(self.server, held)
+
+    def _held(self, data: dict[str, Any], held: Held) -> bool:
+        try:
+            return hold(self, data, held)
+        except Exception:  # as python-socketio's listener task says it
+            self.server.logger.exception("Handler error in pubsub listening thread")
+            return True
 
     # ------------------------------------------------------------------- global queries
     # As the eventlet manager's (manager.py), awaited.

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from .async_publisher import aclose
-from .reading import POLL, ReaderBase, RecoveryCursor, StreamCursor, pubsub_batch
+from .reading import BURST, POLL, ReaderBase, RecoveryCursor, StreamCursor, pubsub_batch
 from .sharded import async_subscribe
 
 
@@ -25,6 +25,13 @@ class AsyncReader(ReaderBase):
 
     async def messages(self) -> AsyncIterator[tuple[str, bytes]]:
         """(channel, data) of every message, forever, reconnecting as often as needed."""
+        async for batch in self.batches():
+            for item in batch:
+                yield item
+
+    async def batches(self) -> AsyncIterator[list[tuple[str, bytes]]]:
+        """The messages as read: a list of (channel, data) per read, forever (never empty),
+        reconnecting as often as needed."""
         while True:
             try:
                 if self._conn is None:
@@ -40,8 +47,8 @@ class AsyncReader(ReaderBase):
                 await aclose(conn, client)
                 await self._sleep(delay)
                 continue
-            for item in batch:
-                yield item
+            if batch:
+                yield batch
 
     async def close(self) -> None:
         """Close the connection (a reader still running opens a new one)."""
@@ -65,8 +72,17 @@ class AsyncListener(AsyncReader):
         return await async_subscribe(self._client, self.channels)
 
     async def _read(self) -> list[tuple[str, bytes]]:
-        return pubsub_batch(await self._conn.get_message(ignore_subscribe_messages=True,
-                                                         timeout=POLL))
+        conn = self._conn
+        batch = pubsub_batch(await conn.get_message(ignore_subscribe_messages=True,
+                                                    timeout=POLL))
+        # Then what Redis has sent already, delivered as one burst (as listener.Listener).
+        while batch and len(batch) < BURST:
+            more = pubsub_batch(await conn.get_message(ignore_subscribe_messages=True,
+                                                       timeout=0))
+            if not more:
+                break
+            batch += more
+        return batch
 
 
 class AsyncStreamListener(StreamCursor, AsyncReader):

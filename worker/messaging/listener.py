@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from .reading import POLL, ReaderBase, pubsub_batch
+from .reading import BURST, POLL, ReaderBase, pubsub_batch
 from .sharded import subscribe
 
 
@@ -17,6 +17,12 @@ class Reader(ReaderBase):
 
     def messages(self) -> Iterator[tuple[str, bytes]]:
         """(channel, data) of every message, forever, reconnecting as often as needed."""
+        for batch in self.batches():
+            yield from batch
+
+    def batches(self) -> Iterator[list[tuple[str, bytes]]]:
+        """The messages as read: a list of (channel, data) per read, forever (never empty),
+        reconnecting as often as needed."""
         while True:
             try:
                 if self._conn is None:
@@ -33,7 +39,8 @@ class Reader(ReaderBase):
                         pass
                 self._sleep(delay)
                 continue
-            yield from batch
+            if batch:
+                yield batch
 
     def _open(self) -> Any:
         raise NotImplementedError
@@ -53,5 +60,13 @@ class Listener(Reader):
         return subscribe(self._client, self.channels)
 
     def _read(self) -> list[tuple[str, bytes]]:
-        return pubsub_batch(self._conn.get_message(ignore_subscribe_messages=True,
-                                                   timeout=POLL))
+        conn = self._conn
+        batch = pubsub_batch(conn.get_message(ignore_subscribe_messages=True, timeout=POLL))
+        # Then what Redis has sent already (redis-py's buffer, or one non-blocking read):
+        # delivered as one burst (.bursts). A confirmation or a PONG ends the burst early.
+        while batch and len(batch) < BURST:
+            more = pubsub_batch(conn.get_message(ignore_subscribe_messages=True, timeout=0))
+            if not more:
+                break
+            batch += more
+        return batch

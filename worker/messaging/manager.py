@@ -32,6 +32,7 @@ from sioctl.worker.redis_cluster import TOPOLOGY_EVERY, describe
 
 from . import routing
 from .base import OWNER_REFRESH, OWNER_TTL, SioctlManagerBase, client_options
+from .bursts import Held, hold, write_held
 from .fanout import FanoutMixin
 from .listener import Listener
 from .publisher import Publisher
@@ -220,14 +221,33 @@ class SioctlRedisManager(RecoveryMixin, SioctlManagerBase, socketio.PubSubManage
         self._send_routed(data, local, owner)
 
     def _listen(self) -> Any:
+        """What python-socketio's listener thread handles, read a burst at a time: another
+        worker's emit to a room or socket here is delivered at once, its frames held and
+        written per socket at the end of the burst (.bursts); anything else first has the
+        held frames written, so every socket gets what it is sent in order."""
         assert self.listener is not None
-        for channel, raw in self.listener.messages():
-            data = self._heard(channel, raw)
-            if data is None or self.queries.handle(data):
-                continue
-            if self._passed_on_misdelivered(channel, data):
-                continue
-            yield data
+        held = Held()
+        for batch in self.listener.batches():
+            for channel, raw in batch:
+                data = self._heard(channel, raw)
+                if data is None or self._passed_on_misdelivered(channel, data):
+                    continue
+                if self._held(data, held):
+                    continue
+                if held:
+                    write_held(self.server, held)
+                if self.queries.handle(data):
+                    continue
+                yield data
+            if held:
+                write_held(self.server, held)
+
+    def _held(self, data: dict[str, Any], held: Held) -> bool:
+        try:
+            return hold(self, data, held)
+        except Exception:  # as python-socketio's listener thread says it
+            self.server.logger.exception("Handler error in pubsub listening thread")
+            return True
 
     # ------------------------------------------------------------------- global queries
 

@@ -22,6 +22,10 @@ from .outbox import Backoff, channel_of, stream_key
 
 # How long one wait for a message lasts; the loop also notices a dead connection this often.
 POLL = 1.0
+# Pub/sub messages read in one go at most: after the first, those Redis has sent already are
+# taken without waiting (``get_message(timeout=0)``), and the manager delivers them as one
+# burst (.bursts).
+BURST = 256
 # Streams: entries read per XREAD, how long one XREAD blocks, message ids remembered to drop a
 # batch the publisher sent twice.
 BLOCK_MS = 1000

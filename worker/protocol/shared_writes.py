@@ -86,11 +86,21 @@ class AsyncDirectWrites:
         self.qsize: Any = getattr(queue, "_queue", queue).qsize
 
     async def send(self, message: Any) -> None:
-        """python-engineio's writer sends ``message`` (uvicorn frames it)."""
+        """python-engineio's writer sends ``message`` (uvicorn frames it), or frames made
+        already (a ``ws_frame.RawFrame``: the frames of one socket held over a burst of Redis
+        messages, ``messaging.bursts``), written to the transport as they are, under the
+        same flow control as uvicorn's ``send``."""
         session = self._session
         session._sioctl_writing = True
         try:
-            await self._ws.send(message)
+            protocol = self.protocol
+            if isinstance(message, ws_frame.RawFrame) and protocol is not None:
+                await protocol.writable.wait()
+                if protocol.disconnected or protocol.close_sent:
+                    raise ConnectionError("the websocket is closed")
+                protocol.transport.write(message)
+            else:
+                await self._ws.send(message)
         finally:
             session._sioctl_writing = False
 
