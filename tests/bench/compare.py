@@ -56,6 +56,7 @@ STEPS: list[tuple[str, Any]] = [
     ("echo-saturation", lambda s, p: scenarios.echo(s, p, None)),
     ("echo-16k-saturation", lambda s, p: scenarios.echo(s, p, None, LARGE_TEXT)),
     ("targeted", scenarios.targeted),
+    ("targeted-crossed", lambda s, p: scenarios.targeted(s, p, crossed=True)),
     ("handoff", scenarios.handoff),
     ("broadcast", scenarios.broadcast),
     # Last, as in suite.py: tearing down 10k sessions keeps a worker busy for seconds; its

@@ -53,6 +53,13 @@ SCENARIOS: dict[str, tuple[str, str]] = {
         " worker (with 1 worker: the same one). Latency: request to arrival at the receiver."
         " *lost*: acknowledged requests whose message never arrived.",
     ),
+    "targeted-crossed": (
+        "Targeted emit, both workers sending",
+        "As above, but half the senders are on each of two workers, each sending to a receiver"
+        " on the other: every message still crosses workers, and each worker both publishes"
+        " and delivers, as an app's traffic spreads (above, one worker only publishes and the"
+        " other only delivers). With 1 worker the same as above.",
+    ),
     "broadcast": (
         "Broadcast fan-out",
         "{broadcast_clients} clients spread over the workers; one asks for {broadcasts}"
@@ -71,6 +78,7 @@ CHARTS = {
     "echo-fixed": ("p99 ms", "server µs/msg"),
     "echo-saturation": ("msgs/s", "server µs/msg"),
     "targeted": ("msgs/s", "server µs/msg"),
+    "targeted-crossed": ("msgs/s", "server µs/msg"),
     "broadcast": ("deliveries/s", "server µs/delivery"),
     "idle-1k": ("KiB/conn", "server µs/conn"),
     "idle-10k": ("KiB/conn", "held"),

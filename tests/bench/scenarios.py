@@ -316,11 +316,17 @@ async def _sessions_by_worker(system: System, wanted: int, ips: Iterator[str],
     return by_pid
 
 
-async def targeted(system: System, plan: Plan) -> Result:
+async def targeted(system: System, plan: Plan, crossed: bool = False) -> Result:
     """Emits to one client served by another worker (``send_to``: the server emits 'msg' to the
     receiver's sid): each of ``targeted_pairs`` senders keeps ``targeted_window`` requests in
     flight for ``seconds``. Measured at the receivers: delivered msgs/s, latency from the
-    sender's request to the arrival, loss (acknowledged requests never delivered)."""
+    sender's request to the arrival, loss (acknowledged requests never delivered).
+
+    With several workers every sender is on one worker and every receiver on another: one
+    worker only publishes and the other only delivers, so the rate is the slower half's.
+    ``crossed`` puts half the senders on each of the two workers, each sending to a receiver on
+    the other, as an app's traffic spreads: every message still crosses Redis, and each worker
+    both publishes and delivers. With one worker both layouts are the same."""
     ips = source_ips()
     latencies: list[float] = []
     seen: set[tuple[int, int]] = set()
@@ -346,7 +352,10 @@ async def targeted(system: System, plan: Plan) -> Result:
     try:
         groups = sorted(by_pid.values(), key=len, reverse=True)
         if system.workers > 1 and len(groups) >= 2 and len(groups[1]) >= pairs:
-            senders, receivers = groups[0][:pairs], groups[1][:pairs]
+            one, other = groups[0], groups[1]
+            half = pairs // 2 if crossed else 0
+            senders = one[half:pairs] + other[:half]
+            receivers = other[half:pairs] + one[:half]
         elif groups and len(groups[0]) >= 2 * pairs:
             senders, receivers = groups[0][:pairs], groups[0][pairs:2 * pairs]
             if system.workers > 1:
@@ -394,7 +403,7 @@ async def targeted(system: System, plan: Plan) -> Result:
         "duplicates": float(duplicates),
         "server µs/msg": used.server / delivered * 1e6 if delivered else math.nan,
     }
-    return Result("targeted", metrics, used, notes)
+    return Result("targeted-crossed" if crossed else "targeted", metrics, used, notes)
 
 
 # -------------------------------------------------------------------------- broadcast
@@ -504,6 +513,7 @@ def scenarios(plan: Plan) -> list[tuple[str, Scenario]]:
         ("echo-fixed", lambda s, p: echo(s, p, p.echo_rate)),
         ("echo-saturation", lambda s, p: echo(s, p, None)),
         ("targeted", targeted),
+        ("targeted-crossed", lambda s, p: targeted(s, p, crossed=True)),
         ("broadcast", broadcast),
     ]
     # The larger idle phases last: tearing down 10k sessions keeps a worker busy for seconds,
