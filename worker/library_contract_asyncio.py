@@ -106,9 +106,11 @@ ASYNCIO_HOOKS: tuple[Hook, ...] = (
     Hook(f"{ASOCKET}._websocket_handler", OVERRIDE, ("ws",), (P_ASYNC_ENGINE,),
          "reads frames with await ws.wait(), as the sync one"),
     Hook(f"{ASOCKET}._websocket_handler", COPY, ("ws",), (P_ASYNC_WEBSOCKET,),
-         "serve_websocket re-implements it (the upgrade's probe exchange, the writer task, the "
+         "serve_websocket re-implements it (the upgrade's probe exchange, the writer, the "
          "read loop and its end) reading frames in the session's own task, one ReadDeadline "
-         "timer per websocket instead of a task and wait_for per frame"),
+         "timer per websocket instead of a task and wait_for per frame; the writer is an "
+         "AsyncLazyWriter (a task only while something is queued, packets framed and written "
+         "to the transport at once when it takes them) instead of a task parked in poll()"),
     Hook(f"{ASIO}._handle_eio_connect", OVERRIDE, ("eio_sid", "environ"),
          (P_ASYNC_SIO, P_ASYNC_EIO3)),
     Hook(f"{ASIO}._handle_eio_message", OVERRIDE, ("eio_sid", "data"),
