@@ -408,6 +408,7 @@ MIXINS: dict[str, str] = {
     "sioctl.worker.aio.head_deadline:HeadDeadlineMixin": UVICORN_HTTP,
     # Less held per idle websocket (asyncio engine, issue 19).
     "sioctl.worker.aio.ws_protocol:LeanWebSocketMixin": UVICORN_WS,
+    "sioctl.worker.aio.ws_protocol:LeanUpgradeMixin": UVICORN_HTTP,
 }
 
 

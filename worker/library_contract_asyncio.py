@@ -210,7 +210,15 @@ ASYNCIO_HOOKS: tuple[Hook, ...] = (
          "response_complete says the connection waits for its next request; transport and "
          "client are the connection's; the protocol is in server_state.connections while open"),
     Hook(f"{UVICORN_WS}.send", OVERRIDE, ("message",), (AIO_WS,),
-         "its websocket.accept answers the handshake from request/response"),
+         "its websocket.accept answers the handshake from request/response; after it nothing "
+         "reads the request's headers (websockets' parser generator keeps the request) nor "
+         "conn.available_extensions (read by the handshake's accept())"),
+    Hook(f"{UVICORN_HTTP}.handle_websocket_upgrade", OVERRIDE, (), (AIO_WS,),
+         "hands the transport to a new websocket protocol; the HTTP protocol object is not "
+         "used after it"),
+    Hook(f"{UVICORN_HTTP}.parser", LAYOUT, None, (AIO_WS,),
+         "httptools' parser, made with the protocol's callbacks (a reference cycle); set to "
+         "None after an upgrade, the HTTP protocol is freed without the cyclic collector"),
     Hook(f"{UVICORN_WS}.queue", LAYOUT, None, (AIO_WS,),
          "set in __init__; only put_nowait, get and empty are called on it; writable (set in "
          "__init__) only set, clear and wait; request and response set by the handshake and "

@@ -33,7 +33,7 @@ from sioctl.worker import full_worker
 from sioctl.worker.aio.access_log import AsgiAccessLog
 from sioctl.worker.aio.head_deadline import with_head_deadline
 from sioctl.worker.aio.limits import RequestLimits
-from sioctl.worker.aio.ws_protocol import lean_websocket_protocol
+from sioctl.worker.aio.ws_protocol import lean_http_protocol, lean_websocket_protocol
 from sioctl.worker.gate import opens_session
 from sioctl.worker.tls import HANDSHAKE_TIMEOUT
 
@@ -156,8 +156,8 @@ class Serving:
         self.state = ServerState()
         # HttpToolsProtocol (worker/library_contract.py lists what the worker relies on), with
         # the header deadline of later requests on a kept-alive connection (head_deadline.py).
-        protocol_class: Any = with_head_deadline(self.config.http_protocol_class,
-                                                 settings.header_timeout)
+        protocol_class: Any = with_head_deadline(
+            lean_http_protocol(self.config.http_protocol_class), settings.header_timeout)
         self._factory = functools.partial(
             protocol_class, config=self.config, server_state=self.state,
             app_state=app_state if app_state is not None else {})
@@ -221,12 +221,16 @@ class Serving:
             # A weak reference: once upgraded, the HTTP protocol object (its parser and
             # buffers, ~5 KiB) must not live on until the deadline (measured: 46 KiB per idle
             # websocket with a strong one, 41 without, as a stock uvicorn).
-            loop.call_later(max(0.0, left), self._check_head, transport, weakref.ref(protocol))
+            # Kept on the protocol so that an upgrade cancels it (ws_protocol.LeanUpgradeMixin).
+            protocol.sioctl_head_check = loop.call_later(
+                max(0.0, left), self._check_head, transport, weakref.ref(protocol))
 
     def _check_head(self, transport: asyncio.BaseTransport, ref: weakref.ref[Any]) -> None:
         """Close a connection that has not completed a request head in time (uvicorn itself
         only times out idle keep-alive connections, after a first response)."""
         protocol = ref()
+        if protocol is not None:
+            protocol.sioctl_head_check = None
         if protocol is None or transport.is_closing() or transport.get_protocol() is not protocol:
             return  # closed, or upgraded to a websocket
         if getattr(protocol, "cycle", None) is None:

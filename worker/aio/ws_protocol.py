@@ -13,7 +13,16 @@ worker hands upgrades to (:func:`lean_websocket_protocol`) therefore:
 - receives into a :class:`~sioctl.worker.protocol.session_queue.SessionQueue` (the
   ``asyncio.Queue`` calls uvicorn makes, with nothing allocated until a reader waits);
 - tracks writability with a :class:`LazyEvent` (an ``asyncio.Event`` whose waiters' list
-  exists only while someone waits).
+  exists only while someone waits);
+- empties the request's headers once the accept is written: websockets' handshake parser (a
+  generator suspended for as long as the connection lasts) keeps the request as a local
+  variable (~1.7 KiB of ``Headers`` per connection), and drops the permessage-deflate offer
+  (``available_extensions``), read only by the handshake.
+
+The HTTP protocol the upgrade came through is freed at once (:class:`LeanUpgradeMixin`):
+httptools' parser holds the protocol's callbacks, a reference cycle that kept the parser, the
+request's URL and headers of every websocket until a full collection of the cyclic garbage
+collector; and the worker's first-head deadline timer of that connection is cancelled.
 
 What uvicorn's protocol does with them is unchanged; worker/library_contract_asyncio.py lists
 the members relied on.
@@ -87,8 +96,42 @@ class LeanWebSocketMixin:
         await super().send(message)  # type: ignore[misc]
         if message.get("type") == "websocket.accept":
             # The handshake is answered: nothing reads the request or the response again.
-            self.__dict__.pop("request", None)
+            request = self.__dict__.pop("request", None)
             self.__dict__.pop("response", None)
+            headers = getattr(request, "headers", None)
+            if headers is not None:
+                # websockets' parser generator keeps the request object itself (a local of
+                # ServerProtocol.parse): its headers are emptied instead (scope["headers"] is
+                # a list of its own).
+                headers.clear()
+            conn = getattr(self, "conn", None)
+            if conn is not None and getattr(conn, "available_extensions", None):
+                conn.available_extensions = ()  # read only by the handshake's accept()
+
+
+class LeanUpgradeMixin:
+    """Put in front of uvicorn's HTTP protocol class: once a connection is handed to the
+    websocket protocol, nothing is left holding the HTTP protocol object (see the module's
+    docstring)."""
+
+    # The worker's first-head deadline timer (serving.Serving._attach), while pending.
+    sioctl_head_check: Any = None
+
+    def handle_websocket_upgrade(self) -> None:
+        super().handle_websocket_upgrade()  # type: ignore[misc]
+        # httptools' parser holds this protocol's callbacks and the protocol holds the parser:
+        # broken here, the protocol (its parser, URL, headers, scope) is freed with the last
+        # reference instead of at the next full collection.
+        if "parser" in self.__dict__:
+            self.parser = None
+        handle, self.sioctl_head_check = self.sioctl_head_check, None
+        if handle is not None:
+            handle.cancel()  # upgraded: no head to wait for; drops the timer's arguments
+
+
+def lean_http_protocol(protocol_class: type) -> type:
+    """``protocol_class`` (uvicorn's HTTP protocol) with :class:`LeanUpgradeMixin`."""
+    return type(f"Lean{protocol_class.__name__}", (LeanUpgradeMixin, protocol_class), {})
 
 
 def lean_websocket_protocol(protocol_class: type) -> type:
