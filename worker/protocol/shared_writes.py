@@ -129,7 +129,8 @@ def sansio_protocol(ws: Any) -> Any:
     shared frames can be written to its transport directly (no permessage-deflate: compressed
     frames differ per socket); None otherwise (another server or websocket implementation)."""
     protocol = getattr(getattr(ws, "asgi_send", None), "__self__", None)
-    if type(protocol).__name__ != "WebSocketsSansIOProtocol":
+    # The worker's class is a subclass (aio/ws_protocol.lean_websocket_protocol).
+    if not any(cls.__name__ == "WebSocketsSansIOProtocol" for cls in type(protocol).__mro__):
         return None
     conn = getattr(protocol, "conn", None)
     if conn is None or getattr(conn, "extensions", None) or \
