@@ -180,7 +180,8 @@ class AsyncLazyWriter:
 async def serve_websocket(session: Any, ws: Any) -> None:
     """Serve ``session`` (an ``AsyncSocket``) on the websocket ``ws`` until either ends: the
     upgrade's probe exchange when the session is already connected, then every frame read and
-    given to ``session.receive``, as python-engineio's handler does. What the session queues
+    given to ``session.receive`` until the client closes, a read fails or waits too long, or
+    the session says it is closed, as python-engineio's handler does. What the session queues
     is written by an :class:`AsyncLazyWriter` (a :class:`.session_queue.SessionQueue`), else by
     python-engineio's writer task."""
     server = session.server
@@ -190,21 +191,55 @@ async def serve_websocket(session: Any, ws: Any) -> None:
     else:
         session.connected = True
         session.upgraded = True
-    queue = session.queue
-    lazy: AsyncLazyWriter | None = None
-    writer_task: asyncio.Future[None] | None = None
-    if isinstance(queue, SessionQueue):
-        lazy = queue.writer = AsyncLazyWriter(session, ws)
-        if queue.qsize():
-            lazy.queued()  # the OPEN packet, or what was sent during the upgrade
-    else:
-        writer_task = asyncio.ensure_future(_writer(session, ws))
+    lazy, writer_task = _start_writer(session, ws)
     server.logger.info("%s: Upgrade to websocket successful", session.sid)
     deadline = ReadDeadline(server.ping_interval + server.ping_timeout)
     try:
-        await _read_frames(session, ws, deadline)
+        # The read loop is here, not in coroutines of its own: an idle websocket waits in it,
+        # and every coroutine on that chain is held for the connection's life (~250 bytes).
+        while True:
+            deadline.waiting()
+            try:
+                data = await ws.wait()
+                if ws_upgrade.frame_too_large(data, server.max_http_buffer_size):
+                    raise ValueError("packet is too large")  # as python-engineio
+            except asyncio.CancelledError:
+                # The deadline's or the caller's: python-engineio ends the loop on both.
+                deadline.expired()
+                break
+            except Exception as exc:
+                if not session.closed:
+                    server.logger.info('%s: Unexpected error "%s", closing connection',
+                                       session.sid, str(exc))
+                break
+            finally:
+                deadline.done()
+            if data is None or not await _received(session, data):
+                break  # the client closed the websocket, or the session is closed
     finally:
         deadline.stop()
+    await _stop_writer(session, lazy, writer_task)
+    await session.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
+
+
+def _start_writer(session: Any, ws: Any) -> tuple[AsyncLazyWriter | None,
+                                                   asyncio.Future[None] | None]:
+    """The session's writer: an :class:`AsyncLazyWriter` on a SessionQueue (started at once
+    if the queue holds the OPEN packet or what was sent during the upgrade), else python-
+    engineio's writer task."""
+    queue = session.queue
+    if not isinstance(queue, SessionQueue):
+        return None, asyncio.ensure_future(_writer(session, ws))
+    lazy = queue.writer = AsyncLazyWriter(session, ws)
+    if queue.qsize():
+        lazy.queued()
+    return lazy, None
+
+
+async def _stop_writer(session: Any, lazy: AsyncLazyWriter | None,
+                       writer_task: asyncio.Future[None] | None) -> None:
+    """The reader has ended: what is queued is written, then the websocket closed."""
+    queue = session.queue
     if lazy is not None:
         try:
             await lazy.finish()
@@ -213,39 +248,20 @@ async def serve_websocket(session: Any, ws: Any) -> None:
     elif writer_task is not None:
         await queue.put(None)  # the writer's poll() ends
         await writer_task
-    await session.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
 
 
-async def _read_frames(session: Any, ws: Any, deadline: ReadDeadline) -> None:
-    """Read frames and hand each to the session until the client closes, a read fails or
-    waits too long, or the session says it is closed."""
-    server = session.server
-    while True:
-        deadline.waiting()
-        try:
-            data = await _frame(server, ws)
-        except asyncio.CancelledError:
-            # The deadline's or the caller's: python-engineio ends the loop on both.
-            deadline.expired()
-            break
-        except Exception as exc:
-            if not session.closed:
-                server.logger.info('%s: Unexpected error "%s", closing connection',
-                                   session.sid, str(exc))
-            break
-        finally:
-            deadline.done()
-        if data is None:
-            break  # the client closed the websocket
-        try:
-            await session.receive(packet.Packet(encoded_packet=data))
-        except exceptions.UnknownPacketError:
-            pass
-        except exceptions.SocketIsClosedError:
-            server.logger.info("Receive error -- socket is closed")
-            break
-        except Exception:  # as python-engineio: log it and read on
-            server.logger.exception("Unknown receive error")
+async def _received(session: Any, data: Any) -> bool:
+    """Give a frame read to the session; False when the session says it is closed."""
+    try:
+        await session.receive(packet.Packet(encoded_packet=data))
+    except exceptions.UnknownPacketError:
+        pass
+    except exceptions.SocketIsClosedError:
+        session.server.logger.info("Receive error -- socket is closed")
+        return False
+    except Exception:  # as python-engineio: log it and read on
+        session.server.logger.exception("Unknown receive error")
+    return True
 
 
 async def _frame(server: Any, ws: Any) -> Any:
