@@ -226,14 +226,18 @@ class Serving:
         finally:
             self._attaching -= 1
         self._arrivals[protocol] = arrived
-        if self._header_timeout > 0:
+        # Already upgraded to a websocket (the request was read before this task resumed, as
+        # uvloop does with a head waiting in the socket): no head to wait for, no timer.
+        upgraded = transport.get_protocol() is not protocol
+        http: Any = protocol
+        if self._header_timeout > 0 and not upgraded:
             left = self._header_timeout - (loop.time() - arrived)
             # A weak reference: once upgraded, the HTTP protocol object (its parser and
             # buffers, ~5 KiB) must not live on until the deadline (measured: 46 KiB per idle
             # websocket with a strong one, 41 without, as a stock uvicorn).
             # Kept on the protocol so that an upgrade cancels it (ws_protocol.LeanUpgradeMixin).
-            protocol.sioctl_head_check = loop.call_later(
-                max(0.0, left), self._check_head, transport, weakref.ref(protocol))
+            http.sioctl_head_check = loop.call_later(
+                max(0.0, left), self._check_head, transport, weakref.ref(http))
 
     def _check_head(self, transport: asyncio.BaseTransport, ref: weakref.ref[Any]) -> None:
         """Close a connection that has not completed a request head in time (uvicorn itself

@@ -22,9 +22,10 @@ worker hands upgrades to (:func:`lean_websocket_protocol`) therefore:
 Once the accept is written, the protocol's own attributes that hold the same object on every
 connection of the worker (the config, the app, the loop, the logger, the server state's sets,
 settings, and state still at its initial value: flags, ping timers that never run) are read
-from the class instead (:data:`CLASS_WIDE`): uvicorn sets 34 attributes in ``__init__``, past
-the 30 a shared-key instance dict holds, so every protocol had a full dict of its own (1.5
-KiB), against ~0.3 KiB for the ~9 left.
+from the class instead (:data:`CLASS_WIDE`), and those read only by the handshake are dropped
+(:data:`HANDSHAKE_ONLY`): uvicorn sets 34 attributes in ``__init__``, past the 30 a shared-key
+instance dict holds, so every protocol had a full dict of its own (1.5 KiB), against ~0.3 KiB
+for the 9 left, which uvicorn's reads of a message set again without growing it.
 
 The HTTP protocol the upgrade came through is freed at once (:class:`LeanUpgradeMixin`):
 httptools' parser holds the protocol's callbacks, a reference cycle that kept the parser, the
@@ -44,31 +45,38 @@ from sioctl.worker.protocol.session_queue import SessionQueue
 
 # uvicorn's websocket protocol attributes that are, after the handshake, the same object on
 # every connection of the worker unless uvicorn sets them again (then the instance has its own).
+# (read_paused and curr_msg_data_type stay in the instance: uvicorn sets them on every message
+# received, and adding a key to the compacted dict would grow it.)
 CLASS_WIDE = (
     "config", "app", "loop", "logger", "root_path", "asgi_version", "app_state", "connections",
     "tasks", "close_timeout", "ping_interval", "ping_timeout", "handshake_initiated",
     "handshake_complete", "close_sent", "disconnected", "close_timer", "initial_response",
-    "read_paused", "ping_timer", "pong_timer", "pending_ping_payload", "ping_sent_at",
-    "last_ping_rtt", "curr_msg_data_type", "scheme",
+    "ping_timer", "pong_timer", "pending_ping_payload", "ping_sent_at", "last_ping_rtt",
+    "scheme",
 )
+# Read only to build the handshake's scope and response: dropped from every instance after
+# the accept (the class keeps the first connection's, never read).
+HANDSHAKE_ONLY = ("default_headers", "server")
 _MISSING = object()
 
 
-def compact_attributes(obj: Any, names: tuple[str, ...]) -> None:
+def compact_attributes(obj: Any, names: tuple[str, ...], dropped: tuple[str, ...] = ()) -> None:
     """Give ``obj`` an instance dict without those of ``names`` whose value is the very object
-    its class holds; the class takes the values of the first instance compacted (so the
-    class, one per worker's config, must hold only instances that share them)."""
+    its class holds, nor those of ``dropped``; the class takes the values of the first
+    instance compacted (so the class, one per worker's config, must hold only instances that
+    share them)."""
     cls = type(obj)
     own = obj.__dict__
     if "_sioctl_class_wide" not in cls.__dict__:
-        for name in names:
+        for name in names + dropped:
             if name in own:
                 setattr(cls, name, own[name])
         cls._sioctl_class_wide = True
     wide = cls.__dict__
     # A new dict sized for what is left: deleting keys would not shrink the old one.
     obj.__dict__ = {name: value for name, value in own.items()
-                    if name not in names or wide.get(name, _MISSING) is not value}
+                    if name not in dropped
+                    and (name not in names or wide.get(name, _MISSING) is not value)}
 
 
 class LazyEvent:
@@ -142,7 +150,7 @@ class LeanWebSocketMixin:
             conn = getattr(self, "conn", None)
             if conn is not None and getattr(conn, "available_extensions", None):
                 conn.available_extensions = ()  # read only by the handshake's accept()
-            compact_attributes(self, CLASS_WIDE)
+            compact_attributes(self, CLASS_WIDE, HANDSHAKE_ONLY)
 
 
 class LeanUpgradeMixin:
