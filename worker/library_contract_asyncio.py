@@ -212,7 +212,9 @@ ASYNCIO_HOOKS: tuple[Hook, ...] = (
     Hook(f"{UVICORN_WS}.send", OVERRIDE, ("message",), (AIO_WS,),
          "its websocket.accept answers the handshake from request/response; after it nothing "
          "reads the request's headers (websockets' parser generator keeps the request) nor "
-         "conn.available_extensions (read by the handshake's accept())"),
+         "conn.available_extensions (read by the handshake's accept()); websockets' "
+         "ServerProtocol.parse (conn.parser) runs Protocol.parse inside itself after the "
+         "request, so a fresh Protocol.parse waiting in reader.at_eof() replaces it"),
     Hook(f"{UVICORN_HTTP}.handle_websocket_upgrade", OVERRIDE, (), (AIO_WS,),
          "hands the transport to a new websocket protocol; the HTTP protocol object is not "
          "used after it"),

@@ -675,6 +675,9 @@ def check_uvicorn_websocket() -> None:
         assert transport.written.startswith(b"HTTP/1.1 101"), transport.written
         await until(lambda: "request" not in vars(protocol))
         assert "request" not in vars(protocol) and "response" not in vars(protocol)
+        # websockets' handshake parser replaced by its frame parser (ws_protocol.restart_parser)
+        from websockets.protocol import Protocol
+        assert protocol.conn.parser.gi_code is Protocol.parse.__code__, protocol.conn.parser
         protocol.data_received(_WS_HI)
         await until(lambda: got)
         assert got == [{"type": "websocket.receive", "text": "hi"}], got
