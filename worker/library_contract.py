@@ -419,6 +419,7 @@ MIXINS: dict[str, str] = {
     "sioctl.worker.aio.ws_protocol:LeanWebSocketMixin": UVICORN_WS,
     # The asyncio session's direct writes: its send() (issue 15/19, the echo's ack path).
     "sioctl.worker.protocol.shared_writes:AsyncSharedWrites": ASOCKET,
+    "sioctl.worker.aio.ws_protocol:LeanUpgradeMixin": UVICORN_HTTP,
 }
 
 

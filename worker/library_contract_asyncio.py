@@ -111,9 +111,11 @@ ASYNCIO_HOOKS: tuple[Hook, ...] = (
     Hook(f"{ASOCKET}._websocket_handler", OVERRIDE, ("ws",), (P_ASYNC_ENGINE,),
          "reads frames with await ws.wait(), as the sync one"),
     Hook(f"{ASOCKET}._websocket_handler", COPY, ("ws",), (P_ASYNC_WEBSOCKET,),
-         "serve_websocket re-implements it (the upgrade's probe exchange, the writer task, the "
+         "serve_websocket re-implements it (the upgrade's probe exchange, the writer, the "
          "read loop and its end) reading frames in the session's own task, one ReadDeadline "
-         "timer per websocket instead of a task and wait_for per frame"),
+         "timer per websocket instead of a task and wait_for per frame; the writer is an "
+         "AsyncLazyWriter (a task only while something is queued, packets framed and written "
+         "to the transport at once when it takes them) instead of a task parked in poll()"),
     Hook(f"{ASIO}._handle_eio_connect", OVERRIDE, ("eio_sid", "environ"),
          (P_ASYNC_SIO, P_ASYNC_EIO3)),
     Hook(f"{ASIO}._handle_eio_message", OVERRIDE, ("eio_sid", "data"),
@@ -225,7 +227,17 @@ ASYNCIO_HOOKS: tuple[Hook, ...] = (
          "response_complete says the connection waits for its next request; transport and "
          "client are the connection's; the protocol is in server_state.connections while open"),
     Hook(f"{UVICORN_WS}.send", OVERRIDE, ("message",), (AIO_WS,),
-         "its websocket.accept answers the handshake from request/response"),
+         "its websocket.accept answers the handshake from request/response; after it nothing "
+         "reads the request's headers (websockets' parser generator keeps the request) nor "
+         "conn.available_extensions (read by the handshake's accept()); websockets' "
+         "ServerProtocol.parse (conn.parser) runs Protocol.parse inside itself after the "
+         "request, so a fresh Protocol.parse waiting in reader.at_eof() replaces it"),
+    Hook(f"{UVICORN_HTTP}.handle_websocket_upgrade", OVERRIDE, (), (AIO_WS,),
+         "hands the transport to a new websocket protocol; the HTTP protocol object is not "
+         "used after it"),
+    Hook(f"{UVICORN_HTTP}.parser", LAYOUT, None, (AIO_WS,),
+         "httptools' parser, made with the protocol's callbacks (a reference cycle); set to "
+         "None after an upgrade, the HTTP protocol is freed without the cyclic collector"),
     Hook(f"{UVICORN_WS}.queue", LAYOUT, None, (AIO_WS,),
          "set in __init__; only put_nowait, get and empty are called on it; writable (set in "
          "__init__) only set, clear and wait; request and response set by the handshake and "

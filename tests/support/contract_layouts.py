@@ -675,6 +675,9 @@ def check_uvicorn_websocket() -> None:
         assert transport.written.startswith(b"HTTP/1.1 101"), transport.written
         await until(lambda: "request" not in vars(protocol))
         assert "request" not in vars(protocol) and "response" not in vars(protocol)
+        # websockets' handshake parser replaced by its frame parser (ws_protocol.restart_parser)
+        from websockets.protocol import Protocol
+        assert protocol.conn.parser.gi_code is Protocol.parse.__code__, protocol.conn.parser
         protocol.data_received(_WS_HI)
         await until(lambda: got)
         assert got == [{"type": "websocket.receive", "text": "hi"}], got
@@ -683,7 +686,67 @@ def check_uvicorn_websocket() -> None:
     asyncio.run(run())
 
 
+def check_uvicorn_upgrade() -> None:
+    """uvicorn's HTTP protocol with worker/aio/ws_protocol.py's LeanUpgradeMixin: a websocket
+    upgrade hands the transport to the websocket protocol, and the HTTP protocol object is
+    freed with its last reference (its parser no longer holds it), the websocket served."""
+    import asyncio
+    import gc
+    import weakref
+
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    from sioctl.worker.aio.ws_protocol import lean_http_protocol, lean_websocket_protocol
+
+    class Transport(_FakeTransport):
+        protocol: Any = None
+
+        def set_protocol(self, protocol: Any) -> None:
+            self.protocol = protocol
+
+        def get_protocol(self) -> Any:
+            return self.protocol
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        await receive()
+
+    async def run() -> None:
+        config = uvicorn.Config(app, http="httptools", ws="websockets-sansio", lifespan="off",
+                                log_config=None, ws_ping_interval=None, ws_ping_timeout=None)
+        config.load()
+        config.ws_protocol_class = lean_websocket_protocol(config.ws_protocol_class)
+        transport = Transport()
+        protocol: Any = lean_http_protocol(config.http_protocol_class)(
+            config=config, server_state=ServerState(), app_state={},
+            _loop=asyncio.get_running_loop())
+        transport.protocol = protocol
+        protocol.connection_made(transport)
+        ref = weakref.ref(protocol)
+        gc.disable()
+        try:
+            protocol.data_received(_WS_UPGRADE)
+            del protocol
+            assert ref() is None, "the HTTP protocol outlives the upgrade"
+        finally:
+            gc.enable()
+        ws = transport.protocol
+        assert type(ws).__name__.startswith("Lean"), ws
+        for _ in range(500):
+            if transport.written:
+                break
+            await asyncio.sleep(0.01)
+        assert transport.written.startswith(b"HTTP/1.1 101"), transport.written
+        ws.connection_lost(None)
+
+    asyncio.run(run())
+
+
 LAYOUTS: dict[str, Callable[[], None]] = {
+    "uvicorn.protocols.http.httptools_impl:HttpToolsProtocol.parser (layout)":
+        check_uvicorn_upgrade,
     "engineio:Server.sockets (layout)": check_sockets_layout,
     "engineio:Server.handlers (layout)": check_eio_handlers,
     "engineio:Server._handle_connect (layout)": check_handle_connect,

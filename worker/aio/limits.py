@@ -8,7 +8,7 @@ with the status gunicorn (and the eventlet worker, for the line and the count) a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sioctl.cluster.settings import Settings
@@ -41,17 +41,22 @@ class RequestLimits:
             return 431, b"Request header field too large\n"
         return None
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:
+        # The app's own awaitable, not a coroutine of ours awaiting it: one frame less on
+        # every idle websocket's chain (serving.DrainGate.__call__).
         if scope["type"] in ("http", "websocket"):
             problem = self.problem(scope)
             if problem is not None:
-                if scope["type"] == "websocket":
-                    await send({"type": "websocket.close", "code": 1009})
-                    return
-                status, body = problem
-                await send({"type": "http.response.start", "status": status, "headers": [
-                    (b"content-type", b"text/plain"), (b"connection", b"close"),
-                    (b"content-length", str(len(body)).encode())]})
-                await send({"type": "http.response.body", "body": body})
-                return
-        await self.app(scope, receive, send)
+                return self._refuse(scope, send, problem)
+        return self.app(scope, receive, send)
+
+    @staticmethod
+    async def _refuse(scope: dict[str, Any], send: Any, problem: tuple[int, bytes]) -> None:
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1009})
+            return
+        status, body = problem
+        await send({"type": "http.response.start", "status": status, "headers": [
+            (b"content-type", b"text/plain"), (b"connection", b"close"),
+            (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})

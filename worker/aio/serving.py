@@ -20,7 +20,7 @@ import socket
 import ssl
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from email.utils import formatdate
 from typing import Any
 
@@ -33,7 +33,7 @@ from sioctl.worker import full_worker
 from sioctl.worker.aio.access_log import AsgiAccessLog
 from sioctl.worker.aio.head_deadline import with_head_deadline
 from sioctl.worker.aio.limits import RequestLimits
-from sioctl.worker.aio.ws_protocol import lean_websocket_protocol
+from sioctl.worker.aio.ws_protocol import lean_http_protocol, lean_websocket_protocol
 from sioctl.worker.gate import opens_session
 from sioctl.worker.tls import HANDSHAKE_TIMEOUT
 
@@ -62,18 +62,24 @@ class DrainGate:
         self.app = app
         self.draining = False
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:
+        # The app's own awaitable, not a coroutine of ours awaiting it: a websocket's request
+        # lasts as long as the connection, and each middleware frame on its chain of suspended
+        # coroutines is ~300 bytes per idle websocket (uvicorn is told the app is ASGI 3).
         if (self.draining and scope["type"] in ("http", "websocket")
                 and opens_session(scope.get("query_string", b"").decode("latin-1"))):
-            if scope["type"] == "websocket":
-                await send({"type": "websocket.close", "code": 1013})
-                return
-            await send({"type": "http.response.start", "status": 503, "headers": [
-                (b"content-type", b"text/plain"), (b"connection", b"close"),
-                (b"content-length", str(len(DRAINING_BODY)).encode())]})
-            await send({"type": "http.response.body", "body": DRAINING_BODY})
+            return self._refuse(scope, send)
+        return self.app(scope, receive, send)
+
+    @staticmethod
+    async def _refuse(scope: dict[str, Any], send: Any) -> None:
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1013})
             return
-        await self.app(scope, receive, send)
+        await send({"type": "http.response.start", "status": 503, "headers": [
+            (b"content-type", b"text/plain"), (b"connection", b"close"),
+            (b"content-length", str(len(DRAINING_BODY)).encode())]})
+        await send({"type": "http.response.body", "body": DRAINING_BODY})
 
 
 class NamedPeerSocket(socket.socket):
@@ -110,13 +116,14 @@ class ClientAddresses:
         self.app = app
         self.named: dict[Address, Address] = {}
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:
+        # The app's own awaitable (see DrainGate.__call__).
         if self.named and scope["type"] in ("http", "websocket"):
             client = scope.get("client")
             named = self.named.get((client[0], client[1])) if client else None
             if named is not None:
                 scope = {**scope, "client": named}
-        await self.app(scope, receive, send)
+        return self.app(scope, receive, send)
 
 
 class Serving:
@@ -149,6 +156,9 @@ class Serving:
             # engine.io pings its sessions itself.
             ws_ping_interval=None, ws_ping_timeout=None,
             server_header=False,
+            # The middlewares' __call__ return the app's awaitable (DrainGate.__call__): not
+            # coroutine functions, which uvicorn's "auto" would take for ASGI 2.
+            interface="asgi3",
         )
         self.config.load()
         # The websocket protocol upgrades are handed to, keeping less per idle connection.
@@ -156,8 +166,8 @@ class Serving:
         self.state = ServerState()
         # HttpToolsProtocol (worker/library_contract.py lists what the worker relies on), with
         # the header deadline of later requests on a kept-alive connection (head_deadline.py).
-        protocol_class: Any = with_head_deadline(self.config.http_protocol_class,
-                                                 settings.header_timeout)
+        protocol_class: Any = with_head_deadline(
+            lean_http_protocol(self.config.http_protocol_class), settings.header_timeout)
         self._factory = functools.partial(
             protocol_class, config=self.config, server_state=self.state,
             app_state=app_state if app_state is not None else {})
@@ -216,17 +226,25 @@ class Serving:
         finally:
             self._attaching -= 1
         self._arrivals[protocol] = arrived
-        if self._header_timeout > 0:
+        # Already upgraded to a websocket (the request was read before this task resumed, as
+        # uvloop does with a head waiting in the socket): no head to wait for, no timer.
+        upgraded = transport.get_protocol() is not protocol
+        http: Any = protocol
+        if self._header_timeout > 0 and not upgraded:
             left = self._header_timeout - (loop.time() - arrived)
             # A weak reference: once upgraded, the HTTP protocol object (its parser and
             # buffers, ~5 KiB) must not live on until the deadline (measured: 46 KiB per idle
             # websocket with a strong one, 41 without, as a stock uvicorn).
-            loop.call_later(max(0.0, left), self._check_head, transport, weakref.ref(protocol))
+            # Kept on the protocol so that an upgrade cancels it (ws_protocol.LeanUpgradeMixin).
+            http.sioctl_head_check = loop.call_later(
+                max(0.0, left), self._check_head, transport, weakref.ref(http))
 
     def _check_head(self, transport: asyncio.BaseTransport, ref: weakref.ref[Any]) -> None:
         """Close a connection that has not completed a request head in time (uvicorn itself
         only times out idle keep-alive connections, after a first response)."""
         protocol = ref()
+        if protocol is not None:
+            protocol.sioctl_head_check = None
         if protocol is None or transport.is_closing() or transport.get_protocol() is not protocol:
             return  # closed, or upgraded to a websocket
         if getattr(protocol, "cycle", None) is None:

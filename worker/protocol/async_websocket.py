@@ -21,7 +21,8 @@ from typing import Any
 
 from engineio import exceptions, packet
 
-from .core import ws_upgrade
+from .core import ws_frame, ws_upgrade
+from .session_queue import SessionQueue
 
 
 class ReadDeadline:
@@ -80,10 +81,109 @@ class ReadDeadline:
                                           self._check)
 
 
+class AsyncLazyWriter:
+    """Writes what is queued for one session's websocket, in order, without a task parked on
+    the queue while nothing is (python-engineio's writer task, its ``poll()`` and the timeout
+    around it held ~2 KiB per idle websocket; docs/benchmarks-optimizations.md, "Asyncio
+    memory per idle websocket").
+
+    The session's :class:`.session_queue.SessionQueue` calls :meth:`queued` after each put.
+    While the websocket's transport can take a write now (uvicorn's websockets-sansio
+    protocol, ``session._sioctl_direct``: the rule of the fan-out's ``write_frame_now``), no
+    write of the writer is under way and the packet has a frame of its own
+    (``ws_frame.shared_frame``), the packets at the head of the queue are framed and written
+    to the transport at once, in the caller's step; otherwise a task writes the queue through
+    the websocket until it is empty, and ends. Nothing overtakes a queued packet: a direct
+    write takes the queue's head. ``None`` taken off the queue ends the websocket (closed, as
+    python-engineio's writer does), and so does a failed write; nothing is written after that.
+    """
+
+    __slots__ = ("_session", "_ws", "_task", "_ended", "_finishing")
+
+    def __init__(self, session: Any, ws: Any) -> None:
+        self._session = session
+        self._ws = ws  # what the task sends through (async_engineio._AsyncGuardedWebSocket)
+        self._task: asyncio.Task[None] | None = None  # the writer task, while it runs
+        self._ended = False  # the websocket is closed by the writer: nothing more is written
+        self._finishing = False  # the reader has ended: it drains the queue itself
+
+    def queued(self) -> None:
+        """Something was put on the session's queue: write it now, else start the writer task
+        unless it runs. Called from any task and from loop callbacks (the ping timer): it never
+        blocks."""
+        if self._task is not None or self._ended or self._finishing:
+            return
+        if self._write_now():
+            return
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def _write_now(self) -> bool:
+        """Write the queue's head packets straight to the transport while it takes them;
+        True when the queue is empty after."""
+        session = self._session
+        direct = session._sioctl_direct
+        if direct is None:
+            return False
+        queue = session.queue
+        protocol = direct.protocol
+        while queue.qsize():
+            # ws_frame.can_write_now, spelled out as in AsyncSharedWrites.write_frame_now
+            # (the session's closing does not matter here: what is queued is written).
+            if not session.upgraded or session.upgrading or session._sioctl_writing \
+                    or protocol.disconnected or protocol.close_sent \
+                    or not protocol.writable.is_set() or protocol.transport.is_closing():
+                return False
+            pkt = queue.peek()
+            frame = ws_frame.shared_frame(pkt) if pkt is not None else None
+            if frame is None:
+                return False  # the end marker, or a packet framed another way (EIO=3)
+            queue.get_nowait()
+            queue.task_done()
+            protocol.transport.write(frame)
+        return True
+
+    async def finish(self) -> None:
+        """The reader has ended: the queue is closed with ``None``, what is queued before it is
+        written (by the running task, else here) and the websocket closed."""
+        self._finishing = True
+        self._session.queue.put_nowait(None)
+        if self._task is not None:
+            await self._task
+        if not self._ended:
+            await self._drain()
+
+    async def _run(self) -> None:
+        try:
+            await self._drain()
+        finally:
+            self._task = None
+
+    async def _drain(self) -> None:
+        """Send the queue's packets until it is empty (or holds ``None``: then close)."""
+        queue, ws = self._session.queue, self._ws
+        while not self._ended:
+            try:
+                pkt = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return  # idle again: the next put writes or starts a task
+            queue.task_done()
+            if pkt is None:
+                break
+            try:
+                await ws.send(pkt.encode())
+            except BaseException:  # python-engineio's bare except: any failure ends the writes
+                break
+        self._ended = True
+        await ws.close()
+
+
 async def serve_websocket(session: Any, ws: Any) -> None:
     """Serve ``session`` (an ``AsyncSocket``) on the websocket ``ws`` until either ends: the
-    upgrade's probe exchange when the session is already connected, the writer task, then every
-    frame read and given to ``session.receive``, as python-engineio's handler does."""
+    upgrade's probe exchange when the session is already connected, then every frame read and
+    given to ``session.receive`` until the client closes, a read fails or waits too long, or
+    the session says it is closed, as python-engineio's handler does. What the session queues
+    is written by an :class:`AsyncLazyWriter` (a :class:`.session_queue.SessionQueue`), else by
+    python-engineio's writer task."""
     server = session.server
     if session.connected:
         if not await _upgrade(session, ws):
@@ -91,48 +191,77 @@ async def serve_websocket(session: Any, ws: Any) -> None:
     else:
         session.connected = True
         session.upgraded = True
-    writer_task = asyncio.ensure_future(_writer(session, ws))
+    lazy, writer_task = _start_writer(session, ws)
     server.logger.info("%s: Upgrade to websocket successful", session.sid)
     deadline = ReadDeadline(server.ping_interval + server.ping_timeout)
     try:
-        await _read_frames(session, ws, deadline)
+        # The read loop is here, not in coroutines of its own: an idle websocket waits in it,
+        # and every coroutine on that chain is held for the connection's life (~250 bytes).
+        while True:
+            deadline.waiting()
+            try:
+                data = await ws.wait()
+                if ws_upgrade.frame_too_large(data, server.max_http_buffer_size):
+                    raise ValueError("packet is too large")  # as python-engineio
+            except asyncio.CancelledError:
+                # The deadline's or the caller's: python-engineio ends the loop on both.
+                deadline.expired()
+                break
+            except Exception as exc:
+                if not session.closed:
+                    server.logger.info('%s: Unexpected error "%s", closing connection',
+                                       session.sid, str(exc))
+                break
+            finally:
+                deadline.done()
+            if data is None or not await _received(session, data):
+                break  # the client closed the websocket, or the session is closed
     finally:
         deadline.stop()
-    await session.queue.put(None)  # the writer's poll() ends
-    await writer_task
+    await _stop_writer(session, lazy, writer_task)
     await session.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
 
 
-async def _read_frames(session: Any, ws: Any, deadline: ReadDeadline) -> None:
-    """Read frames and hand each to the session until the client closes, a read fails or
-    waits too long, or the session says it is closed."""
-    server = session.server
-    while True:
-        deadline.waiting()
+def _start_writer(session: Any, ws: Any) -> tuple[AsyncLazyWriter | None,
+                                                   asyncio.Future[None] | None]:
+    """The session's writer: an :class:`AsyncLazyWriter` on a SessionQueue (started at once
+    if the queue holds the OPEN packet or what was sent during the upgrade), else python-
+    engineio's writer task."""
+    queue = session.queue
+    if not isinstance(queue, SessionQueue):
+        return None, asyncio.ensure_future(_writer(session, ws))
+    lazy = queue.writer = AsyncLazyWriter(session, ws)
+    if queue.qsize():
+        lazy.queued()
+    return lazy, None
+
+
+async def _stop_writer(session: Any, lazy: AsyncLazyWriter | None,
+                       writer_task: asyncio.Future[None] | None) -> None:
+    """The reader has ended: what is queued is written, then the websocket closed."""
+    queue = session.queue
+    if lazy is not None:
         try:
-            data = await _frame(server, ws)
-        except asyncio.CancelledError:
-            # The deadline's or the caller's: python-engineio ends the loop on both.
-            deadline.expired()
-            break
-        except Exception as exc:
-            if not session.closed:
-                server.logger.info('%s: Unexpected error "%s", closing connection',
-                                   session.sid, str(exc))
-            break
+            await lazy.finish()
         finally:
-            deadline.done()
-        if data is None:
-            break  # the client closed the websocket
-        try:
-            await session.receive(packet.Packet(encoded_packet=data))
-        except exceptions.UnknownPacketError:
-            pass
-        except exceptions.SocketIsClosedError:
-            server.logger.info("Receive error -- socket is closed")
-            break
-        except Exception:  # as python-engineio: log it and read on
-            server.logger.exception("Unknown receive error")
+            queue.writer = None
+    elif writer_task is not None:
+        await queue.put(None)  # the writer's poll() ends
+        await writer_task
+
+
+async def _received(session: Any, data: Any) -> bool:
+    """Give a frame read to the session; False when the session says it is closed."""
+    try:
+        await session.receive(packet.Packet(encoded_packet=data))
+    except exceptions.UnknownPacketError:
+        pass
+    except exceptions.SocketIsClosedError:
+        session.server.logger.info("Receive error -- socket is closed")
+        return False
+    except Exception:  # as python-engineio: log it and read on
+        session.server.logger.exception("Unknown receive error")
+    return True
 
 
 async def _frame(server: Any, ws: Any) -> Any:
@@ -169,7 +298,7 @@ async def _upgrade(session: Any, ws: Any) -> bool:
 
 async def _writer(session: Any, ws: Any) -> None:
     """Send what the session queues until its poll() ends, then close the websocket (python-
-    engineio's writer, unchanged)."""
+    engineio's writer, unchanged; for a session whose queue is not a SessionQueue)."""
     while True:
         try:
             packets = await session.poll()

@@ -28,7 +28,7 @@ COMPACT_AT = 32
 class SessionQueue:
     """An unbounded FIFO of packets for asyncio tasks (see the module's docstring)."""
 
-    __slots__ = ("_server", "_items", "_head", "_getters", "_unfinished", "_joined")
+    __slots__ = ("_server", "_items", "_head", "_getters", "_unfinished", "_joined", "writer")
 
     maxsize = 0
 
@@ -39,6 +39,9 @@ class SessionQueue:
         self._getters: list[asyncio.Future[None]] | None = None
         self._unfinished = 0
         self._joined: asyncio.Event | None = None
+        # The websocket writer told of each put (async_websocket.AsyncLazyWriter), while the
+        # session's websocket is served; None otherwise (polling, uvicorn's receive queue).
+        self.writer: Any = None
 
     def qsize(self) -> int:
         """How many items are waiting."""
@@ -59,6 +62,9 @@ class SessionQueue:
         if self._joined is not None:
             self._joined.clear()
         self._wake_getter()
+        writer = self.writer
+        if writer is not None:
+            writer.queued()
 
     async def put(self, item: Any) -> None:
         """``put_nowait``: the queue is unbounded."""
@@ -78,6 +84,12 @@ class SessionQueue:
             del self._items[:self._head]
             self._head = 0
         return item
+
+    def peek(self) -> Any:
+        """The oldest item, left in the queue; ``asyncio.QueueEmpty`` when there is none."""
+        if self._head >= len(self._items):
+            raise asyncio.QueueEmpty
+        return self._items[self._head]
 
     async def get(self) -> Any:
         """The oldest item, waiting for one (as ``asyncio.Queue.get``: a reader cancelled after
