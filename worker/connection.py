@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import http.client
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import eventlet.greenio
@@ -29,7 +30,11 @@ import eventlet.websocket
 import eventlet.wsgi
 from eventlet.hubs import get_hub
 
-from sioctl.worker.protocol.engineio_rules import CLOSE_CONNECTION, WEBSOCKET_OPENED
+from sioctl.worker.protocol.engineio_rules import (
+    CLOSE_CONNECTION,
+    WEBSOCKET_OPENED,
+    WEBSOCKET_READER,
+)
 
 # What a handler whose connection became a websocket has as its request headers.
 _NO_HEADERS = http.client.HTTPMessage()
@@ -134,7 +139,17 @@ class TimedProtocol(eventlet.wsgi.HttpProtocol):
     """eventlet.wsgi's connection handler with the header and keep-alive deadlines.
 
     The server it is given carries ``header_timeout`` and ``keepalive_timeout`` (seconds).
+
+    A websocket request may hand its reading over (``WEBSOCKET_READER`` in its environ): the
+    request's green thread then returns without ending the connection, and whoever runs
+    :attr:`websocket_reader` calls :meth:`websocket_ended` after it (worker/http_server.py).
     """
+
+    # The function that reads the websocket this connection became, once the request has
+    # handed it over; None otherwise.
+    websocket_reader: Callable[[], None] | None = None
+    # The request's eventlet posthooks (the access log's line), run when the websocket ends.
+    _websocket_posthooks: list[Any] | None = None
 
     def handle_one_request(self) -> None:
         conn: Connection = self.conn_state[3]
@@ -166,6 +181,7 @@ class TimedProtocol(eventlet.wsgi.HttpProtocol):
         environ["SERVER_PROTOCOL"] = self.request_version
         environ[CLOSE_CONNECTION] = self._close_after_response
         environ[WEBSOCKET_OPENED] = self._websocket_opened
+        environ[WEBSOCKET_READER] = self._read_websocket_later
         return environ
 
     def finish(self) -> None:
@@ -178,10 +194,35 @@ class TimedProtocol(eventlet.wsgi.HttpProtocol):
         objects. After a mass disconnect that was every connection (docs/design.md, "Memory
         after mass disconnects").
         """
+        if self.websocket_reader is not None:
+            return  # the websocket's reader ends the connection (websocket_ended)
         try:
             super().finish()
         finally:
             self.__dict__.pop("environ", None)
+
+    def _read_websocket_later(self, read: Callable[[], None]) -> None:
+        """The websocket this request opened is read by ``read``, run later in a green thread
+        of its own (worker/http_server.py): eventlet.wsgi's end of the request (its posthooks:
+        the access log's line, with the websocket's duration) and of the connection wait for
+        :meth:`websocket_ended`. The request's green thread returns meanwhile."""
+        self.websocket_reader = read
+        environ = self.environ
+        # The access log appends its hook, after the app returns, to the list it found in the
+        # environ; eventlet.wsgi runs what the environ holds then, which is now empty.
+        self._websocket_posthooks = environ["eventlet.posthooks"]
+        environ["eventlet.posthooks"] = []
+
+    def websocket_ended(self) -> None:
+        """The websocket's reader has ended: what eventlet.wsgi does at the end of a request
+        and of its connection, deferred until now (the posthooks, then :meth:`finish`)."""
+        self.websocket_reader = None
+        hooks, self._websocket_posthooks = self._websocket_posthooks or [], None
+        try:
+            for hook, args, kwargs in hooks:
+                hook(self.environ, *args, **kwargs)
+        finally:
+            self.finish()
 
     def _websocket_opened(self, ws: Any) -> None:
         """A websocket (``ws``, eventlet's) took the connection over (its handshake is

@@ -33,6 +33,19 @@ TOO_LARGE = "sioctl.body_too_large"
 # (eventlet.wsgi's read and write buffers, 24 KiB per connection; docs/design.md, "Memory per
 # idle websocket").
 WEBSOCKET_OPENED = "sioctl.websocket_opened"
+# WSGI environ key of a callable the worker's HTTP server provides (eventlet): called with a
+# function of no arguments that reads the websocket to its end, it takes that reading over.
+# The request's green thread then returns (its WSGI and HTTP frames let go of) and a green
+# thread started at the hub runs the function, then ends the request and its connection
+# (worker/http_server.py; docs/design.md, "Memory per idle websocket").
+WEBSOCKET_READER = "sioctl.websocket_reader"
+
+
+class ReadLater(Exception):
+    """Raised by :meth:`ConformantSocket._websocket_handler` once the HTTP server has taken the
+    websocket's reading over: it unwinds eventlet's websocket app, which would otherwise send
+    the closing frame as its handler returned, up to :meth:`ConformantSocket.
+    _upgrade_websocket`, which returns the (empty) response."""
 
 
 class SessionRulesMixin:
@@ -261,6 +274,19 @@ class ConformantSocket(SessionRulesMixin, Socket):
         )
         self.close(wait=False, abort=False, reason=self.server.reason.TRANSPORT_ERROR)
 
+    def _upgrade_websocket(self, environ: dict[str, Any], start_response: Any) -> Any:
+        """python-engineio's upgrade (eventlet's websocket app runs ``_websocket_handler`` on
+        the accepted websocket); when the HTTP server has taken the reading over
+        (:class:`ReadLater`), the response is what eventlet's app returns for a websocket: no
+        bytes, none written (the handshake was)."""
+        try:
+            return super()._upgrade_websocket(environ, start_response)
+        except ReadLater:
+            from eventlet import wsgi  # only here: this module must not load eventlet
+
+            wsgi.WSGI_LOCAL.already_handled = True  # what eventlet's websocket app sets
+            return []
+
     def _websocket_handler(self, ws: Any) -> Any:
         """Serve the websocket with every incoming frame checked first.
 
@@ -269,6 +295,11 @@ class ConformantSocket(SessionRulesMixin, Socket):
         connection. Frames of a type a client may not send are silently dropped there. Here
         both close the session and the websocket (the official test suite: "closes the session
         upon invalid packet format").
+
+        Under eventlet, when the HTTP server offers it (``WEBSOCKET_READER``), the websocket is
+        read from a green thread of its own started at the hub, and the request's green thread
+        returns at once (:class:`ReadLater`): an idle websocket then waits at a shallow stack
+        instead of under the whole HTTP and WSGI call chain.
         """
         lazy_writer = self.server.async_mode == "eventlet" and hasattr(self.queue, "writer")
         if self.server.async_mode == "eventlet":
@@ -276,7 +307,8 @@ class ConformantSocket(SessionRulesMixin, Socket):
 
             ws_reads.buffer_reads(ws)
         guarded = _GuardedWebSocket(ws, self)
-        opened = getattr(ws, "environ", {}).get(WEBSOCKET_OPENED)
+        environ = getattr(ws, "environ", None) or {}
+        opened = environ.get(WEBSOCKET_OPENED)
         if opened is not None:
             opened(ws)  # the handshake is written: HTTP's buffers are not needed any more
         if self.rules.websocket_opens(self.connected, self.upgraded):
@@ -284,6 +316,30 @@ class ConformantSocket(SessionRulesMixin, Socket):
             self._upgrade_settled = self.server.create_event()
         if guarded.raw is not None:
             self._sioctl_direct = guarded
+        read_later = environ.get(WEBSOCKET_READER) if lazy_writer else None
+        if read_later is not None:
+            read_later(lambda: self._read_websocket(ws, guarded))
+            raise ReadLater
+        return self._serve_websocket(ws, guarded, lazy_writer)
+
+    def _read_websocket(self, ws: Any, guarded: _GuardedWebSocket) -> None:
+        """The websocket read to its end in the reader's own green thread, then what eventlet's
+        websocket app and python-engineio do once their handler returns: the closing frame
+        sent, the closed session forgotten."""
+        try:
+            self._serve_websocket(ws, guarded, True)
+        except OSError as exc:  # as eventlet's websocket app: a client gone is no error
+            from eventlet.support import get_errno
+            from eventlet.websocket import ACCEPTABLE_CLIENT_ERRORS
+
+            if get_errno(exc) not in ACCEPTABLE_CLIENT_ERRORS:
+                raise
+        finally:
+            if self.closed and self.server.sockets.get(self.sid) is self:
+                del self.server.sockets[self.sid]
+        ws._send_closing_frame(True)
+
+    def _serve_websocket(self, ws: Any, guarded: _GuardedWebSocket, lazy_writer: bool) -> Any:
         try:
             if lazy_writer:  # no writer green thread parked per websocket
                 return serve_websocket(self, guarded)
