@@ -152,6 +152,25 @@ HOOKS: tuple[Hook, ...] = (
          "and not upgraded until the UPGRADE packet, then upgraded and no longer upgrading "
          "before the next wait; a websocket-only session connected and upgraded at its "
          "first wait"),
+    Hook(f"{SOCKET}._upgrade_websocket", OVERRIDE, ("environ", "start_response"),
+         (P_ENGINEIO,),
+         "handle_get_request's way to a websocket (an upgrade, or a websocket-only "
+         "handshake): returns what _async['websocket'](self._websocket_handler, server) "
+         "answers; an exception of the handler (ReadLater) comes out of it unchanged"),
+    Hook("eventlet.websocket:WebSocketWSGI.__call__", LAYOUT, None, (P_ENGINEIO,),
+         "after the handshake it calls handler(ws), catching only OSError; once the handler "
+         "returns it sends the closing frame (ws._send_closing_frame(True)) and sets "
+         "wsgi.WSGI_LOCAL.already_handled: a handler that hands the reading over raises "
+         "ReadLater past both, and the reader does them at the websocket's end"),
+    Hook("eventlet.websocket:RFC6455WebSocket._send_closing_frame", CALL,
+         ("ignore_send_errors", "close_data"), (P_ENGINEIO,),
+         "what eventlet's websocket app sends once its handler returns; the reader sends it "
+         "when the websocket ends"),
+    Hook("eventlet.websocket:ACCEPTABLE_CLIENT_ERRORS", ATTRIBUTE, None, (P_ENGINEIO,),
+         "the errnos of a client gone that eventlet's websocket app does not raise"),
+    Hook(f"{WSGI}:WSGI_LOCAL", ATTRIBUTE, None, (P_ENGINEIO,),
+         "already_handled = True on it: the response was written by the app itself "
+         "(eventlet.wsgi writes none and closes the connection after the request)"),
     Hook(f"{SOCKET}.schedule_ping", OVERRIDE, (), (P_ENGINEIO, P_EIO3),
          "called by _handle_connect after the OPEN packet and after each PONG, to start the "
          "next ping cycle"),
@@ -348,7 +367,13 @@ HOOKS: tuple[Hook, ...] = (
     Hook(f"{WSGI}:HttpProtocol.handle_one_request", OVERRIDE, (), (CONNECTION,)),
     Hook(f"{WSGI}:HttpProtocol.get_environ", OVERRIDE, (), (CONNECTION,),
          "called once a request head is complete; environ['eventlet.input'] is an Input"),
-    Hook(f"{WSGI}:HttpProtocol.finish", OVERRIDE, (), (CONNECTION,)),
+    Hook(f"{WSGI}:HttpProtocol.finish", OVERRIDE, (), (CONNECTION,),
+         "the end of the connection (closes its files and socket); deferred to the "
+         "websocket's reader when a request handed its websocket over"),
+    Hook(f"{WSGI}:HttpProtocol.environ", ATTRIBUTE, None, (CONNECTION,),
+         "the request's environ, set before the app runs; its 'eventlet.posthooks' list is "
+         "what eventlet.wsgi runs after the response (replaced by an empty one, and the "
+         "hooks run at the websocket's end, when a request hands its websocket over)"),
     Hook(f"{WSGI}:HttpProtocol.conn_state", ATTRIBUTE, None, (CONNECTION,)),
     Hook(f"{WSGI}:HttpProtocol.close_connection", ATTRIBUTE, None, (CONNECTION,)),
     Hook(f"{WSGI}:HttpProtocol.rfile", ATTRIBUTE, None, (CONNECTION,),
