@@ -141,13 +141,14 @@ class TimedProtocol(eventlet.wsgi.HttpProtocol):
     The server it is given carries ``header_timeout`` and ``keepalive_timeout`` (seconds).
 
     A websocket request may hand its reading over (``WEBSOCKET_READER`` in its environ): the
-    request's green thread then returns without ending the connection, and whoever runs
-    :attr:`websocket_reader` calls :meth:`websocket_ended` after it (worker/http_server.py).
+    request's green thread then returns without ending the connection, and whoever takes
+    :meth:`websocket_handover` reads the websocket and ends the connection (worker/
+    http_server.py).
     """
 
     # The function that reads the websocket this connection became, once the request has
     # handed it over; None otherwise.
-    websocket_reader: Callable[[], None] | None = None
+    _websocket_reader: Callable[[], None] | None = None
     # The request's eventlet posthooks (the access log's line), run when the websocket ends.
     _websocket_posthooks: list[Any] | None = None
 
@@ -194,8 +195,8 @@ class TimedProtocol(eventlet.wsgi.HttpProtocol):
         objects. After a mass disconnect that was every connection (docs/design.md, "Memory
         after mass disconnects").
         """
-        if self.websocket_reader is not None:
-            return  # the websocket's reader ends the connection (websocket_ended)
+        if self._websocket_reader is not None:
+            return  # the websocket's reader ends the connection (websocket_handover)
         try:
             super().finish()
         finally:
@@ -205,24 +206,29 @@ class TimedProtocol(eventlet.wsgi.HttpProtocol):
         """The websocket this request opened is read by ``read``, run later in a green thread
         of its own (worker/http_server.py): eventlet.wsgi's end of the request (its posthooks:
         the access log's line, with the websocket's duration) and of the connection wait for
-        :meth:`websocket_ended`. The request's green thread returns meanwhile."""
-        self.websocket_reader = read
+        the websocket's end (:class:`WebsocketHandover`). The request's green thread returns
+        meanwhile."""
+        self._websocket_reader = read
         environ = self.environ
         # The access log appends its hook, after the app returns, to the list it found in the
         # environ; eventlet.wsgi runs what the environ holds then, which is now empty.
         self._websocket_posthooks = environ["eventlet.posthooks"]
         environ["eventlet.posthooks"] = []
 
-    def websocket_ended(self) -> None:
-        """The websocket's reader has ended: what eventlet.wsgi does at the end of a request
-        and of its connection, deferred until now (the posthooks, then :meth:`finish`)."""
-        self.websocket_reader = None
-        hooks, self._websocket_posthooks = self._websocket_posthooks or [], None
-        try:
-            for hook, args, kwargs in hooks:
-                hook(self.environ, *args, **kwargs)
-        finally:
-            self.finish()
+    def websocket_handover(self) -> WebsocketHandover | None:
+        """Once the connection is served (``__init__`` has returned): the websocket a request
+        handed over, with what ending the request and the connection takes, or None. This
+        handler is let go of then: the environ (which python-socketio keeps) no longer holds
+        the callables bound to it, and the handover holds only the request's environ, its
+        posthooks and the socket's files."""
+        read = self._websocket_reader
+        if read is None:
+            return None
+        environ = self.__dict__.pop("environ")
+        for key in (CLOSE_CONNECTION, WEBSOCKET_OPENED, WEBSOCKET_READER, "eventlet.set_idle"):
+            environ.pop(key, None)  # each holds this handler; read only during the request
+        return WebsocketHandover(read, environ, self._websocket_posthooks or [],
+                                 (self.wfile, self.rfile))
 
     def _websocket_opened(self, ws: Any) -> None:
         """A websocket (``ws``, eventlet's) took the connection over (its handshake is
@@ -260,3 +266,36 @@ class TimedProtocol(eventlet.wsgi.HttpProtocol):
         """The response says ``Connection: close`` and no unread body is drained (for an app
         refusing a request whose body it will not read)."""
         self.close_connection = 1
+
+
+class WebsocketHandover:
+    """A websocket a request handed over (``TimedProtocol.websocket_handover``): ``read``
+    reads it to its end; :meth:`end` then does what eventlet.wsgi does at the end of the
+    request and of the connection's handler (the posthooks, the socket's files closed; the
+    caller closes the socket)."""
+
+    __slots__ = ("read", "_environ", "_posthooks", "_files")
+
+    def __init__(self, read: Callable[[], None], environ: dict[str, Any],
+                 posthooks: list[Any], files: tuple[Any, ...]) -> None:
+        self.read = read
+        self._environ = environ
+        self._posthooks = posthooks
+        # Unbuffered since the websocket opened (TimedProtocol._websocket_opened); they hold
+        # the socket's file references until here, as the handler did.
+        self._files = files
+
+    def end(self) -> None:
+        """The websocket has ended: run the request's posthooks (the access log's line), then
+        close the files (BaseHTTPRequestHandler.finish)."""
+        hooks, self._posthooks = self._posthooks, []
+        try:
+            for hook, args, kwargs in hooks:
+                hook(self._environ, *args, **kwargs)
+        finally:
+            files, self._files = self._files, ()
+            for file in files:
+                try:
+                    file.close()
+                except (OSError, ValueError):  # as eventlet.wsgi's finish: a broken pipe
+                    pass

@@ -26,7 +26,7 @@ from eventlet.patcher import original
 
 from sioctl.cluster.settings import Settings
 from sioctl.worker.calls import direct_call
-from sioctl.worker.connection import Connection, TimedProtocol
+from sioctl.worker.connection import Connection, TimedProtocol, WebsocketHandover
 from sioctl.worker.fd_listener import ConnectionQueue
 from sioctl.worker.full_worker import (
     MAKE_ROOM_CANDIDATES,
@@ -142,29 +142,27 @@ class HttpServer:
         except Exception:
             pass  # eventlet.wsgi ends a broken connection the same way: close it, move on
         finally:
-            if protocol is not None and protocol.websocket_reader is not None:
+            handover = protocol.websocket_handover() if protocol is not None else None
+            if handover is not None:
                 # The connection became a websocket whose reading was handed over: this green
-                # thread ends (with it the stack of the whole HTTP and WSGI call chain) and one
-                # started at the hub reads the websocket, holding the slot until it ends.
-                eventlet.spawn_n(self._read_websocket, conn, protocol)
+                # thread ends (with it the stack of the whole HTTP and WSGI call chain, and
+                # the handler) and one started at the hub reads the websocket, holding the
+                # slot until it ends.
+                eventlet.spawn_n(self._read_websocket, conn, handover)
             else:
                 self._end(conn)
 
-    def _read_websocket(self, conn: Connection, protocol: TimedProtocol) -> None:
+    def _read_websocket(self, conn: Connection, handover: WebsocketHandover) -> None:
         """Read a websocket a request handed over, at the bottom of a shallow stack (an idle
         websocket's green thread waits here; docs/design.md, "Memory per idle websocket"),
         then end the request and the connection."""
         try:
-            read = protocol.websocket_reader
-            if read is not None:
-                read()
+            handover.read()
         except Exception:  # as errors_logged does for the app (the request has returned)
-            environ = getattr(protocol, "environ", None) or {}
-            self._logger.exception("error reading the websocket of %s %s",
-                                   environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"))
+            self._logger.exception("error reading a websocket from %s", conn.state[0][0])
         finally:
             try:
-                protocol.websocket_ended()
+                handover.end()
             except Exception:
                 pass  # as eventlet.wsgi's end of a broken connection: close it, move on
             finally:

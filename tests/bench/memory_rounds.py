@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import procstat
-from scenarios import close_all, now, open_sessions, source_ips
 import systems
+from scenarios import close_all, now, open_sessions, source_ips
 from systems import Sioctl, SioctlAsyncio
 
 DRAIN_TIMEOUT = 120.0

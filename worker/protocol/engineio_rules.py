@@ -318,7 +318,7 @@ class ConformantSocket(SessionRulesMixin, Socket):
             self._sioctl_direct = guarded
         read_later = environ.get(WEBSOCKET_READER) if lazy_writer else None
         if read_later is not None:
-            read_later(lambda: self._read_websocket(ws, guarded))
+            read_later(guarded.read_to_end)
             raise ReadLater
         return self._serve_websocket(ws, guarded, lazy_writer)
 
@@ -402,6 +402,11 @@ class _GuardedWebSocket(DirectWrites):
                     f"closing session {session.sid}: {exc}", "sioctl-invalid-ws-packet"
                 )
             raise
+
+    def read_to_end(self) -> None:
+        """Read the websocket to its end (in the green thread the HTTP server started for it:
+        ``ConformantSocket._read_websocket``)."""
+        self._session._read_websocket(self._ws, self)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._ws, name)
