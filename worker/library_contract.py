@@ -327,10 +327,22 @@ HOOKS: tuple[Hook, ...] = (
     Hook("eventlet.queue:LightQueue.queue", ATTRIBUTE, None, (SHARED_WRITES,),
          "the deque of a session queue's items (set by _init): its length is qsize(), read "
          "once per recipient of a fan-out without the calls through the queue wrappers"),
-    Hook("eventlet.websocket:RFC6455WebSocket._sendlock", ATTRIBUTE, None, (SHARED_WRITES,),
+    Hook("eventlet.websocket:RFC6455WebSocket._sendlock", ATTRIBUTE, None,
+         (SHARED_WRITES, CONNECTION),
          "the semaphore every write of a frame holds (send, and the pongs and close frames "
          "the reader writes): a shared frame is written directly only while it is free, and "
-         "it is held while the rest of a partly written one waits in the queue"),
+         "it is held while the rest of a partly written one waits in the queue; replaced by "
+         "a connection.SendLock once the handshake is written, before anything sends"),
+    Hook("eventlet.semaphore:Semaphore.acquire", OVERRIDE, ("blocking", "timeout"),
+         (CONNECTION,),
+         "SendLock takes the lock at once when counter > 0 and nothing waits (eventlet's "
+         "own path then), else makes the waiters' deque and calls it"),
+    Hook("eventlet.semaphore:Semaphore._waiters", ATTRIBUTE, None, (CONNECTION,),
+         "a deque made in __init__; appended to only by acquire when it has to wait; "
+         "release, _do_acquire, balance and repr read it only (truth, len, popleft when "
+         "not empty), so an empty tuple stands in until acquire waits"),
+    Hook("eventlet.semaphore:Semaphore.counter", ATTRIBUTE, None, (CONNECTION,),
+         "the free count, set in __init__ (SendLock sets it without calling __init__)"),
     Hook("eventlet.websocket:RFC6455WebSocket.socket", ATTRIBUTE, None, (SHARED_WRITES,),
          "the green socket the frames are written to; its fd (GreenSocket.fd, the "
          "non-blocking OS socket, or an ssl.SSLSocket under TLS) takes shared frames"),

@@ -533,6 +533,8 @@ def instance_of(class_target: str) -> Any:
         return cls(ours, {"REMOTE_ADDR": "127.0.0.1"}, 13)
     if cls.__module__ == "eventlet.queue" and cls.__name__ == "LightQueue":
         return cls()  # a session's queue is an eventlet.queue.Queue, a LightQueue
+    if cls.__module__ == "eventlet.semaphore" and cls.__name__ == "Semaphore":
+        return cls()  # a websocket's send lock, as eventlet's websocket makes it
     if cls is eventlet.hubs.hub.BaseHub:
         from eventlet.hubs import get_hub
 

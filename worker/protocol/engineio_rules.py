@@ -306,11 +306,13 @@ class ConformantSocket(SessionRulesMixin, Socket):
             from .. import ws_reads  # eventlet's websocket: one recv per burst of frames
 
             ws_reads.buffer_reads(ws)
-        guarded = _GuardedWebSocket(ws, self)
         environ = getattr(ws, "environ", None) or {}
         opened = environ.get(WEBSOCKET_OPENED)
         if opened is not None:
-            opened(ws)  # the handshake is written: HTTP's buffers are not needed any more
+            # The handshake is written: HTTP's buffers are not needed any more (and the
+            # websocket may be trimmed before anything holds its parts).
+            opened(ws)
+        guarded = _GuardedWebSocket(ws, self)
         if self.rules.websocket_opens(self.connected, self.upgraded):
             # An upgrade (python-engineio's test): polling requests wait for its end from now.
             self._upgrade_settled = self.server.create_event()
