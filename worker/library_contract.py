@@ -166,6 +166,23 @@ HOOKS: tuple[Hook, ...] = (
          ("ignore_send_errors", "close_data"), (P_ENGINEIO,),
          "what eventlet's websocket app sends once its handler returns; the reader sends it "
          "when the websocket ends"),
+    Hook("eventlet.websocket:RFC6455WebSocket._iter_frames", COPY, (), (P_WEBSOCKET_SERVE,),
+         "websocket_serve._next_message is its body as a function (wait() takes the next "
+         "message from this generator; resuming it would be a C-level call under every idle "
+         "reader): the control frames answered, a fragmented message assembled, the close "
+         "frames of a failed connection (its status) and of an error (1011, raised)"),
+    Hook("eventlet.websocket:RFC6455WebSocket._recv_frame", CALL, ("message",),
+         (P_WEBSOCKET_SERVE,), "reads one frame; returns a Message (opcode, finished, "
+         "getvalue()), the one passed in when the frame continues it"),
+    Hook("eventlet.websocket:RFC6455WebSocket._handle_control_frame", CALL,
+         ("opcode", "data"), (P_WEBSOCKET_SERVE,),
+         "answers a ping, closes on a close frame (raising ConnectionClosedError)"),
+    Hook("eventlet.websocket:RFC6455WebSocket.wait", ATTRIBUTE, None, (P_WEBSOCKET_SERVE,),
+         "compared with the websocket's own: _next_message stands in for it only when the "
+         "websocket's class does not override it"),
+    Hook("eventlet.websocket:ConnectionClosedError", ATTRIBUTE, None, (P_WEBSOCKET_SERVE,)),
+    Hook("eventlet.websocket:FailedConnectionError", ATTRIBUTE, None, (P_WEBSOCKET_SERVE,),
+         "carries status and message (the close frame's)"),
     Hook("eventlet.websocket:ACCEPTABLE_CLIENT_ERRORS", ATTRIBUTE, None, (P_ENGINEIO,),
          "the errnos of a client gone that eventlet's websocket app does not raise"),
     Hook(f"{WSGI}:WSGI_LOCAL", ATTRIBUTE, None, (P_ENGINEIO,),

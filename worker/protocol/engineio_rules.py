@@ -20,7 +20,7 @@ from .core import eio_rules, ws_frame
 from .core.eio_rules import DuplicateRequest, InvalidPacket, is_websocket_upgrade
 from .core.eio_session import UPGRADE_POLL_WAIT, SessionRules
 from .shared_writes import DirectWrites
-from .websocket_serve import serve_websocket
+from .websocket_serve import eventlet_message_reader, serve_websocket
 
 # WSGI environ key of a callable the worker's HTTP server provides: the response then closes the
 # connection instead of reading and dropping an unread request body (worker/connection.py).
@@ -302,17 +302,19 @@ class ConformantSocket(SessionRulesMixin, Socket):
         instead of under the whole HTTP and WSGI call chain.
         """
         lazy_writer = self.server.async_mode == "eventlet" and hasattr(self.queue, "writer")
+        messages = None
         if self.server.async_mode == "eventlet":
             from .. import ws_reads  # eventlet's websocket: one recv per burst of frames
 
             ws_reads.buffer_reads(ws)
+            messages = eventlet_message_reader(ws)
         environ = getattr(ws, "environ", None) or {}
         opened = environ.get(WEBSOCKET_OPENED)
         if opened is not None:
             # The handshake is written: HTTP's buffers are not needed any more (and the
             # websocket may be trimmed before anything holds its parts).
             opened(ws)
-        guarded = _GuardedWebSocket(ws, self)
+        guarded = _GuardedWebSocket(ws, self, messages)
         if self.rules.websocket_opens(self.connected, self.upgraded):
             # An upgrade (python-engineio's test): polling requests wait for its end from now.
             self._upgrade_settled = self.server.create_event()
@@ -369,10 +371,13 @@ class _GuardedWebSocket(DirectWrites):
     :meth:`ConformantSocket._websocket_handler`.
     """
 
-    def __init__(self, ws: Any, session: ConformantSocket) -> None:
+    def __init__(self, ws: Any, session: ConformantSocket, messages: Any = None) -> None:
         self._ws = ws
         self._session = session
         self._after_binary = False
+        # messages(ws) reads the next message as ws.wait() does (websocket_serve.
+        # eventlet_message_reader: without a generator under an idle reader), else None.
+        self._messages = messages
         self._direct_init(ws)
 
     def wait(self) -> Any:
@@ -392,7 +397,8 @@ class _GuardedWebSocket(DirectWrites):
             # python-engineio reads the next frame once the upgrade packet has upgraded the
             # session: the upgrade has ended.
             session.upgrade_settled()
-        frame = self._ws.wait()
+        messages = self._messages
+        frame = self._ws.wait() if messages is None else messages(self._ws)
         if frame is None:
             return None
         self._after_binary = not isinstance(frame, str)
