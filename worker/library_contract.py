@@ -180,6 +180,10 @@ HOOKS: tuple[Hook, ...] = (
     Hook("eventlet.websocket:RFC6455WebSocket.wait", ATTRIBUTE, None, (P_WEBSOCKET_SERVE,),
          "compared with the websocket's own: _next_message stands in for it only when the "
          "websocket's class does not override it"),
+    Hook("eventlet.websocket:RFC6455WebSocket.iterator", ATTRIBUTE, None, (P_WEBSOCKET_SERVE,),
+         "the _iter_frames generator wait() reads from, made in __init__; replaced by an "
+         "empty iterator when _next_message reads instead (unstarted, it holds the websocket "
+         "in a reference cycle)"),
     Hook("eventlet.websocket:ConnectionClosedError", ATTRIBUTE, None, (P_WEBSOCKET_SERVE,)),
     Hook("eventlet.websocket:FailedConnectionError", ATTRIBUTE, None, (P_WEBSOCKET_SERVE,),
          "carries status and message (the close frame's)"),

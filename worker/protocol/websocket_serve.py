@@ -170,11 +170,15 @@ def eventlet_message_reader(ws: Any) -> Any:
     (``_iter_frames``); resuming a generator is a C-level call in CPython 3.11, which starts a
     new evaluation loop, and an idle websocket's reader waits under it: ~0.7 KiB more of saved
     C stack per idle websocket (worker/calls.py). :func:`_next_message` is that generator's
-    body as a function (a COPY in the library contract)."""
+    body as a function (a COPY in the library contract). The generator itself is let go of
+    (``ws.wait()`` returns None from then on): never started, its frame would hold ``ws`` in
+    a reference cycle, which only the cyclic garbage collector would free after the websocket
+    ends (docs/design.md, "Memory after mass disconnects")."""
     from eventlet import websocket
 
     if getattr(type(ws), "wait", None) is not websocket.RFC6455WebSocket.wait:
         return None
+    ws.iterator = iter(())
     global _CLOSED, _FAILED
     _CLOSED, _FAILED = websocket.ConnectionClosedError, websocket.FailedConnectionError
     return _next_message

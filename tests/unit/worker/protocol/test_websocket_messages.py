@@ -54,8 +54,11 @@ def run(read):
         written += chunk
     return {"messages": seen, "written": written.hex()}
 
-reader = eventlet_message_reader(RFC6455WebSocket(socket.socketpair()[0], {}, 13))
-print(json.dumps({"wait": run(lambda ws: ws.wait()), "reader": run(reader),
+def read_with_reader(ws):
+    reader = ws.__dict__.setdefault("reader", eventlet_message_reader(ws))
+    return reader(ws)
+
+print(json.dumps({"wait": run(lambda ws: ws.wait()), "reader": run(read_with_reader),
                   "no_reader_for_other": eventlet_message_reader(object()) is None}))
 '''
 
