@@ -226,7 +226,7 @@ class TimedProtocol(eventlet.wsgi.HttpProtocol):
         read = self._websocket_reader
         if read is None:
             return None
-        environ = self.__dict__.pop("environ")
+        environ = self.__dict__.pop("environ", None) or {}
         for key in (CLOSE_CONNECTION, WEBSOCKET_OPENED, WEBSOCKET_READER, "eventlet.set_idle"):
             environ.pop(key, None)  # each holds this handler; read only during the request
         return WebsocketHandover(read, environ, self._websocket_posthooks or [],
