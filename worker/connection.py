@@ -20,16 +20,23 @@ byte a second never trips it), applied to the first request too, and nothing bou
 
 from __future__ import annotations
 
+import collections
 import http.client
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import eventlet.greenio
+import eventlet.semaphore
 import eventlet.websocket
 import eventlet.wsgi
 from eventlet.hubs import get_hub
 
-from sioctl.worker.protocol.engineio_rules import CLOSE_CONNECTION, WEBSOCKET_OPENED
+from sioctl.worker.protocol.engineio_rules import (
+    CLOSE_CONNECTION,
+    WEBSOCKET_OPENED,
+    WEBSOCKET_READER,
+)
 
 # What a handler whose connection became a websocket has as its request headers.
 _NO_HEADERS = http.client.HTTPMessage()
@@ -134,7 +141,18 @@ class TimedProtocol(eventlet.wsgi.HttpProtocol):
     """eventlet.wsgi's connection handler with the header and keep-alive deadlines.
 
     The server it is given carries ``header_timeout`` and ``keepalive_timeout`` (seconds).
+
+    A websocket request may hand its reading over (``WEBSOCKET_READER`` in its environ): the
+    request's green thread then returns without ending the connection, and whoever takes
+    :meth:`websocket_handover` reads the websocket and ends the connection (worker/
+    http_server.py).
     """
+
+    # The function that reads the websocket this connection became, once the request has
+    # handed it over; None otherwise.
+    _websocket_reader: Callable[[], None] | None = None
+    # The request's eventlet posthooks (the access log's line), run when the websocket ends.
+    _websocket_posthooks: list[Any] | None = None
 
     def handle_one_request(self) -> None:
         conn: Connection = self.conn_state[3]
@@ -166,6 +184,7 @@ class TimedProtocol(eventlet.wsgi.HttpProtocol):
         environ["SERVER_PROTOCOL"] = self.request_version
         environ[CLOSE_CONNECTION] = self._close_after_response
         environ[WEBSOCKET_OPENED] = self._websocket_opened
+        environ[WEBSOCKET_READER] = self._read_websocket_later
         return environ
 
     def finish(self) -> None:
@@ -178,10 +197,40 @@ class TimedProtocol(eventlet.wsgi.HttpProtocol):
         objects. After a mass disconnect that was every connection (docs/design.md, "Memory
         after mass disconnects").
         """
+        if self._websocket_reader is not None:
+            return  # the websocket's reader ends the connection (websocket_handover)
         try:
             super().finish()
         finally:
             self.__dict__.pop("environ", None)
+
+    def _read_websocket_later(self, read: Callable[[], None]) -> None:
+        """The websocket this request opened is read by ``read``, run later in a green thread
+        of its own (worker/http_server.py): eventlet.wsgi's end of the request (its posthooks:
+        the access log's line, with the websocket's duration) and of the connection wait for
+        the websocket's end (:class:`WebsocketHandover`). The request's green thread returns
+        meanwhile."""
+        self._websocket_reader = read
+        environ = self.environ
+        # The access log appends its hook, after the app returns, to the list it found in the
+        # environ; eventlet.wsgi runs what the environ holds then, which is now empty.
+        self._websocket_posthooks = environ["eventlet.posthooks"]
+        environ["eventlet.posthooks"] = []
+
+    def websocket_handover(self) -> WebsocketHandover | None:
+        """Once the connection is served (``__init__`` has returned): the websocket a request
+        handed over, with what ending the request and the connection takes, or None. This
+        handler is let go of then: the environ (which python-socketio keeps) no longer holds
+        the callables bound to it, and the handover holds only the request's environ, its
+        posthooks and the socket's files."""
+        read = self._websocket_reader
+        if read is None:
+            return None
+        environ = self.__dict__.pop("environ", None) or {}
+        for key in (CLOSE_CONNECTION, WEBSOCKET_OPENED, WEBSOCKET_READER, "eventlet.set_idle"):
+            environ.pop(key, None)  # each holds this handler; read only during the request
+        return WebsocketHandover(read, environ, self._websocket_posthooks or [],
+                                 (self.wfile, self.rfile))
 
     def _websocket_opened(self, ws: Any) -> None:
         """A websocket (``ws``, eventlet's) took the connection over (its handshake is
@@ -214,8 +263,64 @@ class TimedProtocol(eventlet.wsgi.HttpProtocol):
         # hixie websocket class whose wait() used it; its own wait() reads frames instead.
         if type(ws).wait is not eventlet.websocket.WebSocket.wait:
             ws.__dict__.pop("_msgs", None)
+        # Its send lock's waiters' deque (~0.75 KiB), made up front, is for a contended send;
+        # nothing has sent on the websocket yet (its handler has not started).
+        if type(getattr(ws, "_sendlock", None)) is eventlet.semaphore.Semaphore:
+            ws._sendlock = SendLock()
 
     def _close_after_response(self) -> None:
         """The response says ``Connection: close`` and no unread body is drained (for an app
         refusing a request whose body it will not read)."""
         self.close_connection = 1
+
+
+class WebsocketHandover:
+    """A websocket a request handed over (``TimedProtocol.websocket_handover``): ``read``
+    reads it to its end; :meth:`end` then does what eventlet.wsgi does at the end of the
+    request and of the connection's handler (the posthooks, the socket's files closed; the
+    caller closes the socket)."""
+
+    __slots__ = ("read", "_environ", "_posthooks", "_files")
+
+    def __init__(self, read: Callable[[], None], environ: dict[str, Any],
+                 posthooks: list[Any], files: tuple[Any, ...]) -> None:
+        self.read = read
+        self._environ = environ
+        self._posthooks = posthooks
+        # Unbuffered since the websocket opened (TimedProtocol._websocket_opened); they hold
+        # the socket's file references until here, as the handler did.
+        self._files = files
+
+    def end(self) -> None:
+        """The websocket has ended: run the request's posthooks (the access log's line), then
+        close the files (BaseHTTPRequestHandler.finish)."""
+        hooks, self._posthooks = self._posthooks, []
+        try:
+            for hook, args, kwargs in hooks:
+                hook(self._environ, *args, **kwargs)
+        finally:
+            files, self._files = self._files, ()
+            for file in files:
+                try:
+                    file.close()
+                except (OSError, ValueError):  # as eventlet.wsgi's finish: a broken pipe
+                    pass
+
+
+class SendLock(eventlet.semaphore.Semaphore):
+    """eventlet's ``Semaphore(1)`` whose waiters' deque is made when a green thread first has
+    to wait, not up front: a websocket's send lock is held for one ``sendall`` at a time and
+    almost never waited on, and the deque was ~0.75 KiB of every idle websocket."""
+
+    _waiters: Any = ()  # empty and falsy, as the deque eventlet's methods read
+
+    def __init__(self) -> None:  # eventlet's, without the deque
+        self.counter = 1
+
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        if self.counter > 0 and not self._waiters:
+            self.counter -= 1  # what eventlet's acquire does when nothing waits
+            return True
+        if not isinstance(self._waiters, collections.deque):
+            self._waiters = collections.deque()
+        return bool(super().acquire(blocking, timeout))

@@ -26,7 +26,7 @@ from eventlet.patcher import original
 
 from sioctl.cluster.settings import Settings
 from sioctl.worker.calls import direct_call
-from sioctl.worker.connection import Connection, TimedProtocol
+from sioctl.worker.connection import Connection, TimedProtocol, WebsocketHandover
 from sioctl.worker.fd_listener import ConnectionQueue
 from sioctl.worker.full_worker import (
     MAKE_ROOM_CANDIDATES,
@@ -128,30 +128,59 @@ class HttpServer:
             eventlet.spawn_n(self._serve_one, conn)
 
     def _serve_one(self, conn: Connection) -> None:
+        protocol: TimedProtocol | None = None
         try:
             if self._tls is not None:
                 self._handshake(conn)
             # eventlet.wsgi's process_request is ``self.protocol(conn_state, self)``: the
             # handler (an HttpProtocol) serves the connection from its __init__.
-            # Instantiating a class is a C-level call that an idle websocket's saved stack
+            # Instantiating a class is a C-level call that a green thread's saved stack
             # would carry (worker/calls.py); calling __init__ as a bound method is not. (Its
-            # socket.timeout handling closes the socket, as the finally below does.)
+            # socket.timeout handling closes the socket, as _end does.)
             protocol = TimedProtocol.__new__(TimedProtocol)
             protocol.__init__(conn.state, self._server)
         except Exception:
             pass  # eventlet.wsgi ends a broken connection the same way: close it, move on
         finally:
+            handover = protocol.websocket_handover() if protocol is not None else None
+            if handover is not None:
+                # The connection became a websocket whose reading was handed over: this green
+                # thread ends (with it the stack of the whole HTTP and WSGI call chain, and
+                # the handler) and one started at the hub reads the websocket, holding the
+                # slot until it ends.
+                eventlet.spawn_n(self._read_websocket, conn, handover)
+            else:
+                self._end(conn)
+
+    def _read_websocket(self, conn: Connection, handover: WebsocketHandover) -> None:
+        """Read a websocket a request handed over, at the bottom of a shallow stack (an idle
+        websocket's green thread waits here; docs/design.md, "Memory per idle websocket"),
+        then end the request and the connection."""
+        try:
+            handover.read()
+        except Exception:  # as errors_logged does for the app (the request has returned)
+            self._logger.exception("error reading a websocket from %s", conn.state[0][0])
+        finally:
             try:
-                conn.closed()
-                if conn.cut_reason is not None:
-                    self._logger.debug("closed a connection from %s: %s", conn.state[0][0],
-                                       conn.cut_reason)
-                self._open.pop(conn.key, None)
-                conn.state[2] = eventlet.wsgi.STATE_CLOSE
-                eventlet.greenio.shutdown_safe(conn.sock)
-                conn.sock.close()
+                handover.end()
+            except Exception:
+                pass  # as eventlet.wsgi's end of a broken connection: close it, move on
             finally:
-                self._slots.release()
+                self._end(conn)
+
+    def _end(self, conn: Connection) -> None:
+        """The connection is over: forget it, close its socket, free its slot."""
+        try:
+            conn.closed()
+            if conn.cut_reason is not None:
+                self._logger.debug("closed a connection from %s: %s", conn.state[0][0],
+                                   conn.cut_reason)
+            self._open.pop(conn.key, None)
+            conn.state[2] = eventlet.wsgi.STATE_CLOSE
+            eventlet.greenio.shutdown_safe(conn.sock)
+            conn.sock.close()
+        finally:
+            self._slots.release()
 
     def _handshake(self, conn: Connection) -> None:
         """Wrap the connection in TLS; raises when the handshake fails (the caller closes)."""

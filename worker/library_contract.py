@@ -65,6 +65,7 @@ from .contract_terms import (  # noqa: F401 (the contract's words, re-exported)
     Hook,
 )
 from .library_contract_asyncio import ASYNCIO_HOOKS, UVICORN_WS
+from .library_contract_websocket import WEBSOCKET_HOOKS
 
 # The shells of the broadcast write path (shared frames written straight to a websocket).
 SHARED_WRITES = "worker/protocol/shared_writes.py"
@@ -154,6 +155,11 @@ HOOKS: tuple[Hook, ...] = (
          "and not upgraded until the UPGRADE packet, then upgraded and no longer upgrading "
          "before the next wait; a websocket-only session connected and upgraded at its "
          "first wait"),
+    Hook(f"{SOCKET}._upgrade_websocket", OVERRIDE, ("environ", "start_response"),
+         (P_ENGINEIO,),
+         "handle_get_request's way to a websocket (an upgrade, or a websocket-only "
+         "handshake): returns what _async['websocket'](self._websocket_handler, server) "
+         "answers; an exception of the handler (ReadLater) comes out of it unchanged"),
     Hook(f"{SOCKET}.schedule_ping", OVERRIDE, (), (P_ENGINEIO, P_EIO3),
          "called by _handle_connect after the OPEN packet and after each PONG, to start the "
          "next ping cycle"),
@@ -317,10 +323,12 @@ HOOKS: tuple[Hook, ...] = (
     Hook("eventlet.queue:LightQueue.queue", ATTRIBUTE, None, (SHARED_WRITES,),
          "the deque of a session queue's items (set by _init): its length is qsize(), read "
          "once per recipient of a fan-out without the calls through the queue wrappers"),
-    Hook("eventlet.websocket:RFC6455WebSocket._sendlock", ATTRIBUTE, None, (SHARED_WRITES,),
+    Hook("eventlet.websocket:RFC6455WebSocket._sendlock", ATTRIBUTE, None,
+         (SHARED_WRITES, CONNECTION),
          "the semaphore every write of a frame holds (send, and the pongs and close frames "
          "the reader writes): a shared frame is written directly only while it is free, and "
-         "it is held while the rest of a partly written one waits in the queue"),
+         "it is held while the rest of a partly written one waits in the queue; replaced by "
+         "a connection.SendLock once the handshake is written, before anything sends"),
     Hook("eventlet.websocket:RFC6455WebSocket.socket", ATTRIBUTE, None, (SHARED_WRITES,),
          "the green socket the frames are written to; its fd (GreenSocket.fd, the "
          "non-blocking OS socket, or an ssl.SSLSocket under TLS) takes shared frames"),
@@ -357,7 +365,13 @@ HOOKS: tuple[Hook, ...] = (
     Hook(f"{WSGI}:HttpProtocol.handle_one_request", OVERRIDE, (), (CONNECTION,)),
     Hook(f"{WSGI}:HttpProtocol.get_environ", OVERRIDE, (), (CONNECTION,),
          "called once a request head is complete; environ['eventlet.input'] is an Input"),
-    Hook(f"{WSGI}:HttpProtocol.finish", OVERRIDE, (), (CONNECTION,)),
+    Hook(f"{WSGI}:HttpProtocol.finish", OVERRIDE, (), (CONNECTION,),
+         "the end of the connection (closes its files and socket); deferred to the "
+         "websocket's reader when a request handed its websocket over"),
+    Hook(f"{WSGI}:HttpProtocol.environ", ATTRIBUTE, None, (CONNECTION,),
+         "the request's environ, set before the app runs; its 'eventlet.posthooks' list is "
+         "what eventlet.wsgi runs after the response (replaced by an empty one, and the "
+         "hooks run at the websocket's end, when a request hands its websocket over)"),
     Hook(f"{WSGI}:HttpProtocol.conn_state", ATTRIBUTE, None, (CONNECTION,)),
     Hook(f"{WSGI}:HttpProtocol.close_connection", ATTRIBUTE, None, (CONNECTION,)),
     Hook(f"{WSGI}:HttpProtocol.rfile", ATTRIBUTE, None, (CONNECTION,),
@@ -389,7 +403,7 @@ HOOKS: tuple[Hook, ...] = (
     Hook("gunicorn.app.base:Application.load", OVERRIDE, (), ("cli/config.py",)),
     Hook("gunicorn.app.base:Application.load_config_from_file", CALL, ("filename",),
          ("cli/config.py",), "returns the names the file set; loader.cfg.settings holds them"),
-) + ASYNCIO_HOOKS
+) + ASYNCIO_HOOKS + WEBSOCKET_HOOKS
 
 # Mixins that sioctl puts on a library's class (by building a subclass of the live object's
 # class), so their methods override that class's: "sioctl module:Class" -> library target.

@@ -34,6 +34,11 @@ THREADS = (
 
 def green_thread(trace: tracemalloc.Traceback) -> str:
     """Which green thread a stack save belongs to (by the frames of its traceback)."""
+    # The reader started at the hub once the request hands the websocket over (eventlet):
+    # its outermost frame says so (its innermost ones are eventlet's websocket's, as below).
+    if any(frame.filename.endswith("worker/http_server.py")
+           and _in_function(frame, "_read_websocket") for frame in trace):
+        return "websocket reader (started at the hub)"
     for frame in reversed(trace):  # the innermost first
         for filename, function_line, name in THREADS:
             if frame.filename.endswith(filename) and _in_function(frame, function_line):

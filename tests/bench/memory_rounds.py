@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import procstat
+import systems
 from scenarios import close_all, now, open_sessions, source_ips
 from systems import Sioctl, SioctlAsyncio
 
@@ -193,6 +194,9 @@ def main() -> int:
     args = parser.parse_args()
     if args.tracemalloc:
         os.environ["PYTHONTRACEMALLOC"] = str(args.tracemalloc)
+        # Tracing every allocation makes the imports ~15x slower: on a loaded machine a
+        # worker's boot then takes longer than the usual wait for the cluster.
+        systems.BOOT_TIMEOUT = max(systems.BOOT_TIMEOUT, 240.0)
     for item in args.env:
         key, _, value = item.partition("=")
         os.environ[key] = value

@@ -1,5 +1,5 @@
 """What the logs say, on both engines: the access log's protocol version, and an app that fails
-at import shown with the frames that raised."""
+at import shown with the frames that raised; on eventlet, a websocket's access line."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.clients import free_port, wait_until
+from tests.support.clients import free_port, wait_until, whoami
 from tests.support.cluster import ENGINES, assert_clean_failure, start_args
 
 StartCluster = Callable[..., Any]
@@ -49,6 +49,29 @@ def test_access_log_shows_the_request_http_version(
     versions = wait_until(lambda: len(logged()) == 2 and logged(), 10.0,
                           what="both requests in the access log")
     assert versions == {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
+
+
+def test_a_websocket_is_logged_once_when_it_ends(
+    start_cluster: StartCluster, connect: Callable[..., Any], tmp_path: Path
+) -> None:
+    """eventlet: a websocket's request gets its one access line (101) when the websocket ends,
+    not when its reading is handed over at the handshake (worker/http_server.py)."""
+    access_log = tmp_path / "access.log"
+    cluster = start_cluster(workers=1, extra_args=["--access-logfile", str(access_log)])
+    ip = "127.0.0.57"
+
+    def websocket_lines() -> list[str]:
+        text = access_log.read_text() if access_log.exists() else ""
+        return [line for line in text.splitlines()
+                if line.startswith(ip) and "transport=websocket" in line]
+
+    client = connect(cluster, ip, ("websocket",))
+    # The server answered over the websocket: its request has long returned.
+    assert whoami(client)["remote_addr"] == ip
+    assert websocket_lines() == []
+    client.disconnect()
+    lines = wait_until(websocket_lines, 10.0, what="the websocket's access line")
+    assert len(lines) == 1 and '" 101 ' in lines[0], lines
 
 
 @pytest.mark.parametrize("worker_class", ["eventlet", "asyncio", "auto"])

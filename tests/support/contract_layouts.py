@@ -169,6 +169,45 @@ def check_async_websocket() -> None:
     assert len(ran) == 1 and callable(getattr(ran[0], "close", None)), ran
 
 
+def check_websocket_app_end() -> None:
+    """eventlet's websocket app calls ``handler(ws)`` after writing the handshake and lets an
+    exception other than OSError out of it with nothing more written; a handler that returns
+    is followed by the closing frame and ``wsgi.WSGI_LOCAL.already_handled``."""
+    import eventlet.wsgi
+    from eventlet.green import socket
+    from eventlet.websocket import WebSocketWSGI
+
+    class Marker(Exception):
+        pass
+
+    def raising(ws: Any) -> None:
+        raise Marker
+
+    for handler in (raising, lambda ws: None):
+        ours, theirs = socket.socketpair()
+        environ = {"HTTP_CONNECTION": "Upgrade", "HTTP_UPGRADE": "websocket",
+                   "HTTP_SEC_WEBSOCKET_VERSION": "13",
+                   "HTTP_SEC_WEBSOCKET_KEY": "dGhlIHNhbXBsZSBub25jZQ==", "gunicorn.socket": ours}
+        eventlet.wsgi.WSGI_LOCAL.already_handled = False
+        raised = False
+        try:
+            WebSocketWSGI(handler)(environ, lambda *a: None)
+        except Marker:
+            raised = True
+        ours.close()
+        received = b""
+        while chunk := theirs.recv(65536):
+            received += chunk
+        theirs.close()
+        head, _, rest = received.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101"), received[:200]
+        if handler is raising:
+            assert raised and rest == b"", (raised, rest)
+        else:
+            assert rest == b"\x88\x00", rest  # the closing frame
+            assert eventlet.wsgi.WSGI_LOCAL.already_handled is True
+
+
 def check_websocket_socket() -> None:
     """eventlet's ``RFC6455WebSocket`` reads a frame only through ``self.socket.recv(n)``
     (any number of bytes up to n per call) and writes through ``self.socket.sendall``, so a
@@ -494,6 +533,8 @@ def instance_of(class_target: str) -> Any:
         return cls(ours, {"REMOTE_ADDR": "127.0.0.1"}, 13)
     if cls.__module__ == "eventlet.queue" and cls.__name__ == "LightQueue":
         return cls()  # a session's queue is an eventlet.queue.Queue, a LightQueue
+    if cls.__module__ == "eventlet.semaphore" and cls.__name__ == "Semaphore":
+        return cls()  # a websocket's send lock, as eventlet's websocket makes it
     if cls is eventlet.hubs.hub.BaseHub:
         from eventlet.hubs import get_hub
 
@@ -760,6 +801,7 @@ LAYOUTS: dict[str, Callable[[], None]] = {
     "engineio.socket:Socket.last_ping (layout)": check_last_ping,
     "engineio.socket:Socket._websocket_handler (layout)": check_websocket_states,
     "eventlet.websocket:RFC6455WebSocket.socket (layout)": check_websocket_socket,
+    "eventlet.websocket:WebSocketWSGI.__call__ (layout)": check_websocket_app_end,
     "socketio:Server._binary_packet (layout)": check_binary_packet,
     "socketio:Server.environ (layout)": check_sio_environ,
     "engineio.socket:Socket.session (layout)": check_socket_session,

@@ -20,7 +20,7 @@ from .core import eio_rules, ws_frame
 from .core.eio_rules import DuplicateRequest, InvalidPacket, is_websocket_upgrade
 from .core.eio_session import UPGRADE_POLL_WAIT, SessionRules
 from .shared_writes import DirectWrites
-from .websocket_serve import serve_websocket
+from .websocket_serve import eventlet_message_reader, serve_websocket
 
 # WSGI environ key of a callable the worker's HTTP server provides: the response then closes the
 # connection instead of reading and dropping an unread request body (worker/connection.py).
@@ -33,6 +33,19 @@ TOO_LARGE = "sioctl.body_too_large"
 # (eventlet.wsgi's read and write buffers, 24 KiB per connection; docs/design.md, "Memory per
 # idle websocket").
 WEBSOCKET_OPENED = "sioctl.websocket_opened"
+# WSGI environ key of a callable the worker's HTTP server provides (eventlet): called with a
+# function of no arguments that reads the websocket to its end, it takes that reading over.
+# The request's green thread then returns (its WSGI and HTTP frames let go of) and a green
+# thread started at the hub runs the function, then ends the request and its connection
+# (worker/http_server.py; docs/design.md, "Memory per idle websocket").
+WEBSOCKET_READER = "sioctl.websocket_reader"
+
+
+class ReadLater(Exception):
+    """Raised by :meth:`ConformantSocket._websocket_handler` once the HTTP server has taken the
+    websocket's reading over: it unwinds eventlet's websocket app, which would otherwise send
+    the closing frame as its handler returned, up to :meth:`ConformantSocket.
+    _upgrade_websocket`, which returns the (empty) response."""
 
 
 class SessionRulesMixin:
@@ -261,6 +274,19 @@ class ConformantSocket(SessionRulesMixin, Socket):
         )
         self.close(wait=False, abort=False, reason=self.server.reason.TRANSPORT_ERROR)
 
+    def _upgrade_websocket(self, environ: dict[str, Any], start_response: Any) -> Any:
+        """python-engineio's upgrade (eventlet's websocket app runs ``_websocket_handler`` on
+        the accepted websocket); when the HTTP server has taken the reading over
+        (:class:`ReadLater`), the response is what eventlet's app returns for a websocket: no
+        bytes, none written (the handshake was)."""
+        try:
+            return super()._upgrade_websocket(environ, start_response)
+        except ReadLater:
+            from eventlet import wsgi  # only here: this module must not load eventlet
+
+            wsgi.WSGI_LOCAL.already_handled = True  # what eventlet's websocket app sets
+            return []
+
     def _websocket_handler(self, ws: Any) -> Any:
         """Serve the websocket with every incoming frame checked first.
 
@@ -269,21 +295,55 @@ class ConformantSocket(SessionRulesMixin, Socket):
         connection. Frames of a type a client may not send are silently dropped there. Here
         both close the session and the websocket (the official test suite: "closes the session
         upon invalid packet format").
+
+        Under eventlet, when the HTTP server offers it (``WEBSOCKET_READER``), the websocket is
+        read from a green thread of its own started at the hub, and the request's green thread
+        returns at once (:class:`ReadLater`): an idle websocket then waits at a shallow stack
+        instead of under the whole HTTP and WSGI call chain.
         """
         lazy_writer = self.server.async_mode == "eventlet" and hasattr(self.queue, "writer")
+        messages = None
         if self.server.async_mode == "eventlet":
             from .. import ws_reads  # eventlet's websocket: one recv per burst of frames
 
             ws_reads.buffer_reads(ws)
-        guarded = _GuardedWebSocket(ws, self)
-        opened = getattr(ws, "environ", {}).get(WEBSOCKET_OPENED)
+            messages = eventlet_message_reader(ws)
+        environ = getattr(ws, "environ", None) or {}
+        opened = environ.get(WEBSOCKET_OPENED)
         if opened is not None:
-            opened(ws)  # the handshake is written: HTTP's buffers are not needed any more
+            # The handshake is written: HTTP's buffers are not needed any more (and the
+            # websocket may be trimmed before anything holds its parts).
+            opened(ws)
+        guarded = _GuardedWebSocket(ws, self, messages)
         if self.rules.websocket_opens(self.connected, self.upgraded):
             # An upgrade (python-engineio's test): polling requests wait for its end from now.
             self._upgrade_settled = self.server.create_event()
         if guarded.raw is not None:
             self._sioctl_direct = guarded
+        read_later = environ.get(WEBSOCKET_READER) if lazy_writer else None
+        if read_later is not None:
+            read_later(guarded.read_to_end)
+            raise ReadLater
+        return self._serve_websocket(ws, guarded, lazy_writer)
+
+    def _read_websocket(self, ws: Any, guarded: _GuardedWebSocket) -> None:
+        """The websocket read to its end in the reader's own green thread, then what eventlet's
+        websocket app and python-engineio do once their handler returns: the closing frame
+        sent, the closed session forgotten."""
+        try:
+            self._serve_websocket(ws, guarded, True)
+        except OSError as exc:  # as eventlet's websocket app: a client gone is no error
+            from eventlet.support import get_errno
+            from eventlet.websocket import ACCEPTABLE_CLIENT_ERRORS
+
+            if get_errno(exc) not in ACCEPTABLE_CLIENT_ERRORS:
+                raise
+        finally:
+            if self.closed and self.server.sockets.get(self.sid) is self:
+                del self.server.sockets[self.sid]
+        ws._send_closing_frame(True)
+
+    def _serve_websocket(self, ws: Any, guarded: _GuardedWebSocket, lazy_writer: bool) -> Any:
         try:
             if lazy_writer:  # no writer green thread parked per websocket
                 return serve_websocket(self, guarded)
@@ -311,10 +371,13 @@ class _GuardedWebSocket(DirectWrites):
     :meth:`ConformantSocket._websocket_handler`.
     """
 
-    def __init__(self, ws: Any, session: ConformantSocket) -> None:
+    def __init__(self, ws: Any, session: ConformantSocket, messages: Any = None) -> None:
         self._ws = ws
         self._session = session
         self._after_binary = False
+        # messages(ws) reads the next message as ws.wait() does (websocket_serve.
+        # eventlet_message_reader: without a generator under an idle reader), else None.
+        self._messages = messages
         self._direct_init(ws)
 
     def wait(self) -> Any:
@@ -334,7 +397,8 @@ class _GuardedWebSocket(DirectWrites):
             # python-engineio reads the next frame once the upgrade packet has upgraded the
             # session: the upgrade has ended.
             session.upgrade_settled()
-        frame = self._ws.wait()
+        messages = self._messages
+        frame = self._ws.wait() if messages is None else messages(self._ws)
         if frame is None:
             return None
         self._after_binary = not isinstance(frame, str)
@@ -346,6 +410,11 @@ class _GuardedWebSocket(DirectWrites):
                     f"closing session {session.sid}: {exc}", "sioctl-invalid-ws-packet"
                 )
             raise
+
+    def read_to_end(self) -> None:
+        """Read the websocket to its end (in the green thread the HTTP server started for it:
+        ``ConformantSocket._read_websocket``)."""
+        self._session._read_websocket(self._ws, self)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._ws, name)

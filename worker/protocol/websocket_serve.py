@@ -161,6 +161,61 @@ def _frame(server: Any, ws: Any) -> Any:
     return data
 
 
+def eventlet_message_reader(ws: Any) -> Any:
+    """A function that reads ``ws``'s next message as its ``wait()`` does, without the
+    generator behind it, or None when ``ws`` is not eventlet's RFC 6455 websocket (or
+    overrides ``wait``).
+
+    eventlet's ``RFC6455WebSocket.wait()`` takes the next message from a generator
+    (``_iter_frames``); resuming a generator is a C-level call in CPython 3.11, which starts a
+    new evaluation loop, and an idle websocket's reader waits under it: ~0.7 KiB more of saved
+    C stack per idle websocket (worker/calls.py). :func:`_next_message` is that generator's
+    body as a function (a COPY in the library contract). The generator itself is let go of
+    (``ws.wait()`` returns None from then on): never started, its frame would hold ``ws`` in
+    a reference cycle, which only the cyclic garbage collector would free after the websocket
+    ends (docs/design.md, "Memory after mass disconnects")."""
+    from eventlet import websocket
+
+    if getattr(type(ws), "wait", None) is not websocket.RFC6455WebSocket.wait:
+        return None
+    ws.iterator = iter(())
+    global _CLOSED, _FAILED
+    _CLOSED, _FAILED = websocket.ConnectionClosedError, websocket.FailedConnectionError
+    return _next_message
+
+
+_CLOSED: Any = None  # eventlet.websocket.ConnectionClosedError, once loaded
+_FAILED: Any = None  # eventlet.websocket.FailedConnectionError
+
+
+def _next_message(ws: Any) -> Any:
+    """The next message of eventlet's websocket ``ws`` (text or bytes), answering the control
+    frames before it; None once the websocket is closed. Re-implemented from eventlet
+    0.41's ``RFC6455WebSocket._iter_frames``: the same frames, the same close frames sent on a
+    protocol error (1002...) or an error of the read (1011, then raised). Between two messages
+    that generator holds no state (a fragmented message is finished before it yields)."""
+    fragmented = None
+    try:
+        while True:
+            message = ws._recv_frame(message=fragmented)
+            if message.opcode & 8:
+                ws._handle_control_frame(message.opcode, message.getvalue())
+                continue
+            if fragmented and message is not fragmented:
+                raise RuntimeError("Unexpected message change.")
+            fragmented = message
+            if message.finished:
+                return message.getvalue()
+    except _FAILED as exc:
+        ws.close(close_data=(exc.status, exc.message))
+        return None
+    except _CLOSED:
+        return None
+    except Exception:
+        ws.close(close_data=(1011, "Internal Server Error"))
+        raise
+
+
 def _upgrade(session: Any, ws: Any) -> bool:
     """The probe exchange of an upgrade (PING probe, PONG probe, NOOP to the pending poll, then
     UPGRADE); False when the websocket is not the session's. A failed read raises, as in
