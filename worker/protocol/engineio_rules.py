@@ -85,35 +85,53 @@ class ConformantSocket(SessionRulesMixin, Socket):
                          self.server.logger.isEnabledFor(20))
 
     def write_frame(self, pkt: packet.Packet, frame: bytes | None, now: float,
-                    log: bool) -> None:
+                    log: bool) -> bool:
         """``write_shared`` with what is the same for every recipient of a fan-out worked out
         once by the caller (``messaging.fanout.FanoutMixin``): ``frame`` (``shared_frame(pkt)``),
         ``now`` (``time.time()``, for the ping timeout) and ``log`` (INFO enabled on the
-        server's logger). It runs once per recipient, so the rule is inlined."""
+        server's logger). It runs once per recipient, so the rule is inlined. True when the
+        frame went to the socket (all of it, or its start with the rest queued)."""
         direct = self._sioctl_direct
         # ws_frame.can_write_now: the websocket is the transport, not closing, nothing queued,
         # no write of the writer under way, eventlet's send lock free (no pong being written).
         if direct is None or frame is None or not self.upgraded or self.upgrading \
                 or self.closing or self.closed or self._sioctl_writing or direct.pending \
                 or direct.sendlock.locked():
-            self.send(pkt)
-            return
+            Socket.send(self, pkt)
+            return False
         last_ping = self.last_ping
         if last_ping and now - last_ping > self.server.ping_timeout \
                 and not self.check_ping_timeout():  # closes the session, as send() does
-            return
+            return False
         try:
             written = direct.raw.send(frame)
         except BlockingIOError:
             written = 0
         except OSError:
-            self.send(pkt)  # the writer meets the same error and ends the session
-            return
+            Socket.send(self, pkt)  # the writer meets the same error and ends the session
+            return False
         if written < len(frame):
             direct.hold_for_rest()
             self.queue.put(ws_frame.FrameRest(frame[written:]))
         if log:  # INFO, as python-engineio's send logs it
             self.server.logger.info("%s: Sending packet MESSAGE (shared frame)", self.sid)
+        return True
+
+    def send(self, pkt: packet.Packet) -> None:
+        """Send ``pkt`` to this client alone (an ack, an emit to its sid, a ping): on a
+        websocket that can take it now, its frame is written straight to the socket by the
+        sending green thread (the rule and the partial write of :meth:`write_frame`), without
+        the queue and a writer green thread; otherwise python-engineio's ``send`` queues it.
+        Never blocks (the ping timer calls it from the hub)."""
+        if self._sioctl_direct is None or type(pkt) is not packet.Packet:
+            Socket.send(self, pkt)
+            return
+        if self.write_frame(pkt, ws_frame.packet_frame(pkt), time.time(), False):
+            logger = self.server.logger
+            if logger.isEnabledFor(20):  # INFO, as python-engineio's send logs it
+                logger.info("%s: Sending packet %s data %s", self.sid,
+                            packet.packet_names[pkt.packet_type],
+                            pkt.data if not isinstance(pkt.data, bytes) else "<binary>")
 
     def wait_for_upgrade(self) -> None:
         """If an upgrade is under way, wait (at most UPGRADE_POLL_WAIT) for it to end."""
