@@ -33,6 +33,7 @@ from .contract_terms import (  # noqa: F401 (the contract's words, re-exported)
     FRAMEWORK,
     FRAMEWORK_AIO,
     FRAMEWORK_IDS,
+    GREEN_HANDLERS,
     HTTP,
     KINDS,
     LAYOUT,
@@ -165,8 +166,11 @@ HOOKS: tuple[Hook, ...] = (
     Hook(f"{SOCKET}.handle_post_request", OVERRIDE, ("environ",), (P_ENGINEIO,),
          "re-implemented: reads and decodes the body itself, then receive() for each packet"),
     Hook(f"{SOCKET}.receive", OVERRIDE, ("pkt",), (P_ENGINEIO, P_EIO3)),
-    Hook(f"{SOCKET}.send", OVERRIDE, ("pkt",), (P_EIO3,),
-         "_handle_connect sends the OPEN packet through it (an EIO=3 session drops maxPayload)"),
+    Hook(f"{SOCKET}.send", OVERRIDE, ("pkt",), (P_EIO3, P_ENGINEIO),
+         "_handle_connect sends the OPEN packet through it (an EIO=3 session drops "
+         "maxPayload); every packet to one session goes through it (python-engineio's "
+         "Server.send_packet, _send_ping, close's CLOSE packet): ConformantSocket writes it "
+         "straight to a websocket that can take it, else calls it to queue the packet"),
     Hook(f"{SOCKET}.close", OVERRIDE, ("wait", "abort", "reason"), (P_ENGINEIO,)),
     Hook(f"{SOCKET}.check_ping_timeout", OVERRIDE, (), (P_ENGINEIO, P_EIO3, P_SERVER,
                                                       P_HANDSHAKE),
@@ -233,6 +237,21 @@ HOOKS: tuple[Hook, ...] = (
          (P_RECOVERY,), "reason: python-engineio's reason string for a dropped session "
          "(transport close / transport error / ping timeout)"),
     Hook(f"{SIO}._handle_event", CALL, ("eio_sid", "namespace", "id", "data"), (P_SOCKETIO,)),
+    Hook(f"{SIO}._handle_event", OVERRIDE, ("eio_sid", "namespace", "id", "data"),
+         (P_SOCKETIO,), "python-socketio's dispatch calls it for every EVENT and complete "
+         "BINARY_EVENT"),
+    Hook(f"{SIO}._handle_event", COPY, ("eio_sid", "namespace", "id", "data"), (P_SOCKETIO,),
+         "under eventlet with async_handlers: the same log lines and connected check, then "
+         "_handle_event_internal(server, sid, eio_sid, data, namespace, id) started at once "
+         "in a greenlet of its own (green_handlers.run_now) instead of "
+         "start_background_task"),
+    Hook(f"{SIO}._handle_event_internal", CALL,
+         ("server", "sid", "eio_sid", "data", "namespace", "id"), (P_SOCKETIO,),
+         "runs the handler and sends its ack"),
+    Hook(f"{SIO}.async_handlers", ATTRIBUTE, None, (P_SOCKETIO,),
+         "True (the default): each event's handler runs in a green thread of its own"),
+    Hook(f"{SIO}.async_mode", ATTRIBUTE, None, (P_SOCKETIO,),
+         "'eventlet' under the eventlet worker (python-engineio's async mode)"),
     Hook(f"{SIO}.emit", OVERRIDE, ("event", "data", "to", "room", "skip_sid", "namespace",
                                    "callback", "ignore_queue"), (P_SOCKETIO,),
          "counted for the metrics; send() and call() go through it"),
@@ -371,6 +390,11 @@ HOOKS: tuple[Hook, ...] = (
          "the upgrade request's WSGI environ (the HTTP server's websocket-opened callable)"),
     Hook(f"{WSGI}:Input.discard", OVERRIDE, ("buffer_size",), (CONNECTION,),
          "called after each response to drain the unread body; OSError closes instead"),
+    Hook("eventlet.hubs.hub:BaseHub.switch", LAYOUT, None, (GREEN_HANDLERS,),
+         "calls the current greenlet's switch_out() (if it has one) before switching to "
+         "the hub, and makes the hub its parent"),
+    Hook("eventlet.hubs.hub:BaseHub.squelch_timer_exception", CALL, ("timer", "exc_info"),
+         (GREEN_HANDLERS,), "prints an exception as the hub does for a green thread's"),
     Hook("eventlet.hubs.hub:BaseHub.timers", ATTRIBUTE, None, (MEMORY,)),
     Hook("eventlet.hubs.hub:BaseHub.next_timers", ATTRIBUTE, None, (MEMORY,)),
     # ------------------------------------------------------------ gunicorn
