@@ -9,12 +9,25 @@ sixth of a worker's CPU (docs/benchmarks-optimizations.md, "Echo and fixed costs
 what one ``recv(READ_SIZE)`` brought, and the time limit is kept by one hub timer per
 websocket, moved only when it fires. Everything else is the green socket's.
 
+On a plain TCP (or Unix) socket the wait itself is :class:`BufferedReads`' own: eventlet's
+``trampoline`` registers the fd with the hub's epoll before every wait and unregisters it
+after (two ``epoll_ctl`` calls per message, ~5% of a worker under an echo load). Here the
+websocket's listener stays *parked* in the hub between reads, the fd in the epoll set: while
+the reader is busy (a handler runs in its stead, see ``protocol.green_handlers``) the hub does
+not run, and when the fd turns readable with nobody waiting (the reader blocked elsewhere: a
+write) the listener drops itself with one ``epoll_ctl`` so that the hub never spins on it. It
+is dropped for good when the socket closes or a read ends the websocket; eventlet's "one
+reader per fd" rule holds, since the parked listener is the reader's own (another reader of
+the fd would fail as before: the websocket's reads all come here). Under TLS (whose socket may
+hold decrypted bytes the fd does not show) the green socket's own wait is kept.
+
 Importing this module does not import eventlet (the protocol shells import it on both engines);
 the hub is looked up when a read first waits.
 """
 
 from __future__ import annotations
 
+import errno
 import time
 from typing import Any
 
@@ -22,12 +35,15 @@ from typing import Any
 # burst of small frames is read at once. Freed as soon as it has been read (an idle websocket
 # holds no buffer).
 READ_SIZE = 64 * 1024
+# What eventlet's green recv answers b"" for (the peer reset or shut the connection).
+_CLOSED_ERRNOS = frozenset((errno.ECONNRESET, errno.ESHUTDOWN, errno.EPIPE))
 
 
 class BufferedReads:
     """The socket a websocket reads from, with its reads buffered (see the module)."""
 
-    __slots__ = ("_sock", "_data", "_pos", "_span", "_since", "_reader", "_timer")
+    __slots__ = ("_sock", "_data", "_pos", "_span", "_since", "_reader", "_timer", "_raw",
+                 "_hub", "_parked", "_waiting", "_closed")
 
     def __init__(self, sock: Any) -> None:
         self._sock = sock
@@ -37,6 +53,13 @@ class BufferedReads:
         self._since: float | None = None  # when the read under way began waiting
         self._reader: Any = None  # the greenlet waiting in that read
         self._timer: Any = None  # the hub timer that ends a read waiting past _span
+        # The non-blocking OS socket under the green one when this class waits for it itself
+        # (plain TCP or Unix socket), else None (TLS: the green socket's own wait).
+        self._raw: Any = plain_os_socket(sock)
+        self._hub: Any = None  # eventlet's hub, once a read has waited
+        self._parked: Any = None  # the hub's READ listener of the fd, while parked
+        self._waiting = False  # the reader is switched out to the hub, waiting for the fd
+        self._closed = False
         sock.settimeout(None)  # the waiting read trampolines without a timer of its own
 
     def recv(self, size: int) -> bytes:
@@ -65,9 +88,73 @@ class BufferedReads:
         if self._timer is None:
             self._arm(self._span)
         try:
-            return self._sock.recv(READ_SIZE)
+            if self._raw is None:
+                return self._sock.recv(READ_SIZE)
+            return self._read_raw()
         finally:
             self._since = self._reader = None
+
+    def _read_raw(self) -> bytes:
+        """One ``recv`` of the OS socket, waiting for the fd with the parked listener while
+        it has nothing (b"" at the end, as eventlet's green ``recv``)."""
+        raw = self._raw
+        while True:
+            try:
+                data: bytes = raw.recv(READ_SIZE)
+            except BlockingIOError:
+                self._wait_readable()
+                continue
+            except OSError as exc:
+                self._unpark()
+                if exc.errno in _CLOSED_ERRNOS:
+                    return b""
+                raise
+            if not data:
+                self._unpark()  # the peer has closed: no more waits on this fd
+            return data
+
+    def _wait_readable(self) -> None:
+        """Switch to the hub until the fd is readable (or the read is ended by a throw)."""
+        hub = self._hub
+        if hub is None:
+            from eventlet.hubs import get_hub
+
+            hub = self._hub = get_hub()
+        listener = self._parked
+        if listener is None or hub.listeners[hub.READ].get(listener.fileno) is not listener:
+            # (Re)parked: one epoll_ctl. Raises eventlet's "Second simultaneous read" if
+            # another green thread waits to read this fd, as trampoline() does.
+            self._parked = listener = hub.add(hub.READ, self._raw.fileno(), self._readable,
+                                              self._thrown_back, None)
+        self._waiting = True
+        try:
+            hub.switch()
+        finally:
+            self._waiting = False
+            if self._closed:
+                self._unpark()
+
+    def _readable(self, fileno: int) -> None:
+        """The hub saw the fd readable (or in error): wake the waiting reader; with nobody
+        waiting, leave the epoll set so that the hub does not spin on it."""
+        if self._waiting:
+            self._reader.switch()
+        else:
+            self._unpark()
+
+    def _thrown_back(self, exc: BaseException) -> None:
+        """The hub obsoleted the listener (the fd number reused): as eventlet does for a
+        trampoline, the waiting read (if any) gets the exception."""
+        self._parked = None
+        if self._waiting:
+            self._reader.throw(exc)
+
+    def _unpark(self) -> None:
+        """Drop the parked listener (one epoll_ctl), if it is still the hub's."""
+        listener, self._parked = self._parked, None
+        hub = self._hub
+        if listener is not None and hub.listeners[hub.READ].get(listener.fileno) is listener:
+            hub.remove(listener)
 
     def _arm(self, delay: float) -> None:
         from eventlet import hubs
@@ -100,13 +187,38 @@ class BufferedReads:
         if timer is not None:
             timer.cancel()
         self._data = b""
+        self._closed = True
+        if not self._waiting:  # a waiting reader drops the listener as it wakes
+            self._unpark()
         self._sock.close()
+
+    def release(self) -> None:
+        """The websocket's reads are over: drop the parked listener (unless a read waits)."""
+        if not self._waiting:
+            self._unpark()
 
     def sendall(self, data: bytes) -> None:
         self._sock.sendall(data)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
+
+
+def plain_os_socket(sock: Any) -> Any:
+    """The non-blocking OS socket under eventlet green socket ``sock`` (``GreenSocket.fd``)
+    when it is a plain ``socket.socket``; None otherwise (TLS, or not a green socket)."""
+    raw: Any = getattr(sock, "fd", None)
+    kind = type(raw)
+    if (kind.__module__, kind.__name__) != ("socket", "socket") or raw.gettimeout() != 0.0:
+        return None
+    return raw
+
+
+def release(ws: Any) -> None:
+    """The reads of eventlet websocket ``ws`` are over: its parked listener is dropped."""
+    sock = getattr(ws, "socket", None)
+    if isinstance(sock, BufferedReads):
+        sock.release()
 
 
 def buffer_reads(ws: Any) -> None:

@@ -318,6 +318,10 @@ class ConformantSocket(SessionRulesMixin, Socket):
         finally:
             self._sioctl_direct = None
             guarded.release_rest()
+            if self.server.async_mode == "eventlet":
+                from .. import ws_reads
+
+                ws_reads.release(ws)  # the fd's parked hub listener, if the reads left one
             self.upgrade_settled()
 
 
