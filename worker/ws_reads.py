@@ -208,6 +208,11 @@ def plain_os_socket(sock: Any) -> Any:
     """The non-blocking OS socket under eventlet green socket ``sock`` (``GreenSocket.fd``)
     when it is a plain ``socket.socket``; None otherwise (TLS, or not a green socket)."""
     raw: Any = getattr(sock, "fd", None)
+    for _ in range(3):  # a green socket may wrap another green socket (socketpair)
+        inner = getattr(raw, "fd", None)
+        if inner is None or isinstance(inner, int):
+            break
+        raw = inner
     kind = type(raw)
     if (kind.__module__, kind.__name__) != ("socket", "socket") or raw.gettimeout() != 0.0:
         return None

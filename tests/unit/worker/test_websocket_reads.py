@@ -119,3 +119,67 @@ def test_websocket_reads(script: str) -> None:
     assert seen["frames"] == [f"m{n}" for n in range(50)] + ["split"]
     assert seen["steady"] == [f"s{n}" for n in range(15)]
     assert seen["timed_out"] == "TimeoutError"
+
+
+PARKED = r'''
+import warnings
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+import eventlet
+eventlet.monkey_patch()
+import json
+import socket
+import websocket
+from eventlet.hubs import get_hub
+from eventlet.websocket import RFC6455WebSocket
+from sioctl.worker import ws_reads
+
+def frame(text):
+    return websocket.ABNF.create_frame(text, websocket.ABNF.OPCODE_TEXT).format()
+
+hub = get_hub()
+ours, theirs = socket.socketpair()
+fd = ours.fileno()
+ws = RFC6455WebSocket(ours, {}, 13)
+ws_reads.buffer_reads(ws)
+ws.socket.settimeout(5.0)
+seen = {}
+
+def later(text):
+    eventlet.sleep(0.05)
+    theirs.sendall(frame(text))
+
+eventlet.spawn(later, "a")
+seen["a"] = ws.wait()  # waited for: the listener is parked from then on
+listener = hub.listeners[hub.READ].get(fd)
+seen["parked"] = listener is not None
+eventlet.spawn(later, "b")
+seen["b"] = ws.wait()
+seen["same_listener"] = hub.listeners[hub.READ].get(fd) is listener
+# The reader busy elsewhere when the fd turns readable: the listener leaves the epoll set
+# (or the hub would spin on the fd), and the frame is read at the next wait all the same.
+theirs.sendall(frame("c"))
+eventlet.sleep(0.1)
+seen["dropped_while_busy"] = fd not in hub.listeners[hub.READ]
+seen["c"] = ws.wait()
+# Another green thread reading the same fd meets eventlet's one-reader rule, as before.
+eventlet.spawn(later, "d")
+seen["d"] = ws.wait()
+theirs.close()
+seen["end"] = ws.wait()
+seen["released_at_end"] = fd not in hub.listeners[hub.READ]
+print(json.dumps(seen))
+'''
+
+
+def test_eventlet_websocket_fd_stays_registered_between_reads() -> None:
+    """On eventlet the websocket's read listener stays with the hub between reads (no
+    epoll_ctl pair per wait), leaves it when the fd turns readable while the reader is busy
+    elsewhere (the hub must not spin on it), and is gone once the peer has closed."""
+    proc = subprocess.run([sys.executable, "-c", PARKED], capture_output=True, text=True,
+                          timeout=60, cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert [seen[k] for k in "abcd"] == ["a", "b", "c", "d"]
+    assert seen["parked"] and seen["same_listener"]
+    assert seen["dropped_while_busy"]
+    assert seen["end"] is None and seen["released_at_end"]
