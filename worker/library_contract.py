@@ -132,6 +132,12 @@ HOOKS: tuple[Hook, ...] = (
     Hook(f"{EIO}.ping_interval_grace_period", ATTRIBUTE, None, (P_PING,)),
     Hook(f"{EIO}.reason", ATTRIBUTE, None, (P_ENGINEIO, P_EIO3, P_SOCKETIO, "worker/drain.py"),
          "the disconnect reasons (python-engineio >= 4.11)"),
+    Hook("engineio.json:_safe_int", CALL, ("s",), (P_CORE_SIO,),
+         "the parse_int of engineio.json.loads (python-socketio's default codec): the "
+         "client packets' decoder is built once with it"),
+    Hook("socketio.packet:Packet.json", ATTRIBUTE, None, (P_CORE_SIO,),
+         "engineio.json unless the server was given json=; set on a decoded client packet "
+         "before __init__ decodes it (Packet.decode reads self.json.loads)"),
     Hook("engineio.base_server:default_logger", LAYOUT, None, ("worker/boot.py",),
          "the library's logger is named 'engineio.server'"),
     # ------------------------------------------------------------ python-engineio: a session
