@@ -31,10 +31,16 @@ import errno
 import time
 from typing import Any
 
+from .ws_mask import apply_mask
+
 # The most one recv() brings. A 16 KiB message (and its frame header) arrives in one read; a
 # burst of small frames is read at once. Freed as soon as it has been read (an idle websocket
 # holds no buffer).
 READ_SIZE = 64 * 1024
+# take_frame's answer when the next frame is not one it reads (eventlet's reader reads it).
+NOT_SIMPLE: Any = object()
+# First byte of a frame take_frame reads: FIN, no RSV bit, text / binary opcode (RFC 6455, 5.2).
+_TEXT_FIN, _BINARY_FIN = 0x81, 0x82
 # What eventlet's green recv answers b"" for (the peer reset or shut the connection).
 _CLOSED_ERRNOS = frozenset((errno.ECONNRESET, errno.ESHUTDOWN, errno.EPIPE))
 
@@ -76,6 +82,60 @@ class BufferedReads:
             return data[pos:] if pos else data
         self._pos = end
         return data[pos:end]
+
+    @property
+    def raw(self) -> Any:
+        """The OS socket this class reads and waits for itself, or None (TLS)."""
+        return self._raw
+
+    def take_frame(self, max_length: int) -> Any:
+        """The next message when it is one whole frame that eventlet's ``RFC6455WebSocket``
+        would hand over as it is: FIN, no RSV bit, text or binary, masked, at most
+        ``max_length`` bytes (and not over 64 KiB), text valid UTF-8: a ``str`` for text,
+        ``bytes`` for binary, read off the buffer (one read first when the buffer is empty).
+        :data:`NOT_SIMPLE` for anything else, with nothing consumed: the websocket's own
+        reader then reads it (control frames, fragments, an incomplete frame, the end of the
+        stream, the errors and their close codes). A failed read raises."""
+        data, pos = self._data, self._pos
+        if pos >= len(data):
+            data = self._fill()
+            if not data:
+                return NOT_SIMPLE  # the end: eventlet's reader meets it again
+            self._data, self._pos = data, pos = data, 0
+        size = len(data)
+        if size - pos < 6:
+            return NOT_SIMPLE
+        first, second = data[pos], data[pos + 1]
+        if (first != _TEXT_FIN and first != _BINARY_FIN) or second < 0x80:
+            return NOT_SIMPLE  # a control frame, a fragment, RSV bits, or not masked
+        length = second & 0x7F
+        head = pos + 6
+        if length == 126:
+            head = pos + 8
+            if head > size:
+                return NOT_SIMPLE
+            length = int.from_bytes(data[pos + 2:pos + 4], "big")
+        elif length == 127:
+            return NOT_SIMPLE
+        end = head + length
+        if length > max_length or end > size:
+            return NOT_SIMPLE
+        payload = apply_mask(data[head:end], data[head - 4:head], length) if length else b""
+        if first == _TEXT_FIN:
+            try:
+                text = payload.decode("utf-8")
+            except UnicodeDecodeError:
+                return NOT_SIMPLE  # eventlet fails the connection (1007)
+            self._consumed(end)
+            return text
+        self._consumed(end)
+        return payload
+
+    def _consumed(self, end: int) -> None:
+        if end >= len(self._data):
+            self._data, self._pos = b"", 0
+        else:
+            self._pos = end
 
     def _fill(self) -> bytes:
         """One read of up to READ_SIZE bytes, waiting at most the socket's timeout for it."""

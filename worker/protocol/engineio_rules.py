@@ -16,6 +16,7 @@ from typing import Any
 from engineio import exceptions, packet
 from engineio.socket import Socket
 
+from .. import ws_reads
 from .core import eio_rules, ws_frame
 from .core.eio_rules import DuplicateRequest, InvalidPacket, is_websocket_upgrade
 from .core.eio_session import UPGRADE_POLL_WAIT, SessionRules
@@ -290,9 +291,7 @@ class ConformantSocket(SessionRulesMixin, Socket):
         """
         lazy_writer = self.server.async_mode == "eventlet" and hasattr(self.queue, "writer")
         if self.server.async_mode == "eventlet":
-            from .. import ws_reads  # eventlet's websocket: one recv per burst of frames
-
-            ws_reads.buffer_reads(ws)
+            ws_reads.buffer_reads(ws)  # eventlet's websocket: one recv per burst of frames
         guarded = _GuardedWebSocket(ws, self)
         opened = getattr(ws, "environ", {}).get(WEBSOCKET_OPENED)
         if opened is not None:
@@ -319,8 +318,6 @@ class ConformantSocket(SessionRulesMixin, Socket):
             self._sioctl_direct = None
             guarded.release_rest()
             if self.server.async_mode == "eventlet":
-                from .. import ws_reads
-
                 ws_reads.release(ws)  # the fd's parked hub listener, if the reads left one
             self.upgrade_settled()
 
@@ -338,6 +335,27 @@ class _GuardedWebSocket(DirectWrites):
         self._session = session
         self._after_binary = False
         self._direct_init(ws)
+        # The buffered reads (eventlet, plain socket, RFC 6455, no extension) whose whole
+        # simple frames are read without eventlet's frame reader (ws_reads.take_frame).
+        sock = getattr(ws, "socket", None)
+        self._reads: Any = sock if isinstance(sock, ws_reads.BufferedReads) \
+            and sock.raw is not None and getattr(ws, "version", None) in (8, 13) \
+            and not getattr(ws, "extensions", None) and not getattr(ws, "client", True) \
+            else None
+        self._max_frame = min(int(getattr(ws, "max_frame_length", 0)), 64 * 1024)
+
+    def _next_frame(self) -> Any:
+        """The next message off the websocket (None at its end), as ``ws.wait()`` gives it."""
+        reads = self._reads
+        if reads is None:
+            return self._ws.wait()
+        try:
+            frame = reads.take_frame(self._max_frame)
+        except Exception:
+            # What eventlet's frame reader does when a read fails under it.
+            self._ws.close(close_data=(1011, "Internal Server Error"))
+            raise
+        return self._ws.wait() if frame is ws_reads.NOT_SIMPLE else frame
 
     def wait(self) -> Any:
         session = self._session
@@ -356,7 +374,7 @@ class _GuardedWebSocket(DirectWrites):
             # python-engineio reads the next frame once the upgrade packet has upgraded the
             # session: the upgrade has ended.
             session.upgrade_settled()
-        frame = self._ws.wait()
+        frame = self._next_frame()
         if frame is None:
             return None
         self._after_binary = not isinstance(frame, str)
