@@ -49,7 +49,7 @@ class BufferedReads:
     """The socket a websocket reads from, with its reads buffered (see the module)."""
 
     __slots__ = ("_sock", "_data", "_pos", "_span", "_since", "_reader", "_timer", "_raw",
-                 "_hub", "_parked", "_waiting", "_closed")
+                 "_hub", "_parked", "_waiting", "_closed", "_drained")
 
     def __init__(self, sock: Any) -> None:
         self._sock = sock
@@ -66,6 +66,7 @@ class BufferedReads:
         self._parked: Any = None  # the hub's READ listener of the fd, while parked
         self._waiting = False  # the reader is switched out to the hub, waiting for the fd
         self._closed = False
+        self._drained = False  # the last read emptied the socket: wait before the next
         sock.settimeout(None)  # the waiting read trampolines without a timer of its own
 
     def recv(self, size: int) -> bytes:
@@ -156,8 +157,15 @@ class BufferedReads:
 
     def _read_raw(self) -> bytes:
         """One ``recv`` of the OS socket, waiting for the fd with the parked listener while
-        it has nothing (b"" at the end, as eventlet's green ``recv``)."""
+        it has nothing (b"" at the end, as eventlet's green ``recv``).
+
+        After a read that emptied the socket (fewer bytes than asked for) the wait comes
+        first: a ``recv`` then would almost always fail with ``EAGAIN`` (a system call and an
+        exception per message), and the epoll set being level-triggered, the wait ends at once
+        if bytes came meanwhile."""
         raw = self._raw
+        if self._drained:
+            self._wait_readable()
         while True:
             try:
                 data: bytes = raw.recv(READ_SIZE)
@@ -171,6 +179,7 @@ class BufferedReads:
                 raise
             if not data:
                 self._unpark()  # the peer has closed: no more waits on this fd
+            self._drained = len(data) < READ_SIZE
             return data
 
     def _wait_readable(self) -> None:
