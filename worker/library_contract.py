@@ -133,8 +133,7 @@ HOOKS: tuple[Hook, ...] = (
     Hook(f"{EIO}.reason", ATTRIBUTE, None, (P_ENGINEIO, P_EIO3, P_SOCKETIO, "worker/drain.py"),
          "the disconnect reasons (python-engineio >= 4.11)"),
     Hook("engineio.json:_safe_int", CALL, ("s",), (P_CORE_SIO,),
-         "the parse_int of engineio.json.loads (python-socketio's default codec): the "
-         "client packets' decoder is built once with it"),
+         "engineio.json.loads' parse_int: the client packets' decoder is built with it"),
     Hook("socketio.packet:Packet.json", ATTRIBUTE, None, (P_CORE_SIO,),
          "engineio.json unless the server was given json=; set on a decoded client packet "
          "before __init__ decodes it (Packet.decode reads self.json.loads)"),
@@ -173,10 +172,8 @@ HOOKS: tuple[Hook, ...] = (
          "re-implemented: reads and decodes the body itself, then receive() for each packet"),
     Hook(f"{SOCKET}.receive", OVERRIDE, ("pkt",), (P_ENGINEIO, P_EIO3)),
     Hook(f"{SOCKET}.send", OVERRIDE, ("pkt",), (P_EIO3, P_ENGINEIO),
-         "_handle_connect sends the OPEN packet through it (an EIO=3 session drops "
-         "maxPayload); every packet to one session goes through it (python-engineio's "
-         "Server.send_packet, _send_ping, close's CLOSE packet): ConformantSocket writes it "
-         "straight to a websocket that can take it, else calls it to queue the packet"),
+         "every packet to one session goes through it (the OPEN packet, Server.send_packet, "
+         "close's CLOSE); ConformantSocket's writes it straight to a websocket if it can"),
     Hook(f"{SOCKET}.close", OVERRIDE, ("wait", "abort", "reason"), (P_ENGINEIO,)),
     Hook(f"{SOCKET}.check_ping_timeout", OVERRIDE, (), (P_ENGINEIO, P_EIO3, P_SERVER,
                                                       P_HANDSHAKE),
@@ -244,13 +241,10 @@ HOOKS: tuple[Hook, ...] = (
          "(transport close / transport error / ping timeout)"),
     Hook(f"{SIO}._handle_event", CALL, ("eio_sid", "namespace", "id", "data"), (P_SOCKETIO,)),
     Hook(f"{SIO}._handle_event", OVERRIDE, ("eio_sid", "namespace", "id", "data"),
-         (P_SOCKETIO,), "python-socketio's dispatch calls it for every EVENT and complete "
-         "BINARY_EVENT"),
+         (P_SOCKETIO,), "called for every EVENT and complete BINARY_EVENT"),
     Hook(f"{SIO}._handle_event", COPY, ("eio_sid", "namespace", "id", "data"), (P_SOCKETIO,),
-         "under eventlet with async_handlers: the same log lines and connected check, then "
-         "_handle_event_internal(server, sid, eio_sid, data, namespace, id) started at once "
-         "in a greenlet of its own (green_handlers.run_now) instead of "
-         "start_background_task"),
+         "eventlet: its log lines and connected check, then _handle_event_internal started "
+         "at once by green_handlers.run_now instead of start_background_task"),
     Hook(f"{SIO}._handle_event_internal", CALL,
          ("server", "sid", "eio_sid", "data", "namespace", "id"), (P_SOCKETIO,),
          "runs the handler and sends its ack"),
@@ -401,6 +395,13 @@ HOOKS: tuple[Hook, ...] = (
          "the hub, and makes the hub its parent"),
     Hook("eventlet.hubs.hub:BaseHub.squelch_timer_exception", CALL, ("timer", "exc_info"),
          (GREEN_HANDLERS,), "prints an exception as the hub does for a green thread's"),
+    Hook("eventlet.hubs.hub:BaseHub.listeners", ATTRIBUTE, None, ("worker/ws_reads.py",),
+         "{READ: {fd: listener}}: a parked listener is kept while it is its fd's READ entry"),
+    Hook("eventlet.hubs.hub:BaseHub.add", CALL, ("evtype", "fileno", "cb", "tb",
+                                                 "mark_as_closed"), ("worker/ws_reads.py",)),
+    Hook("eventlet.hubs.hub:BaseHub.remove", CALL, ("listener",), ("worker/ws_reads.py",)),
+    Hook("eventlet.websocket:RFC6455WebSocket.max_frame_length", ATTRIBUTE, None,
+         (P_ENGINEIO,), "take_frame leaves a longer frame to eventlet (it closes with 1009)"),
     Hook("eventlet.hubs.hub:BaseHub.timers", ATTRIBUTE, None, (MEMORY,)),
     Hook("eventlet.hubs.hub:BaseHub.next_timers", ATTRIBUTE, None, (MEMORY,)),
     # ------------------------------------------------------------ gunicorn
