@@ -79,6 +79,8 @@ P_SOCKETIO = "worker/protocol/socketio_rules.py"
 P_SIOV4 = "worker/protocol/sio_v4.py"
 # eventlet's websocket handler body with a writer started on demand (issue 19).
 P_WEBSOCKET_SERVE = "worker/protocol/websocket_serve.py"
+# eventlet: an event's handler started at once in a greenlet of its own (issue 19, echo CPU).
+GREEN_HANDLERS = "worker/protocol/green_handlers.py"
 # Connection state recovery (issue 18): the server's side and the manager's.
 P_RECOVERY = "worker/protocol/recovery.py"
 MESSAGING_RECOVERY = "worker/messaging/recovering.py"

@@ -9,25 +9,47 @@ sixth of a worker's CPU (docs/benchmarks-optimizations.md, "Echo and fixed costs
 what one ``recv(READ_SIZE)`` brought, and the time limit is kept by one hub timer per
 websocket, moved only when it fires. Everything else is the green socket's.
 
+On a plain TCP (or Unix) socket the wait itself is :class:`BufferedReads`' own: eventlet's
+``trampoline`` registers the fd with the hub's epoll before every wait and unregisters it
+after (two ``epoll_ctl`` calls per message, ~5% of a worker under an echo load). Here the
+websocket's listener stays *parked* in the hub between reads, the fd in the epoll set: while
+the reader is busy (a handler runs in its stead, see ``protocol.green_handlers``) the hub does
+not run, and when the fd turns readable with nobody waiting (the reader blocked elsewhere: a
+write) the listener drops itself with one ``epoll_ctl`` so that the hub never spins on it. It
+is dropped for good when the socket closes or a read ends the websocket; eventlet's "one
+reader per fd" rule holds, since the parked listener is the reader's own (another reader of
+the fd would fail as before: the websocket's reads all come here). Under TLS (whose socket may
+hold decrypted bytes the fd does not show) the green socket's own wait is kept.
+
 Importing this module does not import eventlet (the protocol shells import it on both engines);
 the hub is looked up when a read first waits.
 """
 
 from __future__ import annotations
 
+import errno
 import time
 from typing import Any
+
+from .ws_mask import apply_mask
 
 # The most one recv() brings. A 16 KiB message (and its frame header) arrives in one read; a
 # burst of small frames is read at once. Freed as soon as it has been read (an idle websocket
 # holds no buffer).
 READ_SIZE = 64 * 1024
+# take_frame's answer when the next frame is not one it reads (eventlet's reader reads it).
+NOT_SIMPLE: Any = object()
+# First byte of a frame take_frame reads: FIN, no RSV bit, text / binary opcode (RFC 6455, 5.2).
+_TEXT_FIN, _BINARY_FIN = 0x81, 0x82
+# What eventlet's green recv answers b"" for (the peer reset or shut the connection).
+_CLOSED_ERRNOS = frozenset((errno.ECONNRESET, errno.ESHUTDOWN, errno.EPIPE))
 
 
 class BufferedReads:
     """The socket a websocket reads from, with its reads buffered (see the module)."""
 
-    __slots__ = ("_sock", "_data", "_pos", "_span", "_since", "_reader", "_timer")
+    __slots__ = ("_sock", "_data", "_pos", "_span", "_since", "_reader", "_timer", "_raw",
+                 "_hub", "_parked", "_waiting", "_closed", "_drained")
 
     def __init__(self, sock: Any) -> None:
         self._sock = sock
@@ -37,6 +59,14 @@ class BufferedReads:
         self._since: float | None = None  # when the read under way began waiting
         self._reader: Any = None  # the greenlet waiting in that read
         self._timer: Any = None  # the hub timer that ends a read waiting past _span
+        # The non-blocking OS socket under the green one when this class waits for it itself
+        # (plain TCP or Unix socket), else None (TLS: the green socket's own wait).
+        self._raw: Any = plain_os_socket(sock)
+        self._hub: Any = None  # eventlet's hub, once a read has waited
+        self._parked: Any = None  # the hub's READ listener of the fd, while parked
+        self._waiting = False  # the reader is switched out to the hub, waiting for the fd
+        self._closed = False
+        self._drained = False  # the last read emptied the socket: wait before the next
         sock.settimeout(None)  # the waiting read trampolines without a timer of its own
 
     def recv(self, size: int) -> bytes:
@@ -54,6 +84,60 @@ class BufferedReads:
         self._pos = end
         return data[pos:end]
 
+    @property
+    def raw(self) -> Any:
+        """The OS socket this class reads and waits for itself, or None (TLS)."""
+        return self._raw
+
+    def take_frame(self, max_length: int) -> Any:
+        """The next message when it is one whole frame that eventlet's ``RFC6455WebSocket``
+        would hand over as it is: FIN, no RSV bit, text or binary, masked, at most
+        ``max_length`` bytes (and not over 64 KiB), text valid UTF-8: a ``str`` for text,
+        ``bytes`` for binary, read off the buffer (one read first when the buffer is empty).
+        :data:`NOT_SIMPLE` for anything else, with nothing consumed: the websocket's own
+        reader then reads it (control frames, fragments, an incomplete frame, the end of the
+        stream, the errors and their close codes). A failed read raises."""
+        data, pos = self._data, self._pos
+        if pos >= len(data):
+            data = self._fill()
+            if not data:
+                return NOT_SIMPLE  # the end: eventlet's reader meets it again
+            self._data, self._pos = data, pos = data, 0
+        size = len(data)
+        if size - pos < 6:
+            return NOT_SIMPLE
+        first, second = data[pos], data[pos + 1]
+        if (first != _TEXT_FIN and first != _BINARY_FIN) or second < 0x80:
+            return NOT_SIMPLE  # a control frame, a fragment, RSV bits, or not masked
+        length = second & 0x7F
+        head = pos + 6
+        if length == 126:
+            head = pos + 8
+            if head > size:
+                return NOT_SIMPLE
+            length = int.from_bytes(data[pos + 2:pos + 4], "big")
+        elif length == 127:
+            return NOT_SIMPLE
+        end = head + length
+        if length > max_length or end > size:
+            return NOT_SIMPLE
+        payload = apply_mask(data[head:end], data[head - 4:head], length) if length else b""
+        if first == _TEXT_FIN:
+            try:
+                text = payload.decode("utf-8")
+            except UnicodeDecodeError:
+                return NOT_SIMPLE  # eventlet fails the connection (1007)
+            self._consumed(end)
+            return text
+        self._consumed(end)
+        return payload
+
+    def _consumed(self, end: int) -> None:
+        if end >= len(self._data):
+            self._data, self._pos = b"", 0
+        else:
+            self._pos = end
+
     def _fill(self) -> bytes:
         """One read of up to READ_SIZE bytes, waiting at most the socket's timeout for it."""
         if self._span is None:
@@ -65,9 +149,81 @@ class BufferedReads:
         if self._timer is None:
             self._arm(self._span)
         try:
-            return self._sock.recv(READ_SIZE)
+            if self._raw is None:
+                return self._sock.recv(READ_SIZE)
+            return self._read_raw()
         finally:
             self._since = self._reader = None
+
+    def _read_raw(self) -> bytes:
+        """One ``recv`` of the OS socket, waiting for the fd with the parked listener while
+        it has nothing (b"" at the end, as eventlet's green ``recv``).
+
+        After a read that emptied the socket (fewer bytes than asked for) the wait comes
+        first: a ``recv`` then would almost always fail with ``EAGAIN`` (a system call and an
+        exception per message), and the epoll set being level-triggered, the wait ends at once
+        if bytes came meanwhile."""
+        raw = self._raw
+        if self._drained:
+            self._wait_readable()
+        while True:
+            try:
+                data: bytes = raw.recv(READ_SIZE)
+            except BlockingIOError:
+                self._wait_readable()
+                continue
+            except OSError as exc:
+                self._unpark()
+                if exc.errno in _CLOSED_ERRNOS:
+                    return b""
+                raise
+            if not data:
+                self._unpark()  # the peer has closed: no more waits on this fd
+            self._drained = len(data) < READ_SIZE
+            return data
+
+    def _wait_readable(self) -> None:
+        """Switch to the hub until the fd is readable (or the read is ended by a throw)."""
+        hub = self._hub
+        if hub is None:
+            from eventlet.hubs import get_hub
+
+            hub = self._hub = get_hub()
+        listener = self._parked
+        if listener is None or hub.listeners[hub.READ].get(listener.fileno) is not listener:
+            # (Re)parked: one epoll_ctl. Raises eventlet's "Second simultaneous read" if
+            # another green thread waits to read this fd, as trampoline() does.
+            self._parked = listener = hub.add(hub.READ, self._raw.fileno(), self._readable,
+                                              self._thrown_back, None)
+        self._waiting = True
+        try:
+            hub.switch()
+        finally:
+            self._waiting = False
+            if self._closed:
+                self._unpark()
+
+    def _readable(self, fileno: int) -> None:
+        """The hub saw the fd readable (or in error): wake the waiting reader; with nobody
+        waiting, leave the epoll set so that the hub does not spin on it."""
+        if self._waiting:
+            self._reader.switch()
+        else:
+            self._unpark()
+
+    def _thrown_back(self, exc: BaseException) -> None:
+        """The hub obsoleted the listener (the fd number reused): as eventlet does for a
+        trampoline, the waiting read (if any) gets the exception."""
+        self._parked = None
+        if self._waiting:
+            self._reader.throw(exc)
+
+    def _unpark(self) -> None:
+        """Drop the parked listener (one epoll_ctl), if it is still the hub's."""
+        listener, self._parked = self._parked, None
+        hub = self._hub
+        if listener is not None and hub.listeners[hub.READ].get(listener.fileno) is listener:
+            hub.remove(listener)
 
     def _arm(self, delay: float) -> None:
         from eventlet import hubs
@@ -100,13 +256,43 @@ class BufferedReads:
         if timer is not None:
             timer.cancel()
         self._data = b""
+        self._closed = True
+        if not self._waiting:  # a waiting reader drops the listener as it wakes
+            self._unpark()
         self._sock.close()
+
+    def release(self) -> None:
+        """The websocket's reads are over: drop the parked listener (unless a read waits)."""
+        if not self._waiting:
+            self._unpark()
 
     def sendall(self, data: bytes) -> None:
         self._sock.sendall(data)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
+
+
+def plain_os_socket(sock: Any) -> Any:
+    """The non-blocking OS socket under eventlet green socket ``sock`` (``GreenSocket.fd``)
+    when it is a plain ``socket.socket``; None otherwise (TLS, or not a green socket)."""
+    raw: Any = getattr(sock, "fd", None)
+    for _ in range(3):  # a green socket may wrap another green socket (socketpair)
+        inner = getattr(raw, "fd", None)
+        if inner is None or isinstance(inner, int):
+            break
+        raw = inner
+    kind = type(raw)
+    if (kind.__module__, kind.__name__) != ("socket", "socket") or raw.gettimeout() != 0.0:
+        return None
+    return raw
+
+
+def release(ws: Any) -> None:
+    """The reads of eventlet websocket ``ws`` are over: its parked listener is dropped."""
+    sock = getattr(ws, "socket", None)
+    if isinstance(sock, BufferedReads):
+        sock.release()
 
 
 def buffer_reads(ws: Any) -> None:

@@ -9,6 +9,7 @@ by ASYNCCHAT_SHUTDOWN_MARKER.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Any
 
@@ -53,6 +54,31 @@ async def getenv(sid: str, name: str) -> str | None:
 @sio.event
 async def echo(sid: str, data: Any = None) -> Any:
     return data
+
+
+# Per session: the event echo_held waits on until the session sends 'release' (as chat.py).
+_held: dict[str, Any] = {}
+
+
+@sio.event
+async def echo_held(sid: str, data: Any = None) -> Any:
+    """As chat.py: ``data`` once this session has sent 'release'."""
+    await asyncio.wait_for(_held.setdefault(sid, sio.eio.create_event()).wait(), 60)
+    _held.pop(sid, None)
+    return data
+
+
+@sio.event
+async def release(sid: str, data: Any = None) -> bool:
+    """Let this session's echo_held answer."""
+    _held.setdefault(sid, sio.eio.create_event()).set()
+    return True
+
+
+@sio.event
+async def fail(sid: str, data: Any = None) -> None:
+    """As chat.py: a handler that raises."""
+    raise RuntimeError("this handler fails on purpose")
 
 
 @sio.event

@@ -45,6 +45,32 @@ def echo(sid: str, data: Any = None) -> Any:
     return data
 
 
+# Per session: the event echo_held waits on until the session sends 'release'.
+_held: dict[str, Any] = {}
+
+
+@sio.event
+def echo_held(sid: str, data: Any = None) -> Any:
+    """``data``, answered once this session has sent 'release' (its other events go on
+    meanwhile: each handler runs in a green thread of its own)."""
+    _held.setdefault(sid, sio.eio.create_event()).wait(60)
+    _held.pop(sid, None)
+    return data
+
+
+@sio.event
+def release(sid: str, data: Any = None) -> bool:
+    """Let this session's echo_held answer."""
+    _held.setdefault(sid, sio.eio.create_event()).set()
+    return True
+
+
+@sio.event
+def fail(sid: str, data: Any = None) -> None:
+    """A handler that raises (the session goes on)."""
+    raise RuntimeError("this handler fails on purpose")
+
+
 @sio.event
 def join(sid: str, room: str) -> dict[str, Any]:
     sio.enter_room(sid, room)

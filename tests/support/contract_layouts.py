@@ -784,6 +784,36 @@ def check_uvicorn_upgrade() -> None:
 
     asyncio.run(run())
 
+def check_hub_switch_out() -> None:
+    """eventlet's hub, as worker/protocol/green_handlers.py relies on it: a greenlet that
+    waits (``hub.switch()``) has its ``switch_out()`` called first, then the hub becomes its
+    parent (so its end goes to the hub)."""
+    import eventlet
+    import greenlet
+    from eventlet.hubs import get_hub
+
+    hub = get_hub()
+    main = greenlet.getcurrent()
+    seen: list[Any] = []
+
+    class Probe(greenlet.greenlet):
+        def switch_out(self) -> None:
+            seen.append("switch_out")
+            hub.schedule_call_global(0, main.switch)  # the caller goes on, as run_now does
+
+    def body() -> None:
+        eventlet.sleep(0)
+        seen.append(greenlet.getcurrent().parent)
+
+    probe = Probe(body)
+    probe.switch()  # back here once the probe has waited (it may have ended by then)
+    assert seen[:1] == ["switch_out"], seen
+    for _ in range(10):
+        if probe.dead:
+            break
+        eventlet.sleep(0.01)
+    assert probe.dead and seen == ["switch_out", hub.greenlet], seen
+
 
 LAYOUTS: dict[str, Callable[[], None]] = {
     "uvicorn.protocols.http.httptools_impl:HttpToolsProtocol.parser (layout)":
@@ -811,4 +841,5 @@ LAYOUTS: dict[str, Callable[[], None]] = {
     "socketio.async_pubsub_manager:AsyncPubSubManager.thread (layout)":
         check_async_pubsub_thread,
     "eventlet.wsgi:Server.process_request (layout)": check_process_request,
+    "eventlet.hubs.hub:BaseHub.switch (layout)": check_hub_switch_out,
 }

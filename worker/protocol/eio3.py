@@ -76,9 +76,11 @@ class Eio3Session(Eio3SessionBase, ConformantSocket):
         self.send(pkt)
 
     def write_frame(self, pkt: packet.Packet, frame: bytes | None, now: float,
-                    log: bool) -> None:
-        """A fan-out's packet (the v4 ``frame`` is not for this session): as ``send``."""
+                    log: bool) -> bool:
+        """A fan-out's packet (the v4 ``frame`` is not for this session): as ``send``
+        (queued: False)."""
         self.send(pkt)
+        return False
 
     def receive(self, pkt: packet.Packet) -> None:
         self.heard_from_client()

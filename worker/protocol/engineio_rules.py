@@ -16,6 +16,7 @@ from typing import Any
 from engineio import exceptions, packet
 from engineio.socket import Socket
 
+from .. import ws_reads
 from .core import eio_rules, ws_frame
 from .core.eio_rules import DuplicateRequest, InvalidPacket, is_websocket_upgrade
 from .core.eio_session import UPGRADE_POLL_WAIT, SessionRules
@@ -98,35 +99,53 @@ class ConformantSocket(SessionRulesMixin, Socket):
                          self.server.logger.isEnabledFor(20))
 
     def write_frame(self, pkt: packet.Packet, frame: bytes | None, now: float,
-                    log: bool) -> None:
+                    log: bool) -> bool:
         """``write_shared`` with what is the same for every recipient of a fan-out worked out
         once by the caller (``messaging.fanout.FanoutMixin``): ``frame`` (``shared_frame(pkt)``),
         ``now`` (``time.time()``, for the ping timeout) and ``log`` (INFO enabled on the
-        server's logger). It runs once per recipient, so the rule is inlined."""
+        server's logger). It runs once per recipient, so the rule is inlined. True when the
+        frame went to the socket (all of it, or its start with the rest queued)."""
         direct = self._sioctl_direct
         # ws_frame.can_write_now: the websocket is the transport, not closing, nothing queued,
         # no write of the writer under way, eventlet's send lock free (no pong being written).
         if direct is None or frame is None or not self.upgraded or self.upgrading \
                 or self.closing or self.closed or self._sioctl_writing or direct.pending \
                 or direct.sendlock.locked():
-            self.send(pkt)
-            return
+            Socket.send(self, pkt)
+            return False
         last_ping = self.last_ping
         if last_ping and now - last_ping > self.server.ping_timeout \
                 and not self.check_ping_timeout():  # closes the session, as send() does
-            return
+            return False
         try:
             written = direct.raw.send(frame)
         except BlockingIOError:
             written = 0
         except OSError:
-            self.send(pkt)  # the writer meets the same error and ends the session
-            return
+            Socket.send(self, pkt)  # the writer meets the same error and ends the session
+            return False
         if written < len(frame):
             direct.hold_for_rest()
             self.queue.put(ws_frame.FrameRest(frame[written:]))
         if log:  # INFO, as python-engineio's send logs it
             self.server.logger.info("%s: Sending packet MESSAGE (shared frame)", self.sid)
+        return True
+
+    def send(self, pkt: packet.Packet) -> None:
+        """Send ``pkt`` to this client alone (an ack, an emit to its sid, a ping): on a
+        websocket that can take it now, its frame is written straight to the socket by the
+        sending green thread (the rule and the partial write of :meth:`write_frame`), without
+        the queue and a writer green thread; otherwise python-engineio's ``send`` queues it.
+        Never blocks (the ping timer calls it from the hub)."""
+        if self._sioctl_direct is None or type(pkt) is not packet.Packet:
+            Socket.send(self, pkt)
+            return
+        if self.write_frame(pkt, ws_frame.packet_frame(pkt), time.time(), False):
+            logger = self.server.logger
+            if logger.isEnabledFor(20):  # INFO, as python-engineio's send logs it
+                logger.info("%s: Sending packet %s data %s", self.sid,
+                            packet.packet_names[pkt.packet_type],
+                            pkt.data if not isinstance(pkt.data, bytes) else "<binary>")
 
     def wait_for_upgrade(self) -> None:
         """If an upgrade is under way, wait (at most UPGRADE_POLL_WAIT) for it to end."""
@@ -304,9 +323,7 @@ class ConformantSocket(SessionRulesMixin, Socket):
         lazy_writer = self.server.async_mode == "eventlet" and hasattr(self.queue, "writer")
         messages = None
         if self.server.async_mode == "eventlet":
-            from .. import ws_reads  # eventlet's websocket: one recv per burst of frames
-
-            ws_reads.buffer_reads(ws)
+            ws_reads.buffer_reads(ws)  # eventlet's websocket: one recv per burst of frames
             messages = eventlet_message_reader(ws)
         environ = getattr(ws, "environ", None) or {}
         opened = environ.get(WEBSOCKET_OPENED)
@@ -360,6 +377,8 @@ class ConformantSocket(SessionRulesMixin, Socket):
         finally:
             self._sioctl_direct = None
             guarded.release_rest()
+            if self.server.async_mode == "eventlet":
+                ws_reads.release(ws)  # the fd's parked hub listener, if the reads left one
             self.upgrade_settled()
 
 
@@ -379,6 +398,31 @@ class _GuardedWebSocket(DirectWrites):
         # eventlet_message_reader: without a generator under an idle reader), else None.
         self._messages = messages
         self._direct_init(ws)
+        # The buffered reads (eventlet, plain socket, RFC 6455, no extension) whose whole
+        # simple frames are read without eventlet's frame reader (ws_reads.take_frame).
+        sock = getattr(ws, "socket", None)
+        self._reads: Any = sock if isinstance(sock, ws_reads.BufferedReads) \
+            and sock.raw is not None and getattr(ws, "version", None) in (8, 13) \
+            and not getattr(ws, "extensions", None) and not getattr(ws, "client", True) \
+            else None
+        self._max_frame = min(int(getattr(ws, "max_frame_length", 0)), 64 * 1024)
+
+    def _next_frame(self) -> Any:
+        """The next message off the websocket (None at its end), as ``ws.wait()`` gives it:
+        a whole simple frame straight off the read buffer, else eventlet's reader (through
+        ``messages``, without its generator, when the reader is at a shallow stack)."""
+        reads = self._reads
+        if reads is not None:
+            try:
+                frame = reads.take_frame(self._max_frame)
+            except Exception:
+                # What eventlet's frame reader does when a read fails under it.
+                self._ws.close(close_data=(1011, "Internal Server Error"))
+                raise
+            if frame is not ws_reads.NOT_SIMPLE:
+                return frame
+        messages = self._messages
+        return self._ws.wait() if messages is None else messages(self._ws)
 
     def wait(self) -> Any:
         session = self._session
@@ -397,8 +441,7 @@ class _GuardedWebSocket(DirectWrites):
             # python-engineio reads the next frame once the upgrade packet has upgraded the
             # session: the upgrade has ended.
             session.upgrade_settled()
-        messages = self._messages
-        frame = self._ws.wait() if messages is None else messages(self._ws)
+        frame = self._next_frame()
         if frame is None:
             return None
         self._after_binary = not isinstance(frame, str)

@@ -14,6 +14,7 @@ from typing import Any
 import socketio
 from socketio import packet
 
+from . import green_handlers
 from .core import sio_rules
 from .core.sio_connect import ConnectState
 from .core.sio_rules import InvalidPacket
@@ -102,6 +103,26 @@ class ConformantServerMixin:
             if kind == packet.BINARY_EVENT:
                 self._sioctl_state.events_received += 1
             server._binary_packet[eio_sid] = pkt  # BINARY_EVENT / BINARY_ACK: attachments next
+
+    def _handle_event(self, eio_sid: str, namespace: str | None, id: Any, data: Any) -> Any:
+        """python-socketio's ``_handle_event``; under eventlet with ``async_handlers`` the
+        handler's green thread starts at once (``green_handlers.run_now``) instead of being
+        spawned for the hub to start later.
+
+        Tracks upstream: python-socketio's ``Server._handle_event`` (the log lines, the
+        connected check, ``_handle_event_internal`` and its arguments)."""
+        server: Any = self
+        if not server.async_handlers or server.async_mode != "eventlet":
+            return super()._handle_event(eio_sid, namespace, id, data)  # type: ignore[misc]
+        namespace = namespace or "/"
+        sid = server.manager.sid_from_eio_sid(eio_sid, namespace)
+        server.logger.info('received event "%s" from %s [%s]', data[0], sid, namespace)
+        if not server.manager.is_connected(sid, namespace):
+            server.logger.warning("%s is not connected to namespace %s", sid, namespace)
+            return None
+        green_handlers.run_now(server._handle_event_internal, server, sid, eio_sid, data,
+                               namespace, id)
+        return None
 
     def emit(self, *args: Any, **kwargs: Any) -> Any:
         """python-socketio's emit, counted for the metrics (send() and call() emit too)."""

@@ -50,14 +50,19 @@ def shared_frame(pkt: Any) -> bytes | None:
         return None
     cached: bytes | None = pkt.__dict__.get(FRAME_ATTRIBUTE)
     if cached is None:
-        if pkt.binary:
-            # Not through encode(): it would cache the raw bytes, which a polling recipient
-            # of the same packet must get in base64 (see polling_packets).
-            cached = frame(bytes(pkt.data), True)
-        else:
-            cached = frame(pkt.encode().encode("utf-8"), False)
-        pkt.__dict__[FRAME_ATTRIBUTE] = cached
+        cached = pkt.__dict__[FRAME_ATTRIBUTE] = packet_frame(pkt)
     return cached
+
+
+def packet_frame(pkt: Any) -> bytes:
+    """The websocket frame of Engine.IO v4 packet ``pkt`` (a ``engineio.packet.Packet``), not
+    kept: what python-engineio's writer sends for it (text for a string encoding, binary for
+    bytes)."""
+    if pkt.binary:
+        # Not through encode(): it would cache the raw bytes, which a polling recipient of the
+        # same packet must get in base64 (see polling_packets).
+        return frame(bytes(pkt.data), True)
+    return frame(pkt.encode().encode("utf-8"), False)
 
 
 def polling_packets(packets: list[Any]) -> list[Any]:

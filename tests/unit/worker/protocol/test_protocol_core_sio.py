@@ -25,6 +25,25 @@ def test_valid_client_packets(data: str) -> None:
     assert decode(data).packet_type in sio_rules.CLIENT_TYPES
 
 
+@pytest.mark.parametrize("data", ['2["echo",{"n":1,"f":1.5,"t":"h\u00e9","l":[null,true]}]',
+                                  '2/chat,17["ev",-12345678901234567890]', '3/chat,4[]',
+                                  '0{"token":"1"}', '2["ev",' + "9" * 101 + "]",
+                                  '2\ufeff["ev"]'])
+def test_client_packets_decode_as_python_socketio_decodes_them(data: str) -> None:
+    """The decoder built once (sio_rules._ReusedDecoder) decodes as engineio.json does,
+    its guard against huge integers included, into a plain socketio Packet."""
+    try:
+        theirs = Packet(encoded_packet=data)
+    except ValueError:
+        with pytest.raises(InvalidPacket):
+            decode(data)
+        return
+    ours = decode(data)
+    assert type(ours) is Packet
+    assert (ours.packet_type, ours.namespace, ours.id, ours.data) == \
+        (theirs.packet_type, theirs.namespace, theirs.id, theirs.data)
+
+
 @pytest.mark.parametrize("data, why", [
     ('4{"message":"x"}', "may not be sent by a client"),  # CONNECT_ERROR: the server's
     ('0"token"', "CONNECT payload is not an object"),

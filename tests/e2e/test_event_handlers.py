@@ -1,0 +1,51 @@
+"""Each event's handler runs in a green thread (a task) of its own, as python-socketio's
+``async_handlers`` promise: a handler that waits holds up neither the same client's next events
+nor their acks, and a handler that raises leaves the session serving. On eventlet the handler
+starts at once in the green thread that read its event and the reader goes on when it first
+waits (``worker/protocol/green_handlers.py``); both engines, websocket and polling."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from tests.support.cluster import ENGINES
+
+TRANSPORTS = [["websocket"], ["polling"]]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("transports", TRANSPORTS, ids=["websocket", "polling"])
+def test_a_waiting_handler_holds_up_no_other_event_of_its_client(
+        start_cluster: Any, connect: Any, transports: list[str]) -> None:
+    cluster = start_cluster(workers=1)
+    client = connect(cluster, "127.0.25.1", transports=transports)
+    order: list[str] = []
+    held_done = threading.Event()
+
+    def held_answered(data: Any) -> None:
+        order.append(f"held:{data}")
+        held_done.set()
+
+    # echo_held's handler waits until 'release': the events sent after it are answered
+    # meanwhile, in the order sent (were it holding them up, these calls would time out).
+    client.emit("echo_held", "x", callback=held_answered)
+    for i in range(5):
+        assert client.call("echo", i, timeout=20) == i
+        order.append(f"echo:{i}")
+    assert client.call("release", timeout=20) is True
+    assert held_done.wait(20), "the waiting handler never answered"
+    assert order == [f"echo:{i}" for i in range(5)] + ["held:x"]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_handler_that_raises_leaves_its_session_serving(start_cluster: Any,
+                                                          connect: Any) -> None:
+    cluster = start_cluster(workers=1)
+    client = connect(cluster, "127.0.25.2", transports=["websocket"])
+    client.emit("fail", "x")
+    for i in range(3):
+        assert client.call("echo", i, timeout=10) == i
+    assert client.connected
