@@ -66,6 +66,7 @@ from .contract_terms import (  # noqa: F401 (the contract's words, re-exported)
     Hook,
 )
 from .library_contract_asyncio import ASYNCIO_HOOKS, UVICORN_WS
+from .library_contract_green import GREEN_HOOKS
 from .library_contract_websocket import WEBSOCKET_HOOKS
 
 # The shells of the broadcast write path (shared frames written straight to a websocket).
@@ -135,8 +136,8 @@ HOOKS: tuple[Hook, ...] = (
     Hook(f"{EIO}.ping_interval_grace_period", ATTRIBUTE, None, (P_PING,)),
     Hook(f"{EIO}.reason", ATTRIBUTE, None, (P_ENGINEIO, P_EIO3, P_SOCKETIO, "worker/drain.py"),
          "the disconnect reasons (python-engineio >= 4.11)"),
-    Hook("engineio.json:_safe_int", CALL, ("s",), (P_CORE_SIO,),
-         "engineio.json.loads' parse_int: the client packets' decoder is built with it"),
+    Hook("engineio.json:_safe_int", CALL, ("s",), (P_CORE_SIO, "worker/aio/fixes.py"),
+         "engineio.json.loads' parse_int: the reused decoders are built with it"),
     Hook("socketio.packet:Packet.json", ATTRIBUTE, None, (P_CORE_SIO,),
          "engineio.json unless the server was given json=; set on a decoded client packet "
          "before __init__ decodes it (Packet.decode reads self.json.loads)"),
@@ -255,18 +256,6 @@ HOOKS: tuple[Hook, ...] = (
          (P_RECOVERY,), "reason: python-engineio's reason string for a dropped session "
          "(transport close / transport error / ping timeout)"),
     Hook(f"{SIO}._handle_event", CALL, ("eio_sid", "namespace", "id", "data"), (P_SOCKETIO,)),
-    Hook(f"{SIO}._handle_event", OVERRIDE, ("eio_sid", "namespace", "id", "data"),
-         (P_SOCKETIO,), "called for every EVENT and complete BINARY_EVENT"),
-    Hook(f"{SIO}._handle_event", COPY, ("eio_sid", "namespace", "id", "data"), (P_SOCKETIO,),
-         "eventlet: its log lines and connected check, then _handle_event_internal started "
-         "at once by green_handlers.run_now instead of start_background_task"),
-    Hook(f"{SIO}._handle_event_internal", CALL,
-         ("server", "sid", "eio_sid", "data", "namespace", "id"), (P_SOCKETIO,),
-         "runs the handler and sends its ack"),
-    Hook(f"{SIO}.async_handlers", ATTRIBUTE, None, (P_SOCKETIO,),
-         "True (the default): each event's handler runs in a green thread of its own"),
-    Hook(f"{SIO}.async_mode", ATTRIBUTE, None, (P_SOCKETIO,),
-         "'eventlet' under the eventlet worker (python-engineio's async mode)"),
     Hook(f"{SIO}.emit", OVERRIDE, ("event", "data", "to", "room", "skip_sid", "namespace",
                                    "callback", "ignore_queue"), (P_SOCKETIO,),
          "counted for the metrics; send() and call() go through it"),
@@ -413,18 +402,6 @@ HOOKS: tuple[Hook, ...] = (
          "the upgrade request's WSGI environ (the HTTP server's websocket-opened callable)"),
     Hook(f"{WSGI}:Input.discard", OVERRIDE, ("buffer_size",), (CONNECTION,),
          "called after each response to drain the unread body; OSError closes instead"),
-    Hook("eventlet.hubs.hub:BaseHub.switch", LAYOUT, None, (GREEN_HANDLERS,),
-         "calls the current greenlet's switch_out() (if it has one) before switching to "
-         "the hub, and makes the hub its parent"),
-    Hook("eventlet.hubs.hub:BaseHub.squelch_timer_exception", CALL, ("timer", "exc_info"),
-         (GREEN_HANDLERS,), "prints an exception as the hub does for a green thread's"),
-    Hook("eventlet.hubs.hub:BaseHub.listeners", ATTRIBUTE, None, ("worker/ws_reads.py",),
-         "{READ: {fd: listener}}: a parked listener is kept while it is its fd's READ entry"),
-    Hook("eventlet.hubs.hub:BaseHub.add", CALL, ("evtype", "fileno", "cb", "tb",
-                                                 "mark_as_closed"), ("worker/ws_reads.py",)),
-    Hook("eventlet.hubs.hub:BaseHub.remove", CALL, ("listener",), ("worker/ws_reads.py",)),
-    Hook("eventlet.websocket:RFC6455WebSocket.max_frame_length", ATTRIBUTE, None,
-         (P_ENGINEIO,), "take_frame leaves a longer frame to eventlet (it closes with 1009)"),
     Hook("eventlet.hubs.hub:BaseHub.timers", ATTRIBUTE, None, (MEMORY,)),
     Hook("eventlet.hubs.hub:BaseHub.next_timers", ATTRIBUTE, None, (MEMORY,)),
     # ------------------------------------------------------------ gunicorn
@@ -434,7 +411,7 @@ HOOKS: tuple[Hook, ...] = (
     Hook("gunicorn.app.base:Application.load", OVERRIDE, (), ("cli/config.py",)),
     Hook("gunicorn.app.base:Application.load_config_from_file", CALL, ("filename",),
          ("cli/config.py",), "returns the names the file set; loader.cfg.settings holds them"),
-) + ASYNCIO_HOOKS + WEBSOCKET_HOOKS
+) + ASYNCIO_HOOKS + WEBSOCKET_HOOKS + GREEN_HOOKS
 
 # Mixins that sioctl puts on a library's class (by building a subclass of the live object's
 # class), so their methods override that class's: "sioctl module:Class" -> library target.

@@ -197,8 +197,6 @@ ASYNCIO_HOOKS: tuple[Hook, ...] = (
          "the module's loads, looked up on the module (packet classes' json) for every packet "
          "decoded: json.loads(s, parse_int=_safe_int); the asyncio worker's replacement "
          "decodes a plain str with one JSONDecoder(parse_int=_safe_int), else calls it"),
-    Hook("engineio.json:_safe_int", CALL, ("s",), ("worker/aio/fixes.py",),
-         "the parse_int of loads (refuses integers of over 100 digits)"),
     Hook("engineio.json:dumps", ATTRIBUTE, None, ("worker/aio/fixes.py",),
          "json.dumps (star import), called by the packet classes as "
          "dumps(data, separators=(',', ':')); the replacement encodes that call with one "

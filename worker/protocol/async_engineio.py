@@ -247,7 +247,7 @@ class _AsyncGuardedWebSocket(AsyncDirectWrites):
     async def wait(self) -> Any:
         session = self._session
         if self._after_binary:
-            # As the sync engine's (engineio_rules._GuardedWebSocket): a handler task per
+            # As the sync engine's (guarded_websocket.GuardedWebSocket): a handler task per
             # message, and awaiting a frame already received does not yield; one yield per
             # binary frame lets those tasks count it against max_http_buffer_size first.
             self._after_binary = False

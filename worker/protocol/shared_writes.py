@@ -1,6 +1,6 @@
 """Shared frames written straight to a websocket (issue 19, the broadcast write path; the
 frame and the rule are :mod:`.core.ws_frame`'s): the engines' halves of the session's
-websocket wrapper (``engineio_rules._GuardedWebSocket``, ``async_engineio.
+websocket wrapper (``guarded_websocket.GuardedWebSocket``, ``async_engineio.
 _AsyncGuardedWebSocket``), which python-engineio's writer also sends through.
 
 - eventlet (:class:`DirectWrites`): the frame goes to the non-blocking OS socket under

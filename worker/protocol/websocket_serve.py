@@ -39,7 +39,7 @@ class LazyWriter:
 
     def __init__(self, session: Any, ws: Any) -> None:
         self._session = session
-        self._ws = ws  # what the writer sends through (engineio_rules._GuardedWebSocket)
+        self._ws = ws  # what the writer sends through (guarded_websocket.GuardedWebSocket)
         self._running = False  # a writer green thread is started and has not ended
         self._ended = False  # the websocket is closed by the writer: nothing more is written
         self._finishing = False  # the reader has ended: it drains the queue itself
