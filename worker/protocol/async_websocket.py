@@ -21,7 +21,9 @@ from typing import Any
 
 from engineio import exceptions, packet
 
+from .async_asgi import accept_websocket
 from .core import ws_frame, ws_upgrade
+from .core.eio_rules import InvalidPacket
 from .session_queue import SessionQueue
 
 
@@ -178,48 +180,58 @@ class AsyncLazyWriter:
 
 
 async def serve_websocket(session: Any, ws: Any) -> None:
-    """Serve ``session`` (an ``AsyncSocket``) on the websocket ``ws`` until either ends: the
-    upgrade's probe exchange when the session is already connected, then every frame read and
-    given to ``session.receive`` until the client closes, a read fails or waits too long, or
-    the session says it is closed, as python-engineio's handler does. What the session queues
-    is written by an :class:`AsyncLazyWriter` (a :class:`.session_queue.SessionQueue`), else by
-    python-engineio's writer task."""
-    server = session.server
-    if session.connected:
-        if not await _upgrade(session, ws):
-            return
-    else:
-        session.connected = True
-        session.upgraded = True
-    lazy, writer_task = _start_writer(session, ws)
-    server.logger.info("%s: Upgrade to websocket successful", session.sid)
-    deadline = ReadDeadline(server.ping_interval + server.ping_timeout)
+    """Serve ``session`` (an ``AsyncConformantSocket``) on the websocket ``ws`` until either
+    ends: the accept (:func:`.async_asgi.accept_websocket`), the upgrade's probe exchange when
+    the session is already connected, then every frame read and given to ``session.receive``
+    until the client closes, a read fails or waits too long, or the session says it is closed,
+    as python-engineio's handler does. Frames are read through the session's guarded
+    websocket (``_sioctl_websocket_opens``); an invalid probe is the session's to answer
+    (``_sioctl_websocket_refused``). What the session queues is written by an
+    :class:`AsyncLazyWriter` (a :class:`.session_queue.SessionQueue`), else by python-
+    engineio's writer task. Returns None (the ASGI app's result)."""
+    await accept_websocket(ws)
+    guarded = session._sioctl_websocket_opens(ws)
     try:
-        # The read loop is here, not in coroutines of its own: an idle websocket waits in it,
-        # and every coroutine on that chain is held for the connection's life (~250 bytes).
-        while True:
-            deadline.waiting()
-            try:
-                data = await ws.wait()
-                if ws_upgrade.frame_too_large(data, server.max_http_buffer_size):
-                    raise ValueError("packet is too large")  # as python-engineio
-            except asyncio.CancelledError:
-                # The deadline's or the caller's: python-engineio ends the loop on both.
-                deadline.expired()
-                break
-            except Exception as exc:
-                if not session.closed:
-                    server.logger.info('%s: Unexpected error "%s", closing connection',
-                                       session.sid, str(exc))
-                break
-            finally:
-                deadline.done()
-            if data is None or not await _received(session, data):
-                break  # the client closed the websocket, or the session is closed
+        # Everything is in this one coroutine: an idle websocket waits in it, and every
+        # coroutine on that chain is held for the connection's life (~250 bytes each).
+        server = session.server
+        if session.connected:
+            if not await _upgrade(session, guarded):
+                return
+        else:
+            session.connected = True
+            session.upgraded = True
+        lazy, writer_task = _start_writer(session, guarded)
+        server.logger.info("%s: Upgrade to websocket successful", session.sid)
+        deadline = ReadDeadline(server.ping_interval + server.ping_timeout)
+        try:
+            while True:
+                deadline.waiting()
+                try:
+                    data = await guarded.wait()
+                    if ws_upgrade.frame_too_large(data, server.max_http_buffer_size):
+                        raise ValueError("packet is too large")  # as python-engineio
+                except asyncio.CancelledError:
+                    # The deadline's or the caller's: python-engineio ends the loop on both.
+                    deadline.expired()
+                    break
+                except Exception as exc:
+                    if not session.closed:
+                        server.logger.info('%s: Unexpected error "%s", closing connection',
+                                           session.sid, str(exc))
+                    break
+                finally:
+                    deadline.done()
+                if data is None or not await _received(session, data):
+                    break  # the client closed the websocket, or the session is closed
+        finally:
+            deadline.stop()
+        await _stop_writer(session, lazy, writer_task)
+        await session.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
+    except InvalidPacket as exc:
+        await session._sioctl_websocket_refused(ws, exc)
     finally:
-        deadline.stop()
-    await _stop_writer(session, lazy, writer_task)
-    await session.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
+        session._sioctl_websocket_ends()
 
 
 def _start_writer(session: Any, ws: Any) -> tuple[AsyncLazyWriter | None,
