@@ -47,9 +47,14 @@ class EngineIoRoutes:
 
 def engineio_routes(app: AsgiApp) -> AsgiApp:
     """``app`` with :class:`EngineIoRoutes` in front when it is python-engineio's (or
-    python-socketio's) ASGI app as it comes, unchanged otherwise."""
-    if isinstance(app, engineio.ASGIApp) and \
-            type(app).__call__ is engineio.ASGIApp.__call__ and \
-            callable(getattr(app.engineio_server, "handle_request", None)):
-        return EngineIoRoutes(app)
-    return app
+    python-socketio's) ASGI app as it comes and its server has sioctl's async shell (whose
+    websocket requests end with None, the result uvicorn wants: python-engineio's own
+    websocket returns ``''``, which ``ASGIApp.__call__`` drops); unchanged otherwise."""
+    if not isinstance(app, engineio.ASGIApp) or \
+            type(app).__call__ is not engineio.ASGIApp.__call__:
+        return app
+    server = app.engineio_server
+    engine = getattr(server, "eio", server)  # a socketio.AsyncServer's, or the engine itself
+    if getattr(engine, "_sioctl_translate", None) is None:
+        return app
+    return EngineIoRoutes(app)
