@@ -26,6 +26,7 @@ from engineio import exceptions, packet
 from engineio.async_socket import AsyncSocket
 
 from .async_asgi import AsgiWebSocket, answered, asgi_frame, close_websocket, refusing_websockets
+from .async_ping import PingTimers
 from .async_websocket import serve_websocket
 from .core import eio_rules, ws_frame
 from .core.eio_rules import DuplicateRequest, InvalidPacket, is_websocket_upgrade
@@ -104,7 +105,8 @@ class AsyncConformantSocket(AsyncSharedWrites, SessionRulesMixin, AsyncSocket):
         due = self.rules.schedule_ping(bool(self.last_ping), now, self.server.ping_interval)
         if due is not None:
             self.last_ping = None
-            self._ping_handle = loop.call_at(due, self._ping_now)
+            # One loop timer for the server's pings (async_ping.PingTimers), not one each.
+            self._ping_handle = PingTimers.of(self.server).call_at(due, self)
 
     def _ping_now(self) -> None:
         """The timer's end: python-engineio's ``_send_ping`` without its sleep. A loop callback
