@@ -33,6 +33,10 @@ from .contract_terms import (
 # uvicorn's websocket protocol the asyncio worker serves websockets with (websockets-sansio).
 UVICORN_WS = "uvicorn.protocols.websockets.websockets_sansio_impl:WebSocketsSansIOProtocol"
 AIO_WS = "worker/aio/ws_protocol.py"
+AIO_ROUTES = "worker/aio/routes.py"
+# python-engineio's ASGI driver as the async shells use it (its websocket without a coroutine).
+P_ASYNC_ASGI = "worker/protocol/async_asgi.py"
+ASGI_WS = "engineio.async_drivers.asgi:WebSocket"
 # The module of the asyncio fan-out (a manager's local delivery without a task per recipient).
 FANOUT = "worker/messaging/fanout.py"
 BURSTS = "worker/messaging/bursts.py"
@@ -51,7 +55,8 @@ ASYNCIO_HOOKS: tuple[Hook, ...] = (
          "translated (an ASGI request's first receive() cannot be read twice) and whose "
          "make_response(status, headers, payload, environ) refuses a websocket with its "
          "HTTP status (ASGI's websocket.http.response); "
-         "_async['websocket'](handler, server) is a coroutine app taking the environ"),
+         "_async['websocket'](handler, server) is a coroutine app taking the environ; the "
+         "copy's is async_asgi.AsgiWebSocket when it was the ASGI driver's WebSocket"),
     Hook(f"{AEIO}.create_queue", OVERRIDE, ("*args", "**kwargs"), (P_ASYNC_ENGINE,),
          "each session's queue comes from here (called without arguments); the shell's is a "
          "session_queue.SessionQueue"),
@@ -109,7 +114,8 @@ ASYNCIO_HOOKS: tuple[Hook, ...] = (
          "re-implemented: environ['wsgi.input'].read(n) is awaited"),
     Hook(f"{ASOCKET}.check_ping_timeout", CALL, (), (P_ASYNC_ENGINE,)),
     Hook(f"{ASOCKET}._websocket_handler", OVERRIDE, ("ws",), (P_ASYNC_ENGINE,),
-         "reads frames with await ws.wait(), as the sync one"),
+         "reads frames with await ws.wait(), as the sync one; the shell's is a plain call "
+         "returning serve_websocket's awaitable (whose result, None, is the ASGI app's)"),
     Hook(f"{ASOCKET}._websocket_handler", COPY, ("ws",), (P_ASYNC_WEBSOCKET,),
          "serve_websocket re-implements it (the upgrade's probe exchange, the writer, the "
          "read loop and its end) reading frames in the session's own task, one ReadDeadline "
@@ -137,8 +143,39 @@ ASYNCIO_HOOKS: tuple[Hook, ...] = (
          (FANOUT,), "(sid, eio_sid) of every recipient"),
     Hook(f"{ASYNC_MANAGER}._handle_emit", COPY, ("message",), (BURSTS,),
          "held_emit repeats what it hands emit (as the sync _handle_emit)"),
-    Hook("engineio.async_drivers.asgi:WebSocket.asgi_send", ATTRIBUTE, None, (SHARED_WRITES,),
+    Hook(f"{ASGI_WS}.asgi_send", ATTRIBUTE, None, (SHARED_WRITES, P_ASYNC_ASGI),
          "the ASGI send callable, under uvicorn a bound method of its websocket protocol"),
+    # A websocket's request lasts as long as the connection: the calls on its chain return
+    # the next awaitable instead of awaiting it (no coroutine of theirs under an idle one).
+    Hook(f"{ASGI_WS}.__call__", OVERRIDE, ("environ",), (P_ASYNC_ASGI,),
+         "AsgiWebSocket's is a plain call: it sets asgi_receive and asgi_send and returns "
+         "handler(self) unaccepted (the handler accepts, and returns None where python-"
+         "engineio's call returned ''); used in place of the class in a server's _async"),
+    Hook(f"{ASGI_WS}.wait", COPY, (), (P_ASYNC_ASGI,),
+         "asgi_frame reads a receive() event as wait() does (bytes, else text; OSError for "
+         "anything but websocket.receive); the guarded websocket awaits asgi_receive itself"),
+    Hook(f"{ASGI_WS}.asgi_receive", ATTRIBUTE, None, (P_ASYNC_ENGINE, P_ASYNC_ASGI)),
+    Hook(f"{ASGI_WS}.handler", ATTRIBUTE, None, (P_ASYNC_ASGI,),
+         "the handler given to __init__(handler, server)"),
+    Hook("engineio.async_drivers.asgi:ASGIApp.__call__", COPY, ("scope", "receive", "send"),
+         (AIO_ROUTES,), "EngineIoRoutes repeats its routing test (type http or websocket, and "
+         "engineio_path None or a prefix of the path with a trailing slash) and returns "
+         "engineio_server.handle_request(scope, receive, send)'s awaitable; the rest goes to "
+         "the app"),
+    Hook("engineio.async_drivers.asgi:ASGIApp.engineio_server", ATTRIBUTE, None, (AIO_ROUTES,)),
+    Hook("engineio.async_drivers.asgi:ASGIApp.engineio_path", ATTRIBUTE, None, (AIO_ROUTES,),
+         "None, or the path with a leading and a trailing slash"),
+    Hook(f"{ASIO}.handle_request", OVERRIDE, ("*args", "**kwargs"), (P_ASYNC_SIO,),
+         "python-socketio's awaits eio.handle_request(*args, **kwargs) and returns its "
+         "result; the shell's returns that awaitable"),
+    Hook(f"{ASOCKET}._upgrade_websocket", OVERRIDE, ("environ",), (P_ASYNC_ENGINE,),
+         "a plain call returning _async['websocket'](self._websocket_handler, server)"
+         "(environ), OSError when upgraded already, the 400 when the mode has no websocket"),
+    Hook(f"{ASOCKET}.handle_get_request", COPY, ("environ",), (P_ASYNC_ENGINE,),
+         "its upgrade branch (Connection has upgrade, Upgrade in upgrade_protocols; the "
+         "INFO line) is repeated by the shell's plain call, which returns "
+         "_upgrade_websocket(environ)"),
+    Hook(f"{ASOCKET}.upgrade_protocols", ATTRIBUTE, None, (P_ASYNC_ENGINE,)),
     Hook(f"{UVICORN_WS}.transport", ATTRIBUTE, None, (SHARED_WRITES,),
          "shared frames are written to it directly"),
     Hook(f"{UVICORN_WS}.writable", ATTRIBUTE, None, (SHARED_WRITES,),

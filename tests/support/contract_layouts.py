@@ -563,6 +563,8 @@ def instance_of(class_target: str) -> Any:
         return config
     if cls is AsyncSocket:
         return AsyncSocket(engineio.AsyncServer(async_mode="asgi"), "sid")
+    if cls.__name__ == "ASGIApp" and cls.__module__ == "engineio.async_drivers.asgi":
+        return cls(engineio.AsyncServer(async_mode="asgi"))
     if cls.__name__ == "WebSocket" and cls.__module__ == "engineio.async_drivers.asgi":
         ws = cls(None, None)
 

@@ -33,6 +33,7 @@ from sioctl.worker import full_worker
 from sioctl.worker.aio.access_log import AsgiAccessLog
 from sioctl.worker.aio.head_deadline import with_head_deadline
 from sioctl.worker.aio.limits import RequestLimits
+from sioctl.worker.aio.routes import engineio_routes
 from sioctl.worker.aio.ws_protocol import lean_http_protocol, lean_websocket_protocol
 from sioctl.worker.gate import opens_session
 from sioctl.worker.tls import HANDSHAKE_TIMEOUT
@@ -138,7 +139,8 @@ class Serving:
         app_state: dict[str, Any] | None = None,
         access_logger: Logger | None = None,
     ) -> None:
-        self.gate = DrainGate(app)
+        # The Engine.IO requests go straight to the server's handle_request (routes.py).
+        self.gate = DrainGate(engineio_routes(app))
         # Outermost first: the client the master named, then the access log (which sees it and
         # the refusals of the limits), then gunicorn's request limits, then the drain gate.
         inner: AsgiApp = RequestLimits(self.gate, settings)

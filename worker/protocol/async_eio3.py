@@ -75,11 +75,16 @@ class AsyncEio3Session(Eio3SessionBase, AsyncConformantSocket):
             return [packet.Packet(packet.NOOP)]
         return packets
 
-    async def handle_get_request(self, environ: dict[str, Any]) -> Any:
+    def handle_get_request(self, environ: dict[str, Any]) -> Any:
+        """A plain call returning the request's awaitable (see the v4 session's)."""
         query = parse_qs(environ.get("QUERY_STRING", ""))
         if query.get("transport") == ["websocket"]:
             self.websocket_b64 = "b64" in query
-            return await super().handle_get_request(environ)
+            return super().handle_get_request(environ)
+        return self._eio3_polling_get(environ, query)
+
+    async def _eio3_polling_get(self, environ: dict[str, Any],
+                                query: dict[str, list[str]]) -> Any:
         packets = await super().handle_get_request(environ)
         return self.polling_response(packets, jsonp_index(query))
 
@@ -109,12 +114,19 @@ class AsyncEio3DoorMixin(Eio3DoorBase):
         answer: tuple[bool, Any] = await super()._sioctl_screen(environ)  # type: ignore[misc]
         return answer
 
-    async def _handle_connect(self, environ: dict[str, Any], transport: str,
-                              jsonp_index: int | None = None) -> Any:
+    def _handle_connect(self, environ: dict[str, Any], transport: str,
+                        jsonp_index: int | None = None) -> Any:
+        """A plain call returning the awaitable of python-engineio's ``_handle_connect`` (a
+        websocket-only session's request waits under it for the connection's life), through
+        the EIO=3 opening when the request is a v3 client's."""
         opening = opening_for(environ, jsonp_index)
         if opening is None:
-            return await super()._handle_connect(  # type: ignore[misc]
+            return super()._handle_connect(  # type: ignore[misc]
                 environ, transport, jsonp_index)
+        return self._eio3_connect(opening, environ, transport, jsonp_index)
+
+    async def _eio3_connect(self, opening: Any, environ: dict[str, Any], transport: str,
+                            jsonp_index: int | None) -> Any:
         token = OPENING.set(opening)
         try:
             return await super()._handle_connect(  # type: ignore[misc]

@@ -25,6 +25,8 @@ from typing import Any
 from engineio import exceptions, packet
 from engineio.async_socket import AsyncSocket
 
+from .async_asgi import AsgiWebSocket, answered, asgi_frame, close_websocket, refusing_websockets
+from .async_ping import PingTimers
 from .async_websocket import serve_websocket
 from .core import eio_rules, ws_frame
 from .core.eio_rules import DuplicateRequest, InvalidPacket, is_websocket_upgrade
@@ -103,7 +105,8 @@ class AsyncConformantSocket(AsyncSharedWrites, SessionRulesMixin, AsyncSocket):
         due = self.rules.schedule_ping(bool(self.last_ping), now, self.server.ping_interval)
         if due is not None:
             self.last_ping = None
-            self._ping_handle = loop.call_at(due, self._ping_now)
+            # One loop timer for the server's pings (async_ping.PingTimers), not one each.
+            self._ping_handle = PingTimers.of(self.server).call_at(due, self)
 
     def _ping_now(self) -> None:
         """The timer's end: python-engineio's ``_send_ping`` without its sleep. A loop callback
@@ -137,9 +140,31 @@ class AsyncConformantSocket(AsyncSharedWrites, SessionRulesMixin, AsyncSocket):
             if handle is not None:
                 handle.cancel()
 
-    async def handle_get_request(self, environ: dict[str, Any]) -> Any:
+    def handle_get_request(self, environ: dict[str, Any]) -> Any:
+        """python-engineio's ``handle_get_request``, as a plain call that returns the awaitable
+        serving the request: a websocket's request is suspended under it for the connection's
+        life, and a coroutine of its own (and python-engineio's) would stay there with it."""
         if is_websocket_upgrade(environ):
-            return await super().handle_get_request(environ)
+            if "websocket" in self.upgrade_protocols:
+                # python-engineio's upgrade branch (is_websocket_upgrade is its test).
+                self.server.logger.info("%s: Received request to upgrade to %s",
+                                        self.sid, "websocket")
+                return self._upgrade_websocket(environ)
+            return super().handle_get_request(environ)
+        return self._polling_get(environ)
+
+    def _upgrade_websocket(self, environ: dict[str, Any]) -> Any:
+        """python-engineio's ``_upgrade_websocket`` as a plain call: the websocket's awaitable
+        (what ``_async['websocket'](self._websocket_handler, server)(environ)`` gives)."""
+        if self.upgraded:
+            raise OSError("Socket has been upgraded already")
+        factory = self.server._async["websocket"]
+        if factory is None:  # the async mode has no websocket
+            return answered(self.server._bad_request())
+        return factory(self._websocket_handler, self.server)(environ)
+
+    async def _polling_get(self, environ: dict[str, Any]) -> Any:
+        """A long-polling GET: the rules' one-GET-at-a-time check around python-engineio's."""
         try:
             self.rules.begin_get()
         except DuplicateRequest:
@@ -212,27 +237,36 @@ class AsyncConformantSocket(AsyncSharedWrites, SessionRulesMixin, AsyncSocket):
         )
         await self.close(wait=False, abort=False, reason=self.server.reason.TRANSPORT_ERROR)
 
-    async def _websocket_handler(self, ws: Any) -> Any:
+    def _websocket_handler(self, ws: Any) -> Any:
         """Serve the websocket with every incoming frame checked first (a bad frame closes
-        the session and the websocket; during an upgrade's probe, only the probe websocket)."""
+        the session and the websocket; during an upgrade's probe, only the probe websocket):
+        the awaitable of :func:`.async_websocket.serve_websocket`, python-engineio's handler
+        without its task per frame read, which calls the three methods below. A plain call:
+        the idle websocket waits under what it returns, with no coroutine of this method."""
+        return serve_websocket(self, ws)
+
+    def _sioctl_websocket_opens(self, ws: Any) -> Any:
+        """The websocket is accepted: the guarded websocket its frames are read through."""
         guarded = _AsyncGuardedWebSocket(ws, self)
         if self.rules.websocket_opens(self.connected, self.upgraded):
             self._upgrade_settled = self.server.create_event()
         if guarded.protocol is not None:
             self._sioctl_direct = guarded
-        try:
-            # python-engineio's handler, without its task per frame read (async_websocket).
-            return await serve_websocket(self, guarded)
-        except InvalidPacket as exc:
-            self.upgrading = False
-            self.server._log_error_once(
-                f"closing the upgrade websocket of {self.sid}: {exc}", "sioctl-invalid-probe"
-            )
-            await ws.close()
-            return []
-        finally:
-            self._sioctl_direct = None
-            self.upgrade_settled()
+        return guarded
+
+    async def _sioctl_websocket_refused(self, ws: Any, exc: InvalidPacket) -> None:
+        """An upgrade's probe websocket sent what it may not: it is closed, the session goes
+        on polling."""
+        self.upgrading = False
+        self.server._log_error_once(
+            f"closing the upgrade websocket of {self.sid}: {exc}", "sioctl-invalid-probe"
+        )
+        await ws.close()
+
+    def _sioctl_websocket_ends(self) -> None:
+        """The websocket is served no more (whichever way it ended)."""
+        self._sioctl_direct = None
+        self.upgrade_settled()
 
 
 class _AsyncGuardedWebSocket(AsyncDirectWrites):
@@ -242,6 +276,9 @@ class _AsyncGuardedWebSocket(AsyncDirectWrites):
         self._ws = ws
         self._session = session
         self._after_binary = False
+        # The ASGI receive, read here rather than through python-engineio's wait(): one
+        # coroutine less under an idle websocket's read (async_websocket.asgi_frame).
+        self._receive = ws.asgi_receive if isinstance(ws, AsgiWebSocket) else None
         self._direct_init(ws)
 
     async def wait(self) -> Any:
@@ -256,7 +293,8 @@ class _AsyncGuardedWebSocket(AsyncDirectWrites):
             return None  # a handler closed the session: read nothing more of it
         if not session.upgrading:
             session.upgrade_settled()
-        frame = await self._ws.wait()
+        receive = self._receive
+        frame = asgi_frame(await receive()) if receive is not None else await self._ws.wait()
         if frame is None:
             return None
         self._after_binary = not isinstance(frame, str)
@@ -321,7 +359,7 @@ class AsyncConformantEngineMixin(UnknownSessionLogMixin, SessionsDictMixin, Next
             if action == eio_rules.CLOSE_SECOND_WEBSOCKET:
                 server._log_error_once(f"closing a second websocket for session {session.sid}",
                                        "sioctl-second-websocket")
-                return True, await server._async["websocket"](_close_websocket, server)(environ)
+                return True, await server._async["websocket"](close_websocket, server)(environ)
             if action == eio_rules.WAIT_FOR_UPGRADE:
                 await session.wait_for_upgrade()
         return False, None
@@ -378,10 +416,6 @@ async def _call(func: Any, *args: Any, **kwargs: Any) -> Any:
     return await result if inspect.isawaitable(result) else result
 
 
-async def _close_websocket(ws: Any) -> None:
-    await ws.close()
-
-
 def adopt(eio: Any) -> None:
     """Give ``eio`` (an ``engineio.AsyncServer`` whose class has
     :class:`AsyncConformantEngineMixin`) its sessions dict, and its own copy of the async
@@ -397,27 +431,5 @@ def adopt(eio: Any) -> None:
             return environ if environ is not None else await _call(original, *args, **kwargs)
 
         eio._async = {**eio._async, "translate_request": translate_request,
-                      "make_response": _refusing_websockets(eio._async["make_response"])}
-
-
-def _refusing_websockets(make_response: Any) -> Any:
-    """The driver's ``make_response``, except that a websocket request refused with an HTTP
-    error (a 400 of the rules, a 403 origin) gets that status, as on eventlet, where the
-    server supports ASGI's websocket denial response (uvicorn does). python-engineio's ASGI
-    driver answers every refused websocket with ``websocket.close``, which the server turns
-    into a 403 whatever the reason."""
-
-    async def refuse(status: str, headers: list[tuple[str, str]], payload: Any,
-                     environ: dict[str, Any]) -> Any:
-        scope = environ.get("asgi.scope") or {}
-        if (scope.get("type") != "websocket" or status.startswith("200 ")
-                or "websocket.http.response" not in (scope.get("extensions") or {})):
-            return await make_response(status, headers, payload, environ)
-        body = payload.encode() if isinstance(payload, str) else bytes(payload or b"")
-        send = environ["asgi.send"]
-        await send({"type": "websocket.http.response.start", "status": int(status.split()[0]),
-                    "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]})
-        await send({"type": "websocket.http.response.body", "body": body})
-        return None
-
-    return refuse
+                      "make_response": refusing_websockets(eio._async["make_response"]),
+                      "websocket": AsgiWebSocket.replacing(eio._async["websocket"])}

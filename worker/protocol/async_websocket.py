@@ -21,28 +21,38 @@ from typing import Any
 
 from engineio import exceptions, packet
 
+from .async_asgi import accept_websocket
 from .core import ws_frame, ws_upgrade
+from .core.eio_rules import InvalidPacket
 from .session_queue import SessionQueue
 
 
 class ReadDeadline:
     """Ends a websocket read that waits longer than ``span`` seconds, as ``asyncio.wait_for``
-    around each read did, with one timer per websocket instead of one per read.
+    around each read did, with one timer per websocket instead of one per read, or none of
+    its own when a :class:`DeadlineSweep` checks it.
 
-    The reader calls :meth:`waiting` before and :meth:`done` after each read. The timer, when
-    it fires, cancels the reading task if the read under way has lasted ``span``; otherwise it
-    moves itself to when that read (or the next) could first run out. A read that ran out
-    raises ``CancelledError`` in the reader, and :meth:`expired` says so.
+    The reader calls :meth:`waiting` before and :meth:`done` after each read. The check (the
+    timer's, or the sweep's) cancels the reading task if the read under way has lasted
+    ``span``; the timer otherwise moves itself to when that read (or the next) could first run
+    out. A read that ran out raises ``CancelledError`` in the reader, and :meth:`expired` says
+    so.
     """
 
-    def __init__(self, span: float) -> None:
+    __slots__ = ("_span", "_loop", "_task", "_since", "_expired", "_handle", "_sweep")
+
+    def __init__(self, span: float, sweep: DeadlineSweep | None = None) -> None:
         self._span = span
         self._loop = asyncio.get_running_loop()
         self._task = asyncio.current_task()
         self._since: float | None = None  # when the read under way began
         self._expired = False
-        self._handle: asyncio.TimerHandle | None = self._loop.call_at(
-            self._loop.time() + span, self._check)
+        self._sweep = sweep
+        self._handle: asyncio.TimerHandle | None = None
+        if sweep is not None:
+            sweep.add(self)
+        else:
+            self._handle = self._loop.call_at(self._loop.time() + span, self._check)
 
     def waiting(self) -> None:
         """A read begins."""
@@ -53,7 +63,7 @@ class ReadDeadline:
         self._since = None
 
     def expired(self) -> bool:
-        """Whether the timer cancelled the reader (then the cancellation is taken back: it was
+        """Whether the check cancelled the reader (then the cancellation is taken back: it was
         ours, not the caller's)."""
         if not self._expired:
             return False
@@ -63,22 +73,78 @@ class ReadDeadline:
         return True
 
     def stop(self) -> None:
-        """No more reads: drop the timer."""
+        """No more reads: drop the timer (or leave the sweep)."""
         handle, self._handle = self._handle, None
         if handle is not None:
             handle.cancel()
+        if self._sweep is not None:
+            self._sweep.discard(self)
+
+    def ran_out(self, now: float) -> bool:
+        """Cancel the reader if the read under way began ``span`` ago or more; True then."""
+        since = self._since
+        if since is None or now - since < self._span:
+            return False
+        self._expired = True
+        if self._task is not None:
+            self._task.cancel()
+        return True
 
     def _check(self) -> None:
         now = self._loop.time()
-        since = self._since
-        if since is not None and now - since >= self._span:
-            self._handle = None
-            self._expired = True
-            if self._task is not None:
-                self._task.cancel()
+        self._handle = None
+        if self.ran_out(now):
             return
+        since = self._since
         self._handle = self._loop.call_at((since if since is not None else now) + self._span,
                                           self._check)
+
+
+class DeadlineSweep:
+    """One loop timer for the :class:`ReadDeadline` of every websocket a server reads: each
+    idle websocket's own timer was a timer handle, a copied context and a bound method (~0.5
+    KiB; docs/design.md, "Memory per idle websocket", asyncio third round). The sweep runs
+    every ``span / SWEEPS`` seconds while it watches a deadline, so a read is ended between
+    ``span`` and ``span * (1 + 1 / SWEEPS)`` after it began (python-engineio's ``wait_for``:
+    at ``span``; the deadline is a backstop for a client gone silent, after the ping timeout)."""
+
+    SWEEPS = 8
+
+    __slots__ = ("_period", "_loop", "_watched", "_handle")
+
+    def __init__(self, span: float) -> None:
+        self._period = span / self.SWEEPS
+        self._loop = asyncio.get_running_loop()
+        self._watched: set[ReadDeadline] = set()
+        self._handle: asyncio.TimerHandle | None = None
+
+    @classmethod
+    def of(cls, server: Any, span: float) -> DeadlineSweep:
+        """The sweep of ``server``'s websockets (made on its first websocket, on the running
+        loop; a server served on another loop, as tests do, gets a new one)."""
+        sweep: DeadlineSweep | None = getattr(server, "_sioctl_deadline_sweep", None)
+        if sweep is None or sweep._loop is not asyncio.get_running_loop() \
+                or sweep._period != span / cls.SWEEPS:
+            sweep = server._sioctl_deadline_sweep = cls(span)
+        return sweep
+
+    def add(self, deadline: ReadDeadline) -> None:
+        """Check ``deadline`` from now on."""
+        self._watched.add(deadline)
+        if self._handle is None:
+            self._handle = self._loop.call_later(self._period, self._run)
+
+    def discard(self, deadline: ReadDeadline) -> None:
+        """Check ``deadline`` no more."""
+        self._watched.discard(deadline)
+
+    def _run(self) -> None:
+        self._handle = None
+        now = self._loop.time()
+        ended = [deadline for deadline in self._watched if deadline.ran_out(now)]
+        self._watched.difference_update(ended)
+        if self._watched:
+            self._handle = self._loop.call_later(self._period, self._run)
 
 
 class AsyncLazyWriter:
@@ -178,48 +244,59 @@ class AsyncLazyWriter:
 
 
 async def serve_websocket(session: Any, ws: Any) -> None:
-    """Serve ``session`` (an ``AsyncSocket``) on the websocket ``ws`` until either ends: the
-    upgrade's probe exchange when the session is already connected, then every frame read and
-    given to ``session.receive`` until the client closes, a read fails or waits too long, or
-    the session says it is closed, as python-engineio's handler does. What the session queues
-    is written by an :class:`AsyncLazyWriter` (a :class:`.session_queue.SessionQueue`), else by
-    python-engineio's writer task."""
-    server = session.server
-    if session.connected:
-        if not await _upgrade(session, ws):
-            return
-    else:
-        session.connected = True
-        session.upgraded = True
-    lazy, writer_task = _start_writer(session, ws)
-    server.logger.info("%s: Upgrade to websocket successful", session.sid)
-    deadline = ReadDeadline(server.ping_interval + server.ping_timeout)
+    """Serve ``session`` (an ``AsyncConformantSocket``) on the websocket ``ws`` until either
+    ends: the accept (:func:`.async_asgi.accept_websocket`), the upgrade's probe exchange when
+    the session is already connected, then every frame read and given to ``session.receive``
+    until the client closes, a read fails or waits too long, or the session says it is closed,
+    as python-engineio's handler does. Frames are read through the session's guarded
+    websocket (``_sioctl_websocket_opens``); an invalid probe is the session's to answer
+    (``_sioctl_websocket_refused``). What the session queues is written by an
+    :class:`AsyncLazyWriter` (a :class:`.session_queue.SessionQueue`), else by python-
+    engineio's writer task. Returns None (the ASGI app's result)."""
+    await accept_websocket(ws)
+    guarded = session._sioctl_websocket_opens(ws)
     try:
-        # The read loop is here, not in coroutines of its own: an idle websocket waits in it,
-        # and every coroutine on that chain is held for the connection's life (~250 bytes).
-        while True:
-            deadline.waiting()
-            try:
-                data = await ws.wait()
-                if ws_upgrade.frame_too_large(data, server.max_http_buffer_size):
-                    raise ValueError("packet is too large")  # as python-engineio
-            except asyncio.CancelledError:
-                # The deadline's or the caller's: python-engineio ends the loop on both.
-                deadline.expired()
-                break
-            except Exception as exc:
-                if not session.closed:
-                    server.logger.info('%s: Unexpected error "%s", closing connection',
-                                       session.sid, str(exc))
-                break
-            finally:
-                deadline.done()
-            if data is None or not await _received(session, data):
-                break  # the client closed the websocket, or the session is closed
+        # Everything is in this one coroutine: an idle websocket waits in it, and every
+        # coroutine on that chain is held for the connection's life (~250 bytes each).
+        server = session.server
+        if session.connected:
+            if not await _upgrade(session, guarded):
+                return
+        else:
+            session.connected = True
+            session.upgraded = True
+        lazy, writer_task = _start_writer(session, guarded)
+        server.logger.info("%s: Upgrade to websocket successful", session.sid)
+        span = server.ping_interval + server.ping_timeout
+        deadline = ReadDeadline(span, DeadlineSweep.of(server, span))
+        try:
+            while True:
+                deadline.waiting()
+                try:
+                    data = await guarded.wait()
+                    if ws_upgrade.frame_too_large(data, server.max_http_buffer_size):
+                        raise ValueError("packet is too large")  # as python-engineio
+                except asyncio.CancelledError:
+                    # The deadline's or the caller's: python-engineio ends the loop on both.
+                    deadline.expired()
+                    break
+                except Exception as exc:
+                    if not session.closed:
+                        server.logger.info('%s: Unexpected error "%s", closing connection',
+                                           session.sid, str(exc))
+                    break
+                finally:
+                    deadline.done()
+                if data is None or not await _received(session, data):
+                    break  # the client closed the websocket, or the session is closed
+        finally:
+            deadline.stop()
+        await _stop_writer(session, lazy, writer_task)
+        await session.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
+    except InvalidPacket as exc:
+        await session._sioctl_websocket_refused(ws, exc)
     finally:
-        deadline.stop()
-    await _stop_writer(session, lazy, writer_task)
-    await session.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
+        session._sioctl_websocket_ends()
 
 
 def _start_writer(session: Any, ws: Any) -> tuple[AsyncLazyWriter | None,

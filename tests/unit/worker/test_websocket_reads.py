@@ -10,6 +10,8 @@ what it saw as one JSON line, and the same assertions hold for both:
 - ``steady``: frames that keep coming, each well within the limit, are all read, over a span of
   time longer than the limit itself (the timer is moved, not fired);
 - ``timed_out``: a read that gets nothing ends with a timeout, once the limit has passed.
+
+On asyncio also with the deadlines checked by a ``DeadlineSweep`` (the worker's way).
 """
 
 from __future__ import annotations
@@ -110,7 +112,16 @@ print(json.dumps(asyncio.run(main())))
 '''
 
 
-@pytest.mark.parametrize("script", [EVENTLET, ASYNCIO], ids=["eventlet", "asyncio"])
+# The same reads with the deadlines checked by a server's sweep (one timer for every websocket
+# of a server: the asyncio worker's way) instead of a timer per websocket.
+ASYNCIO_SWEPT = ASYNCIO.replace(
+    "import ReadDeadline", "import DeadlineSweep, ReadDeadline").replace(
+    "ReadDeadline(1.0)", "ReadDeadline(1.0, DeadlineSweep(1.0))").replace(
+    "ReadDeadline(0.3)", "ReadDeadline(0.3, DeadlineSweep(0.3))")
+
+
+@pytest.mark.parametrize("script", [EVENTLET, ASYNCIO, ASYNCIO_SWEPT],
+                         ids=["eventlet", "asyncio", "asyncio-sweep"])
 def test_websocket_reads(script: str) -> None:
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=60, cwd=REPO_ROOT)
