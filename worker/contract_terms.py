@@ -88,6 +88,7 @@ MESSAGING_RECOVERY = "worker/messaging/recovering.py"
 # nothing of a server or session class; only its packet codec and one copied test are here.
 P_CORE_EIO3 = "worker/protocol/core/eio3_rules.py"
 P_CORE_SIO = "worker/protocol/core/sio_rules.py"
+P_CORE_JSON = "worker/protocol/core/json_codec.py"
 # The async shells over the same core (served end to end by issue 15's asyncio engine).
 P_ASYNC_ENGINE = "worker/protocol/async_engineio.py"
 P_ASYNC_SIO = "worker/protocol/async_socketio.py"

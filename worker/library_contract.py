@@ -48,6 +48,7 @@ from .contract_terms import (  # noqa: F401 (the contract's words, re-exported)
     P_ASYNC_ENGINE,
     P_ASYNC_SIO,
     P_CORE_EIO3,
+    P_CORE_JSON,
     P_CORE_SIO,
     P_EIO3,
     P_ENGINEIO,
@@ -136,11 +137,10 @@ HOOKS: tuple[Hook, ...] = (
     Hook(f"{EIO}.ping_interval_grace_period", ATTRIBUTE, None, (P_PING,)),
     Hook(f"{EIO}.reason", ATTRIBUTE, None, (P_ENGINEIO, P_EIO3, P_SOCKETIO, "worker/drain.py"),
          "the disconnect reasons (python-engineio >= 4.11)"),
-    Hook("engineio.json:_safe_int", CALL, ("s",), (P_CORE_SIO, "worker/aio/fixes.py"),
-         "engineio.json.loads' parse_int: the reused decoders are built with it"),
-    Hook("socketio.packet:Packet.json", ATTRIBUTE, None, (P_CORE_SIO,),
-         "engineio.json unless the server was given json=; set on a decoded client packet "
-         "before __init__ decodes it (Packet.decode reads self.json.loads)"),
+    Hook("engineio.json:_safe_int", CALL, ("s",), (P_CORE_JSON,), "loads' parse_int, reused"),
+    Hook("engineio.json:loads", ATTRIBUTE, None, (P_CORE_JSON,),
+         "json.loads(s, parse_int=_safe_int) per packet decoded; dumps below: both replaced"),
+    Hook("engineio.json:dumps", ATTRIBUTE, None, (P_CORE_JSON,), "json.dumps (star import)"),
     Hook("engineio.base_server:default_logger", LAYOUT, None, ("worker/boot.py",),
          "the library's logger is named 'engineio.server'"),
     # ------------------------------------------------------------ python-engineio: a session

@@ -230,14 +230,6 @@ ASYNCIO_HOOKS: tuple[Hook, ...] = (
     Hook(f"{ASYNC_MANAGER}.server", ATTRIBUTE, None, (ASYNC_MESSAGING,),
          "the socketio.AsyncServer, set by set_server"),
     # ------------------------------------------------------------ the asyncio engine
-    Hook("engineio.json:loads", ATTRIBUTE, None, ("worker/aio/fixes.py",),
-         "the module's loads, looked up on the module (packet classes' json) for every packet "
-         "decoded: json.loads(s, parse_int=_safe_int); the asyncio worker's replacement "
-         "decodes a plain str with one JSONDecoder(parse_int=_safe_int), else calls it"),
-    Hook("engineio.json:dumps", ATTRIBUTE, None, ("worker/aio/fixes.py",),
-         "json.dumps (star import), called by the packet classes as "
-         "dumps(data, separators=(',', ':')); the replacement encodes that call with one "
-         "JSONEncoder(separators=(',', ':')), else calls it"),
     Hook("engineio.async_drivers.asgi:_async", LAYOUT, None, ("worker/aio/fixes.py",),
          "the ASGI driver's table, shared by every AsyncServer in asgi mode: "
          "_async['translate_request'](scope, receive, send) is awaited for each request and "

@@ -43,6 +43,7 @@ from sioctl.worker.framework.application import load_app_dir
 from sioctl.worker.gate import DrainGate
 from sioctl.worker.gateway.mount import gateway_plugin
 from sioctl.worker.http_server import HttpServer
+from sioctl.worker.protocol.core import json_codec
 from sioctl.worker.signal_pipe import signal_pipe, wait_for_signal
 
 HEARTBEAT_INTERVAL = master_channel.HEARTBEAT_INTERVAL
@@ -180,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     name_process(settings, options.slot)
     try:
         listener = listen(options.listen, settings.backlog) if options.listen else None
+        json_codec.install()  # engineio.json's decoder and encoder made once (both engines)
         loaded, described = load(settings, logger)
         tls_context = tls.server_context(settings)
         try:

@@ -41,6 +41,7 @@ ASYNC_TWINS = {
     "tests.apps.engine:app": "tests.apps.asyncengine:app",
     "tests.apps.engine:mixed": "tests.apps.asyncengine:mixed",
     "tests.apps.fanout:sio": "tests.apps.asyncfanout:app",
+    "tests.apps.ownjson:sio": "tests.apps.asyncownjson:app",
 }
 # The messaging test app on each worker engine (tests/apps/messaging.py and its asyncio twin).
 MESSAGING_APPS = {"eventlet": "tests.apps.messaging:sio",

@@ -9,11 +9,9 @@ for raises :class:`InvalidPacket` with the reason; the shell closes the Engine.I
 
 from __future__ import annotations
 
-import json
 from collections.abc import Container
 from typing import Any
 
-from engineio import json as engineio_json
 from socketio import packet
 
 from . import nesting
@@ -30,40 +28,6 @@ INVALID_NAMESPACE = "Invalid namespace"
 
 class InvalidPacket(ValueError):
     """A Socket.IO packet the receiver must close the connection for."""
-
-
-class _ReusedDecoder:
-    """python-socketio's default codec (``engineio.json``) with its JSON decoder built once.
-
-    ``engineio.json.loads`` passes ``parse_int`` (its guard against huge integers), so the
-    standard library builds a new ``JSONDecoder`` and scanner for every packet it decodes: 4% of
-    an eventlet worker's CPU under an echo load (docs/benchmarks-optimizations.md, "Eventlet
-    echo CPU"). Decoding a ``str`` with one decoder made with the same ``parse_int`` is what
-    ``json.loads`` does then; anything else goes to ``engineio.json.loads``."""
-
-    decoder = json.JSONDecoder(parse_int=engineio_json._safe_int)
-
-    @classmethod
-    def loads(cls, s: Any) -> Any:
-        if type(s) is str and not s.startswith("\ufeff"):  # json.loads refuses a BOM
-            return cls.decoder.decode(s)
-        return engineio_json.loads(s)
-
-    @staticmethod
-    def dumps(*args: Any, **kwargs: Any) -> str:
-        return str(engineio_json.dumps(*args, **kwargs))
-
-
-def decoded(data: Any, packet_class: type) -> Any:
-    """``packet_class(encoded_packet=data)``; with python-socketio's own packet class and codec
-    (no ``json=`` given to the server) the same ``Packet``, decoded with :class:`_ReusedDecoder`
-    (set on the instance, read by ``Packet.decode``)."""
-    if packet_class is packet.Packet and getattr(packet.Packet, "json", None) is engineio_json:
-        pkt: Any = object.__new__(packet.Packet)
-        pkt.json = _ReusedDecoder
-        pkt.__init__(encoded_packet=data)
-        return pkt
-    return packet_class(encoded_packet=data)
 
 
 def packet_problem(pkt: Any) -> str | None:
@@ -147,7 +111,9 @@ def attachment_problem(pkt: Any) -> str | None:
 def decode_client_packet(data: Any, packet_class: type,
                          exempt_events: Container[str] = ()) -> Any:
     """The client's packet, decoded with ``packet_class`` (the server's) and checked; raises
-    :class:`InvalidPacket`. With python-socketio's own codec, a binary packet's attachments
+    :class:`InvalidPacket` (the JSON is decoded by ``packet_class.json``: ``engineio.json``,
+    whose decoder is made once, :mod:`.json_codec`, unless the server was given ``json=``).
+    With python-socketio's own codec, a binary packet's attachments
     are checked too and its header's size noted as ``sioctl_bytes`` (it counts toward the
     packet's budget, :func:`count_attachment`). The CONNECT-first rule is
     :meth:`.sio_connect.ConnectState.packet_arrives`'s."""
@@ -157,7 +123,7 @@ def decode_client_packet(data: Any, packet_class: type,
     if not isinstance(data, (str, bytes)):
         raise InvalidPacket("Engine.IO message is not a Socket.IO packet")
     try:
-        pkt = decoded(data, packet_class)
+        pkt = packet_class(encoded_packet=data)
     except Exception as exc:  # the decoder raises ValueError, TypeError, JSON errors...
         raise InvalidPacket(f"undecodable Socket.IO packet ({exc})") from None
     problem = packet_problem(pkt)

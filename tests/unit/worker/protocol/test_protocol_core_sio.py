@@ -30,8 +30,9 @@ def test_valid_client_packets(data: str) -> None:
                                   '0{"token":"1"}', '2["ev",' + "9" * 101 + "]",
                                   '2\ufeff["ev"]'])
 def test_client_packets_decode_as_python_socketio_decodes_them(data: str) -> None:
-    """The decoder built once (sio_rules._ReusedDecoder) decodes as engineio.json does,
-    its guard against huge integers included, into a plain socketio Packet."""
+    """A client packet decodes as python-socketio decodes it, engineio.json's guard against
+    huge integers included, into a plain socketio Packet (the same with engineio.json's
+    decoder made once: tests/unit/worker/protocol/test_protocol_core_json.py)."""
     try:
         theirs = Packet(encoded_packet=data)
     except ValueError:
