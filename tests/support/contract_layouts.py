@@ -187,7 +187,10 @@ def check_websocket_app_end() -> None:
         ours, theirs = socket.socketpair()
         environ = {"HTTP_CONNECTION": "Upgrade", "HTTP_UPGRADE": "websocket",
                    "HTTP_SEC_WEBSOCKET_VERSION": "13",
-                   "HTTP_SEC_WEBSOCKET_KEY": "dGhlIHNhbXBsZSBub25jZQ==", "gunicorn.socket": ours}
+                   "HTTP_SEC_WEBSOCKET_KEY": "dGhlIHNhbXBsZSBub25jZQ==", "gunicorn.socket": ours,
+                   # eventlet.wsgi puts it in every request's environ; eventlet < 0.37's
+                   # websocket app calls it without looking first
+                   "eventlet.set_idle": lambda: None}
         eventlet.wsgi.WSGI_LOCAL.already_handled = False
         raised = False
         try:
