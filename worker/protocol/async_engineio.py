@@ -298,14 +298,7 @@ class _AsyncGuardedWebSocket(AsyncDirectWrites):
         if frame is None:
             return None
         self._after_binary = not isinstance(frame, str)
-        try:
-            return session.check_websocket_frame(frame)
-        except InvalidPacket as exc:
-            if not session.upgrading:
-                session.server._log_error_once(
-                    f"closing session {session.sid}: {exc}", "sioctl-invalid-ws-packet"
-                )
-            raise
+        return session.checked_websocket_frame(frame)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._ws, name)

@@ -77,6 +77,19 @@ class SessionRulesMixin:
         if event is not None:
             event.set()
 
+    def checked_websocket_frame(self, frame: str | bytes) -> str | bytes:
+        """``check_websocket_frame`` for the engines' guarded websockets: an invalid frame is
+        logged (once per kind) before :class:`InvalidPacket` goes on, except during an
+        upgrade's probe, whose handler logs it."""
+        try:
+            return self.check_websocket_frame(frame)  # type: ignore[attr-defined]
+        except InvalidPacket as exc:
+            if not self.upgrading:  # type: ignore[attr-defined]
+                self.server._log_error_once(  # type: ignore[attr-defined]
+                    f"closing session {self.sid}: {exc}",  # type: ignore[attr-defined]
+                    "sioctl-invalid-ws-packet")
+            raise
+
 
 class ConformantSocket(SessionRulesMixin, Socket):
     """An Engine.IO session that enforces the transport rules of the specification."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .. import ws_reads
-from .core.eio_rules import InvalidPacket
 from .shared_writes import DirectWrites
 
 if TYPE_CHECKING:
@@ -79,14 +78,7 @@ class GuardedWebSocket(DirectWrites):
         if frame is None:
             return None
         self._after_binary = not isinstance(frame, str)
-        try:
-            return session.check_websocket_frame(frame)
-        except InvalidPacket as exc:
-            if not session.upgrading:  # during a probe, the handler logs it
-                session.server._log_error_once(
-                    f"closing session {session.sid}: {exc}", "sioctl-invalid-ws-packet"
-                )
-            raise
+        return session.checked_websocket_frame(frame)
 
     def read_to_end(self) -> None:
         """Read the websocket to its end (in the green thread the HTTP server started for it:
