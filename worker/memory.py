@@ -203,9 +203,31 @@ def structures(server: Any, http: Any = None) -> dict[str, int]:
     return {name: size for name, size in sizes.items() if size is not None}
 
 
-def object_counts() -> collections.Counter[str]:
-    """Live objects tracked by the garbage collector, per type name."""
-    return collections.Counter(type(obj).__name__ for obj in gc.get_objects())
+def object_counts() -> collections.Counter[type]:
+    """Live objects tracked by the garbage collector, per type."""
+    return collections.Counter(type(obj) for obj in gc.get_objects())
+
+
+def by_name(counts: collections.Counter[type]) -> collections.Counter[str]:
+    """``counts`` per type name."""
+    named: collections.Counter[str] = collections.Counter()
+    for kind, count in counts.items():
+        named[kind.__name__] += count
+    return named
+
+
+def session_object_counts(counts: collections.Counter[type]) -> dict[str, int]:
+    """Of ``counts``, those of each name in :data:`SESSION_TYPES`, a subclass counted under the
+    nearest of them in its MRO: the worker serves with subclasses of the libraries' classes
+    (uvicorn's protocols made lean, python-engineio's socket made conformant), whose own names
+    would otherwise hide them."""
+    sessions = dict.fromkeys(SESSION_TYPES, 0)
+    for kind, count in counts.items():
+        for base in kind.__mro__:
+            if base.__name__ in sessions:
+                sessions[base.__name__] += count
+                break
+    return sessions
 
 
 def figures(server: Any, http: Any = None, objects: bool = False) -> dict[str, Any]:
@@ -223,8 +245,8 @@ def figures(server: Any, http: Any = None, objects: bool = False) -> dict[str, A
         result["pymalloc"] = pymalloc_arenas()
         counts = object_counts()
         result["objects"] = sum(counts.values())
-        result["types"] = dict(counts.most_common(TOP_TYPES))
-        result["session_objects"] = {name: counts.get(name, 0) for name in SESSION_TYPES}
+        result["types"] = dict(by_name(counts).most_common(TOP_TYPES))
+        result["session_objects"] = session_object_counts(counts)
         result["gc_count"] = list(gc.get_count())
     return result
 
