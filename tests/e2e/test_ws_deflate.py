@@ -3,7 +3,7 @@ permessage-deflate offer only when the option is on; off, a client that offers i
 browser) gets a plain websocket that works; on, a compressed websocket works for echo, binary
 attachments and broadcasts (whose frames the worker otherwise encodes once and writes straight
 to every plain socket: a compressed socket must get its own, compressed, frames). The official
-socket.io-client (which offers compression, as browsers do) is the browser-like check.
+socket.io-client@4 and @2 (which offer compression, as browsers do) are the browser-like check.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ SETTINGS = ("on", "off")
 def deflate_on(redis_url: str, tmp_path_factory: pytest.TempPathFactory,
                module_engine: str) -> Iterator[Cluster]:
     yield from module_cluster(app_on(module_engine, "tests.apps.chat:sio"), 1, None,
-                              tmp_path_factory.mktemp("deflate-on"), "--ws-per-message-deflate")
+                              tmp_path_factory.mktemp("deflate-on"), "--ws-per-message-deflate",
+                              "--allow-eio3")
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,7 @@ def deflate_off(redis_url: str, tmp_path_factory: pytest.TempPathFactory,
                 module_engine: str) -> Iterator[Cluster]:
     # The default: no flag.
     yield from module_cluster(app_on(module_engine, "tests.apps.chat:sio"), 1, None,
-                              tmp_path_factory.mktemp("deflate-off"))
+                              tmp_path_factory.mktemp("deflate-off"), "--allow-eio3")
 
 
 @pytest.fixture(params=SETTINGS)
@@ -113,19 +114,20 @@ def test_broadcasts_reach_compressed_and_plain_sockets_alike(
             client.close()
 
 
-def test_the_official_client_offering_deflate(setting: tuple[str, Cluster]) -> None:
-    """socket.io-client on node offers permessage-deflate, as a browser does: it gets it only
-    when the option is on, and echo and broadcast work either way."""
-    require_node()
+@pytest.mark.parametrize("v2", [False, True], ids=["v4", "v2"])
+def test_the_official_client_offering_deflate(setting: tuple[str, Cluster], v2: bool) -> None:
+    """socket.io-client@4 and @2 (Engine.IO 3) on node offer permessage-deflate, as a browser
+    does: they get it only when the option is on, and echo and broadcast work either way."""
+    require_node("socket.io-client-v2" if v2 else "socket.io-client")
     name, cluster = setting
     node = NodeClient({
-        "url": cluster.url, "localAddress": ADDRESSES[5], "timeout": 15000,
+        "url": cluster.url, "localAddress": ADDRESSES[6 if v2 else 5], "timeout": 15000,
         "transports": ["websocket"],
         "actions": [{"op": "state"},
                     {"op": "emit", "event": "echo", "args": [PAYLOAD]},
                     {"op": "emit", "event": "broadcast", "args": [PAYLOAD]},
                     {"op": "wait", "event": "news"}],
-    })
+    }, script="client_v2.js" if v2 else "client.js")
     try:
         node.expect("connect")
         state = node.expect("state")
