@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.clients import ips_for_slot
 from tests.support.cluster import Cluster, app_on, module_cluster
 from tests.support.deflate_ws import BINARY, TEXT, DeflateSocket, SioDeflateClient
 from tests.support.node import NodeClient, require_node
@@ -36,6 +37,15 @@ def deflate_off(redis_url: str, tmp_path_factory: pytest.TempPathFactory,
     # The default: no flag.
     yield from module_cluster(app_on(module_engine, "tests.apps.chat:sio"), 1, None,
                               tmp_path_factory.mktemp("deflate-off"), "--allow-eio3")
+
+
+@pytest.fixture(scope="module")
+def deflate_on_two(redis_url: str, tmp_path_factory: pytest.TempPathFactory,
+                   module_engine: str) -> Iterator[Cluster]:
+    """2 workers joined through Redis, compression on: broadcasts heard from Redis are written
+    a burst at a time (worker/messaging/bursts.py), another path to the sockets."""
+    yield from module_cluster(app_on(module_engine, "tests.apps.chat:sio"), 2, redis_url,
+                              tmp_path_factory.mktemp("deflate-two"), "--ws-per-message-deflate")
 
 
 @pytest.fixture(params=SETTINGS)
@@ -139,3 +149,31 @@ def test_the_official_client_offering_deflate(setting: tuple[str, Cluster], v2: 
         node.expect("done")
     finally:
         node.close()
+
+
+def test_broadcasts_from_another_worker_reach_compressed_sockets(deflate_on_two: Cluster
+                                                                 ) -> None:
+    """With compression on and 2 workers, broadcasts made on one worker reach, through Redis,
+    two compressing clients and a plain one on the other worker, in order, every frame of the
+    compressing ones compressed."""
+    sender = SioDeflateClient(deflate_on_two.port, ips_for_slot(0, 2, ADDRESSES)[0], offer=True)
+    far = ips_for_slot(1, 2, ADDRESSES)
+    receivers = [SioDeflateClient(deflate_on_two.port, far[0], offer=True),
+                 SioDeflateClient(deflate_on_two.port, far[1], offer=True),
+                 SioDeflateClient(deflate_on_two.port, far[2], offer=False)]
+    clients = [sender, *receivers]
+    try:
+        assert sender.call("whoami", None)["slot"] == 0
+        assert {r.call("whoami", None)["slot"] for r in receivers} == {1}
+        n = 30
+        for i in range(n):
+            assert sender.call("broadcast", {"i": i, "text": PAYLOAD}) is True
+        for client in clients:
+            got = [client.event("news")[0] for _ in range(n)]
+            assert got == [{"i": i, "text": PAYLOAD} for i in range(n)]
+        for client in clients:
+            assert set(data_frames(client)) == {client.ws.compressing}, data_frames(client)
+        assert [r.ws.compressing for r in receivers] == [True, True, False]
+    finally:
+        for client in clients:
+            client.close()
