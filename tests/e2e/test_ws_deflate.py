@@ -177,3 +177,33 @@ def test_broadcasts_from_another_worker_reach_compressed_sockets(deflate_on_two:
     finally:
         for client in clients:
             client.close()
+
+
+def test_an_upgrade_to_a_websocket_offering_deflate(setting: tuple[str, Cluster]) -> None:
+    """socket.io-client@4 opening with polling and upgrading (the browser's default): the
+    websocket it upgrades to is compressed only when the option is on, and events sent
+    before and after the upgrade all arrive."""
+    require_node()
+    name, cluster = setting
+    node = NodeClient({
+        "url": cluster.url, "localAddress": ADDRESSES[7], "timeout": 15000,
+        "transports": ["polling", "websocket"],
+        "actions": [{"op": "emit", "event": "echo", "args": [PAYLOAD]},
+                    {"op": "upgrade"}, {"op": "state"},
+                    {"op": "emit", "event": "broadcast", "args": [PAYLOAD]},
+                    {"op": "wait", "event": "news"},
+                    {"op": "emit", "event": "echo", "args": [PAYLOAD]}],
+    })
+    try:
+        assert node.expect("connect")["opened_with"] == "polling"
+        assert node.expect("emit")["ack"] == PAYLOAD
+        node.expect("upgrade")
+        state = node.expect("state")
+        assert state["transport"] == "websocket"
+        assert ("permessage-deflate" in (state["extensions"] or "")) == (name == "on"), state
+        assert node.expect("emit")["ack"] is True
+        assert node.expect("wait")["args"] == [PAYLOAD]
+        assert node.expect("emit")["ack"] == PAYLOAD
+        node.expect("done")
+    finally:
+        node.close()
