@@ -168,7 +168,8 @@ _OWN_RULES = frozenset({
 # Settings an app directory's io.init may give when no option or variable does:
 # setting -> (io.init key, the value's key inside it or None).
 _APP_DIR_INIT = {"connection_state_recovery": ("connection_state_recovery",
-                                               "max_disconnection_duration")}
+                                               "max_disconnection_duration"),
+                 "ws_per_message_deflate": ("per_message_deflate", None)}
 # Files named relative to where the command runs.
 _PATHS = ("accesslog", "errorlog", "pidfile", "certfile", "keyfile")
 

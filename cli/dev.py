@@ -32,6 +32,7 @@ def dev_settings(
     environ: Mapping[str, str],
     allow_eio3: bool | None = None,
     worker_class: str | None = None,
+    ws_per_message_deflate: bool | None = None,
 ) -> Settings:
     """Settings for a development server: debug logging, an access log on stdout.
 
@@ -51,6 +52,7 @@ def dev_settings(
         "daemon": False,
         "allow_eio3": allow_eio3,
         "worker_class": worker_class,
+        "ws_per_message_deflate": ws_per_message_deflate,
     }
     return build_settings(options, FileConfig(), cwd=cwd, environ=environ, cpu_count=1)
 

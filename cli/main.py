@@ -62,7 +62,7 @@ def cli() -> None:
         "if it exists. Options and SIOCTL_* variables override it.")
 @setting_options(
     "run_dir", "timeout", "graceful_timeout", "connect_timeout", "connection_state_recovery",
-    "allow_eio3", "keepalive",
+    "allow_eio3", "ws_per_message_deflate", "keepalive",
     "header_timeout", "worker_connections", "redis_transport", "redis_stream_maxlen",
     "proxy_protocol", "forwarded_allow_ips", "metrics_bind", "backlog", "pending_limit",
     "loglevel", "accesslog", "errorlog", "pidfile", "certfile", "keyfile", "chdir", "user",
@@ -278,13 +278,15 @@ def _nothing_running(base: str, title: str | None, ok: bool = False) -> None:
 @run_dir_option()
 @setting_option("allow_eio3", help="Also serve Socket.IO v2 clients (Engine.IO protocol 3); "
                 "default: the app directory's io.init.allow_eio3, else off.")
+@setting_options("ws_per_message_deflate")
 @option("--reload/--no-reload", default=True,
         help="Restart when a .py file under the app directory (or the current directory) "
         "changes (default on).")
 def dev_command(app: str | None, bind: str, port: int | None, workers: int, sticky: bool,
                 worker_class: str | None,
                 redis: str | None, redis_channel: str | None, env: str, run_dir: str | None,
-                allow_eio3: bool | None, reload: bool) -> None:
+                allow_eio3: bool | None, ws_per_message_deflate: bool | None,
+                reload: bool) -> None:
     """Serve APP for development: debug logs, restart on code changes.
 
     APP is module:attr or an app directory; default: SIOCTL_APP, or the current directory.
@@ -303,7 +305,8 @@ def dev_command(app: str | None, bind: str, port: int | None, workers: int, stic
     settings = dev.dev_settings(app=app, bind=bind, workers=workers, redis=redis,
                                 redis_channel=redis_channel, env_name=env,
                                 run_dir=run_dir, cwd=cwd, environ=os.environ,
-                                allow_eio3=allow_eio3, worker_class=worker_class)
+                                allow_eio3=allow_eio3, worker_class=worker_class,
+                                ws_per_message_deflate=ws_per_message_deflate)
     url = config.listen_urls(settings)[0]
     _say(f"sioctl dev: serving {settings.app} on {url} "
          f"({settings.workers} worker{'s' if settings.workers > 1 else ''}, "

@@ -51,7 +51,6 @@ WORKER_BOOT_ERROR = 3
 # draining is a real choice; 30000 meant as 30 s is 8 hours and slips through).
 DAY = 86_400
 
-
 UNIX_PREFIX = "unix:"
 # sockaddr_un's sun_path holds 108 bytes with the terminating NUL.
 UNIX_PATH_MAX = 107
@@ -292,6 +291,10 @@ class Settings:
         help="Also serve Socket.IO v2 clients (Engine.IO protocol 3), as the Node server's "
         "allowEIO3; default: the app directory's io.init.allow_eio3, else off.",
     )
+    ws_per_message_deflate: bool = setting(  # off: as Node's socket.io (docs/design.md)
+        False, flags=("--ws-per-message-deflate/--no-ws-per-message-deflate",),
+        help="Compress websocket frames for clients offering permessage-deflate (default: "
+        "io.init.per_message_deflate, else off, as Node's socket.io).")
     # Seconds an idle keep-alive connection waits for its next request (0: no keep-alive).
     keepalive: float = setting(
         2.0, flags=("--keepalive",), metavar="S", minimum=0, seconds=True, gunicorn="keepalive",

@@ -185,6 +185,11 @@ class TimedProtocol(eventlet.wsgi.HttpProtocol):
         environ[CLOSE_CONNECTION] = self._close_after_response
         environ[WEBSOCKET_OPENED] = self._websocket_opened
         environ[WEBSOCKET_READER] = self._read_websocket_later
+        if not self.server.ws_per_message_deflate:
+            # eventlet's websocket app accepts permessage-deflate whenever a client offers it
+            # (every browser does); without the offer the client uses plain frames, as with
+            # uvicorn's ws_per_message_deflate=False on the asyncio engine.
+            environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
         return environ
 
     def finish(self) -> None:

@@ -89,6 +89,8 @@ class HttpServer:
         # would also time out a new connection's first read after that many seconds).
         self._server.header_timeout = settings.header_timeout
         self._server.keepalive_timeout = settings.keepalive
+        # Read by TimedProtocol.get_environ: off, no websocket app sees a compression offer.
+        self._server.ws_per_message_deflate = settings.ws_per_message_deflate
         self._header_timeout = settings.header_timeout
         self._capacity = max(1, settings.worker_connections)
         # One slot per connection served (what a GreenPool of that size would count; a pool

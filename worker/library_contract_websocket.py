@@ -24,6 +24,10 @@ WEBSOCKET_HOOKS: tuple[Hook, ...] = (
          "returns it sends the closing frame (ws._send_closing_frame(True)) and sets "
          "wsgi.WSGI_LOCAL.already_handled: a handler that hands the reading over raises "
          "ReadLater past both, and the reader does them at the websocket's end"),
+    Hook("eventlet.websocket:WebSocketWSGI._handle_hybi_request", LAYOUT, None, (CONNECTION,),
+         "accepts permessage-deflate only when the environ's HTTP_SEC_WEBSOCKET_EXTENSIONS "
+         "offers it: TimedProtocol.get_environ drops that key to decline compression "
+         "(--no-ws-per-message-deflate)"),
     Hook("eventlet.websocket:RFC6455WebSocket._send_closing_frame", CALL,
          ("ignore_send_errors", "close_data"), (P_ENGINEIO,),
          "what eventlet's websocket app sends once its handler returns; the reader sends it "

@@ -13,7 +13,8 @@ after, after, before, ...), so that machine drift hits both alike. The scenarios
 the hot-path work aimed at: echo at saturation with small and with 16 KiB messages
 (per-message cost, websocket unmasking), targeted emits to a client on another worker (owner
 lookups), the connection hand-off (the master) and memory per idle websocket (1000 sessions;
-10000 with ``--scenarios idle-10k``).
+3000 or 10000 with ``--scenarios idle-3k`` / ``idle-10k``). ``--offer-deflate``: the clients
+offer permessage-deflate, as browsers do.
 Writes docs/benchmarks-optimizations.md (and .json).
 Every server binds 127.0.0.1; every process started is stopped, on errors and Ctrl-C too.
 """
@@ -39,6 +40,7 @@ for _path in (str(REPO_ROOT), str(BENCH_DIR)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
+import eio_client  # noqa: E402
 import redis  # noqa: E402
 import report  # noqa: E402
 import scenarios  # noqa: E402
@@ -52,6 +54,7 @@ STEPS: list[tuple[str, Any]] = [
     # First: memory per idle websocket is measured from the system as it started (as in
     # suite.py), before any other phase has grown its heap.
     ("idle-1k", lambda s, p: scenarios.idle(s, p, 1000)),
+    ("idle-3k", lambda s, p: scenarios.idle(s, p, 3000)),
     ("echo-fixed", lambda s, p: scenarios.echo(s, p, p.echo_rate)),
     ("echo-saturation", lambda s, p: scenarios.echo(s, p, None)),
     ("echo-16k-saturation", lambda s, p: scenarios.echo(s, p, None, LARGE_TEXT)),
@@ -65,7 +68,7 @@ STEPS: list[tuple[str, Any]] = [
     ("idle-10k", lambda s, p: scenarios.idle(s, p, 10000)),
 ]
 # Scenarios run only when --scenarios names them.
-OPT_IN = ("idle-10k",)
+OPT_IN = ("idle-3k", "idle-10k")
 # The figure each scenario is judged by first, and whether more is better.
 HEADLINES = {"msgs/s": True, "server µs/msg": False, "p99 ms": False,
              "conn/s": True, "front µs/conn": False, "KiB/conn": False,
@@ -211,7 +214,11 @@ def main(argv: list[str] | None = None) -> int:
     # one section per piece of work, and a regenerated one would replace them all.
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "build" / "compare.md",
                         help="the report (and its .json beside it); default build/compare.md")
+    parser.add_argument("--offer-deflate", action="store_true",
+                        help="the load generator's clients offer permessage-deflate, as "
+                        "browsers do (and compress what they send when it is accepted)")
     args = parser.parse_args(argv)
+    eio_client.Session.offer_deflate = args.offer_deflate
     plan = scenarios.Plan.quick() if args.quick else scenarios.Plan.full()
     rounds = args.rounds or (1 if args.quick else 3)
     suite.raise_fd_limit()

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
+import zlib
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -25,6 +27,10 @@ SIO_CONNECT, SIO_EVENT, SIO_ACK, SIO_CONNECT_ERROR = "0", "2", "3", "4"
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 
 EventHandler = Callable[["Session", str, Any], None]
+# What a browser offers (Chrome, Firefox), sent when Session.offer_deflate is set.
+DEFLATE_OFFER = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+# The end of every compressed message, left off on the wire (RFC 7692).
+DEFLATE_TAIL = b"\x00\x00\xff\xff"
 
 
 def _frame(opcode: int, payload: bytes) -> bytes:
@@ -46,7 +52,13 @@ class Session(asyncio.Protocol):
 
     ``sid`` is the namespace session id (what ``emit(to=...)`` takes); ``on_event`` is called
     as ``on_event(session, name, first_argument)`` for every event the server sends.
+
+    With ``offer_deflate`` (set on the class: compare.py --offer-deflate), the handshake offers
+    permessage-deflate as a browser does and, when the server accepts, every message sent is
+    compressed (as Chrome does) and compressed messages received are inflated.
     """
+
+    offer_deflate = False
 
     def __init__(self, host: str, port: int, on_event: EventHandler | None) -> None:
         self.host, self.port = host, port
@@ -60,6 +72,9 @@ class Session(asyncio.Protocol):
         self._fragments: list[bytes] = []
         self._next_ack = 0
         self._acks: dict[int, asyncio.Future[Any]] = {}
+        # Set when the server accepted permessage-deflate (context takeover both ways).
+        self._inflate: Any = None
+        self._deflate: Any = None
 
     # ------------------------------------------------------------------ asyncio.Protocol
 
@@ -70,7 +85,8 @@ class Session(asyncio.Protocol):
         self._transport.write(
             f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
             f"Host: {self.host}:{self.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            f"{DEFLATE_OFFER if self.offer_deflate else ''}\r\n".encode()
         )
 
     def data_received(self, data: bytes) -> None:
@@ -81,6 +97,7 @@ class Session(asyncio.Protocol):
             if end < 0:
                 return
             status = bytes(buf[: buf.find(b"\r\n")])
+            self._accept_extensions(bytes(buf[:end]).decode("latin-1").lower())
             del buf[: end + 4]
             if b" 101 " not in status:
                 self._fail(ConnectionError(f"websocket upgrade refused: {status!r}"))
@@ -106,6 +123,8 @@ class Session(asyncio.Protocol):
                 break
             payload = bytes(buf[pos + head : pos + head + length])
             pos += head + length
+            if first & 0x40 and self._inflate is not None:  # RSV1: a compressed message
+                payload = self._inflate.decompress(payload + DEFLATE_TAIL)
             self._frame_received(first & 0x80, first & 0x0F, payload)
         if pos:
             del buf[:pos]
@@ -115,6 +134,14 @@ class Session(asyncio.Protocol):
         self._fail(error)
         if not self.closed.done():
             self.closed.set_result(None)
+
+    def _accept_extensions(self, head: str) -> None:
+        """Set up permessage-deflate if the server's answer (lowercase head) accepted it."""
+        if not self.offer_deflate or "permessage-deflate" not in head:
+            return
+        bits = re.search(r"client_max_window_bits=(\d+)", head)
+        self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)
+        self._deflate = zlib.compressobj(wbits=-int(bits.group(1)) if bits else -zlib.MAX_WBITS)
 
     # ------------------------------------------------------------------------ frames
 
@@ -161,6 +188,13 @@ class Session(asyncio.Protocol):
 
     def _send(self, opcode: int, payload: bytes) -> None:
         if self._transport is not None and not self._transport.is_closing():
+            deflate = self._deflate
+            if deflate is not None and opcode in (OP_TEXT, OP_BINARY):
+                data = deflate.compress(payload) + deflate.flush(zlib.Z_SYNC_FLUSH)
+                frame = bytearray(_frame(opcode, data[:-4]))
+                frame[0] |= 0x40  # RSV1: compressed
+                self._transport.write(bytes(frame))
+                return
             self._transport.write(_frame(opcode, payload))
 
     def _fail(self, error: Exception) -> None:

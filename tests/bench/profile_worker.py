@@ -29,6 +29,7 @@ for _path in (str(REPO_ROOT), str(BENCH_DIR)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
+import eio_client  # noqa: E402
 import scenarios  # noqa: E402
 import systems  # noqa: E402
 from suite import event_loop_runner, raise_fd_limit  # noqa: E402
@@ -114,7 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--out", type=Path, default=None, help="where the stacks go")
+    parser.add_argument("--offer-deflate", action="store_true",
+                        help="the clients offer permessage-deflate, as browsers do (sioctl "
+                        "accepts it with SIOCTL_WS_PER_MESSAGE_DEFLATE=1 in the environment)")
     args = parser.parse_args(argv)
+    eio_client.Session.offer_deflate = args.offer_deflate
     out = args.out or Path(tempfile.mkdtemp(prefix="sioprof-"))
     out.mkdir(parents=True, exist_ok=True)
     plan = dataclasses.replace(scenarios.Plan.full(), seconds=args.seconds)

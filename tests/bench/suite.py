@@ -38,6 +38,7 @@ for _path in (str(REPO_ROOT), str(BENCH_DIR)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
+import eio_client  # noqa: E402
 import redis  # noqa: E402
 import report  # noqa: E402
 import scenarios  # noqa: E402
@@ -143,7 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-logs", action="store_true", help="keep the servers' logs")
     parser.add_argument("--report-only", action="store_true",
                         help="rewrite the report and charts from the .json beside --output")
+    parser.add_argument("--offer-deflate", action="store_true",
+                        help="the clients offer permessage-deflate, as browsers do")
     args = parser.parse_args(argv)
+    eio_client.Session.offer_deflate = args.offer_deflate
     json_path = args.output.with_suffix(".json")
     if args.report_only:
         report.write(args.output, json.loads(json_path.read_text()))

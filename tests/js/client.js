@@ -19,7 +19,8 @@
 //   state   {}                 -> {"op": "state", "connected", "transport", "pings",
 //                                 "disconnects": [reasons], "ping_interval"}  (pings: engine.io
 //                                 pings received since connect; ping_interval: the value the
-//                                 server advertised in its OPEN packet, in ms)
+//                                 server advertised in its OPEN packet, in ms; extensions:
+//                                 the websocket's negotiated extensions)
 // Spec option "auth": the CONNECT auth payload (e.g. {"userId": ..., "app", "timestamp", "sign"}).
 // Spec option "interactive": after "actions", more actions come on stdin, one JSON object a
 // line; the session ends (done) when stdin closes. For the flows where the next step depends on
@@ -196,6 +197,8 @@ async function main() {
           disconnects,
           // engine.io-client keeps the handshake's value in a private field.
           ping_interval: engine ? (engine._pingInterval ?? engine.pingInterval ?? null) : null,
+          // The websocket's negotiated extensions ("permessage-deflate; ..." or ""): ws's.
+          extensions: engine && engine.transport.ws ? engine.transport.ws.extensions : null,
         });
         break;
       }

@@ -24,7 +24,8 @@
 //   state   {}                 -> {"op": "state", "connected", "transport", "pings", "pongs",
 //                                 "disconnects", "ping_interval"}  (pings the client sent and
 //                                 pongs it received since connect; ping_interval: the server's
-//                                 OPEN packet value, in ms)
+//                                 OPEN packet value, in ms; extensions: the websocket's
+//                                 negotiated extensions)
 //   take    {event, namespace, timeout} -> {"op": "take", "event", "args": [...] or null}
 //                                (a wait that reports null instead of failing in time)
 // Spec "interactive": after "actions", more come on stdin, one JSON object a line; the session
@@ -250,6 +251,8 @@ async function main() {
           pongs,
           disconnects,
           ping_interval: engine ? engine.pingInterval : null,
+          // The websocket's negotiated extensions ("permessage-deflate; ..." or ""): ws's.
+          extensions: engine && engine.transport.ws ? engine.transport.ws.extensions : null,
         });
         break;
       }

@@ -211,6 +211,37 @@ def check_websocket_app_end() -> None:
             assert eventlet.wsgi.WSGI_LOCAL.already_handled is True
 
 
+def check_websocket_deflate_offer() -> None:
+    """eventlet's websocket app negotiates permessage-deflate from the environ's
+    ``HTTP_SEC_WEBSOCKET_EXTENSIONS`` alone: with the offer, the 101 answers the extension and
+    the websocket has it; without the key, neither."""
+    from eventlet.green import socket
+    from eventlet.websocket import WebSocketWSGI
+
+    for offer in ("permessage-deflate; client_max_window_bits", None):
+        ours, theirs = socket.socketpair()
+        environ = {"HTTP_CONNECTION": "Upgrade", "HTTP_UPGRADE": "websocket",
+                   "HTTP_SEC_WEBSOCKET_VERSION": "13",
+                   "HTTP_SEC_WEBSOCKET_KEY": "dGhlIHNhbXBsZSBub25jZQ==", "gunicorn.socket": ours,
+                   "eventlet.set_idle": lambda: None}
+        if offer is not None:
+            environ["HTTP_SEC_WEBSOCKET_EXTENSIONS"] = offer
+        seen: list[Any] = []
+        WebSocketWSGI(seen.append)(environ, lambda *a: None)
+        ours.close()
+        received = b""
+        while chunk := theirs.recv(65536):
+            received += chunk
+        theirs.close()
+        head = received.partition(b"\r\n\r\n")[0].lower()
+        assert head.startswith(b"http/1.1 101"), received[:200]
+        accepted = b"sec-websocket-extensions: permessage-deflate" in head
+        assert accepted == (offer is not None), head
+        extensions = seen[0].extensions if seen else None
+        assert bool(extensions and "permessage-deflate" in extensions) == (offer is not None), \
+            extensions
+
+
 def check_websocket_socket() -> None:
     """eventlet's ``RFC6455WebSocket`` reads a frame only through ``self.socket.recv(n)``
     (any number of bytes up to n per call) and writes through ``self.socket.sendall``, so a
@@ -837,6 +868,8 @@ LAYOUTS: dict[str, Callable[[], None]] = {
     "engineio.socket:Socket._websocket_handler (layout)": check_websocket_states,
     "eventlet.websocket:RFC6455WebSocket.socket (layout)": check_websocket_socket,
     "eventlet.websocket:WebSocketWSGI.__call__ (layout)": check_websocket_app_end,
+    "eventlet.websocket:WebSocketWSGI._handle_hybi_request (layout)":
+        check_websocket_deflate_offer,
     "socketio:Server._binary_packet (layout)": check_binary_packet,
     "socketio:Server.environ (layout)": check_sio_environ,
     "engineio.socket:Socket.session (layout)": check_socket_session,

@@ -157,6 +157,9 @@ class Serving:
             timeout_keep_alive=settings.keepalive,
             # engine.io pings its sessions itself.
             ws_ping_interval=None, ws_ping_timeout=None,
+            # Off (the default), a client's compression offer is declined (docs/design.md,
+            # "permessage-deflate").
+            ws_per_message_deflate=settings.ws_per_message_deflate,
             server_header=False,
             # The middlewares' __call__ return the app's awaitable (DrainGate.__call__): not
             # coroutine functions, which uvicorn's "auto" would take for ASGI 2.

@@ -43,6 +43,9 @@ INIT_KEYS = {
     "cookie",
     # Socket.IO v2 clients too (egg-socket.io's clients); read by the CLI (--allow-eio3).
     "allow_eio3",
+    # Compress websocket frames for clients that offer it; read by the CLI
+    # (--ws-per-message-deflate). engine.io's options object counts as on.
+    "per_message_deflate",
     # {"max_disconnection_duration": s, "skip_middlewares": bool}; the duration is read by the
     # CLI (--connection-state-recovery), skip_middlewares by the framework.
     "connection_state_recovery",
@@ -261,7 +264,9 @@ def _apply_init(config: AppConfig, value: Any) -> None:
     if "path" in init:
         path = _expect(config, "io.init.path", init["path"], (str,), "a URL path")
         init["path"] = path.strip("/") or "socket.io"
-    for key in ("allow_upgrades", "http_compression", "allow_eio3"):
+    if isinstance(init.get("per_message_deflate"), dict):
+        init["per_message_deflate"] = True  # engine.io's {threshold: ...}: zlib's defaults here
+    for key in ("allow_upgrades", "http_compression", "allow_eio3", "per_message_deflate"):
         if key in init:
             _expect(config, f"io.init.{key}", init[key], (bool,), "True or False")
     if "cookie" in init and init["cookie"] is not None:

@@ -48,6 +48,7 @@ INIT = {
     "allowUpgrades": ("allow_upgrades", False),
     "httpCompression": ("http_compression", False),
     "allowEIO3": ("allow_eio3", False),
+    "perMessageDeflate": ("per_message_deflate", False),
     # socket.io 2's allowed origins ("*:*" by default there).
     "origins": ("cors", False),
 }
@@ -56,7 +57,6 @@ SECONDS = {"ping_interval": "pingInterval", "ping_timeout": "pingTimeout"}
 # engine.io / socket.io options with no counterpart here: ignored, with why.
 IGNORED = {
     "wsEngine": "websockets are served by python-engineio itself",
-    "perMessageDeflate": "python-engineio does not compress websocket frames",
     "upgradeTimeout": "python-engineio has no upgrade timeout",
     "destroyUpgrade": "python-engineio has no upgrade timeout",
     "destroyUpgradeTimeout": "python-engineio has no upgrade timeout",

@@ -636,3 +636,24 @@ def test_allow_eio3_in_app_config_must_be_a_bool(tmp_path: Path) -> None:
                                 env=_isolated_env(tmp_path))
     assert result.exit_code == 1
     assert "io.init.allow_eio3" in result.output and "True or False" in result.output
+
+
+def test_ws_per_message_deflate_from_flag_env_and_app_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Off by default, as the Node server's perMessageDeflate; the flag or the variable turns
+    # it on, and an app directory's io.init.per_message_deflate (egg's perMessageDeflate)
+    # applies unless the command line says otherwise.
+    key = "ws_per_message_deflate"
+    assert _print_config(tmp_path, ["app:app"])[key] is False
+    assert _print_config(tmp_path, ["app:app", "--ws-per-message-deflate"])[key] is True
+    assert _print_config(tmp_path, ["app:app"], {"SIOCTL_WS_PER_MESSAGE_DEFLATE": "1"})[key] \
+        is True
+    _app_dir(tmp_path / "proj", "io = {'init': {'perMessageDeflate': {'threshold': 1024}}}\n")
+    monkeypatch.chdir(tmp_path)
+    assert _print_config(tmp_path, ["proj"])[key] is True
+    assert _print_config(tmp_path, ["proj", "--no-ws-per-message-deflate"])[key] is False
+    settings = dev.dev_settings(app="proj", bind="127.0.0.1:7001", workers=1, redis=None,
+                                redis_channel=None, env_name="local", run_dir=None,
+                                cwd=str(tmp_path), environ={}, ws_per_message_deflate=None)
+    assert settings.ws_per_message_deflate is True

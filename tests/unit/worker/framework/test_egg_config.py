@@ -99,15 +99,26 @@ def test_engine_io_cors_and_socket_io_origins(tmp_path: Path, init: dict, expect
     assert load_config(str(root), "prod").init["cors"] == expected
 
 
+@pytest.mark.parametrize(("given", "expected"), [
+    (False, False), (True, True), ({"threshold": 1024}, True),
+])
+def test_engine_io_per_message_deflate_is_the_websocket_compression_setting(
+        tmp_path: Path, given: object, expected: bool) -> None:
+    # engine.io's perMessageDeflate (an options object means on) is read by the CLI as
+    # --ws-per-message-deflate (cli/config.py).
+    root = _app_dir(tmp_path / "a", f"io = {{'init': {{'perMessageDeflate': {given!r}}}}}\n")
+    assert load_config(str(root), "prod").init == {"per_message_deflate": expected}
+
+
 def test_engine_io_options_without_a_counterpart_are_ignored_saying_why(tmp_path: Path
                                                                         ) -> None:
-    root = _app_dir(tmp_path / "a", "io = {'init': {'perMessageDeflate': False, "
+    root = _app_dir(tmp_path / "a", "io = {'init': {'wsEngine': 'uws', "
                     "'handlePreflightRequest': lambda req, res: None, 'connectTimeout': 45000, "
                     "'ping_interval': 20}}\n")
     config = load_config(str(root), "prod")
     assert config.init == {"ping_interval": 20}
     notes = "\n".join(config.notes)
-    assert "io.init.perMessageDeflate (an engine.io option) is ignored" in notes
+    assert "io.init.wsEngine (an engine.io option) is ignored" in notes
     assert "io.init.handlePreflightRequest (an engine.io option) is ignored" in notes
     assert "io.init.connectTimeout (an engine.io option) is ignored: use --connect-timeout" \
         in notes
