@@ -48,9 +48,13 @@ class AsyncPublisher(Outbox):
         # On a Redis Cluster: the per-node pipelines of .cluster_batches (None on one Redis).
         self._cluster: AsyncClusterBatches | None = None
         self.task: Any = None
+        # Whether the sending task is waiting on _wake for work.
+        self._idle = False
 
     def _wake_sender(self) -> None:
-        self._wake.set()
+        # Only a sender waiting for work needs the event (as the eventlet shell's).
+        if self._idle:
+            self._wake.set()
 
     def start(self) -> None:
         if self.task is None:
@@ -59,9 +63,11 @@ class AsyncPublisher(Outbox):
     async def _run(self) -> None:
         while True:
             if not self.queue:
+                self._idle = True
                 self._wake.clear()
                 if not self.queue:
                     await _wait(self._wake, 1.0)
+                self._idle = False
                 continue
             try:
                 if self._client is None:
