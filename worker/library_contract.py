@@ -289,6 +289,15 @@ HOOKS: tuple[Hook, ...] = (
     Hook(f"{MANAGER}._publish", OVERRIDE, ("data",), (MESSAGING, "worker/gateway/external.py"),
          "every message to other workers goes through it (ExternalGateway's cluster emitter "
          "SPUBLISHes it)"),
+    Hook(f"{MANAGER}.emit", OVERRIDE,
+         ("event", "data", "namespace", "room", "skip_sid", "callback", "to", "**kwargs"),
+         (MESSAGING,), "a plain emit to another worker's socket is queued directly "
+         "(SioctlManagerBase._direct_emit); anything else is python-socketio's emit"),
+    Hook(f"{MANAGER}.emit", COPY,
+         ("event", "data", "namespace", "room", "skip_sid", "callback", "to", "**kwargs"),
+         (MESSAGING_BASE,), "_direct_emit builds the message emit() builds for an emit "
+         "without a callback or binary data (data as a list: a tuple's items, else [data]; "
+         "method, event, data, binary, namespace, room, skip_sid, callback, host_id)"),
     Hook(f"{MANAGER}._publish", LAYOUT, None, (MESSAGING,),
          "its messages: emit carries room and namespace; disconnect, enter_room and "
          "leave_room carry sid; callback carries host_id; all carry method and host_id"),

@@ -216,6 +216,14 @@ ASYNCIO_HOOKS: tuple[Hook, ...] = (
          "synchronous; starts _thread, which reads _listen(), as a task"),
     Hook(f"{ASYNC_MANAGER}.thread", LAYOUT, None, (ASYNC_MESSAGING,),
          "after initialize(): the asyncio task reading _listen() (cancelled by aclose)"),
+    Hook(f"{ASYNC_MANAGER}.emit", OVERRIDE,
+         ("event", "data", "namespace", "room", "skip_sid", "callback", "to", "**kwargs"),
+         (ASYNC_MESSAGING,), "a coroutine; a plain emit to another worker's socket is "
+         "queued directly (SioctlManagerBase._direct_emit), as the sync manager's"),
+    Hook(f"{ASYNC_MANAGER}.emit", COPY,
+         ("event", "data", "namespace", "room", "skip_sid", "callback", "to", "**kwargs"),
+         (MESSAGING_BASE,), "_direct_emit builds the message emit() builds (as the sync "
+         "manager's: the same keys and data list)"),
     Hook(f"{ASYNC_MANAGER}._publish", OVERRIDE, ("data",), (ASYNC_MESSAGING,),
          "a coroutine; every message to other workers goes through it"),
     Hook(f"{ASYNC_MANAGER}._listen", OVERRIDE, (), (ASYNC_MESSAGING,),

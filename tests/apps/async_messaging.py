@@ -86,6 +86,16 @@ async def send_mixed(sid: str, order: dict[str, Any]) -> int:
 
 
 @sio.event
+async def send_varied(sid: str, order: dict[str, Any]) -> int:
+    """As the eventlet app's ``send_varied``."""
+    for i in range(int(order["n"])):
+        arguments = common.varied_arguments(order, i)
+        await sio.emit("msg", arguments if len(arguments) > 1 else arguments[0],
+                       to=order["to"])
+    return int(order["n"])
+
+
+@sio.event
 async def block(sid: str, seconds: float) -> None:
     """Hold the whole node (its event loop) for ``seconds``: a starved listener."""
     time.sleep(float(seconds))

@@ -53,6 +53,16 @@ def send_mixed(sid: str, order: dict[str, Any]) -> int:
 
 
 @sio.event
+def send_varied(sid: str, order: dict[str, Any]) -> int:
+    """Emit 'msg' to order['to'] for i in range(order['n']) with ``common.varied_arguments``
+    (one argument, two, binary, in turn); returns how many were emitted."""
+    for i in range(int(order["n"])):
+        arguments = common.varied_arguments(order, i)
+        sio.emit("msg", arguments if len(arguments) > 1 else arguments[0], to=order["to"])
+    return int(order["n"])
+
+
+@sio.event
 def block(sid: str, seconds: float) -> None:
     """Hold the whole worker (its hub) for ``seconds``: a starved listener."""
     from eventlet.patcher import original

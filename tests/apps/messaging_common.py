@@ -70,6 +70,18 @@ def mixed_target(order: dict[str, Any], i: int) -> str | None:
     return str(order["to"])
 
 
+def varied_arguments(order: dict[str, Any], i: int) -> tuple[Any, ...]:
+    """The arguments of message ``i`` of a send_varied order, in turn: one plain argument,
+    two (a tuple), and one carrying bytes (a binary emit), so that one socket's messages
+    mix the emits a manager queues directly with those python-socketio's emit publishes."""
+    data = message(order, i)
+    if i % 3 == 1:
+        return (data, f"second-{i}")
+    if i % 3 == 2:
+        return ({**data, "blob": bytes([i % 256, 0, 255])},)
+    return (data,)
+
+
 def storm_plan(order: dict[str, Any]) -> tuple[int, int, float]:
     """(senders, messages each, pause between emits) of a storm order."""
     return int(order["senders"]), int(order["each"]), float(order.get("pause", 0.0))

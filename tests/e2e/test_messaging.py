@@ -103,6 +103,16 @@ def _tag_of(data: dict[str, Any]) -> str | None:
     return payload[0].get("tag") if isinstance(payload[0], dict) else None
 
 
+def _binary_tag_of(data: dict[str, Any]) -> str | None:
+    """The tag of a binary emit of 'msg' (its data: [arguments with placeholders, *base64
+    attachments], as python-socketio's emit publishes it)."""
+    payload = data.get("data") or [[]]
+    if data.get("method") != "emit" or not data.get("binary") or not payload[0]:
+        return None
+    first = payload[0][0]
+    return first.get("tag") if isinstance(first, dict) else None
+
+
 def log_count(cluster: Any, pattern: str) -> int:
     return len(re.findall(pattern, cluster.log_text()))
 
@@ -157,6 +167,59 @@ def test_targeted_emits_reach_exactly_one_worker(
         assert inbox_b2.total(tag) == 0 and inbox_a2.total(tag) == 0
         published = monitor.tagged(tag)
         assert [channel for channel, _ in published] == [SHARED_CHANNEL] * 5
+    finally:
+        monitor.stop()
+
+
+# What python-socketio's pub/sub emit message carries, and sioctl's stamp on it.
+EMIT_FIELDS = {"method", "event", "data", "binary", "namespace", "room", "skip_sid", "callback",
+               "host_id", "ts", "seq"}
+
+
+def test_plain_and_binary_emits_to_a_socket_elsewhere_keep_one_order_and_sequence(
+    own_redis: OwnRedis, start_nodes: Any, connect: Any
+) -> None:
+    """A plain emit to a socket of another worker (one argument or several, no callback, no
+    bytes) is queued straight on its worker's channel (SioctlManagerBase._direct_emit); a
+    binary one goes through python-socketio's emit. Mixed, to one socket: each message
+    arrives once, in order, with its arguments, every one on the owner's channel in
+    python-socketio's message format, and the receiver counts none lost (one sequence)."""
+    cluster = start_nodes(own_redis.url)
+    slots = clients_on_slots(connect, cluster)
+    (a, _), = slots[0]
+    (b, wb), = slots[1]
+    n = 90
+    tag = new_tag("varied")
+    got: list[tuple[dict[str, Any], tuple[Any, ...]]] = []
+    lock = threading.Lock()
+    b.handle_in_order()
+
+    def on_msg(data: Any, *rest: Any) -> None:
+        if isinstance(data, dict) and data.get("tag") == tag:
+            with lock:
+                got.append((data, rest))
+
+    b.on("msg", on_msg)
+    monitor = Monitor(own_redis.url)
+    try:
+        assert a.call("send_varied", {"to": wb["sid"], "n": n, "tag": tag}) == n
+        wait_until(lambda: len(got) >= n, DELIVERY_TIMEOUT, what=f"{n} messages {tag}")
+        monitor.barrier(a, b, wb["sid"])
+        with lock:
+            arrived = list(got)
+        assert [data["i"] for data, _ in arrived] == list(range(n))
+        for data, rest in arrived:
+            i = data["i"]
+            assert rest == ((f"second-{i}",) if i % 3 == 1 else ()), (i, rest)
+            assert data.get("blob") == (bytes([i % 256, 0, 255]) if i % 3 == 2 else None)
+        published = [(channel, message) for channel, message in monitor.snapshot()
+                     if _tag_of(message) == tag or _binary_tag_of(message) == tag]
+        assert [channel for channel, _ in published] == [wb["own_channel"]] * n
+        assert all(set(message) == EMIT_FIELDS for _, message in published), published[:3]
+        assert [message["binary"] for _, message in published] == [i % 3 == 2 for i in range(n)]
+        seqs = [message["seq"] for _, message in published]
+        assert seqs == list(range(seqs[0], seqs[0] + n))
+        assert b.call("manager_stats")["lost"] == 0
     finally:
         monitor.stop()
 

@@ -274,6 +274,16 @@ class AsyncSioctlRedisManager(RecoveryMixin, SioctlManagerBase, AsyncPubSubManag
 
     # ------------------------------------------------------------------------ publishing
 
+    async def emit(self, event: str, data: Any, namespace: Any = None,
+                   room: Any = None, skip_sid: Any = None, callback: Any = None,
+                   to: Any = None, **kwargs: Any) -> Any:
+        """python-socketio's emit; a plain emit to a socket of another worker is queued for
+        it directly (``SioctlManagerBase._direct_emit``)."""
+        if self._direct_emit(event, data, namespace, to or room, skip_sid, callback, kwargs):
+            return None
+        return await super().emit(event, data, namespace=namespace, room=room,
+                                  skip_sid=skip_sid, callback=callback, to=to, **kwargs)
+
     async def _publish(self, data: dict[str, Any]) -> None:
         if self._recovery_publish(data):
             return

@@ -11,6 +11,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from redis.exceptions import ResponseError
+
 from sioctl.worker.redis_cluster import is_cluster_client
 
 from .cluster_batches import AsyncClusterBatches
@@ -47,10 +49,17 @@ class AsyncPublisher(Outbox):
         self._client: Any = None
         # On a Redis Cluster: the per-node pipelines of .cluster_batches (None on one Redis).
         self._cluster: AsyncClusterBatches | None = None
+        # On one Redis: the connection the batches go over, taken from the client's pool
+        # for as long as the client lives.
+        self._connection: Any = None
         self.task: Any = None
+        # Whether the sending task is waiting on _wake for work.
+        self._idle = False
 
     def _wake_sender(self) -> None:
-        self._wake.set()
+        # Only a sender waiting for work needs the event (as the eventlet shell's).
+        if self._idle:
+            self._wake.set()
 
     def start(self) -> None:
         if self.task is None:
@@ -59,9 +68,11 @@ class AsyncPublisher(Outbox):
     async def _run(self) -> None:
         while True:
             if not self.queue:
+                self._idle = True
                 self._wake.clear()
                 if not self.queue:
                     await _wait(self._wake, 1.0)
+                self._idle = False
                 continue
             try:
                 if self._client is None:
@@ -69,6 +80,8 @@ class AsyncPublisher(Outbox):
                     await self._client.ping()
                     if is_cluster_client(self._client):
                         self._cluster = AsyncClusterBatches(self._client)
+                    else:
+                        self._connection = await self._client.connection_pool.get_connection()
                     if self.back_after_outage():
                         await self._after_outage()
                 batch = self.next_batch()
@@ -76,11 +89,8 @@ class AsyncPublisher(Outbox):
                     # Raises when part of it failed; the batch stays queued, sent again.
                     self.sent(batch, await self._cluster.send(batch))
                     continue
-                pipe = self._client.pipeline(transaction=False)
-                for args in batch:
-                    pipe.execute_command(*args)
                 # Raises on a connection error; the batch stays queued and is sent again.
-                self.sent(batch, await pipe.execute(raise_on_error=False))
+                self.sent(batch, await send_batch(self._connection, batch))
             except Exception as exc:  # CancelledError is no Exception: it ends the task
                 delay = self.failed(exc)
                 await self.close()
@@ -99,9 +109,28 @@ class AsyncPublisher(Outbox):
         """Close the connection (the next batch opens a new one)."""
         client, self._client = self._client, None
         cluster, self._cluster = self._cluster, None
+        connection, self._connection = self._connection, None
         if cluster is not None:
             await cluster.aclose()
+        if connection is not None:
+            try:
+                # Whatever it was in the middle of is not read: it is never used again.
+                await connection.disconnect()
+            except Exception:
+                pass
         await aclose(client)
+
+
+async def send_batch(connection: Any, batch: list[tuple[Any, ...]]) -> list[Any]:
+    """As the eventlet shell's ``send_batch``, over a ``redis.asyncio`` connection."""
+    await connection.send_packed_command(connection.pack_commands(batch))
+    answers: list[Any] = []
+    for _ in batch:
+        try:
+            answers.append(await connection.read_response())
+        except ResponseError as exc:
+            answers.append(exc)
+    return answers
 
 
 async def _wait(event: asyncio.Event, timeout: float) -> None:

@@ -19,6 +19,8 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from socketio.packet import Packet
+
 from sioctl.cluster.redis_urls import is_cluster
 from sioctl.worker.redis_cluster import tagged, topology_kind
 
@@ -29,6 +31,8 @@ from .outbox import Outbox, stream_key
 from .owners import OwnerCache
 
 TRANSPORTS = ("pubsub", "streams")
+# Emit arguments that are never binary (no walk through them for bytes: Packet.data_is_binary).
+PLAIN = frozenset({str, int, float, bool, type(None)})
 # A socket's owner record outlives a dead worker by at most this long.
 OWNER_TTL = 60.0
 OWNER_REFRESH = OWNER_TTL / 3
@@ -249,6 +253,41 @@ class SioctlManagerBase:
         if channel is not None:
             self.publish_raw(channel, data, guard=routing.guard(data, self.channel, channel))
 
+    def _direct_emit(self, event: str, data: Any, namespace: str | None, room: Any,
+                     skip_sid: Any, callback: Any, kwargs: dict[str, Any]) -> bool:
+        """Queue an emit to one socket (or room) of another worker straight on that worker's
+        channel and say True; False (nothing done) when it is not that simple, and python-
+        socketio's ``emit`` (local delivery, ``_publish``) takes it.
+
+        The simple case, the targeted emit: no callback, not binary, no recovery stream, the
+        addressee has nobody here and the owner cache names its worker (the first emit to a
+        socket asks Redis through the general path, which fills the cache). The message, its
+        stamp (send time, the channel's sequence number, streams' id and guard) and its queue
+        are those of the general path (``PubSubManager.emit`` -> ``_publish`` ->
+        ``_send_routed``), built once instead of as a message, a routed copy and a stamped
+        copy; queued on the same outbox, so its order with everything else this worker
+        publishes is kept."""
+        if (callback is not None or not isinstance(room, str) or self.publisher is None
+                or kwargs.get("ignore_queue") or getattr(self, "sessions", None) is not None):
+            return False
+        namespace = namespace or "/"
+        if room in self.rooms.get(namespace, ()):  # a socket, or a room with someone, here
+            return False
+        known, owner = self.owners.get(namespace, room)
+        if not known or owner is None:
+            return False
+        args = list(data) if isinstance(data, tuple) else [data]
+        if type(data) not in PLAIN and Packet.data_is_binary(args):
+            return False
+        channel = envelope.worker_channel(self.channel, owner)
+        message = {"method": "emit", "event": event, "data": args, "binary": False,
+                   "namespace": namespace, "room": room, "skip_sid": skip_sid,
+                   "callback": None, "host_id": self.host_id}
+        guard = (self._owner_key(namespace, room), owner) if self.transport == "streams" \
+            else None
+        self.publisher.publish(channel, self._outgoing(channel, message, fresh=True), guard)
+        return True
+
     def publish_raw(self, channel: str, data: dict[str, Any], sequenced: bool = True,
                     guard: tuple[str, str] | None = None) -> None:
         """Queue ``data`` for ``channel`` as it is (no routing), stamped (``_outgoing``);
@@ -283,14 +322,15 @@ class SioctlManagerBase:
         self.publish_raw(self.channel, envelope.forwarded(data), sequenced=False)
         return True
 
-    def _outgoing(self, channel: str, data: dict[str, Any],
-                  sequenced: bool = True, mid: bool = False) -> str | bytes:
+    def _outgoing(self, channel: str, data: dict[str, Any], sequenced: bool = True,
+                  mid: bool = False, fresh: bool = False) -> str | bytes:
         """``data`` as sent on ``channel``: stamped with the send time, its sequence number
         (unless ``sequenced`` is False, or it is a callback) and, streams mode (or ``mid``:
-        any stream), a unique id."""
+        any stream), a unique id; ``fresh``: ``data`` is the caller's own, stamped in place."""
         seq = self.sequencer.next(channel) if sequenced and envelope.is_sequenced(data) else None
         unique = uuid.uuid4().hex if mid or self.transport == "streams" else None
-        encoded: str | bytes = self.json.dumps(envelope.stamp(data, time.time(), seq, unique))
+        stamped = envelope.stamp(data, time.time(), seq, unique, copy=not fresh)
+        encoded: str | bytes = self.json.dumps(stamped)
         return encoded
 
     def _incoming(self, channel: str, raw: Any) -> dict[str, Any] | None:

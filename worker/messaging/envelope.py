@@ -75,10 +75,11 @@ def is_sequenced(data: dict[str, Any]) -> bool:
 
 
 def stamp(data: dict[str, Any], now: float, seq: int | None = None,
-          mid: str | None = None) -> dict[str, Any]:
-    """A copy of ``data`` ready to send: its send time (kept if it has one), and ``seq`` and
-    ``mid`` when given."""
-    stamped = {**data, "ts": data.get("ts") or now}
+          mid: str | None = None, copy: bool = True) -> dict[str, Any]:
+    """A copy of ``data`` (``copy`` False: ``data`` itself) ready to send: its send time (kept
+    if it has one), and ``seq`` and ``mid`` when given."""
+    stamped = {**data} if copy else data
+    stamped["ts"] = data.get("ts") or now
     if seq is not None:
         stamped["seq"] = seq
     if mid is not None:

@@ -213,6 +213,16 @@ class SioctlRedisManager(RecoveryMixin, SioctlManagerBase, socketio.PubSubManage
 
     # ------------------------------------------------------------------------ publishing
 
+    def emit(self, event: str, data: Any, namespace: Any = None, room: Any = None,
+             skip_sid: Any = None, callback: Any = None, to: Any = None,
+             **kwargs: Any) -> Any:
+        """python-socketio's emit; a plain emit to a socket of another worker is queued for
+        it directly (``SioctlManagerBase._direct_emit``)."""
+        if self._direct_emit(event, data, namespace, to or room, skip_sid, callback, kwargs):
+            return None
+        return super().emit(event, data, namespace=namespace, room=room, skip_sid=skip_sid,
+                            callback=callback, to=to, **kwargs)
+
     def _publish(self, data: dict[str, Any]) -> None:
         if self._recovery_publish(data):
             return

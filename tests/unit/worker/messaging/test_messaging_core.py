@@ -59,6 +59,13 @@ def test_stamp_adds_time_sequence_and_message_id_and_keeps_the_body() -> None:
     assert envelope.stamp({**body, "ts": 3.0}, 12.5)["ts"] == 3.0  # an earlier send time stays
 
 
+def test_stamp_in_place_stamps_the_callers_own_message() -> None:
+    body = emit(OTHER)
+    before = dict(body)
+    sent = envelope.stamp(body, 12.5, seq=7, copy=False)
+    assert sent is body and body == {**before, "ts": 12.5, "seq": 7}
+
+
 def test_sequencer_counts_per_channel() -> None:
     sequencer = envelope.Sequencer()
     assert [sequencer.next("a"), sequencer.next("a"), sequencer.next("b")] == [1, 2, 1]
