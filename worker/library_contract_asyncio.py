@@ -36,6 +36,7 @@ AIO_WS = "worker/aio/ws_protocol.py"
 AIO_ROUTES = "worker/aio/routes.py"
 # python-engineio's ASGI driver as the async shells use it (its websocket without a coroutine).
 P_ASYNC_ASGI = "worker/protocol/async_asgi.py"
+P_ASYNC_READER = "worker/protocol/async_ws_reader.py"
 ASGI_WS = "engineio.async_drivers.asgi:WebSocket"
 # The module of the asyncio fan-out (a manager's local delivery without a task per recipient).
 FANOUT = "worker/messaging/fanout.py"
@@ -277,6 +278,30 @@ ASYNCIO_HOOKS: tuple[Hook, ...] = (
          "set in __init__; only put_nowait, get and empty are called on it; writable (set in "
          "__init__) only set, clear and wait; request and response set by the handshake and "
          "read only by the accept"),
+    Hook(f"{UVICORN_WS}.send_receive_event_to_app", OVERRIDE, (), (AIO_WS,),
+         "called by handle_text/handle_bytes/handle_cont once a message's last frame is in "
+         "(frames, curr_msg_data_type); once the reads are handed over the message goes to "
+         "queue.frame(data) instead"),
+    Hook(f"{UVICORN_WS}.send_receive_event_to_app", COPY, (), (AIO_WS,),
+         "repeated once the reads are handed over: the frames joined, dropped after "
+         "close_sent, text decoded (invalid UTF-8: send_close(1007), "
+         "handle_parser_exception()); reads are not paused"),
+    Hook(f"{UVICORN_WS}.run_asgi", OVERRIDE, (), (AIO_WS,),
+         "the task uvicorn starts at the handshake (handle_connect) to run the app"),
+    Hook(f"{UVICORN_WS}.run_asgi", COPY, (), (AIO_WS,),
+         "repeated, except that the transport is not closed when the app returns once the "
+         "websocket's reads were handed to the callbacks (async_ws_reader.ProtocolReader), "
+         "which close it at its end (close_timer None: no close handshake under way)"),
+    Hook(f"{UVICORN_WS}.handle_parser_exception", CALL, (), (AIO_WS,)),
+    Hook(f"{UVICORN_WS}.send_500_response", CALL, (), (AIO_WS,)),
+    Hook(f"{UVICORN_WS}.read_paused", ATTRIBUTE, None, (P_ASYNC_READER,),
+         "True while uvicorn has paused the transport's reading; its close resumes reading "
+         "when it is set"),
+    Hook(f"{UVICORN_WS}.receive", ATTRIBUTE, None, (P_ASYNC_READER,),
+         "a bound method of the protocol: the guarded websocket's receive, whose __self__ is "
+         "the protocol the reads are handed to"),
+    Hook(f"{UVICORN_WS}.close_timer", ATTRIBUTE, None, (AIO_WS,),
+         "None unless the server's close handshake is under way"),
     Hook("uvicorn.config:Config.ws_protocol_class", ATTRIBUTE, None, (AIO_SERVING,),
          "set by load(): the class the HTTP protocol hands a websocket upgrade to"),
     Hook("uvicorn.config:Config.load", CALL, (), (AIO_SERVING,)),

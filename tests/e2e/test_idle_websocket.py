@@ -114,3 +114,92 @@ def test_a_polling_session_upgrades_idles_and_ends_when_its_worker_is_replaced(
                    what="the client on the new worker")
     finally:
         raw.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_messages_sent_in_one_write_are_all_answered_and_the_websocket_idles_on(
+    start_cluster: Any, engine: str
+) -> None:
+    """Twenty acknowledged events in one TCP write (the worker parses them from one read):
+    each is answered; the websocket then idles, pinged, and answers again (asyncio reads
+    them from the protocol's callbacks once the session is established)."""
+    cluster = start_cluster(app=app_on(engine, "tests.apps.fastping:sio"), workers=1)
+    ws = open_session(cluster.port, SOURCE_IPS[0])
+    try:
+        frames = [websocket.ABNF.create_frame(f'42{n}["echo","m{n}"]',
+                                              websocket.ABNF.OPCODE_TEXT).format()
+                  for n in range(20)]
+        ws.sock.sendall(b"".join(frames))
+        answers: set[str] = set()
+        for _ in range(MAX_FRAMES):
+            frame = ws.recv()
+            if frame == "2":
+                ws.send("3")
+            else:
+                answers.add(frame)
+            if len(answers) == 20:
+                break
+        assert answers == {f'43{n}["m{n}"]' for n in range(20)}
+        pings = 0
+        while pings < 3:
+            pings += read_until(ws, "2") + 1
+            ws.send("3")
+        ws.send('421["echo","again"]')
+        read_until(ws, '431["again"]')
+    finally:
+        ws.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_oversized_frame_ends_the_websocket_and_its_session(
+    start_cluster: Any, engine: str
+) -> None:
+    """A frame past max_http_buffer_size (1 MB) on an established websocket: the server ends
+    the websocket and forgets the session; another session is served as before."""
+    cluster = start_cluster(app=app_on(engine, "tests.apps.fastping:sio"), workers=1)
+    ws = open_session(cluster.port, SOURCE_IPS[1])
+    try:
+        ws.send('42["echo","' + "x" * 1_100_000 + '"]')
+        ws.settimeout(15)
+        assert closed_by_server(ws)
+    finally:
+        ws.close()
+    cluster.wait_for(lambda s: s["slots"][0]["sessions"] == 0, timeout=15.0,
+                     what="the oversized session forgotten")
+    other = open_session(cluster.port, SOURCE_IPS[2])
+    try:
+        other.send('421["echo","fine"]')
+        read_until(other, '431["fine"]')
+    finally:
+        other.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_client_close_is_answered_and_its_session_forgotten(
+    start_cluster: Any, engine: str
+) -> None:
+    """The client starts the close handshake on an idle, established websocket: the server
+    answers with its close frame and forgets the session."""
+    cluster = start_cluster(app=app_on(engine, "tests.apps.fastping:sio"), workers=1)
+    ws = open_session(cluster.port, SOURCE_IPS[3])
+    try:
+        read_until(ws, "2")
+        ws.send("3")
+        cluster.wait_for(lambda s: s["slots"][0]["sessions"] == 1, timeout=15.0,
+                         what="the session counted")
+        ws.send_close(websocket.STATUS_NORMAL)
+        ws.settimeout(15)
+        answered = False
+        for _ in range(MAX_FRAMES):
+            try:
+                opcode, _ = ws.recv_data(control_frame=True)
+            except (websocket.WebSocketConnectionClosedException, ConnectionError):
+                break
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                answered = True
+                break
+        assert answered, "the server did not answer the close frame"
+    finally:
+        ws.shutdown()
+    cluster.wait_for(lambda s: s["slots"][0]["sessions"] == 0, timeout=15.0,
+                     what="the closed session forgotten")

@@ -51,11 +51,13 @@ def test_access_log_shows_the_request_http_version(
     assert versions == {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_a_websocket_is_logged_once_when_it_ends(
-    start_cluster: StartCluster, connect: Callable[..., Any], tmp_path: Path
+    start_cluster: StartCluster, connect: Callable[..., Any], tmp_path: Path, engine: str
 ) -> None:
-    """eventlet: a websocket's request gets its one access line (101) when the websocket ends,
-    not when its reading is handed over at the handshake (worker/http_server.py)."""
+    """A websocket's request gets its one access line (101) when the websocket ends, not when
+    its reading is handed over once it is established (eventlet: worker/http_server.py;
+    asyncio: worker/protocol/async_ws_reader.py)."""
     access_log = tmp_path / "access.log"
     cluster = start_cluster(workers=1, extra_args=["--access-logfile", str(access_log)])
     ip = "127.0.0.57"

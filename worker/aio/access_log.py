@@ -14,6 +14,8 @@ from typing import Any
 
 from gunicorn.glogging import Logger
 
+from sioctl.worker.aio.ws_protocol import handed_over_reader
+
 AsgiApp = Callable[..., Any]
 
 
@@ -61,6 +63,11 @@ class AsgiAccessLog:
                 response.status = "403"
             await send(message)
 
+        def log() -> None:
+            headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+            elapsed = datetime.timedelta(seconds=time.monotonic() - started)
+            self.logger.access(response, _Request(headers), environ_of(scope, headers), elapsed)
+
         try:
             await self.app(scope, receive, recording_send)
         except Exception:
@@ -68,9 +75,14 @@ class AsgiAccessLog:
                 response.status = "500"  # what uvicorn answers for the app
             raise
         finally:
-            headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
-            elapsed = datetime.timedelta(seconds=time.monotonic() - started)
-            self.logger.access(response, _Request(headers), environ_of(scope, headers), elapsed)
+            # A websocket whose reads were handed to its protocol's callbacks outlives the
+            # app's call (worker/protocol/async_ws_reader.py): its line, with its duration,
+            # is written when it ends, as eventlet's posthooks do.
+            reader = handed_over_reader(receive) if scope["type"] == "websocket" else None
+            if reader is not None:
+                reader.at_end(log)
+            else:
+                log()
 
 
 def environ_of(scope: dict[str, Any], headers: list[tuple[str, str]]) -> dict[str, Any]:

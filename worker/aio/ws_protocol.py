@@ -43,6 +43,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from uvicorn.protocols.utils import ClientDisconnected
+
 from sioctl.worker.protocol.session_queue import SessionQueue
 
 # uvicorn's websocket protocol attributes that are, after the handshake, the same object on
@@ -158,6 +160,22 @@ class LazyEvent:
 class LeanWebSocketMixin:
     """Put in front of uvicorn's ``WebSocketsSansIOProtocol`` (see the module's docstring)."""
 
+    # uvicorn's (set in its __init__ or the handshake), as read here.
+    queue: Any
+    frames: list[bytes]
+    close_sent: bool
+    close_timer: Any
+    curr_msg_data_type: str
+    handshake_complete: bool
+    transport: Any
+    logger: Any
+    conn: Any
+    app: Any
+    scope: Any
+    receive: Any
+    handle_parser_exception: Any
+    send_500_response: Any
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.queue = SessionQueue(None)  # uvicorn calls put_nowait, get and empty
@@ -183,6 +201,76 @@ class LeanWebSocketMixin:
             compact_attributes(self, CLASS_WIDE, HANDSHAKE_ONLY)
             if conn is not None:
                 restart_parser(conn)
+
+
+    # --- reads from the callbacks (worker/protocol/async_ws_reader.py)
+    def sioctl_read_by(self, reader: Any) -> list[Any]:
+        """From now on each message parsed goes to ``reader.frame(data)`` and every other
+        event to ``reader.put_nowait(event)``, not to the receive queue; the ASGI request may
+        end without closing the connection (:meth:`run_asgi`), which ends when the reader
+        calls :meth:`sioctl_request_ended`. Returns the events the queue held, for the reader
+        to take first."""
+        queue = self.queue
+        pending = []
+        while not queue.empty():
+            pending.append(queue.get_nowait())
+        self.queue = reader
+        return pending
+
+    def sioctl_request_ended(self) -> None:
+        """The websocket read from the callbacks has ended: what uvicorn's ``run_asgi`` does
+        when the app returns (the transport closed, unless a close handshake is under way)."""
+        if self.close_timer is None:
+            self.transport.close()
+
+    def send_receive_event_to_app(self) -> None:
+        reader = self.queue
+        if type(reader) is SessionQueue:
+            super().send_receive_event_to_app()  # type: ignore[misc]
+            return
+        # uvicorn's, with the message given to the reader rather than queued (and reads not
+        # paused: the reader pauses them while it handles a message in a task).
+        frames = self.frames
+        data: Any = frames[0] if len(frames) == 1 else b"".join(frames)
+        self.frames = []
+        if self.close_sent:
+            return  # past the server's close: discarded, as uvicorn does
+        if self.curr_msg_data_type == "text":
+            try:
+                data = data.decode()
+            except UnicodeDecodeError:
+                self.logger.exception("Invalid UTF-8 sequence received from client.")
+                self.conn.send_close(1007)
+                self.handle_parser_exception()
+                return
+        reader.frame(data)
+
+    async def run_asgi(self) -> None:
+        # uvicorn's, except that the transport stays open when the websocket's reads were
+        # handed to a reader of its callbacks (sioctl_read_by): the reader ends it.
+        try:
+            result = await self.app(self.scope, self.receive, self.send)
+        except ClientDisconnected:
+            pass
+        except BaseException:
+            self.logger.exception("Exception in ASGI application\n")
+            self.send_500_response()
+        else:
+            if not self.handshake_complete:
+                self.logger.error("ASGI callable returned without completing handshake.")
+                self.send_500_response()
+            elif result is not None:
+                self.logger.error("ASGI callable should return None, but returned '%s'.",
+                                  result)
+        if self.close_timer is None and type(self.queue) is SessionQueue:
+            self.transport.close()
+
+
+def handed_over_reader(receive: Any) -> Any:
+    """The reader of the websocket whose ASGI ``receive`` this is, once its reads were handed
+    over (``sioctl_read_by``): it has ``at_end(hook)``; else None."""
+    queue = getattr(getattr(receive, "__self__", None), "queue", None)
+    return queue if hasattr(queue, "at_end") else None
 
 
 class LeanUpgradeMixin:

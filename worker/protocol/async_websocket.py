@@ -17,11 +17,13 @@ handler (:mod:`.websocket_serve`).
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 from engineio import exceptions, packet
 
 from .async_asgi import accept_websocket
+from .async_ws_reader import ProtocolReader, hand_over_target, received
 from .core import ws_frame, ws_upgrade
 from .core.eio_rules import InvalidPacket
 from .session_queue import SessionQueue
@@ -252,12 +254,16 @@ async def serve_websocket(session: Any, ws: Any) -> None:
     websocket (``_sioctl_websocket_opens``); an invalid probe is the session's to answer
     (``_sioctl_websocket_refused``). What the session queues is written by an
     :class:`AsyncLazyWriter` (a :class:`.session_queue.SessionQueue`), else by python-
-    engineio's writer task. Returns None (the ASGI app's result)."""
+    engineio's writer task. Once established, a websocket of uvicorn's protocol as the worker
+    serves it is read from the protocol's callbacks (:mod:`.async_ws_reader`): this returns
+    then, and the reader ends the websocket as this would. Returns None (the ASGI app's
+    result)."""
     await accept_websocket(ws)
     guarded = session._sioctl_websocket_opens(ws)
+    handed_over = False
     try:
-        # Everything is in this one coroutine: an idle websocket waits in it, and every
-        # coroutine on that chain is held for the connection's life (~250 bytes each).
+        # Everything is in this one coroutine: an idle websocket read by it waits in it, and
+        # every coroutine on that chain is held for the connection's life (~250 bytes each).
         server = session.server
         if session.connected:
             if not await _upgrade(session, guarded):
@@ -269,6 +275,12 @@ async def serve_websocket(session: Any, ws: Any) -> None:
         server.logger.info("%s: Upgrade to websocket successful", session.sid)
         span = server.ping_interval + server.ping_timeout
         deadline = ReadDeadline(span, DeadlineSweep.of(server, span))
+        protocol = hand_over_target(guarded)
+        if protocol is not None:
+            end = functools.partial(_end_reads, session, ws, deadline, lazy, writer_task)
+            ProtocolReader(session, guarded, protocol, deadline, end).start()
+            handed_over = True
+            return
         try:
             while True:
                 deadline.waiting()
@@ -296,7 +308,29 @@ async def serve_websocket(session: Any, ws: Any) -> None:
     except InvalidPacket as exc:
         await session._sioctl_websocket_refused(ws, exc)
     finally:
+        if not handed_over:
+            session._sioctl_websocket_ends()
+
+
+async def _end_reads(session: Any, ws: Any, deadline: ReadDeadline,
+                     lazy: AsyncLazyWriter | None, writer_task: asyncio.Future[None] | None,
+                     refused: InvalidPacket | None) -> None:
+    """The end of a websocket read from its protocol's callbacks (``ProtocolReader``): what
+    :func:`serve_websocket` does after its read loop, then what python-engineio's
+    ``handle_request`` does after the websocket's handler (a closed session forgotten)."""
+    server = session.server
+    try:
+        deadline.stop()
+        if refused is not None:
+            await session._sioctl_websocket_refused(ws, refused)
+            return
+        await _stop_writer(session, lazy, writer_task)
+        await session.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
+    finally:
         session._sioctl_websocket_ends()
+        sockets = getattr(server, "sockets", None)
+        if session.closed and sockets is not None and sockets.get(session.sid) is session:
+            del sockets[session.sid]
 
 
 def _start_writer(session: Any, ws: Any) -> tuple[AsyncLazyWriter | None,
@@ -330,15 +364,13 @@ async def _stop_writer(session: Any, lazy: AsyncLazyWriter | None,
 async def _received(session: Any, data: Any) -> bool:
     """Give a frame read to the session; False when the session says it is closed."""
     try:
-        await session.receive(packet.Packet(encoded_packet=data))
+        pkt = packet.Packet(encoded_packet=data)
     except exceptions.UnknownPacketError:
-        pass
-    except exceptions.SocketIsClosedError:
-        session.server.logger.info("Receive error -- socket is closed")
-        return False
+        return True
     except Exception:  # as python-engineio: log it and read on
         session.server.logger.exception("Unknown receive error")
-    return True
+        return True
+    return await received(session, pkt)
 
 
 async def _frame(server: Any, ws: Any) -> Any:

@@ -1,0 +1,102 @@
+"""The reader of an established asyncio websocket runs a message's handling in the protocol's
+callback and, should that handling wait after all, hands the rest to a task
+(worker/protocol/async_ws_reader.py, ``_resumed``): the rest must run as a task would run it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from sioctl.worker.protocol.async_ws_reader import _resumed
+
+
+def started_in_callback(coro: Any) -> asyncio.Future[Any]:
+    """Step ``coro`` in a loop callback (no task current, as in ``data_received``); the
+    future's result is what it returned there, or the task that runs its rest."""
+    loop = asyncio.get_running_loop()
+    outcome: asyncio.Future[Any] = loop.create_future()
+
+    def step() -> None:
+        assert asyncio.current_task() is None
+        try:
+            waited = coro.send(None)
+        except StopIteration as stop:
+            outcome.set_result(stop.value)
+            return
+        outcome.set_result(loop.create_task(_resumed(coro, waited)))
+
+    loop.call_soon(step)
+    return outcome
+
+
+def test_a_handling_that_does_not_wait_ends_in_the_callback() -> None:
+    async def handling(done: asyncio.Future[bool]) -> bool:
+        return await done  # already done: no wait
+
+    async def main() -> Any:
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        done.set_result(True)
+        return await started_in_callback(handling(done))
+
+    assert asyncio.run(main()) is True
+
+
+def test_a_handling_that_waits_is_finished_by_a_task() -> None:
+    seen: list[str] = []
+
+    async def handling(gate: asyncio.Future[str]) -> bool:
+        seen.append(await gate)
+        await asyncio.sleep(0)  # a bare yield
+        seen.append(await asyncio.sleep(0.01, "slept"))
+        return True
+
+    async def main() -> Any:
+        gate: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        task = await started_in_callback(handling(gate))
+        assert isinstance(task, asyncio.Task) and not task.done()
+        gate.set_result("opened")
+        return await task
+
+    assert asyncio.run(main()) is True
+    assert seen == ["opened", "slept"]
+
+
+def test_the_awaited_futures_failure_reaches_the_handling() -> None:
+    async def handling(gate: asyncio.Future[str]) -> bool:
+        try:
+            await gate
+        except KeyError:
+            return False
+        return True
+
+    async def main() -> Any:
+        gate: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        task = await started_in_callback(handling(gate))
+        gate.set_exception(KeyError("no"))
+        return await task
+
+    assert asyncio.run(main()) is False
+
+
+def test_cancelling_the_task_cancels_what_the_handling_waits_for() -> None:
+    cleaned: list[bool] = []
+
+    async def handling(gate: asyncio.Future[str]) -> bool:
+        try:
+            await gate
+        finally:
+            cleaned.append(gate.cancelled())
+        return True
+
+    async def main() -> None:
+        gate: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        task = await started_in_callback(handling(gate))
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert cleaned == [True]
