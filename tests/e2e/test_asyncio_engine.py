@@ -142,6 +142,28 @@ def test_a_starlette_app_mounting_socketio_is_served_on_every_core(
     assert requests.get(f"{cluster.url}/health", timeout=10).text == "starlette ok"
 
 
+def test_a_middleware_around_the_socketio_app_sees_each_websocket_request_last(
+    start_cluster: Callable[..., Cluster],
+) -> None:
+    """An app wrapped in a middleware of its own: the websocket's ASGI request lasts until the
+    websocket ends (the worker reads websockets from the protocol's callbacks only where its
+    own routing gives the request to python-engineio)."""
+    cluster = start_cluster(app="tests.apps.async_wrapped:app", workers=1, redis_url=None)
+    ip = ips_for_slot(0, 1)[0]
+    first, second = make_client(ip, ("websocket",)), make_client(ip, ("websocket",))
+    try:
+        first.connect(cluster.url)
+        assert first.call("open_websockets", timeout=10) == 1
+        second.connect(cluster.url)
+        assert first.call("open_websockets", timeout=10) == 2
+        assert second.call("open_websockets", timeout=10) == 2
+        second.shutdown()
+        assert wait_until(lambda: first.call("open_websockets", timeout=10) == 1, 10)
+    finally:
+        first.shutdown()
+        second.shutdown()
+
+
 def test_a_starlette_lifespan_that_raises_is_a_boot_error_with_its_reason(
     run_sioctl: Callable[..., subprocess.CompletedProcess[str]], run_dir: str,
 ) -> None:

@@ -20,6 +20,8 @@ from typing import Any
 
 import engineio
 
+from ..protocol.async_asgi import ROUTED_BY_WORKER
+
 AsgiApp = Callable[..., Any]
 
 
@@ -33,7 +35,10 @@ class EngineIoRoutes:
         self._path: str | None = app.engineio_path
 
     def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:
-        if scope["type"] in ("http", "websocket") and self._routed(scope["path"]):
+        kind = scope["type"]
+        if kind in ("http", "websocket") and self._routed(scope["path"]):
+            if kind == "websocket":
+                scope[ROUTED_BY_WORKER] = True  # nothing of the app's wraps this request
             return self._handle(scope, receive, send)
         return self.app(scope, receive, send)
 

@@ -17,6 +17,11 @@ from typing import Any
 
 from engineio.async_drivers.asgi import WebSocket
 
+# The scope key the worker's Engine.IO routing (``worker/aio/routes.EngineIoRoutes``) sets on a
+# websocket request it gives straight to python-engineio: no application code is wrapped around
+# that request, so it may return before the websocket ends (``async_ws_reader``'s hand-over).
+ROUTED_BY_WORKER = "sioctl.routed_by_worker"
+
 
 class AsgiWebSocket(WebSocket):
     """python-engineio's ASGI websocket whose call returns the handler's awaitable without
@@ -27,6 +32,7 @@ class AsgiWebSocket(WebSocket):
         self.asgi_receive = environ["asgi.receive"]
         self.asgi_send = environ["asgi.send"]
         self.sioctl_accepted = False
+        self.sioctl_routed = ROUTED_BY_WORKER in (environ.get("asgi.scope") or ())
         return self.handler(self)
 
     async def sioctl_accept(self) -> None:

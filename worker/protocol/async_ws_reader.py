@@ -37,7 +37,13 @@ _INLINE = (packet.MESSAGE, packet.PONG)
 
 def hand_over_target(guarded: Any) -> Any:
     """The protocol ``guarded`` (the session's guarded websocket) reads uvicorn's ``receive``
-    of, when that protocol can be read from its callbacks (``sioctl_read_by``); else None."""
+    of, when that protocol can be read from its callbacks (``sioctl_read_by``) and the worker's
+    own routing gave the request to python-engineio (``async_asgi.ROUTED_BY_WORKER``); else
+    None. An app mounted inside another ASGI app (Starlette's ``Mount``, a middleware of the
+    application's) keeps its request for the websocket's life, as ASGI has it: code around it
+    may run when it returns (a span closed, a gauge of open websockets lowered)."""
+    if not getattr(getattr(guarded, "_ws", None), "sioctl_routed", False):
+        return None
     protocol = getattr(getattr(guarded, "_receive", None), "__self__", None)
     if getattr(protocol, "sioctl_read_by", None) is None:
         return None
