@@ -427,7 +427,6 @@ MIXINS: dict[str, str] = {
     "sioctl.worker.protocol.sio_v4:SocketIOv4Mixin": SIO,
     "sioctl.worker.protocol.async_engineio:AsyncConformantEngineMixin": AEIO,
     "sioctl.worker.protocol.async_socketio:AsyncConformantServerMixin": ASIO,
-    "sioctl.worker.protocol.async_socketio:AsyncDirectSendMixin": ASIO,
     # The door's part on python-engineio's base_server methods (_ok), for both engines.
     "sioctl.worker.protocol.eio3_handshake:Eio3DoorBase": EIO,
     # generate_id (a v2 client's socket id), for both engines.

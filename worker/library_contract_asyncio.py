@@ -126,8 +126,7 @@ ASYNCIO_HOOKS: tuple[Hook, ...] = (
          (P_ASYNC_SIO, P_ASYNC_EIO3)),
     Hook(f"{ASIO}._handle_eio_message", OVERRIDE, ("eio_sid", "data"),
          (P_ASYNC_SIO, P_ASYNC_EIO3)),
-    Hook(f"{ASIO}._send_packet", OVERRIDE, ("eio_sid", "pkt"),
-         (P_ASYNC_EIO3, P_RECOVERY, P_ASYNC_SIO)),
+    Hook(f"{ASIO}._send_packet", OVERRIDE, ("eio_sid", "pkt"), (P_ASYNC_EIO3, P_RECOVERY)),
     Hook(f"{ASIO}._send_eio_packet", CALL, ("eio_sid", "eio_pkt"), (FANOUT, BURSTS),
          "a coroutine: the fan-out's (and a burst's) fallback for a session that does not "
          "take a packet without awaiting"),
@@ -210,13 +209,6 @@ ASYNCIO_HOOKS: tuple[Hook, ...] = (
          (P_ASYNC_SIO,), "its log lines and connected check, then _handle_event_internal in a "
          "task of its own made by loop.create_task (not start_background_task) that holds "
          "itself in the rules' state until it ends (no done callback)"),
-    Hook(f"{ASIO}._send_packet", COPY, ("eio_sid", "pkt"), (P_ASYNC_SIO,),
-         "encode, then each piece to eio.send; a single text piece handed to the session's "
-         "send_message_now (AsyncSharedWrites) when the app's class has no _send_packet and "
-         "the engine keeps python-engineio's send, send_packet and _get_socket"),
-    Hook(f"{AEIO}._get_socket", ATTRIBUTE, None, (P_ASYNC_SIO,),
-         "python-engineio's session look-up in send_packet: a closed session is dropped and "
-         "the send warned about; AsyncDirectSendMixin leaves closed sessions to it"),
     Hook(f"{ASIO}._handle_event_internal", CALL,
          ("server", "sid", "eio_sid", "data", "namespace", "id"), (P_ASYNC_SIO,),
          "runs the handler and sends its ack"),

@@ -78,9 +78,6 @@ ASYNC_SERVER_MIXINS: tuple[type, ...] = (
     async_eio3.AsyncSocketIOv4Mixin,
     async_socketio.AsyncConformantServerMixin,
     recovery.AsyncRecoveryServerMixin,
-    # _send_packet: a packet to one session handed to its own write, without python-
-    # engineio's send layers (last: the mixins above change the packet first).
-    async_socketio.AsyncDirectSendMixin,
 )
 
 

@@ -11,18 +11,14 @@ process. Socket.IO protocol v4 (v2 clients) on asyncio: :mod:`.async_eio3`.
 from __future__ import annotations
 
 import asyncio
-import functools
 from typing import Any
 
-import engineio
 import socketio
-from engineio import packet as eio_packet
 from socketio import packet
 
 from .core import sio_rules
 from .core.sio_connect import ConnectState
 from .core.sio_rules import InvalidPacket
-from .shared_writes import AsyncSharedWrites
 from .socketio_rules import namespace_served
 
 
@@ -173,53 +169,5 @@ class AsyncConformantServerMixin:
                                 reason=server.eio.reason.TRANSPORT_ERROR)
 
 
-
-class AsyncDirectSendMixin:
-    """``socketio.AsyncServer`` mixin, last of the async shells: a packet to one session (an
-    ack, an emit to its sid, anything ``_send_packet`` sends) handed to the session's own
-    write (``AsyncSharedWrites.send_message_now``) without python-engineio's
-    ``AsyncServer.send`` / ``send_packet`` / ``AsyncSocket.send`` coroutines above it (three
-    awaits and a session look-up per message, ~5% of a worker's samples under an echo load)."""
-
-    async def _send_packet(self, eio_sid: str, pkt: Any) -> None:
-        # python-socketio's AsyncServer._send_packet (5.18), a COPY tracked in
-        # worker/library_contract_asyncio.py: encode, then each encoded piece to eio.send.
-        server: Any = self
-        if not _plain_sends(server.__class__, server.eio.__class__):
-            await super()._send_packet(eio_sid, pkt)  # type: ignore[misc]
-            return
-        encoded = pkt.encode()
-        if isinstance(encoded, list):  # binary attachments: python-socketio's way
-            for piece in encoded:
-                await server.eio.send(eio_sid, piece)
-            return
-        # python-engineio's send would look the session up (_get_socket: a closed one is
-        # dropped and warned about) and await its send: here only an open session whose
-        # send is AsyncSharedWrites' is written to directly; anything else, or a packet it
-        # does not take now, goes the whole way.
-        session = server.eio.sockets.get(eio_sid)
-        if session is not None and not session.closed and \
-                type(session).send is _SHARED_SEND and \
-                session.send_message_now(eio_packet.Packet(eio_packet.MESSAGE, data=encoded)):
-            return
-        await server.eio.send(eio_sid, encoded)
-
-
-@functools.lru_cache(maxsize=64)
-def _plain_sends(server_class: Any, engine_class: Any) -> bool:
-    """Whether ``AsyncDirectSendMixin`` may stand in for the ``_send_packet`` below it and for
-    python-engineio's ``send`` layers: the next ``_send_packet`` along ``server_class``'s MRO
-    is python-socketio's own (the app's class does not define one) and ``engine_class``
-    keeps python-engineio's ``send``, ``send_packet`` and ``_get_socket``."""
-    mro = server_class.__mro__
-    below = mro[mro.index(AsyncDirectSendMixin) + 1:]
-    owner = next((kind for kind in below if "_send_packet" in kind.__dict__), None)
-    return owner is socketio.AsyncServer and all(
-        getattr(engine_class, name) is getattr(engineio.AsyncServer, name)
-        for name in ("send", "send_packet", "_get_socket"))
-
-
 # python-socketio's own; a subclass that overrides it keeps python-socketio's _handle_event.
 _START_BACKGROUND_TASK = socketio.AsyncServer.start_background_task
-# A session whose send is this one takes send_message_now (EIO=3 sessions have their own).
-_SHARED_SEND = AsyncSharedWrites.send

@@ -181,24 +181,13 @@ class AsyncSharedWrites:
         it now, as a fan-out's (``write_frame_now``): python-engineio's writer task is then
         not woken for it (a wake-up, a ``poll`` and the ASGI send's layers per message). What
         cannot go now, and every other packet, goes through python-engineio's ``send``."""
-        if pkt.packet_type == packet.MESSAGE and self.send_message_now(pkt):
+        if pkt.packet_type == packet.MESSAGE and self._sioctl_direct is not None and \
+                self.write_frame_now(pkt, ws_frame.shared_frame(pkt), time.time(), False):
+            # python-engineio's send logs it so (Logger.info asks isEnabledFor itself)
+            self.server.logger.info("%s: Sending packet MESSAGE data %s", self.sid,
+                                    "<binary>" if isinstance(pkt.data, bytes) else pkt.data)
             return
         await super().send(pkt)  # type: ignore[misc]
-
-    def send_message_now(self, pkt: packet.Packet) -> bool:
-        """``send``'s own half for MESSAGE ``pkt``, without awaiting: written (or queued) by
-        ``write_frame_now`` when the session's websocket can take frames straight to its
-        transport, and logged as python-engineio's ``send`` logs it; False (nothing done) when
-        python-engineio's ``send`` must have it. Also called directly, without the awaits of
-        python-engineio's ``AsyncServer.send`` layers, by ``async_socketio.
-        AsyncDirectSendMixin`` for a session whose ``send`` is this class's."""
-        if self._sioctl_direct is None or \
-                not self.write_frame_now(pkt, ws_frame.shared_frame(pkt), time.time(), False):
-            return False
-        # python-engineio's send logs it so (Logger.info asks isEnabledFor itself)
-        self.server.logger.info("%s: Sending packet MESSAGE data %s", self.sid,
-                                "<binary>" if isinstance(pkt.data, bytes) else pkt.data)
-        return True
 
     def write_shared_now(self, pkt: packet.Packet) -> bool:
         """Send ``pkt``, one packet of a fan-out (the same object for every recipient),

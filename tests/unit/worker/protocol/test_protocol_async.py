@@ -304,32 +304,3 @@ def test_each_event_handler_runs_in_a_task_of_its_own_held_until_it_ends() -> No
         assert not held
 
     run(scenario())
-
-
-def test_an_apps_own_send_packet_still_runs_under_the_direct_send() -> None:
-    """``AsyncDirectSendMixin`` stands in for python-socketio's ``_send_packet`` only: an app
-    class that defines its own keeps it (and the ack still arrives)."""
-    sent: list[int] = []
-
-    class AppServer(socketio.AsyncServer):
-        async def _send_packet(self, eio_sid: str, pkt: Any) -> None:
-            sent.append(pkt.packet_type)
-            await super()._send_packet(eio_sid, pkt)
-
-    async def scenario() -> None:
-        sio = AppServer(async_mode="asgi", ping_interval=PING_INTERVAL, ping_timeout=5)
-
-        @sio.on("echo")
-        async def echo(sid: str, data: Any) -> Any:
-            return data
-
-        protocol.install(sio)
-        client = Client(socketio.ASGIApp(sio, socketio_path="socket.io"))
-        await client.open()
-        assert await client.post(b"40") == (200, b"ok")
-        assert (await client.get())[1].startswith(b"40{")
-        assert await client.post(b'427["echo",{"a":1}]') == (200, b"ok")
-        assert await client.get() == (200, b'437[{"a":1}]')
-        assert sent == [socketio.packet.CONNECT, socketio.packet.ACK]
-
-    run(scenario())
