@@ -203,17 +203,6 @@ ASYNCIO_HOOKS: tuple[Hook, ...] = (
          (P_ASYNC_SIO,)),
     Hook(f"{ASIO}._handle_event", CALL, ("eio_sid", "namespace", "id", "data"),
          (P_ASYNC_SIO,)),
-    Hook(f"{ASIO}._handle_event", OVERRIDE, ("eio_sid", "namespace", "id", "data"),
-         (P_ASYNC_SIO,), "called for every EVENT and complete BINARY_EVENT"),
-    Hook(f"{ASIO}._handle_event", COPY, ("eio_sid", "namespace", "id", "data"),
-         (P_ASYNC_SIO,), "its log lines and connected check, then _handle_event_internal in a "
-         "task of its own made by loop.create_task (not start_background_task) that holds "
-         "itself in the rules' state until it ends (no done callback)"),
-    Hook(f"{ASIO}._handle_event_internal", CALL,
-         ("server", "sid", "eio_sid", "data", "namespace", "id"), (P_ASYNC_SIO,),
-         "runs the handler and sends its ack"),
-    Hook(f"{ASIO}.async_handlers", ATTRIBUTE, None, (P_ASYNC_SIO,),
-         "True (the default): each event's handler runs in a task of its own"),
     Hook(f"{ASIO}._handle_ack", CALL, ("eio_sid", "namespace", "id", "data"), (P_ASYNC_SIO,)),
     Hook(f"{ASIO}.emit", OVERRIDE, ("event", "data", "to", "room", "skip_sid", "namespace",
                                     "callback", "ignore_queue"), (P_ASYNC_SIO,),

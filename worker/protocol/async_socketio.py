@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import socketio
 from socketio import packet
 
 from .core import sio_rules
@@ -99,45 +98,6 @@ class AsyncConformantServerMixin:
                 self._sioctl_state.events_received += 1
             server._binary_packet[eio_sid] = pkt  # BINARY_EVENT / BINARY_ACK: attachments next
 
-    async def _handle_event(self, eio_sid: str, namespace: str | None, id: Any,
-                            data: Any) -> None:
-        """python-socketio's ``_handle_event`` (5.18; a COPY tracked in
-        worker/library_contract_asyncio.py): its log line and connected check, then the
-        handler run by ``_handle_event_internal`` in a task of its own, as python-socketio
-        runs it (its own task and context; a handler that waits holds up none of the
-        client's other events). The task is made by the running loop's ``create_task``
-        rather than ``start_background_task`` (``asyncio.ensure_future``: its checks and a
-        second loop look-up, ~1 µs per event) and keeps itself referenced until it ends
-        (:meth:`_sioctl_event_task`) instead of through a done callback, which cost each event
-        one more loop callback. A server whose class gives its own ``start_background_task``
-        keeps python-socketio's path."""
-        server: Any = self
-        if not server.async_handlers or \
-                type(server).start_background_task is not _START_BACKGROUND_TASK:
-            await super()._handle_event(eio_sid, namespace, id, data)  # type: ignore[misc]
-            return
-        namespace = namespace or "/"
-        sid = server.manager.sid_from_eio_sid(eio_sid, namespace)
-        server.logger.info('received event "%s" from %s [%s]', data[0], sid, namespace)
-        if not server.manager.is_connected(sid, namespace):
-            server.logger.warning("%s is not connected to namespace %s", sid, namespace)
-            return
-        loop = asyncio.get_running_loop()
-        task = loop.create_task(self._sioctl_event_task(loop, sid, eio_sid, data, namespace, id))
-        self._sioctl_state.handler_tasks.add(task)
-
-    async def _sioctl_event_task(self, loop: asyncio.AbstractEventLoop, sid: str, eio_sid: str,
-                                 data: Any, namespace: str, id: Any) -> None:
-        """One event's handler task (:meth:`_handle_event`): python-socketio's
-        ``_handle_event_internal`` (the handler, then its ack), the task held in the rules'
-        state until it ends, as python-socketio holds its own (a task awaiting a future only
-        it references could otherwise be collected)."""
-        server: Any = self
-        try:
-            await server._handle_event_internal(server, sid, eio_sid, data, namespace, id)
-        finally:
-            self._sioctl_state.handler_tasks.discard(asyncio.current_task(loop))
-
     async def emit(self, *args: Any, **kwargs: Any) -> Any:
         """python-socketio's emit, counted for the metrics (send() and call() emit too)."""
         self._sioctl_state.emits += 1
@@ -167,7 +127,3 @@ class AsyncConformantServerMixin:
         if session is not None and not session.closed:
             await session.close(wait=False, abort=False,
                                 reason=server.eio.reason.TRANSPORT_ERROR)
-
-
-# python-socketio's own; a subclass that overrides it keeps python-socketio's _handle_event.
-_START_BACKGROUND_TASK = socketio.AsyncServer.start_background_task

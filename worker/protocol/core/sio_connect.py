@@ -12,7 +12,6 @@ runs the sweep that asks :meth:`ConnectState.overdue`.
 from __future__ import annotations
 
 from collections.abc import Container
-from typing import Any
 
 from socketio import packet
 
@@ -34,9 +33,6 @@ class ConnectState:
         # packets) and the server's emit() calls, since the worker started.
         self.events_received = 0
         self.emits = 0
-        # The asyncio shell's event handler tasks while they run (it holds them, as
-        # python-socketio's task_reference_holder does; the sync shells leave it empty).
-        self.handler_tasks: set[Any] = set()
 
     def session_opens(self, eio_sid: str, now: float) -> bool:
         """An Engine.IO session opened at ``now``; its CONNECT is due ``connect_timeout``

@@ -7,7 +7,6 @@ decisions on python-engineio's and python-socketio's coroutines."""
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import json
 from typing import Any
 
@@ -261,46 +260,5 @@ def test_eio3_session_on_asyncio() -> None:
         assert await client.request("POST", query, b"16:40/chat?token=1,") == (200, b"ok")
         assert v3_packets((await client.request("GET", query))[1]) == [
             '44/chat,"Invalid namespace"']
-
-    run(scenario())
-
-
-def test_each_event_handler_runs_in_a_task_of_its_own_held_until_it_ends() -> None:
-    """The asyncio shell's ``_handle_event`` starts each handler as python-socketio does (a
-    task of its own, its own context), holds the task while it waits and lets it go when it
-    ends; a handler that waits holds up none of the client's other events."""
-    where: contextvars.ContextVar[str] = contextvars.ContextVar("where", default="none")
-
-    async def scenario() -> None:
-        sio, app = make_app()
-        release = asyncio.Event()
-        tasks: dict[str, Any] = {}
-
-        @sio.on("hold")
-        async def hold(sid: str, data: Any) -> Any:
-            where.set("hold")
-            tasks["hold"] = asyncio.current_task()
-            await release.wait()
-            return where.get()
-
-        @sio.on("peek")
-        async def peek(sid: str, data: Any) -> Any:
-            tasks["peek"] = asyncio.current_task()
-            return where.get()
-
-        client = Client(app)
-        await client.open()
-        assert await client.post(b"40") == (200, b"ok")
-        assert (await client.get())[1].startswith(b"40{")
-        assert await client.post(b'421["hold",1]') == (200, b"ok")
-        assert await client.post(b'422["peek",1]') == (200, b"ok")
-        assert await client.get() == (200, b'432["none"]')  # hold still waits
-        held = sio._sioctl_state.handler_tasks
-        assert tasks["hold"] in held and tasks["peek"] not in held
-        assert tasks["hold"] is not tasks["peek"]
-        release.set()
-        assert await client.get() == (200, b'431["hold"]')
-        await asyncio.sleep(0)
-        assert not held
 
     run(scenario())
