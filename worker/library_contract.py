@@ -141,6 +141,10 @@ HOOKS: tuple[Hook, ...] = (
     Hook("engineio.json:loads", ATTRIBUTE, None, (P_CORE_JSON,),
          "json.loads(s, parse_int=_safe_int) per packet decoded; dumps below: both replaced"),
     Hook("engineio.json:dumps", ATTRIBUTE, None, (P_CORE_JSON,), "json.dumps (star import)"),
+    Hook("socketio.packet:Packet.data_is_binary", PATCH, ("data",),
+         ("worker/protocol/core/binary_check.py", "worker/main.py", "worker/aio/main.py"),
+         "a classmethod, asked by Packet.__init__ of every packet built with data; replaced "
+         "on Packet itself by binary_check.data_is_binary (the same answers)"),
     Hook("engineio.base_server:default_logger", LAYOUT, None, ("worker/boot.py",),
          "the library's logger is named 'engineio.server'"),
     # ------------------------------------------------------------ python-engineio: a session

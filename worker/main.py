@@ -43,7 +43,7 @@ from sioctl.worker.framework.application import load_app_dir
 from sioctl.worker.gate import DrainGate
 from sioctl.worker.gateway.mount import gateway_plugin
 from sioctl.worker.http_server import HttpServer
-from sioctl.worker.protocol.core import json_codec
+from sioctl.worker.protocol.core import binary_check, json_codec
 from sioctl.worker.signal_pipe import signal_pipe, wait_for_signal
 
 HEARTBEAT_INTERVAL = master_channel.HEARTBEAT_INTERVAL
@@ -182,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         listener = listen(options.listen, settings.backlog) if options.listen else None
         json_codec.install()  # engineio.json's decoder and encoder made once (both engines)
+        binary_check.install()  # Packet.data_is_binary without its lists and reduce
         loaded, described = load(settings, logger)
         tls_context = tls.server_context(settings)
         try:

@@ -28,7 +28,7 @@ from sioctl.worker.aio.channel import AsyncChannel
 from sioctl.worker.aio.lifespan import Lifespan
 from sioctl.worker.aio.serving import Serving
 from sioctl.worker.errors import BootError
-from sioctl.worker.protocol.core import json_codec
+from sioctl.worker.protocol.core import binary_check, json_codec
 
 HEARTBEAT_INTERVAL = master_channel.HEARTBEAT_INTERVAL
 POLL_INTERVAL = 0.1
@@ -258,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         listener = listen(options.listen, settings.backlog) if options.listen else None
         fixes.install()  # before the rules: their shell keeps the driver's translate_request
         json_codec.install()  # engineio.json's decoder and encoder made once (both engines)
+        binary_check.install()  # Packet.data_is_binary without its lists and reduce
         loaded = aio_app.load(settings)
         aio_app.install_rules(loaded, settings)
     except BootError as exc:

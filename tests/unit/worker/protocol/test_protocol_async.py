@@ -7,6 +7,7 @@ decisions on python-engineio's and python-socketio's coroutines."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 from typing import Any
 
@@ -260,5 +261,42 @@ def test_eio3_session_on_asyncio() -> None:
         assert await client.request("POST", query, b"16:40/chat?token=1,") == (200, b"ok")
         assert v3_packets((await client.request("GET", query))[1]) == [
             '44/chat,"Invalid namespace"']
+
+    run(scenario())
+
+
+def test_each_event_handler_runs_in_a_task_and_context_of_its_own() -> None:
+    """python-socketio's ``async_handlers`` semantics on the asyncio shells (what a faster
+    handler start must keep): each handler runs in a task of its own with its own copy of the
+    context, and a handler that waits holds up none of the client's other events or acks."""
+    where: contextvars.ContextVar[str] = contextvars.ContextVar("where", default="none")
+
+    async def scenario() -> None:
+        sio, app = make_app()
+        release = asyncio.Event()
+        tasks: dict[str, Any] = {}
+
+        @sio.on("hold")
+        async def hold(sid: str, data: Any) -> Any:
+            where.set("hold")
+            tasks["hold"] = asyncio.current_task()
+            await release.wait()
+            return where.get()
+
+        @sio.on("peek")
+        async def peek(sid: str, data: Any) -> Any:
+            tasks["peek"] = asyncio.current_task()
+            return where.get()
+
+        client = Client(app)
+        await client.open()
+        assert await client.post(b"40") == (200, b"ok")
+        assert (await client.get())[1].startswith(b"40{")
+        assert await client.post(b'421["hold",1]') == (200, b"ok")
+        assert await client.post(b'422["peek",1]') == (200, b"ok")
+        assert await client.get() == (200, b'432["none"]')  # hold still waits
+        assert tasks["hold"] is not tasks["peek"] and not tasks["hold"].done()
+        release.set()
+        assert await client.get() == (200, b'431["hold"]')
 
     run(scenario())
