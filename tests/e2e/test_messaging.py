@@ -385,7 +385,7 @@ def test_redis_restart_during_traffic(
     # The outage is named once per worker, not once per message.
     log = cluster.log_text()
     not_subscribed = log_count(cluster, "NOT SUBSCRIBED")
-    publisher_errors = log_count(cluster, "Redis publisher: (?!connected again)")
+    publisher_errors = log_count(cluster, r"Redis publisher[^:]*: (?!connected again)")
     owner_warnings = log_count(cluster, "cannot look up the owner")
     print(
         f"Redis restart: sent {len(sent)} ({len(while_down)} while down), received "

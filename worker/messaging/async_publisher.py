@@ -92,7 +92,7 @@ class AsyncPublisher(Outbox):
                 # Raises on a connection error; the batch stays queued and is sent again.
                 self.sent(batch, await send_batch(self._connection, batch))
             except Exception as exc:  # CancelledError is no Exception: it ends the task
-                delay = self.failed(exc)
+                delay = self.failed(exc, self._connection)
                 await self.close()
                 await asyncio.sleep(delay)
 

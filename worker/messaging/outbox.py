@@ -200,15 +200,18 @@ class Outbox:
                 # A guarded XADD refused (see GUARDED_XADD).
                 self._unheard(channel_of(args[3]), args[7])
 
-    def failed(self, exc: Exception) -> float:
-        """A connection or a batch failed: the outage is counted and said once; returns how
-        long to wait before trying again (what was queued stays queued)."""
+    def failed(self, exc: Exception, connection: Any = None) -> float:
+        """A connection or a batch failed: the outage is counted and said once, naming the
+        server of ``connection`` (the redis-py connection the batch went over, if any: a
+        closed connection's error does not say, and behind Sentinel it tells which master was
+        lost); returns how long to wait before trying again (what was queued stays queued)."""
         self._in_flight = 0  # still queued, sent again
         if self.outage_started is None:
             self.outage_started = self._clock()
             self.stats.outages += 1
-            self.logger.error("Redis publisher: %s; queueing until Redis is back "
-                              "(%d message(s) waiting)", exc, len(self.queue))
+            self.logger.error("Redis publisher%s: %s; queueing until Redis is back "
+                              "(%d message(s) waiting)", server_of(connection), exc,
+                              len(self.queue))
         self.stats.connected = False
         return self.backoff.failed()
 
@@ -227,3 +230,15 @@ class Outbox:
                             "message(s) (%d delayed by outages so far)",
                             self._clock() - (started or self._clock()), waiting,
                             self.stats.delayed)
+
+
+def server_of(connection: Any) -> str:
+    """`` (at host:port)`` (or the Unix socket's path) of a redis-py connection, from its
+    public ``host``/``port``/``path``; ``""`` when there is none."""
+    if connection is None:
+        return ""
+    path = getattr(connection, "path", None)
+    if path:
+        return f" (at {path})"
+    host, port = getattr(connection, "host", None), getattr(connection, "port", None)
+    return f" (at {host}:{port})" if host else ""

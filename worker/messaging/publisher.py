@@ -108,7 +108,7 @@ class Publisher(Outbox):
                 # Raises on a connection error; the batch stays queued and is sent again.
                 self.sent(batch, send_batch(self._connection, batch))
             except Exception as exc:
-                delay = self.failed(exc)
+                delay = self.failed(exc, self._connection)
                 self._drop_client()
                 self._sleep(delay)
 
