@@ -277,7 +277,7 @@ async def serve_websocket(session: Any, ws: Any) -> None:
         deadline = ReadDeadline(span, DeadlineSweep.of(server, span))
         protocol = hand_over_target(guarded)
         if protocol is not None:
-            end = functools.partial(_end_reads, session, ws, deadline, lazy, writer_task)
+            end = functools.partial(_end_reads, session, deadline, lazy, writer_task)
             ProtocolReader(session, guarded, protocol, deadline, end).start()
             handed_over = True
             return
@@ -312,18 +312,16 @@ async def serve_websocket(session: Any, ws: Any) -> None:
             session._sioctl_websocket_ends()
 
 
-async def _end_reads(session: Any, ws: Any, deadline: ReadDeadline,
-                     lazy: AsyncLazyWriter | None, writer_task: asyncio.Future[None] | None,
-                     refused: InvalidPacket | None) -> None:
+async def _end_reads(session: Any, deadline: ReadDeadline, lazy: AsyncLazyWriter | None,
+                     writer_task: asyncio.Future[None] | None) -> None:
     """The end of a websocket read from its protocol's callbacks (``ProtocolReader``): what
-    :func:`serve_websocket` does after its read loop, then what python-engineio's
-    ``handle_request`` does after the websocket's handler (a closed session forgotten)."""
+    :func:`serve_websocket` does after its read loop (whatever ended it: an invalid packet
+    too, which the loop's read raised), then what python-engineio's ``handle_request`` does
+    after the websocket's handler (a closed session forgotten). (An upgrade's probe, the one
+    refusal that leaves the session open, is over before the hand-over.)"""
     server = session.server
     try:
         deadline.stop()
-        if refused is not None:
-            await session._sioctl_websocket_refused(ws, refused)
-            return
         await _stop_writer(session, lazy, writer_task)
         await session.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
     finally:
