@@ -9,6 +9,7 @@ websocket clients writing frames as they like.
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import pytest
@@ -101,3 +102,38 @@ def test_an_invalid_packet_on_an_established_websocket_closes_its_session(
     finally:
         other.close()
 
+
+@pytest.mark.parametrize("engine", ["asyncio"])
+def test_a_client_that_stops_reading_is_dropped(start_cluster: Any, engine: str) -> None:
+    """A client (small receive buffer) that sends echo events of 100 KB and reads none of
+    the answers: once the worker's writes to it are not taken for ping_interval +
+    ping_timeout (tests/apps/fastping.py: 1.3 s) its connection is dropped; the asyncio
+    writer waited for the transport to drain for ever (its session closed by the ping
+    timeout, the connection and its buffers kept, counted against the worker's connection
+    limit, a drain waiting on it). (Asyncio only: the eventlet worker keeps such a
+    connection too, docs/design.md, "Review of the read path".)"""
+    cluster = start_cluster(app=app_on(engine, "tests.apps.fastping:sio"), workers=1)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(10)
+    sock.bind((SOURCE_IPS[3], 0))
+    sock.connect(("127.0.0.1", cluster.port))
+    try:
+        ws = websocket.create_connection(
+            f"ws://127.0.0.1:{cluster.port}/socket.io/?EIO=4&transport=websocket",
+            socket=sock, timeout=10)
+        assert ws.recv().startswith("0")
+        ws.send("40")
+        assert ws.recv().startswith("40")
+        cluster.wait_for(lambda s: s["slots"][0]["connections"] == 1, timeout=15.0,
+                         what="the websocket counted")
+        pad = "x" * 100_000
+        for n in range(40):  # 4 MB of answers, far past what the buffers on the way hold
+            try:
+                ws.send(f'42{n}["echo","{pad}"]')
+            except (websocket.WebSocketException, OSError):
+                break  # the worker dropped it already
+        cluster.wait_for(lambda s: s["slots"][0]["connections"] == 0, timeout=15.0,
+                         what="the connection of the client that reads nothing dropped")
+    finally:
+        sock.close()
