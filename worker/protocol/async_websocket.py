@@ -164,9 +164,8 @@ class AsyncLazyWriter:
     the websocket until it is empty, and ends. Nothing overtakes a queued packet: a direct
     write takes the queue's head. ``None`` taken off the queue ends the websocket (closed, as
     python-engineio's writer does), and so does a failed write; nothing is written after that.
-    A transport that takes no write for ``ping_interval + ping_timeout`` (its buffer over the
-    high-water mark: the client reads nothing) is aborted, as eventlet's writer times out on
-    its socket: a client that stops reading is not served (nor its queue grown) for ever.
+    A transport whose full buffer does not shrink for ``ping_interval + ping_timeout`` (the
+    client reads nothing) is aborted: such a client is not kept (its queue growing) for ever.
     """
 
     __slots__ = ("_session", "_ws", "_task", "_ended", "_finishing")
@@ -251,22 +250,30 @@ class AsyncLazyWriter:
 
 
 async def _writable(session: Any, ws: Any) -> bool:
-    """Whether the transport under ``ws`` (uvicorn's websocket protocol) takes writes now or
-    within ``ping_interval + ping_timeout``; if not it is aborted (a close frame would wait
-    behind the bytes the client does not read, and a close waits to flush them) and False."""
+    """Whether the transport under ``ws`` (uvicorn's protocol) takes writes, now or once it
+    does; False, the transport aborted, when its buffer did not shrink for ``ping_interval +
+    ping_timeout`` (a close would wait to flush what the client does not read)."""
     protocol: Any = getattr(getattr(ws, "asgi_send", None), "__self__", None)
     writable = getattr(protocol, "writable", None)
     if writable is None or writable.is_set():
         return True
     server = session.server
-    try:
-        await asyncio.wait_for(writable.wait(), server.ping_interval + server.ping_timeout)
-    except asyncio.TimeoutError:
+    span = server.ping_interval + server.ping_timeout
+    transport = protocol.transport
+    left = transport.get_write_buffer_size()
+    while True:
+        try:
+            await asyncio.wait_for(writable.wait(), span)
+            return True
+        except asyncio.TimeoutError:
+            now = transport.get_write_buffer_size()
+            if now < left:  # a slow reader, not a silent one: wait on
+                left = now
+                continue
         server.logger.info("%s: the client read nothing for %gs, dropping the connection",
-                           session.sid, server.ping_interval + server.ping_timeout)
-        protocol.transport.abort()
+                           session.sid, span)
+        transport.abort()
         return False
-    return True
 
 
 async def serve_websocket(session: Any, ws: Any) -> None:
