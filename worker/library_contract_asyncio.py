@@ -144,7 +144,8 @@ ASYNCIO_HOOKS: tuple[Hook, ...] = (
          (FANOUT,), "(sid, eio_sid) of every recipient"),
     Hook(f"{ASYNC_MANAGER}._handle_emit", COPY, ("message",), (BURSTS,),
          "held_emit repeats what it hands emit (as the sync _handle_emit)"),
-    Hook(f"{ASGI_WS}.asgi_send", ATTRIBUTE, None, (SHARED_WRITES, P_ASYNC_ASGI),
+    Hook(f"{ASGI_WS}.asgi_send", ATTRIBUTE, None,
+         (SHARED_WRITES, P_ASYNC_ASGI, P_ASYNC_WEBSOCKET),
          "the ASGI send callable, under uvicorn a bound method of its websocket protocol"),
     # A websocket's request lasts as long as the connection: the calls on its chain return
     # the next awaitable instead of awaiting it (no coroutine of theirs under an idle one).
@@ -177,9 +178,10 @@ ASYNCIO_HOOKS: tuple[Hook, ...] = (
          "INFO line) is repeated by the shell's plain call, which returns "
          "_upgrade_websocket(environ)"),
     Hook(f"{ASOCKET}.upgrade_protocols", ATTRIBUTE, None, (P_ASYNC_ENGINE,)),
-    Hook(f"{UVICORN_WS}.transport", ATTRIBUTE, None, (SHARED_WRITES,),
-         "shared frames are written to it directly"),
-    Hook(f"{UVICORN_WS}.writable", ATTRIBUTE, None, (SHARED_WRITES,),
+    Hook(f"{UVICORN_WS}.transport", ATTRIBUTE, None, (SHARED_WRITES, P_ASYNC_WEBSOCKET),
+         "shared frames are written to it directly; the writer aborts it when it takes no "
+         "write for ping_interval + ping_timeout"),
+    Hook(f"{UVICORN_WS}.writable", ATTRIBUTE, None, (SHARED_WRITES, P_ASYNC_WEBSOCKET),
          "an asyncio.Event cleared while the transport is over its high-water mark"),
     Hook(f"{UVICORN_WS}.disconnected", ATTRIBUTE, None, (SHARED_WRITES,)),
     Hook(f"{UVICORN_WS}.close_sent", ATTRIBUTE, None, (SHARED_WRITES,)),

@@ -164,6 +164,8 @@ class AsyncLazyWriter:
     the websocket until it is empty, and ends. Nothing overtakes a queued packet: a direct
     write takes the queue's head. ``None`` taken off the queue ends the websocket (closed, as
     python-engineio's writer does), and so does a failed write; nothing is written after that.
+    A transport whose full buffer does not shrink for ``ping_interval + ping_timeout`` (the
+    client reads nothing) is aborted: such a client is not kept (its queue growing) for ever.
     """
 
     __slots__ = ("_session", "_ws", "_task", "_ended", "_finishing")
@@ -238,11 +240,40 @@ class AsyncLazyWriter:
             if pkt is None:
                 break
             try:
+                if not await _writable(self._session, ws):
+                    break
                 await ws.send(pkt.encode())
             except BaseException:  # python-engineio's bare except: any failure ends the writes
                 break
         self._ended = True
         await ws.close()
+
+
+async def _writable(session: Any, ws: Any) -> bool:
+    """Whether the transport under ``ws`` (uvicorn's protocol) takes writes, now or once it
+    does; False, the transport aborted, when its buffer did not shrink for ``ping_interval +
+    ping_timeout`` (a close would wait to flush what the client does not read)."""
+    protocol: Any = getattr(getattr(ws, "asgi_send", None), "__self__", None)
+    writable = getattr(protocol, "writable", None)
+    if writable is None or writable.is_set():
+        return True
+    server = session.server
+    span = server.ping_interval + server.ping_timeout
+    transport = protocol.transport
+    left = transport.get_write_buffer_size()
+    while True:
+        try:
+            await asyncio.wait_for(writable.wait(), span)
+            return True
+        except asyncio.TimeoutError:
+            now = transport.get_write_buffer_size()
+            if now < left:  # a slow reader, not a silent one: wait on
+                left = now
+                continue
+        server.logger.info("%s: the client read nothing for %gs, dropping the connection",
+                           session.sid, span)
+        transport.abort()
+        return False
 
 
 async def serve_websocket(session: Any, ws: Any) -> None:
@@ -277,7 +308,7 @@ async def serve_websocket(session: Any, ws: Any) -> None:
         deadline = ReadDeadline(span, DeadlineSweep.of(server, span))
         protocol = hand_over_target(guarded)
         if protocol is not None:
-            end = functools.partial(_end_reads, session, ws, deadline, lazy, writer_task)
+            end = functools.partial(_end_reads, session, deadline, lazy, writer_task)
             ProtocolReader(session, guarded, protocol, deadline, end).start()
             handed_over = True
             return
@@ -312,18 +343,16 @@ async def serve_websocket(session: Any, ws: Any) -> None:
             session._sioctl_websocket_ends()
 
 
-async def _end_reads(session: Any, ws: Any, deadline: ReadDeadline,
-                     lazy: AsyncLazyWriter | None, writer_task: asyncio.Future[None] | None,
-                     refused: InvalidPacket | None) -> None:
+async def _end_reads(session: Any, deadline: ReadDeadline, lazy: AsyncLazyWriter | None,
+                     writer_task: asyncio.Future[None] | None) -> None:
     """The end of a websocket read from its protocol's callbacks (``ProtocolReader``): what
-    :func:`serve_websocket` does after its read loop, then what python-engineio's
-    ``handle_request`` does after the websocket's handler (a closed session forgotten)."""
+    :func:`serve_websocket` does after its read loop (whatever ended it: an invalid packet
+    too, which the loop's read raised), then what python-engineio's ``handle_request`` does
+    after the websocket's handler (a closed session forgotten). (An upgrade's probe, the one
+    refusal that leaves the session open, is over before the hand-over.)"""
     server = session.server
     try:
         deadline.stop()
-        if refused is not None:
-            await session._sioctl_websocket_refused(ws, refused)
-            return
         await _stop_writer(session, lazy, writer_task)
         await session.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
     finally:

@@ -22,17 +22,19 @@ The eventlet engine's counterpart is the reader at a shallow stack (worker/conne
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from engineio import exceptions, packet
 
 from .core import ws_upgrade
-from .core.eio_rules import InvalidPacket
 
 # Engine.IO packets whose handling by the session never waits nor runs an application's
 # handler inline: run in the protocol's callback (no task is current there).
 _INLINE = (packet.MESSAGE, packet.PONG)
+# A reader's end hooks once they have run (never appended to): a hook given later runs at once.
+_HOOKS_RAN: tuple[Callable[[], None], ...] = ()
 
 
 def hand_over_target(guarded: Any) -> Any:
@@ -60,16 +62,18 @@ class ProtocolReader:
                  "_busy", "_ended", "_end_hooks")
 
     def __init__(self, session: Any, guarded: Any, protocol: Any, deadline: Any,
-                 finish: Callable[[Any], Coroutine[Any, Any, None]]) -> None:
+                 finish: Callable[[], Coroutine[Any, Any, None]]) -> None:
         self._session = session
         self._guarded = guarded
         self._protocol = protocol
         self._deadline = deadline  # its check calls cancel() (ReadDeadline)
-        self._finish = finish  # the end of serve_websocket, given this reader
-        self._backlog: list[Any] | None = None  # messages that came while one was handled
+        self._finish = finish  # the end of serve_websocket
+        # Messages (and a disconnect) that came while one was handled, in order; at most what
+        # the transport delivered in the read during which reads were paused.
+        self._backlog: deque[Any] | None = None
         self._busy = False  # a message's handling (or a binary frame's yield) is under way
         self._ended = False
-        self._end_hooks: list[Callable[[], None]] | None = None
+        self._end_hooks: list[Callable[[], None]] | tuple[Callable[[], None], ...] | None = None
 
     def start(self) -> None:
         """Take the protocol's reads over; what it had queued is read first."""
@@ -88,6 +92,8 @@ class ProtocolReader:
             self._hold(data)
             return
         self._handle(data)
+        if not self._busy and not self._ended:
+            self._resume_reads()
 
     def put_nowait(self, event: dict[str, Any]) -> None:
         """An ASGI event of the protocol's (``websocket.receive`` from what was queued before
@@ -99,7 +105,7 @@ class ProtocolReader:
             data = event.get("bytes")
             self.frame(data if data is not None else event.get("text"))
             return
-        if self._busy and not self._ended:
+        if self._busy:
             self._hold(event)  # after the messages before it
             return
         self._end_with_error(OSError())
@@ -118,13 +124,19 @@ class ProtocolReader:
     def at_end(self, hook: Callable[[], None]) -> None:
         """Run ``hook`` once the websocket has ended (the request's end: the access log's
         line); at once if it has."""
-        if self._end_hooks is None:
-            self._end_hooks = []
-        self._end_hooks.append(hook)
+        hooks = self._end_hooks
+        if hooks is _HOOKS_RAN:
+            hook()
+            return
+        if not isinstance(hooks, list):
+            hooks = self._end_hooks = []
+        hooks.append(hook)
 
     # --- the reads
     def _handle(self, data: Any) -> None:
-        """One message: checked (its size, the rules), then given to the session."""
+        """One message: checked (its size, the rules), then given to the session. Never reads
+        on itself (its callers do): a backlog of messages handled inline is read by
+        :meth:`_next`'s loop, not by a recursion one message deep each."""
         session = self._session
         self._deadline.done()
         if session.closed:
@@ -136,27 +148,24 @@ class ProtocolReader:
             checked = session.checked_websocket_frame(data)
             if ws_upgrade.frame_too_large(checked, session.server.max_http_buffer_size):
                 raise ValueError("packet is too large")  # as python-engineio
-        except InvalidPacket as exc:
-            self._end(exc)
-            return
-        except Exception as exc:
+        except Exception as exc:  # InvalidPacket too: the session is closed, as the loop did
             self._end_with_error(exc)
             return
         try:
             pkt = packet.Packet(encoded_packet=checked)
         except exceptions.UnknownPacketError:
-            self._handled(True, isinstance(checked, bytes))
+            self._after(True, isinstance(checked, bytes))
             return
         except Exception:  # as python-engineio: log it and read on
             session.server.logger.exception("Unknown receive error")
-            self._handled(True, isinstance(checked, bytes))
+            self._after(True, isinstance(checked, bytes))
             return
         if pkt.packet_type in _INLINE and session.server.async_handlers:
             coro = received(session, pkt)
             try:
                 waited = coro.send(None)
             except StopIteration as stop:
-                self._handled(bool(stop.value), isinstance(checked, bytes))
+                self._after(bool(stop.value), isinstance(checked, bytes))
                 return
             task = asyncio.get_running_loop().create_task(_resumed(coro, waited))
         else:
@@ -166,10 +175,9 @@ class ProtocolReader:
         binary = isinstance(checked, bytes)
         task.add_done_callback(lambda t: self._handled(_task_result(t), binary))
 
-    def _handled(self, go_on: bool, binary: bool) -> None:
-        """A message's handling has ended; ``go_on`` False: the session says it is closed."""
-        if self._ended:
-            return
+    def _after(self, go_on: bool, binary: bool) -> None:
+        """A message's handling has ended; ``go_on`` False: the session says it is closed. Ends
+        the reads, or holds them one loop iteration after a binary frame; never reads on."""
         if not go_on or self._session.closed:
             self._end()
             return
@@ -179,16 +187,24 @@ class ProtocolReader:
             self._busy = True
             self._pause_reads()
             asyncio.get_running_loop().call_soon(self._next)
+
+    def _handled(self, go_on: bool, binary: bool) -> None:
+        """A message's task has ended: as :meth:`_after`, then read on."""
+        if self._ended:
             return
-        self._next()
+        self._busy = False
+        self._after(go_on, binary)
+        if not self._busy:
+            self._next()
 
     def _next(self) -> None:
         """Read on: what came while a message was handled, then the connection."""
         self._busy = False
-        while not self._ended and not self._busy and self._backlog:
-            item = self._backlog.pop(0)
+        backlog = self._backlog
+        while not self._ended and not self._busy and backlog:
+            item = backlog.popleft()
             if isinstance(item, dict):
-                self.put_nowait(item)
+                self._end_with_error(OSError())  # a disconnect held behind the messages
             else:
                 self._handle(item)
         if not self._ended and not self._busy:
@@ -197,7 +213,7 @@ class ProtocolReader:
 
     def _hold(self, item: Any) -> None:
         if self._backlog is None:
-            self._backlog = []
+            self._backlog = deque()
         self._backlog.append(item)
 
     def _pause_reads(self) -> None:
@@ -222,13 +238,13 @@ class ProtocolReader:
                                        session.sid, str(exc))
         self._end()
 
-    def _end(self, refused: InvalidPacket | None = None) -> None:
+    def _end(self) -> None:
         """No more reads: serve_websocket's end runs in a task."""
         if self._ended:
             return
         self._ended = True
         self._backlog = None
-        task = asyncio.get_running_loop().create_task(self._finish(refused))
+        task = asyncio.get_running_loop().create_task(self._finish())
         task.add_done_callback(self._ended_request)
 
     def _ended_request(self, task: asyncio.Task[None]) -> None:
@@ -237,7 +253,7 @@ class ProtocolReader:
         if not task.cancelled() and task.exception() is not None:
             self._session.server.logger.error(
                 "Exception in ASGI application", exc_info=task.exception())
-        hooks, self._end_hooks = self._end_hooks, None
+        hooks, self._end_hooks = self._end_hooks, _HOOKS_RAN
         try:
             for hook in hooks or ():
                 hook()

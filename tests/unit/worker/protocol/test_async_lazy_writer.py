@@ -13,6 +13,7 @@ test reads the other end of the socketpair as the client does.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import types
 from typing import Any
@@ -92,8 +93,11 @@ async def serve() -> tuple[Client, Any, Any, AsyncLazyWriter, Any]:
     assert (await client.handshake()).startswith(b"HTTP/1.1 101")
     ws = AsgiWebSocket(None, None)
     ws.asgi_send = await asyncio.wait_for(handed, TIMEOUT)
+    # server: what the writer reads when the transport takes no write (its time limit).
+    server = types.SimpleNamespace(ping_interval=25, ping_timeout=20,
+                                   logger=logging.getLogger("test"))
     session = types.SimpleNamespace(queue=SessionQueue(None), upgraded=True, upgrading=False,
-                                    _sioctl_writing=False, _sioctl_direct=None)
+                                    _sioctl_writing=False, _sioctl_direct=None, server=server)
     guarded = _AsyncGuardedWebSocket(ws, session)  # type: ignore[arg-type]
     session._sioctl_direct = guarded
     writer = AsyncLazyWriter(session, guarded)

@@ -5,11 +5,13 @@ callback and, should that handling wait after all, hands the rest to a task
 from __future__ import annotations
 
 import asyncio
+import logging
+import types
 from typing import Any
 
 import pytest
 
-from sioctl.worker.protocol.async_ws_reader import _resumed
+from sioctl.worker.protocol.async_ws_reader import ProtocolReader, _resumed
 
 
 def started_in_callback(coro: Any) -> asyncio.Future[Any]:
@@ -100,3 +102,26 @@ def test_cancelling_the_task_cancels_what_the_handling_waits_for() -> None:
 
     asyncio.run(main())
     assert cleaned == [True]
+
+
+def test_an_end_hook_given_after_the_end_runs_at_once() -> None:
+    """The reader's end hooks (the access log's line) run once its end is done; a hook given
+    after that runs at once instead of never (the docstring's promise)."""
+    ran: list[str] = []
+
+    async def finish() -> None:
+        ran.append("finished")
+
+    protocol = types.SimpleNamespace(sioctl_request_ended=lambda: ran.append("request ended"))
+    session = types.SimpleNamespace(server=types.SimpleNamespace(logger=logging.getLogger()))
+
+    async def main() -> None:
+        reader = ProtocolReader(session, None, protocol, None, finish)
+        reader.at_end(lambda: ran.append("early hook"))
+        reader.cancel()  # the read deadline ran out: the end runs in a task
+        for _ in range(5):
+            await asyncio.sleep(0)
+        reader.at_end(lambda: ran.append("late hook"))
+
+    asyncio.run(main())
+    assert ran == ["finished", "early hook", "request ended", "late hook"]

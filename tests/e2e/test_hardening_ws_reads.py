@@ -1,0 +1,139 @@
+"""An established websocket's reads against what a hostile or unlucky client sends, on both
+engines (on asyncio the reads come from uvicorn's protocol callbacks once the session is
+established: worker/protocol/async_ws_reader.py; on eventlet from the reader green thread).
+Real clusters (the chat app and tests/apps/engine.py, default ping interval and timeout: a
+session dropped within these tests' bounded waits was dropped by the read path, not by the
+ping timeout; tests/apps/fastping.py where the ping timeout is part of the story) and raw
+websocket clients writing frames as they like.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import pytest
+import websocket
+
+from tests.support.clients import SOURCE_IPS, open_session
+from tests.support.cluster import ENGINES, app_on
+from tests.support.conformance import assert_ws_closed, open_websocket, receive
+
+# Messages sent in one TCP write behind a binary frame: the worker reads them from one read
+# while the binary frame holds the reads (on asyncio a backlog of the reader's; an engine-only
+# app's messages are handled in the protocol's callback), far more than Python's recursion
+# limit would allow a reader that read each one a few calls deeper.
+BURST = 2000
+
+
+def frame(payload: str | bytes) -> bytes:
+    """One masked client frame: text for a str, binary for bytes."""
+    opcode = websocket.ABNF.OPCODE_TEXT if isinstance(payload, str) else \
+        websocket.ABNF.OPCODE_BINARY
+    return bytes(websocket.ABNF.create_frame(payload, opcode).format())
+
+
+def acks(ws: websocket.WebSocket, wanted: int) -> set[str]:
+    """The acks (``43<id>[...]``) read until ``wanted`` came, or the websocket stayed silent
+    for its timeout or closed; pings are answered, other frames skipped (bounded count)."""
+    seen: set[str] = set()
+    for _ in range(wanted + 200):
+        try:
+            got = ws.recv()
+        except (websocket.WebSocketException, OSError):
+            break
+        if got == "2":
+            ws.send("3")
+        elif isinstance(got, str) and got.startswith("43"):
+            seen.add(got)
+            if len(seen) == wanted:
+                break
+    return seen
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_burst_behind_a_binary_frame_is_read_in_full(start_cluster: Any,
+                                                       engine: str) -> None:
+    """An Engine.IO app that echoes every message (tests/apps/engine.py): a binary message
+    then BURST text messages in one TCP write, each echoed, in order. (On asyncio the reader
+    read its backlog one call deeper per message handled in the callback: a RecursionError
+    after ~330, the rest never handled and the reads left paused.)"""
+    cluster = start_cluster(app=app_on(engine, "tests.apps.engine:app"), workers=1)
+    ws = open_websocket(cluster, SOURCE_IPS[0], "EIO=4&transport=websocket", path="engine.io")
+    try:
+        assert receive(ws).startswith("0{")
+        burst = [frame(b"\x00\x01\x02")] + [frame(f"4m{n}") for n in range(BURST)]
+        ws.sock.sendall(b"".join(burst))
+        echoed: list[str | bytes] = []
+        for _ in range(BURST + 1):
+            try:
+                echoed.append(receive(ws))
+            except (websocket.WebSocketException, OSError):
+                break
+        assert echoed == [b"\x00\x01\x02"] + [f"4m{n}" for n in range(BURST)]
+        ws.send("4after")
+        assert receive(ws) == "4after"
+    finally:
+        ws.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_invalid_packet_on_an_established_websocket_closes_its_session(
+        start_cluster: Any, engine: str) -> None:
+    """A packet a client may not send on an established websocket (a PING: the server pings
+    in Engine.IO v4): the websocket is closed and so is the session, at once, as for any
+    failed read; not only the websocket, leaving the session to the ping timeout (the asyncio
+    reader took it for an upgrade's invalid probe). Another session is served as before."""
+    cluster = start_cluster(workers=1)
+    ws = open_session(cluster.port, SOURCE_IPS[1])
+    try:
+        cluster.wait_for(lambda s: s["slots"][0]["sessions"] == 1, timeout=15.0,
+                         what="the session counted")
+        ws.send("2")
+        assert_ws_closed(ws)
+    finally:
+        ws.close()
+    cluster.wait_for(lambda s: s["slots"][0]["sessions"] == 0, timeout=10.0,
+                     what="the session closed with its websocket (ping timeout: 45 s)")
+    other = open_session(cluster.port, SOURCE_IPS[2])
+    try:
+        other.send('421["echo","fine"]')
+        assert acks(other, 1) == {'431["fine"]'}
+    finally:
+        other.close()
+
+
+@pytest.mark.parametrize("engine", ["asyncio"])
+def test_a_client_that_stops_reading_is_dropped(start_cluster: Any, engine: str) -> None:
+    """A client (small receive buffer) that sends echo events of 100 KB and reads none of
+    the answers: once the worker's writes to it are not taken for ping_interval +
+    ping_timeout (tests/apps/fastping.py: 1.3 s) its connection is dropped; the asyncio
+    writer waited for the transport to drain for ever (its session closed by the ping
+    timeout, the connection and its buffers kept, counted against the worker's connection
+    limit, a drain waiting on it). (Asyncio only: the eventlet worker keeps such a
+    connection too, docs/design.md, "Review of the read path".)"""
+    cluster = start_cluster(app=app_on(engine, "tests.apps.fastping:sio"), workers=1)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(10)
+    sock.bind((SOURCE_IPS[3], 0))
+    sock.connect(("127.0.0.1", cluster.port))
+    try:
+        ws = websocket.create_connection(
+            f"ws://127.0.0.1:{cluster.port}/socket.io/?EIO=4&transport=websocket",
+            socket=sock, timeout=10)
+        assert ws.recv().startswith("0")
+        ws.send("40")
+        assert ws.recv().startswith("40")
+        cluster.wait_for(lambda s: s["slots"][0]["connections"] == 1, timeout=15.0,
+                         what="the websocket counted")
+        pad = "x" * 100_000
+        for n in range(40):  # 4 MB of answers, far past what the buffers on the way hold
+            try:
+                ws.send(f'42{n}["echo","{pad}"]')
+            except (websocket.WebSocketException, OSError):
+                break  # the worker dropped it already
+        cluster.wait_for(lambda s: s["slots"][0]["connections"] == 0, timeout=15.0,
+                         what="the connection of the client that reads nothing dropped")
+    finally:
+        sock.close()
