@@ -24,7 +24,7 @@ from engineio import exceptions, packet
 
 from .async_asgi import accept_websocket
 from .async_read_deadline import DeadlineSweep, ReadDeadline
-from .async_ws_reader import ProtocolReader, hand_over_target, received
+from .async_ws_reader import ProtocolReader, decoded, hand_over_target, received
 from .core import ws_frame, ws_upgrade
 from .core.eio_rules import InvalidPacket
 from .session_queue import SessionQueue
@@ -273,14 +273,8 @@ async def _stop_writer(session: Any, lazy: AsyncLazyWriter | None,
 
 async def _received(session: Any, data: Any) -> bool:
     """Give a frame read to the session; False when the session says it is closed."""
-    try:
-        pkt = packet.Packet(encoded_packet=data)
-    except exceptions.UnknownPacketError:
-        return True
-    except Exception:  # as python-engineio: log it and read on
-        session.server.logger.exception("Unknown receive error")
-        return True
-    return await received(session, pkt)
+    pkt = decoded(session, data)
+    return True if pkt is None else await received(session, pkt)
 
 
 async def _frame(server: Any, ws: Any) -> Any:

@@ -151,13 +151,8 @@ class ProtocolReader:
         except Exception as exc:  # InvalidPacket too: the session is closed, as the loop did
             self._end_with_error(exc)
             return
-        try:
-            pkt = packet.Packet(encoded_packet=checked)
-        except exceptions.UnknownPacketError:
-            self._after(True, isinstance(checked, bytes))
-            return
-        except Exception:  # as python-engineio: log it and read on
-            session.server.logger.exception("Unknown receive error")
+        pkt = decoded(session, checked)
+        if pkt is None:
             self._after(True, isinstance(checked, bytes))
             return
         if pkt.packet_type in _INLINE and session.server.async_handlers:
@@ -259,6 +254,18 @@ class ProtocolReader:
                 hook()
         finally:
             self._protocol.sioctl_request_ended()
+
+
+def decoded(session: Any, data: Any) -> packet.Packet | None:
+    """The Engine.IO packet of a frame's ``data``; None when it is none (logged unless it is an
+    unknown type), and the reads go on, as python-engineio's."""
+    try:
+        return packet.Packet(encoded_packet=data)
+    except exceptions.UnknownPacketError:
+        return None
+    except Exception:
+        session.server.logger.exception("Unknown receive error")
+        return None
 
 
 async def received(session: Any, pkt: Any) -> bool:
