@@ -1,6 +1,8 @@
-"""An established websocket's reads against what a hostile or unlucky client sends, on both
-engines (on asyncio the reads come from uvicorn's protocol callbacks once the session is
-established: worker/protocol/async_ws_reader.py; on eventlet from the reader green thread).
+"""An established websocket's reads against what a hostile or unlucky client sends, and its
+writes against a client that stops reading them, on both engines (on asyncio the reads come
+from uvicorn's protocol callbacks once the session is established: worker/protocol/
+async_ws_reader.py; on eventlet from the reader green thread; the write rule is
+worker/protocol/core/write_stall.py's).
 Real clusters (the chat app and tests/apps/engine.py, default ping interval and timeout: a
 session dropped within these tests' bounded waits was dropped by the read path, not by the
 ping timeout; tests/apps/fastping.py where the ping timeout is part of the story) and raw
@@ -10,6 +12,7 @@ websocket clients writing frames as they like.
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -107,6 +110,17 @@ def small_buffer_session(port: int, source_ip: str) -> tuple[socket.socket, Any]
     return sock, ws
 
 
+def counted(connections: int, *alive: Any) -> Callable[[dict[str, Any]], bool]:
+    """A status predicate: the worker counts ``connections``; each time it is asked, the
+    websockets ``alive`` send a pong, unasked (fastping's 1 s ping timeout would otherwise
+    close their sessions while the status catches up, about once a second)."""
+    def check(status: dict[str, Any]) -> bool:
+        for ws in alive:
+            ws.send("3")
+        return bool(status["slots"][0]["connections"] == connections)
+    return check
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_a_client_that_stops_reading_is_dropped(start_cluster: Any, engine: str) -> None:
     """A client (small receive buffer) that sends echo events of 100 KB and reads none of
@@ -119,8 +133,7 @@ def test_a_client_that_stops_reading_is_dropped(start_cluster: Any, engine: str)
     cluster = start_cluster(app=app_on(engine, "tests.apps.fastping:sio"), workers=1)
     sock, ws = small_buffer_session(cluster.port, SOURCE_IPS[3])
     try:
-        cluster.wait_for(lambda s: s["slots"][0]["connections"] == 1, timeout=15.0,
-                         what="the websocket counted")
+        cluster.wait_for(counted(1, ws), timeout=15.0, what="the websocket counted")
         pad = "x" * 100_000
         for n in range(40):  # 4 MB of answers, far past what the buffers on the way hold
             try:
@@ -149,7 +162,7 @@ def test_a_client_that_reads_no_broadcast_is_dropped(start_cluster: Any, engine:
     try:
         shouter = open_session(cluster.port, SOURCE_IPS[5])
         try:
-            cluster.wait_for(lambda s: s["slots"][0]["connections"] == 2, timeout=15.0,
+            cluster.wait_for(counted(2, silent, shouter), timeout=15.0,
                              what="both websockets counted")
             pad = "y" * 100_000
             acked, shouted = 0, 0
