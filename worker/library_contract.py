@@ -307,7 +307,8 @@ HOOKS: tuple[Hook, ...] = (
          ("worker/ws_reads.py", P_ENGINEIO),
          "replaced by ws_reads.BufferedReads: frames are read only through socket.recv(n) "
          "(any length up to n), written through socket.sendall, and python-engineio sets "
-         "the read time limit with socket.settimeout"),
+         "the read time limit with socket.settimeout (BufferedReads keeps it for the "
+         "writes' waits for room too)"),
     Hook(f"{WSGI}:Server.__init__", CALL,
          ("socket", "address", "app", "log", "environ", "max_http_version", "protocol",
           "minimum_chunk_size", "log_x_forwarded_for", "keepalive", "log_output", "log_format",

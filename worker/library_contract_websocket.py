@@ -68,4 +68,9 @@ WEBSOCKET_HOOKS: tuple[Hook, ...] = (
          "not empty), so an empty tuple stands in until acquire waits"),
     Hook("eventlet.semaphore:Semaphore.counter", ATTRIBUTE, None, (CONNECTION,),
          "the free count, set in __init__ (SendLock sets it without calling __init__)"),
+    Hook("eventlet.greenio.base:GreenSocket.sendall", LAYOUT, None, ("worker/ws_reads.py",),
+         "the green socket's timeout bounds each wait for room, not the whole call (unlike "
+         "CPython's sendall since 3.5): a client that reads slowly is waited for, one that "
+         "reads nothing for the timeout gets socket.timeout (a TimeoutError), so "
+         "BufferedReads.sendall drops a websocket whose writes make no progress"),
 )

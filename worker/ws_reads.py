@@ -21,6 +21,14 @@ reader per fd" rule holds, since the parked listener is the reader's own (anothe
 the fd would fail as before: the websocket's reads all come here). Under TLS (whose socket may
 hold decrypted bytes the fd does not show) the green socket's own wait is kept.
 
+Writes keep python-engineio's socket timeout, which the reads took over: on a plain socket the
+green socket's own timeout is the span (its reads never wait through it), under TLS it is set
+around each ``sendall``; eventlet's ``sendall`` waits at most that long for room each time, so
+a client that reads, however slowly, is waited for. A write that waits longer (the client reads
+nothing) shuts the socket down, which ends the websocket's reads too, and is logged once
+(:mod:`.protocol.core.write_stall`): without it the writer waited for ever and so did the
+reader's end, the session's queue growing and the connection counted.
+
 Importing this module does not import eventlet (the protocol shells import it on both engines);
 the hub is looked up when a read first waits.
 """
@@ -28,9 +36,11 @@ the hub is looked up when a read first waits.
 from __future__ import annotations
 
 import errno
+import socket
 import time
 from typing import Any
 
+from .protocol.core import write_stall
 from .ws_mask import apply_mask
 
 # The most one recv() brings. A 16 KiB message (and its frame header) arrives in one read; a
@@ -49,9 +59,9 @@ class BufferedReads:
     """The socket a websocket reads from, with its reads buffered (see the module)."""
 
     __slots__ = ("_sock", "_data", "_pos", "_span", "_since", "_reader", "_timer", "_raw",
-                 "_hub", "_parked", "_waiting", "_closed", "_drained")
+                 "_hub", "_parked", "_waiting", "_closed", "_drained", "_owner")
 
-    def __init__(self, sock: Any) -> None:
+    def __init__(self, sock: Any, owner: Any = None) -> None:
         self._sock = sock
         self._data = b""
         self._pos = 0
@@ -67,7 +77,12 @@ class BufferedReads:
         self._waiting = False  # the reader is switched out to the hub, waiting for the fd
         self._closed = False
         self._drained = False  # the last read emptied the socket: wait before the next
-        sock.settimeout(None)  # the waiting read trampolines without a timer of its own
+        # The session whose id a stalled write's log line names (its ``server.logger`` and
+        # ``sid``); None once a write has stalled (logged once) or the socket is closed.
+        self._owner: Any = owner
+        # A waiting read trampolines without a timer of its own; on a plain socket the green
+        # socket's timeout is then the writes' alone (see the module).
+        sock.settimeout(self._span if self._raw is not None else None)
 
     def recv(self, size: int) -> bytes:
         """At most ``size`` bytes: what is buffered, or what one read brings (b"": the end)."""
@@ -248,10 +263,14 @@ class BufferedReads:
         return self._span
 
     def settimeout(self, timeout: float | None) -> None:
-        """The limit on one read's wait (python-engineio sets ping_interval + ping_timeout)."""
+        """The limit on one read's wait, and on a write's wait for room (python-engineio sets
+        ping_interval + ping_timeout)."""
         self._span = timeout
+        if self._raw is not None:
+            self._sock.settimeout(timeout)
 
     def close(self) -> None:
+        self._owner = None
         timer, self._timer = self._timer, None
         if timer is not None:
             timer.cancel()
@@ -267,7 +286,37 @@ class BufferedReads:
             self._unpark()
 
     def sendall(self, data: bytes) -> None:
-        self._sock.sendall(data)
+        """Write all of ``data``. Each wait for room in the socket's send buffer lasts at most
+        the span (eventlet's per-send timeout: any progress starts a new wait); past it the
+        socket is shut down (:meth:`_stalled`) and ``TimeoutError`` raised, as a failed write
+        raises."""
+        sock, span = self._sock, self._span
+        try:
+            if self._raw is not None or span is None:
+                sock.sendall(data)  # a plain socket's green timeout is the span already
+                return
+            sock.settimeout(span)  # TLS: the green socket's timeout is the reads' too
+            try:
+                sock.sendall(data)
+            finally:
+                sock.settimeout(None)
+        except TimeoutError:
+            self._stalled(span)
+            raise
+
+    def _stalled(self, span: float | None) -> None:
+        """A write found no room for ``span`` seconds: the client reads nothing. Log it (once)
+        and shut the socket down: the websocket's reader, waiting or not, then reads its end
+        and ends the session; every later write ends at once (it fails; under TLS eventlet
+        drops it, the shutdown having let go of the TLS layer, as a connection deadline's
+        does)."""
+        owner, self._owner = self._owner, None
+        if owner is not None:
+            write_stall.log_dropped(owner.server.logger, owner.sid, span or 0.0)
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:  # already shut down or reset: ending anyway
+            pass
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
@@ -295,7 +344,8 @@ def release(ws: Any) -> None:
         sock.release()
 
 
-def buffer_reads(ws: Any) -> None:
-    """Make the eventlet websocket ``ws`` read through :class:`BufferedReads` (once)."""
+def buffer_reads(ws: Any, owner: Any = None) -> None:
+    """Make the eventlet websocket ``ws`` read through :class:`BufferedReads` (once), for the
+    session ``owner`` (whose id a stalled write's log line names)."""
     if not isinstance(ws.socket, BufferedReads):
-        ws.socket = BufferedReads(ws.socket)
+        ws.socket = BufferedReads(ws.socket, owner)

@@ -48,6 +48,8 @@ OWN_NAMES: dict[str, str] = {
     "_send": "Gateway._send (worker/gateway/plugin.py), not RFC6455WebSocket._send",
     "_init": "egg_names._init (worker/framework/egg_names.py), not eventlet's LightQueue._init",
     "_put": "form._put (worker/gateway/form.py), not eventlet's LightQueue._put",
+    "_sock": "the socket AsyncChannel (worker/aio/channel.py) and ws_reads.BufferedReads "
+             "hold, not eventlet's GreenSocket._sock",
 }
 
 

@@ -1,6 +1,8 @@
-"""An established websocket's reads against what a hostile or unlucky client sends, on both
-engines (on asyncio the reads come from uvicorn's protocol callbacks once the session is
-established: worker/protocol/async_ws_reader.py; on eventlet from the reader green thread).
+"""An established websocket's reads against what a hostile or unlucky client sends, and its
+writes against a client that stops reading them, on both engines (on asyncio the reads come
+from uvicorn's protocol callbacks once the session is established: worker/protocol/
+async_ws_reader.py; on eventlet from the reader green thread; the write rule is
+worker/protocol/core/write_stall.py's).
 Real clusters (the chat app and tests/apps/engine.py, default ping interval and timeout: a
 session dropped within these tests' bounded waits was dropped by the read path, not by the
 ping timeout; tests/apps/fastping.py where the ping timeout is part of the story) and raw
@@ -10,6 +12,7 @@ websocket clients writing frames as they like.
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,7 +20,12 @@ import websocket
 
 from tests.support.clients import SOURCE_IPS, open_session
 from tests.support.cluster import ENGINES, app_on
-from tests.support.conformance import assert_ws_closed, open_websocket, receive
+from tests.support.conformance import (
+    assert_gone_and_another_served,
+    assert_ws_closed,
+    open_websocket,
+    receive,
+)
 
 # Messages sent in one TCP write behind a binary frame: the worker reads them from one read
 # while the binary frame holds the reads (on asyncio a backlog of the reader's; an engine-only
@@ -31,24 +39,6 @@ def frame(payload: str | bytes) -> bytes:
     opcode = websocket.ABNF.OPCODE_TEXT if isinstance(payload, str) else \
         websocket.ABNF.OPCODE_BINARY
     return bytes(websocket.ABNF.create_frame(payload, opcode).format())
-
-
-def acks(ws: websocket.WebSocket, wanted: int) -> set[str]:
-    """The acks (``43<id>[...]``) read until ``wanted`` came, or the websocket stayed silent
-    for its timeout or closed; pings are answered, other frames skipped (bounded count)."""
-    seen: set[str] = set()
-    for _ in range(wanted + 200):
-        try:
-            got = ws.recv()
-        except (websocket.WebSocketException, OSError):
-            break
-        if got == "2":
-            ws.send("3")
-        elif isinstance(got, str) and got.startswith("43"):
-            seen.add(got)
-            if len(seen) == wanted:
-                break
-    return seen
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -93,40 +83,57 @@ def test_an_invalid_packet_on_an_established_websocket_closes_its_session(
         assert_ws_closed(ws)
     finally:
         ws.close()
-    cluster.wait_for(lambda s: s["slots"][0]["sessions"] == 0, timeout=10.0,
-                     what="the session closed with its websocket (ping timeout: 45 s)")
-    other = open_session(cluster.port, SOURCE_IPS[2])
-    try:
-        other.send('421["echo","fine"]')
-        assert acks(other, 1) == {'431["fine"]'}
-    finally:
-        other.close()
+    assert_gone_and_another_served(
+        cluster, SOURCE_IPS[2], timeout=10.0,
+        what="the session closed with its websocket (ping timeout: 45 s)")
 
 
-@pytest.mark.parametrize("engine", ["asyncio"])
-def test_a_client_that_stops_reading_is_dropped(start_cluster: Any, engine: str) -> None:
-    """A client (small receive buffer) that sends echo events of 100 KB and reads none of
-    the answers: once the worker's writes to it are not taken for ping_interval +
-    ping_timeout (tests/apps/fastping.py: 1.3 s) its connection is dropped; the asyncio
-    writer waited for the transport to drain for ever (its session closed by the ping
-    timeout, the connection and its buffers kept, counted against the worker's connection
-    limit, a drain waiting on it). (Asyncio only: the eventlet worker keeps such a
-    connection too, docs/design.md, "Review of the read path".)"""
-    cluster = start_cluster(app=app_on(engine, "tests.apps.fastping:sio"), workers=1)
+def small_buffer_session(port: int, source_ip: str) -> tuple[socket.socket, Any]:
+    """A websocket session in the default namespace from ``source_ip`` over a socket with a
+    small receive buffer (what the worker writes backs up soon once the client stops
+    reading); its socket (the caller closes it) and its websocket."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.settimeout(10)
-    sock.bind((SOURCE_IPS[3], 0))
-    sock.connect(("127.0.0.1", cluster.port))
     try:
+        sock.bind((source_ip, 0))
+        sock.connect(("127.0.0.1", port))
         ws = websocket.create_connection(
-            f"ws://127.0.0.1:{cluster.port}/socket.io/?EIO=4&transport=websocket",
+            f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket",
             socket=sock, timeout=10)
         assert ws.recv().startswith("0")
         ws.send("40")
         assert ws.recv().startswith("40")
-        cluster.wait_for(lambda s: s["slots"][0]["connections"] == 1, timeout=15.0,
-                         what="the websocket counted")
+    except BaseException:
+        sock.close()
+        raise
+    return sock, ws
+
+
+def counted(connections: int, *alive: Any) -> Callable[[dict[str, Any]], bool]:
+    """A status predicate: the worker counts ``connections``; each time it is asked, the
+    websockets ``alive`` send a pong, unasked (fastping's 1 s ping timeout would otherwise
+    close their sessions while the status catches up, about once a second)."""
+    def check(status: dict[str, Any]) -> bool:
+        for ws in alive:
+            ws.send("3")
+        return bool(status["slots"][0]["connections"] == connections)
+    return check
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_client_that_stops_reading_is_dropped(start_cluster: Any, engine: str) -> None:
+    """A client (small receive buffer) that sends echo events of 100 KB and reads none of
+    the answers: once the worker's writes to it are not taken for ping_interval +
+    ping_timeout (tests/apps/fastping.py: 1.3 s) its connection is dropped and its session
+    closed. The writers waited for ever (asyncio: for the transport to drain; eventlet: in
+    the green socket's ``sendall``, no time limit since the reads took the socket timeout
+    over): the session closed by the ping timeout, but the connection and its buffers kept,
+    counted against the worker's connection limit, a drain waiting on it."""
+    cluster = start_cluster(app=app_on(engine, "tests.apps.fastping:sio"), workers=1)
+    sock, ws = small_buffer_session(cluster.port, SOURCE_IPS[3])
+    try:
+        cluster.wait_for(counted(1, ws), timeout=15.0, what="the websocket counted")
         pad = "x" * 100_000
         for n in range(40):  # 4 MB of answers, far past what the buffers on the way hold
             try:
@@ -135,5 +142,52 @@ def test_a_client_that_stops_reading_is_dropped(start_cluster: Any, engine: str)
                 break  # the worker dropped it already
         cluster.wait_for(lambda s: s["slots"][0]["connections"] == 0, timeout=15.0,
                          what="the connection of the client that reads nothing dropped")
+        assert cluster.status()["slots"][0]["sessions"] == 0
     finally:
         sock.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_client_that_reads_no_broadcast_is_dropped(start_cluster: Any, engine: str) -> None:
+    """A client (small receive buffer) that reads nothing once connected while another
+    client's broadcasts of 100 KB reach it (the fan-out's path: its frames straight to the
+    socket while it takes them, the rest queued for the writer), and that sends a pong after
+    each (unasked: its session is not closed by the ping timeout meanwhile): its connection
+    is dropped once the writes to it are not taken for ping_interval + ping_timeout (1.3 s),
+    and the
+    worker goes on serving the client that broadcasts (every broadcast and ack reaches it)
+    and a new one."""
+    cluster = start_cluster(app=app_on(engine, "tests.apps.fastping:sio"), workers=1)
+    sock, silent = small_buffer_session(cluster.port, SOURCE_IPS[4])
+    try:
+        shouter = open_session(cluster.port, SOURCE_IPS[5])
+        try:
+            cluster.wait_for(counted(2, silent, shouter), timeout=15.0,
+                             what="both websockets counted")
+            pad = "y" * 100_000
+            acked, shouted = 0, 0
+            for n in range(40):  # 4 MB to the silent client, one broadcast at a time
+                shouter.send(f'42{n}["shout","{pad}"]')
+                for _ in range(200):  # until its ack; broadcasts (via Redis) counted
+                    got = receive(shouter)
+                    shouted += got == f'42["shouted","{pad}"]'
+                    if got == f"43{n}[true]":
+                        acked += 1
+                        break
+                try:
+                    silent.send("3")  # a pong unread pings ask for: the session lives on
+                except (websocket.WebSocketException, OSError):
+                    pass  # the worker dropped it already
+            for _ in range(200):
+                if shouted == 40:
+                    break
+                shouted += receive(shouter) == f'42["shouted","{pad}"]'
+            assert (acked, shouted) == (40, 40)
+        finally:
+            shouter.close()
+        cluster.wait_for(lambda s: s["slots"][0]["connections"] == 0, timeout=15.0,
+                         what="the connection of the client that reads nothing dropped")
+    finally:
+        sock.close()
+    assert_gone_and_another_served(cluster, SOURCE_IPS[6], timeout=15.0,
+                                   what="both sessions closed")

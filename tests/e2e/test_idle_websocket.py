@@ -23,6 +23,7 @@ from tests.support.clients import (
     whoami,
 )
 from tests.support.cluster import ENGINES, app_on
+from tests.support.conformance import assert_gone_and_another_served
 
 # Frames a test reads before giving up: several ping intervals' worth, bounded.
 MAX_FRAMES = 200
@@ -164,14 +165,8 @@ def test_an_oversized_frame_ends_the_websocket_and_its_session(
         assert closed_by_server(ws)
     finally:
         ws.close()
-    cluster.wait_for(lambda s: s["slots"][0]["sessions"] == 0, timeout=15.0,
-                     what="the oversized session forgotten")
-    other = open_session(cluster.port, SOURCE_IPS[2])
-    try:
-        other.send('421["echo","fine"]')
-        read_until(other, '431["fine"]')
-    finally:
-        other.close()
+    assert_gone_and_another_served(cluster, SOURCE_IPS[2], timeout=15.0,
+                                   what="the oversized session forgotten")
 
 
 @pytest.mark.parametrize("engine", ENGINES)

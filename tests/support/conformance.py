@@ -14,12 +14,14 @@ import pytest
 import requests
 import websocket
 
-from tests.support.clients import bound_session, ips_for_slot
+from tests.support.clients import bound_session, ips_for_slot, open_session
 from tests.support.cluster import Cluster
 
 WORKERS = 2
 # Every wait is bounded: a reply the specification requires arrives well within this.
 TIMEOUT = 5.0
+# Frames read for one answer before giving up (pings and noops in between), bounded.
+MAX_FRAMES = 200
 SEP = "\x1e"
 
 
@@ -173,6 +175,26 @@ def assert_ws_closed(ws: websocket.WebSocket) -> list[str | bytes]:
         assert not (isinstance(frame, str) and frame.startswith("HTTP/")), frame
         seen.append(frame)
     pytest.fail(f"the server kept the websocket open; it sent {seen!r}")
+
+
+def assert_gone_and_another_served(cluster: Cluster, source_ip: str, what: str,
+                                   timeout: float) -> None:
+    """The session a test ended is gone: slot 0 (a one-worker cluster) counts no session
+    within ``timeout`` (``what`` names the wait in a failure); then a new websocket session
+    from ``source_ip`` has an acknowledged echo answered, as before (pings answered on the
+    way, at most MAX_FRAMES frames read)."""
+    cluster.wait_for(lambda s: s["slots"][0]["sessions"] == 0, timeout=timeout, what=what)
+    other = open_session(cluster.port, source_ip)
+    try:
+        other.send('421["echo","fine"]')
+        seen: list[str | bytes] = []
+        for _ in range(MAX_FRAMES):
+            seen.append(receive(other))
+            if seen[-1] == '431["fine"]':
+                return
+        pytest.fail(f"the other session's echo was not answered: {seen!r}")
+    finally:
+        other.close()
 
 
 def assert_polling_closed(client: Polling) -> None:

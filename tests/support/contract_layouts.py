@@ -820,6 +820,42 @@ def check_uvicorn_upgrade() -> None:
 
     asyncio.run(run())
 
+def check_green_sendall_timeout() -> None:
+    """eventlet's ``GreenSocket.sendall`` under a timeout: each wait for room in the send
+    buffer is bounded, not the whole call, so a slow reader's sendall outlasts the timeout and
+    completes, while one nobody reads raises ``socket.timeout`` (a TimeoutError) once the
+    timeout has passed without progress."""
+    import eventlet
+    from eventlet.green import socket
+
+    ours, theirs = socket.socketpair()
+    try:
+        for sock in (ours, theirs):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        ours.settimeout(0.3)
+        data = b"x" * 150_000
+
+        def read_slowly() -> int:
+            got = 0
+            while got < len(data):
+                eventlet.sleep(0.02)  # ~0.75 s in all: more than twice the timeout
+                got += len(theirs.recv(4096))
+            return got
+
+        reader = eventlet.spawn(read_slowly)
+        ours.sendall(data)
+        assert reader.wait() == len(data)
+        try:
+            ours.sendall(data)
+        except TimeoutError:
+            return
+        raise AssertionError("a sendall nobody reads did not time out")
+    finally:
+        ours.close()
+        theirs.close()
+
+
 def check_hub_switch_out() -> None:
     """eventlet's hub, as worker/protocol/green_handlers.py relies on it: a greenlet that
     waits (``hub.switch()``) has its ``switch_out()`` called first, then the hub becomes its
@@ -880,4 +916,5 @@ LAYOUTS: dict[str, Callable[[], None]] = {
         check_async_pubsub_thread,
     "eventlet.wsgi:Server.process_request (layout)": check_process_request,
     "eventlet.hubs.hub:BaseHub.switch (layout)": check_hub_switch_out,
+    "eventlet.greenio.base:GreenSocket.sendall (layout)": check_green_sendall_timeout,
 }

@@ -25,7 +25,7 @@ from engineio import exceptions, packet
 from .async_asgi import accept_websocket
 from .async_read_deadline import DeadlineSweep, ReadDeadline
 from .async_ws_reader import ProtocolReader, decoded, hand_over_target, received
-from .core import ws_frame, ws_upgrade
+from .core import write_stall, ws_frame, ws_upgrade
 from .core.eio_rules import InvalidPacket
 from .session_queue import SessionQueue
 
@@ -133,13 +133,14 @@ class AsyncLazyWriter:
 async def _writable(session: Any, ws: Any) -> bool:
     """Whether the transport under ``ws`` (uvicorn's protocol) takes writes, now or once it
     does; False, the transport aborted, when its buffer did not shrink for ``ping_interval +
-    ping_timeout`` (a close would wait to flush what the client does not read)."""
+    ping_timeout`` (a close would wait to flush what the client does not read; the rule is
+    :mod:`.core.write_stall`'s)."""
     protocol: Any = getattr(getattr(ws, "asgi_send", None), "__self__", None)
     writable = getattr(protocol, "writable", None)
     if writable is None or writable.is_set():
         return True
     server = session.server
-    span = server.ping_interval + server.ping_timeout
+    span = write_stall.stall_span(server.ping_interval, server.ping_timeout)
     transport = protocol.transport
     left = transport.get_write_buffer_size()
     while True:
@@ -151,8 +152,7 @@ async def _writable(session: Any, ws: Any) -> bool:
             if now < left:  # a slow reader, not a silent one: wait on
                 left = now
                 continue
-        server.logger.info("%s: the client read nothing for %gs, dropping the connection",
-                           session.sid, span)
+        write_stall.log_dropped(server.logger, session.sid, span)
         transport.abort()
         return False
 

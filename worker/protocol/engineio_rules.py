@@ -336,7 +336,7 @@ class ConformantSocket(SessionRulesMixin, Socket):
         lazy_writer = self.server.async_mode == "eventlet" and hasattr(self.queue, "writer")
         messages = None
         if self.server.async_mode == "eventlet":
-            ws_reads.buffer_reads(ws)  # eventlet's websocket: one recv per burst of frames
+            ws_reads.buffer_reads(ws, self)  # eventlet's websocket: one recv per burst of frames
             messages = eventlet_message_reader(ws)
         environ = getattr(ws, "environ", None) or {}
         opened = environ.get(WEBSOCKET_OPENED)

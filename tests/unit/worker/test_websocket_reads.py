@@ -17,6 +17,7 @@ On asyncio also with the deadlines checked by a ``DeadlineSweep`` (the worker's 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -258,3 +259,107 @@ def test_whole_simple_frames_are_read_off_the_buffer_and_the_rest_by_eventlet() 
                             "fragmented", None]
     assert seen["fast"] == [True, True, True, True, False, False, False]
     assert seen["pong"] and seen["close_1009"]
+
+
+WRITES = r'''
+import warnings
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+import eventlet
+eventlet.monkey_patch()
+import json
+import logging
+import socket
+import ssl
+import sys
+import types
+from eventlet.websocket import RFC6455WebSocket
+from sioctl.worker import ws_reads
+
+ours, theirs = socket.socketpair()
+for sock in (ours, theirs):
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+if len(sys.argv) > 1:  # TLS: the certificate and key files
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(sys.argv[1], sys.argv[2])
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client.load_verify_locations(sys.argv[1])
+    ours = server.wrap_socket(ours, server_side=True, do_handshake_on_connect=False)
+    theirs = client.wrap_socket(theirs, server_hostname="127.0.0.1",
+                                do_handshake_on_connect=False)
+    handshake = eventlet.spawn(theirs.do_handshake)
+    ours.do_handshake()
+    handshake.wait()
+lines = []
+logger = logging.getLogger("owner")
+logger.setLevel(logging.INFO)
+logger.addHandler(type("H", (logging.Handler,), {"emit": lambda self, r:
+                                                 lines.append(r.getMessage())})())
+owner = types.SimpleNamespace(sid="s1", server=types.SimpleNamespace(logger=logger))
+ws = RFC6455WebSocket(ours, {}, 13)
+ws_reads.buffer_reads(ws, owner)
+ws.socket.settimeout(0.5)
+seen = {"tls": ws.socket.raw is None}
+payload = "x" * 300_000
+FRAME = len(payload) + 10  # a 64-bit length, no mask
+
+def read_slowly():
+    got = 0
+    while got < FRAME:
+        eventlet.sleep(0.02)  # 4 KiB per 20 ms: the whole frame takes ~1.5 s, 3 spans
+        got += len(theirs.recv(4096))
+    return got
+
+reader = eventlet.spawn(read_slowly)
+ws.send(payload)
+seen["slow_read"] = reader.wait() == FRAME
+try:
+    ws.send(payload)  # nobody reads
+    seen["silent"] = None
+except OSError as exc:
+    seen["silent"] = type(exc).__name__
+try:
+    ws.send("after")  # under TLS eventlet drops it (the shutdown let go of the TLS layer)
+    seen["after"] = "dropped"
+except OSError as exc:
+    seen["after"] = "failed"
+seen["read_end"] = ws.socket.recv(10).hex()  # shut down: the reads end too
+seen["lines"] = lines
+print(json.dumps(seen))
+'''
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1: (certfile, keyfile)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed (scripts/setup.sh installs it)")
+    directory = tmp_path_factory.mktemp("tls")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True)
+    return str(cert), str(key)
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+def test_an_eventlet_websocket_write_that_makes_no_progress_drops_the_connection(
+        tls: bool, request: pytest.FixtureRequest) -> None:
+    """A write through ws_reads.BufferedReads waits for a client that reads slowly (progress
+    starts a new wait: the whole frame takes three spans), and one that reads nothing ends
+    with a timeout after the span: the socket shut down (the next write ends at once, the
+    reads end), logged once with the session's id. Plain socket (the green socket's timeout) and
+    TLS (set around each write, the reads keeping theirs)."""
+    args = list(request.getfixturevalue("certificate")) if tls else []
+    proc = subprocess.run([sys.executable, "-c", WRITES, *args], capture_output=True,
+                          text=True, timeout=60, cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert seen["tls"] is tls
+    assert seen["slow_read"]
+    assert seen["silent"] == "TimeoutError"
+    assert seen["after"] == ("dropped" if tls else "failed")  # at once, either way
+    assert seen["read_end"] == ""
+    assert seen["lines"] == ["s1: the client read nothing for 0.5s, dropping the connection"]
