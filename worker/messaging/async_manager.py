@@ -31,8 +31,7 @@ from . import routing
 from .async_publisher import AsyncPublisher, aclose, stop_tasks
 from .async_queries import AsyncQueries
 from .async_readers import AsyncListener, AsyncRecoveryReader, AsyncStreamListener
-from .base import (OWNER_REFRESH, OWNER_TTL, SioctlManagerBase, client_options,
-                   listener_options)
+from .base import OWNER_REFRESH, OWNER_TTL, SioctlManagerBase, client_options, listener_options
 from .bursts import Held, hold, write_held_async
 from .fanout import AsyncFanoutMixin
 from .recovering import RecoveryMixin

@@ -31,8 +31,7 @@ from sioctl.worker.redis_clients import new_blocking
 from sioctl.worker.redis_cluster import TOPOLOGY_EVERY, describe
 
 from . import routing
-from .base import (OWNER_REFRESH, OWNER_TTL, SioctlManagerBase, client_options,
-                   listener_options)
+from .base import OWNER_REFRESH, OWNER_TTL, SioctlManagerBase, client_options, listener_options
 from .bursts import Held, hold, write_held
 from .fanout import FanoutMixin
 from .listener import Listener
