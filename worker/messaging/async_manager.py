@@ -31,7 +31,7 @@ from . import routing
 from .async_publisher import AsyncPublisher, aclose, stop_tasks
 from .async_queries import AsyncQueries
 from .async_readers import AsyncListener, AsyncRecoveryReader, AsyncStreamListener
-from .base import OWNER_REFRESH, OWNER_TTL, SioctlManagerBase, client_options
+from .base import OWNER_REFRESH, OWNER_TTL, SioctlManagerBase, client_options, listener_options
 from .bursts import Held, hold, write_held_async
 from .fanout import AsyncFanoutMixin
 from .recovering import RecoveryMixin
@@ -66,6 +66,10 @@ class AsyncSioctlRedisManager(RecoveryMixin, SioctlManagerBase, AsyncPubSubManag
         return new_asyncio(self.redis_url, self.channel,
                            **client_options(self.redis_url, self.redis_options))
 
+    def _new_listener_client(self) -> aioredis.Redis:
+        return new_asyncio(self.redis_url, self.channel,
+                           **listener_options(self.redis_url, self.redis_options))
+
     def initialize(self) -> None:
         """Start the publisher, the reader and the owner-record refresher (in the running
         loop: AsyncServer calls this on its first connection, or the worker at boot)."""
@@ -83,8 +87,12 @@ class AsyncSioctlRedisManager(RecoveryMixin, SioctlManagerBase, AsyncPubSubManag
         )
         self._sharded_publisher()
         self.publisher.start()
-        reader = AsyncStreamListener if self.transport == "streams" else AsyncListener
-        self.listener = reader(self._new_client, [self.channel, self.own_channel],
+        # The pub/sub listener's client speaks RESP2 (base.listener_options); the stream
+        # reader's keeps the default, its XREAD answers differ between the protocols.
+        streams = self.transport == "streams"
+        connect = self._new_client if streams else self._new_listener_client
+        reader = AsyncStreamListener if streams else AsyncListener
+        self.listener = reader(connect, [self.channel, self.own_channel],
                                asyncio.sleep, logger, self._reclaim_now)
         super().initialize()  # starts _thread, which reads _listen()
         self._tasks = [self.thread, self.server.start_background_task(self._refresh_owners)]

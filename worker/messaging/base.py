@@ -49,6 +49,20 @@ def client_options(url: str, extra: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
+def listener_options(url: str, extra: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of a pub/sub listener's client: :func:`client_options`, with
+    RESP2 unless ``extra`` (or the URL) names a protocol. redis-py 8 speaks RESP3 by default,
+    where every published message is a push that goes through its push-handler path before
+    ``get_message`` returns it; as a RESP2 array it costs ~2 µs less per message (8.5 against
+    10.8 µs per ``get_message``, docs/benchmarks-optimizations.md, s27-tgt), and the listener
+    reads one per message a worker hears. Its client runs SUBSCRIBE, PING and the health
+    checks only, which read the same in both protocols (the stream readers' XREAD does not:
+    they keep the default)."""
+    options = client_options(url, extra)
+    options.setdefault("protocol", 2)
+    return options
+
+
 class SioctlManagerBase:
     """The engine-free half of a sioctl Redis manager (see the module docstring)."""
 

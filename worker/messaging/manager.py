@@ -31,7 +31,7 @@ from sioctl.worker.redis_clients import new_blocking
 from sioctl.worker.redis_cluster import TOPOLOGY_EVERY, describe
 
 from . import routing
-from .base import OWNER_REFRESH, OWNER_TTL, SioctlManagerBase, client_options
+from .base import OWNER_REFRESH, OWNER_TTL, SioctlManagerBase, client_options, listener_options
 from .bursts import Held, hold, write_held
 from .fanout import FanoutMixin
 from .listener import Listener
@@ -71,6 +71,10 @@ class SioctlRedisManager(RecoveryMixin, SioctlManagerBase, socketio.PubSubManage
         return new_blocking(self.redis_url, self.channel,
                             **client_options(self.redis_url, self.redis_options))
 
+    def _new_listener_client(self) -> redis.Redis:
+        return new_blocking(self.redis_url, self.channel,
+                            **listener_options(self.redis_url, self.redis_options))
+
     def initialize(self) -> None:
         logger = self._get_logger()
         self.publisher = Publisher(
@@ -88,8 +92,12 @@ class SioctlRedisManager(RecoveryMixin, SioctlManagerBase, socketio.PubSubManage
         )
         self._sharded_publisher()
         self.publisher.start()
-        reader = StreamListener if self.transport == "streams" else Listener
-        self.listener = reader(self._new_client, [self.channel, self.own_channel],
+        # The pub/sub listener's client speaks RESP2 (base.listener_options); the stream
+        # reader's keeps the default, its XREAD answers differ between the protocols.
+        streams = self.transport == "streams"
+        connect = self._new_client if streams else self._new_listener_client
+        reader = StreamListener if streams else Listener
+        self.listener = reader(connect, [self.channel, self.own_channel],
                                self.server.sleep, logger, self._reclaim_now)
         if self.sessions is not None:
             self.recovery_reader = RecoveryReader(self._new_client, [self.recovery_channel],

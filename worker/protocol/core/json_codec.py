@@ -45,12 +45,19 @@ def install(module: Any = engineio.json) -> None:
 def reusing_decoder(original: Any, parse_int: Any) -> Any:
     """``original`` (``engineio.json.loads``: ``json.loads`` with ``parse_int``) with one
     ``JSONDecoder(parse_int=parse_int)`` for a plain string, which is what ``json.loads``
-    decodes it with; other calls (bytes, keyword arguments, a byte-order mark, which
-    ``json.loads`` refuses with its own message) go to ``original``."""
+    decodes it with, and for bytes that open a JSON object (``{`` then a byte that is not
+    0: a worker's message heard from Redis), which ``json.loads`` decodes as UTF-8 first
+    (``json.detect_encoding``) and then the same way; other calls (other bytes, keyword
+    arguments, a byte-order mark, which ``json.loads`` refuses with its own message) go to
+    ``original``."""
     decode = json.JSONDecoder(parse_int=parse_int).decode
 
     def loads(s: Any, *args: Any, **kwargs: Any) -> Any:
-        if args or kwargs or type(s) is not str or s.startswith("\ufeff"):
+        if args or kwargs:
+            return original(s, *args, **kwargs)
+        if type(s) is bytes and s[:1] == b"{" and s[1:2] != b"\0":
+            return decode(s.decode("utf-8", "surrogatepass"))
+        if type(s) is not str or s.startswith("\ufeff"):
             return original(s, *args, **kwargs)
         return decode(s)
 

@@ -39,6 +39,27 @@ def test_the_reused_decoder_refuses_what_engineio_json_refuses(text: str) -> Non
     assert (type(ours.value), str(ours.value)) == (type(theirs.value), str(theirs.value))
 
 
+@pytest.mark.parametrize("raw", [
+    b'{"method":"emit","data":[{"p":3,"t":1.5}],"s":"x\xc3\xa9","seq":12}', b"{}",
+    b'{"a":"\\ud83d\\ude00"}', b'{"a":' + b"9" * 101 + b"}", b"{", b'{"a":}',
+    b'{"a":"\xff"}', '{"a":1}'.encode("utf-16-le"), b"\xef\xbb\xbf{}",
+])
+def test_the_reused_decoder_decodes_an_object_s_bytes_as_engineio_json(raw: bytes) -> None:
+    """A worker's message heard from Redis (bytes opening a JSON object) takes the reused
+    decoder: the same value, or the same error with the same message, as engineio.json's;
+    bytes in another encoding (UTF-16, a byte-order mark) still go to the original."""
+    loads = json_codec.reusing_decoder(engineio.json.loads, engineio.json._safe_int)
+    try:
+        theirs: Any = engineio.json.loads(raw)
+    except ValueError as exc:
+        theirs = (type(exc), str(exc))
+    try:
+        ours: Any = loads(raw)
+    except ValueError as exc:
+        ours = (type(exc), str(exc))
+    assert ours == theirs
+
+
 @pytest.mark.parametrize("value", [None, 12, ["a"], {"a": 1}])
 def test_the_reused_decoder_refuses_non_text_as_json_loads_does(value: Any) -> None:
     loads = json_codec.reusing_decoder(engineio.json.loads, engineio.json._safe_int)
