@@ -10,10 +10,15 @@ burst: ``reading.BURST`` pub/sub messages at most, or one XREAD), and the manage
 callback, no binary attachments: what a targeted emit is). At the end of the burst each socket
 gets its frames in one write (eventlet: one ``send``; asyncio: one ``transport.write``) where
 the session can take it now, else its packets queued in order as ``send`` queues them.
+Another worker's broadcasts to a namespace (no ``skip_sid``) are held alike while nothing is
+held per session (and the other way round), their frames joined once for every socket of the
+namespace here (s27-bcast: the publisher batches, so a worker fanning out broadcasts at a high
+rate hears several in one read).
 
-Order per socket: anything in the burst that is not held (a broadcast, a callback, a
-disconnect, a room change, a query...) first has every held frame written, then goes
-python-socketio's way, and the burst is written before the reader reads on. Nothing here
+Order per socket: anything in the burst that is not held (a callback, a disconnect, a room
+change, a query, a broadcast while frames are held per session, an emit to a room while
+broadcasts are held...) first has every held frame written, then goes python-socketio's way,
+and the burst is written before the reader reads on. Nothing here
 yields to the loop between the read of a burst and its last held frame (the asyncio writes do
 not await; only the sessions that must go through ``_send_eio_packet`` are awaited, after the
 others are written).
