@@ -68,6 +68,36 @@ def test_targeted_room_and_broadcast_emits_keep_their_order(
     assert arrivals2.wait(len(expected2)) == expected2
 
 
+def test_broadcasts_heard_in_bursts_reach_every_socket_once_and_in_order(
+    own_redis: OwnRedis, start_nodes: Any, connect: Any
+) -> None:
+    """Another worker's broadcasts that Redis hands over together are written to each socket
+    here joined (.bursts): every socket, on both workers, gets each broadcast once, in order,
+    and a socket that joins a room meanwhile still gets the room emits between them."""
+    cluster = start_nodes(own_redis.url)
+    slots = clients_on_slots(connect, cluster, per_slot=2)
+    (a, _), (a2, _) = slots[0]
+    (b, wb), (b2, _) = slots[1]
+    n = 600
+    tag = new_tag("everyone")
+    everyone = [Arrivals(client, tag) for client in (a, a2, b, b2)]
+    assert a.call("send_to", {"to": None, "n": n, "tag": tag}, timeout=DELIVERY_TIMEOUT) == n
+    for arrivals in everyone:
+        assert arrivals.wait(n) == list(range(n))
+    # Broadcasts, then an emit to one socket's room, then broadcasts, in one go: the joined
+    # writes end where the room emit comes, and b still gets the three in their order.
+    room, tag2 = new_tag("room"), new_tag("mixed")
+    assert b.call("join", room)
+    mixed = [Arrivals(client, tag2) for client in (a2, b, b2)]
+    assert a.call("send_mixed", {"to": room, "room": room, "n": n, "tag": tag2},
+                  timeout=DELIVERY_TIMEOUT) == n
+    assert mixed[1].wait(n) == list(range(n))
+    broadcasts = [i for i in range(n) if i % 11 == 5]
+    assert mixed[0].wait(len(broadcasts)) == broadcasts
+    assert mixed[2].wait(len(broadcasts)) == broadcasts
+    assert b.call("whoami")["sid"] == wb["sid"]
+
+
 def test_a_socket_leaving_during_a_burst_costs_the_others_nothing(
     own_redis: OwnRedis, start_nodes: Any, connect: Any
 ) -> None:

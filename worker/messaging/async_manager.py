@@ -314,12 +314,12 @@ class AsyncSioctlRedisManager(RecoveryMixin, SioctlManagerBase, AsyncPubSubManag
                 if self._held(data, held):
                     continue
                 if held:
-                    await write_held_async(self.server, held)
+                    await write_held_async(self, held)
                 if await self.queries.handle(data):
                     continue
                 yield data
             if held:
-                await write_held_async(self.server, held)
+                await write_held_async(self, held)
 
     def _held(self, data: dict[str, Any], held: Held) -> bool:
         try:

@@ -10,10 +10,15 @@ burst: ``reading.BURST`` pub/sub messages at most, or one XREAD), and the manage
 callback, no binary attachments: what a targeted emit is). At the end of the burst each socket
 gets its frames in one write (eventlet: one ``send``; asyncio: one ``transport.write``) where
 the session can take it now, else its packets queued in order as ``send`` queues them.
+Another worker's broadcasts to a namespace (no ``skip_sid``) are held alike while nothing is
+held per session (and the other way round), their frames joined once for every socket of the
+namespace here (s27-bcast: the publisher batches, so a worker fanning out broadcasts at a high
+rate hears several in one read).
 
-Order per socket: anything in the burst that is not held (a broadcast, a callback, a
-disconnect, a room change, a query...) first has every held frame written, then goes
-python-socketio's way, and the burst is written before the reader reads on. Nothing here
+Order per socket: anything in the burst that is not held (a callback, a disconnect, a room
+change, a query, a broadcast while frames are held per session, an emit to a room while
+broadcasts are held...) first has every held frame written, then goes python-socketio's way,
+and the burst is written before the reader reads on. Nothing here
 yields to the loop between the read of a burst and its last held frame (the asyncio writes do
 not await; only the sessions that must go through ``_send_eio_packet`` are awaited, after the
 others are written).
@@ -39,13 +44,28 @@ from .fanout import fan_out_packets
 
 class Held:
     """The packets and frames held for each session (by Engine.IO sid) during a burst, in the
-    order they were heard."""
+    order they were heard; or, while none are, the broadcasts of the burst to one namespace
+    (``broadcast``: their (packet, frame) pairs in order, for every socket of ``namespace``
+    here), written to each socket with one write."""
 
     def __init__(self) -> None:
         self.sessions: dict[str, tuple[list[Any], list[Any]]] = {}
+        self.namespace: str | None = None
+        self.broadcast: list[tuple[Any, Any]] = []
 
     def __bool__(self) -> bool:
-        return bool(self.sessions)
+        return bool(self.sessions) or bool(self.broadcast)
+
+    def add_broadcast(self, namespace: str, shared: list[tuple[Any, Any]]) -> None:
+        """Hold the (packet, frame) pairs of one broadcast to ``namespace``."""
+        self.namespace = namespace
+        self.broadcast.extend(shared)
+
+    def take_broadcast(self) -> tuple[str | None, list[tuple[Any, Any]]]:
+        """(namespace, the held broadcasts' pairs), emptied."""
+        taken = (self.namespace, self.broadcast)
+        self.namespace, self.broadcast = None, []
+        return taken
 
     def add(self, eio_sid: str, shared: list[tuple[Any, Any]]) -> None:
         """Hold the (packet, frame) pairs of one emit for ``eio_sid``."""
@@ -64,7 +84,7 @@ class Held:
 
 
 def held_emit(data: dict[str, Any], host_id: str,
-              rooms: dict[Any, Any]) -> tuple[str, str, str, Any] | None:
+              rooms: dict[Any, Any]) -> tuple[str, str | None, str, Any] | None:
     """(namespace, room, event, payload) of a message the listener delivers itself: another worker's
     emit (``host_id`` is this worker's) to one room (a socket is its own room) with members
     here, without a callback or binary attachments. ``payload`` is what python-socketio's
@@ -74,7 +94,9 @@ def held_emit(data: dict[str, Any], host_id: str,
             or data.get("callback") is not None or data.get("binary") or "data" not in data:
         return None
     namespace, room, event = data.get("namespace"), data.get("room"), data.get("event")
-    if not isinstance(room, str) or not isinstance(namespace, str) \
+    # A room (a socket is its own room), or None: a broadcast to the namespace, whose
+    # python-socketio room None holds every socket of it here.
+    if not (room is None or isinstance(room, str)) or not isinstance(namespace, str) \
             or not isinstance(event, str) or room not in rooms.get(namespace, ()):
         return None
     payload = data["data"]
@@ -85,11 +107,23 @@ def held_emit(data: dict[str, Any], host_id: str,
 
 def hold(manager: Any, data: dict[str, Any], held: Held) -> bool:
     """Whether ``data`` is an emit :func:`held_emit` accepts; if so its packets and frames,
-    built once (``fanout.fan_out_packets``), are held for each of its recipients here."""
+    built once (``fanout.fan_out_packets``), are held for each of its recipients here. A
+    broadcast (no room, no ``skip_sid``) is held for the whole namespace while no frames for
+    single sessions are (and the other way round): False otherwise, and the caller writes what
+    is held before it delivers ``data`` python-socketio's way, so each socket's order holds."""
     emit = held_emit(data, manager.host_id, manager.rooms)
     if emit is None:
         return False
     namespace, room, event, payload = emit
+    if room is None:
+        if held.sessions or data.get("skip_sid") or \
+                (held.broadcast and held.namespace != namespace):
+            return False
+        held.add_broadcast(namespace, fan_out_packets(manager.server, event, payload,
+                                                      namespace, None)[1])
+        return True
+    if held.broadcast:
+        return False
     skipped, shared = fan_out_packets(manager.server, event, payload, namespace,
                                       data.get("skip_sid"))
     for sid, eio_sid in manager.get_participants(namespace, room):
@@ -98,12 +132,16 @@ def hold(manager: Any, data: dict[str, Any], held: Held) -> bool:
     return True
 
 
-def write_held(server: Any, held: Held) -> None:
+def write_held(manager: Any, held: Held) -> None:
     """Eventlet: write what ``held`` holds, each session's frames with one ``send`` when it
     can take them now, else packet by packet as the fan-out writes them."""
+    server = manager.server
     now = time.time()  # for the ping timeout: nothing here yields
     log = server.eio.logger.isEnabledFor(logging.INFO)
     sessions = server.eio.sockets
+    if held.broadcast:
+        _write_broadcast(manager, held, now, log)
+        return
     for eio_sid, pkts, frames in held.take():
         try:
             session = sessions.get(eio_sid)
@@ -118,8 +156,33 @@ def write_held(server: Any, held: Held) -> None:
             server.logger.exception("Handler error in pubsub listening thread")
 
 
-def _send_joined(session: Any, frames: list[Any], now: float, log: bool) -> bool:
-    """``ConformantSocket.write_frame`` for several frames: written with one ``send`` (what
+def _write_broadcast(manager: Any, held: Held, now: float, log: bool) -> None:
+    """Eventlet: the held broadcasts to every socket of their namespace here, joined once
+    into one write (``_send_joined``) when there are several; a session that cannot take
+    them now gets them packet by packet, as the fan-out writes them."""
+    server = manager.server
+    sessions = server.eio.sockets
+    namespace, shared = held.take_broadcast()
+    frames = [frame for _, frame in shared]
+    joined = b"".join(frames) if len(frames) > 1 and None not in frames else None
+    for _, eio_sid in manager.get_participants(namespace, None):
+        try:
+            session = sessions.get(eio_sid)
+            write = getattr(session, "write_frame", None)
+            if write is None or session.closed:  # as FanoutMixin: python-engineio's way
+                for pkt, _ in shared:
+                    server._send_eio_packet(eio_sid, pkt)
+            elif joined is None or not _send_joined(session, frames, now, log, joined):
+                for pkt, frame in shared:
+                    write(pkt, frame, now, log)
+        except Exception:  # one session's failure is not the others' (nor the listener's)
+            server.logger.exception("Handler error in pubsub listening thread")
+
+
+def _send_joined(session: Any, frames: list[Any], now: float, log: bool,
+                 joined: bytes | None = None) -> bool:
+    """``ConformantSocket.write_frame`` for several frames (``joined``: them joined, when
+    the caller has joined them once for many sessions): written with one ``send`` (what
     the socket does not take at once queued for the writer, as one frame's rest). False
     (nothing done) when the session cannot take them now: the caller writes them one by one."""
     direct = session._sioctl_direct
@@ -132,7 +195,8 @@ def _send_joined(session: Any, frames: list[Any], now: float, log: bool) -> bool
     if last_ping and now - last_ping > session.server.ping_timeout \
             and not session.check_ping_timeout():  # closed, as write_frame leaves it
         return True
-    joined = b"".join(frames)
+    if joined is None:
+        joined = b"".join(frames)
     try:
         written = direct.raw.send(joined)
     except BlockingIOError:
@@ -148,15 +212,27 @@ def _send_joined(session: Any, frames: list[Any], now: float, log: bool) -> bool
     return True
 
 
-async def write_held_async(server: Any, held: Held) -> None:
+async def write_held_async(manager: Any, held: Held) -> None:
     """asyncio: write what ``held`` holds, each session's frames with one ``transport.write``
     when it can take them now, else its packets queued; the sessions that decline (closing,
     past their ping timeout, EIO=3, not sioctl's) then get theirs through python-socketio's
-    ``_send_eio_packet``, awaited one after the other."""
+    ``_send_eio_packet``, awaited one after the other. Held broadcasts go to every socket of
+    their namespace here, joined once."""
+    server = manager.server
     now = time.time()
     log = server.eio.logger.isEnabledFor(logging.INFO)
     sessions = server.eio.sockets
     declined = []
+    if held.broadcast:
+        namespace, shared = held.take_broadcast()
+        pkts = [pkt for pkt, _ in shared]
+        frames = [frame for _, frame in shared]
+        joined = b"".join(frames) if len(frames) > 1 and None not in frames else None
+        for _, eio_sid in manager.get_participants(namespace, None):
+            session = sessions.get(eio_sid)
+            if session is None or \
+                    not _write_joined_now(session, pkts, frames, now, log, joined):
+                declined.append((eio_sid, pkts))
     for eio_sid, pkts, frames in held.take():
         session = sessions.get(eio_sid)
         if session is None or not _write_joined_now(session, pkts, frames, now, log):
@@ -170,8 +246,9 @@ async def write_held_async(server: Any, held: Held) -> None:
 
 
 def _write_joined_now(session: Any, pkts: list[Any], frames: list[Any], now: float,
-                      log: bool) -> bool:
-    """``AsyncSharedWrites.write_frame_now`` for several frames; False (nothing done) for a
+                      log: bool, joined: bytes | None = None) -> bool:
+    """``AsyncSharedWrites.write_frame_now`` for several frames (``joined``: them joined,
+    when the caller has joined them once for many sessions); False (nothing done) for a
     session that declines."""
     if type(session).write_frame_now is not AsyncConformantSocket.write_frame_now:
         write = getattr(session, "write_frame_now", None)
@@ -195,11 +272,12 @@ def _write_joined_now(session: Any, pkts: list[Any], frames: list[Any], now: flo
         # mark): the burst's frames queued as one, written as they are by the writer
         # (AsyncDirectWrites.send), rather than a uvicorn send per packet.
         if len(frames) > 1:
-            session.queue.put_nowait(ws_frame.FrameRest(b"".join(frames)))
+            session.queue.put_nowait(ws_frame.FrameRest(joined or b"".join(frames)))
         else:
             session.queue.put_nowait(pkts[0])
     else:
-        protocol.transport.write(b"".join(frames) if len(frames) > 1 else frames[0])
+        protocol.transport.write(frames[0] if len(frames) == 1 else
+                                 joined or b"".join(frames))
     if log:
         for _ in frames:
             session.server.logger.info("%s: Sending packet MESSAGE (fan-out)", session.sid)

@@ -253,12 +253,12 @@ class SioctlRedisManager(RecoveryMixin, SioctlManagerBase, socketio.PubSubManage
                 if self._held(data, held):
                     continue
                 if held:
-                    write_held(self.server, held)
+                    write_held(self, held)
                 if self.queries.handle(data):
                     continue
                 yield data
             if held:
-                write_held(self.server, held)
+                write_held(self, held)
 
     def _held(self, data: dict[str, Any], held: Held) -> bool:
         try:

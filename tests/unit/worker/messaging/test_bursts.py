@@ -23,6 +23,11 @@ def test_another_workers_emit_to_a_socket_or_room_here_is_held() -> None:
     assert held_emit(emit(room="room"), "me", ROOMS) == ("/", "room", "msg", {"i": 1})
 
 
+def test_another_workers_broadcast_to_a_namespace_with_sockets_here_is_held() -> None:
+    assert held_emit(emit(room=None), "me", ROOMS) == ("/", None, "msg", {"i": 1})
+    assert held_emit(emit(room=None, namespace="/chat"), "me", ROOMS) is None
+
+
 def test_the_payload_is_unwrapped_as_handle_emit_does() -> None:
     assert held_emit(emit(data=[1, 2]), "me", ROOMS) == ("/", "s1", "msg", (1, 2))
     assert held_emit(emit(data=[]), "me", ROOMS) == ("/", "s1", "msg", ())
@@ -35,7 +40,6 @@ def test_everything_else_goes_python_socketios_way() -> None:
         emit(host_id="me"),                       # this worker's own emit
         emit(callback=["me", "/", 3]),            # an ack to send back
         emit(binary=True),                        # attachments to put back
-        emit(room=None),                          # a broadcast
         emit(room=["s1", "room"]),                # a list of rooms
         emit(room="elsewhere"),                   # nobody here
         emit(namespace="/chat"),                  # a namespace nobody joined here
@@ -57,3 +61,12 @@ def test_frames_are_kept_per_session_in_order_and_taken_once() -> None:
     assert held.take() == [("e1", ["p1", "p2", "p3"], [b"f1", b"f2", b"f3"]),
                            ("e2", ["q1"], [b"g1"])]
     assert not held and held.take() == []
+
+
+def test_broadcasts_are_held_in_order_for_their_namespace_and_taken_once() -> None:
+    held = Held()
+    held.add_broadcast("/", [("p1", b"f1")])
+    held.add_broadcast("/", [("p2", b"f2"), ("p3", b"f3")])
+    assert held and not held.sessions
+    assert held.take_broadcast() == ("/", [("p1", b"f1"), ("p2", b"f2"), ("p3", b"f3")])
+    assert not held and held.take_broadcast() == (None, [])
