@@ -149,7 +149,7 @@ async def _writable(session: Any, ws: Any) -> bool:
             return True
         except asyncio.TimeoutError:
             now = transport.get_write_buffer_size()
-            if now < left:  # a slow reader, not a silent one: wait on
+            if write_stall.progressed(left, now):  # a slow reader: wait on
                 left = now
                 continue
         write_stall.log_dropped(server.logger, session.sid, span)
