@@ -27,6 +27,7 @@ from __future__ import annotations
 import collections
 import http.client
 import io
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -159,7 +160,9 @@ class StallLimitedWrites(io.RawIOBase):
         super().__init__()
         self._sock = sock
         self._span = span
-        self._stalled = stalled
+        # Weak: the handler holds this writer (its wfile), and a cycle would keep every
+        # finished connection's handler for the cyclic collector (see TimedProtocol.finish).
+        self._stalled = weakref.WeakMethod(stalled)
 
     def writable(self) -> bool:
         return True
@@ -179,7 +182,9 @@ class StallLimitedWrites(io.RawIOBase):
                     # kernel_unsent); a wait with no progress since the last one ends it.
                     now = write_stall.kernel_unsent(sock)
                     if unsent >= 0 and not write_stall.progressed(unsent, now):
-                        self._stalled()
+                        stalled = self._stalled()
+                        if stalled is not None:
+                            stalled()
                         raise
                     unsent = now
         finally:

@@ -177,3 +177,44 @@ def test_a_slow_long_poll_client_gets_its_whole_response(start_cluster: Any,
     # Not a timing threshold on the worker: the test's own pace, which must outlast the span
     # for the test to show anything.
     assert took > 1.3, f"read in {took:.2f}s: the reader was not slow enough to test the rule"
+
+
+def small_buffer_download(port: int, source_ip: str) -> socket.socket:
+    """``GET /download`` (the app's own route, tests/apps/fastping.py's ``app``: 4 MB) sent
+    from ``source_ip`` over a socket with a small receive buffer."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(10)
+    try:
+        sock.bind((source_ip, 0))
+        sock.connect(("127.0.0.1", port))
+        sock.sendall(b"GET /download HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_app_download_nobody_reads_is_dropped_and_a_slow_one_served(
+        start_cluster: Any, engine: str) -> None:
+    """The rule is the connection's, not Engine.IO's: a download from the app's own route
+    that nobody reads is dropped (logged once, naming the route), one read slowly is served
+    in full, both from one worker at the same time."""
+    cluster = start_cluster(app=app_on(engine, "tests.apps.fastping:app"), workers=1)
+    silent = small_buffer_download(cluster.port, SOURCE_IPS[5])
+    try:
+        slow = small_buffer_download(cluster.port, SOURCE_IPS[6])
+        try:
+            body = read_response(slow)
+        finally:
+            slow.close()
+        assert body == b"d" * (64 * 64_000)
+        wait_until(lambda: DROPPED in cluster.log_text(), timeout=15.0,
+                   what="the drop of the unread download logged")
+        cluster.wait_for(lambda s: s["slots"][0]["connections"] == 0, timeout=15.0,
+                         what="the connection of the client that reads nothing dropped")
+    finally:
+        silent.close()
+    assert cluster.log_text().count(DROPPED) == 1
+    assert f"GET /download from {SOURCE_IPS[5]}: {DROPPED}" in cluster.log_text()
