@@ -66,12 +66,9 @@ class WriteStallMixin:
         transport.abort()
 
     def _unsent(self) -> int:
-        """What is left to reach the client: the transport's buffer and the kernel's queue
-        (which shrinks with each read of a slow client, while the transport's buffer waits
-        for half the kernel's to be free: write_stall.kernel_unsent)."""
-        transport = self.transport
-        return (transport.get_write_buffer_size()
-                + write_stall.kernel_unsent(transport.get_extra_info("socket")))
+        """What is left to reach the client (write_stall.transport_unsent: the kernel's queue
+        counted, which shrinks with each read of a slow client)."""
+        return write_stall.transport_unsent(self.transport)
 
     def _stall_name(self) -> str:
         """The dropped connection as its log line names it (its request's method and path)."""

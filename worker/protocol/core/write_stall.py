@@ -72,3 +72,12 @@ def http_client(method: str, path: str, address: str) -> str:
     """How a dropped HTTP connection's log line names it (the query string left out: it may
     carry a session's id or a signed token)."""
     return f"{method} {path} from {address}"
+
+
+def transport_unsent(transport: Any) -> int:
+    """What an asyncio ``transport`` has left to get to its client: its own buffer and its
+    socket's kernel send queue (:func:`kernel_unsent`: the transport's buffer shrinks only when
+    the kernel has half its buffer free, which a slow reader's reads may take longer than a
+    span to free)."""
+    return int(transport.get_write_buffer_size()) + kernel_unsent(
+        transport.get_extra_info("socket"))
