@@ -16,12 +16,18 @@ Each deadline is one hub timer that shuts the socket down; the green thread read
 sees the end of the stream and eventlet.wsgi closes the connection. eventlet.wsgi has no such
 deadlines itself: its ``keepalive`` number is a per-read socket timeout (a client sending a
 byte a second never trips it), applied to the first request too, and nothing bounds the headers.
+
+A busy connection's response writes are bounded too (:class:`StallLimitedWrites`): a write that
+finds no room in the socket for the server's ``write_span`` ends the connection, a client that
+reads slowly is waited for (the websocket's rule, worker/protocol/core/write_stall.py).
 """
 
 from __future__ import annotations
 
 import collections
 import http.client
+import io
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -32,6 +38,7 @@ import eventlet.websocket
 import eventlet.wsgi
 from eventlet.hubs import get_hub
 
+from sioctl.worker.protocol.core import write_stall
 from sioctl.worker.protocol.engineio_rules import (
     CLOSE_CONNECTION,
     WEBSOCKET_OPENED,
@@ -137,10 +144,58 @@ class _BoundedInput(eventlet.wsgi.Input):
         raise OSError("request body too large to drain; closing the connection")
 
 
+class StallLimitedWrites(io.RawIOBase):
+    """The raw side of a connection's response file: each ``send`` waits at most ``span``
+    seconds for room in the socket (eventlet's green ``send`` times out per wait), then looks
+    at the kernel's send queue: a client that read something since the last look is waited
+    for again; one that read nothing for a span (seen within two spans) has ``stalled()``
+    called (it logs and shuts the socket down) and the ``TimeoutError`` raised, which eventlet.wsgi
+    takes as a failed write: the response ends, so does the connection, and its last flush
+    fails at once on the shut socket instead of waiting a second span.
+
+    Only the writes carry the timeout: the socket's own stays None, so the reads of request
+    heads and bodies keep their limits (the deadlines above, the app's)."""
+
+    def __init__(self, sock: Any, span: float, stalled: Callable[[], None]) -> None:
+        super().__init__()
+        self._sock = sock
+        self._span = span
+        # Weak: the handler holds this writer (its wfile), and a cycle would keep every
+        # finished connection's handler for the cyclic collector (see TimedProtocol.finish).
+        self._stalled = weakref.WeakMethod(stalled)
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        """Send what of ``data`` the socket takes (at least a byte); see the class."""
+        sock = self._sock
+        sock.settimeout(self._span)
+        try:
+            unsent = -1  # the kernel's send queue at the last time out (none yet)
+            while True:
+                try:
+                    return int(sock.send(data))
+                except TimeoutError:
+                    # The kernel wakes a waiting send only once half its buffer is free: a
+                    # slow reader's progress shows in its send queue (write_stall.
+                    # kernel_unsent); a wait with no progress since the last one ends it.
+                    now = write_stall.kernel_unsent(sock)
+                    if unsent >= 0 and not write_stall.progressed(unsent, now):
+                        stalled = self._stalled()
+                        if stalled is not None:
+                            stalled()
+                        raise
+                    unsent = now
+        finally:
+            sock.settimeout(None)  # what eventlet.wsgi sets once a request line is read
+
+
 class TimedProtocol(eventlet.wsgi.HttpProtocol):
     """eventlet.wsgi's connection handler with the header and keep-alive deadlines.
 
-    The server it is given carries ``header_timeout`` and ``keepalive_timeout`` (seconds).
+    The server it is given carries ``header_timeout`` and ``keepalive_timeout`` (seconds),
+    ``write_span`` (seconds, 0: none; :class:`StallLimitedWrites`) and ``stall_logger``.
 
     A websocket request may hand its reading over (``WEBSOCKET_READER`` in its environ): the
     request's green thread then returns without ending the connection, and whoever takes
@@ -153,6 +208,30 @@ class TimedProtocol(eventlet.wsgi.HttpProtocol):
     _websocket_reader: Callable[[], None] | None = None
     # The request's eventlet posthooks (the access log's line), run when the websocket ends.
     _websocket_posthooks: list[Any] | None = None
+
+    def setup(self) -> None:
+        """eventlet's files on the socket, the response's writes bounded by the server's
+        ``write_span`` (:class:`StallLimitedWrites`)."""
+        super().setup()
+        span = self.server.write_span
+        if span > 0:
+            plain: Any = self.wfile  # type: ignore[has-type]
+            self.wfile = io.BufferedWriter(
+                StallLimitedWrites(self.connection, span, self._write_stalled), self.wbufsize)
+            plain.close()  # nothing written yet: it lets go of its buffer and socket reference
+
+    def _write_stalled(self) -> None:
+        """A response write found no room for the span: say so (once: the socket is shut
+        down here, so every later write fails at once) and end the connection."""
+        path = str(getattr(self, "path", "") or "").split("?", 1)[0]
+        who = write_stall.http_client(getattr(self, "command", None) or "-", path or "-",
+                                      str(self.client_address[0]))
+        write_stall.log_dropped(self.server.stall_logger, who, self.server.write_span)
+        self.close_connection = 1
+        try:
+            eventlet.greenio.shutdown_safe(self.connection)
+        except Exception:  # already closed or broken: it is ending anyway
+            pass
 
     def handle_one_request(self) -> None:
         conn: Connection = self.conn_state[3]

@@ -59,7 +59,9 @@ class _NoTlsListener(_NoListener):
 
 
 class HttpServer:
-    """Runs the WSGI app on every connection put on ``connections``."""
+    """Runs the WSGI app on every connection put on ``connections``; a response write that
+    makes no progress for ``write_span`` seconds (the app's ``ping_interval + ping_timeout``)
+    ends its connection."""
 
     def __init__(
         self,
@@ -68,6 +70,7 @@ class HttpServer:
         connections: ConnectionQueue,
         tls: ssl.SSLContext | None = None,
         logger: logging.Logger | None = None,
+        write_span: float = 0.0,
     ):
         self.connections = connections
         self._tls = tls
@@ -89,6 +92,10 @@ class HttpServer:
         # would also time out a new connection's first read after that many seconds).
         self._server.header_timeout = settings.header_timeout
         self._server.keepalive_timeout = settings.keepalive
+        # Read by TimedProtocol.setup: a response write that finds no room in the socket for
+        # this long ends its connection (worker/protocol/core/write_stall.py; 0: never).
+        self._server.write_span = write_span
+        self._server.stall_logger = self._logger
         # Read by TimedProtocol.get_environ: off, no websocket app sees a compression offer.
         self._server.ws_per_message_deflate = settings.ws_per_message_deflate
         self._header_timeout = settings.header_timeout

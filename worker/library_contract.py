@@ -330,6 +330,13 @@ HOOKS: tuple[Hook, ...] = (
     Hook(f"{WSGI}:STATE_CLOSE", ATTRIBUTE, None, (HTTP,)),
     Hook(f"{WSGI}:MAX_REQUEST_LINE", ATTRIBUTE, None, (HTTP,)),
     Hook(f"{WSGI}:HttpProtocol.handle_one_request", OVERRIDE, (), (CONNECTION,)),
+    Hook(f"{WSGI}:HttpProtocol.setup", OVERRIDE, (), (CONNECTION,),
+         "makes rfile and wfile on self.connection before the first request; wfile is only "
+         "written, flushed and closed (replaced by a BufferedWriter over StallLimitedWrites)"),
+    Hook(f"{WSGI}:HttpProtocol.wbufsize", ATTRIBUTE, None, (CONNECTION,),
+         "the response file's buffer size (16 KiB)"),
+    Hook(f"{WSGI}:HttpProtocol.client_address", ATTRIBUTE, None, (CONNECTION,),
+         "the client's (address, port); a stalled write's log line names the address"),
     Hook(f"{WSGI}:HttpProtocol.get_environ", OVERRIDE, (), (CONNECTION,),
          "called once a request head is complete; environ['eventlet.input'] is an Input"),
     Hook(f"{WSGI}:HttpProtocol.finish", OVERRIDE, (), (CONNECTION,),
@@ -396,6 +403,8 @@ MIXINS: dict[str, str] = {
     "sioctl.worker.protocol.recovery:AsyncRecoveryServerMixin": ASIO,
     # The header deadline of later requests on a kept-alive connection (asyncio engine).
     "sioctl.worker.aio.head_deadline:HeadDeadlineMixin": UVICORN_HTTP,
+    # A response the client does not read ends its connection (asyncio engine).
+    "sioctl.worker.aio.write_stall:WriteStallMixin": UVICORN_HTTP,
     # Less held per idle websocket (asyncio engine, issue 19).
     "sioctl.worker.aio.ws_protocol:LeanWebSocketMixin": UVICORN_WS,
     # The asyncio session's direct writes: its send() (issue 15/19, the echo's ack path).

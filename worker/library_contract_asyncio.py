@@ -33,6 +33,7 @@ from .contract_terms import (
 # uvicorn's websocket protocol the asyncio worker serves websockets with (websockets-sansio).
 UVICORN_WS = "uvicorn.protocols.websockets.websockets_sansio_impl:WebSocketsSansIOProtocol"
 AIO_WS = "worker/aio/ws_protocol.py"
+AIO_STALL = "worker/aio/write_stall.py"
 AIO_ROUTES = "worker/aio/routes.py"
 # python-engineio's ASGI driver as the async shells use it (its websocket without a coroutine).
 P_ASYNC_ASGI = "worker/protocol/async_asgi.py"
@@ -259,8 +260,14 @@ ASYNCIO_HOOKS: tuple[Hook, ...] = (
     Hook(f"{UVICORN_HTTP}.data_received", OVERRIDE, ("data",), (AIO_HEAD,),
          "feeds the parser, whose callbacks set a new cycle once a request head is complete "
          "and hand the transport to the websocket protocol on an upgrade"),
-    Hook(f"{UVICORN_HTTP}.connection_lost", OVERRIDE, ("exc",), (AIO_HEAD,)),
-    Hook(f"{UVICORN_HTTP}.cycle", LAYOUT, None, (AIO_SERVING, AIO_HEAD),
+    Hook(f"{UVICORN_HTTP}.connection_lost", OVERRIDE, ("exc",), (AIO_HEAD, AIO_STALL)),
+    Hook(f"{UVICORN_HTTP}.pause_writing", OVERRIDE, (), (AIO_STALL,),
+         "called by the transport when its write buffer goes over the high-water mark "
+         "(uvicorn's flow then waits in drain() before the next write, without a limit)"),
+    Hook(f"{UVICORN_HTTP}.resume_writing", OVERRIDE, (), (AIO_STALL,),
+         "called by the transport when its buffer is back under the low-water mark (not "
+         "at connection_lost, where uvicorn resumes its flow itself)"),
+    Hook(f"{UVICORN_HTTP}.cycle", LAYOUT, None, (AIO_SERVING, AIO_HEAD, AIO_STALL),
          "None until a request head is complete, then the request's cycle, whose "
          "response_complete says the connection waits for its next request; transport and "
          "client are the connection's; the protocol is in server_state.connections while open"),

@@ -43,7 +43,7 @@ from sioctl.worker.framework.application import load_app_dir
 from sioctl.worker.gate import DrainGate
 from sioctl.worker.gateway.mount import gateway_plugin
 from sioctl.worker.http_server import HttpServer
-from sioctl.worker.protocol.core import binary_check, json_codec
+from sioctl.worker.protocol.core import binary_check, json_codec, write_stall
 from sioctl.worker.signal_pipe import signal_pipe, wait_for_signal
 
 HEARTBEAT_INTERVAL = master_channel.HEARTBEAT_INTERVAL
@@ -205,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     if access_logger is not None:
         wsgi_app = access_log.AccessLogMiddleware(gate, access_logger)
     connections: eventlet.queue.LightQueue = eventlet.queue.LightQueue()
-    http = HttpServer(wsgi_app, settings, connections, tls_context, logger)
+    http = HttpServer(wsgi_app, settings, connections, tls_context, logger,
+                      write_span=write_stall.app_span(loaded.engines))
     eventlet.spawn(http.serve_forever)
     memory.log_figures_on_signal(loaded.server or loaded.engines[0], http, logger)
 

@@ -3,6 +3,7 @@ socketio.AsyncServer, so the ping-interval and heartbeat tests run on both engin
 
 - ``sio``: 0.3 s interval, 1 s timeout.
 - ``tight``: 0.5 s interval, 0.4 s timeout.
+- ``app``: ``sio`` with the app's own ``GET /download`` (as tests/apps/fastping.py's).
 """
 
 from __future__ import annotations
@@ -11,6 +12,10 @@ import os
 from typing import Any
 
 import socketio
+
+# As tests/apps/fastping.py's (not imported: it builds an eventlet-mode server).
+DOWNLOAD_SIZE = 64 * 64_000
+DOWNLOAD_CHUNK = 64_000
 
 sio = socketio.AsyncServer(async_mode="asgi", ping_interval=0.3, ping_timeout=1,
                            cors_allowed_origins="*")
@@ -37,3 +42,22 @@ sio.on("echo", echo)
 sio.on("shout", shout)
 tight.on("whoami", whoami)
 tight.on("echo", echo)
+
+
+async def download(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """``GET /download``: DOWNLOAD_SIZE bytes of ``d``, streamed; 404 for any other path."""
+    if scope.get("path") != "/download":
+        await send({"type": "http.response.start", "status": 404,
+                    "headers": [(b"content-length", b"0")]})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/octet-stream"),
+                            (b"content-length", str(DOWNLOAD_SIZE).encode())]})
+    for _ in range(DOWNLOAD_SIZE // DOWNLOAD_CHUNK):
+        await send({"type": "http.response.body", "body": b"d" * DOWNLOAD_CHUNK,
+                    "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+app = socketio.ASGIApp(sio, other_asgi_app=download)

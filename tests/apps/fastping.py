@@ -6,11 +6,14 @@ fractional interval is truncated; sioctl's workers advertise what is configured.
 - ``sio``: 0.3 s interval, 1 s timeout; stock engine.io advertises 0 ms instead of 300 ms.
 - ``tight``: 0.5 s interval, 0.4 s timeout; stock engine.io advertises 0 ms, so a JS client
   expects a ping within 0.4 s, gets one every 0.5 s, and drops with "ping timeout".
+- ``app``: ``sio`` with a route of the app's own, ``GET /download`` (DOWNLOAD_SIZE bytes in
+  chunks of DOWNLOAD_CHUNK: a response that is not Engine.IO's).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import socketio
@@ -38,3 +41,19 @@ sio.on("echo", echo)
 sio.on("shout", shout)
 tight.on("whoami", whoami)
 tight.on("echo", echo)
+
+DOWNLOAD_SIZE = 64 * 64_000
+DOWNLOAD_CHUNK = 64_000
+
+
+def download(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterator[bytes]:
+    """``GET /download``: DOWNLOAD_SIZE bytes of ``d``, streamed; 404 for any other path."""
+    if environ.get("PATH_INFO") != "/download":
+        start_response("404 Not Found", [("Content-Length", "0")])
+        return iter(())
+    start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                              ("Content-Length", str(DOWNLOAD_SIZE))])
+    return (b"d" * DOWNLOAD_CHUNK for _ in range(DOWNLOAD_SIZE // DOWNLOAD_CHUNK))
+
+
+app = socketio.WSGIApp(sio, download)

@@ -36,6 +36,7 @@ ENGINES = tuple(CHAT_APPS)
 ASYNC_TWINS = {
     "tests.apps.chat:sio": "tests.apps.asyncchat:app",
     "tests.apps.fastping:sio": "tests.apps.asyncfastping:sio",
+    "tests.apps.fastping:app": "tests.apps.asyncfastping:app",
     "tests.apps.fastping:tight": "tests.apps.asyncfastping:tight",
     "tests.apps.engine:sio": "tests.apps.asyncengine:sio",
     "tests.apps.engine:app": "tests.apps.asyncengine:app",

@@ -28,7 +28,7 @@ from sioctl.worker.aio.channel import AsyncChannel
 from sioctl.worker.aio.lifespan import Lifespan
 from sioctl.worker.aio.serving import Serving
 from sioctl.worker.errors import BootError
-from sioctl.worker.protocol.core import binary_check, json_codec
+from sioctl.worker.protocol.core import binary_check, json_codec, write_stall
 
 HEARTBEAT_INTERVAL = master_channel.HEARTBEAT_INTERVAL
 POLL_INTERVAL = 0.1
@@ -96,7 +96,8 @@ class Worker:
             await self.lifespan.startup()
             serving = self.serving = Serving(
                 self.loaded.asgi_app, self.settings, self.logger, tls_context,
-                self.lifespan.state, access_logger)
+                self.lifespan.state, access_logger,
+                write_stall.app_span(self.loaded.engines))
         except BootError as exc:
             return boot.report_boot_error(exc, self.channel, self.logger)
         except Exception as exc:

@@ -34,6 +34,7 @@ from sioctl.worker.aio.access_log import AsgiAccessLog
 from sioctl.worker.aio.head_deadline import with_head_deadline
 from sioctl.worker.aio.limits import RequestLimits
 from sioctl.worker.aio.routes import engineio_routes
+from sioctl.worker.aio.write_stall import with_write_stall
 from sioctl.worker.aio.ws_protocol import lean_http_protocol, lean_websocket_protocol
 from sioctl.worker.gate import opens_session
 from sioctl.worker.tls import HANDSHAKE_TIMEOUT
@@ -128,7 +129,8 @@ class ClientAddresses:
 
 
 class Serving:
-    """Serves ``app`` on every connection given to :meth:`adopt`."""
+    """Serves ``app`` on every connection given to :meth:`adopt`; a response the client makes
+    no progress reading for ``write_span`` seconds ends its connection (0: never)."""
 
     def __init__(
         self,
@@ -138,6 +140,7 @@ class Serving:
         tls: ssl.SSLContext | None = None,
         app_state: dict[str, Any] | None = None,
         access_logger: Logger | None = None,
+        write_span: float = 0.0,
     ) -> None:
         # The Engine.IO requests go straight to the server's handle_request (routes.py).
         self.gate = DrainGate(engineio_routes(app))
@@ -171,8 +174,11 @@ class Serving:
         self.state = ServerState()
         # HttpToolsProtocol (worker/library_contract.py lists what the worker relies on), with
         # the header deadline of later requests on a kept-alive connection (head_deadline.py).
-        protocol_class: Any = with_head_deadline(
-            lean_http_protocol(self.config.http_protocol_class), settings.header_timeout)
+        # And a response the client does not read ends its connection after write_span
+        # seconds without progress (write_stall.py).
+        protocol_class: Any = with_head_deadline(with_write_stall(
+            lean_http_protocol(self.config.http_protocol_class), write_span, logger),
+            settings.header_timeout)
         self._factory = functools.partial(
             protocol_class, config=self.config, server_state=self.state,
             app_state=app_state if app_state is not None else {})

@@ -142,14 +142,15 @@ async def _writable(session: Any, ws: Any) -> bool:
     server = session.server
     span = write_stall.stall_span(server.ping_interval, server.ping_timeout)
     transport = protocol.transport
-    left = transport.get_write_buffer_size()
+    # The kernel's send queue counted (a slow reader's progress shows there first).
+    left = write_stall.transport_unsent(transport)
     while True:
         try:
             await asyncio.wait_for(writable.wait(), span)
             return True
         except asyncio.TimeoutError:
-            now = transport.get_write_buffer_size()
-            if now < left:  # a slow reader, not a silent one: wait on
+            now = write_stall.transport_unsent(transport)
+            if write_stall.progressed(left, now):  # a slow reader: wait on
                 left = now
                 continue
         write_stall.log_dropped(server.logger, session.sid, span)

@@ -5,10 +5,17 @@ counted against the connection limit, a drain waiting for it); a slow client who
 progress, however slowly, is waited for. How "no progress" is seen is the engine's: the
 asyncio writer watches the transport's write buffer (``async_websocket._writable``), eventlet's
 green socket times out a send that finds no room for that long (``ws_reads.BufferedReads.
-sendall``)."""
+sendall``). The same holds for every HTTP response the worker writes (a long-polling GET, an
+app's download, the gateway's answers), with the largest span of the app's Engine.IO servers
+(:func:`app_span`): eventlet's ``connection.StallLimitedWrites``, asyncio's
+``aio/write_stall.WriteStallMixin``."""
 
 from __future__ import annotations
 
+import fcntl
+import struct
+import termios
+from collections.abc import Iterable
 from typing import Any
 
 # What a dropped connection's log line says (the session's id, the span in seconds).
@@ -21,7 +28,56 @@ def stall_span(ping_interval: float, ping_timeout: float) -> float:
     return ping_interval + ping_timeout
 
 
-def log_dropped(logger: Any, sid: str, span: float) -> None:
-    """Say once, at INFO on the server's logger, that session ``sid``'s connection is dropped
-    because its client read nothing for ``span`` seconds."""
-    logger.info(DROPPED, sid, span)
+def log_dropped(logger: Any, who: str, span: float) -> None:
+    """Say once, at INFO on ``logger``, that the connection of ``who`` (a session's id, or
+    :func:`http_client`'s name) is dropped because its client read nothing for ``span``
+    seconds."""
+    logger.info(DROPPED, who, span)
+
+
+# The span when the app has no Engine.IO server to take it from: python-engineio's defaults
+# (ping_interval 25 s, ping_timeout 20 s).
+DEFAULT_SPAN = 45.0
+
+
+def app_span(engines: Iterable[Any]) -> float:
+    """The span for every HTTP write of a worker serving ``engines`` (the app's Engine.IO
+    servers): the largest of theirs, so that no session's own rule is made stricter;
+    :data:`DEFAULT_SPAN` when there are none."""
+    spans = [stall_span(eio.ping_interval, eio.ping_timeout) for eio in engines]
+    return max(spans, default=DEFAULT_SPAN)
+
+
+def progressed(before: int, now: int) -> bool:
+    """Whether a write buffer holding ``before`` bytes a span ago and ``now`` bytes now was
+    read from: a slow reader, not a silent one, and the wait starts again."""
+    return now < before
+
+
+def kernel_unsent(sock: Any) -> int:
+    """The bytes in ``sock``'s kernel send queue that the client has not acknowledged yet
+    (Linux's SIOCOUTQ); 0 where that is unknown.
+
+    A writer waiting for room does not see a slow reader's progress: the kernel wakes it only
+    once half its send buffer (which grows to megabytes) is free, which a client reading a
+    few KB at a time takes longer than a span to free. The queue shrinks with each read."""
+    try:
+        raw = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+    except (OSError, ValueError, AttributeError):  # closed, not a TCP socket, not Linux
+        return 0
+    return int(struct.unpack("i", raw)[0])
+
+
+def http_client(method: str, path: str, address: str) -> str:
+    """How a dropped HTTP connection's log line names it (the query string left out: it may
+    carry a session's id or a signed token)."""
+    return f"{method} {path} from {address}"
+
+
+def transport_unsent(transport: Any) -> int:
+    """What an asyncio ``transport`` has left to get to its client: its own buffer and its
+    socket's kernel send queue (:func:`kernel_unsent`: the transport's buffer shrinks only when
+    the kernel has half its buffer free, which a slow reader's reads may take longer than a
+    span to free)."""
+    return int(transport.get_write_buffer_size()) + kernel_unsent(
+        transport.get_extra_info("socket"))
