@@ -127,9 +127,35 @@ def perf_counts(proc: subprocess.Popen[bytes] | None, out: Path) -> dict[str, fl
     return counts
 
 
+def strace_counts(pids: list[int], out: Path) -> list[subprocess.Popen[bytes]]:
+    """``strace -c -f`` on each of ``pids`` until SIGINT (it slows them: the CPU figures of a
+    run with it are not the suite's)."""
+    return [subprocess.Popen(["strace", "-c", "-f", "-o", str(out / f"strace-{pid}.txt"),
+                              "-p", str(pid)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for pid in pids]
+
+
+def strace_totals(procs: list[subprocess.Popen[bytes]], pids: list[int],
+                  out: Path) -> dict[str, float]:
+    """Stop ``strace_counts``'s processes; the calls per system call, summed over ``pids``."""
+    for proc in procs:
+        proc.send_signal(signal.SIGINT)
+    calls: dict[str, float] = {}
+    for proc, pid in zip(procs, pids, strict=True):
+        proc.wait(10)
+        for line in (out / f"strace-{pid}.txt").read_text(errors="replace").splitlines():
+            fields = line.split()
+            # % time, seconds, usecs/call, calls, [errors,] syscall
+            if len(fields) >= 5 and fields[3].isdigit() and fields[-1] != "total":
+                calls[fields[-1]] = calls.get(fields[-1], 0.0) + int(fields[3])
+    return calls
+
+
 async def measure(system: systems.System, plan: scenarios.Plan, out: Path,
-                  idle_for: float) -> dict[str, Any]:
-    """Idle CPU for ``idle_for`` s, then the fixed-load echo's counters per server process."""
+                  idle_for: float, strace: bool = False) -> dict[str, Any]:
+    """Idle CPU for ``idle_for`` s, then the fixed-load echo's counters per server process
+    (with ``strace``: its system calls instead of perf's counts)."""
     roles = system.roles()
     pids = {pid: role for role, group in roles.items() for pid in group}
     before = sample(list(pids))
@@ -139,9 +165,15 @@ async def measure(system: systems.System, plan: scenarios.Plan, out: Path,
     idle = delta(before, sample(list(pids)))
     before = sample(list(pids))
     own_before = os.times()
-    perf = perf_stat(roles["workers"], out / "perf.txt")
-    result = await scenarios.echo(system, plan, plan.echo_rate)
-    counts = perf_counts(perf, out / "perf.txt")
+    if strace:
+        tracers = strace_counts(roles["workers"], out)
+        await asyncio.sleep(1.0)  # strace attached
+        result = await scenarios.echo(system, plan, plan.echo_rate)
+        counts = strace_totals(tracers, roles["workers"], out)
+    else:
+        perf = perf_stat(roles["workers"], out / "perf.txt")
+        result = await scenarios.echo(system, plan, plan.echo_rate)
+        counts = perf_counts(perf, out / "perf.txt")
     own_after = os.times()
     busy = delta(before, sample(list(pids)))
     answered = result.metrics["msgs/s"] * result.usage.seconds
@@ -169,8 +201,9 @@ def report(label: str, m: dict[str, Any]) -> dict[str, float]:
           f"µs/msg (schedstat), p50 {m['metrics']['p50 ms']:.2f} ms, generator "
           f"{m['own_us'] / n:.0f} µs/msg", flush=True)
     if m["perf"]:
-        lines.append("    perf stat, workers, per msg: " + ", ".join(
-            f"{event} {value / n:.3g}" for event, value in m["perf"].items()))
+        lines.append("    perf stat or strace, workers, per msg: " + ", ".join(
+            f"{event} {value / n:.3g}" for event, value in
+            sorted(m["perf"].items(), key=lambda kv: -kv[1]) if value / n >= 0.01))
     print("\n".join(lines), flush=True)
     return {"ticks": m["server_us_per_msg"], "sched": total_run / n}
 
@@ -186,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="offered echoes/s (the suite's is 1000)")
     parser.add_argument("--placements", nargs="+", default=["free", "pinned", "split"],
                         choices=["free", "pinned", "split"])
+    parser.add_argument("--strace", action="store_true",
+                        help="count the workers' system calls per echo (strace -c; it slows "
+                        "them, so the CPU figures are not the suite's)")
     args = parser.parse_args(argv)
     plan = dataclasses.replace(scenarios.Plan.full(), seconds=args.seconds)
     raise_fd_limit()
@@ -206,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
                             label = f"{config} {rate:.0f}/s {placement}"
                             at_rate = dataclasses.replace(plan, echo_rate=rate)
                             figures.setdefault(label, []).append(
-                                report(label, run(measure(system, at_rate, out, args.idle))))
+                                report(label, run(measure(system, at_rate, out, args.idle,
+                                                     args.strace))))
                 os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
     print("\nmedians (server µs/msg by ticks, by schedstat):")
     for label, values in figures.items():
