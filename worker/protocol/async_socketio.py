@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import socketio
 from socketio import packet
 
 from .core import sio_rules
@@ -127,3 +128,22 @@ class AsyncConformantServerMixin:
         if session is not None and not session.closed:
             await session.close(wait=False, abort=False,
                                 reason=server.eio.reason.TRANSPORT_ERROR)
+
+
+def events_dispatch_inline(eio_server: Any) -> bool:
+    """True when the Socket.IO EVENT packets the Engine.IO server ``eio_server`` receives are
+    dispatched by python-socketio's own path through this mixin: the packet checked, then the
+    handler started in a task of its own (``async_handlers``), no application code run and
+    nothing awaited on the way (only an invalid packet's close waits). A reader of the
+    protocol's callbacks may then give such a message to the session in the callback, without
+    a task of its own (:mod:`.async_ws_reader`). False for a server whose class changes that
+    path, or a message handler that is not the server's own."""
+    server = getattr(eio_server.handlers.get("message"), "__self__", None)
+    if not isinstance(server, AsyncConformantServerMixin):
+        return False
+    cls: Any = type(server)
+    return (getattr(server, "async_handlers", False) is True
+            and cls._handle_eio_message is AsyncConformantServerMixin._handle_eio_message
+            and cls._sioctl_dispatch is AsyncConformantServerMixin._sioctl_dispatch
+            and cls._handle_event is socketio.AsyncServer._handle_event
+            and cls.start_background_task is socketio.AsyncServer.start_background_task)
