@@ -138,12 +138,18 @@ def events_dispatch_inline(eio_server: Any) -> bool:
     protocol's callbacks may then give such a message to the session in the callback, without
     a task of its own (:mod:`.async_ws_reader`). False for a server whose class changes that
     path, or a message handler that is not the server's own."""
-    server = getattr(eio_server.handlers.get("message"), "__self__", None)
+    handlers = getattr(eio_server, "handlers", None) or {}
+    server = getattr(handlers.get("message"), "__self__", None)
     if not isinstance(server, AsyncConformantServerMixin):
         return False
     cls: Any = type(server)
-    return (getattr(server, "async_handlers", False) is True
-            and cls._handle_eio_message is AsyncConformantServerMixin._handle_eio_message
+    # Each class defining _handle_eio_message is python-socketio's or one of this package's
+    # (the rules, the v2 clients' translation of CONNECT): none that an application wrote.
+    package = __name__.rpartition(".")[0]
+    own = all(klass.__module__.partition(".")[0] == "socketio"
+              or klass.__module__.rpartition(".")[0] == package
+              for klass in cls.__mro__ if "_handle_eio_message" in vars(klass))
+    return (own and getattr(server, "async_handlers", False) is True
             and cls._sioctl_dispatch is AsyncConformantServerMixin._sioctl_dispatch
             and cls._handle_event is socketio.AsyncServer._handle_event
             and cls.start_background_task is socketio.AsyncServer.start_background_task)
