@@ -103,6 +103,32 @@ def test_an_invalid_packet_on_an_established_websocket_closes_its_session(
         other.close()
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_invalid_event_on_an_established_websocket_closes_its_session(
+        start_cluster: Any, engine: str) -> None:
+    """A Socket.IO EVENT whose data is not a list (the asyncio reader gives EVENT messages to
+    the session in the protocol's callback): the session is closed at once and its
+    websocket with it; the events sent before it were answered; another session is served as
+    before."""
+    cluster = start_cluster(workers=1)
+    ws = open_session(cluster.port, SOURCE_IPS[3])
+    try:
+        ws.send('421["echo","before"]')
+        assert acks(ws, 1) == {'431["before"]'}
+        ws.send('42{"not":"a list"}')
+        assert_ws_closed(ws)
+    finally:
+        ws.close()
+    cluster.wait_for(lambda s: s["slots"][0]["sessions"] == 0, timeout=10.0,
+                     what="the session closed with its websocket")
+    other = open_session(cluster.port, SOURCE_IPS[4])
+    try:
+        other.send('421["echo","fine"]')
+        assert acks(other, 1) == {'431["fine"]'}
+    finally:
+        other.close()
+
+
 @pytest.mark.parametrize("engine", ["asyncio"])
 def test_a_client_that_stops_reading_is_dropped(start_cluster: Any, engine: str) -> None:
     """A client (small receive buffer) that sends echo events of 100 KB and reads none of

@@ -62,7 +62,7 @@ class AsyncConformantServerMixin:
                     pending, data, server.packet_class, server.eio.max_http_buffer_size)
             except InvalidPacket as exc:
                 server._binary_packet.pop(eio_sid, None)
-                await self._sioctl_close(eio_sid, str(exc))
+                await self._sioctl_close_in_task(eio_sid, str(exc))
                 return None
             return await super()._handle_eio_message(eio_sid, data)  # type: ignore[misc]
         try:
@@ -70,7 +70,7 @@ class AsyncConformantServerMixin:
                 data, server.packet_class, getattr(server, "events_checking_depth", ()))
             self._sioctl_state.packet_arrives(eio_sid, pkt.packet_type)
         except InvalidPacket as exc:
-            await self._sioctl_close(eio_sid, str(exc))
+            await self._sioctl_close_in_task(eio_sid, str(exc))
             return None
         await self._sioctl_dispatch(eio_sid, pkt)
         return None
@@ -116,6 +116,16 @@ class AsyncConformantServerMixin:
     async def _handle_eio_disconnect(self, eio_sid: str, *args: Any) -> Any:
         self._sioctl_state.session_closes(eio_sid)
         return await super()._handle_eio_disconnect(eio_sid, *args)  # type: ignore[misc]
+
+    async def _sioctl_close_in_task(self, eio_sid: str, why: str) -> None:
+        """:meth:`_sioctl_close`, in a task of its own when no task is current (an EVENT
+        message read in the protocol's callback, :func:`events_dispatch_inline`): the close
+        runs the application's disconnect handlers, which may rely on a current task
+        (``asyncio.timeout``). Awaiting it keeps the reader's order: it reads on after it."""
+        if asyncio.current_task() is None:
+            await asyncio.ensure_future(self._sioctl_close(eio_sid, why))
+        else:
+            await self._sioctl_close(eio_sid, why)
 
     async def _sioctl_close(self, eio_sid: str, why: str) -> None:
         """Close the Engine.IO session now (not ``eio.disconnect()``, which waits for a
