@@ -207,6 +207,19 @@ ASYNCIO_HOOKS: tuple[Hook, ...] = (
          (P_ASYNC_SIO,)),
     Hook(f"{ASIO}._handle_event", CALL, ("eio_sid", "namespace", "id", "data"),
          (P_ASYNC_SIO,)),
+    Hook(f"{ASIO}._handle_event", ATTRIBUTE, None, (P_ASYNC_SIO,),
+         "events_dispatch_inline: the server's class keeps python-socketio's own (its log "
+         "line, its connected check, then the handler started by start_background_task)"),
+    Hook(f"{ASIO}._handle_eio_message", ATTRIBUTE, None, (P_ASYNC_SIO,),
+         "events_dispatch_inline: every class defining it is python-socketio's or sioctl's"),
+    Hook(f"{ASIO}.start_background_task", ATTRIBUTE, None, (P_ASYNC_SIO,),
+         "events_dispatch_inline: python-socketio's own (asyncio.ensure_future, no wait)"),
+    Hook(f"{ASIO}.async_handlers", ATTRIBUTE, None, (P_ASYNC_SIO,),
+         "True (the default): each event's handler runs in a task of its own, so an EVENT "
+         "message's dispatch starts it and returns (events_dispatch_inline)"),
+    Hook(f"{AEIO}.handlers", ATTRIBUTE, None, (P_ASYNC_SIO,),
+         "a dict; its 'message' entry is the socketio server's bound _handle_eio_message "
+         "(python-socketio registers it; adopt() keeps it pointing at the server)"),
     Hook(f"{ASIO}._handle_ack", CALL, ("eio_sid", "namespace", "id", "data"), (P_ASYNC_SIO,)),
     Hook(f"{ASIO}.emit", OVERRIDE, ("event", "data", "to", "room", "skip_sid", "namespace",
                                     "callback", "ignore_queue"), (P_ASYNC_SIO,),

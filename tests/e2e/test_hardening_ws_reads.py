@@ -21,6 +21,7 @@ import websocket
 from tests.support.clients import SOURCE_IPS, open_session
 from tests.support.cluster import ENGINES, app_on
 from tests.support.conformance import (
+    assert_echoed,
     assert_gone_and_another_served,
     assert_ws_closed,
     open_websocket,
@@ -86,6 +87,25 @@ def test_an_invalid_packet_on_an_established_websocket_closes_its_session(
     assert_gone_and_another_served(
         cluster, SOURCE_IPS[2], timeout=10.0,
         what="the session closed with its websocket (ping timeout: 45 s)")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_invalid_event_on_an_established_websocket_closes_its_session(
+        start_cluster: Any, engine: str) -> None:
+    """A Socket.IO EVENT whose data is not a list (the asyncio reader gives EVENT messages to
+    the session in the protocol's callback): the session is closed at once and its
+    websocket with it; the events sent before it were answered; another session is served as
+    before."""
+    cluster = start_cluster(workers=1)
+    ws = open_session(cluster.port, SOURCE_IPS[3])
+    try:
+        assert_echoed(ws, "before")
+        ws.send('42{"not":"a list"}')
+        assert_ws_closed(ws)
+    finally:
+        ws.close()
+    assert_gone_and_another_served(cluster, SOURCE_IPS[4], timeout=10.0,
+                                   what="the session closed with its websocket")
 
 
 def small_buffer_session(port: int, source_ip: str) -> tuple[socket.socket, Any]:

@@ -186,15 +186,22 @@ def assert_gone_and_another_served(cluster: Cluster, source_ip: str, what: str,
     cluster.wait_for(lambda s: s["slots"][0]["sessions"] == 0, timeout=timeout, what=what)
     other = open_session(cluster.port, source_ip)
     try:
-        other.send('421["echo","fine"]')
-        seen: list[str | bytes] = []
-        for _ in range(MAX_FRAMES):
-            seen.append(receive(other))
-            if seen[-1] == '431["fine"]':
-                return
-        pytest.fail(f"the other session's echo was not answered: {seen!r}")
+        assert_echoed(other, "fine")
     finally:
         other.close()
+
+
+def assert_echoed(ws: Any, text: str) -> None:
+    """An acknowledged ``echo`` of ``text`` sent on the session's websocket ``ws`` is answered
+    (pings answered on the way, at most MAX_FRAMES frames read)."""
+    ws.send(f'421["echo",{json.dumps(text)}]')
+    wanted = f'431[{json.dumps(text)}]'
+    seen: list[str | bytes] = []
+    for _ in range(MAX_FRAMES):
+        seen.append(receive(ws))
+        if seen[-1] == wanted:
+            return
+    pytest.fail(f"the echo of {text!r} was not answered: {seen!r}")
 
 
 def assert_polling_closed(client: Polling) -> None:

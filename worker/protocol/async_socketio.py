@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import socketio
 from socketio import packet
 
 from .core import sio_rules
@@ -61,7 +62,7 @@ class AsyncConformantServerMixin:
                     pending, data, server.packet_class, server.eio.max_http_buffer_size)
             except InvalidPacket as exc:
                 server._binary_packet.pop(eio_sid, None)
-                await self._sioctl_close(eio_sid, str(exc))
+                await self._sioctl_close_in_task(eio_sid, str(exc))
                 return None
             return await super()._handle_eio_message(eio_sid, data)  # type: ignore[misc]
         try:
@@ -69,7 +70,7 @@ class AsyncConformantServerMixin:
                 data, server.packet_class, getattr(server, "events_checking_depth", ()))
             self._sioctl_state.packet_arrives(eio_sid, pkt.packet_type)
         except InvalidPacket as exc:
-            await self._sioctl_close(eio_sid, str(exc))
+            await self._sioctl_close_in_task(eio_sid, str(exc))
             return None
         await self._sioctl_dispatch(eio_sid, pkt)
         return None
@@ -116,6 +117,16 @@ class AsyncConformantServerMixin:
         self._sioctl_state.session_closes(eio_sid)
         return await super()._handle_eio_disconnect(eio_sid, *args)  # type: ignore[misc]
 
+    async def _sioctl_close_in_task(self, eio_sid: str, why: str) -> None:
+        """:meth:`_sioctl_close`, in a task of its own when no task is current (an EVENT
+        message read in the protocol's callback, :func:`events_dispatch_inline`): the close
+        runs the application's disconnect handlers, which may rely on a current task
+        (``asyncio.timeout``). Awaiting it keeps the reader's order: it reads on after it."""
+        if asyncio.current_task() is None:
+            await asyncio.ensure_future(self._sioctl_close(eio_sid, why))
+        else:
+            await self._sioctl_close(eio_sid, why)
+
     async def _sioctl_close(self, eio_sid: str, why: str) -> None:
         """Close the Engine.IO session now (not ``eio.disconnect()``, which waits for a
         polling client to read the CLOSE packet); the client sees its transport end."""
@@ -127,3 +138,28 @@ class AsyncConformantServerMixin:
         if session is not None and not session.closed:
             await session.close(wait=False, abort=False,
                                 reason=server.eio.reason.TRANSPORT_ERROR)
+
+
+def events_dispatch_inline(eio_server: Any) -> bool:
+    """True when the Socket.IO EVENT packets the Engine.IO server ``eio_server`` receives are
+    dispatched by python-socketio's own path through this mixin: the packet checked, then the
+    handler started in a task of its own (``async_handlers``), no application code run and
+    nothing awaited on the way (only an invalid packet's close waits). A reader of the
+    protocol's callbacks may then give such a message to the session in the callback, without
+    a task of its own (:mod:`.async_ws_reader`). False for a server whose class changes that
+    path, or a message handler that is not the server's own."""
+    handlers = getattr(eio_server, "handlers", None) or {}
+    server = getattr(handlers.get("message"), "__self__", None)
+    if not isinstance(server, AsyncConformantServerMixin):
+        return False
+    cls: Any = type(server)
+    # Each class defining _handle_eio_message is python-socketio's or one of this package's
+    # (the rules, the v2 clients' translation of CONNECT): none that an application wrote.
+    package = __name__.rpartition(".")[0]
+    own = all(klass.__module__.partition(".")[0] == "socketio"
+              or klass.__module__.rpartition(".")[0] == package
+              for klass in cls.__mro__ if "_handle_eio_message" in vars(klass))
+    return (own and getattr(server, "async_handlers", False) is True
+            and cls._sioctl_dispatch is AsyncConformantServerMixin._sioctl_dispatch
+            and cls._handle_event is socketio.AsyncServer._handle_event
+            and cls.start_background_task is socketio.AsyncServer.start_background_task)

@@ -28,11 +28,14 @@ from typing import Any
 
 from engineio import exceptions, packet
 
+from .async_socketio import events_dispatch_inline
 from .core import ws_upgrade
 
 # Engine.IO packets whose handling by the session never waits nor runs an application's
 # handler inline: run in the protocol's callback (no task is current there).
 _INLINE = (packet.MESSAGE, packet.PONG)
+# A Socket.IO EVENT packet (type 2) as text: "2", optionally "/namespace," and an ack id.
+_SIO_EVENT = "2"
 # A reader's end hooks once they have run (never appended to): a hook given later runs at once.
 _HOOKS_RAN: tuple[Callable[[], None], ...] = ()
 
@@ -59,7 +62,7 @@ class ProtocolReader:
     the protocol's receive queue."""
 
     __slots__ = ("_session", "_guarded", "_protocol", "_deadline", "_finish", "_backlog",
-                 "_busy", "_ended", "_end_hooks")
+                 "_busy", "_ended", "_end_hooks", "_events_inline")
 
     def __init__(self, session: Any, guarded: Any, protocol: Any, deadline: Any,
                  finish: Callable[[], Coroutine[Any, Any, None]]) -> None:
@@ -74,6 +77,10 @@ class ProtocolReader:
         self._busy = False  # a message's handling (or a binary frame's yield) is under way
         self._ended = False
         self._end_hooks: list[Callable[[], None]] | tuple[Callable[[], None], ...] | None = None
+        # python-socketio's EVENT dispatch starts the handler's task and returns: such a
+        # MESSAGE is given to the session in the callback even though python-socketio turns
+        # python-engineio's async_handlers off (docs/benchmarks-optimizations.md, s27-fixed).
+        self._events_inline = events_dispatch_inline(session.server)
 
     def start(self) -> None:
         """Take the protocol's reads over; what it had queued is read first."""
@@ -155,7 +162,10 @@ class ProtocolReader:
         if pkt is None:
             self._after(True, isinstance(checked, bytes))
             return
-        if pkt.packet_type in _INLINE and session.server.async_handlers:
+        if pkt.packet_type in _INLINE and (
+                session.server.async_handlers or (
+                    self._events_inline and type(pkt.data) is str
+                    and pkt.data[:1] == _SIO_EVENT)):
             coro = received(session, pkt)
             try:
                 waited = coro.send(None)

@@ -10,7 +10,10 @@ import types
 from typing import Any
 
 import pytest
+import socketio
 
+from sioctl.worker import protocol
+from sioctl.worker.protocol.async_socketio import events_dispatch_inline
 from sioctl.worker.protocol.async_ws_reader import ProtocolReader, _resumed
 
 
@@ -125,3 +128,32 @@ def test_an_end_hook_given_after_the_end_runs_at_once() -> None:
 
     asyncio.run(main())
     assert ran == ["finished", "early hook", "request ended", "late hook"]
+
+
+class _OwnMessage(socketio.AsyncServer):
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> Any:
+        return await super()._handle_eio_message(eio_sid, data)
+
+
+class _OwnEvent(socketio.AsyncServer):
+    async def _handle_event(self, *args: Any) -> Any:
+        return await super()._handle_event(*args)
+
+
+def test_events_are_read_in_the_callback_only_on_python_socketios_own_dispatch() -> None:
+    """A Socket.IO EVENT message is given to the session in the protocol's callback (no task
+    of the reader's, reads not paused) only when python-socketio's own path dispatches it
+    through sioctl's rules, starting the handler in a task of its own: not when the app's
+    class changes that path, nor with async_handlers off (the handler would run inline)."""
+    def inline(server: socketio.AsyncServer) -> bool:
+        protocol.install(server)
+        return events_dispatch_inline(server.eio)
+
+    assert inline(socketio.AsyncServer(async_mode="asgi"))
+    assert not inline(socketio.AsyncServer(async_mode="asgi", async_handlers=False))
+    assert not inline(_OwnMessage(async_mode="asgi"))
+    assert not inline(_OwnEvent(async_mode="asgi"))
+    plain = socketio.AsyncServer(async_mode="asgi")
+    protocol.install(plain)
+    plain.eio.handlers["message"] = lambda sid, data: None  # not the server's own handler
+    assert not events_dispatch_inline(plain.eio)
