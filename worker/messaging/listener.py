@@ -4,11 +4,13 @@ what a message holds) is :mod:`.reading`'s, shared with :mod:`.async_readers`.""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Any
 
+from .pubsub_read import whole_message
 from .reading import BURST, POLL, ReaderBase, pubsub_batch
-from .sharded import subscribe
+from .sharded import ShardedSubscription, subscribe
 
 
 class Reader(ReaderBase):
@@ -61,11 +63,15 @@ class Listener(Reader):
 
     def _read(self) -> list[tuple[str, bytes]]:
         conn = self._conn
-        batch = pubsub_batch(conn.get_message(ignore_subscribe_messages=True, timeout=POLL))
+        # A plain PubSub's reply is read whole once it has begun (.pubsub_read); a sharded
+        # subscription reads its pubsubs that way itself.
+        read = conn.get_message if isinstance(conn, ShardedSubscription) else \
+            functools.partial(whole_message, conn)
+        batch = pubsub_batch(read(ignore_subscribe_messages=True, timeout=POLL))
         # Then what Redis has sent already (redis-py's buffer, or one non-blocking read):
         # delivered as one burst (.bursts). A confirmation or a PONG ends the burst early.
         while batch and len(batch) < BURST:
-            more = pubsub_batch(conn.get_message(ignore_subscribe_messages=True, timeout=0))
+            more = pubsub_batch(read(ignore_subscribe_messages=True, timeout=0))
             if not more:
                 break
             batch += more

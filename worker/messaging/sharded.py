@@ -34,6 +34,8 @@ import redis.asyncio
 
 from sioctl.worker.redis_cluster import is_cluster_client
 
+from .pubsub_read import whole_message
+
 __all__ = ["AsyncShardedSubscription", "ShardedSubscription", "async_numsub",
            "async_subscribe", "numsub", "publish_verb", "subscribe"]
 
@@ -135,7 +137,7 @@ class ShardedSubscription:
         count = len(self.pubsubs)
         for i in range(count):
             pubsub = self.pubsubs[(self._turn + i) % count]
-            message = _checked(pubsub.get_message(timeout=0))
+            message = _checked(whole_message(pubsub, timeout=0))
             if message is not None:
                 self._turn = (self._turn + i + 1) % count
                 return message
@@ -146,7 +148,7 @@ class ShardedSubscription:
         """The next message on any node, waiting up to ``timeout`` seconds (None: none came).
         ``ignore_subscribe_messages``: always (confirmations are never returned)."""
         if len(self.pubsubs) == 1:
-            return _checked(self.pubsubs[0].get_message(timeout=timeout))
+            return _checked(whole_message(self.pubsubs[0], timeout=timeout))
         message = self._poll()
         if message is None and timeout:
             sockets = [p.connection._sock for p in self.pubsubs
