@@ -34,6 +34,7 @@ from tests.support.messaging import (
     clients_on_slots,
     inbox_for,
     new_tag,
+    wait_for_owner_records,
 )
 
 SHARED_CHANNEL = "socketio"
@@ -200,6 +201,7 @@ def test_plain_and_binary_emits_to_a_socket_elsewhere_keep_one_order_and_sequenc
                 got.append((data, rest))
 
     b.on("msg", on_msg)
+    wait_for_owner_records(own_redis.url, [wb])
     monitor = Monitor(own_redis.url)
     try:
         assert a.call("send_varied", {"to": wb["sid"], "n": n, "tag": tag}) == n
@@ -259,6 +261,7 @@ def test_240_concurrent_senders_lose_nothing(
     total = senders * each
     order = {"senders": senders, "each": each, "pause": 0.1}
     tag_ab, tag_ba = new_tag("storm-ab"), new_tag("storm-ba")
+    wait_for_owner_records(own_redis.url, [wa, wb])
     monitor = Monitor(own_redis.url)
     try:
         assert a.call("storm", {**order, "to": wb["sid"], "tag": tag_ab}) == total

@@ -16,6 +16,7 @@ from typing import Any
 import redis
 
 from sioctl.cluster.redis_server import RedisServer
+from sioctl.worker.messaging import envelope
 from tests.support.clients import BoundClient, free_port, ips_for_slot, wait_until, whoami
 
 WORKERS = 2
@@ -106,6 +107,28 @@ def clients_on_slots(
             assert info["host_id"], "the worker does not run sioctl's Redis manager"
             found[slot].append((client, info))
     return found
+
+
+def wait_for_owner_records(redis_url: str, infos: list[dict[str, Any]],
+                           channel: str = "socketio") -> None:
+    """Wait until Redis holds the owner record of each socket of ``infos`` (whoami answers,
+    default namespace): a worker writes it through its publisher after the connect, and a
+    sender that looks a socket up before that remembers "no owner" for a while
+    (``OwnerCache``) and sends on the shared channel, as it should; a test that asserts the
+    owner's channel waits for the records first."""
+    wanted = {envelope.owner_key(channel, "/", info["sid"]): info["host_id"] for info in infos}
+    client = redis.Redis.from_url(redis_url)
+
+    def recorded() -> bool:
+        try:
+            return all((client.get(key) or b"").decode() == host for key, host in wanted.items())
+        except redis.RedisError:
+            return False
+
+    try:
+        wait_until(recorded, DELIVERY_TIMEOUT, what="the sockets' owner records")
+    finally:
+        client.close()
 
 
 def barrier(sender: BoundClient, receiver: BoundClient, to: str) -> str:
