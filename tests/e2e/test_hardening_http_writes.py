@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.clients import SOURCE_IPS, open_session, wait_until
+from tests.support.clients import SOURCE_IPS, open_session, small_buffer_socket, wait_until
 from tests.support.cluster import ENGINES, app_on
 from tests.support.conformance import Polling, receive
 
@@ -61,18 +61,9 @@ def queue_broadcasts(cluster: Any, polling: Polling, shouter_ip: str) -> None:
 def small_buffer_get(port: int, source_ip: str, sid: str) -> socket.socket:
     """A polling GET for session ``sid`` sent from ``source_ip`` over a socket with a small
     receive buffer (the caller reads it, or not, and closes it)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.settimeout(10)
-    try:
-        sock.bind((source_ip, 0))
-        sock.connect(("127.0.0.1", port))
-        sock.sendall(f"GET /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\n"
-                     f"Host: 127.0.0.1\r\n\r\n".encode())
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+    return small_buffer_socket(
+        port, source_ip, f"GET /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\n"
+        "Host: 127.0.0.1\r\n\r\n".encode())
 
 
 class SlowReader:
@@ -182,17 +173,8 @@ def test_a_slow_long_poll_client_gets_its_whole_response(start_cluster: Any,
 def small_buffer_download(port: int, source_ip: str) -> socket.socket:
     """``GET /download`` (the app's own route, tests/apps/fastping.py's ``app``: 4 MB) sent
     from ``source_ip`` over a socket with a small receive buffer."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.settimeout(10)
-    try:
-        sock.bind((source_ip, 0))
-        sock.connect(("127.0.0.1", port))
-        sock.sendall(b"GET /download HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+    return small_buffer_socket(port, source_ip,
+                               b"GET /download HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
 
 
 @pytest.mark.parametrize("engine", ENGINES)

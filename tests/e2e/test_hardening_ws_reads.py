@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import websocket
 
-from tests.support.clients import SOURCE_IPS, open_session
+from tests.support.clients import SOURCE_IPS, open_session, small_buffer_socket
 from tests.support.cluster import ENGINES, app_on
 from tests.support.conformance import (
     assert_echoed,
@@ -112,12 +112,8 @@ def small_buffer_session(port: int, source_ip: str) -> tuple[socket.socket, Any]
     """A websocket session in the default namespace from ``source_ip`` over a socket with a
     small receive buffer (what the worker writes backs up soon once the client stops
     reading); its socket (the caller closes it) and its websocket."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.settimeout(10)
+    sock = small_buffer_socket(port, source_ip)
     try:
-        sock.bind((source_ip, 0))
-        sock.connect(("127.0.0.1", port))
         ws = websocket.create_connection(
             f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket",
             socket=sock, timeout=10)

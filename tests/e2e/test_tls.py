@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.certificates import self_signed
 from tests.support.clients import expected_slot, ips_for_slot
 from tests.support.cluster import ENGINES
 from tests.support.tls_client import tls_client
@@ -18,18 +17,7 @@ from tests.support.tls_client import tls_client
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     """A self-signed certificate for 127.0.0.1: (certfile, keyfile)."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed (scripts/setup.sh installs it)")
-    directory = tmp_path_factory.mktemp("tls")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True,
-        capture_output=True,
-    )
-    return str(cert), str(key)
+    return self_signed(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -302,6 +302,24 @@ def open_session(port: int, source_ip: str) -> websocket.WebSocket:
     return ws
 
 
+def small_buffer_socket(port: int, source_ip: str, request: bytes = b"") -> socket.socket:
+    """A TCP connection from ``source_ip`` to the cluster on ``port`` whose receive buffer is
+    small (4 KiB), so that what the worker writes backs up soon once the client stops reading;
+    ``request`` sent on it. The caller closes it."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(10)
+    try:
+        sock.bind((source_ip, 0))
+        sock.connect(("127.0.0.1", port))
+        if request:
+            sock.sendall(request)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 def reset(ws: websocket.WebSocket) -> None:
     """Drop the connection with a TCP reset, as a client that vanishes does."""
     ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

@@ -17,12 +17,12 @@ On asyncio also with the deadlines checked by a ``DeadlineSweep`` (the worker's 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 
 import pytest
 
+from tests.support.certificates import self_signed
 from tests.support.paths import REPO_ROOT
 
 EVENTLET = r'''
@@ -332,16 +332,7 @@ print(json.dumps(seen))
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     """A self-signed certificate for 127.0.0.1: (certfile, keyfile)."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed (scripts/setup.sh installs it)")
-    directory = tmp_path_factory.mktemp("tls")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True)
-    return str(cert), str(key)
+    return self_signed(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
