@@ -120,6 +120,18 @@ def read_response(sock: socket.socket) -> bytes:
     return b"".join(parts)
 
 
+def long_poll_with_broadcasts_queued(start_cluster: Any, engine: str,
+                                     ip: int) -> tuple[Any, Polling, socket.socket]:
+    """A one-worker fastping cluster on ``engine``; a polling session from ``SOURCE_IPS[ip]``
+    with ~4 MB of broadcasts queued for it (asked from ``SOURCE_IPS[ip + 1]``); and its GET
+    sent over a socket with a small receive buffer, the response not read yet."""
+    cluster = start_cluster(app=app_on(engine, "tests.apps.fastping:sio"), workers=1)
+    polling = Polling(cluster, SOURCE_IPS[ip])
+    polling.connect_namespace()
+    queue_broadcasts(cluster, polling, SOURCE_IPS[ip + 1])
+    return cluster, polling, small_buffer_get(cluster.port, SOURCE_IPS[ip], polling.sid)
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_a_long_poll_client_that_reads_nothing_is_dropped(start_cluster: Any,
                                                           engine: str) -> None:
@@ -129,11 +141,7 @@ def test_a_long_poll_client_that_reads_nothing_is_dropped(start_cluster: Any,
     timeout on the response's writes; asyncio: the transport's buffer never drained, nothing
     watching it): the session closed by the ping timeout, the connection kept, counted against
     the worker's connection limit, a drain waiting on it."""
-    cluster = start_cluster(app=app_on(engine, "tests.apps.fastping:sio"), workers=1)
-    polling = Polling(cluster, SOURCE_IPS[1])
-    polling.connect_namespace()
-    queue_broadcasts(cluster, polling, SOURCE_IPS[2])
-    sock = small_buffer_get(cluster.port, SOURCE_IPS[1], polling.sid)
+    cluster, polling, sock = long_poll_with_broadcasts_queued(start_cluster, engine, 1)
     try:
         polling.http.close()  # only the GET's connection is left
         wait_until(lambda: DROPPED in cluster.log_text(), timeout=15.0,
@@ -151,11 +159,7 @@ def test_a_slow_long_poll_client_gets_its_whole_response(start_cluster: Any,
     """The same GET read slowly (small reads with pauses: the whole ~4 MB takes longer than
     the 1.3 s span, but every wait for room in the socket is short): the client gets every
     broadcast, and nothing was dropped (progress starts a new wait)."""
-    cluster = start_cluster(app=app_on(engine, "tests.apps.fastping:sio"), workers=1)
-    polling = Polling(cluster, SOURCE_IPS[3])
-    polling.connect_namespace()
-    queue_broadcasts(cluster, polling, SOURCE_IPS[4])
-    sock = small_buffer_get(cluster.port, SOURCE_IPS[3], polling.sid)
+    cluster, polling, sock = long_poll_with_broadcasts_queued(start_cluster, engine, 3)
     try:
         started = time.monotonic()
         body = read_response(sock)
