@@ -354,3 +354,93 @@ def test_an_eventlet_websocket_write_that_makes_no_progress_drops_the_connection
     assert seen["after"] == ("dropped" if tls else "failed")  # at once, either way
     assert seen["read_end"] == ""
     assert seen["lines"] == ["s1: the client read nothing for 0.5s, dropping the connection"]
+
+
+STEADY = r'''
+import warnings
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+import eventlet
+eventlet.monkey_patch()
+import json
+import socket
+import ssl
+import sys
+import time
+import types
+from eventlet.websocket import RFC6455WebSocket
+from sioctl.worker import ws_reads
+
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen()
+theirs = socket.socket()
+theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+theirs.connect(listener.getsockname())
+ours, _ = listener.accept()
+listener.close()
+if len(sys.argv) > 1:  # TLS: the certificate and key files
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(sys.argv[1], sys.argv[2])
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client.load_verify_locations(sys.argv[1])
+    ours = server.wrap_socket(ours, server_side=True, do_handshake_on_connect=False)
+    theirs = client.wrap_socket(theirs, server_hostname="127.0.0.1",
+                                do_handshake_on_connect=False)
+    handshake = eventlet.spawn(theirs.do_handshake)
+    ours.do_handshake()
+    handshake.wait()
+lines = []
+logger = types.SimpleNamespace(info=lambda *args: lines.append(args[0] % args[1:]))
+owner = types.SimpleNamespace(sid="s1", server=types.SimpleNamespace(logger=logger))
+ws = RFC6455WebSocket(ours, {}, 13)
+ws_reads.buffer_reads(ws, owner)
+ws.socket.settimeout(0.3)
+FRAMES, SIZE = 5, 1_000_000
+TOTAL = FRAMES * (SIZE + 10)  # a 64-bit length each, no mask
+
+def read_steadily():
+    got = 0
+    for _ in range(100_000):  # bounded
+        if got >= TOTAL:
+            break
+        eventlet.sleep(0.02)  # at most 16 KiB per 20 ms: ~0.25 MB a span, less than the
+        chunk = theirs.recv(16384)  # kernel must see read to wake a writer waiting for room
+        if not chunk:
+            break
+        got += len(chunk)
+    return got
+
+reader = eventlet.spawn(read_steadily)
+started = time.monotonic()
+sent = 0
+try:
+    for _ in range(FRAMES):
+        ws.send("x" * SIZE)
+        sent += 1
+    error = None
+except OSError as exc:
+    error = type(exc).__name__
+got = reader.wait()
+print(json.dumps({"tls": ws.socket.raw is None, "sent": sent, "error": error,
+                  "got": got == TOTAL, "lines": lines, "took": time.monotonic() - started}))
+'''
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+def test_an_eventlet_websocket_write_waits_for_a_client_that_reads_steadily(
+        tls: bool, request: pytest.FixtureRequest) -> None:
+    """A client that reads a few KB at a time, steadily but less in a span than Linux must
+    see read before it wakes a writer waiting for room (a good part of a send buffer that
+    grows to 4 MB), while 5 MB are written to it through ws_reads.BufferedReads: it gets
+    every byte and nothing is dropped (the kernel's send queue shrinks between two looks:
+    write_stall.SendWatch), over TCP and under TLS. A wait that ended without room used to
+    be taken for a client that reads nothing."""
+    args = list(request.getfixturevalue("certificate")) if tls else []
+    proc = subprocess.run([sys.executable, "-c", STEADY, *args], capture_output=True,
+                          text=True, timeout=120, cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert seen["tls"] is tls
+    assert (seen["sent"], seen["error"], seen["got"], seen["lines"]) == (5, None, True, [])
+    # The test's own pace, which must outlast the span for the test to show anything.
+    assert seen["took"] > 0.3, seen
