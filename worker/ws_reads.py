@@ -22,15 +22,16 @@ the fd would fail as before: the websocket's reads all come here). Under TLS (wh
 hold decrypted bytes the fd does not show) the green socket's own wait is kept.
 
 Writes keep python-engineio's socket timeout, which the reads took over, as the limit on one
-wait for room: a frame goes out with one ``send`` when the socket takes it whole (on a plain
-socket straight to the OS socket); the rest is sent through the green socket, whose timeout is
-the span (on a plain socket its own, its reads never waiting through it; under TLS set around
-the write). A wait that ends without room is a stall only when the kernel's send queue did not
-shrink meanwhile (:class:`.protocol.core.write_stall.SendWatch`): Linux wakes a writer only once
-a good part of its send buffer is free, which a client reading a few KB at a time may take many
-spans to free, and it is waited for. A client that reads nothing for a span has its socket shut
-down, which ends the websocket's reads too, and is logged once: without it the writer waited
-for ever and so did the reader's end, the session's queue growing and the connection counted.
+wait for room (:meth:`BufferedReads.sendall`): a frame goes out with one non-blocking ``send``
+when the socket takes it whole (the OS socket's, or under TLS the stdlib's ``SSLSocket.send``
+under eventlet's: :func:`tls_send`); otherwise the writer waits for room (eventlet's
+``trampoline``, the span at most) between non-blocking sends. A wait that ends without room is
+a stall only when the kernel's send queue did not shrink meanwhile
+(:class:`.protocol.core.write_stall.SendWatch`): Linux wakes a writer only once a good part of
+its send buffer is free, which a client reading a few KB at a time may take many spans to
+free, and it is waited for. A client that reads nothing for a span has its socket shut down,
+which ends the websocket's reads too, and is logged once: without it the writer waited for
+ever and so did the reader's end, the session's queue growing and the connection counted.
 
 Importing this module does not import eventlet (the protocol shells import it on both engines);
 the hub is looked up when a read first waits.
@@ -90,7 +91,7 @@ class BufferedReads:
         self._owner: Any = owner
         self._shut = False  # a write stalled and shut the socket down (see _stalled)
         # A waiting read trampolines without a timer of its own; on a plain socket the green
-        # socket's timeout is then the writes' alone (see the module).
+        # socket keeps the span as its timeout (for whatever else writes through it).
         sock.settimeout(self._span if self._raw is not None else None)
 
     def recv(self, size: int) -> bytes:

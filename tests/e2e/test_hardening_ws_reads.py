@@ -139,6 +139,30 @@ def counted(connections: int, *alive: Any) -> Callable[[dict[str, Any]], bool]:
     return check
 
 
+def shout(shouter: Any, pad: str, count: int,
+          after_each: Callable[[], None] | None = None) -> tuple[int, int]:
+    """``count`` broadcasts of ``pad`` sent by ``shouter`` (tests/apps/fastping.py's
+    ``shout``), one at a time, each once the last was acked (``after_each`` called then): the
+    acks and the broadcasts ``shouter`` itself received."""
+    message = f'42["shouted","{pad}"]'
+    acked, shouted = 0, 0
+    for n in range(count):
+        shouter.send(f'42{n}["shout","{pad}"]')
+        for _ in range(200):  # until its ack; broadcasts (via Redis) counted
+            got = receive(shouter)
+            shouted += got == message
+            if got == f"43{n}[true]":
+                acked += 1
+                break
+        if after_each is not None:
+            after_each()
+    for _ in range(200):  # the ack comes before the broadcast
+        if shouted == count:
+            break
+        shouted += receive(shouter) == message
+    return acked, shouted
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_a_client_that_stops_reading_is_dropped(start_cluster: Any, engine: str) -> None:
     """A client (small receive buffer) that sends echo events of 100 KB and reads none of
@@ -182,25 +206,14 @@ def test_a_client_that_reads_no_broadcast_is_dropped(start_cluster: Any, engine:
         try:
             cluster.wait_for(counted(2, silent, shouter), timeout=15.0,
                              what="both websockets counted")
-            pad = "y" * 100_000
-            acked, shouted = 0, 0
-            for n in range(40):  # 4 MB to the silent client, one broadcast at a time
-                shouter.send(f'42{n}["shout","{pad}"]')
-                for _ in range(200):  # until its ack; broadcasts (via Redis) counted
-                    got = receive(shouter)
-                    shouted += got == f'42["shouted","{pad}"]'
-                    if got == f"43{n}[true]":
-                        acked += 1
-                        break
+            def pong() -> None:
                 try:
                     silent.send("3")  # a pong unread pings ask for: the session lives on
                 except (websocket.WebSocketException, OSError):
                     pass  # the worker dropped it already
-            for _ in range(200):
-                if shouted == 40:
-                    break
-                shouted += receive(shouter) == f'42["shouted","{pad}"]'
-            assert (acked, shouted) == (40, 40)
+
+            # 4 MB to the silent client, one broadcast at a time
+            assert shout(shouter, "y" * 100_000, 40, pong) == (40, 40)
         finally:
             shouter.close()
         cluster.wait_for(lambda s: s["slots"][0]["connections"] == 0, timeout=15.0,
@@ -282,20 +295,8 @@ def test_a_client_that_reads_broadcasts_slowly_gets_them_all(start_cluster: Any,
             thread = threading.Thread(target=reader.run, daemon=True)
             started = time.monotonic()
             thread.start()
-            acked, shouted = 0, 0
-            for n in range(40):  # 4 MB to the steady reader, one broadcast at a time
-                shouter.send(f'42{n}["shout","{pad}"]')
-                for _ in range(200):  # until its ack; broadcasts (via Redis) counted
-                    got = receive(shouter)
-                    shouted += got == shouted_message
-                    if got == f"43{n}[true]":
-                        acked += 1
-                        break
-            for _ in range(200):
-                if shouted == 40:
-                    break
-                shouted += receive(shouter) == shouted_message
-            assert (acked, shouted) == (40, 40)
+            # 4 MB to the steady reader, one broadcast at a time
+            assert shout(shouter, pad, 40) == (40, 40)
         finally:
             shouter.close()  # it answers no ping while the steady reader reads
         thread.join(timeout=90.0)

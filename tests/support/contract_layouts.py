@@ -823,8 +823,7 @@ def check_uvicorn_upgrade() -> None:
 def _green_pair(tls: bool) -> tuple[Any, Any]:
     """Two connected green sockets (a socketpair), with TLS between them when ``tls`` (a
     self-signed certificate): the writing end and the reading end."""
-    import eventlet
-    from eventlet.green import socket, ssl
+    from eventlet.green import socket
 
     ours, theirs = socket.socketpair()
     for sock in (ours, theirs):
@@ -835,20 +834,10 @@ def _green_pair(tls: bool) -> tuple[Any, Any]:
     import tempfile
     from pathlib import Path
 
-    from tests.support.certificates import self_signed
+    from tests.support.certificates import green_tls_pair, self_signed
 
     cert, key = self_signed(Path(tempfile.mkdtemp(prefix="sio")))
-    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server.load_cert_chain(cert, key)
-    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    client.load_verify_locations(cert)
-    ours = server.wrap_socket(ours, server_side=True, do_handshake_on_connect=False)
-    theirs = client.wrap_socket(theirs, server_hostname="127.0.0.1",
-                                do_handshake_on_connect=False)
-    handshake = eventlet.spawn(theirs.do_handshake)
-    ours.do_handshake()
-    handshake.wait()
-    return ours, theirs
+    return green_tls_pair(ours, theirs, cert, key)
 
 
 def check_green_send_timeout(tls: bool) -> None:

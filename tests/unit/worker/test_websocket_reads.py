@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -269,7 +270,6 @@ eventlet.monkey_patch()
 import json
 import logging
 import socket
-import ssl
 import sys
 import types
 from eventlet.websocket import RFC6455WebSocket
@@ -280,16 +280,8 @@ for sock in (ours, theirs):
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
 if len(sys.argv) > 1:  # TLS: the certificate and key files
-    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server.load_cert_chain(sys.argv[1], sys.argv[2])
-    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    client.load_verify_locations(sys.argv[1])
-    ours = server.wrap_socket(ours, server_side=True, do_handshake_on_connect=False)
-    theirs = client.wrap_socket(theirs, server_hostname="127.0.0.1",
-                                do_handshake_on_connect=False)
-    handshake = eventlet.spawn(theirs.do_handshake)
-    ours.do_handshake()
-    handshake.wait()
+    from tests.support.certificates import green_tls_pair
+    ours, theirs = green_tls_pair(ours, theirs, sys.argv[1], sys.argv[2])
 lines = []
 logger = logging.getLogger("owner")
 logger.setLevel(logging.INFO)
@@ -329,6 +321,16 @@ print(json.dumps(seen))
 '''
 
 
+def run_script(script: str, args: list[str], timeout: float) -> dict[str, Any]:
+    """What ``script`` printed as its last line (JSON), run with ``args`` in a child
+    interpreter that must end well within ``timeout`` seconds."""
+    proc = subprocess.run([sys.executable, "-c", script, *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    seen: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return seen
+
+
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     """A self-signed certificate for 127.0.0.1: (certfile, keyfile)."""
@@ -341,13 +343,10 @@ def test_an_eventlet_websocket_write_that_makes_no_progress_drops_the_connection
     """A write through ws_reads.BufferedReads waits for a client that reads slowly (progress
     starts a new wait: the whole frame takes three spans), and one that reads nothing ends
     with a timeout after the span: the socket shut down (the next write ends at once, the
-    reads end), logged once with the session's id. Plain socket (the green socket's timeout) and
-    TLS (set around each write, the reads keeping theirs)."""
+    reads end), logged once with the session's id. Plain socket and TLS (each wait for room
+    the span at most, the reads keeping their own limit)."""
     args = list(request.getfixturevalue("certificate")) if tls else []
-    proc = subprocess.run([sys.executable, "-c", WRITES, *args], capture_output=True,
-                          text=True, timeout=60, cwd=REPO_ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    seen = run_script(WRITES, args, 60)
     assert seen["tls"] is tls
     assert seen["slow_read"]
     assert seen["silent"] == "TimeoutError"
@@ -363,7 +362,6 @@ import eventlet
 eventlet.monkey_patch()
 import json
 import socket
-import ssl
 import sys
 import time
 import types
@@ -379,16 +377,8 @@ theirs.connect(listener.getsockname())
 ours, _ = listener.accept()
 listener.close()
 if len(sys.argv) > 1:  # TLS: the certificate and key files
-    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server.load_cert_chain(sys.argv[1], sys.argv[2])
-    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    client.load_verify_locations(sys.argv[1])
-    ours = server.wrap_socket(ours, server_side=True, do_handshake_on_connect=False)
-    theirs = client.wrap_socket(theirs, server_hostname="127.0.0.1",
-                                do_handshake_on_connect=False)
-    handshake = eventlet.spawn(theirs.do_handshake)
-    ours.do_handshake()
-    handshake.wait()
+    from tests.support.certificates import green_tls_pair
+    ours, theirs = green_tls_pair(ours, theirs, sys.argv[1], sys.argv[2])
 lines = []
 logger = types.SimpleNamespace(info=lambda *args: lines.append(args[0] % args[1:]))
 owner = types.SimpleNamespace(sid="s1", server=types.SimpleNamespace(logger=logger))
@@ -436,10 +426,7 @@ def test_an_eventlet_websocket_write_waits_for_a_client_that_reads_steadily(
     write_stall.SendWatch), over TCP and under TLS. A wait that ended without room used to
     be taken for a client that reads nothing."""
     args = list(request.getfixturevalue("certificate")) if tls else []
-    proc = subprocess.run([sys.executable, "-c", STEADY, *args], capture_output=True,
-                          text=True, timeout=120, cwd=REPO_ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    seen = run_script(STEADY, args, 120)
     assert seen["tls"] is tls
     assert (seen["sent"], seen["error"], seen["got"], seen["lines"]) == (5, None, True, [])
     # The test's own pace, which must outlast the span for the test to show anything.
