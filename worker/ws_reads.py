@@ -299,10 +299,17 @@ class BufferedReads:
         """Write all of ``data``: one ``send`` when the socket takes it whole (the common
         case), else :meth:`_send_rest`, which waits for room and drops a client that reads
         nothing (``TimeoutError`` raised, as a failed write raises)."""
-        if self._raw is None and self._shut:
+        raw = self._raw
+        if raw is not None:  # inlined _send_now: every frame the writer writes comes here
+            try:
+                sent = raw.send(data)
+            except BlockingIOError:
+                sent = 0
+        elif self._shut:
             self._sock.sendall(data)  # TLS after a stall: eventlet drops it (no TLS layer)
             return
-        sent, _ = self._send_now(data)
+        else:
+            sent = self._send_now(data)[0]
         if sent < len(data):
             self._send_rest(data, sent)
 
