@@ -14,24 +14,23 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 warnings.simplefilter("ignore")  # eventlet's deprecation notice
 
-import eventlet  # noqa: E402
 from eventlet.green import socket as green_socket  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+for _path in (str(REPO_ROOT), str(Path(__file__).resolve().parent)):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+from green_writes import microseconds_per_write  # noqa: E402
 
 from sioctl.worker import ws_reads  # noqa: E402
 from tests.support.certificates import green_tls_pair, self_signed  # noqa: E402
@@ -56,28 +55,14 @@ def baseline_module(rev: str) -> ModuleType:
     return module
 
 
-def _drain(sock: Any) -> None:
-    while sock.recv(65536):
-        pass
-
-
 def one_round(module: ModuleType, cert: tuple[str, str] | None) -> float:
     """Microseconds per ``sendall`` of PAYLOAD through ``module``'s BufferedReads."""
     ours, peer = green_socket.socketpair()
     if cert is not None:
         ours, peer = green_tls_pair(ours, peer, *cert)
-    reader = eventlet.spawn(_drain, peer)
     writes = module.BufferedReads(ours)
     writes.settimeout(45.0)
-    started = time.perf_counter()
-    for _ in range(WRITES):
-        writes.sendall(PAYLOAD)
-    took = time.perf_counter() - started
-    ours.shutdown(socket.SHUT_WR)
-    reader.wait()
-    ours.close()
-    peer.close()
-    return took / WRITES * 1e6
+    return microseconds_per_write(ours, peer, lambda: writes.sendall(PAYLOAD), WRITES)
 
 
 def main() -> None:
