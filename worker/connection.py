@@ -172,21 +172,22 @@ class StallLimitedWrites(io.RawIOBase):
         sock = self._sock
         sock.settimeout(self._span)
         try:
-            unsent = -1  # the kernel's send queue at the last time out (none yet)
+            watch = None
             while True:
                 try:
                     return int(sock.send(data))
                 except TimeoutError:
-                    # The kernel wakes a waiting send only once half its buffer is free: a
-                    # slow reader's progress shows in its send queue (write_stall.
-                    # kernel_unsent); a wait with no progress since the last one ends it.
-                    now = write_stall.kernel_unsent(sock)
-                    if unsent >= 0 and not write_stall.progressed(unsent, now):
+                    # The kernel wakes a waiting send only once a good part of its buffer
+                    # is free: a slow reader's progress shows in its send queue (write_stall.
+                    # SendWatch). Where the wait began is not seen (a send per write, no look
+                    # at the queue before it): the first time out is only looked at.
+                    if watch is None:
+                        watch = write_stall.SendWatch(sock, begun=False)
+                    if watch.stalled():
                         stalled = self._stalled()
                         if stalled is not None:
                             stalled()
                         raise
-                    unsent = now
         finally:
             sock.settimeout(None)  # what eventlet.wsgi sets once a request line is read
 

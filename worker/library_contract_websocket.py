@@ -68,9 +68,15 @@ WEBSOCKET_HOOKS: tuple[Hook, ...] = (
          "not empty), so an empty tuple stands in until acquire waits"),
     Hook("eventlet.semaphore:Semaphore.counter", ATTRIBUTE, None, (CONNECTION,),
          "the free count, set in __init__ (SendLock sets it without calling __init__)"),
-    Hook("eventlet.greenio.base:GreenSocket.sendall", LAYOUT, None, ("worker/ws_reads.py",),
-         "the green socket's timeout bounds each wait for room, not the whole call (unlike "
-         "CPython's sendall since 3.5): a client that reads slowly is waited for, one that "
-         "reads nothing for the timeout gets socket.timeout (a TimeoutError), so "
-         "BufferedReads.sendall drops a websocket whose writes make no progress"),
+    Hook("eventlet.greenio.base:GreenSocket.send", LAYOUT, None, (CONNECTION,),
+         "returns the count sent (a part once the buffer is full); a send that finds no room "
+         "waits at most the socket's timeout, then raises socket.timeout (a TimeoutError) "
+         "having sent nothing: StallLimitedWrites.write keeps its count and looks at the "
+         "kernel's send queue (write_stall.SendWatch) before it takes the wait for a stall"),
+    Hook("eventlet.green.ssl:GreenSSLSocket.send", LAYOUT, None, ("worker/ws_reads.py",),
+         "GreenSSLSocket subclasses the stdlib's ssl.SSLSocket and keeps the socket "
+         "non-blocking (waiting for room itself): ws_reads.tls_send, the stdlib's send bound "
+         "to it, raises SSLWantWriteError on a full buffer instead of waiting, so that "
+         "BufferedReads.sendall waits for room itself and judges each wait by the kernel's "
+         "send queue (eventlet's own send may write part of a record within a wait)"),
 )

@@ -21,13 +21,17 @@ reader per fd" rule holds, since the parked listener is the reader's own (anothe
 the fd would fail as before: the websocket's reads all come here). Under TLS (whose socket may
 hold decrypted bytes the fd does not show) the green socket's own wait is kept.
 
-Writes keep python-engineio's socket timeout, which the reads took over: on a plain socket the
-green socket's own timeout is the span (its reads never wait through it), under TLS it is set
-around each ``sendall``; eventlet's ``sendall`` waits at most that long for room each time, so
-a client that reads, however slowly, is waited for. A write that waits longer (the client reads
-nothing) shuts the socket down, which ends the websocket's reads too, and is logged once
-(:mod:`.protocol.core.write_stall`): without it the writer waited for ever and so did the
-reader's end, the session's queue growing and the connection counted.
+Writes keep python-engineio's socket timeout, which the reads took over, as the limit on one
+wait for room (:meth:`BufferedReads.sendall`): a frame goes out with one non-blocking ``send``
+when the socket takes it whole (the OS socket's, or under TLS the stdlib's ``SSLSocket.send``
+under eventlet's: :func:`tls_send`); otherwise the writer waits for room (eventlet's
+``trampoline``, the span at most) between non-blocking sends. A wait that ends without room is
+a stall only when the kernel's send queue did not shrink meanwhile
+(:class:`.protocol.core.write_stall.SendWatch`): Linux wakes a writer only once a good part of
+its send buffer is free, which a client reading a few KB at a time may take many spans to
+free, and it is waited for. A client that reads nothing for a span has its socket shut down,
+which ends the websocket's reads too, and is logged once: without it the writer waited for
+ever and so did the reader's end, the session's queue growing and the connection counted.
 
 Importing this module does not import eventlet (the protocol shells import it on both engines);
 the hub is looked up when a read first waits.
@@ -37,7 +41,9 @@ from __future__ import annotations
 
 import errno
 import socket
+import ssl
 import time
+import types
 from typing import Any
 
 from .protocol.core import write_stall
@@ -59,7 +65,8 @@ class BufferedReads:
     """The socket a websocket reads from, with its reads buffered (see the module)."""
 
     __slots__ = ("_sock", "_data", "_pos", "_span", "_since", "_reader", "_timer", "_raw",
-                 "_hub", "_parked", "_waiting", "_closed", "_drained", "_owner")
+                 "_hub", "_parked", "_waiting", "_closed", "_drained", "_owner", "_shut",
+                 "_tls_send")
 
     def __init__(self, sock: Any, owner: Any = None) -> None:
         self._sock = sock
@@ -72,6 +79,8 @@ class BufferedReads:
         # The non-blocking OS socket under the green one when this class waits for it itself
         # (plain TCP or Unix socket), else None (TLS: the green socket's own wait).
         self._raw: Any = plain_os_socket(sock)
+        # Under TLS: the send that does not wait (tls_send), for sendall.
+        self._tls_send: Any = tls_send(sock) if self._raw is None else None
         self._hub: Any = None  # eventlet's hub, once a read has waited
         self._parked: Any = None  # the hub's READ listener of the fd, while parked
         self._waiting = False  # the reader is switched out to the hub, waiting for the fd
@@ -80,8 +89,9 @@ class BufferedReads:
         # The session whose id a stalled write's log line names (its ``server.logger`` and
         # ``sid``); None once a write has stalled (logged once) or the socket is closed.
         self._owner: Any = owner
+        self._shut = False  # a write stalled and shut the socket down (see _stalled)
         # A waiting read trampolines without a timer of its own; on a plain socket the green
-        # socket's timeout is then the writes' alone (see the module).
+        # socket keeps the span as its timeout (for whatever else writes through it).
         sock.settimeout(self._span if self._raw is not None else None)
 
     def recv(self, size: int) -> bytes:
@@ -286,23 +296,62 @@ class BufferedReads:
             self._unpark()
 
     def sendall(self, data: bytes) -> None:
-        """Write all of ``data``. Each wait for room in the socket's send buffer lasts at most
-        the span (eventlet's per-send timeout: any progress starts a new wait); past it the
-        socket is shut down (:meth:`_stalled`) and ``TimeoutError`` raised, as a failed write
-        raises."""
-        sock, span = self._sock, self._span
-        try:
-            if self._raw is not None or span is None:
-                sock.sendall(data)  # a plain socket's green timeout is the span already
-                return
-            sock.settimeout(span)  # TLS: the green socket's timeout is the reads' too
+        """Write all of ``data``: one ``send`` when the socket takes it whole (the common
+        case), else :meth:`_send_rest`, which waits for room and drops a client that reads
+        nothing (``TimeoutError`` raised, as a failed write raises)."""
+        raw = self._raw
+        if raw is not None:  # inlined _send_now: every frame the writer writes comes here
             try:
-                sock.sendall(data)
-            finally:
-                sock.settimeout(None)
-        except TimeoutError:
-            self._stalled(span)
-            raise
+                sent = raw.send(data)
+            except BlockingIOError:
+                sent = 0
+        elif self._shut:
+            self._sock.sendall(data)  # TLS after a stall: eventlet drops it (no TLS layer)
+            return
+        else:
+            sent = self._send_now(data)[0]
+        if sent < len(data):
+            self._send_rest(data, sent)
+
+    def _send_now(self, data: Any) -> tuple[int, bool]:
+        """One non-blocking send of ``data`` (to the OS socket, or through the TLS layer
+        without eventlet's waits): the count sent, and whether TLS must read first."""
+        if self._raw is not None:
+            try:
+                return self._raw.send(data), False
+            except BlockingIOError:
+                return 0, False
+        try:
+            return self._tls_send(data), False
+        except ssl.SSLWantWriteError:
+            return 0, False
+        except ssl.SSLWantReadError:
+            return 0, True
+
+    def _send_rest(self, data: bytes, sent: int) -> None:
+        """Send ``data[sent:]``, waiting for room (at most the span each time) between
+        non-blocking sends: a wait that ends without room while the kernel's send queue
+        shrank is a slow reader's, waited for again; one in which the queue did not shrink
+        is a client that reads nothing (``write_stall.SendWatch``): :meth:`_stalled`,
+        ``TimeoutError`` raised. (eventlet's ``sendall`` loses the count sent when its wait
+        times out, and its TLS ``send`` may write part of a record within a wait.)"""
+        from eventlet.hubs import trampoline
+
+        sock, span = self._sock, self._span
+        target = self._raw if self._raw is not None else sock
+        view = memoryview(data).cast("B")
+        size, read_first = len(view), False
+        while sent < size:
+            watch = write_stall.SendWatch(sock)  # the buffer is full: a wait begins
+            try:
+                trampoline(target, read=read_first, write=not read_first, timeout=span,
+                           timeout_exc=TimeoutError("timed out"))
+            except TimeoutError:
+                if watch.stalled():
+                    self._stalled(span)
+                    raise
+            done, read_first = self._send_now(view[sent:])
+            sent += done
 
     def _stalled(self, span: float | None) -> None:
         """A write found no room for ``span`` seconds: the client reads nothing. Log it (once)
@@ -311,6 +360,7 @@ class BufferedReads:
         drops it, the shutdown having let go of the TLS layer, as a connection deadline's
         does)."""
         owner, self._owner = self._owner, None
+        self._shut = True
         if owner is not None:
             write_stall.log_dropped(owner.server.logger, owner.sid, span or 0.0)
         try:
@@ -335,6 +385,17 @@ def plain_os_socket(sock: Any) -> Any:
     if (kind.__module__, kind.__name__) != ("socket", "socket") or raw.gettimeout() != 0.0:
         return None
     return raw
+
+
+def tls_send(sock: Any) -> Any:
+    """The ``send`` of TLS socket ``sock`` that does not wait for room (bound to it): the
+    stdlib's ``ssl.SSLSocket.send`` under eventlet's ``GreenSSLSocket`` (whose own waits for
+    room; eventlet keeps the socket non-blocking, so the stdlib's raises SSLWantWriteError);
+    ``sock.send`` itself when ``sock`` is not a green TLS socket."""
+    for kind in type(sock).__mro__[1:]:
+        if (kind.__module__, kind.__name__) == ("ssl", "SSLSocket"):
+            return types.MethodType(kind.__dict__["send"], sock)
+    return sock.send
 
 
 def release(ws: Any) -> None:

@@ -12,26 +12,25 @@ Run through the benchmark lock:
 from __future__ import annotations
 
 import io
-import socket
-import time
+import sys
 import warnings
+from pathlib import Path
 from typing import Any
 
 warnings.simplefilter("ignore")  # eventlet's deprecation notice
 
-import eventlet  # noqa: E402
 from eventlet.green import socket as green_socket  # noqa: E402
+
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from green_writes import microseconds_per_write  # noqa: E402
 
 from sioctl.worker.connection import StallLimitedWrites  # noqa: E402
 
 WRITES = 100_000
 ROUNDS = 5
 PAYLOAD = b"x" * 200
-
-
-def _drain(sock: Any) -> None:
-    while sock.recv(65536):
-        pass
 
 
 class _Handler:
@@ -44,20 +43,15 @@ class _Handler:
 def one_round(kind: str) -> float:
     """Microseconds per write and flush with the response file of ``kind``."""
     ours, peer = green_socket.socketpair()
-    reader = eventlet.spawn(_drain, peer)
     handler = _Handler()
     wfile: Any = (ours.makefile("wb", 16 << 10) if kind == "eventlet" else
                   io.BufferedWriter(StallLimitedWrites(ours, 45.0, handler.stalled), 16 << 10))
-    started = time.perf_counter()
-    for _ in range(WRITES):
+
+    def write() -> None:
         wfile.write(PAYLOAD)
         wfile.flush()
-    took = time.perf_counter() - started
-    ours.shutdown(socket.SHUT_WR)
-    reader.wait()
-    ours.close()
-    peer.close()
-    return took / WRITES * 1e6
+
+    return microseconds_per_write(ours, peer, write, WRITES)
 
 
 def main() -> None:

@@ -50,6 +50,9 @@ OWN_NAMES: dict[str, str] = {
     "_put": "form._put (worker/gateway/form.py), not eventlet's LightQueue._put",
     "_sock": "the socket AsyncChannel (worker/aio/channel.py) and ws_reads.BufferedReads "
              "hold, not eventlet's GreenSocket._sock",
+    "_closed": "ws_reads.BufferedReads._closed, not eventlet's GreenSSLSocket._closed",
+    "_accept": "the asyncio worker's standalone accept loop (worker/aio/main.py), not "
+               "eventlet's GreenSSLSocket._accept",
 }
 
 

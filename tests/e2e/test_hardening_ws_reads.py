@@ -12,6 +12,8 @@ websocket clients writing frames as they like.
 from __future__ import annotations
 
 import socket
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -137,6 +139,30 @@ def counted(connections: int, *alive: Any) -> Callable[[dict[str, Any]], bool]:
     return check
 
 
+def shout(shouter: Any, pad: str, count: int,
+          after_each: Callable[[], None] | None = None) -> tuple[int, int]:
+    """``count`` broadcasts of ``pad`` sent by ``shouter`` (tests/apps/fastping.py's
+    ``shout``), one at a time, each once the last was acked (``after_each`` called then): the
+    acks and the broadcasts ``shouter`` itself received."""
+    message = f'42["shouted","{pad}"]'
+    acked, shouted = 0, 0
+    for n in range(count):
+        shouter.send(f'42{n}["shout","{pad}"]')
+        for _ in range(200):  # until its ack; broadcasts (via Redis) counted
+            got = receive(shouter)
+            shouted += got == message
+            if got == f"43{n}[true]":
+                acked += 1
+                break
+        if after_each is not None:
+            after_each()
+    for _ in range(200):  # the ack comes before the broadcast
+        if shouted == count:
+            break
+        shouted += receive(shouter) == message
+    return acked, shouted
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_a_client_that_stops_reading_is_dropped(start_cluster: Any, engine: str) -> None:
     """A client (small receive buffer) that sends echo events of 100 KB and reads none of
@@ -180,25 +206,14 @@ def test_a_client_that_reads_no_broadcast_is_dropped(start_cluster: Any, engine:
         try:
             cluster.wait_for(counted(2, silent, shouter), timeout=15.0,
                              what="both websockets counted")
-            pad = "y" * 100_000
-            acked, shouted = 0, 0
-            for n in range(40):  # 4 MB to the silent client, one broadcast at a time
-                shouter.send(f'42{n}["shout","{pad}"]')
-                for _ in range(200):  # until its ack; broadcasts (via Redis) counted
-                    got = receive(shouter)
-                    shouted += got == f'42["shouted","{pad}"]'
-                    if got == f"43{n}[true]":
-                        acked += 1
-                        break
+            def pong() -> None:
                 try:
                     silent.send("3")  # a pong unread pings ask for: the session lives on
                 except (websocket.WebSocketException, OSError):
                     pass  # the worker dropped it already
-            for _ in range(200):
-                if shouted == 40:
-                    break
-                shouted += receive(shouter) == f'42["shouted","{pad}"]'
-            assert (acked, shouted) == (40, 40)
+
+            # 4 MB to the silent client, one broadcast at a time
+            assert shout(shouter, "y" * 100_000, 40, pong) == (40, 40)
         finally:
             shouter.close()
         cluster.wait_for(lambda s: s["slots"][0]["connections"] == 0, timeout=15.0,
@@ -207,3 +222,91 @@ def test_a_client_that_reads_no_broadcast_is_dropped(start_cluster: Any, engine:
         sock.close()
     assert_gone_and_another_served(cluster, SOURCE_IPS[6], timeout=15.0,
                                    what="both sessions closed")
+
+
+# The steady reader's pace: one read of at most STEADY_READ bytes (the small receive buffer
+# holds about that) every STEADY_PAUSE seconds, a few hundred KB a second at most: less in a
+# span (1.3 s) than the worker's kernel must see read before it wakes a writer waiting for
+# room (1 MB of the 4 MB a send buffer grows to on loopback): only the kernel's send queue
+# shows that this client reads.
+STEADY_READ = 4096
+STEADY_PAUSE = 0.01
+# A pong written by the client (masked, unasked): its session is not closed by the ping
+# timeout while the pings wait behind megabytes of broadcasts.
+PONG = frame("3")
+
+
+class SteadyReader:
+    """Reads ``sock`` (a websocket's socket, past its handshake) at STEADY_PAUSE intervals,
+    STEADY_READ bytes at a time, and counts the frames whose payload is ``message`` (the
+    server's frames are not masked: the payload is in the stream as it is); a pong after
+    every tenth read. Run in a thread of its own (:meth:`run`, bounded in reads and time)."""
+
+    def __init__(self, sock: socket.socket, message: str, expected: int) -> None:
+        self.sock = sock
+        self.mark = message.encode()
+        self.expected = expected
+        self.seen = 0
+        self.ended = ""  # why the reads ended early ("" while they have not)
+
+    def run(self, limit: float = 60.0) -> None:
+        deadline = time.monotonic() + limit
+        tail = b""
+        for n in range(100_000):  # bounded: 400 MB at most, far more than is sent
+            if self.seen >= self.expected or time.monotonic() > deadline:
+                return
+            time.sleep(STEADY_PAUSE)
+            try:
+                chunk = self.sock.recv(STEADY_READ)
+                if n % 10 == 0:
+                    self.sock.sendall(PONG)
+            except OSError as exc:
+                self.ended = repr(exc)
+                return
+            if not chunk:
+                self.ended = "the connection ended"
+                return
+            tail += chunk
+            self.seen += tail.count(self.mark)
+            cut = tail.rfind(self.mark)
+            tail = tail[cut + len(self.mark):] if cut >= 0 else tail
+            tail = tail[-len(self.mark):]  # a mark cut across reads is counted once whole
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_client_that_reads_broadcasts_slowly_gets_them_all(start_cluster: Any,
+                                                            engine: str) -> None:
+    """A client (small receive buffer) that reads steadily but slowly (:class:`SteadyReader`:
+    a few KB every 10 ms) while another client's 40 broadcasts of 100 KB are queued for it: it
+    gets every one and stays connected. Its reads make the worker's kernel send queue shrink
+    all the time, but too little in a span to wake a writer waiting for room (Linux wakes it
+    once 1 MB of a 4 MB send buffer is free): the eventlet writer, which took a wait that
+    ended without room for a stall, dropped it as one that reads nothing."""
+    cluster = start_cluster(app=app_on(engine, "tests.apps.fastping:sio"), workers=1)
+    sock, steady = small_buffer_session(cluster.port, SOURCE_IPS[1])
+    try:
+        shouter = open_session(cluster.port, SOURCE_IPS[2])
+        try:
+            cluster.wait_for(counted(2, steady, shouter), timeout=15.0,
+                             what="both websockets counted")
+            pad = "s" * 100_000
+            shouted_message = f'42["shouted","{pad}"]'
+            reader = SteadyReader(sock, shouted_message, 40)
+            thread = threading.Thread(target=reader.run, daemon=True)
+            started = time.monotonic()
+            thread.start()
+            # 4 MB to the steady reader, one broadcast at a time
+            assert shout(shouter, pad, 40) == (40, 40)
+        finally:
+            shouter.close()  # it answers no ping while the steady reader reads
+        thread.join(timeout=90.0)
+        took = time.monotonic() - started
+        assert not thread.is_alive(), "the steady reader did not finish"
+        assert (reader.seen, reader.ended) == (40, "")
+        cluster.wait_for(counted(1, steady), timeout=15.0,
+                         what="the steady reader's websocket still counted, alone")
+    finally:
+        sock.close()
+    # Not a timing threshold on the worker: the test's own pace, which must outlast the span
+    # for the test to show anything.
+    assert took > 1.3, f"read in {took:.2f}s: the reader was not slow enough to test the rule"

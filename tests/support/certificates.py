@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,3 +22,23 @@ def self_signed(directory: Path) -> tuple[str, str]:
          "-keyout", str(key), "-out", str(cert)],
         check=True, capture_output=True)
     return str(cert), str(key)
+
+
+def green_tls_pair(ours: Any, theirs: Any, certfile: str, keyfile: str) -> tuple[Any, Any]:
+    """TLS between two connected sockets of an eventlet-patched process (a green thread does
+    the client's half of the handshake): ``ours`` the server's end with ``certfile`` and
+    ``keyfile``, ``theirs`` the client's, trusting ``certfile``; both wrapped, returned."""
+    import eventlet
+    from eventlet.green import ssl  # the green one, whether the process is patched or not
+
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(certfile, keyfile)
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client.load_verify_locations(certfile)
+    ours = server.wrap_socket(ours, server_side=True, do_handshake_on_connect=False)
+    theirs = client.wrap_socket(theirs, server_hostname="127.0.0.1",
+                                do_handshake_on_connect=False)
+    handshake = eventlet.spawn(theirs.do_handshake)
+    ours.do_handshake()
+    handshake.wait()
+    return ours, theirs

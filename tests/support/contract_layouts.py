@@ -820,37 +820,71 @@ def check_uvicorn_upgrade() -> None:
 
     asyncio.run(run())
 
-def check_green_sendall_timeout() -> None:
-    """eventlet's ``GreenSocket.sendall`` under a timeout: each wait for room in the send
-    buffer is bounded, not the whole call, so a slow reader's sendall outlasts the timeout and
-    completes, while one nobody reads raises ``socket.timeout`` (a TimeoutError) once the
-    timeout has passed without progress."""
-    import eventlet
+def _green_pair(tls: bool) -> tuple[Any, Any]:
+    """Two connected green sockets (a socketpair), with TLS between them when ``tls`` (a
+    self-signed certificate): the writing end and the reading end."""
     from eventlet.green import socket
 
     ours, theirs = socket.socketpair()
-    try:
-        for sock in (ours, theirs):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        ours.settimeout(0.3)
-        data = b"x" * 150_000
+    for sock in (ours, theirs):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    if not tls:
+        return ours, theirs
+    import tempfile
+    from pathlib import Path
 
-        def read_slowly() -> int:
+    from tests.support.certificates import green_tls_pair, self_signed
+
+    cert, key = self_signed(Path(tempfile.mkdtemp(prefix="sio")))
+    return green_tls_pair(ours, theirs, cert, key)
+
+
+def check_green_send_timeout(tls: bool) -> None:
+    """eventlet's green ``send`` (``GreenSocket``'s; ``GreenSSLSocket``'s under TLS) under a
+    timeout, as worker/connection.py's send loop relies on it: it returns the count sent (a
+    part once the send buffer is full); a send that finds no room waits at most the timeout,
+    then raises ``socket.timeout`` (a TimeoutError) having sent nothing, so the caller's count
+    stays right (everything sent is what the peer reads). Under TLS, worker/ws_reads.py's
+    ``tls_send`` (the stdlib's ``ssl.SSLSocket.send`` under ``GreenSSLSocket``) does not wait:
+    eventlet keeps the socket non-blocking, so a full buffer raises SSLWantWriteError."""
+    import ssl
+
+    import eventlet
+
+    from sioctl.worker.ws_reads import tls_send
+
+    ours, theirs = _green_pair(tls)
+    try:
+        data = b"x" * 65536
+        sent = 0
+        ours.settimeout(0.05)
+        for _ in range(1000):  # bounded: the buffers hold a few hundred KB at most
+            try:
+                sent += ours.send(data)
+            except TimeoutError:
+                break
+        else:
+            raise AssertionError("a send nobody reads did not time out")
+        ours.settimeout(None)
+        if tls:
+            send = tls_send(ours)
+            assert send.__func__ is ssl.SSLSocket.send, send
+            try:
+                sent += send(data)
+                raise AssertionError("a full TLS socket took a send")
+            except ssl.SSLWantWriteError:
+                pass
+
+        def read_all() -> int:
             got = 0
-            while got < len(data):
-                eventlet.sleep(0.02)  # ~0.75 s in all: more than twice the timeout
-                got += len(theirs.recv(4096))
+            while got < sent:
+                got += len(theirs.recv(65536))
             return got
 
-        reader = eventlet.spawn(read_slowly)
-        ours.sendall(data)
-        assert reader.wait() == len(data)
-        try:
-            ours.sendall(data)
-        except TimeoutError:
-            return
-        raise AssertionError("a sendall nobody reads did not time out")
+        reader = eventlet.spawn(read_all)
+        with eventlet.Timeout(10):
+            assert reader.wait() == sent
     finally:
         ours.close()
         theirs.close()
@@ -916,5 +950,6 @@ LAYOUTS: dict[str, Callable[[], None]] = {
         check_async_pubsub_thread,
     "eventlet.wsgi:Server.process_request (layout)": check_process_request,
     "eventlet.hubs.hub:BaseHub.switch (layout)": check_hub_switch_out,
-    "eventlet.greenio.base:GreenSocket.sendall (layout)": check_green_sendall_timeout,
+    "eventlet.greenio.base:GreenSocket.send (layout)": lambda: check_green_send_timeout(False),
+    "eventlet.green.ssl:GreenSSLSocket.send (layout)": lambda: check_green_send_timeout(True),
 }

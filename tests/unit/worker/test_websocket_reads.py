@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -269,7 +270,6 @@ eventlet.monkey_patch()
 import json
 import logging
 import socket
-import ssl
 import sys
 import types
 from eventlet.websocket import RFC6455WebSocket
@@ -280,16 +280,8 @@ for sock in (ours, theirs):
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
 if len(sys.argv) > 1:  # TLS: the certificate and key files
-    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server.load_cert_chain(sys.argv[1], sys.argv[2])
-    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    client.load_verify_locations(sys.argv[1])
-    ours = server.wrap_socket(ours, server_side=True, do_handshake_on_connect=False)
-    theirs = client.wrap_socket(theirs, server_hostname="127.0.0.1",
-                                do_handshake_on_connect=False)
-    handshake = eventlet.spawn(theirs.do_handshake)
-    ours.do_handshake()
-    handshake.wait()
+    from tests.support.certificates import green_tls_pair
+    ours, theirs = green_tls_pair(ours, theirs, sys.argv[1], sys.argv[2])
 lines = []
 logger = logging.getLogger("owner")
 logger.setLevel(logging.INFO)
@@ -329,6 +321,16 @@ print(json.dumps(seen))
 '''
 
 
+def run_script(script: str, args: list[str], timeout: float) -> dict[str, Any]:
+    """What ``script`` printed as its last line (JSON), run with ``args`` in a child
+    interpreter that must end well within ``timeout`` seconds."""
+    proc = subprocess.run([sys.executable, "-c", script, *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    seen: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return seen
+
+
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     """A self-signed certificate for 127.0.0.1: (certfile, keyfile)."""
@@ -341,16 +343,91 @@ def test_an_eventlet_websocket_write_that_makes_no_progress_drops_the_connection
     """A write through ws_reads.BufferedReads waits for a client that reads slowly (progress
     starts a new wait: the whole frame takes three spans), and one that reads nothing ends
     with a timeout after the span: the socket shut down (the next write ends at once, the
-    reads end), logged once with the session's id. Plain socket (the green socket's timeout) and
-    TLS (set around each write, the reads keeping theirs)."""
+    reads end), logged once with the session's id. Plain socket and TLS (each wait for room
+    the span at most, the reads keeping their own limit)."""
     args = list(request.getfixturevalue("certificate")) if tls else []
-    proc = subprocess.run([sys.executable, "-c", WRITES, *args], capture_output=True,
-                          text=True, timeout=60, cwd=REPO_ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    seen = run_script(WRITES, args, 60)
     assert seen["tls"] is tls
     assert seen["slow_read"]
     assert seen["silent"] == "TimeoutError"
     assert seen["after"] == ("dropped" if tls else "failed")  # at once, either way
     assert seen["read_end"] == ""
     assert seen["lines"] == ["s1: the client read nothing for 0.5s, dropping the connection"]
+
+
+STEADY = r'''
+import warnings
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+import eventlet
+eventlet.monkey_patch()
+import json
+import socket
+import sys
+import time
+import types
+from eventlet.websocket import RFC6455WebSocket
+from sioctl.worker import ws_reads
+
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen()
+theirs = socket.socket()
+theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+theirs.connect(listener.getsockname())
+ours, _ = listener.accept()
+listener.close()
+if len(sys.argv) > 1:  # TLS: the certificate and key files
+    from tests.support.certificates import green_tls_pair
+    ours, theirs = green_tls_pair(ours, theirs, sys.argv[1], sys.argv[2])
+lines = []
+logger = types.SimpleNamespace(info=lambda *args: lines.append(args[0] % args[1:]))
+owner = types.SimpleNamespace(sid="s1", server=types.SimpleNamespace(logger=logger))
+ws = RFC6455WebSocket(ours, {}, 13)
+ws_reads.buffer_reads(ws, owner)
+ws.socket.settimeout(0.3)
+FRAMES, SIZE = 5, 1_000_000
+TOTAL = FRAMES * (SIZE + 10)  # a 64-bit length each, no mask
+
+def read_steadily():
+    got = 0
+    for _ in range(100_000):  # bounded
+        if got >= TOTAL:
+            break
+        eventlet.sleep(0.02)  # at most 16 KiB per 20 ms: ~0.25 MB a span, less than the
+        chunk = theirs.recv(16384)  # kernel must see read to wake a writer waiting for room
+        if not chunk:
+            break
+        got += len(chunk)
+    return got
+
+reader = eventlet.spawn(read_steadily)
+started = time.monotonic()
+sent = 0
+try:
+    for _ in range(FRAMES):
+        ws.send("x" * SIZE)
+        sent += 1
+    error = None
+except OSError as exc:
+    error = type(exc).__name__
+got = reader.wait()
+print(json.dumps({"tls": ws.socket.raw is None, "sent": sent, "error": error,
+                  "got": got == TOTAL, "lines": lines, "took": time.monotonic() - started}))
+'''
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+def test_an_eventlet_websocket_write_waits_for_a_client_that_reads_steadily(
+        tls: bool, request: pytest.FixtureRequest) -> None:
+    """A client that reads a few KB at a time, steadily but less in a span than Linux must
+    see read before it wakes a writer waiting for room (a good part of a send buffer that
+    grows to 4 MB), while 5 MB are written to it through ws_reads.BufferedReads: it gets
+    every byte and nothing is dropped (the kernel's send queue shrinks between two looks:
+    write_stall.SendWatch), over TCP and under TLS. A wait that ended without room used to
+    be taken for a client that reads nothing."""
+    args = list(request.getfixturevalue("certificate")) if tls else []
+    seen = run_script(STEADY, args, 120)
+    assert seen["tls"] is tls
+    assert (seen["sent"], seen["error"], seen["got"], seen["lines"]) == (5, None, True, [])
+    # The test's own pace, which must outlast the span for the test to show anything.
+    assert seen["took"] > 0.3, seen

@@ -2,11 +2,15 @@
 a write that makes no progress for ``ping_interval + ping_timeout`` drops the connection
 (the worker's writes to it would otherwise wait for ever, its session's queue growing,
 counted against the connection limit, a drain waiting for it); a slow client whose reads make
-progress, however slowly, is waited for. How "no progress" is seen is the engine's: the
-asyncio writer watches the transport's write buffer (``async_websocket._writable``), eventlet's
-green socket times out a send that finds no room for that long (``ws_reads.BufferedReads.
-sendall``). The same holds for every HTTP response the worker writes (a long-polling GET, an
-app's download, the gateway's answers), with the largest span of the app's Engine.IO servers
+progress, however slowly, is waited for. Progress is seen in the kernel's send queue
+(:func:`kernel_unsent`), not only in a writer woken for room: Linux wakes a writer only once a
+good part of its send buffer is free (1 MB of the 4 MB it grows to on loopback), which a
+client reading a few KB at a time may take many spans to free. How the waits are watched is
+the engine's: the asyncio writer watches the transport's write buffer and the kernel's queue
+(``async_websocket._writable``); eventlet's green socket times out a send that finds no room
+for a span and :class:`SendWatch` looks at the queue (``ws_reads.BufferedReads.sendall``). The
+same holds for every HTTP response the worker writes (a long-polling GET, an app's download,
+the gateway's answers), with the largest span of the app's Engine.IO servers
 (:func:`app_span`): eventlet's ``connection.StallLimitedWrites``, asyncio's
 ``aio/write_stall.WriteStallMixin``."""
 
@@ -52,6 +56,30 @@ def progressed(before: int, now: int) -> bool:
     """Whether a write buffer holding ``before`` bytes a span ago and ``now`` bytes now was
     read from: a slow reader, not a silent one, and the wait starts again."""
     return now < before
+
+
+class SendWatch:
+    """One wait of a write for room in ``sock``'s send buffer, judged by the kernel's send
+    queue (:func:`kernel_unsent`): a wait that ends without room is a stall only when the queue
+    did not shrink since it began. ``begun``: the wait begins now (the queue is looked at
+    here); False when the caller cannot tell (eventlet's green ``send`` waits inside: its first
+    timed-out wait is then only looked at, and a client that reads nothing is seen within two
+    spans)."""
+
+    __slots__ = ("_sock", "_unsent")
+
+    def __init__(self, sock: Any, begun: bool = True) -> None:
+        self._sock = sock
+        self._unsent = kernel_unsent(sock) if begun else -1  # -1: not looked at yet
+
+    def stalled(self) -> bool:
+        """A wait ended without room: True when the client read nothing since it began (the
+        caller drops the connection); False when it is waited for again (a slow reader, whose
+        reads shrink the queue but are too small to wake the writer), this look the next
+        wait's start."""
+        before = self._unsent
+        self._unsent = now = kernel_unsent(self._sock)
+        return before >= 0 and not progressed(before, now)
 
 
 def kernel_unsent(sock: Any) -> int:
