@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import json
 import os
 import re
 import signal
@@ -23,6 +22,7 @@ from typing import Any
 import pytest
 import redis
 
+from sioctl.worker.messaging import envelope
 from tests.support.clients import BoundClient, wait_until
 from tests.support.cluster import ENGINES, MESSAGING_APPS
 from tests.support.messaging import (
@@ -44,7 +44,9 @@ SHARED_CHANNEL = "socketio"
 
 
 class Monitor:
-    """Every message published on ``socketio*`` from now on: [(channel, decoded data)]."""
+    """Every message published on ``socketio*`` from now on: [(channel, decoded data)]; the
+    messages a worker published as one on a worker's channel (a JSON array, envelope.joined)
+    one by one, in order."""
 
     def __init__(self, url: str, pattern: str = SHARED_CHANNEL + "*") -> None:
         self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
@@ -65,10 +67,10 @@ class Monitor:
             except Exception:
                 return
             if message and message["type"] == "pmessage":
+                channel = message["channel"].decode()
                 with self.lock:
-                    self.messages.append(
-                        (message["channel"].decode(), json.loads(message["data"]))
-                    )
+                    self.messages.extend((channel, data) for data in
+                                         envelope.messages_in(message["data"]))
 
     def snapshot(self) -> list[tuple[str, dict[str, Any]]]:
         with self.lock:

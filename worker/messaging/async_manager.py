@@ -308,16 +308,14 @@ class AsyncSioctlRedisManager(RecoveryMixin, SioctlManagerBase, AsyncPubSubManag
         held = Held()
         async for batch in self.listener.batches():
             for channel, raw in batch:
-                data = self._heard(channel, raw)
-                if data is None or self._passed_on_misdelivered(channel, data):
-                    continue
-                if self._held(data, held):
-                    continue
-                if held:
-                    await write_held_async(self, held)
-                if await self.queries.handle(data):
-                    continue
-                yield data
+                for data in self._heard(channel, raw):
+                    if self._passed_on_misdelivered(channel, data) or self._held(data, held):
+                        continue
+                    if held:
+                        await write_held_async(self, held)
+                    if await self.queries.handle(data):
+                        continue
+                    yield data
             if held:
                 await write_held_async(self, held)
 

@@ -132,9 +132,15 @@ class SioctlManagerBase:
         self.losses = LossCounter(self.host_id, self.own_channel)
 
     def _sharded_publisher(self) -> None:
-        """On a Redis Cluster, the publisher SPUBLISHes (sharded pub/sub, .sharded)."""
-        if self.cluster and self.publisher is not None:
+        """On a Redis Cluster, the publisher SPUBLISHes (sharded pub/sub, .sharded). With
+        pub/sub, the consecutive PUBLISHes of a batch to one worker's channel go as one
+        (``outbox.merged``): only sioctl workers listen there, and ``_heard`` reads them."""
+        if self.publisher is None:
+            return
+        if self.cluster:
             self.publisher.publish_verb = "spublish"
+        if self.transport == "pubsub":
+            self.publisher.merge_prefix = f"{self.channel}{envelope.WORKER_INFIX}"
 
     def _new_client(self) -> Any:
         raise NotImplementedError  # the shell's: a blocking or an asyncio client
@@ -310,23 +316,27 @@ class SioctlManagerBase:
             self.publisher.publish(channel, self._outgoing(channel, data, sequenced), guard)
 
     def _unheard(self, channel: str, raw: Any) -> None:
-        """A message for one worker's channel that nobody received: pass it on to the shared
-        channel (``routing.unheard``), and forget the owner this worker had cached."""
-        message = self._pass_on_unheard(channel, raw)
-        if message is not None:
-            self.publish_raw(self.channel, message, sequenced=False)
+        """The messages (one, or several merged: ``envelope.messages_in``) for one worker's
+        channel that nobody received: each passed on to the shared channel, in order
+        (``routing.unheard``), and the owner this worker had cached forgotten."""
+        for data in envelope.messages_in(raw, self.json.loads):
+            message = self._passed_on(channel, data)
+            if message is not None:
+                self.publish_raw(self.channel, message, sequenced=False)
 
-    def _heard(self, channel: str, raw: Any) -> dict[str, Any] | None:
-        """The message in ``raw`` heard on ``channel``, counted (``_incoming``); None when it
-        is not one, or (streams) when this reader handled its id already."""
-        data = self._incoming(channel, raw)
-        if data is None:
-            return None
-        mid = data.get("mid")
+    def _heard(self, channel: str, raw: Any) -> list[dict[str, Any]]:
+        """The messages in ``raw`` heard on ``channel`` (one, or several published as one:
+        ``envelope.messages_in``), in order, each counted (``_count_heard``); without those
+        (streams) this reader handled already."""
+        heard = envelope.messages_in(raw, self.json.loads)
+        now = time.time()
+        for data in heard:
+            self._count_heard(channel, data, now)
         first_time = getattr(self.listener, "first_time", None)
-        if first_time is not None and isinstance(mid, str) and not first_time(mid):
-            return None
-        return data
+        if first_time is None:
+            return heard
+        return [data for data in heard
+                if not isinstance(data.get("mid"), str) or first_time(data["mid"])]
 
     def _passed_on_misdelivered(self, channel: str, data: dict[str, Any]) -> bool:
         """Whether ``data`` is a targeted message for a socket not here (``routing.
@@ -348,26 +358,35 @@ class SioctlManagerBase:
         return encoded
 
     def _incoming(self, channel: str, raw: Any) -> dict[str, Any] | None:
-        """The message in ``raw`` heard on ``channel`` (None: not one), counted: the gap it
-        reveals (logged at most every few seconds) and its delivery latency."""
+        """The message in ``raw`` heard on ``channel`` (None: not one), counted
+        (``_count_heard``)."""
         data = envelope.decode(raw, self.json.loads)
-        if data is None:
-            return None
+        if data is not None:
+            self._count_heard(channel, data, time.time())
+        return data
+
+    def _count_heard(self, channel: str, data: dict[str, Any], now: float) -> None:
+        """Count message ``data`` heard on ``channel`` at ``now``: the gap it reveals (logged
+        at most every few seconds) and its delivery latency."""
         gap = self.losses.heard(channel, data)
         if gap is not None and gap.log:
             self._get_logger().error("%s", gap.text)
         sent = data.get("ts")
         if isinstance(sent, (int, float)) and data.get("host_id") != self.host_id:
-            self.latency.observe(time.time() - sent)
-        return data
+            self.latency.observe(now - sent)
 
     def _pass_on_unheard(self, channel: str, raw: Any) -> dict[str, Any] | None:
-        """What to send on the shared channel for ``raw``, a message for worker channel
+        """What to send on the shared channel for ``raw``, one message for worker channel
+        ``channel`` that nobody received (``_passed_on``)."""
+        data = envelope.decode(raw, self.json.loads)
+        return self._passed_on(channel, data) if data is not None else None
+
+    def _passed_on(self, channel: str, data: dict[str, Any]) -> dict[str, Any] | None:
+        """What to send on the shared channel for ``data``, a message for worker channel
         ``channel`` that nobody received (``routing.unheard``); the owner cached for its socket
         is forgotten (it was stale, or that worker is gone)."""
-        data = envelope.decode(raw, self.json.loads)
-        message = routing.unheard(data, channel, self.channel) if data is not None else None
-        if data is not None and message is not None:
+        message = routing.unheard(data, channel, self.channel)
+        if message is not None:
             self.owners.forget(envelope.namespace_of(data), envelope.target_of(data))
         return message
 

@@ -12,6 +12,12 @@ writes the same channel. sioctl adds fields the stock manager ignores:
   ``orig`` = ``[channel, seq]`` when it had been sequenced for one worker's channel;
 - ``mid``: streams mode, a unique id, so a reader drops a batch the publisher sent twice.
 
+On one worker's own channel (``worker_channel``; nothing but sioctl workers listen there), one
+PUBLISH may carry several messages, in order, as a JSON array of them (:func:`joined`; the
+publisher merges the consecutive PUBLISHes of a batch to one such channel, ``outbox.merged``):
+a receiver reads them with :func:`messages_in`. The shared channel carries one message per
+PUBLISH, python-socketio's.
+
 Pure functions and plain data: no Redis, no clock of their own, no green thread — the same for
 every engine.
 """
@@ -67,6 +73,27 @@ def decode(raw: Any, loads: Any = json.loads) -> dict[str, Any] | None:
     except ValueError:
         return None
     return data if isinstance(data, dict) else None
+
+
+def messages_in(raw: Any, loads: Any = json.loads) -> list[dict[str, Any]]:
+    """The messages in ``raw``, in order: one JSON object (python-socketio's message), or a
+    JSON array of them (several published at once on a worker's channel, :func:`joined`);
+    none for anything else (ignored, as python-socketio ignores it)."""
+    try:
+        data = loads(raw)
+    except ValueError:
+        return []
+    if isinstance(data, dict):
+        return [data]
+    if isinstance(data, list):
+        return [item for item in data if isinstance(item, dict)]
+    return []
+
+
+def joined(encoded: list[str]) -> str:
+    """Several encoded messages (JSON objects) as one payload that :func:`messages_in` reads
+    back in the same order."""
+    return "[" + ",".join(encoded) + "]"
 
 
 def is_sequenced(data: dict[str, Any]) -> bool:

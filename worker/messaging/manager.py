@@ -247,16 +247,14 @@ class SioctlRedisManager(RecoveryMixin, SioctlManagerBase, socketio.PubSubManage
         held = Held()
         for batch in self.listener.batches():
             for channel, raw in batch:
-                data = self._heard(channel, raw)
-                if data is None or self._passed_on_misdelivered(channel, data):
-                    continue
-                if self._held(data, held):
-                    continue
-                if held:
-                    write_held(self, held)
-                if self.queries.handle(data):
-                    continue
-                yield data
+                for data in self._heard(channel, raw):
+                    if self._passed_on_misdelivered(channel, data) or self._held(data, held):
+                        continue
+                    if held:
+                        write_held(self, held)
+                    if self.queries.handle(data):
+                        continue
+                    yield data
             if held:
                 write_held(self, held)
 
