@@ -285,7 +285,8 @@ class SioctlManagerBase:
         stamp (send time, the channel's sequence number, streams' id and guard) and its queue
         are those of the general path (``PubSubManager.emit`` -> ``_publish`` ->
         ``_send_routed``), built once instead of as a message, a routed copy and a stamped
-        copy; queued on the same outbox, so its order with everything else this worker
+        copy (with pub/sub, its text written around the encoded arguments: ``envelope.
+        emit_text``); queued on the same outbox, so its order with everything else this worker
         publishes is kept."""
         if (callback is not None or not isinstance(room, str) or self.publisher is None
                 or kwargs.get("ignore_queue") or getattr(self, "sessions", None) is not None):
@@ -300,12 +301,20 @@ class SioctlManagerBase:
         if type(data) not in PLAIN and Packet.data_is_binary(args):
             return False
         channel = envelope.worker_channel(self.channel, owner)
-        message = {"method": "emit", "event": event, "data": args, "binary": False,
-                   "namespace": namespace, "room": room, "skip_sid": skip_sid,
-                   "callback": None, "host_id": self.host_id}
-        guard = (self._owner_key(namespace, room), owner) if self.transport == "streams" \
-            else None
-        self.publisher.publish(channel, self._outgoing(channel, message, fresh=True), guard)
+        if self.transport == "streams":
+            message = _emit_message(event, args, namespace, room, skip_sid, self.host_id)
+            guard = (self._owner_key(namespace, room), owner)
+            self.publisher.publish(channel, self._outgoing(channel, message, fresh=True), guard)
+            return True
+        # Pub/sub: the message's text written at once (envelope.emit_text; no message id, no
+        # guard), else as _outgoing writes it, with the same stamp.
+        now, seq = time.time(), self.sequencer.next(channel)
+        text = envelope.emit_text(self.json.dumps, event, args, namespace, room, skip_sid,
+                                  self.host_id, now, seq) if type(event) is str else None
+        if text is None:
+            message = _emit_message(event, args, namespace, room, skip_sid, self.host_id)
+            text = self.json.dumps(envelope.stamp(message, now, seq, copy=False))
+        self.publisher.publish(channel, text)
         return True
 
     def publish_raw(self, channel: str, data: dict[str, Any], sequenced: bool = True,
@@ -393,3 +402,12 @@ class SioctlManagerBase:
     def _traffic_figures(self) -> dict[str, Any]:
         """The engine-free part of ``figures()``."""
         return {"latency": self.latency.figures(), "lost": self.lost}
+
+
+def _emit_message(event: str, args: list[Any], namespace: str, room: str, skip_sid: Any,
+                  host_id: str) -> dict[str, Any]:
+    """python-socketio's message for an emit without a callback, not binary (the one
+    ``PubSubManager.emit`` builds)."""
+    return {"method": "emit", "event": event, "data": args, "binary": False,
+            "namespace": namespace, "room": room, "skip_sid": skip_sid, "callback": None,
+            "host_id": host_id}

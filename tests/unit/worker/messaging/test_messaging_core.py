@@ -66,6 +66,27 @@ def test_stamp_in_place_stamps_the_callers_own_message() -> None:
     assert sent is body and body == {**before, "ts": 12.5, "seq": 7}
 
 
+@pytest.mark.parametrize("event, args, room, skip_sid", [
+    ("msg", [{"p": 1, "t": 1.5, "s": "x"}], "sid-1", None),
+    ("\u00e9v\u00e9nement \"q\"", [1, "deux", None, [True]], "salle-\u00e9", ["a", "b"]),
+    ("e", [], "r", "one-sid"),
+])
+def test_emit_text_is_the_stamped_message_as_json_dumps_writes_it(
+        event: str, args: list[Any], room: str, skip_sid: Any) -> None:
+    """The direct emit's text (envelope.emit_text): the same keys, in the same order, and
+    the same values as python-socketio's message stamped and encoded the general way."""
+    message = {"method": "emit", "event": event, "data": args, "binary": False,
+               "namespace": "/chat", "room": room, "skip_sid": skip_sid, "callback": None,
+               "host_id": ME}
+    text = envelope.emit_text(json.dumps, event, args, "/chat", room, skip_sid, ME,
+                              1764489600.25, 42)
+    assert text is not None
+    expected = json.dumps(envelope.stamp(message, 1764489600.25, 42))
+    assert list(json.loads(text).items()) == list(json.loads(expected).items())
+    assert envelope.emit_text(lambda value: json.dumps(value).encode(), event, args, "/chat",
+                              room, skip_sid, ME, 1.0, 1) is None
+
+
 def test_sequencer_counts_per_channel() -> None:
     sequencer = envelope.Sequencer()
     assert [sequencer.next("a"), sequencer.next("a"), sequencer.next("b")] == [1, 2, 1]
