@@ -85,6 +85,7 @@ class SioctlManagerBase:
         if transport not in TRANSPORTS:
             raise ValueError(f"transport: 'pubsub' or 'streams', not {transport!r}")
         self.transport = transport
+        self.cluster = False  # a Redis Cluster: _init_redis says
         self.own_channel = envelope.worker_channel(self.channel, self.host_id)
         self.owners = OwnerCache()
         # Whether Redis failed the last owner lookup or record (logged once per outage).
@@ -131,16 +132,36 @@ class SioctlManagerBase:
         self.own_channel = envelope.worker_channel(self.channel, self.host_id)
         self.losses = LossCounter(self.host_id, self.own_channel)
 
+    @property
+    def merging(self) -> bool:
+        """Whether several messages for one worker go as one PUBLISH on its merged channel
+        (``outbox.merged``, ``envelope.merged_channel``): with pub/sub on one Redis. Not on a
+        Redis Cluster, where a worker's channel and its merged channel would hash to two
+        slots, served by two connections, and the order between them would be lost."""
+        return self.transport == "pubsub" and not self.cluster
+
     def _sharded_publisher(self) -> None:
-        """On a Redis Cluster, the publisher SPUBLISHes (sharded pub/sub, .sharded). With
-        pub/sub, the consecutive PUBLISHes of a batch to one worker's channel go as one
-        (``outbox.merged``): only sioctl workers listen there, and ``_heard`` reads them."""
+        """On a Redis Cluster, the publisher SPUBLISHes (sharded pub/sub, .sharded); where
+        ``merging``, the consecutive PUBLISHes of a batch to one worker go as one."""
         if self.publisher is None:
             return
         if self.cluster:
             self.publisher.publish_verb = "spublish"
-        if self.transport == "pubsub":
+        if self.merging:
             self.publisher.merge_prefix = f"{self.channel}{envelope.WORKER_INFIX}"
+
+    def listened_channels(self) -> list[str]:
+        """What this worker's reader subscribes to: the shared channel, its own, and where
+        ``merging`` its merged channel (one connection, so Redis keeps their order)."""
+        channels = [self.channel, self.own_channel]
+        if self.merging:
+            channels.append(envelope.merged_channel(self.own_channel))
+        return channels
+
+    def _heard_on(self, channel: str) -> str:
+        """The channel a message heard on ``channel`` counts as: its own channel for its
+        merged channel (sequence numbers and misdelivery are the worker channel's)."""
+        return envelope.unmerged(channel, self.channel)
 
     def _new_client(self) -> Any:
         raise NotImplementedError  # the shell's: a blocking or an asyncio client
@@ -327,7 +348,10 @@ class SioctlManagerBase:
     def _unheard(self, channel: str, raw: Any) -> None:
         """The messages (one, or several merged: ``envelope.messages_in``) for one worker's
         channel that nobody received: each passed on to the shared channel, in order
-        (``routing.unheard``), and the owner this worker had cached forgotten."""
+        (``routing.unheard``), and the owner this worker had cached forgotten. A merged
+        PUBLISH nobody received went to a worker gone, or to one of an earlier sioctl that
+        does not read merged channels."""
+        channel = envelope.unmerged(channel, self.channel)
         for data in envelope.messages_in(raw, self.json.loads):
             message = self._passed_on(channel, data)
             if message is not None:

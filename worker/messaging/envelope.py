@@ -12,11 +12,14 @@ writes the same channel. sioctl adds fields the stock manager ignores:
   ``orig`` = ``[channel, seq]`` when it had been sequenced for one worker's channel;
 - ``mid``: streams mode, a unique id, so a reader drops a batch the publisher sent twice.
 
-On one worker's own channel (``worker_channel``; nothing but sioctl workers listen there), one
-PUBLISH may carry several messages, in order, as a JSON array of them (:func:`joined`; the
-publisher merges the consecutive PUBLISHes of a batch to one such channel, ``outbox.merged``):
-a receiver reads them with :func:`messages_in`. The shared channel carries one message per
-PUBLISH, python-socketio's.
+Several messages for one worker may go as one PUBLISH, in order, as a JSON array of them
+(:func:`joined`; the publisher merges the consecutive PUBLISHes of a batch to one worker's
+channel, ``outbox.merged``), on that worker's *merged channel* (:func:`merged_channel`, which
+its reader subscribes to besides its own): a receiver reads them with :func:`messages_in`.
+A worker of an earlier sioctl, which reads one message per PUBLISH, does not listen there: a
+merged PUBLISH to it reaches nobody and is passed on to the shared channel message by message
+(``routing.unheard``), so a cluster whose nodes are upgraded one at a time loses nothing. The
+shared channel carries one message per PUBLISH, python-socketio's.
 
 Pure functions and plain data: no Redis, no clock of their own, no green thread — the same for
 every engine.
@@ -35,12 +38,29 @@ _string = json.encoder.encode_basestring_ascii
 SOCKET_METHODS = frozenset({"disconnect", "enter_room", "leave_room"})
 # What a worker's own channel and an owner record are named after the shared channel.
 WORKER_INFIX = ":w:"
+# What a worker's merged channel (several messages per PUBLISH) is named after its own.
+MERGED_SUFFIX = ":m"
 OWNER_INFIX = ":owner:"
 
 
 def worker_channel(channel: str, host_id: str) -> str:
     """The channel of worker ``host_id`` (it listens there besides ``channel``)."""
     return f"{channel}{WORKER_INFIX}{host_id}"
+
+
+def merged_channel(channel: str) -> str:
+    """The merged channel of worker channel ``channel`` (several messages per PUBLISH)."""
+    return f"{channel}{MERGED_SUFFIX}"
+
+
+def unmerged(channel: str, shared: str) -> str:
+    """The worker channel whose merged channel is ``channel``; ``channel`` itself when it is
+    not a merged channel (of shared channel ``shared``'s workers)."""
+    if channel.endswith(MERGED_SUFFIX):
+        own = channel[: -len(MERGED_SUFFIX)]
+        if worker_of(own, shared) is not None:
+            return own
+    return channel
 
 
 def worker_of(channel: str, shared: str) -> str | None:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .envelope import joined
+from .envelope import joined, merged_channel
 
 # Commands sent per pipeline round trip.
 BATCH = 512
@@ -251,8 +251,9 @@ def merged(batch: list[tuple[Any, ...]], verb: str, prefix: str,
            most: int = MERGE_BYTES) -> list[tuple[Any, ...]]:
     """``batch`` with each run of consecutive PUBLISHes (``verb``) of encoded messages (str)
     to one channel starting with ``prefix`` sent as one PUBLISH of them all
-    (``envelope.joined``, under ``most`` characters): one command, one reply and, at the
-    receiver, one pub/sub message for the run instead of one per message. Every other command
+    (``envelope.joined``, under ``most`` characters) on that channel's merged channel
+    (``envelope.merged_channel``): one command, one reply and, at the receiver, one pub/sub
+    message for the run instead of one per message. Every other command
     keeps its place, so the order of everything in the batch is kept; a run of one is sent as
     it was. Nothing but sioctl workers listens on those channels (``envelope``)."""
     out: list[tuple[Any, ...]] = []
@@ -268,16 +269,24 @@ def merged(batch: list[tuple[Any, ...]], verb: str, prefix: str,
                 size += len(data) + 1
                 continue
             if run:
-                out.append((verb, channel, run[0] if len(run) == 1 else joined(run)))
+                out.append(_run_command(verb, channel, run))
             channel, run, size = args[1], [data], len(data) + 2
             continue
         if run:
-            out.append((verb, channel, run[0] if len(run) == 1 else joined(run)))
+            out.append(_run_command(verb, channel, run))
             channel, run = None, []
         out.append(args)
     if run:
-        out.append((verb, channel, run[0] if len(run) == 1 else joined(run)))
+        out.append(_run_command(verb, channel, run))
     return out
+
+
+def _run_command(verb: str, channel: Any, run: list[str]) -> tuple[Any, ...]:
+    """The PUBLISH of ``run``, messages for worker channel ``channel``: as it was when alone,
+    else one PUBLISH of them all on the channel's merged channel."""
+    if len(run) == 1:
+        return (verb, channel, run[0])
+    return (verb, merged_channel(channel), joined(run))
 
 
 def server_of(connection: Any) -> str:

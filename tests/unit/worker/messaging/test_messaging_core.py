@@ -361,7 +361,10 @@ def test_merged_messages_are_heard_in_order_each_counted() -> None:
     sender, receiver = Core(), Core()
     to = receiver.own_channel
     wire = [sender._outgoing(to, emit(sender.host_id, room=f"sid-{i}")) for i in range(6)]
-    heard = receiver._heard(to, envelope.joined(wire[:2]).encode())
+    merged_to = envelope.merged_channel(to)
+    assert receiver.listened_channels() == [SHARED, to, merged_to]
+    assert receiver._heard_on(merged_to) == to and receiver._heard_on(SHARED) == SHARED
+    heard = receiver._heard(receiver._heard_on(merged_to), envelope.joined(wire[:2]).encode())
     heard += receiver._heard(to, envelope.joined(wire[4:]).encode())  # 3 and 4 lost
     assert [(m["room"], m["seq"]) for m in heard] == [
         ("sid-0", 1), ("sid-1", 2), ("sid-4", 5), ("sid-5", 6)]
@@ -370,15 +373,17 @@ def test_merged_messages_are_heard_in_order_each_counted() -> None:
 
 
 def test_merged_unheard_messages_are_each_passed_on_in_order() -> None:
-    """A merged PUBLISH nobody received: every message in it goes to the shared channel, in
-    order, each as python-socketio's message marked forwarded, and their owners forgotten."""
+    """A merged PUBLISH nobody received (the worker is gone, or runs an earlier sioctl that
+    does not listen on merged channels): every message in it goes to the shared channel, in
+    order, each as python-socketio's message marked forwarded with the worker channel it was
+    sequenced for (which that worker sees a gap on), and their owners forgotten."""
     core = Core()
     core.publisher = Outbox(logging.getLogger("test"))
     other = envelope.worker_channel(SHARED, OTHER)
     for sid in ("sid-1", "sid-2"):
         core.owners.put("/", sid, OTHER)
     wire = [core._outgoing(other, emit(core.host_id, room=sid)) for sid in ("sid-1", "sid-2")]
-    core._unheard(other, envelope.joined(wire))
+    core._unheard(envelope.merged_channel(other), envelope.joined(wire))
     passed = [(args[1], json.loads(args[2])) for args in core.publisher.queue]
     assert [(channel, m["room"], m["orig"]) for channel, m in passed] == [
         (SHARED, "sid-1", [other, 1]), (SHARED, "sid-2", [other, 2])]
@@ -494,13 +499,16 @@ def test_a_batch_s_publishes_to_one_worker_channel_go_as_one() -> None:
     outbox.publish(y, '{"i":10}')
     outbox.publish(y, '{"i":11}')
     batch = outbox.next_batch()
-    assert batch == [("publish", x, '[{"i":1},{"i":2}]'), ("publish", SHARED, '{"i":3}'),
+    # A run goes on the worker's merged channel, which a worker of an earlier sioctl does
+    # not listen to; a message alone stays on the worker's channel.
+    xm, ym = envelope.merged_channel(x), envelope.merged_channel(y)
+    assert batch == [("publish", xm, '[{"i":1},{"i":2}]'), ("publish", SHARED, '{"i":3}'),
                      ("publish", SHARED, '{"i":4}'), ("publish", x, '{"i":5}'),
-                     ("publish", y, '[{"i":6},{"i":7}]'), ("publish", y, b'{"i":8}'),
+                     ("publish", ym, '[{"i":6},{"i":7}]'), ("publish", y, b'{"i":8}'),
                      ("publish", y, '{"i":9}'), ("set", "k", 1),
-                     ("publish", y, '[{"i":10},{"i":11}]')]
+                     ("publish", ym, '[{"i":10},{"i":11}]')]
     outbox.sent(batch, [0, 1, 1, 1, 1, 1, 1, True, 0])
-    assert unheard == [(x, '[{"i":1},{"i":2}]'), (y, '[{"i":10},{"i":11}]')]
+    assert unheard == [(xm, '[{"i":1},{"i":2}]'), (ym, '[{"i":10},{"i":11}]')]
     assert not outbox.queue and outbox.stats.published == 12
     # Merged payloads stay under the byte bound: a long message goes alone.
     big = "{" + '"a":"' + "x" * 40 + '"}'
@@ -509,7 +517,7 @@ def test_a_batch_s_publishes_to_one_worker_channel_go_as_one() -> None:
     assert [len(envelope.messages_in(args[2])) for args in runs[:-1]] == [2, 2, 1]
     assert runs[-1][2].startswith("{") and all(len(args[2]) < 100 for args in runs[:-1])
     assert merged([("spublish", x, "{}"), ("spublish", x, "{}")], "spublish",
-                  "socketio:w:") == [("spublish", x, "[{},{}]")]
+                  "socketio:w:") == [("spublish", xm, "[{},{}]")]
 
 
 def test_outbox_full_queue_drops_the_oldest_said_once_per_five_seconds(caplog: Any) -> None:
