@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 import redis
 
+from sioctl.worker.messaging import envelope
 from tests.support.clients import BoundClient, wait_until
 from tests.support.cluster import ENGINES, MESSAGING_APPS
 from tests.support.messaging import (
@@ -44,7 +45,9 @@ SHARED_CHANNEL = "socketio"
 
 
 class Monitor:
-    """Every message published on ``socketio*`` from now on: [(channel, decoded data)]."""
+    """Every message published on ``socketio*`` from now on: [(channel, decoded data)]; the
+    messages a worker published as one (a JSON array, envelope.joined, on a worker's merged
+    channel) one by one, in order, as on that worker's channel."""
 
     def __init__(self, url: str, pattern: str = SHARED_CHANNEL + "*") -> None:
         self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
@@ -65,10 +68,10 @@ class Monitor:
             except Exception:
                 return
             if message and message["type"] == "pmessage":
+                channel = envelope.unmerged(message["channel"].decode(), SHARED_CHANNEL)
                 with self.lock:
-                    self.messages.append(
-                        (message["channel"].decode(), json.loads(message["data"]))
-                    )
+                    self.messages.extend((channel, data) for data in
+                                         envelope.messages_in(message["data"]))
 
     def snapshot(self) -> list[tuple[str, dict[str, Any]]]:
         with self.lock:
@@ -525,6 +528,50 @@ def test_emits_on_a_stale_owner_record_are_forwarded(
     forwarded = [data for c, data in published if c == SHARED_CHANNEL]
     assert len(forwarded) == 20 and all(data.get("forwarded") for data in forwarded)
     assert b.call("manager_stats")["lost"] == 0
+
+
+def test_messages_for_a_worker_of_an_earlier_sioctl_are_not_lost(
+    own_redis: OwnRedis, start_nodes: Any, connect: Any
+) -> None:
+    """Nodes upgraded one at a time: worker 1's socket is owned, as far as Redis says, by a
+    worker of an earlier sioctl, which reads one message per PUBLISH on its own channel and
+    knows nothing of merged channels (here a plain subscriber stands in for it). The 20 emits
+    worker 0 makes to that socket in one go would be merged; the stand-in never gets a JSON
+    array (which an earlier worker ignores: lost), and each emit arrives exactly once, either
+    on its channel or passed on through the shared channel to the socket's real worker."""
+    cluster = start_nodes(own_redis.url)
+    slots = clients_on_slots(connect, cluster)
+    (a, _), (b, wb) = slots[0][0], slots[1][0]
+    earlier = "e" * 32
+    key = f"{SHARED_CHANNEL}:owner:/:{wb['sid']}"
+    admin = own_redis.client()
+    stand_in = admin.pubsub()
+    stand_in.subscribe(f"{SHARED_CHANNEL}:w:{earlier}")
+    assert stand_in.get_message(timeout=5.0)["type"] == "subscribe"
+    wait_until(lambda: admin.get(key), DELIVERY_TIMEOUT, what="worker 1's owner record")
+    admin.set(key, earlier, px=60_000)  # before worker 0 ever looks this socket up
+    inbox = inbox_for(b)
+    heard: list[Any] = []
+    try:
+        tag = new_tag("earlier")
+        assert a.call("send_to", {"to": wb["sid"], "n": 20, "tag": tag}) == 20
+
+        def accounted() -> bool:
+            while (message := stand_in.get_message(timeout=0.05)) is not None:
+                heard.append(json.loads(message["data"]))
+            return sum(inbox.of(tag).values()) + len(heard) >= 20
+
+        wait_until(accounted, DELIVERY_TIMEOUT, what="every emit at the stand-in or the client")
+    finally:
+        stand_in.close()
+        admin.close()
+    assert all(isinstance(data, dict) for data in heard), heard
+    by_stand_in = collections.Counter(data["data"][0]["i"] for data in heard)
+    delivered = inbox.of(tag)
+    assert delivered + by_stand_in == collections.Counter(range(20))
+    # The emits went out together: most were merged, and so passed on (else this test
+    # shows nothing about merged PUBLISHes).
+    assert sum(delivered.values()) >= 2, (delivered, by_stand_in)
 
 
 def test_figures_show_the_traffic(own_redis: OwnRedis, start_nodes: Any, connect: Any) -> None:

@@ -92,7 +92,7 @@ class AsyncSioctlRedisManager(RecoveryMixin, SioctlManagerBase, AsyncPubSubManag
         streams = self.transport == "streams"
         connect = self._new_client if streams else self._new_listener_client
         reader = AsyncStreamListener if streams else AsyncListener
-        self.listener = reader(connect, [self.channel, self.own_channel],
+        self.listener = reader(connect, self.listened_channels(),
                                asyncio.sleep, logger, self._reclaim_now)
         super().initialize()  # starts _thread, which reads _listen()
         self._tasks = [self.thread, self.server.start_background_task(self._refresh_owners)]
@@ -307,17 +307,16 @@ class AsyncSioctlRedisManager(RecoveryMixin, SioctlManagerBase, AsyncPubSubManag
         assert self.listener is not None
         held = Held()
         async for batch in self.listener.batches():
-            for channel, raw in batch:
-                data = self._heard(channel, raw)
-                if data is None or self._passed_on_misdelivered(channel, data):
-                    continue
-                if self._held(data, held):
-                    continue
-                if held:
-                    await write_held_async(self, held)
-                if await self.queries.handle(data):
-                    continue
-                yield data
+            for heard_on, raw in batch:
+                channel = self._heard_on(heard_on)
+                for data in self._heard(channel, raw):
+                    if self._passed_on_misdelivered(channel, data) or self._held(data, held):
+                        continue
+                    if held:
+                        await write_held_async(self, held)
+                    if await self.queries.handle(data):
+                        continue
+                    yield data
             if held:
                 await write_held_async(self, held)
 

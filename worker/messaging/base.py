@@ -85,6 +85,7 @@ class SioctlManagerBase:
         if transport not in TRANSPORTS:
             raise ValueError(f"transport: 'pubsub' or 'streams', not {transport!r}")
         self.transport = transport
+        self.cluster = False  # a Redis Cluster: _init_redis says
         self.own_channel = envelope.worker_channel(self.channel, self.host_id)
         self.owners = OwnerCache()
         # Whether Redis failed the last owner lookup or record (logged once per outage).
@@ -131,10 +132,36 @@ class SioctlManagerBase:
         self.own_channel = envelope.worker_channel(self.channel, self.host_id)
         self.losses = LossCounter(self.host_id, self.own_channel)
 
+    @property
+    def merging(self) -> bool:
+        """Whether several messages for one worker go as one PUBLISH on its merged channel
+        (``outbox.merged``, ``envelope.merged_channel``): with pub/sub on one Redis. Not on a
+        Redis Cluster, where a worker's channel and its merged channel would hash to two
+        slots, served by two connections, and the order between them would be lost."""
+        return self.transport == "pubsub" and not self.cluster
+
     def _sharded_publisher(self) -> None:
-        """On a Redis Cluster, the publisher SPUBLISHes (sharded pub/sub, .sharded)."""
-        if self.cluster and self.publisher is not None:
+        """On a Redis Cluster, the publisher SPUBLISHes (sharded pub/sub, .sharded); where
+        ``merging``, the consecutive PUBLISHes of a batch to one worker go as one."""
+        if self.publisher is None:
+            return
+        if self.cluster:
             self.publisher.publish_verb = "spublish"
+        if self.merging:
+            self.publisher.merge_prefix = f"{self.channel}{envelope.WORKER_INFIX}"
+
+    def listened_channels(self) -> list[str]:
+        """What this worker's reader subscribes to: the shared channel, its own, and where
+        ``merging`` its merged channel (one connection, so Redis keeps their order)."""
+        channels = [self.channel, self.own_channel]
+        if self.merging:
+            channels.append(envelope.merged_channel(self.own_channel))
+        return channels
+
+    def _heard_on(self, channel: str) -> str:
+        """The channel a message heard on ``channel`` counts as: its own channel for its
+        merged channel (sequence numbers and misdelivery are the worker channel's)."""
+        return envelope.unmerged(channel, self.channel)
 
     def _new_client(self) -> Any:
         raise NotImplementedError  # the shell's: a blocking or an asyncio client
@@ -279,7 +306,8 @@ class SioctlManagerBase:
         stamp (send time, the channel's sequence number, streams' id and guard) and its queue
         are those of the general path (``PubSubManager.emit`` -> ``_publish`` ->
         ``_send_routed``), built once instead of as a message, a routed copy and a stamped
-        copy; queued on the same outbox, so its order with everything else this worker
+        copy (with pub/sub, its text written around the encoded arguments: ``envelope.
+        emit_text``); queued on the same outbox, so its order with everything else this worker
         publishes is kept."""
         if (callback is not None or not isinstance(room, str) or self.publisher is None
                 or kwargs.get("ignore_queue") or getattr(self, "sessions", None) is not None):
@@ -294,12 +322,20 @@ class SioctlManagerBase:
         if type(data) not in PLAIN and Packet.data_is_binary(args):
             return False
         channel = envelope.worker_channel(self.channel, owner)
-        message = {"method": "emit", "event": event, "data": args, "binary": False,
-                   "namespace": namespace, "room": room, "skip_sid": skip_sid,
-                   "callback": None, "host_id": self.host_id}
-        guard = (self._owner_key(namespace, room), owner) if self.transport == "streams" \
-            else None
-        self.publisher.publish(channel, self._outgoing(channel, message, fresh=True), guard)
+        if self.transport == "streams":
+            message = _emit_message(event, args, namespace, room, skip_sid, self.host_id)
+            guard = (self._owner_key(namespace, room), owner)
+            self.publisher.publish(channel, self._outgoing(channel, message, fresh=True), guard)
+            return True
+        # Pub/sub: the message's text written at once (envelope.emit_text; no message id, no
+        # guard), else as _outgoing writes it, with the same stamp.
+        now, seq = time.time(), self.sequencer.next(channel)
+        text = envelope.emit_text(self.json.dumps, event, args, namespace, room, skip_sid,
+                                  self.host_id, now, seq) if type(event) is str else None
+        if text is None:
+            message = _emit_message(event, args, namespace, room, skip_sid, self.host_id)
+            text = self.json.dumps(envelope.stamp(message, now, seq, copy=False))
+        self.publisher.publish(channel, text)
         return True
 
     def publish_raw(self, channel: str, data: dict[str, Any], sequenced: bool = True,
@@ -310,23 +346,30 @@ class SioctlManagerBase:
             self.publisher.publish(channel, self._outgoing(channel, data, sequenced), guard)
 
     def _unheard(self, channel: str, raw: Any) -> None:
-        """A message for one worker's channel that nobody received: pass it on to the shared
-        channel (``routing.unheard``), and forget the owner this worker had cached."""
-        message = self._pass_on_unheard(channel, raw)
-        if message is not None:
-            self.publish_raw(self.channel, message, sequenced=False)
+        """The messages (one, or several merged: ``envelope.messages_in``) for one worker's
+        channel that nobody received: each passed on to the shared channel, in order
+        (``routing.unheard``), and the owner this worker had cached forgotten. A merged
+        PUBLISH nobody received went to a worker gone, or to one of an earlier sioctl that
+        does not read merged channels."""
+        channel = envelope.unmerged(channel, self.channel)
+        for data in envelope.messages_in(raw, self.json.loads):
+            message = self._passed_on(channel, data)
+            if message is not None:
+                self.publish_raw(self.channel, message, sequenced=False)
 
-    def _heard(self, channel: str, raw: Any) -> dict[str, Any] | None:
-        """The message in ``raw`` heard on ``channel``, counted (``_incoming``); None when it
-        is not one, or (streams) when this reader handled its id already."""
-        data = self._incoming(channel, raw)
-        if data is None:
-            return None
-        mid = data.get("mid")
+    def _heard(self, channel: str, raw: Any) -> list[dict[str, Any]]:
+        """The messages in ``raw`` heard on ``channel`` (one, or several published as one:
+        ``envelope.messages_in``), in order, each counted (``_count_heard``); without those
+        (streams) this reader handled already."""
+        heard = envelope.messages_in(raw, self.json.loads)
+        now = time.time()
+        for data in heard:
+            self._count_heard(channel, data, now)
         first_time = getattr(self.listener, "first_time", None)
-        if first_time is not None and isinstance(mid, str) and not first_time(mid):
-            return None
-        return data
+        if first_time is None:
+            return heard
+        return [data for data in heard
+                if not isinstance(data.get("mid"), str) or first_time(data["mid"])]
 
     def _passed_on_misdelivered(self, channel: str, data: dict[str, Any]) -> bool:
         """Whether ``data`` is a targeted message for a socket not here (``routing.
@@ -348,29 +391,47 @@ class SioctlManagerBase:
         return encoded
 
     def _incoming(self, channel: str, raw: Any) -> dict[str, Any] | None:
-        """The message in ``raw`` heard on ``channel`` (None: not one), counted: the gap it
-        reveals (logged at most every few seconds) and its delivery latency."""
+        """The message in ``raw`` heard on ``channel`` (None: not one), counted
+        (``_count_heard``)."""
         data = envelope.decode(raw, self.json.loads)
-        if data is None:
-            return None
+        if data is not None:
+            self._count_heard(channel, data, time.time())
+        return data
+
+    def _count_heard(self, channel: str, data: dict[str, Any], now: float) -> None:
+        """Count message ``data`` heard on ``channel`` at ``now``: the gap it reveals (logged
+        at most every few seconds) and its delivery latency."""
         gap = self.losses.heard(channel, data)
         if gap is not None and gap.log:
             self._get_logger().error("%s", gap.text)
         sent = data.get("ts")
         if isinstance(sent, (int, float)) and data.get("host_id") != self.host_id:
-            self.latency.observe(time.time() - sent)
-        return data
+            self.latency.observe(now - sent)
 
     def _pass_on_unheard(self, channel: str, raw: Any) -> dict[str, Any] | None:
-        """What to send on the shared channel for ``raw``, a message for worker channel
+        """What to send on the shared channel for ``raw``, one message for worker channel
+        ``channel`` that nobody received (``_passed_on``)."""
+        data = envelope.decode(raw, self.json.loads)
+        return self._passed_on(channel, data) if data is not None else None
+
+    def _passed_on(self, channel: str, data: dict[str, Any]) -> dict[str, Any] | None:
+        """What to send on the shared channel for ``data``, a message for worker channel
         ``channel`` that nobody received (``routing.unheard``); the owner cached for its socket
         is forgotten (it was stale, or that worker is gone)."""
-        data = envelope.decode(raw, self.json.loads)
-        message = routing.unheard(data, channel, self.channel) if data is not None else None
-        if data is not None and message is not None:
+        message = routing.unheard(data, channel, self.channel)
+        if message is not None:
             self.owners.forget(envelope.namespace_of(data), envelope.target_of(data))
         return message
 
     def _traffic_figures(self) -> dict[str, Any]:
         """The engine-free part of ``figures()``."""
         return {"latency": self.latency.figures(), "lost": self.lost}
+
+
+def _emit_message(event: str, args: list[Any], namespace: str, room: str, skip_sid: Any,
+                  host_id: str) -> dict[str, Any]:
+    """python-socketio's message for an emit without a callback, not binary (the one
+    ``PubSubManager.emit`` builds)."""
+    return {"method": "emit", "event": event, "data": args, "binary": False,
+            "namespace": namespace, "room": room, "skip_sid": skip_sid, "callback": None,
+            "host_id": host_id}

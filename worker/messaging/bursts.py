@@ -120,12 +120,12 @@ def hold(manager: Any, data: dict[str, Any], held: Held) -> bool:
                 (held.broadcast and held.namespace != namespace):
             return False
         held.add_broadcast(namespace, fan_out_packets(manager.server, event, payload,
-                                                      namespace, None)[1])
+                                                      namespace, None, decoded=True)[1])
         return True
     if held.broadcast:
         return False
     skipped, shared = fan_out_packets(manager.server, event, payload, namespace,
-                                      data.get("skip_sid"))
+                                      data.get("skip_sid"), decoded=True)
     for sid, eio_sid in manager.get_participants(namespace, room):
         if sid not in skipped:
             held.add(eio_sid, shared)

@@ -116,11 +116,13 @@ class FanoutAsyncManager(AsyncFanoutMixin):
     delivery (a worker without Redis)."""
 
 
-def fan_out_packets(server: Any, event: str, data: Any, namespace: str,
-                    skip_sid: Any) -> tuple[list[Any], list[tuple[Any, Any]]]:
+def fan_out_packets(server: Any, event: str, data: Any, namespace: str, skip_sid: Any,
+                    decoded: bool = False) -> tuple[list[Any], list[tuple[Any, Any]]]:
     """The sids to skip, and each Engine.IO packet of the emit with its websocket frame
     (``ws_frame.shared_frame``), built once for every recipient, as python-socketio's
-    ``emit`` builds its packets (5.18, tracked in the library contracts)."""
+    ``emit`` builds its packets (5.18, tracked in the library contracts). ``decoded``: the
+    data was decoded from JSON (another worker's message), so it holds no bytes, and
+    python-socketio's packet is told so (``binary=False``) rather than walking it."""
     if isinstance(data, tuple):
         data = list(data)
     elif data is not None:
@@ -128,8 +130,12 @@ def fan_out_packets(server: Any, event: str, data: Any, namespace: str,
     else:
         data = []
     skipped = skip_sid if isinstance(skip_sid, list) else [skip_sid]
-    encoded = server.packet_class(packet.EVENT, namespace=namespace,
-                                  data=[event] + data).encode()
+    packet_class = server.packet_class
+    if decoded and issubclass(packet_class, packet.Packet):
+        encoded = packet_class(packet.EVENT, namespace=namespace, data=[event] + data,
+                               binary=False).encode()
+    else:
+        encoded = packet_class(packet.EVENT, namespace=namespace, data=[event] + data).encode()
     eio_pkts = [eio_packet.Packet(eio_packet.MESSAGE, p)
                 for p in (encoded if isinstance(encoded, list) else [encoded])]
     return skipped, [(pkt, ws_frame.shared_frame(pkt)) for pkt in eio_pkts]

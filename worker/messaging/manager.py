@@ -97,7 +97,7 @@ class SioctlRedisManager(RecoveryMixin, SioctlManagerBase, socketio.PubSubManage
         streams = self.transport == "streams"
         connect = self._new_client if streams else self._new_listener_client
         reader = StreamListener if streams else Listener
-        self.listener = reader(connect, [self.channel, self.own_channel],
+        self.listener = reader(connect, self.listened_channels(),
                                self.server.sleep, logger, self._reclaim_now)
         if self.sessions is not None:
             self.recovery_reader = RecoveryReader(self._new_client, [self.recovery_channel],
@@ -246,17 +246,16 @@ class SioctlRedisManager(RecoveryMixin, SioctlManagerBase, socketio.PubSubManage
         assert self.listener is not None
         held = Held()
         for batch in self.listener.batches():
-            for channel, raw in batch:
-                data = self._heard(channel, raw)
-                if data is None or self._passed_on_misdelivered(channel, data):
-                    continue
-                if self._held(data, held):
-                    continue
-                if held:
-                    write_held(self, held)
-                if self.queries.handle(data):
-                    continue
-                yield data
+            for heard_on, raw in batch:
+                channel = self._heard_on(heard_on)
+                for data in self._heard(channel, raw):
+                    if self._passed_on_misdelivered(channel, data) or self._held(data, held):
+                        continue
+                    if held:
+                        write_held(self, held)
+                    if self.queries.handle(data):
+                        continue
+                    yield data
             if held:
                 write_held(self, held)
 

@@ -23,8 +23,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .envelope import joined, merged_channel
+
 # Commands sent per pipeline round trip.
 BATCH = 512
+# The most characters one merged PUBLISH carries (``merged``); a message this long or longer
+# goes alone. What merging saves is per message (a command, a reply, a get_message), so it
+# pays for small ones; a few KB apiece are not merged past this, so that a subscriber's
+# output buffer in Redis (client-output-buffer-limit pubsub) fills as it did with one PUBLISH
+# each (tests/e2e/test_messaging_loss.py sets it to 64 KB).
+MERGE_BYTES = 16 * 1024
 RETRY_FIRST = 0.1
 RETRY_MAX = 2.0
 DROP_LOG_EVERY = 5.0
@@ -117,6 +125,9 @@ class Outbox:
         # The command that publishes: "spublish" on a Redis Cluster (sharded pub/sub, set by
         # the manager: see .sharded).
         self.publish_verb = "publish"
+        # Channels whose name starts with this (the workers' own channels, set by the manager;
+        # None: none) may carry several messages per PUBLISH (``merged``).
+        self.merge_prefix: str | None = None
         self._unheard = unheard
         self._clock = clock
         self.queue: collections.deque[tuple[Any, ...]] = collections.deque()
@@ -175,18 +186,22 @@ class Outbox:
     # ------------------------------------------------------------------------- sending
 
     def next_batch(self) -> list[tuple[Any, ...]]:
-        """The commands to send in the next pipeline (they stay queued, in flight, until
-        ``sent`` or ``failed``)."""
+        """The commands to send in the next pipeline: the first BATCH queued, the consecutive
+        PUBLISHes among them to one channel that ``merge_prefix`` names merged (``merged``).
+        They stay queued, in flight, until ``sent`` or ``failed``."""
         self._in_flight = min(BATCH, len(self.queue))
-        return [self.queue[i] for i in range(self._in_flight)]
+        batch = [self.queue[i] for i in range(self._in_flight)]
+        if self.merge_prefix is None or self._in_flight < 2:
+            return batch
+        return merged(batch, self.publish_verb, self.merge_prefix)
 
     def sent(self, batch: list[tuple[Any, ...]], results: list[Any]) -> None:
-        """Redis answered ``batch`` with ``results``: unqueue it, count it, and report what
-        nobody received."""
-        for _ in batch:
+        """Redis answered ``batch`` (what ``next_batch`` gave) with ``results``: unqueue what
+        was in flight, count it, and report what nobody received."""
+        for _ in range(self._in_flight):
             self.queue.popleft()
+        self.stats.published += self._in_flight
         self._in_flight = 0
-        self.stats.published += len(batch)
         self.stats.batches += 1
         self.stats.connected = True
         self.backoff.reset()
@@ -230,6 +245,48 @@ class Outbox:
                             "message(s) (%d delayed by outages so far)",
                             self._clock() - (started or self._clock()), waiting,
                             self.stats.delayed)
+
+
+def merged(batch: list[tuple[Any, ...]], verb: str, prefix: str,
+           most: int = MERGE_BYTES) -> list[tuple[Any, ...]]:
+    """``batch`` with each run of consecutive PUBLISHes (``verb``) of encoded messages (str)
+    to one channel starting with ``prefix`` sent as one PUBLISH of them all
+    (``envelope.joined``, under ``most`` characters) on that channel's merged channel
+    (``envelope.merged_channel``): one command, one reply and, at the receiver, one pub/sub
+    message for the run instead of one per message. Every other command
+    keeps its place, so the order of everything in the batch is kept; a run of one is sent as
+    it was. Nothing but sioctl workers listens on those channels (``envelope``)."""
+    out: list[tuple[Any, ...]] = []
+    channel: str | None = None
+    run: list[str] = []
+    size = 0
+    for args in batch:
+        data = args[2] if len(args) == 3 else None
+        if args[0] == verb and type(data) is str and len(data) < most \
+                and args[1].startswith(prefix):
+            if args[1] == channel and size + len(data) < most:
+                run.append(data)
+                size += len(data) + 1
+                continue
+            if run:
+                out.append(_run_command(verb, channel, run))
+            channel, run, size = args[1], [data], len(data) + 2
+            continue
+        if run:
+            out.append(_run_command(verb, channel, run))
+            channel, run = None, []
+        out.append(args)
+    if run:
+        out.append(_run_command(verb, channel, run))
+    return out
+
+
+def _run_command(verb: str, channel: Any, run: list[str]) -> tuple[Any, ...]:
+    """The PUBLISH of ``run``, messages for worker channel ``channel``: as it was when alone,
+    else one PUBLISH of them all on the channel's merged channel."""
+    if len(run) == 1:
+        return (verb, channel, run[0])
+    return (verb, merged_channel(channel), joined(run))
 
 
 def server_of(connection: Any) -> str:

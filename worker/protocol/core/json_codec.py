@@ -30,6 +30,9 @@ import engineio.json
 # Set on the replacements, so that a second install (a second server, a test) is a no-op.
 _MARK = "_sioctl_reused_codec"
 COMPACT = (",", ":")
+# What the bytes a worker hears from Redis open with: an object (one message) or an array (a
+# worker channel's merged messages, worker/messaging/envelope.py).
+OPENERS = (b"{", b"[")
 
 
 def install(module: Any = engineio.json) -> None:
@@ -45,17 +48,17 @@ def install(module: Any = engineio.json) -> None:
 def reusing_decoder(original: Any, parse_int: Any) -> Any:
     """``original`` (``engineio.json.loads``: ``json.loads`` with ``parse_int``) with one
     ``JSONDecoder(parse_int=parse_int)`` for a plain string, which is what ``json.loads``
-    decodes it with, and for bytes that open a JSON object (``{`` then a byte that is not
-    0: a worker's message heard from Redis), which ``json.loads`` decodes as UTF-8 first
-    (``json.detect_encoding``) and then the same way; other calls (other bytes, keyword
-    arguments, a byte-order mark, which ``json.loads`` refuses with its own message) go to
-    ``original``."""
+    decodes it with, and for bytes that open a JSON object or array (``{`` or ``[``, then a
+    byte that is not 0: a worker's message, or messages, heard from Redis), which
+    ``json.loads`` decodes as UTF-8 first (``json.detect_encoding``) and then the same way;
+    other calls (other bytes, keyword arguments, a byte-order mark, which ``json.loads``
+    refuses with its own message) go to ``original``."""
     decode = json.JSONDecoder(parse_int=parse_int).decode
 
     def loads(s: Any, *args: Any, **kwargs: Any) -> Any:
         if args or kwargs:
             return original(s, *args, **kwargs)
-        if type(s) is bytes and s[:1] == b"{" and s[1:2] != b"\0":
+        if type(s) is bytes and s[:1] in OPENERS and s[1:2] != b"\0":
             return decode(s.decode("utf-8", "surrogatepass"))
         if type(s) is not str or s.startswith("\ufeff"):
             return original(s, *args, **kwargs)

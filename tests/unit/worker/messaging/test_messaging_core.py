@@ -17,7 +17,7 @@ from socketio.async_pubsub_manager import AsyncPubSubManager
 from sioctl.worker.messaging import envelope, routing, tally
 from sioctl.worker.messaging.base import SioctlManagerBase
 from sioctl.worker.messaging.loss import LossCounter
-from sioctl.worker.messaging.outbox import GUARDED_XADD, Outbox
+from sioctl.worker.messaging.outbox import GUARDED_XADD, Outbox, merged
 from sioctl.worker.messaging.reading import ReaderBase, StreamCursor, pubsub_batch
 
 SHARED = "socketio"
@@ -64,6 +64,27 @@ def test_stamp_in_place_stamps_the_callers_own_message() -> None:
     before = dict(body)
     sent = envelope.stamp(body, 12.5, seq=7, copy=False)
     assert sent is body and body == {**before, "ts": 12.5, "seq": 7}
+
+
+@pytest.mark.parametrize("event, args, room, skip_sid", [
+    ("msg", [{"p": 1, "t": 1.5, "s": "x"}], "sid-1", None),
+    ("\u00e9v\u00e9nement \"q\"", [1, "deux", None, [True]], "salle-\u00e9", ["a", "b"]),
+    ("e", [], "r", "one-sid"),
+])
+def test_emit_text_is_the_stamped_message_as_json_dumps_writes_it(
+        event: str, args: list[Any], room: str, skip_sid: Any) -> None:
+    """The direct emit's text (envelope.emit_text): the same keys, in the same order, and
+    the same values as python-socketio's message stamped and encoded the general way."""
+    message = {"method": "emit", "event": event, "data": args, "binary": False,
+               "namespace": "/chat", "room": room, "skip_sid": skip_sid, "callback": None,
+               "host_id": ME}
+    text = envelope.emit_text(json.dumps, event, args, "/chat", room, skip_sid, ME,
+                              1764489600.25, 42)
+    assert text is not None
+    expected = json.dumps(envelope.stamp(message, 1764489600.25, 42))
+    assert list(json.loads(text).items()) == list(json.loads(expected).items())
+    assert envelope.emit_text(lambda value: json.dumps(value).encode(), event, args, "/chat",
+                              room, skip_sid, ME, 1.0, 1) is None
 
 
 def test_sequencer_counts_per_channel() -> None:
@@ -333,6 +354,44 @@ def test_unheard_is_passed_on_and_its_owner_forgotten() -> None:
     assert core._pass_on_unheard(SHARED, raw) is None
 
 
+def test_merged_messages_are_heard_in_order_each_counted() -> None:
+    """Several messages published as one on a worker's channel (envelope.joined) are heard
+    one by one, in order, each with its sequence number and latency counted; a gap between
+    two merged payloads is counted once."""
+    sender, receiver = Core(), Core()
+    to = receiver.own_channel
+    wire = [sender._outgoing(to, emit(sender.host_id, room=f"sid-{i}")) for i in range(6)]
+    merged_to = envelope.merged_channel(to)
+    assert receiver.listened_channels() == [SHARED, to, merged_to]
+    assert receiver._heard_on(merged_to) == to and receiver._heard_on(SHARED) == SHARED
+    heard = receiver._heard(receiver._heard_on(merged_to), envelope.joined(wire[:2]).encode())
+    heard += receiver._heard(to, envelope.joined(wire[4:]).encode())  # 3 and 4 lost
+    assert [(m["room"], m["seq"]) for m in heard] == [
+        ("sid-0", 1), ("sid-1", 2), ("sid-4", 5), ("sid-5", 6)]
+    assert receiver.lost == 2 and receiver.latency.figures()["count"] == 4
+    assert receiver._heard(to, b"[1, 2]") == [] and receiver._heard(to, b"nope") == []
+
+
+def test_merged_unheard_messages_are_each_passed_on_in_order() -> None:
+    """A merged PUBLISH nobody received (the worker is gone, or runs an earlier sioctl that
+    does not listen on merged channels): every message in it goes to the shared channel, in
+    order, each as python-socketio's message marked forwarded with the worker channel it was
+    sequenced for (which that worker sees a gap on), and their owners forgotten."""
+    core = Core()
+    core.publisher = Outbox(logging.getLogger("test"))
+    other = envelope.worker_channel(SHARED, OTHER)
+    for sid in ("sid-1", "sid-2"):
+        core.owners.put("/", sid, OTHER)
+    wire = [core._outgoing(other, emit(core.host_id, room=sid)) for sid in ("sid-1", "sid-2")]
+    core._unheard(envelope.merged_channel(other), envelope.joined(wire))
+    passed = [(args[1], json.loads(args[2])) for args in core.publisher.queue]
+    assert [(channel, m["room"], m["orig"]) for channel, m in passed] == [
+        (SHARED, "sid-1", [other, 1]), (SHARED, "sid-2", [other, 2])]
+    assert all(m["forwarded"] and "seq" not in m for _, m in passed)
+    assert core.owners.get("/", "sid-1") == (False, None)
+    assert core.owners.get("/", "sid-2") == (False, None)
+
+
 def test_owner_lookup_failures_are_logged_once_per_outage(caplog: Any) -> None:
     core = Core()
     with caplog.at_level(logging.INFO, logger="socketio"):
@@ -421,6 +480,44 @@ def test_outbox_commands_batches_and_what_nobody_received() -> None:
     assert batch[1] == ("xadd", "socketio:stream", "MAXLEN", "~", 100, "*", "d", "m4")
     streams.sent(batch, [None, b"1-1"])
     assert unheard[-1] == ("socketio:w:x", "m3")
+
+
+def test_a_batch_s_publishes_to_one_worker_channel_go_as_one() -> None:
+    """Consecutive PUBLISHes of a batch to one channel under the merge prefix go as one
+    PUBLISH of them all (a JSON array, in order); anything else between them keeps its place
+    and ends the run; the shared channel, bytes and the streams' commands are never merged; a
+    nobody-heard answer reports the merged payload, and every merged message is counted."""
+    unheard: list[tuple[str, Any]] = []
+    outbox = Outbox(logging.getLogger("test"), unheard=lambda c, d: unheard.append((c, d)))
+    outbox.merge_prefix = "socketio:w:"
+    x, y = "socketio:w:x", "socketio:w:y"
+    for channel, data in [(x, '{"i":1}'), (x, '{"i":2}'), (SHARED, '{"i":3}'),
+                          (SHARED, '{"i":4}'), (x, '{"i":5}'), (y, '{"i":6}'),
+                          (y, '{"i":7}'), (y, b'{"i":8}'), (y, '{"i":9}')]:
+        outbox.publish(channel, data)
+    outbox.command("set", "k", 1)
+    outbox.publish(y, '{"i":10}')
+    outbox.publish(y, '{"i":11}')
+    batch = outbox.next_batch()
+    # A run goes on the worker's merged channel, which a worker of an earlier sioctl does
+    # not listen to; a message alone stays on the worker's channel.
+    xm, ym = envelope.merged_channel(x), envelope.merged_channel(y)
+    assert batch == [("publish", xm, '[{"i":1},{"i":2}]'), ("publish", SHARED, '{"i":3}'),
+                     ("publish", SHARED, '{"i":4}'), ("publish", x, '{"i":5}'),
+                     ("publish", ym, '[{"i":6},{"i":7}]'), ("publish", y, b'{"i":8}'),
+                     ("publish", y, '{"i":9}'), ("set", "k", 1),
+                     ("publish", ym, '[{"i":10},{"i":11}]')]
+    outbox.sent(batch, [0, 1, 1, 1, 1, 1, 1, True, 0])
+    assert unheard == [(xm, '[{"i":1},{"i":2}]'), (ym, '[{"i":10},{"i":11}]')]
+    assert not outbox.queue and outbox.stats.published == 12
+    # Merged payloads stay under the byte bound: a long message goes alone.
+    big = "{" + '"a":"' + "x" * 40 + '"}'
+    runs = merged([("publish", x, big)] * 5 + [("publish", x, "{" + "y" * 200 + "}")],
+                  "publish", "socketio:w:", most=100)
+    assert [len(envelope.messages_in(args[2])) for args in runs[:-1]] == [2, 2, 1]
+    assert runs[-1][2].startswith("{") and all(len(args[2]) < 100 for args in runs[:-1])
+    assert merged([("spublish", x, "{}"), ("spublish", x, "{}")], "spublish",
+                  "socketio:w:") == [("spublish", xm, "[{},{}]")]
 
 
 def test_outbox_full_queue_drops_the_oldest_said_once_per_five_seconds(caplog: Any) -> None:

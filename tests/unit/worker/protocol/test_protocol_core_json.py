@@ -43,9 +43,11 @@ def test_the_reused_decoder_refuses_what_engineio_json_refuses(text: str) -> Non
     b'{"method":"emit","data":[{"p":3,"t":1.5}],"s":"x\xc3\xa9","seq":12}', b"{}",
     b'{"a":"\\ud83d\\ude00"}', b'{"a":' + b"9" * 101 + b"}", b"{", b'{"a":}',
     b'{"a":"\xff"}', '{"a":1}'.encode("utf-16-le"), b"\xef\xbb\xbf{}",
+    b'[{"seq":1},{"seq":2,"s":"x\xc3\xa9"}]', b"[]", b"[", b"[1,]", '[1]'.encode("utf-16-le"),
 ])
 def test_the_reused_decoder_decodes_an_object_s_bytes_as_engineio_json(raw: bytes) -> None:
-    """A worker's message heard from Redis (bytes opening a JSON object) takes the reused
+    """A worker's message heard from Redis (bytes opening a JSON object, or an array of
+    them: messages merged on a worker's channel) takes the reused
     decoder: the same value, or the same error with the same message, as engineio.json's;
     bytes in another encoding (UTF-16, a byte-order mark) still go to the original."""
     loads = json_codec.reusing_decoder(engineio.json.loads, engineio.json._safe_int)
