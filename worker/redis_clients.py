@@ -15,12 +15,17 @@ unregisters, and the entries stayed until they expired, their userIds "online" m
 connection is only opened when that many commands overlap (the managers' clients do the same,
 ``redis_setup.REDIS_MAX_CONNECTIONS``).
 
-redis-py's blocking client checks a pooled connection before it uses it and reconnects when a
-restarted Redis closed it; its asyncio client (redis-py 8.1, tried here) sends the command on
-the dead connection and raises ``ConnectionError: Connection closed by server`` — so the first
-registry rewrite after a Redis restart, the moment it matters most, failed. These clients try
-such a command once more on a new connection. The manager's publisher keeps its own retries and
-outage accounting (worker/messaging/outbox.py): a PUBLISH is not idempotent.
+A pooled connection that a restarted Redis closed is not always found out before it is used:
+redis-py's asyncio client (redis-py 8.1, tried here) sends the command on the dead connection
+and raises ``ConnectionError: Connection closed by server``, and so does its blocking client
+under eventlet with hiredis as its parser (the pool's check, ``can_read``, then answers "data
+waiting" for a closed socket — hiredis's closed-socket test needs ``select.poll``, which
+eventlet's monkey-patching removes — and a RESP3 pool, redis-py 8's default, ignores that
+answer; redis-py's own parser reads the EOF and reconnects). The first registry rewrite after
+a Redis restart, the moment it matters most, failed. These clients try such a command once
+more on a new connection (redis-py's ``from_url`` clients otherwise make no retry). The
+manager's publisher keeps its own retries and outage accounting (worker/messaging/outbox.py):
+a PUBLISH is not idempotent.
 """
 
 from __future__ import annotations
@@ -31,9 +36,10 @@ import redis
 import redis.asyncio
 import redis.asyncio.sentinel
 import redis.sentinel
-from redis.asyncio.retry import Retry
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.retry import Retry
 
 from sioctl.cluster.redis_urls import is_cluster, is_sentinel, parse_sentinel_url, redis_py_url
 
@@ -85,14 +91,16 @@ def new_asyncio(url: str, channel: str = "socketio", **options: Any) -> redis.as
 
 
 def blocking_client(url: str, channel: str = "socketio") -> redis.Redis:
-    """A blocking (eventlet) client for ``url`` whose pool is not limited."""
-    return new_blocking(url, channel, max_connections=MAX_CONNECTIONS)
+    """A blocking (eventlet) client for ``url`` that retries a command once, on a new
+    connection, when the pooled one turns out closed; its pool is not limited."""
+    return new_blocking(url, channel, retry=Retry(NoBackoff(), 1),
+                        retry_on_error=[RedisConnectionError], max_connections=MAX_CONNECTIONS)
 
 
 def asyncio_client(url: str, channel: str = "socketio") -> redis.asyncio.Redis:
     """A ``redis.asyncio`` client for ``url`` that retries a command once, on a new connection,
     when the pooled one turns out closed; its pool is not limited."""
-    return new_asyncio(url, channel, retry=Retry(NoBackoff(), 1),
+    return new_asyncio(url, channel, retry=AsyncRetry(NoBackoff(), 1),
                        retry_on_error=[RedisConnectionError], max_connections=MAX_CONNECTIONS)
 
 

@@ -117,7 +117,10 @@ def machine_info() -> dict[str, str]:
         "nginx": _first_line([NGINX, "-v"]).replace("nginx version: ", ""),
         "redis-server": _first_line(["redis-server", "--version"]).split(" sha=")[0],
     }
-    for dist in ("python-socketio", "python-engineio", "eventlet", "redis", "uvloop", "uvicorn"):
+    # hiredis: redis-py's C reply parser, used by every redis-py client of a process that can
+    # import it (the systems on Redis read their replies with it when it is installed).
+    for dist in ("python-socketio", "python-engineio", "eventlet", "redis", "hiredis", "uvloop",
+                 "uvicorn"):
         try:
             info[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
@@ -454,6 +457,12 @@ def write(path: Path, data: dict[str, Any]) -> None:
         + ") speaking raw Engine.IO v4 / Socket.IO v5 over websockets"
         " (`tests/bench/eio_client.py`). Its own CPU is reported as *generator (core)*; ⚠"
         f" marks ≥ {SATURATED:.0%} of a core, where it may limit the rate.",
+        "- The Python systems on Redis (nginx's python-socketio processes, sioctl at 2"
+        " workers) read Redis's replies with "
+        + (f"hiredis {info['hiredis']} (redis-py's C parser: the `hiredis` extra)"
+           if info.get("hiredis", "not installed") != "not installed"
+           else "redis-py's own parser (hiredis not installed)")
+        + ".",
         "- *server CPU*: user + system CPU seconds from `/proc/PID/stat` of every server-side"
         " process (workers, master or primary, nginx master and workers, redis-server when the"
         " system uses it) over the measured phase; *server µs/msg* divides it by the messages"
