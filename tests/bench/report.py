@@ -51,7 +51,9 @@ SCENARIOS: dict[str, tuple[str, str]] = {
         "{targeted_pairs} senders each keep {targeted_window} `send_to` requests in flight for"
         " {seconds:g} s; the server emits `msg` to the sid of a receiver served by another"
         " worker (with 1 worker: the same one). Latency: request to arrival at the receiver."
-        " *lost*: acknowledged requests whose message never arrived.",
+        " *lost*: acknowledged requests whose message never arrived. *generator µs/msg*: the"
+        " load generator's own CPU per delivered message (it sends the requests, reads the"
+        " acks and the deliveries; at 2 workers it shares the cores with the servers).",
     ),
     "targeted-crossed": (
         "Targeted emit, both workers sending",
