@@ -27,6 +27,8 @@ SIO_CONNECT, SIO_EVENT, SIO_ACK, SIO_CONNECT_ERROR = "0", "2", "3", "4"
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 
 EventHandler = Callable[["Session", str, Any], None]
+# Called with an ack's arguments as JSON text, undecoded, or None if the connection was lost.
+AckHandler = Callable[[str | None], None]
 # What a browser offers (Chrome, Firefox), sent when Session.offer_deflate is set.
 DEFLATE_OFFER = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
 # The end of every compressed message, left off on the wire (RFC 7692).
@@ -72,6 +74,7 @@ class Session(asyncio.Protocol):
         self._fragments: list[bytes] = []
         self._next_ack = 0
         self._acks: dict[int, asyncio.Future[Any]] = {}
+        self._ack_handlers: dict[int, AckHandler] = {}
         # Set when the server accepted permessage-deflate (context takeover both ways).
         self._inflate: Any = None
         self._deflate: Any = None
@@ -170,7 +173,12 @@ class Session(asyncio.Protocol):
                     self.on_event(self, args[0], args[1] if len(args) > 1 else None)
             elif sio_kind == SIO_ACK:
                 start = packet.index("[", 2)
-                future = self._acks.pop(int(packet[2:start]), None)
+                ack_id = int(packet[2:start])
+                handler = self._ack_handlers.pop(ack_id, None)
+                if handler is not None:
+                    handler(packet[start:])
+                    return
+                future = self._acks.pop(ack_id, None)
                 if future is not None and not future.done():
                     args = json.loads(packet[start:])
                     future.set_result(args[0] if args else None)
@@ -204,6 +212,9 @@ class Session(asyncio.Protocol):
             if not future.done():
                 future.set_exception(error)
         self._acks.clear()
+        handlers, self._ack_handlers = self._ack_handlers, {}
+        for handler in handlers.values():
+            handler(None)
         if self._transport is not None:
             self._transport.close()
 
@@ -229,6 +240,17 @@ class Session(asyncio.Protocol):
         body = json.dumps([event, data], separators=(",", ":"))
         self._send(OP_TEXT, f"{EIO_MESSAGE}{SIO_EVENT}{ack_id}{body}".encode())
         return future
+
+    def call_encoded(self, arguments: bytes, on_ack: AckHandler) -> None:
+        """Send an event whose JSON array (``b'["name",data]'``) the caller encoded, asking for
+        an ack: ``on_ack`` is called with the ack's arguments as JSON text, not decoded, or
+        with None if the connection is lost first. For a load generator that writes its
+        requests from a template and only counts the answers: no future, no JSON either way."""
+        ack_id = self._next_ack
+        self._next_ack += 1
+        self._ack_handlers[ack_id] = on_ack
+        # 4 (Engine.IO message) 2 (Socket.IO event), the ack id, the arguments.
+        self._send(OP_TEXT, b"42%d%s" % (ack_id, arguments))
 
     def close(self) -> None:
         """Close the TCP connection at once (no closing handshake); never raises."""
@@ -256,8 +278,8 @@ class Recorder(Session):
     it replay what it has at that moment: an Engine.IO ping in one frame (bytes 0x81 0x01
     then ``2``) or a websocket control frame (first byte 0x88-0x8a), bytes that never occur in
     the ASCII JSON of the events it is meant for. Meanwhile ``marked`` counts the arrivals of
-    a marker (the start of an event's packet) not yet replayed and ``last_marked`` says when
-    the last came.
+    a marker (the start of an event's packet) not yet replayed, one cut across two reads
+    included, and ``last_marked`` says when the last came.
     """
 
     def __init__(self, host: str, port: int, on_event: EventHandler | None) -> None:
@@ -265,6 +287,9 @@ class Recorder(Session):
         self._recording: list[tuple[float, bytes]] | None = None
         self._replaying_at = 0.0
         self._marker = b""
+        # The end of what came last, too short to hold the marker: one cut across two reads
+        # is counted when its second part comes.
+        self._tail = b""
         self.marked = 0
         self.last_marked = 0.0
 
@@ -283,7 +308,9 @@ class Recorder(Session):
             return
         at = now()
         recording.append((at, data))
-        found = data.count(self._marker)
+        stream = self._tail + data
+        found = stream.count(self._marker)
+        self._tail = stream[1 - len(self._marker):]
         if found:
             self.marked += found
             self.last_marked = at

@@ -51,7 +51,13 @@ SCENARIOS: dict[str, tuple[str, str]] = {
         "{targeted_pairs} senders each keep {targeted_window} `send_to` requests in flight for"
         " {seconds:g} s; the server emits `msg` to the sid of a receiver served by another"
         " worker (with 1 worker: the same one). Latency: request to arrival at the receiver."
-        " *lost*: acknowledged requests whose message never arrived.",
+        " *lost*: acknowledged requests whose message never arrived; *duplicates*: messages that"
+        " arrived more than once (counted once in msgs/s). *generator µs/msg*: the load"
+        " generator's own CPU per delivered message (it sends the requests, reads the acks and"
+        " the deliveries; at 2 workers it shares the cores with the servers, so what it spends"
+        " lowers the 2-worker rate only). The receivers read as they go and parse after the"
+        " measurement (eio_client.Recorder; latency to the read that brought the message), and"
+        " the senders write each request from a template and count its ack undecoded.",
     ),
     "targeted-crossed": (
         "Targeted emit, both workers sending",
