@@ -87,8 +87,9 @@ def kernel_unsent(sock: Any) -> int:
     (Linux's SIOCOUTQ); 0 where that is unknown.
 
     A writer waiting for room does not see a slow reader's progress: the kernel wakes it only
-    once half its send buffer (which grows to megabytes) is free, which a client reading a
-    few KB at a time takes longer than a span to free. The queue shrinks with each read."""
+    once a good part of its send buffer (which grows to megabytes; about 1 MB of 4 MB on
+    loopback) is free, which a client reading a few KB at a time takes longer than a span to
+    free. The queue shrinks with each read."""
     try:
         raw = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
     except (OSError, ValueError, AttributeError):  # closed, not a TCP socket, not Linux
@@ -105,7 +106,7 @@ def http_client(method: str, path: str, address: str) -> str:
 def transport_unsent(transport: Any) -> int:
     """What an asyncio ``transport`` has left to get to its client: its own buffer and its
     socket's kernel send queue (:func:`kernel_unsent`: the transport's buffer shrinks only when
-    the kernel has half its buffer free, which a slow reader's reads may take longer than a
-    span to free)."""
+    the kernel has a good part of its buffer free, which a slow reader's reads may take
+    longer than a span to free)."""
     return int(transport.get_write_buffer_size()) + kernel_unsent(
         transport.get_extra_info("socket"))
