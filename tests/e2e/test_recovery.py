@@ -7,6 +7,7 @@ Each test runs on both engines (the eventlet and the asyncio shell of the same c
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -134,6 +135,13 @@ def test_a_consumer_whose_worker_is_killed_misses_nothing(
     assert sample(page, "sioctl_recovery_attempted_total", slot) == 1
 
 
+def _diagnosis(node: NodeClient, cluster: Any) -> str:
+    """A failed recovery's message: every line the client printed (a str, so that pytest
+    does not cut it as it cuts a long list's repr) and the cluster's log."""
+    lines = "\n".join(json.dumps(line) for line in node.seen)
+    return f"client:\n{lines}\n--- sioctl log ---\n{cluster.log_text()}"
+
+
 def _respawned(cluster: Any, slot: int, dead: int) -> int:
     """The pid of the worker that replaced ``dead`` in ``slot`` (waits for it)."""
     return int(wait_until(lambda: [pid for s, pid in cluster.worker_pids().items()
@@ -169,12 +177,15 @@ def test_a_worker_killed_right_after_a_recovery_keeps_the_session(
         _until(node, "disconnect")
         _send(producer, range(40, total))
         last = _until(node, "connect")
-        # (A new session would wait for events sent before it joined: said here instead.)
-        assert last["recovered"] is True, node.seen
+        # (A new session would wait for events sent before it joined: said here instead,
+        # the first recovery first, with every line the client printed and the workers' log,
+        # which says why a restore gave a new session.)
+        assert again["recovered"] is True and again["id"] == first["id"], \
+            _diagnosis(node, cluster)
+        assert last["recovered"] is True, _diagnosis(node, cluster)
         done = _until(node, "done")
     finally:
         node.close()
-    assert again["recovered"] is True and again["id"] == first["id"], node.seen
     assert last["id"] == first["id"]
     assert done["got"] == list(range(total)), node.seen[-3:]
 
@@ -202,6 +213,9 @@ def test_a_consumer_away_longer_than_the_window_gets_a_new_session(
     assert again["recovered"] is False
     assert again["id"] != first["id"]
     assert done["got"] == list(range(6))
+    # The worker says why the client got a new session (its record expired with the window).
+    wait_until(lambda: "a new session instead of a restore: no session record"
+               in cluster.log_text(), 10, what="the log to say why there was no restore")
 
 
 @pytest.mark.parametrize("engine", ENGINES)
