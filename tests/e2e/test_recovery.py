@@ -161,12 +161,16 @@ def test_a_worker_killed_right_after_a_recovery_keeps_the_session(
     slot = expected_slot(consumer_ip, WORKERS)
     producer = connect(cluster, ips_for_slot(0, WORKERS)[0])
     total = 60
-    node = _consumer(cluster, consumer_ip, total)
+    node = _consumer(cluster, consumer_ip, total, reportAt=[1])
     try:
         first = _until(node, "connect")
         _until(node, "joined")
         victim = cluster.worker_pids()[slot]
         _send(producer, range(20))
+        # The client must hold an offset (an event) to ask for a restore at all, as in Node:
+        # the producer's acks say the events were queued, not received (a busy machine once
+        # killed the worker before its client had any: a new session, not this test's race).
+        _until(node, "got")
         os.kill(victim, signal.SIGKILL)
         _until(node, "disconnect")
         _send(producer, range(20, 40))
@@ -188,6 +192,30 @@ def test_a_worker_killed_right_after_a_recovery_keeps_the_session(
         node.close()
     assert last["id"] == first["id"]
     assert done["got"] == list(range(total)), node.seen[-3:]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_consumer_whose_worker_died_before_its_first_event_gets_a_new_session(
+    start_cluster: Callable[..., Any]
+) -> None:
+    """As in Node, a client asks for a restore with its private id and the offset of the last
+    event it got, so one that got none comes back as a new session; its new worker says why.
+    (What test_a_worker_killed_right_after_a_recovery_keeps_the_session ran into once, when a
+    busy machine killed the worker before its client had any of the events sent.)"""
+    cluster = start_cluster(workers=WORKERS, extra_args=["--connection-state-recovery", "30"])
+    consumer_ip = ips_for_slot(1, WORKERS)[0]
+    node = _consumer(cluster, consumer_ip, 1)
+    try:
+        first = _until(node, "connect")
+        _until(node, "joined")
+        os.kill(cluster.worker_pids()[expected_slot(consumer_ip, WORKERS)], signal.SIGKILL)
+        _until(node, "disconnect")
+        again = _until(node, "connect")
+    finally:
+        node.close()
+    assert again["recovered"] is False and again["id"] != first["id"]
+    wait_until(lambda: "a new session instead of a restore: its CONNECT has a private id but "
+               "no offset" in cluster.log_text(), 10, what="the log to say why")
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -257,6 +257,11 @@ class RecoveryMixin:
         assert self.sessions is not None
         asked = recovery.recovery_auth(auth)
         if asked is None:
+            if isinstance(auth, dict) and auth.get("pid"):
+                # As in Node: without an offset what the session missed is not known (the
+                # official client sends one only once it has received an event).
+                self._no_restore(namespace, "its CONNECT has a private id but no offset (the "
+                                 "client had received no event in that session)")
             return recovery.new_pid(), None
         pid, offset = asked
         self.sessions.stats["attempted"] += 1
