@@ -98,13 +98,14 @@ def test_a_consumer_whose_worker_is_killed_misses_nothing(
     producer = connect(cluster, ips_for_slot(0, WORKERS)[0])
     assert whoami(producer)["slot"] != slot
     total, kill_after = 300, 80
-    node = _consumer(cluster, consumer_ip, total)
+    node = _consumer(cluster, consumer_ip, total, reportAt=[1])
     try:
         first = _until(node, "connect")
         assert first["recovered"] is False
         _until(node, "joined")
         victim = cluster.worker_pids()[slot]
         _send(producer, range(kill_after))
+        _until(node, "got")  # an offset to come back with (queued is not received)
         # The rest is sent while the consumer's worker dies and its slot is respawned.
         rest = Rest(producer, range(kill_after, total))
         rest.start()
@@ -378,11 +379,12 @@ def test_a_consumer_whose_node_is_stopped_recovers_on_the_other_through_nginx(
     consumer_ip = placed[0]
     producer = connect(front.url, placed[1], ("websocket",))
     total, stop_after = 300, 80
-    node = _consumer_at(front.url, consumer_ip, total)
+    node = _consumer_at(front.url, consumer_ip, total, reportAt=[1])
     try:
         first = _until(node, "connect")
         _until(node, "joined")
         _send(producer, range(stop_after))
+        _until(node, "got")  # an offset to come back with (queued is not received)
         rest = Rest(producer, range(stop_after, total))
         rest.start()
         nodes[0].signal(signal.SIGTERM)
