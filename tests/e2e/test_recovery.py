@@ -7,6 +7,7 @@ Each test runs on both engines (the eventlet and the asyncio shell of the same c
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -97,13 +98,14 @@ def test_a_consumer_whose_worker_is_killed_misses_nothing(
     producer = connect(cluster, ips_for_slot(0, WORKERS)[0])
     assert whoami(producer)["slot"] != slot
     total, kill_after = 300, 80
-    node = _consumer(cluster, consumer_ip, total)
+    node = _consumer(cluster, consumer_ip, total, reportAt=[1])
     try:
         first = _until(node, "connect")
         assert first["recovered"] is False
         _until(node, "joined")
         victim = cluster.worker_pids()[slot]
         _send(producer, range(kill_after))
+        _until(node, "got")  # an offset to come back with (queued is not received)
         # The rest is sent while the consumer's worker dies and its slot is respawned.
         rest = Rest(producer, range(kill_after, total))
         rest.start()
@@ -134,6 +136,13 @@ def test_a_consumer_whose_worker_is_killed_misses_nothing(
     assert sample(page, "sioctl_recovery_attempted_total", slot) == 1
 
 
+def _diagnosis(node: NodeClient, cluster: Any) -> str:
+    """A failed recovery's message: every line the client printed (a str, so that pytest
+    does not cut it as it cuts a long list's repr) and the cluster's log."""
+    lines = "\n".join(json.dumps(line) for line in node.seen)
+    return f"client:\n{lines}\n--- sioctl log ---\n{cluster.log_text()}"
+
+
 def _respawned(cluster: Any, slot: int, dead: int) -> int:
     """The pid of the worker that replaced ``dead`` in ``slot`` (waits for it)."""
     return int(wait_until(lambda: [pid for s, pid in cluster.worker_pids().items()
@@ -153,12 +162,16 @@ def test_a_worker_killed_right_after_a_recovery_keeps_the_session(
     slot = expected_slot(consumer_ip, WORKERS)
     producer = connect(cluster, ips_for_slot(0, WORKERS)[0])
     total = 60
-    node = _consumer(cluster, consumer_ip, total)
+    node = _consumer(cluster, consumer_ip, total, reportAt=[1])
     try:
         first = _until(node, "connect")
         _until(node, "joined")
         victim = cluster.worker_pids()[slot]
         _send(producer, range(20))
+        # The client must hold an offset (an event) to ask for a restore at all, as in Node:
+        # the producer's acks say the events were queued, not received (a busy machine once
+        # killed the worker before its client had any: a new session, not this test's race).
+        _until(node, "got")
         os.kill(victim, signal.SIGKILL)
         _until(node, "disconnect")
         _send(producer, range(20, 40))
@@ -169,14 +182,41 @@ def test_a_worker_killed_right_after_a_recovery_keeps_the_session(
         _until(node, "disconnect")
         _send(producer, range(40, total))
         last = _until(node, "connect")
-        # (A new session would wait for events sent before it joined: said here instead.)
-        assert last["recovered"] is True, node.seen
+        # (A new session would wait for events sent before it joined: said here instead,
+        # the first recovery first, with every line the client printed and the workers' log,
+        # which says why a restore gave a new session.)
+        assert again["recovered"] is True and again["id"] == first["id"], \
+            _diagnosis(node, cluster)
+        assert last["recovered"] is True, _diagnosis(node, cluster)
         done = _until(node, "done")
     finally:
         node.close()
-    assert again["recovered"] is True and again["id"] == first["id"], node.seen
     assert last["id"] == first["id"]
     assert done["got"] == list(range(total)), node.seen[-3:]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_consumer_whose_worker_died_before_its_first_event_gets_a_new_session(
+    start_cluster: Callable[..., Any]
+) -> None:
+    """As in Node, a client asks for a restore with its private id and the offset of the last
+    event it got, so one that got none comes back as a new session; its new worker says why.
+    (What test_a_worker_killed_right_after_a_recovery_keeps_the_session ran into once, when a
+    busy machine killed the worker before its client had any of the events sent.)"""
+    cluster = start_cluster(workers=WORKERS, extra_args=["--connection-state-recovery", "30"])
+    consumer_ip = ips_for_slot(1, WORKERS)[0]
+    node = _consumer(cluster, consumer_ip, 1)
+    try:
+        first = _until(node, "connect")
+        _until(node, "joined")
+        os.kill(cluster.worker_pids()[expected_slot(consumer_ip, WORKERS)], signal.SIGKILL)
+        _until(node, "disconnect")
+        again = _until(node, "connect")
+    finally:
+        node.close()
+    assert again["recovered"] is False and again["id"] != first["id"]
+    wait_until(lambda: "a new session instead of a restore: its CONNECT has a private id but "
+               "no offset" in cluster.log_text(), 10, what="the log to say why")
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -202,6 +242,9 @@ def test_a_consumer_away_longer_than_the_window_gets_a_new_session(
     assert again["recovered"] is False
     assert again["id"] != first["id"]
     assert done["got"] == list(range(6))
+    # The worker says why the client got a new session (its record expired with the window).
+    wait_until(lambda: "a new session instead of a restore: no session record"
+               in cluster.log_text(), 10, what="the log to say why there was no restore")
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -336,11 +379,12 @@ def test_a_consumer_whose_node_is_stopped_recovers_on_the_other_through_nginx(
     consumer_ip = placed[0]
     producer = connect(front.url, placed[1], ("websocket",))
     total, stop_after = 300, 80
-    node = _consumer_at(front.url, consumer_ip, total)
+    node = _consumer_at(front.url, consumer_ip, total, reportAt=[1])
     try:
         first = _until(node, "connect")
         _until(node, "joined")
         _send(producer, range(stop_after))
+        _until(node, "got")  # an offset to come back with (queued is not received)
         rest = Rest(producer, range(stop_after, total))
         rest.start()
         nodes[0].signal(signal.SIGTERM)

@@ -13,6 +13,7 @@
 //   {"op": "connect", "id", "recovered", "count"}  on every connection (count: events so far)
 //   {"op": "joined"}                               once the room is joined
 //   {"op": "disconnect", "reason", "count"}
+//   {"op": "got", "count"}                         after the Nth event for each N in reportAt
 //   {"op": "done", "got": [numbers in arrival order], "offsets": [last arguments]}
 // and exits; on failure or timeout {"op": "error", "message"} and exit status 1.
 "use strict";
@@ -46,6 +47,7 @@ const socket = io(spec.url, options);
 const got = [];
 const offsets = [];
 const blips = new Set(spec.blipAt || []);
+const reports = new Set(spec.reportAt || []);
 
 setTimeout(() => fail(`timed out with ${got.length} of ${spec.expect} events`), spec.timeout || 60000);
 
@@ -61,6 +63,10 @@ socket.on("disconnect", (reason) => print({ op: "disconnect", reason, count: got
 socket.on(spec.event || "news", (...args) => {
   got.push(args[0]);
   offsets.push(args.length > 1 ? args[args.length - 1] : null);
+  if (reports.has(got.length)) {
+    // The client holds an offset from now on (set as soon as this listener returns).
+    print({ op: "got", count: got.length });
+  }
   if (blips.has(got.length)) {
     // blipDelay: stay connected and quiet that long first.
     setTimeout(() => socket.io.engine.close(), spec.blipDelay || 0);

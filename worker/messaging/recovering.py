@@ -257,6 +257,11 @@ class RecoveryMixin:
         assert self.sessions is not None
         asked = recovery.recovery_auth(auth)
         if asked is None:
+            if isinstance(auth, dict) and auth.get("pid"):
+                # As in Node: without an offset what the session missed is not known (the
+                # official client sends one only once it has received an event).
+                self._no_restore(namespace, "its CONNECT has a private id but no offset (the "
+                                 "client had received no event in that session)")
             return recovery.new_pid(), None
         pid, offset = asked
         self.sessions.stats["attempted"] += 1
@@ -266,12 +271,15 @@ class RecoveryMixin:
             raw = yield call(self.redis.getdel, recovery.session_key(self.channel, pid))
             restore = self._restore_of(raw, namespace, pid, offset)
             if restore is None:
-                pass
+                self._no_restore(namespace, "no session record for its private id (expired, "
+                                 "restored already, or never written)" if raw is None else
+                                 "its session record does not match the CONNECT")
             elif (yield call(self.redis.xrange, stream, offset, offset, count=1)):
                 yield from self._read_missed(restore)
             elif not (yield call(self.redis.exists, stream)):
                 self._nothing_missed(restore)
             else:  # the offset was trimmed away: what followed it is not known
+                self._no_restore(namespace, f"its offset {offset} is not in the stream any more")
                 restore = None
         except Exception as exc:  # Redis away: a fresh session
             self._get_logger().warning("cannot restore a session (%s): a new one instead", exc)
@@ -387,11 +395,20 @@ class RecoveryMixin:
         the socket keeps its sid but gets a new private id, and the client sees recovered
         false. The record kept under the old private id goes (queued)."""
         assert self.sessions is not None
+        self._no_restore(namespace, f"socket {sid}: its replay did not catch up with this "
+                         "worker's reader")
         old = self.sessions.pids.get((namespace, sid))
         if old is not None and self.publisher is not None:
             self.publisher.command("del", recovery.session_key(self.channel, old))
         self.sessions.pids[(namespace, sid)] = recovery.new_pid()
         self.sessions.stats["expired"] += 1
+
+    def _no_restore(self, namespace: str, why: str) -> None:
+        """Say why a CONNECT that asked for a restore gets a new session instead (once per
+        CONNECT; the private id, the key to a session, is not logged): a client that comes
+        back as a new session has lost what it missed, and this is where to see why."""
+        self._get_logger().info("connection state recovery in %s: a new session instead of "
+                                "a restore: %s", namespace, why)
 
     def _restored(self, restore: Restore, sid: str) -> None:
         """The replay is sent and reached as far as the reader: from now on the reader leaves
