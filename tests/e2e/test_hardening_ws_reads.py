@@ -11,10 +11,11 @@ websocket clients writing frames as they like.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -189,6 +190,19 @@ def test_a_client_that_stops_reading_is_dropped(start_cluster: Any, engine: str)
         sock.close()
 
 
+@contextlib.contextmanager
+def shouter_beside(cluster: Any, reader: Any, source_ip: str) -> Iterator[websocket.WebSocket]:
+    """A second websocket session from ``source_ip`` (the one that asks for the broadcasts),
+    once the worker counts it and ``reader``'s; closed on leaving."""
+    shouter = open_session(cluster.port, source_ip)
+    try:
+        cluster.wait_for(counted(2, reader, shouter), timeout=15.0,
+                         what="both websockets counted")
+        yield shouter
+    finally:
+        shouter.close()
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_a_client_that_reads_no_broadcast_is_dropped(start_cluster: Any, engine: str) -> None:
     """A client (small receive buffer) that reads nothing once connected while another
@@ -202,10 +216,7 @@ def test_a_client_that_reads_no_broadcast_is_dropped(start_cluster: Any, engine:
     cluster = start_cluster(app=app_on(engine, "tests.apps.fastping:sio"), workers=1)
     sock, silent = small_buffer_session(cluster.port, SOURCE_IPS[4])
     try:
-        shouter = open_session(cluster.port, SOURCE_IPS[5])
-        try:
-            cluster.wait_for(counted(2, silent, shouter), timeout=15.0,
-                             what="both websockets counted")
+        with shouter_beside(cluster, silent, SOURCE_IPS[5]) as shouter:
             def pong() -> None:
                 try:
                     silent.send("3")  # a pong unread pings ask for: the session lives on
@@ -214,8 +225,6 @@ def test_a_client_that_reads_no_broadcast_is_dropped(start_cluster: Any, engine:
 
             # 4 MB to the silent client, one broadcast at a time
             assert shout(shouter, "y" * 100_000, 40, pong) == (40, 40)
-        finally:
-            shouter.close()
         cluster.wait_for(lambda s: s["slots"][0]["connections"] == 0, timeout=15.0,
                          what="the connection of the client that reads nothing dropped")
     finally:
@@ -285,10 +294,9 @@ def test_a_client_that_reads_broadcasts_slowly_gets_them_all(start_cluster: Any,
     cluster = start_cluster(app=app_on(engine, "tests.apps.fastping:sio"), workers=1)
     sock, steady = small_buffer_session(cluster.port, SOURCE_IPS[1])
     try:
-        shouter = open_session(cluster.port, SOURCE_IPS[2])
-        try:
-            cluster.wait_for(counted(2, steady, shouter), timeout=15.0,
-                             what="both websockets counted")
+        # The shouter is closed once it has shouted: it answers no ping while the steady
+        # reader reads.
+        with shouter_beside(cluster, steady, SOURCE_IPS[2]) as shouter:
             pad = "s" * 100_000
             shouted_message = f'42["shouted","{pad}"]'
             reader = SteadyReader(sock, shouted_message, 40)
@@ -297,8 +305,6 @@ def test_a_client_that_reads_broadcasts_slowly_gets_them_all(start_cluster: Any,
             thread.start()
             # 4 MB to the steady reader, one broadcast at a time
             assert shout(shouter, pad, 40) == (40, 40)
-        finally:
-            shouter.close()  # it answers no ping while the steady reader reads
         thread.join(timeout=90.0)
         took = time.monotonic() - started
         assert not thread.is_alive(), "the steady reader did not finish"
