@@ -21,7 +21,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ import pytest
 import requests
 import yaml
 
+from tests.support.clients import wait_until
 from tests.support.cluster import sioctl_command
 from tests.support.paths import REPO_ROOT
 
@@ -108,13 +108,11 @@ def logrotate_binary() -> str:
     return found
 
 
-def wait_for_line(path: Path, text: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and text in path.read_text(errors="replace"):
-            return
-        time.sleep(0.1)
-    pytest.fail(f"{text!r} never reached {path} within {timeout:g}s")
+def logged(path: Path, *lines: str) -> bool:
+    """Whether ``path`` exists and holds every one of ``lines``."""
+    text = path.read_text(errors="replace") if path.exists() else ""
+    return all(line in text for line in lines)
+
 
 def test_logrotate_config_names_the_units_logs_and_master(tmp_path: Path) -> None:
     argv, env = unit_start()
@@ -141,7 +139,7 @@ def test_logrotate_then_usr1_sends_new_lines_to_new_files(start_cluster: Any,
                                         "--error-logfile", str(errors)])
     probe = cluster.url + "/socket.io/?EIO=4&transport=polling&t="
     requests.get(probe + "before", timeout=10)
-    wait_for_line(access, "t=before")
+    wait_until(lambda: logged(access, "t=before"), what="the first access line")
     # deploy/logrotate.conf, pointed at this cluster's log files and master.
     conf = (DEPLOY / "logrotate.conf").read_text()
     conf = conf.replace("/var/log/sioctl/*.log", f"{logs}/*.log").replace(
@@ -152,8 +150,15 @@ def test_logrotate_then_usr1_sends_new_lines_to_new_files(start_cluster: Any,
                              capture_output=True, text=True, timeout=60)
     assert rotated.returncode == 0, rotated.stderr
     assert "t=before" in (logs / "access.log.1").read_text()
+    # kill -USR1 returns before the workers act on it, and a line logged in between goes, by
+    # design, to the renamed file. Each worker says in the new error log once it has reopened.
+    pids = cluster.worker_pids()
+    assert len(pids) == 2, pids
+    wait_until(lambda: logged(errors, *(f"[worker {slot} pid {pid}] INFO USR1: reopened"
+                                        for slot, pid in pids.items())),
+               what="every worker reopening its logs")
     requests.get(probe + "after", timeout=10)
-    wait_for_line(access, "t=after")
+    wait_until(lambda: logged(access, "t=after"), what="the access line in the new file")
     assert "t=after" not in (logs / "access.log.1").read_text()
     assert cluster.is_ready()
 
