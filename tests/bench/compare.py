@@ -40,6 +40,7 @@ for _path in (str(REPO_ROOT), str(BENCH_DIR)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
+import cpu_overlap  # noqa: E402
 import eio_client  # noqa: E402
 import redis  # noqa: E402
 import report  # noqa: E402
@@ -172,6 +173,12 @@ def write_report(path: Path, data: dict[str, Any]) -> None:
         "median over the rounds.",
         "",
     ]
+    # Runs before cpu_overlap.py have no such line.
+    if "CPU capacity" in data["info"]:
+        lines += [f"CPU capacity: {data['info']['CPU capacity']}. CPU speed:"
+                  f" {data['info'].get('CPU speed', '–')}. A 2-worker figure that one saturated"
+                  " process sets is bounded by that process's speed while the other CPU is"
+                  " busy.", ""]
     # Records of runs before the asyncio engine was compared have no "engine": eventlet's.
     engines = [e for e in ENGINES if any(r.get("engine", "eventlet") == e for r in results)]
     for engine, workers, scenario in [(e, w, n) for e in engines
@@ -225,6 +232,11 @@ def main(argv: list[str] | None = None) -> int:
     suite.interrupt_on_sigterm()
     run = suite.event_loop_runner()
     began = time.monotonic()
+    # Before any server starts (as suite.py does): what both CPUs busy together do against
+    # one alone. ~3 s.
+    overlap = cpu_overlap.measure()
+    print(f"CPU capacity: {overlap.headline()}", flush=True)
+    info = report.machine_info(overlap)
     work = Path(tempfile.mkdtemp(prefix="siocompare-"))
     log: list[dict[str, Any]] = []
     after = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT,
@@ -259,10 +271,10 @@ def main(argv: list[str] | None = None) -> int:
                        cwd=REPO_ROOT, capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
     command = "python tests/bench/compare.py " + " ".join(argv or sys.argv[1:])
-    data = {"info": report.machine_info(), "command": command, "quick": args.quick,
-            "title": args.title,
+    data = {"info": info, "command": command, "quick": args.quick, "title": args.title,
             "rounds": rounds, "before": Baseline.commit, "after": after,
-            "seconds": time.monotonic() - began, "results": log}
+            "seconds": time.monotonic() - began, "cpu overlap": overlap.as_dict(),
+            "results": log}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.with_suffix(".json").write_text(json.dumps(data, indent=1, default=float) + "\n")
     write_report(args.output, data)

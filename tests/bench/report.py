@@ -18,6 +18,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from cpu_overlap import CpuOverlap
 from procstat import cpu_model
 from systems import LABELS, NGINX, NODE_DIR, REPO_ROOT, SYSTEMS
 
@@ -55,7 +56,10 @@ SCENARIOS: dict[str, tuple[str, str]] = {
         " arrived more than once (counted once in msgs/s). *generator µs/msg*: the load"
         " generator's own CPU per delivered message (it sends the requests, reads the acks and"
         " the deliveries; at 2 workers it shares the cores with the servers, so what it spends"
-        " lowers the 2-worker rate only). The receivers read as they go and parse after the"
+        " lowers the 2-worker rate only). At 2 workers a rate that one saturated process sets"
+        " (here the worker that serves every sender) is bounded by that process's speed while"
+        " the other CPU is busy, not by its speed alone: see *CPU capacity* under Machine and"
+        " versions. The receivers read as they go and parse after the"
         " measurement (eio_client.Recorder; latency to the read that brought the message), and"
         " the senders write each request from a template and count its ack undecoded.",
     ),
@@ -107,13 +111,20 @@ def _first_line(argv: list[str]) -> str:
     return ((done.stdout or done.stderr).strip().splitlines() or ["unknown"])[0]
 
 
-def machine_info() -> dict[str, str]:
-    """The machine, the date and the versions of everything the run used."""
+def machine_info(overlap: CpuOverlap | None = None) -> dict[str, str]:
+    """The machine, the date and the versions of everything the run used; with ``overlap``
+    (``cpu_overlap.measure()``, taken before any server started) also what the CPUs do
+    together against one alone ("CPU capacity") and each CPU's speed ("CPU speed")."""
     model = cpu_model()
     info = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "cpus": str(os.cpu_count()),
         "cpu model": model,
+    }
+    if overlap is not None:
+        info["CPU capacity"] = overlap.headline()
+        info["CPU speed"] = overlap.detail()
+    info |= {
         "memory": f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB",
         "kernel": platform.release(),
         "python": platform.python_version(),

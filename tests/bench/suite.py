@@ -38,6 +38,7 @@ for _path in (str(REPO_ROOT), str(BENCH_DIR)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
+import cpu_overlap  # noqa: E402
 import eio_client  # noqa: E402
 import redis  # noqa: E402
 import report  # noqa: E402
@@ -166,7 +167,12 @@ def main(argv: list[str] | None = None) -> int:
     began = time.monotonic()
     log: list[dict[str, Any]] = []
     work = Path(tempfile.mkdtemp(prefix="siobench-"))
-    info = report.machine_info()
+    # Before any server starts: what both CPUs busy together do against one alone (a 2-worker
+    # figure that one saturated process sets is bounded by that process's speed with the
+    # other CPU busy). ~3 s.
+    overlap = cpu_overlap.measure()
+    print(f"CPU capacity: {overlap.headline()}", flush=True)
+    info = report.machine_info(overlap)
     try:
         run_all(configs, rounds, plan, work, log, run, args.scenarios)
     finally:
@@ -176,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
     data = {"info": info, "command": command, "quick": args.quick, "rounds": rounds,
             "plan": dataclasses.asdict(plan), "seconds": time.monotonic() - began,
-            "results": log}
+            "cpu overlap": overlap.as_dict(), "results": log}
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(data, indent=1, default=float) + "\n")
     report.write(args.output, data)
