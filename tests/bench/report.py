@@ -490,6 +490,13 @@ def write(path: Path, data: dict[str, Any]) -> None:
         " systems within a table, whose rounds alternated).",
         "- Memory: the PSS (`/proc/PID/smaps_rollup`) of all server processes, after minus"
         " before opening the sessions, per session held.",
+        # (runs from before cpu_overlap.py have no such figure)
+        *(["- *CPU capacity* and *CPU speed* (Machine and versions): measured before any"
+           " server started by `tests/bench/cpu_overlap.py` (one process pinned to each CPU"
+           " running a Python loop, each alone and all at once): what all CPUs busy together do"
+           " against one alone (2 CPUs: 2.00 for independent cores, ~1.3 for SMT siblings), and"
+           " how fast each CPU was (a virtual machine's vCPUs can differ, and slow down for"
+           " seconds)."] if "CPU capacity" in info else []),
         "",
         "## Headline",
         "",
