@@ -10,6 +10,7 @@ import logging
 import time
 from urllib.parse import urlsplit
 
+import redis.utils
 import socketio
 from redis.asyncio.sentinel import MasterNotFoundError as AsyncMasterNotFoundError
 from redis.sentinel import MasterNotFoundError
@@ -80,9 +81,7 @@ def install_manager(
         server.manager = manager
         manager.set_server(server)
         server.manager_initialized = False
-        description = f"Redis at {mask_url(redis_url)}, channel {redis_channel!r}, {transport}"
-        if recovery_window > 0:
-            description += f", connection state recovery {recovery_window:g}s"
+        description = describe_redis(redis_url, redis_channel, transport, recovery_window)
     if type(server.manager) is socketio.Manager:
         # The in-memory manager, with the local delivery of sioctl's (the per-recipient work
         # of a fan-out done once).
@@ -99,6 +98,25 @@ def install_manager(
     if isinstance(server.manager, SioctlRedisManager):
         wait_until_subscribed(server, description)
     return description
+
+
+def describe_redis(url: str, channel: str, transport: str, recovery_window: float) -> str:
+    """What the worker's boot line (``serving APP (...)``, either engine) says of sioctl's Redis
+    manager: the masked url, the channel, the transport, the recovery window when there is one,
+    and redis-py's reply parser (:func:`reply_parser`)."""
+    description = f"Redis at {mask_url(url)}, channel {channel!r}, {transport}"
+    if recovery_window > 0:
+        description += f", connection state recovery {recovery_window:g}s"
+    return f"{description}, {reply_parser()}"
+
+
+def reply_parser() -> str:
+    """Which reply parser redis-py reads every client's replies with in this process: hiredis
+    when redis-py found one it supports (``redis.utils.HIREDIS_AVAILABLE``: ``sioctl[hiredis]``
+    or an app's own install; an older hiredis is ignored), else its own, in Python. Said at
+    boot because nothing else tells an operator whether the extra took effect."""
+    return "hiredis reply parser" if redis.utils.HIREDIS_AVAILABLE else \
+        "redis-py's own reply parser"
 
 
 def wait_until_subscribed(server: socketio.Server, description: str) -> None:

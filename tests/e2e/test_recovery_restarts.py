@@ -153,11 +153,14 @@ def test_consumers_miss_nothing_over_a_hup_roll_and_a_killed_worker(
     ips = [*ips_for_slot(0, WORKERS, CANDIDATES)[:3], *ips_for_slot(1, WORKERS, CANDIDATES)[:3]]
     victims = [i for i, ip in enumerate(ips) if expected_slot(ip, WORKERS) == 1]
     total = 620
-    consumers = Consumers(cluster.url, ips, total)
+    consumers = Consumers(cluster.url, ips, total, reportAt=[1])
     try:
         consumers.wait(consumers.each_has("joined", 1), "every consumer to join")
         first_ids = [consumers.ops(i, "connect")[0]["id"] for i in range(len(ips))]
         _send(producer, range(150))
+        # Every consumer needs an offset (an event) to ask for a restore after the kill and
+        # the roll: the producer's acks say the events were queued, not received.
+        consumers.wait(consumers.each_has("got", 1), "every consumer's first event")
         rest = Producer(producer, [range(150, 250), range(250, 400), range(400, total)])
         rest.start()
         os.kill(cluster.worker_pids()[1], signal.SIGKILL)
@@ -268,11 +271,14 @@ def test_a_drained_socket_leaves_its_session_for_the_window(
     cluster = start_cluster(workers=WORKERS, extra_args=[
         "--connection-state-recovery", str(window), "--graceful-timeout", "5"])
     producer = _producer_node(start_cluster, connect)
-    consumers = Consumers(cluster.url, [CANDIDATES[0]], 3, reconnectionDelay=5000)
+    consumers = Consumers(cluster.url, [CANDIDATES[0]], 3, reconnectionDelay=5000,
+                          reportAt=[1])
     client = redis.Redis.from_url(redis_url)
     try:
         consumers.wait(consumers.each_has("joined", 1), "the consumer to join")
         _send(producer, range(1))
+        # The producer's ack says queued, not received: the offset must reach the client.
+        consumers.wait(consumers.each_has("got", 1), "the consumer's first event")
         sid = consumers.ops(0, "connect")[0]["id"]
 
         def record_ttl() -> int | None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.support.messaging import OwnRedis, clients_on_slots, inbox_for, new_tag
+from tests.support.redis_parsers import hiredis_installed
 from tests.support.redis_tls import TlsRedis
 
 
@@ -27,10 +28,18 @@ def broadcasts_cross(cluster: Any, connect: Any) -> None:
 def test_a_valkey_url_joins_the_workers(
     own_redis: OwnRedis, start_nodes: Any, connect: Any
 ) -> None:
+    """Each worker's boot line names the URL and redis-py's reply parser: its own in the suite
+    (a plain install's), hiredis in scripts/test-hiredis.sh's run (hiredis on PYTHONPATH,
+    which the workers inherit)."""
     assert own_redis.url.startswith("redis://")
     cluster = start_nodes("valkey://" + own_redis.url.removeprefix("redis://"))
     broadcasts_cross(cluster, connect)
-    assert "Redis at valkey://" in cluster.log_text()
+    log = cluster.log_text()
+    assert "Redis at valkey://" in log
+    parser = "hiredis" if hiredis_installed() else "redis-py's own"
+    booted = [line for line in log.splitlines() if "] INFO serving " in line]
+    assert len(booted) == 2 and all(f", {parser} reply parser" in line
+                                    for line in booted), booted
 
 
 @pytest.mark.parametrize("scheme", ["rediss", "valkeys"])

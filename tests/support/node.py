@@ -92,9 +92,13 @@ class NodeClient:
         assert self.proc.wait(10) == 0
 
     def close(self) -> None:
+        """Kill the client if it still runs, then close its pipes."""
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait(5)
+        # The reader reaches the end of the output once node is gone: closing stdout under it
+        # made its read raise (an unhandled-thread warning in the test that closed it).
+        self._reader.join(5)
         for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()

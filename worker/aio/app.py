@@ -117,11 +117,9 @@ async def join_workers(
         server.manager = manager
         manager.set_server(server)
         server.manager_initialized = False
-        description = (f"Redis at {mask_url(settings.redis_url)}, channel "
-                       f"{settings.redis_channel!r}, {settings.redis_transport}")
-        if settings.connection_state_recovery > 0:
-            description += (f", connection state recovery "
-                            f"{settings.connection_state_recovery:g}s")
+        description = redis_setup.describe_redis(
+            settings.redis_url, settings.redis_channel, settings.redis_transport,
+            settings.connection_state_recovery)
     if type(server.manager) is socketio.AsyncManager:
         # The in-memory manager, with the local delivery of sioctl's (no task per recipient).
         server.manager.__class__ = FanoutAsyncManager
