@@ -72,6 +72,25 @@ def test_a_burst_behind_a_binary_frame_is_read_in_full(start_cluster: Any,
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_requests_read_together_are_each_answered_in_order(start_cluster: Any,
+                                                          engine: str) -> None:
+    """Socket.IO requests with acks sent in one TCP write, read together by the worker (their
+    handlers run as tasks of their own, python-socketio's async_handlers, on asyncio): each is
+    answered once, in the order sent, with its own data; and so is the next one alone."""
+    cluster = start_cluster(workers=1)
+    ws = open_session(cluster.port, SOURCE_IPS[3])
+    try:
+        requests = [frame(f'42{n}["echo",{{"n":{n},"pad":"{"x" * n}"}}]') for n in range(1, 41)]
+        ws.sock.sendall(b"".join(requests))
+        answers = [receive(ws) for _ in requests]
+        assert answers == [f'43{n}[{{"n":{n},"pad":"{"x" * n}"}}]' for n in range(1, 41)]
+        ws.send('4241["echo","alone"]')
+        assert receive(ws) == '4341["alone"]'
+    finally:
+        ws.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_an_invalid_packet_on_an_established_websocket_closes_its_session(
         start_cluster: Any, engine: str) -> None:
     """A packet a client may not send on an established websocket (a PING: the server pings
