@@ -22,10 +22,12 @@ export PYTHONPATH=$lib${PYTHONPATH:+:$PYTHONPATH}
 .venv/bin/python -c 'import redis.utils; assert redis.utils.HIREDIS_AVAILABLE, "no hiredis"'
 echo "tests with hiredis as redis-py's parser"
 # The listener's reads (a reply cut across reads, a quiet subscription, a slow reader's
-# backlog), the pooled clients across a Redis restart, the in-process messaging units, and
-# the workers' boot line (it names hiredis as the parser here, redis-py's own in the suite).
+# backlog), the pooled clients across a Redis restart (the managers' owner records too), the
+# in-process messaging units, and the workers' boot line (it names hiredis as the parser here,
+# redis-py's own in the suite).
 exec .venv/bin/python -m pytest -q -n "${SIOCTL_TEST_WORKERS:-3}" --dist loadfile \
     tests/unit/worker/messaging tests/e2e/test_messaging_listener.py \
     tests/e2e/test_redis_clients.py tests/e2e/test_gateway_redis_back.py \
     tests/e2e/test_messaging_bursts.py \
+    tests/e2e/test_messaging.py::test_owner_records_come_back_after_a_redis_restart \
     tests/e2e/test_redis_urls.py::test_a_valkey_url_joins_the_workers "$@"

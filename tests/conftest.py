@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from sioctl.cluster.redis_server import RedisServer
+from tests.support.certificates import self_signed
 from tests.support.clients import BoundClient, make_client
 from tests.support.cluster import (
     CHAT_APPS,
@@ -47,6 +48,13 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1: (certfile, keyfile); the test is skipped
+    without openssl."""
+    return self_signed(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture(scope="module", params=ENGINES)

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import websocket
 
-from tests.support.clients import SOURCE_IPS, open_session, small_buffer_socket
+from tests.support.clients import SOURCE_IPS, open_session, small_buffer_socket, tls_wrapped
 from tests.support.cluster import ENGINES, app_on
 from tests.support.conformance import (
     assert_echoed,
@@ -130,11 +130,13 @@ def test_an_invalid_event_on_an_established_websocket_closes_its_session(
                                    what="the session closed with its websocket")
 
 
-def small_buffer_session(port: int, source_ip: str) -> tuple[socket.socket, Any]:
+def small_buffer_session(port: int, source_ip: str,
+                         certfile: str | None = None) -> tuple[socket.socket, Any]:
     """A websocket session in the default namespace from ``source_ip`` over a socket with a
     small receive buffer (what the worker writes backs up soon once the client stops
-    reading); its socket (the caller closes it) and its websocket."""
-    sock = small_buffer_socket(port, source_ip)
+    reading), over TLS trusting ``certfile`` when it is given; its socket (the caller closes
+    it; with TLS the ``SSLSocket``, whose reads are the plain frames) and its websocket."""
+    sock = tls_wrapped(small_buffer_socket(port, source_ip), certfile)
     try:
         ws = websocket.create_connection(
             f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket",
@@ -210,10 +212,12 @@ def test_a_client_that_stops_reading_is_dropped(start_cluster: Any, engine: str)
 
 
 @contextlib.contextmanager
-def shouter_beside(cluster: Any, reader: Any, source_ip: str) -> Iterator[websocket.WebSocket]:
-    """A second websocket session from ``source_ip`` (the one that asks for the broadcasts),
-    once the worker counts it and ``reader``'s; closed on leaving."""
-    shouter = open_session(cluster.port, source_ip)
+def shouter_beside(cluster: Any, reader: Any, source_ip: str,
+                   certfile: str | None = None) -> Iterator[websocket.WebSocket]:
+    """A second websocket session from ``source_ip`` (the one that asks for the broadcasts;
+    over TLS trusting ``certfile`` when it is given), once the worker counts it and
+    ``reader``'s; closed on leaving."""
+    shouter = open_session(cluster.port, source_ip, certfile)
     try:
         cluster.wait_for(counted(2, reader, shouter), timeout=15.0,
                          what="both websockets counted")
@@ -301,21 +305,27 @@ class SteadyReader:
             tail = tail[-len(self.mark):]  # a mark cut across reads is counted once whole
 
 
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
 @pytest.mark.parametrize("engine", ENGINES)
-def test_a_client_that_reads_broadcasts_slowly_gets_them_all(start_cluster: Any,
-                                                            engine: str) -> None:
+def test_a_client_that_reads_broadcasts_slowly_gets_them_all(
+        start_cluster: Any, engine: str, tls: bool, request: pytest.FixtureRequest) -> None:
     """A client (small receive buffer) that reads steadily but slowly (:class:`SteadyReader`:
     a few KB every 10 ms) while another client's 40 broadcasts of 100 KB are queued for it: it
     gets every one and stays connected. Its reads make the worker's kernel send queue shrink
     all the time, but too little in a span to wake a writer waiting for room (Linux wakes it
     once 1 MB of a 4 MB send buffer is free): the eventlet writer, which took a wait that
-    ended without room for a stall, dropped it as one that reads nothing."""
-    cluster = start_cluster(app=app_on(engine, "tests.apps.fastping:sio"), workers=1)
-    sock, steady = small_buffer_session(cluster.port, SOURCE_IPS[1])
+    ended without room for a stall, dropped it as one that reads nothing. Over plain TCP and
+    over TLS (--certfile: the workers write through ``SSLSocket.send``, whose records the
+    reader's TLS layer takes from the kernel a record at a time)."""
+    certfile, keyfile = request.getfixturevalue("certificate") if tls else (None, None)
+    tls_args = ["--certfile", certfile, "--keyfile", keyfile] if tls else []
+    cluster = start_cluster(app=app_on(engine, "tests.apps.fastping:sio"), workers=1,
+                            extra_args=tls_args)
+    sock, steady = small_buffer_session(cluster.port, SOURCE_IPS[1], certfile)
     try:
         # The shouter is closed once it has shouted: it answers no ping while the steady
         # reader reads.
-        with shouter_beside(cluster, steady, SOURCE_IPS[2]) as shouter:
+        with shouter_beside(cluster, steady, SOURCE_IPS[2], certfile) as shouter:
             pad = "s" * 100_000
             shouted_message = f'42["shouted","{pad}"]'
             reader = SteadyReader(sock, shouted_message, 40)

@@ -8,16 +8,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.certificates import self_signed
 from tests.support.clients import expected_slot, ips_for_slot
 from tests.support.cluster import ENGINES
 from tests.support.tls_client import tls_client
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
-    """A self-signed certificate for 127.0.0.1: (certfile, keyfile)."""
-    return self_signed(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -288,10 +288,25 @@ def partial_client_hello() -> bytes:
     return hello.split(b"\n", 1)[0]
 
 
-def open_session(port: int, source_ip: str) -> websocket.WebSocket:
-    """A websocket with the default namespace connected, from ``source_ip``."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10,
-                                    source_address=(source_ip, 0))
+def tls_wrapped(sock: socket.socket, certfile: str | None) -> socket.socket:
+    """``sock`` (connected) as it is without ``certfile``; with it, wrapped in TLS trusting
+    only ``certfile``, the handshake done (websocket-client's ``socket=`` skips its own TLS:
+    its ``ws://`` URL then speaks over this one). On failure ``sock`` is closed."""
+    if certfile is None:
+        return sock
+    try:
+        return ssl.create_default_context(cafile=certfile).wrap_socket(
+            sock, server_hostname="127.0.0.1")
+    except BaseException:
+        sock.close()
+        raise
+
+
+def open_session(port: int, source_ip: str, certfile: str | None = None) -> websocket.WebSocket:
+    """A websocket with the default namespace connected, from ``source_ip``; over TLS
+    trusting ``certfile`` when it is given (a cluster started with --certfile)."""
+    sock = tls_wrapped(socket.create_connection(("127.0.0.1", port), timeout=10,
+                                                source_address=(source_ip, 0)), certfile)
     ws = websocket.create_connection(
         f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket", socket=sock, timeout=10)
     opening = ws.recv()

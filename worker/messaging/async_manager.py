@@ -34,6 +34,7 @@ from .async_readers import AsyncListener, AsyncRecoveryReader, AsyncStreamListen
 from .base import OWNER_REFRESH, OWNER_TTL, SioctlManagerBase, client_options, listener_options
 from .bursts import Held, hold, write_held_async
 from .fanout import AsyncFanoutMixin
+from .owners import rewrite_flow
 from .recovering import RecoveryMixin
 from .recovery import Restore
 
@@ -223,21 +224,11 @@ class AsyncSioctlRedisManager(RecoveryMixin, SioctlManagerBase, AsyncPubSubManag
     async def _reclaim_now(self) -> None:
         """Back on a Redis that may have lost everything: write the owner records at once,
         before this worker hears (and answers) anything, so targeted emits find it again;
-        then run the ``when_redis_back`` hooks, each in a task of its own."""
-        for attempt in (1, 2):
-            try:
-                pipe = self.redis.pipeline(transaction=False)
-                for namespace, sid in self._owned_sockets():
-                    pipe.execute_command(*self._owner_record(namespace, sid))
-                await pipe.execute()
-                self._lookups_failing = False
-                break
-            except RedisError as exc:
-                # The first attempt may take a pooled connection that the restart closed
-                # (seen: "Connection closed by server"); a second one is a new connection.
-                if attempt == 2:
-                    self._get_logger().warning("cannot record socket owners yet (%s); "
-                                               "retrying later", exc)
+        then run the ``when_redis_back`` hooks, each in a task of its own. The records go in
+        ``owners.rewrite_flow`` (a second try on a new connection), as on eventlet."""
+        records = [self._owner_record(namespace, sid) for namespace, sid in self._owned_sockets()]
+        if await arun(rewrite_flow(self.redis, records, self._get_logger())):
+            self._lookups_failing = False
         for callback in self.when_redis_back:
             self.server.start_background_task(self._run_hook, callback)
 

@@ -35,6 +35,7 @@ from .base import OWNER_REFRESH, OWNER_TTL, SioctlManagerBase, client_options, l
 from .bursts import Held, hold, write_held
 from .fanout import FanoutMixin
 from .listener import Listener
+from .owners import rewrite_flow
 from .publisher import Publisher
 from .queries import Queries, QueryTimeout
 from .recovering import RecoveryMixin
@@ -193,17 +194,13 @@ class SioctlRedisManager(RecoveryMixin, SioctlManagerBase, socketio.PubSubManage
             self._claim_owned_sockets()
 
     def _reclaim_now(self) -> None:
-        """Back on a Redis that may have lost everything: write the owner records at once,
-        before this worker hears (and answers) anything, so targeted emits find it again."""
-        try:
-            pipe = self.redis.pipeline(transaction=False)
-            for namespace, sid in self._owned_sockets():
-                pipe.execute_command(*self._owner_record(namespace, sid))
-            pipe.execute()
+        """Back on a Redis that may have lost everything: write the owner records at once
+        (``owners.rewrite_flow``: a second try on a new connection), before this worker hears
+        (and answers) anything, so targeted emits find it again; then start the
+        ``when_redis_back`` hooks."""
+        records = [self._owner_record(namespace, sid) for namespace, sid in self._owned_sockets()]
+        if run(rewrite_flow(self.redis, records, self._get_logger())):
             self._lookups_failing = False
-        except redis.RedisError as exc:
-            self._get_logger().warning("cannot record socket owners yet (%s); retrying later",
-                                       exc)
         for callback in self.when_redis_back:
             self.server.start_background_task(callback)
 

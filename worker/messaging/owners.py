@@ -15,13 +15,22 @@ kept for a short while:
   by the XADD itself (``outbox.GUARDED_XADD``), sends it there instead.
 - "nobody" (a room name, or a socket not connected yet) for ``UNKNOWN_TTL`` s; such a message
   goes to the shared channel, which reaches every worker, so a stale entry only costs traffic.
+
+:func:`rewrite_flow` is the other side: a worker's own records written again at once, back on
+a Redis that may have lost them, for either engine's manager.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from sioctl.worker.flow import Flow, call
 
 OWNED_TTL = 10.0
 UNKNOWN_TTL = 2.0
@@ -75,3 +84,27 @@ class OwnerCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def rewrite_flow(client: Any, records: list[tuple[Any, ...]],
+                 logger: logging.Logger) -> Flow[bool]:
+    """A flow (sioctl.worker.flow: the eventlet manager runs it, the asyncio one awaits it)
+    that writes the owner ``records`` (their SET commands) in one pipeline of ``client``
+    (blocking or redis.asyncio): whether they were written.
+
+    Tried twice: back from a Redis restart, the pipeline takes a pooled connection that the
+    restart closed, found closed only when used ("Connection closed by server": redis.asyncio;
+    the blocking client under eventlet with hiredis as its parser, whose pool check cannot see
+    the closed socket), and the pool hands that connection out again, reconnected. Failing
+    twice is logged; the records then wait for the next refresh (OWNER_REFRESH, 20 s)."""
+    for attempt in (1, 2):
+        pipe = client.pipeline(transaction=False)
+        for record in records:
+            pipe.execute_command(*record)
+        try:
+            yield call(pipe.execute)
+            return True
+        except RedisError as exc:
+            if attempt == 2:
+                logger.warning("cannot record socket owners yet (%s); retrying later", exc)
+    return False

@@ -23,7 +23,6 @@ from typing import Any
 
 import pytest
 
-from tests.support.certificates import self_signed
 from tests.support.paths import REPO_ROOT
 
 EVENTLET = r'''
@@ -329,12 +328,6 @@ def run_script(script: str, args: list[str], timeout: float) -> dict[str, Any]:
     assert proc.returncode == 0, proc.stderr[-3000:]
     seen: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     return seen
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
-    """A self-signed certificate for 127.0.0.1: (certfile, keyfile)."""
-    return self_signed(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
