@@ -32,7 +32,7 @@ from .async_publisher import AsyncPublisher, aclose, stop_tasks
 from .async_queries import AsyncQueries
 from .async_readers import AsyncListener, AsyncRecoveryReader, AsyncStreamListener
 from .base import OWNER_REFRESH, OWNER_TTL, SioctlManagerBase, client_options, listener_options
-from .bursts import Held, hold, write_held_async
+from .bursts import Held, hold_or_log, write_held_async
 from .fanout import AsyncFanoutMixin
 from .owners import rewrite_flow
 from .recovering import RecoveryMixin
@@ -301,7 +301,7 @@ class AsyncSioctlRedisManager(RecoveryMixin, SioctlManagerBase, AsyncPubSubManag
             for heard_on, raw in batch:
                 channel = self._heard_on(heard_on)
                 for data in self._heard(channel, raw):
-                    if self._passed_on_misdelivered(channel, data) or self._held(data, held):
+                    if self._passed_on_misdelivered(channel, data) or hold_or_log(self, data, held):
                         continue
                     if held:
                         await write_held_async(self, held)
@@ -310,13 +310,6 @@ class AsyncSioctlRedisManager(RecoveryMixin, SioctlManagerBase, AsyncPubSubManag
                     yield data
             if held:
                 await write_held_async(self, held)
-
-    def _held(self, data: dict[str, Any], held: Held) -> bool:
-        try:
-            return hold(self, data, held)
-        except Exception:  # as python-socketio's listener task says it
-            self.server.logger.exception("Handler error in pubsub listening thread")
-            return True
 
     # ------------------------------------------------------------------- global queries
     # As the eventlet manager's (manager.py), awaited.

@@ -132,6 +132,16 @@ def hold(manager: Any, data: dict[str, Any], held: Held) -> bool:
     return True
 
 
+def hold_or_log(manager: Any, data: dict[str, Any], held: Held) -> bool:
+    """:func:`hold`, for either engine's listener: an error building the held frames is logged
+    as python-socketio's listener logs a handler's, and ``data`` counts as dealt with (True)."""
+    try:
+        return hold(manager, data, held)
+    except Exception:
+        manager.server.logger.exception("Handler error in pubsub listening thread")
+        return True
+
+
 def write_held(manager: Any, held: Held) -> None:
     """Eventlet: write what ``held`` holds, each session's frames with one ``send`` when it
     can take them now, else packet by packet as the fan-out writes them."""

@@ -32,7 +32,7 @@ from sioctl.worker.redis_cluster import TOPOLOGY_EVERY, describe
 
 from . import routing
 from .base import OWNER_REFRESH, OWNER_TTL, SioctlManagerBase, client_options, listener_options
-from .bursts import Held, hold, write_held
+from .bursts import Held, hold_or_log, write_held
 from .fanout import FanoutMixin
 from .listener import Listener
 from .owners import rewrite_flow
@@ -246,7 +246,7 @@ class SioctlRedisManager(RecoveryMixin, SioctlManagerBase, socketio.PubSubManage
             for heard_on, raw in batch:
                 channel = self._heard_on(heard_on)
                 for data in self._heard(channel, raw):
-                    if self._passed_on_misdelivered(channel, data) or self._held(data, held):
+                    if self._passed_on_misdelivered(channel, data) or hold_or_log(self, data, held):
                         continue
                     if held:
                         write_held(self, held)
@@ -255,13 +255,6 @@ class SioctlRedisManager(RecoveryMixin, SioctlManagerBase, socketio.PubSubManage
                     yield data
             if held:
                 write_held(self, held)
-
-    def _held(self, data: dict[str, Any], held: Held) -> bool:
-        try:
-            return hold(self, data, held)
-        except Exception:  # as python-socketio's listener thread says it
-            self.server.logger.exception("Handler error in pubsub listening thread")
-            return True
 
     # ------------------------------------------------------------------- global queries
 
