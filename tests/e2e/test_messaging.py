@@ -36,6 +36,7 @@ from tests.support.messaging import (
     clients_on_slots,
     inbox_for,
     new_tag,
+    stats_once_sent,
     wait_for_owner_records,
 )
 
@@ -375,7 +376,7 @@ def test_redis_restart_during_traffic(
     finally:
         ab.stop()
     barrier(a, b, wb["sid"])
-    stats_after = a.call("manager_stats")
+    stats_after = stats_once_sent(a)
     got = inbox_b.of(ab.tag)
     sent = {i for i, _ in ab.sent}
     while_down = {i for i, at in ab.sent if down_at <= at < up_at}

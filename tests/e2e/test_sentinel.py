@@ -25,6 +25,7 @@ from tests.support.messaging import (
     clients_on_slots,
     inbox_for,
     new_tag,
+    stats_once_sent,
 )
 from tests.support.sentinel import SentinelGroup
 
@@ -72,7 +73,7 @@ def test_broadcasts_follow_a_sentinel_failover(
     barrier(a, b, wb["sid"])  # a later message on the same path reveals any gap before it
     sent = len(sender.sent)
     received = [len(inbox.of(sender.tag)) for inbox in inboxes]
-    stats = [a.call("manager_stats"), b.call("manager_stats")]
+    stats = [stats_once_sent(a), stats_once_sent(b)]
     print(f"Sentinel failover: promoted {promoted_at - killed_at:.1f}s after the kill, "
           f"broadcasts everywhere again {resumed_at - killed_at:.1f}s after it; sent {sent}, "
           f"received {received}, counted lost {[s['lost'] for s in stats]}, "

@@ -143,6 +143,17 @@ def barrier(sender: BoundClient, receiver: BoundClient, to: str) -> str:
     return tag
 
 
+def stats_once_sent(client: BoundClient) -> dict[str, Any]:
+    """The worker's ``manager_stats`` once its publisher's queue is empty.
+
+    A batch stays queued until Redis has answered it, and a subscriber (a barrier's receiver)
+    can have a message before the publishing worker has read Redis's answer to it: a snapshot
+    taken right after a barrier can count that batch as queued. What a test asserts of the
+    queue is that it empties; ``dropped`` and the rest are read in the same snapshot."""
+    return wait_until(lambda: (stats := client.call("manager_stats"))["queued"] == 0 and stats,
+                      DELIVERY_TIMEOUT, what="the publisher's queue to empty")
+
+
 def inbox_for(client: BoundClient) -> Inbox:
     """The client's one Inbox (made on first use)."""
     inbox = getattr(client, "_test_inbox", None)
