@@ -45,6 +45,7 @@ for _path in (str(REPO_ROOT), str(BENCH_DIR)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
+import cpu_overlap  # noqa: E402
 import redis  # noqa: E402
 from procstat import CLK_TCK, cpu_model, cpu_seconds, machine_ticks  # noqa: E402
 from raw_client import RawClient  # noqa: E402
@@ -348,8 +349,9 @@ def measure(result: Round, trigger: RawClient, receiver: RawClient, pids: dict[s
 # ---------------------------------------------------------------------------- report
 
 
-def machine_info() -> dict[str, str]:
-    """The machine and software the run used."""
+def machine_info(overlap: cpu_overlap.CpuOverlap | None = None) -> dict[str, str]:
+    """The machine and software the run used; with ``overlap`` (``cpu_overlap.measure()``,
+    taken before any server started) also what the CPUs did then (``cpu_lines``)."""
     model = cpu_model()
     versions = {}
     for dist in ("sioctl", "python-socketio", "python-engineio", "eventlet", "redis",
@@ -373,7 +375,15 @@ def machine_info() -> dict[str, str]:
         "python": platform.python_version(),
         "redis-server": redis_version,
         **versions,
+        **({"CPU capacity": overlap.headline(), "CPU speed": overlap.detail()}
+           if overlap is not None else {}),
     }
+
+
+def cpu_lines(info: dict[str, str]) -> list[str]:
+    """The report's lines on what the CPUs did before the run (none when not measured): a
+    2-worker figure moves with how fast the vCPU of its busiest process is."""
+    return [f"- {key}: {info[key]}" for key in ("CPU capacity", "CPU speed") if key in info]
 
 
 def median(values: list[float]) -> float:
@@ -450,6 +460,7 @@ def write_report(path: Path, rounds: list[Round], info: dict[str, str], command:
         "## Machine and versions",
         "",
         f"- CPU: {info['model']}, {info['cpus']} logical CPUs (`nproc`); Linux {info['kernel']}",
+        *cpu_lines(info),
         f"- Python {info['python']}, redis-server {info['redis-server']}",
         "- " + ", ".join(f"{k} {info[k]}" for k in ("sioctl", "python-socketio",
                                                        "python-engineio", "eventlet", "redis",
@@ -544,7 +555,9 @@ def main(argv: list[str] | None = None) -> int:
     began = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="siobench"))
     results: list[Round] = []
-    info = machine_info()
+    overlap = cpu_overlap.measure()
+    print(f"CPU capacity: {overlap.headline()}", flush=True)
+    info = machine_info(overlap)
     redis_pid = 0
     try:
         with RedisServer(str(work / "redis"), unix_socket=False) as server:

@@ -271,6 +271,7 @@ def write_report(path: Path, rounds: list[Storm], info: dict[str, str], command:
         " sweep for dead workers, every 2 s per worker with sockets, is in it).",
         "", "## Machine and versions", "",
         f"- CPU: {info['model']}, {info['cpus']} logical CPUs; Linux {info['kernel']}",
+        *mb.cpu_lines(info),
         f"- Python {info['python']}, redis-server {info['redis-server']}",
         "- " + ", ".join(f"{k} {info[k]}" for k in ("sioctl", "python-socketio",
                                                        "python-engineio", "eventlet", "redis")),
@@ -310,6 +311,8 @@ def main() -> None:
     rounds_each = 1 if args.quick else args.rounds
     log_dir = Path(tempfile.mkdtemp(prefix="siopreslog"))
     started = time.monotonic()
+    info = mb.machine_info(mb.cpu_overlap.measure())  # before any server starts
+    print(f"CPU capacity: {info['CPU capacity']}", flush=True)
     work = Path(tempfile.mkdtemp(prefix="siopresredis"))
     rounds: list[Storm] = []
     with RedisServer(str(work / "redis"), unix_socket=False) as server:
@@ -324,7 +327,7 @@ def main() -> None:
                       f" redis {dict(result.redis_commands)}", flush=True)
     shutil.rmtree(work, ignore_errors=True)
     command = "python tests/bench/presence_bench.py" + (" --quick" if args.quick else "")
-    write_report(args.output, rounds, mb.machine_info(), command, args.clients,
+    write_report(args.output, rounds, info, command, args.clients,
                  time.monotonic() - started)
     print(f"report: {args.output}")
     if args.keep_logs:

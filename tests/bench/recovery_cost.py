@@ -36,7 +36,7 @@ for _path in (str(REPO_ROOT), str(BENCH_DIR)):
         sys.path.insert(0, _path)
 
 import redis  # noqa: E402
-from messaging_bench import Cluster, machine_info  # noqa: E402
+from messaging_bench import Cluster, cpu_lines, cpu_overlap, machine_info  # noqa: E402
 from procstat import cpu_seconds  # noqa: E402
 
 from sioctl.cluster.redis_server import RedisServer  # noqa: E402
@@ -47,6 +47,9 @@ APP = "tests.apps.chat:sio"
 ROOM = "bench"
 WINDOW = "120"
 DELIVERY_TIMEOUT = 120.0
+# Enough source addresses that each worker slot has half the consumers (the tests' eight,
+# 127.0.0.2-9, put 5 on one slot and 3 on the other).
+SOURCE_IPS = [f"127.0.1.{i}" for i in range(1, 255)]
 
 
 @dataclass
@@ -81,7 +84,7 @@ def run_round(on: bool, emits: int, consumers: int, redis_url: str, redis_pid: i
         done = threading.Event()
         lock = threading.Lock()
         for i in range(consumers):
-            client = make_client(ips_for_slot(i % 2, 2)[i // 2], ("websocket",))
+            client = make_client(ips_for_slot(i % 2, 2, SOURCE_IPS)[i // 2], ("websocket",))
             clients.append(client)
 
             def heard(*_args: Any, index: int = i) -> None:
@@ -126,10 +129,9 @@ def run_round(on: bool, emits: int, consumers: int, redis_url: str, redis_pid: i
     return result
 
 
-def write_report(path: Path, rounds: list[Round], command: str) -> None:
+def write_report(path: Path, rounds: list[Round], info: dict[str, str], command: str) -> None:
     off = [r for r in rounds if not r.recovery]
     on = [r for r in rounds if r.recovery]
-    info = machine_info()
 
     def med(values: list[float]) -> float:
         return statistics.median(values) if values else 0.0
@@ -157,6 +159,7 @@ def write_report(path: Path, rounds: list[Round], command: str) -> None:
         f"{rounds[0].consumers} websocket consumers in one room over both workers, "
         f"{rounds[0].emits} room emits (`to_room`, fire and forget) from one more client.",
         "",
+        *(cpu_lines(info) + [""] if cpu_lines(info) else []),
         "| | recovery off | recovery on (120 s) |",
         "|---|---|---|",
         f"| CPU per emit, both workers (µs) | {med([workers(r) for r in off]):.0f} "
@@ -197,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rounds_each = 1 if args.quick else 2
     results: list[Round] = []
+    info = machine_info(cpu_overlap.measure())  # before any server starts
+    print(f"CPU capacity: {info['CPU capacity']}", flush=True)
     with tempfile.TemporaryDirectory(prefix="sior") as tmp:
         work = Path(tmp)
         with RedisServer(str(work / "redis"), unix_socket=False) as server:
@@ -207,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
                     results.append(run_round(on, args.emits, args.consumers, server.url,
                                              int(server.pid or 0), work))
     command = "python tests/bench/recovery_cost.py" + (" --quick" if args.quick else "")
-    write_report(args.output, results, command)
+    write_report(args.output, results, info, command)
     print(args.output.read_text())
     return 0
 
