@@ -185,17 +185,24 @@ def shout(shouter: Any, pad: str, count: int,
     return acked, shouted
 
 
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
 @pytest.mark.parametrize("engine", ENGINES)
-def test_a_client_that_stops_reading_is_dropped(start_cluster: Any, engine: str) -> None:
+def test_a_client_that_stops_reading_is_dropped(
+        start_cluster: Any, engine: str, tls: bool, request: pytest.FixtureRequest) -> None:
     """A client (small receive buffer) that sends echo events of 100 KB and reads none of
     the answers: once the worker's writes to it are not taken for ping_interval +
     ping_timeout (tests/apps/fastping.py: 1.3 s) its connection is dropped and its session
     closed. The writers waited for ever (asyncio: for the transport to drain; eventlet: in
     the green socket's ``sendall``, no time limit since the reads took the socket timeout
     over): the session closed by the ping timeout, but the connection and its buffers kept,
-    counted against the worker's connection limit, a drain waiting on it."""
-    cluster = start_cluster(app=app_on(engine, "tests.apps.fastping:sio"), workers=1)
-    sock, ws = small_buffer_session(cluster.port, SOURCE_IPS[3])
+    counted against the worker's connection limit, a drain waiting on it. Over plain TCP and
+    over TLS (--certfile: what waits is then encrypted records, in the TLS layer's buffers
+    and the kernel's)."""
+    certfile, keyfile = request.getfixturevalue("certificate") if tls else (None, None)
+    tls_args = ["--certfile", certfile, "--keyfile", keyfile] if tls else []
+    cluster = start_cluster(app=app_on(engine, "tests.apps.fastping:sio"), workers=1,
+                            extra_args=tls_args)
+    sock, ws = small_buffer_session(cluster.port, SOURCE_IPS[3], certfile)
     try:
         cluster.wait_for(counted(1, ws), timeout=15.0, what="the websocket counted")
         pad = "x" * 100_000
