@@ -56,10 +56,12 @@ SCENARIOS: dict[str, tuple[str, str]] = {
         " arrived more than once (counted once in msgs/s). *generator µs/msg*: the load"
         " generator's own CPU per delivered message (it sends the requests, reads the acks and"
         " the deliveries; at 2 workers it shares the cores with the servers, so what it spends"
-        " lowers the 2-worker rate only). At 2 workers a rate that one saturated process sets"
-        " (here the worker that serves every sender) is bounded by that process's speed while"
-        " the other CPU is busy, not by its speed alone: see *CPU capacity* under Machine and"
-        " versions. The receivers read as they go and parse after the"
+        " lowers the 2-worker rate only). At 2 workers the rate is set by the worker that serves"
+        " every sender: it is bounded by that process's speed while the other CPU is busy, not"
+        " by its speed alone (see *CPU capacity* under Machine and versions), and it runs dry"
+        " now and then (busy 85-99% of each second) while the generator waits for the other CPU"
+        " (docs/benchmarks-optimizations.md, s30). The receivers read as they go and parse"
+        " after the"
         " measurement (eio_client.Recorder; latency to the read that brought the message), and"
         " the senders write each request from a template and count its ack undecoded.",
     ),
