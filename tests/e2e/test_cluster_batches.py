@@ -70,11 +70,18 @@ class Listener:
 
 
 def _batch(channel: str, quiet: str, tag: str, count: int) -> list[tuple[Any, ...]]:
-    """``count`` SPUBLISHes to ``channel`` with a SET and an SPUBLISH nobody hears between."""
+    """``count`` SPUBLISHes to ``channel`` with a SET and an SPUBLISH nobody hears between.
+    The SET's key (``_key``) is in the channel's slot: a move or a failover of that slot sends
+    it again through the cluster client too, whose answer must be the per-node pipeline's."""
     batch: list[tuple[Any, ...]] = [("spublish", channel, f"{tag}-{i}") for i in range(count)]
-    batch.insert(count // 2, ("set", f"key-{tag}", tag))
+    batch.insert(count // 2, ("set", _key(channel, tag), tag))
     batch.insert(count // 2 + 1, ("spublish", quiet, tag))
     return batch
+
+
+def _key(channel: str, tag: str) -> str:
+    """The SET's key in ``_batch``: hash-tagged with the channel, so in the channel's slot."""
+    return f"{{{channel}}}key-{tag}"
 
 
 def _check(batch: list[tuple[Any, ...]], answers: list[Any], listener: Listener, tag: str,
@@ -109,7 +116,7 @@ def test_blocking_batches_follow_a_resharded_slot(group: RedisClusterGroup) -> N
         # The sender still routes the slot to the old node: MOVED, sent again to the new one.
         batch = _batch(channel, "quiet", "after", 20)
         _check(batch, sender.send(batch), listener, "after", 20)
-        assert cluster.get("key-after") == b"after"
+        assert cluster.get(_key(channel, "after")) == b"after"
         batch = _batch(channel, "quiet", "again", 20)
         _check(batch, sender.send(batch), listener, "again", 20)
     finally:
@@ -131,7 +138,7 @@ def test_asyncio_batches_follow_a_resharded_slot(group: RedisClusterGroup) -> No
             listener = _move_away(group, channel, listener)
             batch = _batch(channel, "quiet", "after", 20)
             _check(batch, await sender.send(batch), listener, "after", 20)
-            assert await cluster.get("key-after") == b"after"
+            assert await cluster.get(_key(channel, "after")) == b"after"
             batch = _batch(channel, "quiet", "again", 20)
             _check(batch, await sender.send(batch), listener, "again", 20)
         finally:

@@ -91,6 +91,15 @@ def _take(results: list[Any], positions: list[int], answers: Any, again: list[in
             results[i] = answer
 
 
+def _resent(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``args`` with the command's name as the cluster client's response callbacks are keyed
+    (upper case): redis-py 8's asyncio ``RedisCluster`` looks a callback up by the name as
+    given, so a resent ``set`` answered ``b'OK'`` where the per-node pipelines (and the
+    blocking client) answer ``True``."""
+    name = args[0]
+    return (name.upper(), *args[1:]) if isinstance(name, str) else args
+
+
 def _answer_of_error(exc: redis.ResponseError) -> Any:
     """A reply error the cluster client raised for a resent command, kept as its answer (a
     redirection it could not follow is raised on)."""
@@ -132,7 +141,7 @@ class ClusterBatches:
         self.routes.forget_nodes()
         for i in positions:
             try:
-                results[i] = self.cluster.execute_command(*batch[i])
+                results[i] = self.cluster.execute_command(*_resent(batch[i]))
             except redis.ResponseError as exc:
                 results[i] = _answer_of_error(exc)
 
@@ -181,7 +190,7 @@ class AsyncClusterBatches:
         self.routes.forget_nodes()
         for i in positions:
             try:
-                results[i] = await self.cluster.execute_command(*batch[i])
+                results[i] = await self.cluster.execute_command(*_resent(batch[i]))
             except redis.ResponseError as exc:
                 results[i] = _answer_of_error(exc)
 
