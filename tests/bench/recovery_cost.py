@@ -35,8 +35,9 @@ for _path in (str(REPO_ROOT), str(BENCH_DIR)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
+import cpu_overlap  # noqa: E402
 import redis  # noqa: E402
-from messaging_bench import Cluster, cpu_lines, cpu_overlap, machine_info  # noqa: E402
+from messaging_bench import Cluster, cpu_lines, machine_info  # noqa: E402
 from procstat import cpu_seconds  # noqa: E402
 
 from sioctl.cluster.redis_server import RedisServer  # noqa: E402
