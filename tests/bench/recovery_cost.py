@@ -148,6 +148,8 @@ def write_report(path: Path, rounds: list[Round], info: dict[str, str], command:
     stream_kib = med([r.stream_bytes / 1024 for r in on])
     per_session = med([statistics.mean(r.session_bytes) for r in on if r.session_bytes])
     expected = rounds[0].emits * rounds[0].consumers
+    cpus = cpu_lines(info)
+    cpus += [""] if cpus else []  # their own paragraph
     lines = [
         "# Connection state recovery: the cost",
         "",
@@ -160,7 +162,7 @@ def write_report(path: Path, rounds: list[Round], info: dict[str, str], command:
         f"{rounds[0].consumers} websocket consumers in one room over both workers, "
         f"{rounds[0].emits} room emits (`to_room`, fire and forget) from one more client.",
         "",
-        *(cpu_lines(info) + [""] if cpu_lines(info) else []),
+        *cpus,
         "| | recovery off | recovery on (120 s) |",
         "|---|---|---|",
         f"| CPU per emit, both workers (µs) | {med([workers(r) for r in off]):.0f} "
