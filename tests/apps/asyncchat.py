@@ -10,6 +10,7 @@ by ASYNCCHAT_SHUTDOWN_MARKER.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 from typing import Any
 
@@ -54,6 +55,18 @@ async def getenv(sid: str, name: str) -> str | None:
 @sio.event
 async def echo(sid: str, data: Any = None) -> Any:
     return data
+
+
+# As chat.py: what one event's handler may leave behind for the next.
+_context_mark: contextvars.ContextVar[Any] = contextvars.ContextVar("mark", default=None)
+
+
+@sio.event
+async def mark_context(sid: str, value: Any = None) -> Any:
+    """As chat.py: set a context variable; answer what it held as this handler started."""
+    before = _context_mark.get()
+    _context_mark.set(value)
+    return before
 
 
 # Per session: the event echo_held waits on until the session sends 'release' (as chat.py).

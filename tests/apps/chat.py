@@ -5,7 +5,9 @@ Events answer with an ack so tests can ask which worker serves them and what the
 
 from __future__ import annotations
 
+import contextvars
 import os
+import threading
 from typing import Any
 
 import socketio
@@ -69,6 +71,28 @@ def release(sid: str, data: Any = None) -> bool:
 def fail(sid: str, data: Any = None) -> None:
     """A handler that raises (the session goes on)."""
     raise RuntimeError("this handler fails on purpose")
+
+
+# What one event's handler may leave behind for the next: a context variable's value and a
+# threading.local's (a green thread's own under eventlet).
+_context_mark: contextvars.ContextVar[Any] = contextvars.ContextVar("mark", default=None)
+_local_marks = threading.local()
+
+
+@sio.event
+def mark_context(sid: str, value: Any = None) -> Any:
+    """Set a context variable to ``value``; answer what it held as this handler started."""
+    before = _context_mark.get()
+    _context_mark.set(value)
+    return before
+
+
+@sio.event
+def mark_local(sid: str, value: Any = None) -> Any:
+    """As mark_context, with a threading.local."""
+    before = getattr(_local_marks, "mark", None)
+    _local_marks.mark = value
+    return before
 
 
 @sio.event

@@ -1,8 +1,11 @@
 """Each event's handler runs in a green thread (a task) of its own, as python-socketio's
 ``async_handlers`` promise: a handler that waits holds up neither the same client's next events
-nor their acks, and a handler that raises leaves the session serving. On eventlet the handler
-starts at once in the green thread that read its event and the reader goes on when it first
-waits (``worker/protocol/green_handlers.py``); both engines, websocket and polling."""
+nor their acks, a handler that raises leaves the session serving, and what a handler leaves in
+a context variable (or, on eventlet, a green thread's threading.local) is not what the next
+event's handler finds. On eventlet the handler starts at once in the green thread that read its
+event, the reader goes on when it first waits, and the green thread serves a later event once
+its handler has ended (``worker/protocol/green_handlers.py``); both engines, websocket and
+polling."""
 
 from __future__ import annotations
 
@@ -49,3 +52,32 @@ def test_a_handler_that_raises_leaves_its_session_serving(start_cluster: Any,
     for i in range(3):
         assert client.call("echo", i, timeout=10) == i
     assert client.connected
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_handler_starts_in_a_context_of_its_own(start_cluster: Any, connect: Any) -> None:
+    """A value one handler set in a context variable is not there for the next events' handlers,
+    of its own client or another (on eventlet they run on the green thread it ran on)."""
+    cluster = start_cluster(workers=1)
+    first = connect(cluster, "127.0.25.3", transports=["websocket"])
+    second = connect(cluster, "127.0.25.4", transports=["websocket"])
+    for i in range(3):
+        assert first.call("mark_context", f"first-{i}", timeout=10) is None
+        assert second.call("mark_context", f"second-{i}", timeout=10) is None
+
+
+@pytest.mark.parametrize("engine", ["eventlet"])
+def test_a_green_thread_local_is_not_passed_to_another_event(start_cluster: Any,
+                                                             connect: Any) -> None:
+    """On eventlet threading.local is per green thread: what one event's handler set there is
+    not what a later handler finds, though handlers' green threads serve one event after another
+    (on asyncio every handler shares the worker's one thread, and its threading.local)."""
+    cluster = start_cluster(workers=1)
+    first = connect(cluster, "127.0.25.5", transports=["websocket"])
+    second = connect(cluster, "127.0.25.6", transports=["websocket"])
+    for i in range(3):
+        assert first.call("mark_local", f"first-{i}", timeout=10) is None
+        assert second.call("mark_local", f"second-{i}", timeout=10) is None
+        # A handler that touched no local in between, then one that reads it again.
+        assert first.call("mark_context", i, timeout=10) is None
+        assert second.call("mark_local", None, timeout=10) is None
