@@ -61,6 +61,28 @@ def hot_functions(collapsed: Path, top: int) -> list[str]:
     return lines
 
 
+def _recorder(perf: bool, pid: int, seconds: float, stem: Path) -> list[str]:
+    """The command that samples ``pid`` for ``seconds`` (it ends by itself) into ``stem``.txt
+    (py-spy's raw stacks) or, with ``perf``, ``stem``.perf (perf's cpu-clock samples: this VM
+    has no hardware counters)."""
+    if perf:
+        return ["perf", "record", "-q", "-e", "cpu-clock", "-F", "999", "-p", str(pid),
+                "-o", f"{stem}.perf", "--", "sleep", str(seconds)]
+    return [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid),
+            "--format", "raw", "--nolineno", "--rate", "200", "--duration",
+            str(int(seconds)), "--output", f"{stem}.txt"]
+
+
+def perf_top(path: Path, top: int) -> str:
+    """The ``top`` symbols of a perf recording by their share of its samples."""
+    report = subprocess.run(
+        ["perf", "report", "-i", str(path), "--stdio", "--no-children", "--sort",
+         "dso,symbol", "--percent-limit", "0.3"], capture_output=True, text=True, check=False)
+    rows = [line for line in report.stdout.splitlines() if line.strip()
+            and not line.startswith("#")]
+    return "\n".join(rows[:top])
+
+
 def _switches(targets: dict[str, int]) -> dict[str, tuple[int, int]]:
     """(voluntary, involuntary) context switches so far of each process in ``targets``."""
     counts = {}
@@ -115,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--out", type=Path, default=None, help="where the stacks go")
+    parser.add_argument("--perf", action="store_true",
+                        help="sample with perf (cpu-clock) instead of py-spy: the C functions "
+                        "and the kernel's, by shared object, rather than the Python frames")
     parser.add_argument("--offer-deflate", action="store_true",
                         help="the clients offer permessage-deflate, as browsers do (sioctl "
                         "accepts it with SIOCTL_WS_PER_MESSAGE_DEFLATE=1 in the environment)")
@@ -138,11 +163,8 @@ def main(argv: list[str] | None = None) -> int:
             spies: dict[str, subprocess.Popen[bytes]] = {}
             try:
                 for name, pid in targets.items():
-                    # --duration bounds the recording; it ends by itself.
                     spies[name] = subprocess.Popen(
-                        [str(Path(sys.executable).parent / "py-spy"), "record", "--pid",
-                         str(pid), "--format", "raw", "--nolineno", "--rate", "200", "--duration",
-                         str(int(args.seconds + 4)), "--output", str(out / f"{name}.txt")],
+                        _recorder(args.perf, pid, args.seconds + 4, out / name),
                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 before = _switches(targets)
                 _redis_reset(redis_server.url)
@@ -162,9 +184,14 @@ def main(argv: list[str] | None = None) -> int:
                         spy.kill()
                         spy.wait()
     for name in targets:
-        path = out / f"{name}.txt"
+        path = out / f"{name}.{'perf' if args.perf else 'txt'}"
         print(f"\n{name} ({path}):")
-        print("\n".join(hot_functions(path, args.top) if path.exists() else ["  (no file)"]))
+        if not path.exists():
+            print("  (no file)")
+        elif args.perf:
+            print(perf_top(path, args.top))
+        else:
+            print("\n".join(hot_functions(path, args.top)))
     return 0
 
 
