@@ -54,30 +54,24 @@ def test_a_handler_that_raises_leaves_its_session_serving(start_cluster: Any,
     assert client.connected
 
 
-@pytest.mark.parametrize("engine", ENGINES)
-def test_a_handler_starts_in_a_context_of_its_own(start_cluster: Any, connect: Any) -> None:
-    """A value one handler set in a context variable is not there for the next events' handlers,
-    of its own client or another (on eventlet they run on the green thread it ran on)."""
+# What a handler may leave behind: a context variable (both engines), and on eventlet a green
+# thread's threading.local (on asyncio every handler shares the worker's one thread, and so its
+# threading.local).
+LEFT_BEHIND = [(engine, "mark_context") for engine in ENGINES] + [("eventlet", "mark_local")]
+
+
+@pytest.mark.parametrize(("engine", "event"), LEFT_BEHIND)
+def test_what_a_handler_leaves_behind_is_not_the_next_ones(start_cluster: Any, connect: Any,
+                                                          event: str) -> None:
+    """A value one event's handler set (``event``: in a context variable, or in a
+    threading.local) is not what the next events' handlers find, of its own client or
+    another, though on eventlet they run on the green thread it ran on."""
     cluster = start_cluster(workers=1)
     first = connect(cluster, "127.0.25.3", transports=["websocket"])
     second = connect(cluster, "127.0.25.4", transports=["websocket"])
     for i in range(3):
-        assert first.call("mark_context", f"first-{i}", timeout=10) is None
-        assert second.call("mark_context", f"second-{i}", timeout=10) is None
-
-
-@pytest.mark.parametrize("engine", ["eventlet"])
-def test_a_green_thread_local_is_not_passed_to_another_event(start_cluster: Any,
-                                                             connect: Any) -> None:
-    """On eventlet threading.local is per green thread: what one event's handler set there is
-    not what a later handler finds, though handlers' green threads serve one event after another
-    (on asyncio every handler shares the worker's one thread, and its threading.local)."""
-    cluster = start_cluster(workers=1)
-    first = connect(cluster, "127.0.25.5", transports=["websocket"])
-    second = connect(cluster, "127.0.25.6", transports=["websocket"])
-    for i in range(3):
-        assert first.call("mark_local", f"first-{i}", timeout=10) is None
-        assert second.call("mark_local", f"second-{i}", timeout=10) is None
-        # A handler that touched no local in between, then one that reads it again.
-        assert first.call("mark_context", i, timeout=10) is None
-        assert second.call("mark_local", None, timeout=10) is None
+        assert first.call(event, f"first-{i}", timeout=10) is None
+        assert second.call(event, f"second-{i}", timeout=10) is None
+        # A handler that leaves nothing in between, then one that looks again.
+        assert first.call("echo", i, timeout=10) == i
+        assert second.call(event, None, timeout=10) is None
