@@ -380,6 +380,14 @@ def machine_info(overlap: cpu_overlap.CpuOverlap | None = None) -> dict[str, str
     }
 
 
+def measured_machine_info() -> dict[str, str]:
+    """:func:`machine_info` with what the CPUs do, measured now (call it before any server
+    starts) and said on stdout as it is known."""
+    info = machine_info(cpu_overlap.measure())
+    print(f"CPU capacity: {info['CPU capacity']}", flush=True)
+    return info
+
+
 def cpu_lines(info: dict[str, str]) -> list[str]:
     """The report's lines on what the CPUs did before the run (none when not measured): a
     2-worker figure moves with how fast the vCPU of its busiest process is."""
@@ -555,9 +563,7 @@ def main(argv: list[str] | None = None) -> int:
     began = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="siobench"))
     results: list[Round] = []
-    overlap = cpu_overlap.measure()
-    print(f"CPU capacity: {overlap.headline()}", flush=True)
-    info = machine_info(overlap)
+    info = measured_machine_info()
     redis_pid = 0
     try:
         with RedisServer(str(work / "redis"), unix_socket=False) as server:

@@ -40,7 +40,6 @@ BENCH_DIR = Path(__file__).resolve().parent
 if str(BENCH_DIR) not in sys.path:
     sys.path.insert(0, str(BENCH_DIR))
 
-import cpu_overlap  # noqa: E402
 import messaging_bench as mb  # noqa: E402  (sets sys.path for the repository too)
 import redis  # noqa: E402
 from eio_client import Session, connect  # noqa: E402
@@ -312,8 +311,7 @@ def main() -> None:
     rounds_each = 1 if args.quick else args.rounds
     log_dir = Path(tempfile.mkdtemp(prefix="siopreslog"))
     started = time.monotonic()
-    info = mb.machine_info(cpu_overlap.measure())  # before any server starts
-    print(f"CPU capacity: {info['CPU capacity']}", flush=True)
+    info = mb.measured_machine_info()  # before any server starts
     work = Path(tempfile.mkdtemp(prefix="siopresredis"))
     rounds: list[Storm] = []
     with RedisServer(str(work / "redis"), unix_socket=False) as server:

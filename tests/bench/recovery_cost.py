@@ -35,9 +35,8 @@ for _path in (str(REPO_ROOT), str(BENCH_DIR)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-import cpu_overlap  # noqa: E402
 import redis  # noqa: E402
-from messaging_bench import Cluster, cpu_lines, machine_info  # noqa: E402
+from messaging_bench import Cluster, cpu_lines, measured_machine_info  # noqa: E402
 from procstat import cpu_seconds  # noqa: E402
 
 from sioctl.cluster.redis_server import RedisServer  # noqa: E402
@@ -203,8 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rounds_each = 1 if args.quick else 2
     results: list[Round] = []
-    info = machine_info(cpu_overlap.measure())  # before any server starts
-    print(f"CPU capacity: {info['CPU capacity']}", flush=True)
+    info = measured_machine_info()  # before any server starts
     with tempfile.TemporaryDirectory(prefix="sior") as tmp:
         work = Path(tmp)
         with RedisServer(str(work / "redis"), unix_socket=False) as server:

@@ -61,8 +61,8 @@ SCENARIOS: dict[str, tuple[str, str]] = {
         " by its speed alone (see *CPU capacity* under Machine and versions), and it runs dry"
         " now and then (busy 85-99% of each second) while the generator waits for the other CPU"
         " (docs/benchmarks-optimizations.md, s30). The receivers read as they go and parse"
-        " after the"
-        " measurement (eio_client.Recorder; latency to the read that brought the message), and"
+        " after the measurement (eio_client.Recorder; latency to the read that brought the"
+        " message), and"
         " the senders write each request from a template and count its ack undecoded.",
     ),
     "targeted-crossed": (
