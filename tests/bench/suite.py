@@ -92,7 +92,7 @@ async def run_config(system: systems.System, plan: scenarios.Plan, round_no: int
         try:
             result = await scenario(system, plan)
         except Exception as exc:  # one failed scenario must not end the run: report it
-            record["error"] = f"{type(exc).__name__}: {exc}"
+            record["error"] = failure_text(exc)
             print(f"    {name}: FAILED {record['error']}", flush=True)
             traceback.print_exc(limit=3)
         else:
@@ -103,6 +103,18 @@ async def run_config(system: systems.System, plan: scenarios.Plan, round_no: int
                   flush=True)
         record["elapsed"] = time.monotonic() - began
         log.append(record)
+
+
+def failure_text(exc: BaseException) -> str:
+    """``exc`` in one line for the report; one without a message (a time-out) says where in
+    the bench's code it was raised instead."""
+    text = str(exc)
+    if not text:
+        here = [f for f in traceback.extract_tb(exc.__traceback__)
+                if Path(f.filename).resolve().parent == BENCH_DIR]
+        text = (f"raised in {here[-1].name}() at {Path(here[-1].filename).name}:{here[-1].lineno}"
+                if here else "no message")
+    return f"{type(exc).__name__}: {text}"
 
 
 def run_all(configs: list[tuple[str, int]], rounds: int, plan: scenarios.Plan, work: Path,
